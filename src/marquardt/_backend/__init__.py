@@ -1,0 +1,1 @@
+"""Backend-specific kernels. Only TensorFlow exists today; see ``tensorflow/``."""

@@ -1,0 +1,80 @@
+"""Compiling and caching the solve: one ``tf.function`` per (problem kind, configuration).
+
+The compiled function takes the start point, the bounds, the fixed damping diagonal and the
+problem's data arrays as *inputs* (not captured constants), so a second fit of the same shapes
+with other data or another start reuses the trace instead of retracing.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Callable, Hashable
+
+import tensorflow as tf
+
+from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
+from marquardt._backend.tensorflow.solve_loop import LoopConfig, run_loop
+
+__all__ = ["build_solver", "cached", "clear_cache", "CACHE_SIZE"]
+
+#: Compiled solvers kept (least recently used are dropped first).
+CACHE_SIZE = 64
+
+_cache: "collections.OrderedDict[Hashable, Callable]" = collections.OrderedDict()
+_lock = threading.Lock()
+
+
+def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
+    """The compiled solver for ``key``, built by ``factory()`` on a miss. ``key=None``: no cache."""
+    if key is None:
+        return factory()
+    try:
+        hash(key)
+    except TypeError:
+        return factory()
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    fn = factory()
+    with _lock:
+        _cache[key] = fn
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return fn
+
+
+def clear_cache() -> None:
+    """Forget every compiled solver."""
+    with _lock:
+        _cache.clear()
+
+
+def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
+                 diff_step: float | None = None, eager: bool = False) -> Callable:
+    """A function ``solve(x0, lb, ub, d_fixed, data) -> (LoopState, history)``.
+
+    Args:
+        residual_fn: ``residual_fn(x, *data) -> r`` on a batch, x (K, n) → r (K, m).
+        jac: ``"auto" | "forward" | "reverse" | "2-point" | "3-point"`` or a callable
+            ``jac(x, *data) -> J`` (K, m, n).
+        eager: run without ``tf.function`` (for residual functions written with NumPy).
+    """
+
+    def solve(x0, lb, ub, d_fixed, data):
+        def residual(x):
+            return residual_fn(x, *data)
+
+        if callable(jac):
+            def res_jac(x):
+                return residual(x), jac(x, *data)
+        elif jac in ("2-point", "3-point"):
+            res_jac = finite_difference_jacobian(residual, n, jac, lb, ub, diff_step, eager)
+        else:
+            res_jac = autodiff_jacobian(residual, n, m, jac)
+        return run_loop(cfg, residual, res_jac, x0, lb, ub, d_fixed)
+
+    if eager:
+        return solve
+    return tf.function(solve, autograph=False)

@@ -1,0 +1,121 @@
+"""Jacobians of batched residual functions: forward- and reverse-mode autodiff, finite differences.
+
+A *residual function* here maps a batch of parameter vectors ``x`` of shape (K, n) to residuals
+of shape (K, m), problem k depending on ``x[k]`` only. All builders return
+``fn(x) -> (r, J)`` with J of shape (K, m, n).
+
+* Forward mode (``tf.autodiff.ForwardAccumulator``) costs n forward passes of O(m) each: the
+  right choice for curve fitting, where n ≪ m. (Reverse mode with ``pfor`` vectorises the
+  backward pass over the m outputs and costs O(m²) for elementwise models: 19 ms against
+  0.4 ms for m = 2000, n = 3, measured on a 2-core machine.)
+* Reverse mode (``GradientTape.batch_jacobian``) costs m backward passes; used when n ≥ m.
+* Finite differences ``2-point`` / ``3-point`` with SciPy's step rule
+  h = rel_step · max(1, |x|), rel_step = ε^(1/2) or ε^(1/3), stepping away from a near bound.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["autodiff_jacobian", "finite_difference_jacobian", "NoGradientError"]
+
+#: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
+UNROLL_MAX = 16
+
+
+class NoGradientError(ValueError):
+    """TensorFlow cannot differentiate the residual function."""
+
+
+def _no_gradient(exc: Exception) -> NoGradientError:
+    return NoGradientError(
+        "`fun` cannot be differentiated by TensorFlow: "
+        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+        "Write it with TensorFlow ops, or pass jac='2-point' (or '3-point', or a callable) "
+        "to use finite differences."
+    )
+
+
+def autodiff_jacobian(residual: Callable, n: int, m: int, mode: str = "auto") -> Callable:
+    """``fn(x) -> (r, J)`` by autodiff. ``mode``: ``auto``, ``forward`` or ``reverse``."""
+    if mode == "auto":
+        mode = "forward" if n < m or n <= UNROLL_MAX else "reverse"
+
+    def forward(x):
+        k = tf.shape(x)[0]
+        if n <= UNROLL_MAX:
+            cols, r = [], None
+            for i in range(n):
+                tangent = tf.tile(tf.one_hot(i, n, dtype=x.dtype)[None, :], [k, 1])
+                with tf.autodiff.ForwardAccumulator(x, tangent) as acc:
+                    r = residual(x)
+                cols.append(acc.jvp(r, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+            return r, tf.stack(cols, axis=-1)
+
+        def column(tangent):
+            with tf.autodiff.ForwardAccumulator(x, tf.tile(tangent[None, :], [k, 1])) as acc:
+                r = residual(x)
+            return acc.jvp(r, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+        jt = tf.vectorized_map(column, tf.eye(n, dtype=x.dtype))  # (n, K, m)
+        return residual(x), tf.transpose(jt, [1, 2, 0])
+
+    def reverse(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            r = residual(x)
+        j = tape.batch_jacobian(r, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return r, j
+
+    impl = forward if mode == "forward" else reverse
+
+    def fn(x):
+        try:
+            return impl(x)
+        except LookupError as exc:  # "No gradient defined for operation ..."
+            raise _no_gradient(exc) from None
+
+    return fn
+
+
+def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
+                               rel_step: float | None = None, eager: bool = False) -> Callable:
+    """``fn(x) -> (r, J)`` by forward (``2-point``) or central (``3-point``) differences.
+
+    The perturbed points of all n parameters are evaluated as one batch (vectorised), except
+    in ``eager`` mode (a NumPy residual function), where they are evaluated one by one.
+    """
+    eps = np.finfo(np.float64).eps
+    if rel_step is None:
+        rel_step = eps ** 0.5 if method == "2-point" else eps ** (1.0 / 3.0)
+
+    def many(xs):  # (B, K, n) -> (B, K, m)
+        if eager:
+            return tf.stack([residual(xs[b]) for b in range(xs.shape[0])])
+        return tf.vectorized_map(residual, xs, fallback_to_while_loop=True)
+
+    def fn(x):
+        r = residual(x)
+        sign = tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
+        h = rel_step * sign * tf.maximum(1.0, tf.abs(x))
+        h = tf.where(x + h > ub, -tf.abs(h), h)  # step away from a near upper bound
+        h = (x + h) - x  # the step actually representable
+        eye = tf.eye(n, dtype=x.dtype)  # (n, n)
+        hx = h[None, :, :] * eye[:, None, :]  # (n, K, n): row i perturbs parameter i
+        if method == "2-point":
+            cols = (many(x[None] + hx) - r[None]) / tf.transpose(h)[:, :, None]
+        else:
+            # central differences; near a lower bound the step is one-sided forward
+            # (second-order: (-3 f(x) + 4 f(x+h) - f(x+2h)) / 2h)
+            lo_ok = tf.transpose(x - h >= lb)[:, :, None]
+            ht = tf.transpose(h)[:, :, None]
+            f_plus = many(x[None] + hx)
+            central = (f_plus - many(x[None] - hx)) / (2.0 * ht)
+            one_sided = (-3.0 * r[None] + 4.0 * f_plus - many(x[None] + 2.0 * hx)) / (2.0 * ht)
+            cols = tf.where(lo_ok, central, one_sided)
+        return r, tf.transpose(cols, [1, 2, 0])
+
+    return fn

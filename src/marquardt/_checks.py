@@ -1,0 +1,94 @@
+"""Front-door validation: every argument is checked once, before any numerics.
+
+One message template, as in Keras: the argument in backticks, what it must be, then
+``Received: name=value``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_positive",
+    "reject_unknown_kwargs",
+    "short_repr",
+]
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, with array shapes shown for arrays."""
+    if isinstance(value, np.ndarray) and value.size > 6:
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None = None,
+                   dtype: Any = np.float64) -> np.ndarray:
+    """Convert ``value`` to a float array, with a clear error when that is impossible.
+
+    Raises:
+        TypeError: the value is not numeric (strings, objects, complex numbers).
+        ValueError: its number of dimensions is not ``ndim``, or it is empty.
+    """
+    if hasattr(value, "numpy") and callable(value.numpy):
+        value = value.numpy()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(
+            f"`{name}` must be a numeric array. Received: {name}={short_repr(value)} ({exc})"
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"`{name}` must hold real numbers. Received: {name} with dtype {arr.dtype} "
+            f"({short_repr(value)})"
+        )
+    arr = arr.astype(dtype, copy=False)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else ndim
+        if arr.ndim not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise ValueError(
+                f"`{name}` must have {want} dimension(s). Received: {name} with shape {arr.shape}"
+            )
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must not be empty. Received: {name} with shape {arr.shape}")
+    return arr
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming the first NaN or Inf entry of ``arr``."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = index[0] if len(index) == 1 else index
+        raise ValueError(
+            f"`{name}` must contain only finite values. Received: {name}[{where}]="
+            f"{arr[index]!r} ({int(bad.sum())} non-finite value(s) in all)"
+        )
+
+
+def check_positive(value: float, name: str) -> float:
+    """``value`` as a float, which must be finite and > 0."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a positive number. Received: {name}={value!r}") from None
+    if not np.isfinite(out) or out <= 0:
+        raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+    return out
+
+
+def reject_unknown_kwargs(kwargs: dict, where: str, allowed: tuple[str, ...] = ()) -> None:
+    """Raise ``TypeError`` for keyword arguments ``where`` does not know."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"{where}() got unexpected keyword argument(s): {', '.join(unknown)}. "
+            f"Received: {', '.join(f'{k}={short_repr(kwargs[k])}' for k in unknown)}"
+        )

@@ -1,0 +1,202 @@
+"""``curve_fit``: SciPy's signature and meaning, on the LM engine, in float64."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from marquardt import _checks
+from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
+from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, Problem,
+                                      prepare_bounds, solve_problem)
+
+__all__ = ["curve_fit", "prepare_curve_data", "weighted_residual"]
+
+_SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
+                  "verbose", "callback", "damping", "solver")
+
+
+def _count_parameters(f: Callable) -> int:
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        raise ValueError("`p0` is needed: the number of parameters of `f` cannot be read from "
+                         "its signature. Received: p0=None") from None
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()) or len(params) < 2:
+        raise ValueError("`p0` is needed: `f` takes *args or no parameters after x. "
+                         "Received: p0=None")
+    return len(params) - 1
+
+
+def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
+    """Checked float64 arrays (xdata, ydata, weights kind, weights)."""
+    x = _checks.as_float_array(xdata, f"{name_prefix}xdata")
+    y = _checks.as_float_array(ydata, f"{name_prefix}ydata", ndim=1)
+    _checks.check_finite(x, f"{name_prefix}xdata")
+    _checks.check_finite(y, f"{name_prefix}ydata")
+    m = y.size
+    if x.ndim >= 1 and x.shape[-1] != m:
+        raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)={m}. "
+                         f"Received: xdata with shape {x.shape}, ydata with shape {y.shape}")
+    if sigma is None:
+        return x, y, "none", np.ones(m)
+    s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
+    _checks.check_finite(s, "sigma")
+    if s.shape == (m,):
+        if np.any(s <= 0):
+            raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
+        return x, y, "diag", 1.0 / s
+    if s.shape == (m, m):
+        try:
+            chol = np.linalg.cholesky(s)
+        except np.linalg.LinAlgError:
+            raise ValueError("`sigma` given as a covariance matrix must be positive definite. "
+                             "Received: a matrix that is not") from None
+        return x, y, "full", np.linalg.inv(chol)
+    raise ValueError(f"`sigma` must have shape (m,) or (m, m) with m={m}. "
+                     f"Received: sigma with shape {s.shape}")
+
+
+def weighted_residual(f: Callable, kind: str):
+    """Batch residual ``r(p, x, y, w) = W (f(x, *p) − y)`` for ``kind`` none / diag / full."""
+
+    def residual_fn(p, x, y, w):
+        out = f(x, *tf.unstack(p[0]))
+        out = tf.cast(tf.convert_to_tensor(out), tf.float64)
+        if out.shape != y.shape:
+            raise ValueError(f"`f(xdata, *p)` must return shape {tuple(y.shape)} like ydata. "
+                             f"Received: shape {tuple(out.shape)}")
+        r = out - y
+        if kind == "diag":
+            r = r * w
+        elif kind == "full":
+            r = tf.linalg.matvec(w, r)
+        return r[None]
+
+    return residual_fn
+
+
+def curve_fit(
+    f: Callable,
+    xdata: Any,
+    ydata: Any,
+    p0: Any = None,
+    sigma: Any = None,
+    absolute_sigma: bool = False,
+    check_finite: bool = True,
+    bounds: tuple = (-np.inf, np.inf),
+    method: str | None = None,
+    jac: str | Callable = "auto",
+    *,
+    full_output: bool = False,
+    **kwargs: Any,
+):
+    """Fit ``f(xdata, *params) ≈ ydata`` by weighted least squares (Levenberg-Marquardt).
+
+    Minimises Σᵢ ((f(xᵢ; p) − yᵢ)/σᵢ)² (or rᵀΣ⁻¹r for a full covariance ``sigma``), with
+    SciPy's meaning for every argument.
+
+    Args:
+        f: the model ``f(x, *params)``, written with TensorFlow ops; receives ``xdata`` as a
+            float64 tensor and each parameter as a float64 scalar tensor; returns shape (m,).
+        xdata: the independent variable(s): shape (m,), or (k, m) for k variables.
+        ydata: the dependent data, shape (m,).
+        p0: initial parameters (n,); default ones, with n read from ``f``'s signature.
+        sigma: uncertainties of ``ydata``: standard deviations (m,) or a covariance (m, m).
+        absolute_sigma: if True, ``sigma`` is absolute and ``pcov`` is not rescaled by the
+            reduced χ²; if False (default) only relative weights matter.
+        check_finite: kept for SciPy compatibility; inputs are always checked (NaN or Inf
+            raise ``ValueError``).
+        bounds: ``(lb, ub)`` on the parameters.
+        method: ``None`` or ``'lm'``.
+        jac: ``'auto'`` (exact autodiff), ``'2-point'``, ``'3-point'`` or a callable
+            ``jac(x, *params) -> (m, n)``.
+        full_output: also return the ``OptimizeResult``, which adds ``pcov``, ``perr``
+            (standard errors), ``correlation``, ``chisq``, ``redchi`` and ``dof``.
+        **kwargs: options of ``marquardt.least_squares`` (ftol, xtol, gtol, x_scale, loss,
+            f_scale, diff_step, max_nfev, verbose, callback, damping, solver).
+
+    Returns:
+        ``(popt, pcov)``, or ``(popt, pcov, result)`` with ``full_output=True``. ``pcov`` is
+        computed from the SVD of the Jacobian of the weighted residuals at ``popt`` (see
+        ``marquardt._covariance``); its diagonal's square roots are the standard errors.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, marquardt
+        >>> x = np.linspace(0, 4, 50); y = 2.5 * np.exp(-1.3 * x) + 0.5
+        >>> popt, pcov = marquardt.curve_fit(lambda x, a, b, c: a * tf.exp(-b * x) + c, x, y,
+        ...                                  p0=[1, 1, 0])
+        >>> np.round(popt, 6).tolist()
+        [2.5, 1.3, 0.5]
+    """
+    _checks.reject_unknown_kwargs(kwargs, "curve_fit", _SOLVE_OPTIONS)
+    if not callable(f):
+        raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
+    if method not in (None, "lm"):
+        raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
+    x, y, kind, w = prepare_curve_data(xdata, ydata, sigma)
+    if p0 is None:
+        p0 = np.ones(_count_parameters(f))
+    p0 = np.atleast_1d(_checks.as_float_array(p0, "p0", ndim=(0, 1)))
+    _checks.check_finite(p0, "p0")
+    n, m = p0.size, y.size
+    if m < n:
+        raise ValueError(f"`ydata` must have at least as many points as there are parameters. "
+                         f"Received: {m} data points for {n} parameters (p0 has length {n})")
+    lb, ub = prepare_bounds(bounds, n)
+    jac_fn = jac
+    if callable(jac):
+        user_jac = jac
+
+        def jac_fn(p, xt, yt, wt):
+            jm = tf.cast(tf.convert_to_tensor(user_jac(xt, *tf.unstack(p[0]))), tf.float64)
+            if kind == "diag":
+                jm = jm * wt[:, None]
+            elif kind == "full":
+                jm = tf.matmul(wt, jm)
+            return jm[None]
+    elif jac not in ("auto", "forward", "reverse", "2-point", "3-point"):
+        raise ValueError("`jac` must be 'auto', 'forward', 'reverse', '2-point', '3-point' or "
+                         f"a callable. Received: jac={jac!r}")
+
+    residual_fn = weighted_residual(f, kind)
+    data = (tf.constant(x), tf.constant(y), tf.constant(w))
+    try:
+        key = ("curve_fit", f, kind, jac)
+        hash(key)
+    except TypeError:
+        key = None
+
+    def probe():
+        out = f(tf.constant(x), *[tf.constant(v) for v in p0])
+        arr = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
+        if np.shape(arr) != y.shape:
+            raise ValueError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
+                             f"Received: shape {np.shape(arr)}")
+        return out
+
+    options = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL,
+               "x_scale": "jac", "loss": "linear", "f_scale": 1.0, "diff_step": None,
+               "max_nfev": None, "verbose": 0, "callback": None, "damping": "nielsen",
+               "solver": "svd"}
+    options.update(kwargs)
+    problem = Problem(residual_fn=residual_fn, data=data, n=n, m=m, key=key, jac=jac_fn)
+    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", probe=probe, **options)
+    # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
+    pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma)
+    if not full_output:
+        return res.x, pcov
+    dof = m - n
+    res.pcov = pcov
+    res.perr = standard_errors(pcov)
+    res.correlation = correlation_matrix(pcov)
+    res.chisq = 2.0 * res.cost
+    res.dof = dof
+    res.redchi = res.chisq / dof if dof > 0 else np.inf
+    return res.x, pcov, res
+
