@@ -77,4 +77,5 @@ def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfi
 
     if eager:
         return solve
-    return tf.function(solve, autograph=False)
+    import os
+    return tf.function(solve, autograph=False, jit_compile=bool(os.environ.get("MQ_JIT")))

@@ -131,7 +131,8 @@ def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callabl
     )
     history = None
     if cfg.record_history:
-        history = tf.TensorArray(dtype, size=0, dynamic_size=True, clear_after_read=False)
+        history = tf.TensorArray(dtype, size=cfg.max_nfev + 1, dynamic_size=False,
+                                 clear_after_read=False, element_shape=[len(HISTORY_FIELDS)])
         g0 = tf.linalg.matvec(*_robust.rescale(cfg.loss, f0, j0, cfg.f_scale)[::-1],
                               transpose_a=True)
         row0 = _row(0, cost0, 0.0 * cost0, g0, 0.0 * cost0, 0.0 * cost0, state.lam,
@@ -139,16 +140,20 @@ def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callabl
         history = history.write(0, row0)
         state = _maybe_callback(cfg, state, row0)
 
-    def outer_cond(s, hist):
+    def outer_cond(s, hist, it):
         return tf.reduce_any(tf.equal(s.status, RUNNING))
 
-    def outer_body(s, hist):
-        s, hist = _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s, hist)
-        return s, hist
+    def outer_body(s, hist, it):
+        s, hist = _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s, hist,
+                             it + 1)
+        return s, hist, it + 1
 
-    loop_vars = (state, history if history is not None else tf.zeros([0], dtype))
-    state, history = tf.while_loop(outer_cond, outer_body, loop_vars)
-    return state, (history.stack() if cfg.record_history else None)
+    loop_vars = (state, history if history is not None else tf.zeros([0], dtype),
+                 tf.constant(0, tf.int32))
+    state, history, iterations = tf.while_loop(outer_cond, outer_body, loop_vars)
+    if cfg.record_history:
+        return state, (history.stack(), iterations)
+    return state, None
 
 
 def _row(it, cost, dcost, g, step, rho, lam, accepted, attempts, nfev):
@@ -170,7 +175,7 @@ def _maybe_callback(cfg: LoopConfig, s: LoopState, row):
     return s._replace(status=status)
 
 
-def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopState, hist):
+def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopState, hist, it):
     dtype = s.x.dtype
     active = tf.equal(s.status, RUNNING)
     rt, jt, g = _scaled_system(cfg, s.x, s.f, s.j, lb, ub)
@@ -274,8 +279,8 @@ def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopSta
     if cfg.record_history:
         g_new = tf.linalg.matvec(*_robust.rescale(cfg.loss, new.f, new.j, cfg.f_scale)[::-1],
                                  transpose_a=True)
-        row = _row(hist.size(), new.cost, s.cost - new.cost, g_new, c.step,
+        row = _row(it, new.cost, s.cost - new.cost, g_new, c.step,
                    c.rho, new.lam, acc, c.attempts, new.nfev)
-        hist = hist.write(hist.size(), row)
+        hist = hist.write(tf.minimum(it, cfg.max_nfev), row)
         new = _maybe_callback(cfg, new, row)
     return new, hist
