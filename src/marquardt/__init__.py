@@ -1,0 +1,1 @@
+"""Levenberg-Marquardt for TensorFlow and Keras 3."""
