@@ -98,8 +98,14 @@ def _eigen_factor_normal(a, g, d) -> EigenFactor:
 
 
 def _eigen_solve(fac: EigenFactor, lam):
-    z = -_matvec(fac.q, fac.qg / (fac.w + ops.expand_dims(lam, -1)))
-    return fac.inv_sqrt_d * z
+    # Eigenvalues at rounding level (relative to the largest) count as zero; with λ = 0 the
+    # step is then the minimum-norm (pseudo-inverse) Gauss-Newton step instead of Inf/NaN.
+    denom = fac.w + ops.expand_dims(lam, -1)
+    n = ops.shape(fac.w)[-1]
+    cutoff = 2.220446049250313e-16 * n * ops.max(fac.w, axis=-1, keepdims=True)
+    ok = ops.greater(denom, cutoff)
+    coef = ops.where(ok, fac.qg / ops.where(ok, denom, ops.ones_like(denom)), 0.0)
+    return -fac.inv_sqrt_d * _matvec(fac.q, coef)
 
 
 class NormalFactor(NamedTuple):
