@@ -69,7 +69,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
         where = index[0] if len(index) == 1 else index
         raise ValueError(
             f"`{name}` must contain only finite values. Received: {name}[{where}]="
-            f"{arr[index]!r} ({int(bad.sum())} non-finite value(s) in all)"
+            f"{float(arr[index])!r} ({int(bad.sum())} non-finite value(s) in all)"
         )
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._backend.tensorflow import driver
-from marquardt._backend.tensorflow.jacobian import NoGradientError
+from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 from marquardt._backend.tensorflow.solve_loop import HISTORY_FIELDS, LoopConfig
 from marquardt._damping import get_damping
 from marquardt._result import OptimizeResult
@@ -85,7 +85,7 @@ def prepare_bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
     if np.any(lb >= ub):
         i = int(np.argmax(lb >= ub))
         raise ValueError("`bounds` must satisfy lb < ub for each parameter. "
-                         f"Received: lb[{i}]={lb[i]!r} >= ub[{i}]={ub[i]!r}")
+                         f"Received: lb[{i}]={float(lb[i])!r} >= ub[{i}]={float(ub[i])!r}")
     return lb, ub
 
 
@@ -281,10 +281,39 @@ def _probe(probe: Callable, jac) -> tuple[int, bool]:
     _checks.check_finite(arr, "fun(x0)")
     if is_numpy and not (callable(jac) or jac in ("2-point", "3-point")):
         raise NoGradientError(
-            "`fun` returned a NumPy array, which TensorFlow cannot differentiate. Write it "
+            "`fun` cannot be differentiated by TensorFlow: it returned a NumPy array. Write it "
             "with TensorFlow ops for exact Jacobians, or pass jac='2-point' (or '3-point') to "
             "use finite differences.")
     return arr.size, is_numpy
+
+
+def _check_autodiff(problem: Problem, x0: np.ndarray, m: int) -> None:
+    """Differentiate once at x0, eagerly: a missing gradient is an error, not a zero column.
+
+    TensorFlow returns no gradient (None, which autodiff turns into zeros) for some inputs of
+    some ops (e.g. ``tf.math.betainc`` with respect to a and b). A zero Jacobian column whose
+    parameter visibly moves the residuals is reported with the parameter's index.
+    """
+    def residual(x):
+        return problem.residual_fn(x, *problem.data)
+
+    x = tf.constant(x0[None])
+    _, j = autodiff_jacobian(residual, problem.n, m, problem.jac)(x)
+    j = j.numpy()[0]
+    zero = np.flatnonzero(~np.any(j != 0, axis=0))
+    if zero.size == 0:
+        return
+    r0 = residual(x).numpy()[0]
+    for i in zero:
+        h = 1e-6 * max(1.0, abs(x0[i]))
+        xp = x0.copy()
+        xp[i] += h
+        if np.any(np.abs(residual(tf.constant(xp[None])).numpy()[0] - r0) > 1e-12 * (1 + np.abs(r0))):
+            raise NoGradientError(
+                f"`fun` cannot be differentiated by TensorFlow with respect to parameter {i}: "
+                "autodiff gives a zero Jacobian column, but the residuals change when it "
+                "moves (an op without a gradient for that input?). Pass jac='2-point' (or "
+                "'3-point', or a callable) to use finite differences.")
 
 
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
@@ -301,8 +330,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     lb, ub = prepare_bounds(bounds, n)
     if np.any((x0 < lb) | (x0 > ub)):
         i = int(np.argmax((x0 < lb) | (x0 > ub)))
-        raise ValueError(f"`x0` must lie within `bounds`. Received: x0[{i}]={x0[i]!r} outside "
-                         f"[{lb[i]!r}, {ub[i]!r}]")
+        raise ValueError(f"`x0` must lie within `bounds`. Received: x0[{i}]={float(x0[i])!r} "
+                         f"outside [{float(lb[i])!r}, {float(ub[i])!r}]")
     scaling, d_fixed = _x_scale(x_scale, n)
     if max_nfev is None:
         max_nfev = max(1000, 200 * (n + 1))
@@ -329,14 +358,28 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     fresh = key is None or not _is_cached(key)
     if fresh and probe is not None:
         m, eager = _probe(probe, problem.jac)
+        if not eager and not callable(problem.jac) and problem.jac not in ("2-point", "3-point"):
+            _check_autodiff(problem, x0, m)
 
     def factory():
         return driver.build_solver(problem.residual_fn, n, m if m > 0 else 1_000_000,
                                    problem.jac, cfg, diff_step=diff_step, eager=eager)
 
-    solve = driver.cached(None if eager else key, factory)
     t64 = lambda a: tf.constant(np.asarray(a, np.float64)[None])  # noqa: E731
-    state, history = solve(t64(x0), t64(lb), t64(ub), t64(d_fixed), problem.data)
+    inputs = (t64(x0), t64(lb), t64(ub), t64(d_fixed), problem.data)
+    try:
+        state, history = driver.cached(None if eager else key, factory)(*inputs)
+    except NotImplementedError as exc:  # NumPy called on a symbolic tensor while tracing
+        if callable(problem.jac) or problem.jac in ("2-point", "3-point"):
+            driver.forget(key)
+            state, history = driver.build_solver(problem.residual_fn, n, m, problem.jac, cfg,
+                                                 diff_step=diff_step, eager=True)(*inputs)
+        else:
+            driver.forget(key)
+            raise NoGradientError(
+                "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
+                f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "
+                "jac='2-point' (or '3-point') to use finite differences.") from None
     result = _result(state, history, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and result.nfev == 1:
         raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "

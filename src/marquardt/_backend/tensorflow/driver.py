@@ -16,7 +16,7 @@ import tensorflow as tf
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, run_loop
 
-__all__ = ["build_solver", "cached", "clear_cache", "CACHE_SIZE"]
+__all__ = ["build_solver", "cached", "forget", "clear_cache", "CACHE_SIZE"]
 
 #: Compiled solvers kept (least recently used are dropped first).
 CACHE_SIZE = 64
@@ -43,6 +43,12 @@ def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return fn
+
+
+def forget(key: Hashable | None) -> None:
+    """Drop one compiled solver (after its tracing failed)."""
+    with _lock:
+        _cache.pop(key, None)
 
 
 def clear_cache() -> None:

@@ -100,7 +100,7 @@ def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
     def fn(x):
         r = residual(x)
         sign = tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
-        h = rel_step * sign * tf.maximum(1.0, tf.abs(x))
+        h = rel_step * sign * tf.maximum(tf.abs(x), 1.0)
         h = tf.where(x + h > ub, -tf.abs(h), h)  # step away from a near upper bound
         h = (x + h) - x  # the step actually representable
         eye = tf.eye(n, dtype=x.dtype)  # (n, n)

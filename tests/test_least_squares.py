@@ -1,0 +1,292 @@
+"""least_squares: SciPy parity catalogue, result fields, options, and every input error."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import scipy.optimize
+import tensorflow as tf
+
+import marquardt
+from marquardt import Status
+from marquardt._backend.tensorflow import driver
+
+# ---------------------------------------------------------------- the problem catalogue
+T = np.linspace(0.0, 4.0, 25)
+Y_EXP = 2.5 * np.exp(-1.3 * T) + 0.4 + 0.01 * np.sin(7 * T)
+A_LIN = np.vander(np.linspace(-1, 1, 15), 4)
+B_LIN = np.cos(np.linspace(-1, 1, 15))
+rng = np.random.default_rng(0)
+T_OUT = np.linspace(0, 10, 60)
+Y_OUT = 3.0 * np.exp(-0.4 * T_OUT) + 0.05 * rng.normal(size=60)
+Y_OUT[::9] += 4.0  # outliers
+
+
+def tf_exp(p):
+    return p[0] * tf.exp(-p[1] * T) + p[2] - Y_EXP
+
+
+def np_exp(p):
+    return p[0] * np.exp(-p[1] * T) + p[2] - Y_EXP
+
+
+def tf_rosen(p):
+    return tf.stack([10.0 * (p[1] - p[0] ** 2), 1.0 - p[0]])
+
+
+def np_rosen(p):
+    return np.array([10.0 * (p[1] - p[0] ** 2), 1.0 - p[0]])
+
+
+def tf_lin(p):
+    return tf.linalg.matvec(tf.constant(A_LIN), p) - B_LIN
+
+
+def np_lin(p):
+    return A_LIN @ p - B_LIN
+
+
+def tf_rankdef(p):  # only p0 + p1 is identifiable
+    return tf.stack([p[0] + p[1] - 1.0, 2.0 * (p[0] + p[1]) - 2.5, p[2] - 3.0, p[0] + p[1] - 0.2])
+
+
+def np_rankdef(p):
+    return np.array([p[0] + p[1] - 1.0, 2.0 * (p[0] + p[1]) - 2.5, p[2] - 3.0, p[0] + p[1] - 0.2])
+
+
+def tf_wide(p):  # m = 2 < n = 4, zero residual attainable
+    return tf.stack([p[0] * p[1] + p[2] - 1.0, p[3] ** 2 + p[0] - 2.0])
+
+
+def np_wide(p):
+    return np.array([p[0] * p[1] + p[2] - 1.0, p[3] ** 2 + p[0] - 2.0])
+
+
+def tf_out(p):
+    return p[0] * tf.exp(-p[1] * T_OUT) - Y_OUT
+
+
+def np_out(p):
+    return p[0] * np.exp(-p[1] * T_OUT) - Y_OUT
+
+
+# name: (tf fun, numpy fun, x0, our kwargs, scipy kwargs)
+CATALOGUE = {
+    "linear": (tf_lin, np_lin, np.zeros(4), {}, {}),
+    "exponential": (tf_exp, np_exp, np.array([1.0, 1.0, 0.0]), {}, {}),
+    "rosenbrock": (tf_rosen, np_rosen, np.array([-1.2, 1.0]), {}, {}),
+    "rank_deficient": (tf_rankdef, np_rankdef, np.array([0.0, 0.0, 0.0]), {}, {}),
+    "fewer_residuals": (tf_wide, np_wide, np.array([0.5, 0.5, 0.5, 0.5]), {}, {"method": "trf"}),
+    "x_scale": (tf_exp, np_exp, np.array([1.0, 1.0, 0.0]), {"x_scale": [1.0, 0.1, 1.0]},
+                {"x_scale": [1.0, 0.1, 1.0]}),
+    "bounds": (tf_exp, np_exp, np.array([1.0, 1.0, 0.5]), {"bounds": ([0, 0, 0.45], [10, 10, 1])},
+               {"bounds": ([0, 0, 0.45], [10, 10, 1])}),
+    "bounds_lower_only": (tf_rosen, np_rosen, np.array([-1.2, 2.0]),
+                          {"bounds": ([-np.inf, 1.5], np.inf)}, {"bounds": ([-np.inf, 1.5], np.inf)}),
+}
+for _loss in ("soft_l1", "huber", "cauchy", "arctan"):
+    CATALOGUE[f"robust_{_loss}"] = (tf_out, np_out, np.array([1.0, 1.0]),
+                                    {"loss": _loss, "f_scale": 0.1},
+                                    {"loss": _loss, "f_scale": 0.1})
+
+
+@pytest.mark.parametrize("name", list(CATALOGUE))
+def test_cost_at_most_scipy(name):
+    fun, np_fun, x0, ours, theirs = CATALOGUE[name]
+    res = marquardt.least_squares(fun, x0, **ours)
+    ref = scipy.optimize.least_squares(np_fun, x0, **theirs)
+    assert res.success, res.message
+    assert res.cost <= ref.cost * (1 + 1e-9) + 1e-14, (res.cost, ref.cost)
+    # SciPy's shapes and types
+    m, n = ref.fun.size, x0.size
+    assert res.x.shape == (n,) and res.x.dtype == np.float64
+    assert res.fun.shape == (m,) and res.jac.shape == (m, n) and res.grad.shape == (n,)
+    assert res.active_mask.shape == (n,) and res.active_mask.dtype.kind == "i"
+    assert isinstance(res.nfev, int) and isinstance(res.njev, int) and isinstance(res.status, int)
+    assert isinstance(res.message, str) and res.success is True
+    np.testing.assert_allclose(res.fun, np_fun(res.x), rtol=1e-12, atol=1e-14)
+    if "loss" not in ours:
+        assert res.cost == pytest.approx(0.5 * np.sum(res.fun**2), rel=1e-12, abs=1e-30)
+        np.testing.assert_allclose(res.grad, res.jac.T @ res.fun, rtol=1e-10, atol=1e-14)
+
+
+def test_linear_is_exact():
+    res = marquardt.least_squares(tf_lin, np.zeros(4))
+    np.testing.assert_allclose(res.x, np.linalg.lstsq(A_LIN, B_LIN, rcond=None)[0], rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_bounds_active_mask_and_optimality():
+    res = marquardt.least_squares(tf_rosen, [-1.2, 2.0], bounds=([-np.inf, 1.5], np.inf))
+    ref = scipy.optimize.least_squares(np_rosen, [-1.2, 2.0], bounds=([-np.inf, 1.5], np.inf))
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-7)
+    assert res.x[1] == 1.5 and res.active_mask.tolist() == [0, -1]
+    assert res.optimality < 1e-8
+
+
+def test_rosenbrock_reaches_minimum():
+    res = marquardt.least_squares(tf_rosen, [-1.2, 1.0])
+    np.testing.assert_allclose(res.x, [1.0, 1.0], rtol=1e-12)
+    assert res.status in (1, 2, 3, 4) and res.nit == len(res.history) - 1 or res.nit < len(res.history)
+
+
+@pytest.mark.parametrize("jac", ["2-point", "3-point", "forward", "reverse"])
+def test_jacobian_modes_agree(jac):
+    exact = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0])
+    res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], jac=jac)
+    np.testing.assert_allclose(res.x, exact.x, rtol=1e-6)
+
+
+def test_callable_jacobian():
+    def jac(p):
+        e = tf.exp(-p[1] * T)
+        return tf.stack([e, -p[0] * T * e, tf.ones_like(e)], axis=1)
+
+    res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], jac=jac)
+    np.testing.assert_allclose(res.x, marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0]).x,
+                               rtol=1e-10)
+
+
+def test_numpy_function_with_finite_differences():
+    res = marquardt.least_squares(np_exp, [1.0, 1.0, 0.0], jac="2-point")
+    ref = scipy.optimize.least_squares(np_exp, [1.0, 1.0, 0.0])
+    assert res.cost <= ref.cost * (1 + 1e-8)
+
+
+def test_args_kwargs_and_no_retrace():
+    def fun(p, t, y, *, scale):
+        return scale * (p[0] * tf.exp(-p[1] * t) - y)
+
+    kw = {"scale": 2.0}
+    res1 = marquardt.least_squares(fun, [1.0, 1.0], args=(T, 3 * np.exp(-0.5 * T)), kwargs=kw)
+    key = next(k for k in driver._cache if k[0][0] is fun)
+    traces = driver._cache[key].experimental_get_tracing_count()
+    res2 = marquardt.least_squares(fun, [2.0, 0.3], args=(T, 1.5 * np.exp(-2.0 * T)), kwargs=kw)
+    assert driver._cache[key].experimental_get_tracing_count() == traces
+    np.testing.assert_allclose(res1.x, [3.0, 0.5], rtol=1e-10)
+    np.testing.assert_allclose(res2.x, [1.5, 2.0], rtol=1e-10)
+
+
+def test_float64_whatever_floatx():
+    import keras
+    old = keras.config.floatx()
+    keras.config.set_floatx("float16")
+    try:
+        res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0])
+    finally:
+        keras.config.set_floatx(old)
+    assert res.x.dtype == np.float64 and res.cost < 1e-2
+
+
+def test_history_and_verbose_table():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], verbose=2)
+    text = out.getvalue()
+    assert text.splitlines()[0].split()[:4] == ["Iter", "nfev", "Cost", "Cost"]
+    assert "termination condition" in text or "damping" in text
+    costs = [h.cost for h in res.history]
+    assert res.history[0].iteration == 0 and costs[0] == pytest.approx(0.5 * (4.4**2 + 2.2**2))
+    assert all(b <= a for a, b in zip(costs, costs[1:]))
+    assert res.history[-1].nfev == res.nfev
+    assert sum(h.attempts for h in res.history) == res.nfev - 1
+
+
+def test_callback_stops_the_solve():
+    seen = []
+
+    def callback(info):
+        seen.append(info.iteration)
+        return info.iteration == 2
+
+    res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], callback=callback)
+    assert seen == [1, 2] and res.status == Status.CALLBACK and not res.success
+    assert res.nit == 2 and "callback" in res.message
+
+    def raiser(info):
+        raise StopIteration
+
+    assert marquardt.least_squares(tf_rosen, [-1.2, 1.0], callback=raiser).nit == 1
+
+
+def test_max_nfev_status():
+    res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], max_nfev=3)
+    assert res.status == Status.MAX_NFEV and res.nfev == 3 and not res.success
+    assert res.message == "The maximum number of function evaluations is exceeded (nfev 3 >= max_nfev 3)."
+
+
+def test_trainlm_damping_with_identity():
+    res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], damping="trainlm", x_scale=1.0)
+    assert res.success and res.cost < 1e-2
+
+
+@pytest.mark.parametrize("solver", ["svd", "eigen", "cholesky"])
+def test_solvers_agree(solver):
+    res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], solver=solver)
+    np.testing.assert_allclose(res.x, marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0]).x,
+                               rtol=1e-8)
+
+
+# ---------------------------------------------------------------- bad input
+def test_rejects_nan_x0():
+    with pytest.raises(ValueError, match=r"`x0` must contain only finite values\. Received: x0\[1\]=nan"):
+        marquardt.least_squares(tf_exp, [1.0, np.nan, 0.0])
+
+
+def test_rejects_non_numeric_and_bad_shapes():
+    with pytest.raises(TypeError, match=r"`x0` must hold real numbers"):
+        marquardt.least_squares(tf_exp, ["a", "b"])
+    with pytest.raises(ValueError, match=r"`x0` must have 0 or 1 dimension\(s\)\. Received: x0 with shape \(2, 2\)"):
+        marquardt.least_squares(tf_exp, np.ones((2, 2)))
+    with pytest.raises(ValueError, match=r"`x0` must not be empty"):
+        marquardt.least_squares(tf_exp, [])
+    with pytest.raises(TypeError, match=r"`fun` must be callable"):
+        marquardt.least_squares("f", [1.0])
+
+
+def test_rejects_bad_residuals():
+    with pytest.raises(ValueError, match=r"`fun` must return a 1-D array of residuals, shape \(m,\)\. Received: shape \(2, 2\)"):
+        marquardt.least_squares(lambda p: tf.reshape(tf.tile(p, [2]), (2, 2)), [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"`fun\(x0\)` must contain only finite values\. Received: fun\(x0\)\[0\]=inf"):
+        marquardt.least_squares(lambda p: tf.stack([1.0 / (p[0] - 1.0), p[0]]), [1.0])
+
+
+def test_numpy_function_needs_finite_differences():
+    with pytest.raises(ValueError, match=r"cannot be differentiated by TensorFlow.*jac='2-point'"):
+        marquardt.least_squares(np_exp, [1.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match=r"cannot be differentiated by TensorFlow: it returned a "
+                                         r"NumPy array.*jac='2-point'"):
+        marquardt.least_squares(lambda p: np.asarray(np_exp(np.asarray(p))), [1.0, 1.0, 0.0])
+
+
+def test_op_without_gradient_is_reported():
+    def fun(p):
+        return tf.math.betainc(p[0] + 0 * T, 2.0 + 0 * T, 0.3 + 0 * T) - 0.5
+
+    with pytest.raises(ValueError, match=r"with respect to parameter 0.*jac='2-point'"):
+        marquardt.least_squares(fun, [1.5])
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"loss": "l2"}, ValueError, r"`loss` must be one of \['linear', 'soft_l1', 'huber', 'cauchy', 'arctan'\]\. Received: loss='l2'"),
+    ({"method": "trf"}, ValueError, r"`method` must be one of \['lm'\]\. Received: method='trf'"),
+    ({"f_scale": 0.0}, ValueError, r"`f_scale` must be a positive number\. Received: f_scale=0\.0"),
+    ({"f_scale": -1}, ValueError, r"`f_scale` must be a positive number\. Received: f_scale=-1"),
+    ({"bounds": ([0, 2, 0], [1, 1, 1])}, ValueError, r"lb < ub .*Received: lb\[1\]=2\.0 >= ub\[1\]=1\.0"),
+    ({"bounds": ([2, 0, -1], 10)}, ValueError, r"`x0` must lie within `bounds`\. Received: x0\[0\]=1\.0 outside \[2\.0, 10\.0\]"),
+    ({"bounds": ([0, 0], 1)}, ValueError, r"`bounds` lb must be a scalar or have length n=3"),
+    ({"bounds": 5}, ValueError, r"`bounds` must be a pair"),
+    ({"max_nfev": 0}, ValueError, r"`max_nfev` must be a positive integer or None"),
+    ({"verbose": 3}, ValueError, r"`verbose` must be 0, 1 or 2"),
+    ({"jac": "cs"}, ValueError, r"`jac` must be one of .*Received: jac='cs'"),
+    ({"ftol": -1e-8}, ValueError, r"`ftol` must be a non-negative number or None"),
+    ({"x_scale": [1.0, -1.0, 1.0]}, ValueError, r"`x_scale` must be 'jac', or a positive"),
+    ({"x_scale": "auto"}, ValueError, r"`x_scale` must be 'jac' or positive numbers"),
+    ({"callback": 3}, TypeError, r"`callback` must be callable or None"),
+    ({"tr_solver": "lsmr"}, TypeError, r"least_squares\(\) got unexpected keyword argument\(s\): tr_solver"),
+    ({"damping": "fast"}, ValueError, r"`damping` must be one of"),
+])
+def test_rejects_bad_options(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], **kwargs)
