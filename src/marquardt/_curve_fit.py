@@ -19,6 +19,19 @@ _SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_st
                   "verbose", "callback", "damping", "solver")
 
 
+def _fixed_parameter_count(f: Callable) -> int | None:
+    """Number of parameters ``f`` takes after x, or None when it takes ``*args``/is opaque."""
+    try:
+        sig = inspect.signature(f)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
+        return None
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return max(len(params) - 1, 0)
+
+
 def _count_parameters(f: Callable) -> int:
     try:
         sig = inspect.signature(f)
@@ -145,6 +158,10 @@ def curve_fit(
     p0 = np.atleast_1d(_checks.as_float_array(p0, "p0", ndim=(0, 1)))
     _checks.check_finite(p0, "p0")
     n, m = p0.size, y.size
+    expected = _fixed_parameter_count(f)
+    if expected is not None and expected != n:
+        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
+                         f"Received: p0 with length {n}")
     if m < n:
         raise ValueError(f"`ydata` must have at least as many points as there are parameters. "
                          f"Received: {m} data points for {n} parameters (p0 has length {n})")

@@ -1,0 +1,117 @@
+"""curve_fit: SciPy's meaning for popt and pcov, weights, bounds, and every input error."""
+
+import numpy as np
+import pytest
+import scipy.optimize
+import tensorflow as tf
+
+import marquardt
+
+rng = np.random.default_rng(42)
+X = np.linspace(0, 4, 40)
+SIG = 0.02 + 0.01 * X
+Y = 2.5 * np.exp(-1.3 * X) + 0.5 + SIG * rng.normal(size=X.size)
+
+
+def model(x, a, b, c):
+    return a * tf.exp(-b * x) + c
+
+
+def np_model(x, a, b, c):
+    return a * np.exp(-b * x) + c
+
+
+def np_jac(x, a, b, c):
+    e = np.exp(-b * x)
+    return np.stack([e, -a * x * e, np.ones_like(x)], axis=1)
+
+
+@pytest.mark.parametrize("sigma, absolute", [(None, False), ("diag", False), ("diag", True),
+                                             ("full", False), ("full", True)])
+def test_matches_scipy(sigma, absolute):
+    s = {None: None, "diag": SIG, "full": np.diag(SIG**2) + 1e-5 * np.exp(
+        -np.abs(X[:, None] - X[None, :]))}[sigma]
+    popt, pcov = marquardt.curve_fit(model, X, Y, p0=[1, 1, 0], sigma=s, absolute_sigma=absolute)
+    ref_popt, ref_pcov = scipy.optimize.curve_fit(np_model, X, Y, p0=[1, 1, 0], sigma=s,
+                                                  absolute_sigma=absolute, jac=np_jac,
+                                                  ftol=1e-14, xtol=1e-14, gtol=1e-14)
+    np.testing.assert_allclose(popt, ref_popt, rtol=1e-8)
+    np.testing.assert_allclose(pcov, ref_pcov, rtol=1e-6)
+
+
+def test_standard_errors_and_correlation():
+    popt, pcov, res = marquardt.curve_fit(model, X, Y, p0=[1, 1, 0], full_output=True)
+    np.testing.assert_allclose(res.perr, np.sqrt(np.diag(pcov)))
+    np.testing.assert_allclose(marquardt.standard_errors(pcov), res.perr)
+    corr = marquardt.correlation_matrix(pcov)
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+    np.testing.assert_allclose(corr, res.correlation)
+    assert res.dof == 37 and res.redchi == pytest.approx(res.chisq / 37)
+    assert res.chisq == pytest.approx(np.sum((np_model(X, *popt) - Y) ** 2))
+
+
+def test_p0_from_signature_and_several_variables():
+    x2 = np.stack([X, X**2])
+    y2 = 1.5 * X - 0.25 * X**2 + 2.0
+
+    def plane(x, a, b, c):
+        return a * x[0] + b * x[1] + c
+
+    popt, _ = marquardt.curve_fit(plane, x2, y2)  # p0 = ones(3), from the signature
+    np.testing.assert_allclose(popt, [1.5, -0.25, 2.0], rtol=1e-10)
+
+
+def test_bounds_and_callable_jacobian():
+    def jac(x, a, b, c):
+        e = tf.exp(-b * x)
+        return tf.stack([e, -a * x * e, tf.ones_like(x)], axis=1)
+
+    popt, _ = marquardt.curve_fit(model, X, Y, p0=[1, 1, 0], jac=jac, bounds=(0, [10, 10, 0.45]))
+    ref, _ = scipy.optimize.curve_fit(np_model, X, Y, p0=[1, 1, 0.1], bounds=(0, [10, 10, 0.45]))
+    assert popt[2] == 0.45
+    np.testing.assert_allclose(popt, ref, rtol=1e-6)
+
+
+def test_robust_loss_downweights_outliers():
+    y = Y.copy()
+    y[::7] += 3.0
+    popt, _ = marquardt.curve_fit(model, X, y, p0=[1, 1, 0], loss="soft_l1", f_scale=0.05)
+    ref = scipy.optimize.least_squares(lambda p: np_model(X, *p) - y, [1, 1, 0],
+                                       loss="soft_l1", f_scale=0.05)
+    np.testing.assert_allclose(popt, ref.x, rtol=1e-5)
+
+
+def test_covariance_infinite_when_not_overdetermined():
+    with pytest.warns(RuntimeWarning, match="could not be estimated"):
+        _, pcov = marquardt.curve_fit(lambda x, a, b: a * x + b, [1.0, 2.0], [3.0, 5.0], p0=[1, 1])
+    assert np.all(np.isinf(pcov))
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"ydata": np.r_[Y[:-1], np.nan]}, ValueError, r"`ydata` must contain only finite values\. Received: ydata\[39\]=nan"),
+    ({"xdata": np.r_[X[:-1], np.inf]}, ValueError, r"`xdata` must contain only finite values\. Received: xdata\[39\]=inf"),
+    ({"sigma": np.r_[SIG[:-1], np.nan]}, ValueError, r"`sigma` must contain only finite values"),
+    ({"sigma": -SIG}, ValueError, r"`sigma` must be positive"),
+    ({"sigma": SIG[:5]}, ValueError, r"`sigma` must have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
+    ({"xdata": X[:30]}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40\. Received: xdata with shape \(30,\)"),
+    ({"ydata": []}, ValueError, r"`ydata` must not be empty"),
+    ({"p0": [1.0, 1.0]}, ValueError, r"`p0` must have one value per parameter of `f` \(3\)\. Received: p0 with length 2"),
+    ({"p0": [1.0, np.nan, 0.0]}, ValueError, r"`p0` must contain only finite values"),
+    ({"method": "trf"}, ValueError, r"`method` must be None or 'lm'\. Received: method='trf'"),
+    ({"maxfev": 10}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): maxfev"),
+    ({"jac": "exact"}, ValueError, r"`jac` must be 'auto'"),
+])
+def test_rejects_bad_input(kwargs, error, pattern):
+    args = {"f": model, "xdata": X, "ydata": Y, "p0": [1.0, 1.0, 0.0]}
+    args.update(kwargs)
+    with pytest.raises(error, match=pattern):
+        marquardt.curve_fit(**args)
+
+
+def test_rejects_too_few_points_and_bad_model_output():
+    with pytest.raises(ValueError, match=r"at least as many points as there are parameters\. "
+                                         r"Received: 2 data points for 3 parameters"):
+        marquardt.curve_fit(model, [1.0, 2.0], [1.0, 2.0], p0=[1, 1, 1])
+    with pytest.raises(ValueError, match=r"`f\(xdata, \*p0\)` must return shape \(40,\) like "
+                                         r"ydata\. Received: shape \(\)"):
+        marquardt.curve_fit(lambda x, a: a, X, Y, p0=[1.0])
