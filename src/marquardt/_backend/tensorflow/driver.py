@@ -8,6 +8,7 @@ with other data or another start reuses the trace instead of retracing.
 from __future__ import annotations
 
 import collections
+import logging
 import threading
 from typing import Any, Callable, Hashable
 
@@ -22,6 +23,21 @@ __all__ = ["build_solver", "cached", "forget", "clear_cache", "CACHE_SIZE"]
 CACHE_SIZE = 64
 
 _cache: "collections.OrderedDict[Hashable, Callable]" = collections.OrderedDict()
+
+
+class _OurRetracingFilter(logging.Filter):
+    """Drop TensorFlow's "triggered tf.function retracing" warning for our own solvers.
+
+    Each problem kind gets its own compiled solver by design (see ``cached``); TensorFlow
+    counts those as retracings of one Python function and would warn users for nothing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("retracing" in message and "build_solver.<locals>" in message)
+
+
+tf.get_logger().addFilter(_OurRetracingFilter())
 _lock = threading.Lock()
 
 
@@ -57,6 +73,11 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+def cfg_jit(cfg: LoopConfig) -> bool:
+    """XLA for the whole solve: off by default (see ``LoopConfig.jit_compile``)."""
+    return bool(getattr(cfg, "jit_compile", False))
+
+
 def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
                  diff_step: float | None = None, eager: bool = False) -> Callable:
     """A function ``solve(x0, lb, ub, d_fixed, data) -> (LoopState, history)``.
@@ -83,5 +104,4 @@ def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfi
 
     if eager:
         return solve
-    import os
-    return tf.function(solve, autograph=False, jit_compile=bool(os.environ.get("MQ_JIT")))
+    return tf.function(solve, autograph=False, jit_compile=cfg_jit(cfg))

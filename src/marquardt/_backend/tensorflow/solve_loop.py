@@ -54,6 +54,9 @@ class LoopConfig(NamedTuple):
     bounded: bool
     record_history: bool = False
     callback: Callable | None = None  # python callable(summary_row, x) -> bool stop
+    #: Compile the whole solve with XLA. Off by default: on CPU, XLA's SVD is slow and its
+    #: compile time is seconds per problem; measured by ``benchmarks/nist.py``.
+    jit_compile: bool = False
 
 
 class LoopState(NamedTuple):
