@@ -352,7 +352,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                      f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=int(max_nfev),
                      bounded=bounded, record_history=True, callback=hook)
 
-    key = None if problem.key is None else (problem.key, n, cfg, diff_step)
+    shapes = tuple(tuple(d.shape) for d in problem.data)
+    key = None if problem.key is None else (problem.key, n, shapes, cfg, diff_step)
     m = problem.m
     eager = problem.eager
     fresh = key is None or not _is_cached(key)
