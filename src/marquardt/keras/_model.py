@@ -18,8 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
@@ -173,7 +171,8 @@ class LMModel(keras.Model):
         plan = JacobianPlan(per_sample=per_sample, chunk=mem.chunk_rows, k=k, dtype=dtype)
         return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
                           max_attempts=opts.max_attempts, goal=opts.goal,
-                          min_grad=opts.min_grad, plan=plan, kernel=bool(kernel))
+                          min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
+                          noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps))
 
     def _residuals_per_sample(self, batch, weights):
         """k, from the static shape of the residuals of one sample."""
@@ -190,7 +189,8 @@ class LMModel(keras.Model):
             r = self.lm_custom_residual(model_fn, one["x"], one.get("y"))
         else:
             r = self.lm_loss_residual[0](one.get("y"), model_fn(one["x"]), one.get("sw"))
-        k = tf.reshape(r, [-1]).shape[0]
+        shape = r.shape
+        k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
         if k is None:
             raise ValueError(
                 "The residuals of one sample must have a static size. Received: residuals of "
@@ -243,8 +243,6 @@ class LMModel(keras.Model):
 
     def _check_inputs(self, x, y, sample_weight):
         _validation.check_trainable(self.network)
-        if self.lm_custom_residual is None and isinstance(self.lm_loss_residual, tuple):
-            pass
         if x is None:
             return
         if not hasattr(x, "element_spec"):
@@ -257,6 +255,8 @@ class LMModel(keras.Model):
             _validation.check_arrays(px, py, psw)
         y_pred = self.network(px, training=False)
         if self.lm_custom_residual is not None:
+            px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
+            py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)
             r = self.lm_custom_residual(lambda inputs: self.network(inputs, training=False),
                                         px, py)
             cost = 0.5 * float(np.sum(np.square(np.asarray(r, dtype=np.float64))))
@@ -292,7 +292,3 @@ class LMModel(keras.Model):
         net = keras.saving.deserialize_keras_object(config["model"],
                                                     custom_objects=custom_objects)
         return cls(net, options=options_from_config(config["options"]), name=config.get("name"))
-
-
-def _is_inf(value) -> bool:
-    return isinstance(value, float) and math.isinf(value)

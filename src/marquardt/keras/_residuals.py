@@ -39,6 +39,7 @@ blocks are concatenated, so ½Σr² = Σ_o λ_o L_o, Keras' total loss.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import keras
@@ -90,10 +91,15 @@ class LossResiduals(NamedTuple):
 
 
 def _flat(x):
+    """(n, k) view of a batch, keeping k static when the trailing shape is known."""
     x = ops.convert_to_tensor(x)
     if len(x.shape) == 1:
         return ops.expand_dims(x, -1)
-    return ops.reshape(x, (ops.shape(x)[0], -1))
+    if len(x.shape) == 2:
+        return x
+    trailing = x.shape[1:]
+    k = -1 if any(d is None for d in trailing) else int(math.prod(trailing))
+    return ops.reshape(x, (ops.shape(x)[0], k))
 
 
 def _weight_column(sample_weight, y_pred):
@@ -163,7 +169,9 @@ def _describe(loss) -> tuple[str | None, dict]:
         key = loss.lower()
         return _ALIASES.get(key), {}
     if isinstance(loss, keras.losses.Loss):
-        config = loss.get_config()
+        # Keras' Huber.get_config() omits `delta`; the wrapped function's keyword arguments
+        # (LossFunctionWrapper keeps them) are the authoritative values.
+        config = {**loss.get_config(), **dict(getattr(loss, "_fn_kwargs", None) or {})}
         for key in (type(loss).__name__.lower(), getattr(loss, "fn", None).__name__
                     if hasattr(getattr(loss, "fn", None), "__name__") else ""):
             if key and key.lower() in _ALIASES:

@@ -47,6 +47,7 @@ class StepConfig(NamedTuple):
     min_grad: float
     plan: JacobianPlan
     kernel: bool  # m×m kernel form (m < P)
+    noise: float  # relative rounding level of F: 16 ulps of the model's dtype
 
 
 class LMState(NamedTuple):
@@ -79,13 +80,29 @@ def _unflatten(delta, weights):
     return parts
 
 
+def _gain_with_noise_floor(actual, predicted, cost0, noise):
+    """ρ, counting a step whose predicted and actual changes of F are both below the rounding
+    level of F (``noise`` · F, noise a few ulps of the model's dtype) as a good step (ρ = 1).
+
+    Near a minimum the predicted reduction ½δᵀ(λDδ − g) falls below what F can resolve; its
+    ratio to the measured change is then noise, and a plain gain ratio would reject the
+    step and drive λ to its ceiling one or two Gauss-Newton steps short of the minimiser.
+    """
+    rho = gain_ratio(actual, predicted)
+    level = noise * tf.abs(cost0)
+    tiny = tf.logical_and(tf.logical_and(predicted > 0, predicted <= level),
+                          tf.abs(actual) <= level)
+    return tf.where(tiny, tf.ones_like(rho), rho)
+
+
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
                  cfg: StepConfig, names):
     """One LM iteration from ``weights``; returns ``(new_weights, new_state, info)``.
 
     Args:
         residual_fn: ``residual_fn(weights, batch) -> r`` (b, k), scaled so F = ½‖r‖².
-        cost_fn: ``cost_fn(weights) -> (F, y_pred)`` on the whole batch, F in float64.
+        cost_fn: ``cost_fn(weights) -> (r, y_pred)``: the flat residuals of the whole batch
+            in the dtype of the normal equations, and the predictions.
         weights: list of weight tensors (not variables).
         data: the batch, a nested structure of tensors with a leading sample axis.
         state: the ``LMState`` from the previous iteration.
@@ -115,7 +132,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     lam = tf.where(state.started, state.lam, tf.cast(fresh.lam, dtype))
     nu = tf.where(state.started, state.nu, tf.cast(fresh.nu, dtype))
 
-    cost0, y_pred0 = cost_fn(weights)
+    r0, y_pred0 = cost_fn(weights)
+    cost0 = 0.5 * tf.reduce_sum(r0 * r0)
     grad_norm = tf.norm(g)
     start_ok = tf.logical_and(tf.math.is_finite(cost0),
                               tf.reduce_all(tf.math.is_finite(g)))
@@ -141,9 +159,13 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     def body(i, lam_, nu_, accepted, delta, cost, y_pred):
         step = solve(lam_)
         candidate = [w + dw for w, dw in zip(weights, _unflatten(step, weights))]
-        cost_c, y_pred_c = cost_fn(candidate)
+        r_c, y_pred_c = cost_fn(candidate)
+        cost_c = 0.5 * tf.reduce_sum(r_c * r_c)
+        # F(w) − F(w + δ) = ½Σ(r₀ − r₁)(r₀ + r₁): elementwise differences keep the digits
+        # that the difference of two sums loses near convergence.
+        actual = 0.5 * tf.reduce_sum((r0 - r_c) * (r0 + r_c))
         predicted = predicted_reduction(g, step, lam_, d)
-        rho = gain_ratio(cost0 - cost_c, predicted)
+        rho = _gain_with_noise_floor(actual, predicted, cost0, cfg.noise)
         ok = tf.logical_and(cfg.policy.accept(rho), tf.math.is_finite(cost_c))
         ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(step)))
         new = cfg.policy.update(damping_state(lam_, nu_), rho)
@@ -202,8 +224,7 @@ def train_step(wrapper, data):
     custom = wrapper.lm_custom_residual
     if custom is not None:
         def residual_fn(ws, b):
-            r = custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
-            return tf.reshape(r, [tf.shape(tf.nest.flatten(b["x"])[0])[0], -1])
+            return custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
     else:
         loss_fn, per_batch_mean = wrapper.lm_loss_residual
         scale = tf.math.rsqrt(tf.cast(n, first.dtype if first.dtype.is_floating else
@@ -218,13 +239,12 @@ def train_step(wrapper, data):
     def cost_fn(ws):
         if custom is not None:
             r = residual_fn(ws, batch)
-            y_pred = predict(ws, x) if wrapper.lm_wants_predictions else tf.zeros([n, 1])
+            y_pred = tf.zeros([0])  # metrics need targets; a custom residual has none
         else:
             y_pred = predict(ws, x)
             r = loss_fn(y, y_pred, sample_weight)
             r = r if scale is None else r * tf.cast(scale, r.dtype)
-        r = tf.cast(r, cfg.plan.dtype)
-        return 0.5 * tf.reduce_sum(r * r), y_pred
+        return tf.reshape(tf.cast(r, cfg.plan.dtype), [-1]), y_pred
 
     dtype = cfg.plan.dtype
     state = LMState(lam=tf.cast(wrapper.lm_lambda, dtype), nu=tf.cast(wrapper.lm_nu, dtype),
