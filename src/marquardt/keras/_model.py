@@ -81,6 +81,7 @@ class LMModel(keras.Model):
         self._lm_variables_ready = False
         if model.built and model.weights:
             self._create_lm_variables()
+            self.built = True
 
     # ---- Keras model plumbing -------------------------------------------------------------
     def _create_lm_variables(self):
