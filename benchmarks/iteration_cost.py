@@ -1,0 +1,131 @@
+"""Cost of one Levenberg-Marquardt iteration against the BLAS floor, and its peak memory.
+
+For tanh MLPs of about 500 and 5,000 weights on 10,000 and 100,000 samples, the time of one
+full-batch LM iteration (Jacobian, JᵀJ, solve, candidate evaluation; median of the epochs
+after the first, which includes tracing) is compared with the floor set by BLAS on the same
+sizes in the same run: NumPy's ``J.T @ J`` (float32, a syrk) plus SciPy's Cholesky of the
+P×P float64 matrix.
+
+Peak memory of a full-batch iteration with about 5,000 weights on 1,000,000 residuals (J
+alone would take 20 GB in float32) is measured in a child process as its maximum resident set
+size (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``), minus the resident size of the same
+child after importing TensorFlow and building the data (reported separately).
+
+    python benchmarks/iteration_cost.py            # full run (minutes)
+    python benchmarks/iteration_cost.py --quick    # 500 weights, 10,000 samples, 100k memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+# hidden widths giving ~500 and ~5,000 weights for 1 input and 1 output
+NETWORKS = {"~500": (20, 20), "~5000": (70, 70)}
+
+
+def _network(hidden):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layers = [keras.Input((1,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
+    return keras.Sequential(layers + [keras.layers.Dense(1)])
+
+
+def lm_iteration_time(hidden, n, epochs=4):
+    import keras
+
+    import marquardt.keras as mk
+
+    x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
+    y = np.sinc(10 * x).astype(np.float32)
+    net = _network(hidden)
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append((time.perf_counter() - self.t, logs.get("attempts", 1)))
+
+    mk.fit(net, x, y, loss="mse", epochs=epochs, verbose=0, callbacks=[Clock()])
+    p = net.count_params()
+    steady = times[1:] or times
+    return p, statistics.median(t for t, _ in steady), statistics.median(a for _, a in steady)
+
+
+def blas_floor(p, n, repeat=2):
+    from scipy.linalg import cho_factor
+
+    rng = np.random.default_rng(0)
+    best = np.inf
+    rows = min(n, 20_000)  # time a slab and scale: the product is linear in the rows
+    j = rng.standard_normal((rows, p), dtype=np.float32)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a = j.T @ j
+        t1 = time.perf_counter()
+        cho_factor(a.astype(np.float64) + p * np.eye(p))
+        t2 = time.perf_counter()
+        best = min(best, (t1 - t0) * n / rows + (t2 - t1))
+    return best
+
+
+def _memory_child(hidden, n):
+    """Runs in a child: peak RSS of fitting 1 iteration, and RSS before fitting."""
+    import marquardt.keras as mk
+
+    x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
+    y = np.sinc(10 * x).astype(np.float32)
+    net = _network(hidden)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    mk.fit(net, x, y, loss="mse", epochs=1, verbose=0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"params": net.count_params(), "base_kib": base, "peak_kib": peak}))
+
+
+def peak_memory(hidden, n):
+    out = subprocess.run([sys.executable, __file__, "--memory-child", json.dumps([hidden, n])],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        hidden, n = json.loads(args.memory_child)
+        _memory_child(tuple(hidden), n)
+        return
+    sizes = [("~500", 10_000)] if args.quick else [
+        ("~500", 10_000), ("~500", 100_000), ("~5000", 10_000), ("~5000", 100_000)]
+    print(f"{'network':>8s} {'P':>6s} {'samples':>8s} {'LM iter':>9s} {'attempts':>8s} "
+          f"{'BLAS floor':>10s} {'ratio':>6s}")
+    for name, n in sizes:
+        hidden = NETWORKS[name]
+        p, t, attempts = lm_iteration_time(hidden, n)
+        floor = blas_floor(p, n)
+        print(f"{name:>8s} {p:6d} {n:8d} {t:8.3f}s {attempts:8.0f} {floor:9.3f}s "
+              f"{t / floor:5.2f}x", flush=True)
+    n_mem = 100_000 if args.quick else 1_000_000
+    mem = peak_memory(NETWORKS["~5000"], n_mem)
+    gib = 1 / (1 << 20)
+    print(f"\npeak memory, full batch, P={mem['params']}, {n_mem:,} residuals: "
+          f"{mem['peak_kib'] * gib:.2f} GiB max RSS ({mem['base_kib'] * gib:.2f} GiB before "
+          f"fit; J would be {n_mem * mem['params'] * 4 / (1 << 30):.1f} GiB in float32)")
+    print("ratio: LM iteration time / BLAS floor (NumPy JᵀJ float32 + SciPy Cholesky "
+          "float64). A shared machine inflates both.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Benchmark on tf-levenberg-marquardt's README problem: y = sinc(10x), x in [-1, 1].
+
+Side by side, same seeds and initial weights: marquardt (full batch, and mini-batch 1000),
+tf-levenberg-marquardt 1.0.3 (batch 1000, its README setting) and Keras Adam (lr 1e-2 and
+1e-3, batch 1000). For each run the training-set MSE is measured after every epoch, with the
+measurement excluded from the clock. Reported per network and method (medians over seeds):
+time and epochs to reach MSE 1e-4 and 1e-6, the best MSE within the time budget, and the
+ratio of each method's time to 1e-4 over marquardt's.
+
+    python benchmarks/sinc.py              # 3 seeds, 60 s budget per run
+    python benchmarks/sinc.py --quick      # smoke run: 1 seed, small budget, 1-20-1 only
+
+tf-levenberg-marquardt must be installed with ``pip install --no-deps
+tf-levenberg-marquardt==1.0.3`` (without --no-deps it would install a second TensorFlow);
+it is skipped with a note when missing. Timings depend on the machine: run it on a quiet one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+
+N_POINTS = 20_000
+TARGETS = (1e-4, 1e-6, 1e-7)
+
+
+def data():
+    x = np.linspace(-1.0, 1.0, N_POINTS, dtype=np.float32)[:, None]
+    return x, np.sinc(10.0 * x).astype(np.float32)
+
+
+def network(hidden, seed):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((1,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
+    return keras.Sequential(layers + [keras.layers.Dense(1)])
+
+
+class Recorder:
+    """Keras callback: training MSE after each epoch, time net of the measurement."""
+
+    def __init__(self, x, y, budget):
+        import keras
+
+        outer = self
+
+        class _CB(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                outer.start = time.perf_counter()
+                outer.paused = 0.0
+
+            def on_epoch_end(self, epoch, logs=None):
+                t0 = time.perf_counter()
+                pred = outer.predict(x)
+                mse = float(np.mean((pred - y) ** 2))
+                now = time.perf_counter()
+                outer.paused += now - t0
+                outer.trace.append((t0 - outer.start - outer.paused + (now - t0), mse))
+                if t0 - outer.start - outer.paused + (now - t0) > budget or mse < 1e-9:
+                    self.model.stop_training = True
+
+        self.callback = _CB()
+        self.trace = []
+        self.predict = None
+
+
+def summarise(trace, budget):
+    out = {}
+    for target in TARGETS:
+        hit = next(((t, i + 1) for i, (t, m) in enumerate(trace) if m <= target), None)
+        out[target] = hit
+    inside = [m for t, m in trace if t <= budget] or [math.inf]
+    out["best"] = min(inside)
+    out["epochs"] = len(trace)
+    return out
+
+
+def run_marquardt(hidden, seed, x, y, budget, batch_size=None):
+    import marquardt.keras as mk
+
+    net = network(hidden, seed)
+    rec = Recorder(x, y, budget)
+    rec.predict = lambda v: net(v, training=False).numpy()
+    mk.fit(net, x, y, loss="mse", epochs=100_000, batch_size=batch_size, verbose=0,
+           callbacks=[rec.callback], shuffle=True)
+    return rec.trace
+
+
+def run_tflm(hidden, seed, x, y, budget):
+    import keras
+    import tensorflow as tf
+    import tf_levenberg_marquardt as lm
+
+    net = network(hidden, seed)
+    wrapper = lm.model.ModelWrapper(net)
+    wrapper.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0),
+                    loss=lm.loss.MeanSquaredError())
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(N_POINTS, seed=seed).batch(1000)
+    ds = ds.cache().prefetch(tf.data.AUTOTUNE)
+    rec = Recorder(x, y, budget)
+    rec.predict = lambda v: net(v, training=False).numpy()
+    wrapper.fit(ds, epochs=100_000, verbose=0, callbacks=[rec.callback])
+    return rec.trace
+
+
+def run_adam(hidden, seed, x, y, budget, lr):
+    import keras
+
+    net = network(hidden, seed)
+    net.compile(keras.optimizers.Adam(lr), "mse")
+    rec = Recorder(x, y, budget)
+    rec.predict = lambda v: net(v, training=False).numpy()
+    net.fit(x, y, batch_size=1000, epochs=100_000, verbose=0, callbacks=[rec.callback])
+    return rec.trace
+
+
+def fmt_hit(hit):
+    return "      -      " if hit is None else f"{hit[0]:6.1f}s/{hit[1]:<5d}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per run")
+    parser.add_argument("--networks", default="20,20-20")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.budget, args.networks = 1, 8.0, "20"
+    x, y = data()
+    methods = {
+        "marquardt (full batch)": lambda h, s: run_marquardt(h, s, x, y, args.budget),
+        "marquardt (batch 1000)": lambda h, s: run_marquardt(h, s, x, y, args.budget, 1000),
+        "tf-levenberg-marquardt": lambda h, s: run_tflm(h, s, x, y, args.budget),
+        "adam lr=1e-2": lambda h, s: run_adam(h, s, x, y, args.budget, 1e-2),
+        "adam lr=1e-3": lambda h, s: run_adam(h, s, x, y, args.budget, 1e-3),
+    }
+    try:
+        import tf_levenberg_marquardt  # noqa: F401
+    except ImportError as exc:
+        print(f"note: tf-levenberg-marquardt skipped ({exc})")
+        del methods["tf-levenberg-marquardt"]
+    print(f"sinc(10x), {N_POINTS} points, {args.seeds} seed(s), budget {args.budget:g} s/run")
+    for net_spec in args.networks.split(","):
+        hidden = tuple(int(h) for h in net_spec.split("-"))
+        params = sum((a + 1) * b for a, b in zip((1,) + hidden, hidden + (1,)))
+        print(f"\nnetwork 1-{net_spec}-1 ({params} parameters); time/epochs to MSE, median")
+        print(f"{'method':24s} {'to 1e-4':>13s} {'to 1e-6':>13s} {'to 1e-7':>13s} "
+              f"{'best MSE':>9s} {'ratio@1e-4':>10s}")
+        results = {}
+        for name, fn in methods.items():
+            runs = [summarise(fn(hidden, seed), args.budget) for seed in range(args.seeds)]
+            results[name] = runs
+        mine_times = [_median_time(runs, 1e-4) for name, runs in results.items()
+                      if name.startswith("marquardt")]
+        mine_times = [t for t in mine_times if t is not None]
+        ref = min(mine_times) if mine_times else None
+        for name, runs in results.items():
+            cells = [fmt_hit(_median_hit(runs, t)) for t in TARGETS]
+            best = statistics.median(r["best"] for r in runs)
+            mine = _median_time(runs, 1e-4)
+            ratio = "-" if (mine is None or ref is None) else f"{mine / ref:9.1f}x"
+            print(f"{name:24s} {cells[0]} {cells[1]} {cells[2]} {best:9.2e} {ratio:>10s}")
+        sys.stdout.flush()
+    print("\nratio@1e-4: median time to MSE 1e-4 over the faster marquardt variant's; a run that never "
+          "reached the target counts as not reaching it (median over seeds of hits only "
+          "when more than half hit).")
+
+
+def _median_hit(runs, target):
+    hits = [r[target] for r in runs if r[target] is not None]
+    if len(hits) * 2 <= len(runs):
+        return None
+    return (statistics.median(h[0] for h in hits), int(statistics.median(h[1] for h in hits)))
+
+
+def _median_time(runs, target):
+    hit = _median_hit(runs, target)
+    return None if hit is None else hit[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""``marquardt.keras.fit``: train a Keras model with Levenberg-Marquardt in one call."""
+
+from __future__ import annotations
+
+import keras
+
+from marquardt.keras._model import LMModel
+
+__all__ = ["fit"]
+
+
+def _compiled(model):
+    """loss, metrics and loss_weights the model was compiled with (or Nones)."""
+    if not getattr(model, "compiled", False):
+        return None, None, None, None
+    config = model.get_compile_config() or {}
+
+    def get(key):
+        value = config.get(key)
+        return None if value is None else keras.saving.deserialize_keras_object(value)
+
+    return get("loss"), get("metrics"), get("loss_weights"), get("weighted_metrics")
+
+
+def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, validation_data=None,
+        validation_split=0.0, callbacks=None, verbose="auto", sample_weight=None,
+        class_weight=None, shuffle=True, residual=None, metrics=None,
+        **lm_options) -> keras.callbacks.History:
+    """Train ``model`` in place with Levenberg-Marquardt; returns Keras' ``History``.
+
+    Args:
+        model: a built Keras model. It holds the trained weights afterwards and saves and loads
+            as a plain Keras model.
+        x, y: training data (arrays, nested arrays, or a ``tf.data.Dataset`` in ``x``).
+        loss: a loss with a least-squares form; ``None`` takes the loss ``model`` was compiled
+            with (and its metrics and loss weights).
+        epochs: LM iterations over the data (100; trainlm uses 1000).
+        batch_size: ``None`` means full batch, the classic LM setting; a number gives
+            mini-batch LM.
+        validation_data, validation_split, callbacks, verbose, sample_weight, class_weight,
+        shuffle: as in ``keras.Model.fit``.
+        residual: a custom residual ``residual(model_fn, x, y) -> r`` instead of the loss.
+        metrics: metrics to report (default: those ``model`` was compiled with).
+        **lm_options: ``options=`` (an ``LMOptions`` such as ``TRAINLM``) and/or its fields.
+
+    Raises:
+        ValueError: as ``LMModel.fit``, and when there is no loss (not given, model not
+            compiled) and no ``residual``.
+
+    Example:
+        >>> history = marquardt.keras.fit(net, x, y, loss="mse", epochs=200)
+        >>> history.stop_reason
+    """
+    compiled_loss, compiled_metrics, loss_weights, weighted = _compiled(model)
+    if loss is None and residual is None:
+        loss = compiled_loss
+        if loss is None:
+            raise ValueError(
+                "`loss` must be given when `model` was not compiled with one (or pass "
+                "`residual=`). Received: loss=None")
+    options = lm_options.pop("options", None)
+    lm = LMModel(model, residual=residual, options=options, **lm_options)
+    lm.compile(loss=loss, metrics=compiled_metrics if metrics is None else metrics,
+               loss_weights=loss_weights if loss is compiled_loss else None,
+               weighted_metrics=weighted if metrics is None else None)
+    return lm.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                  callbacks=callbacks, validation_split=validation_split,
+                  validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                  sample_weight=sample_weight)

@@ -1,0 +1,295 @@
+"""``LMModel``: a Keras model wrapper whose ``train_step`` is one Levenberg-Marquardt iteration.
+
+The wrapper shares its weights with the model it wraps, so after ``fit`` the user's own
+model holds the trained weights and saves and loads as a plain Keras model. Keras' ``fit``,
+``evaluate`` and ``predict`` run unchanged (callbacks, History, progress bar, validation,
+sample and class weights, metrics, NumPy or ``tf.data`` input); ``fit`` only adds, around
+Keras' own loop: front-door checks, full-batch training by default, the ``LMStopping``
+callback and graceful Ctrl-C.
+
+Example:
+    >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(20, "tanh"),
+    ...                         keras.layers.Dense(1)])
+    >>> lm = LMModel(net)
+    >>> lm.compile(loss="mse")
+    >>> history = lm.fit(x, y, epochs=50)          # full batch
+    >>> net.save("net.keras")                      # a plain Keras model
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from marquardt.keras import _validation
+from marquardt.keras._memory import plan_memory
+from marquardt.keras._options import (
+    LMOptions, options_from_config, options_to_config, resolve_options)
+from marquardt.keras._residuals import model_residuals, residuals_for_loss
+from marquardt.keras._stopping import LMStopping, final_reason, log_reason
+
+__all__ = ["LMModel"]
+
+
+def _coupled_layers(net, training: bool):
+    """Layers that mix samples in the forward pass used by the step."""
+    if not training:
+        return []
+    return [layer.name for layer in net._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@keras.saving.register_keras_serializable(package="marquardt")
+class LMModel(keras.Model):
+    """Train a Keras model with Levenberg-Marquardt inside Keras' ``fit``.
+
+    Args:
+        model: the Keras model to train (built: call it once or give it an ``Input``).
+        residual: optional custom residual ``residual(model_fn, x, y) -> r``, where
+            ``model_fn(inputs)`` evaluates the network at the weights being tried (it may be
+            differentiated with a nested ``tf.GradientTape``, for physics-informed networks).
+            The cost is ½Σr² over the batch. Leave ``None`` to use the compiled Keras loss.
+        options: an ``LMOptions`` (e.g. ``marquardt.keras.TRAINLM``).
+        **overrides: fields of ``LMOptions`` (``damping``, ``scaling``, ``max_attempts``,
+            ``goal``, ``min_grad``, ``max_time``, ``jacobian``, ``memory_limit``,
+            ``precision``, ``training``, ``kernel``).
+
+    After ``compile(loss=..., metrics=...)`` (no optimizer: LM is the optimizer), ``fit``
+    trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
+    iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
+    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
+    ``lm_status`` (``marquardt._status.Status`` code, -100 while running).
+
+    References:
+        K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
+        431-441 (1963). M. T. Hagan, M. B. Menhaj, IEEE Trans. Neural Networks 5, 989 (1994).
+    """
+
+    def __init__(self, model, residual=None, options: LMOptions | None = None, **overrides):
+        name = overrides.pop("name", None)
+        super().__init__(name=name or f"lm_{model.name}")
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
+        if residual is not None and not callable(residual):
+            raise TypeError(f"`residual` must be callable. Received: residual={residual!r}")
+        self.network = model
+        self.lm_options = resolve_options(options, **overrides)
+        self.lm_custom_residual = residual
+        self.lm_loss_residual = None
+        self.lm_wants_predictions = False
+        self.stop_reason = None
+        self._lm_variables_ready = False
+        if model.built and model.weights:
+            self._create_lm_variables()
+            self.built = True
+
+    # ---- Keras model plumbing -------------------------------------------------------------
+    def _create_lm_variables(self):
+        p = int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
+        self.lm_lambda = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+                                         trainable=False, name="lm_lambda")
+        self.lm_nu = self.add_weight(shape=(), initializer="ones", dtype="float64",
+                                     trainable=False, name="lm_nu")
+        self.lm_scale = self.add_weight(shape=(max(p, 1),), initializer="ones",
+                                        dtype="float64", trainable=False, name="lm_scale")
+        self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+                                          trainable=False, name="lm_started")
+        self._lm_variables_ready = True
+
+    def build(self, input_shape):
+        if not self.network.built:
+            self.network.build(input_shape)
+        if not self._lm_variables_ready:
+            self._create_lm_variables()
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def compute_output_spec(self, inputs, training=False):
+        return self.network.compute_output_spec(inputs, training=training)
+
+    def compile(self, loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """Like ``keras.Model.compile``, without an optimizer (LM is the optimizer).
+
+        Raises:
+            ValueError: an optimizer is given, ``run_eagerly=True`` is asked for, or the loss
+                has no least-squares form (the message lists the supported losses).
+        """
+        if kwargs.get("optimizer") is not None:
+            raise ValueError(
+                "`optimizer` must not be given: Levenberg-Marquardt is the optimizer. "
+                f"Received: optimizer={kwargs['optimizer']!r}")
+        if kwargs.get("run_eagerly"):
+            raise ValueError("`run_eagerly` must be False: the LM step is compiled with "
+                             "tf.function. Received: run_eagerly=True")
+        kwargs.pop("optimizer", None)
+        if self.lm_custom_residual is None:
+            if loss is None:
+                raise ValueError(
+                    "`loss` must be given (or pass `residual=` to LMModel). Received: loss=None")
+            self.lm_loss_residual = model_residuals(loss, loss_weights,
+                                                    self._output_names())
+        self.lm_wants_predictions = metrics is not None or weighted_metrics is not None
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=None, loss=loss, metrics=metrics, loss_weights=loss_weights,
+                        weighted_metrics=weighted_metrics, **kwargs)
+
+    def _output_names(self):
+        names = getattr(self.network, "output_names", None)
+        if names:
+            return list(names)
+        return ["output"]
+
+    def train_step(self, data):
+        from marquardt._backend.tensorflow.keras_step import train_step
+
+        return train_step(self, data)
+
+    # ---- the step's static configuration --------------------------------------------------
+    def step_config(self, batch, weights):
+        """``StepConfig`` for this batch (called while the step is traced)."""
+        import tensorflow as tf
+
+        from marquardt._backend.tensorflow.keras_jacobian import JacobianPlan
+        from marquardt._backend.tensorflow.keras_step import StepConfig
+
+        opts = self.lm_options
+        p = int(sum(w.shape.num_elements() for w in weights))
+        k = self._residuals_per_sample(batch, weights)
+        coupled = _coupled_layers(self.network, opts.training)
+        if opts.jacobian == "auto":
+            per_sample = self.lm_custom_residual is None and not coupled
+        else:
+            per_sample = opts.jacobian == "per_sample"
+        model_dtype = tf.as_dtype(weights[0].dtype)
+        dtype = tf.float64 if opts.precision == "float64" else model_dtype
+        mem = plan_memory(p, k, opts.memory_limit, precision_bytes=dtype.size,
+                          model_bytes=model_dtype.size)
+        n = tf.nest.flatten(batch["x"])[0].shape[0]
+        kernel = opts.kernel is True or (opts.kernel == "auto" and n is not None and n * k < p)
+        plan = JacobianPlan(per_sample=per_sample, chunk=mem.chunk_rows, k=k, dtype=dtype)
+        return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
+                          max_attempts=opts.max_attempts, goal=opts.goal,
+                          min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
+                          noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps))
+
+    def _residuals_per_sample(self, batch, weights):
+        """k, from the static shape of the residuals of one sample."""
+        import tensorflow as tf
+
+        one = tf.nest.map_structure(lambda t: t[:1], batch)
+        frozen = [tf.convert_to_tensor(v) for v in self.network.non_trainable_variables]
+
+        def model_fn(inputs):
+            return self.network.stateless_call(weights, frozen, inputs,
+                                               training=self.lm_options.training)[0]
+
+        if self.lm_custom_residual is not None:
+            r = self.lm_custom_residual(model_fn, one["x"], one.get("y"))
+        else:
+            r = self.lm_loss_residual[0](one.get("y"), model_fn(one["x"]), one.get("sw"))
+        shape = r.shape
+        k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
+        if k is None:
+            raise ValueError(
+                "The residuals of one sample must have a static size. Received: residuals of "
+                f"shape {r.shape}")
+        return int(k)
+
+    # ---- fit: Keras' own loop, with checks, full batch and stopping -------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, **kwargs):
+        """Keras ``fit``, full batch by default (``batch_size=None``).
+
+        Returns:
+            the ``keras.callbacks.History``, with ``history.stop_reason`` saying why training
+            stopped (also ``self.stop_reason``).
+
+        Raises:
+            ValueError: no trainable weights, non-finite ``x``/``y``/``sample_weight``,
+                targets that do not match the outputs, a non-finite starting loss, a model
+                too large for dense LM (the message says how much memory it needs).
+        """
+        if not self.compiled:
+            raise ValueError("The model must be compiled before `fit`: call "
+                             "`compile(loss=...)` first. Received: an uncompiled LMModel")
+        self._check_inputs(x, y, sample_weight)
+        leaves = keras.tree.flatten(x) if x is not None else []
+        if batch_size is None and leaves and hasattr(leaves[0], "shape") and not hasattr(
+                x, "element_spec"):
+            batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
+        stopper = LMStopping(self.lm_options)
+        all_callbacks = list(callbacks or []) + [stopper]
+        interrupted = False
+        self.stop_reason = None
+        try:
+            history = super().fit(
+                x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                callbacks=all_callbacks, validation_split=validation_split,
+                validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
+                sample_weight=sample_weight, initial_epoch=initial_epoch, **kwargs)
+        except KeyboardInterrupt:
+            interrupted = True
+            history = self.history
+        done = len(history.epoch) + initial_epoch if history is not None else 0
+        self.stop_reason = final_reason(stopper, callbacks, done, epochs, interrupted)
+        if history is not None:
+            history.stop_reason = self.stop_reason
+            history.lm_status = stopper.status
+        log_reason(self.stop_reason)
+        return history
+
+    def _check_inputs(self, x, y, sample_weight):
+        _validation.check_trainable(self.network)
+        if x is None:
+            return
+        if not hasattr(x, "element_spec"):
+            _validation.check_arrays(x, y, sample_weight)
+        probe = _validation.first_batch(x, y, sample_weight)
+        if probe is None:
+            return
+        px, py, psw = probe
+        if hasattr(x, "element_spec"):
+            _validation.check_arrays(px, py, psw)
+        y_pred = self.network(px, training=False)
+        if self.lm_custom_residual is not None:
+            px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
+            py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)
+            r = self.lm_custom_residual(lambda inputs: self.network(inputs, training=False),
+                                        px, py)
+            cost = 0.5 * float(np.sum(np.square(np.asarray(r, dtype=np.float64))))
+        else:
+            if py is None:
+                raise ValueError("`y` must be given to train with a Keras loss. Received: y=None")
+            names = self._loss_names()
+            _validation.check_targets(py, y_pred, names)
+            fn, _ = self.lm_loss_residual
+            r = np.asarray(fn(py, y_pred, psw), dtype=np.float64)
+            cost = 0.5 * float(np.sum(np.square(r))) / max(r.shape[0], 1)
+        _validation.check_start(cost)
+
+    def _loss_names(self):
+        loss = self.loss
+        names = self._output_names()
+        if isinstance(loss, dict):
+            loss = [loss[n] for n in names]
+        if not isinstance(loss, (list, tuple)):
+            loss = [loss] * len(names)
+        return [residuals_for_loss(item).name for item in loss]
+
+    # ---- serialisation ----------------------------------------------------------------------
+    def get_config(self):
+        return {
+            "model": keras.saving.serialize_keras_object(self.network),
+            "options": options_to_config(self.lm_options),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        net = keras.saving.deserialize_keras_object(config["model"],
+                                                    custom_objects=custom_objects)
+        return cls(net, options=options_from_config(config["options"]), name=config.get("name"))

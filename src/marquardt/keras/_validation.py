@@ -1,0 +1,107 @@
+"""Front-door checks of ``LMModel.fit``: everything wrong with the input fails before training.
+
+Checked: trainable weights exist; ``x``, ``y``, ``sample_weight`` hold only finite numbers
+(NumPy-like input; for a ``tf.data.Dataset`` the first batch); ``y`` matches the model's
+outputs; the loss at the starting weights is finite. Layers whose weights get no gradient are
+found when the step is traced (``keras_jacobian``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import ops
+
+from marquardt._checks import check_finite
+
+__all__ = ["check_trainable", "check_arrays", "first_batch", "check_start"]
+
+#: Samples used for the start-point checks (enough to see a NaN weight or a log(0)).
+_PROBE = 4096
+
+
+def check_trainable(net) -> None:
+    if not net.trainable_weights:
+        raise ValueError(
+            "`model` must have trainable weights for Levenberg-Marquardt training. Received: "
+            f"model={net.name!r} with 0 trainable weights (are all layers frozen?)"
+        )
+
+
+def _numeric(value):
+    return isinstance(value, np.ndarray) or hasattr(value, "numpy") and hasattr(value, "shape")
+
+
+def check_arrays(x, y, sample_weight) -> None:
+    """NaN or Inf in ``x``, ``y`` or ``sample_weight`` (any nesting of arrays)."""
+    for name, value in (("x", x), ("y", y), ("sample_weight", sample_weight)):
+        if value is None:
+            continue
+        leaves = keras.tree.flatten(value)
+        for i, leaf in enumerate(leaves):
+            if not _numeric(leaf):
+                continue
+            arr = np.asarray(leaf)
+            if arr.dtype.kind in "fc":
+                check_finite(arr, name if len(leaves) == 1 else f"{name}[{i}]")
+        if name == "sample_weight":
+            for leaf in leaves:
+                if _numeric(leaf) and np.any(np.asarray(leaf) < 0):
+                    raise ValueError(
+                        "`sample_weight` must be non-negative. Received: sample_weight with "
+                        f"minimum {np.min(np.asarray(leaf))!r}"
+                    )
+
+
+def first_batch(x, y, sample_weight):
+    """A probe batch (≤ 4096 samples) from arrays or the first element of a dataset."""
+    import tensorflow as tf  # the dataset case only exists with the TensorFlow backend
+
+    if isinstance(x, tf.data.Dataset):
+        for element in x.take(1):
+            return keras.utils.unpack_x_y_sample_weight(element)
+        raise ValueError("`x` must not be an empty dataset. Received: x=<empty Dataset>")
+    if not all(_numeric(leaf) for leaf in keras.tree.flatten(x)):
+        return None  # a generator or PyDataset: checked by the step itself
+
+    def head(v):
+        return None if v is None else keras.tree.map_structure(lambda t: t[:_PROBE], v)
+
+    return head(x), head(y), head(sample_weight)
+
+
+def _shape_error(y, y_pred, loss_name):
+    raise ValueError(
+        f"`y` must match the model's outputs for the {loss_name} loss. Received: y with "
+        f"shape {tuple(y.shape)} for outputs of shape {tuple(y_pred.shape)}"
+    )
+
+
+def check_targets(y, y_pred, loss_names) -> None:
+    """Shapes of targets against predictions, per output."""
+    ys = keras.tree.flatten(y)
+    ps = keras.tree.flatten(y_pred)
+    if len(ys) != len(ps):
+        raise ValueError(
+            f"`y` must have one target per model output ({len(ps)}). Received: y with "
+            f"{len(ys)} array(s)"
+        )
+    for t, p, name in zip(ys, ps, loss_names):
+        t_shape, p_shape = tuple(ops.shape(t)), tuple(ops.shape(p))
+        if t_shape[0] != p_shape[0]:
+            _shape_error(t, p, name)
+        if name == "sparse_categorical_crossentropy":
+            if int(np.prod(t_shape[1:])) != 1:
+                _shape_error(t, p, name)
+        elif int(np.prod(t_shape[1:])) != int(np.prod(p_shape[1:])):
+            _shape_error(t, p, name)
+
+
+def check_start(cost) -> None:
+    value = float(cost)
+    if not np.isfinite(value):
+        raise ValueError(
+            "The loss at the starting weights must be finite. Received: loss="
+            f"{value!r} (check the initial weights, and for cross-entropy on probabilities "
+            "the range of the predictions)"
+        )

@@ -1,0 +1,158 @@
+"""Bad input fails before training; faults during training end gracefully; Keras plumbing."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import marquardt.keras as mk
+from marquardt._status import Status
+
+from keras_helpers import mlp
+
+X = np.linspace(-1, 1, 64, dtype="float32")[:, None]
+Y = np.sin(3 * X)
+
+
+def test_no_trainable_weights():
+    net = mlp((4,))
+    for layer in net.layers:
+        layer.trainable = False
+    with pytest.raises(ValueError, match="trainable weights.*Received: model="):
+        mk.fit(net, X, Y, loss="mse", epochs=1, verbose=0)
+
+
+def test_layer_without_gradient():
+    inp = keras.Input((1,))
+    used = keras.layers.Dense(1)(inp)
+    keras.layers.Dense(3, name="unused")(inp)  # built, never reaches the output
+    unused = keras.layers.Dense(3, name="dangling")
+    unused.build((None, 1))
+    net = keras.Model(inp, used)
+    net.dangling = unused  # tracked, trainable, not connected
+    with pytest.raises(ValueError, match="receive a gradient.*dangling"):
+        mk.fit(net, X, Y, loss="mse", epochs=1, verbose=0)
+
+
+def test_target_shape_mismatch():
+    with pytest.raises(ValueError, match="`y` must match.*Received: y with shape"):
+        mk.fit(mlp((4,)), X, np.hstack([Y, Y]), loss="mse", epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("where", ["x", "y", "sample_weight"])
+def test_non_finite_input(where):
+    x, y, sw = X.copy(), Y.copy(), np.ones(len(X), "float32")
+    {"x": x, "y": y, "sample_weight": sw}[where][3] = np.nan
+    with pytest.raises(ValueError, match=f"`{where}` must contain only finite values"):
+        mk.fit(mlp((4,)), x, y, sample_weight=sw, loss="mse", epochs=1, verbose=0)
+
+
+def test_non_finite_start_loss():
+    net = mlp((4,))
+    weights = net.get_weights()
+    weights[1][0] = np.nan
+    net.set_weights(weights)
+    with pytest.raises(ValueError, match="loss at the starting weights must be finite"):
+        mk.fit(net, X, Y, loss="mse", epochs=1, verbose=0)
+
+
+def test_unknown_option_and_optimizer_and_missing_loss():
+    with pytest.raises(TypeError, match="Unknown Levenberg-Marquardt option.*Received: dampng="):
+        mk.LMModel(mlp((4,)), dampng="nielsen")
+    with pytest.raises(ValueError, match="`max_attempts` must be"):
+        mk.LMModel(mlp((4,)), max_attempts=0)
+    lm = mk.LMModel(mlp((4,)))
+    with pytest.raises(ValueError, match="`optimizer` must not be given"):
+        lm.compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="`loss` must be given"):
+        mk.fit(mlp((4,)), X, Y, epochs=1, verbose=0)
+
+
+def test_model_too_large_for_dense_lm_says_how_much():
+    with pytest.raises(ValueError, match=r"too large.*need .*GiB.*Received: memory_limit="):
+        mk.plan_memory(60_000, 1, 8 << 30)
+    with pytest.raises(ValueError, match="too large"):
+        mk.fit(mlp((4,)), X, Y, loss="mse", epochs=1, verbose=0, memory_limit=1000)
+
+
+def test_divergence_never_applies_a_non_finite_step():
+    """A residual that is NaN away from the start: every step is rejected, weights kept."""
+
+    def residual(model_fn, x, y):
+        u = model_fn(x)
+        blow = tf.where(tf.abs(u) > 0.0, tf.math.log(-tf.abs(u) - 1.0), u)  # NaN when u != 0
+        return tf.reshape(tf.where(tf.equal(tf.reduce_sum(tf.abs(u)), 0.0), u - y, blow), [-1])
+
+    net = mlp((4,))
+    net.set_weights([np.zeros_like(w) for w in net.get_weights()])
+    before = [w.copy() for w in net.get_weights()]
+    history = mk.fit(net, X, Y, residual=residual, epochs=3, verbose=0)
+    for a, b in zip(before, net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history.lm_status in (Status.DAMPING_LIMIT, None) or "damping" in history.stop_reason
+
+
+def test_singular_system_is_solved():
+    """Two identical inputs: JᵀJ is singular; the eigen fallback keeps steps finite."""
+    x = np.hstack([X, X])
+    net = mlp((), inputs=2)
+    history = mk.fit(net, x, 2 * X + 1, loss="mse", epochs=30, verbose=0, goal=1e-10)
+    assert np.all(np.isfinite(np.concatenate([w.ravel() for w in net.get_weights()])))
+    assert history.history["loss"][-1] < 1e-8
+
+
+def test_keyboard_interrupt_keeps_the_last_accepted_weights():
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                self.saved = [w.copy() for w in net.get_weights()]
+                raise KeyboardInterrupt
+
+    net = mlp((4,))
+    cb = Interrupt()
+    history = mk.fit(net, X, Y, loss="mse", epochs=10, verbose=0, callbacks=[cb])
+    assert "Interrupted" in history.stop_reason
+    for a, b in zip(cb.saved, net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_goal_and_min_grad_and_max_time_stop_with_a_reason():
+    history = mk.fit(mlp((4,)), X, Y, loss="mse", epochs=50, verbose=0, goal=0.05)
+    assert "goal" in history.stop_reason and history.lm_status == Status.GOAL
+    history = mk.fit(mlp((4,)), X, Y, loss="mse", epochs=50, verbose=0, min_grad=1e3)
+    assert "min_grad" in history.stop_reason and len(history.epoch) == 1
+    history = mk.fit(mlp((4,)), X, Y, loss="mse", epochs=10_000, verbose=0, max_time=1.0)
+    assert "max_time" in history.stop_reason
+
+
+def test_callbacks_validation_and_checkpoint_resume(tmp_path):
+    net = mlp((6,))
+    lm = mk.LMModel(net)
+    lm.compile(loss="mse", metrics=["mae"])
+    ckpt = str(tmp_path / "lm.weights.h5")
+    history = lm.fit(
+        X, Y, epochs=6, verbose=0, validation_split=0.25,
+        callbacks=[keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True),
+                   keras.callbacks.ModelCheckpoint(ckpt, save_weights_only=True),
+                   keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+                   keras.callbacks.TerminateOnNaN()])
+    assert "val_loss" in history.history and "val_mae" in history.history
+    assert (tmp_path / "log.csv").read_text().startswith("epoch")
+    lam = float(lm.lm_lambda.numpy())
+    # resume: a fresh wrapper around a fresh network, weights and λ from the checkpoint
+    net2 = mlp((6,))
+    lm2 = mk.LMModel(net2)
+    lm2.compile(loss="mse")
+    lm2.load_weights(ckpt)
+    assert float(lm2.lm_lambda.numpy()) > 0
+    lm2.fit(X, Y, epochs=2, verbose=0)
+    assert lam > 0
+
+
+def test_saved_model_is_plain_keras(tmp_path):
+    net = mlp((6,))
+    mk.fit(net, X, Y, loss="mse", epochs=3, verbose=0)
+    path = str(tmp_path / "net.keras")
+    net.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), net.predict(X, verbose=0))
