@@ -1,0 +1,211 @@
+"""TensorFlow side of the SciPy bridge: residuals, Jacobians and J·v, Jᵀ·u, each compiled once.
+
+Glossary: x the parameters (n,), r(x) the residuals (m,), J = ∂r/∂x (m × n), v a direction in
+parameter space (n,), u one in residual space (m,). ``data`` are the array arguments of the
+residual function; they are *inputs* of the compiled functions (not captured constants), so the
+``curve_fit`` form can pass its ``xdata`` at call time without a retrace.
+
+Every function is traced once, at construction, with a fixed input signature
+(``tf.TensorSpec((n,), float64)`` and the specs of ``data``), and called afterwards through
+its ``ConcreteFunction``: a later call can never retrace, and a call with another shape fails
+(the public layer checks shapes first and says so in words).
+
+How J is formed (``mode``):
+
+* ``forward`` — n Jacobian-vector products (``tf.autodiff.ForwardAccumulator``), the engine's
+  ``autodiff_jacobian``: cheapest when n < m and the model is small.
+* ``reverse`` — m vector-Jacobian products (``GradientTape.batch_jacobian``): when n ≥ m.
+* ``per_sample`` — when residual block i depends on row i of the data arrays alone (curve
+  fitting with ``args=(t, y)``, every Keras loss on a network without cross-sample layers),
+  block i of J is the gradient of the residuals of a one-row batch. ``tf.vectorized_map`` runs
+  those m small backward passes as one batched pass. Both dense modes above cost O(n·m·w) for a
+  network of width w (a JVP or VJP of the *whole* batch per column or row); this one costs
+  O(m·n). For a 1-20-20-1 MLP on 2,000 points: 35 ms against 4 s for ``forward``, measured on a
+  loaded 2-core machine. Whether the rows really are independent is checked once, on the
+  residual values at x0 (``rows_consistent``).
+
+The matrix-free form never builds J: J·v is one forward-mode pass (a JVP), Jᵀ·u one backward
+pass with output gradient u (a VJP), each O(cost of r).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
+
+__all__ = ["MODES", "DataLayout", "split_args", "CompiledResidual", "eager_residual",
+           "rows_consistent"]
+
+#: Ways to form the dense Jacobian (``auto`` picks ``forward`` or ``reverse``).
+MODES = ("auto", "forward", "reverse", "per_sample")
+
+_ZERO = tf.UnconnectedGradients.ZERO
+
+
+class DataLayout(NamedTuple):
+    """Where the arguments of ``fun(x, *args)`` come from at call time.
+
+    Attributes:
+        slots: one entry per positional argument: ``("tensor", i)`` for ``data[i]`` (an input of
+            the compiled functions) or ``("static", value)`` (passed to ``fun`` as it is).
+        data: the tensors, float64 for floating arrays, in their own dtype otherwise.
+    """
+
+    slots: tuple
+    data: tuple
+
+    def call_args(self, data: Sequence) -> list:
+        return [data[v] if kind == "tensor" else v for kind, v in self.slots]
+
+
+def split_args(args: Sequence) -> DataLayout:
+    """NumPy arrays and tensors among ``args`` become inputs; the rest stays static."""
+    slots, data = [], []
+    for a in args:
+        if isinstance(a, (np.ndarray, tf.Tensor)) and np.ndim(a) > 0:
+            arr = a.numpy() if isinstance(a, tf.Tensor) else a
+            if arr.dtype.kind == "f":
+                arr = arr.astype(np.float64, copy=False)
+            if arr.dtype.kind in "fiub":
+                slots.append(("tensor", len(data)))
+                data.append(tf.constant(arr))
+                continue
+        slots.append(("static", a))
+    return DataLayout(tuple(slots), tuple(data))
+
+
+def _as_float64(r) -> tf.Tensor:
+    r = tf.convert_to_tensor(r)
+    return r if r.dtype == tf.float64 else tf.cast(r, tf.float64)
+
+
+def eager_residual(residual: Callable, x0: np.ndarray, data: Sequence):
+    """``residual(x0, *data)`` run once eagerly (the front door's probe), as given."""
+    return residual(tf.constant(x0, tf.float64), *data)
+
+
+def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence, rtol: float) -> float:
+    """Largest |r_full − r_rows| / max(1, max|r|) at x0, where r_rows stacks one-row batches.
+
+    Used to confirm, once, that the residuals of row i depend on row i of the data alone, which
+    the ``per_sample`` Jacobian assumes. ``rtol`` is only documented here; the caller compares.
+    """
+    x = tf.constant(x0, tf.float64)
+    full = _as_float64(residual(x, *data))
+    rows = tf.vectorized_map(
+        lambda row: _as_float64(residual(x, *[t[None] for t in row])), tuple(data))
+    rows = tf.reshape(rows, [-1])
+    if rows.shape[0] != full.shape[0]:
+        return float("inf")
+    scale = max(1.0, float(tf.reduce_max(tf.abs(full))))
+    return float(tf.reduce_max(tf.abs(full - rows))) / scale
+
+
+def _per_sample_jacobian(residual: Callable, n: int, k: int) -> Callable:
+    """``jac(x, *data) -> J`` (N·k, n) by vectorised gradients of one-row batches."""
+
+    def jac(x, *data):
+        def row_jacobian(row):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                r = tf.reshape(_as_float64(residual(x, *[t[None] for t in row])), [k])
+            if k == 1:
+                return tape.gradient(r, x, unconnected_gradients=_ZERO)[None]
+            return tape.jacobian(r, x, unconnected_gradients=_ZERO)
+
+        blocks = tf.vectorized_map(row_jacobian, tuple(data))  # (N, k, n)
+        return tf.reshape(blocks, [-1, n])
+
+    return jac
+
+
+def _dense_jacobian(residual: Callable, n: int, m: int, mode: str) -> Callable:
+    """``jac(x, *data) -> J`` (m, n) by the engine's forward or reverse autodiff."""
+
+    def jac(x, *data):
+        batched = autodiff_jacobian(lambda xb: _as_float64(residual(xb[0], *data))[None],
+                                    n, m, mode)
+        return batched(x[None])[1][0]
+
+    return jac
+
+
+class CompiledResidual:
+    """Residuals, Jacobian and products of one residual function, traced once.
+
+    Args:
+        residual: ``residual(x, *data) -> r``, TensorFlow ops, r of shape (m,) (any float dtype;
+            cast to float64).
+        n, m: number of parameters and of residuals.
+        data: example tensors for the ``data`` inputs (their shapes and dtypes are the
+            signature).
+        mode: one of ``MODES``.
+        jac_form: ``"dense"`` traces the Jacobian, ``"operator"`` the two products.
+        jit_compile: compile with XLA.
+
+    Raises:
+        NoGradientError: TensorFlow cannot differentiate ``residual``.
+    """
+
+    def __init__(self, residual: Callable, n: int, m: int, data: Sequence, *, mode: str,
+                 jac_form: str, jit_compile: bool):
+        self.n, self.m = n, m
+        x_spec = tf.TensorSpec([n], tf.float64, name="x")
+        data_specs = [tf.TensorSpec(t.shape, t.dtype) for t in data]
+
+        def compile_(fn, *extra):
+            f = tf.function(fn, input_signature=[x_spec, *extra, *data_specs], autograph=False,
+                            jit_compile=jit_compile)
+            try:
+                return f.get_concrete_function()
+            except LookupError as exc:  # "No gradient defined for operation ..."
+                raise NoGradientError(
+                    "`fun` cannot be differentiated by TensorFlow: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+                    "Write it with differentiable TensorFlow ops.") from None
+
+        self._residual = compile_(lambda x, *d: _as_float64(residual(x, *d)))
+        self._jacobian = self._jvp = self._vjp = None
+        if jac_form == "dense":
+            if mode == "per_sample":
+                jac = _per_sample_jacobian(residual, n, m // int(data[0].shape[0]))
+            else:
+                jac = _dense_jacobian(residual, n, m, mode)
+            self._jacobian = compile_(jac)
+        else:
+            def jvp(x, v, *d):
+                with tf.autodiff.ForwardAccumulator(x, v) as acc:
+                    r = _as_float64(residual(x, *d))
+                return acc.jvp(r, unconnected_gradients=_ZERO)
+
+            def vjp(x, u, *d):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    r = _as_float64(residual(x, *d))
+                return tape.gradient(r, x, output_gradients=u, unconnected_gradients=_ZERO)
+
+            self._jvp = compile_(jvp, tf.TensorSpec([n], tf.float64, name="v"))
+            self._vjp = compile_(vjp, tf.TensorSpec([m], tf.float64, name="u"))
+
+    # NumPy in, NumPy out; the caller has checked shapes and converted to float64.
+    def residual(self, x: np.ndarray, data: Sequence) -> np.ndarray:
+        return self._residual(tf.constant(x), *data).numpy()
+
+    def jacobian(self, x: np.ndarray, data: Sequence) -> np.ndarray:
+        return self._jacobian(tf.constant(x), *data).numpy()
+
+    def jvp(self, x: np.ndarray, v: np.ndarray, data: Sequence) -> np.ndarray:
+        return self._jvp(tf.constant(x), tf.constant(v), *data).numpy()
+
+    def vjp(self, x: np.ndarray, u: np.ndarray, data: Sequence) -> np.ndarray:
+        return self._vjp(tf.constant(x), tf.constant(u), *data).numpy()
+
+    @property
+    def concrete_functions(self) -> dict:
+        """The traced functions by name (for benchmarks: a direct TensorFlow call)."""
+        return {k: v for k, v in (("residual", self._residual), ("jacobian", self._jacobian),
+                                  ("jvp", self._jvp), ("vjp", self._vjp)) if v is not None}
