@@ -2,7 +2,8 @@
 
 Catalogue of smooth problems with closed-form derivatives checked against central finite
 differences (1e-7 relative) and across Jacobian modes; matrix-free products against the dense
-J (1e-12); compiled once (no retrace); every validation error by its message.
+J (1e-12); compiled once (no retrace); every validation error by its message;
+``check_residuals`` on consistent pairs and on the residual-versus-gradient mistake.
 """
 
 import os
@@ -15,7 +16,7 @@ import pytest
 import scipy.optimize
 import tensorflow as tf
 
-from marquardt.scipy import residual_functions
+from marquardt.scipy import ResidualCheck, check_residuals, residual_functions
 
 RNG = np.random.default_rng(0)
 T = np.linspace(0.0, 3.0, 25)
@@ -223,6 +224,51 @@ def test_per_sample_checks_rows():
     with pytest.raises(ValueError, match=r"same number of rows.*\[5, 25\]"):
         residual_functions(lambda p, t, w: p[0] * t - tf.reduce_sum(w), [1.0], args=(T, np.ones(5)),
                            mode="per_sample")
+
+
+# ---- check_residuals ---------------------------------------------------------------------------
+def _line(p):
+    return p[0] * T + p[1] - Y
+
+
+@pytest.mark.parametrize("loss, scale, words", [
+    (lambda p: 0.5 * tf.reduce_sum(_line(p) ** 2), 1.0, "loss = ½Σr²"),
+    (lambda p: tf.reduce_sum(_line(p) ** 2), 2.0, "loss = Σr²"),
+    (lambda p: tf.reduce_mean(_line(p) ** 2), 2.0 / T.size, "mean(r²)"),
+])
+def test_check_residuals_consistent(loss, scale, words):
+    check = check_residuals(_line, [1.0, 0.0], loss)
+    assert isinstance(check, ResidualCheck)
+    assert check.consistent and not check.looks_like_gradient
+    assert check.scale == pytest.approx(scale, rel=1e-12)
+    assert words in check.relation and "Consistent" in str(check)
+    assert check.gradient_error < 1e-12
+
+
+def test_check_residuals_catches_a_gradient():
+    def gradient(p):  # ∇ of Σr², what tf.GradientTape would give
+        r = _line(p)
+        return tf.stack([tf.reduce_sum(2.0 * r * T), tf.reduce_sum(2.0 * r)])
+
+    check = check_residuals(gradient, [1.0, 0.0], lambda p: tf.reduce_sum(_line(p) ** 2))
+    assert not check.consistent and check.looks_like_gradient
+    assert "returns the gradient of the loss" in check.message
+    assert "least_squares minimises ½‖fun(x)‖²" in check.message
+
+
+def test_check_residuals_other_mismatches():
+    loss = lambda p: tf.reduce_sum(_line(p) ** 2)  # noqa: E731
+    scalar = check_residuals(lambda p: tf.reshape(loss(p), [1]), [1.0, 0.0], loss)
+    assert not scalar.consistent and "returns one value" in scalar.message
+    absolute = check_residuals(_line, [1.0, 0.0], lambda p: tf.reduce_sum(tf.abs(_line(p))))
+    assert not absolute.consistent and "is not one constant" in absolute.message
+    assert absolute.max_relative_error > 1e-3
+    numpy_fun = check_residuals(lambda p: np.asarray(_line(p)), [1.0, 0.0], loss)
+    assert numpy_fun.consistent and numpy_fun.gradient_error is None
+    with pytest.raises(ValueError, match=r"`loss_fn` must return one number"):
+        check_residuals(_line, [1.0, 0.0], _line)
+    with pytest.raises(TypeError, match=r"`loss_fn` must be callable"):
+        check_residuals(_line, [1.0, 0.0], "mse")
 
 
 # ---- SciPy imported lazily -------------------------------------------------------------------

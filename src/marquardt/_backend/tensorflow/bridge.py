@@ -38,7 +38,7 @@ import tensorflow as tf
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 
 __all__ = ["MODES", "DataLayout", "split_args", "CompiledResidual", "eager_residual",
-           "rows_consistent"]
+           "evaluate", "rows_consistent", "value_and_gradient", "residual_and_gradient"]
 
 #: Ways to form the dense Jacobian (``auto`` picks ``forward`` or ``reverse``).
 MODES = ("auto", "forward", "reverse", "per_sample")
@@ -86,6 +86,13 @@ def _as_float64(r) -> tf.Tensor:
 def eager_residual(residual: Callable, x0: np.ndarray, data: Sequence):
     """``residual(x0, *data)`` run once eagerly (the front door's probe), as given."""
     return residual(tf.constant(x0, tf.float64), *data)
+
+
+def evaluate(fn: Callable, x: np.ndarray) -> np.ndarray:
+    """``fn(x)`` at a float64 tensor x, as a flat float64 NumPy array (eager)."""
+    value = fn(tf.constant(x, tf.float64))
+    return np.asarray(value.numpy() if hasattr(value, "numpy") else value,
+                      dtype=np.float64).ravel()
 
 
 def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence, rtol: float) -> float:
@@ -209,3 +216,44 @@ class CompiledResidual:
         """The traced functions by name (for benchmarks: a direct TensorFlow call)."""
         return {k: v for k, v in (("residual", self._residual), ("jacobian", self._jacobian),
                                   ("jvp", self._jvp), ("vjp", self._vjp)) if v is not None}
+
+
+def value_and_gradient(fn: Callable, x0: np.ndarray) -> tuple[float, np.ndarray]:
+    """A scalar ``fn(x)`` and its gradient at x0 by reverse-mode autodiff (eager).
+
+    Returns ``(value, None)`` when ``fn`` cannot be differentiated (it returns NumPy or uses
+    an op without a gradient).
+    """
+    x = tf.constant(x0, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = fn(x)
+    scalar = float(np.asarray(value.numpy() if hasattr(value, "numpy") else value).sum())
+    if not isinstance(value, tf.Tensor):
+        return scalar, None
+    try:
+        grad = tape.gradient(_as_float64(value), x, unconnected_gradients=_ZERO)
+    except LookupError:
+        return scalar, None
+    return scalar, grad.numpy()
+
+
+def residual_and_gradient(residual: Callable, x0: np.ndarray):
+    """r(x0) and g = J(x0)ᵀ r(x0), the gradient of ½‖r‖², by one backward pass (eager).
+
+    Returns ``(r, None)`` when the residual function cannot be differentiated (it returns
+    NumPy or uses an op without a gradient).
+    """
+    x = tf.constant(x0, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        r = residual(x)
+    values = np.asarray(r.numpy() if hasattr(r, "numpy") else r, dtype=np.float64)
+    if not isinstance(r, tf.Tensor):
+        return values, None
+    try:
+        grad = tape.gradient(r, x, output_gradients=tf.cast(r, r.dtype),
+                             unconnected_gradients=_ZERO)
+    except LookupError:
+        return values, None
+    return values, tf.cast(grad, tf.float64).numpy()
