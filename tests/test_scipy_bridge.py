@@ -2,8 +2,9 @@
 
 Catalogue of smooth problems with closed-form derivatives checked against central finite
 differences (1e-7 relative) and across Jacobian modes; matrix-free products against the dense
-J (1e-12); compiled once (no retrace); every validation error by its message;
-``check_residuals`` on consistent pairs and on the residual-versus-gradient mistake.
+J (1e-12); compiled once (no retrace); every validation error by its message; Keras models
+(needs ``marquardt.keras``, whose loss→residual mapping the bridge uses) against
+``numpy.linalg.lstsq`` and against our own LM trainer.
 """
 
 import os
@@ -11,12 +12,25 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import scipy.optimize
 import tensorflow as tf
 
-from marquardt.scipy import ResidualCheck, check_residuals, residual_functions
+from marquardt.scipy import (
+    ResidualCheck, check_residuals, fit_model, model_functions, residual_functions)
+
+try:  # The Keras residuals come from marquardt.keras (branch `keras`).
+    import marquardt.keras._residuals  # noqa: F401
+    HAVE_KERAS_RESIDUALS = True
+except ImportError:
+    HAVE_KERAS_RESIDUALS = False
+
+needs_keras = pytest.mark.skipif(
+    not HAVE_KERAS_RESIDUALS,
+    reason="marquardt.keras residuals (marquardt.keras._residuals.model_residuals) are missing: "
+           "model_functions/fit_model build on them; merge the `keras` branch to run these")
 
 RNG = np.random.default_rng(0)
 T = np.linspace(0.0, 3.0, 25)
@@ -306,3 +320,127 @@ assert "scipy" not in sys.modules
 print("ok")
 """)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# ---- Keras models (need marquardt.keras) -----------------------------------------------------
+@pytest.fixture
+def float64():
+    old = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_floatx(old)
+    keras.backend.clear_session()
+
+
+X3 = RNG.standard_normal((40, 3))
+Y3 = (X3 @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.01 * RNG.standard_normal(40))[:, None]
+
+
+def _linear_model():
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+
+
+@needs_keras
+@pytest.mark.parametrize("method", ["lm", "trf", "dogbox"])
+def test_fit_model_linear_equals_lstsq(float64, method):
+    net = _linear_model()
+    res = fit_model(net, X3, Y3, loss="mse", method=method, ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    ref = np.linalg.lstsq(np.c_[X3, np.ones(len(X3))], Y3[:, 0], rcond=None)[0]
+    got = np.r_[net.layers[0].kernel.numpy().ravel(), net.layers[0].bias.numpy()]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)  # written back into the model
+    np.testing.assert_allclose(res.x, ref, rtol=0, atol=1e-10)
+    resid = np.c_[X3, np.ones(len(X3))] @ ref - Y3[:, 0]
+    assert res.cost == pytest.approx(np.mean(resid**2), rel=1e-10)  # cost = Keras' mse
+
+
+@needs_keras
+def test_model_residuals_reproduce_keras_loss(float64):
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
+                            keras.layers.Dense(2)])
+    y = np.c_[Y3, Y3**2]
+    sw = RNG.uniform(0.5, 2.0, len(X3))
+    fns = model_functions(net, X3, y, loss="mse", sample_weight=sw)
+    w = fns.get_weights_vector()
+    r = fns.fun(w)
+    loss = keras.losses.MeanSquaredError()(y, net(X3), sample_weight=sw)
+    assert 0.5 * r @ r == pytest.approx(float(loss), rel=1e-12)
+    j = fns.jac(w)
+    assert j.shape == (2 * len(X3), w.size)
+    assert _rel(j, _central_differences(fns.fun, w)) < 1e-7
+    other = model_functions(net, X3, y, loss="mse", sample_weight=sw, mode="reverse")
+    np.testing.assert_allclose(other.jac(w), j, rtol=0, atol=1e-13)
+    op = model_functions(net, X3, y, loss="mse", sample_weight=sw, jac_form="operator").jac(w)
+    v, u = RNG.standard_normal(w.size), RNG.standard_normal(2 * len(X3))
+    assert _rel(op.matvec(v), j @ v) < 1e-12 and _rel(op.rmatvec(u), j.T @ u) < 1e-12
+
+
+@needs_keras
+def test_model_weights_vector_roundtrip(float64):
+    net = _linear_model()
+    net.compile(loss="mae")  # loss=None takes the compiled loss
+    fns = model_functions(net, X3, Y3)
+    w = fns.get_weights_vector()
+    fns.set_weights_vector(w + 1.0)
+    np.testing.assert_array_equal(fns.get_weights_vector(), w + 1.0)
+    np.testing.assert_allclose(net.layers[0].bias.numpy(), w[-1:] + 1.0)
+    with pytest.raises(ValueError, match=r"`w` must have shape \(4,\).*shape \(3,\)"):
+        fns.set_weights_vector(w[:3])
+    r = fns.fun(w + 1.0)
+    assert np.mean(np.abs(net(X3).numpy() - Y3)) == pytest.approx(0.5 * r @ r, rel=1e-10)
+
+
+@needs_keras
+def test_fit_model_bounds_robust_loss_and_lsmr(float64):
+    net = _linear_model()
+    res = fit_model(net, X3, Y3, loss="mse", robust_loss="soft_l1", f_scale=0.1,
+                    bounds=(-1.5, 1.5), jac_form="operator", tr_solver="lsmr")
+    assert res.success and np.all(res.x >= -1.5) and np.all(res.x <= 1.5)
+    assert res.x[1] == pytest.approx(-1.5)  # the weight -2 is held at its bound
+    np.testing.assert_array_equal(np.r_[net.layers[0].kernel.numpy().ravel(),
+                                        net.layers[0].bias.numpy()], res.x)
+
+
+@needs_keras
+def test_fit_model_errors(float64):
+    net = _linear_model()
+    with pytest.raises(ValueError, match=r"`method` must be one of .*Received: method='bfgs'"):
+        fit_model(net, X3, Y3, loss="mse", method="bfgs")
+    with pytest.raises(TypeError, match=r"supplies jac, x0 itself"):
+        fit_model(net, X3, Y3, loss="mse", jac="2-point", x0=np.zeros(4))
+    with pytest.raises(ValueError, match=r"`method='lm'` needs a dense Jacobian"):
+        fit_model(net, X3, Y3, loss="mse", method="lm", jac_form="operator")
+    with pytest.raises(ValueError, match=r"`method='lm'` needs at least as many residuals"):
+        fit_model(net, X3[:2], Y3[:2], loss="mse", method="lm")
+    with pytest.raises(ValueError, match=r"`loss` must be given when `model` was not compiled"):
+        model_functions(net, X3, Y3)
+    with pytest.raises(ValueError, match=r"same number of samples.*\[39, 40\]"):
+        model_functions(net, X3, Y3[:39], loss="mse")
+    with pytest.raises(TypeError, match=r"`model` must be a keras.Model"):
+        model_functions(lambda x: x, X3, Y3, loss="mse")
+    with pytest.raises(ValueError, match=r"least-squares form"):
+        model_functions(net, X3, Y3, loss="cosine_similarity")
+
+
+@needs_keras
+def test_fit_model_cost_equals_our_lm_trainer(float64):
+    import marquardt.keras
+
+    if not hasattr(marquardt.keras, "fit"):
+        pytest.skip("marquardt.keras.fit (our LM trainer) is missing: merge the `keras` branch")
+    t = np.linspace(0.0, 2.0, 40)[:, None]
+    y = 2.0 * np.exp(-1.3 * t) + 0.02 * RNG.standard_normal((40, 1))
+
+    def model():  # y = exp(w t + b): nonlinear in w
+        net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, "exponential")])
+        net.set_weights([np.zeros((1, 1)), np.zeros(1)])
+        return net
+
+    trained = model()
+    marquardt.keras.fit(trained, t, y, loss="mse", epochs=50, verbose=0)
+    fns = model_functions(trained, t, y, loss="mse")
+    r = fns.fun(fns.get_weights_vector())
+    lm_cost = 0.5 * r @ r
+    res = fit_model(model(), t, y, loss="mse", method="trf", ftol=1e-15, xtol=1e-15,
+                    gtol=1e-15)
+    assert abs(res.cost - lm_cost) <= 1e-8 * lm_cost

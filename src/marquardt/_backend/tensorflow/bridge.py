@@ -30,7 +30,7 @@ pass with output gradient u (a VJP), each O(cost of r).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -38,7 +38,8 @@ import tensorflow as tf
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 
 __all__ = ["MODES", "DataLayout", "split_args", "CompiledResidual", "eager_residual",
-           "evaluate", "rows_consistent", "value_and_gradient", "residual_and_gradient"]
+           "evaluate", "rows_consistent", "value_and_gradient", "residual_and_gradient",
+           "model_residual", "get_weights", "set_weights"]
 
 #: Ways to form the dense Jacobian (``auto`` picks ``forward`` or ``reverse``).
 MODES = ("auto", "forward", "reverse", "per_sample")
@@ -236,6 +237,64 @@ def value_and_gradient(fn: Callable, x0: np.ndarray) -> tuple[float, np.ndarray]
     except LookupError:
         return scalar, None
     return scalar, grad.numpy()
+
+
+def model_residual(model, residual_fn: Callable, scale: float,
+                   structure: Any) -> tuple[Callable, DataLayout]:
+    """The loss residuals of a Keras model as ``residual(w, *data) -> r``, and the data.
+
+    ``w`` is the flattened trainable weights (float64); each variable's slice is reshaped and
+    cast to the variable's dtype, and the model is run with ``stateless_call`` in inference
+    mode (no variable is assigned; the non-trainable variables are read at call time).
+    ``structure`` is ``(inputs, y)`` or ``(inputs, y, sample_weight)`` with NumPy leaves;
+    floating inputs are given to the model in its compute dtype. ``residual_fn(y_true, y_pred,
+    sample_weight)`` is the loss→residual mapping of ``marquardt.keras``; the flattened
+    residuals are multiplied by ``scale``.
+    """
+    variables = list(model.trainable_variables)
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(s)) for s in shapes]
+    dtypes = [tf.as_dtype(v.dtype) for v in variables]
+    compute = tf.as_dtype(model.compute_dtype)
+
+    def leaf(a, cast):
+        a = np.asarray(a)
+        t = tf.constant(a)
+        return tf.cast(t, compute) if cast and a.dtype.kind == "f" else t
+
+    inputs = tf.nest.map_structure(lambda a: leaf(a, True), structure[0])
+    rest = tf.nest.map_structure(lambda a: leaf(a, False), tuple(structure[1:]))
+    tensors = (inputs, *rest)
+    data = tuple(tf.nest.flatten(tensors))
+
+    def residual(w, *leaves):
+        inputs, y, *more = tf.nest.pack_sequence_as(tensors, list(leaves))
+        sample_weight = more[0] if more else None
+        parts = tf.split(w, sizes) if len(sizes) > 1 else [w]
+        weights = [tf.cast(tf.reshape(p, s), d) for p, s, d in zip(parts, shapes, dtypes)]
+        frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+        y_pred, _ = model.stateless_call(weights, frozen, inputs, training=False)
+        r = residual_fn(y, y_pred, sample_weight)
+        return tf.reshape(_as_float64(r), [-1]) * scale
+
+    layout = DataLayout(tuple(("tensor", i) for i in range(len(data))), data)
+    return residual, layout
+
+
+def get_weights(model) -> np.ndarray:
+    """The trainable weights of ``model`` flattened into one float64 vector."""
+    parts = [np.asarray(v.numpy() if hasattr(v, "numpy") else v, np.float64).ravel()
+             for v in model.trainable_variables]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def set_weights(model, w: np.ndarray) -> None:
+    """Assign the flat vector ``w`` to the trainable weights of ``model`` (in their dtypes)."""
+    start = 0
+    for v in model.trainable_variables:
+        size = int(np.prod(v.shape))
+        v.assign(w[start:start + size].reshape(tuple(v.shape)).astype(v.dtype))
+        start += size
 
 
 def residual_and_gradient(residual: Callable, x0: np.ndarray):
