@@ -376,6 +376,16 @@ def test_model_residuals_reproduce_keras_loss(float64):
 
 
 @needs_keras
+def test_float64_layers_in_a_float32_model_see_unrounded_data():
+    # floatx stays float32: only the layer is float64, and the data must reach it unrounded.
+    net = keras.Sequential([keras.Input((3,), dtype="float64"),
+                            keras.layers.Dense(1, dtype="float64")])
+    res = fit_model(net, X3, Y3, loss="mse", method="lm", ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    ref = np.linalg.lstsq(np.c_[X3, np.ones(len(X3))], Y3[:, 0], rcond=None)[0]
+    np.testing.assert_allclose(res.x, ref, rtol=0, atol=1e-10)
+
+
+@needs_keras
 def test_model_weights_vector_roundtrip(float64):
     net = _linear_model()
     net.compile(loss="mae")  # loss=None takes the compiled loss

@@ -246,8 +246,9 @@ def model_residual(model, residual_fn: Callable, scale: float,
     ``w`` is the flattened trainable weights (float64); each variable's slice is reshaped and
     cast to the variable's dtype, and the model is run with ``stateless_call`` in inference
     mode (no variable is assigned; the non-trainable variables are read at call time).
-    ``structure`` is ``(inputs, y)`` or ``(inputs, y, sample_weight)`` with NumPy leaves;
-    floating inputs are given to the model in its compute dtype. ``residual_fn(y_true, y_pred,
+    ``structure`` is ``(inputs, y)`` or ``(inputs, y, sample_weight)`` with NumPy leaves
+    (floating ones as float64: Keras casts inputs to each layer's dtype, so a float64 layer
+    sees the data unrounded). ``residual_fn(y_true, y_pred,
     sample_weight)`` is the loss→residual mapping of ``marquardt.keras``; the flattened
     residuals are multiplied by ``scale``.
     """
@@ -255,16 +256,11 @@ def model_residual(model, residual_fn: Callable, scale: float,
     shapes = [tuple(v.shape) for v in variables]
     sizes = [int(np.prod(s)) for s in shapes]
     dtypes = [tf.as_dtype(v.dtype) for v in variables]
-    compute = tf.as_dtype(model.compute_dtype)
-
-    def leaf(a, cast):
+    def leaf(a):
         a = np.asarray(a)
-        t = tf.constant(a)
-        return tf.cast(t, compute) if cast and a.dtype.kind == "f" else t
+        return tf.constant(a.astype(np.float64) if a.dtype.kind == "f" else a)
 
-    inputs = tf.nest.map_structure(lambda a: leaf(a, True), structure[0])
-    rest = tf.nest.map_structure(lambda a: leaf(a, False), tuple(structure[1:]))
-    tensors = (inputs, *rest)
+    tensors = tf.nest.map_structure(leaf, tuple(structure))
     data = tuple(tf.nest.flatten(tensors))
 
     def residual(w, *leaves):
