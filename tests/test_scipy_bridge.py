@@ -325,11 +325,15 @@ print("ok")
 # ---- Keras models (need marquardt.keras) -----------------------------------------------------
 @pytest.fixture
 def float64():
-    old = keras.config.floatx()
+    """Float64 Keras layers. floatx alone is not enough: Keras caches a global dtype policy
+    from floatx when the first layer is made, and later layers follow the cached policy."""
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     keras.utils.set_random_seed(0)
     yield
-    keras.config.set_floatx(old)
+    keras.config.set_floatx(old_floatx)
+    keras.config.set_dtype_policy(old_policy)
     keras.backend.clear_session()
 
 
@@ -338,7 +342,9 @@ Y3 = (X3 @ np.array([1.0, -2.0, 0.5]) + 0.3 + 0.01 * RNG.standard_normal(40))[:,
 
 
 def _linear_model():
-    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    assert net.layers[0].kernel.dtype == "float64", "the float64 fixture did not take effect"
+    return net
 
 
 @needs_keras
