@@ -7,6 +7,7 @@ J (1e-12); compiled once (no retrace); every validation error by its message; Ke
 ``numpy.linalg.lstsq`` and against our own LM trainer.
 """
 
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -139,6 +140,20 @@ def test_compiled_once_no_retrace():
         op.matvec(np.ones(3)), op.rmatvec(np.ones(T.size))
         f(T + k, *x)  # curve_fit's form with new xdata of the same shape
     assert len(calls) == before
+
+
+def test_calls_from_several_threads_and_strided_inputs():
+    f, jac = residual_functions(_decay, [1.0, 1.0, 0.0], args=(T, Y))
+    points = [np.array([1.0 + k / 7, 0.5 + k / 11, -k / 5]) for k in range(16)]
+    expected = [(f(x), jac(x)) for x in points]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: (f(x), jac(x)), points * 4))
+    for (r, j), (r0, j0) in zip(got, expected * 4):
+        np.testing.assert_array_equal(r, r0)
+        np.testing.assert_array_equal(j, j0)
+    strided = np.zeros(6)
+    strided[::2] = points[3]
+    np.testing.assert_array_equal(f(strided[::2]), expected[3][0])
 
 
 # ---- SciPy integration ---------------------------------------------------------------------
