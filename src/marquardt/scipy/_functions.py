@@ -302,7 +302,7 @@ def check_rows(residual: Callable, x0: np.ndarray, data: Sequence, m: int) -> No
     if m % rows:
         raise ValueError(f"`mode='per_sample'` needs the same number of residuals per row. "
                          f"Received: m={m} residuals for {rows} rows")
-    gap = bridge.rows_consistent(residual, x0, data, ROWS_RTOL)
+    gap = bridge.rows_consistent(residual, x0, data)
     if not gap <= ROWS_RTOL:
         raise ValueError(
             "`mode='per_sample'` needs residual block i to depend on row i of the data alone, "

@@ -97,11 +97,11 @@ def evaluate(fn: Callable, x: np.ndarray) -> np.ndarray:
                       dtype=np.float64).ravel()
 
 
-def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence, rtol: float) -> float:
+def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence) -> float:
     """Largest |r_full − r_rows| / max(1, max|r|) at x0, where r_rows stacks one-row batches.
 
     Used to confirm, once, that the residuals of row i depend on row i of the data alone, which
-    the ``per_sample`` Jacobian assumes. ``rtol`` is only documented here; the caller compares.
+    the ``per_sample`` Jacobian assumes (inf when the row residuals do not even add up to m).
     """
     x = tf.constant(x0, tf.float64)
     full = _as_float64(residual(x, *data))
