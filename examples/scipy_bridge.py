@@ -6,7 +6,8 @@
 3. a Keras ``Dense(1)`` model fitted by ``marquardt.scipy.fit_model``.
 
 Then the classic mistake — giving SciPy the gradient of the loss instead of the residuals —
-and what ``marquardt.scipy.check_residuals`` says about it.
+on this fit and on a nonlinear toy where it converges to a maximum of the loss, and what
+``marquardt.scipy.check_residuals`` says about it.
 
     python examples/scipy_bridge.py
 """
@@ -76,9 +77,29 @@ def gradient(p, x, y):  # what tf.GradientTape gives: ∇L, n = 2 values
 
 g, g_jac = residual_functions(gradient, [0.0, 0.0], args=(x, y))
 wrong = scipy.optimize.least_squares(g, [0.0, 0.0], jac=g_jac)
-print(f"\nGradient given as residuals: SciPy stops at {wrong.x}, its 'cost' ½‖∇L‖² = "
-      f"{wrong.cost:.3g} is not the loss.")
-print("For a linear model ∇L = 0 happens to be the minimum; for a nonlinear one it may be a "
-      "maximum or a saddle.\nThe check:")
+print(f"\nGradient given as residuals: SciPy stops at {np.round(wrong.x, 6)}; its 'cost' is "
+      f"½‖∇L‖² = {wrong.cost:.2g}, not the loss. Here ∇L = 0 happens to be the minimum.")
+
+# On a nonlinear problem the stationary point it finds may be a maximum. One residual,
+# r(p) = p² − 1, so L = r² has minima at p = ±1 and a maximum at p = 0 (∇L = 4p(p² − 1)).
+def toy_residual(p):
+    return tf.stack([p[0] ** 2 - 1.0])
+
+
+def toy_gradient(p):
+    return tf.stack([4.0 * p[0] * (p[0] ** 2 - 1.0)])
+
+
+def toy_loss(p):
+    return (p[0] ** 2 - 1.0) ** 2
+
+
+for name, fun in (("residual", toy_residual), ("gradient", toy_gradient)):
+    f_toy, jac_toy = residual_functions(fun, [0.3])
+    p = scipy.optimize.least_squares(f_toy, [0.3], jac=jac_toy).x
+    print(f"r(p) = p² − 1 from p = 0.3, given the {name:<8}: p = {p[0]: .6f}, "
+          f"L = {float(toy_loss(p)):.3g}")
+
+print("\nThe check:")
 print(" ", check_residuals(gradient, [0.0, 0.0], loss, args=(x, y)).message[:200] + "...")
 print(" ", check_residuals(residuals, [0.0, 0.0], loss, args=(x, y)).message)
