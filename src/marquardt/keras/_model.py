@@ -39,6 +39,19 @@ def _coupled_layers(net, training: bool):
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def _is_minibatch(x, batch_size) -> bool:
+    """More than one batch per epoch (a dataset counts unless it has exactly one batch)."""
+    if hasattr(x, "element_spec"):
+        try:
+            return int(x.cardinality()) != 1
+        except (TypeError, ValueError):
+            return True
+    leaves = keras.tree.flatten(x) if x is not None else []
+    if leaves and hasattr(leaves[0], "shape") and batch_size is not None:
+        return int(batch_size) < int(leaves[0].shape[0])
+    return True
+
+
 @keras.saving.register_keras_serializable(package="marquardt")
 class LMModel(keras.Model):
     """Train a Keras model with Levenberg-Marquardt inside Keras' ``fit``.
@@ -221,7 +234,7 @@ class LMModel(keras.Model):
         if batch_size is None and leaves and hasattr(leaves[0], "shape") and not hasattr(
                 x, "element_spec"):
             batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
-        stopper = LMStopping(self.lm_options)
+        stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
@@ -239,6 +252,7 @@ class LMModel(keras.Model):
         if history is not None:
             history.stop_reason = self.stop_reason
             history.lm_status = stopper.status
+            history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
         return history
 
@@ -255,6 +269,7 @@ class LMModel(keras.Model):
         if hasattr(x, "element_spec"):
             _validation.check_arrays(px, py, psw)
         y_pred = self.network(px, training=False)
+        _validation.check_no_penalties(self.network)
         if self.lm_custom_residual is not None:
             px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
             py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)

@@ -176,6 +176,11 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     status = tf.where(start_ok, status, int(Status.NON_FINITE))
     info = StepInfo(cost=cost, accepted=accepted, attempts=attempts, grad_norm=grad_norm,
                     step_norm=tf.norm(delta), status=status, y_pred=y_pred)
+    # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
+    # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
+    limited = tf.equal(status, int(Status.DAMPING_LIMIT))
+    lam = tf.where(limited, tf.cast(fresh.lam, dtype), lam)
+    nu = tf.where(limited, tf.cast(fresh.nu, dtype), nu)
     state = LMState(lam=lam, nu=nu, d=d, started=tf.logical_or(state.started, start_ok))
     return new_weights, state, info
 
@@ -239,6 +244,13 @@ def train_step(wrapper, data):
                                             names)
     for v, w in zip(tvars, new_weights):
         v.assign(w)
+    if training and net.non_trainable_variables:
+        # Moving statistics (batch normalisation) follow Keras' one update per train step: one
+        # training-mode forward pass at the accepted weights; nothing changes after a
+        # rejected iteration.
+        _, updated = net.stateless_call(new_weights, frozen, x, training=True)
+        for v, new, old in zip(net.non_trainable_variables, updated, frozen):
+            v.assign(tf.where(info.accepted, new, old))
     wrapper.lm_lambda.assign(tf.cast(state.lam, wrapper.lm_lambda.dtype))
     wrapper.lm_nu.assign(tf.cast(state.nu, wrapper.lm_nu.dtype))
     wrapper.lm_scale.assign(tf.cast(state.d, wrapper.lm_scale.dtype))
