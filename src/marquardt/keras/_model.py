@@ -71,7 +71,11 @@ class LMModel(keras.Model):
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
     ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
-    ``lm_status`` (``marquardt._status.Status`` code, -100 while running).
+    ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
+    ``history.history`` only, not in the progress bar). Full batch by default; with
+    ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
+    handled there). Regularisation losses are refused; batch-normalisation statistics are
+    updated with ``training=True``.
 
     References:
         K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
