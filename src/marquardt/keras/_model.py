@@ -39,6 +39,19 @@ def _coupled_layers(net, training: bool):
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def _is_minibatch(x, batch_size) -> bool:
+    """More than one batch per epoch (a dataset counts unless it has exactly one batch)."""
+    if hasattr(x, "element_spec"):
+        try:
+            return int(x.cardinality()) != 1
+        except (TypeError, ValueError):
+            return True
+    leaves = keras.tree.flatten(x) if x is not None else []
+    if leaves and hasattr(leaves[0], "shape") and batch_size is not None:
+        return int(batch_size) < int(leaves[0].shape[0])
+    return True
+
+
 @keras.saving.register_keras_serializable(package="marquardt")
 class LMModel(keras.Model):
     """Train a Keras model with Levenberg-Marquardt inside Keras' ``fit``.
@@ -58,7 +71,11 @@ class LMModel(keras.Model):
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
     ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
-    ``lm_status`` (``marquardt._status.Status`` code, -100 while running).
+    ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
+    ``history.history`` only, not in the progress bar). Full batch by default; with
+    ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
+    handled there). Regularisation losses are refused; batch-normalisation statistics are
+    updated with ``training=True``.
 
     References:
         K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
@@ -221,7 +238,7 @@ class LMModel(keras.Model):
         if batch_size is None and leaves and hasattr(leaves[0], "shape") and not hasattr(
                 x, "element_spec"):
             batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
-        stopper = LMStopping(self.lm_options)
+        stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
@@ -239,6 +256,7 @@ class LMModel(keras.Model):
         if history is not None:
             history.stop_reason = self.stop_reason
             history.lm_status = stopper.status
+            history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
         return history
 
@@ -255,6 +273,7 @@ class LMModel(keras.Model):
         if hasattr(x, "element_spec"):
             _validation.check_arrays(px, py, psw)
         y_pred = self.network(px, training=False)
+        _validation.check_no_penalties(self.network)
         if self.lm_custom_residual is not None:
             px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
             py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)
