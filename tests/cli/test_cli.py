@@ -22,7 +22,9 @@ import pytest
 import marquardt
 from marquardt.cli import main
 
+ROOT = Path(__file__).resolve().parents[2]
 SRC = str(Path(marquardt.__file__).resolve().parents[1])  # subprocesses import the package these tests import
+NIST = ROOT / "tests" / "data" / "nist"
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -216,6 +218,10 @@ REFUSALS = [
     ("unknown command", ["frobnicate"], 2, r"invalid choice: 'frobnicate'"),
     ("no command", [], 2, r"the following arguments are required: COMMAND"),
     ("unknown option", ["fit", "SMALL", *FIT, "--colour"], 2, r"unrecognized arguments: --colour"),
+    ("nist missing file", ["nist", "DIR/nope.dat"], 1, r"nope\.dat: no such file"),
+    ("nist directory without files", ["nist", "DIR"], 1, r"a directory with no \.dat files"),
+    ("nist not a StRD file", ["nist", "SMALL"], 1, r"small\.csv: no 'Dataset Name:' line found"),
+    ("nist bad start", ["nist", "SMALL", "--start", "3"], 2, r"argument --start: invalid choice"),
 ]
 
 
@@ -272,7 +278,7 @@ def test_missing_matplotlib_is_reported_before_fitting(small_csv, tmp_path, monk
 def test_help_of_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("fit",):
+    for command in ("fit", "nist"):
         assert command in text
         assert main([command, "--help"]) == 0
         assert f"usage: marquardt {command}" in capsys.readouterr().out
@@ -288,3 +294,39 @@ def test_python_dash_m_help():
 def test_debug_shows_the_traceback(small_csv):
     with pytest.raises(Exception, match="unknown name 'k'"):
         main(["--debug", "fit", str(small_csv), "--model", "a*x + k", "--p0", "a=1"])
+
+
+# ---- nist ---------------------------------------------------------------------------------------------
+
+
+def test_nist_reaches_six_digits_from_both_starts():
+    proc = run_cli("nist", str(NIST / "Misra1a.dat"), str(NIST / "DanWood.dat"), "--json", "--min-lre", "6")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [(fit["dataset"], fit["start"]) for fit in result["fits"]] == [
+        ("Misra1a", 1), ("Misra1a", 2), ("DanWood", 1), ("DanWood", 2)]
+    for fit in result["fits"]:
+        assert fit["min_lre"] >= 6 and fit["lre_rss"] >= 6 and fit["min_lre_stderr"] >= 4
+        assert [p["name"] for p in fit["parameters"]] == ["b1", "b2"]
+        assert fit["seconds"] > 0 and fit["status"] > 0
+
+
+def test_nist_table_and_min_lre_failure(capsys):
+    code = main(["nist", str(NIST / "DanWood.dat"), "--start", "2", "--min-lre", "11.5"])
+    captured = capsys.readouterr()
+    assert code == 1  # 11 digits is the cap: 11.5 cannot be met
+    lines = captured.out.splitlines()
+    assert lines[0].split()[:3] == ["dataset", "level", "start"]
+    assert lines[2].split()[:3] == ["DanWood", "Lower", "2"]
+    assert "1 fits in" in captured.out
+    assert captured.err.startswith("marquardt: error: 1 fits have a parameter LRE below 11.5")
+
+
+@pytest.mark.slow
+def test_nist_every_file_and_start_reaches_six_digits():
+    proc = run_cli("nist", str(NIST), "--min-lre", "6", timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[2:] if line.strip() and not line.startswith(("-", " "))]
+    rows = [row for row in rows if len(row) == 9]
+    assert len(rows) == 2 * len(list(NIST.glob("*.dat")))
+    assert all(float(row[3]) >= 6 for row in rows)

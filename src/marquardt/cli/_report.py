@@ -19,6 +19,9 @@ from marquardt._status import Status
 __all__ = [
     "FitSummary",
     "fit_report_text",
+    "NistRow",
+    "nist_header",
+    "nist_line",
     "to_json",
     "CORRELATION_THRESHOLD",
 ]
@@ -193,3 +196,74 @@ def _g(value: float, digits: int = 8) -> str:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return f"{value:.{digits}g}"
+
+
+# ---- nist ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NistRow:
+    """One fit of one NIST StRD problem from one start."""
+
+    dataset: str
+    difficulty: str
+    start: int
+    names: tuple[str, ...]
+    estimate: np.ndarray
+    certified: np.ndarray
+    lre: np.ndarray
+    stderr: np.ndarray
+    certified_stderr: np.ndarray
+    lre_stderr: np.ndarray
+    rss: float
+    certified_rss: float
+    lre_rss: float
+    nfev: int
+    seconds: float
+    status: int
+    message: str
+
+    @property
+    def min_lre(self) -> float:
+        return float(np.min(self.lre))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "difficulty": self.difficulty,
+            "start": self.start,
+            "parameters": [
+                {"name": name, "estimate": self.estimate[i], "certified": self.certified[i], "lre": self.lre[i],
+                 "stderr": self.stderr[i], "certified_stderr": self.certified_stderr[i],
+                 "lre_stderr": self.lre_stderr[i]}
+                for i, name in enumerate(self.names)
+            ],
+            "min_lre": self.min_lre,
+            "min_lre_stderr": float(np.min(self.lre_stderr)),
+            "rss": self.rss,
+            "certified_rss": self.certified_rss,
+            "lre_rss": self.lre_rss,
+            "nfev": self.nfev,
+            "seconds": self.seconds,
+            "status": self.status,
+            "status_name": _status_name(self.status),
+            "message": self.message,
+        }
+
+
+_NIST_COLUMNS = (("dataset", 10, "<"), ("level", 7, "<"), ("start", 5, ">"), ("LRE b", 6, ">"),
+                 ("LRE sd", 6, ">"), ("LRE RSS", 7, ">"), ("nfev", 5, ">"), ("time s", 7, ">"),
+                 ("status", 9, "<"))
+
+
+def nist_header() -> str:
+    """The header of the LRE table (two lines: names and a rule)."""
+    names = "  ".join(f"{name:{align}{width}}" for name, width, align in _NIST_COLUMNS)
+    return names.rstrip() + "\n" + "-" * len(names.rstrip())
+
+
+def nist_line(row: NistRow) -> str:
+    """One row of the LRE table: the smallest LRE over the parameters and over their std. deviations."""
+    cells = (row.dataset, row.difficulty, str(row.start), f"{row.min_lre:.1f}", f"{np.min(row.lre_stderr):.1f}",
+             f"{row.lre_rss:.1f}", str(row.nfev), f"{row.seconds:.2f}", _status_name(row.status))
+    return "  ".join(f"{cell:{align}{width}}" for cell, (_, width, align) in zip(cells, _NIST_COLUMNS)).rstrip()
