@@ -10,6 +10,7 @@ printed and that TensorFlow is not even imported. ``train`` and ``demo`` need ``
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -25,6 +26,10 @@ from marquardt.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(Path(marquardt.__file__).resolve().parents[1])  # subprocesses import the package these tests import
 NIST = ROOT / "tests" / "data" / "nist"
+HAS_TRAINER = importlib.util.find_spec("marquardt.keras") is not None
+needs_trainer = pytest.mark.skipif(
+    not HAS_TRAINER, reason="marquardt.keras (the Keras LM trainer, branch 'keras') is not in this checkout"
+)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -222,6 +227,13 @@ REFUSALS = [
     ("nist directory without files", ["nist", "DIR"], 1, r"a directory with no \.dat files"),
     ("nist not a StRD file", ["nist", "SMALL"], 1, r"small\.csv: no 'Dataset Name:' line found"),
     ("nist bad start", ["nist", "SMALL", "--start", "3"], 2, r"argument --start: invalid choice"),
+    ("train missing target", ["train", "SMALL", "--target", "z"], 1, r"no column 'z' \(given by --target\)"),
+    ("train non-numeric input", ["train", "SMALL", "--target", "y"], 1, r"column 'name': 'r0' is not a number"),
+    ("train too few rows", ["train", "BAD:tiny", "--target", "y"], 1, r"2 rows are too few for --split 0.7,0.15,0.15"),
+    ("train split sum", ["train", "SMALL", "--target", "y", "--split", "0.5,0.2,0.2"], 2, r"must sum to 1"),
+    ("train hidden", ["train", "SMALL", "--target", "y", "--hidden", "ten"], 2, r"expected layer sizes like 20,20"),
+    ("train out suffix", ["train", "SMALL", "--target", "y", "--out", "model.h5"], 2, r"must end in \.keras"),
+    ("train input is target", ["train", "SMALL", "--target", "y", "--inputs", "x,y"], 2, r"'y' is also a target"),
 ]
 
 
@@ -278,7 +290,7 @@ def test_missing_matplotlib_is_reported_before_fitting(small_csv, tmp_path, monk
 def test_help_of_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("fit", "nist"):
+    for command in ("train", "fit", "nist"):
         assert command in text
         assert main([command, "--help"]) == 0
         assert f"usage: marquardt {command}" in capsys.readouterr().out
@@ -330,3 +342,47 @@ def test_nist_every_file_and_start_reaches_six_digits():
     rows = [row for row in rows if len(row) == 9]
     assert len(rows) == 2 * len(list(NIST.glob("*.dat")))
     assert all(float(row[3]) >= 6 for row in rows)
+
+
+# ---- train and demo (need marquardt.keras) ---------------------------------------------------------------
+
+
+TRAIN_TEST_MSE_BOUND = 1e-3
+"""Test-set MSE that `train` must reach on `regression_csv` (its targets have a variance of about 2.5; a
+run on 2 cores reaches about 1e-5 in 60 epochs)."""
+
+
+@pytest.fixture(scope="module")
+def regression_csv(tmp_path_factory) -> Path:
+    """Two inputs in raw units far from [-1, 1], one target, and a text column that is not used."""
+    rng = np.random.default_rng(3)
+    speed, load = rng.uniform(0, 100, 150), rng.uniform(-5, 5, 150)
+    torque = 2.0 * np.sin(speed / 20.0) + 0.1 * load**2 + 50.0
+    path = tmp_path_factory.mktemp("train") / "engine.csv"
+    return write_csv(path, "speed,load,torque,label", [(f"{a:.6f}", f"{b:.6f}", f"{c:.6f}", "x")
+                                                       for a, b, c in zip(speed, load, torque)])
+
+
+@needs_trainer
+def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression_csv, tmp_path):
+    out, model_path = tmp_path / "report", tmp_path / "engine.keras"
+    proc = run_cli("train", str(regression_csv), "--target", "torque", "--inputs", "speed,load", "--hidden", "8",
+                   "--epochs", "25", "--out", str(model_path), "--report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "train.json").read_text())
+    assert result["rows"] == {"train": 104, "validation": 23, "test": 23, "all": 150}
+    assert result["mse"]["test"] < TRAIN_TEST_MSE_BOUND, result["mse"]
+    assert result["r"]["test"] > 0.99
+    assert 1 <= result["epochs"] <= 25 and result["stop_reason"]
+    assert len(result["record"]["loss"]) == result["epochs"] == len(result["record"]["test_loss"])
+    for line in ("train ", "validation ", "test ", "stopped "):
+        assert line in proc.stdout
+    for name in ("training_record.png", "regression.png", "error_histogram.png"):
+        assert_png(out / name)
+
+    import keras
+
+    model = keras.saving.load_model(model_path)  # a plain Keras model: raw inputs, outputs in raw units
+    x = np.array([[50.0, 0.0], [10.0, 4.0]], dtype=np.float32)
+    expected = 2.0 * np.sin(x[:, 0] / 20.0) + 0.1 * x[:, 1] ** 2 + 50.0
+    np.testing.assert_allclose(np.asarray(model(x))[:, 0], expected, atol=0.5)

@@ -13,7 +13,7 @@ import numpy as np
 
 from marquardt.cli._errors import CliError
 
-__all__ = ["pyplot", "fit_plot"]
+__all__ = ["pyplot", "fit_plot", "training_record_plot", "regression_plot", "error_histogram_plot"]
 
 DPI = 110
 
@@ -60,6 +60,84 @@ def fit_plot(path: Path, *, x: np.ndarray, y: np.ndarray, sigma: np.ndarray | No
     bottom.plot(x, residuals, "o", ms=3, color="tab:blue")
     bottom.set_xlabel(x_label)
     bottom.set_ylabel("residual")
+    _save(fig, path)
+
+
+def training_record_plot(path: Path, *, performance: Mapping[str, Sequence[float]], best_epoch: int | None,
+                         goal: float, series: Mapping[str, Sequence[float]]) -> None:
+    """MATLAB's training record: performance per split, then one panel per extra series (λ, gradient...).
+
+    Args:
+        path: The PNG file.
+        performance: Split name to MSE per epoch (epochs counted from 1).
+        best_epoch: The epoch whose weights were kept (marked), or None.
+        goal: The performance goal (drawn when > 0).
+        series: Panel title to values per epoch, each drawn on a log scale.
+    """
+    plt = pyplot()
+    panels = 1 + len(series)
+    fig, axes = plt.subplots(panels, 1, figsize=(7, 3 + 1.6 * len(series)), sharex=True,
+                             height_ratios=(2.2,) + (1,) * len(series), layout="constrained")
+    axes = np.atleast_1d(axes)
+    colors = {"train": "tab:blue", "validation": "tab:green", "test": "tab:red"}
+    for split, values in performance.items():
+        epochs = np.arange(1, len(values) + 1)
+        axes[0].semilogy(epochs, _positive(values), color=colors.get(split), label=split)
+    if best_epoch is not None:
+        axes[0].axvline(best_epoch, color="0.3", ls=":", lw=1, label=f"best (epoch {best_epoch})")
+    if goal > 0:
+        axes[0].axhline(goal, color="0.3", ls="--", lw=1, label="goal")
+    axes[0].set_ylabel("mean squared error")
+    axes[0].set_title("training record")
+    axes[0].legend(fontsize=8)
+    for ax, (name, values) in zip(axes[1:], series.items()):
+        epochs = np.arange(1, len(values) + 1)
+        ax.semilogy(epochs, _positive(values), ".-", ms=3, lw=1, color="tab:purple")
+        ax.set_ylabel(name)
+    axes[-1].set_xlabel("epoch")
+    _save(fig, path)
+
+
+def regression_plot(path: Path, splits: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    r: Mapping[str, float]) -> None:
+    """Outputs against targets for each split, with the least-squares line and R (MATLAB's plotregression)."""
+    plt = pyplot()
+    names = [name for name, (t, _) in splits.items() if t.size]
+    cols = 2 if len(names) > 1 else 1
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False, layout="constrained")
+    colors = {"train": "tab:blue", "validation": "tab:green", "test": "tab:red", "all": "0.3"}
+    for ax, name in zip(axes.flat, names):
+        targets, outputs = (np.ravel(a) for a in splits[name])
+        low, high = float(min(targets.min(), outputs.min())), float(max(targets.max(), outputs.max()))
+        ax.plot([low, high], [low, high], ":", color="0.5", lw=1, label="Y = T")
+        ax.plot(targets, outputs, "o", ms=3, mfc="none", color=colors.get(name, "0.3"), label="data")
+        if targets.size > 1 and np.ptp(targets) > 0:
+            slope, intercept = np.polyfit(targets, outputs, 1)
+            ax.plot([low, high], [slope * low + intercept, slope * high + intercept], "-", color="k", lw=1,
+                    label="fit")
+        ax.set_title(f"{name}: R = {r[name]:.5f}", fontsize=10)
+        ax.set_xlabel("target")
+        ax.set_ylabel("output")
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    _save(fig, path)
+
+
+def error_histogram_plot(path: Path, errors: Mapping[str, np.ndarray], bins: int = 20) -> None:
+    """Histogram of errors (targets − outputs), stacked by split (MATLAB's ploterrhist)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    names = [name for name, e in errors.items() if e.size]
+    data = [np.ravel(errors[name]) for name in names]
+    colors = {"train": "tab:blue", "validation": "tab:green", "test": "tab:red"}
+    ax.hist(data, bins=bins, stacked=True, label=names, color=[colors.get(n, "0.5") for n in names])
+    ax.axvline(0.0, color="tab:orange", lw=1.2, label="zero error")
+    ax.set_xlabel("error (target - output)")
+    ax.set_ylabel("instances")
+    ax.set_title(f"error histogram with {bins} bins")
+    ax.legend(fontsize=8)
     _save(fig, path)
 
 

@@ -22,6 +22,8 @@ __all__ = [
     "NistRow",
     "nist_header",
     "nist_line",
+    "TrainSummary",
+    "train_report_text",
     "to_json",
     "CORRELATION_THRESHOLD",
 ]
@@ -267,3 +269,64 @@ def nist_line(row: NistRow) -> str:
     cells = (row.dataset, row.difficulty, str(row.start), f"{row.min_lre:.1f}", f"{np.min(row.lre_stderr):.1f}",
              f"{row.lre_rss:.1f}", str(row.nfev), f"{row.seconds:.2f}", _status_name(row.status))
     return "  ".join(f"{cell:{align}{width}}" for cell, (_, width, align) in zip(cells, _NIST_COLUMNS)).rstrip()
+
+
+# ---- train ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """Everything ``marquardt train`` reports.
+
+    ``mse`` and ``r`` map a split name (``train``, ``validation``, ``test``, ``all``) to the mean
+    squared error in the units of the targets and to the correlation of outputs and targets.
+    """
+
+    data: str
+    inputs: tuple[str, ...]
+    targets: tuple[str, ...]
+    layers: tuple[int, ...]
+    activation: str
+    weights: int
+    rows: Mapping[str, int]
+    epochs: int
+    best_epoch: int | None
+    seconds: float
+    stop_reason: str
+    mse: Mapping[str, float]
+    r: Mapping[str, float]
+    model_path: str | None
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "data": self.data, "inputs": list(self.inputs), "targets": list(self.targets),
+            "hidden": list(self.layers), "activation": self.activation, "weights": self.weights,
+            "rows": dict(self.rows), "epochs": self.epochs, "best_epoch": self.best_epoch,
+            "seconds": self.seconds, "stop_reason": self.stop_reason, "mse": dict(self.mse),
+            "r": dict(self.r), "model": self.model_path, "seed": self.seed,
+        }
+
+
+def train_report_text(s: TrainSummary) -> str:
+    """The training report: the network, the division of the data, the errors per split, the stop."""
+    sizes = "-".join(str(n) for n in (len(s.inputs), *s.layers, len(s.targets)))
+    lines = [
+        f"network      {sizes} ({s.activation} hidden layers, linear output), {s.weights} weights",
+        f"inputs       {', '.join(s.inputs)}",
+        f"targets      {', '.join(s.targets)}",
+        f"data         {s.data}: " + ", ".join(f"{n} {split}" for split, n in s.rows.items()) + f" (seed {s.seed})",
+        f"training     {s.epochs} epochs in {s.seconds:.1f} s"
+        + (f"; best validation at epoch {s.best_epoch}" if s.best_epoch is not None else ""),
+        f"stopped      {s.stop_reason}",
+        "",
+        f"{'split':<12}{'rows':>6}{'MSE':>14}{'R':>10}",
+    ]
+    for split in ("train", "validation", "test", "all"):
+        if s.rows.get(split):
+            lines.append(f"{split:<12}{s.rows[split]:>6}{_g(s.mse[split], 5):>14}{s.r[split]:>10.5f}")
+    if s.model_path:
+        lines += ["", f"model        {s.model_path} (takes raw inputs, returns outputs in the targets' units)"]
+    return "\n".join(lines)
+
+
