@@ -290,7 +290,7 @@ def test_missing_matplotlib_is_reported_before_fitting(small_csv, tmp_path, monk
 def test_help_of_every_command(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("train", "fit", "nist"):
+    for command in ("demo", "train", "fit", "nist"):
         assert command in text
         assert main([command, "--help"]) == 0
         assert f"usage: marquardt {command}" in capsys.readouterr().out
@@ -299,7 +299,7 @@ def test_help_of_every_command(capsys):
 def test_python_dash_m_help():
     proc = run_cli("--help", timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("usage: marquardt") and "fit" in proc.stdout
+    assert proc.stdout.startswith("usage: marquardt") and "demo" in proc.stdout
     assert proc.stderr == ""
 
 
@@ -386,3 +386,23 @@ def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression
     x = np.array([[50.0, 0.0], [10.0, 4.0]], dtype=np.float32)
     expected = 2.0 * np.sin(x[:, 0] / 20.0) + 0.1 * x[:, 1] ** 2 + 50.0
     np.testing.assert_allclose(np.asarray(model(x))[:, 0], expected, atol=0.5)
+
+
+@needs_trainer
+@pytest.mark.slow
+def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
+    proc = run_cli("demo", "--plot", str(tmp_path / "demo.png"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:2] == ["method", "epochs"]
+    lm, adam = lines[1].split(), lines[2].split()
+    assert lm[0] == "Levenberg-Marquardt" and adam[0] == "Adam"
+    assert float(lm[-1]) < float(adam[-1])  # test MSE: LM lower in the same time
+    assert_png(tmp_path / "demo.png")
+
+
+def test_train_and_demo_say_when_the_trainer_is_missing(monkeypatch, small_csv, capsys):
+    if HAS_TRAINER:
+        monkeypatch.setitem(sys.modules, "marquardt.keras", None)  # makes `import marquardt.keras` fail
+    assert main(["demo", "--no-plot"]) == 1
+    assert "needs marquardt.keras" in capsys.readouterr().err

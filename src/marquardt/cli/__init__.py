@@ -16,7 +16,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from marquardt._formula import FormulaError
-from marquardt.cli import _fit, _nist, _train
+from marquardt.cli import _demo, _fit, _nist, _train
 from marquardt.cli._errors import EXIT_DATA, CliError, UsageError
 
 __all__ = ["main", "build_parser", "CliError"]
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"marquardt {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for module in (_train, _fit, _nist):
+    for module in (_demo, _train, _fit, _nist):
         module.add_parser(subparsers, [common])
     return parser
 

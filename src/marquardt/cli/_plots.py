@@ -13,7 +13,8 @@ import numpy as np
 
 from marquardt.cli._errors import CliError
 
-__all__ = ["pyplot", "fit_plot", "training_record_plot", "regression_plot", "error_histogram_plot"]
+__all__ = ["pyplot", "fit_plot", "training_record_plot", "regression_plot", "error_histogram_plot",
+           "demo_plot"]
 
 DPI = 110
 
@@ -138,6 +139,39 @@ def error_histogram_plot(path: Path, errors: Mapping[str, np.ndarray], bins: int
     ax.set_ylabel("instances")
     ax.set_title(f"error histogram with {bins} bins")
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def demo_plot(path: Path, curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+              fits: Mapping[str, tuple[np.ndarray, np.ndarray]], data: tuple[np.ndarray, np.ndarray]) -> None:
+    """The demo: training error against epochs and against time for each method, and the fitted curves.
+
+    Args:
+        path: The PNG file.
+        curves: Method to (seconds since the start of training per epoch, MSE per epoch).
+        fits: Method to (x grid, prediction on it).
+        data: The training data (x, y).
+    """
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+    colors = {}
+    for i, (name, (seconds, mse)) in enumerate(curves.items()):
+        colors[name] = f"C{i}"
+        epochs = np.arange(1, len(mse) + 1)
+        axes[0].loglog(epochs, _positive(mse), color=colors[name], label=name)
+        axes[1].semilogy(seconds, _positive(mse), color=colors[name], label=name)
+    axes[0].set_xlabel("epoch")
+    axes[0].set_ylabel("training MSE")
+    axes[0].set_title("error per epoch")
+    axes[1].set_xlabel("seconds")
+    axes[1].set_title("error against time")
+    axes[2].plot(*data, "o", ms=2.5, color="0.6", label="training data")
+    for name, (grid, prediction) in fits.items():
+        axes[2].plot(grid, prediction, color=colors.get(name), lw=1.5, label=name)
+    axes[2].set_title("fitted functions")
+    for ax in axes[:2]:
+        ax.legend(fontsize=8)
+    axes[2].legend(fontsize=8, loc="upper left")
     _save(fig, path)
 
 
