@@ -165,13 +165,13 @@ def demo_plot(path: Path, curves: Mapping[str, tuple[Sequence[float], Sequence[f
     axes[0].set_title("error per epoch")
     axes[1].set_xlabel("seconds")
     axes[1].set_title("error against time")
-    axes[2].plot(*data, "o", ms=2.5, color="0.6", label="training data")
-    for name, (grid, prediction) in fits.items():
-        axes[2].plot(grid, prediction, color=colors.get(name), lw=1.5, label=name)
+    axes[2].plot(*data, "o", ms=2.5, color="0.6", label="data")
+    for name, (grid, prediction) in fits.items():  # short labels: the legend sits inside the curve's range
+        axes[2].plot(grid, prediction, color=colors.get(name), lw=1.5, label=name.split(" (")[0])
     axes[2].set_title("fitted functions")
     for ax in axes[:2]:
         ax.legend(fontsize=8)
-    axes[2].legend(fontsize=8, loc="upper left")
+    axes[2].legend(fontsize=8, loc="lower left")
     _save(fig, path)
 
 
