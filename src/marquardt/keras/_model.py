@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from marquardt.keras import _validation
+from marquardt.keras._data import full_batch_inputs
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
@@ -239,6 +240,12 @@ class LMModel(keras.Model):
                 x, "element_spec"):
             batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
         stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
+        if (leaves and not hasattr(x, "element_spec") and class_weight is None
+                and batch_size == int(leaves[0].shape[0])):
+            x, validation_data = full_batch_inputs(x, y, sample_weight, validation_split,
+                                                   validation_data)
+            y = sample_weight = None
+            validation_split, batch_size = 0.0, None
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
