@@ -122,7 +122,10 @@ def _elementwise(transform):
         y_pred = _flat(y_pred)
         y_true = ops.cast(_flat(y_true), y_pred.dtype)
         k = y_pred.shape[-1]
-        r = transform(y_pred - y_true) * ops.cast((2.0 / k) ** 0.5, y_pred.dtype)
+        # √(2/k) made in the predictions' dtype: ops.cast of a Python float goes through
+        # float32 and would round it (2e-8 relative, visible in float64 fits).
+        factor = ops.convert_to_tensor((2.0 / k) ** 0.5, dtype=y_pred.dtype)
+        r = transform(y_pred - y_true) * factor
         w = _weight_column(sample_weight, y_pred)
         return r if w is None else r * ops.sqrt(w)
 

@@ -1,0 +1,310 @@
+"""``residual_functions``: NumPy-in, NumPy-out residuals and exact Jacobians for SciPy.
+
+The compiled TensorFlow side lives in ``marquardt._backend.tensorflow.bridge``; this module
+validates at the front door, converts NumPy arrays, and speaks SciPy's two calling
+conventions:
+
+* ``scipy.optimize.least_squares`` calls ``fun(x)`` and ``jac(x)``, x of shape (n,);
+* ``scipy.optimize.curve_fit`` calls ``f(xdata, *params)`` and ``jac(xdata, *params)``.
+
+A call with one positional argument is the first form; with more, the second, where ``xdata``
+takes the place of ``args[0]`` (it must have that array's shape) and the n parameters are
+stacked into x. Nothing else is passed by SciPy: bind extra arguments here, with ``args``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from marquardt import _checks
+from marquardt._backend.tensorflow import bridge
+from marquardt._backend.tensorflow.jacobian import NoGradientError
+
+__all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
+
+MODES = bridge.MODES
+#: ``dense``: J as an (m, n) array; ``operator``: a ``scipy.sparse.linalg.LinearOperator``.
+JAC_FORMS = ("dense", "operator")
+
+#: Largest |r_full − r_rows| / max(1, max|r|) at x0 accepted as "rows are independent" in
+#: ``per_sample`` mode. Row-by-row and whole-batch evaluation may round differently (a
+#: reduction split otherwise); a function that really mixes rows differs at O(1).
+ROWS_RTOL = 1e-6
+
+
+class _Target(NamedTuple):
+    """What the compiled functions are called with: the parameter vector and the data."""
+
+    x: np.ndarray
+    data: Sequence
+
+
+class _Caller:
+    """Shared state of ``f`` and ``jac``: the compiled functions and the bound data."""
+
+    def __init__(self, compiled: bridge.CompiledResidual, layout: bridge.DataLayout,
+                 shape: tuple):
+        self.compiled = compiled
+        self.layout = layout
+        self.n, self.m = compiled.n, compiled.m
+        self.shape = shape  # shape of x0 as given: () or (n,)
+        self.xdata_slot = next((v for kind, v in layout.slots[:1] if kind == "tensor"), None)
+
+    def target(self, call_args: tuple, who: str) -> _Target:
+        """Parse SciPy's call: ``(x,)`` or ``(xdata, p1, ..., pn)``."""
+        if len(call_args) == 1:
+            return _Target(self._vector(call_args[0], "x", who), self.layout.data)
+        if len(call_args) == 0:
+            raise TypeError(f"{who}() needs the parameters: {who}(x) for least_squares or "
+                            f"{who}(xdata, *params) for curve_fit. Received: no arguments")
+        params = call_args[1:]
+        if len(params) != self.n:
+            raise TypeError(
+                f"{who}(xdata, *params) (curve_fit's form) needs n={self.n} parameters. "
+                f"Received: {len(params)} parameter(s)")
+        if self.xdata_slot is None:
+            raise TypeError(
+                f"{who}(xdata, *params) (curve_fit's form) needs `args[0]` to be the xdata "
+                "array: build the functions with residual_functions(fun, p0, args=(xdata, ...)). "
+                f"Received: args[0] {self._arg0()}")
+        x = self._vector(np.asarray(params), "params", who)
+        expected = self.layout.data[self.xdata_slot]
+        xdata = _checks.as_float_array(call_args[0], "xdata")
+        if xdata.shape != tuple(expected.shape):
+            raise ValueError(
+                f"`xdata` must have the shape of args[0] given to residual_functions, "
+                f"{tuple(expected.shape)}. Received: xdata with shape {xdata.shape}")
+        data = list(self.layout.data)
+        data[self.xdata_slot] = xdata.astype(expected.dtype.as_numpy_dtype, copy=False)
+        return _Target(x, data)
+
+    def _arg0(self) -> str:
+        slots = self.layout.slots
+        return "missing" if not slots else f"is not an array: {_checks.short_repr(slots[0][1])}"
+
+    def _vector(self, value, name: str, who: str) -> np.ndarray:
+        if type(value) is np.ndarray and value.dtype == np.float64 and value.shape == (self.n,):
+            return value  # SciPy's own calls: the fast path
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"`{name}` must hold real numbers (it is converted to float64). "
+                            f"Received: {name} with dtype {arr.dtype} in {who}()")
+        if arr.shape not in ((self.n,), self.shape):
+            raise ValueError(f"`{name}` must have shape ({self.n},), the shape of x0. "
+                             f"Received: {name} with shape {arr.shape} in {who}()")
+        return arr.reshape(self.n).astype(np.float64)
+
+
+class ResidualFunction:
+    """``f(x) -> r`` (least_squares) or ``f(xdata, *params)`` (curve_fit); float64 NumPy out.
+
+    Attributes:
+        n, m: number of parameters and of residuals.
+        compiled: the ``CompiledResidual`` behind it (its ``concrete_functions`` are the
+            direct TensorFlow calls).
+    """
+
+    def __init__(self, caller: _Caller):
+        self._caller = caller
+        self.n, self.m = caller.n, caller.m
+        self.compiled = caller.compiled
+
+    def __call__(self, *call_args):
+        t = self._caller.target(call_args, "f")
+        return self.compiled.residual(t.x, t.data)
+
+    def __repr__(self):
+        return f"<ResidualFunction n={self.n} m={self.m}>"
+
+
+class JacobianFunction:
+    """``jac(x) -> J`` (least_squares) or ``jac(xdata, *params)`` (curve_fit).
+
+    J is the exact (m, n) Jacobian as a float64 array, or, for ``jac_form="operator"``, a
+    ``scipy.sparse.linalg.LinearOperator`` whose ``matvec`` and ``rmatvec`` are J·v and Jᵀ·u
+    at the given x (J is never formed).
+    """
+
+    def __init__(self, caller: _Caller, jac_form: str):
+        self._caller = caller
+        self.n, self.m = caller.n, caller.m
+        self.jac_form = jac_form
+        self.compiled = caller.compiled
+
+    def __call__(self, *call_args):
+        t = self._caller.target(call_args, "jac")
+        if self.jac_form == "dense":
+            return self.compiled.jacobian(t.x, t.data)
+        return _linear_operator(self.compiled, t.x.copy(), t.data)
+
+    def __repr__(self):
+        return f"<JacobianFunction n={self.n} m={self.m} jac_form={self.jac_form!r}>"
+
+
+@functools.lru_cache(maxsize=None)
+def _operator_class():
+    """The ``LinearOperator`` subclass, defined on first use (SciPy imported only then)."""
+    from scipy.sparse.linalg import LinearOperator
+
+    class JacobianOperator(LinearOperator):
+        """J at a fixed x: J·v by a forward-mode pass, Jᵀ·u by a backward pass."""
+
+        def __init__(self, compiled: bridge.CompiledResidual, x: np.ndarray, data: Sequence):
+            super().__init__(dtype=np.float64, shape=(compiled.m, compiled.n))
+            self._compiled, self._x, self._data = compiled, x, data
+
+        def _matvec(self, v):
+            v = np.asarray(v, np.float64).reshape(self.shape[1])
+            return self._compiled.jvp(self._x, v, self._data)
+
+        def _rmatvec(self, u):
+            u = np.asarray(u, np.float64).reshape(self.shape[0])
+            return self._compiled.vjp(self._x, u, self._data)
+
+    return JacobianOperator
+
+
+def _linear_operator(compiled: bridge.CompiledResidual, x: np.ndarray, data: Sequence):
+    return _operator_class()(compiled, x, data)
+
+
+def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: dict | None = None,
+                       jac_form: str = "dense", mode: str = "auto",
+                       jit_compile: bool = False) -> tuple[ResidualFunction, JacobianFunction]:
+    """NumPy residuals and their exact autodiff Jacobian, for ``scipy.optimize``.
+
+    The pair goes to ``scipy.optimize.least_squares(f, x0, jac=jac)`` — not the gradient of a
+    loss: least_squares minimises ½‖f(x)‖² and needs the residual *vector* f (see
+    ``check_residuals``) — or, when ``fun`` is a model and ``args[0]`` its xdata, to
+    ``scipy.optimize.curve_fit(f, xdata, ydata, p0, jac=jac)``. Both are traced once here and
+    never retrace; a call with another shape or a non-real dtype raises a clear error.
+
+    Args:
+        fun: ``fun(x, *args, **kwargs) -> r`` written with TensorFlow ops; x is a float64
+            tensor of shape (n,), r a 1-D tensor (m,) of any float dtype (returned as float64).
+        x0: a point where ``fun`` is defined (a scalar counts as n = 1); it fixes n and m.
+        args, kwargs: extra arguments of ``fun``, bound here (do not pass them to SciPy).
+            Arrays among ``args`` are inputs of the compiled functions (float arrays as
+            float64); the rest are passed as they are.
+        jac_form: ``"dense"`` (J as an (m, n) array) or ``"operator"`` (a
+            ``scipy.sparse.linalg.LinearOperator`` from J·v and Jᵀ·u, for
+            ``least_squares(..., tr_solver="lsmr")``: J is never formed).
+        mode: how the dense J is formed: ``"auto"`` (forward mode when n < m, else reverse),
+            ``"forward"``, ``"reverse"``, or ``"per_sample"``: residual block i depends on row i
+            of every array in ``args`` alone (curve fitting with ``args=(t, y)``), J is built
+            from one vectorised gradient per row — far faster for neural networks (checked
+            once at x0 by evaluating the rows one by one).
+        jit_compile: compile with XLA (slower to build, often faster to run).
+
+    Returns:
+        ``(f, jac)``: a ``ResidualFunction`` and a ``JacobianFunction``.
+
+    Raises:
+        TypeError: ``fun`` not callable, non-real ``x0``, unknown types of options, or ``fun``
+            returns NumPy (TensorFlow cannot differentiate it).
+        ValueError: ``x0`` not 0-/1-D or not finite, ``fun(x0)`` not a non-empty 1-D finite
+            vector, an unknown ``mode``/``jac_form``, or ``per_sample`` rows that are not
+            independent.
+        NoGradientError: ``fun`` uses an op TensorFlow cannot differentiate.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, scipy.optimize
+        >>> from marquardt.scipy import residual_functions
+        >>> t = np.linspace(0, 3, 30); y = 2.0 * np.exp(-1.3 * t)
+        >>> f, jac = residual_functions(lambda p, t, y: p[0] * tf.exp(-p[1] * t) - y,
+        ...                             [1.0, 1.0], args=(t, y))
+        >>> res = scipy.optimize.least_squares(f, [1.0, 1.0], jac=jac)
+        >>> np.round(res.x, 6).tolist()
+        [2.0, 1.3]
+    """
+    if not callable(fun):
+        raise TypeError(f"`fun` must be callable. Received: fun={_checks.short_repr(fun)}")
+    x0_arr = _checks.as_float_array(x0, "x0", ndim=(0, 1))
+    _checks.check_finite(x0_arr, "x0")
+    shape = x0_arr.shape
+    x0_arr = np.atleast_1d(x0_arr)
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"`kwargs` must be a dict. Received: kwargs={_checks.short_repr(kwargs)}")
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"`args` must be a tuple. Received: args={_checks.short_repr(args)}")
+    _check_choice(jac_form, "jac_form", JAC_FORMS)
+    _check_choice(mode, "mode", MODES)
+    if not isinstance(jit_compile, bool):
+        raise TypeError("`jit_compile` must be True or False. "
+                        f"Received: jit_compile={jit_compile!r}")
+
+    layout = bridge.split_args(args)
+
+    def residual(x, *data):
+        return fun(x, *layout.call_args(data), **kwargs)
+
+    m = probe(residual, x0_arr, layout.data)
+    if mode == "per_sample":
+        check_rows(residual, x0_arr, layout.data, m)
+    compiled = bridge.CompiledResidual(residual, x0_arr.size, m, layout.data, mode=mode,
+                                       jac_form=jac_form, jit_compile=jit_compile)
+    caller = _Caller(compiled, layout, shape)
+    return ResidualFunction(caller), JacobianFunction(caller, jac_form)
+
+
+def _check_choice(value, name: str, choices: tuple) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
+    """Call ``residual`` once at x0 (eagerly) and check its output; returns m."""
+    try:
+        r = bridge.eager_residual(residual, x0, data)
+    except NoGradientError:
+        raise
+    except Exception as exc:
+        try:
+            wrapped = type(exc)(f"`{who}` raised at x0: {exc}")
+        except Exception:  # an exception type with another constructor (TensorFlow's)
+            raise exc from None
+        raise wrapped from exc
+    if isinstance(r, np.ndarray) or np.isscalar(r):
+        raise TypeError(
+            f"`{who}` must return a TensorFlow tensor, so that its Jacobian is exact. "
+            f"Received: a {type(r).__name__} at x0. Write `{who}` with TensorFlow ops "
+            "(tf.exp, tf.matmul, ...), or pass jac='2-point' to SciPy for finite differences.")
+    arr = np.asarray(r.numpy() if hasattr(r, "numpy") else r)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"`{who}` must return floating-point residuals. "
+                        f"Received: dtype {arr.dtype} at x0")
+    if arr.ndim != 1:
+        hint = (" A scalar is a loss, not residuals: least_squares squares and sums the "
+                "residuals itself (see marquardt.scipy.check_residuals).") if arr.ndim == 0 else ""
+        raise ValueError(f"`{who}` must return a 1-D vector of residuals, shape (m,). "
+                         f"Received: shape {arr.shape} at x0.{hint}")
+    if arr.size == 0:
+        raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
+    _checks.check_finite(arr, f"{who}(x0)")
+    return int(arr.size)
+
+
+def check_rows(residual: Callable, x0: np.ndarray, data: Sequence, m: int) -> None:
+    """``per_sample`` needs array data with a common leading axis whose rows are independent."""
+    if not data:
+        raise ValueError("`mode='per_sample'` needs array arguments in `args` (the data, one "
+                         "row per sample). Received: no array arguments")
+    lengths = {int(t.shape[0]) for t in data}
+    if len(lengths) != 1:
+        raise ValueError("`mode='per_sample'` needs every array argument to have the same "
+                         f"number of rows. Received: leading sizes {sorted(lengths)}")
+    rows = lengths.pop()
+    if m % rows:
+        raise ValueError(f"`mode='per_sample'` needs the same number of residuals per row. "
+                         f"Received: m={m} residuals for {rows} rows")
+    gap = bridge.rows_consistent(residual, x0, data, ROWS_RTOL)
+    if not gap <= ROWS_RTOL:
+        raise ValueError(
+            "`mode='per_sample'` needs residual block i to depend on row i of the data alone, "
+            "but evaluating the rows one by one changes the residuals at x0 (relative "
+            f"difference {gap:.3g} > {ROWS_RTOL:g}). Use mode='auto'. Received: mode='per_sample'")
