@@ -140,7 +140,9 @@ def solve_normal(a, g, lam, d):
     """δ solving (A + λ diag(d)) δ = −g by Cholesky, falling back to eigen-decomposition.
 
     The fallback runs when the Cholesky factor is not finite, which happens when A + λD is not
-    numerically positive definite (λ tiny against a singular A, or a NaN in A).
+    numerically positive definite (λ tiny against a singular A, or a NaN in A). With a batch of
+    systems the fallback is chosen per system: a system whose factor is finite keeps its
+    Cholesky step whatever the others do, so a batched solve equals the one-at-a-time solve.
     """
     inv_sqrt_d = 1.0 / ops.sqrt(d)
     a_s = a * ops.expand_dims(inv_sqrt_d, -1) * ops.expand_dims(inv_sqrt_d, -2)
@@ -155,7 +157,11 @@ def solve_normal(a, g, lam, d):
     def by_eigen():
         return _eigen_solve(_eigen_factor_normal(a, g, d), lam)
 
-    return ops.cond(_tfl.all_finite(chol), by_cholesky, by_eigen)
+    def per_system():
+        ok = ops.all(ops.isfinite(chol), axis=(-2, -1))
+        return ops.where(ops.expand_dims(ok, -1), by_cholesky(), by_eigen())
+
+    return ops.cond(_tfl.all_finite(chol), by_cholesky, per_system)
 
 
 @dataclasses.dataclass(frozen=True)
