@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from marquardt._solvers import solve_normal
+from marquardt._solvers import CholeskySolver, UnrolledCholeskySolver, solve_normal
 
 
 def test_cholesky_fallback_is_per_system():
@@ -23,3 +23,20 @@ def test_cholesky_fallback_is_per_system():
     singular = np.asarray(solve_normal(a[1:], g[1:], lam[1:], d[1:]))
     assert np.all(np.isfinite(both[1]))
     np.testing.assert_array_equal(both[1], singular[0])
+
+
+def test_unrolled_cholesky_matches_kernel_cholesky():
+    """The entry-by-entry Cholesky gives the kernel's step to rounding, and falls back to the
+    eigen route per system exactly like it (one regular, one rank-deficient system)."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 8):
+        jm = rng.standard_normal((3, 40, n)) * np.logspace(0, 2, n)
+        jm[2] = 0.0
+        jm[2, :, 0] = 1.0  # rank one
+        r = rng.standard_normal((3, 40))
+        d = np.maximum(np.einsum("kmi,kmi->ki", jm, jm), 1.0)
+        for lam in (np.full(3, 1e-3), np.full(3, 1e-30)):
+            steps = [np.asarray(s.solve(s.factor(jm, r, d), lam))
+                     for s in (UnrolledCholeskySolver(), CholeskySolver())]
+            assert np.all(np.isfinite(steps[0]))
+            np.testing.assert_allclose(steps[0], steps[1], rtol=1e-12, atol=0)
