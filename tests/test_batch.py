@@ -317,3 +317,40 @@ def test_input_errors(kwargs, error, match):
     with pytest.raises(error, match=match):
         curve_fit_batch(args.pop("f"), args.pop("xdata"), args.pop("ydata"), args.pop("p0"),
                         **args)
+
+
+def test_stopped_problem_does_not_reach_the_solver():
+    """A problem that is not finite at its start stops at once; the batched Cholesky solve must
+    then see a trivial system for it, not its NaN one: before, the whole batch took the eigen
+    fallback at every attempt, and without XLA the eigen kernel raised on the NaN matrix."""
+    from marquardt import _solvers
+    from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+    from marquardt._backend.tensorflow.solve_loop import LoopConfig, run_loop
+
+    calls = []
+    original = _solvers._eigen_factor_normal
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    t = np.linspace(0.0, 3.0, 12)
+    y = 2.0 * np.exp(-1.3 * t)
+
+    def residual(p):
+        return p[:, :1] * tf.exp(-p[:, 1:] * t) - y
+
+    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=CholeskySolver(), scaling="marquardt",
+                     loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                     max_nfev=100, bounded=False)
+    x0 = tf.constant([[1.0, 1.0], [1.0, -1000.0]], tf.float64)  # exp(1000 t) overflows
+    inf = tf.constant(np.full((2, 2), np.inf))
+    _solvers._eigen_factor_normal = counted
+    try:  # eagerly, so that only the branch taken runs
+        state, _ = run_loop(cfg, residual, autodiff_jacobian(residual, 2, 12), x0, -inf, inf,
+                            tf.ones((2, 2), tf.float64))
+    finally:
+        _solvers._eigen_factor_normal = original
+    assert state.status.numpy()[1] == Status.NON_FINITE
+    np.testing.assert_allclose(state.x.numpy()[0], [2.0, 1.3], rtol=1e-9)
+    assert calls == []
