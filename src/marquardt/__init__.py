@@ -3,7 +3,8 @@
 Public API:
 
 * ``least_squares``, ``curve_fit`` — SciPy-compatible nonlinear least squares with exact
-  autodiff Jacobians, in float64, compiled to one TensorFlow loop.
+  autodiff Jacobians, in float64, compiled to one TensorFlow loop; ``curve_fit_batch`` —
+  many independent fits of one model as one batched solve.
 * ``Status``, ``OptimizeResult``, ``IterationSummary`` — results and progress records.
 * ``Nielsen``, ``TrainLM`` — damping policies; ``standard_errors``, ``correlation_matrix``.
 * ``marquardt.keras`` — LM training inside Keras' ``fit``; ``marquardt.scipy`` — the SciPy
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "least_squares": "marquardt._least_squares",
     "curve_fit": "marquardt._curve_fit",
+    "curve_fit_batch": "marquardt._batch",
     "Status": "marquardt._status",
     "OptimizeResult": "marquardt._result",
     "IterationSummary": "marquardt._summary",
@@ -43,10 +45,14 @@ _LAZY = {
     "correlation_matrix": "marquardt._covariance",
 }
 
+#: Subpackages reachable as attributes (``marquardt.keras`` after a plain ``import marquardt``).
+_SUBMODULES = ("keras", "scipy", "nist", "cli")
+
 __all__ = [*_LAZY, "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from marquardt._covariance import correlation_matrix, standard_errors
+    from marquardt._batch import curve_fit_batch
     from marquardt._curve_fit import curve_fit
     from marquardt._damping import Nielsen, TrainLM
     from marquardt._least_squares import least_squares
@@ -56,6 +62,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
 
 
 def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"marquardt.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'marquardt' has no attribute {name!r}")
