@@ -3,16 +3,23 @@
 Public API:
 
 * ``least_squares``, ``curve_fit`` — SciPy-compatible nonlinear least squares with exact
-  autodiff Jacobians, in float64, compiled to one TensorFlow loop.
+  autodiff Jacobians, in float64, compiled to one TensorFlow loop; ``curve_fit_batch`` —
+  many independent fits of one model as one batched solve.
 * ``Status``, ``OptimizeResult``, ``IterationSummary`` — results and progress records.
 * ``Nielsen``, ``TrainLM`` — damping policies; ``standard_errors``, ``correlation_matrix``.
 * ``marquardt.keras`` — LM training inside Keras' ``fit``; ``marquardt.scipy`` — the SciPy
   bridge (SciPy is imported only there); ``marquardt.nist`` — NIST StRD reader.
+
+The public names are imported on first use (PEP 562 ``__getattr__``), so ``import marquardt``
+does not import TensorFlow until a name that needs it is used. This keeps ``marquardt --help``
+fast, and lets the command line quieten TensorFlow's start-up logging before it is imported.
 """
 
 from __future__ import annotations
 
+import importlib as _importlib
 import importlib.util as _util
+from typing import TYPE_CHECKING
 
 if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -22,25 +29,48 @@ if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the e
         "or keep the TensorFlow you already have (GPU, conda or source builds all work)."
     )
 
-from marquardt._covariance import correlation_matrix, standard_errors  # noqa: E402
-from marquardt._curve_fit import curve_fit  # noqa: E402
-from marquardt._damping import Nielsen, TrainLM  # noqa: E402
-from marquardt._least_squares import least_squares  # noqa: E402
-from marquardt._result import OptimizeResult  # noqa: E402
-from marquardt._status import Status  # noqa: E402
-from marquardt._summary import IterationSummary  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "least_squares",
-    "curve_fit",
-    "Status",
-    "OptimizeResult",
-    "IterationSummary",
-    "Nielsen",
-    "TrainLM",
-    "standard_errors",
-    "correlation_matrix",
-    "__version__",
-]
+# Public name -> the private module that defines it.
+_LAZY = {
+    "least_squares": "marquardt._least_squares",
+    "curve_fit": "marquardt._curve_fit",
+    "curve_fit_batch": "marquardt._batch",
+    "Status": "marquardt._status",
+    "OptimizeResult": "marquardt._result",
+    "IterationSummary": "marquardt._summary",
+    "Nielsen": "marquardt._damping",
+    "TrainLM": "marquardt._damping",
+    "standard_errors": "marquardt._covariance",
+    "correlation_matrix": "marquardt._covariance",
+}
+
+#: Subpackages reachable as attributes (``marquardt.keras`` after a plain ``import marquardt``).
+_SUBMODULES = ("keras", "scipy", "nist", "cli")
+
+__all__ = [*_LAZY, "__version__"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from marquardt._covariance import correlation_matrix, standard_errors
+    from marquardt._batch import curve_fit_batch
+    from marquardt._curve_fit import curve_fit
+    from marquardt._damping import Nielsen, TrainLM
+    from marquardt._least_squares import least_squares
+    from marquardt._result import OptimizeResult
+    from marquardt._status import Status
+    from marquardt._summary import IterationSummary
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"marquardt.{name}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'marquardt' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from keras import ops
 
-__all__ = ["predicted_reduction", "model_reduction", "gain_ratio"]
+__all__ = ["predicted_reduction", "model_reduction", "gain_ratio",
+           "gain_ratio_with_noise_floor"]
 
 
 def predicted_reduction(g, delta, lam, d):
@@ -37,3 +38,27 @@ def gain_ratio(actual, predicted):
     ok = ops.logical_and(ops.greater(predicted, 0.0), ops.isfinite(actual))
     safe = ops.where(ok, predicted, ops.ones_like(predicted))
     return ops.where(ok, actual / safe, ops.full_like(actual, float("-inf")))
+
+
+def gain_ratio_with_noise_floor(actual, predicted, cost, noise):
+    """ρ as ``gain_ratio``, except that a step whose predicted and actual changes of F are both
+    at or below the rounding level of F (``noise · |F|``) counts as a good step (ρ = 1).
+
+    Near a minimum the predicted reduction ½δᵀ(λDδ − g) falls below what F can resolve; its
+    ratio to the measured change is then noise, and the plain gain ratio would reject the step
+    and drive λ to its ceiling one or two Gauss-Newton steps short of the minimiser. A step
+    with a non-positive prediction or a non-finite actual change still gets ρ = −∞.
+
+    Args:
+        actual: F(x) − F(x + δ).
+        predicted: L(0) − L(δ).
+        cost: F(x), the cost at the start point.
+        noise: relative rounding level of F, e.g. 16 ulps of the model's dtype
+            (16 · 2⁻²³ for float32).
+    """
+    rho = gain_ratio(actual, predicted)
+    level = noise * ops.abs(cost)
+    tiny = ops.logical_and(ops.logical_and(ops.greater(predicted, 0.0),
+                                           ops.less_equal(predicted, level)),
+                           ops.less_equal(ops.abs(actual), level))
+    return ops.where(tiny, ops.ones_like(rho), rho)

@@ -17,7 +17,6 @@ from marquardt._robust import LOSSES, rescale
 from marquardt._solvers import get_solver
 from marquardt._status import Status, status_message
 from marquardt._summary import IterationSummary, ProgressPrinter
-from marquardt._termination import gradient_cosine
 
 __all__ = ["least_squares", "Problem", "solve_problem"]
 
@@ -463,22 +462,36 @@ def _result(state, history, cfg: LoopConfig, lb, ub) -> OptimizeResult:
 
 def _detail(status, state, cfg, rt, jt, grad) -> str:
     s = lambda t: float(t.numpy()[0])  # noqa: E731
+    cosine = None
     if status == Status.GTOL:
-        cos = float(gradient_cosine(grad[None], np.linalg.norm(rt)[None],
-                                    np.linalg.norm(jt, axis=0)[None])[0])
-        return f"gradient cosine {cos:.3g} <= gtol {cfg.gtol:g}"
+        denom = np.linalg.norm(rt) * np.linalg.norm(jt, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = float(np.max(np.where(denom > 0, np.abs(grad) / denom, 0.0), initial=0.0))
+    return termination_detail(status, cfg, cost=s(state.cost),
+                              last_reduction=s(state.last_reduction),
+                              last_step=s(state.last_step), x_norm=s(state.x_norm),
+                              nfev=int(state.nfev.numpy()[0]), lam=s(state.lam), cosine=cosine)
+
+
+def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
+                       last_step: float, x_norm: float, nfev: int, lam: float,
+                       cosine: float | None = None) -> str:
+    """The measured numbers behind a termination ``status`` and their thresholds, for its
+    message (``cosine``: the gradient cosine, needed for ``GTOL``)."""
+    if status == Status.GTOL:
+        return f"gradient cosine {cosine:.3g} <= gtol {cfg.gtol:g}"
     if status in (Status.FTOL, Status.FTOL_XTOL, Status.XTOL):
         parts = []
         if status != Status.XTOL:
-            cost_before = s(state.cost) + max(s(state.last_reduction), 0.0)
-            rel = s(state.last_reduction) / cost_before if cost_before > 0 else 0.0
+            cost_before = cost + max(last_reduction, 0.0)
+            rel = last_reduction / cost_before if cost_before > 0 else 0.0
             parts.append(f"relative cost reduction {rel:.3g} < ftol {cfg.ftol:g}")
         if status != Status.FTOL:
-            rel = s(state.last_step) / (cfg.xtol + s(state.x_norm))
+            rel = last_step / (cfg.xtol + x_norm)
             parts.append(f"relative step {rel:.3g} < xtol {cfg.xtol:g}")
         return "; ".join(parts)
     if status == Status.MAX_NFEV:
-        return f"nfev {int(state.nfev.numpy()[0])} >= max_nfev {cfg.max_nfev}"
+        return f"nfev {nfev} >= max_nfev {cfg.max_nfev}"
     if status == Status.DAMPING_LIMIT:
-        return f"lambda {s(state.lam):.3g}"
+        return f"lambda {lam:.3g}"
     return ""

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from marquardt.keras import _validation
+from marquardt.keras._data import full_batch_inputs
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
@@ -37,6 +38,19 @@ def _coupled_layers(net, training: bool):
         return []
     return [layer.name for layer in net._flatten_layers(include_self=False)
             if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _is_minibatch(x, batch_size) -> bool:
+    """More than one batch per epoch (a dataset counts unless it has exactly one batch)."""
+    if hasattr(x, "element_spec"):
+        try:
+            return int(x.cardinality()) != 1
+        except (TypeError, ValueError):
+            return True
+    leaves = keras.tree.flatten(x) if x is not None else []
+    if leaves and hasattr(leaves[0], "shape") and batch_size is not None:
+        return int(batch_size) < int(leaves[0].shape[0])
+    return True
 
 
 @keras.saving.register_keras_serializable(package="marquardt")
@@ -58,7 +72,11 @@ class LMModel(keras.Model):
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
     ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
-    ``lm_status`` (``marquardt._status.Status`` code, -100 while running).
+    ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
+    ``history.history`` only, not in the progress bar). Full batch by default; with
+    ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
+    handled there). Regularisation losses are refused; batch-normalisation statistics are
+    updated with ``training=True``.
 
     References:
         K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
@@ -221,7 +239,13 @@ class LMModel(keras.Model):
         if batch_size is None and leaves and hasattr(leaves[0], "shape") and not hasattr(
                 x, "element_spec"):
             batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
-        stopper = LMStopping(self.lm_options)
+        stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
+        if (leaves and not hasattr(x, "element_spec") and class_weight is None
+                and batch_size == int(leaves[0].shape[0])):
+            x, validation_data = full_batch_inputs(x, y, sample_weight, validation_split,
+                                                   validation_data)
+            y = sample_weight = None
+            validation_split, batch_size = 0.0, None
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
@@ -239,6 +263,7 @@ class LMModel(keras.Model):
         if history is not None:
             history.stop_reason = self.stop_reason
             history.lm_status = stopper.status
+            history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
         return history
 
@@ -255,6 +280,7 @@ class LMModel(keras.Model):
         if hasattr(x, "element_spec"):
             _validation.check_arrays(px, py, psw)
         y_pred = self.network(px, training=False)
+        _validation.check_no_penalties(self.network)
         if self.lm_custom_residual is not None:
             px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
             py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)

@@ -172,9 +172,16 @@ def _describe(loss) -> tuple[str | None, dict]:
         key = loss.lower()
         return _ALIASES.get(key), {}
     if isinstance(loss, keras.losses.Loss):
-        # Keras' Huber.get_config() omits `delta`; the wrapped function's keyword arguments
-        # (LossFunctionWrapper keeps them) are the authoritative values.
+        # Keras 3.15's Huber.get_config() omits `delta` and there is no public accessor; the
+        # wrapped function's keyword arguments (LossFunctionWrapper's private `_fn_kwargs`) are
+        # the authoritative values. If Keras renames that attribute, a Huber loss raises below
+        # rather than silently training with delta = 1 (tests/keras/test_residuals.py checks it).
         config = {**loss.get_config(), **dict(getattr(loss, "_fn_kwargs", None) or {})}
+        if isinstance(loss, keras.losses.Huber) and "delta" not in config:
+            raise ValueError(
+                "`loss` is a keras.losses.Huber whose `delta` cannot be read in this Keras "
+                f"version ({keras.__version__}); pass `residual=` instead. Received: "
+                f"loss={loss!r}")
         for key in (type(loss).__name__.lower(), getattr(loss, "fn", None).__name__
                     if hasattr(getattr(loss, "fn", None), "__name__") else ""):
             if key and key.lower() in _ALIASES:

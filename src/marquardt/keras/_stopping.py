@@ -8,6 +8,15 @@ on). Keras can only be stopped from Python, between steps, so ``LMStopping`` —
 records the reason. Validation failures (trainlm's ``max_fail``) are Keras'
 ``EarlyStopping``; the reason then names it.
 
+In mini-batch training (more than one batch per epoch) a batch whose iteration drives λ past
+its ceiling does not stop the run: that batch keeps the weights it started from, the step
+resets λ to its initial value for the next batch, and training goes on. The run stops for
+the damping limit only when *every* batch of an epoch hit it (no step was accepted in a whole
+pass over the data).
+
+``lm_status`` is taken out of the logs that the progress bar prints (a bare number means
+nothing there); ``LMModel.fit`` puts the per-epoch codes back into ``history.history``.
+
 The reason is stored as ``history.stop_reason`` (and ``model.stop_reason``), and logged with
 the ``logging`` logger ``"marquardt"``.
 """
@@ -46,31 +55,64 @@ class LMStopping(keras.callbacks.Callback):
 
     Args:
         options: the resolved ``LMOptions`` (for ``max_time`` and the thresholds in messages).
+        minibatch: True when an epoch has more than one batch (see the module docstring).
+
+    Attributes:
+        codes: the ``lm_status`` code of the last batch of each epoch.
     """
 
-    def __init__(self, options):
+    def __init__(self, options, minibatch: bool = False):
         super().__init__()
         self.options = options
+        self.minibatch = minibatch
         self.reason = None
         self.status = None
+        self.codes = []
         self._start = None
+        self._last = int(Status.RUNNING)
+        self._limited = 0
+        self._batches = 0
+        self._limit_logs = None
 
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
         self.reason = None
         self.status = None
+        self.codes = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._limited = 0
+        self._batches = 0
+
+    def _stop(self, status, logs):
+        self.status = status
+        self.reason = status_message(status, _detail(status, logs, self.options))
+        self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        code = logs.get("lm_status")
-        if code is not None and int(code) != int(Status.RUNNING):
-            self.status = Status(int(code))
-            self.reason = status_message(self.status, _detail(self.status, logs, self.options))
-            self.model.stop_training = True
-        elif time.monotonic() - self._start > self.options.max_time:
+        logs = logs if logs is not None else {}
+        code = logs.pop("lm_status", None)
+        self._batches += 1
+        if code is not None:
+            self._last = int(code)
+        if code is not None and int(code) == int(Status.DAMPING_LIMIT) and self.minibatch:
+            self._limited += 1  # this batch only: λ is reset, the next batch goes on
+            self._limit_logs = dict(logs)
+        elif code is not None and int(code) != int(Status.RUNNING):
+            self._stop(Status(int(code)), logs)
+        if self.reason is None and time.monotonic() - self._start > self.options.max_time:
             self.reason = (f"The training time reached `max_time` "
                            f"({time.monotonic() - self._start:.3g} s > {self.options.max_time:.3g} s).")
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.pop("lm_status", None)
+        self.codes.append(self._last)
+        if (self.reason is None and self.minibatch and self._batches > 0
+                and self._limited == self._batches):
+            self._stop(Status.DAMPING_LIMIT, self._limit_logs or logs or {})
+            self.reason += f" Every batch of epoch {epoch + 1} hit the damping limit."
 
 
 def final_reason(stopper: LMStopping, callbacks, epochs_done: int, epochs: int,

@@ -2,8 +2,14 @@
 
 Checked: trainable weights exist; ``x``, ``y``, ``sample_weight`` hold only finite numbers
 (NumPy-like input; for a ``tf.data.Dataset`` the first batch); ``y`` matches the model's
-outputs; the loss at the starting weights is finite. Layers whose weights get no gradient are
-found when the step is traced (``keras_jacobian``).
+outputs; the loss at the starting weights is finite; the model adds no regularisation
+losses (``model.losses``), which the residual form does not include. Layers whose weights
+get no gradient are found when the step is traced (``keras_jacobian``).
+
+For a ``tf.data.Dataset`` only the first batch is checked here; a later batch with NaN or Inf
+gives a non-finite cost, which the compiled step detects on every batch (``lm_status``
+``NON_FINITE``): training stops at that batch, keeping the last accepted weights, and
+``history.stop_reason`` says so.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from keras import ops
 
 from marquardt._checks import check_finite
 
-__all__ = ["check_trainable", "check_arrays", "first_batch", "check_start"]
+__all__ = ["check_trainable", "check_arrays", "first_batch", "check_start",
+           "check_no_penalties"]
 
 #: Samples used for the start-point checks (enough to see a NaN weight or a log(0)).
 _PROBE = 4096
@@ -104,4 +111,17 @@ def check_start(cost) -> None:
             "The loss at the starting weights must be finite. Received: loss="
             f"{value!r} (check the initial weights, and for cross-entropy on probabilities "
             "the range of the predictions)"
+        )
+
+
+def check_no_penalties(net) -> None:
+    """Regularisation losses (``kernel_regularizer``, ``activity_regularizer``, ``add_loss``):
+    LM minimises ½‖r‖² of the Keras loss only, so rather than ignore them silently, refuse."""
+    if net.losses:
+        raise ValueError(
+            "`model` must not add regularisation losses for Levenberg-Marquardt training: the "
+            "LM cost is the compiled loss only, and penalties would be silently ignored. Remove "
+            "`kernel_regularizer`/`bias_regularizer`/`activity_regularizer` and `add_loss`, or "
+            "write the penalty as extra residuals with `residual=` (e.g. √c·w for an L2 "
+            f"penalty c‖w‖²). Received: model with {len(net.losses)} regularisation loss(es)"
         )

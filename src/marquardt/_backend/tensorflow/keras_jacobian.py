@@ -15,10 +15,21 @@ Two ways to get J:
   terms or batch statistics).
 
 ``normal_equations`` never holds J whole: it walks the batch in chunks of ``chunk`` samples
-(a ``tf.while_loop``) and adds each chunk's J_cᵀJ_c and J_cᵀr_c into A and g. The chunk's
-product is formed in the model's dtype (float32 matmul runs at BLAS speed; TensorFlow's
-float64 matmul is 4-6× slower on CPU) and accumulated in ``dtype`` (float64 by default), so
-the rounding of a chunk does not compound across chunks; g is formed in ``dtype`` outright.
+(a ``tf.while_loop``) and adds each chunk's J_cᵀJ_c and J_cᵀr_c into A and g.
+
+JᵀJ is symmetric, so only its upper triangle of column blocks is formed (``gram_edges``: at
+most 16 blocks, each at least 128 columns wide): B(B+1)/2 products of J_cᵢᵀJ_cⱼ instead of B²,
+accumulated block by block and assembled into A once per batch. The blocks' smaller matmuls
+also stay in cache better than one c × P product: on a 2-core machine, 20,000 × 481, the
+blocked product in chunks of ~2,000 rows took 0.06-0.13 s against 0.31-0.36 s for one
+``tf.matmul(J, J, transpose_a=True)`` (same run, min of 5; the machine was shared, so only the
+ratio means anything).
+
+Each block product is formed in the model's dtype (float32 matmul runs at BLAS speed;
+TensorFlow's float64 matmul was 3× slower on the same machine) and accumulated in ``dtype``
+(float64 by default), so the rounding of a chunk does not compound across chunks; g is formed
+in ``dtype`` outright (a matrix-vector product: its cost is the cast, small against the
+Gram).
 """
 
 from __future__ import annotations
@@ -28,7 +39,12 @@ from typing import Any, Callable, NamedTuple
 import tensorflow as tf
 
 __all__ = ["JacobianPlan", "flat_size", "per_sample_chunk", "full_jacobian",
-           "normal_equations"]
+           "gram_edges", "normal_equations"]
+
+#: Column blocks of JᵀJ: at least this wide (narrower products lose BLAS efficiency)...
+GRAM_BLOCK_MIN = 128
+#: ...and at most this many (B(B+1)/2 products per chunk; more only adds op overhead).
+GRAM_BLOCKS_MAX = 16
 
 
 class JacobianPlan(NamedTuple):
@@ -108,10 +124,38 @@ def full_jacobian(residual_fn: Callable, weights, data, names):
     return _flatten_rows(parts, tf.shape(r)[0]), r
 
 
-def _accumulate(a, g, jac, res, dtype):
-    a = a + tf.cast(tf.matmul(jac, jac, transpose_a=True), dtype)
+def gram_edges(p: int) -> tuple[int, ...]:
+    """Column boundaries of the blocks of JᵀJ: B+1 increasing integers from 0 to P."""
+    blocks = max(1, min(GRAM_BLOCKS_MAX, p // GRAM_BLOCK_MIN))
+    return tuple(round(i * p / blocks) for i in range(blocks + 1))
+
+
+def _pairs(edges):
+    count = len(edges) - 1
+    return [(i, j) for i in range(count) for j in range(i, count)]
+
+
+def _zero_blocks(edges, dtype):
+    return tuple(tf.zeros([edges[i + 1] - edges[i], edges[j + 1] - edges[j]], dtype)
+                 for i, j in _pairs(edges))
+
+
+def _accumulate(blocks, g, jac, res, edges, dtype):
+    """Adds the upper blocks of J_cᵀJ_c (formed in J's dtype) and J_cᵀr_c to the sums."""
+    cols = [jac[:, edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
+    out = tuple(acc + tf.cast(tf.matmul(cols[i], cols[j], transpose_a=True), dtype)
+                for acc, (i, j) in zip(blocks, _pairs(edges)))
     g = g + tf.linalg.matvec(tf.cast(jac, dtype), tf.cast(res, dtype), transpose_a=True)
-    return a, g
+    return out, g
+
+
+def _assemble(blocks, edges):
+    """The symmetric P × P matrix from its upper blocks."""
+    count = len(edges) - 1
+    upper = dict(zip(_pairs(edges), blocks))
+    rows = [tf.concat([upper[(i, j)] if j >= i else tf.transpose(upper[(j, i)])
+                       for j in range(count)], axis=1) for i in range(count)]
+    return rows[0] if count == 1 else tf.concat(rows, axis=0)
 
 
 def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan, names):
@@ -121,30 +165,33 @@ def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan, n
         ``(a, g)`` in ``plan.dtype``, shapes (P, P) and (P,).
     """
     p = flat_size(weights)
-    a = tf.zeros([p, p], plan.dtype)
+    edges = gram_edges(p)
+    blocks = _zero_blocks(edges, plan.dtype)
     g = tf.zeros([p], plan.dtype)
     if not plan.per_sample:
         jac, res = full_jacobian(residual_fn, weights, data, names)
-        return _accumulate(a, g, jac, res, plan.dtype)
+        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
+        return _assemble(blocks, edges), g
 
     leaves = tf.nest.flatten(data)
     static_n = leaves[0].shape[0]
     if static_n is not None and static_n <= plan.chunk:
         jac, res = per_sample_chunk(residual_fn, weights, data, plan.k, names)
-        return _accumulate(a, g, jac, res, plan.dtype)
+        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
+        return _assemble(blocks, edges), g
 
     n = tf.shape(leaves[0])[0]
     size = tf.constant(plan.chunk, tf.int32)
     count = (n + size - 1) // size
 
-    def body(i, a, g):
+    def body(i, blocks, g):
         start = i * size
         stop = tf.minimum(start + size, n)
         chunk = tf.nest.map_structure(lambda t: t[start:stop], data)
         jac, res = per_sample_chunk(residual_fn, weights, chunk, plan.k, names)
-        a, g = _accumulate(a, g, jac, res, plan.dtype)
-        return i + 1, a, g
+        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
+        return i + 1, blocks, g
 
-    _, a, g = tf.while_loop(lambda i, a, g: i < count, body, (tf.constant(0), a, g),
-                            parallel_iterations=1)
-    return a, g
+    _, blocks, g = tf.while_loop(lambda i, blocks, g: i < count, body,
+                                 (tf.constant(0), blocks, g), parallel_iterations=1)
+    return _assemble(blocks, edges), g

@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import keras
 import tensorflow as tf
 
-from marquardt._gain import gain_ratio, predicted_reduction
+from marquardt._gain import gain_ratio_with_noise_floor, predicted_reduction
 from marquardt._scaling import marquardt_diagonal
 from marquardt._solvers import solve_kernel, solve_normal
 from marquardt._status import Status
@@ -78,21 +78,6 @@ def _unflatten(delta, weights):
         parts.append(tf.cast(tf.reshape(delta[start:start + size], tf.shape(w)), w.dtype))
         start += size
     return parts
-
-
-def _gain_with_noise_floor(actual, predicted, cost0, noise):
-    """ρ, counting a step whose predicted and actual changes of F are both below the rounding
-    level of F (``noise`` · F, noise a few ulps of the model's dtype) as a good step (ρ = 1).
-
-    Near a minimum the predicted reduction ½δᵀ(λDδ − g) falls below what F can resolve; its
-    ratio to the measured change is then noise, and a plain gain ratio would reject the
-    step and drive λ to its ceiling one or two Gauss-Newton steps short of the minimiser.
-    """
-    rho = gain_ratio(actual, predicted)
-    level = noise * tf.abs(cost0)
-    tiny = tf.logical_and(tf.logical_and(predicted > 0, predicted <= level),
-                          tf.abs(actual) <= level)
-    return tf.where(tiny, tf.ones_like(rho), rho)
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
@@ -165,7 +150,7 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         # that the difference of two sums loses near convergence.
         actual = 0.5 * tf.reduce_sum((r0 - r_c) * (r0 + r_c))
         predicted = predicted_reduction(g, step, lam_, d)
-        rho = _gain_with_noise_floor(actual, predicted, cost0, cfg.noise)
+        rho = gain_ratio_with_noise_floor(actual, predicted, cost0, cfg.noise)
         ok = tf.logical_and(cfg.policy.accept(rho), tf.math.is_finite(cost_c))
         ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(step)))
         new = cfg.policy.update(damping_state(lam_, nu_), rho)
@@ -191,6 +176,11 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     status = tf.where(start_ok, status, int(Status.NON_FINITE))
     info = StepInfo(cost=cost, accepted=accepted, attempts=attempts, grad_norm=grad_norm,
                     step_norm=tf.norm(delta), status=status, y_pred=y_pred)
+    # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
+    # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
+    limited = tf.equal(status, int(Status.DAMPING_LIMIT))
+    lam = tf.where(limited, tf.cast(fresh.lam, dtype), lam)
+    nu = tf.where(limited, tf.cast(fresh.nu, dtype), nu)
     state = LMState(lam=lam, nu=nu, d=d, started=tf.logical_or(state.started, start_ok))
     return new_weights, state, info
 
@@ -254,6 +244,13 @@ def train_step(wrapper, data):
                                             names)
     for v, w in zip(tvars, new_weights):
         v.assign(w)
+    if training and net.non_trainable_variables:
+        # Moving statistics (batch normalisation) follow Keras' one update per train step: one
+        # training-mode forward pass at the accepted weights; nothing changes after a
+        # rejected iteration.
+        _, updated = net.stateless_call(new_weights, frozen, x, training=True)
+        for v, new, old in zip(net.non_trainable_variables, updated, frozen):
+            v.assign(tf.where(info.accepted, new, old))
     wrapper.lm_lambda.assign(tf.cast(state.lam, wrapper.lm_lambda.dtype))
     wrapper.lm_nu.assign(tf.cast(state.nu, wrapper.lm_nu.dtype))
     wrapper.lm_scale.assign(tf.cast(state.d, wrapper.lm_scale.dtype))

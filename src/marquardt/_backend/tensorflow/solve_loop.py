@@ -186,7 +186,13 @@ def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopSta
     gstat = _termination.gradient_status(g, tf.norm(rt, axis=-1), tf.sqrt(colsq), cfg.gtol)
     status = tf.where(active, gstat, s.status)
     d = _select(active, _diagonal(cfg, s.d, colsq, d_fixed), s.d)
-    fac = cfg.solver.factor(jt, rt, d)
+    # Problems that no longer run still pass through the batched solve (their steps are
+    # discarded). Give them the trivial system J = 0, D = I, λ = 1: a stopped problem with a
+    # singular or non-finite Jacobian must not send the whole batch down a solver's fallback
+    # route (the eigen-decomposition behind the Cholesky solvers) at every attempt.
+    fac = cfg.solver.factor(_select(active, jt, tf.zeros_like(jt)),
+                            _select(active, rt, tf.zeros_like(rt)),
+                            _select(active, d, tf.ones_like(d)))
     sqrt_d = tf.sqrt(d)
     x_norm = tf.norm(sqrt_d * s.x, axis=-1)
 
@@ -217,7 +223,7 @@ def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopSta
 
     def inner_body(c: Inner):
         live = live_of(c)
-        delta = cfg.solver.solve(fac, c.lam)
+        delta = cfg.solver.solve(fac, tf.where(live, c.lam, tf.ones_like(c.lam)))
         x_try = s.x + delta
         if cfg.bounded:
             x_try = tf.clip_by_value(x_try, lb, ub)

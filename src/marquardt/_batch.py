@@ -1,0 +1,486 @@
+"""``curve_fit_batch``: many independent fits of one model, as one compiled solve per chunk.
+
+Microscopy (a lifetime per pixel), MRI (a T2 per voxel), spectroscopy (a peak per spectrum):
+the same small model fitted to thousands of data sets. ``curve_fit`` runs one compiled solve
+per fit, whose many small ops cost ~0.3-1 ms per iteration whatever the problem size; here
+K problems share each op.
+
+How it is built (nothing here is a second LM implementation):
+
+* The engine loop (``_backend/tensorflow/solve_loop.py``) is batched over a leading problem
+  dimension: each problem has its own λ, acceptance and termination; finished problems are
+  frozen by masks while the others go on, and a problem that turns non-finite reports its
+  own status.
+* The user's one-problem model ``f(x, *params)`` is vectorised over the problems by
+  ``tf.vectorized_map`` (``_backend/tensorflow/batch.py``); its Jacobian comes from the
+  engine's forward-mode autodiff, or from the user's analytic ``jac``.
+* The problems are solved in chunks of ``chunk_size`` (memory bounded for any K), each chunk
+  one call of a solve compiled once (with XLA by default) and cached: chunks have one shape
+  (the last is padded with copies of a real problem), so there is one compilation per model,
+  data shape and chunk size.
+* The damped systems are solved by ``UnrolledCholeskySolver`` by default: the Cholesky
+  factorisation written out as elementwise operations on the chunk, fused by XLA.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from marquardt import _checks
+from marquardt._backend.tensorflow import driver
+from marquardt._backend.tensorflow.batch import batched_jacobian, batched_residual
+from marquardt._backend.tensorflow.solve_loop import LoopConfig
+from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
+                                   unscaled_covariances)
+from marquardt._curve_fit import _count_parameters, _fixed_parameter_count
+from marquardt._damping import get_damping
+from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
+                                      _tol, _x_scale, prepare_bounds, termination_detail)
+from marquardt._result import OptimizeResult
+from marquardt._robust import LOSSES, rescale
+from marquardt._solvers import get_solver
+from marquardt._status import Status, status_message
+from marquardt._termination import gradient_cosine
+
+__all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
+
+#: Problems per compiled call. Large enough that the per-op cost of the loop is shared by many
+#: problems, small enough that the chunk's arrays stay in cache and one slow problem keeps few
+#: others waiting (a chunk runs until its last problem stops). Measured on 2 CPU cores
+#: (``benchmarks/batch.py``): see docs/batch.md.
+DEFAULT_CHUNK_SIZE = 2048
+
+_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
+            "damping", "solver", "verbose")
+NAN_POLICIES = ("raise", "omit")
+
+
+def curve_fit_batch(
+    f: Callable,
+    xdata: Any,
+    ydata: Any,
+    p0: Any = None,
+    *,
+    sigma: Any = None,
+    absolute_sigma: bool = False,
+    bounds: tuple = (-np.inf, np.inf),
+    jac: str | Callable = "auto",
+    nan_policy: str = "raise",
+    shared_x: bool | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    jit_compile: bool = True,
+    **options: Any,
+) -> OptimizeResult:
+    """Fit one model ``f(x, *params)`` to K independent data sets, in one vectorised solve.
+
+    Each problem k minimises Σᵢ ((f(xₖᵢ; pₖ) − yₖᵢ)/σₖᵢ)² by Levenberg-Marquardt, exactly as
+    ``marquardt.curve_fit(f, xdata_k, ydata[k], p0_k, ...)`` does (same model function, same
+    options and defaults, same termination tests), with its own damping, acceptance and
+    termination: a finished problem stops changing while the others go on, and a problem that
+    diverges or turns NaN reports its own status without disturbing the others.
+
+    Args:
+        f: the model for ONE problem, ``f(x, *params)``, written with TensorFlow ops, as for
+            ``curve_fit``: receives that problem's x (shape (m,) or (k, m)) as a float64
+            tensor and each parameter as a float64 scalar tensor; returns shape (m,). It is
+            vectorised over the problems for you (``tf.vectorized_map``). Define it once
+            (not as a new lambda per call): the compiled solve is cached per function.
+        xdata: shared by all problems, shape (m,) or (k, m) for k variables; or one per
+            problem, shape (K, m) or (K, k, m). See ``shared_x`` when k equals K.
+        ydata: the data, shape (K, m): one row per problem.
+        p0: start values, shape (n,) for all problems or (K, n); default ones, with n read
+            from ``f``'s signature.
+        sigma: uncertainties of ``ydata`` (standard deviations), shape (m,) shared or (K, m).
+        absolute_sigma: as in ``curve_fit``: if False, each covariance is scaled by its
+            problem's reduced χ².
+        bounds: ``(lb, ub)``, each a scalar, shape (n,), or shape (K, n) per problem.
+        jac: ``'auto'`` (exact forward-mode autodiff), ``'forward'``, ``'reverse'``,
+            ``'2-point'``, ``'3-point'``, or a callable ``jac(x, *params) -> (m, n)`` for one
+            problem (vectorised like ``f``).
+        nan_policy: ``'raise'`` (default): NaN in ``ydata`` is an error. ``'omit'``: a NaN
+            marks that point of that problem as absent (zero weight); a problem left with
+            fewer points than parameters gets status ``IMPROPER_INPUT`` and is not fitted.
+        shared_x: whether ``xdata`` is shared (True) or per problem (False). Default: a
+            2-D ``xdata`` whose first dimension equals K is per problem; pass
+            ``shared_x=True`` for k = K shared variables.
+        chunk_size: problems per compiled call (memory grows with it, not with K). Smaller
+            batches are padded to a power of two, so that varying K reuses compilations.
+        jit_compile: compile each chunk's solve with XLA (default). The first call for a
+            model and shape pays the compilation (seconds); later calls reuse it. Pass False
+            for a model with ops XLA cannot compile.
+        **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
+            ``diff_step``, ``max_nfev``, ``damping`` with ``least_squares``' meanings and
+            defaults (``max_nfev`` counts per problem); ``solver`` (default
+            ``'cholesky_unrolled'``, see ``marquardt._solvers``; ``'svd'`` is the most
+            accurate for ill-conditioned models and ~10 times slower batched); ``verbose``
+            (0, or 1 for a one-line summary).
+
+    Returns:
+        ``OptimizeResult`` with, per problem: ``x`` (K, n), ``cov`` (K, n, n), ``stderr``
+        (K, n), ``cost`` (K,) (½ Σ r²), ``chisq`` (K,), ``dof`` (K,), ``redchi`` (K,),
+        ``fun`` (K, m) (weighted residuals; 0 at absent points), ``optimality`` (K,)
+        (‖Jᵀr‖∞), ``status`` (K,) (``marquardt.Status`` codes), ``success`` (K,), ``nfev``,
+        ``njev``, ``nit`` (K,), ``message`` (a sequence of K strings, each with its
+        measured numbers); and ``npoints`` (K,), the points present per problem.
+
+    Raises:
+        ValueError, TypeError: invalid arguments (shapes that disagree, NaN without
+            ``nan_policy='omit'``, a ``p0`` of the wrong shape, empty data, ...), each naming
+            the argument and what was received. A problem whose residuals are not finite at
+            its ``p0`` is not an error: it reports status ``NON_FINITE``.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, marquardt
+        >>> t = np.linspace(0, 4, 30)
+        >>> rates = np.array([0.5, 1.0, 2.0])
+        >>> y = 2.0 * np.exp(-rates[:, None] * t)
+        >>> res = marquardt.curve_fit_batch(lambda t, a, k: a * tf.exp(-k * t), t, y,
+        ...                                 p0=[1.0, 1.0])
+        >>> np.round(res.x, 6).tolist()
+        [[2.0, 0.5], [2.0, 1.0], [2.0, 2.0]]
+    """
+    started = time.perf_counter()
+    _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)
+    if not callable(f):
+        raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
+    y, present = _prepare_ydata(ydata, nan_policy)
+    k_all, m = y.shape
+    x, shared_x = _prepare_xdata(xdata, k_all, m, shared_x)
+    p0 = _prepare_p0(p0, f, k_all)
+    n = p0.shape[1]
+    if m < n:
+        raise ValueError("`ydata` must have at least as many points per problem as there are "
+                         f"parameters. Received: {m} points for {n} parameters (p0 has "
+                         f"length {n})")
+    inv_sigma = _prepare_sigma(sigma, k_all, m)
+    lb, ub = _prepare_bounds(bounds, k_all, n)
+    outside = (p0 < lb) | (p0 > ub)
+    if outside.any():
+        k, i = (int(v) for v in np.argwhere(outside)[0])
+        raise ValueError(f"`p0` must lie within `bounds`. Received: p0[{k}, {i}]={p0[k, i]!r} "
+                         f"outside [{lb[k, i]!r}, {ub[k, i]!r}]")
+    if not (callable(jac) or jac in JAC_MODES):
+        raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. "
+                         f"Received: jac={jac!r}")
+    chunk_size = _check_chunk_size(chunk_size)
+    if not isinstance(jit_compile, bool):
+        raise TypeError(f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}")
+    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bool(np.isfinite(lb).any()
+                                                                     or np.isfinite(ub).any()))
+    _probe(f, jac, x, shared_x, p0[0], m, n)
+
+    npoints = present.sum(axis=1)
+    improper = npoints < n
+    todo = np.flatnonzero(~improper)
+    out = _Outputs(k_all, m, n, p0)
+    if todo.size:
+        solve = _compiled_solver(f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
+        chunk = min(chunk_size, _bucket(todo.size))
+        x_shared = tf.constant(x) if shared_x else None
+        for start in range(0, todo.size, chunk):
+            idx = todo[start:start + chunk]
+            rows = np.concatenate([idx, np.full(chunk - idx.size, idx[-1])])  # pad: copies
+            w = present[rows].astype(np.float64)
+            if inv_sigma is not None:
+                w = w * (inv_sigma if inv_sigma.ndim == 1 else inv_sigma[rows])
+            data = (x_shared if shared_x else tf.constant(x[rows]),
+                    tf.constant(np.where(present[rows], y[rows], 0.0)), tf.constant(w))
+            state = _run(solve, jit_compile, _t64(p0[rows]), _t64(lb[rows]), _t64(ub[rows]),
+                         _t64(np.broadcast_to(d_fixed, (chunk, n))), data)
+            out.store(idx, state, cfg, lb[idx], ub[idx])
+    dof = npoints - n
+    out.status[improper] = int(Status.IMPROPER_INPUT)
+    cov = out.pcov
+    if not absolute_sigma:
+        cov[todo] = scale_by_reduced_chisq(cov[todo], out.chisq[todo], dof[todo])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        redchi = np.where(dof > 0, out.chisq / np.where(dof > 0, dof, 1), np.inf)
+    status = out.status
+    result = OptimizeResult(
+        x=out.x, cov=cov, stderr=standard_errors(cov), cost=out.cost, chisq=out.chisq,
+        dof=dof, redchi=redchi, fun=out.fun, optimality=out.optimality, status=status,
+        success=status > 0, nfev=out.nfev, njev=out.njev, nit=out.nit,
+        message=BatchMessages(status, out, cfg, npoints, n), npoints=npoints,
+    )
+    if verbose:
+        elapsed = time.perf_counter() - started
+        counts = ", ".join(f"{Status(int(v)).name} {c}" for v, c in
+                           zip(*np.unique(status, return_counts=True)))
+        print(f"curve_fit_batch: {k_all} fits in {elapsed:.3g} s "
+              f"({k_all / elapsed:.4g} fits/s); {counts}")
+    return result
+
+
+def _t64(a) -> tf.Tensor:
+    return tf.constant(np.ascontiguousarray(a, dtype=np.float64))
+
+
+def _bucket(k: int) -> int:
+    """The next power of two ≥ k: batches of varying size share a few compiled shapes."""
+    return 1 << max(0, int(k - 1).bit_length())
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"`nan_policy` must be one of {list(NAN_POLICIES)}. "
+                         f"Received: nan_policy={nan_policy!r}")
+    y = _checks.as_float_array(ydata, "ydata", ndim=2)
+    if y.shape[1] == 0:
+        raise ValueError(f"`ydata` must not be empty. Received: ydata with shape {y.shape}")
+    nan = np.isnan(y)
+    if nan.any() and nan_policy == "raise":
+        k, i = (int(v) for v in np.argwhere(nan)[0])
+        raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
+                         f"NaN points as absent). Received: ydata[{k}, {i}]=nan "
+                         f"({int(nan.sum())} NaN value(s) in all)")
+    inf = np.isinf(y)
+    if inf.any():
+        k, i = (int(v) for v in np.argwhere(inf)[0])
+        raise ValueError(f"`ydata` must not contain infinite values. Received: ydata[{k}, {i}]="
+                         f"{y[k, i]!r} ({int(inf.sum())} infinite value(s) in all)")
+    return y, ~nan
+
+
+def _prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool]:
+    if shared_x not in (None, True, False):
+        raise TypeError(f"`shared_x` must be None, True or False. Received: shared_x={shared_x!r}")
+    x = _checks.as_float_array(xdata, "xdata")
+    _checks.check_finite(x, "xdata")
+    want = (f"shape (m,) or (k, m) shared by all problems, or (K, m) or (K, k, m) per problem, "
+            f"with m={m} points and K={k_all} problems")
+    if x.ndim == 0 or x.shape[-1] != m:
+        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
+    if shared_x is None:
+        shared_x = not (x.ndim >= 2 and x.shape[0] == k_all) or x.ndim == 1
+        if x.ndim == 3 and shared_x:
+            raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
+    elif not shared_x and (x.ndim == 1 or x.shape[0] != k_all):
+        raise ValueError(f"`xdata` per problem (shared_x=False) must have shape (K, m) or "
+                         f"(K, k, m) with K={k_all}, m={m}. Received: xdata with shape {x.shape}")
+    return x, bool(shared_x)
+
+
+def _prepare_p0(p0, f, k_all: int) -> np.ndarray:
+    if p0 is None:
+        p0 = np.ones(_count_parameters(f))
+    arr = _checks.as_float_array(p0, "p0", ndim=(0, 1, 2))
+    if arr.ndim == 2 and arr.shape[0] != k_all:
+        raise ValueError(f"`p0` must have shape (n,) or (K, n) with K={k_all} problems. "
+                         f"Received: p0 with shape {arr.shape}")
+    _checks.check_finite(arr, "p0")
+    arr = np.atleast_1d(arr)
+    expected = _fixed_parameter_count(f)
+    if expected is not None and expected != arr.shape[-1]:
+        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
+                         f"Received: p0 with shape {arr.shape}")
+    return np.ascontiguousarray(np.broadcast_to(arr, (k_all, arr.shape[-1])))
+
+
+def _prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
+    """1/σ, shape (m,) or (K, m), or None."""
+    if sigma is None:
+        return None
+    s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
+    if s.shape not in ((m,), (k_all, m)):
+        raise ValueError(f"`sigma` must have shape (m,) or (K, m) with K={k_all}, m={m} "
+                         f"(standard deviations; a covariance matrix is not supported in "
+                         f"batches). Received: sigma with shape {s.shape}")
+    _checks.check_finite(s, "sigma")
+    if np.any(s <= 0):
+        raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
+    return 1.0 / s
+
+
+def _prepare_bounds(bounds, k_all: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lb, ub) of shape (K, n) from scalars, (n,) or (K, n)."""
+    if isinstance(bounds, (tuple, list)) and len(bounds) == 2:
+        arrs = [np.asarray(b, dtype=np.float64) if not isinstance(b, str) else b for b in bounds]
+        if any(isinstance(a, np.ndarray) and a.ndim == 2 for a in arrs):
+            out = []
+            for name, a in zip(("lb", "ub"), arrs):
+                if a.ndim == 2 and a.shape != (k_all, n) or a.ndim == 1 and a.size != n:
+                    raise ValueError(f"`bounds` {name} must be a scalar or have shape (n,) or "
+                                     f"(K, n) with K={k_all}, n={n}. Received: {name} with "
+                                     f"shape {a.shape}")
+                if np.isnan(a).any():
+                    raise ValueError(f"`bounds` {name} must not contain NaN. Received: {name} "
+                                     "with NaN")
+                out.append(np.broadcast_to(a, (k_all, n)))
+            lb, ub = out
+            if np.any(lb >= ub):
+                k, i = (int(v) for v in np.argwhere(lb >= ub)[0])
+                raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
+                                 f"lb[{k}, {i}]={lb[k, i]!r} >= ub[{k}, {i}]={ub[k, i]!r}")
+            return lb, ub
+    lb, ub = prepare_bounds(bounds, n)
+    return np.broadcast_to(lb, (k_all, n)), np.broadcast_to(ub, (k_all, n))
+
+
+def _check_chunk_size(chunk_size) -> int:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
+            or chunk_size < 1:
+        raise ValueError("`chunk_size` must be a positive integer. "
+                         f"Received: chunk_size={chunk_size!r}")
+    return int(chunk_size)
+
+
+def _loop_config(options: dict, n: int, bounded: bool):
+    """The engine's ``LoopConfig`` from ``least_squares``' options, validated."""
+    opts = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL, "x_scale": "jac",
+            "loss": "linear", "f_scale": 1.0, "diff_step": None, "max_nfev": None,
+            "damping": "nielsen", "solver": "cholesky_unrolled", "verbose": 0}
+    opts.update(options)
+    if opts["loss"] not in LOSSES:
+        raise ValueError(f"`loss` must be one of {list(LOSSES)}. Received: loss={opts['loss']!r}")
+    max_nfev = opts["max_nfev"]
+    if max_nfev is None:
+        max_nfev = max(1000, 200 * (n + 1))
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
+        raise ValueError("`max_nfev` must be a positive integer or None. "
+                         f"Received: max_nfev={max_nfev!r}")
+    if opts["verbose"] not in (0, 1):
+        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={opts['verbose']!r}")
+    diff_step = opts["diff_step"]
+    if diff_step is not None:
+        diff_step = _checks.check_positive(diff_step, "diff_step")
+    scaling, d_fixed = _x_scale(opts["x_scale"], n)
+    cfg = LoopConfig(damping=get_damping(opts["damping"]), solver=get_solver(opts["solver"]),
+                     scaling=scaling, loss=opts["loss"],
+                     f_scale=_checks.check_positive(opts["f_scale"], "f_scale"),
+                     ftol=_tol(opts["ftol"], "ftol"), xtol=_tol(opts["xtol"], "xtol"),
+                     gtol=_tol(opts["gtol"], "gtol"), max_nfev=int(max_nfev), bounded=bounded)
+    return cfg, d_fixed, diff_step, opts["verbose"]
+
+
+def _probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
+    """Call ``f`` (and a callable ``jac``) once for problem 0, eagerly: shapes and dtypes."""
+    x0 = tf.constant(x if shared_x else x[0])
+    args = [tf.constant(v) for v in p]
+    checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
+    for fn, name, shape in checks:
+        try:
+            out = fn(x0, *args)
+        except Exception as exc:
+            raise type(exc)(f"`{name}` raised for problem 0 at its p0: {exc}") from exc
+        arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
+                            f"{arr.dtype}")
+        if arr.shape != shape:
+            raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
+                             f"Received: shape {arr.shape} for problem 0")
+
+
+# --- the compiled solve --------------------------------------------------------------------
+
+
+def _compiled_solver(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
+    residual_fn = batched_residual(f, shared_x)
+    jac_fn = batched_jacobian(jac, shared_x) if callable(jac) else jac
+    try:
+        key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
+        hash(key)
+    except TypeError:
+        key = None
+    return driver.cached(key, lambda: driver.build_solver(
+        residual_fn, n, m, jac_fn, cfg._replace(jit_compile=jit_compile), diff_step=diff_step))
+
+
+def _run(solve, jit_compile: bool, *args):
+    try:
+        state, _ = solve(*args)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
+        if not jit_compile:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError("the batched solve could not be compiled with XLA "
+                         f"({first}). Pass jit_compile=False to run it without XLA.") from exc
+    return state
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+class _Outputs:
+    """Per-problem result arrays, filled chunk by chunk (the Jacobians are not kept)."""
+
+    def __init__(self, k_all: int, m: int, n: int, p0: np.ndarray):
+        nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
+        self.x = p0.copy()
+        self.pcov = nan(k_all, n, n)
+        self.cost, self.chisq, self.optimality = nan(k_all), nan(k_all), nan(k_all)
+        self.fun = nan(k_all, m)
+        self.status = np.full(k_all, int(Status.IMPROPER_INPUT), np.int32)
+        self.nfev, self.njev, self.nit = (np.zeros(k_all, np.int32) for _ in range(3))
+        # the numbers behind each message
+        self.last_reduction, self.last_step = nan(k_all), nan(k_all)
+        self.x_norm, self.lam, self.cosine = nan(k_all), nan(k_all), nan(k_all)
+
+    def store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # diverged problems: inf, nan
+            self._store(idx, state, cfg, lb, ub)
+
+    def _store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
+        c = idx.size
+        get = lambda t: t.numpy()[:c]  # noqa: E731
+        x, fun, jac = get(state.x), get(state.f), get(state.j)
+        rt, jt = (np.asarray(t) for t in rescale(cfg.loss, fun, jac, cfg.f_scale))
+        grad = np.einsum("kmn,km->kn", jt, rt)
+        if cfg.bounded:  # the gradient components that push against an active bound
+            tol = 1e-10 * np.maximum(1.0, np.abs(x))
+            at_lb = x <= lb + tol * np.isfinite(lb)
+            at_ub = x >= ub - tol * np.isfinite(ub)
+            grad = np.where((at_lb & (grad > 0)) | (at_ub & (grad < 0)), 0.0, grad)
+        self.x[idx], self.fun[idx] = x, fun
+        self.cost[idx] = get(state.cost)
+        self.chisq[idx] = 2.0 * self.cost[idx]  # SciPy's convention, whatever the loss
+        self.optimality[idx] = np.max(np.abs(grad), axis=1)
+        self.cosine[idx] = np.asarray(gradient_cosine(grad, np.linalg.norm(rt, axis=1),
+                                                      np.linalg.norm(jt, axis=1)))
+        self.pcov[idx] = unscaled_covariances(jt)
+        self.status[idx] = get(state.status)
+        self.nfev[idx], self.njev[idx], self.nit[idx] = get(state.nfev), get(state.njev), get(state.nit)
+        self.last_reduction[idx], self.last_step[idx] = get(state.last_reduction), get(state.last_step)
+        self.x_norm[idx], self.lam[idx] = get(state.x_norm), get(state.lam)
+
+
+class BatchMessages(Sequence):
+    """The K status messages of a batch, each formatted when read (a batch of 10⁶ fits does
+    not build 10⁶ strings it may never show)."""
+
+    def __init__(self, status: np.ndarray, out: _Outputs, cfg: LoopConfig, npoints, n: int):
+        self._status, self._out, self._cfg = status, out, cfg
+        self._npoints, self._n = npoints, n
+
+    def __len__(self) -> int:
+        return len(self._status)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        status = Status(int(self._status[k]))
+        o = self._out
+        if status == Status.IMPROPER_INPUT:
+            detail = f"{int(self._npoints[k])} points present for {self._n} parameters"
+        elif status == Status.NON_FINITE and o.nit[k] == 0 and o.nfev[k] == 1:
+            detail = "at p0"
+        else:
+            detail = termination_detail(status, self._cfg, cost=float(o.cost[k]),
+                                        last_reduction=float(o.last_reduction[k]),
+                                        last_step=float(o.last_step[k]),
+                                        x_norm=float(o.x_norm[k]), nfev=int(o.nfev[k]),
+                                        lam=float(o.lam[k]), cosine=float(o.cosine[k]))
+        return status_message(status, detail)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{Status(int(v)).name}: {c}" for v, c in
+                           zip(*np.unique(self._status, return_counts=True)))
+        return f"BatchMessages({len(self)} messages; {counts})"

@@ -1,0 +1,51 @@
+"""Full-batch array input is fed as one cached batch: same training, Keras' validation split."""
+
+import keras
+import numpy as np
+import pytest
+
+import marquardt.keras as mk
+from keras_helpers import mlp
+
+
+def data(n=50, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n, 1)).astype("float32")
+    return x, np.sin(3 * x)
+
+
+def test_array_input_trains_like_a_one_batch_dataset():
+    import tensorflow as tf
+
+    x, y = data()
+    keras.utils.set_random_seed(1)
+    a = mlp((5,))
+    keras.utils.set_random_seed(1)
+    b = mlp((5,))
+    ha = mk.fit(a, x, y, loss="mse", epochs=8, verbose=0)
+    hb = mk.fit(b, tf.data.Dataset.from_tensors((x, y)), loss="mse", epochs=8, verbose=0)
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
+
+
+def test_validation_split_takes_the_last_rows_as_keras_does():
+    x, y = data(40)
+    net = mlp((4,))
+    history = mk.fit(net, x, y, loss="mse", epochs=3, verbose=0, validation_split=0.25)
+    # Keras' rule: the last floor(40 · 0.25) = 10 rows validate, the first 30 train.
+    val = keras.losses.MeanSquaredError()(y[30:], net(x[30:])).numpy()
+    assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)
+    train = keras.losses.MeanSquaredError()(y[:30], net(x[:30])).numpy()
+    assert history.history["loss"][-1] == pytest.approx(float(train), rel=1e-5)
+
+
+def test_array_validation_data_and_sample_weight():
+    x, y = data(30)
+    xv, yv = data(12, seed=5)
+    w = np.linspace(0.5, 2.0, 30).astype("float32")
+    net = mlp((4,))
+    history = mk.fit(net, x, y, loss="mse", epochs=2, verbose=0, sample_weight=w,
+                     validation_data=(xv, yv))
+    val = keras.losses.MeanSquaredError()(yv, net(xv)).numpy()
+    assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)

@@ -1,0 +1,356 @@
+"""Batched fits: ``curve_fit_batch`` against one-at-a-time ``curve_fit``, and the engine pieces
+whose behaviour only shows with more than one problem in a batch.
+
+Tolerances: the equality tests use ftol = xtol = gtol = 1e-10. At the defaults (ftol = 1e-15,
+just above machine epsilon) the ftol test compares cost changes at the rounding level of the
+cost itself, so two runs whose arithmetic differs in the last bit (XLA's ``exp`` against
+Eigen's, or Eigen's scalar tail of a SIMD loop) may stop one iteration apart; see
+docs/batch.md. Without XLA and with m a multiple of the SIMD width the batched arithmetic is
+the one-at-a-time arithmetic, bit for bit, at any tolerance (``test_bit_identical_...``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import marquardt
+from marquardt import Status
+from marquardt._batch import BatchMessages, curve_fit_batch
+from marquardt._solvers import CholeskySolver, UnrolledCholeskySolver, solve_normal
+
+TOL = dict(ftol=1e-10, xtol=1e-10, gtol=1e-10)
+SOLVER = "cholesky_unrolled"
+
+
+def double_exp(t, a1, k1, a2, k2):
+    """The 4-parameter double exponential decay (a fluorescence lifetime pixel)."""
+    return a1 * tf.exp(-k1 * t) + a2 * tf.exp(-k2 * t)
+
+
+def gauss2d(xy, a, x0, y0, s, b):
+    """Gpufit's GAUSS_2D: amplitude, centre, width and offset on a pixel grid."""
+    return a * tf.exp(-((xy[0] - x0) ** 2 + (xy[1] - y0) ** 2) / (2 * s * s)) + b
+
+
+def decay(t, a, k):
+    return a * tf.exp(-k * t)
+
+
+def decay_jac(t, a, k):
+    e = tf.exp(-k * t)
+    return tf.stack([e, -a * t * e], axis=-1)
+
+
+def double_exp_data(k, seed=0, m=64):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 10.0, m)
+    p = np.stack([rng.uniform(0.5, 1.5, k), rng.uniform(1.5, 3.0, k),
+                  rng.uniform(0.2, 0.8, k), rng.uniform(0.1, 0.5, k)], axis=1)
+    y = p[:, :1] * np.exp(-p[:, 1:2] * t) + p[:, 2:3] * np.exp(-p[:, 3:4] * t)
+    y += 0.01 * rng.standard_normal(y.shape)
+    return t, y, p * rng.uniform(0.8, 1.2, p.shape)
+
+
+def gauss2d_data(k, seed=0, size=5):
+    rng = np.random.default_rng(seed)
+    g = np.arange(size, dtype=float)
+    xy = np.stack([a.ravel() for a in np.meshgrid(g, g)])
+    c = (size - 1) / 2
+    p = np.stack([rng.uniform(5, 15, k), c + rng.uniform(-0.5, 0.5, k),
+                  c + rng.uniform(-0.5, 0.5, k), rng.uniform(0.8, 1.2, k),
+                  rng.uniform(0.5, 1.5, k)], axis=1)
+    y = p[:, :1] * np.exp(-((xy[0] - p[:, 1:2]) ** 2 + (xy[1] - p[:, 2:3]) ** 2)
+                          / (2 * p[:, 3:4] ** 2)) + p[:, 4:5]
+    y += 0.05 * p[:, :1] * rng.standard_normal(y.shape)
+    return xy, y, p * rng.uniform(0.9, 1.1, p.shape)
+
+
+def decay_data(k, seed=0, m=12):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 3.0, m)
+    p = np.stack([rng.uniform(1, 3, k), rng.uniform(0.5, 2, k)], axis=1)
+    y = p[:, :1] * np.exp(-p[:, 1:2] * t) + 0.01 * rng.standard_normal((k, m))
+    return t, y, np.ones_like(p)
+
+
+def assert_same_fit(res, k, popt, pcov, one, rtol=1e-8):
+    """Problem k of a batch result equals a one-at-a-time ``curve_fit`` result."""
+    assert (res.status[k], res.nfev[k], res.nit[k]) == (one.status, one.nfev, one.nit), k
+    np.testing.assert_allclose(res.x[k], popt, rtol=rtol, atol=0)
+    np.testing.assert_allclose(res.cost[k], one.cost, rtol=rtol)
+    np.testing.assert_allclose(res.cov[k], pcov, rtol=0, atol=rtol * np.abs(pcov).max())
+
+
+def test_cholesky_fallback_is_per_system():
+    """A system that is not positive definite takes the eigen route alone; the others keep the
+    Cholesky step they would get one at a time (bit for bit)."""
+    rng = np.random.default_rng(1)
+    jm = rng.standard_normal((30, 4)) * [1.0, 10.0, 100.0, 0.1]
+    a0, g0 = jm.T @ jm, rng.standard_normal(4)
+    a = np.stack([a0, np.ones((4, 4))])  # the second is singular: its Cholesky fails
+    g = np.stack([g0, np.ones(4)])
+    lam, d = np.array([1e-3, 1e-30]), np.stack([np.diag(a0), np.ones(4)])
+    both = np.asarray(solve_normal(a, g, lam, d))
+    alone = np.asarray(solve_normal(a[:1], g[:1], lam[:1], d[:1]))
+    np.testing.assert_array_equal(both[0], alone[0])
+    singular = np.asarray(solve_normal(a[1:], g[1:], lam[1:], d[1:]))
+    assert np.all(np.isfinite(both[1]))
+    np.testing.assert_array_equal(both[1], singular[0])
+
+
+def test_unrolled_cholesky_matches_kernel_cholesky():
+    """The entry-by-entry Cholesky gives the kernel's step to rounding, and falls back to the
+    eigen route per system exactly like it (one regular, one rank-deficient system)."""
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 8):
+        jm = rng.standard_normal((3, 40, n)) * np.logspace(0, 2, n)
+        jm[2] = 0.0
+        jm[2, :, 0] = 1.0  # rank one
+        r = rng.standard_normal((3, 40))
+        d = np.maximum(np.einsum("kmi,kmi->ki", jm, jm), 1.0)
+        for lam in (np.full(3, 1e-3), np.full(3, 1e-30)):
+            steps = [np.asarray(s.solve(s.factor(jm, r, d), lam))
+                     for s in (UnrolledCholeskySolver(), CholeskySolver())]
+            assert np.all(np.isfinite(steps[0]))
+            np.testing.assert_allclose(steps[0], steps[1], rtol=1e-12, atol=0)
+
+
+# --- equality with one-at-a-time curve_fit -------------------------------------------------
+
+
+@pytest.mark.parametrize("model, data", [(double_exp, double_exp_data), (gauss2d, gauss2d_data)],
+                         ids=["double_exp", "gauss2d"])
+def test_equals_one_at_a_time(model, data):
+    """200 random problems: x, cov, cost, status, nfev and nit as ``curve_fit`` gives them."""
+    x, y, p0 = data(200)
+    res = curve_fit_batch(model, x, y, p0, solver=SOLVER, **TOL)
+    assert res.x.shape == (200, p0.shape[1]) and res.cov.shape == (200, p0.shape[1], p0.shape[1])
+    assert np.all(res.success)
+    for k in range(200):
+        popt, pcov, one = marquardt.curve_fit(model, x, y[k], p0[k], full_output=True,
+                                              solver=SOLVER, **TOL)
+        assert_same_fit(res, k, popt, pcov, one)
+    np.testing.assert_allclose(res.stderr, np.sqrt(np.diagonal(res.cov, axis1=1, axis2=2)))
+    np.testing.assert_allclose(res.chisq, 2 * res.cost)
+    np.testing.assert_array_equal(res.dof, y.shape[1] - p0.shape[1])
+
+
+def test_bit_identical_without_xla_at_default_tolerances():
+    """No XLA and m = 64 (a multiple of every SIMD width): the batched arithmetic is the
+    one-at-a-time arithmetic, so even the rounding-level ftol decisions agree."""
+    t, y, p0 = double_exp_data(40, seed=3)
+    res = curve_fit_batch(double_exp, t, y, p0, solver=SOLVER, jit_compile=False)
+    for k in range(40):
+        popt, pcov, one = marquardt.curve_fit(double_exp, t, y[k], p0[k], full_output=True,
+                                              solver=SOLVER)
+        assert (res.status[k], res.nfev[k]) == (one.status, one.nfev)
+        np.testing.assert_array_equal(res.x[k], popt)
+
+
+def test_noise_and_nan_problems_do_not_disturb_others():
+    """Pure-noise problems, a problem with NaN points, an all-NaN problem and one that is not
+    finite at its p0, mixed in: every other answer is unchanged bit for bit; each odd problem
+    reports its own status."""
+    t, y, p0 = double_exp_data(200)
+    base = curve_fit_batch(double_exp, t, y, p0, solver=SOLVER, **TOL)
+    rng = np.random.default_rng(5)
+    noise = 0.3 * rng.standard_normal((2, t.size))
+    holes = y[7].copy()
+    holes[[2, 5, 40]] = np.nan
+    odd_y = np.vstack([noise, holes, np.full(t.size, np.nan), y[9]])
+    odd_p0 = np.vstack([p0[:2], p0[7], p0[8], [1.0, -800.0, 1.0, 1.0]])  # exp(800 t) = inf
+    order = np.r_[0:60, 200, 60:120, 201:205, 120:200]
+    res = curve_fit_batch(double_exp, t, np.vstack([y, odd_y])[order],
+                          np.vstack([p0, odd_p0])[order], solver=SOLVER, nan_policy="omit",
+                          **TOL)
+    pos = np.argsort(order)  # where each problem went
+    good = pos[:200]
+    for name in ("x", "cost", "cov", "status", "nfev", "nit"):
+        np.testing.assert_array_equal(res[name][good], base[name], err_msg=name)
+    noisy, with_holes, empty, not_finite = pos[200:202], pos[202], pos[203], pos[204]
+    assert np.all(np.isfinite(res.cost[noisy]))
+    keep = ~np.isnan(holes)
+    popt, pcov, one = marquardt.curve_fit(double_exp, t[keep], holes[keep], p0[7],
+                                          full_output=True, solver=SOLVER, **TOL)
+    assert_same_fit(res, with_holes, popt, pcov, one)
+    assert res.npoints[with_holes] == t.size - 3 and res.dof[with_holes] == t.size - 7
+    assert res.fun[with_holes][~keep].tolist() == [0.0, 0.0, 0.0]
+    assert res.status[empty] == Status.IMPROPER_INPUT and not res.success[empty]
+    assert "0 points present for 4 parameters" in res.message[empty]
+    np.testing.assert_array_equal(res.x[empty], p0[8])
+    assert res.status[not_finite] == Status.NON_FINITE
+    assert "non-finite (at p0)" in res.message[not_finite]
+
+
+# --- data layouts and options, on a small model ------------------------------------------
+
+
+def test_per_problem_x_p0_and_sigma():
+    t, y, p0 = decay_data(6)
+    rng = np.random.default_rng(1)
+    tk = t + rng.uniform(0, 0.1, (6, t.size))  # each problem its own x
+    p0k = p0 * rng.uniform(0.8, 1.2, p0.shape)
+    sigma = rng.uniform(0.01, 0.03, (6, t.size))
+    res = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, solver=SOLVER, **TOL)
+    for k in range(6):
+        popt, pcov, one = marquardt.curve_fit(decay, tk[k], y[k], p0k[k], sigma=sigma[k],
+                                              full_output=True, solver=SOLVER, **TOL)
+        assert_same_fit(res, k, popt, pcov, one)
+    absolute = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, absolute_sigma=True,
+                               solver=SOLVER, **TOL)
+    _, pcov, _ = marquardt.curve_fit(decay, tk[0], y[0], p0k[0], sigma=sigma[0],
+                                     absolute_sigma=True, full_output=True, solver=SOLVER, **TOL)
+    np.testing.assert_allclose(absolute.cov[0], pcov, rtol=1e-8)
+
+
+def test_shared_sigma_and_analytic_jacobian():
+    t, y, p0 = decay_data(5)
+    sigma = np.linspace(0.01, 0.02, t.size)
+    res = curve_fit_batch(decay, t, y, p0, sigma=sigma, jac=decay_jac, solver=SOLVER,
+                          jit_compile=False, **TOL)
+    for k in range(5):
+        popt, pcov, one = marquardt.curve_fit(decay, t, y[k], p0[k], sigma=sigma,
+                                              jac=decay_jac, full_output=True, solver=SOLVER,
+                                              **TOL)
+        assert_same_fit(res, k, popt, pcov, one)
+
+
+def test_per_problem_bounds():
+    t, y, p0 = decay_data(4)
+    lb = np.array([[0.0, 0.0]] * 4)
+    ub = np.array([[10.0, 10.0], [10.0, 0.6], [0.9, 10.0], [10.0, 10.0]])  # 1, 2: active
+    res = curve_fit_batch(decay, t, y, 0.5 * np.ones((4, 2)), bounds=(lb, ub), solver=SOLVER,
+                          jit_compile=False, **TOL)
+    for k in range(4):
+        popt, pcov, one = marquardt.curve_fit(decay, t, y[k], [0.5, 0.5], bounds=(lb[k], ub[k]),
+                                              full_output=True, solver=SOLVER, **TOL)
+        assert_same_fit(res, k, popt, pcov, one)
+    assert res.x[1, 1] == 0.6 and res.x[2, 0] == 0.9
+
+
+def test_per_problem_several_variables_and_p0_from_signature():
+    rng = np.random.default_rng(2)
+    xk = rng.uniform(-1, 1, (3, 2, 10))
+
+    def plane(x, a, b, c):
+        return a * x[0] + b * x[1] + c
+
+    y = 1.5 * xk[:, 0] - 0.25 * xk[:, 1] + np.array([[0.0], [1.0], [2.0]])
+    res = curve_fit_batch(plane, xk, y, jit_compile=False)  # p0 = ones(3), from the signature
+    np.testing.assert_allclose(res.x, [[1.5, -0.25, 0.0], [1.5, -0.25, 1.0],
+                                       [1.5, -0.25, 2.0]], atol=1e-10)
+
+
+def test_chunks_and_padding_are_invisible():
+    t, y, p0 = decay_data(11)
+    whole = curve_fit_batch(decay, t, y, p0, solver=SOLVER, jit_compile=False, **TOL)
+    chunked = curve_fit_batch(decay, t, y, p0, solver=SOLVER, jit_compile=False, chunk_size=4,
+                              **TOL)
+    np.testing.assert_allclose(chunked.x, whole.x, rtol=1e-12)
+    np.testing.assert_array_equal(chunked.status, whole.status)
+    np.testing.assert_array_equal(chunked.nfev, whole.nfev)
+
+
+def test_messages_and_summary(capsys):
+    t, y, p0 = decay_data(3)
+    res = curve_fit_batch(decay, t, y, p0, solver=SOLVER, jit_compile=False, verbose=1, **TOL)
+    assert "curve_fit_batch: 3 fits" in capsys.readouterr().out
+    assert isinstance(res.message, BatchMessages) and len(res.message) == 3
+    assert res.message[0].startswith("`ftol` termination condition is satisfied (relative")
+    assert res.message[1:] == [res.message[1], res.message[2]]
+    assert "FTOL: 3" in repr(res.message)
+    assert res.success.dtype == bool and res.status.dtype == np.int32
+
+
+# --- validation at the front door ----------------------------------------------------------
+
+T, Y2, P2 = decay_data(3)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\)"),
+    (dict(ydata=Y2[:, :0]), ValueError, r"`ydata` must not be empty"),
+    (dict(ydata=np.where(np.eye(3, 12) > 0, np.nan, Y2)), ValueError,
+     r"`ydata` must not contain NaN unless nan_policy='omit'.*ydata\[0, 0\]=nan"),
+    (dict(ydata=np.where(np.eye(3, 12) > 0, np.inf, Y2)), ValueError,
+     r"`ydata` must not contain infinite values"),
+    (dict(nan_policy="propagate"), ValueError, r"`nan_policy` must be one of"),
+    (dict(xdata=T[:-1]), ValueError, r"`xdata` must have shape \(m,\) or \(k, m\).*"
+                                     r"Received: xdata with shape \(11,\)"),
+    (dict(xdata=np.ones((2, 3, 12))), ValueError, r"`xdata` must have shape"),
+    (dict(xdata=np.ones((2, 12)), shared_x=False), ValueError,
+     r"`xdata` per problem \(shared_x=False\) must have shape \(K, m\)"),
+    (dict(xdata=np.r_[T[:-1], np.nan]), ValueError, r"`xdata` must contain only finite"),
+    (dict(p0=np.ones(3)), ValueError, r"`p0` must have one value per parameter of `f` \(2\)"),
+    (dict(p0=np.ones((2, 2))), ValueError, r"`p0` must have shape \(n,\) or \(K, n\) with K=3"),
+    (dict(p0=[1.0, np.nan]), ValueError, r"`p0` must contain only finite values"),
+    (dict(p0="ab"), TypeError, r"`p0` must hold real numbers"),
+    (dict(sigma=np.ones(5)), ValueError, r"`sigma` must have shape \(m,\) or \(K, m\)"),
+    (dict(sigma=-np.ones(12)), ValueError, r"`sigma` must be positive"),
+    (dict(bounds=(0.0, np.ones((2, 2)))), ValueError, r"`bounds` ub must be a scalar or have "
+                                                       r"shape \(n,\) or \(K, n\)"),
+    (dict(bounds=(np.ones((3, 2)), 1.0)), ValueError, r"`bounds` must satisfy lb < ub.*lb\[0, 0\]"),
+    (dict(bounds=(2.0, 3.0)), ValueError, r"`p0` must lie within `bounds`.*p0\[0, 0\]"),
+    (dict(jac="central"), ValueError, r"`jac` must be one of"),
+    (dict(chunk_size=0), ValueError, r"`chunk_size` must be a positive integer"),
+    (dict(jit_compile="yes"), TypeError, r"`jit_compile` must be True or False"),
+    (dict(solver="qr"), ValueError, r"`solver` must be one of"),
+    (dict(loss="l1"), ValueError, r"`loss` must be one of"),
+    (dict(max_nfev=0), ValueError, r"`max_nfev` must be a positive integer"),
+    (dict(ftol=-1.0), ValueError, r"`ftol` must be a non-negative number"),
+    (dict(verbose=2), ValueError, r"`verbose` must be 0 or 1"),
+    (dict(callback=print), TypeError, r"curve_fit_batch\(\) got unexpected keyword argument"
+                                      r"\(s\): callback"),
+    (dict(f=3), TypeError, r"`f` must be callable"),
+    (dict(f=lambda t, a, k: a * tf.exp(-k * t[:5])), ValueError,
+     r"`f\(xdata, \*p0\)` must return shape \(12,\) for one problem. Received: shape \(5,\)"),
+    (dict(jac=lambda t, a, k: tf.ones((12, 3), tf.float64)), ValueError,
+     r"`jac\(xdata, \*p0\)` must return shape \(12, 2\)"),
+    (dict(xdata=T[:1], ydata=Y2[:, :1]), ValueError,
+     r"`ydata` must have at least as many points per problem as there are parameters"),
+])
+def test_input_errors(kwargs, error, match):
+    args = dict(f=decay, xdata=T, ydata=Y2, p0=P2[0])
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        curve_fit_batch(args.pop("f"), args.pop("xdata"), args.pop("ydata"), args.pop("p0"),
+                        **args)
+
+
+def test_stopped_problem_does_not_reach_the_solver():
+    """A problem that is not finite at its start stops at once; the batched Cholesky solve must
+    then see a trivial system for it, not its NaN one: before, the whole batch took the eigen
+    fallback at every attempt, and without XLA the eigen kernel raised on the NaN matrix."""
+    from marquardt import _solvers
+    from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+    from marquardt._backend.tensorflow.solve_loop import LoopConfig, run_loop
+
+    calls = []
+    original = _solvers._eigen_factor_normal
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    t = np.linspace(0.0, 3.0, 12)
+    y = 2.0 * np.exp(-1.3 * t)
+
+    def residual(p):
+        return p[:, :1] * tf.exp(-p[:, 1:] * t) - y
+
+    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=CholeskySolver(), scaling="marquardt",
+                     loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10, gtol=1e-10,
+                     max_nfev=100, bounded=False)
+    x0 = tf.constant([[1.0, 1.0], [1.0, -1000.0]], tf.float64)  # exp(1000 t) overflows
+    inf = tf.constant(np.full((2, 2), np.inf))
+    _solvers._eigen_factor_normal = counted
+    try:  # eagerly, so that only the branch taken runs
+        state, _ = run_loop(cfg, residual, autodiff_jacobian(residual, 2, 12), x0, -inf, inf,
+                            tf.ones((2, 2), tf.float64))
+    finally:
+        _solvers._eigen_factor_normal = original
+    assert state.status.numpy()[1] == Status.NON_FINITE
+    np.testing.assert_allclose(state.x.numpy()[0], [2.0, 1.3], rtol=1e-9)
+    assert calls == []
