@@ -369,7 +369,9 @@ def _probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
         try:
             out = fn(x0, *args)
         except Exception as exc:
-            raise type(exc)(f"`{name}` raised for problem 0 at its p0: {exc}") from exc
+            if isinstance(exc, (ValueError, TypeError)):
+                raise type(exc)(f"`{name}` raised for problem 0 at its p0: {exc}") from exc
+            raise
         arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"`{name}` must return floating-point values. Received: dtype "

@@ -267,7 +267,9 @@ def _probe(probe: Callable, jac) -> tuple[int, bool]:
     try:
         r = probe()
     except Exception as exc:
-        raise type(exc)(f"`fun` raised at x0: {exc}") from exc
+        if isinstance(exc, (ValueError, TypeError)):
+            raise type(exc)(f"`fun` raised at x0: {exc}") from exc
+        raise  # other errors (TensorFlow's take extra constructor arguments) as they are
     is_numpy = isinstance(r, np.ndarray) or np.isscalar(r)
     arr = np.asarray(r.numpy() if hasattr(r, "numpy") else r)
     if arr.dtype.kind not in "fiu":

@@ -13,7 +13,9 @@ def _seed():
 @pytest.fixture
 def float64():
     """Keras casts float array inputs to floatx(); float64 tests need floatx = float64."""
-    old = keras.backend.floatx()
+    old, old_policy = keras.backend.floatx(), keras.config.dtype_policy()
     keras.backend.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # the policy is cached when a layer is built
     yield
     keras.backend.set_floatx(old)
+    keras.config.set_dtype_policy(old_policy)

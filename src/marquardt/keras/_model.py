@@ -240,12 +240,14 @@ class LMModel(keras.Model):
                 x, "element_spec"):
             batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
         stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
+        if hasattr(x, "element_spec"):
+            shuffle = False  # Keras ignores it for datasets, with a warning
         if (leaves and not hasattr(x, "element_spec") and class_weight is None
                 and batch_size == int(leaves[0].shape[0])):
             x, validation_data = full_batch_inputs(x, y, sample_weight, validation_split,
                                                    validation_data)
             y = sample_weight = None
-            validation_split, batch_size = 0.0, None
+            validation_split, batch_size, shuffle = 0.0, None, False  # one batch: no order
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
