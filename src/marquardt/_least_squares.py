@@ -10,13 +10,13 @@ import tensorflow as tf
 from marquardt import _checks
 from marquardt._backend.tensorflow import driver
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
-from marquardt._backend.tensorflow.solve_loop import HISTORY_FIELDS, LoopConfig
+from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
+from marquardt._outcome import build_result, make_hook, termination_detail  # noqa: F401
 from marquardt._result import OptimizeResult
-from marquardt._robust import LOSSES, rescale
+from marquardt._robust import LOSSES
 from marquardt._solvers import get_solver
-from marquardt._status import Status, status_message
-from marquardt._summary import IterationSummary, ProgressPrinter
+from marquardt._status import Status
 
 __all__ = ["least_squares", "Problem", "solve_problem"]
 
@@ -348,7 +348,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     solver = get_solver(solver)
     bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
 
-    hook = _make_hook(callback, verbose)
+    hook = make_hook(callback, verbose)
     cfg = LoopConfig(damping=damping, solver=solver, scaling=scaling, loss=loss,
                      f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=int(max_nfev),
                      bounded=bounded, record_history=True, callback=hook)
@@ -382,7 +382,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
                 f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "
                 "jac='2-point' (or '3-point') to use finite differences.") from None
-    result = _result(state, history, cfg, lb, ub)
+    result = build_result(state, history, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and result.nfev == 1:
         raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "
                          "non-finite values at x0")
@@ -395,105 +395,3 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
 
 def _is_cached(key) -> bool:
     return key in driver._cache
-
-
-class _StopFlag(Exception):
-    pass
-
-
-def _make_hook(callback, verbose):
-    """Python hook run from the compiled loop after each iteration; returns True to stop."""
-    if callback is None and verbose < 2:
-        return None
-    printer = ProgressPrinter() if verbose >= 2 else None
-
-    def hook(row: np.ndarray, x: np.ndarray) -> bool:
-        summary = _summary_from_row(row)
-        if printer is not None:
-            printer(summary)
-        if callback is None or summary.iteration == 0:
-            return False
-        info = OptimizeResult(x=x.copy(), **summary._asdict())
-        try:
-            return bool(callback(info))
-        except StopIteration:
-            return True
-
-    return hook
-
-
-def _summary_from_row(row) -> IterationSummary:
-    v = dict(zip(HISTORY_FIELDS, (float(a) for a in row)))
-    return IterationSummary(
-        iteration=int(v["iteration"]), cost=v["cost"], cost_change=v["cost_change"],
-        gradient_norm=v["gradient_norm"], step_norm=v["step_norm"], gain_ratio=v["gain_ratio"],
-        damping=v["damping"], accepted=bool(v["accepted"]), attempts=int(v["attempts"]),
-        nfev=int(v["nfev"]))
-
-
-def _result(state, history, cfg: LoopConfig, lb, ub) -> OptimizeResult:
-    x = state.x.numpy()[0]
-    f = state.f.numpy()[0]
-    j = state.j.numpy()[0]
-    rt, jt = (t.numpy()[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
-    grad = jt.T @ rt
-    active = np.zeros(x.size, dtype=int)
-    if cfg.bounded:
-        tol = 1e-10 * np.maximum(1.0, np.abs(x))
-        active[x <= lb + tol * np.isfinite(lb)] = -1
-        active[x >= ub - tol * np.isfinite(ub)] = 1
-        projected = np.where(((active == -1) & (grad > 0)) | ((active == 1) & (grad < 0)), 0.0, grad)
-    else:
-        projected = grad
-    status = Status(int(state.status.numpy()[0]))
-    detail = _detail(status, state, cfg, rt, jt, projected)
-    if history is None:
-        rows = np.zeros((0, len(HISTORY_FIELDS)))
-    else:
-        table, count = history
-        rows = table.numpy()[: int(count) + 1]
-    return OptimizeResult(
-        x=x, cost=float(state.cost.numpy()[0]), fun=f, jac=jt, grad=grad,
-        optimality=float(np.max(np.abs(projected))) if projected.size else 0.0,
-        active_mask=active, nfev=int(state.nfev.numpy()[0]), njev=int(state.njev.numpy()[0]),
-        status=int(status), message=status_message(status, detail), success=status.success,
-        nit=int(state.nit.numpy()[0]), damping=float(state.lam.numpy()[0]),
-        history=[_summary_from_row(r) for r in rows], raw_jac=j,
-    )
-
-
-def _detail(status, state, cfg, rt, jt, grad) -> str:
-    s = lambda t: float(t.numpy()[0])  # noqa: E731
-    cosine = None
-    if status == Status.GTOL:
-        denom = np.linalg.norm(rt) * np.linalg.norm(jt, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cosine = float(np.max(np.where(denom > 0, np.abs(grad) / denom, 0.0), initial=0.0))
-    return termination_detail(status, cfg, cost=s(state.cost),
-                              last_reduction=s(state.last_reduction),
-                              last_step=s(state.last_step), x_norm=s(state.x_norm),
-                              nfev=int(state.nfev.numpy()[0]), lam=s(state.lam), cosine=cosine)
-
-
-def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
-                       last_step: float, x_norm: float, nfev: int, lam: float,
-                       cosine: float | None = None) -> str:
-    """The measured numbers behind a termination ``status`` and their thresholds, for its
-    message (``cosine``: the gradient cosine, needed for ``GTOL``)."""
-    if status == Status.GTOL:
-        return f"gradient cosine {cosine:.3g} <= gtol {cfg.gtol:g}"
-    if status in (Status.FTOL, Status.FTOL_XTOL, Status.XTOL):
-        parts = []
-        if status != Status.XTOL:
-            cost_before = cost + max(last_reduction, 0.0)
-            rel = last_reduction / cost_before if cost_before > 0 else 0.0
-            parts.append(f"relative cost reduction {rel:.3g} < ftol {cfg.ftol:g}")
-        if status != Status.FTOL:
-            rel = last_step / (cfg.xtol + x_norm)
-            parts.append(f"relative step {rel:.3g} < xtol {cfg.xtol:g}")
-        return "; ".join(parts)
-    if status == Status.MAX_NFEV:
-        return f"nfev {nfev} >= max_nfev {cfg.max_nfev}"
-    if status == Status.DAMPING_LIMIT:
-        return f"lambda {lam:.3g}"
-    return ""

@@ -1,0 +1,113 @@
+"""Turning the compiled loop's final state into results: ``OptimizeResult``, the status
+message with its measured numbers, the per-iteration history and the Python hook behind
+``verbose=2`` and ``callback``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from marquardt._backend.tensorflow.solve_loop import HISTORY_FIELDS, LoopConfig
+from marquardt._result import OptimizeResult
+from marquardt._robust import rescale
+from marquardt._status import Status, status_message
+from marquardt._summary import IterationSummary, ProgressPrinter
+
+__all__ = ["make_hook", "build_result", "termination_detail"]
+
+
+def make_hook(callback, verbose):
+    """Python hook run from the compiled loop after each iteration; returns True to stop."""
+    if callback is None and verbose < 2:
+        return None
+    printer = ProgressPrinter() if verbose >= 2 else None
+
+    def hook(row: np.ndarray, x: np.ndarray) -> bool:
+        summary = _summary_from_row(row)
+        if printer is not None:
+            printer(summary)
+        if callback is None or summary.iteration == 0:
+            return False
+        info = OptimizeResult(x=x.copy(), **summary._asdict())
+        try:
+            return bool(callback(info))
+        except StopIteration:
+            return True
+
+    return hook
+
+
+def _summary_from_row(row) -> IterationSummary:
+    v = dict(zip(HISTORY_FIELDS, (float(a) for a in row)))
+    return IterationSummary(
+        iteration=int(v["iteration"]), cost=v["cost"], cost_change=v["cost_change"],
+        gradient_norm=v["gradient_norm"], step_norm=v["step_norm"], gain_ratio=v["gain_ratio"],
+        damping=v["damping"], accepted=bool(v["accepted"]), attempts=int(v["attempts"]),
+        nfev=int(v["nfev"]))
+
+
+def build_result(state, history, cfg: LoopConfig, lb, ub) -> OptimizeResult:
+    x = state.x.numpy()[0]
+    f = state.f.numpy()[0]
+    j = state.j.numpy()[0]
+    rt, jt = (t.numpy()[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
+    grad = jt.T @ rt
+    active = np.zeros(x.size, dtype=int)
+    if cfg.bounded:
+        tol = 1e-10 * np.maximum(1.0, np.abs(x))
+        active[x <= lb + tol * np.isfinite(lb)] = -1
+        active[x >= ub - tol * np.isfinite(ub)] = 1
+        projected = np.where(((active == -1) & (grad > 0)) | ((active == 1) & (grad < 0)), 0.0, grad)
+    else:
+        projected = grad
+    status = Status(int(state.status.numpy()[0]))
+    detail = _detail(status, state, cfg, rt, jt, projected)
+    if history is None:
+        rows = np.zeros((0, len(HISTORY_FIELDS)))
+    else:
+        table, count = history
+        rows = table.numpy()[: int(count) + 1]
+    return OptimizeResult(
+        x=x, cost=float(state.cost.numpy()[0]), fun=f, jac=jt, grad=grad,
+        optimality=float(np.max(np.abs(projected))) if projected.size else 0.0,
+        active_mask=active, nfev=int(state.nfev.numpy()[0]), njev=int(state.njev.numpy()[0]),
+        status=int(status), message=status_message(status, detail), success=status.success,
+        nit=int(state.nit.numpy()[0]), damping=float(state.lam.numpy()[0]),
+        history=[_summary_from_row(r) for r in rows], raw_jac=j,
+    )
+
+
+def _detail(status, state, cfg, rt, jt, grad) -> str:
+    s = lambda t: float(t.numpy()[0])  # noqa: E731
+    cosine = None
+    if status == Status.GTOL:
+        denom = np.linalg.norm(rt) * np.linalg.norm(jt, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = float(np.max(np.where(denom > 0, np.abs(grad) / denom, 0.0), initial=0.0))
+    return termination_detail(status, cfg, cost=s(state.cost),
+                              last_reduction=s(state.last_reduction),
+                              last_step=s(state.last_step), x_norm=s(state.x_norm),
+                              nfev=int(state.nfev.numpy()[0]), lam=s(state.lam), cosine=cosine)
+
+
+def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
+                       last_step: float, x_norm: float, nfev: int, lam: float,
+                       cosine: float | None = None) -> str:
+    """The measured numbers behind a termination ``status`` and their thresholds, for its
+    message (``cosine``: the gradient cosine, needed for ``GTOL``)."""
+    if status == Status.GTOL:
+        return f"gradient cosine {cosine:.3g} <= gtol {cfg.gtol:g}"
+    if status in (Status.FTOL, Status.FTOL_XTOL, Status.XTOL):
+        parts = []
+        if status != Status.XTOL:
+            cost_before = cost + max(last_reduction, 0.0)
+            rel = last_reduction / cost_before if cost_before > 0 else 0.0
+            parts.append(f"relative cost reduction {rel:.3g} < ftol {cfg.ftol:g}")
+        if status != Status.FTOL:
+            rel = last_step / (cfg.xtol + x_norm)
+            parts.append(f"relative step {rel:.3g} < xtol {cfg.xtol:g}")
+        return "; ".join(parts)
+    if status == Status.MAX_NFEV:
+        return f"nfev {nfev} >= max_nfev {cfg.max_nfev}"
+    if status == Status.DAMPING_LIMIT:
+        return f"lambda {lam:.3g}"
+    return ""
