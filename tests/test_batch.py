@@ -354,3 +354,28 @@ def test_stopped_problem_does_not_reach_the_solver():
     assert state.status.numpy()[1] == Status.NON_FINITE
     np.testing.assert_allclose(state.x.numpy()[0], [2.0, 1.3], rtol=1e-9)
     assert calls == []
+
+
+def test_rounds_with_restarts_equal_one_solve():
+    """``build_stepper``: a batch run in rounds of one iteration, with problems started in
+    different rounds (``restart``), takes the steps of one uninterrupted ``run_loop``."""
+    from marquardt._backend.tensorflow import driver
+    from marquardt._backend.tensorflow.batch import batched_residual
+    from marquardt._backend.tensorflow.solve_loop import LoopConfig, idle_state
+
+    t, y, p0 = decay_data(4)
+    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=UnrolledCholeskySolver(),
+                     scaling="marquardt", loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10,
+                     gtol=1e-10, max_nfev=100, bounded=False)
+    residual = batched_residual(decay, shared_x=True)
+    c64 = lambda a: tf.constant(np.asarray(a, np.float64))  # noqa: E731
+    inf = np.full((4, 2), np.inf)
+    args = (c64(p0), c64(-inf), c64(inf), c64(np.ones((4, 2))),
+            (c64(t), c64(y), c64(np.ones_like(y))))
+    once, _ = driver.build_solver(residual, 2, t.size, "auto", cfg)(*args)
+    step = driver.build_stepper(residual, 2, t.size, "auto", cfg)
+    state = idle_state(4, t.size, 2)
+    for start in ([True, True, False, False], [False, False, True, True]) + ([False] * 4,) * 60:
+        state = step(state, tf.constant(start), *args, tf.constant(1))
+    for name in ("x", "cost", "status", "nfev", "njev", "nit", "lam"):
+        np.testing.assert_array_equal(getattr(state, name), getattr(once, name), err_msg=name)
