@@ -11,6 +11,8 @@ the one-at-a-time arithmetic, bit for bit, at any tolerance (``test_bit_identica
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -125,7 +127,12 @@ def test_unrolled_cholesky_matches_kernel_cholesky():
 def test_equals_one_at_a_time(model, data):
     """200 random problems: x, cov, cost, status, nfev and nit as ``curve_fit`` gives them."""
     x, y, p0 = data(200)
+    started = time.perf_counter()
     res = curve_fit_batch(model, x, y, p0, solver=SOLVER, **TOL)
+    first = time.perf_counter() - started  # with XLA's compilation (seconds)
+    started = time.perf_counter()
+    curve_fit_batch(model, x, *data(200, seed=1)[1:], solver=SOLVER, **TOL)
+    assert time.perf_counter() - started < 0.3 * first, "new data must not recompile"
     assert res.x.shape == (200, p0.shape[1]) and res.cov.shape == (200, p0.shape[1], p0.shape[1])
     assert np.all(res.success)
     for k in range(200):

@@ -385,7 +385,7 @@ ROUND_ITERATIONS = 8
 
 def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
     residual_fn = batched_residual(f, shared_x)
-    jac_fn = batched_jacobian(jac, shared_x) if callable(jac) else jac
+    jac_fn = jac if jac in ("2-point", "3-point") else batched_jacobian(f, jac, shared_x)
     try:
         key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
         hash(key)
