@@ -25,8 +25,10 @@ How it is built (nothing here is a second LM implementation):
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -55,6 +57,9 @@ __all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 #: finish (which keep every slot iterating) cost little. Measured on 2 CPU cores
 #: (``benchmarks/batch.py``): see docs/batch.md.
 DEFAULT_CHUNK_SIZE = 2048
+
+#: Most streams of slots run side by side (threads; each holds ``chunk_size`` slots).
+MAX_WORKERS = 4
 
 _OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
             "damping", "solver", "verbose")
@@ -182,7 +187,15 @@ def curve_fit_batch(
     if todo.size:
         step = _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
         inputs = _Inputs(x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed)
-        _stream(step, jit_compile, todo, min(chunk_size, _bucket(todo.size)), inputs, out, cfg)
+        slots = min(chunk_size, _bucket(todo.size))
+        parts = np.array_split(todo, max(1, min(_workers(), todo.size // slots)))
+        if len(parts) == 1:
+            _stream(step, jit_compile, todo, slots, inputs, out, cfg)
+        else:  # TensorFlow releases the GIL while a step runs: one stream per core
+            with ThreadPoolExecutor(len(parts)) as pool:
+                for done in [pool.submit(_stream, step, jit_compile, part, slots, inputs, out,
+                                         cfg) for part in parts]:
+                    done.result()
     dof = npoints - n
     out.status[improper] = int(Status.IMPROPER_INPUT)
     cov = out.pcov
@@ -204,6 +217,12 @@ def curve_fit_batch(
         print(f"curve_fit_batch: {k_all} fits in {elapsed:.3g} s "
               f"({k_all / elapsed:.4g} fits/s); {counts}")
     return result
+
+
+def _workers() -> int:
+    """Streams of slots run side by side: one per core (XLA runs most of a step on one)."""
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else (os.cpu_count() or 1), MAX_WORKERS))
 
 
 def _t64(a) -> tf.Tensor:
