@@ -31,8 +31,8 @@ from marquardt import _gain, _robust, _scaling, _termination
 from marquardt._damping import DampingState
 from marquardt._status import Status
 
-__all__ = ["LoopConfig", "LoopState", "initial_state", "run_loop", "resume_loop",
-           "select_rows", "idle_state", "HISTORY_FIELDS"]
+__all__ = ["LoopConfig", "LoopState", "initial_state", "run_loop", "idle_state", "restart",
+           "resume_loop", "HISTORY_FIELDS"]
 
 RUNNING = int(Status.RUNNING)
 
