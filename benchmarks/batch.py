@@ -109,7 +109,8 @@ def gauss2d_data(k, seed, size=5):
                   c + rng.uniform(-0.5, 0.5, k), rng.uniform(0.8, 1.2, k),
                   rng.uniform(0.5, 1.5, k)], axis=1)
     y = gauss2d_np(xy, *(p.T[:, :, None]))
-    return xy, y + 0.05 * p[:, :1] * rng.standard_normal(y.shape), p * rng.uniform(0.9, 1.1, p.shape)
+    y = y + 0.05 * p[:, :1] * rng.standard_normal(y.shape)
+    return xy, y, p * rng.uniform(0.9, 1.1, p.shape)
 
 
 MODELS = {
@@ -239,8 +240,8 @@ def main(argv=None):
     import marquardt
     from marquardt._batch import DEFAULT_CHUNK_SIZE, _workers
 
-    print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, NumPy {np.__version__}; "
-          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
+    print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, "
+          f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
           f"GPU: {bool(tf.config.list_physical_devices('GPU'))}")
     print(f"K = {k} problems per model; chunk_size {DEFAULT_CHUNK_SIZE}, {_workers()} stream(s); "
           f"tolerances {TOL['ftol']:g} for all (SciPy's defaults)\n")
@@ -263,8 +264,8 @@ def main(argv=None):
               f"gets; ratio batch/SciPy {k / warm_jac / scipy_rate:,.1f}x)")
         print(f"    at our defaults      {k / warm_default:>12,.0f} fits/s   (ftol 1e-15, xtol "
               f"gtol 1e-12; nfev mean {res_default.nfev.mean():.1f})")
-        print(f"  scipy curve_fit loop   {scipy_rate:>12,.0f} fits/s   ({scipy_count} fits, analytic "
-              f"jac)   ratio batch/SciPy {batch_rate / scipy_rate:,.1f}x")
+        print(f"  scipy curve_fit loop   {scipy_rate:>12,.0f} fits/s   ({scipy_count} fits, "
+              f"analytic jac)   ratio batch/SciPy {batch_rate / scipy_rate:,.1f}x")
         print(f"  marquardt.curve_fit    {loop_rate:>12,.0f} fits/s   ({loop_count} fits)       "
               f"ratio batch/loop  {batch_rate / loop_rate:,.0f}x")
         print(f"  batch x against SciPy's: median relative difference {np.median(rel):.1e}, "

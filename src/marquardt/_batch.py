@@ -123,8 +123,11 @@ def curve_fit_batch(
             ``diff_step``, ``max_nfev``, ``damping`` with ``least_squares``' meanings and
             defaults (``max_nfev`` counts per problem); ``solver`` (default
             ``'cholesky_unrolled'``, see ``marquardt._solvers``; ``'svd'`` is the most
-            accurate for ill-conditioned models and ~10 times slower batched); ``verbose``
-            (0, or 1 for a one-line summary).
+            accurate for ill-conditioned models, 3 times slower batched, and needs
+            ``jit_compile=False``: XLA's SVD is very slow on CPU); ``verbose`` (0, or 1 for
+            a one-line summary). A problem of pure noise may run to ``max_nfev`` (1,200
+            evaluations for n = 5) and keeps the slots iterating meanwhile: for data with
+            many such problems set ``max_nfev`` (docs/batch.md).
 
     Returns:
         ``OptimizeResult`` with, per problem: ``x`` (K, n), ``cov`` (K, n, n), ``stderr``
@@ -175,7 +178,8 @@ def curve_fit_batch(
                          f"Received: jac={jac!r}")
     chunk_size = _check_chunk_size(chunk_size)
     if not isinstance(jit_compile, bool):
-        raise TypeError(f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}")
+        raise TypeError("`jit_compile` must be True or False. "
+                        f"Received: jit_compile={jit_compile!r}")
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bool(np.isfinite(lb).any()
                                                                      or np.isfinite(ub).any()))
     _probe(f, jac, x, shared_x, p0[0], m, n)
