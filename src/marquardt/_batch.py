@@ -43,7 +43,8 @@ from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
 from marquardt._curve_fit import _count_parameters, _fixed_parameter_count
 from marquardt._damping import get_damping
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
-                                      _tol, _x_scale, prepare_bounds, termination_detail)
+                                      _tol, _x_scale, prepare_bounds)
+from marquardt._outcome import termination_detail
 from marquardt._result import OptimizeResult
 from marquardt._robust import LOSSES, rescale
 from marquardt._solvers import get_solver
