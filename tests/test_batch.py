@@ -144,6 +144,7 @@ def test_equals_one_at_a_time(model, data):
     np.testing.assert_array_equal(res.dof, y.shape[1] - p0.shape[1])
 
 
+@pytest.mark.slow
 def test_bit_identical_without_xla_at_default_tolerances():
     """No XLA and m = 64 (a multiple of every SIMD width): the batched arithmetic is the
     one-at-a-time arithmetic, so even the rounding-level ftol decisions agree."""
@@ -200,13 +201,14 @@ def test_per_problem_x_p0_and_sigma():
     tk = t + rng.uniform(0, 0.1, (6, t.size))  # each problem its own x
     p0k = p0 * rng.uniform(0.8, 1.2, p0.shape)
     sigma = rng.uniform(0.01, 0.03, (6, t.size))
-    res = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, solver=SOLVER, **TOL)
+    res = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, solver=SOLVER, jit_compile=False,
+                          **TOL)
     for k in range(6):
         popt, pcov, one = marquardt.curve_fit(decay, tk[k], y[k], p0k[k], sigma=sigma[k],
                                               full_output=True, solver=SOLVER, **TOL)
         assert_same_fit(res, k, popt, pcov, one)
     absolute = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, absolute_sigma=True,
-                               solver=SOLVER, **TOL)
+                               solver=SOLVER, jit_compile=False, **TOL)
     _, pcov, _ = marquardt.curve_fit(decay, tk[0], y[0], p0k[0], sigma=sigma[0],
                                      absolute_sigma=True, full_output=True, solver=SOLVER, **TOL)
     np.testing.assert_allclose(absolute.cov[0], pcov, rtol=1e-8)
