@@ -249,7 +249,8 @@ class UnrolledCholeskySolver:
     The same method as ``CholeskySolver``, for batches of small systems: the factorisation is
     elementwise arithmetic on the batch, which XLA fuses into one loop, where the batched
     LAPACK-style kernels pay a per-matrix call that dominates for a few parameters (measured
-    for K = 10,000 problems with n = 5: 2.3 times faster for a whole XLA-compiled solve).
+    for ``curve_fit_batch`` of 10,000 2-D Gaussians, n = 5: 1.4 times the fits per second of
+    ``CholeskySolver`` under XLA, docs/batch.md).
     ``curve_fit_batch`` uses it by default.
     """
 

@@ -4,9 +4,15 @@
 one problem. ``tf.vectorized_map`` (TensorFlow's ``pfor``) rewrites it for a batch: each op
 of ``f`` becomes one op on the whole batch, with no Python loop over problems and no batch
 code in the user's model. The result is the batch residual ``r(P, x, y, w)`` of shape
-(K, m) that the engine (``solve_loop.run_loop``) expects, with its Jacobian by the engine's
-own autodiff (forward mode, n passes), or from the user's analytic ``jac(x, *params)``,
-vectorised the same way.
+(K, m) that the engine (``solve_loop``) expects, and its Jacobian (K, m, n).
+
+The Jacobian is the engine's own autodiff (``jacobian.autodiff_jacobian``: forward mode, n
+passes) applied to ONE problem inside the vectorised body, not to the vectorised residual:
+forward-mode accumulation through ``pfor``'s rewrite of a model that indexes a shared x
+(``x[0]``, ``x[1]`` for several variables) makes XLA treat the parameters and x as
+compile-time constants, so every new batch of data recompiled the solve (seconds each).
+Differentiating the one-problem function first and vectorising the result has no such
+dependence. A user's analytic ``jac(x, *params)`` is vectorised the same way.
 
 Weights and absent points: ``w`` holds 1/σ per point (ones without ``sigma``) and 0 for a
 point marked absent; the residual there is exactly 0 (``tf.where``, so a model that is not
@@ -19,55 +25,64 @@ from typing import Callable
 
 import tensorflow as tf
 
+from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+
 __all__ = ["batched_residual", "batched_jacobian"]
-
-
-def _model_on_batch(f: Callable, shared_x: bool) -> Callable:
-    """``model(P, x) -> (K, m)``: ``f(x_k, *P[k])`` for every problem k, vectorised."""
-
-    def model(p, x):
-        if shared_x:
-            out = tf.vectorized_map(lambda pk: _as_float64(f(x, *tf.unstack(pk))), p)
-        else:
-            out = tf.vectorized_map(lambda a: _as_float64(f(a[1], *tf.unstack(a[0]))), (p, x))
-        return out
-
-    return tf.function(model, autograph=False)
 
 
 def _as_float64(out):
     return tf.cast(tf.convert_to_tensor(out), tf.float64)
 
 
-def _check_shape(out, y, what: str):
-    if out.shape != y.shape:
-        raise ValueError(f"`{what}` must return shape {tuple(y.shape[1:])} for each problem, like "
-                         f"a row of ydata. Received: shape {tuple(out.shape[1:])}")
+def _weighted(out, y, w):
+    """where(w ≠ 0, w · (out − y), 0) for one problem or a batch."""
+    return tf.where(tf.not_equal(w, 0.0), (out - y) * w, tf.zeros_like(y))
+
+
+def _vectorise(one: Callable, shared_x: bool) -> Callable:
+    """``fn(p, x, y, w)`` on a batch from ``one(p_k, x_k, y_k, w_k)`` for one problem."""
+
+    def fn(p, x, y, w):
+        if shared_x:
+            return tf.vectorized_map(lambda a: one(a[0], x, a[1], a[2]), (p, y, w))
+        return tf.vectorized_map(lambda a: one(*a), (p, x, y, w))
+
+    return fn
+
+
+def _check_shape(out, want, what: str):
+    if tuple(out.shape) != tuple(want):
+        raise ValueError(f"`{what}` must return shape {tuple(want)} for one problem. "
+                         f"Received: shape {tuple(out.shape)}")
 
 
 def batched_residual(f: Callable, shared_x: bool) -> Callable:
     """The batch residual ``r(P, x, y, w) = where(w ≠ 0, w · (f(x, *p) − y), 0)``, (K, m)."""
-    model = _model_on_batch(f, shared_x)
 
-    def residual_fn(p, x, y, w):
-        out = model(p, x)
-        _check_shape(out, y, "f(xdata, *p)")
-        return tf.where(tf.not_equal(w, 0.0), (out - y) * w, tf.zeros_like(y))
+    def one(p, x, y, w):
+        out = _as_float64(f(x, *tf.unstack(p)))
+        _check_shape(out, y.shape, "f(xdata, *p)")
+        return _weighted(out, y, w)
 
-    return residual_fn
+    return _vectorise(one, shared_x)
 
 
-def batched_jacobian(jac: Callable, shared_x: bool) -> Callable:
-    """The batch Jacobian of the weighted residuals from the user's analytic
-    ``jac(x, *params) -> (m, n)``: ``J(P, x, y, w)`` of shape (K, m, n)."""
-    model = _model_on_batch(jac, shared_x)
+def batched_jacobian(f: Callable, jac: str | Callable, shared_x: bool) -> Callable:
+    """The batch Jacobian ``J(P, x, y, w)`` (K, m, n) of the weighted residuals: by autodiff
+    (``jac`` one of ``'auto'``, ``'forward'``, ``'reverse'``) or from the user's analytic
+    ``jac(x, *params) -> (m, n)``."""
+    if callable(jac):
+        def one(p, x, y, w):
+            jm = _as_float64(jac(x, *tf.unstack(p)))
+            _check_shape(jm, (y.shape[0], p.shape[0]), "jac(xdata, *p)")
+            return tf.where(tf.not_equal(w, 0.0)[:, None], jm * w[:, None], tf.zeros_like(jm))
+    else:
+        def one(p, x, y, w):
+            n, m = p.shape[0], y.shape[0]
 
-    def jac_fn(p, x, y, w):
-        jm = model(p, x)
-        if jm.shape[:2] != y.shape or jm.shape[2:] != p.shape[1:]:
-            raise ValueError(f"`jac(xdata, *p)` must return shape {(y.shape[1], p.shape[1])} "
-                             f"for each problem. Received: shape {tuple(jm.shape[1:])}")
-        keep = tf.not_equal(w, 0.0)[..., None]
-        return tf.where(keep, jm * w[..., None], tf.zeros_like(jm))
+            def residual(p1):  # a batch of one: (1, n) -> (1, m)
+                return _weighted(_as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]
 
-    return jac_fn
+            return autodiff_jacobian(residual, n, m, jac)(p[None])[1][0]
+
+    return _vectorise(one, shared_x)

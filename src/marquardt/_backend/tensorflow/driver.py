@@ -15,9 +15,9 @@ from typing import Any, Callable, Hashable
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
-from marquardt._backend.tensorflow.solve_loop import LoopConfig, run_loop
+from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop, run_loop
 
-__all__ = ["build_solver", "cached", "forget", "clear_cache", "CACHE_SIZE"]
+__all__ = ["build_solver", "build_stepper", "cached", "forget", "clear_cache", "CACHE_SIZE"]
 
 #: Compiled solvers kept (least recently used are dropped first).
 CACHE_SIZE = 64
@@ -90,18 +90,46 @@ def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfi
     """
 
     def solve(x0, lb, ub, d_fixed, data):
-        def residual(x):
-            return residual_fn(x, *data)
-
-        if callable(jac):
-            def res_jac(x):
-                return residual(x), jac(x, *data)
-        elif jac in ("2-point", "3-point"):
-            res_jac = finite_difference_jacobian(residual, n, jac, lb, ub, diff_step, eager)
-        else:
-            res_jac = autodiff_jacobian(residual, n, m, jac)
+        residual, res_jac = _residual_functions(residual_fn, n, m, jac, data, lb, ub,
+                                                diff_step, eager)
         return run_loop(cfg, residual, res_jac, x0, lb, ub, d_fixed)
 
     if eager:
         return solve
     return tf.function(solve, autograph=False, jit_compile=cfg_jit(cfg))
+
+
+def build_stepper(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
+                  diff_step: float | None = None) -> Callable:
+    """A compiled ``step(state, fresh, x0, lb, ub, d_fixed, data, iterations) -> LoopState``.
+
+    For a batch whose slots are refilled between calls: the problems marked ``fresh`` (K,)
+    start at their ``x0`` (the others keep their ``state``), then all run up to
+    ``iterations`` outer iterations (``resume_loop``). Arguments as for ``build_solver``;
+    ``cfg.record_history`` must be False.
+    """
+
+    def step(state, fresh, x0, lb, ub, d_fixed, data, iterations):
+        residual, res_jac = _residual_functions(residual_fn, n, m, jac, data, lb, ub,
+                                                diff_step, False)
+
+        state = restart(cfg, res_jac, state, fresh, x0, lb, ub, d_fixed)
+        return resume_loop(cfg, residual, res_jac, state, lb, ub, d_fixed, iterations)
+
+    return tf.function(step, autograph=False, jit_compile=cfg_jit(cfg))
+
+
+def _residual_functions(residual_fn, n, m, jac, data, lb, ub, diff_step, eager):
+    """``residual(x)`` and ``residual_and_jacobian(x)`` of a batch, for the given data."""
+
+    def residual(x):
+        return residual_fn(x, *data)
+
+    if callable(jac):
+        def res_jac(x):
+            return residual(x), jac(x, *data)
+    elif jac in ("2-point", "3-point"):
+        res_jac = finite_difference_jacobian(residual, n, jac, lb, ub, diff_step, eager)
+    else:
+        res_jac = autodiff_jacobian(residual, n, m, jac)
+    return residual, res_jac

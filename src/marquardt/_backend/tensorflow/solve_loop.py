@@ -31,7 +31,8 @@ from marquardt import _gain, _robust, _scaling, _termination
 from marquardt._damping import DampingState
 from marquardt._status import Status
 
-__all__ = ["LoopConfig", "LoopState", "run_loop", "HISTORY_FIELDS"]
+__all__ = ["LoopConfig", "LoopState", "initial_state", "run_loop", "idle_state", "restart",
+           "resume_loop", "HISTORY_FIELDS"]
 
 RUNNING = int(Status.RUNNING)
 
@@ -83,6 +84,7 @@ def _select(mask, new, old):
     return tf.where(tf.reshape(mask, shape), new, old)
 
 
+
 def _all_finite_rows(t):
     axes = list(range(1, len(t.shape)))
     return tf.reduce_all(tf.math.is_finite(t), axis=axes)
@@ -108,14 +110,9 @@ def _diagonal(cfg: LoopConfig, d_prev, colsq, d_fixed):
     return d_fixed
 
 
-def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
-             x0, lb, ub, d_fixed):
-    """Run the LM solve from ``x0`` (K, n); returns ``(LoopState, history or None)``.
-
-    ``residual(x) -> r`` and ``residual_and_jacobian(x) -> (r, J)`` act on the whole batch.
-    Runs eagerly or inside ``tf.function`` alike.
-    """
-    dtype = x0.dtype
+def initial_state(cfg: LoopConfig, residual_and_jacobian: Callable, x0, lb, ub, d_fixed
+                  ) -> LoopState:
+    """The loop state at the start points ``x0`` (K, n): residuals, Jacobian, cost, D, λ₀."""
     k = tf.shape(x0)[0]
     f0, j0 = residual_and_jacobian(x0)
     cost0 = _robust.robust_cost(cfg.loss, f0, cfg.f_scale)
@@ -125,13 +122,25 @@ def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callabl
     d0 = _diagonal(cfg, None, colsq0, d_fixed)
     damp0 = cfg.damping.init(tf.reduce_max(colsq0 / d0, axis=-1))
     ones = tf.ones([k], tf.int32)
-    state = LoopState(
+    return LoopState(
         x=x0, f=f0, j=j0, cost=cost0, lam=damp0.lam, nu=damp0.nu, d=d0,
         nfev=ones, njev=ones, nit=0 * ones,
         status=tf.where(finite0, RUNNING, int(Status.NON_FINITE)) * ones,
         last_step=0.0 * cost0, last_rho=0.0 * cost0, last_reduction=0.0 * cost0,
         x_norm=0.0 * cost0,
     )
+
+
+def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
+             x0, lb, ub, d_fixed):
+    """Run the LM solve from ``x0`` (K, n); returns ``(LoopState, history or None)``.
+
+    ``residual(x) -> r`` and ``residual_and_jacobian(x) -> (r, J)`` act on the whole batch.
+    Runs eagerly or inside ``tf.function`` alike.
+    """
+    dtype = x0.dtype
+    state = initial_state(cfg, residual_and_jacobian, x0, lb, ub, d_fixed)
+    f0, j0, cost0 = state.f, state.j, state.cost
     history = None
     if cfg.record_history:
         history = tf.TensorArray(dtype, size=cfg.max_nfev + 1, dynamic_size=False,
@@ -157,6 +166,52 @@ def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callabl
     if cfg.record_history:
         return state, (history.stack(), iterations)
     return state, None
+
+
+def idle_state(k: int, m: int, n: int, dtype=tf.float64) -> LoopState:
+    """A state of K empty slots (status ``IMPROPER_INPUT``: never iterated), for
+    ``resume_loop`` callers that fill slots as problems arrive."""
+    z = lambda *shape: tf.zeros(shape, dtype)  # noqa: E731
+    i = tf.zeros([k], tf.int32)
+    return LoopState(x=z(k, n), f=z(k, m), j=z(k, m, n), cost=z(k), lam=z(k), nu=z(k),
+                     d=tf.ones([k, n], dtype), nfev=i, njev=i, nit=i,
+                     status=i + int(Status.IMPROPER_INPUT), last_step=z(k), last_rho=z(k),
+                     last_reduction=z(k), x_norm=z(k))
+
+
+def restart(cfg: LoopConfig, residual_and_jacobian: Callable, state: LoopState, fresh,
+            x0, lb, ub, d_fixed) -> LoopState:
+    """``state`` with the problems marked ``fresh`` (K,) started anew at their ``x0``."""
+
+    def fresh_start():
+        new = initial_state(cfg, residual_and_jacobian, x0, lb, ub, d_fixed)
+        return tf.nest.map_structure(lambda a, b: _select(fresh, a, b), new, state)
+
+    return tf.cond(tf.reduce_any(fresh), fresh_start, lambda: state)
+
+
+def resume_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
+                state: LoopState, lb, ub, d_fixed, iterations) -> LoopState:
+    """Up to ``iterations`` more outer iterations of the problems still running in ``state``.
+
+    The solve of ``run_loop`` cut into rounds, for a caller that swaps finished problems for
+    new ones between rounds (``curve_fit_batch``); the state carries everything an iteration
+    needs, so the rounds together take the steps one ``run_loop`` would. No history or
+    callback (``cfg.record_history`` must be False).
+    """
+    if cfg.record_history:
+        raise ValueError("resume_loop records no history: cfg.record_history must be False")
+    none = tf.zeros([0], state.x.dtype)
+
+    def cond(s, it):
+        return tf.logical_and(it < iterations, tf.reduce_any(tf.equal(s.status, RUNNING)))
+
+    def body(s, it):
+        s, _ = _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s, none,
+                          it + 1)
+        return s, it + 1
+
+    return tf.while_loop(cond, body, (state, tf.constant(0, tf.int32)))[0]
 
 
 def _row(it, cost, dcost, g, step, rho, lam, accepted, attempts, nfev):
