@@ -34,16 +34,16 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
+from marquardt import _batch_inputs as _inputs
 from marquardt import _checks
 from marquardt._backend.tensorflow import driver
 from marquardt._backend.tensorflow.batch import batched_jacobian, batched_residual
 from marquardt._backend.tensorflow.solve_loop import RUNNING, LoopConfig, idle_state
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
-from marquardt._curve_fit import _count_parameters, _fixed_parameter_count
 from marquardt._damping import get_damping
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
-                                      _tol, _x_scale, prepare_bounds)
+                                      _tol, _x_scale)
 from marquardt._outcome import termination_detail
 from marquardt._result import OptimizeResult
 from marquardt._robust import LOSSES, rescale
@@ -64,7 +64,6 @@ MAX_WORKERS = 4
 
 _OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
             "damping", "solver", "verbose")
-NAN_POLICIES = ("raise", "omit")
 
 
 def curve_fit_batch(
@@ -158,17 +157,17 @@ def curve_fit_batch(
     _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
-    y, present = _prepare_ydata(ydata, nan_policy)
+    y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
-    x, shared_x = _prepare_xdata(xdata, k_all, m, shared_x)
-    p0 = _prepare_p0(p0, f, k_all)
+    x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
+    p0 = _inputs.prepare_p0(p0, f, k_all)
     n = p0.shape[1]
     if m < n:
         raise ValueError("`ydata` must have at least as many points per problem as there are "
                          f"parameters. Received: {m} points for {n} parameters (p0 has "
                          f"length {n})")
-    inv_sigma = _prepare_sigma(sigma, k_all, m)
-    lb, ub = _prepare_bounds(bounds, k_all, n)
+    inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
+    lb, ub = _inputs.prepare_bounds_batch(bounds, k_all, n)
     outside = (p0 < lb) | (p0 > ub)
     if outside.any():
         k, i = (int(v) for v in np.argwhere(outside)[0])
@@ -177,13 +176,13 @@ def curve_fit_batch(
     if not (callable(jac) or jac in JAC_MODES):
         raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. "
                          f"Received: jac={jac!r}")
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = _inputs.check_chunk_size(chunk_size)
     if not isinstance(jit_compile, bool):
         raise TypeError("`jit_compile` must be True or False. "
                         f"Received: jit_compile={jit_compile!r}")
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bool(np.isfinite(lb).any()
                                                                      or np.isfinite(ub).any()))
-    _probe(f, jac, x, shared_x, p0[0], m, n)
+    _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
 
     npoints = present.sum(axis=1)
     improper = npoints < n
@@ -239,113 +238,6 @@ def _bucket(k: int) -> int:
     return 1 << max(0, int(k - 1).bit_length())
 
 
-# --- validation --------------------------------------------------------------------------
-
-
-def _prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
-    if nan_policy not in NAN_POLICIES:
-        raise ValueError(f"`nan_policy` must be one of {list(NAN_POLICIES)}. "
-                         f"Received: nan_policy={nan_policy!r}")
-    y = _checks.as_float_array(ydata, "ydata", ndim=2)
-    if y.shape[1] == 0:
-        raise ValueError(f"`ydata` must not be empty. Received: ydata with shape {y.shape}")
-    nan = np.isnan(y)
-    if nan.any() and nan_policy == "raise":
-        k, i = (int(v) for v in np.argwhere(nan)[0])
-        raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
-                         f"NaN points as absent). Received: ydata[{k}, {i}]=nan "
-                         f"({int(nan.sum())} NaN value(s) in all)")
-    inf = np.isinf(y)
-    if inf.any():
-        k, i = (int(v) for v in np.argwhere(inf)[0])
-        raise ValueError(f"`ydata` must not contain infinite values. Received: ydata[{k}, {i}]="
-                         f"{y[k, i]!r} ({int(inf.sum())} infinite value(s) in all)")
-    return y, ~nan
-
-
-def _prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool]:
-    if shared_x not in (None, True, False):
-        raise TypeError(f"`shared_x` must be None, True or False. Received: shared_x={shared_x!r}")
-    x = _checks.as_float_array(xdata, "xdata")
-    _checks.check_finite(x, "xdata")
-    want = (f"shape (m,) or (k, m) shared by all problems, or (K, m) or (K, k, m) per problem, "
-            f"with m={m} points and K={k_all} problems")
-    if x.ndim == 0 or x.shape[-1] != m:
-        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
-    if shared_x is None:
-        shared_x = not (x.ndim >= 2 and x.shape[0] == k_all) or x.ndim == 1
-        if x.ndim == 3 and shared_x:
-            raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
-    elif not shared_x and (x.ndim == 1 or x.shape[0] != k_all):
-        raise ValueError(f"`xdata` per problem (shared_x=False) must have shape (K, m) or "
-                         f"(K, k, m) with K={k_all}, m={m}. Received: xdata with shape {x.shape}")
-    return x, bool(shared_x)
-
-
-def _prepare_p0(p0, f, k_all: int) -> np.ndarray:
-    if p0 is None:
-        p0 = np.ones(_count_parameters(f))
-    arr = _checks.as_float_array(p0, "p0", ndim=(0, 1, 2))
-    if arr.ndim == 2 and arr.shape[0] != k_all:
-        raise ValueError(f"`p0` must have shape (n,) or (K, n) with K={k_all} problems. "
-                         f"Received: p0 with shape {arr.shape}")
-    _checks.check_finite(arr, "p0")
-    arr = np.atleast_1d(arr)
-    expected = _fixed_parameter_count(f)
-    if expected is not None and expected != arr.shape[-1]:
-        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
-                         f"Received: p0 with shape {arr.shape}")
-    return np.ascontiguousarray(np.broadcast_to(arr, (k_all, arr.shape[-1])))
-
-
-def _prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
-    """1/σ, shape (m,) or (K, m), or None."""
-    if sigma is None:
-        return None
-    s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
-    if s.shape not in ((m,), (k_all, m)):
-        raise ValueError(f"`sigma` must have shape (m,) or (K, m) with K={k_all}, m={m} "
-                         f"(standard deviations; a covariance matrix is not supported in "
-                         f"batches). Received: sigma with shape {s.shape}")
-    _checks.check_finite(s, "sigma")
-    if np.any(s <= 0):
-        raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
-    return 1.0 / s
-
-
-def _prepare_bounds(bounds, k_all: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lb, ub) of shape (K, n) from scalars, (n,) or (K, n)."""
-    if isinstance(bounds, (tuple, list)) and len(bounds) == 2:
-        arrs = [np.asarray(b, dtype=np.float64) if not isinstance(b, str) else b for b in bounds]
-        if any(isinstance(a, np.ndarray) and a.ndim == 2 for a in arrs):
-            out = []
-            for name, a in zip(("lb", "ub"), arrs):
-                if a.ndim == 2 and a.shape != (k_all, n) or a.ndim == 1 and a.size != n:
-                    raise ValueError(f"`bounds` {name} must be a scalar or have shape (n,) or "
-                                     f"(K, n) with K={k_all}, n={n}. Received: {name} with "
-                                     f"shape {a.shape}")
-                if np.isnan(a).any():
-                    raise ValueError(f"`bounds` {name} must not contain NaN. Received: {name} "
-                                     "with NaN")
-                out.append(np.broadcast_to(a, (k_all, n)))
-            lb, ub = out
-            if np.any(lb >= ub):
-                k, i = (int(v) for v in np.argwhere(lb >= ub)[0])
-                raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
-                                 f"lb[{k}, {i}]={lb[k, i]!r} >= ub[{k}, {i}]={ub[k, i]!r}")
-            return lb, ub
-    lb, ub = prepare_bounds(bounds, n)
-    return np.broadcast_to(lb, (k_all, n)), np.broadcast_to(ub, (k_all, n))
-
-
-def _check_chunk_size(chunk_size) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
-            or chunk_size < 1:
-        raise ValueError("`chunk_size` must be a positive integer. "
-                         f"Received: chunk_size={chunk_size!r}")
-    return int(chunk_size)
-
-
 def _loop_config(options: dict, n: int, bounded: bool):
     """The engine's ``LoopConfig`` from ``least_squares``' options, validated."""
     opts = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL, "x_scale": "jac",
@@ -372,27 +264,6 @@ def _loop_config(options: dict, n: int, bounded: bool):
                      ftol=_tol(opts["ftol"], "ftol"), xtol=_tol(opts["xtol"], "xtol"),
                      gtol=_tol(opts["gtol"], "gtol"), max_nfev=int(max_nfev), bounded=bounded)
     return cfg, d_fixed, diff_step, opts["verbose"]
-
-
-def _probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
-    """Call ``f`` (and a callable ``jac``) once for problem 0, eagerly: shapes and dtypes."""
-    x0 = tf.constant(x if shared_x else x[0])
-    args = [tf.constant(v) for v in p]
-    checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
-    for fn, name, shape in checks:
-        try:
-            out = fn(x0, *args)
-        except Exception as exc:
-            if isinstance(exc, (ValueError, TypeError)):
-                raise type(exc)(f"`{name}` raised for problem 0 at its p0: {exc}") from exc
-            raise
-        arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
-                            f"{arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
-                             f"Received: shape {arr.shape} for problem 0")
 
 
 # --- the compiled solve --------------------------------------------------------------------
