@@ -10,9 +10,9 @@ cost the other ends at (from SciPy's per-iteration callback). Then the per-call 
 ``f`` and ``jac``: the bridge's NumPy-in, NumPy-out call against a direct call of the same
 compiled TensorFlow function on tensors already made.
 
-    python benchmarks/scipy_bridge.py                 # max_nfev 100 (a few minutes)
+    python benchmarks/scipy_bridge.py                 # max_nfev 100, lsmr then dense (minutes)
     python benchmarks/scipy_bridge.py --quick         # max_nfev 15, fewer repetitions
-    python benchmarks/scipy_bridge.py --tr-solver lsmr     # trf without the SVD of J
+    python benchmarks/scipy_bridge.py --tr-solver exact    # only SciPy's dense default
     python benchmarks/scipy_bridge.py --method lm          # MINPACK
     python benchmarks/scipy_bridge.py --jac-mode forward   # the general-purpose dense mode
 
@@ -112,6 +112,82 @@ def fit(f, jac, p0, method, max_nfev, tr_solver):
     return res, counted.calls, time.perf_counter() - start, trace
 
 
+def linear_algebra_time(jac_matrix, method: str, repeat: int = 3) -> float:
+    """Seconds of the dense factorisation SciPy does once per iteration on J (best of repeat).
+
+    ``trf``/``dogbox`` with ``tr_solver='exact'`` take an SVD of J each iteration, MINPACK's
+    ``lm`` a pivoted QR. No Jacobian, however cheap, removes this cost.
+    """
+    import numpy as np
+    import scipy.linalg
+
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        if method == "lm":
+            scipy.linalg.qr(jac_matrix, mode="economic", pivoting=True)
+        else:
+            np.linalg.svd(jac_matrix, full_matrices=False)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def compare(f, jac, p0, method, max_nfev, tr_solver):
+    """Exact Jacobian against '2-point' with one SciPy setting; prints the table and ratios."""
+    runs = {}
+    for name, j in (("exact (bridge)", jac), ("'2-point'", "2-point")):
+        runs[name] = fit(f, j, p0, method, max_nfev, tr_solver)
+    setting = method if method == "lm" else f"{method}, tr_solver={tr_solver!r}"
+    print(f"== {setting}")
+    header = (f"{'Jacobian':<16}{'f calls':>9}{'SciPy nfev':>11}{'njev':>6}{'wall s':>9}"
+              f"{'s / iter':>9}{'final cost':>13}  status")
+    print(header)
+    print("-" * len(header))
+    for name, (res, calls, wall, _) in runs.items():
+        if res.njev:  # SciPy leaves njev out for 'lm' with finite differences
+            njev, per_iter = f"{res.njev:>6}", f"{wall / res.njev:>9.3f}"
+        else:
+            njev, per_iter = f"{'-':>6}", f"{'-':>9}"
+        print(f"{name:<16}{calls:>9}{res.nfev:>11}{njev}{wall:>9.2f}{per_iter}"
+              f"{res.cost:>13.6g}  {res.status}")
+    (ex, ex_calls, ex_wall, ex_trace), (fd, fd_calls, fd_wall, fd_trace) = runs.values()
+    nfev_ratio = fd_calls / ex_calls
+    time_ratio = fd_wall / ex_wall
+    print(f"\nfunction evaluations, '2-point' / exact: {nfev_ratio:.1f}x "
+          f"(target >= {TARGET_NFEV_RATIO:g}x: {'met' if nfev_ratio >= TARGET_NFEV_RATIO else 'NOT met'})")
+    print(f"wall time, '2-point' / exact:            {time_ratio:.2f}x "
+          f"(target >= {TARGET_TIME_RATIO:g}x: {'met' if time_ratio >= TARGET_TIME_RATIO else 'NOT met'})")
+    if ex_trace and fd_trace:
+        target = max(ex.cost, fd.cost)
+        te, tf_ = time_to(ex_trace, target), time_to(fd_trace, target)
+        if te and tf_:
+            print(f"time to reach cost {target:.6g} (the worse final cost): exact {te:.2f} s, "
+                  f"'2-point' {tf_:.2f} s ({tf_ / te:.2f}x)")
+    print(f"final cost, exact / '2-point': {ex.cost / fd.cost:.4f}")
+    if tr_solver != "lsmr":
+        # Amdahl: both runs pay SciPy's dense factorisation once per iteration.
+        j_matrix = jac(p0)
+        t_la = linear_algebra_time(j_matrix, method)
+        t_exact = _best_time(lambda: jac(p0))
+        t_fd = _best_time(lambda: [f(p0) for _ in range(f.n + 1)], repeat=1)
+        bound = (t_la + t_fd) / t_la
+        what = "pivoted QR" if method == "lm" else "SVD"
+        print(f"per iteration: SciPy's {what} of the {j_matrix.shape[0]} x {j_matrix.shape[1]} J "
+              f"{t_la:.3f} s, exact J {t_exact:.4f} s, '2-point' J ({f.n + 1} calls of f) "
+              f"{t_fd:.3f} s: with this solver no Jacobian can make an iteration more than "
+              f"{bound:.1f}x cheaper than with '2-point'")
+    print()
+
+
+def _best_time(fn, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def time_to(trace, cost):
     """First time the run's cost is at or below ``cost`` (None if never)."""
     return next((t for t, c in trace if c <= cost), None)
@@ -160,8 +236,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="max_nfev 15, fewer repetitions")
     parser.add_argument("--max-nfev", type=int, default=None, help="SciPy's max_nfev (100)")
     parser.add_argument("--method", default="trf", choices=("trf", "dogbox", "lm"))
-    parser.add_argument("--tr-solver", default="exact", choices=("exact", "lsmr"),
-                        help="SciPy's tr_solver for trf/dogbox (both sides)")
+    parser.add_argument("--tr-solver", default="both", choices=("both", "exact", "lsmr"),
+                        help="SciPy's tr_solver for trf/dogbox, the same on both sides "
+                             "(default: lsmr, then SciPy's dense default 'exact')")
     parser.add_argument("--jac-mode", default="per_sample",
                         choices=("per_sample", "auto", "forward", "reverse"),
                         help="how the bridge forms J (default per_sample)")
@@ -182,41 +259,14 @@ def main(argv=None) -> int:
     f, jac = residual_functions(mlp_residuals(shapes), p0, args=(t, y), mode=args.jac_mode,
                                 jit_compile=args.jit)
     build = time.perf_counter() - t0
-    solver = "" if args.method == "lm" else f", tr_solver={args.tr_solver}"
     print(f"1-20-20-1 tanh MLP, n = {f.n} weights, m = {f.m} residuals; method={args.method}"
-          f"{solver}, max_nfev={max_nfev}, jac mode {args.jac_mode}{', XLA' if args.jit else ''}, "
+          f", max_nfev={max_nfev}, jac mode {args.jac_mode}{', XLA' if args.jit else ''}, "
           f"{args.threads} thread(s); building f and jac (tracing): {build:.1f} s\n")
 
-    runs = {}
-    for name, j in (("exact (bridge)", jac), ("'2-point'", "2-point")):
-        res, calls, wall, trace = fit(f, j, p0, args.method, max_nfev, args.tr_solver)
-        runs[name] = (res, calls, wall, trace)
-
-    header = (f"{'Jacobian':<16}{'f calls':>9}{'SciPy nfev':>11}{'njev':>6}{'wall s':>9}"
-              f"{'s / iter':>9}{'final cost':>13}  status")
-    print(header)
-    print("-" * len(header))
-    for name, (res, calls, wall, _) in runs.items():
-        if res.njev:  # SciPy leaves njev out for 'lm' with finite differences
-            njev, per_iter = f"{res.njev:>6}", f"{wall / res.njev:>9.3f}"
-        else:
-            njev, per_iter = f"{'-':>6}", f"{'-':>9}"
-        print(f"{name:<16}{calls:>9}{res.nfev:>11}{njev}{wall:>9.2f}{per_iter}"
-              f"{res.cost:>13.6g}  {res.status}")
-    (ex, ex_calls, ex_wall, ex_trace), (fd, fd_calls, fd_wall, fd_trace) = runs.values()
-    nfev_ratio = fd_calls / ex_calls
-    time_ratio = fd_wall / ex_wall
-    print(f"\nfunction evaluations, '2-point' / exact: {nfev_ratio:.1f}x "
-          f"(target >= {TARGET_NFEV_RATIO:g}x: {'met' if nfev_ratio >= TARGET_NFEV_RATIO else 'NOT met'})")
-    print(f"wall time, '2-point' / exact:            {time_ratio:.2f}x "
-          f"(target >= {TARGET_TIME_RATIO:g}x: {'met' if time_ratio >= TARGET_TIME_RATIO else 'NOT met'})")
-    if ex_trace and fd_trace:
-        target = max(ex.cost, fd.cost)
-        te, tf_ = time_to(ex_trace, target), time_to(fd_trace, target)
-        if te and tf_:
-            print(f"time to reach cost {target:.6g} (the worse final cost): exact {te:.2f} s, "
-                  f"'2-point' {tf_:.2f} s ({tf_ / te:.2f}x)")
-    print(f"final cost, exact / '2-point': {ex.cost / fd.cost:.4f}")
+    solvers = [None] if args.method == "lm" else (
+        ["lsmr", "exact"] if args.tr_solver == "both" else [args.tr_solver])
+    for tr_solver in solvers:
+        compare(f, jac, p0, args.method, max_nfev, tr_solver)
 
     # Per-call overhead: the bridge against the same concrete function called on tensors,
     # on the MLP and on a cheap problem (y = a·exp(-b·t) + c, n = 3, same m) where the
