@@ -7,14 +7,16 @@ sizes in the same run: NumPy's ``J.T @ J`` (float32, a syrk) plus SciPy's Choles
 P×P float64 matrix.
 
 Peak memory of a full-batch iteration with about 5,000 weights on 1,000,000 residuals (J
-alone would take 20 GB in float32) is measured in a child process as its maximum resident set
-size (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``), minus the resident size of the same
-child after importing TensorFlow and building the data (reported separately).
+alone would take 20 GB in float32) is measured in a fresh child process as its peak resident set
+size (Linux ``VmHWM``, which, unlike ``ru_maxrss``, is not inherited from the parent that forked
+it), and separately the part the fit added on top of the peak after importing TensorFlow,
+building the data and the model.
 
     python benchmarks/iteration_cost.py            # all four sizes + the 1,000,000-residual
                                                    # memory run (tens of minutes on 2 cores)
     python benchmarks/iteration_cost.py --quick    # ~500 weights on 10k and 100k samples, and
                                                    # the memory run on 20,000 residuals
+    python benchmarks/iteration_cost.py --memory-only   # only the 1,000,000-residual run
 
 Targets (issue): iteration within 1.5× of the BLAS floor; peak memory of the 1,000,000-residual
 run under 2 GB.
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,17 +85,28 @@ def blas_floor(p, n, repeat=2):
     return best
 
 
+def _vm_kib(field: str) -> int:
+    """A ``VmHWM``/``VmRSS`` line of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status (Linux only)")
+
+
 def _memory_child(hidden, n):
-    """Runs in a child: peak RSS of fitting 1 iteration, and RSS before fitting."""
+    """Runs in a child: peak RSS of fitting 1 iteration, and the peak before fitting."""
     import marquardt.keras as mk
 
     x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     y = np.sinc(10 * x).astype(np.float32)
     net = _network(hidden)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _vm_kib("VmHWM")
+    start = time.perf_counter()
     mk.fit(net, x, y, loss="mse", epochs=1, verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"params": net.count_params(), "base_kib": base, "peak_kib": peak}))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"params": net.count_params(), "base_kib": base,
+                      "peak_kib": _vm_kib("VmHWM"), "seconds": seconds}))
 
 
 def peak_memory(hidden, n):
@@ -106,6 +118,8 @@ def peak_memory(hidden, n):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the peak-memory run (1,000,000 residuals)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
@@ -114,8 +128,11 @@ def main(argv=None):
         return
     small = [("~500", 10_000), ("~500", 100_000)]
     sizes = small if args.quick else small + [("~5000", 10_000), ("~5000", 100_000)]
-    print(f"{'network':>8s} {'P':>6s} {'samples':>8s} {'LM iter':>9s} {'attempts':>8s} "
-          f"{'BLAS floor':>10s} {'ratio':>6s}")
+    if args.memory_only:
+        sizes = []
+    if sizes:
+        print(f"{'network':>8s} {'P':>6s} {'samples':>8s} {'LM iter':>9s} {'attempts':>8s} "
+              f"{'BLAS floor':>10s} {'ratio':>6s}")
     for name, n in sizes:
         hidden = NETWORKS[name]
         # the first epoch includes tracing; ~5000 weights are costly, so fewer epochs there
@@ -127,8 +144,11 @@ def main(argv=None):
     mem = peak_memory(NETWORKS["~5000"], n_mem)
     gib = 1 / (1 << 20)
     print(f"\npeak memory, full batch, P={mem['params']}, {n_mem:,} residuals: "
-          f"{mem['peak_kib'] * gib:.2f} GiB max RSS (target < 2 GB) ({mem['base_kib'] * gib:.2f} GiB before "
-          f"fit; J would be {n_mem * mem['params'] * 4 / (1 << 30):.1f} GiB in float32)")
+          f"{mem['peak_kib'] * gib:.2f} GiB peak RSS (target < 2 GB); {mem['base_kib'] * gib:.2f} GiB "
+          f"before the fit (TensorFlow, data, model), so the iteration added "
+          f"{(mem['peak_kib'] - mem['base_kib']) * gib:.2f} GiB; J would be "
+          f"{n_mem * mem['params'] * 4 / (1 << 30):.1f} GiB in float32; the one-epoch fit took "
+          f"{mem['seconds']:.0f} s")
     print("ratio: LM iteration time / BLAS floor (NumPy JᵀJ float32 + SciPy Cholesky "
           "float64). A shared machine inflates both.")
 
