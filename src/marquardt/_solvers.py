@@ -140,15 +140,18 @@ class EigenSolver:
         return _eigen_solve(fac, lam)
 
 
-def solve_normal(a, g, lam, d):
+def solve_normal(a, g, lam, d, *, cholesky_solve=None):
     """δ solving (A + λ diag(d)) δ = −g by Cholesky, falling back to eigen-decomposition.
 
     The fallback runs when the Cholesky factor is not finite, which happens when A + λD is not
     numerically positive definite (λ tiny against a singular A, or a NaN in A). With a batch of
     systems the fallback is chosen per system: a system whose factor is finite keeps its
     Cholesky step whatever the others do, so a batched solve equals the one-at-a-time solve.
+
+    ``cholesky_solve(m, b) -> (x, ok)`` replaces the backend's Cholesky kernel (the Keras
+    step passes the host-LAPACK one for large systems on a CPU).
     """
-    return _solve_normal_with(_kernel_cholesky_solve, a, g, lam, d)
+    return _solve_normal_with(cholesky_solve or _kernel_cholesky_solve, a, g, lam, d)
 
 
 def _kernel_cholesky_solve(m, b):

@@ -172,6 +172,7 @@ class LMModel(keras.Model):
 
         from marquardt._backend.tensorflow.keras_jacobian import JacobianPlan
         from marquardt._backend.tensorflow.keras_step import StepConfig
+        from marquardt._backend.tensorflow.linalg import use_host_lapack
 
         opts = self.lm_options
         p = int(sum(w.shape.num_elements() for w in weights))
@@ -191,7 +192,8 @@ class LMModel(keras.Model):
         return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
                           max_attempts=opts.max_attempts, goal=opts.goal,
                           min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
-                          noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps))
+                          noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps),
+                          host_lapack=use_host_lapack(p, jit_compile=bool(self.jit_compile)))
 
     def _residuals_per_sample(self, batch, weights):
         """k, from the static shape of the residuals of one sample."""

@@ -8,10 +8,10 @@ gain ratio, actual over predicted reduction (``_gain``).
 One iteration (Marquardt 1963; Madsen, Nielsen & Tingleff 2004, Algorithm 3.16):
 
 1. A and g at w, in row chunks (``keras_jacobian``); F(w) by a forward pass.
-2. ``tf.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, eigen fallback; or the
-   kernel form when m < P); the candidate w + δ is evaluated with ``stateless_call`` (no
-   variable is touched); ρ = (F(w) − F(w + δ)) / (½δᵀ(λDδ − g)); the policy accepts or
-   rejects and updates λ. The loop ends at the first accepted step, after ``max_attempts``,
+2. ``tf.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, by the host's LAPACK
+   for large P on a CPU; eigen fallback; or the kernel form when m < P); the candidate
+   w + δ is evaluated with ``stateless_call`` (no variable is touched);
+   ρ = (F(w) − F(w + δ)) / (½δᵀ(λDδ − g)); the policy accepts or rejects and updates λ. The loop ends at the first accepted step, after ``max_attempts``,
    or when λ passes its ceiling.
 3. Only an accepted step — finite, with its loss check passed — is assigned to the weights.
    λ, ν and d are Keras variables of the wrapper, so they persist across epochs and are saved
@@ -33,6 +33,7 @@ from marquardt._solvers import solve_kernel, solve_normal
 from marquardt._status import Status
 from marquardt._backend.tensorflow.keras_jacobian import (
     JacobianPlan, full_jacobian, normal_equations, per_sample_chunk)
+from marquardt._backend.tensorflow.linalg import host_cholesky_solve
 
 __all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "train_step"]
 
@@ -48,6 +49,7 @@ class StepConfig(NamedTuple):
     plan: JacobianPlan
     kernel: bool  # m×m kernel form (m < P)
     noise: float  # relative rounding level of F: 16 ulps of the model's dtype
+    host_lapack: bool = False  # factor A + λD with the host's LAPACK (large P, CPU, no XLA)
 
 
 class LMState(NamedTuple):
@@ -131,7 +133,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     def solve(lam_):
         if a is None:
             return solve_kernel(jac, res, lam_, d)
-        return solve_normal(a, g, lam_, d)
+        return solve_normal(a, g, lam_, d, cholesky_solve=(
+            host_cholesky_solve if cfg.host_lapack else None))
 
     damping_state = type(fresh)
 
