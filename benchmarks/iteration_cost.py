@@ -68,7 +68,7 @@ def lm_iteration_time(hidden, n, epochs):
     return p, statistics.median(t for t, _ in steady), statistics.median(a for _, a in steady)
 
 
-def blas_floor(p, n, repeat=2):
+def blas_floor(p, n, repeat=3):
     from scipy.linalg import cho_factor
 
     rng = np.random.default_rng(0)
@@ -135,8 +135,8 @@ def main(argv=None):
               f"{'BLAS floor':>10s} {'ratio':>6s}")
     for name, n in sizes:
         hidden = NETWORKS[name]
-        # the first epoch includes tracing; ~5000 weights are costly, so fewer epochs there
-        p, t, attempts = lm_iteration_time(hidden, n, epochs=4 if name == "~500" else 2)
+        # the first epoch includes tracing: the median of the others; fewer at ~5000 weights
+        p, t, attempts = lm_iteration_time(hidden, n, epochs=6 if name == "~500" else 4)
         floor = blas_floor(p, n)
         print(f"{name:>8s} {p:6d} {n:8d} {t:8.3f}s {attempts:8.0f} {floor:9.3f}s "
               f"{t / floor:5.2f}x", flush=True)
