@@ -17,6 +17,7 @@ building the data and the model.
     python benchmarks/iteration_cost.py --quick    # ~500 weights on 10k and 100k samples, and
                                                    # the memory run on 20,000 residuals
     python benchmarks/iteration_cost.py --memory-only   # only the 1,000,000-residual run
+    python benchmarks/iteration_cost.py --no-memory     # only the four timed sizes
 
 Targets (issue): iteration within 1.5× of the BLAS floor; peak memory of the 1,000,000-residual
 run under 2 GB.
@@ -121,6 +122,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the peak-memory run (1,000,000 residuals)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
@@ -141,6 +143,8 @@ def main(argv=None):
         floor = blas_floor(p, n)
         print(f"{name:>8s} {p:6d} {n:8d} {t:8.3f}s {attempts:8.0f} {floor:9.3f}s "
               f"{t / floor:5.2f}x", flush=True)
+    if args.no_memory:
+        return
     n_mem = 20_000 if args.quick else 1_000_000
     mem = peak_memory(NETWORKS["~5000"], n_mem)
     gib = 1 / (1 << 20)

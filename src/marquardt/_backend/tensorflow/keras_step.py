@@ -49,7 +49,7 @@ class StepConfig(NamedTuple):
     plan: JacobianPlan
     kernel: bool  # m×m kernel form (m < P)
     noise: float  # relative rounding level of F: 16 ulps of the model's dtype
-    host_lapack: bool = False  # factor A + λD with the host's LAPACK (large P, CPU, no XLA)
+    host_lapack: bool = False  # factor A + λD with the host's LAPACK (P ≥ 1,500, CPU, no XLA)
 
 
 class LMState(NamedTuple):
