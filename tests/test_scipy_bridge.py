@@ -458,6 +458,21 @@ def test_fit_model_errors(float64):
         model_functions(lambda x: x, X3, Y3, loss="mse")
     with pytest.raises(ValueError, match=r"least-squares form"):
         model_functions(net, X3, Y3, loss="cosine_similarity")
+    bad = X3.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"`x` must contain only finite values. Received: x\[\(3, 1\)\]=nan"):
+        model_functions(net, bad, Y3, loss="mse")
+    with pytest.raises(ValueError, match=r"`sample_weight` must be non-negative.*-1\.0"):
+        model_functions(net, X3, Y3, loss="mse", sample_weight=np.r_[-1.0, np.ones(39)])
+    frozen = _linear_model()
+    frozen.trainable = False
+    with pytest.raises(ValueError, match=r"`model` must have trainable weights"):
+        model_functions(frozen, X3, Y3, loss="mse")
+    # a penalty the residuals cannot carry is refused, not silently dropped from the cost
+    penalised = keras.Sequential([keras.Input((3,)),
+                                  keras.layers.Dense(1, kernel_regularizer="l2")])
+    with pytest.raises(ValueError, match=r"must not add regularisation losses"):
+        model_functions(penalised, X3, Y3, loss="mse")
 
 
 @needs_keras

@@ -244,7 +244,7 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         return fun(x, *layout.call_args(data), **kwargs)
 
     m = probe(residual, x0_arr, layout.data)
-    if mode == "per_sample":
+    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0_arr, layout.data, m)
     compiled = bridge.CompiledResidual(residual, x0_arr.size, m, layout.data, mode=mode,
                                        jac_form=jac_form, jit_compile=jit_compile)

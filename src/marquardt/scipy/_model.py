@@ -20,6 +20,8 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._backend.tensorflow import bridge
+from marquardt.keras import _validation
+from marquardt.keras._residuals import model_residuals
 from marquardt.scipy._functions import (
     JAC_FORMS, MODES, JacobianFunction, ResidualFunction, _Caller, _check_choice, check_rows,
     probe)
@@ -49,18 +51,6 @@ class ModelFunctions(NamedTuple):
     set_weights_vector: Callable[[Any], None]
 
 
-def _model_residuals():
-    """``marquardt.keras``'s loss→residual mapping (its ``model_residuals``)."""
-    try:
-        from marquardt.keras._residuals import model_residuals
-    except ImportError as exc:
-        raise ImportError(
-            "marquardt.scipy.model_functions needs the loss→residual mapping of "
-            "marquardt.keras (marquardt.keras._residuals.model_residuals), which this "
-            f"installation of marquardt lacks ({exc}).") from exc
-    return model_residuals
-
-
 def _compiled_loss(model):
     """The loss and loss weights ``model`` was compiled with (``(None, None)`` if none)."""
     if not getattr(model, "compiled", False):
@@ -79,8 +69,6 @@ def _leading(structure, name: str) -> int:
         if arr.ndim == 0:
             raise ValueError(f"`{name}` must have a leading sample axis. Received: {name} with "
                              "a scalar entry")
-        if arr.dtype.kind == "f":
-            _checks.check_finite(arr, name)
         sizes.add(arr.shape[0])
     if len(sizes) != 1:
         raise ValueError(f"`{name}` entries must all have the same number of samples. "
@@ -124,7 +112,6 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
         ValueError: the model has no trainable weights or is not built, no loss, a loss
             without a least-squares form, data with mismatched sample counts or non-finite
             values, or non-finite residuals at the current weights.
-        ImportError: ``marquardt.keras`` (which defines the residuals) is missing.
 
     Example:
         >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -138,8 +125,8 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
     if not model.built:
         raise ValueError("`model` must be built: give it a keras.Input or call it once on data. "
                          f"Received: an unbuilt model {model.name!r}")
-    if not model.trainable_variables:
-        raise ValueError("`model` must have trainable weights. Received: a model with none")
+    _validation.check_trainable(model)
+    _validation.check_no_penalties(model)
     _check_choice(jac_form, "jac_form", JAC_FORMS)
     _check_choice(mode, "mode", MODES)
     if not isinstance(jit_compile, bool):
@@ -158,18 +145,18 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
     structure = (x, y)
     if sample_weight is not None:
         sample_weight = _checks.as_float_array(sample_weight, "sample_weight")
-        _checks.check_finite(sample_weight, "sample_weight")
         structure = (x, y, sample_weight)
+    _validation.check_arrays(x, y, sample_weight)
     n_samples = _leading(structure, "x, y and sample_weight")
 
     names = list(getattr(model, "output_names", None) or ["output"])
-    residual_fn, per_batch_mean = _model_residuals()(loss, loss_weights, names)
+    residual_fn, per_batch_mean = model_residuals(loss, loss_weights, names)
     scale = 1.0 / np.sqrt(n_samples) if per_batch_mean else 1.0
     residual, layout = bridge.model_residual(model, residual_fn, scale, structure)
 
     w0 = bridge.get_weights(model)
     m = probe(residual, w0, layout.data, who="model residuals")
-    if mode == "per_sample":
+    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, w0, layout.data, m)
     compiled = bridge.CompiledResidual(residual, w0.size, m, layout.data, mode=mode,
                                        jac_form=jac_form, jit_compile=jit_compile)
