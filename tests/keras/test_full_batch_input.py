@@ -49,3 +49,28 @@ def test_array_validation_data_and_sample_weight():
                      validation_data=(xv, yv))
     val = keras.losses.MeanSquaredError()(yv, net(xv)).numpy()
     assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)
+
+
+class _Halves(keras.utils.PyDataset):
+    """Two batches per epoch, with no `.shape` of its own."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        half = len(self.x) // 2
+        return self.x[i * half:(i + 1) * half], self.y[i * half:(i + 1) * half]
+
+
+def test_pydataset_input_trains_as_mini_batches():
+    x, y = data()
+    keras.utils.set_random_seed(1)
+    net = mlp((5,))
+    start = float(np.mean((net.predict(x, verbose=0) - y) ** 2))
+    history = mk.fit(net, _Halves(x, y), loss="mse", epochs=5, verbose=0)
+    assert len(history.history["loss"]) == 5
+    assert float(np.mean((net.predict(x, verbose=0) - y) ** 2)) < start

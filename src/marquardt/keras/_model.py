@@ -237,15 +237,17 @@ class LMModel(keras.Model):
             raise ValueError("The model must be compiled before `fit`: call "
                              "`compile(loss=...)` first. Received: an uncompiled LMModel")
         self._check_inputs(x, y, sample_weight)
+        is_dataset = hasattr(x, "element_spec")
         leaves = keras.tree.flatten(x) if x is not None else []
-        if batch_size is None and leaves and hasattr(leaves[0], "shape") and not hasattr(
-                x, "element_spec"):
-            batch_size = int(leaves[0].shape[0])  # full batch: the classic LM setting
+        # arrays: their sample count; a dataset, generator or PyDataset batches itself
+        n = (int(leaves[0].shape[0]) if leaves and hasattr(leaves[0], "shape")
+             and not is_dataset else None)
+        if batch_size is None and n is not None:
+            batch_size = n  # full batch: the classic LM setting
         stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
-        if hasattr(x, "element_spec"):
+        if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
-        if (leaves and not hasattr(x, "element_spec") and class_weight is None
-                and batch_size == int(leaves[0].shape[0])):
+        if n is not None and class_weight is None and batch_size == n:
             x, validation_data = full_batch_inputs(x, y, sample_weight, validation_split,
                                                    validation_data)
             y = sample_weight = None
