@@ -140,7 +140,7 @@ class EigenSolver:
         return _eigen_solve(fac, lam)
 
 
-def solve_normal(a, g, lam, d, *, cholesky_solve=None):
+def solve_normal(a, g, lam, d, *, cholesky_solve=_tfl.cholesky_solve_or_nan):
     """δ solving (A + λ diag(d)) δ = −g by Cholesky, falling back to eigen-decomposition.
 
     The fallback runs when the Cholesky factor is not finite, which happens when A + λD is not
@@ -148,17 +148,26 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=None):
     systems the fallback is chosen per system: a system whose factor is finite keeps its
     Cholesky step whatever the others do, so a batched solve equals the one-at-a-time solve.
 
-    ``cholesky_solve(m, b) -> (x, ok)`` replaces the backend's Cholesky kernel (the Keras
-    step passes the host-LAPACK one for large systems on a CPU).
+    ``cholesky_solve(m, b) -> (x, ok)`` is the Cholesky kernel, ok per system: the backend's
+    by default; ``UnrolledCholeskySolver`` and the Keras step (host LAPACK for large systems
+    on a CPU) pass their own.
     """
-    return _solve_normal_with(cholesky_solve or _kernel_cholesky_solve, a, g, lam, d)
+    inv_sqrt_d = 1.0 / ops.sqrt(d)
+    a_s = a * ops.expand_dims(inv_sqrt_d, -1) * ops.expand_dims(inv_sqrt_d, -2)
+    n = ops.shape(a)[-1]
+    m = a_s + ops.expand_dims(lam, (-1, -2)) * ops.eye(n, dtype=a.dtype)
+    g_s = g * inv_sqrt_d
+    z, ok = cholesky_solve(m, g_s)
+    step = -z * inv_sqrt_d
 
+    def by_cholesky():
+        return step
 
-def _kernel_cholesky_solve(m, b):
-    """(x, ok): m x = b by the backend's Cholesky kernel; ok per system (factor finite)."""
-    chol = _tfl.cholesky_or_nan(m)
-    ok = ops.all(ops.isfinite(chol), axis=(-2, -1))
-    return _tfl.cholesky_solve(chol, b), ok
+    def per_system():
+        eigen = _eigen_solve(_eigen_factor_normal(a, g, d), lam)
+        return ops.where(ops.expand_dims(ok, -1), step, eigen)
+
+    return ops.cond(ops.all(ok), by_cholesky, per_system)
 
 
 #: Largest n for which ``UnrolledCholeskySolver`` writes the factorisation out entry by entry
@@ -177,7 +186,7 @@ def _unrolled_cholesky_solve(m, b):
     """
     n = m.shape[-1]
     if n is None or n > UNROLL_MAX_N:
-        return _kernel_cholesky_solve(m, b)
+        return _tfl.cholesky_solve_or_nan(m, b)
     low = [[None] * n for _ in range(n)]
     pivots = []
     for i in range(n):
@@ -209,26 +218,6 @@ def _unrolled_cholesky_solve(m, b):
     return x, ok
 
 
-def _solve_normal_with(cholesky_solve, a, g, lam, d):
-    """The scaled damped system solved by ``cholesky_solve``, eigen fallback per system."""
-    inv_sqrt_d = 1.0 / ops.sqrt(d)
-    a_s = a * ops.expand_dims(inv_sqrt_d, -1) * ops.expand_dims(inv_sqrt_d, -2)
-    n = ops.shape(a)[-1]
-    m = a_s + ops.expand_dims(lam, (-1, -2)) * ops.eye(n, dtype=a.dtype)
-    g_s = g * inv_sqrt_d
-    z, ok = cholesky_solve(m, g_s)
-    step = -z * inv_sqrt_d
-
-    def by_cholesky():
-        return step
-
-    def per_system():
-        eigen = _eigen_solve(_eigen_factor_normal(a, g, d), lam)
-        return ops.where(ops.expand_dims(ok, -1), step, eigen)
-
-    return ops.cond(ops.all(ok), by_cholesky, per_system)
-
-
 @dataclasses.dataclass(frozen=True)
 class CholeskySolver:
     """Cholesky of the normal equations per λ (fastest for many parameters)."""
@@ -242,11 +231,16 @@ class CholeskySolver:
         return NormalFactor(a=a, g=g, d=d)
 
     def solve(self, fac: NormalFactor, lam):
-        return solve_normal(fac.a, fac.g, lam, fac.d)
+        return solve_normal(fac.a, fac.g, lam, fac.d, cholesky_solve=self.cholesky_solve)
+
+    @staticmethod
+    def cholesky_solve(m, b):
+        """(x, ok) of m x = b: the backend's Cholesky kernel."""
+        return _tfl.cholesky_solve_or_nan(m, b)
 
 
 @dataclasses.dataclass(frozen=True)
-class UnrolledCholeskySolver:
+class UnrolledCholeskySolver(CholeskySolver):
     """Cholesky of the normal equations per λ, written out entry by entry (n ≤ 12).
 
     The same method as ``CholeskySolver``, for batches of small systems: the factorisation is
@@ -259,14 +253,10 @@ class UnrolledCholeskySolver:
 
     name: str = "cholesky_unrolled"
 
-    def factor(self, j, r, d) -> NormalFactor:
-        return _normal_from_jacobian(j, r, d)
-
-    def factor_normal(self, a, g, d) -> NormalFactor:
-        return NormalFactor(a=a, g=g, d=d)
-
-    def solve(self, fac: NormalFactor, lam):
-        return _solve_normal_with(_unrolled_cholesky_solve, fac.a, fac.g, lam, fac.d)
+    @staticmethod
+    def cholesky_solve(m, b):
+        """(x, ok) of m x = b, unrolled for small static n (the kernel beyond)."""
+        return _unrolled_cholesky_solve(m, b)
 
 
 class KernelFactor(NamedTuple):
@@ -307,9 +297,8 @@ _SOLVERS = {"svd": SVDSolver, "eigen": EigenSolver, "cholesky": CholeskySolver,
 
 
 def get_solver(solver: str | Any):
-    """Resolve a solver given by name (``svd``, ``eigen``, ``cholesky``, ``kernel``) or object."""
-    if isinstance(solver, (SVDSolver, EigenSolver, CholeskySolver, UnrolledCholeskySolver,
-                           KernelSolver)):
+    """Resolve a solver given by name (a key of ``_SOLVERS``) or a solver object."""
+    if isinstance(solver, tuple(_SOLVERS.values())):
         return solver
     if isinstance(solver, str) and solver.lower() in _SOLVERS:
         return _SOLVERS[solver.lower()]()

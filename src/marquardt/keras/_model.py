@@ -172,7 +172,7 @@ class LMModel(keras.Model):
 
         from marquardt._backend.tensorflow.keras_jacobian import JacobianPlan
         from marquardt._backend.tensorflow.keras_step import StepConfig
-        from marquardt._backend.tensorflow.linalg import use_host_lapack
+        from marquardt._backend.tensorflow import linalg
 
         opts = self.lm_options
         p = int(sum(w.shape.num_elements() for w in weights))
@@ -193,7 +193,9 @@ class LMModel(keras.Model):
                           max_attempts=opts.max_attempts, goal=opts.goal,
                           min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
                           noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps),
-                          host_lapack=use_host_lapack(p, jit_compile=bool(self.jit_compile)))
+                          cholesky_solve=(linalg.host_cholesky_solve if linalg.use_host_lapack(
+                              p, jit_compile=bool(self.jit_compile))
+                              else linalg.cholesky_solve_or_nan))
 
     def _residuals_per_sample(self, batch, weights):
         """k, from the static shape of the residuals of one sample."""

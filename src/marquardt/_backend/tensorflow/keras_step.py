@@ -33,7 +33,7 @@ from marquardt._solvers import solve_kernel, solve_normal
 from marquardt._status import Status
 from marquardt._backend.tensorflow.keras_jacobian import (
     JacobianPlan, full_jacobian, normal_equations, per_sample_chunk)
-from marquardt._backend.tensorflow.linalg import host_cholesky_solve
+from marquardt._backend.tensorflow.linalg import cholesky_solve_or_nan
 
 __all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "train_step"]
 
@@ -49,7 +49,9 @@ class StepConfig(NamedTuple):
     plan: JacobianPlan
     kernel: bool  # m×m kernel form (m < P)
     noise: float  # relative rounding level of F: 16 ulps of the model's dtype
-    host_lapack: bool = False  # factor A + λD with the host's LAPACK (P ≥ 1,500, CPU, no XLA)
+    #: (x, ok) = cholesky_solve(m, b), the Cholesky kernel of A + λD: TensorFlow's, or the
+    #: host's LAPACK for P ≥ 1,500 on a CPU without XLA (``linalg.use_host_lapack``)
+    cholesky_solve: Callable = cholesky_solve_or_nan
 
 
 class LMState(NamedTuple):
@@ -133,8 +135,7 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     def solve(lam_):
         if a is None:
             return solve_kernel(jac, res, lam_, d)
-        return solve_normal(a, g, lam_, d, cholesky_solve=(
-            host_cholesky_solve if cfg.host_lapack else None))
+        return solve_normal(a, g, lam_, d, cholesky_solve=cfg.cholesky_solve)
 
     damping_state = type(fresh)
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["cholesky_or_nan", "cholesky_solve", "all_finite", "host_cholesky_solve",
-           "use_host_lapack", "HOST_LAPACK_MIN_N"]
+__all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
+           "HOST_LAPACK_MIN_N"]
 
 #: Smallest system factored on the host. Handing work to Python from inside a running graph
 #: costs tens of milliseconds per call in a Keras step (thread hand-over), which only a large
@@ -28,19 +28,12 @@ __all__ = ["cholesky_or_nan", "cholesky_solve", "all_finite", "host_cholesky_sol
 HOST_LAPACK_MIN_N = 1500
 
 
-def cholesky_or_nan(a):
-    """Lower Cholesky factor of ``a``; NaN entries (no exception) when ``a`` is not PD."""
-    return tf.linalg.cholesky(a)
-
-
-def cholesky_solve(chol, rhs):
-    """Solve ``L Lᵀ x = rhs`` for vector right-hand sides (batched leading dims)."""
-    return tf.linalg.cholesky_solve(chol, rhs[..., None])[..., 0]
-
-
-def all_finite(x):
-    """Scalar boolean: every entry of ``x`` is finite."""
-    return tf.reduce_all(tf.math.is_finite(x))
+def cholesky_solve_or_nan(m, b):
+    """(x, ok): ``m x = b`` by TensorFlow's Cholesky, batched; ok False per system where the
+    factor is not finite (``m`` not numerically positive definite: NaN, not an exception)."""
+    chol = tf.linalg.cholesky(m)
+    ok = tf.reduce_all(tf.math.is_finite(chol), axis=(-2, -1))
+    return tf.linalg.cholesky_solve(chol, b[..., None])[..., 0], ok
 
 
 def use_host_lapack(n: int, *, jit_compile: bool) -> bool:
