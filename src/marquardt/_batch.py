@@ -200,8 +200,7 @@ def curve_fit_batch(
                 for done in [pool.submit(_stream, step, jit_compile, part, slots, inputs, out,
                                          cfg) for part in parts]:
                     done.result()
-    dof = npoints - n
-    out.status[improper] = int(Status.IMPROPER_INPUT)
+    dof = npoints - n  # problems with too few points keep _Outputs' IMPROPER_INPUT status
     cov = out.pcov
     if not absolute_sigma:
         cov[todo] = scale_by_reduced_chisq(cov[todo], out.chisq[todo], dof[todo])
@@ -212,7 +211,7 @@ def curve_fit_batch(
         x=out.x, cov=cov, stderr=standard_errors(cov), cost=out.cost, chisq=out.chisq,
         dof=dof, redchi=redchi, fun=out.fun, optimality=out.optimality, status=status,
         success=status > 0, nfev=out.nfev, njev=out.njev, nit=out.nit,
-        message=BatchMessages(status, out, cfg, npoints, n), npoints=npoints,
+        message=BatchMessages(out, cfg, npoints, n), npoints=npoints,
     )
     if verbose:
         elapsed = time.perf_counter() - started
@@ -274,18 +273,14 @@ def _loop_config(options: dict, n: int, bounded: bool):
 #: calls, each of which restarts the fresh slots (one Jacobian for all slots) and returns to
 #: Python. 8 is as fast as one uninterrupted solve per chunk on clean data (most fits take
 #: 5-10 iterations) and 2-4 times faster when 1% of the problems are pure noise (measured for
-#: 10,000 2-D Gaussians, docs/batch.md). A fixed value: XLA compiles the step per value.
+#: 10,000 2-D Gaussians, docs/batch.md). Passed to the step as a tensor: no recompilation.
 ROUND_ITERATIONS = 8
 
 
 def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
     residual_fn = batched_residual(f, shared_x)
     jac_fn = jac if jac in ("2-point", "3-point") else batched_jacobian(f, jac, shared_x)
-    try:
-        key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
-        hash(key)
-    except TypeError:
-        key = None
+    key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
     return driver.cached(key, lambda: driver.build_stepper(
         residual_fn, n, m, jac_fn, cfg._replace(jit_compile=jit_compile), diff_step=diff_step))
 
@@ -397,8 +392,8 @@ class BatchMessages(Sequence):
     """The K status messages of a batch, each formatted when read (a batch of 10⁶ fits does
     not build 10⁶ strings it may never show)."""
 
-    def __init__(self, status: np.ndarray, out: _Outputs, cfg: LoopConfig, npoints, n: int):
-        self._status, self._out, self._cfg = status, out, cfg
+    def __init__(self, out: _Outputs, cfg: LoopConfig, npoints, n: int):
+        self._status, self._out, self._cfg = out.status, out, cfg
         self._npoints, self._n = npoints, n
 
     def __len__(self) -> int:

@@ -51,7 +51,7 @@ def prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool
     if x.ndim == 0 or x.shape[-1] != m:
         raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
     if shared_x is None:
-        shared_x = not (x.ndim >= 2 and x.shape[0] == k_all) or x.ndim == 1
+        shared_x = not (x.ndim >= 2 and x.shape[0] == k_all)
         if x.ndim == 3 and shared_x:
             raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
     elif not shared_x and (x.ndim == 1 or x.shape[0] != k_all):

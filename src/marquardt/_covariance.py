@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["covariance_from_jacobian", "covariance_from_jacobians", "unscaled_covariances",
+__all__ = ["covariance_from_jacobian", "unscaled_covariances",
            "scale_by_reduced_chisq", "standard_errors", "correlation_matrix"]
 
 
@@ -56,7 +56,7 @@ def correlation_matrix(pcov: np.ndarray) -> np.ndarray:
 
 
 #: Largest 1-norm condition number of the Jacobi-scaled normal matrix S JᵀJ S (unit diagonal)
-#: for which ``covariance_from_jacobians`` inverts it directly: the inverse is then accurate to
+#: for which ``unscaled_covariances`` inverts it directly: the inverse is then accurate to
 #: about κ·n·ε ≤ 1e-9 relative. Worse-conditioned fits take the SVD route.
 FAST_COND_MAX = 1e6
 #: Largest 1-norm condition number of the unscaled JᵀJ for the direct route: far below
@@ -64,9 +64,8 @@ FAST_COND_MAX = 1e6
 FAST_COND_UNSCALED_MAX = 1e20
 
 
-def covariance_from_jacobians(jac: np.ndarray, sum_squares: np.ndarray, dof: np.ndarray, *,
-                              absolute_sigma: bool = False) -> np.ndarray:
-    """Covariances of K independent fits (K, n, n), each as ``covariance_from_jacobian``.
+def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
+    """(JᵀJ)⁺ for each of K Jacobians (K, m, n), before any χ² scaling.
 
     For a batch, the SVD of every Jacobian costs more than the fits themselves (about 20 µs
     for a 25×5 matrix). The direct route inverts the Jacobi-scaled normal matrix
@@ -74,24 +73,9 @@ def covariance_from_jacobians(jac: np.ndarray, sum_squares: np.ndarray, dof: np.
     parameters' units from the conditioning, so the inverse keeps ~κ(A_s)·ε relative accuracy.
     A fit whose κ₁(A_s) exceeds ``FAST_COND_MAX`` (or whose unscaled JᵀJ is near the SVD's
     rank cut-off, or which has a zero column) gets the SVD route, with its pseudo-inverse.
-
-    Args:
-        jac: Jacobians of the weighted residuals at the solutions (K, m, n); rows of absent
-            points are zero.
-        sum_squares: Σ rᵢ² per fit (K,).
-        dof: degrees of freedom per fit (K,): points present minus n.
-        absolute_sigma: no χ² rescaling.
-
-    Returns:
-        (K, n, n); NaN for a fit whose Jacobian is not finite, ``inf`` where dof ≤ 0 and not
-        ``absolute_sigma`` (as for one fit, with one warning for the batch).
+    Rows of absent points must be zero; a fit whose Jacobian is not finite gets NaN.
+    ``scale_by_reduced_chisq`` then applies χ²/dof where σ is relative.
     """
-    pcov = unscaled_covariances(jac)
-    return pcov if absolute_sigma else scale_by_reduced_chisq(pcov, sum_squares, dof)
-
-
-def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
-    """(JᵀJ)⁺ for each of K Jacobians (K, m, n); see ``covariance_from_jacobians``."""
     jac = np.asarray(jac, dtype=np.float64)
     k, m, n = jac.shape
     finite = np.all(np.isfinite(jac), axis=(1, 2))

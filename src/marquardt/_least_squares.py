@@ -12,7 +12,7 @@ from marquardt._backend.tensorflow import driver
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
-from marquardt._outcome import build_result, make_hook, termination_detail  # noqa: F401
+from marquardt._outcome import build_result, make_hook
 from marquardt._result import OptimizeResult
 from marquardt._robust import LOSSES
 from marquardt._solvers import get_solver

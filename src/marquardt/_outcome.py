@@ -11,6 +11,7 @@ from marquardt._result import OptimizeResult
 from marquardt._robust import rescale
 from marquardt._status import Status, status_message
 from marquardt._summary import IterationSummary, ProgressPrinter
+from marquardt._termination import gradient_cosine
 
 __all__ = ["make_hook", "build_result", "termination_detail"]
 
@@ -80,9 +81,8 @@ def _detail(status, state, cfg, rt, jt, grad) -> str:
     s = lambda t: float(t.numpy()[0])  # noqa: E731
     cosine = None
     if status == Status.GTOL:
-        denom = np.linalg.norm(rt) * np.linalg.norm(jt, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cosine = float(np.max(np.where(denom > 0, np.abs(grad) / denom, 0.0), initial=0.0))
+        cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(rt)[None],
+                                       np.linalg.norm(jt, axis=0)[None])[0])
     return termination_detail(status, cfg, cost=s(state.cost),
                               last_reduction=s(state.last_reduction),
                               last_step=s(state.last_step), x_norm=s(state.x_norm),
