@@ -138,7 +138,7 @@ def main(argv=None):
               f"{'BLAS floor':>10s} {'ratio':>6s}")
     for name, n in sizes:
         hidden = NETWORKS[name]
-        # the first epoch includes tracing: the median of the others; fewer at ~5000 weights
+        # the first epoch includes tracing: the best of the others; fewer at ~5000 weights
         p, t, attempts = lm_iteration_time(hidden, n, epochs=6 if name == "~500" else 4)
         floor = blas_floor(p, n)
         print(f"{name:>8s} {p:6d} {n:8d} {t:8.3f}s {attempts:8.0f} {floor:9.3f}s "

@@ -121,15 +121,10 @@ def linear_algebra_time(jac_matrix, method: str, repeat: int = 3) -> float:
     import numpy as np
     import scipy.linalg
 
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        if method == "lm":
-            scipy.linalg.qr(jac_matrix, mode="economic", pivoting=True)
-        else:
-            np.linalg.svd(jac_matrix, full_matrices=False)
-        best = min(best, time.perf_counter() - start)
-    return best
+    if method == "lm":
+        return _best_time(lambda: scipy.linalg.qr(jac_matrix, mode="economic", pivoting=True),
+                          repeat)
+    return _best_time(lambda: np.linalg.svd(jac_matrix, full_matrices=False), repeat)
 
 
 def compare(f, jac, p0, method, max_nfev, tr_solver):

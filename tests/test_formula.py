@@ -9,7 +9,8 @@ import tensorflow as tf
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from marquardt._formula import MAX_DEPTH, MAX_LENGTH, Formula, FormulaError, parse_formula
+from marquardt._formula import Formula, FormulaError, parse_formula
+from marquardt._formula_syntax import MAX_DEPTH, MAX_LENGTH
 
 X, A, B = 0.7, 1.3, 0.4
 VARIABLES = {"x": X}

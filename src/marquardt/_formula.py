@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 import numpy as np
 
 from marquardt._formula_syntax import (
-    CONSTANTS, FUNCTIONS, MAX_DEPTH, MAX_LENGTH, MAX_NODES, FormulaError, _Binary, _Node,
+    CONSTANTS, FUNCTIONS, FormulaError, _Binary, _Node,
     _Number, _Symbol, _TreeBuilder, _Unary, _names_argument, _parse_checked)
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily: parsing and NumPy evaluation do not need it.
     import tensorflow as tf
 
-__all__ = ["Formula", "FormulaError", "parse_formula", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH",
-           "MAX_DEPTH", "MAX_NODES"]
+__all__ = ["Formula", "FormulaError", "parse_formula", "FUNCTIONS", "CONSTANTS"]
 
 @dataclass(frozen=True)
 class Formula:

@@ -168,15 +168,12 @@ def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan, n
     edges = gram_edges(p)
     blocks = _zero_blocks(edges, plan.dtype)
     g = tf.zeros([p], plan.dtype)
-    if not plan.per_sample:
-        jac, res = full_jacobian(residual_fn, weights, data, names)
-        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
-        return _assemble(blocks, edges), g
-
     leaves = tf.nest.flatten(data)
     static_n = leaves[0].shape[0]
-    if static_n is not None and static_n <= plan.chunk:
-        jac, res = per_sample_chunk(residual_fn, weights, data, plan.k, names)
+    if not plan.per_sample or (static_n is not None and static_n <= plan.chunk):
+        # one Jacobian for the whole batch: samples coupled, or the batch fits in one chunk
+        jac, res = (per_sample_chunk(residual_fn, weights, data, plan.k, names)
+                    if plan.per_sample else full_jacobian(residual_fn, weights, data, names))
         blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
         return _assemble(blocks, edges), g
 

@@ -11,8 +11,9 @@ One iteration (Marquardt 1963; Madsen, Nielsen & Tingleff 2004, Algorithm 3.16):
 2. ``tf.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, by the host's LAPACK
    for large P on a CPU; eigen fallback; or the kernel form when m < P); the candidate
    w + δ is evaluated with ``stateless_call`` (no variable is touched);
-   ρ = (F(w) − F(w + δ)) / (½δᵀ(λDδ − g)); the policy accepts or rejects and updates λ. The loop ends at the first accepted step, after ``max_attempts``,
-   or when λ passes its ceiling.
+   ρ = (F(w) − F(w + δ)) / (½δᵀ(λDδ − g)); the policy accepts or rejects and updates λ.
+   The loop ends at the first accepted step, after ``max_attempts``, or when λ passes its
+   ceiling.
 3. Only an accepted step — finite, with its loss check passed — is assigned to the weights.
    λ, ν and d are Keras variables of the wrapper, so they persist across epochs and are saved
    with its weights.
