@@ -37,7 +37,8 @@ import tensorflow as tf
 from marquardt import _batch_inputs as _inputs
 from marquardt import _checks
 from marquardt._backend.tensorflow import driver
-from marquardt._backend.tensorflow.batch import batched_jacobian, batched_residual
+from marquardt._backend.tensorflow.batch import (batched_residual,
+                                                 batched_residual_and_jacobian)
 from marquardt._backend.tensorflow.solve_loop import RUNNING, LoopConfig, idle_state
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
@@ -279,7 +280,8 @@ ROUND_ITERATIONS = 8
 
 def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
     residual_fn = batched_residual(f, shared_x)
-    jac_fn = jac if jac in ("2-point", "3-point") else batched_jacobian(f, jac, shared_x)
+    jac_fn = (jac if jac in ("2-point", "3-point")
+              else batched_residual_and_jacobian(f, jac, shared_x))
     key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
     return driver.cached(key, lambda: driver.build_stepper(
         residual_fn, n, m, jac_fn, cfg._replace(jit_compile=jit_compile), diff_step=diff_step))

@@ -25,9 +25,10 @@ from typing import Callable
 
 import tensorflow as tf
 
+from marquardt._backend.tensorflow.driver import ResidualAndJacobian
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
 
-__all__ = ["batched_residual", "batched_jacobian"]
+__all__ = ["batched_residual", "batched_residual_and_jacobian"]
 
 
 def _as_float64(out):
@@ -67,15 +68,19 @@ def batched_residual(f: Callable, shared_x: bool) -> Callable:
     return _vectorise(one, shared_x)
 
 
-def batched_jacobian(f: Callable, jac: str | Callable, shared_x: bool) -> Callable:
-    """The batch Jacobian ``J(P, x, y, w)`` (K, m, n) of the weighted residuals: by autodiff
-    (``jac`` one of ``'auto'``, ``'forward'``, ``'reverse'``) or from the user's analytic
-    ``jac(x, *params) -> (m, n)``."""
+def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
+                                  shared_x: bool) -> ResidualAndJacobian:
+    """The batch residuals and Jacobian ``(r, J)(P, x, y, w)``, (K, m) and (K, m, n), of the
+    weighted residuals, from one pass: by autodiff (``jac`` one of ``'auto'``, ``'forward'``,
+    ``'reverse'``), whose primal pass gives r, or from the user's analytic
+    ``jac(x, *params) -> (m, n)`` beside one call of ``f``."""
     if callable(jac):
         def one(p, x, y, w):
+            out = _as_float64(f(x, *tf.unstack(p)))
             jm = _as_float64(jac(x, *tf.unstack(p)))
             _check_shape(jm, (y.shape[0], p.shape[0]), "jac(xdata, *p)")
-            return tf.where(tf.not_equal(w, 0.0)[:, None], jm * w[:, None], tf.zeros_like(jm))
+            return _weighted(out, y, w), tf.where(tf.not_equal(w, 0.0)[:, None],
+                                                  jm * w[:, None], tf.zeros_like(jm))
     else:
         def one(p, x, y, w):
             n, m = p.shape[0], y.shape[0]
@@ -83,6 +88,7 @@ def batched_jacobian(f: Callable, jac: str | Callable, shared_x: bool) -> Callab
             def residual(p1):  # a batch of one: (1, n) -> (1, m)
                 return _weighted(_as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]
 
-            return autodiff_jacobian(residual, n, m, jac)(p[None])[1][0]
+            r, jm = autodiff_jacobian(residual, n, m, jac)(p[None])
+            return r[0], jm[0]
 
-    return _vectorise(one, shared_x)
+    return ResidualAndJacobian(_vectorise(one, shared_x))

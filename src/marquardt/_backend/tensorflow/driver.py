@@ -10,14 +10,15 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, NamedTuple
 
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop, run_loop
 
-__all__ = ["build_solver", "build_stepper", "cached", "forget", "clear_cache", "CACHE_SIZE"]
+__all__ = ["build_solver", "build_stepper", "cached", "forget", "clear_cache", "CACHE_SIZE",
+           "ResidualAndJacobian"]
 
 #: Compiled solvers kept (least recently used are dropped first).
 CACHE_SIZE = 64
@@ -120,13 +121,23 @@ def build_stepper(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConf
     return tf.function(step, autograph=False, jit_compile=cfg_jit(cfg))
 
 
+class ResidualAndJacobian(NamedTuple):
+    """A ``jac`` whose ``fn(x, *data)`` returns ``(r, J)`` together: the model runs once for
+    both, where a plain callable ``jac`` (J only) costs one more residual evaluation."""
+
+    fn: Callable
+
+
 def _residual_functions(residual_fn, n, m, jac, data, lb, ub, diff_step, eager):
     """``residual(x)`` and ``residual_and_jacobian(x)`` of a batch, for the given data."""
 
     def residual(x):
         return residual_fn(x, *data)
 
-    if callable(jac):
+    if isinstance(jac, ResidualAndJacobian):
+        def res_jac(x):
+            return jac.fn(x, *data)
+    elif callable(jac):
         def res_jac(x):
             return residual(x), jac(x, *data)
     elif jac in ("2-point", "3-point"):
