@@ -42,13 +42,11 @@ from marquardt._backend.tensorflow.batch import (batched_residual,
 from marquardt._backend.tensorflow.solve_loop import RUNNING, LoopConfig, idle_state
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
-from marquardt._damping import get_damping
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
-                                      _tol, _x_scale)
+                                      loop_config)
 from marquardt._outcome import termination_detail
 from marquardt._result import OptimizeResult
-from marquardt._robust import LOSSES, rescale
-from marquardt._solvers import get_solver
+from marquardt._robust import rescale
 from marquardt._status import Status, status_message
 from marquardt._termination import gradient_cosine
 
@@ -239,31 +237,16 @@ def _bucket(k: int) -> int:
 
 
 def _loop_config(options: dict, n: int, bounded: bool):
-    """The engine's ``LoopConfig`` from ``least_squares``' options, validated."""
+    """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated."""
     opts = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL, "x_scale": "jac",
             "loss": "linear", "f_scale": 1.0, "diff_step": None, "max_nfev": None,
             "damping": "nielsen", "solver": "cholesky_unrolled", "verbose": 0}
     opts.update(options)
-    if opts["loss"] not in LOSSES:
-        raise ValueError(f"`loss` must be one of {list(LOSSES)}. Received: loss={opts['loss']!r}")
-    max_nfev = opts["max_nfev"]
-    if max_nfev is None:
-        max_nfev = max(1000, 200 * (n + 1))
-    if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
-        raise ValueError("`max_nfev` must be a positive integer or None. "
-                         f"Received: max_nfev={max_nfev!r}")
-    if opts["verbose"] not in (0, 1):
-        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={opts['verbose']!r}")
-    diff_step = opts["diff_step"]
-    if diff_step is not None:
-        diff_step = _checks.check_positive(diff_step, "diff_step")
-    scaling, d_fixed = _x_scale(opts["x_scale"], n)
-    cfg = LoopConfig(damping=get_damping(opts["damping"]), solver=get_solver(opts["solver"]),
-                     scaling=scaling, loss=opts["loss"],
-                     f_scale=_checks.check_positive(opts["f_scale"], "f_scale"),
-                     ftol=_tol(opts["ftol"], "ftol"), xtol=_tol(opts["xtol"], "xtol"),
-                     gtol=_tol(opts["gtol"], "gtol"), max_nfev=int(max_nfev), bounded=bounded)
-    return cfg, d_fixed, diff_step, opts["verbose"]
+    verbose = opts.pop("verbose")
+    if verbose not in (0, 1):
+        raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
+    cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, **opts)
+    return cfg, d_fixed, diff_step, verbose
 
 
 # --- the compiled solve --------------------------------------------------------------------

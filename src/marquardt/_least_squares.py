@@ -317,6 +317,28 @@ def _check_autodiff(problem: Problem, x0: np.ndarray, m: int) -> None:
                 "'3-point', or a callable) to use finite differences.")
 
 
+def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
+                damping, solver, bounded: bool) -> tuple[LoopConfig, np.ndarray | None,
+                                                         float | None]:
+    """The engine's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
+    (each bad option raises naming it); also x_scale's fixed diagonal and the checked
+    ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1))."""
+    if loss not in LOSSES:
+        raise ValueError(f"`loss` must be one of {list(LOSSES)}. Received: loss={loss!r}")
+    if max_nfev is None:
+        max_nfev = max(1000, 200 * (n + 1))
+    if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
+        raise ValueError(f"`max_nfev` must be a positive integer or None. Received: max_nfev={max_nfev!r}")
+    if diff_step is not None:
+        diff_step = _checks.check_positive(diff_step, "diff_step")
+    scaling, d_fixed = _x_scale(x_scale, n)
+    cfg = LoopConfig(damping=get_damping(damping), solver=get_solver(solver), scaling=scaling,
+                     loss=loss, f_scale=_checks.check_positive(f_scale, "f_scale"),
+                     ftol=_tol(ftol, "ftol"), xtol=_tol(xtol, "xtol"), gtol=_tol(gtol, "gtol"),
+                     max_nfev=int(max_nfev), bounded=bounded)
+    return cfg, d_fixed, diff_step
+
+
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
                   solver, probe: Callable | None = None) -> OptimizeResult:
@@ -324,34 +346,20 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     n = problem.n
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
-    ftol, xtol, gtol = _tol(ftol, "ftol"), _tol(xtol, "xtol"), _tol(gtol, "gtol")
-    if loss not in LOSSES:
-        raise ValueError(f"`loss` must be one of {list(LOSSES)}. Received: loss={loss!r}")
-    f_scale = _checks.check_positive(f_scale, "f_scale")
     lb, ub = prepare_bounds(bounds, n)
     if np.any((x0 < lb) | (x0 > ub)):
         i = int(np.argmax((x0 < lb) | (x0 > ub)))
         raise ValueError(f"`x0` must lie within `bounds`. Received: x0[{i}]={float(x0[i])!r} "
                          f"outside [{float(lb[i])!r}, {float(ub[i])!r}]")
-    scaling, d_fixed = _x_scale(x_scale, n)
-    if max_nfev is None:
-        max_nfev = max(1000, 200 * (n + 1))
-    if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
-        raise ValueError(f"`max_nfev` must be a positive integer or None. Received: max_nfev={max_nfev!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None. Received: callback={callback!r}")
-    if diff_step is not None:
-        diff_step = _checks.check_positive(diff_step, "diff_step")
-    damping = get_damping(damping)
-    solver = get_solver(solver)
-    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
-
-    hook = make_hook(callback, verbose)
-    cfg = LoopConfig(damping=damping, solver=solver, scaling=scaling, loss=loss,
-                     f_scale=f_scale, ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=int(max_nfev),
-                     bounded=bounded, record_history=True, callback=hook)
+    cfg, d_fixed, diff_step = loop_config(
+        n, ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
+        diff_step=diff_step, max_nfev=max_nfev, damping=damping, solver=solver,
+        bounded=bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub))))
+    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
     shapes = tuple(tuple(d.shape) for d in problem.data)
     key = None if problem.key is None else (problem.key, n, shapes, cfg, diff_step)
