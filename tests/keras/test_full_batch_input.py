@@ -74,3 +74,12 @@ def test_pydataset_input_trains_as_mini_batches():
     history = mk.fit(net, _Halves(x, y), loss="mse", epochs=5, verbose=0)
     assert len(history.history["loss"]) == 5
     assert float(np.mean((net.predict(x, verbose=0) - y) ** 2)) < start
+
+
+@pytest.mark.parametrize("split", [0.999, 0.99])
+def test_validation_split_that_empties_a_side_is_refused(split):
+    x, y = data()
+    with pytest.raises(ValueError, match=r"`validation_split` must leave at least one training "
+                                         r"and one validation row of the 50.*Received: "
+                                         r"validation_split="):
+        mk.fit(mlp((5,)), x, y, loss="mse", epochs=1, verbose=0, validation_split=split)

@@ -47,6 +47,11 @@ def full_batch_inputs(x, y, sample_weight, validation_split, validation_data):
     if validation_split and validation_data is None:
         n = int(keras.tree.flatten(x)[0].shape[0])
         split_at = int(math.floor(n * (1.0 - validation_split)))
+        if not 0 < split_at < n:  # Keras refuses an empty split too
+            raise ValueError(
+                f"`validation_split` must leave at least one training and one validation row "
+                f"of the {n}: it leaves {split_at} for training and {n - split_at} for "
+                f"validation. Received: validation_split={validation_split!r}")
         tail = lambda t: None if t is None else _rows(t, split_at, None)  # noqa: E731
         head = lambda t: None if t is None else _rows(t, 0, split_at)  # noqa: E731
         validation_data = (tail(x), tail(y)) if sample_weight is None else (
