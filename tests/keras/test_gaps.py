@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import marquardt.keras as mk
-from marquardt._status import Status
+from marquardt._status import Status, status_message
 from marquardt.keras._options import resolve_options
 from marquardt.keras._stopping import LMStopping
 
@@ -20,8 +20,8 @@ class _Model:
     stop_training = False
 
 
-def _stopper(minibatch):
-    stopper = LMStopping(resolve_options(), minibatch=minibatch)
+def _stopper():
+    stopper = LMStopping(resolve_options())
     stopper.set_model(_Model())
     stopper.on_train_begin()
     return stopper
@@ -39,7 +39,7 @@ def _epoch(stopper, epoch, codes):
 
 
 def test_minibatch_damping_limit_on_one_batch_goes_on():
-    stopper = _stopper(minibatch=True)
+    stopper = _stopper()
     _epoch(stopper, 0, [Status.RUNNING, Status.DAMPING_LIMIT, Status.RUNNING])
     assert not stopper.model.stop_training and stopper.reason is None
     _epoch(stopper, 1, [Status.DAMPING_LIMIT] * 3)
@@ -48,10 +48,16 @@ def test_minibatch_damping_limit_on_one_batch_goes_on():
     assert stopper.codes == [int(Status.RUNNING), int(Status.DAMPING_LIMIT)]
 
 
-def test_full_batch_damping_limit_stops_at_once():
-    stopper = _stopper(minibatch=False)
-    _epoch(stopper, 0, [Status.DAMPING_LIMIT])
+def test_full_batch_damping_limit_stops_at_the_end_of_its_epoch():
+    stopper = _stopper()
+    _epoch(stopper, 0, [Status.RUNNING])
+    assert not stopper.model.stop_training
+    _epoch(stopper, 1, [Status.DAMPING_LIMIT])
     assert stopper.model.stop_training and stopper.status == Status.DAMPING_LIMIT
+    # one batch per epoch: trainlm's rule, said without the mini-batch sentence
+    assert stopper.reason == status_message(Status.DAMPING_LIMIT,
+                                            "λ = 1e+17 after 10 attempts, loss 1")
+    assert stopper.codes == [int(Status.RUNNING), int(Status.DAMPING_LIMIT)]
 
 
 def test_history_keeps_status_codes_and_progress_bar_hides_them(capsys):

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 import marquardt.keras as mk
-from marquardt._status import Status
 
 from keras_helpers import linear_data, mlp
 

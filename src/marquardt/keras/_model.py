@@ -40,19 +40,6 @@ def _coupled_layers(net, training: bool):
             if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def _is_minibatch(x, batch_size) -> bool:
-    """More than one batch per epoch (a dataset counts unless it has exactly one batch)."""
-    if hasattr(x, "element_spec"):
-        try:
-            return int(x.cardinality()) != 1
-        except (TypeError, ValueError):
-            return True
-    leaves = keras.tree.flatten(x) if x is not None else []
-    if leaves and hasattr(leaves[0], "shape") and batch_size is not None:
-        return int(batch_size) < int(leaves[0].shape[0])
-    return True
-
-
 @keras.saving.register_keras_serializable(package="marquardt")
 class LMModel(keras.Model):
     """Train a Keras model with Levenberg-Marquardt inside Keras' ``fit``.
@@ -246,7 +233,7 @@ class LMModel(keras.Model):
              and not is_dataset else None)
         if batch_size is None and n is not None:
             batch_size = n  # full batch: the classic LM setting
-        stopper = LMStopping(self.lm_options, minibatch=_is_minibatch(x, batch_size))
+        stopper = LMStopping(self.lm_options)
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
         if n is not None and class_weight is None and batch_size == n:

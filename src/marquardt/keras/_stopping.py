@@ -8,11 +8,13 @@ on). Keras can only be stopped from Python, between steps, so ``LMStopping`` —
 records the reason. Validation failures (trainlm's ``max_fail``) are Keras'
 ``EarlyStopping``; the reason then names it.
 
-In mini-batch training (more than one batch per epoch) a batch whose iteration drives λ past
-its ceiling does not stop the run: that batch keeps the weights it started from, the step
-resets λ to its initial value for the next batch, and training goes on. The run stops for
-the damping limit only when *every* batch of an epoch hit it (no step was accepted in a whole
-pass over the data).
+A batch whose iteration drives λ past its ceiling keeps the weights it started from, and the
+step resets λ to its initial value for the next batch. The run stops for the damping limit at
+the end of an epoch in which *every* batch hit it (no step was accepted in a whole pass over
+the data). In full-batch training (the classic LM setting) an epoch is one batch, so that is
+trainlm's rule, stop when μ passes ``mu_max``; in mini-batch training one unlucky batch does not
+stop the run. The rule counts the batches each epoch actually had, so it needs no guess about
+the input (a generator or a dataset of unknown length is handled like arrays).
 
 ``lm_status`` is taken out of the logs that the progress bar prints (a bare number means
 nothing there); ``LMModel.fit`` puts the per-epoch codes back into ``history.history``.
@@ -55,16 +57,14 @@ class LMStopping(keras.callbacks.Callback):
 
     Args:
         options: the resolved ``LMOptions`` (for ``max_time`` and the thresholds in messages).
-        minibatch: True when an epoch has more than one batch (see the module docstring).
 
     Attributes:
         codes: the ``lm_status`` code of the last batch of each epoch.
     """
 
-    def __init__(self, options, minibatch: bool = False):
+    def __init__(self, options):
         super().__init__()
         self.options = options
-        self.minibatch = minibatch
         self.reason = None
         self.status = None
         self.codes = []
@@ -95,8 +95,8 @@ class LMStopping(keras.callbacks.Callback):
         self._batches += 1
         if code is not None:
             self._last = int(code)
-        if code is not None and int(code) == int(Status.DAMPING_LIMIT) and self.minibatch:
-            self._limited += 1  # this batch only: λ is reset, the next batch goes on
+        if code is not None and int(code) == int(Status.DAMPING_LIMIT):
+            self._limited += 1  # decided at the end of the epoch: λ is reset for the next batch
             self._limit_logs = dict(logs)
         elif code is not None and int(code) != int(Status.RUNNING):
             self._stop(Status(int(code)), logs)
@@ -109,10 +109,10 @@ class LMStopping(keras.callbacks.Callback):
         if logs is not None:
             logs.pop("lm_status", None)
         self.codes.append(self._last)
-        if (self.reason is None and self.minibatch and self._batches > 0
-                and self._limited == self._batches):
+        if self.reason is None and self._batches > 0 and self._limited == self._batches:
             self._stop(Status.DAMPING_LIMIT, self._limit_logs or logs or {})
-            self.reason += f" Every batch of epoch {epoch + 1} hit the damping limit."
+            if self._batches > 1:
+                self.reason += f" Every batch of epoch {epoch + 1} hit the damping limit."
 
 
 def final_reason(stopper: LMStopping, callbacks, epochs_done: int, epochs: int,
