@@ -29,6 +29,28 @@ def test_array_input_trains_like_a_one_batch_dataset():
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-7)
 
 
+class _Count(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+@pytest.mark.parametrize("steps, want", [(None, 1), (3, 3)])
+def test_full_batch_epoch_runs_steps_per_epoch_iterations_of_one_repeated_batch(steps, want):
+    x, y = data()
+    count = _Count()
+    extra = {} if steps is None else {"steps_per_epoch": steps}
+    model = mk.LMModel(mlp((4,)))
+    model.compile(loss="mse")
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[count],
+                        validation_data=data(10, seed=3), **extra)
+    assert history.params["steps"] == want
+    assert count.batches == 2 * want
+    assert len(history.history["val_loss"]) == 2  # validation is not repeated: it ends
+
+
 def test_validation_split_takes_the_last_rows_as_keras_does():
     x, y = data(40)
     net = mlp((4,))

@@ -1,7 +1,8 @@
 """Full-batch LM input: split off the validation rows as Keras does, then one batch.
 
 Used by ``LMModel.fit`` when the data are arrays and the batch is the whole training set (the
-classic LM setting), so that Keras does not rebuild an input pipeline every epoch.
+classic LM setting), so that Keras does not rebuild an input pipeline, or even an iterator,
+every epoch (``_backend/tensorflow/keras_data.py`` has the measurements).
 """
 
 from __future__ import annotations
@@ -27,18 +28,21 @@ def _rows(tree, start, stop):
     return keras.tree.map_structure(lambda a: a[start:stop], tree)
 
 
-def _batch(x, y, sample_weight):
+def _batch(x, y, sample_weight, *, repeat=False):
     parts = [keras.tree.map_structure(_as_array, x)]
     if y is not None:
         parts.append(keras.tree.map_structure(_as_array, y))
         if sample_weight is not None:
             parts.append(keras.tree.map_structure(_as_array, sample_weight))
     # tf.data reads a list as one stacked tensor; multi-output targets must stay a structure
-    return single_batch_dataset(keras.tree.lists_to_tuples(tuple(parts)))
+    return single_batch_dataset(keras.tree.lists_to_tuples(tuple(parts)), repeat=repeat)
 
 
 def full_batch_inputs(x, y, sample_weight, validation_split, validation_data):
     """``(train_dataset, validation)`` for full-batch LM on array inputs.
+
+    The training dataset repeats its one batch forever: ``fit`` must bound each epoch with
+    ``steps_per_epoch`` (one LM iteration per epoch by default).
 
     ``validation_split`` takes the last fraction of the rows, as ``keras.Model.fit`` does
     (``floor(n · (1 − split))`` rows stay for training, before any shuffling). Array
@@ -60,4 +64,4 @@ def full_batch_inputs(x, y, sample_weight, validation_split, validation_data):
     if validation_data is not None and not hasattr(validation_data, "element_spec"):
         vx, vy, *vw = validation_data
         validation_data = _batch(vx, vy, vw[0] if vw else None)
-    return _batch(x, y, sample_weight), validation_data
+    return _batch(x, y, sample_weight, repeat=True), validation_data

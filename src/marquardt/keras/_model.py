@@ -241,6 +241,8 @@ class LMModel(keras.Model):
                                                    validation_data)
             y = sample_weight = None
             validation_split, batch_size, shuffle = 0.0, None, False  # one batch: no order
+            # x repeats its one batch: one LM iteration per epoch, one iterator for the run
+            kwargs.setdefault("steps_per_epoch", 1)
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None
