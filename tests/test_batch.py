@@ -284,6 +284,8 @@ T, Y2, P2 = decay_data(3)
     (dict(ydata=np.where(np.eye(3, 12) > 0, np.nan, Y2)), ValueError,
      r"`ydata` must not contain NaN unless nan_policy='omit'.*ydata\[0, 0\]=nan"),
     (dict(ydata=np.where(np.eye(3, 12) > 0, np.inf, Y2)), ValueError,
+     r"`ydata` must not contain infinite values\. Received: ydata\[0, 0\]=inf \(3 infinite"),
+    (dict(ydata=np.where(np.eye(3, 12) > 0, -np.inf, Y2), nan_policy="omit"), ValueError,
      r"`ydata` must not contain infinite values"),
     (dict(nan_policy="propagate"), ValueError, r"`nan_policy` must be one of"),
     (dict(xdata=T[:-1]), ValueError, r"`xdata` must have shape \(m,\) or \(k, m\).*"
@@ -295,6 +297,8 @@ T, Y2, P2 = decay_data(3)
     (dict(p0=np.ones(3)), ValueError, r"`p0` must have one value per parameter of `f` \(2\)"),
     (dict(p0=np.ones((2, 2))), ValueError, r"`p0` must have shape \(n,\) or \(K, n\) with K=3"),
     (dict(p0=[1.0, np.nan]), ValueError, r"`p0` must contain only finite values"),
+    (dict(p0=[[1.0, 1.0], [1.0, 1.0], [1.0, np.nan]]), ValueError,
+     r"`p0` must contain only finite values\. Received: p0\[2, 1\]=nan \(1 non-finite"),
     (dict(p0="ab"), TypeError, r"`p0` must hold real numbers"),
     (dict(sigma=np.ones(5)), ValueError, r"`sigma` must have shape \(m,\) or \(K, m\)"),
     (dict(sigma=-np.ones(12)), ValueError, r"`sigma` must be positive"),

@@ -460,7 +460,7 @@ def test_fit_model_errors(float64):
         model_functions(net, X3, Y3, loss="cosine_similarity")
     bad = X3.copy()
     bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match=r"`x` must contain only finite values. Received: x\[\(3, 1\)\]=nan"):
+    with pytest.raises(ValueError, match=r"`x` must contain only finite values. Received: x\[3, 1\]=nan"):
         model_functions(net, bad, Y3, loss="mse")
     with pytest.raises(ValueError, match=r"`sample_weight` must be non-negative.*-1\.0"):
         model_functions(net, X3, Y3, loss="mse", sample_weight=np.r_[-1.0, np.ones(39)])

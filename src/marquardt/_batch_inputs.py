@@ -29,15 +29,15 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"`ydata` must not be empty. Received: ydata with shape {y.shape}")
     nan = np.isnan(y)
     if nan.any() and nan_policy == "raise":
-        k, i = (int(v) for v in np.argwhere(nan)[0])
         raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
-                         f"NaN points as absent). Received: ydata[{k}, {i}]=nan "
+                         f"NaN points as absent). Received: "
+                         f"{_checks.entry(y, _checks.first_index(nan), 'ydata')} "
                          f"({int(nan.sum())} NaN value(s) in all)")
     inf = np.isinf(y)
     if inf.any():
-        k, i = (int(v) for v in np.argwhere(inf)[0])
-        raise ValueError(f"`ydata` must not contain infinite values. Received: ydata[{k}, {i}]="
-                         f"{y[k, i]!r} ({int(inf.sum())} infinite value(s) in all)")
+        raise ValueError("`ydata` must not contain infinite values. Received: "
+                         f"{_checks.entry(y, _checks.first_index(inf), 'ydata')} "
+                         f"({int(inf.sum())} infinite value(s) in all)")
     return y, ~nan
 
 

@@ -14,6 +14,8 @@ __all__ = [
     "as_float_array",
     "check_finite",
     "check_positive",
+    "entry",
+    "first_index",
     "reject_unknown_kwargs",
     "short_repr",
 ]
@@ -61,15 +63,25 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
     return arr
 
 
+def first_index(mask: np.ndarray) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask`` (in C order); ``()`` for a 0-d mask."""
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def entry(arr: np.ndarray, index: tuple[int, ...], name: str) -> str:
+    """``name[k, i]=value`` for one entry of ``arr`` (``name=value`` for a 0-d array), the
+    value printed as a Python float: how messages show the entry they are about."""
+    where = f"[{', '.join(str(i) for i in index)}]" if index else ""
+    return f"{name}{where}={float(arr[index])!r}"
+
+
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first NaN or Inf entry of ``arr``."""
     bad = ~np.isfinite(arr)
     if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = index[0] if len(index) == 1 else index
         raise ValueError(
-            f"`{name}` must contain only finite values. Received: {name}[{where}]="
-            f"{float(arr[index])!r} ({int(bad.sum())} non-finite value(s) in all)"
+            f"`{name}` must contain only finite values. Received: "
+            f"{entry(arr, first_index(bad), name)} ({int(bad.sum())} non-finite value(s) in all)"
         )
 
 
