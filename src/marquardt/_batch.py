@@ -45,6 +45,7 @@ from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
                                       loop_config)
 from marquardt._outcome import termination_detail
+from marquardt._parameters import prepare_p0
 from marquardt._result import OptimizeResult
 from marquardt._robust import rescale
 from marquardt._status import Status, status_message
@@ -159,7 +160,7 @@ def curve_fit_batch(
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
     x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
-    p0 = _inputs.prepare_p0(p0, f, k_all)
+    p0 = prepare_p0(p0, f, batch=k_all)
     n = p0.shape[1]
     if m < n:
         raise ValueError("`ydata` must have at least as many points per problem as there are "

@@ -11,10 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt import _checks
-from marquardt._curve_fit import _count_parameters, _fixed_parameter_count
 from marquardt._least_squares import prepare_bounds
 
-__all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_p0", "prepare_sigma",
+__all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
            "prepare_bounds_batch", "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
@@ -58,22 +57,6 @@ def prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool
         raise ValueError(f"`xdata` per problem (shared_x=False) must have shape (K, m) or "
                          f"(K, k, m) with K={k_all}, m={m}. Received: xdata with shape {x.shape}")
     return x, bool(shared_x)
-
-
-def prepare_p0(p0, f, k_all: int) -> np.ndarray:
-    if p0 is None:
-        p0 = np.ones(_count_parameters(f))
-    arr = _checks.as_float_array(p0, "p0", ndim=(0, 1, 2))
-    if arr.ndim == 2 and arr.shape[0] != k_all:
-        raise ValueError(f"`p0` must have shape (n,) or (K, n) with K={k_all} problems. "
-                         f"Received: p0 with shape {arr.shape}")
-    _checks.check_finite(arr, "p0")
-    arr = np.atleast_1d(arr)
-    expected = _fixed_parameter_count(f)
-    if expected is not None and expected != arr.shape[-1]:
-        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
-                         f"Received: p0 with shape {arr.shape}")
-    return np.ascontiguousarray(np.broadcast_to(arr, (k_all, arr.shape[-1])))
 
 
 def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -12,38 +11,12 @@ from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, Problem,
                                       prepare_bounds, solve_problem)
+from marquardt._parameters import prepare_p0
 
 __all__ = ["curve_fit", "prepare_curve_data", "weighted_residual"]
 
 _SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
                   "verbose", "callback", "damping", "solver")
-
-
-def _fixed_parameter_count(f: Callable) -> int | None:
-    """Number of parameters ``f`` takes after x, or None when it takes ``*args``/is opaque."""
-    try:
-        sig = inspect.signature(f)
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
-        return None
-    params = [p for p in sig.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    return max(len(params) - 1, 0)
-
-
-def _count_parameters(f: Callable) -> int:
-    try:
-        sig = inspect.signature(f)
-    except (TypeError, ValueError):
-        raise ValueError("`p0` is needed: the number of parameters of `f` cannot be read from "
-                         "its signature. Received: p0=None") from None
-    params = [p for p in sig.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()) or len(params) < 2:
-        raise ValueError("`p0` is needed: `f` takes *args or no parameters after x. "
-                         "Received: p0=None")
-    return len(params) - 1
 
 
 def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
@@ -153,15 +126,8 @@ def curve_fit(
     if method not in (None, "lm"):
         raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
     x, y, kind, w = prepare_curve_data(xdata, ydata, sigma)
-    if p0 is None:
-        p0 = np.ones(_count_parameters(f))
-    p0 = np.atleast_1d(_checks.as_float_array(p0, "p0", ndim=(0, 1)))
-    _checks.check_finite(p0, "p0")
+    p0 = prepare_p0(p0, f)
     n, m = p0.size, y.size
-    expected = _fixed_parameter_count(f)
-    if expected is not None and expected != n:
-        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
-                         f"Received: p0 with length {n}")
     if m < n:
         raise ValueError(f"`ydata` must have at least as many points as there are parameters. "
                          f"Received: {m} data points for {n} parameters (p0 has length {n})")

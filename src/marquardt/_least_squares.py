@@ -13,6 +13,7 @@ from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jac
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
 from marquardt._outcome import build_result, make_hook
+from marquardt._parameters import start_values
 from marquardt._result import OptimizeResult
 from marquardt._robust import LOSSES
 from marquardt._solvers import get_solver
@@ -196,8 +197,7 @@ def least_squares(
     _checks.reject_unknown_kwargs(unknown, "least_squares")
     if not callable(fun):
         raise TypeError(f"`fun` must be callable. Received: fun={_checks.short_repr(fun)}")
-    x0 = np.atleast_1d(_checks.as_float_array(x0, "x0", ndim=(0, 1)))
-    _checks.check_finite(x0, "x0")
+    x0 = start_values(x0, "x0")
     n = x0.size
     if kwargs is None:
         kwargs = {}

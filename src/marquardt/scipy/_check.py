@@ -21,6 +21,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._backend.tensorflow import bridge
+from marquardt._parameters import start_values
 
 __all__ = ["check_residuals", "ResidualCheck"]
 
@@ -110,8 +111,7 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
     for name, f in (("fun", fun), ("loss_fn", loss_fn)):
         if not callable(f):
             raise TypeError(f"`{name}` must be callable. Received: {name}={_checks.short_repr(f)}")
-    x0 = np.atleast_1d(_checks.as_float_array(x0, "x0", ndim=(0, 1)))
-    _checks.check_finite(x0, "x0")
+    x0 = start_values(x0, "x0")
     rtol = _checks.check_positive(rtol, "rtol")
     kwargs = {} if kwargs is None else kwargs
     if not isinstance(kwargs, dict):

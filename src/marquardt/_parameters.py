@@ -1,0 +1,93 @@
+"""The rules on parameters, shared by ``least_squares``, ``curve_fit`` and ``curve_fit_batch``.
+
+How many parameters a model ``f(x, *params)`` takes (read from its signature) and its start
+values (finite, one per parameter). Each rule is written once, for a trailing axis of n
+parameters; ``batch=K`` adds ``curve_fit_batch``'s leading axis of K problems: one row per
+problem, or one row for all, broadcast.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from marquardt import _checks
+
+__all__ = ["prepare_p0", "start_values"]
+
+
+def _signature(f: Callable) -> inspect.Signature | None:
+    try:
+        return inspect.signature(f)
+    except (TypeError, ValueError):
+        return None
+
+
+def _takes_varargs(sig: inspect.Signature) -> bool:
+    return any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values())
+
+
+def _positional(sig: inspect.Signature) -> list[inspect.Parameter]:
+    return [p for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _fixed_parameter_count(f: Callable) -> int | None:
+    """Number of parameters ``f`` takes after x, or None when it takes ``*args``/is opaque."""
+    sig = _signature(f)
+    if sig is None or _takes_varargs(sig):
+        return None
+    required = [p for p in _positional(sig) if p.default is p.empty]
+    return max(len(required) - 1, 0)
+
+
+def _default_parameter_count(f: Callable) -> int:
+    """n for ``p0=None``, read from ``f``'s signature; ``ValueError`` when it cannot be."""
+    sig = _signature(f)
+    if sig is None:
+        raise ValueError("`p0` is needed: the number of parameters of `f` cannot be read from "
+                         "its signature. Received: p0=None")
+    params = _positional(sig)
+    if _takes_varargs(sig) or len(params) < 2:
+        raise ValueError("`p0` is needed: `f` takes *args or no parameters after x. "
+                         "Received: p0=None")
+    return len(params) - 1
+
+
+def _start_array(value: Any, name: str, batch: int | None) -> np.ndarray:
+    """``value`` as float64, at least 1-D, finite: shape (n,), or with ``batch=K`` (K, n)."""
+    arr = _checks.as_float_array(value, name, ndim=(0, 1) if batch is None else (0, 1, 2))
+    if arr.ndim == 2 and arr.shape[0] != batch:
+        raise ValueError(f"`{name}` must have shape (n,) or (K, n) with K={batch} problems. "
+                         f"Received: {name} with shape {arr.shape}")
+    _checks.check_finite(arr, name)
+    return np.atleast_1d(arr)
+
+
+def _per_problem(arr: np.ndarray, batch: int | None) -> np.ndarray:
+    """``arr`` (n,) or (K, n) as (K, n) for ``batch=K``; unchanged for one problem."""
+    if batch is None:
+        return arr
+    return np.ascontiguousarray(np.broadcast_to(arr, (batch, arr.shape[-1])))
+
+
+def start_values(value: Any, name: str, batch: int | None = None) -> np.ndarray:
+    """Checked start values: float64, finite, shape (n,) from a scalar or (n,); with
+    ``batch=K`` shape (K, n) from a scalar, (n,) shared by all problems or (K, n)."""
+    return _per_problem(_start_array(value, name, batch), batch)
+
+
+def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
+    """``start_values`` of the model ``f(x, *params)``: ``p0=None`` means ones, with n read
+    from ``f``'s signature, and a p0 of the wrong length for that signature is refused."""
+    if p0 is None:
+        p0 = np.ones(_default_parameter_count(f))
+    arr = _start_array(p0, "p0", batch)
+    expected = _fixed_parameter_count(f)
+    if expected is not None and expected != arr.shape[-1]:
+        received = f"length {arr.size}" if arr.ndim == 1 else f"shape {arr.shape}"
+        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
+                         f"Received: p0 with {received}")
+    return _per_problem(arr, batch)
