@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marquardt._parameters import prepare_p0, start_values
+from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0, start_values
 
 
 def two(x, a, k):
@@ -69,3 +69,64 @@ def test_p0_default_is_ones_from_the_signature():
 def test_p0_errors(p0, f, batch, match):
     with pytest.raises(ValueError, match=match):
         prepare_p0(p0, f, batch=batch)
+
+
+# --- bounds and the start inside them ------------------------------------------------------
+
+
+def test_bounds_broadcast_one_problem_and_batch():
+    lb, ub = prepare_bounds(None, 2)
+    np.testing.assert_array_equal(lb, [-np.inf, -np.inf])
+    np.testing.assert_array_equal(ub, [np.inf, np.inf])
+    lb, ub = prepare_bounds([0, [1, 2]], 2)
+    assert lb.dtype == ub.dtype == np.float64
+    np.testing.assert_array_equal(lb, [0.0, 0.0])
+    np.testing.assert_array_equal(ub, [1.0, 2.0])
+    lb, ub = prepare_bounds((0, [1, 2]), 2, batch=3)
+    assert lb.shape == ub.shape == (3, 2)
+    np.testing.assert_array_equal(ub, [[1.0, 2.0]] * 3)
+    rows = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    lb, ub = prepare_bounds((rows, 5.0), 2, batch=3)
+    np.testing.assert_array_equal(lb, rows)
+    np.testing.assert_array_equal(ub, np.full((3, 2), 5.0))
+
+
+@pytest.mark.parametrize("bounds, batch, match", [
+    (5, None, r"`bounds` must be a pair \(lb, ub\) of scalars or arrays of length n\. "
+              r"Received: bounds=5"),
+    ((0, 1, 2), 3, r"`bounds` must be a pair"),
+    (([0, 0, 0], 1), None, r"`bounds` lb must be a scalar or have length n=2\. "
+                           r"Received: lb with shape \(3,\)"),
+    ((np.zeros((3, 2)), 1), None, r"`bounds` lb must be a scalar or have length n=2\. "
+                                  r"Received: lb with shape \(3, 2\)"),
+    (([0, 0, 0], 1), 3, r"`bounds` lb must be a scalar or have shape \(n,\) or \(K, n\) with "
+                        r"K=3, n=2\. Received: lb with shape \(3,\)"),
+    ((0, np.ones((2, 2))), 3, r"`bounds` ub must be a scalar or have shape \(n,\) or \(K, n\)"
+                              r".*Received: ub with shape \(2, 2\)"),
+    ((np.zeros((1, 3, 2)), np.ones((3, 2))), 3, r"`bounds` lb must be a scalar or have shape "
+                                                r"\(n,\) or \(K, n\).*Received: lb with shape "
+                                                r"\(1, 3, 2\)"),
+    (([0, np.nan], 1), None, r"`bounds` lb must not contain NaN\. Received: lb\[1\]=nan "
+                             r"\(1 NaN value\(s\) in all\)"),
+    ((np.nan, 1), 3, r"`bounds` lb must not contain NaN\. Received: lb=nan"),
+    ((0, [[1, 1], [1, np.nan], [1, 1]]), 3, r"`bounds` ub must not contain NaN\. Received: "
+                                            r"ub\[1, 1\]=nan"),
+    (([0, 2], [1, 1]), None, r"`bounds` must satisfy lb < ub for each parameter\. Received: "
+                             r"lb\[1\]=2\.0 >= ub\[1\]=1\.0"),
+    (([0, 2], [1, 1]), 3, r"lb < ub .*Received: lb\[1\]=2\.0 >= ub\[1\]=1\.0"),
+    ((0, [[1, 1], [1, 1], [1, 0]]), 3, r"lb < ub .*Received: lb\[2, 1\]=0\.0 >= ub\[2, 1\]=0\.0"),
+])
+def test_bounds_errors(bounds, batch, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_bounds(bounds, 2, batch=batch)
+
+
+def test_start_within_bounds():
+    lb, ub = prepare_bounds((0, [1, 2]), 2, batch=3)
+    check_within_bounds(np.array([[0.0, 2.0]] * 3), lb, ub, "p0")  # the bounds themselves
+    with pytest.raises(ValueError, match=r"`x0` must lie within `bounds`\. Received: "
+                                         r"x0\[1\]=3\.0 outside \[0\.0, 2\.0\]"):
+        check_within_bounds(np.array([0.5, 3.0]), lb[0], ub[0], "x0")
+    with pytest.raises(ValueError, match=r"`p0` must lie within `bounds`\. Received: "
+                                         r"p0\[2, 0\]=-1\.0 outside \[0\.0, 1\.0\]"):
+        check_within_bounds(np.array([[0.5, 1], [0.5, 1], [-1, 1]]), lb, ub, "p0")

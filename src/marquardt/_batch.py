@@ -45,7 +45,7 @@ from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
                                       loop_config)
 from marquardt._outcome import termination_detail
-from marquardt._parameters import prepare_p0
+from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
 from marquardt._robust import rescale
 from marquardt._status import Status, status_message
@@ -167,12 +167,8 @@ def curve_fit_batch(
                          f"parameters. Received: {m} points for {n} parameters (p0 has "
                          f"length {n})")
     inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
-    lb, ub = _inputs.prepare_bounds_batch(bounds, k_all, n)
-    outside = (p0 < lb) | (p0 > ub)
-    if outside.any():
-        k, i = (int(v) for v in np.argwhere(outside)[0])
-        raise ValueError(f"`p0` must lie within `bounds`. Received: p0[{k}, {i}]={p0[k, i]!r} "
-                         f"outside [{lb[k, i]!r}, {ub[k, i]!r}]")
+    lb, ub = prepare_bounds(bounds, n, batch=k_all)
+    check_within_bounds(p0, lb, ub, "p0")
     if not (callable(jac) or jac in JAC_MODES):
         raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. "
                          f"Received: jac={jac!r}")

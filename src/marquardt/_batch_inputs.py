@@ -2,7 +2,8 @@
 
 Every function returns the argument as the batch solve wants it (float64 NumPy arrays of the
 documented shapes) or raises ``ValueError``/``TypeError`` with the argument's name, what was
-expected and what was received.
+expected and what was received. Start values and bounds are checked by ``_parameters``, with
+the rules of ``curve_fit`` and ``least_squares`` plus the leading axis of K problems.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt import _checks
-from marquardt._least_squares import prepare_bounds
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
-           "prepare_bounds_batch", "check_chunk_size", "probe"]
+           "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
 
@@ -72,31 +72,6 @@ def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
     if np.any(s <= 0):
         raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
     return 1.0 / s
-
-
-def prepare_bounds_batch(bounds, k_all: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lb, ub) of shape (K, n) from scalars, (n,) or (K, n)."""
-    if isinstance(bounds, (tuple, list)) and len(bounds) == 2:
-        arrs = [np.asarray(b, dtype=np.float64) if not isinstance(b, str) else b for b in bounds]
-        if any(isinstance(a, np.ndarray) and a.ndim == 2 for a in arrs):
-            out = []
-            for name, a in zip(("lb", "ub"), arrs):
-                if a.ndim == 2 and a.shape != (k_all, n) or a.ndim == 1 and a.size != n:
-                    raise ValueError(f"`bounds` {name} must be a scalar or have shape (n,) or "
-                                     f"(K, n) with K={k_all}, n={n}. Received: {name} with "
-                                     f"shape {a.shape}")
-                if np.isnan(a).any():
-                    raise ValueError(f"`bounds` {name} must not contain NaN. Received: {name} "
-                                     "with NaN")
-                out.append(np.broadcast_to(a, (k_all, n)))
-            lb, ub = out
-            if np.any(lb >= ub):
-                k, i = (int(v) for v in np.argwhere(lb >= ub)[0])
-                raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
-                                 f"lb[{k}, {i}]={lb[k, i]!r} >= ub[{k}, {i}]={ub[k, i]!r}")
-            return lb, ub
-    lb, ub = prepare_bounds(bounds, n)
-    return np.broadcast_to(lb, (k_all, n)), np.broadcast_to(ub, (k_all, n))
 
 
 def check_chunk_size(chunk_size) -> int:

@@ -10,8 +10,8 @@ import tensorflow as tf
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, Problem,
-                                      prepare_bounds, solve_problem)
-from marquardt._parameters import prepare_p0
+                                      solve_problem)
+from marquardt._parameters import prepare_bounds, prepare_p0
 
 __all__ = ["curve_fit", "prepare_curve_data", "weighted_residual"]
 

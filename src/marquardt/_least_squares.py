@@ -13,7 +13,7 @@ from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jac
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
 from marquardt._outcome import build_result, make_hook
-from marquardt._parameters import start_values
+from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
 from marquardt._robust import LOSSES
 from marquardt._solvers import get_solver
@@ -63,30 +63,6 @@ def _tol(value, name):
     if not np.isfinite(v) or v < 0:
         raise ValueError(f"`{name}` must be a non-negative number or None. Received: {name}={value!r}")
     return v
-
-
-def prepare_bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(lb, ub) broadcast to (n,), checked lb < ub."""
-    if bounds is None:
-        bounds = (-np.inf, np.inf)
-    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
-        raise ValueError("`bounds` must be a pair (lb, ub) of scalars or arrays of length n. "
-                         f"Received: bounds={_checks.short_repr(bounds)}")
-    out = []
-    for name, b in zip(("lb", "ub"), bounds):
-        arr = np.asarray(b, dtype=np.float64)
-        if arr.ndim > 1 or (arr.ndim == 1 and arr.size != n):
-            raise ValueError(f"`bounds` {name} must be a scalar or have length n={n}. "
-                             f"Received: {name} with shape {arr.shape}")
-        if np.isnan(arr).any():
-            raise ValueError(f"`bounds` {name} must not contain NaN. Received: {name}={arr!r}")
-        out.append(np.broadcast_to(arr, (n,)).astype(np.float64))
-    lb, ub = out
-    if np.any(lb >= ub):
-        i = int(np.argmax(lb >= ub))
-        raise ValueError("`bounds` must satisfy lb < ub for each parameter. "
-                         f"Received: lb[{i}]={float(lb[i])!r} >= ub[{i}]={float(ub[i])!r}")
-    return lb, ub
 
 
 def _x_scale(x_scale, n: int) -> tuple[str, np.ndarray]:
@@ -347,10 +323,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
     lb, ub = prepare_bounds(bounds, n)
-    if np.any((x0 < lb) | (x0 > ub)):
-        i = int(np.argmax((x0 < lb) | (x0 > ub)))
-        raise ValueError(f"`x0` must lie within `bounds`. Received: x0[{i}]={float(x0[i])!r} "
-                         f"outside [{float(lb[i])!r}, {float(ub[i])!r}]")
+    check_within_bounds(x0, lb, ub, "x0")
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):

@@ -1,9 +1,10 @@
 """The rules on parameters, shared by ``least_squares``, ``curve_fit`` and ``curve_fit_batch``.
 
-How many parameters a model ``f(x, *params)`` takes (read from its signature) and its start
-values (finite, one per parameter). Each rule is written once, for a trailing axis of n
-parameters; ``batch=K`` adds ``curve_fit_batch``'s leading axis of K problems: one row per
-problem, or one row for all, broadcast.
+How many parameters a model ``f(x, *params)`` takes (read from its signature), start values
+(finite, one per parameter), bounds (scalars broadcast, no NaN, lb < ub) and the start inside
+the bounds. Each rule is written once, for a trailing axis of n parameters; ``batch=K`` adds
+``curve_fit_batch``'s leading axis of K problems: one row per problem, or one row for all,
+broadcast.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from marquardt import _checks
 
-__all__ = ["prepare_p0", "start_values"]
+__all__ = ["check_within_bounds", "prepare_bounds", "prepare_p0", "start_values"]
 
 
 def _signature(f: Callable) -> inspect.Signature | None:
@@ -91,3 +92,50 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
         raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
     return _per_problem(arr, batch)
+
+
+def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(lb, ub)`` as float64 arrays of shape (n,), or (K, n) with ``batch=K``, checked lb < ub.
+
+    Each bound is a scalar or shape (n,), broadcast; with ``batch=K`` also (K, n), one row per
+    problem. ``bounds=None`` means no bounds.
+    """
+    if bounds is None:
+        bounds = (-np.inf, np.inf)
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise ValueError("`bounds` must be a pair (lb, ub) of scalars or arrays of length n. "
+                         f"Received: bounds={_checks.short_repr(bounds)}")
+    shape = (n,) if batch is None else (batch, n)
+    out = []
+    for name, b in zip(("lb", "ub"), bounds):
+        arr = np.asarray(b, dtype=np.float64)
+        if arr.shape not in ((), (n,), shape):
+            want = (f"length n={n}" if batch is None
+                    else f"shape (n,) or (K, n) with K={batch}, n={n}")
+            raise ValueError(f"`bounds` {name} must be a scalar or have {want}. "
+                             f"Received: {name} with shape {arr.shape}")
+        nan = np.isnan(arr)
+        if nan.any():
+            raise ValueError(f"`bounds` {name} must not contain NaN. Received: "
+                             f"{_checks.entry(arr, _checks.first_index(nan), name)} "
+                             f"({int(nan.sum())} NaN value(s) in all)")
+        out.append(arr)
+    # Compared at the shape the user gave (n,) or (K, n): the index names their entry.
+    common = np.broadcast_shapes(out[0].shape, out[1].shape, (n,))
+    lb, ub = (np.broadcast_to(b, common) for b in out)
+    crossed = lb >= ub
+    if crossed.any():
+        index = _checks.first_index(crossed)
+        raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
+                         f"{_checks.entry(lb, index, 'lb')} >= {_checks.entry(ub, index, 'ub')}")
+    return tuple(np.broadcast_to(b, shape).astype(np.float64) for b in out)
+
+
+def check_within_bounds(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming the first start value ``x`` outside ``[lb, ub]``."""
+    outside = (x < lb) | (x > ub)
+    if outside.any():
+        index = _checks.first_index(outside)
+        raise ValueError(f"`{name}` must lie within `bounds`. Received: "
+                         f"{_checks.entry(x, index, name)} outside "
+                         f"[{float(lb[index])!r}, {float(ub[index])!r}]")
