@@ -301,7 +301,8 @@ T, Y2, P2 = decay_data(3)
      r"`p0` must contain only finite values\. Received: p0\[2, 1\]=nan \(1 non-finite"),
     (dict(p0="ab"), TypeError, r"`p0` must hold real numbers"),
     (dict(sigma=np.ones(5)), ValueError, r"`sigma` must have shape \(m,\) or \(K, m\)"),
-    (dict(sigma=-np.ones(12)), ValueError, r"`sigma` must be positive"),
+    (dict(sigma=-np.ones(12)), ValueError, r"`sigma` must be positive\. Received: sigma with "
+                                           r"minimum -1\.0$"),
     (dict(bounds=(0.0, np.ones((2, 2)))), ValueError, r"`bounds` ub must be a scalar or have "
                                                        r"shape \(n,\) or \(K, n\)"),
     (dict(bounds=(np.ones((3, 2)), 1.0)), ValueError, r"`bounds` must satisfy lb < ub.*lb\[0, 0\]"),
@@ -322,7 +323,8 @@ T, Y2, P2 = decay_data(3)
     (dict(jac=lambda t, a, k: tf.ones((12, 3), tf.float64)), ValueError,
      r"`jac\(xdata, \*p0\)` must return shape \(12, 2\)"),
     (dict(xdata=T[:1], ydata=Y2[:, :1]), ValueError,
-     r"`ydata` must have at least as many points per problem as there are parameters"),
+     r"`ydata` must have at least as many points per problem as there are parameters\. "
+     r"Received: 1 data points for 2 parameters"),
 ])
 def test_input_errors(kwargs, error, match):
     args = dict(f=decay, xdata=T, ydata=Y2, p0=P2[0])

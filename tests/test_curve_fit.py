@@ -91,7 +91,7 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"ydata": np.r_[Y[:-1], np.nan]}, ValueError, r"`ydata` must contain only finite values\. Received: ydata\[39\]=nan"),
     ({"xdata": np.r_[X[:-1], np.inf]}, ValueError, r"`xdata` must contain only finite values\. Received: xdata\[39\]=inf"),
     ({"sigma": np.r_[SIG[:-1], np.nan]}, ValueError, r"`sigma` must contain only finite values"),
-    ({"sigma": -SIG}, ValueError, r"`sigma` must be positive"),
+    ({"sigma": -SIG}, ValueError, r"`sigma` must be positive\. Received: sigma with minimum -\d"),
     ({"sigma": SIG[:5]}, ValueError, r"`sigma` must have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
     ({"xdata": X[:30]}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40\. Received: xdata with shape \(30,\)"),
     ({"ydata": []}, ValueError, r"`ydata` must not be empty"),

@@ -42,6 +42,7 @@ from marquardt._backend.tensorflow.batch import (batched_residual,
 from marquardt._backend.tensorflow.solve_loop import RUNNING, LoopConfig, idle_state
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
+from marquardt._curve_fit import check_enough_points
 from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
                                       loop_config)
 from marquardt._outcome import termination_detail
@@ -162,10 +163,7 @@ def curve_fit_batch(
     x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
     p0 = prepare_p0(p0, f, batch=k_all)
     n = p0.shape[1]
-    if m < n:
-        raise ValueError("`ydata` must have at least as many points per problem as there are "
-                         f"parameters. Received: {m} points for {n} parameters (p0 has "
-                         f"length {n})")
+    check_enough_points(m, n, per_problem=True)
     inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
     lb, ub = prepare_bounds(bounds, n, batch=k_all)
     check_within_bounds(p0, lb, ub, "p0")

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt import _checks
+from marquardt._curve_fit import inverse_sigma
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
            "check_chunk_size", "probe"]
@@ -23,9 +24,7 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"`nan_policy` must be one of {list(NAN_POLICIES)}. "
                          f"Received: nan_policy={nan_policy!r}")
-    y = _checks.as_float_array(ydata, "ydata", ndim=2)
-    if y.shape[1] == 0:
-        raise ValueError(f"`ydata` must not be empty. Received: ydata with shape {y.shape}")
+    y = _checks.as_float_array(ydata, "ydata", ndim=2)  # (K, 0) or (0, m): "must not be empty"
     nan = np.isnan(y)
     if nan.any() and nan_policy == "raise":
         raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
@@ -69,9 +68,7 @@ def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
                          f"(standard deviations; a covariance matrix is not supported in "
                          f"batches). Received: sigma with shape {s.shape}")
     _checks.check_finite(s, "sigma")
-    if np.any(s <= 0):
-        raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
-    return 1.0 / s
+    return inverse_sigma(s)
 
 
 def check_chunk_size(chunk_size) -> int:

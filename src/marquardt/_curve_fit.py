@@ -13,10 +13,29 @@ from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, 
                                       solve_problem)
 from marquardt._parameters import prepare_bounds, prepare_p0
 
-__all__ = ["curve_fit", "prepare_curve_data", "weighted_residual"]
+__all__ = ["check_enough_points", "curve_fit", "inverse_sigma", "prepare_curve_data",
+           "weighted_residual"]
 
 _SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
                   "verbose", "callback", "damping", "solver")
+
+
+def inverse_sigma(s: np.ndarray) -> np.ndarray:
+    """1/σ, the weights of the residuals, from finite standard deviations σ (any shape), which
+    must be positive."""
+    if np.any(s <= 0):
+        raise ValueError("`sigma` must be positive. Received: sigma with minimum "
+                         f"{float(s.min())!r}")
+    return 1.0 / s
+
+
+def check_enough_points(m: int, n: int, *, per_problem: bool = False) -> None:
+    """At least as many data points (per problem, in a batch) as parameters."""
+    if m < n:
+        each = " per problem" if per_problem else ""
+        raise ValueError(f"`ydata` must have at least as many points{each} as there are "
+                         f"parameters. Received: {m} data points for {n} parameters (p0 has "
+                         f"length {n})")
 
 
 def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
@@ -34,9 +53,7 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
     s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
     _checks.check_finite(s, "sigma")
     if s.shape == (m,):
-        if np.any(s <= 0):
-            raise ValueError(f"`sigma` must be positive. Received: sigma with minimum {s.min()!r}")
-        return x, y, "diag", 1.0 / s
+        return x, y, "diag", inverse_sigma(s)
     if s.shape == (m, m):
         try:
             chol = np.linalg.cholesky(s)
@@ -128,9 +145,7 @@ def curve_fit(
     x, y, kind, w = prepare_curve_data(xdata, ydata, sigma)
     p0 = prepare_p0(p0, f)
     n, m = p0.size, y.size
-    if m < n:
-        raise ValueError(f"`ydata` must have at least as many points as there are parameters. "
-                         f"Received: {m} data points for {n} parameters (p0 has length {n})")
+    check_enough_points(m, n)
     lb, ub = prepare_bounds(bounds, n)
     jac_fn = jac
     if callable(jac):
