@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from marquardt import curve_fit
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0, start_values
 
 
@@ -53,6 +54,34 @@ def test_p0_default_is_ones_from_the_signature():
     np.testing.assert_array_equal(prepare_p0(None, two), [1.0, 1.0])
     np.testing.assert_array_equal(prepare_p0(None, two, batch=2), np.ones((2, 2)))
     np.testing.assert_array_equal(prepare_p0([1, 2, 3], star, batch=2), [[1, 2, 3]] * 2)
+
+
+def _defaulted(x, a, b=1.0):
+    return a * x + b
+
+
+def test_p0_with_defaulted_parameters_follows_scipy():
+    # p0=None fits every positional parameter (SciPy's count); a shorter p0 leaves b at its
+    # default; a longer one fits no call of f
+    np.testing.assert_array_equal(prepare_p0(None, _defaulted), [1.0, 1.0])
+    np.testing.assert_array_equal(prepare_p0([3.0], _defaulted), [3.0])
+    np.testing.assert_array_equal(prepare_p0([3.0], _defaulted, batch=2), [[3.0], [3.0]])
+    with pytest.raises(ValueError, match=r"`p0` must have one value per parameter of `f` "
+                       r"\(1 to 2: a parameter with a default is fitted when p0 covers it\)\. "
+                       r"Received: p0 with length 3"):
+        prepare_p0([1.0, 2.0, 3.0], _defaulted)
+
+
+def test_curve_fit_with_a_defaulted_parameter_matches_scipy():
+    import scipy.optimize
+    import tensorflow as tf
+
+    x = np.linspace(0.0, 3.0, 20)
+    y = 2.0 * np.exp(-0.5 * x)
+    ours = curve_fit(lambda t, a, k=1.0: a * tf.exp(-k * t), x, y)[0]
+    theirs = scipy.optimize.curve_fit(lambda t, a, k=1.0: a * np.exp(-k * t), x, y)[0]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    np.testing.assert_allclose(ours, [2.0, 0.5], rtol=1e-8)
 
 
 @pytest.mark.parametrize("p0, f, batch, match", [

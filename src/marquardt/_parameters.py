@@ -35,17 +35,22 @@ def _positional(sig: inspect.Signature) -> list[inspect.Parameter]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def _fixed_parameter_count(f: Callable) -> int | None:
-    """Number of parameters ``f`` takes after x, or None when it takes ``*args``/is opaque."""
+def _parameter_range(f: Callable) -> tuple[int, int] | None:
+    """(fewest, most) start values ``f(x, *params)`` accepts: its positional parameters after x
+    without a default, and all of them (as SciPy's ``curve_fit``, which fits a defaulted
+    parameter when p0 covers it); None when ``f`` takes ``*args`` or has no readable
+    signature (``p0`` then decides)."""
     sig = _signature(f)
     if sig is None or _takes_varargs(sig):
         return None
-    required = [p for p in _positional(sig) if p.default is p.empty]
-    return max(len(required) - 1, 0)
+    params = _positional(sig)[1:]
+    required = [p for p in params if p.default is p.empty]
+    return len(required), len(params)
 
 
 def _default_parameter_count(f: Callable) -> int:
-    """n for ``p0=None``, read from ``f``'s signature; ``ValueError`` when it cannot be."""
+    """n for ``p0=None``: every positional parameter after x, defaulted ones included, as
+    SciPy's ``curve_fit`` counts them; ``ValueError`` when the signature cannot tell."""
     sig = _signature(f)
     if sig is None:
         raise ValueError("`p0` is needed: the number of parameters of `f` cannot be read from "
@@ -81,13 +86,17 @@ def start_values(value: Any, name: str, batch: int | None = None) -> np.ndarray:
 
 
 def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
-    """``start_values`` of the model ``f(x, *params)``: ``p0=None`` means ones, with n read
-    from ``f``'s signature, and a p0 of the wrong length for that signature is refused."""
+    """``start_values`` of the model ``f(x, *params)``: ``p0=None`` means ones, one for each
+    positional parameter after x (SciPy's rule); an explicit p0 may leave out parameters that
+    have a default (they keep it) and is refused when its length fits no call of ``f``."""
     if p0 is None:
         p0 = np.ones(_default_parameter_count(f))
     arr = _start_array(p0, "p0", batch)
-    expected = _fixed_parameter_count(f)
-    if expected is not None and expected != arr.shape[-1]:
+    allowed = _parameter_range(f)
+    if allowed is not None and not allowed[0] <= arr.shape[-1] <= allowed[1]:
+        fewest, most = allowed
+        expected = (f"{most}" if fewest == most else
+                    f"{fewest} to {most}: a parameter with a default is fitted when p0 covers it")
         received = f"length {arr.size}" if arr.ndim == 1 else f"shape {arr.shape}"
         raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
