@@ -105,3 +105,42 @@ def test_validation_split_that_empties_a_side_is_refused(split):
                                          r"and one validation row of the 50.*Received: "
                                          r"validation_split="):
         mk.fit(mlp((5,)), x, y, loss="mse", epochs=1, verbose=0, validation_split=split)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_minibatch_arrays_give_every_row_once_per_epoch(shuffle):
+    from marquardt.keras._data import array_inputs
+
+    x = np.arange(50, dtype="float32")[:, None]
+    train, validation, steps = array_inputs(x, 2 * x, None, batch_size=16, shuffle=shuffle,
+                                            validation_split=0.0, validation_data=None)
+    assert steps == 4 and validation is None  # 16 + 16 + 16 + 2
+    batches = iter(train)
+    passes = []
+    for _ in range(2):
+        rows = [next(batches) for _ in range(steps)]
+        assert [int(b[0].shape[0]) for b in rows] == [16, 16, 16, 2]
+        seen = np.concatenate([b[0].numpy()[:, 0] for b in rows])
+        np.testing.assert_array_equal(np.sort(seen), np.arange(50))  # each row once
+        np.testing.assert_array_equal(np.concatenate([b[1].numpy()[:, 0] for b in rows]),
+                                      2 * seen)  # rows stay paired
+        passes.append(seen)
+    if shuffle:  # a new order each pass
+        assert not np.array_equal(passes[0], passes[1])
+    else:
+        np.testing.assert_array_equal(passes[0], np.arange(50))
+        np.testing.assert_array_equal(passes[1], np.arange(50))
+
+
+def test_minibatch_fit_runs_one_pass_per_epoch_with_batched_validation():
+    x, y = data(50)
+    count = _Count()
+    model = mk.LMModel(mlp((4,)))
+    model.compile(loss="mse")
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[count],
+                        validation_split=0.2)
+    assert history.params["steps"] == 3  # 40 training rows: 16 + 16 + 8
+    assert count.batches == 6
+    net = model.network
+    val = keras.losses.MeanSquaredError()(y[40:], net(x[40:])).numpy()
+    assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from marquardt.keras import _validation
-from marquardt.keras._data import full_batch_inputs
+from marquardt.keras._data import array_inputs
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
@@ -236,13 +236,15 @@ class LMModel(keras.Model):
         stopper = LMStopping(self.lm_options)
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
-        if n is not None and class_weight is None and batch_size == n:
-            x, validation_data = full_batch_inputs(x, y, sample_weight, validation_split,
-                                                   validation_data)
+        if n is not None and class_weight is None and shuffle in (True, False):
+            # arrays: one repeated dataset and one iterator for the run (``_data``)
+            x, validation_data, steps = array_inputs(
+                x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
+                validation_split=validation_split, validation_data=validation_data,
+                validation_batch_size=kwargs.get("validation_batch_size"))
             y = sample_weight = None
-            validation_split, batch_size, shuffle = 0.0, None, False  # one batch: no order
-            # x repeats its one batch: one LM iteration per epoch, one iterator for the run
-            kwargs.setdefault("steps_per_epoch", 1)
+            validation_split, batch_size, shuffle = 0.0, None, False  # x batches itself
+            kwargs.setdefault("steps_per_epoch", steps)
         all_callbacks = list(callbacks or []) + [stopper]
         interrupted = False
         self.stop_reason = None

@@ -10,17 +10,36 @@ For training it is also repeated, and ``fit`` runs it with ``steps_per_epoch=1``
 keeps one iterator for the whole run instead of opening a new one each epoch. On the same
 machine (Adam, 200 samples, 200 epochs, runs alternated) that took the median epoch from
 7.8-10.8 ms to 2.9-3.8 ms. Validation data is not repeated: Keras evaluates it to its end.
+
+Mini-batch training from arrays gets the same treatment (``sliced_batches``): the arrays are
+sliced, shuffled each pass (``reshuffle_each_iteration``, a uniform shuffle over all rows, as
+Keras' ``shuffle=True``), batched with the last partial batch kept, and repeated; ``fit`` runs
+``ceil(n / batch_size)`` steps per epoch, so each epoch is one pass over the data. On the sinc
+problem (20,000 rows, batch 1,000, 481 weights; runs alternated on a busy 2-core machine) an
+epoch took 437-467 ms against 574-624 ms through Keras' array adapter.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["single_batch_dataset"]
+__all__ = ["single_batch_dataset", "sliced_batches"]
 
 
 def single_batch_dataset(batch, *, repeat: bool = False):
     """A dataset of one element, ``batch`` (a tuple such as ``(x, y)`` or ``(x, y, w)``);
     with ``repeat``, that element again and again (the caller bounds each epoch)."""
     dataset = tf.data.Dataset.from_tensors(batch)
+    return dataset.repeat() if repeat else dataset
+
+
+def sliced_batches(parts, batch_size: int, *, shuffle: bool = False, repeat: bool = False):
+    """The rows of ``parts`` (a tuple such as ``(x, y)`` or ``(x, y, w)``) in batches of
+    ``batch_size``, the last one partial; with ``shuffle`` in a new order each pass; with
+    ``repeat`` pass after pass (the caller bounds each epoch)."""
+    dataset = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        rows = int(tf.nest.flatten(parts)[0].shape[0])
+        dataset = dataset.shuffle(rows, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
     return dataset.repeat() if repeat else dataset
