@@ -231,7 +231,7 @@ def test_invalid_arguments(kwargs, error, match):
 def test_invalid_residual_functions():
     with pytest.raises(TypeError, match=r"must return a TensorFlow tensor.*ndarray"):
         residual_functions(lambda p: np.array([1.0, 2.0]), [1.0])
-    with pytest.raises(ValueError, match=r"1-D vector of residuals.*\(\).*A scalar is a loss"):
+    with pytest.raises(ValueError, match=r"1-D array of residuals.*\(\).*A scalar is a loss"):
         residual_functions(lambda p: tf.reduce_sum(p ** 2), [1.0, 2.0])
     with pytest.raises(ValueError, match=r"`fun\(x0\)` must contain only finite values"):
         residual_functions(lambda p: tf.math.log(p), [-1.0, 2.0])

@@ -19,9 +19,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from marquardt import _checks
+from marquardt import _checks, _probe
 from marquardt._backend.tensorflow import bridge
-from marquardt._backend.tensorflow.jacobian import NoGradientError
 
 __all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
 
@@ -259,34 +258,13 @@ def _check_choice(value, name: str, choices: tuple) -> None:
 
 def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
     """Call ``residual`` once at x0 (eagerly) and check its output; returns m."""
-    try:
-        r = bridge.eager_residual(residual, x0, data)
-    except NoGradientError:
-        raise
-    except Exception as exc:
-        try:
-            wrapped = type(exc)(f"`{who}` raised at x0: {exc}")
-        except Exception:  # an exception type with another constructor (TensorFlow's)
-            raise exc from None
-        raise wrapped from exc
-    if isinstance(r, np.ndarray) or np.isscalar(r):
+    r = _probe.call_at_x0(lambda: bridge.eager_residual(residual, x0, data), who)
+    if _probe.returns_numpy(r):
         raise TypeError(
             f"`{who}` must return a TensorFlow tensor, so that its Jacobian is exact. "
             f"Received: a {type(r).__name__} at x0. Write `{who}` with TensorFlow ops "
             "(tf.exp, tf.matmul, ...), or pass jac='2-point' to SciPy for finite differences.")
-    arr = np.asarray(r.numpy() if hasattr(r, "numpy") else r)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"`{who}` must return floating-point residuals. "
-                        f"Received: dtype {arr.dtype} at x0")
-    if arr.ndim != 1:
-        hint = (" A scalar is a loss, not residuals: least_squares squares and sums the "
-                "residuals itself (see marquardt.scipy.check_residuals).") if arr.ndim == 0 else ""
-        raise ValueError(f"`{who}` must return a 1-D vector of residuals, shape (m,). "
-                         f"Received: shape {arr.shape} at x0.{hint}")
-    if arr.size == 0:
-        raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
-    _checks.check_finite(arr, f"{who}(x0)")
-    return int(arr.size)
+    return int(_probe.residual_vector(r, who).size)
 
 
 def check_rows(residual: Callable, x0: np.ndarray, data: Sequence, m: int) -> None:
