@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt import _checks, _probe
-from marquardt._backend.tensorflow import driver
+from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
@@ -209,21 +209,10 @@ def least_squares(
         raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. Received: jac={jac!r}")
 
     # Array arguments become tensor inputs of the compiled solve; the rest is static.
-    data, layout = [], []
-    for a in args:
-        if isinstance(a, (np.ndarray, tf.Tensor)) and np.asarray(a).dtype.kind == "f":
-            layout.append(("tensor", len(data)))
-            data.append(tf.constant(np.asarray(a), tf.float64))
-        else:
-            layout.append(("static", a))
-    layout = tuple(layout)
-    n_data = len(data)
-
-    def call_args(data_tensors):
-        return [data_tensors[v] if kind == "tensor" else v for kind, v in layout]
+    layout = arguments.split_args(args, arguments.float_arrays)
 
     def residual_fn(x, *data_tensors):
-        r = fun(x[0], *call_args(data_tensors), **kwargs)
+        r = fun(x[0], *layout.call_args(data_tensors), **kwargs)
         return _as_residual(r)[None]
 
     jac_fn = jac
@@ -231,15 +220,15 @@ def least_squares(
         user_jac = jac
 
         def jac_fn(x, *data_tensors):
-            j = tf.convert_to_tensor(user_jac(x[0], *call_args(data_tensors), **kwargs))
+            j = tf.convert_to_tensor(user_jac(x[0], *layout.call_args(data_tensors), **kwargs))
             return tf.cast(j, tf.float64)[None]
 
     try:
-        static_key = (fun, jac, layout, tuple(sorted(kwargs.items())), n_data)
+        static_key = (fun, jac, layout.slots, tuple(sorted(kwargs.items())), len(layout.data))
         hash(static_key)
     except TypeError:
         static_key = None
-    problem = Problem(residual_fn=residual_fn, data=tuple(data), n=n, m=-1, key=static_key,
+    problem = Problem(residual_fn=residual_fn, data=layout.data, n=n, m=-1, key=static_key,
                       jac=jac_fn)
     return solve_problem(
         problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,

@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from marquardt import _checks, _probe
-from marquardt._backend.tensorflow import bridge
+from marquardt._backend.tensorflow import arguments, bridge
 
 __all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
 
@@ -44,7 +44,7 @@ class _Target(NamedTuple):
 class _Caller:
     """Shared state of ``f`` and ``jac``: the compiled functions and the bound data."""
 
-    def __init__(self, compiled: bridge.CompiledResidual, layout: bridge.DataLayout,
+    def __init__(self, compiled: bridge.CompiledResidual, layout: arguments.DataLayout,
                  shape: tuple):
         self.compiled = compiled
         self.layout = layout
@@ -237,7 +237,7 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         raise TypeError("`jit_compile` must be True or False. "
                         f"Received: jit_compile={jit_compile!r}")
 
-    layout = bridge.split_args(args)
+    layout = arguments.split_args(args, arguments.row_arrays)
 
     def residual(x, *data):
         return fun(x, *layout.call_args(data), **kwargs)

@@ -31,14 +31,15 @@ pass with output gradient u (a VJP), each O(cost of r).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from marquardt._backend.tensorflow.arguments import DataLayout
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 
-__all__ = ["MODES", "DataLayout", "split_args", "CompiledResidual", "eager_residual",
+__all__ = ["MODES", "CompiledResidual", "eager_residual",
            "evaluate", "rows_consistent", "value_and_gradient", "residual_and_gradient",
            "model_residual", "get_weights", "set_weights"]
 
@@ -46,38 +47,6 @@ __all__ = ["MODES", "DataLayout", "split_args", "CompiledResidual", "eager_resid
 MODES = ("auto", "forward", "reverse", "per_sample")
 
 _ZERO = tf.UnconnectedGradients.ZERO
-
-
-class DataLayout(NamedTuple):
-    """Where the arguments of ``fun(x, *args)`` come from at call time.
-
-    Attributes:
-        slots: one entry per positional argument: ``("tensor", i)`` for ``data[i]`` (an input of
-            the compiled functions) or ``("static", value)`` (passed to ``fun`` as it is).
-        data: the tensors, float64 for floating arrays, in their own dtype otherwise.
-    """
-
-    slots: tuple
-    data: tuple
-
-    def call_args(self, data: Sequence) -> list:
-        return [data[v] if kind == "tensor" else v for kind, v in self.slots]
-
-
-def split_args(args: Sequence) -> DataLayout:
-    """NumPy arrays and tensors among ``args`` become inputs; the rest stays static."""
-    slots, data = [], []
-    for a in args:
-        if isinstance(a, (np.ndarray, tf.Tensor)) and np.ndim(a) > 0:
-            arr = a.numpy() if isinstance(a, tf.Tensor) else a
-            if arr.dtype.kind == "f":
-                arr = arr.astype(np.float64, copy=False)
-            if arr.dtype.kind in "fiub":
-                slots.append(("tensor", len(data)))
-                data.append(tf.constant(arr))
-                continue
-        slots.append(("static", a))
-    return DataLayout(tuple(slots), tuple(data))
 
 
 def _as_float64(r) -> tf.Tensor:
