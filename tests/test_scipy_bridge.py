@@ -300,6 +300,37 @@ def test_check_residuals_other_mismatches():
         check_residuals(_line, [1.0, 0.0], "mse")
 
 
+class _Counted:
+    """Counts the calls of a function; check_residuals runs it eagerly, so each is one call."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def _gradient_of_sum_of_squares(p):
+    r = _line(p)
+    return tf.stack([tf.reduce_sum(2.0 * r * T), tf.reduce_sum(2.0 * r)])
+
+
+@pytest.mark.parametrize("fun", [_line, _gradient_of_sum_of_squares],
+                         ids=["residuals", "gradient"])
+def test_check_residuals_evaluates_each_function_once_per_point(fun):
+    """x0 and N_POINTS points around it: one call of the loss and of fun at each (the gradient
+    case, m = n, needs ∇L at every point too: it comes from the same call)."""
+    from marquardt.scipy._check import N_POINTS
+
+    counted_fun = _Counted(fun)
+    counted_loss = _Counted(lambda p: tf.reduce_sum(_line(p) ** 2))
+    check = check_residuals(counted_fun, [1.0, 0.0], counted_loss)
+    assert check.looks_like_gradient == (fun is _gradient_of_sum_of_squares)
+    assert counted_loss.calls == 1 + N_POINTS
+    assert counted_fun.calls == 1 + N_POINTS
+
+
 # ---- SciPy imported lazily -------------------------------------------------------------------
 _BLOCK_SCIPY = """
 import sys
