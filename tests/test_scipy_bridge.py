@@ -255,6 +255,15 @@ def test_per_sample_checks_rows():
                            mode="per_sample")
 
 
+def test_per_sample_gives_zero_columns_for_unused_parameters():
+    """A parameter the residuals ignore is a zero column, not an error (bridge.py says why the
+    Keras trainer's per-sample Jacobian, which refuses such a weight, is not reused)."""
+    for fun in (lambda p, t, y: p[0] * t - y, lambda p, t, y: t - y):
+        _, jac = residual_functions(fun, [1.0, 2.0], args=(T, Y), mode="per_sample")
+        j = jac(np.array([1.0, 2.0]))
+        assert j.shape == (T.size, 2) and not j[:, 1].any()
+
+
 # ---- check_residuals ---------------------------------------------------------------------------
 def _line(p):
     return p[0] * T + p[1] - Y
