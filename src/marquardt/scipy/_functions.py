@@ -231,29 +231,42 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         raise TypeError(f"`kwargs` must be a dict. Received: kwargs={_checks.short_repr(kwargs)}")
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"`args` must be a tuple. Received: args={_checks.short_repr(args)}")
-    _check_choice(jac_form, "jac_form", JAC_FORMS)
-    _check_choice(mode, "mode", MODES)
-    if not isinstance(jit_compile, bool):
-        raise TypeError("`jit_compile` must be True or False. "
-                        f"Received: jit_compile={jit_compile!r}")
+    check_options(jac_form, mode, jit_compile)
 
     layout = arguments.split_args(args, arguments.row_arrays)
 
     def residual(x, *data):
         return fun(x, *layout.call_args(data), **kwargs)
 
-    m = probe(residual, x0_arr, layout.data)
-    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
-        check_rows(residual, x0_arr, layout.data, m)
-    compiled = bridge.CompiledResidual(residual, x0_arr.size, m, layout.data, mode=mode,
-                                       jac_form=jac_form, jit_compile=jit_compile)
-    caller = _Caller(compiled, layout, shape)
+    caller = build_caller(residual, x0_arr, layout, shape, who="fun", mode=mode,
+                          jac_form=jac_form, jit_compile=jit_compile)
     return ResidualFunction(caller), JacobianFunction(caller, jac_form)
 
 
 def _check_choice(value, name: str, choices: tuple) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def check_options(jac_form, mode, jit_compile) -> None:
+    """The options ``residual_functions`` and ``model_functions`` share, in that order."""
+    _check_choice(jac_form, "jac_form", JAC_FORMS)
+    _check_choice(mode, "mode", MODES)
+    if not isinstance(jit_compile, bool):
+        raise TypeError("`jit_compile` must be True or False. "
+                        f"Received: jit_compile={jit_compile!r}")
+
+
+def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayout,
+                 shape: tuple, *, who: str, mode: str, jac_form: str,
+                 jit_compile: bool) -> _Caller:
+    """Probe ``residual`` at x0, check the rows for ``per_sample``, trace the functions once."""
+    m = probe(residual, x0, layout.data, who=who)
+    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
+        check_rows(residual, x0, layout.data, m)
+    compiled = bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode,
+                                       jac_form=jac_form, jit_compile=jit_compile)
+    return _Caller(compiled, layout, shape)
 
 
 def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
