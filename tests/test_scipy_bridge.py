@@ -231,7 +231,7 @@ def test_invalid_arguments(kwargs, error, match):
 def test_invalid_residual_functions():
     with pytest.raises(TypeError, match=r"must return a TensorFlow tensor.*ndarray"):
         residual_functions(lambda p: np.array([1.0, 2.0]), [1.0])
-    with pytest.raises(ValueError, match=r"1-D vector of residuals.*\(\).*A scalar is a loss"):
+    with pytest.raises(ValueError, match=r"1-D array of residuals.*\(\).*A scalar is a loss"):
         residual_functions(lambda p: tf.reduce_sum(p ** 2), [1.0, 2.0])
     with pytest.raises(ValueError, match=r"`fun\(x0\)` must contain only finite values"):
         residual_functions(lambda p: tf.math.log(p), [-1.0, 2.0])
@@ -253,6 +253,15 @@ def test_per_sample_checks_rows():
     with pytest.raises(ValueError, match=r"same number of rows.*\[5, 25\]"):
         residual_functions(lambda p, t, w: p[0] * t - tf.reduce_sum(w), [1.0], args=(T, np.ones(5)),
                            mode="per_sample")
+
+
+def test_per_sample_gives_zero_columns_for_unused_parameters():
+    """A parameter the residuals ignore is a zero column, not an error (bridge.py says why the
+    Keras trainer's per-sample Jacobian, which refuses such a weight, is not reused)."""
+    for fun in (lambda p, t, y: p[0] * t - y, lambda p, t, y: t - y):
+        _, jac = residual_functions(fun, [1.0, 2.0], args=(T, Y), mode="per_sample")
+        j = jac(np.array([1.0, 2.0]))
+        assert j.shape == (T.size, 2) and not j[:, 1].any()
 
 
 # ---- check_residuals ---------------------------------------------------------------------------
@@ -298,6 +307,37 @@ def test_check_residuals_other_mismatches():
         check_residuals(_line, [1.0, 0.0], _line)
     with pytest.raises(TypeError, match=r"`loss_fn` must be callable"):
         check_residuals(_line, [1.0, 0.0], "mse")
+
+
+class _Counted:
+    """Counts the calls of a function; check_residuals runs it eagerly, so each is one call."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.fn(*args)
+
+
+def _gradient_of_sum_of_squares(p):
+    r = _line(p)
+    return tf.stack([tf.reduce_sum(2.0 * r * T), tf.reduce_sum(2.0 * r)])
+
+
+@pytest.mark.parametrize("fun", [_line, _gradient_of_sum_of_squares],
+                         ids=["residuals", "gradient"])
+def test_check_residuals_evaluates_each_function_once_per_point(fun):
+    """x0 and N_POINTS points around it: one call of the loss and of fun at each (the gradient
+    case, m = n, needs ∇L at every point too: it comes from the same call)."""
+    from marquardt.scipy._check import N_POINTS
+
+    counted_fun = _Counted(fun)
+    counted_loss = _Counted(lambda p: tf.reduce_sum(_line(p) ** 2))
+    check = check_residuals(counted_fun, [1.0, 0.0], counted_loss)
+    assert check.looks_like_gradient == (fun is _gradient_of_sum_of_squares)
+    assert counted_loss.calls == 1 + N_POINTS
+    assert counted_fun.calls == 1 + N_POINTS
 
 
 # ---- SciPy imported lazily -------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 import tensorflow as tf
 
-from marquardt import _checks
-from marquardt._backend.tensorflow import driver
+from marquardt import _checks, _probe
+from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
@@ -185,21 +185,10 @@ def least_squares(
         raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. Received: jac={jac!r}")
 
     # Array arguments become tensor inputs of the compiled solve; the rest is static.
-    data, layout = [], []
-    for a in args:
-        if isinstance(a, (np.ndarray, tf.Tensor)) and np.asarray(a).dtype.kind == "f":
-            layout.append(("tensor", len(data)))
-            data.append(tf.constant(np.asarray(a), tf.float64))
-        else:
-            layout.append(("static", a))
-    layout = tuple(layout)
-    n_data = len(data)
-
-    def call_args(data_tensors):
-        return [data_tensors[v] if kind == "tensor" else v for kind, v in layout]
+    layout = arguments.split_args(args, arguments.float_arrays)
 
     def residual_fn(x, *data_tensors):
-        r = fun(x[0], *call_args(data_tensors), **kwargs)
+        r = fun(x[0], *layout.call_args(data_tensors), **kwargs)
         return _as_residual(r)[None]
 
     jac_fn = jac
@@ -207,15 +196,15 @@ def least_squares(
         user_jac = jac
 
         def jac_fn(x, *data_tensors):
-            j = tf.convert_to_tensor(user_jac(x[0], *call_args(data_tensors), **kwargs))
+            j = tf.convert_to_tensor(user_jac(x[0], *layout.call_args(data_tensors), **kwargs))
             return tf.cast(j, tf.float64)[None]
 
     try:
-        static_key = (fun, jac, layout, tuple(sorted(kwargs.items())), n_data)
+        static_key = (fun, jac, layout.slots, tuple(sorted(kwargs.items())), len(layout.data))
         hash(static_key)
     except TypeError:
         static_key = None
-    problem = Problem(residual_fn=residual_fn, data=tuple(data), n=n, m=-1, key=static_key,
+    problem = Problem(residual_fn=residual_fn, data=layout.data, n=n, m=-1, key=static_key,
                       jac=jac_fn)
     return solve_problem(
         problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
@@ -238,30 +227,17 @@ def _as_residual(r):
     return tf.cast(r, tf.float64)
 
 
-def _probe(probe: Callable, jac) -> tuple[int, bool]:
+def _probe_fun(probe: Callable, jac) -> tuple[int, bool]:
     """Call the residual function once at x0, eagerly: m, and whether it is NumPy code."""
-    try:
-        r = probe()
-    except Exception as exc:
-        if isinstance(exc, (ValueError, TypeError)):
-            raise type(exc)(f"`fun` raised at x0: {exc}") from exc
-        raise  # other errors (TensorFlow's take extra constructor arguments) as they are
-    is_numpy = isinstance(r, np.ndarray) or np.isscalar(r)
-    arr = np.asarray(r.numpy() if hasattr(r, "numpy") else r)
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"`fun` must return floating-point residuals. Received: dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"`fun` must return a 1-D array of residuals, shape (m,). "
-                         f"Received: shape {arr.shape} at x0")
-    if arr.size == 0:
-        raise ValueError("`fun` must return at least one residual. Received: shape (0,) at x0")
-    _checks.check_finite(arr, "fun(x0)")
+    r = _probe.call_at_x0(probe, "fun")
+    is_numpy = _probe.returns_numpy(r)
+    m = _probe.residual_vector(r, "fun").size
     if is_numpy and not (callable(jac) or jac in ("2-point", "3-point")):
         raise NoGradientError(
             "`fun` cannot be differentiated by TensorFlow: it returned a NumPy array. Write it "
             "with TensorFlow ops for exact Jacobians, or pass jac='2-point' (or '3-point') to "
             "use finite differences.")
-    return arr.size, is_numpy
+    return m, is_numpy
 
 
 def _check_autodiff(problem: Problem, x0: np.ndarray, m: int) -> None:
@@ -340,7 +316,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     eager = problem.eager
     fresh = key is None or not _is_cached(key)
     if fresh and probe is not None:
-        m, eager = _probe(probe, problem.jac)
+        m, eager = _probe_fun(probe, problem.jac)
         if not eager and not callable(problem.jac) and problem.jac not in ("2-point", "3-point"):
             _check_autodiff(problem, x0, m)
 

@@ -124,24 +124,34 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
     def loss(x):
         return loss_fn(x, *args, **kwargs)
 
+    scalar_loss = _scalar(loss)
     r0, jtr = bridge.residual_and_gradient(residual, x0)
     if r0.ndim > 1:
         r0 = r0.ravel()
     _checks.check_finite(r0, "fun(x0)")
-    l0, grad = bridge.value_and_gradient(_scalar(loss), x0)
+    l0, grad = bridge.value_and_gradient(scalar_loss, x0)
     if not np.isfinite(l0):
         raise ValueError(f"`loss_fn(x0)` must be finite. Received: {l0!r}")
 
     rng = np.random.default_rng(0)
     points = [x0] + [x0 + STEP * np.maximum(1.0, np.abs(x0)) * rng.standard_normal(x0.size)
                      for _ in range(N_POINTS)]
+    # Each function is called once per point. ∇L is needed away from x0 only to test whether
+    # fun returns a gradient (m = n); it then comes from the same call as L.
+    want_gradient = r0.size == x0.size
     pairs, residuals = [], []
     for x in points:
-        r = r0 if x is x0 else bridge.evaluate(residual, x)
-        value = l0 if x is x0 else float(np.sum(bridge.evaluate(_scalar(loss), x)))
+        if x is x0:
+            r, value, g = r0, l0, grad
+        else:
+            r = bridge.evaluate(residual, x)
+            if want_gradient:
+                value, g = bridge.value_and_gradient(scalar_loss, x)
+            else:
+                value, g = float(np.sum(bridge.evaluate(scalar_loss, x))), None
         if r.size == r0.size and np.all(np.isfinite(r)) and np.isfinite(value):
             pairs.append((0.5 * float(r @ r), value))
-            residuals.append((x, r))
+            residuals.append((x, r, g))
 
     scale = next((l / h for h, l in pairs if h > 0), float("nan"))
     errors = [abs(l - scale * h) / max(abs(l), np.finfo(float).tiny) for h, l in pairs]
@@ -151,7 +161,7 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
         gnorm = np.linalg.norm(grad)
         diff = np.linalg.norm(grad - scale * jtr)
         grad_err = float(diff / gnorm) if gnorm > 0 else float(diff)
-    like_grad = _looks_like_gradient(residuals, loss, rtol)
+    like_grad = _looks_like_gradient(residuals, rtol)
     consistent = bool(np.isfinite(scale) and scale > 0 and max_err <= rtol and
                       (grad_err is None or grad_err <= 10 * rtol) and not like_grad)
     relation = _relation(scale, r0.size) if np.isfinite(scale) and scale > 0 else "none"
@@ -175,14 +185,14 @@ def _scalar(loss: Callable) -> Callable:
     return fn
 
 
-def _looks_like_gradient(residuals, loss, rtol) -> bool:
-    """``fun`` returns α·∇L (α > 0 constant) at every point where ∇L can be computed."""
+def _looks_like_gradient(residuals, rtol) -> bool:
+    """``fun`` returns α·∇L (α > 0 constant) at every point, given ``(x, r, ∇L)`` per point
+    (∇L None where TensorFlow cannot compute it)."""
     if not residuals or residuals[0][1].size != residuals[0][0].size:
         return False
     tol = max(np.sqrt(rtol), 1e-4)
     ratios = []
-    for x, r in residuals:
-        _, g = bridge.value_and_gradient(_scalar(loss), x)
+    for _, r, g in residuals:
         if g is None:
             return False
         gg = float(g @ g)

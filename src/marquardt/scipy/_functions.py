@@ -19,9 +19,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from marquardt import _checks
-from marquardt._backend.tensorflow import bridge
-from marquardt._backend.tensorflow.jacobian import NoGradientError
+from marquardt import _checks, _probe
+from marquardt._backend.tensorflow import arguments, bridge
 
 __all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
 
@@ -45,7 +44,7 @@ class _Target(NamedTuple):
 class _Caller:
     """Shared state of ``f`` and ``jac``: the compiled functions and the bound data."""
 
-    def __init__(self, compiled: bridge.CompiledResidual, layout: bridge.DataLayout,
+    def __init__(self, compiled: bridge.CompiledResidual, layout: arguments.DataLayout,
                  shape: tuple):
         self.compiled = compiled
         self.layout = layout
@@ -232,23 +231,15 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         raise TypeError(f"`kwargs` must be a dict. Received: kwargs={_checks.short_repr(kwargs)}")
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"`args` must be a tuple. Received: args={_checks.short_repr(args)}")
-    _check_choice(jac_form, "jac_form", JAC_FORMS)
-    _check_choice(mode, "mode", MODES)
-    if not isinstance(jit_compile, bool):
-        raise TypeError("`jit_compile` must be True or False. "
-                        f"Received: jit_compile={jit_compile!r}")
+    check_options(jac_form, mode, jit_compile)
 
-    layout = bridge.split_args(args)
+    layout = arguments.split_args(args, arguments.row_arrays)
 
     def residual(x, *data):
         return fun(x, *layout.call_args(data), **kwargs)
 
-    m = probe(residual, x0_arr, layout.data)
-    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
-        check_rows(residual, x0_arr, layout.data, m)
-    compiled = bridge.CompiledResidual(residual, x0_arr.size, m, layout.data, mode=mode,
-                                       jac_form=jac_form, jit_compile=jit_compile)
-    caller = _Caller(compiled, layout, shape)
+    caller = build_caller(residual, x0_arr, layout, shape, who="fun", mode=mode,
+                          jac_form=jac_form, jit_compile=jit_compile)
     return ResidualFunction(caller), JacobianFunction(caller, jac_form)
 
 
@@ -257,36 +248,36 @@ def _check_choice(value, name: str, choices: tuple) -> None:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
+def check_options(jac_form, mode, jit_compile) -> None:
+    """The options ``residual_functions`` and ``model_functions`` share, in that order."""
+    _check_choice(jac_form, "jac_form", JAC_FORMS)
+    _check_choice(mode, "mode", MODES)
+    if not isinstance(jit_compile, bool):
+        raise TypeError("`jit_compile` must be True or False. "
+                        f"Received: jit_compile={jit_compile!r}")
+
+
+def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayout,
+                 shape: tuple, *, who: str, mode: str, jac_form: str,
+                 jit_compile: bool) -> _Caller:
+    """Probe ``residual`` at x0, check the rows for ``per_sample``, trace the functions once."""
+    m = probe(residual, x0, layout.data, who=who)
+    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
+        check_rows(residual, x0, layout.data, m)
+    compiled = bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode,
+                                       jac_form=jac_form, jit_compile=jit_compile)
+    return _Caller(compiled, layout, shape)
+
+
 def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
     """Call ``residual`` once at x0 (eagerly) and check its output; returns m."""
-    try:
-        r = bridge.eager_residual(residual, x0, data)
-    except NoGradientError:
-        raise
-    except Exception as exc:
-        try:
-            wrapped = type(exc)(f"`{who}` raised at x0: {exc}")
-        except Exception:  # an exception type with another constructor (TensorFlow's)
-            raise exc from None
-        raise wrapped from exc
-    if isinstance(r, np.ndarray) or np.isscalar(r):
+    r = _probe.call_at_x0(lambda: bridge.eager_residual(residual, x0, data), who)
+    if _probe.returns_numpy(r):
         raise TypeError(
             f"`{who}` must return a TensorFlow tensor, so that its Jacobian is exact. "
             f"Received: a {type(r).__name__} at x0. Write `{who}` with TensorFlow ops "
             "(tf.exp, tf.matmul, ...), or pass jac='2-point' to SciPy for finite differences.")
-    arr = np.asarray(r.numpy() if hasattr(r, "numpy") else r)
-    if arr.dtype.kind != "f":
-        raise TypeError(f"`{who}` must return floating-point residuals. "
-                        f"Received: dtype {arr.dtype} at x0")
-    if arr.ndim != 1:
-        hint = (" A scalar is a loss, not residuals: least_squares squares and sums the "
-                "residuals itself (see marquardt.scipy.check_residuals).") if arr.ndim == 0 else ""
-        raise ValueError(f"`{who}` must return a 1-D vector of residuals, shape (m,). "
-                         f"Received: shape {arr.shape} at x0.{hint}")
-    if arr.size == 0:
-        raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
-    _checks.check_finite(arr, f"{who}(x0)")
-    return int(arr.size)
+    return int(_probe.residual_vector(r, who).size)
 
 
 def check_rows(residual: Callable, x0: np.ndarray, data: Sequence, m: int) -> None:

@@ -23,8 +23,7 @@ from marquardt._backend.tensorflow import bridge
 from marquardt.keras import _validation
 from marquardt.keras._residuals import model_residuals
 from marquardt.scipy._functions import (
-    JAC_FORMS, MODES, JacobianFunction, ResidualFunction, _Caller, _check_choice, check_rows,
-    probe)
+    JacobianFunction, ResidualFunction, _check_choice, build_caller, check_options)
 
 __all__ = ["model_functions", "fit_model", "ModelFunctions", "METHODS"]
 
@@ -127,11 +126,7 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
                          f"Received: an unbuilt model {model.name!r}")
     _validation.check_trainable(model)
     _validation.check_no_penalties(model)
-    _check_choice(jac_form, "jac_form", JAC_FORMS)
-    _check_choice(mode, "mode", MODES)
-    if not isinstance(jit_compile, bool):
-        raise TypeError("`jit_compile` must be True or False. "
-                        f"Received: jit_compile={jit_compile!r}")
+    check_options(jac_form, mode, jit_compile)
     loss_weights = None
     if loss is None:
         loss, loss_weights = _compiled_loss(model)
@@ -155,12 +150,8 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
     residual, layout = bridge.model_residual(model, residual_fn, scale, structure)
 
     w0 = bridge.get_weights(model)
-    m = probe(residual, w0, layout.data, who="model residuals")
-    if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
-        check_rows(residual, w0, layout.data, m)
-    compiled = bridge.CompiledResidual(residual, w0.size, m, layout.data, mode=mode,
-                                       jac_form=jac_form, jit_compile=jit_compile)
-    caller = _Caller(compiled, layout, (w0.size,))
+    caller = build_caller(residual, w0, layout, (w0.size,), who="model residuals", mode=mode,
+                          jac_form=jac_form, jit_compile=jit_compile)
     n = w0.size
 
     def get_weights_vector() -> np.ndarray:

@@ -1,0 +1,67 @@
+"""The front door's first call of a residual function: once at x0, eagerly, output checked.
+
+``least_squares`` and ``curve_fit`` (the engine) and ``marquardt.scipy`` (the bridge) both call
+the user's function once before anything is traced, so that an error names the function and
+x0, and a wrong output (not floating point, not 1-D, empty, NaN or Inf) is reported in words
+instead of as a failed trace. What a NumPy result means is left to each caller: the engine can
+fall back on finite differences, the bridge cannot (``returns_numpy`` tells them apart).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from marquardt import _checks
+from marquardt._backend.tensorflow.jacobian import NoGradientError
+
+__all__ = ["call_at_x0", "returns_numpy", "residual_vector"]
+
+_SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
+                "residuals itself (see marquardt.scipy.check_residuals).")
+
+
+def call_at_x0(call: Callable[[], Any], who: str) -> Any:
+    """``call()``, with an error it raises re-raised naming ``who``.
+
+    The error keeps its type; its message is prefixed by "`who` raised at x0: ". Errors whose
+    type cannot be rebuilt from a message alone (TensorFlow's take the failing op too) and
+    ``NoGradientError`` (already in our words) are re-raised as they are.
+    """
+    try:
+        return call()
+    except NoGradientError:
+        raise
+    except Exception as exc:
+        try:
+            wrapped = type(exc)(f"`{who}` raised at x0: {exc}")
+        except Exception:  # an exception type with another constructor (TensorFlow's)
+            raise exc from None
+        raise wrapped from exc
+
+
+def returns_numpy(value: Any) -> bool:
+    """The function returned NumPy (or a Python number): TensorFlow cannot differentiate it."""
+    return isinstance(value, np.ndarray) or np.isscalar(value)
+
+
+def residual_vector(value: Any, who: str) -> np.ndarray:
+    """``value`` (what ``who`` returned at x0) as a NumPy array, checked to be residuals.
+
+    Raises:
+        TypeError: not floating point.
+        ValueError: not 1-D (a scalar is named as a loss), empty, or not finite.
+    """
+    arr = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"`{who}` must return floating-point residuals. "
+                        f"Received: dtype {arr.dtype} at x0")
+    if arr.ndim != 1:
+        hint = _SCALAR_HINT if arr.ndim == 0 else ""
+        raise ValueError(f"`{who}` must return a 1-D array of residuals, shape (m,). "
+                         f"Received: shape {arr.shape} at x0.{hint}")
+    if arr.size == 0:
+        raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
+    _checks.check_finite(arr, f"{who}(x0)")
+    return arr

@@ -1,0 +1,81 @@
+"""The shared first call of a residual function (``marquardt._probe``), alone and through the
+two front doors that use it: ``marquardt.least_squares`` and ``marquardt.scipy``."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import marquardt
+from marquardt import _probe
+from marquardt._backend.tensorflow.jacobian import NoGradientError
+from marquardt.scipy import residual_functions
+
+
+def _raise(exc):
+    def call():
+        raise exc
+    return call
+
+
+def test_call_at_x0_names_the_function_and_keeps_the_type():
+    assert _probe.call_at_x0(lambda: 3, "fun") == 3
+    with pytest.raises(ZeroDivisionError, match=r"^`fun` raised at x0: boom$") as info:
+        _probe.call_at_x0(_raise(ZeroDivisionError("boom")), "fun")
+    assert str(info.value.__cause__) == "boom"
+    with pytest.raises(KeyError, match=r"`model residuals` raised at x0"):
+        _probe.call_at_x0(_raise(KeyError("w")), "model residuals")
+
+
+def test_call_at_x0_reraises_what_it_cannot_rebuild():
+    tf_error = tf.errors.InvalidArgumentError(None, None, "bad shape")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"^bad shape$"):
+        _probe.call_at_x0(_raise(tf_error), "fun")
+    ours = NoGradientError("`fun` cannot be differentiated")
+    with pytest.raises(NoGradientError, match=r"^`fun` cannot be differentiated$"):
+        _probe.call_at_x0(_raise(ours), "fun")
+
+
+def test_returns_numpy():
+    assert _probe.returns_numpy(np.ones(2)) and _probe.returns_numpy(1.5)
+    assert not _probe.returns_numpy(tf.ones(2))
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (tf.constant([1, 2]), TypeError,
+     r"^`fun` must return floating-point residuals\. Received: dtype int32 at x0$"),
+    (np.ones((2, 2)), ValueError,
+     r"^`fun` must return a 1-D array of residuals, shape \(m,\)\. Received: shape \(2, 2\) "
+     r"at x0\.$"),
+    (tf.constant(1.0), ValueError,
+     r"Received: shape \(\) at x0\. A scalar is a loss, not residuals"),
+    (np.zeros(0), ValueError,
+     r"^`fun` must return at least one residual\. Received: shape \(0,\) at x0$"),
+    (np.array([1.0, np.inf]), ValueError,
+     r"^`fun\(x0\)` must contain only finite values\. Received: fun\(x0\)\[1\]=inf"),
+])
+def test_residual_vector_rejects(value, error, match):
+    with pytest.raises(error, match=match):
+        _probe.residual_vector(value, "fun")
+
+
+def test_residual_vector_accepts():
+    out = _probe.residual_vector(tf.constant([1.0, 2.0], tf.float32), "fun")
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (2,)
+
+
+def test_both_front_doors_report_alike():
+    """The same wrong function gives the same words in least_squares and residual_functions."""
+    for fun, error, match in [
+        (lambda p: 1 / 0, ZeroDivisionError, r"^`fun` raised at x0: division by zero$"),
+        (lambda p: tf.constant([1, 2]), TypeError,
+         r"^`fun` must return floating-point residuals\. Received: dtype int32 at x0$"),
+        (lambda p: tf.reduce_sum(p ** 2), ValueError, r"Received: shape \(\) at x0\. A scalar"),
+    ]:
+        for front_door in (marquardt.least_squares, residual_functions):
+            with pytest.raises(error, match=match):
+                front_door(fun, [1.0, 2.0])
+
+
+def test_least_squares_numpy_with_finite_differences_still_runs():
+    res = marquardt.least_squares(lambda p: np.asarray(p) - 1.0, [3.0, 0.0], jac="2-point")
+    np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-8)
