@@ -264,6 +264,17 @@ def test_per_sample_gives_zero_columns_for_unused_parameters():
         assert j.shape == (T.size, 2) and not j[:, 1].any()
 
 
+
+def test_per_sample_jacobian_of_a_gather_of_the_parameters():
+    """``tf.gather`` of x has a sparse (IndexedSlices) gradient; the Jacobian is still dense."""
+    def fun(p, t, y):
+        return tf.gather(p, 0) * tf.exp(-tf.gather(p, 1) * t) - y
+
+    _, jac = residual_functions(fun, [2.0, 1.3], args=(T, Y), mode="per_sample")
+    j = jac(np.array([2.0, 1.3]))
+    e = np.exp(-1.3 * T)
+    np.testing.assert_allclose(j, np.stack([e, -2.0 * T * e], axis=1), rtol=1e-12)
+
 # ---- check_residuals ---------------------------------------------------------------------------
 def _line(p):
     return p[0] * T + p[1] - Y

@@ -129,7 +129,9 @@ def _per_sample_jacobian(residual: Callable, n: int, k: int) -> Callable:
                 tape.watch(x)
                 r = tf.reshape(_as_float64(residual(x, *[t[None] for t in row])), [k])
             if k == 1:
-                return tape.gradient(r, x, unconnected_gradients=_ZERO)[None]
+                # dense: a gather of x (`tf.gather(x, i)`) has a sparse IndexedSlices gradient
+                return tf.convert_to_tensor(
+                    tape.gradient(r, x, unconnected_gradients=_ZERO))[None]
             return tape.jacobian(r, x, unconnected_gradients=_ZERO)
 
         blocks = tf.vectorized_map(row_jacobian, tuple(data))  # (N, k, n)
