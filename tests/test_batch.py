@@ -322,6 +322,10 @@ T, Y2, P2 = decay_data(3)
      r"`f\(xdata, \*p0\)` must return shape \(12,\) for one problem. Received: shape \(5,\)"),
     (dict(jac=lambda t, a, k: tf.ones((12, 3), tf.float64)), ValueError,
      r"`jac\(xdata, \*p0\)` must return shape \(12, 2\)"),
+    (dict(f=lambda t, a, k: {}["rate"]), KeyError,
+     r"`f` raised for problem 0 at its p0: 'rate'"),
+    (dict(jac=lambda t, a, k: 1 / 0), ZeroDivisionError,
+     r"^`jac` raised for problem 0 at its p0: division by zero$"),
     (dict(xdata=T[:1], ydata=Y2[:, :1]), ValueError,
      r"`ydata` must have at least as many points per problem as there are parameters\. "
      r"Received: 1 data points for 2 parameters"),

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
+from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
            "check_chunk_size", "probe"]
@@ -85,12 +86,7 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
     args = [tf.constant(v) for v in p]
     checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
     for fn, name, shape in checks:
-        try:
-            out = fn(x0, *args)
-        except Exception as exc:
-            if isinstance(exc, (ValueError, TypeError)):
-                raise type(exc)(f"`{name}` raised for problem 0 at its p0: {exc}") from exc
-            raise
+        out = call_at_x0(lambda: fn(x0, *args), name, where="for problem 0 at its p0")
         arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"`{name}` must return floating-point values. Received: dtype "

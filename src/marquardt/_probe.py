@@ -22,10 +22,11 @@ _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and s
                 "residuals itself (see marquardt.scipy.check_residuals).")
 
 
-def call_at_x0(call: Callable[[], Any], who: str) -> Any:
-    """``call()``, with an error it raises re-raised naming ``who``.
+def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
+    """``call()``, with an error it raises re-raised naming ``who`` and ``where``.
 
-    The error keeps its type; its message is prefixed by "`who` raised at x0: ". Errors whose
+    The error keeps its type; its message is prefixed by "`who` raised at x0: " (``where``
+    says at which point: ``curve_fit_batch`` probes problem 0 at its p0). Errors whose
     type cannot be rebuilt from a message alone (TensorFlow's take the failing op too) and
     ``NoGradientError`` (already in our words) are re-raised as they are.
     """
@@ -35,7 +36,7 @@ def call_at_x0(call: Callable[[], Any], who: str) -> Any:
         raise
     except Exception as exc:
         try:
-            wrapped = type(exc)(f"`{who}` raised at x0: {exc}")
+            wrapped = type(exc)(f"`{who}` raised {where}: {exc}")
         except Exception:  # an exception type with another constructor (TensorFlow's)
             raise exc from None
         raise wrapped from exc
