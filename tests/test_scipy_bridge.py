@@ -19,6 +19,7 @@ import pytest
 import scipy.optimize
 import tensorflow as tf
 
+from marquardt._backend.tensorflow.jacobian import NoGradientError
 from marquardt.scipy import (
     ResidualCheck, check_residuals, fit_model, model_functions, residual_functions)
 
@@ -274,6 +275,22 @@ def test_per_sample_jacobian_of_a_gather_of_the_parameters():
     j = jac(np.array([2.0, 1.3]))
     e = np.exp(-1.3 * T)
     np.testing.assert_allclose(j, np.stack([e, -2.0 * T * e], axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("options", [{}, {"jac_form": "operator"}, {"mode": "per_sample"}])
+def test_op_without_gradient_is_an_error_not_a_zero_column(options):
+    """tf.math.betainc has no gradient in a: SciPy would see a parameter that does nothing."""
+    def fun(p, t):
+        return tf.math.betainc(p[0] + 0 * t, 2.0 + 0 * t, 0.3 + 0 * t) + p[1] * t - 0.5
+
+    with pytest.raises(NoGradientError, match=r"^`fun` cannot be differentiated by TensorFlow "
+                       r"with respect to parameter 0: autodiff gives a zero Jacobian column"):
+        residual_functions(fun, [1.5, 1.0], args=(T,), **options)
+
+
+def test_a_parameter_without_effect_is_not_an_error():
+    f, jac = residual_functions(lambda p, t: p[0] * t - 1.0 + 0 * p[1], [1.0, 2.0], args=(T,))
+    assert not jac(np.array([1.0, 2.0]))[:, 1].any()
 
 # ---- check_residuals ---------------------------------------------------------------------------
 def _line(p):

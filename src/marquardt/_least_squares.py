@@ -241,32 +241,14 @@ def _probe_fun(probe: Callable, jac) -> tuple[int, bool]:
 
 
 def _check_autodiff(problem: Problem, x0: np.ndarray, m: int) -> None:
-    """Differentiate once at x0, eagerly: a missing gradient is an error, not a zero column.
-
-    TensorFlow returns no gradient (None, which autodiff turns into zeros) for some inputs of
-    some ops (e.g. ``tf.math.betainc`` with respect to a and b). A zero Jacobian column whose
-    parameter visibly moves the residuals is reported with the parameter's index.
-    """
+    """Differentiate once at x0, eagerly: a missing gradient is an error, not a zero column
+    (``_probe.check_zero_columns``)."""
     def residual(x):
         return problem.residual_fn(x, *problem.data)
 
-    x = tf.constant(x0[None])
-    _, j = autodiff_jacobian(residual, problem.n, m, problem.jac)(x)
-    j = j.numpy()[0]
-    zero = np.flatnonzero(~np.any(j != 0, axis=0))
-    if zero.size == 0:
-        return
-    r0 = residual(x).numpy()[0]
-    for i in zero:
-        h = 1e-6 * max(1.0, abs(x0[i]))
-        xp = x0.copy()
-        xp[i] += h
-        if np.any(np.abs(residual(tf.constant(xp[None])).numpy()[0] - r0) > 1e-12 * (1 + np.abs(r0))):
-            raise NoGradientError(
-                f"`fun` cannot be differentiated by TensorFlow with respect to parameter {i}: "
-                "autodiff gives a zero Jacobian column, but the residuals change when it "
-                "moves (an op without a gradient for that input?). Pass jac='2-point' (or "
-                "'3-point', or a callable) to use finite differences.")
+    _, j = autodiff_jacobian(residual, problem.n, m, problem.jac)(tf.constant(x0[None]))
+    zero = np.flatnonzero(~np.any(j.numpy()[0] != 0, axis=0))
+    _probe.check_zero_columns(zero, lambda x: residual(tf.constant(x[None])).numpy()[0], x0)
 
 
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,

@@ -9,6 +9,7 @@ fall back on finite differences, the bridge cannot (``returns_numpy`` tells them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from marquardt import _checks
 from marquardt._backend.tensorflow.jacobian import NoGradientError
 
-__all__ = ["call_at_x0", "returns_numpy", "residual_vector"]
+__all__ = ["call_at_x0", "returns_numpy", "residual_vector", "check_zero_columns"]
 
 _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
                 "residuals itself (see marquardt.scipy.check_residuals).")
@@ -66,3 +67,35 @@ def residual_vector(value: Any, who: str) -> np.ndarray:
         raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
     _checks.check_finite(arr, f"{who}(x0)")
     return arr
+
+
+def check_zero_columns(columns: Sequence[int], residual_at: Callable[[np.ndarray], np.ndarray],
+                       x0: np.ndarray, who: str = "fun") -> None:
+    """A missing gradient is an error, not a zero Jacobian column.
+
+    TensorFlow returns no gradient (None, which autodiff turns into zeros) for some inputs of
+    some ops (``tf.math.betainc`` with respect to a and b, ``tf.round``, ``tf.argmax``): the
+    optimizer would then see a parameter that does nothing and never move it. For each
+    parameter i whose autodiff column is exactly zero at x0, the residuals are evaluated at
+    x0 + h·eᵢ, h = 1e-6·max(1, |x0ᵢ|); if they change (beyond 1e-12 relative), the column is
+    wrong and ``NoGradientError`` names the parameter. A parameter that really has no effect
+    at x0 (an unused argument, a dead ReLU unit) passes.
+
+    Args:
+        columns: indices of the parameters whose Jacobian column is zero at x0.
+        residual_at: ``x -> r`` as a NumPy vector.
+        x0: the point, float64 (n,).
+        who: the user's function, for the message.
+    """
+    if len(columns) == 0:
+        return
+    r0 = residual_at(x0)
+    for i in columns:
+        xp = np.array(x0, dtype=np.float64, copy=True)
+        xp[i] += 1e-6 * max(1.0, abs(xp[i]))
+        if np.any(np.abs(residual_at(xp) - r0) > 1e-12 * (1.0 + np.abs(r0))):
+            raise NoGradientError(
+                f"`{who}` cannot be differentiated by TensorFlow with respect to parameter "
+                f"{int(i)}: autodiff gives a zero Jacobian column, but the residuals change "
+                "when it moves (an op without a gradient for that input?). Pass jac='2-point' "
+                "(or '3-point', or a callable) to use finite differences.")

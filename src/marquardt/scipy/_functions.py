@@ -260,10 +260,14 @@ def check_options(jac_form, mode, jit_compile) -> None:
 def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayout,
                  shape: tuple, *, who: str, mode: str, jac_form: str,
                  jit_compile: bool) -> _Caller:
-    """Probe ``residual`` at x0, check the rows for ``per_sample``, trace the functions once."""
+    """Probe ``residual`` at x0, check the rows for ``per_sample`` and that no parameter lacks
+    a gradient (``_probe.check_zero_columns``), trace the functions once."""
     m = probe(residual, x0, layout.data, who=who)
     if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0, layout.data, m)
+    _probe.check_zero_columns(
+        bridge.zero_gradient_parameters(residual, x0, layout.data),
+        lambda x: bridge.evaluate(lambda t: residual(t, *layout.data), x), x0, who)
     compiled = bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode,
                                        jac_form=jac_form, jit_compile=jit_compile)
     return _Caller(compiled, layout, shape)
