@@ -26,7 +26,8 @@ from typing import Callable
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.driver import ResidualAndJacobian
-from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+from marquardt._backend.tensorflow.jacobian import (autodiff_jacobian, resolved_mode,
+                                                    scalar_forward_jacobian)
 
 __all__ = ["batched_residual", "batched_residual_and_jacobian"]
 
@@ -84,6 +85,9 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
     else:
         def one(p, x, y, w):
             n, m = p.shape[0], y.shape[0]
+            if resolved_mode(n, m, jac) == "forward":  # one tangent per scalar parameter
+                return scalar_forward_jacobian(
+                    lambda ps: _weighted(_as_float64(f(x, *ps)), y, w), tf.unstack(p))
 
             def residual(p1):  # a batch of one: (1, n) -> (1, m)
                 return _weighted(_as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]

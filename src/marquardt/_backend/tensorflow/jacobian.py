@@ -20,7 +20,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["autodiff_jacobian", "finite_difference_jacobian", "NoGradientError"]
+__all__ = ["autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
+           "finite_difference_jacobian", "NoGradientError"]
 
 #: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
 UNROLL_MAX = 16
@@ -41,8 +42,7 @@ def _no_gradient(exc: Exception) -> NoGradientError:
 
 def autodiff_jacobian(residual: Callable, n: int, m: int, mode: str = "auto") -> Callable:
     """``fn(x) -> (r, J)`` by autodiff. ``mode``: ``auto``, ``forward`` or ``reverse``."""
-    if mode == "auto":
-        mode = "forward" if n < m or n <= UNROLL_MAX else "reverse"
+    mode = resolved_mode(n, m, mode)
 
     def forward(x):
         k = tf.shape(x)[0]
@@ -79,6 +79,34 @@ def autodiff_jacobian(residual: Callable, n: int, m: int, mode: str = "auto") ->
             raise _no_gradient(exc) from None
 
     return fn
+
+
+def scalar_forward_jacobian(residual: Callable, params) -> tuple:
+    """``(r, J)`` of ``residual(params)`` for a list of n scalar parameters, by forward mode
+    with one tangent per scalar.
+
+    ``autodiff_jacobian`` seeds a one-hot tangent on the whole parameter vector, so every op
+    downstream of it carries a tangent, mostly zeros, in all n passes. Here pass i seeds
+    parameter i alone and the others carry no tangent at all: an op that does not depend on
+    parameter i is not differentiated in pass i (in a 2-D Gaussian a·exp(…) + b, the pass for
+    b is one addition). For models written as ``f(x, *params)`` (``curve_fit_batch``).
+    """
+    cols, r = [], None
+    try:
+        for p in params:
+            with tf.autodiff.ForwardAccumulator(p, tf.ones_like(p)) as acc:
+                r = residual(params)
+            cols.append(acc.jvp(r, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+    except LookupError as exc:  # "No gradient defined for operation ..."
+        raise _no_gradient(exc) from None
+    return r, tf.stack(cols, axis=-1)
+
+
+def resolved_mode(n: int, m: int, mode: str) -> str:
+    """``forward`` or ``reverse``: what ``mode="auto"`` means for n parameters, m residuals."""
+    if mode == "auto":
+        return "forward" if n < m or n <= UNROLL_MAX else "reverse"
+    return mode
 
 
 def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
