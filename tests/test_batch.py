@@ -324,6 +324,10 @@ T, Y2, P2 = decay_data(3)
      r"`jac\(xdata, \*p0\)` must return shape \(12, 2\)"),
     (dict(f=lambda t, a, k: {}["rate"]), KeyError,
      r"`f` raised for problem 0 at its p0: 'rate'"),
+    (dict(f=lambda t, a, k: tf.math.betainc(a + 0 * t, 2.0 + 0 * t, 0.3 + 0 * t)
+          * tf.exp(-k * t)),
+     ValueError, r"^`f` cannot be differentiated by TensorFlow with respect to parameter 0: "
+                 r"autodiff gives a zero Jacobian column"),
     (dict(jac=lambda t, a, k: 1 / 0), ZeroDivisionError,
      r"^`jac` raised for problem 0 at its p0: division by zero$"),
     (dict(xdata=T[:1], ydata=Y2[:, :1]), ValueError,

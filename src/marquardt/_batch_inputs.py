@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._probe import call_at_x0
+from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+from marquardt._probe import call_at_x0, check_zero_columns
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
            "check_chunk_size", "probe"]
@@ -81,16 +82,29 @@ def check_chunk_size(chunk_size) -> int:
 
 
 def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
-    """Call ``f`` (and a callable ``jac``) once for problem 0, eagerly: shapes and dtypes."""
+    """Call ``f`` (and a callable ``jac``) once for problem 0, eagerly: shapes and dtypes; with
+    an autodiff ``jac``, no parameter may lack a gradient (``_probe.check_zero_columns``)."""
     x0 = tf.constant(x if shared_x else x[0])
     args = [tf.constant(v) for v in p]
     checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
+    outputs = {}
     for fn, name, shape in checks:
-        out = call_at_x0(lambda: fn(x0, *args), name, where="for problem 0 at its p0")
-        arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
-        if arr.dtype.kind not in "fiu":
-            raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
-                            f"{arr.dtype}")
-        if arr.shape != shape:
-            raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
-                             f"Received: shape {arr.shape} for problem 0")
+        outputs[name] = call_at_x0(lambda: fn(x0, *args), name, where="for problem 0 at its p0")
+        _check_output(outputs[name], name, shape)
+    if jac in ("auto", "forward", "reverse") and isinstance(outputs["f"], tf.Tensor):
+        def residual(q):  # a batch of one: (1, n) -> (1, m)
+            return tf.cast(f(x0, *tf.unstack(q[0])), tf.float64)[None]
+
+        _, j = autodiff_jacobian(residual, n, m, jac)(tf.constant(p[None]))
+        zero = np.flatnonzero(~np.any(j.numpy()[0] != 0, axis=0))
+        check_zero_columns(zero, lambda q: residual(tf.constant(q[None])).numpy()[0], p, "f")
+
+
+def _check_output(out, name: str, shape: tuple) -> None:
+    arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
+                        f"{arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
+                         f"Received: shape {arr.shape} for problem 0")
