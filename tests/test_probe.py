@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import marquardt
 from marquardt import _probe
+from marquardt._probe import check_zero_columns
 from marquardt._backend.tensorflow.jacobian import NoGradientError
 from marquardt.scipy import residual_functions
 
@@ -79,3 +80,39 @@ def test_both_front_doors_report_alike():
 def test_least_squares_numpy_with_finite_differences_still_runs():
     res = marquardt.least_squares(lambda p: np.asarray(p) - 1.0, [3.0, 0.0], jac="2-point")
     np.testing.assert_allclose(res.x, [1.0, 1.0], atol=1e-8)
+
+
+def test_check_zero_columns_costs_three_evaluations_when_all_is_well():
+    calls = []
+
+    def residual_at(x):
+        calls.append(1)
+        return np.array([x[0] ** 2, 1.0])  # columns 1..999 have no effect at all
+
+    check_zero_columns(np.arange(1, 1000), residual_at, np.zeros(1000))
+    assert len(calls) == 3  # r(x0), then one joint central difference
+
+
+def test_check_zero_columns_zero_first_derivative_is_not_a_missing_gradient():
+    # b in a·exp(−(b·t)²) at b = 0: dr/db = 0 exactly, but the residuals move to second order
+    t = np.linspace(0.0, 5.0, 30)
+    check_zero_columns([1], lambda p: p[0] * np.exp(-(p[1] * t) ** 2), np.array([2.0, 0.0]))
+
+
+def test_check_zero_columns_names_the_parameter_that_moves():
+    t = np.linspace(0.0, 1.0, 5)
+    with pytest.raises(NoGradientError, match=r"^`f` cannot be differentiated by TensorFlow with "
+                       r"respect to parameter 2: autodiff gives a zero Jacobian column"):
+        check_zero_columns([0, 2], lambda p: p[1] * t + p[2] * t ** 2, np.ones(3), "f")
+
+
+def test_front_doors_accept_a_zero_first_derivative():
+    t = np.linspace(0.0, 5.0, 30)
+    y = 2.0 * np.exp(-(0.3 * t) ** 2)
+
+    def model(tt, a, b):
+        return a * tf.exp(-(b * tt) ** 2)
+
+    marquardt.least_squares(lambda p: model(t, p[0], p[1]) - y, [2.0, 0.0], max_nfev=3)
+    residual_functions(lambda p, tt: model(tt, p[0], p[1]) - y, [2.0, 0.0], args=(t,))
+    marquardt.curve_fit_batch(model, t, np.stack([y, y]), [2.0, 0.0], max_nfev=3)

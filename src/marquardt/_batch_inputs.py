@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._backend.tensorflow.jacobian import autodiff_jacobian
+from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
 from marquardt._probe import call_at_x0, check_zero_columns
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
@@ -92,12 +92,11 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
         outputs[name] = call_at_x0(lambda: fn(x0, *args), name, where="for problem 0 at its p0")
         _check_output(outputs[name], name, shape)
     if jac in ("auto", "forward", "reverse") and isinstance(outputs["f"], tf.Tensor):
-        def residual(q):  # a batch of one: (1, n) -> (1, m)
-            return tf.cast(f(x0, *tf.unstack(q[0])), tf.float64)[None]
+        def residual(q):  # (n,) -> (m,)
+            return tf.cast(f(x0, *tf.unstack(q)), tf.float64)
 
-        _, j = autodiff_jacobian(residual, n, m, jac)(tf.constant(p[None]))
-        zero = np.flatnonzero(~np.any(j.numpy()[0] != 0, axis=0))
-        check_zero_columns(zero, lambda q: residual(tf.constant(q[None])).numpy()[0], p, "f")
+        check_zero_columns(zero_gradient_parameters(residual, p),
+                           lambda q: residual(tf.constant(q)).numpy(), p, "f")
 
 
 def _check_output(out, name: str, shape: tuple) -> None:

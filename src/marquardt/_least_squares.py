@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from marquardt import _checks, _probe
 from marquardt._backend.tensorflow import arguments, driver
-from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
+from marquardt._backend.tensorflow.jacobian import NoGradientError, zero_gradient_parameters
 from marquardt._backend.tensorflow.solve_loop import LoopConfig
 from marquardt._damping import get_damping
 from marquardt._outcome import build_result, make_hook
@@ -240,15 +240,13 @@ def _probe_fun(probe: Callable, jac) -> tuple[int, bool]:
     return m, is_numpy
 
 
-def _check_autodiff(problem: Problem, x0: np.ndarray, m: int) -> None:
-    """Differentiate once at x0, eagerly: a missing gradient is an error, not a zero column
-    (``_probe.check_zero_columns``)."""
-    def residual(x):
-        return problem.residual_fn(x, *problem.data)
+def _check_autodiff(problem: Problem, x0: np.ndarray) -> None:
+    """A missing gradient is an error, not a zero column (``_probe.check_zero_columns``)."""
+    def residual(x):  # (n,) -> (m,)
+        return problem.residual_fn(x[None], *problem.data)[0]
 
-    _, j = autodiff_jacobian(residual, problem.n, m, problem.jac)(tf.constant(x0[None]))
-    zero = np.flatnonzero(~np.any(j.numpy()[0] != 0, axis=0))
-    _probe.check_zero_columns(zero, lambda x: residual(tf.constant(x[None])).numpy()[0], x0)
+    _probe.check_zero_columns(zero_gradient_parameters(residual, x0),
+                              lambda x: residual(tf.constant(x)).numpy(), x0)
 
 
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
@@ -300,7 +298,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     if fresh and probe is not None:
         m, eager = _probe_fun(probe, problem.jac)
         if not eager and not callable(problem.jac) and problem.jac not in ("2-point", "3-point"):
-            _check_autodiff(problem, x0, m)
+            _check_autodiff(problem, x0)
 
     def factory():
         return driver.build_solver(problem.residual_fn, n, m if m > 0 else 1_000_000,

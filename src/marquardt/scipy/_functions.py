@@ -21,6 +21,7 @@ import numpy as np
 
 from marquardt import _checks, _probe
 from marquardt._backend.tensorflow import arguments, bridge
+from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
 
 __all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
 
@@ -265,9 +266,9 @@ def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayou
     m = probe(residual, x0, layout.data, who=who)
     if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0, layout.data, m)
-    _probe.check_zero_columns(
-        bridge.zero_gradient_parameters(residual, x0, layout.data),
-        lambda x: bridge.evaluate(lambda t: residual(t, *layout.data), x), x0, who)
+    at = lambda t: residual(t, *layout.data)  # noqa: E731
+    _probe.check_zero_columns(zero_gradient_parameters(at, x0),
+                              lambda x: bridge.evaluate(at, x), x0, who)
     compiled = bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode,
                                        jac_form=jac_form, jit_compile=jit_compile)
     return _Caller(compiled, layout, shape)

@@ -64,26 +64,6 @@ def eager_residual(residual: Callable, x0: np.ndarray, data: Sequence):
     return residual(tf.constant(x0, tf.float64), *data)
 
 
-def zero_gradient_parameters(residual: Callable, x0: np.ndarray, data: Sequence) -> np.ndarray:
-    """Indices i whose Jacobian column is exactly zero at x0, found by one backward pass.
-
-    v = Jᵀu for a random u (fixed seed): vᵢ = Σₖ Jₖᵢ uₖ is zero for a zero column, and for a
-    nonzero one only by a coincidence of measure zero. One VJP finds them all, also where J
-    is never formed (``jac_form="operator"``). Returns no indices when the function cannot be
-    differentiated at all (tracing reports that with its own error).
-    """
-    x = tf.constant(x0, tf.float64)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        r = _as_float64(residual(x, *data))
-    u = np.random.default_rng(0).standard_normal(int(r.shape[0]))
-    try:
-        v = tape.gradient(r, x, output_gradients=tf.constant(u), unconnected_gradients=_ZERO)
-    except LookupError:  # "No gradient defined for operation ...": CompiledResidual says so
-        return np.zeros(0, dtype=int)
-    return np.flatnonzero(tf.convert_to_tensor(v).numpy() == 0)
-
-
 def evaluate(fn: Callable, x: np.ndarray) -> np.ndarray:
     """``fn(x)`` at a float64 tensor x, as a flat float64 NumPy array (eager)."""
     value = fn(tf.constant(x, tf.float64))

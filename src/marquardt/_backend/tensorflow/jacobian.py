@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
-           "finite_difference_jacobian", "NoGradientError"]
+           "zero_gradient_parameters", "finite_difference_jacobian", "NoGradientError"]
 
 #: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
 UNROLL_MAX = 16
@@ -107,6 +107,28 @@ def resolved_mode(n: int, m: int, mode: str) -> str:
     if mode == "auto":
         return "forward" if n < m or n <= UNROLL_MAX else "reverse"
     return mode
+
+
+def zero_gradient_parameters(residual: Callable, x0: np.ndarray) -> np.ndarray:
+    """Indices i whose Jacobian column is exactly zero at x0, by one backward pass (eager).
+
+    ``residual(x) -> r`` maps a float64 (n,) tensor to residuals (m,). v = Jᵀu for a random
+    u (fixed seed): vᵢ = Σₖ Jₖᵢ uₖ is zero for a zero column, and for a nonzero one only by a
+    coincidence of measure zero. One VJP finds them all, for any n, also where J is never
+    formed. Returns no indices when the function cannot be differentiated at all (tracing
+    reports that with its own error).
+    """
+    x = tf.constant(x0, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        r = tf.reshape(tf.cast(residual(x), tf.float64), [-1])
+    u = np.random.default_rng(0).standard_normal(int(r.shape[0]))
+    try:
+        v = tape.gradient(r, x, output_gradients=tf.constant(u),
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    except LookupError:  # "No gradient defined for operation ..."
+        return np.zeros(0, dtype=int)
+    return np.flatnonzero(tf.convert_to_tensor(v).numpy() == 0)
 
 
 def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
