@@ -64,3 +64,12 @@ def test_scalar_forward_jacobian_op_without_gradient_gives_a_zero_column():
     (5, 25, "reverse", "reverse"), (20, 10, "forward", "forward")])
 def test_resolved_mode(n, m, mode, want):
     assert resolved_mode(n, m, mode) == want
+
+
+@pytest.mark.parametrize("n, m, jac, want", [
+    (5, 25, "auto", True), (16, 40, "forward", True), (17, 40, "auto", False),
+    (32, 200, "forward", False), (5, 3, "reverse", False), (5, 25, "reverse", False)])
+def test_batch_uses_scalar_tangents_for_few_parameters_in_forward_mode(n, m, jac, want):
+    from marquardt._backend.tensorflow.batch import scalar_tangents
+
+    assert scalar_tangents(n, m, jac) is want
