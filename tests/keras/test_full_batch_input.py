@@ -144,3 +144,15 @@ def test_minibatch_fit_runs_one_pass_per_epoch_with_batched_validation():
     net = model.network
     val = keras.losses.MeanSquaredError()(y[40:], net(x[40:])).numpy()
     assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_pydataset_validation_data_goes_to_keras_as_it_is(batch_size):
+    x, y = data(48)
+    xv, yv = data(20, seed=7)
+    net = mlp((4,))
+    history = mk.fit(net, x, y, loss="mse", epochs=2, verbose=0, batch_size=batch_size,
+                     validation_data=_Halves(xv, yv))
+    # Keras averages the two halves' losses (equal sizes): the MSE over all 20 rows
+    val = keras.losses.MeanSquaredError()(yv, net(xv)).numpy()
+    assert history.history["val_loss"][-1] == pytest.approx(float(val), rel=1e-5)

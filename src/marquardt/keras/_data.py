@@ -56,6 +56,15 @@ def _split(x, y, sample_weight, validation_split):
     return (head(x), head(y), head(sample_weight)), validation
 
 
+def _array_tuple(data) -> bool:
+    """``validation_data`` given as a tuple ``(x, y)`` or ``(x, y, w)`` (or ``(x,)``) of arrays."""
+    if not isinstance(data, tuple) or not 1 <= len(data) <= 3:
+        return False
+    leaves = keras.tree.flatten(data[0])
+    return bool(leaves) and all(hasattr(a, "shape") and not hasattr(a, "element_spec")
+                                for a in leaves)
+
+
 def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
                  validation_split: float, validation_data, validation_batch_size=None):
     """``(train_dataset, validation, steps_per_epoch)`` for LM on array inputs.
@@ -66,15 +75,15 @@ def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
     takes the last fraction of the rows, as ``keras.Model.fit`` does (``floor(n · (1 −
     split))`` rows stay for training, before any shuffling). Array ``validation_data`` becomes
     one batch (full batch) or batches of ``validation_batch_size or batch_size``, not
-    repeated; a dataset is passed through.
+    repeated; anything else (a dataset, a generator, a ``PyDataset``) goes to Keras as it is.
     """
     if validation_split and validation_data is None:
         (x, y, sample_weight), validation_data = _split(x, y, sample_weight, validation_split)
     n = int(keras.tree.flatten(x)[0].shape[0])
     full = batch_size is None or batch_size >= n
-    if validation_data is not None and not hasattr(validation_data, "element_spec"):
-        vx, vy, *vw = validation_data
-        parts = _parts(vx, vy, vw[0] if vw else None)
+    if _array_tuple(validation_data):
+        vx, vy, vw = keras.utils.unpack_x_y_sample_weight(validation_data)
+        parts = _parts(vx, vy, vw)
         validation_data = (single_batch_dataset(parts) if full else
                            sliced_batches(parts, validation_batch_size or batch_size))
     parts = _parts(x, y, sample_weight)
