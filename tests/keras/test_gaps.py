@@ -52,7 +52,11 @@ def test_full_batch_damping_limit_stops_at_the_end_of_its_epoch():
     stopper = _stopper()
     _epoch(stopper, 0, [Status.RUNNING])
     assert not stopper.model.stop_training
-    _epoch(stopper, 1, [Status.DAMPING_LIMIT])
+    stopper.on_epoch_begin(1)
+    logs = {"loss": 1.0, "lam": 1e17, "attempts": 10, "lm_status": int(Status.DAMPING_LIMIT)}
+    stopper.on_train_batch_end(0, logs)
+    assert not stopper.model.stop_training  # decided at the end of the epoch
+    stopper.on_epoch_end(1, {"loss": 1.0, "lm_status": int(Status.DAMPING_LIMIT)})
     assert stopper.model.stop_training and stopper.status == Status.DAMPING_LIMIT
     # one batch per epoch: trainlm's rule, said without the mini-batch sentence
     assert stopper.reason == status_message(Status.DAMPING_LIMIT,
