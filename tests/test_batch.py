@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import marquardt
 from marquardt import Status
+from marquardt._backend.tensorflow.solve_loop import RUNNING
 from marquardt._batch import BatchMessages, curve_fit_batch
 from marquardt._solvers import CholeskySolver, UnrolledCholeskySolver, solve_normal
 
@@ -399,6 +400,42 @@ def test_rounds_with_restarts_equal_one_solve():
     step = driver.build_stepper(residual, 2, t.size, "auto", cfg)
     state = idle_state(4, t.size, 2)
     for start in ([True, True, False, False], [False, False, True, True]) + ([False] * 4,) * 60:
-        state = step(state, tf.constant(start), *args, tf.constant(1))
+        state = step(state, tf.constant(start), *args, tf.constant(1), tf.constant(0))
     for name in ("x", "cost", "status", "nfev", "njev", "nit", "lam"):
         np.testing.assert_array_equal(getattr(state, name), getattr(once, name), err_msg=name)
+
+
+def test_round_ends_once_no_more_than_min_running_problems_run():
+    """``build_stepper``'s ``min_running``: a round stops after the first iteration that
+    leaves no more than that many problems running (the slots ``curve_fit_batch`` refills),
+    and not before; with 0 it runs until all are done or ``iterations`` are spent."""
+    from marquardt._backend.tensorflow import driver
+    from marquardt._backend.tensorflow.batch import batched_residual
+    from marquardt._backend.tensorflow.solve_loop import LoopConfig, idle_state
+
+    t, y, p0 = decay_data(8)
+    p0 = p0 * np.linspace(0.5, 2.0, 8)[:, None]  # problems that need different iterations
+    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=UnrolledCholeskySolver(),
+                     scaling="marquardt", loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10,
+                     gtol=1e-10, max_nfev=100, bounded=False)
+    residual = batched_residual(decay, shared_x=True)
+    c64 = lambda a: tf.constant(np.asarray(a, np.float64))  # noqa: E731
+    inf = np.full((8, 2), np.inf)
+    args = (c64(p0), c64(-inf), c64(inf), c64(np.ones((8, 2))),
+            (c64(t), c64(y), c64(np.ones_like(y))))
+    step = driver.build_stepper(residual, 2, t.size, "auto", cfg)
+    fresh, stale = tf.constant([True] * 8), tf.constant([False] * 8)
+    # one iteration per call: the states after 1, 2, ... iterations
+    state = step(idle_state(8, t.size, 2), fresh, *args, tf.constant(0), tf.constant(0))
+    after = [state]
+    while np.any(after[-1].status.numpy() == RUNNING):
+        after.append(step(after[-1], stale, *args, tf.constant(1), tf.constant(0)))
+    running = [int(np.sum(a.status.numpy() == RUNNING)) for a in after]
+    assert len(set(running[1:])) > 3, running  # the problems finish at different iterations
+    for floor, cap in ((6, 1000), (3, 1000), (0, 1000), (8, 1000), (0, 2)):
+        want = min(cap, max(1, next(i for i, r in enumerate(running) if r <= floor)))
+        got = step(idle_state(8, t.size, 2), fresh, *args, tf.constant(cap),
+                   tf.constant(floor))
+        for name in ("x", "status", "nfev", "nit", "lam"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(after[want], name),
+                                          err_msg=f"min_running={floor}: {name}")

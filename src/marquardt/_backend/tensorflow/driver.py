@@ -103,20 +103,23 @@ def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfi
 
 def build_stepper(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
                   diff_step: float | None = None) -> Callable:
-    """A compiled ``step(state, fresh, x0, lb, ub, d_fixed, data, iterations) -> LoopState``.
+    """A compiled ``step(state, fresh, x0, lb, ub, d_fixed, data, iterations, min_running)
+    -> LoopState``.
 
     For a batch whose slots are refilled between calls: the problems marked ``fresh`` (K,)
     start at their ``x0`` (the others keep their ``state``), then all run up to
-    ``iterations`` outer iterations (``resume_loop``). Arguments as for ``build_solver``;
+    ``iterations`` outer iterations, ending once no more than ``min_running`` problems still
+    run (``resume_loop``). Arguments as for ``build_solver``;
     ``cfg.record_history`` must be False.
     """
 
-    def step(state, fresh, x0, lb, ub, d_fixed, data, iterations):
+    def step(state, fresh, x0, lb, ub, d_fixed, data, iterations, min_running):
         residual, res_jac = _residual_functions(residual_fn, n, m, jac, data, lb, ub,
                                                 diff_step, False)
 
         state = restart(cfg, res_jac, state, fresh, x0, lb, ub, d_fixed)
-        return resume_loop(cfg, residual, res_jac, state, lb, ub, d_fixed, iterations)
+        return resume_loop(cfg, residual, res_jac, state, lb, ub, d_fixed, iterations,
+                           min_running)
 
     return tf.function(step, autograph=False, jit_compile=cfg_jit(cfg))
 

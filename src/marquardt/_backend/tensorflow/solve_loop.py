@@ -191,8 +191,9 @@ def restart(cfg: LoopConfig, residual_and_jacobian: Callable, state: LoopState, 
 
 
 def resume_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
-                state: LoopState, lb, ub, d_fixed, iterations) -> LoopState:
-    """Up to ``iterations`` more outer iterations of the problems still running in ``state``.
+                state: LoopState, lb, ub, d_fixed, iterations, min_running=0) -> LoopState:
+    """Up to ``iterations`` more outer iterations of the problems still running in ``state``,
+    ending early once no more than ``min_running`` of them still run (after one iteration).
 
     The solve of ``run_loop`` cut into rounds, for a caller that swaps finished problems for
     new ones between rounds (``curve_fit_batch``); the state carries everything an iteration
@@ -204,7 +205,9 @@ def resume_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Call
     none = tf.zeros([0], state.x.dtype)
 
     def cond(s, it):
-        return tf.logical_and(it < iterations, tf.reduce_any(tf.equal(s.status, RUNNING)))
+        running = tf.reduce_sum(tf.cast(tf.equal(s.status, RUNNING), tf.int32))
+        floor = tf.where(it > 0, min_running, 0)
+        return tf.logical_and(it < iterations, running > floor)
 
     def body(s, it):
         s, _ = _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s, none,
