@@ -166,6 +166,54 @@ def time_loop(model, data, k, count):
     return count / (time.perf_counter() - started)
 
 
+def evaluation_floor(model, data, slots, workers, repeat=20):
+    """Seconds per problem of one vectorised residual; of one residual with its forward-mode
+    Jacobian; and of that with JᵀJ and Jᵀr: the engine's own model evaluations on ``slots``
+    problems, in a compiled (XLA) loop of ``repeat`` evaluations at moving parameters, in
+    ``workers`` threads at once as the batch runs its streams. Nothing else: no solve, no
+    damping, no tests, no bookkeeping, no Python between evaluations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tensorflow as tf
+
+    from marquardt._backend.tensorflow.batch import (batched_residual,
+                                                     batched_residual_and_jacobian)
+
+    x, y, p0 = data(slots, seed=7)
+    args = (tf.constant(np.asarray(x, float)), tf.constant(y), tf.ones_like(tf.constant(y)))
+    out = {}
+    rj = batched_residual_and_jacobian(model, "auto", True).fn
+
+    def normal(p, x, y, w):  # as the engine's Cholesky solvers form them
+        r, j = rj(p, x, y, w)
+        return tf.linalg.matmul(j, j, transpose_a=True), tf.linalg.matvec(j, r, transpose_a=True)
+
+    for name, fn in (("r", batched_residual(model, True)), ("rj", rj), ("normal", normal)):
+        def looped(p, x, y, w, fn=fn):
+            def body(i, acc):
+                outs = tf.nest.flatten(fn(p * (1.0 + 1e-9 * tf.cast(i, p.dtype)), x, y, w))
+                return i + 1, acc + tf.add_n([tf.reduce_sum(o) for o in outs])
+            return tf.while_loop(lambda i, acc: i < repeat, body,
+                                 (tf.constant(0), tf.constant(0.0, tf.float64)))[1]
+
+        compiled = tf.function(looped, jit_compile=True)
+        p = tf.constant(p0)
+        compiled(p, *args)
+
+        def run():
+            return compiled(p, *args).numpy()
+
+        best = np.inf
+        for _ in range(3):
+            with ThreadPoolExecutor(workers) as pool:
+                started = time.perf_counter()
+                for done in [pool.submit(run) for _ in range(workers)]:
+                    done.result()
+                best = min(best, time.perf_counter() - started)
+        out[name] = best / (repeat * slots * workers)
+    return out["r"], out["rj"], out["normal"]
+
+
 # --- memory ------------------------------------------------------------------------------------
 
 def _peak_kib():
@@ -269,7 +317,21 @@ def main(argv=None):
         print(f"  marquardt.curve_fit    {loop_rate:>12,.0f} fits/s   ({loop_count} fits)       "
               f"ratio batch/loop  {batch_rate / loop_rate:,.0f}x")
         print(f"  batch x against SciPy's: median relative difference {np.median(rel):.1e}, "
-              f"99th percentile {np.percentile(rel, 99):.1e} ({ok.sum()} fits SciPy finished)\n")
+              f"99th percentile {np.percentile(rel, 99):.1e} ({ok.sum()} fits SciPy finished)")
+        t_r, t_rj, t_normal = evaluation_floor(model, data, DEFAULT_CHUNK_SIZE, _workers())
+        # per fit: njev residual-and-Jacobian passes (the first at p0), nfev - 1 residuals
+        evals = res.njev.mean() * t_rj + (res.nfev.mean() - 1) * t_r
+        normal = res.njev.mean() * t_normal + (res.nfev.mean() - 1) * t_r
+        print(f"  floor, per problem and pass, XLA, {_workers()} threads: residual "
+              f"{t_r * 1e6:.2f} us; with its Jacobian {t_rj * 1e6:.2f} us; with JtJ and Jtr "
+              f"too {t_normal * 1e6:.2f} us ({res.njev.mean():.2f} Jacobians and "
+              f"{res.nfev.mean() - 1:.2f} more residuals per fit)")
+        print(f"    model evaluations alone   {1 / evals:>12,.0f} fits/s = "
+              f"{1 / evals / scipy_rate:,.0f}x SciPy's loop; the batch reaches "
+              f"{batch_rate * evals:.0%} of it")
+        print(f"    with JtJ and Jtr          {1 / normal:>12,.0f} fits/s = "
+              f"{1 / normal / scipy_rate:,.0f}x SciPy's loop; the batch reaches "
+              f"{batch_rate * normal:.0%} of it\n")
     gauss_rate = rows[1][1]
     print(f"Gpufit's reference (2-D Gaussian, its hardware): ~61,000 fits/s Cpufit, ~3,000,000 "
           f"GPU; curve_fit_batch here: {gauss_rate:,.0f} fits/s ({gauss_rate / 61_000:.2f} of "
