@@ -56,9 +56,12 @@ __all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
 #: Problems solved side by side. Large enough that the per-op cost of the loop is shared by
 #: many problems, small enough that the arrays stay in cache and that the last problems to
-#: finish (which keep every slot iterating) cost little. Measured on 2 CPU cores
-#: (``benchmarks/batch.py``): see docs/batch.md.
-DEFAULT_CHUNK_SIZE = 2048
+#: finish (which keep every slot iterating) cost little. Measured on 2 CPU cores, K = 10,000
+#: (docs/batch.md): clean data, 8 alternated runs, median fits/s at 2048 / 1024 / 512 slots:
+#: double exponential 39,200 / 48,500 / 41,000, 2-D Gaussian 46,800 / 49,700 / 44,400; with
+#: pure-noise problems, which run long and keep every slot of the last round iterating, 2-D
+#: Gaussian at 1% noise 7.3-8.7 s → 4.0-4.6 s from 2048 to 1024, at 20% 12.3-13.7 → 7.4-9.0 s.
+DEFAULT_CHUNK_SIZE = 1024
 
 #: Most streams of slots run side by side (threads; each holds ``chunk_size`` slots).
 MAX_WORKERS = 4
