@@ -286,7 +286,7 @@ def main(argv=None):
     import tensorflow as tf
 
     import marquardt
-    from marquardt._batch import DEFAULT_CHUNK_SIZE, _workers
+    from marquardt._batch import DEFAULT_CHUNK_SIZE, _bucket, _workers
 
     print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, "
           f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
@@ -318,11 +318,13 @@ def main(argv=None):
               f"ratio batch/loop  {batch_rate / loop_rate:,.0f}x")
         print(f"  batch x against SciPy's: median relative difference {np.median(rel):.1e}, "
               f"99th percentile {np.percentile(rel, 99):.1e} ({ok.sum()} fits SciPy finished)")
-        t_r, t_rj, t_normal = evaluation_floor(model, data, DEFAULT_CHUNK_SIZE, _workers())
+        slots = min(DEFAULT_CHUNK_SIZE, _bucket(k))  # as curve_fit_batch chooses them
+        streams = max(1, min(_workers(), k // slots))
+        t_r, t_rj, t_normal = evaluation_floor(model, data, slots, streams)
         # per fit: njev residual-and-Jacobian passes (the first at p0), nfev - 1 residuals
         evals = res.njev.mean() * t_rj + (res.nfev.mean() - 1) * t_r
         normal = res.njev.mean() * t_normal + (res.nfev.mean() - 1) * t_r
-        print(f"  floor, per problem and pass, XLA, {_workers()} threads: residual "
+        print(f"  floor, per problem and pass, XLA, {slots} slots x {streams} thread(s): residual "
               f"{t_r * 1e6:.2f} us; with its Jacobian {t_rj * 1e6:.2f} us; with JtJ and Jtr "
               f"too {t_normal * 1e6:.2f} us ({res.njev.mean():.2f} Jacobians and "
               f"{res.nfev.mean() - 1:.2f} more residuals per fit)")
