@@ -380,25 +380,33 @@ def test_stopped_problem_does_not_reach_the_solver():
     assert calls == []
 
 
+def _decay_engine(k, p0_scale=1.0):
+    """The engine's pieces for k decay problems (n = 2): ``(residual, cfg, args, m)``, where
+    ``args`` are the solver's and the stepper's ``(x0, lb, ub, d_fixed, data)``."""
+    from marquardt._backend.tensorflow.batch import batched_residual
+    from marquardt._backend.tensorflow.solve_loop import LoopConfig
+
+    t, y, p0 = decay_data(k)
+    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=UnrolledCholeskySolver(),
+                     scaling="marquardt", loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10,
+                     gtol=1e-10, max_nfev=100, bounded=False)
+    c64 = lambda a: tf.constant(np.asarray(a, np.float64))  # noqa: E731
+    inf = np.full((k, 2), np.inf)
+    args = (c64(p0 * p0_scale), c64(-inf), c64(inf), c64(np.ones((k, 2))),
+            (c64(t), c64(y), c64(np.ones_like(y))))
+    return batched_residual(decay, shared_x=True), cfg, args, t.size
+
+
 def test_rounds_with_restarts_equal_one_solve():
     """``build_stepper``: a batch run in rounds of one iteration, with problems started in
     different rounds (``restart``), takes the steps of one uninterrupted ``run_loop``."""
     from marquardt._backend.tensorflow import driver
-    from marquardt._backend.tensorflow.batch import batched_residual
-    from marquardt._backend.tensorflow.solve_loop import LoopConfig, idle_state
+    from marquardt._backend.tensorflow.solve_loop import idle_state
 
-    t, y, p0 = decay_data(4)
-    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=UnrolledCholeskySolver(),
-                     scaling="marquardt", loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10,
-                     gtol=1e-10, max_nfev=100, bounded=False)
-    residual = batched_residual(decay, shared_x=True)
-    c64 = lambda a: tf.constant(np.asarray(a, np.float64))  # noqa: E731
-    inf = np.full((4, 2), np.inf)
-    args = (c64(p0), c64(-inf), c64(inf), c64(np.ones((4, 2))),
-            (c64(t), c64(y), c64(np.ones_like(y))))
-    once, _ = driver.build_solver(residual, 2, t.size, "auto", cfg)(*args)
-    step = driver.build_stepper(residual, 2, t.size, "auto", cfg)
-    state = idle_state(4, t.size, 2)
+    residual, cfg, args, m = _decay_engine(4)
+    once, _ = driver.build_solver(residual, 2, m, "auto", cfg)(*args)
+    step = driver.build_stepper(residual, 2, m, "auto", cfg)
+    state = idle_state(4, m, 2)
     for start in ([True, True, False, False], [False, False, True, True]) + ([False] * 4,) * 60:
         state = step(state, tf.constant(start), *args, tf.constant(1), tf.constant(0))
     for name in ("x", "cost", "status", "nfev", "njev", "nit", "lam"):
@@ -410,23 +418,14 @@ def test_round_ends_once_no_more_than_min_running_problems_run():
     leaves no more than that many problems running (the slots ``curve_fit_batch`` refills),
     and not before; with 0 it runs until all are done or ``iterations`` are spent."""
     from marquardt._backend.tensorflow import driver
-    from marquardt._backend.tensorflow.batch import batched_residual
-    from marquardt._backend.tensorflow.solve_loop import LoopConfig, idle_state
+    from marquardt._backend.tensorflow.solve_loop import idle_state
 
-    t, y, p0 = decay_data(8)
-    p0 = p0 * np.linspace(0.5, 2.0, 8)[:, None]  # problems that need different iterations
-    cfg = LoopConfig(damping=marquardt.Nielsen(), solver=UnrolledCholeskySolver(),
-                     scaling="marquardt", loss="linear", f_scale=1.0, ftol=1e-10, xtol=1e-10,
-                     gtol=1e-10, max_nfev=100, bounded=False)
-    residual = batched_residual(decay, shared_x=True)
-    c64 = lambda a: tf.constant(np.asarray(a, np.float64))  # noqa: E731
-    inf = np.full((8, 2), np.inf)
-    args = (c64(p0), c64(-inf), c64(inf), c64(np.ones((8, 2))),
-            (c64(t), c64(y), c64(np.ones_like(y))))
-    step = driver.build_stepper(residual, 2, t.size, "auto", cfg)
+    # starts spread from 0.5 to 2 times p0: problems that need different iterations
+    residual, cfg, args, m = _decay_engine(8, np.linspace(0.5, 2.0, 8)[:, None])
+    step = driver.build_stepper(residual, 2, m, "auto", cfg)
     fresh, stale = tf.constant([True] * 8), tf.constant([False] * 8)
     # one iteration per call: the states after 1, 2, ... iterations
-    state = step(idle_state(8, t.size, 2), fresh, *args, tf.constant(0), tf.constant(0))
+    state = step(idle_state(8, m, 2), fresh, *args, tf.constant(0), tf.constant(0))
     after = [state]
     while np.any(after[-1].status.numpy() == RUNNING):
         after.append(step(after[-1], stale, *args, tf.constant(1), tf.constant(0)))
@@ -436,8 +435,7 @@ def test_round_ends_once_no_more_than_min_running_problems_run():
     # below' and 'below' stop at different iterations there
     for floor, cap in [(f, 1000) for f in reached] + [(6, 1000), (3, 1000), (0, 1000), (0, 2)]:
         want = min(cap, max(1, next(i for i, r in enumerate(running) if r <= floor)))
-        got = step(idle_state(8, t.size, 2), fresh, *args, tf.constant(cap),
-                   tf.constant(floor))
+        got = step(idle_state(8, m, 2), fresh, *args, tf.constant(cap), tf.constant(floor))
         for name in ("x", "status", "nfev", "nit", "lam"):
             np.testing.assert_array_equal(getattr(got, name), getattr(after[want], name),
                                           err_msg=f"min_running={floor}: {name}")
