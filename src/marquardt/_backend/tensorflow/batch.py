@@ -26,14 +26,10 @@ from typing import Callable
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.driver import ResidualAndJacobian
-from marquardt._backend.tensorflow.jacobian import (UNROLL_MAX, autodiff_jacobian,
+from marquardt._backend.tensorflow.jacobian import (UNROLL_MAX, as_float64, autodiff_jacobian,
                                                     resolved_mode, scalar_forward_jacobian)
 
 __all__ = ["batched_residual", "batched_residual_and_jacobian", "scalar_tangents"]
-
-
-def _as_float64(out):
-    return tf.cast(tf.convert_to_tensor(out), tf.float64)
 
 
 def _weighted(out, y, w):
@@ -62,7 +58,7 @@ def batched_residual(f: Callable, shared_x: bool) -> Callable:
     """The batch residual ``r(P, x, y, w) = where(w ≠ 0, w · (f(x, *p) − y), 0)``, (K, m)."""
 
     def one(p, x, y, w):
-        out = _as_float64(f(x, *tf.unstack(p)))
+        out = as_float64(f(x, *tf.unstack(p)))
         _check_shape(out, y.shape, "f(xdata, *p)")
         return _weighted(out, y, w)
 
@@ -85,8 +81,8 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
     ``jac(x, *params) -> (m, n)`` beside one call of ``f``."""
     if callable(jac):
         def one(p, x, y, w):
-            out = _as_float64(f(x, *tf.unstack(p)))
-            jm = _as_float64(jac(x, *tf.unstack(p)))
+            out = as_float64(f(x, *tf.unstack(p)))
+            jm = as_float64(jac(x, *tf.unstack(p)))
             _check_shape(jm, (y.shape[0], p.shape[0]), "jac(xdata, *p)")
             return _weighted(out, y, w), tf.where(tf.not_equal(w, 0.0)[:, None],
                                                   jm * w[:, None], tf.zeros_like(jm))
@@ -95,10 +91,10 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
             n, m = p.shape[0], y.shape[0]
             if scalar_tangents(n, m, jac):  # one tangent per scalar parameter
                 return scalar_forward_jacobian(
-                    lambda ps: _weighted(_as_float64(f(x, *ps)), y, w), tf.unstack(p))
+                    lambda ps: _weighted(as_float64(f(x, *ps)), y, w), tf.unstack(p))
 
             def residual(p1):  # a batch of one: (1, n) -> (1, m)
-                return _weighted(_as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]
+                return _weighted(as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]
 
             r, jm = autodiff_jacobian(residual, n, m, jac)(p[None])
             return r[0], jm[0]

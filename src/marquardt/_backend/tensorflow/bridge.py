@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.arguments import DataLayout
-from marquardt._backend.tensorflow.jacobian import NoGradientError, autodiff_jacobian
+from marquardt._backend.tensorflow.jacobian import NoGradientError, as_float64, autodiff_jacobian
 
 __all__ = ["MODES", "CompiledResidual", "eager_residual",
            "evaluate", "rows_consistent", "value_and_gradient", "residual_and_gradient",
@@ -52,11 +52,6 @@ __all__ = ["MODES", "CompiledResidual", "eager_residual",
 MODES = ("auto", "forward", "reverse", "per_sample")
 
 _ZERO = tf.UnconnectedGradients.ZERO
-
-
-def _as_float64(r) -> tf.Tensor:
-    r = tf.convert_to_tensor(r)
-    return r if r.dtype == tf.float64 else tf.cast(r, tf.float64)
 
 
 def eager_residual(residual: Callable, x0: np.ndarray, data: Sequence):
@@ -78,9 +73,9 @@ def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence) -> float
     the ``per_sample`` Jacobian assumes (inf when the row residuals do not even add up to m).
     """
     x = tf.constant(x0, tf.float64)
-    full = _as_float64(residual(x, *data))
+    full = as_float64(residual(x, *data))
     rows = tf.vectorized_map(
-        lambda row: _as_float64(residual(x, *[t[None] for t in row])), tuple(data))
+        lambda row: as_float64(residual(x, *[t[None] for t in row])), tuple(data))
     rows = tf.reshape(rows, [-1])
     if rows.shape[0] != full.shape[0]:
         return float("inf")
@@ -127,7 +122,7 @@ def _per_sample_jacobian(residual: Callable, n: int, k: int) -> Callable:
         def row_jacobian(row):
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                r = tf.reshape(_as_float64(residual(x, *[t[None] for t in row])), [k])
+                r = tf.reshape(as_float64(residual(x, *[t[None] for t in row])), [k])
             if k == 1:
                 # dense: a gather of x (`tf.gather(x, i)`) has a sparse IndexedSlices gradient
                 return tf.convert_to_tensor(
@@ -144,7 +139,7 @@ def _dense_jacobian(residual: Callable, n: int, m: int, mode: str) -> Callable:
     """``jac(x, *data) -> J`` (m, n) by the engine's forward or reverse autodiff."""
 
     def jac(x, *data):
-        batched = autodiff_jacobian(lambda xb: _as_float64(residual(xb[0], *data))[None],
+        batched = autodiff_jacobian(lambda xb: as_float64(residual(xb[0], *data))[None],
                                     n, m, mode)
         return batched(x[None])[1][0]
 
@@ -186,7 +181,7 @@ class CompiledResidual:
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
                     "Write it with differentiable TensorFlow ops.") from None
 
-        self._residual = compile_(lambda x, *d: _as_float64(residual(x, *d)))
+        self._residual = compile_(lambda x, *d: as_float64(residual(x, *d)))
         self._jacobian = self._jvp = self._vjp = None
         if jac_form == "dense":
             if mode == "per_sample":
@@ -197,13 +192,13 @@ class CompiledResidual:
         else:
             def jvp(x, v, *d):
                 with tf.autodiff.ForwardAccumulator(x, v) as acc:
-                    r = _as_float64(residual(x, *d))
+                    r = as_float64(residual(x, *d))
                 return acc.jvp(r, unconnected_gradients=_ZERO)
 
             def vjp(x, u, *d):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
-                    r = _as_float64(residual(x, *d))
+                    r = as_float64(residual(x, *d))
                 return tape.gradient(r, x, output_gradients=u, unconnected_gradients=_ZERO)
 
             self._jvp = compile_(jvp, tf.TensorSpec([n], tf.float64, name="v"))
@@ -246,7 +241,7 @@ def value_and_gradient(fn: Callable, x0: np.ndarray) -> tuple[float, np.ndarray]
     if not isinstance(value, tf.Tensor):
         return scalar, None
     try:
-        grad = tape.gradient(_as_float64(value), x, unconnected_gradients=_ZERO)
+        grad = tape.gradient(as_float64(value), x, unconnected_gradients=_ZERO)
     except LookupError:
         return scalar, None
     return scalar, grad.numpy()
@@ -284,7 +279,7 @@ def model_residual(model, residual_fn: Callable, scale: float,
         frozen = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
         y_pred, _ = model.stateless_call(weights, frozen, inputs, training=False)
         r = residual_fn(y, y_pred, sample_weight)
-        return tf.reshape(_as_float64(r), [-1]) * scale
+        return tf.reshape(as_float64(r), [-1]) * scale
 
     layout = DataLayout(tuple(("tensor", i) for i in range(len(data))), data)
     return residual, layout

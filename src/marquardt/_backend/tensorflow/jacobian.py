@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
+__all__ = ["as_float64", "autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
            "zero_gradient_parameters", "finite_difference_jacobian", "NoGradientError"]
 
 #: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
@@ -109,6 +109,12 @@ def resolved_mode(n: int, m: int, mode: str) -> str:
     return mode
 
 
+def as_float64(value) -> tf.Tensor:
+    """``value`` as a float64 tensor (no copy when it already is one)."""
+    value = tf.convert_to_tensor(value)
+    return value if value.dtype == tf.float64 else tf.cast(value, tf.float64)
+
+
 def zero_gradient_parameters(residual: Callable, x0: np.ndarray) -> np.ndarray:
     """Indices i whose Jacobian column is exactly zero at x0, by one backward pass (eager).
 
@@ -121,7 +127,7 @@ def zero_gradient_parameters(residual: Callable, x0: np.ndarray) -> np.ndarray:
     x = tf.constant(x0, tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        r = tf.reshape(tf.cast(residual(x), tf.float64), [-1])
+        r = tf.reshape(as_float64(residual(x)), [-1])
     u = np.random.default_rng(0).standard_normal(int(r.shape[0]))
     try:
         v = tape.gradient(r, x, output_gradients=tf.constant(u),
