@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.keras_jacobian import (
-    JacobianPlan, full_jacobian, gram_edges, normal_equations)
+    JacobianPlan, full_jacobian, gram_edges, normal_equations, summed_normal_equations)
 
 from keras_helpers import mlp
 
@@ -39,3 +39,20 @@ def test_blocked_chunked_normal_equations_equal_dense(float64, chunk):
     np.testing.assert_allclose(a.numpy(), jac.T @ jac, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(g.numpy(), jac.T @ res, rtol=1e-12, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("chunk", [None, 6, 25])
+def test_summed_normal_equations_of_given_rows(chunk):
+    # rows handed over as they are (the benchmark's floor): A = JᵀJ in every chunking, and
+    # residuals of None form A alone with g left at zero
+    rng = np.random.default_rng(1)
+    jac = rng.normal(size=(25, 300))  # P = 300: two Gram blocks
+    res = rng.normal(size=25)
+    a, g = summed_normal_equations(lambda c: (c["j"], c["r"]), {"j": tf.constant(jac),
+                                   "r": tf.constant(res)}, 300, chunk, tf.float64)
+    np.testing.assert_allclose(a.numpy(), jac.T @ jac, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g.numpy(), jac.T @ res, rtol=1e-12, atol=1e-12)
+    a, g = summed_normal_equations(lambda c: (c, None), tf.constant(jac), 300, chunk,
+                                   tf.float64)
+    np.testing.assert_allclose(a.numpy(), jac.T @ jac, rtol=1e-12, atol=1e-12)
+    assert not np.any(g.numpy())

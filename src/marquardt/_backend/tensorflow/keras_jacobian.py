@@ -43,7 +43,7 @@ from typing import Any, Callable, NamedTuple
 import tensorflow as tf
 
 __all__ = ["JacobianPlan", "flat_size", "per_sample_chunk", "full_jacobian",
-           "gram_edges", "normal_equations"]
+           "gram_edges", "normal_equations", "summed_normal_equations"]
 
 #: Column blocks of JᵀJ: at least this wide (narrower products lose BLAS efficiency)...
 GRAM_BLOCK_MIN = 128
@@ -149,7 +149,8 @@ def _accumulate(blocks, g, jac, res, edges, dtype):
     cols = [jac[:, edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
     out = tuple(acc + tf.cast(tf.matmul(cols[i], cols[j], transpose_a=True), dtype)
                 for acc, (i, j) in zip(blocks, _pairs(edges)))
-    g = g + tf.linalg.matvec(tf.cast(jac, dtype), tf.cast(res, dtype), transpose_a=True)
+    if res is not None:
+        g = g + tf.linalg.matvec(tf.cast(jac, dtype), tf.cast(res, dtype), transpose_a=True)
     return out, g
 
 
@@ -168,29 +169,49 @@ def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan, n
     Returns:
         ``(a, g)`` in ``plan.dtype``, shapes (P, P) and (P,).
     """
-    p = flat_size(weights)
+    if plan.per_sample:
+        def rows(chunk):
+            return per_sample_chunk(residual_fn, weights, chunk, plan.k, names)
+    else:
+        def rows(chunk):
+            return full_jacobian(residual_fn, weights, chunk, names)
+    return summed_normal_equations(rows, data, flat_size(weights),
+                                   plan.chunk if plan.per_sample else None, plan.dtype)
+
+
+def summed_normal_equations(rows: Callable, data, p: int, chunk: int | None, dtype):
+    """A = Σ J_cᵀJ_c and g = Σ J_cᵀr_c over chunks of ``chunk`` samples of ``data``.
+
+    Args:
+        rows: ``rows(chunk_data) -> (J_c, r_c)``, the Jacobian rows (c·k, P) and residuals
+            (c·k,) of a chunk of samples; r_c ``None`` forms JᵀJ alone (g stays zero).
+        data: nested structure of tensors with a leading sample axis.
+        p: number of columns of J.
+        chunk: samples per chunk; ``None`` for one chunk (samples coupled).
+        dtype: dtype of A and g.
+
+    Returns:
+        ``(a, g)`` in ``dtype``, shapes (P, P) and (P,).
+    """
     edges = gram_edges(p)
-    blocks = _zero_blocks(edges, plan.dtype)
-    g = tf.zeros([p], plan.dtype)
+    blocks = _zero_blocks(edges, dtype)
+    g = tf.zeros([p], dtype)
     leaves = tf.nest.flatten(data)
     static_n = leaves[0].shape[0]
-    if not plan.per_sample or (static_n is not None and static_n <= plan.chunk):
-        # one Jacobian for the whole batch: samples coupled, or the batch fits in one chunk
-        jac, res = (per_sample_chunk(residual_fn, weights, data, plan.k, names)
-                    if plan.per_sample else full_jacobian(residual_fn, weights, data, names))
-        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
+    if chunk is None or (static_n is not None and static_n <= chunk):
+        jac, res = rows(data)
+        blocks, g = _accumulate(blocks, g, jac, res, edges, dtype)
         return _assemble(blocks, edges), g
 
     n = tf.shape(leaves[0])[0]
-    size = tf.constant(plan.chunk, tf.int32)
+    size = tf.constant(chunk, tf.int32)
     count = (n + size - 1) // size
 
     def body(i, blocks, g):
         start = i * size
         stop = tf.minimum(start + size, n)
-        chunk = tf.nest.map_structure(lambda t: t[start:stop], data)
-        jac, res = per_sample_chunk(residual_fn, weights, chunk, plan.k, names)
-        blocks, g = _accumulate(blocks, g, jac, res, edges, plan.dtype)
+        jac, res = rows(tf.nest.map_structure(lambda t: t[start:stop], data))
+        blocks, g = _accumulate(blocks, g, jac, res, edges, dtype)
         return i + 1, blocks, g
 
     _, blocks, g = tf.while_loop(lambda i, blocks, g: i < count, body,
