@@ -4,7 +4,11 @@ For tanh MLPs of about 500 and 5,000 weights on 10,000 and 100,000 samples, the 
 full-batch LM iteration (Jacobian, JᵀJ, solve, candidate evaluation; the best of the epochs
 after the first, which includes tracing, with the λ attempts that epoch made) is compared with
 the floor set by BLAS on the same sizes in the same run: NumPy's ``J.T @ J`` (float32, a syrk)
-plus SciPy's Cholesky of the P×P float64 matrix (best of 3).
+plus SciPy's Cholesky of the P×P float64 matrix (best of 10 at ~500 weights, of 3 at ~5,000).
+A second floor does the same work with the engine's own TensorFlow kernels (``TF floor``): the
+chunked, blocked JᵀJ of a Keras iteration and its Cholesky, so that the table separates what
+TensorFlow's kernels cost against BLAS (``TF/BLAS``) from what the iteration adds to them
+(``iter/TF``: the Jacobian, Jᵀr, the candidate's forward pass, the LM logic and Keras' epoch).
 
 Peak memory of a full-batch iteration with about 5,000 weights on 1,000,000 residuals (J
 alone would take 20 GB in float32) is measured in a fresh child process as its peak resident set
@@ -87,6 +91,47 @@ def blas_floor(p, n, repeat=3):
     return best
 
 
+def tensorflow_floor(p, n, repeat=3):
+    """The BLAS floor's work, JᵀJ and one Cholesky, done by the engine's own TensorFlow kernels.
+
+    A random float32 J (a slab of at most 20,000 rows, scaled like ``blas_floor``) goes through
+    ``summed_normal_equations``, the chunked, blocked JᵀJ of a Keras iteration (without Jᵀr,
+    which the BLAS floor does not form either), in the chunk size the engine plans for P and
+    compiled as in a step; then A + P·I is factored and solved by the Cholesky kernel the step
+    uses for P (TensorFlow's, or the host's LAPACK from P = 1,500). The iteration adds the
+    Jacobian, Jᵀr, the candidate's forward pass and the LM logic to this: ``iter/TF`` is what
+    those cost, and ``TF/BLAS`` is the gap between TensorFlow's kernels and NumPy's ``syrk`` plus
+    SciPy's Cholesky on the same sizes.
+    """
+    import tensorflow as tf
+
+    from marquardt._backend.tensorflow import linalg
+    from marquardt._backend.tensorflow.keras_jacobian import summed_normal_equations
+    from marquardt.keras._memory import plan_memory
+    from marquardt.keras._options import default_memory_limit
+
+    chunk = plan_memory(p, 1, default_memory_limit()).chunk_rows
+    rows = min(n, 20_000)
+    rng = np.random.default_rng(0)
+    data = tf.constant(rng.standard_normal((rows, p), dtype=np.float32))
+    solve = (linalg.host_cholesky_solve if linalg.use_host_lapack(p, jit_compile=False)
+             else linalg.cholesky_solve_or_nan)
+    gram = tf.function(lambda d: summed_normal_equations(lambda c: (c, None), d, p, chunk,
+                                                          tf.float64))
+    factor = tf.function(lambda a: solve(a + p * tf.eye(p, dtype=a.dtype), a[0])[0])
+    factor(gram(data)[0]).numpy()  # traces both
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a = gram(data)[0]
+        a.numpy()
+        t1 = time.perf_counter()
+        factor(a).numpy()
+        t2 = time.perf_counter()
+        best = min(best, (t1 - t0) * n / rows + (t2 - t1))
+    return best
+
+
 def _vm_kib(field: str) -> int:
     """A ``VmHWM``/``VmRSS`` line of /proc/self/status, in KiB."""
     with open("/proc/self/status") as status:
@@ -135,14 +180,23 @@ def main(argv=None):
         sizes = []
     if sizes:
         print(f"{'network':>8s} {'P':>6s} {'samples':>8s} {'LM iter':>9s} {'attempts':>8s} "
-              f"{'BLAS floor':>10s} {'ratio':>6s}")
+              f"{'BLAS floor':>10s} {'ratio':>6s} {'TF floor':>9s} {'TF/BLAS':>7s} "
+              f"{'iter/TF':>7s}")
     for name, n in sizes:
         hidden = NETWORKS[name]
         # the first epoch includes tracing: the best of the others; fewer at ~5000 weights
         p, t, attempts = lm_iteration_time(hidden, n, epochs=6 if name == "~500" else 4)
-        floor = blas_floor(p, n)
+        # both floors the best of their repeats: more where each takes well under a second
+        repeat = 10 if p < 1000 else 3
+        floor = blas_floor(p, n, repeat)
+        tf_floor = tensorflow_floor(p, n, repeat)
         print(f"{name:>8s} {p:6d} {n:8d} {t:8.3f}s {attempts:8.0f} {floor:9.3f}s "
-              f"{t / floor:5.2f}x", flush=True)
+              f"{t / floor:5.2f}x {tf_floor:8.3f}s {tf_floor / floor:6.2f}x "
+              f"{t / tf_floor:6.2f}x", flush=True)
+    if sizes:
+        print("ratio: LM iteration time / BLAS floor (NumPy JᵀJ float32 + SciPy Cholesky "
+              "float64). TF floor: the same JᵀJ and Cholesky by the engine's own "
+              "TensorFlow kernels. A shared machine inflates all of them.")
     if args.no_memory:
         return
     n_mem = 20_000 if args.quick else 1_000_000
@@ -154,8 +208,6 @@ def main(argv=None):
           f"{(mem['peak_kib'] - mem['base_kib']) * gib:.2f} GiB; J would be "
           f"{n_mem * mem['params'] * 4 / (1 << 30):.1f} GiB in float32; the one-epoch fit took "
           f"{mem['seconds']:.0f} s")
-    print("ratio: LM iteration time / BLAS floor (NumPy JᵀJ float32 + SciPy Cholesky "
-          "float64). A shared machine inflates both.")
 
 
 if __name__ == "__main__":
