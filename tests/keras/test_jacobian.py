@@ -41,18 +41,28 @@ def test_blocked_chunked_normal_equations_equal_dense(float64, chunk):
 
 
 
-@pytest.mark.parametrize("chunk", [None, 6, 25])
-def test_summed_normal_equations_of_given_rows(chunk):
-    # rows handed over as they are (the benchmark's floor): A = JᵀJ in every chunking, and
-    # residuals of None form A alone with g left at zero
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("chunk", [None, 6])
+def test_summed_normal_equations_of_given_rows(chunk, compiled):
+    # rows handed over as they are (the benchmark's floor): A = JᵀJ whether chunked (a
+    # tf.while_loop over 5 chunks, the last of 1 row, when compiled with an unknown batch size)
+    # or not, and residuals of None form A alone with g left at zero
     rng = np.random.default_rng(1)
     jac = rng.normal(size=(25, 300))  # P = 300: two Gram blocks
     res = rng.normal(size=25)
-    a, g = summed_normal_equations(lambda c: (c["j"], c["r"]), {"j": tf.constant(jac),
-                                   "r": tf.constant(res)}, 300, chunk, tf.float64)
-    np.testing.assert_allclose(a.numpy(), jac.T @ jac, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g.numpy(), jac.T @ res, rtol=1e-12, atol=1e-12)
-    a, g = summed_normal_equations(lambda c: (c, None), tf.constant(jac), 300, chunk,
-                                   tf.float64)
-    np.testing.assert_allclose(a.numpy(), jac.T @ jac, rtol=1e-12, atol=1e-12)
-    assert not np.any(g.numpy())
+
+    def run(rows, data):
+        def sums(d):
+            return summed_normal_equations(rows, d, 300, chunk, tf.float64)
+        if compiled:
+            spec = tf.nest.map_structure(
+                lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data)
+            sums = tf.function(sums, input_signature=[spec])
+        return [t.numpy() for t in sums(data)]
+
+    a, g = run(lambda c: (c["j"], c["r"]), {"j": tf.constant(jac), "r": tf.constant(res)})
+    np.testing.assert_allclose(a, jac.T @ jac, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g, jac.T @ res, rtol=1e-12, atol=1e-12)
+    a, g = run(lambda c: (c, None), tf.constant(jac))
+    np.testing.assert_allclose(a, jac.T @ jac, rtol=1e-12, atol=1e-12)
+    assert not np.any(g)
