@@ -94,11 +94,11 @@ def blas_floor(p, n, repeat=3):
 def tensorflow_floor(p, n, repeat=3):
     """The BLAS floor's work, JᵀJ and one Cholesky, done by the engine's own TensorFlow kernels.
 
-    A random float32 J (a slab of at most 20,000 rows, scaled like ``blas_floor``) goes through
-    ``summed_normal_equations``, the chunked, blocked JᵀJ of a Keras iteration (without Jᵀr,
-    which the BLAS floor does not form either), in the chunk size the engine plans for P and
-    compiled as in a step; then A + P·I is factored and solved by the Cholesky kernel the step
-    uses for P (TensorFlow's, or the host's LAPACK from P = 1,500). The iteration adds the
+    A random float32 J (a slab of whole chunks, at most 20,000 rows, scaled like ``blas_floor``)
+    goes through ``summed_normal_equations``, the chunked, blocked JᵀJ of a Keras iteration
+    (without Jᵀr, which the BLAS floor does not form either), in the chunk size the engine plans
+    for P and compiled as in a step; then A + P·I is factored and solved by the Cholesky kernel
+    the step uses for P (TensorFlow's, or the host's LAPACK from P = 1,500). The iteration adds the
     Jacobian, Jᵀr, the candidate's forward pass and the LM logic to this: ``iter/TF`` is what
     those cost, and ``TF/BLAS`` is the gap between TensorFlow's kernels and NumPy's ``syrk`` plus
     SciPy's Cholesky on the same sizes.
@@ -111,7 +111,9 @@ def tensorflow_floor(p, n, repeat=3):
     from marquardt.keras._options import default_memory_limit
 
     chunk = plan_memory(p, 1, default_memory_limit()).chunk_rows
-    rows = min(n, 20_000)
+    # a slab of whole chunks, so that scaling it does not repeat a partial chunk; the per-call
+    # work (zeroing and assembling A: ~50 ms at P = 5,181) is scaled with it, ~1% of the time
+    rows = min(n, max(chunk, 20_000 // chunk * chunk))
     rng = np.random.default_rng(0)
     data = tf.constant(rng.standard_normal((rows, p), dtype=np.float32))
     solve = (linalg.host_cholesky_solve if linalg.use_host_lapack(p, jit_compile=False)
