@@ -199,6 +199,7 @@ def summed_normal_equations(rows: Callable, data, p: int, chunk: int | None, dty
     leaves = tf.nest.flatten(data)
     static_n = leaves[0].shape[0]
     if chunk is None or (static_n is not None and static_n <= chunk):
+        # one chunk for the whole batch: samples coupled, or the batch fits in one chunk
         jac, res = rows(data)
         blocks, g = _accumulate(blocks, g, jac, res, edges, dtype)
         return _assemble(blocks, edges), g
