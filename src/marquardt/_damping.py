@@ -3,7 +3,8 @@
 Symbols: λ the damping parameter of ``(JᵀJ + λD) δ = −Jᵀr``; ρ the gain ratio, actual over
 predicted reduction of the cost (see ``_gain.py``). A policy is a small immutable object with
 four pure functions, so it runs unchanged inside ``tf.while_loop`` and on batched tensors
-(one λ per problem)::
+(one λ per problem), on NumPy arrays on the host or on tensors in a compiled graph (each method
+takes the array namespace ``xp``, found from its arguments when not given; ``marquardt._xp``)::
 
     state = policy.init(scale)          # scale = max_i A_ii / D_ii at the start point
     accepted = policy.accept(rho)        # take the step?
@@ -19,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-from keras import ops
+from marquardt._xp import array_namespace
 
 __all__ = ["DampingState", "Nielsen", "TrainLM", "DampingPolicy", "get_damping"]
 
@@ -66,24 +67,28 @@ class Nielsen:
     lam_max: float = 1e32
     name: str = "nielsen"
 
-    def init(self, scale) -> DampingState:
-        lam = ops.maximum(self.tau * scale, self.lam_min)
-        return DampingState(lam=lam, nu=ops.full_like(lam, 2.0))
+    def init(self, scale, xp=None) -> DampingState:
+        xp = xp or array_namespace(scale)
+        lam = xp.maximum(self.tau * scale, self.lam_min)
+        return DampingState(lam=lam, nu=xp.full_like(lam, 2.0))
 
-    def accept(self, rho):
-        return ops.greater(rho, self.min_rho)
+    def accept(self, rho, xp=None):
+        xp = xp or array_namespace(rho)
+        return xp.greater(rho, self.min_rho)
 
-    def update(self, state: DampingState, rho) -> DampingState:
-        ok = self.accept(rho)
-        safe_rho = ops.where(ok, rho, ops.zeros_like(rho))
-        shrink = ops.maximum(1.0 / 3.0, 1.0 - (2.0 * safe_rho - 1.0) ** 3)
-        lam = ops.where(ok, state.lam * shrink, state.lam * state.nu)
-        lam = ops.maximum(lam, self.lam_min)
-        nu = ops.where(ok, ops.full_like(state.nu, 2.0), 2.0 * state.nu)
+    def update(self, state: DampingState, rho, xp=None) -> DampingState:
+        xp = xp or array_namespace(rho, state.lam)
+        ok = self.accept(rho, xp)
+        safe_rho = xp.where(ok, rho, xp.zeros_like(rho))
+        shrink = xp.maximum(1.0 / 3.0, 1.0 - (2.0 * safe_rho - 1.0) ** 3)
+        lam = xp.where(ok, state.lam * shrink, state.lam * state.nu)
+        lam = xp.maximum(lam, self.lam_min)
+        nu = xp.where(ok, xp.full_like(state.nu, 2.0), 2.0 * state.nu)
         return DampingState(lam=lam, nu=nu)
 
-    def exhausted(self, state: DampingState):
-        return ops.greater(state.lam, self.lam_max)
+    def exhausted(self, state: DampingState, xp=None):
+        xp = xp or array_namespace(state.lam)
+        return xp.greater(state.lam, self.lam_max)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,21 +123,25 @@ class TrainLM:
     mu_min: float = 1e-20
     name: str = "trainlm"
 
-    def init(self, scale) -> DampingState:
-        lam = ops.full_like(scale, self.mu)
-        return DampingState(lam=lam, nu=ops.ones_like(lam))
+    def init(self, scale, xp=None) -> DampingState:
+        xp = xp or array_namespace(scale)
+        lam = xp.full_like(scale, self.mu)
+        return DampingState(lam=lam, nu=xp.ones_like(lam))
 
-    def accept(self, rho):
-        return ops.greater(rho, 0.0)
+    def accept(self, rho, xp=None):
+        xp = xp or array_namespace(rho)
+        return xp.greater(rho, 0.0)
 
-    def update(self, state: DampingState, rho) -> DampingState:
-        ok = self.accept(rho)
-        lam = ops.where(ok, ops.maximum(state.lam * self.mu_dec, self.mu_min),
-                        state.lam * self.mu_inc)
+    def update(self, state: DampingState, rho, xp=None) -> DampingState:
+        xp = xp or array_namespace(rho, state.lam)
+        ok = self.accept(rho, xp)
+        lam = xp.where(ok, xp.maximum(state.lam * self.mu_dec, self.mu_min),
+                       state.lam * self.mu_inc)
         return DampingState(lam=lam, nu=state.nu)
 
-    def exhausted(self, state: DampingState):
-        return ops.greater(state.lam, self.mu_max)
+    def exhausted(self, state: DampingState, xp=None):
+        xp = xp or array_namespace(state.lam)
+        return xp.greater(state.lam, self.mu_max)
 
 
 DampingPolicy = Nielsen | TrainLM

@@ -16,31 +16,41 @@ L(0) − L(δ) = ½ δᵀ(λDδ − g) (Madsen, Nielsen & Tingleff 2004, eq. 3.1
 
 from __future__ import annotations
 
-from keras import ops
+from marquardt._xp import array_namespace
 
-__all__ = ["predicted_reduction", "model_reduction", "gain_ratio",
+__all__ = ["predicted_reduction", "model_reduction", "quadratic_reduction", "gain_ratio",
            "gain_ratio_with_noise_floor"]
 
 
-def predicted_reduction(g, delta, lam, d):
+def predicted_reduction(g, delta, lam, d, xp=None):
     """L(0) − L(δ) = ½ δᵀ(λDδ − g) for the exact LM step δ (batched over leading dims)."""
-    return 0.5 * ops.sum(delta * (ops.expand_dims(lam, -1) * d * delta - g), axis=-1)
+    xp = xp or array_namespace(g, delta)
+    return 0.5 * xp.sum(delta * (xp.expand_dims(lam, -1) * d * delta - g), axis=-1)
 
 
-def model_reduction(g, jp, p):
+def model_reduction(g, jp, p, xp=None):
     """L(0) − L(p) = −gᵀp − ½‖Jp‖² for any step p, given Jp (valid for projected steps)."""
-    return -ops.sum(g * p, axis=-1) - 0.5 * ops.sum(jp * jp, axis=-1)
+    xp = xp or array_namespace(g, jp, p)
+    return -xp.sum(g * p, axis=-1) - 0.5 * xp.sum(jp * jp, axis=-1)
 
 
-def gain_ratio(actual, predicted):
+def quadratic_reduction(g, curvature, p, xp=None):
+    """L(0) − L(p) = −gᵀp − ½ pᵀAp for any step p, given the curvature term pᵀAp
+    (A = JᵀJ; from the normal equations when J itself is not kept)."""
+    xp = xp or array_namespace(g, p)
+    return -xp.sum(g * p, axis=-1) - 0.5 * curvature
+
+
+def gain_ratio(actual, predicted, xp=None):
     """ρ = actual / predicted reduction; −∞ when the prediction is not positive or the actual
     reduction is not finite (a step into NaN land is a failed step)."""
-    ok = ops.logical_and(ops.greater(predicted, 0.0), ops.isfinite(actual))
-    safe = ops.where(ok, predicted, ops.ones_like(predicted))
-    return ops.where(ok, actual / safe, ops.full_like(actual, float("-inf")))
+    xp = xp or array_namespace(actual, predicted)
+    ok = xp.logical_and(xp.greater(predicted, 0.0), xp.isfinite(actual))
+    safe = xp.where(ok, predicted, xp.ones_like(predicted))
+    return xp.where(ok, actual / safe, xp.full_like(actual, float("-inf")))
 
 
-def gain_ratio_with_noise_floor(actual, predicted, cost, noise):
+def gain_ratio_with_noise_floor(actual, predicted, cost, noise, xp=None):
     """ρ as ``gain_ratio``, except that a step whose predicted and actual changes of F are both
     at or below the rounding level of F (``noise · |F|``) counts as a good step (ρ = 1).
 
@@ -56,9 +66,10 @@ def gain_ratio_with_noise_floor(actual, predicted, cost, noise):
         noise: relative rounding level of F, e.g. 16 ulps of the model's dtype
             (16 · 2⁻²³ for float32).
     """
-    rho = gain_ratio(actual, predicted)
-    level = noise * ops.abs(cost)
-    tiny = ops.logical_and(ops.logical_and(ops.greater(predicted, 0.0),
-                                           ops.less_equal(predicted, level)),
-                           ops.less_equal(ops.abs(actual), level))
-    return ops.where(tiny, ops.ones_like(rho), rho)
+    xp = xp or array_namespace(actual, predicted)
+    rho = gain_ratio(actual, predicted, xp)
+    level = noise * xp.abs(cost)
+    tiny = xp.logical_and(xp.logical_and(xp.greater(predicted, 0.0),
+                                         xp.less_equal(predicted, level)),
+                          xp.less_equal(xp.abs(actual), level))
+    return xp.where(tiny, xp.ones_like(rho), rho)

@@ -14,40 +14,45 @@ the curvature of ρ.
 
 from __future__ import annotations
 
-from keras import ops
+from marquardt._xp import array_namespace
 
-__all__ = ["LOSSES", "loss_terms", "robust_cost", "rescale"]
+__all__ = ["LOSSES", "loss_terms", "robust_cost", "cost_terms", "rescale"]
 
 EPS = 2.220446049250313e-16
 
 
-def _linear(z):
-    return z, ops.ones_like(z), ops.zeros_like(z)
+def _linear(z, xp=None):
+    xp = xp or array_namespace(z)
+    return z, xp.ones_like(z), xp.zeros_like(z)
 
 
-def _soft_l1(z):
+def _soft_l1(z, xp=None):
+    xp = xp or array_namespace(z)
     t = 1.0 + z
-    s = ops.sqrt(t)
+    s = xp.sqrt(t)
     return 2.0 * (s - 1.0), 1.0 / s, -0.5 / (t * s)
 
 
-def _huber(z):
-    small = ops.less_equal(z, 1.0)
-    sz = ops.sqrt(ops.maximum(z, 1.0))
-    rho = ops.where(small, z, 2.0 * sz - 1.0)
-    d1 = ops.where(small, ops.ones_like(z), 1.0 / sz)
-    d2 = ops.where(small, ops.zeros_like(z), -0.5 / (sz * ops.maximum(z, 1.0)))
+def _huber(z, xp=None):
+    xp = xp or array_namespace(z)
+    small = xp.less_equal(z, 1.0)
+    sz = xp.sqrt(xp.maximum(z, 1.0))
+    rho = xp.where(small, z, 2.0 * sz - 1.0)
+    d1 = xp.where(small, xp.ones_like(z), 1.0 / sz)
+    d2 = xp.where(small, xp.zeros_like(z), -0.5 / (sz * xp.maximum(z, 1.0)))
     return rho, d1, d2
 
 
-def _cauchy(z):
+def _cauchy(z, xp=None):
+    xp = xp or array_namespace(z)
     t = 1.0 + z
-    return ops.log1p(z), 1.0 / t, -1.0 / (t * t)
+    return xp.log1p(z), 1.0 / t, -1.0 / (t * t)
 
 
-def _arctan(z):
+def _arctan(z, xp=None):
+    xp = xp or array_namespace(z)
     t = 1.0 + z * z
-    return ops.arctan(z), 1.0 / t, -2.0 * z / (t * t)
+    return xp.arctan(z), 1.0 / t, -2.0 * z / (t * t)
 
 
 #: name → ρ(z) returning (ρ, ρ′, ρ″); the five of ``scipy.optimize.least_squares``.
@@ -60,26 +65,38 @@ LOSSES = {
 }
 
 
-def loss_terms(loss: str, r, f_scale: float):
+def loss_terms(loss: str, r, f_scale: float, xp=None):
     """(ρ, ρ′, ρ″) at z = (r / f_scale)², with ρ scaled to cost units (× f_scale²)."""
+    xp = xp or array_namespace(r)
     z = (r / f_scale) ** 2
-    rho, d1, d2 = LOSSES[loss](z)
+    rho, d1, d2 = LOSSES[loss](z, xp)
     return rho * f_scale**2, d1, d2 / f_scale**2
 
 
-def robust_cost(loss: str, r, f_scale: float):
+def robust_cost(loss: str, r, f_scale: float, xp=None):
     """F = ½ Σ f_scale² ρ((r / f_scale)²) over the last axis."""
+    xp = xp or array_namespace(r)
     if loss == "linear":
-        return 0.5 * ops.sum(r * r, axis=-1)
-    rho, _, _ = loss_terms(loss, r, f_scale)
-    return 0.5 * ops.sum(rho, axis=-1)
+        return 0.5 * xp.sum(r * r, axis=-1)
+    rho, _, _ = loss_terms(loss, r, f_scale, xp)
+    return 0.5 * xp.sum(rho, axis=-1)
 
 
-def rescale(loss: str, r, j, f_scale: float):
+def cost_terms(loss: str, r, f_scale: float, xp=None):
+    """The per-residual terms ½ f_scale² ρ((rᵢ / f_scale)²) whose sum is the cost."""
+    xp = xp or array_namespace(r)
+    if loss == "linear":
+        return 0.5 * r * r
+    rho, _, _ = loss_terms(loss, r, f_scale, xp)
+    return 0.5 * rho
+
+
+def rescale(loss: str, r, j, f_scale: float, xp=None):
     """(r̃, J̃) for the LM step under a robust loss (identity for ``linear``)."""
     if loss == "linear":
         return r, j
-    _, d1, d2 = loss_terms(loss, r, f_scale)
-    alpha = ops.maximum(d1 + 2.0 * d2 * r * r, EPS)
-    sa = ops.sqrt(alpha)
-    return r * d1 / sa, j * ops.expand_dims(sa, -1)
+    xp = xp or array_namespace(r, j)
+    _, d1, d2 = loss_terms(loss, r, f_scale, xp)
+    alpha = xp.maximum(d1 + 2.0 * d2 * r * r, EPS)
+    sa = xp.sqrt(alpha)
+    return r * d1 / sa, j * xp.expand_dims(sa, -1)

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from keras import ops
+from marquardt._xp import array_namespace
 
 __all__ = ["marquardt_diagonal", "MIN_DIAGONAL"]
 
@@ -20,14 +20,15 @@ __all__ = ["marquardt_diagonal", "MIN_DIAGONAL"]
 MIN_DIAGONAL = 1e-300
 
 
-def marquardt_diagonal(d_prev, diag_a):
+def marquardt_diagonal(d_prev, diag_a, xp=None):
     """Running-max Marquardt diagonal: ``max(d_prev, diag(JᵀJ))``, with zero entries set to 1.
 
     Args:
         d_prev: the previous diagonal, or ``None`` at the first iteration.
         diag_a: diag(JᵀJ) at the current point (squared column norms of J).
     """
-    fresh = ops.where(ops.greater(diag_a, 0.0), diag_a, ops.ones_like(diag_a))
+    xp = xp or array_namespace(diag_a, d_prev)
+    fresh = xp.where(xp.greater(diag_a, 0.0), diag_a, xp.ones_like(diag_a))
     if d_prev is None:
-        return ops.maximum(fresh, MIN_DIAGONAL)
-    return ops.maximum(d_prev, ops.maximum(diag_a, MIN_DIAGONAL))
+        return xp.maximum(fresh, MIN_DIAGONAL)
+    return xp.maximum(d_prev, xp.maximum(diag_a, MIN_DIAGONAL))

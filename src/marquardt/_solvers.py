@@ -26,7 +26,9 @@ iteration; the *solve* step for a new λ is then cheap where the method allows i
 * ``KernelSolver``: for m < n, δ = −D⁻¹Jᵀ (J D⁻¹ Jᵀ + λI)⁻¹ r (the push-through identity), an
   m×m system instead of n×n.
 
-All functions accept batched leading dimensions (one system per problem).
+All functions accept batched leading dimensions (one system per problem), and run on NumPy
+arrays on the host or on tensors in a compiled graph: each takes the array namespace ``xp``
+(``marquardt._xp``), found from its arguments when not given.
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-from keras import ops
-
-from marquardt._backend.tensorflow import linalg as _tfl
+from marquardt._xp import array_namespace
 
 __all__ = [
     "SVDSolver",
@@ -50,13 +50,13 @@ __all__ = [
 ]
 
 
-def _matvec(a, x):
-    return ops.squeeze(ops.matmul(a, ops.expand_dims(x, -1)), -1)
+def _matvec(a, x, xp):
+    return xp.matvec(a, x)
 
 
-def _rmatvec(a, y):
+def _rmatvec(a, y, xp):
     """Aᵀ y for batched A (…, m, n) and y (…, m)."""
-    return ops.squeeze(ops.matmul(ops.expand_dims(y, -2), a), -2)
+    return xp.matvec(a, y, transpose_a=True)
 
 
 class SVDFactor(NamedTuple):
@@ -72,17 +72,19 @@ class SVDSolver:
 
     name: str = "svd"
 
-    def factor(self, j, r, d) -> SVDFactor:
-        inv_sqrt_d = 1.0 / ops.sqrt(d)
-        js = j * ops.expand_dims(inv_sqrt_d, -2)
-        u, s, vh = ops.svd(js, full_matrices=False)
-        c = _rmatvec(u, r)
-        return SVDFactor(s=s, c=c, v=ops.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d)
+    def factor(self, j, r, d, xp=None) -> SVDFactor:
+        xp = xp or array_namespace(j, r, d)
+        inv_sqrt_d = 1.0 / xp.sqrt(d)
+        js = j * xp.expand_dims(inv_sqrt_d, -2)
+        u, s, vh = xp.svd(js)
+        c = _rmatvec(u, r, xp)
+        return SVDFactor(s=s, c=c, v=xp.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d)
 
-    def solve(self, fac: SVDFactor, lam):
-        lam = ops.expand_dims(lam, -1)
+    def solve(self, fac: SVDFactor, lam, xp=None):
+        xp = xp or array_namespace(fac.s, lam)
+        lam = xp.expand_dims(lam, -1)
         z = -fac.s * fac.c / (fac.s * fac.s + lam)
-        return fac.inv_sqrt_d * _matvec(fac.v, z)
+        return fac.inv_sqrt_d * _matvec(fac.v, z, xp)
 
 
 class EigenFactor(NamedTuple):
@@ -92,24 +94,25 @@ class EigenFactor(NamedTuple):
     inv_sqrt_d: Any
 
 
-def _eigen_factor_normal(a, g, d) -> EigenFactor:
-    inv_sqrt_d = 1.0 / ops.sqrt(d)
-    a_s = a * ops.expand_dims(inv_sqrt_d, -1) * ops.expand_dims(inv_sqrt_d, -2)
-    a_s = 0.5 * (a_s + ops.swapaxes(a_s, -1, -2))
-    w, q = ops.eigh(a_s)
-    qg = _rmatvec(q, g * inv_sqrt_d)
-    return EigenFactor(w=ops.maximum(w, 0.0), q=q, qg=qg, inv_sqrt_d=inv_sqrt_d)
+def _eigen_factor_normal(a, g, d, xp) -> EigenFactor:
+    inv_sqrt_d = 1.0 / xp.sqrt(d)
+    a_s = a * xp.expand_dims(inv_sqrt_d, -1) * xp.expand_dims(inv_sqrt_d, -2)
+    a_s = 0.5 * (a_s + xp.swapaxes(a_s, -1, -2))
+    w, q = xp.eigh(a_s)
+    qg = _rmatvec(q, g * inv_sqrt_d, xp)
+    return EigenFactor(w=xp.maximum(w, 0.0), q=q, qg=qg, inv_sqrt_d=inv_sqrt_d)
 
 
-def _eigen_solve(fac: EigenFactor, lam):
+def _eigen_solve(fac: EigenFactor, lam, xp):
     # Eigenvalues at rounding level (relative to the largest) count as zero; with λ = 0 the
     # step is then the minimum-norm (pseudo-inverse) Gauss-Newton step instead of Inf/NaN.
-    denom = fac.w + ops.expand_dims(lam, -1)
-    n = ops.shape(fac.w)[-1]
-    cutoff = 2.220446049250313e-16 * n * ops.max(fac.w, axis=-1, keepdims=True)
-    ok = ops.greater(denom, cutoff)
-    coef = ops.where(ok, fac.qg / ops.where(ok, denom, ops.ones_like(denom)), 0.0)
-    return -fac.inv_sqrt_d * _matvec(fac.q, coef)
+    denom = fac.w + xp.expand_dims(lam, -1)
+    n = fac.w.shape[-1] if fac.w.shape[-1] is not None else xp.cast(xp.shape(fac.w)[-1],
+                                                                      fac.w.dtype)
+    cutoff = 2.220446049250313e-16 * n * xp.max(fac.w, axis=-1, keepdims=True)
+    ok = xp.greater(denom, cutoff)
+    coef = xp.where(ok, fac.qg / xp.where(ok, denom, xp.ones_like(denom)), 0.0)
+    return -fac.inv_sqrt_d * _matvec(fac.q, coef, xp)
 
 
 class NormalFactor(NamedTuple):
@@ -118,9 +121,9 @@ class NormalFactor(NamedTuple):
     d: Any  # (…, n)
 
 
-def _normal_from_jacobian(j, r, d) -> NormalFactor:
-    a = ops.matmul(ops.swapaxes(j, -1, -2), j)
-    return NormalFactor(a=a, g=_rmatvec(j, r), d=d)
+def _normal_from_jacobian(j, r, d, xp) -> NormalFactor:
+    a = xp.matmul(xp.swapaxes(j, -1, -2), j)
+    return NormalFactor(a=a, g=_rmatvec(j, r, xp), d=d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,18 +132,19 @@ class EigenSolver:
 
     name: str = "eigen"
 
-    def factor(self, j, r, d) -> EigenFactor:
-        nf = _normal_from_jacobian(j, r, d)
-        return _eigen_factor_normal(nf.a, nf.g, d)
+    def factor(self, j, r, d, xp=None) -> EigenFactor:
+        xp = xp or array_namespace(j, r, d)
+        nf = _normal_from_jacobian(j, r, d, xp)
+        return _eigen_factor_normal(nf.a, nf.g, d, xp)
 
-    def factor_normal(self, a, g, d) -> EigenFactor:
-        return _eigen_factor_normal(a, g, d)
+    def factor_normal(self, a, g, d, xp=None) -> EigenFactor:
+        return _eigen_factor_normal(a, g, d, xp or array_namespace(a, g, d))
 
-    def solve(self, fac: EigenFactor, lam):
-        return _eigen_solve(fac, lam)
+    def solve(self, fac: EigenFactor, lam, xp=None):
+        return _eigen_solve(fac, lam, xp or array_namespace(fac.w, lam))
 
 
-def solve_normal(a, g, lam, d, *, cholesky_solve=_tfl.cholesky_solve_or_nan):
+def solve_normal(a, g, lam, d, *, cholesky_solve=None, xp=None):
     """δ solving (A + λ diag(d)) δ = −g by Cholesky, falling back to eigen-decomposition.
 
     The fallback runs when the Cholesky factor is not finite, which happens when A + λD is not
@@ -148,14 +152,16 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=_tfl.cholesky_solve_or_nan):
     systems the fallback is chosen per system: a system whose factor is finite keeps its
     Cholesky step whatever the others do, so a batched solve equals the one-at-a-time solve.
 
-    ``cholesky_solve(m, b) -> (x, ok)`` is the Cholesky kernel, ok per system: the backend's
-    by default; ``UnrolledCholeskySolver`` and the Keras step (host LAPACK for large systems
-    on a CPU) pass their own.
+    ``cholesky_solve(m, b) -> (x, ok)`` is the Cholesky kernel, ok per system: the namespace's
+    (``xp.cholesky_solve_or_nan``) by default; ``UnrolledCholeskySolver`` and the Keras step
+    (host LAPACK for large systems on a CPU) pass their own.
     """
-    inv_sqrt_d = 1.0 / ops.sqrt(d)
-    a_s = a * ops.expand_dims(inv_sqrt_d, -1) * ops.expand_dims(inv_sqrt_d, -2)
-    n = ops.shape(a)[-1]
-    m = a_s + ops.expand_dims(lam, (-1, -2)) * ops.eye(n, dtype=a.dtype)
+    xp = xp or array_namespace(a, g, lam, d)
+    cholesky_solve = cholesky_solve or xp.cholesky_solve_or_nan
+    inv_sqrt_d = 1.0 / xp.sqrt(d)
+    a_s = a * xp.expand_dims(inv_sqrt_d, -1) * xp.expand_dims(inv_sqrt_d, -2)
+    n = a.shape[-1] if a.shape[-1] is not None else xp.shape(a)[-1]
+    m = a_s + xp.expand_dims(lam, (-1, -2)) * xp.eye(n, dtype=a.dtype)
     g_s = g * inv_sqrt_d
     z, ok = cholesky_solve(m, g_s)
     step = -z * inv_sqrt_d
@@ -164,10 +170,10 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=_tfl.cholesky_solve_or_nan):
         return step
 
     def per_system():
-        eigen = _eigen_solve(_eigen_factor_normal(a, g, d), lam)
-        return ops.where(ops.expand_dims(ok, -1), step, eigen)
+        eigen = _eigen_solve(_eigen_factor_normal(a, g, d, xp), lam, xp)
+        return xp.where(xp.expand_dims(ok, -1), step, eigen)
 
-    return ops.cond(ops.all(ok), by_cholesky, per_system)
+    return xp.cond(xp.all(ok), by_cholesky, per_system)
 
 
 #: Largest n for which ``UnrolledCholeskySolver`` writes the factorisation out entry by entry
@@ -175,7 +181,7 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=_tfl.cholesky_solve_or_nan):
 UNROLL_MAX_N = 12
 
 
-def _unrolled_cholesky_solve(m, b):
+def _unrolled_cholesky_solve(m, b, xp=None):
     """(x, ok): m x = b for symmetric positive definite m (…, n, n), n static and small.
 
     The Cholesky factor m = L Lᵀ (row by row, Cholesky-Banachiewicz:
@@ -184,9 +190,10 @@ def _unrolled_cholesky_solve(m, b):
     per-matrix kernel call. ``ok`` is False for a system with a non-positive or non-finite
     pivot (the matrix is not numerically positive definite), as for LAPACK's ``potrf``.
     """
+    xp = xp or array_namespace(m, b)
     n = m.shape[-1]
     if n is None or n > UNROLL_MAX_N:
-        return _tfl.cholesky_solve_or_nan(m, b)
+        return xp.cholesky_solve_or_nan(m, b)
     low = [[None] * n for _ in range(n)]
     pivots = []
     for i in range(n):
@@ -196,7 +203,7 @@ def _unrolled_cholesky_solve(m, b):
                 acc = acc - low[i][q] * low[k][q]
             if i == k:
                 pivots.append(acc)
-                low[i][i] = ops.sqrt(acc)
+                low[i][i] = xp.sqrt(acc)
             else:
                 low[i][k] = acc / low[k][k]
     y = []
@@ -211,10 +218,10 @@ def _unrolled_cholesky_solve(m, b):
         for q in range(i + 1, n):
             acc = acc - low[q][i] * x[q]
         x[i] = acc / low[i][i]
-    x = ops.stack(x, axis=-1)
-    piv = ops.stack(pivots, axis=-1)
-    ok = ops.logical_and(ops.all(ops.greater(piv, 0.0), axis=-1),
-                         ops.all(ops.isfinite(x), axis=-1))
+    x = xp.stack(x, axis=-1)
+    piv = xp.stack(pivots, axis=-1)
+    ok = xp.logical_and(xp.all(xp.greater(piv, 0.0), axis=-1),
+                        xp.all(xp.isfinite(x), axis=-1))
     return x, ok
 
 
@@ -224,19 +231,21 @@ class CholeskySolver:
 
     name: str = "cholesky"
 
-    def factor(self, j, r, d) -> NormalFactor:
-        return _normal_from_jacobian(j, r, d)
+    def factor(self, j, r, d, xp=None) -> NormalFactor:
+        return _normal_from_jacobian(j, r, d, xp or array_namespace(j, r, d))
 
-    def factor_normal(self, a, g, d) -> NormalFactor:
+    def factor_normal(self, a, g, d, xp=None) -> NormalFactor:
         return NormalFactor(a=a, g=g, d=d)
 
-    def solve(self, fac: NormalFactor, lam):
-        return solve_normal(fac.a, fac.g, lam, fac.d, cholesky_solve=self.cholesky_solve)
+    def solve(self, fac: NormalFactor, lam, xp=None):
+        xp = xp or array_namespace(fac.a, lam)
+        return solve_normal(fac.a, fac.g, lam, fac.d, xp=xp,
+                            cholesky_solve=lambda m, b: self.cholesky_solve(m, b, xp))
 
     @staticmethod
-    def cholesky_solve(m, b):
-        """(x, ok) of m x = b: the backend's Cholesky kernel."""
-        return _tfl.cholesky_solve_or_nan(m, b)
+    def cholesky_solve(m, b, xp=None):
+        """(x, ok) of m x = b: the namespace's Cholesky kernel."""
+        return (xp or array_namespace(m, b)).cholesky_solve_or_nan(m, b)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,9 +263,9 @@ class UnrolledCholeskySolver(CholeskySolver):
     name: str = "cholesky_unrolled"
 
     @staticmethod
-    def cholesky_solve(m, b):
+    def cholesky_solve(m, b, xp=None):
         """(x, ok) of m x = b, unrolled for small static n (the kernel beyond)."""
-        return _unrolled_cholesky_solve(m, b)
+        return _unrolled_cholesky_solve(m, b, xp)
 
 
 class KernelFactor(NamedTuple):
@@ -266,13 +275,14 @@ class KernelFactor(NamedTuple):
     inv_d: Any
 
 
-def solve_kernel(j, r, lam, d):
+def solve_kernel(j, r, lam, d, xp=None):
     """δ = −D⁻¹Jᵀ (J D⁻¹ Jᵀ + λI)⁻¹ r, the m×m form for fewer residuals than parameters.
 
     Equal to the normal-equation step by the push-through identity
     (JᵀJ + λD)⁻¹ Jᵀ = D⁻¹Jᵀ (J D⁻¹ Jᵀ + λI)⁻¹.
     """
-    return KernelSolver().solve(KernelSolver().factor(j, r, d), lam)
+    xp = xp or array_namespace(j, r, lam, d)
+    return KernelSolver().solve(KernelSolver().factor(j, r, d, xp), lam, xp)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,15 +291,17 @@ class KernelSolver:
 
     name: str = "kernel"
 
-    def factor(self, j, r, d) -> KernelFactor:
+    def factor(self, j, r, d, xp=None) -> KernelFactor:
+        xp = xp or array_namespace(j, r, d)
         inv_d = 1.0 / d
-        k = ops.matmul(j * ops.expand_dims(inv_d, -2), ops.swapaxes(j, -1, -2))
+        k = xp.matmul(j * xp.expand_dims(inv_d, -2), xp.swapaxes(j, -1, -2))
         return KernelFactor(k=k, j=j, r=r, inv_d=inv_d)
 
-    def solve(self, fac: KernelFactor, lam):
-        ones = ops.ones_like(fac.r)
-        y = solve_normal(fac.k, -fac.r, lam, ones)  # (K + λI) y = r
-        return -fac.inv_d * _rmatvec(fac.j, y)
+    def solve(self, fac: KernelFactor, lam, xp=None):
+        xp = xp or array_namespace(fac.k, lam)
+        ones = xp.ones_like(fac.r)
+        y = solve_normal(fac.k, -fac.r, lam, ones, xp=xp)  # (K + λI) y = r
+        return -fac.inv_d * _rmatvec(fac.j, y, xp)
 
 
 _SOLVERS = {"svd": SVDSolver, "eigen": EigenSolver, "cholesky": CholeskySolver,

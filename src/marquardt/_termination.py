@@ -16,35 +16,37 @@ All functions are batched over leading dimensions and return int32 status codes,
 
 from __future__ import annotations
 
-from keras import ops
-
 from marquardt._status import Status
+from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status"]
 
 
-def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float):
+def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float, xp=None):
     """Status after a step attempt: FTOL, XTOL, FTOL_XTOL or RUNNING (int32)."""
-    f_ok = ops.logical_and(ops.less(d_cost, ftol * cost), ops.greater(rho, 0.25))
-    x_ok = ops.less(step_norm, xtol * (xtol + x_norm))
-    code = ops.where(
-        ops.logical_and(f_ok, x_ok),
+    xp = xp or array_namespace(d_cost, cost, step_norm)
+    f_ok = xp.logical_and(xp.less(d_cost, ftol * cost), xp.greater(rho, 0.25))
+    x_ok = xp.less(step_norm, xtol * (xtol + x_norm))
+    code = xp.where(
+        xp.logical_and(f_ok, x_ok),
         int(Status.FTOL_XTOL),
-        ops.where(f_ok, int(Status.FTOL), ops.where(x_ok, int(Status.XTOL), int(Status.RUNNING))),
+        xp.where(f_ok, int(Status.FTOL), xp.where(x_ok, int(Status.XTOL), int(Status.RUNNING))),
     )
-    return ops.cast(code, "int32")
+    return xp.cast(code, "int32")
 
 
-def gradient_cosine(g, r_norm, col_norms):
+def gradient_cosine(g, r_norm, col_norms, xp=None):
     """maxⱼ |gⱼ| / (‖r‖ ‖Jⱼ‖), MINPACK's gnorm; zero columns and r = 0 contribute 0."""
-    denom = ops.expand_dims(r_norm, -1) * col_norms
-    ok = ops.greater(denom, 0.0)
-    cos = ops.where(ok, ops.abs(g) / ops.where(ok, denom, ops.ones_like(denom)), 0.0)
-    return ops.max(cos, axis=-1)
+    xp = xp or array_namespace(g, r_norm, col_norms)
+    denom = xp.expand_dims(r_norm, -1) * col_norms
+    ok = xp.greater(denom, 0.0)
+    cos = xp.where(ok, xp.abs(g) / xp.where(ok, denom, xp.ones_like(denom)), 0.0)
+    return xp.max(cos, axis=-1)
 
 
-def gradient_status(g, r_norm, col_norms, gtol: float):
+def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
     """GTOL where the gradient cosine is at most ``gtol`` or r = 0, else RUNNING (int32)."""
-    done = ops.logical_or(ops.less_equal(gradient_cosine(g, r_norm, col_norms), gtol),
-                          ops.equal(r_norm, 0.0))
-    return ops.cast(ops.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")
+    xp = xp or array_namespace(g, r_norm, col_norms)
+    done = xp.logical_or(xp.less_equal(gradient_cosine(g, r_norm, col_norms, xp), gtol),
+                         xp.equal(r_norm, 0.0))
+    return xp.cast(xp.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")

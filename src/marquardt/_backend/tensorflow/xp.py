@@ -1,0 +1,137 @@
+"""The TensorFlow array namespace of the LM core (see ``marquardt._xp``).
+
+The same names as ``marquardt._backend.numpy.xp`` with NumPy's meanings, built from
+``tf`` ops, so the core runs inside ``tf.function``, ``tf.while_loop`` and XLA. Keras'
+``keras.ops`` is not used: it follows ``KERAS_BACKEND``, and the compiled solve is
+TensorFlow's whatever backend Keras runs on.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from marquardt._backend.tensorflow.linalg import cholesky_solve_or_nan  # noqa: F401
+
+name = "tensorflow"
+
+abs = tf.abs  # noqa: A001
+sqrt = tf.sqrt
+log1p = tf.math.log1p
+arctan = tf.atan
+greater = tf.greater
+greater_equal = tf.greater_equal
+less = tf.less
+less_equal = tf.less_equal
+equal = tf.equal
+logical_and = tf.logical_and
+logical_or = tf.logical_or
+logical_not = tf.logical_not
+isfinite = tf.math.is_finite
+stack = tf.stack
+reshape = tf.reshape
+zeros_like = tf.zeros_like
+ones_like = tf.ones_like
+matmul = tf.matmul
+asarray = tf.convert_to_tensor
+
+
+def _promote(x, y):
+    """NumPy's promotion of a Python number or array to the other side's tensor dtype."""
+    if tf.is_tensor(x) and not tf.is_tensor(y):
+        y = tf.convert_to_tensor(y, dtype=x.dtype)
+    elif tf.is_tensor(y) and not tf.is_tensor(x):
+        x = tf.convert_to_tensor(x, dtype=y.dtype)
+    return x, y
+
+
+def where(cond, x, y):
+    """``tf.where``, promoting a Python number (``where(ok, t, 0.0)`` for a float64 ``t``)."""
+    return tf.where(cond, *_promote(x, y))
+
+
+def maximum(x, y):
+    return tf.maximum(*_promote(x, y))
+
+
+def minimum(x, y):
+    return tf.minimum(*_promote(x, y))
+
+
+def full_like(a, value):
+    # tf.constant, not tf.cast: casting a Python float goes through float32 first
+    # (1e-3 would become 1.0000000475e-3 in a float64 tensor)
+    return tf.fill(tf.shape(a), tf.constant(value, a.dtype))
+
+
+def expand_dims(a, axis):
+    if isinstance(axis, (tuple, list)):  # NumPy's meaning: positions in the result
+        out_rank = a.shape.rank + len(axis)
+        for ax in sorted(ax % out_rank for ax in axis):
+            a = tf.expand_dims(a, ax)
+        return a
+    return tf.expand_dims(a, axis)
+
+
+def transpose(a, axes):
+    return tf.transpose(a, axes)
+
+
+def squeeze(a, axis=None):
+    return tf.squeeze(a, axis)
+
+
+def swapaxes(a, i, j):
+    rank = a.shape.rank
+    perm = list(range(rank))
+    perm[i], perm[j] = perm[j], perm[i]
+    return tf.transpose(a, perm)
+
+
+def shape(a):
+    return tf.shape(a)
+
+
+def eye(n, dtype=tf.float64):
+    return tf.eye(n, dtype=dtype)
+
+
+def cast(a, dtype):
+    return tf.cast(a, dtype)
+
+
+def sum(a, axis=None, keepdims=False):  # noqa: A001
+    return tf.reduce_sum(a, axis=axis, keepdims=keepdims)
+
+
+def max(a, axis=None, keepdims=False):  # noqa: A001
+    return tf.reduce_max(a, axis=axis, keepdims=keepdims)
+
+
+def all(a, axis=None):  # noqa: A001
+    return tf.reduce_all(a, axis=axis)
+
+
+def any(a, axis=None):  # noqa: A001
+    return tf.reduce_any(a, axis=axis)
+
+
+def norm(a, axis=-1):
+    return tf.norm(a, axis=axis)
+
+
+def matvec(a, x, transpose_a: bool = False):
+    return tf.linalg.matvec(a, x, transpose_a=transpose_a)
+
+
+def svd(a):
+    """Thin SVD ``(u, s, vh)`` in NumPy's order (TensorFlow returns ``(s, u, v)``)."""
+    s, u, v = tf.linalg.svd(a, full_matrices=False)
+    return u, s, tf.linalg.adjoint(v)
+
+
+def eigh(a):
+    return tf.linalg.eigh(a)
+
+
+def cond(pred, true_fn, false_fn):
+    return tf.cond(pred, true_fn, false_fn)
