@@ -11,23 +11,17 @@ Public API:
   bridge (SciPy is imported only there); ``marquardt.nist`` — NIST StRD reader.
 
 The public names are imported on first use (PEP 562 ``__getattr__``), so ``import marquardt``
-does not import TensorFlow until a name that needs it is used. This keeps ``marquardt --help``
-fast, and lets the command line quieten TensorFlow's start-up logging before it is imported.
+does not import TensorFlow until a name that needs it is used. ``least_squares`` and
+``curve_fit`` with a model written in NumPy never import it (TensorFlow need not even be
+installed); a model written with TensorFlow ops, ``curve_fit_batch``, ``marquardt.keras`` and
+``marquardt.scipy`` do. This keeps ``marquardt --help`` fast, and lets the command line
+quieten TensorFlow's start-up logging before it is imported.
 """
 
 from __future__ import annotations
 
 import importlib as _importlib
-import importlib.util as _util
 from typing import TYPE_CHECKING
-
-if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "marquardt needs TensorFlow, which is not installed. Install it with one of:\n"
-        "    pip install 'marquardt[cpu]'         # tensorflow-cpu\n"
-        "    pip install 'marquardt[tensorflow]'  # the full tensorflow build\n"
-        "or keep the TensorFlow you already have (GPU, conda or source builds all work)."
-    )
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
-import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
@@ -66,7 +65,9 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
 
 
 def weighted_residual(f: Callable, kind: str):
-    """Batch residual ``r(p, x, y, w) = W (f(x, *p) − y)`` for ``kind`` none / diag / full."""
+    """Batch residual ``r(p, x, y, w) = W (f(x, *p) − y)`` for ``kind`` none / diag / full,
+    in TensorFlow ops."""
+    import tensorflow as tf
 
     def residual_fn(p, x, y, w):
         out = f(x, *tf.unstack(p[0]))
@@ -147,44 +148,61 @@ def curve_fit(
     n, m = p0.size, y.size
     check_enough_points(m, n)
     lb, ub = prepare_bounds(bounds, n)
-    jac_fn = jac
-    if callable(jac):
-        user_jac = jac
-
-        def jac_fn(p, xt, yt, wt):
-            jm = tf.cast(tf.convert_to_tensor(user_jac(xt, *tf.unstack(p[0]))), tf.float64)
-            if kind == "diag":
-                jm = jm * wt[:, None]
-            elif kind == "full":
-                jm = tf.matmul(wt, jm)
-            return jm[None]
-    elif jac not in ("auto", "forward", "reverse", "2-point", "3-point"):
+    user_jac = jac
+    if not callable(jac) and jac not in ("auto", "forward", "reverse", "2-point", "3-point"):
         raise ValueError("`jac` must be 'auto', 'forward', 'reverse', '2-point', '3-point' or "
                          f"a callable. Received: jac={jac!r}")
 
-    residual_fn = weighted_residual(f, kind)
-    data = (tf.constant(x), tf.constant(y), tf.constant(w))
-    try:
-        key = ("curve_fit", f, kind, jac)
-        hash(key)
-    except TypeError:
-        key = None
+    def weigh(r):
+        if kind == "diag":
+            return r * w
+        if kind == "full":
+            return w @ r
+        return r
+
+    def host_fun(p):
+        return weigh(np.asarray(f(x, *p), dtype=np.float64) - y)
+
+    def host_jac(p):
+        jm = np.asarray(user_jac(x, *p), dtype=np.float64)
+        return jm * w[:, None] if kind == "diag" else weigh(jm)
 
     def probe():
-        out = f(tf.constant(x), *[tf.constant(v) for v in p0])
-        arr = out.numpy() if hasattr(out, "numpy") else np.asarray(out)
-        if np.shape(arr) != y.shape:
+        out = f(x.copy(), *p0)
+        if np.shape(out) != y.shape:
             raise ValueError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
-                             f"Received: shape {np.shape(arr)}")
-        return out
+                             f"Received: shape {np.shape(out)}")
+        return out - y
+
+    def tensorflow():
+        import tensorflow as tf
+
+        jac_fn = jac
+        if callable(jac):
+            def jac_fn(p, xt, yt, wt):
+                jm = tf.cast(tf.convert_to_tensor(user_jac(xt, *tf.unstack(p[0]))), tf.float64)
+                if kind == "diag":
+                    jm = jm * wt[:, None]
+                elif kind == "full":
+                    jm = tf.matmul(wt, jm)
+                return jm[None]
+        try:
+            key = ("curve_fit", f, kind, jac, x.shape, m)
+            hash(key)
+        except TypeError:
+            key = None
+        return (weighted_residual(f, kind), (tf.constant(x), tf.constant(y), tf.constant(w)),
+                jac_fn, key)
 
     options = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL,
                "x_scale": "jac", "loss": "linear", "f_scale": 1.0, "diff_step": None,
                "max_nfev": None, "verbose": 0, "callback": None, "damping": "nielsen",
                "solver": "svd"}
     options.update(kwargs)
-    problem = Problem(residual_fn=residual_fn, data=data, n=n, m=m, key=key, jac=jac_fn)
-    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", probe=probe, **options)
+    problem = Problem(probe=probe, host_fun=host_fun,
+                      host_jac=host_jac if callable(jac) else None,
+                      jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
+    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma)
     if not full_output:

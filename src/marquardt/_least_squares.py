@@ -1,17 +1,25 @@
-"""``least_squares``: SciPy's signature, the LM engine, exact autodiff Jacobians, float64."""
+"""``least_squares``: SciPy's signature, the LM core, exact autodiff Jacobians, float64.
+
+A single problem runs on the host executor (``marquardt._core.host``). What the user's
+function is decides how it is called: one that returns NumPy is called as SciPy calls it,
+with finite differences or its ``jac``, and TensorFlow is never imported; one written with
+TensorFlow ops is compiled once for its residuals and exact Jacobian
+(``marquardt._backend.tensorflow.host_functions``).
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from marquardt import _checks, _probe
-from marquardt._backend.tensorflow import arguments, driver
-from marquardt._backend.tensorflow.jacobian import NoGradientError, zero_gradient_parameters
-from marquardt._backend.tensorflow.solve_loop import LoopConfig
+from marquardt._core import host
+from marquardt._core.functions import Evaluator, numpy_evaluator
+from marquardt._core.records import LoopConfig
 from marquardt._damping import get_damping
+from marquardt._errors import NoGradientError
 from marquardt._outcome import build_result, make_hook
 from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
@@ -36,20 +44,28 @@ DEFAULT_GTOL = 1e-12
 
 
 class Problem(NamedTuple):
-    """A least-squares problem as the engine sees it.
+    """A single least-squares problem as the front doors hand it to ``solve_problem``.
 
-    ``residual_fn(x, *data)`` maps a batch (K, n) to residuals (K, m); ``data`` are tensors
-    passed as inputs of the compiled solve; ``key`` identifies the compiled solver to reuse
-    (None: do not cache).
+    Attributes:
+        probe: ``probe() -> r``: the user's function at x0, called with NumPy values; what it
+            returns (NumPy or a TensorFlow tensor) decides the backend.
+        host_fun: ``host_fun(x) -> r`` for x a NumPy (n,) vector (SciPy's calling convention).
+        host_jac: ``host_jac(x) -> J`` (m, n), the user's callable ``jac``, or None.
+        jac: the user's ``jac`` mode (``auto``, ``forward``, ``reverse``, ``2-point``,
+            ``3-point``) or ``"callable"``.
+        tensorflow: ``tensorflow() -> (residual_fn, data, tf_jac, key)``, the compiled form
+            for a TensorFlow model: ``residual_fn(x, *data)`` maps (1, n) to (1, m); ``key``
+            identifies the compiled functions to reuse (None: not cached). Imported lazily:
+            called only when ``probe`` returned a tensor.
+        n: the number of parameters.
     """
 
-    residual_fn: Callable
-    data: tuple
+    probe: Callable
+    host_fun: Callable
+    host_jac: Callable | None
+    jac: str
+    tensorflow: Callable
     n: int
-    m: int
-    key: Any
-    jac: Any = "auto"
-    eager: bool = False
 
 
 def _tol(value, name):
@@ -184,75 +200,48 @@ def least_squares(
     if not (callable(jac) or jac in JAC_MODES):
         raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. Received: jac={jac!r}")
 
-    # Array arguments become tensor inputs of the compiled solve; the rest is static.
-    layout = arguments.split_args(args, arguments.float_arrays)
+    def tensorflow():
+        from marquardt._backend.tensorflow.host_functions import least_squares_problem
+        return least_squares_problem(fun, jac, args, kwargs)
 
-    def residual_fn(x, *data_tensors):
-        r = fun(x[0], *layout.call_args(data_tensors), **kwargs)
-        return _as_residual(r)[None]
-
-    jac_fn = jac
-    if callable(jac):
-        user_jac = jac
-
-        def jac_fn(x, *data_tensors):
-            j = tf.convert_to_tensor(user_jac(x[0], *layout.call_args(data_tensors), **kwargs))
-            return tf.cast(j, tf.float64)[None]
-
-    try:
-        static_key = (fun, jac, layout.slots, tuple(sorted(kwargs.items())), len(layout.data))
-        hash(static_key)
-    except TypeError:
-        static_key = None
-    problem = Problem(residual_fn=residual_fn, data=layout.data, n=n, m=-1, key=static_key,
-                      jac=jac_fn)
+    problem = Problem(
+        probe=lambda: _call_numpy_first(fun, x0, args, kwargs),
+        host_fun=lambda x: fun(x, *args, **kwargs),
+        host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
+        jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
     return solve_problem(
         problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
         x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev,
-        verbose=verbose, callback=callback, damping=damping, solver=solver,
-        probe=lambda: fun(tf.constant(x0), *args, **kwargs),
-    )
+        verbose=verbose, callback=callback, damping=damping, solver=solver)
 
 
-def _as_residual(r):
-    """Check and cast the output of a residual function (trace time)."""
-    if isinstance(r, np.ndarray) and not tf.executing_eagerly():
-        raise TypeError("`fun` returned a NumPy array inside a compiled solve")
-    r = tf.convert_to_tensor(r)
-    if not r.dtype.is_floating:
-        raise TypeError(f"`fun` must return floating-point residuals. Received: dtype {r.dtype.name}")
-    if r.shape.rank != 1:
-        raise ValueError(f"`fun` must return a 1-D tensor of residuals, shape (m,). "
-                         f"Received: shape {tuple(r.shape)}")
-    return tf.cast(r, tf.float64)
+def _call_numpy_first(fun: Callable, x0: np.ndarray, args, kwargs):
+    """``fun(x0)`` with a NumPy x0, as SciPy calls it; a function that only accepts tensors
+    (``x.shape.rank``, ``tf.unstack`` with ``num``…) is called again with a TensorFlow x0
+    (TensorFlow is then in use already); the first error is the one reported."""
+    try:
+        return fun(x0.copy(), *args, **kwargs)
+    except Exception:
+        tf = sys.modules.get("tensorflow")
+        if tf is None:
+            raise
+        try:
+            return fun(tf.constant(x0), *args, **kwargs)
+        except Exception:
+            pass
+        raise
 
 
-def _probe_fun(probe: Callable, jac) -> tuple[int, bool]:
-    """Call the residual function once at x0, eagerly: m, and whether it is NumPy code."""
-    r = _probe.call_at_x0(probe, "fun")
-    is_numpy = _probe.returns_numpy(r)
-    m = _probe.residual_vector(r, "fun").size
-    if is_numpy and not (callable(jac) or jac in ("2-point", "3-point")):
-        raise NoGradientError(
-            "`fun` cannot be differentiated by TensorFlow: it returned a NumPy array. Write it "
-            "with TensorFlow ops for exact Jacobians, or pass jac='2-point' (or '3-point') to "
-            "use finite differences.")
-    return m, is_numpy
-
-
-def _check_autodiff(problem: Problem, x0: np.ndarray) -> None:
-    """A missing gradient is an error, not a zero column (``_probe.check_zero_columns``)."""
-    def residual(x):  # (n,) -> (m,)
-        return problem.residual_fn(x[None], *problem.data)[0]
-
-    _probe.check_zero_columns(zero_gradient_parameters(residual, x0),
-                              lambda x: residual(tf.constant(x)).numpy(), x0)
+def is_tensorflow_value(value: Any) -> bool:
+    """``value`` is a TensorFlow tensor (the function was written with TensorFlow ops)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, (tf.Tensor, tf.Variable))
 
 
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
                 damping, solver, bounded: bool) -> tuple[LoopConfig, np.ndarray | None,
                                                          float | None]:
-    """The engine's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
+    """The core's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
     (each bad option raises naming it); also x_scale's fixed diagonal and the checked
     ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1))."""
     if loss not in LOSSES:
@@ -273,8 +262,9 @@ def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, 
 
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
-                  solver, probe: Callable | None = None) -> OptimizeResult:
-    """Validate the options, run the compiled solve for one problem, build the result."""
+                  solver) -> OptimizeResult:
+    """Validate the options, call the function at x0, run the host executor, build the
+    result."""
     n = problem.n
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
@@ -290,36 +280,25 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         bounded=bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub))))
     cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
-    shapes = tuple(tuple(d.shape) for d in problem.data)
-    key = None if problem.key is None else (problem.key, n, shapes, cfg, diff_step)
-    m = problem.m
-    eager = problem.eager
-    fresh = key is None or not _is_cached(key)
-    if fresh and probe is not None:
-        m, eager = _probe_fun(probe, problem.jac)
-        if not eager and not callable(problem.jac) and problem.jac not in ("2-point", "3-point"):
-            _check_autodiff(problem, x0)
-
-    def factory():
-        return driver.build_solver(problem.residual_fn, n, m if m > 0 else 1_000_000,
-                                   problem.jac, cfg, diff_step=diff_step, eager=eager)
-
-    t64 = lambda a: tf.constant(np.asarray(a, np.float64)[None])  # noqa: E731
-    inputs = (t64(x0), t64(lb), t64(ub), t64(d_fixed), problem.data)
-    try:
-        state, history = driver.cached(None if eager else key, factory)(*inputs)
-    except NotImplementedError as exc:  # NumPy called on a symbolic tensor while tracing
-        if callable(problem.jac) or problem.jac in ("2-point", "3-point"):
-            driver.forget(key)
-            state, history = driver.build_solver(problem.residual_fn, n, m, problem.jac, cfg,
-                                                 diff_step=diff_step, eager=True)(*inputs)
-        else:
-            driver.forget(key)
+    r0 = _probe.call_at_x0(problem.probe, "fun")
+    m = _probe.residual_vector(r0, "fun").size
+    row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
+    x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
+    evaluator = None
+    if is_tensorflow_value(r0) and problem.jac != "callable":
+        evaluator = _compiled(problem, x0b, lbb, ubb, m, diff_step)
+    if evaluator is None:
+        if problem.jac in ("forward", "reverse") or (problem.jac == "auto"
+                                                     and is_tensorflow_value(r0)):
             raise NoGradientError(
-                "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
-                f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "
-                "jac='2-point' (or '3-point') to use finite differences.") from None
-    result = build_result(state, history, cfg, lb, ub)
+                "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input. "
+                "Write it with TensorFlow ops for exact Jacobians, or pass jac='2-point' (or "
+                "'3-point', or a callable) to use finite differences.")
+        jac = problem.host_jac if problem.jac == "callable" else (
+            "2-point" if problem.jac == "auto" else problem.jac)
+        evaluator = numpy_evaluator(problem.host_fun, jac, n, m, lbb, ubb, diff_step)
+    state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
+    result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and result.nfev == 1:
         raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "
                          "non-finite values at x0")
@@ -330,5 +309,25 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     return result
 
 
-def _is_cached(key) -> bool:
-    return key in driver._cache
+def _compiled(problem: Problem, x0, lb, ub, m: int, diff_step) -> Evaluator | None:
+    """The compiled evaluator of a TensorFlow model; None when TensorFlow cannot trace it and
+    finite differences can run it eagerly instead. A missing gradient raises."""
+    from marquardt._backend.tensorflow.host_functions import (check_autodiff,
+                                                              compiled_evaluator,
+                                                              tracing_errors)
+
+    residual_fn, data, tf_jac, key = problem.tensorflow()
+    on_build = None
+    if problem.jac in ("auto", "forward", "reverse"):
+        def on_build():
+            check_autodiff(residual_fn, data, x0[0])
+    try:
+        return compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub, diff_step,
+                                  key, x0, on_build)
+    except tracing_errors() as exc:
+        if problem.jac in ("2-point", "3-point"):
+            return None
+        raise NoGradientError(
+            "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
+            f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "
+            "jac='2-point' (or '3-point') to use finite differences.") from None

@@ -1,12 +1,12 @@
-"""Turning the compiled loop's final state into results: ``OptimizeResult``, the status
-message with its measured numbers, the per-iteration history and the Python hook behind
-``verbose=2`` and ``callback``."""
+"""Turning a solve's final state into results: ``OptimizeResult``, the status message with its
+measured numbers, the per-iteration history and the Python hook behind ``verbose=2`` and
+``callback``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from marquardt._backend.tensorflow.solve_loop import HISTORY_FIELDS, LoopConfig
+from marquardt._core.records import HISTORY_FIELDS, LoopConfig
 from marquardt._result import OptimizeResult
 from marquardt._robust import rescale
 from marquardt._status import Status, status_message
@@ -46,11 +46,14 @@ def _summary_from_row(row) -> IterationSummary:
         nfev=int(v["nfev"]))
 
 
-def build_result(state, history, cfg: LoopConfig, lb, ub) -> OptimizeResult:
-    x = state.x.numpy()[0]
-    f = state.f.numpy()[0]
-    j = state.j.numpy()[0]
-    rt, jt = (t.numpy()[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
+def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
+    """The ``OptimizeResult`` of problem 0 of ``state`` (NumPy arrays), with the history
+    ``rows`` (one ``HISTORY_FIELDS`` row per iteration)."""
+    state = type(state)(*(np.asarray(v) for v in state))
+    x = state.x[0]
+    f = state.f[0]
+    j = state.j[0]
+    rt, jt = (t[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
     grad = jt.T @ rt
     active = np.zeros(x.size, dtype=int)
     if cfg.bounded:
@@ -60,25 +63,20 @@ def build_result(state, history, cfg: LoopConfig, lb, ub) -> OptimizeResult:
         projected = np.where(((active == -1) & (grad > 0)) | ((active == 1) & (grad < 0)), 0.0, grad)
     else:
         projected = grad
-    status = Status(int(state.status.numpy()[0]))
+    status = Status(int(state.status[0]))
     detail = _detail(status, state, cfg, rt, jt, projected)
-    if history is None:
-        rows = np.zeros((0, len(HISTORY_FIELDS)))
-    else:
-        table, count = history
-        rows = table.numpy()[: int(count) + 1]
     return OptimizeResult(
-        x=x, cost=float(state.cost.numpy()[0]), fun=f, jac=jt, grad=grad,
+        x=x, cost=float(state.cost[0]), fun=f, jac=jt, grad=grad,
         optimality=float(np.max(np.abs(projected))) if projected.size else 0.0,
-        active_mask=active, nfev=int(state.nfev.numpy()[0]), njev=int(state.njev.numpy()[0]),
+        active_mask=active, nfev=int(state.nfev[0]), njev=int(state.njev[0]),
         status=int(status), message=status_message(status, detail), success=status.success,
-        nit=int(state.nit.numpy()[0]), damping=float(state.lam.numpy()[0]),
+        nit=int(state.nit[0]), damping=float(state.lam[0]),
         history=[_summary_from_row(r) for r in rows], raw_jac=j,
     )
 
 
 def _detail(status, state, cfg, rt, jt, grad) -> str:
-    s = lambda t: float(t.numpy()[0])  # noqa: E731
+    s = lambda t: float(t[0])  # noqa: E731
     cosine = None
     if status == Status.GTOL:
         cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(rt)[None],
@@ -86,7 +84,7 @@ def _detail(status, state, cfg, rt, jt, grad) -> str:
     return termination_detail(status, cfg, cost=s(state.cost),
                               last_reduction=s(state.last_reduction),
                               last_step=s(state.last_step), x_norm=s(state.x_norm),
-                              nfev=int(state.nfev.numpy()[0]), lam=s(state.lam), cosine=cosine)
+                              nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
 
 
 def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,

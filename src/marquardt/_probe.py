@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _checks
-from marquardt._backend.tensorflow.jacobian import NoGradientError
+from marquardt._errors import NoGradientError
 
 __all__ = ["call_at_x0", "returns_numpy", "residual_vector", "check_zero_columns"]
 

@@ -1,4 +1,18 @@
 """TensorFlow-specific code: tapes, ``tf.function``, ``tf.while_loop`` and raw ``tf.linalg``.
 
-Nothing outside this folder (and the Keras train step it hosts) touches those APIs.
+Nothing outside this folder (and the Keras train step it hosts) touches those APIs. Importing
+it without TensorFlow installed raises an ImportError that says how to install it.
 """
+
+import importlib.util as _util
+
+if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "This part of marquardt needs TensorFlow (a model written with TensorFlow ops, "
+        "curve_fit_batch, marquardt.keras, marquardt.scipy), which is not installed. "
+        "Install one build:\n"
+        "    pip install tensorflow-cpu      # CPU only, smaller\n"
+        "    pip install tensorflow          # the full build (GPU on Linux)\n"
+        "or, from a clone of marquardt: pip install -e '.[cpu]'. Models written in NumPy "
+        "need no TensorFlow."
+    )

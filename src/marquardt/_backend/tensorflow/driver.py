@@ -15,9 +15,9 @@ from typing import Any, Callable, Hashable, NamedTuple
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
-from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop, run_loop
+from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
 
-__all__ = ["build_solver", "build_stepper", "cached", "forget", "clear_cache", "CACHE_SIZE",
+__all__ = ["build_stepper", "residual_functions", "cached", "forget", "clear_cache", "CACHE_SIZE",
            "ResidualAndJacobian"]
 
 #: Compiled solvers kept (least recently used are dropped first).
@@ -36,7 +36,8 @@ class _OurRetracingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         return not ("retracing" in message and ("build_solver.<locals>" in message
-                                                or "build_stepper.<locals>" in message))
+                                                or "build_stepper.<locals>" in message
+                                                or "compiled_evaluator.<locals>" in message))
 
 
 tf.get_logger().addFilter(_OurRetracingFilter())
@@ -80,27 +81,6 @@ def cfg_jit(cfg: LoopConfig) -> bool:
     return bool(getattr(cfg, "jit_compile", False))
 
 
-def build_solver(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
-                 diff_step: float | None = None, eager: bool = False) -> Callable:
-    """A function ``solve(x0, lb, ub, d_fixed, data) -> (LoopState, history)``.
-
-    Args:
-        residual_fn: ``residual_fn(x, *data) -> r`` on a batch, x (K, n) → r (K, m).
-        jac: ``"auto" | "forward" | "reverse" | "2-point" | "3-point"`` or a callable
-            ``jac(x, *data) -> J`` (K, m, n).
-        eager: run without ``tf.function`` (for residual functions written with NumPy).
-    """
-
-    def solve(x0, lb, ub, d_fixed, data):
-        residual, res_jac = _residual_functions(residual_fn, n, m, jac, data, lb, ub,
-                                                diff_step, eager)
-        return run_loop(cfg, residual, res_jac, x0, lb, ub, d_fixed)
-
-    if eager:
-        return solve
-    return tf.function(solve, autograph=False, jit_compile=cfg_jit(cfg))
-
-
 def build_stepper(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConfig, *,
                   diff_step: float | None = None) -> Callable:
     """A compiled ``step(state, fresh, x0, lb, ub, d_fixed, data, iterations, min_running)
@@ -109,12 +89,12 @@ def build_stepper(residual_fn: Callable, n: int, m: int, jac: Any, cfg: LoopConf
     For a batch whose slots are refilled between calls: the problems marked ``fresh`` (K,)
     start at their ``x0`` (the others keep their ``state``), then all run up to
     ``iterations`` outer iterations, ending once no more than ``min_running`` problems still
-    run (``resume_loop``). Arguments as for ``build_solver``;
+    run (``resume_loop``). Arguments as for ``residual_functions``;
     ``cfg.record_history`` must be False.
     """
 
     def step(state, fresh, x0, lb, ub, d_fixed, data, iterations, min_running):
-        residual, res_jac = _residual_functions(residual_fn, n, m, jac, data, lb, ub,
+        residual, res_jac = residual_functions(residual_fn, n, m, jac, data, lb, ub,
                                                 diff_step, False)
 
         state = restart(cfg, res_jac, state, fresh, x0, lb, ub, d_fixed)
@@ -131,7 +111,7 @@ class ResidualAndJacobian(NamedTuple):
     fn: Callable
 
 
-def _residual_functions(residual_fn, n, m, jac, data, lb, ub, diff_step, eager):
+def residual_functions(residual_fn, n, m, jac, data, lb, ub, diff_step, eager):
     """``residual(x)`` and ``residual_and_jacobian(x)`` of a batch, for the given data."""
 
     def residual(x):

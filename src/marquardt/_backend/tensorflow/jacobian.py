@@ -20,15 +20,15 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from marquardt._backend.tensorflow import xp as tfx
+from marquardt._core import numdiff
+from marquardt._errors import NoGradientError
+
 __all__ = ["as_float64", "autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
            "zero_gradient_parameters", "finite_difference_jacobian", "NoGradientError"]
 
 #: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
 UNROLL_MAX = 16
-
-
-class NoGradientError(ValueError):
-    """TensorFlow cannot differentiate the residual function."""
 
 
 def _no_gradient(exc: Exception) -> NoGradientError:
@@ -139,39 +139,16 @@ def zero_gradient_parameters(residual: Callable, x0: np.ndarray) -> np.ndarray:
 
 def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
                                rel_step: float | None = None, eager: bool = False) -> Callable:
-    """``fn(x) -> (r, J)`` by forward (``2-point``) or central (``3-point``) differences.
+    """``fn(x) -> (r, J)`` by forward (``2-point``) or central (``3-point``) differences
+    (the rules of ``marquardt._core.numdiff``).
 
     The perturbed points of all n parameters are evaluated as one batch (vectorised), except
     in ``eager`` mode (a NumPy residual function), where they are evaluated one by one.
     """
-    eps = np.finfo(np.float64).eps
-    if rel_step is None:
-        rel_step = eps ** 0.5 if method == "2-point" else eps ** (1.0 / 3.0)
 
     def many(xs):  # (B, K, n) -> (B, K, m)
         if eager:
             return tf.stack([residual(xs[b]) for b in range(xs.shape[0])])
         return tf.vectorized_map(residual, xs, fallback_to_while_loop=True)
 
-    def fn(x):
-        r = residual(x)
-        sign = tf.where(x >= 0, tf.ones_like(x), -tf.ones_like(x))
-        h = rel_step * sign * tf.maximum(tf.abs(x), 1.0)
-        h = tf.where(x + h > ub, -tf.abs(h), h)  # step away from a near upper bound
-        h = (x + h) - x  # the step actually representable
-        eye = tf.eye(n, dtype=x.dtype)  # (n, n)
-        hx = h[None, :, :] * eye[:, None, :]  # (n, K, n): row i perturbs parameter i
-        if method == "2-point":
-            cols = (many(x[None] + hx) - r[None]) / tf.transpose(h)[:, :, None]
-        else:
-            # central differences; near a lower bound the step is one-sided forward
-            # (second-order: (-3 f(x) + 4 f(x+h) - f(x+2h)) / 2h)
-            lo_ok = tf.transpose(x - h >= lb)[:, :, None]
-            ht = tf.transpose(h)[:, :, None]
-            f_plus = many(x[None] + hx)
-            central = (f_plus - many(x[None] - hx)) / (2.0 * ht)
-            one_sided = (-3.0 * r[None] + 4.0 * f_plus - many(x[None] + 2.0 * hx)) / (2.0 * ht)
-            cols = tf.where(lo_ok, central, one_sided)
-        return r, tf.transpose(cols, [1, 2, 0])
-
-    return fn
+    return numdiff.finite_difference_jacobian(tfx, residual, many, n, method, lb, ub, rel_step)

@@ -1,0 +1,128 @@
+"""A TensorFlow residual function compiled for the host executor (``marquardt._core.host``).
+
+The model is traced once into one ``tf.function`` that returns r and J together (exact
+autodiff, or finite differences vectorised over the n perturbed points) and one that returns
+r alone; the host executor calls them with NumPy arrays and runs the LM algebra in NumPy.
+The compiled functions are cached per (model, configuration, shapes) (``driver.cached``), so
+a second fit of the same model, with new data of the same shapes, traces nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable
+
+import numpy as np
+import tensorflow as tf
+
+from marquardt._backend.tensorflow import arguments, driver
+from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
+from marquardt._core.functions import Evaluator
+
+__all__ = ["compiled_evaluator", "least_squares_problem", "tracing_errors", "check_autodiff"]
+
+
+def tracing_errors() -> tuple[type[Exception], ...]:
+    """What tracing raises for a model that calls NumPy on a symbolic tensor or branches on
+    one in Python."""
+    return (NotImplementedError, tf.errors.OperatorNotAllowedInGraphError, _NumpyInGraph)
+
+
+class _NumpyInGraph(TypeError):
+    """The residual function returned a NumPy array while being traced."""
+
+
+def as_residual(r, who: str = "fun"):
+    """Check and cast the output of a residual function (trace time)."""
+    if isinstance(r, np.ndarray) and not tf.executing_eagerly():
+        raise _NumpyInGraph(f"`{who}` returned a NumPy array inside a compiled function")
+    r = tf.convert_to_tensor(r)
+    if not r.dtype.is_floating:
+        raise TypeError(f"`{who}` must return floating-point residuals. "
+                        f"Received: dtype {r.dtype.name}")
+    if r.shape.rank != 1:
+        raise ValueError(f"`{who}` must return a 1-D tensor of residuals, shape (m,). "
+                         f"Received: shape {tuple(r.shape)}")
+    return tf.cast(r, tf.float64)
+
+
+def least_squares_problem(fun: Callable, jac: Any, args: tuple, kwargs: dict):
+    """``(residual_fn, data, jac, key)`` of ``least_squares``' ``fun(x, *args, **kwargs)``:
+    the arrays among ``args`` become tensor inputs (``arguments.float_arrays``), so new data
+    of the same shapes reuses the compiled functions."""
+    layout = arguments.split_args(args, arguments.float_arrays)
+
+    def residual_fn(x, *data_tensors):
+        return as_residual(fun(x[0], *layout.call_args(data_tensors), **kwargs))[None]
+
+    try:
+        key = ("least_squares", fun, jac, layout.slots, tuple(sorted(kwargs.items())),
+               tuple(tuple(d.shape) for d in layout.data))
+        hash(key)
+    except TypeError:
+        key = None
+    return residual_fn, layout.data, jac, key
+
+
+def check_autodiff(residual_fn: Callable, data: tuple, x0: np.ndarray) -> None:
+    """A missing gradient is an error, not a zero column (``_probe.check_zero_columns``)."""
+    from marquardt import _probe
+
+    def residual(x):  # (n,) -> (m,)
+        return residual_fn(x[None], *data)[0]
+
+    _probe.check_zero_columns(zero_gradient_parameters(residual, x0),
+                              lambda x: residual(tf.constant(x)).numpy(), x0)
+
+
+def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: Any,
+                       lb: np.ndarray, ub: np.ndarray, diff_step: float | None,
+                       key: Hashable | None, x0: np.ndarray,
+                       on_build: Callable[[], None] | None = None) -> Evaluator:
+    """The ``Evaluator`` of the batch residual function ``residual_fn(x, *data)`` (x (1, n)
+    → r (1, m), TensorFlow ops), with J by ``jac`` (``auto``/``forward``/``reverse``,
+    ``2-point``/``3-point``, a callable or ``driver.ResidualAndJacobian``).
+
+    Traces and evaluates at ``x0`` (1, n) at once, so that a model TensorFlow cannot trace
+    fails here, before the solve (``Evaluator.first`` keeps that evaluation). ``on_build``
+    runs once after a new build (the check for missing gradients), not on a cache hit.
+    """
+    built = []
+
+    def build():
+        def residual_and_jacobian(x, lb_, ub_, *data_):
+            _, res_jac = driver.residual_functions(residual_fn, n, m, jac, data_, lb_, ub_,
+                                                   diff_step, False)
+            return res_jac(x)
+
+        def residual(x, *data_):
+            return residual_fn(x, *data_)
+
+        built.append(True)
+        return (tf.function(residual, autograph=False),
+                tf.function(residual_and_jacobian, autograph=False))
+
+    key = None if key is None else (key, n, m, _jac_key(jac), diff_step)
+    compiled_r, compiled_rj = driver.cached(key, build)
+    lb_t, ub_t = tf.constant(lb), tf.constant(ub)
+
+    def residual(x):
+        return compiled_r(tf.constant(x), *data).numpy()
+
+    def residual_and_jacobian(x):
+        r, j = compiled_rj(tf.constant(x), lb_t, ub_t, *data)
+        return r.numpy(), j.numpy()
+
+    try:
+        first = residual_and_jacobian(x0)
+        if built and on_build is not None:
+            on_build()
+    except Exception:
+        driver.forget(key)
+        raise
+    autodiff = not (isinstance(jac, str) and jac in ("2-point", "3-point"))
+    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
+                     jacobian_with_residual=autodiff and n <= UNROLL_MAX, first=first)
+
+
+def _jac_key(jac):
+    return jac if isinstance(jac, str) else id(jac)

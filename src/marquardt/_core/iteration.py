@@ -1,0 +1,259 @@
+"""One Levenberg-Marquardt iteration, as pure functions of the state, for every executor.
+
+Glossary (as in ``marquardt._gain``): r the residuals (m,) and J = ∂r/∂x (m, n), rescaled to
+r̃, J̃ for a robust loss (``marquardt._robust``); g = J̃ᵀr̃ the gradient of the cost F; D = diag(d)
+the damping matrix (``marquardt._scaling``); λ the damping (``marquardt._damping``); δ the
+damped step, p the step taken (δ projected onto the bounds); ρ the gain ratio.
+
+One iteration (Marquardt 1963; Moré 1978; Madsen, Nielsen & Tingleff 2004, Algorithm 3.16)::
+
+    prepare:  r̃, J̃ ← rescale(r, J);  g ← J̃ᵀr̃ (active bounds: columns frozen);
+              gtol / min_grad / goal tests;  D ← scaling rule;  factor J̃ (solver)
+    repeat                                       # attempts: only λ changes
+        propose:  δ ← solve(λ);  x_try ← clip(x + δ)
+        (the executor evaluates r at x_try)
+        judge:    ρ ← (F(x) − F(x_try)) / (L(0) − L(p));  accept?;  λ ← policy(λ, ρ);
+                  ftol / xtol / max_nfev / λ-ceiling tests
+    until accepted or terminated
+    (the executor evaluates J at the accepted point)
+    finish:   the new ``LoopState``
+
+Every function works on K problems at once (a leading axis on every array): a problem that
+has stopped is frozen by masks while the others go on. The executors own everything else:
+the loops, the calls of the residual function, compilation, history and callbacks. The host
+executor (``marquardt._core.host``) runs these functions on NumPy arrays in a Python loop;
+the TensorFlow executor (``marquardt._backend.tensorflow.solve_loop``) inside
+``tf.while_loop``. ``xp`` is the array namespace of the arrays (``marquardt._xp``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from marquardt import _gain, _robust, _scaling, _termination
+from marquardt._core.records import RUNNING, LoopConfig, LoopState
+from marquardt._damping import DampingState
+from marquardt._status import Status
+
+__all__ = ["Prepared", "Attempt", "start", "prepare", "live", "propose", "judge", "finish",
+           "history_row", "gradient", "select", "all_finite_rows"]
+
+
+class Prepared(NamedTuple):
+    """What one iteration fixes before its attempts (only λ changes between attempts)."""
+
+    active: Any  # (K,) bool: the problem was running at the start of the iteration
+    rt: Any  # (K, m) rescaled residuals
+    jt: Any  # (K, m, n) rescaled Jacobian, active-bound columns zeroed
+    g: Any  # (K, n) gradient J̃ᵀr̃
+    d: Any  # (K, n) damping diagonal
+    fac: Any  # the solver's factorisation
+    sqrt_d: Any  # (K, n)
+    x_norm: Any  # (K,) ‖√D x‖
+
+
+class Attempt(NamedTuple):
+    """The state of the attempts of one iteration."""
+
+    lam: Any
+    nu: Any
+    nfev: Any
+    status: Any
+    accepted: Any
+    x_new: Any
+    f_new: Any
+    cost_new: Any
+    step: Any
+    rho: Any
+    attempts: Any
+    cost_try_last: Any
+
+
+def select(xp, mask, new, old):
+    """Per-problem ``where`` for arrays with a leading problem axis."""
+    extra = len(new.shape) - 1
+    if extra:
+        mask = xp.expand_dims(mask, tuple(range(-extra, 0)))
+    return xp.where(mask, new, old)
+
+
+def all_finite_rows(xp, a):
+    """(K,) bool: every entry of problem k is finite."""
+    return xp.all(xp.isfinite(xp.reshape(a, (a.shape[0] if a.shape[0] is not None
+                                              else xp.shape(a)[0], -1))), axis=-1)
+
+
+def _int(xp, a):
+    return xp.cast(a, "int32")
+
+
+def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
+    """Robust rescaling, gradient and the bound-frozen Jacobian."""
+    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    g = xp.matvec(jt, rt, transpose_a=True)
+    if cfg.bounded:
+        frozen = xp.logical_or(xp.logical_and(xp.less_equal(x, lb), xp.greater(g, 0.0)),
+                               xp.logical_and(xp.less_equal(ub, x), xp.less(g, 0.0)))
+        free = xp.cast(xp.logical_not(frozen), x.dtype)
+        jt = jt * xp.expand_dims(free, -2)
+        g = g * free
+    return rt, jt, g
+
+
+def gradient(cfg: LoopConfig, xp, f, j):
+    """g = J̃ᵀr̃ (without bound freezing), for history rows and results."""
+    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    return xp.matvec(jt, rt, transpose_a=True)
+
+
+def _diagonal(cfg: LoopConfig, xp, d_prev, colsq, d_fixed):
+    if cfg.scaling == "marquardt":
+        return _scaling.marquardt_diagonal(d_prev, colsq, xp)
+    if cfg.scaling == "identity":
+        return xp.ones_like(colsq)
+    return d_fixed
+
+
+def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
+    """The state at the start points ``x0`` (K, n), given r and J there."""
+    cost0 = _robust.robust_cost(cfg.loss, f0, cfg.f_scale, xp)
+    finite0 = xp.logical_and(all_finite_rows(xp, f0), all_finite_rows(xp, j0))
+    _, jt0, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
+    colsq0 = xp.sum(jt0 * jt0, axis=-2)
+    d0 = _diagonal(cfg, xp, None, colsq0, d_fixed)
+    damp0 = cfg.damping.init(xp.max(colsq0 / d0, axis=-1), xp)
+    ones = _int(xp, xp.ones_like(cost0))
+    zero = 0.0 * cost0
+    return LoopState(
+        x=x0, f=f0, j=j0, cost=cost0, lam=damp0.lam, nu=damp0.nu, d=d0,
+        nfev=ones, njev=ones, nit=0 * ones,
+        status=_int(xp, xp.where(finite0, RUNNING, int(Status.NON_FINITE))) * ones,
+        last_step=zero, last_rho=zero, last_reduction=zero, x_norm=zero,
+    )
+
+
+def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed) -> tuple[Prepared, Attempt]:
+    """The iteration's fixed part (gradient tests, D, the factorisation) and its first
+    ``Attempt``."""
+    active = xp.equal(s.status, RUNNING)
+    rt, jt, g = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
+    colsq = xp.sum(jt * jt, axis=-2)
+    gstat = _termination.gradient_status(g, xp.norm(rt, axis=-1), xp.sqrt(colsq), cfg.gtol, xp)
+    if cfg.min_grad > 0:
+        gstat = xp.where(xp.less_equal(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL),
+                         gstat)
+    if cfg.goal > float("-inf"):
+        gstat = xp.where(xp.less_equal(s.cost, cfg.goal), int(Status.GOAL), gstat)
+    status = _int(xp, xp.where(active, gstat, s.status))
+    d = select(xp, active, _diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
+    # Problems that no longer run still pass through the batched solve (their steps are
+    # discarded). Give them the trivial system J = 0, D = I, λ = 1: a stopped problem with a
+    # singular or non-finite Jacobian must not send the whole batch down a solver's fallback
+    # route (the eigen-decomposition behind the Cholesky solvers) at every attempt.
+    fac = cfg.solver.factor(select(xp, active, jt, xp.zeros_like(jt)),
+                            select(xp, active, rt, xp.zeros_like(rt)),
+                            select(xp, active, d, xp.ones_like(d)), xp)
+    sqrt_d = xp.sqrt(d)
+    prep = Prepared(active=active, rt=rt, jt=jt, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1))
+    zero = xp.zeros_like(s.cost)
+    attempt = Attempt(lam=s.lam, nu=s.nu, nfev=s.nfev, status=status,
+                      accepted=xp.logical_not(xp.ones_like(active)), x_new=s.x, f_new=s.f,
+                      cost_new=s.cost, step=zero, rho=zero, attempts=0 * s.nfev,
+                      cost_try_last=s.cost)
+    return prep, attempt
+
+
+def live(xp, c: Attempt):
+    """(K,) bool: problems still attempting a step in this iteration."""
+    return xp.logical_and(xp.equal(c.status, RUNNING), xp.logical_not(c.accepted))
+
+
+def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, ub):
+    """The candidate point x + p for the current λ (x itself where no attempt is live)."""
+    lv = live(xp, c)
+    delta = cfg.solver.solve(prep.fac, xp.where(lv, c.lam, xp.ones_like(c.lam)), xp)
+    x_try = s.x + delta
+    if cfg.bounded:
+        x_try = xp.minimum(xp.maximum(x_try, lb), ub)
+    return select(xp, lv, x_try, s.x)
+
+
+def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
+          ) -> Attempt:
+    """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
+    step tests."""
+    lv = live(xp, c)
+    p = x_try - s.x
+    predicted = _gain.model_reduction(prep.g, xp.matvec(prep.jt, p), p, xp)
+    finite = all_finite_rows(xp, f_try)
+    cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
+                        float("inf"))
+    actual = s.cost - cost_try
+    if cfg.noise > 0:
+        rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
+    else:
+        rho = _gain.gain_ratio(actual, predicted, xp)
+    ok = xp.logical_and(lv, cfg.damping.accept(rho, xp))
+    new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp)
+    step = xp.norm(prep.sqrt_d * p, axis=-1)
+    nfev = c.nfev + _int(xp, lv)
+    tstat = _termination.step_status(actual, s.cost, step, prep.x_norm, rho, cfg.ftol,
+                                     cfg.xtol, xp)
+    running = xp.equal(tstat, RUNNING)
+    tstat = xp.where(xp.logical_and(running, xp.greater_equal(nfev, cfg.max_nfev)),
+                     int(Status.MAX_NFEV), tstat)
+    exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
+    tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
+                     int(Status.DAMPING_LIMIT), tstat)
+    return Attempt(
+        lam=xp.where(lv, new_damp.lam, c.lam),
+        nu=xp.where(lv, new_damp.nu, c.nu),
+        nfev=nfev,
+        status=_int(xp, xp.where(lv, tstat, c.status)),
+        accepted=xp.logical_or(c.accepted, ok),
+        x_new=select(xp, ok, x_try, c.x_new),
+        f_new=select(xp, ok, f_try, c.f_new),
+        cost_new=xp.where(ok, cost_try, c.cost_new),
+        step=xp.where(lv, step, c.step),
+        rho=xp.where(lv, rho, c.rho),
+        attempts=c.attempts + _int(xp, lv),
+        cost_try_last=xp.where(lv, cost_try, c.cost_try_last),
+    )
+
+
+def finish(cfg: LoopConfig, xp, s: LoopState, prep: Prepared, c: Attempt, f_new, j_new
+           ) -> LoopState:
+    """The state after the iteration, given r and J at the accepted points (``f_new``,
+    ``j_new``; anything of the right shape where no step was accepted)."""
+    acc = c.accepted
+    j_ok = all_finite_rows(xp, j_new)
+    status = xp.where(xp.logical_and(acc, xp.logical_not(j_ok)), int(Status.NON_FINITE),
+                      c.status)
+    active = prep.active
+    return LoopState(
+        x=select(xp, acc, c.x_new, s.x),
+        f=select(xp, acc, f_new, s.f),
+        j=select(xp, xp.logical_and(acc, j_ok), j_new, s.j),
+        cost=xp.where(acc, c.cost_new, s.cost),
+        lam=c.lam, nu=c.nu, d=prep.d,
+        nfev=c.nfev,
+        njev=s.njev + _int(xp, acc),
+        nit=s.nit + _int(xp, acc),
+        status=_int(xp, status),
+        last_step=xp.where(active, c.step, s.last_step),
+        last_rho=xp.where(active, c.rho, s.last_rho),
+        last_reduction=xp.where(active, s.cost - c.cost_try_last, s.last_reduction),
+        x_norm=xp.where(active, prep.x_norm, s.x_norm),
+    )
+
+
+def history_row(cfg: LoopConfig, xp, it, new: LoopState, old_cost, step, rho, accepted,
+                attempts):
+    """The ``HISTORY_FIELDS`` row of problem 0 after iteration ``it``."""
+    g = gradient(cfg, xp, new.f, new.j)
+    dt = new.cost.dtype
+    vals = [xp.cast(it, dt), new.cost[0], old_cost[0] - new.cost[0],
+            xp.max(xp.abs(g[0])), step[0], rho[0], new.lam[0], xp.cast(accepted[0], dt),
+            xp.cast(attempts[0], dt), xp.cast(new.nfev[0], dt)]
+    return xp.stack(vals)
