@@ -1,0 +1,127 @@
+"""One small fit, as users feel it: marquardt against SciPy's curve_fit (MINPACK), side by side.
+
+The problem: y = a·exp(−b·t) + c on 50 points (a, b, c = 2.5, 1.3, 0.5, 1% noise), from
+p0 = (1, 1, 0). Three forms of the model for marquardt:
+
+* ``numpy``: the model in NumPy, ``jac='2-point'`` (SciPy's default): no TensorFlow at all;
+* ``numpy+jac``: the model and its analytic Jacobian in NumPy;
+* ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default).
+
+Measured:
+
+1. *fresh*: a new Python process that imports what it needs and fits once; the wall time of
+   the whole process and, inside it, the import time and the first fit's time (tracing
+   included). The NumPy runs also report whether ``tensorflow`` was imported.
+2. *warm*: in this process, after one fit, the median of ``--repeat`` fits.
+
+Ratios are to SciPy's time for the same measurement. Run on a quiet machine: a busy core
+slows TensorFlow's calls more than NumPy's.
+
+Usage: python benchmarks/single_fit.py [--repeat 200] [--fresh 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+SETUP = """
+import numpy as np
+t = np.linspace(0.0, 4.0, 50)
+rng = np.random.default_rng(0)
+y = 2.5 * np.exp(-1.3 * t) + 0.5 + 0.01 * rng.standard_normal(50)
+p0 = [1.0, 1.0, 0.0]
+
+def model_np(t, a, b, c):
+    return a * np.exp(-b * t) + c
+
+def jac_np(t, a, b, c):
+    e = np.exp(-b * t)
+    return np.stack([e, -a * t * e, np.ones_like(t)], axis=1)
+"""
+
+FITS = {
+    "scipy": ("import scipy.optimize", "scipy.optimize.curve_fit(model_np, t, y, p0=p0)"),
+    "numpy": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point')"),
+    "numpy+jac": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac=jac_np)"),
+    "tensorflow": ("import marquardt, tensorflow as tf\n"
+                   "def model_tf(t, a, b, c):\n    return a * tf.exp(-b * t) + c",
+                   "marquardt.curve_fit(model_tf, t, y, p0=p0)"),
+}
+
+FRESH = """
+import time, sys, json
+t0 = time.perf_counter()
+{imports}
+t1 = time.perf_counter()
+{setup}
+t2 = time.perf_counter()
+popt = {fit}[0]
+t3 = time.perf_counter()
+print(json.dumps({{"import": t1 - t0, "first_fit": t3 - t2, "tensorflow": "tensorflow" in sys.modules,
+                   "popt": [float(v) for v in popt]}}))
+"""
+
+
+def fresh(name: str) -> dict:
+    imports, fit = FITS[name]
+    code = FRESH.format(imports=imports, setup=SETUP, fit=fit)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    wall = time.perf_counter() - start
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    info["wall"] = wall
+    return info
+
+
+def warm(name: str, repeat: int) -> float:
+    imports, fit = FITS[name]
+    scope: dict = {}
+    exec(imports + "\n" + SETUP, scope)  # noqa: S102 - our own benchmark code
+    call = compile(fit, "<fit>", "eval")
+    eval(call, scope)  # noqa: S307 - our own benchmark code: the first fit (tracing)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        eval(call, scope)  # noqa: S307
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200, help="warm fits per form")
+    parser.add_argument("--fresh", type=int, default=3, help="fresh processes per form")
+    args = parser.parse_args()
+
+    print(f"fresh processes ({args.fresh} each; median):")
+    print(f"{'form':<12}{'wall s':>9}{'x SciPy':>9}{'import s':>10}{'1st fit s':>11}"
+          f"{'tensorflow':>12}")
+    base = None
+    for name in FITS:
+        runs = [fresh(name) for _ in range(args.fresh)]
+        wall = statistics.median(r["wall"] for r in runs)
+        base = wall if name == "scipy" else base
+        print(f"{name:<12}{wall:>9.2f}{wall / base:>9.2f}"
+              f"{statistics.median(r['import'] for r in runs):>10.2f}"
+              f"{statistics.median(r['first_fit'] for r in runs):>11.3f}"
+              f"{str(runs[0]['tensorflow']):>12}")
+
+    print(f"\nwarm fits (median of {args.repeat}):")
+    print(f"{'form':<12}{'ms':>9}{'x SciPy':>9}")
+    base = None
+    for name in FITS:
+        t = warm(name, args.repeat)
+        base = t if name == "scipy" else base
+        print(f"{name:<12}{1e3 * t:>9.3f}{t / base:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
