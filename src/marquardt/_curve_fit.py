@@ -12,8 +12,7 @@ from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, 
                                       solve_problem)
 from marquardt._parameters import prepare_bounds, prepare_p0
 
-__all__ = ["check_enough_points", "curve_fit", "inverse_sigma", "prepare_curve_data",
-           "weighted_residual"]
+__all__ = ["check_enough_points", "curve_fit", "inverse_sigma", "prepare_curve_data"]
 
 _SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
                   "verbose", "callback", "damping", "solver")
@@ -62,27 +61,6 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
         return x, y, "full", np.linalg.inv(chol)
     raise ValueError(f"`sigma` must have shape (m,) or (m, m) with m={m}. "
                      f"Received: sigma with shape {s.shape}")
-
-
-def weighted_residual(f: Callable, kind: str):
-    """Batch residual ``r(p, x, y, w) = W (f(x, *p) − y)`` for ``kind`` none / diag / full,
-    in TensorFlow ops."""
-    import tensorflow as tf
-
-    def residual_fn(p, x, y, w):
-        out = f(x, *tf.unstack(p[0]))
-        out = tf.cast(tf.convert_to_tensor(out), tf.float64)
-        if out.shape != y.shape:
-            raise ValueError(f"`f(xdata, *p)` must return shape {tuple(y.shape)} like ydata. "
-                             f"Received: shape {tuple(out.shape)}")
-        r = out - y
-        if kind == "diag":
-            r = r * w
-        elif kind == "full":
-            r = tf.linalg.matvec(w, r)
-        return r[None]
-
-    return residual_fn
 
 
 def curve_fit(
@@ -174,25 +152,9 @@ def curve_fit(
                              f"Received: shape {np.shape(out)}")
         return out - y
 
-    def tensorflow():
-        import tensorflow as tf
-
-        jac_fn = jac
-        if callable(jac):
-            def jac_fn(p, xt, yt, wt):
-                jm = tf.cast(tf.convert_to_tensor(user_jac(xt, *tf.unstack(p[0]))), tf.float64)
-                if kind == "diag":
-                    jm = jm * wt[:, None]
-                elif kind == "full":
-                    jm = tf.matmul(wt, jm)
-                return jm[None]
-        try:
-            key = ("curve_fit", f, kind, jac, x.shape, m)
-            hash(key)
-        except TypeError:
-            key = None
-        return (weighted_residual(f, kind), (tf.constant(x), tf.constant(y), tf.constant(w)),
-                jac_fn, key)
+    def tensorflow():  # a model written with TensorFlow ops (a callable jac runs on the host)
+        from marquardt._backend.tensorflow.host_functions import curve_fit_problem
+        return curve_fit_problem(f, kind, jac, x, y, w)
 
     options = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL,
                "x_scale": "jac", "loss": "linear", "f_scale": 1.0, "diff_step": None,

@@ -287,13 +287,13 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     evaluator = None
     if is_tensorflow_value(r0) and problem.jac != "callable":
         evaluator = _compiled(problem, x0b, lbb, ubb, m, diff_step)
-    if evaluator is None:
-        if problem.jac in ("forward", "reverse") or (problem.jac == "auto"
-                                                     and is_tensorflow_value(r0)):
+    if evaluator is None:  # a NumPy function, or a TensorFlow one run eagerly
+        if problem.jac in ("forward", "reverse"):
             raise NoGradientError(
-                "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input. "
-                "Write it with TensorFlow ops for exact Jacobians, or pass jac='2-point' (or "
-                "'3-point', or a callable) to use finite differences.")
+                f"`fun` cannot be differentiated by TensorFlow: it returned NumPy values, so "
+                f"jac={problem.jac!r} has nothing to differentiate. Write it with TensorFlow "
+                "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
+                "to use finite differences.")
         jac = problem.host_jac if problem.jac == "callable" else (
             "2-point" if problem.jac == "auto" else problem.jac)
         evaluator = numpy_evaluator(problem.host_fun, jac, n, m, lbb, ubb, diff_step)

@@ -1,6 +1,7 @@
-"""Compiling and caching the solve: one ``tf.function`` per (problem kind, configuration).
+"""Compiling and caching: the batch stepper (``build_stepper``) and the compiled residual
+functions of single fits (``host_functions``), one per (problem kind, configuration, shapes).
 
-The compiled function takes the start point, the bounds, the fixed damping diagonal and the
+The compiled functions take the start point, the bounds, the fixed damping diagonal and the
 problem's data arrays as *inputs* (not captured constants), so a second fit of the same shapes
 with other data or another start reuses the trace instead of retracing.
 """

@@ -18,7 +18,8 @@ from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
 
-__all__ = ["compiled_evaluator", "least_squares_problem", "tracing_errors", "check_autodiff"]
+__all__ = ["compiled_evaluator", "least_squares_problem", "curve_fit_problem",
+           "tracing_errors", "check_autodiff"]
 
 
 def tracing_errors() -> tuple[type[Exception], ...]:
@@ -61,6 +62,31 @@ def least_squares_problem(fun: Callable, jac: Any, args: tuple, kwargs: dict):
     except TypeError:
         key = None
     return residual_fn, layout.data, jac, key
+
+
+def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.ndarray,
+                      w: np.ndarray):
+    """``(residual_fn, data, jac, key)`` of ``curve_fit``'s weighted residual
+    r(p) = W (f(x, *p) − y), ``kind`` none / diag / full, with x, y and W as tensor inputs."""
+
+    def residual_fn(p, xt, yt, wt):
+        out = tf.cast(tf.convert_to_tensor(f(xt, *tf.unstack(p[0]))), tf.float64)
+        if out.shape != yt.shape:
+            raise ValueError(f"`f(xdata, *p)` must return shape {tuple(yt.shape)} like ydata. "
+                             f"Received: shape {tuple(out.shape)}")
+        r = out - yt
+        if kind == "diag":
+            r = r * wt
+        elif kind == "full":
+            r = tf.linalg.matvec(wt, r)
+        return r[None]
+
+    try:
+        key = ("curve_fit", f, kind, jac, x.shape, y.size)
+        hash(key)
+    except TypeError:
+        key = None
+    return residual_fn, (tf.constant(x), tf.constant(y), tf.constant(w)), jac, key
 
 
 def check_autodiff(residual_fn: Callable, data: tuple, x0: np.ndarray) -> None:
