@@ -111,3 +111,59 @@ print(json.dumps({"tf": "tensorflow" in sys.modules, "keras": "keras" in sys.mod
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["tf"] is False and info["keras"] is False
     np.testing.assert_allclose(np.array(info["x"]), [[2.5, 1.3, 0.5]] * 3, rtol=1e-7)
+
+
+#: A far start: the first iteration rejects six steps, then 14 iterations each lower the cost
+#: by more than 1e-3 relative (after that the decisions are at rounding level).
+P0 = [0.1, 6.0, -1.0]
+
+
+class DecayLayer(__import__("keras").layers.Layer):
+    """y = a·exp(−b·t) + c as a Keras layer: the three weights are the parameters."""
+
+    def build(self, input_shape):
+        init = __import__("keras").initializers.Constant
+        self.a = self.add_weight(shape=(), initializer=init(P0[0]), dtype="float64", name="a")
+        self.b = self.add_weight(shape=(), initializer=init(P0[1]), dtype="float64", name="b")
+        self.c = self.add_weight(shape=(), initializer=init(P0[2]), dtype="float64", name="c")
+
+    def call(self, t):
+        return self.a * tf.exp(-self.b * t) + self.c
+
+
+def test_least_squares_and_the_keras_step_take_the_same_steps():
+    """The same problem through ``least_squares`` (host executor, J and its normal matrix)
+    and through the Keras train step (full batch, normal equations in chunks, its own
+    while_loop): the same accept/reject sequence, attempts, λ and cost, iteration by
+    iteration. Tolerances are off on both sides, so only the core decides."""
+    import keras
+    import marquardt
+    import marquardt.keras as mk
+
+    iterations = 14
+    t = T[:, None]
+    ls = marquardt.least_squares(lambda p: p[0] * np.exp(-p[1] * T) + p[2] - Y,
+                                 P0, jac=lambda p: jacobian_np(p[None])[0],
+                                 solver="cholesky", ftol=None, xtol=None, gtol=None,
+                                 max_nfev=10_000, callback=lambda r: r.iteration >= iterations)
+    rows = ls.history[1:iterations + 1]
+    assert len(rows) == iterations
+
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")  # so that Keras' data adapter keeps t and y in float64
+    try:
+        inputs = keras.Input((1,), dtype="float64")
+        net = keras.Model(inputs, DecayLayer(dtype="float64")(inputs))
+        net.set_weights([np.float64(v) for v in P0])  # Constant() rounds through float32
+        history = mk.fit(net, t, Y[:, None], epochs=iterations, verbose=0, scaling="marquardt",
+                         residual=lambda model_fn, x, y: tf.reshape(model_fn(x) - y, [-1]))
+    finally:
+        keras.config.set_floatx(floatx)
+    logs = history.history
+    assert [r.attempts for r in rows] == logs["attempts"]
+    assert rows[0].attempts == 7 and all(r.accepted for r in rows)
+    assert min(r.cost_change / r.cost for r in rows) > 1e-3
+    np.testing.assert_allclose([r.cost for r in rows], logs["loss"], rtol=1e-9)
+    np.testing.assert_allclose([r.damping for r in rows], logs["lam"], rtol=1e-9)
+    weights = np.concatenate([np.ravel(w) for w in net.get_weights()])
+    np.testing.assert_allclose(weights, ls.x, rtol=1e-9)

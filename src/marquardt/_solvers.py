@@ -227,9 +227,16 @@ def _unrolled_cholesky_solve(m, b, xp=None):
 
 @dataclasses.dataclass(frozen=True)
 class CholeskySolver:
-    """Cholesky of the normal equations per λ (fastest for many parameters)."""
+    """Cholesky of the normal equations per λ (fastest for many parameters).
+
+    Args:
+        kernel: the Cholesky kernel ``(m, b) -> (x, ok)``; None: the array namespace's
+            (``xp.cholesky_solve_or_nan``). The Keras step passes the host's LAPACK for large
+            systems on a CPU (``_backend/tensorflow/linalg.host_cholesky_solve``).
+    """
 
     name: str = "cholesky"
+    kernel: Any = None
 
     def factor(self, j, r, d, xp=None) -> NormalFactor:
         return _normal_from_jacobian(j, r, d, xp or array_namespace(j, r, d))
@@ -242,9 +249,10 @@ class CholeskySolver:
         return solve_normal(fac.a, fac.g, lam, fac.d, xp=xp,
                             cholesky_solve=lambda m, b: self.cholesky_solve(m, b, xp))
 
-    @staticmethod
-    def cholesky_solve(m, b, xp=None):
-        """(x, ok) of m x = b: the namespace's Cholesky kernel."""
+    def cholesky_solve(self, m, b, xp=None):
+        """(x, ok) of m x = b: ``kernel``, or the namespace's Cholesky kernel."""
+        if self.kernel is not None:
+            return self.kernel(m, b)
         return (xp or array_namespace(m, b)).cholesky_solve_or_nan(m, b)
 
 
@@ -262,8 +270,7 @@ class UnrolledCholeskySolver(CholeskySolver):
 
     name: str = "cholesky_unrolled"
 
-    @staticmethod
-    def cholesky_solve(m, b, xp=None):
+    def cholesky_solve(self, m, b, xp=None):
         """(x, ok) of m x = b, unrolled for small static n (the kernel beyond)."""
         return _unrolled_cholesky_solve(m, b, xp)
 

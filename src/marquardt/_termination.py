@@ -23,10 +23,15 @@ __all__ = ["step_status", "gradient_cosine", "gradient_status"]
 
 
 def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float, xp=None):
-    """Status after a step attempt: FTOL, XTOL, FTOL_XTOL or RUNNING (int32)."""
+    """Status after a step attempt: FTOL, XTOL, FTOL_XTOL or RUNNING (int32). A tolerance
+    of 0 (SciPy's None) disables its test: with the gain ratio's noise floor a step may be
+    accepted whose cost change is a rounding-level increase, which ``dF < 0·F`` would take
+    for convergence."""
     xp = xp or array_namespace(d_cost, cost, step_norm)
-    f_ok = xp.logical_and(xp.less(d_cost, ftol * cost), xp.greater(rho, 0.25))
-    x_ok = xp.less(step_norm, xtol * (xtol + x_norm))
+    never = xp.less(cost, -1.0)  # False, shaped like the batch (costs are not negative)
+    f_ok = (xp.logical_and(xp.less(d_cost, ftol * cost), xp.greater(rho, 0.25)) if ftol > 0
+            else never)
+    x_ok = xp.less(step_norm, xtol * (xtol + x_norm)) if xtol > 0 else never
     code = xp.where(
         xp.logical_and(f_ok, x_ok),
         int(Status.FTOL_XTOL),

@@ -7,13 +7,14 @@ damped step, p the step taken (δ projected onto the bounds); ρ the gain ratio.
 
 One iteration (Marquardt 1963; Moré 1978; Madsen, Nielsen & Tingleff 2004, Algorithm 3.16)::
 
-    prepare:  r̃, J̃ ← rescale(r, J);  g ← J̃ᵀr̃ (active bounds: columns frozen);
-              gtol / min_grad / goal tests;  D ← scaling rule;  factor J̃ (solver)
+    linearise: r̃, J̃ ← rescale(r, J);  g ← J̃ᵀr̃ (active bounds: columns frozen)
+              — or, where J is never held whole (the Keras step), A = JᵀJ and g given
+    prepare:  gtol / min_grad / goal tests;  D ← scaling rule;  factor J̃ or A (solver)
     repeat                                       # attempts: only λ changes
         propose:  δ ← solve(λ);  x_try ← clip(x + δ)
         (the executor evaluates r at x_try)
         judge:    ρ ← (F(x) − F(x_try)) / (L(0) − L(p));  accept?;  λ ← policy(λ, ρ);
-                  ftol / xtol / max_nfev / λ-ceiling tests
+                  ftol / xtol / max_nfev / λ-ceiling / goal tests
     until accepted or terminated
     (the executor evaluates J at the accepted point)
     finish:   the new ``LoopState``
@@ -35,16 +36,31 @@ from marquardt._core.records import RUNNING, LoopConfig, LoopState
 from marquardt._damping import DampingState
 from marquardt._status import Status
 
-__all__ = ["Prepared", "Attempt", "start", "prepare", "live", "propose", "judge", "finish",
-           "history_row", "gradient", "select", "all_finite_rows"]
+__all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "normal_linearization",
+           "damping_diagonal", "initial_damping", "prepare", "live", "propose", "judge",
+           "finish", "history_row", "gradient", "select", "all_finite_rows"]
+
+
+class Linearization(NamedTuple):
+    """The Gauss-Newton model of the cost at x: L(p) = F + gᵀp + ½ pᵀAp.
+
+    Either ``jt`` (the rescaled Jacobian, A = J̃ᵀJ̃ implicit) or ``a`` (A itself, from
+    normal equations accumulated in chunks) is given, the other None.
+    """
+
+    g: Any  # (K, n) gradient
+    colsq: Any  # (K, n) diag(A), squared column norms of J̃
+    r_norm: Any  # (K,) ‖r̃‖
+    rt: Any  # (K, m) rescaled residuals, or None
+    jt: Any  # (K, m, n) rescaled Jacobian (active-bound columns zeroed), or None
+    a: Any  # (K, n, n) A = JᵀJ, or None
 
 
 class Prepared(NamedTuple):
     """What one iteration fixes before its attempts (only λ changes between attempts)."""
 
     active: Any  # (K,) bool: the problem was running at the start of the iteration
-    rt: Any  # (K, m) rescaled residuals
-    jt: Any  # (K, m, n) rescaled Jacobian, active-bound columns zeroed
+    lin: Linearization
     g: Any  # (K, n) gradient J̃ᵀr̃
     d: Any  # (K, n) damping diagonal
     fac: Any  # the solver's factorisation
@@ -106,7 +122,9 @@ def gradient(cfg: LoopConfig, xp, f, j):
     return xp.matvec(jt, rt, transpose_a=True)
 
 
-def _diagonal(cfg: LoopConfig, xp, d_prev, colsq, d_fixed):
+def damping_diagonal(cfg: LoopConfig, xp, d_prev, colsq, d_fixed=None):
+    """The diagonal d of D after an iteration that sees diag(A) = ``colsq``
+    (``marquardt._scaling``); ``d_prev`` None at the first iteration."""
     if cfg.scaling == "marquardt":
         return _scaling.marquardt_diagonal(d_prev, colsq, xp)
     if cfg.scaling == "identity":
@@ -120,8 +138,8 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     finite0 = xp.logical_and(all_finite_rows(xp, f0), all_finite_rows(xp, j0))
     _, jt0, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
     colsq0 = xp.sum(jt0 * jt0, axis=-2)
-    d0 = _diagonal(cfg, xp, None, colsq0, d_fixed)
-    damp0 = cfg.damping.init(xp.max(colsq0 / d0, axis=-1), xp)
+    d0 = damping_diagonal(cfg, xp, None, colsq0, d_fixed)
+    damp0 = initial_damping(cfg, xp, colsq0, d0)
     ones = _int(xp, xp.ones_like(cost0))
     zero = 0.0 * cost0
     return LoopState(
@@ -132,29 +150,53 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     )
 
 
-def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed) -> tuple[Prepared, Attempt]:
-    """The iteration's fixed part (gradient tests, D, the factorisation) and its first
-    ``Attempt``."""
-    active = xp.equal(s.status, RUNNING)
+def initial_damping(cfg: LoopConfig, xp, colsq, d) -> DampingState:
+    """λ₀ (and the policy's memory) from the scale maxᵢ Aᵢᵢ/Dᵢᵢ at the start point."""
+    return cfg.damping.init(xp.max(colsq / d, axis=-1), xp)
+
+
+def linearize(cfg: LoopConfig, xp, s: LoopState, lb, ub) -> Linearization:
+    """The Gauss-Newton model from the state's r and J (robust rescaling, bound freezing)."""
     rt, jt, g = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
-    colsq = xp.sum(jt * jt, axis=-2)
-    gstat = _termination.gradient_status(g, xp.norm(rt, axis=-1), xp.sqrt(colsq), cfg.gtol, xp)
-    if cfg.min_grad > 0:
-        gstat = xp.where(xp.less_equal(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL),
-                         gstat)
+    return Linearization(g=g, colsq=xp.sum(jt * jt, axis=-2), r_norm=xp.norm(rt, axis=-1),
+                         rt=rt, jt=jt, a=None)
+
+
+def normal_linearization(xp, a, g, cost) -> Linearization:
+    """The Gauss-Newton model from normal equations A = JᵀJ (K, n, n), g = Jᵀr (K, n) and the
+    cost F = ½‖r‖² (K,), for an executor that never holds J (no robust loss, no bounds)."""
+    return Linearization(g=g, colsq=xp.diagonal(a), r_norm=xp.sqrt(2.0 * cost), rt=None,
+                         jt=None, a=a)
+
+
+def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
+            lin: Linearization | None = None) -> tuple[Prepared, Attempt]:
+    """The iteration's fixed part (gradient tests, D, the factorisation) and its first
+    ``Attempt``. ``lin``: the Gauss-Newton model at ``s.x``; by default ``linearize``."""
+    active = xp.equal(s.status, RUNNING)
+    if lin is None:
+        lin = linearize(cfg, xp, s, lb, ub)
+    g, colsq = lin.g, lin.colsq
+    gstat = _termination.gradient_status(g, lin.r_norm, xp.sqrt(colsq), cfg.gtol, xp)
+    if cfg.min_grad > 0:  # MATLAB trainlm: stop when the gradient falls below min_grad
+        gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
     if cfg.goal > float("-inf"):
         gstat = xp.where(xp.less_equal(s.cost, cfg.goal), int(Status.GOAL), gstat)
     status = _int(xp, xp.where(active, gstat, s.status))
-    d = select(xp, active, _diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
+    d = select(xp, active, damping_diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
     # Problems that no longer run still pass through the batched solve (their steps are
     # discarded). Give them the trivial system J = 0, D = I, λ = 1: a stopped problem with a
     # singular or non-finite Jacobian must not send the whole batch down a solver's fallback
     # route (the eigen-decomposition behind the Cholesky solvers) at every attempt.
-    fac = cfg.solver.factor(select(xp, active, jt, xp.zeros_like(jt)),
-                            select(xp, active, rt, xp.zeros_like(rt)),
-                            select(xp, active, d, xp.ones_like(d)), xp)
+    d_solve = select(xp, active, d, xp.ones_like(d))
+    if lin.a is None:
+        fac = cfg.solver.factor(select(xp, active, lin.jt, xp.zeros_like(lin.jt)),
+                                select(xp, active, lin.rt, xp.zeros_like(lin.rt)), d_solve, xp)
+    else:
+        fac = cfg.solver.factor_normal(select(xp, active, lin.a, xp.zeros_like(lin.a)),
+                                       select(xp, active, g, xp.zeros_like(g)), d_solve, xp)
     sqrt_d = xp.sqrt(d)
-    prep = Prepared(active=active, rt=rt, jt=jt, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
+    prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1))
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=s.lam, nu=s.nu, nfev=s.nfev, status=status,
@@ -179,17 +221,37 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
     return select(xp, lv, x_try, s.x)
 
 
+def _actual_reduction(cfg: LoopConfig, xp, f0, f1):
+    """F(x) − F(x_try) as a sum of per-residual differences: for F = ½‖r‖²,
+    ½Σ(r₀ − r₁)(r₀ + r₁), which keeps the digits that the difference of two sums loses near
+    convergence; −∞ where r₁ is not finite."""
+    if cfg.loss == "linear":
+        terms = (f0 - f1) * (f0 + f1)
+        actual = 0.5 * xp.sum(terms, axis=-1)
+    else:
+        actual = xp.sum(_robust.cost_terms(cfg.loss, f0, cfg.f_scale, xp)
+                        - _robust.cost_terms(cfg.loss, f1, cfg.f_scale, xp), axis=-1)
+    return xp.where(all_finite_rows(xp, f1), actual, float("-inf"))
+
+
+def _predicted_reduction(xp, prep: Prepared, p):
+    """L(0) − L(p) = −gᵀp − ½ pᵀAp, with pᵀAp = ‖J̃p‖² when J̃ is held."""
+    if prep.lin.a is None:
+        return _gain.model_reduction(prep.g, xp.matvec(prep.lin.jt, p), p, xp)
+    curvature = xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
+    return _gain.quadratic_reduction(prep.g, curvature, p, xp)
+
+
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
           ) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
     step tests."""
     lv = live(xp, c)
     p = x_try - s.x
-    predicted = _gain.model_reduction(prep.g, xp.matvec(prep.jt, p), p, xp)
-    finite = all_finite_rows(xp, f_try)
-    cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
-                        float("inf"))
-    actual = s.cost - cost_try
+    predicted = _predicted_reduction(xp, prep, p)
+    actual = _actual_reduction(cfg, xp, s.f, f_try)
+    cost_try = xp.where(all_finite_rows(xp, f_try),
+                        _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp), float("inf"))
     if cfg.noise > 0:
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
@@ -206,6 +268,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
                      int(Status.DAMPING_LIMIT), tstat)
+    if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
+        tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
+                         int(Status.GOAL), tstat)
     return Attempt(
         lam=xp.where(lv, new_damp.lam, c.lam),
         nu=xp.where(lv, new_damp.nu, c.nu),

@@ -95,6 +95,11 @@ def matvec(a, x, transpose_a: bool = False):
     return (a @ x[..., :, None])[..., 0]
 
 
+def diagonal(a):
+    """The diagonal of the last two axes."""
+    return np.diagonal(a, axis1=-2, axis2=-1)
+
+
 def svd(a):
     """Thin SVD ``(u, s, vh)``."""
     return np.linalg.svd(a, full_matrices=False)

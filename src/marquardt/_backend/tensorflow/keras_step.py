@@ -5,15 +5,16 @@ so that the cost F(w) = ½‖r‖² is the Keras loss value; J = ∂r/∂w; A = 
 D = diag(d) the damping matrix (``_scaling``); λ the damping (``_damping``); δ the step; ρ the
 gain ratio, actual over predicted reduction (``_gain``).
 
-One iteration (Marquardt 1963; Madsen, Nielsen & Tingleff 2004, Algorithm 3.16):
+One iteration is the LM core's (``marquardt._core.iteration``, the same functions that
+``least_squares`` and ``curve_fit_batch`` run); this module is its Keras executor:
 
 1. A and g at w, in row chunks (``keras_jacobian``); F(w) by a forward pass.
 2. ``tf.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, by the host's LAPACK
    for large P on a CPU; eigen fallback; or the kernel form when m < P); the candidate
    w + δ is evaluated with ``stateless_call`` (no variable is touched);
-   ρ = (F(w) − F(w + δ)) / (½δᵀ(λDδ − g)); the policy accepts or rejects and updates λ.
-   The loop ends at the first accepted step, after ``max_attempts``, or when λ passes its
-   ceiling.
+   ρ = (F(w) − F(w + δ)) / (−gᵀδ − ½δᵀAδ), with the noise floor of ``_gain``; the policy
+   accepts or rejects and updates λ. The loop ends at the first accepted step, after
+   ``max_attempts``, or when λ passes its ceiling.
 3. Only an accepted step — finite, with its loss check passed — is assigned to the weights.
    λ, ν and d are Keras variables of the wrapper, so they persist across epochs and are saved
    with its weights.
@@ -28,15 +29,16 @@ from typing import Any, Callable, NamedTuple
 import keras
 import tensorflow as tf
 
-from marquardt._gain import gain_ratio_with_noise_floor, predicted_reduction
-from marquardt._scaling import marquardt_diagonal
-from marquardt._solvers import solve_kernel, solve_normal
+from marquardt._backend.tensorflow import xp as tfx
+from marquardt._core import iteration as core
+from marquardt._core.records import RUNNING, LoopConfig, LoopState
+from marquardt._solvers import CholeskySolver, KernelSolver
 from marquardt._status import Status
 from marquardt._backend.tensorflow.keras_jacobian import (
     JacobianPlan, full_jacobian, normal_equations, per_sample_chunk)
 from marquardt._backend.tensorflow.linalg import cholesky_solve_or_nan
 
-__all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "train_step"]
+__all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "loop_config", "train_step"]
 
 
 class StepConfig(NamedTuple):
@@ -76,18 +78,39 @@ class StepInfo(NamedTuple):
     y_pred: Any  # predictions at the returned weights
 
 
-def _unflatten(delta, weights):
+def _flatten(weights, dtype):
+    return tf.concat([tf.reshape(tf.cast(w, dtype), [-1]) for w in weights], 0)
+
+
+def _unflatten(flat, weights):
     parts, start = [], 0
     for w in weights:
         size = w.shape.num_elements()
-        parts.append(tf.cast(tf.reshape(delta[start:start + size], tf.shape(w)), w.dtype))
+        parts.append(tf.cast(tf.reshape(flat[start:start + size], tf.shape(w)), w.dtype))
         start += size
     return parts
+
+
+def loop_config(cfg: StepConfig) -> LoopConfig:
+    """The LM core's configuration for the Keras step: trainlm's tests (``min_grad``,
+    ``goal``) and the noise floor of the gain ratio; SciPy's ftol/xtol/gtol are off (−1 never
+    fires) and every evaluation is allowed (an epoch ends after ``max_attempts``)."""
+    solver = KernelSolver() if cfg.kernel else CholeskySolver(kernel=cfg.cholesky_solve)
+    return LoopConfig(damping=cfg.policy, solver=solver,
+                      scaling="marquardt" if cfg.marquardt else "identity", loss="linear",
+                      f_scale=1.0, ftol=0.0, xtol=0.0, gtol=-1.0, max_nfev=2**31 - 1,
+                      bounded=False, noise=cfg.noise, min_grad=cfg.min_grad, goal=cfg.goal)
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
                  cfg: StepConfig, names):
     """One LM iteration from ``weights``; returns ``(new_weights, new_state, info)``.
+
+    The iteration is the LM core's (``marquardt._core.iteration``: prepare, propose, judge)
+    on one problem whose parameters are the flattened weights, linearised by the normal
+    equations A = JᵀJ, g = Jᵀr summed in row chunks (or by J itself in the kernel form);
+    this function is its Keras executor: the attempts' ``tf.while_loop`` (at most
+    ``max_attempts``), the candidates' forward passes, and λ, ν, d kept across steps.
 
     Args:
         residual_fn: ``residual_fn(weights, batch) -> r`` (b, k), scaled so F = ½‖r‖².
@@ -100,6 +123,9 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         names: weight names for error messages.
     """
     dtype = cfg.plan.dtype
+    core_cfg = loop_config(cfg)
+    r0, y_pred0 = cost_fn(weights)
+    cost0 = 0.5 * tf.reduce_sum(r0 * r0)
     if cfg.kernel:
         if cfg.plan.per_sample:
             jac, res = per_sample_chunk(residual_fn, weights, data, cfg.plan.k, names)
@@ -107,86 +133,58 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
             jac, res = full_jacobian(residual_fn, weights, data, names)
         jac, res = tf.cast(jac, dtype), tf.cast(res, dtype)
         g = tf.linalg.matvec(jac, res, transpose_a=True)
-        diag_a = tf.reduce_sum(jac * jac, axis=0)
-        a = None
+        lin = core.Linearization(g=g[None], colsq=tf.reduce_sum(jac * jac, axis=0)[None],
+                                 r_norm=tf.norm(res)[None], rt=res[None], jt=jac[None], a=None)
     else:
         a, g = normal_equations(residual_fn, weights, data, cfg.plan, names)
-        diag_a = tf.linalg.diag_part(a)
+        lin = core.normal_linearization(tfx, a[None], g[None], cost0[None])
+    start_ok = tf.logical_and(tf.math.is_finite(cost0), tf.reduce_all(tf.math.is_finite(g)))
+    if not cfg.kernel:
+        start_ok = tf.logical_and(start_ok, tf.reduce_all(tf.math.is_finite(lin.colsq)))
 
-    if cfg.marquardt:
-        d = tf.where(state.started, marquardt_diagonal(state.d, diag_a),
-                     marquardt_diagonal(None, diag_a))
-    else:
-        d = tf.ones_like(diag_a)
-    fresh = cfg.policy.init(tf.reduce_max(diag_a / d))
-    lam = tf.where(state.started, state.lam, tf.cast(fresh.lam, dtype))
-    nu = tf.where(state.started, state.nu, tf.cast(fresh.nu, dtype))
+    # λ, ν and d carry over from the previous step; the first step starts them afresh.
+    d_fresh = core.damping_diagonal(core_cfg, tfx, None, lin.colsq)
+    d_prev = tf.where(state.started, state.d[None], d_fresh)
+    fresh = core.initial_damping(core_cfg, tfx, lin.colsq,
+                                 core.damping_diagonal(core_cfg, tfx, d_prev, lin.colsq))
+    fresh_lam = tf.cast(fresh.lam, dtype)
+    fresh_nu = tf.cast(fresh.nu, dtype)
+    x = _flatten(weights, dtype)[None]
+    zero = tf.zeros([1], dtype)
+    none = tf.zeros([1], tf.int32)
+    s = LoopState(x=x, f=r0[None], j=None, cost=cost0[None],
+                  lam=tf.where(state.started, state.lam[None], fresh_lam),
+                  nu=tf.where(state.started, state.nu[None], fresh_nu), d=d_prev,
+                  nfev=none, njev=none, nit=none,
+                  status=tf.where(start_ok, RUNNING, int(Status.NON_FINITE))[None],
+                  last_step=zero, last_rho=zero, last_reduction=zero, x_norm=zero)
+    prep, c0 = core.prepare(core_cfg, tfx, s, None, None, None, lin=lin)
 
-    r0, y_pred0 = cost_fn(weights)
-    cost0 = 0.5 * tf.reduce_sum(r0 * r0)
-    grad_norm = tf.norm(g)
-    start_ok = tf.logical_and(tf.math.is_finite(cost0),
-                              tf.reduce_all(tf.math.is_finite(g)))
-    if a is not None:
-        start_ok = tf.logical_and(start_ok, tf.reduce_all(tf.math.is_finite(diag_a)))
-    at_gtol = tf.less(grad_norm, tf.cast(cfg.min_grad, dtype))
-    at_goal = tf.less_equal(cost0, tf.cast(cfg.goal, dtype))
-    go = tf.logical_and(start_ok, tf.logical_not(tf.logical_or(at_gtol, at_goal)))
+    def cond(c, y_pred):
+        return tf.logical_and(tf.reduce_any(core.live(tfx, c)), c.attempts[0] < cfg.max_attempts)
 
-    def solve(lam_):
-        if a is None:
-            return solve_kernel(jac, res, lam_, d)
-        return solve_normal(a, g, lam_, d, cholesky_solve=cfg.cholesky_solve)
+    def body(c, y_pred):
+        x_try = core.propose(core_cfg, tfx, prep, s, c, None, None)
+        r_c, y_pred_c = cost_fn(_unflatten(x_try[0], weights))
+        c = core.judge(core_cfg, tfx, prep, s, c, x_try, r_c[None])
+        y_pred = tf.nest.map_structure(lambda new, old: tf.where(c.accepted[0], new, old),
+                                       y_pred_c, y_pred)
+        return c, y_pred
 
-    damping_state = type(fresh)
-
-    def cond(i, lam_, nu_, accepted, delta, cost, y_pred):
-        exhausted = cfg.policy.exhausted(damping_state(lam_, nu_))
-        return tf.logical_and(
-            tf.logical_and(go, tf.logical_not(accepted)),
-            tf.logical_and(i < cfg.max_attempts, tf.logical_not(exhausted)))
-
-    def body(i, lam_, nu_, accepted, delta, cost, y_pred):
-        step = solve(lam_)
-        candidate = [w + dw for w, dw in zip(weights, _unflatten(step, weights))]
-        r_c, y_pred_c = cost_fn(candidate)
-        cost_c = 0.5 * tf.reduce_sum(r_c * r_c)
-        # F(w) − F(w + δ) = ½Σ(r₀ − r₁)(r₀ + r₁): elementwise differences keep the digits
-        # that the difference of two sums loses near convergence.
-        actual = 0.5 * tf.reduce_sum((r0 - r_c) * (r0 + r_c))
-        predicted = predicted_reduction(g, step, lam_, d)
-        rho = gain_ratio_with_noise_floor(actual, predicted, cost0, cfg.noise)
-        ok = tf.logical_and(cfg.policy.accept(rho), tf.math.is_finite(cost_c))
-        ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(step)))
-        new = cfg.policy.update(damping_state(lam_, nu_), rho)
-        return i + 1, new.lam, new.nu, ok, step, cost_c, y_pred_c
-
-    init = (tf.constant(0), lam, nu, tf.constant(False), tf.zeros_like(g), cost0, y_pred0)
-    attempts, lam, nu, accepted, delta, cost_new, y_pred_new = tf.while_loop(
-        cond, body, init, parallel_iterations=1)
-
-    delta = tf.where(accepted, delta, tf.zeros_like(delta))
-    new_weights = [w + dw for w, dw in zip(weights, _unflatten(delta, weights))]
-    cost = tf.where(accepted, cost_new, cost0)
-    y_pred = tf.nest.map_structure(lambda new, old: tf.where(accepted, new, old),
-                                   y_pred_new, y_pred0)
-    exhausted = cfg.policy.exhausted(damping_state(lam, nu))
-    status = tf.constant(int(Status.RUNNING), tf.int32)
-    status = tf.where(tf.logical_and(go, tf.logical_and(tf.logical_not(accepted), exhausted)),
-                      int(Status.DAMPING_LIMIT), status)
-    status = tf.where(tf.logical_and(accepted, cost <= tf.cast(cfg.goal, dtype)),
-                      int(Status.GOAL), status)
-    status = tf.where(at_goal, int(Status.GOAL), status)
-    status = tf.where(at_gtol, int(Status.GTOL), status)
-    status = tf.where(start_ok, status, int(Status.NON_FINITE))
-    info = StepInfo(cost=cost, accepted=accepted, attempts=attempts, grad_norm=grad_norm,
-                    step_norm=tf.norm(delta), status=status, y_pred=y_pred)
+    c, y_pred = tf.while_loop(cond, body, (c0, y_pred0), parallel_iterations=1)
+    accepted = c.accepted[0]
+    x_new = tf.where(accepted, c.x_new, x)[0]
+    new_weights = _unflatten(x_new, weights)
+    status = c.status[0]
+    info = StepInfo(cost=tf.where(accepted, c.cost_new[0], cost0), accepted=accepted,
+                    attempts=c.attempts[0], grad_norm=tf.norm(g),
+                    step_norm=tf.norm(x_new - x[0]), status=status, y_pred=y_pred)
     # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
     # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
     limited = tf.equal(status, int(Status.DAMPING_LIMIT))
-    lam = tf.where(limited, tf.cast(fresh.lam, dtype), lam)
-    nu = tf.where(limited, tf.cast(fresh.nu, dtype), nu)
-    state = LMState(lam=lam, nu=nu, d=d, started=tf.logical_or(state.started, start_ok))
+    lam = tf.where(limited, fresh_lam[0], c.lam[0])
+    nu = tf.where(limited, fresh_nu[0], c.nu[0])
+    state = LMState(lam=lam, nu=nu, d=prep.d[0], started=tf.logical_or(state.started, start_ok))
     return new_weights, state, info
 
 

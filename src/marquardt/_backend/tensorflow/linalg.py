@@ -14,7 +14,6 @@ right kernel), so the caller opts in: ``use_host_lapack``.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 __all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
@@ -46,25 +45,22 @@ def use_host_lapack(n: int, *, jit_compile: bool) -> bool:
             and not tf.config.list_logical_devices("GPU"))
 
 
-def _lapack_cholesky_solve(m: np.ndarray, b: np.ndarray):
-    from scipy.linalg import lapack
+def _lapack_cholesky_solve(m, b):
+    from marquardt._backend.numpy import xp as npx
 
-    potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (m,))
-    chol, info = potrf(m, lower=True, clean=False, overwrite_a=False)
-    if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
-        return np.full_like(b, np.nan), np.False_
-    x, info = potrs(chol, b, lower=True)
-    return x, np.bool_(info == 0)
+    return npx.cholesky_solve_or_nan(m, b)
 
 
 def host_cholesky_solve(m, b):
-    """(x, ok): ``m x = b`` for one symmetric positive definite system by LAPACK on the host.
+    """(x, ok): ``m x = b`` for symmetric positive definite systems (any leading batch axes)
+    by LAPACK on the host (the NumPy namespace's ``cholesky_solve_or_nan``).
 
-    ``ok`` is False (and x NaN) when ``potrf`` finds ``m`` not numerically positive definite,
-    the same contract as ``tf.linalg.cholesky`` returning NaN, without its logged warning.
+    ``ok`` is False (and x NaN) per system where ``potrf`` finds ``m`` not numerically positive
+    definite, the same contract as ``tf.linalg.cholesky`` returning NaN, without its logged
+    warning.
     """
     x, ok = tf.numpy_function(_lapack_cholesky_solve, [m, b], [m.dtype, tf.bool],
                               stateful=False)
     x.set_shape(b.shape)
-    ok.set_shape([])
+    ok.set_shape(b.shape[:-1])
     return x, ok

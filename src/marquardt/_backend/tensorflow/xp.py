@@ -123,6 +123,11 @@ def matvec(a, x, transpose_a: bool = False):
     return tf.linalg.matvec(a, x, transpose_a=transpose_a)
 
 
+def diagonal(a):
+    """The diagonal of the last two axes."""
+    return tf.linalg.diag_part(a)
+
+
 def svd(a):
     """Thin SVD ``(u, s, vh)`` in NumPy's order (TensorFlow returns ``(s, u, v)``)."""
     s, u, v = tf.linalg.svd(a, full_matrices=False)
