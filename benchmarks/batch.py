@@ -23,6 +23,9 @@ is the memory per fit; the intercept is TensorFlow, XLA's compilation and the fi
                                           # memory at K = 20k, 40k, 80k (a few minutes)
     python benchmarks/batch.py --quick    # K = 2,000; SciPy loop over 1,000; memory at
                                           # K = 8k, 16k (about a minute after compiling)
+    python benchmarks/batch.py --one-off  # what a script with one call costs: each method in
+                                          # a fresh process, imports and compilation
+                                          # included (K = 10,000; --k to change)
 
 Targets (issue): at least 100 times SciPy's loop in fits per second on 2 CPU cores; peak
 memory linear in K. For reference, Gpufit reports about 61,000 fits/s for its CPU version
@@ -263,6 +266,64 @@ def memory_report(quick):
           f"(the data alone: {25 * 8 + 25} bytes per fit as float64 ydata and the NaN mask)\n")
 
 
+# --- one-off calls: fresh processes ----------------------------------------------------------
+
+ONE_OFF = {
+    "scipy loop": "import scipy.optimize\n"
+                  "for i in range(len(y)):\n"
+                  "    try:\n"
+                  "        out[i] = scipy.optimize.curve_fit(F_NP, x, y[i], p0[i], jac=JAC,\n"
+                  "                                          method='lm', **TOL)[0]\n"
+                  "    except RuntimeError:\n"
+                  "        pass",
+    "batch, NumPy model": "import marquardt\n"
+                          "out = marquardt.curve_fit_batch(F_NP, x, y, p0, **TOL).x",
+    "batch, TensorFlow model": "import marquardt\n"
+                               "out = marquardt.curve_fit_batch(F_TF, x, y, p0, **TOL).x",
+}
+
+
+def _one_off_child(model_name: str, method: str, k: int) -> None:
+    """Runs in a fresh process: the data, then one method on all K problems, timed from
+    before its imports; prints JSON."""
+    started = time.perf_counter()
+    model, f_np, jac, _, data = MODELS[model_name]
+    x, y, p0 = data(k, seed=0)
+    scope = {"F_NP": f_np, "F_TF": model, "JAC": jac, "TOL": TOL, "x": x, "y": y, "p0": p0,
+             "out": np.full(p0.shape, np.nan)}
+    t0 = time.perf_counter()
+    exec(ONE_OFF[method], scope)  # noqa: S102 - our own benchmark code, above
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"seconds": elapsed, "total": time.perf_counter() - started,
+                      "tensorflow": "tensorflow" in sys.modules,
+                      "x": np.asarray(scope["out"])[:200].tolist()}))
+
+
+def one_off_report(k: int) -> None:
+    print(f"One-off calls, K = {k}: each method alone in a fresh Python process, timed from "
+          "its imports (TensorFlow's, XLA's compilation) to the answers; SciPy with the "
+          "analytic Jacobian, the NumPy batch with finite differences, the TensorFlow batch "
+          f"with autodiff; tolerances {TOL['ftol']:g}.\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    for model_name in MODELS:
+        print(model_name)
+        base, ref = None, None
+        for method in ONE_OFF:
+            out = subprocess.run([sys.executable, __file__, "--one-off-child", model_name,
+                                  method, str(k)], capture_output=True, text=True, env=env,
+                                 check=True)
+            info = json.loads(out.stdout.strip().splitlines()[-1])
+            x = np.array(info["x"])
+            base = base or info["seconds"]
+            ref = x if ref is None else ref
+            ok = np.all(np.isfinite(ref), axis=1) & np.all(np.isfinite(x), axis=1)
+            diff = np.median(np.abs(x[ok] - ref[ok]) / np.abs(ref[ok])) if ok.any() else np.nan
+            print(f"  {method:<24}{info['seconds']:>8.2f} s  {k / info['seconds']:>9,.0f} fits/s"
+                  f"  {base / info['seconds']:>6.2f}x SciPy's loop  tensorflow imported: "
+                  f"{str(info['tensorflow']):<5}  median |x - SciPy's| / |x|: {diff:.1e}")
+        print()
+
+
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -271,9 +332,17 @@ def main(argv=None):
     parser.add_argument("--k", type=int, help="problems per model (default 10,000; quick 2,000)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory children")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--one-off", action="store_true",
+                        help="only the one-off comparison in fresh processes")
+    parser.add_argument("--one-off-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
         return _memory_child(args.memory_child)
+    if args.one_off_child:
+        model_name, method, k = args.one_off_child
+        return _one_off_child(model_name, method, int(k))
+    if args.one_off:
+        return one_off_report(args.k or 10_000)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     k = args.k or (2_000 if args.quick else 10_000)
     scipy_count = min(k, 1_000 if args.quick else k)
@@ -286,7 +355,8 @@ def main(argv=None):
     import tensorflow as tf
 
     import marquardt
-    from marquardt._batch import DEFAULT_CHUNK_SIZE, _bucket, _workers
+    from marquardt._batch import DEFAULT_CHUNK_SIZE
+    from marquardt._backend.tensorflow.batch_stepper import _bucket, _workers
 
     print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, "
           f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "

@@ -457,3 +457,54 @@ def test_round_ends_once_no_more_than_min_running_problems_run():
         for name in ("x", "status", "nfev", "nit", "lam"):
             np.testing.assert_array_equal(getattr(got, name), getattr(after[want], name),
                                           err_msg=f"min_running={floor}: {name}")
+
+
+# --- a NumPy model: the host executor, no TensorFlow --------------------------------------
+
+
+def double_exp_np(t, a1, k1, a2, k2):
+    """The double exponential in NumPy: broadcasts over problems as written."""
+    return a1 * np.exp(-k1 * t) + a2 * np.exp(-k2 * t)
+
+
+def double_exp_np_scalar(t, a1, k1, a2, k2):
+    """The same, written so that it cannot broadcast (float() of each parameter)."""
+    a1, k1, a2, k2 = (float(v) for v in (a1, k1, a2, k2))
+    return a1 * np.exp(-k1 * t) + a2 * np.exp(-k2 * t)
+
+
+@pytest.mark.parametrize("model", [double_exp_np, double_exp_np_scalar],
+                         ids=["broadcasting", "per-problem calls"])
+def test_numpy_model_equals_one_at_a_time(model):
+    """A NumPy model runs on the host executor (finite differences, SciPy's '2-point'):
+    every problem gets what ``curve_fit`` gives it alone (the same stopping decisions; x to
+    rounding: NumPy's vectorised exp may round a long row differently in the last bit, and
+    an absent point is a zero row here, a removed one there), whether the model is called
+    for many problems at once (it broadcasts) or once per problem (it does not)."""
+    t, y, p0 = double_exp_data(40, seed=5)
+    y[3, [1, 7]] = np.nan
+    res = curve_fit_batch(model, t, y, p0, nan_policy="omit", **TOL)
+    assert res.success.all()
+    for k in range(40):
+        present = ~np.isnan(y[k])
+        popt, pcov, one = marquardt.curve_fit(model, t[present], y[k][present], p0[k],
+                                              full_output=True, solver=SOLVER, **TOL)
+        assert (res.status[k], res.nfev[k], res.nit[k]) == (one.status, one.nfev, one.nit), k
+        np.testing.assert_allclose(res.x[k], popt, rtol=1e-8)
+        np.testing.assert_allclose(res.cov[k], pcov, rtol=1e-6)
+
+
+def test_numpy_model_with_its_jacobian_and_refused_autodiff():
+    def jac(t, a1, k1, a2, k2):
+        e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)
+        return np.stack([e1, -a1 * t * e1, e2, -a2 * t * e2], axis=1)
+
+    t, y, p0 = double_exp_data(12, seed=6)
+    res = curve_fit_batch(double_exp_np, t, y, p0, jac=jac, **TOL)
+    for k in range(12):
+        popt, _ = marquardt.curve_fit(double_exp_np, t, y[k], p0[k], jac=jac, solver=SOLVER,
+                                      **TOL)
+        np.testing.assert_allclose(res.x[k], popt, rtol=1e-8)
+    with pytest.raises(ValueError, match=r"`f` cannot be differentiated by TensorFlow: it "
+                                         r"returned NumPy values, so jac='forward'"):
+        curve_fit_batch(double_exp_np, t, y, p0, jac="forward")

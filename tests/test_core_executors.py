@@ -63,8 +63,9 @@ def test_host_and_compiled_executors_take_the_same_steps(name):
     lb = np.array([[-np.inf, 0.0, -np.inf]]) if cfg.bounded else np.full((1, 3), -np.inf)
     ub = np.array([[np.inf, 1.2, np.inf]]) if cfg.bounded else np.full((1, 3), np.inf)
     d_fixed = np.ones((1, 3))
-    evaluator = Evaluator(residual=residual_np,
-                          residual_and_jacobian=lambda x: (residual_np(x), jacobian_np(x)))
+    evaluator = Evaluator(residual=lambda x, problems: residual_np(x),
+                          residual_and_jacobian=lambda x, problems: (residual_np(x),
+                                                                      jacobian_np(x)))
     state_h, rows_h = host.run(cfg, evaluator, x0, lb, ub, d_fixed)
     state_t, (table, count) = run_loop(
         cfg, residual_tf, lambda x: (residual_tf(x), jacobian_tf(x)), tf.constant(x0),
@@ -85,6 +86,39 @@ def test_host_and_compiled_executors_take_the_same_steps(name):
     np.testing.assert_allclose(state_h.x, state_t.x.numpy(), rtol=1e-10)
 
 
+def test_host_executor_solves_many_problems_as_it_solves_one():
+    """The host executor on K problems (compacting the running ones each iteration) gives
+    every problem exactly what it gives that problem alone: same x, cost, nfev, status."""
+    rng = np.random.default_rng(4)
+    k = 7
+    ys = Y + 0.3 * rng.standard_normal((k, T.size))
+    ys[3] = np.nan  # a problem that is not finite at its start: NON_FINITE, the rest go on
+    x0 = np.tile([1.0, 1.0, 0.0], (k, 1)) * rng.uniform(0.5, 2.0, (k, 3))
+
+    def evaluator_for(rows_of):
+        def residual(x, problems):
+            a, b, c = (x[:, i:i + 1] for i in range(3))
+            return a * np.exp(-b * T) + c - ys[rows_of(problems)]
+
+        def residual_and_jacobian(x, problems):
+            a, b = x[:, :1], x[:, 1:2]
+            e = np.exp(-b * T)
+            return residual(x, problems), np.stack([e, -a * T * e, np.ones_like(e)], axis=-1)
+
+        return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)
+
+    cfg = CONFIGS["nielsen-svd-marquardt"]._replace(record_history=False)
+    inf = np.full((k, 3), np.inf)
+    together, _ = host.run(cfg, evaluator_for(lambda p: p), x0, -inf, inf, np.ones((k, 3)))
+    assert int(together.status[3]) == int(Status.NON_FINITE)
+    for i in range(k):
+        alone, _ = host.run(cfg, evaluator_for(lambda p, i=i: np.full(len(p), i)), x0[i:i + 1],
+                            -inf[:1], inf[:1], np.ones((1, 3)))
+        for name in ("x", "cost", "nfev", "njev", "nit", "status", "lam"):
+            np.testing.assert_array_equal(getattr(together, name)[i], getattr(alone, name)[0],
+                                          err_msg=f"{name} of problem {i}")
+
+
 def test_namespaces_offer_the_same_names():
     public = lambda mod: {k for k in vars(mod) if not k.startswith("_") and k not in  # noqa: E731
                           ("annotations", "np", "tf", "name")}
@@ -92,6 +126,7 @@ def test_namespaces_offer_the_same_names():
 
 
 def test_numpy_models_never_import_tensorflow():
+    """least_squares, curve_fit and curve_fit_batch with NumPy models, in a fresh process."""
     code = """
 import sys, json
 import numpy as np
@@ -103,14 +138,15 @@ def jac(t, a, b, c):
 p1, _ = marquardt.curve_fit(model, t, y, p0=[1, 1, 0], jac='2-point')
 p2, _ = marquardt.curve_fit(model, t, y, p0=[1, 1, 0], jac=jac)
 r = marquardt.least_squares(lambda p: model(t, *p) - y, [1.0, 1.0, 0.0], loss='soft_l1')
+b = marquardt.curve_fit_batch(model, t, np.stack([y, y]), [1.0, 1.0, 0.0])
 print(json.dumps({"tf": "tensorflow" in sys.modules, "keras": "keras" in sys.modules,
-                  "x": [list(p1), list(p2), list(r.x)]}))
+                  "x": [list(p1), list(p2), list(r.x), list(b.x[0]), list(b.x[1])]}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["tf"] is False and info["keras"] is False
-    np.testing.assert_allclose(np.array(info["x"]), [[2.5, 1.3, 0.5]] * 3, rtol=1e-7)
+    np.testing.assert_allclose(np.array(info["x"]), [[2.5, 1.3, 0.5]] * 5, rtol=1e-7)
 
 
 #: A far start: the first iteration rejects six steps, then 14 iterations each lower the cost

@@ -25,21 +25,18 @@ How it is built (nothing here is a second LM implementation):
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
-import tensorflow as tf
 
 from marquardt import _batch_inputs as _inputs
 from marquardt import _checks
-from marquardt._backend.tensorflow import driver
-from marquardt._backend.tensorflow.batch import (batched_residual,
-                                                 batched_residual_and_jacobian)
-from marquardt._backend.tensorflow.solve_loop import RUNNING, LoopConfig, idle_state
+from marquardt._core import host
+from marquardt._core.functions import model_evaluator
+from marquardt._core.records import LoopConfig
+from marquardt._errors import NoGradientError
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
 from marquardt._curve_fit import check_enough_points
@@ -54,6 +51,9 @@ from marquardt._termination import gradient_cosine
 
 __all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
+_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
+            "damping", "solver", "verbose")
+
 #: Problems solved side by side. Large enough that the per-op cost of the loop is shared by
 #: many problems, small enough that the arrays stay in cache and that the last problems to
 #: finish (which keep every slot iterating) cost little. Measured on 2 CPU cores, K = 10,000
@@ -62,13 +62,6 @@ __all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 #: pure-noise problems, which run long and keep every slot of the last round iterating, 2-D
 #: Gaussian at 1% noise 7.3-8.7 s → 4.0-4.6 s from 2048 to 1024, at 20% 12.3-13.7 → 7.4-9.0 s.
 DEFAULT_CHUNK_SIZE = 1024
-
-#: Most streams of slots run side by side (threads; each holds ``chunk_size`` slots).
-MAX_WORKERS = 4
-
-_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
-            "damping", "solver", "verbose")
-
 
 def curve_fit_batch(
     f: Callable,
@@ -179,24 +172,23 @@ def curve_fit_batch(
                         f"Received: jit_compile={jit_compile!r}")
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bool(np.isfinite(lb).any()
                                                                      or np.isfinite(ub).any()))
-    _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
+    tensorflow = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
 
     npoints = present.sum(axis=1)
     improper = npoints < n
     todo = np.flatnonzero(~improper)
     out = _Outputs(k_all, m, n, p0)
-    if todo.size:
-        step = _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
-        inputs = _Inputs(x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed)
-        slots = min(chunk_size, _bucket(todo.size))
-        parts = np.array_split(todo, max(1, min(_workers(), todo.size // slots)))
-        if len(parts) == 1:
-            _stream(step, jit_compile, todo, slots, inputs, out, cfg)
-        else:  # TensorFlow releases the GIL while a step runs: one stream per core
-            with ThreadPoolExecutor(len(parts)) as pool:
-                for done in [pool.submit(_stream, step, jit_compile, part, slots, inputs, out,
-                                         cfg) for part in parts]:
-                    done.result()
+
+    def store(idx, state):
+        out.store(idx, state, cfg, lb[idx], ub[idx])
+
+    if todo.size and tensorflow:
+        from marquardt._backend.tensorflow import batch_stepper
+        batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
+                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+    elif todo.size:
+        _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
+                       diff_step, todo, store)
     dof = npoints - n  # problems with too few points keep _Outputs' IMPROPER_INPUT status
     cov = out.pcov
     if not absolute_sigma:
@@ -219,19 +211,50 @@ def curve_fit_batch(
     return result
 
 
-def _workers() -> int:
-    """Streams of slots run side by side: one per core (XLA runs most of a step on one)."""
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else (os.cpu_count() or 1), MAX_WORKERS))
+#: Problems iterated together by the host executor (a NumPy model): large enough that the
+#: iteration's Python overhead is shared, small enough to keep the Jacobians (HOST_CHUNK × m
+#: × n floats) modest.
+HOST_CHUNK = 8192
 
 
-def _t64(a) -> tf.Tensor:
-    return tf.constant(np.ascontiguousarray(a, dtype=np.float64))
+def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
+                   diff_step, todo, store) -> None:
+    """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
+    on the problems still running (no compilation, no TensorFlow)."""
+    if jac in ("forward", "reverse"):
+        raise NoGradientError(
+            f"`f` cannot be differentiated by TensorFlow: it returned NumPy values, so "
+            f"jac={jac!r} has nothing to differentiate. Write it with TensorFlow ops for exact "
+            "Jacobians, or pass jac='2-point' (or '3-point', or a callable) to use finite "
+            "differences.")
+    n = p0.shape[1]
+    w = present.astype(np.float64)
+    if inv_sigma is not None:
+        w = w * inv_sigma
+    evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
+                                np.where(present, y, 0.0), w, n, lb, ub, diff_step)
+    d = np.broadcast_to(d_fixed, (p0.shape[0], n))
+    for start in range(0, todo.size, HOST_CHUNK):
+        idx = todo[start:start + HOST_CHUNK]
+        state, _ = host.run(cfg, _Rows(evaluator, idx), p0[idx], lb[idx], ub[idx],
+                            np.ascontiguousarray(d[idx]))
+        store(idx, state)
 
 
-def _bucket(k: int) -> int:
-    """The next power of two ≥ k: batches of varying size share a few compiled shapes."""
-    return 1 << max(0, int(k - 1).bit_length())
+class _Rows:
+    """An evaluator over problems ``idx``: the host executor's problem k is problem idx[k]."""
+
+    jacobian_with_residual = False
+    first = None
+
+    def __init__(self, evaluator, idx):
+        self._e, self._idx = evaluator, idx
+
+    def residual(self, p, problems):
+        return self._e.residual(p, self._idx[problems])
+
+    def residual_and_jacobian(self, p, problems):
+        return self._e.residual_and_jacobian(p, self._idx[problems])
 
 
 def _loop_config(options: dict, n: int, bounded: bool):
@@ -245,97 +268,6 @@ def _loop_config(options: dict, n: int, bounded: bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
     cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, **opts)
     return cfg, d_fixed, diff_step, verbose
-
-
-# --- the compiled solve --------------------------------------------------------------------
-
-
-#: Outer iterations per call of the compiled step; between calls, finished problems leave
-#: their slots to new ones. Fewer: slots idle less after their problem finishes; more: fewer
-#: calls, each of which restarts the fresh slots (one Jacobian for all slots) and returns to
-#: Python. 8 is as fast as one uninterrupted solve per chunk on clean data (most fits take
-#: 5-10 iterations) and 2-4 times faster when 1% of the problems are pure noise (measured for
-#: 10,000 2-D Gaussians, docs/batch.md). Passed to the step as a tensor: no recompilation.
-ROUND_ITERATIONS = 8
-
-#: While problems wait for a slot, a round also ends once no more than this fraction of the
-#: slots still runs (each later iteration would cost every slot for a quarter of the work);
-#: the last round, with no problem waiting, runs until all are done. A quarter against a
-#: fixed 8 iterations, K = 10,000, 12 alternated runs each (docs/batch.md): double
-#: exponential median 39,300 → 45,400 fits/s; 2-D Gaussian 44,400 → 45,300; refilling at
-#: a half: 44,700 and 40,900.
-REFILL_FRACTION = 0.25
-
-
-def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
-    residual_fn = batched_residual(f, shared_x)
-    jac_fn = (jac if jac in ("2-point", "3-point")
-              else batched_residual_and_jacobian(f, jac, shared_x))
-    key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
-    return driver.cached(key, lambda: driver.build_stepper(
-        residual_fn, n, m, jac_fn, cfg._replace(jit_compile=jit_compile), diff_step=diff_step))
-
-
-class _Inputs:
-    """The compiled step's per-slot inputs for a given assignment of problems to slots."""
-
-    def __init__(self, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed):
-        self.x_shared = tf.constant(x) if shared_x else None
-        self.x, self.y, self.present, self.inv_sigma = x, y, present, inv_sigma
-        self.p0, self.lb, self.ub, self.d_fixed = p0, lb, ub, d_fixed
-
-    def __call__(self, rows: np.ndarray):
-        w = self.present[rows].astype(np.float64)
-        if self.inv_sigma is not None:
-            w *= self.inv_sigma if self.inv_sigma.ndim == 1 else self.inv_sigma[rows]
-        data = (self.x_shared if self.x_shared is not None else _t64(self.x[rows]),
-                _t64(np.where(self.present[rows], self.y[rows], 0.0)), _t64(w))
-        d = np.broadcast_to(self.d_fixed, (rows.size, self.d_fixed.size))
-        return _t64(self.p0[rows]), _t64(self.lb[rows]), _t64(self.ub[rows]), _t64(d), data
-
-
-def _stream(step, jit_compile: bool, todo: np.ndarray, slots: int, inputs: _Inputs,
-            out: "_Outputs", cfg: LoopConfig) -> None:
-    """Solve the problems ``todo`` through ``slots`` slots: each call of ``step`` runs up to
-    ``ROUND_ITERATIONS`` iterations, or fewer once only ``REFILL_FRACTION`` of the slots
-    still run while problems wait; then finished problems are stored and their slots given
-    to the next problems. A slow problem (pure noise running to ``max_nfev``) thus holds
-    one slot, not a whole chunk of finished ones."""
-    m, n = inputs.y.shape[1], inputs.p0.shape[1]
-    owner = np.full(slots, -1)  # the problem in each slot; -1: none
-    state = idle_state(slots, m, n)
-    iterations = tf.constant(ROUND_ITERATIONS, tf.int32)
-    refill_at = tf.constant(int(REFILL_FRACTION * slots), tf.int32)
-    drain = tf.constant(0, tf.int32)
-    queued = 0
-    while True:
-        free = np.flatnonzero(owner < 0)
-        new = todo[queued:queued + free.size]
-        queued += new.size
-        fresh = np.zeros(slots, bool)
-        fresh[free[:new.size]] = True
-        owner[free[:new.size]] = new
-        if not fresh.any() and not (owner >= 0).any():
-            return
-        rows = np.where(owner >= 0, owner, todo[0])  # empty slots: any valid data, frozen
-        state = _run(step, jit_compile, state, tf.constant(fresh), *inputs(rows), iterations,
-                     refill_at if queued < todo.size else drain)
-        done = np.flatnonzero((owner >= 0) & (state.status.numpy() != RUNNING))
-        if done.size:
-            picked = type(state)(*(t.numpy()[done] for t in state))
-            out.store(owner[done], picked, cfg, inputs.lb[owner[done]], inputs.ub[owner[done]])
-            owner[done] = -1
-
-
-def _run(step, jit_compile: bool, *args):
-    try:
-        return step(*args)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
-        if not jit_compile:
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError("the batched solve could not be compiled with XLA "
-                         f"({first}). Pass jit_compile=False to run it without XLA.") from exc
 
 
 # --- results -------------------------------------------------------------------------------

@@ -9,12 +9,11 @@ the rules of ``curve_fit`` and ``least_squares`` plus the leading axis of K prob
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
-from marquardt._probe import call_at_x0, check_zero_columns
+from marquardt._least_squares import is_tensorflow_value
+from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
            "check_chunk_size", "probe"]
@@ -81,22 +80,23 @@ def check_chunk_size(chunk_size) -> int:
     return int(chunk_size)
 
 
-def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> None:
-    """Call ``f`` (and a callable ``jac``) once for problem 0, eagerly: shapes and dtypes; with
-    an autodiff ``jac``, no parameter may lack a gradient (``_probe.check_zero_columns``)."""
-    x0 = tf.constant(x if shared_x else x[0])
-    args = [tf.constant(v) for v in p]
+def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
+    """Call ``f`` (and a callable ``jac``) once for problem 0 with NumPy values, as
+    ``curve_fit`` does: shapes and dtypes. Returns whether ``f`` is written with TensorFlow
+    ops (it returned a tensor); then, with an autodiff ``jac``, no parameter may lack a
+    gradient (``_probe.check_zero_columns``)."""
+    x0 = np.array(x if shared_x else x[0])
     checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
     outputs = {}
     for fn, name, shape in checks:
-        outputs[name] = call_at_x0(lambda: fn(x0, *args), name, where="for problem 0 at its p0")
+        outputs[name] = call_at_x0(lambda: fn(x0.copy(), *p), name,
+                                   where="for problem 0 at its p0")
         _check_output(outputs[name], name, shape)
-    if jac in ("auto", "forward", "reverse") and isinstance(outputs["f"], tf.Tensor):
-        def residual(q):  # (n,) -> (m,)
-            return tf.cast(f(x0, *tf.unstack(q)), tf.float64)
-
-        check_zero_columns(zero_gradient_parameters(residual, p),
-                           lambda q: residual(tf.constant(q)).numpy(), p, "f")
+    tensorflow = is_tensorflow_value(outputs["f"])
+    if tensorflow and jac in ("auto", "forward", "reverse"):
+        from marquardt._backend.tensorflow.host_functions import check_model_autodiff
+        check_model_autodiff(f, x0, p)
+    return tensorflow
 
 
 def _check_output(out, name: str, shape: tuple) -> None:

@@ -317,9 +317,8 @@ def _compiled(problem: Problem, x0, lb, ub, m: int, diff_step) -> Evaluator | No
                                                               tracing_errors)
 
     residual_fn, data, tf_jac, key = problem.tensorflow()
-    on_build = None
-    if problem.jac in ("auto", "forward", "reverse"):
-        def on_build():
+    def on_build():  # a missing gradient is an error (autodiff modes only)
+        if problem.jac in ("auto", "forward", "reverse"):
             check_autodiff(residual_fn, data, x0[0])
     try:
         return compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub, diff_step,

@@ -16,15 +16,16 @@ import numpy as np
 from marquardt._backend.numpy import xp
 from marquardt._core import numdiff
 
-__all__ = ["Evaluator", "numpy_evaluator"]
+__all__ = ["Evaluator", "numpy_evaluator", "model_evaluator"]
 
 
 class Evaluator(NamedTuple):
     """The residual function of one problem, for the host executor.
 
     Attributes:
-        residual: x (1, n) → r (1, m).
-        residual_and_jacobian: x (1, n) → (r (1, m), J (1, m, n)).
+        residual: ``residual(x, problems)``: x (k, n) → r (k, m), for the problems with
+            indices ``problems`` (k,) (their data; a single problem ignores them).
+        residual_and_jacobian: ``(x, problems)`` → (r (k, m), J (k, m, n)).
         jacobian_with_residual: J costs little beside r (autodiff of a compiled model): the
             executor evaluates both at every candidate.
         first: (r, J) at x0 when already computed, else None.
@@ -71,16 +72,92 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
         who: the name of ``fun`` in error messages.
     """
 
-    def residual(x):
+    def residual(x, problems=None):
         return _as_vector(fun(x[0]), m, who)[None]
 
     if callable(jac):
-        def residual_and_jacobian(x):
+        def residual_and_jacobian(x, problems=None):
             return residual(x), _as_jacobian(jac(x[0]), m, n)[None]
     else:
         def many(xs):  # (B, 1, n) -> (B, 1, m)
             return np.stack([residual(xs[b]) for b in range(xs.shape[0])])
 
-        residual_and_jacobian = numdiff.finite_difference_jacobian(
-            xp, residual, many, n, jac, lb, ub, diff_step)
+        by_differences = numdiff.finite_difference_jacobian(xp, residual, many, n, jac, lb, ub,
+                                                            diff_step)
+
+        def residual_and_jacobian(x, problems=None):
+            return by_differences(x)
+    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)
+
+
+def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
+                    w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
+                    diff_step: float | None) -> Evaluator:
+    """The evaluator of K problems of a NumPy model ``f(x, *params)`` (``curve_fit_batch``):
+    residuals rₖ = wₖ (f(xₖ, *pₖ) − yₖ), exactly 0 where wₖᵢ = 0 (absent points).
+
+    The model is called once for many problems at a time, each parameter a column (k, 1)
+    that broadcasts against x (NumPy ufunc code needs no change for this: a·exp(−b·t) on
+    t (m,) and a, b (k, 1) is (k, m)); per-problem x is passed as (k, m), or (v, k, m) for v
+    variables so that ``x[0]`` still picks the first. A model that does not broadcast so
+    (checked on two problems against two single calls) is called once per problem.
+
+    Args:
+        f: the model for one problem, NumPy code.
+        jac: ``"2-point"``/``"3-point"`` (finite differences, vectorised over the problems)
+            or a callable ``jac(x, *params) -> (m, n)`` for one problem (called per problem).
+        x: the independent variables: shared (m,) or (v, m), or per problem (K, m) or
+            (K, v, m).
+        shared_x: whether ``x`` is shared.
+        y: the data (K, m), 0 at absent points; w: the weights (K, m), 0 at absent points.
+        n: the number of parameters.
+        lb, ub: the bounds (K, n), for the finite-difference steps.
+        diff_step: the relative finite-difference step.
+    """
+    m = y.shape[1]
+
+    def x_of(problems):
+        if shared_x:
+            return x
+        return x[problems] if x.ndim == 2 else np.moveaxis(x[problems], 0, 1)
+
+    def one_at_a_time(p, problems):
+        return np.stack([np.asarray(f(x if shared_x else x[k], *p[i]), dtype=np.float64)
+                         for i, k in enumerate(problems)])
+
+    def together(p, problems):
+        return np.asarray(f(x_of(problems), *(p[:, i:i + 1] for i in range(n))),
+                          dtype=np.float64)
+
+    model = one_at_a_time
+    try:  # does the model broadcast over problems? two problems, together and alone
+        pair = np.array([0, min(1, y.shape[0] - 1)])
+        p_pair = np.stack([np.ones(n), np.full(n, 1.5)])
+        with np.errstate(all="ignore"):
+            both = together(p_pair, pair)
+            alone = one_at_a_time(p_pair, pair)
+        if both.shape == (2, m) and np.allclose(both, alone, rtol=1e-12, atol=0,
+                                                 equal_nan=True):
+            model = together
+    except Exception:  # the model does not broadcast: call it per problem
+        pass
+
+    def residual(p, problems):
+        wk = w[problems]
+        return np.where(wk != 0.0, (model(p, problems) - y[problems]) * wk, 0.0)
+
+    if callable(jac):
+        def residual_and_jacobian(p, problems):
+            jm = np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
+                           for i, k in enumerate(problems)])
+            wk = w[problems][:, :, None]
+            return residual(p, problems), np.where(wk != 0.0, jm * wk, 0.0)
+    else:
+        def residual_and_jacobian(p, problems):
+            def many(ps):  # (B, k, n) -> (B, k, m)
+                return np.stack([residual(ps[b], problems) for b in range(ps.shape[0])])
+
+            return numdiff.finite_difference_jacobian(
+                xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
+                ub[problems], diff_step)(p)
     return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)

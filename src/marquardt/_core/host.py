@@ -1,4 +1,4 @@
-"""The host executor of the LM core: one problem, NumPy arrays, a Python loop.
+"""The host executor of the LM core: NumPy arrays, a Python loop, one problem or many.
 
 For a single small problem the iteration's dense algebra (an SVD of a 50 × 3 Jacobian) takes
 microseconds in LAPACK, and what costs is the overhead around it: a compiled TensorFlow loop
@@ -25,55 +25,47 @@ __all__ = ["run"]
 
 def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         ) -> tuple[LoopState, np.ndarray]:
-    """Solve one problem from ``x0`` (1, n); returns the final state and the history rows.
+    """Solve K problems from ``x0`` (K, n); returns the final state and the history rows
+    (of problem 0, when ``cfg.record_history``).
+
+    Each iteration works on the problems still running only: they are gathered into
+    compact arrays, iterated, and scattered back (NumPy's dynamic shapes; a compiled loop
+    keeps finished problems in place under masks instead).
 
     Args:
         cfg: the configuration.
         evaluator: the residual function and its Jacobian on NumPy arrays
-            (``marquardt._core.functions.Evaluator``). With ``jacobian_with_residual`` J is
-            evaluated with r at every candidate (one call of a compiled model instead of two
-            when a step is accepted).
-        x0, lb, ub, d_fixed: float64 arrays (1, n).
+            (``marquardt._core.functions.Evaluator``), called with the points and the indices
+            of their problems. With ``jacobian_with_residual`` J is evaluated with r at every
+            candidate (one call of a compiled model instead of two when a step is accepted).
+        x0, lb, ub, d_fixed: float64 arrays (K, n).
     """
-    residual = evaluator.residual
-    residual_and_jacobian = evaluator.residual_and_jacobian
-    jacobian_with_residual = evaluator.jacobian_with_residual
-    f0, j0 = evaluator.first if evaluator.first is not None else residual_and_jacobian(x0)
+    k = x0.shape[0]
+    every = np.arange(k)
+    f0, j0 = (evaluator.first if evaluator.first is not None
+              else evaluator.residual_and_jacobian(x0, every))
     with _quiet():
         state = core.start(cfg, xp, x0, f0, j0, lb, ub, d_fixed)
     rows = []
     if cfg.record_history:
-        zero = np.zeros(1)
+        zero = np.zeros(k)
         row = core.history_row(cfg, xp, 0, state, state.cost, zero, zero, zero,
-                               np.zeros(1, np.int32))
+                               np.zeros(k, np.int32))
         rows.append(row)
         state = _callback(cfg, state, row)
     it = 0
-    while state.status[0] == RUNNING:
+    while True:
+        running = np.flatnonzero(state.status == RUNNING)
+        if running.size == 0:
+            break
         it += 1
-        with _quiet():
-            prep, c = core.prepare(cfg, xp, state, lb, ub, d_fixed)
-        j_accepted = None
-        while c.status[0] == RUNNING and not c.accepted[0]:
-            with _quiet():
-                x_try = core.propose(cfg, xp, prep, state, c, lb, ub)
-            if jacobian_with_residual:
-                f_try, j_try = residual_and_jacobian(x_try)
-            else:
-                f_try, j_try = residual(x_try), None
-            with _quiet():
-                c = core.judge(cfg, xp, prep, state, c, x_try, f_try)
-            if c.accepted[0]:
-                j_accepted = j_try
-        if c.accepted[0]:
-            if j_accepted is None:
-                f_new, j_new = residual_and_jacobian(c.x_new)
-            else:
-                f_new, j_new = c.f_new, j_accepted
+        if running.size == k:
+            new, c = _iteration(cfg, evaluator, state, lb, ub, d_fixed, every)
         else:
-            f_new, j_new = state.f, state.j
-        with _quiet():
-            new = core.finish(cfg, xp, state, prep, c, f_new, j_new)
+            part = LoopState(*(a[running] for a in state))
+            new, c = _iteration(cfg, evaluator, part, lb[running], ub[running],
+                                d_fixed[running], running)
+            new = _scatter(state, running, new)
         if cfg.record_history:
             row = core.history_row(cfg, xp, it, new, state.cost, c.step, c.rho, c.accepted,
                                    c.attempts)
@@ -82,6 +74,64 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         state = new
     table = np.stack(rows) if rows else np.zeros((0, len(HISTORY_FIELDS)))
     return state, table
+
+
+def _scatter(state: LoopState, idx, part: LoopState) -> LoopState:
+    out = []
+    for whole, sub in zip(state, part):
+        whole = whole.copy()
+        whole[idx] = sub
+        out.append(whole)
+    return LoopState(*out)
+
+
+def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fixed,
+               problems) -> tuple[LoopState, "core.Attempt"]:
+    """One core iteration of the problems in ``s`` (all running); ``problems`` are their
+    indices for the evaluator."""
+    with _quiet():
+        prep, c = core.prepare(cfg, xp, s, lb, ub, d_fixed)
+    with_jacobian = evaluator.jacobian_with_residual
+    j_accepted = s.j.copy() if with_jacobian else None
+    while True:
+        live = core.live(xp, c)
+        idx = np.flatnonzero(live)
+        if idx.size == 0:
+            break
+        with _quiet():
+            x_try = core.propose(cfg, xp, prep, s, c, lb, ub)
+        if idx.size == live.size:  # every problem tries (always, for a single problem)
+            if with_jacobian:
+                f_try, j_try = evaluator.residual_and_jacobian(x_try, problems)
+            else:
+                f_try = evaluator.residual(x_try, problems)
+        else:  # the others keep their residuals: judge ignores them (masks)
+            f_try = s.f.copy()
+            j_try = s.j.copy() if with_jacobian else None
+            if with_jacobian:
+                f_try[idx], j_try[idx] = evaluator.residual_and_jacobian(x_try[idx],
+                                                                         problems[idx])
+            else:
+                f_try[idx] = evaluator.residual(x_try[idx], problems[idx])
+        was = c.accepted
+        with _quiet():
+            c = core.judge(cfg, xp, prep, s, c, x_try, f_try)
+        if with_jacobian:
+            now = c.accepted & ~was
+            j_accepted[now] = j_try[now]
+    acc = np.flatnonzero(c.accepted)
+    if with_jacobian:
+        f_new, j_new = c.f_new, j_accepted
+    elif acc.size == c.accepted.size:
+        f_new, j_new = evaluator.residual_and_jacobian(c.x_new, problems)
+    else:
+        f_new, j_new = s.f.copy(), s.j.copy()
+        if acc.size:
+            f_new[acc], j_new[acc] = evaluator.residual_and_jacobian(c.x_new[acc],
+                                                                     problems[acc])
+    with _quiet():
+        new = core.finish(cfg, xp, s, prep, c, f_new, j_new)
+    return new, c
 
 
 def _quiet():

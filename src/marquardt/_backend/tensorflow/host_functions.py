@@ -19,7 +19,7 @@ from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_par
 from marquardt._core.functions import Evaluator
 
 __all__ = ["compiled_evaluator", "least_squares_problem", "curve_fit_problem",
-           "tracing_errors", "check_autodiff"]
+           "tracing_errors", "check_autodiff", "check_model_autodiff"]
 
 
 def tracing_errors() -> tuple[type[Exception], ...]:
@@ -89,6 +89,19 @@ def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.nda
     return residual_fn, (tf.constant(x), tf.constant(y), tf.constant(w)), jac, key
 
 
+def check_model_autodiff(f: Callable, x: np.ndarray, p: np.ndarray, who: str = "f") -> None:
+    """``check_autodiff`` for a model ``f(x, *params)`` at the parameters ``p``."""
+    from marquardt import _probe
+
+    xt = tf.constant(x)
+
+    def residual(q):  # (n,) -> (m,)
+        return tf.cast(f(xt, *tf.unstack(q)), tf.float64)
+
+    _probe.check_zero_columns(zero_gradient_parameters(residual, p),
+                              lambda q: residual(tf.constant(q)).numpy(), p, who)
+
+
 def check_autodiff(residual_fn: Callable, data: tuple, x0: np.ndarray) -> None:
     """A missing gradient is an error, not a zero column (``_probe.check_zero_columns``)."""
     from marquardt import _probe
@@ -135,12 +148,12 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     # cProfile on the 3-parameter exponential of benchmarks/single_fit.py).
     concrete = {}
 
-    def residual(x):
+    def residual(x, problems=None):
         if "r" not in concrete:
             concrete["r"] = compiled_r.get_concrete_function(tf.constant(x), *data)
         return concrete["r"](tf.constant(x), *data).numpy()
 
-    def residual_and_jacobian(x):
+    def residual_and_jacobian(x, problems=None):
         if "rj" not in concrete:
             concrete["rj"] = compiled_rj.get_concrete_function(tf.constant(x), lb_t, ub_t,
                                                                *data)
