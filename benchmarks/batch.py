@@ -356,7 +356,7 @@ def main(argv=None):
 
     import marquardt
     from marquardt._batch import DEFAULT_CHUNK_SIZE
-    from marquardt._backend.tensorflow.batch_stepper import _bucket, _workers
+    from marquardt._backend.tensorflow.batch_stepper import _workers
 
     print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, "
           f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
@@ -388,7 +388,7 @@ def main(argv=None):
               f"ratio batch/loop  {batch_rate / loop_rate:,.0f}x")
         print(f"  batch x against SciPy's: median relative difference {np.median(rel):.1e}, "
               f"99th percentile {np.percentile(rel, 99):.1e} ({ok.sum()} fits SciPy finished)")
-        slots = min(DEFAULT_CHUNK_SIZE, _bucket(k))  # as curve_fit_batch chooses them
+        slots = DEFAULT_CHUNK_SIZE  # as curve_fit_batch chooses them
         streams = max(1, min(_workers(), k // slots))
         t_r, t_rj, t_normal = evaluation_floor(model, data, slots, streams)
         # per fit: njev residual-and-Jacobian passes (the first at p0), nfev - 1 residuals

@@ -508,3 +508,20 @@ def test_numpy_model_with_its_jacobian_and_refused_autodiff():
     with pytest.raises(ValueError, match=r"`f` cannot be differentiated by TensorFlow: it "
                                          r"returned NumPy values, so jac='forward'"):
         curve_fit_batch(double_exp_np, t, y, p0, jac="forward")
+
+
+def test_another_k_does_not_recompile():
+    """A TensorFlow model's compiled step is traced once: batches of 3, 37 and 300 problems
+    all run in the same ``chunk_size`` slots."""
+    from marquardt._backend.tensorflow import driver
+
+    def decay_tf(t, a, k):  # a model of this test's own, so the count starts here
+        return a * tf.exp(-k * t)
+
+    t, y, p0 = decay_data(300)
+    for k in (3, 37, 300):
+        res = curve_fit_batch(decay_tf, t, y[:k], p0[:k], chunk_size=64, **TOL)
+        assert res.success.all()
+    steps = [fn for key, fn in driver._cache.items() if key[0] == "curve_fit_batch"
+             and key[1] is decay_tf]
+    assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1

@@ -111,8 +111,10 @@ def curve_fit_batch(
         shared_x: whether ``xdata`` is shared (True) or per problem (False). Default: a
             2-D ``xdata`` whose first dimension equals K is per problem; pass
             ``shared_x=True`` for k = K shared variables.
-        chunk_size: problems solved side by side (memory grows with it, not with K); a
-            smaller batch uses the next power of two, so that varying K reuses compilations.
+        chunk_size: problems solved side by side by a TensorFlow model's compiled step
+            (memory grows with it, not with K). Every batch uses this many slots, so a call
+            with another K reuses the compilation; many small batches run faster with a
+            smaller ``chunk_size`` (one compilation for it).
         jit_compile: compile the solve with XLA (default). The first call for a
             model and shape pays the compilation (seconds); later calls reuse it. Pass False
             for a model with ops XLA cannot compile.
