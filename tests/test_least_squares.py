@@ -308,3 +308,32 @@ def test_op_without_gradient_is_reported():
 def test_rejects_bad_options(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], **kwargs)
+
+
+def test_a_model_fitted_again_runs_as_one_compiled_loop():
+    """The first fit of a TensorFlow model runs on the host executor (a short trace); from
+    the second fit on, the whole solve is one compiled loop, traced once; a fit with a
+    callback stays on the host (the callback runs as plain Python)."""
+    def fun(p, t, y):
+        return p[0] * tf.exp(-p[1] * t) - y
+
+    t = np.linspace(0.0, 3.0, 25)
+
+    def warm_keys():
+        return [k for k in driver._cache if k[0] == "warm" and k[1][0][1] is fun]
+
+    first = marquardt.least_squares(fun, [1.0, 1.0], args=(t, 2.0 * np.exp(-0.7 * t)))
+    assert warm_keys() == []
+    second = marquardt.least_squares(fun, [1.5, 0.5], args=(t, 2.0 * np.exp(-0.7 * t)))
+    third = marquardt.least_squares(fun, [1.0, 1.0], args=(t, 3.0 * np.exp(-0.2 * t)))
+    (key,) = warm_keys()
+    assert driver._cache[key].experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(first.x, [2.0, 0.7], rtol=1e-10)
+    np.testing.assert_allclose(second.x, [2.0, 0.7], rtol=1e-10)
+    np.testing.assert_allclose(third.x, [3.0, 0.2], rtol=1e-10)
+    assert [r.iteration for r in second.history] == list(range(len(second.history)))
+    seen = []
+    marquardt.least_squares(fun, [1.0, 1.0], args=(t, 2.0 * np.exp(-0.7 * t)),
+                            callback=lambda r: seen.append(type(r.x)))
+    assert seen and set(seen) == {np.ndarray}
+    assert driver._cache[key].experimental_get_tracing_count() == 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from marquardt import _checks, _probe
 from marquardt._core import host
-from marquardt._core.functions import Evaluator, numpy_evaluator
+from marquardt._core.functions import numpy_evaluator
 from marquardt._core.records import LoopConfig
 from marquardt._damping import get_damping
 from marquardt._errors import NoGradientError
@@ -284,10 +284,10 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     m = _probe.residual_vector(r0, "fun").size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
-    evaluator = None
+    evaluator = state = None
     if is_tensorflow_value(r0) and problem.jac != "callable":
-        evaluator = _compiled(problem, x0b, lbb, ubb, m, diff_step)
-    if evaluator is None:  # a NumPy function, or a TensorFlow one run eagerly
+        state, rows, evaluator = _compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg, diff_step)
+    if state is None and evaluator is None:  # NumPy, or a TensorFlow function run eagerly
         if problem.jac in ("forward", "reverse"):
             raise NoGradientError(
                 f"`fun` cannot be differentiated by TensorFlow: it returned NumPy values, so "
@@ -297,7 +297,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         jac = problem.host_jac if problem.jac == "callable" else (
             "2-point" if problem.jac == "auto" else problem.jac)
         evaluator = numpy_evaluator(problem.host_fun, jac, n, m, lbb, ubb, diff_step)
-    state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
+    if state is None:
+        state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and result.nfev == 1:
         raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "
@@ -309,23 +310,32 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     return result
 
 
-def _compiled(problem: Problem, x0, lb, ub, m: int, diff_step) -> Evaluator | None:
-    """The compiled evaluator of a TensorFlow model; None when TensorFlow cannot trace it and
-    finite differences can run it eagerly instead. A missing gradient raises."""
+def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):
+    """A TensorFlow model: ``(state, rows, None)`` solved as one compiled loop when the model
+    was fitted before (``host_functions.warm_solver``; not with a callback or ``verbose=2``,
+    which run as plain Python on the host), else ``(None, None, evaluator)`` for the host
+    executor, or ``(None, None, None)`` when TensorFlow cannot trace the model and finite
+    differences can run it eagerly instead. A missing gradient raises."""
     from marquardt._backend.tensorflow.host_functions import (check_autodiff,
                                                               compiled_evaluator,
-                                                              tracing_errors)
+                                                              tracing_errors, warm_solver)
 
     residual_fn, data, tf_jac, key = problem.tensorflow()
+    if cfg.callback is None:
+        solve = warm_solver(residual_fn, data, problem.n, tf_jac, cfg, diff_step, key)
+        if solve is not None:
+            state, rows = solve(x0, lb, ub, d_fixed)
+            return state, rows, None
+
     def on_build():  # a missing gradient is an error (autodiff modes only)
         if problem.jac in ("auto", "forward", "reverse"):
             check_autodiff(residual_fn, data, x0[0])
     try:
-        return compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub, diff_step,
-                                  key, x0, on_build)
+        return None, None, compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub,
+                                              diff_step, key, x0, on_build)
     except tracing_errors() as exc:
         if problem.jac in ("2-point", "3-point"):
-            return None
+            return None, None, None
         raise NoGradientError(
             "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
             f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "

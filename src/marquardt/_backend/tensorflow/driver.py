@@ -65,6 +65,12 @@ def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
     return fn
 
 
+def keys() -> list:
+    """The keys of the compiled functions cached now."""
+    with _lock:
+        return list(_cache)
+
+
 def forget(key: Hashable | None) -> None:
     """Drop one compiled solver (after its tracing failed)."""
     with _lock:

@@ -18,7 +18,7 @@ from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
 
-__all__ = ["compiled_evaluator", "least_squares_problem", "curve_fit_problem",
+__all__ = ["compiled_evaluator", "warm_solver", "least_squares_problem", "curve_fit_problem",
            "tracing_errors", "check_autodiff", "check_model_autodiff"]
 
 
@@ -170,6 +170,47 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     autodiff = not (isinstance(jac, str) and jac in ("2-point", "3-point"))
     return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
                      jacobian_with_residual=autodiff and n <= UNROLL_MAX, first=first)
+
+
+def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_step,
+                key: Hashable | None) -> Callable | None:
+    """For a model already fitted once (its compiled functions are cached under ``key``):
+    the whole solve as one compiled loop (the core in ``tf.while_loop``,
+    ``solve_loop.run_loop``), ``solve(x0, lb, ub, d_fixed) -> (state, rows)`` with NumPy
+    (1, n) arrays in and out; None for a first fit (the host executor traces less: 0.2 s
+    against 0.7 s for a 3-parameter model) or a key that cannot be cached.
+
+    Later fits of a model pay no Python per iteration this way: warm, a TensorFlow model on
+    the host executor pays about 1 ms of call overhead per evaluation (NIST median 16.8 ms
+    per fit against 9.5 ms as one compiled loop, 2026-12-03).
+    """
+    if key is None:
+        return None
+    m_key = [k for k in driver.keys() if isinstance(k, tuple) and len(k) == 5 and k[0] == key
+             and k[3] == _jac_key(jac) and k[4] == diff_step]
+    if not m_key:
+        return None
+    m = m_key[0][2]
+
+    def build():
+        from marquardt._backend.tensorflow.solve_loop import run_loop
+
+        def solve(x0, lb, ub, d_fixed, *data_):
+            residual, res_jac = driver.residual_functions(residual_fn, n, m, jac, data_, lb, ub,
+                                                          diff_step, False)
+            return run_loop(cfg, residual, res_jac, x0, lb, ub, d_fixed)
+
+        return tf.function(solve, autograph=False)
+
+    compiled = driver.cached(("warm", m_key[0], cfg), build)
+
+    def solve(x0, lb, ub, d_fixed):
+        state, (table, count) = compiled(tf.constant(x0), tf.constant(lb), tf.constant(ub),
+                                         tf.constant(d_fixed), *data)
+        rows = table.numpy()[: int(count) + 1]
+        return type(state)(*(t.numpy() for t in state)), rows
+
+    return solve
 
 
 def _jac_key(jac):
