@@ -36,7 +36,8 @@ from marquardt._core.records import RUNNING, LoopConfig, LoopState
 from marquardt._damping import DampingState
 from marquardt._status import Status
 
-__all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "normal_linearization",
+__all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobian_linearization",
+           "normal_linearization",
            "damping_diagonal", "initial_damping", "prepare", "live", "propose", "judge",
            "finish", "history_row", "gradient", "select", "all_finite_rows"]
 
@@ -158,8 +159,16 @@ def initial_damping(cfg: LoopConfig, xp, colsq, d) -> DampingState:
 def linearize(cfg: LoopConfig, xp, s: LoopState, lb, ub) -> Linearization:
     """The Gauss-Newton model from the state's r and J (robust rescaling, bound freezing)."""
     rt, jt, g = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
-    return Linearization(g=g, colsq=xp.sum(jt * jt, axis=-2), r_norm=xp.norm(rt, axis=-1),
-                         rt=rt, jt=jt, a=None)
+    return jacobian_linearization(xp, rt, jt, g)
+
+
+def jacobian_linearization(xp, r, j, g=None) -> Linearization:
+    """The Gauss-Newton model from residuals r (K, m) and Jacobian J (K, m, n) as they are
+    (already rescaled and bound-frozen where that applies); g = Jᵀr unless given."""
+    if g is None:
+        g = xp.matvec(j, r, transpose_a=True)
+    return Linearization(g=g, colsq=xp.sum(j * j, axis=-2), r_norm=xp.norm(r, axis=-1),
+                         rt=r, jt=j, a=None)
 
 
 def normal_linearization(xp, a, g, cost) -> Linearization:

@@ -93,8 +93,9 @@ def _unflatten(flat, weights):
 
 def loop_config(cfg: StepConfig) -> LoopConfig:
     """The LM core's configuration for the Keras step: trainlm's tests (``min_grad``,
-    ``goal``) and the noise floor of the gain ratio; SciPy's ftol/xtol/gtol are off (−1 never
-    fires) and every evaluation is allowed (an epoch ends after ``max_attempts``)."""
+    ``goal``) and the noise floor of the gain ratio; SciPy's ftol and xtol are off (0) and so
+    is the gradient-cosine test (gtol −1 never fires); every evaluation is allowed (an
+    iteration ends after ``max_attempts``)."""
     solver = KernelSolver() if cfg.kernel else CholeskySolver(kernel=cfg.cholesky_solve)
     return LoopConfig(damping=cfg.policy, solver=solver,
                       scaling="marquardt" if cfg.marquardt else "identity", loss="linear",
@@ -132,9 +133,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         else:
             jac, res = full_jacobian(residual_fn, weights, data, names)
         jac, res = tf.cast(jac, dtype), tf.cast(res, dtype)
-        g = tf.linalg.matvec(jac, res, transpose_a=True)
-        lin = core.Linearization(g=g[None], colsq=tf.reduce_sum(jac * jac, axis=0)[None],
-                                 r_norm=tf.norm(res)[None], rt=res[None], jt=jac[None], a=None)
+        lin = core.jacobian_linearization(tfx, res[None], jac[None])
+        g = lin.g[0]
     else:
         a, g = normal_equations(residual_fn, weights, data, cfg.plan, names)
         lin = core.normal_linearization(tfx, a[None], g[None], cost0[None])
