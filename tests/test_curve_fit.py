@@ -99,7 +99,7 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"p0": [1.0, np.nan, 0.0]}, ValueError, r"`p0` must contain only finite values"),
     ({"method": "trf"}, ValueError, r"`method` must be None or 'lm'\. Received: method='trf'"),
     ({"maxfev": 10}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): maxfev"),
-    ({"jac": "exact"}, ValueError, r"`jac` must be 'auto'"),
+    ({"jac": "exact"}, ValueError, r"`jac` must be one of \['auto', 'forward', 'reverse', '2-point', '3-point'\] or a callable"),
 ])
 def test_rejects_bad_input(kwargs, error, pattern):
     args = {"f": model, "xdata": X, "ydata": Y, "p0": [1.0, 1.0, 0.0]}

@@ -40,8 +40,8 @@ from marquardt._errors import NoGradientError
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
 from marquardt._curve_fit import check_enough_points
-from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, JAC_MODES,
-                                      loop_config)
+from marquardt._least_squares import loop_config
+from marquardt._options import SolveOptions, check_jac
 from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
@@ -51,8 +51,8 @@ from marquardt._termination import gradient_cosine
 
 __all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
-_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
-            "damping", "solver", "verbose")
+#: ``least_squares``' options less ``callback`` (one per problem would be K callbacks).
+_OPTIONS = tuple(f for f in SolveOptions._fields if f != "callback")
 
 #: Problems solved side by side. Large enough that the per-op cost of the loop is shared by
 #: many problems, small enough that the arrays stay in cache and that the last problems to
@@ -165,9 +165,7 @@ def curve_fit_batch(
     inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
     lb, ub = prepare_bounds(bounds, n, batch=k_all)
     check_within_bounds(p0, lb, ub, "p0")
-    if not (callable(jac) or jac in JAC_MODES):
-        raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. "
-                         f"Received: jac={jac!r}")
+    check_jac(jac)
     chunk_size = _inputs.check_chunk_size(chunk_size)
     if not isinstance(jit_compile, bool):
         raise TypeError("`jit_compile` must be True or False. "
@@ -261,10 +259,8 @@ class _Rows:
 
 def _loop_config(options: dict, n: int, bounded: bool):
     """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated."""
-    opts = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL, "x_scale": "jac",
-            "loss": "linear", "f_scale": 1.0, "diff_step": None, "max_nfev": None,
-            "damping": "nielsen", "solver": "cholesky_unrolled", "verbose": 0}
-    opts.update(options)
+    opts = SolveOptions(solver="cholesky_unrolled")._replace(**options)._asdict()
+    opts.pop("callback")
     verbose = opts.pop("verbose")
     if verbose not in (0, 1):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")

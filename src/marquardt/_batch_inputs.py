@@ -13,6 +13,7 @@ import numpy as np
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
 from marquardt._least_squares import is_tensorflow_value
+from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
@@ -93,7 +94,7 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
                                    where="for problem 0 at its p0")
         _check_output(outputs[name], name, shape)
     tensorflow = is_tensorflow_value(outputs["f"])
-    if tensorflow and jac in ("auto", "forward", "reverse"):
+    if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
         check_model_autodiff(f, x0, p)
     return tensorflow

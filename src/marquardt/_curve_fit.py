@@ -8,14 +8,12 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
-from marquardt._least_squares import (DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL, Problem,
-                                      solve_problem)
+from marquardt._least_squares import Problem, solve_problem
+from marquardt._options import SolveOptions, check_jac
 from marquardt._parameters import prepare_bounds, prepare_p0
 
 __all__ = ["check_enough_points", "curve_fit", "inverse_sigma", "prepare_curve_data"]
 
-_SOLVE_OPTIONS = ("ftol", "xtol", "gtol", "x_scale", "loss", "f_scale", "diff_step", "max_nfev",
-                  "verbose", "callback", "damping", "solver")
 
 
 def inverse_sigma(s: np.ndarray) -> np.ndarray:
@@ -116,7 +114,7 @@ def curve_fit(
         >>> np.round(popt, 6).tolist()
         [2.5, 1.3, 0.5]
     """
-    _checks.reject_unknown_kwargs(kwargs, "curve_fit", _SOLVE_OPTIONS)
+    _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields)
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
     if method not in (None, "lm"):
@@ -127,9 +125,7 @@ def curve_fit(
     check_enough_points(m, n)
     lb, ub = prepare_bounds(bounds, n)
     user_jac = jac
-    if not callable(jac) and jac not in ("auto", "forward", "reverse", "2-point", "3-point"):
-        raise ValueError("`jac` must be 'auto', 'forward', 'reverse', '2-point', '3-point' or "
-                         f"a callable. Received: jac={jac!r}")
+    check_jac(jac)
 
     def weigh(r):
         if kind == "diag":
@@ -156,11 +152,7 @@ def curve_fit(
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem
         return curve_fit_problem(f, kind, jac, x, y, w)
 
-    options = {"ftol": DEFAULT_FTOL, "xtol": DEFAULT_XTOL, "gtol": DEFAULT_GTOL,
-               "x_scale": "jac", "loss": "linear", "f_scale": 1.0, "diff_step": None,
-               "max_nfev": None, "verbose": 0, "callback": None, "damping": "nielsen",
-               "solver": "svd"}
-    options.update(kwargs)
+    options = SolveOptions(**kwargs)._asdict()
     problem = Problem(probe=probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)

@@ -20,6 +20,8 @@ from marquardt._core.functions import numpy_evaluator
 from marquardt._core.records import LoopConfig
 from marquardt._damping import get_damping
 from marquardt._errors import NoGradientError
+from marquardt._options import (AUTODIFF_MODES, DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL,
+                                DIFFERENCE_MODES, check_jac)
 from marquardt._outcome import build_result, make_hook
 from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
@@ -29,18 +31,7 @@ from marquardt._status import Status
 
 __all__ = ["least_squares", "Problem", "solve_problem"]
 
-JAC_MODES = ("auto", "forward", "reverse", "2-point", "3-point")
 METHODS = ("lm",)
-
-#: Default tolerances. SciPy uses 1e-8 for all three; with them SciPy's ``lm`` reaches a mean
-#: of 6.7 correct digits on the NIST StRD problems. A relative cost change says little about
-#: the parameters in ill-conditioned directions (ΔF is quadratic in Δx), so ``ftol`` is set
-#: just above machine epsilon (SciPy's lower limit for ``lm``) and ``xtol``, ``gtol`` to
-#: 1e-12: a few more evaluations buy the certified digits (mean LRE 9.6 over the 38 NIST
-#: runs, ``tests/test_nist.py``). Ceres' defaults are 1e-6 / 1e-8 / 1e-10.
-DEFAULT_FTOL = 1e-15
-DEFAULT_XTOL = 1e-12
-DEFAULT_GTOL = 1e-12
 
 
 class Problem(NamedTuple):
@@ -197,8 +188,7 @@ def least_squares(
         raise TypeError(f"`kwargs` must be a dict. Received: kwargs={_checks.short_repr(kwargs)}")
     if not isinstance(args, (tuple, list)):
         args = (args,)
-    if not (callable(jac) or jac in JAC_MODES):
-        raise ValueError(f"`jac` must be one of {list(JAC_MODES)} or a callable. Received: jac={jac!r}")
+    check_jac(jac)
 
     def tensorflow():
         from marquardt._backend.tensorflow.host_functions import least_squares_problem
@@ -328,13 +318,13 @@ def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, di
             return state, rows, None
 
     def on_build():  # a missing gradient is an error (autodiff modes only)
-        if problem.jac in ("auto", "forward", "reverse"):
+        if problem.jac in AUTODIFF_MODES:
             check_autodiff(residual_fn, data, x0[0])
     try:
         return None, None, compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub,
                                               diff_step, key, x0, on_build)
     except tracing_errors() as exc:
-        if problem.jac in ("2-point", "3-point"):
+        if problem.jac in DIFFERENCE_MODES:
             return None, None, None
         raise NoGradientError(
             "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "

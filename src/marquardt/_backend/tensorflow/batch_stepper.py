@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import driver
 from marquardt._backend.tensorflow.batch import batched_residual, batched_residual_and_jacobian
 from marquardt._backend.tensorflow.solve_loop import idle_state
@@ -94,7 +95,7 @@ REFILL_FRACTION = 0.25
 
 def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
     residual_fn = batched_residual(f, shared_x)
-    jac_fn = (jac if jac in ("2-point", "3-point")
+    jac_fn = (jac if jac in DIFFERENCE_MODES
               else batched_residual_and_jacobian(f, jac, shared_x))
     key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
     return driver.cached(key, lambda: driver.build_stepper(

@@ -15,6 +15,7 @@ from typing import Any, Callable, Hashable, NamedTuple
 
 import tensorflow as tf
 
+from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
 
@@ -130,7 +131,7 @@ def residual_functions(residual_fn, n, m, jac, data, lb, ub, diff_step, eager):
     elif callable(jac):
         def res_jac(x):
             return residual(x), jac(x, *data)
-    elif jac in ("2-point", "3-point"):
+    elif jac in DIFFERENCE_MODES:
         res_jac = finite_difference_jacobian(residual, n, jac, lb, ub, diff_step, eager)
     else:
         res_jac = autodiff_jacobian(residual, n, m, jac)

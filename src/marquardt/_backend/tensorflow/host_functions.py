@@ -14,6 +14,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 import tensorflow as tf
 
+from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
@@ -167,7 +168,7 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     except Exception:
         driver.forget(key)
         raise
-    autodiff = not (isinstance(jac, str) and jac in ("2-point", "3-point"))
+    autodiff = not (isinstance(jac, str) and jac in DIFFERENCE_MODES)
     return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
                      jacobian_with_residual=autodiff and n <= UNROLL_MAX, first=first)
 
