@@ -230,17 +230,17 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
     return select(xp, lv, x_try, s.x)
 
 
-def _actual_reduction(cfg: LoopConfig, xp, f0, f1):
+def _actual_reduction(cfg: LoopConfig, xp, f0, f1, finite):
     """F(x) − F(x_try) as a sum of per-residual differences: for F = ½‖r‖²,
     ½Σ(r₀ − r₁)(r₀ + r₁), which keeps the digits that the difference of two sums loses near
-    convergence; −∞ where r₁ is not finite."""
+    convergence; −∞ where r₁ is not ``finite``."""
     if cfg.loss == "linear":
         terms = (f0 - f1) * (f0 + f1)
         actual = 0.5 * xp.sum(terms, axis=-1)
     else:
         actual = xp.sum(_robust.cost_terms(cfg.loss, f0, cfg.f_scale, xp)
                         - _robust.cost_terms(cfg.loss, f1, cfg.f_scale, xp), axis=-1)
-    return xp.where(all_finite_rows(xp, f1), actual, float("-inf"))
+    return xp.where(finite, actual, float("-inf"))
 
 
 def _predicted_reduction(xp, prep: Prepared, p):
@@ -258,9 +258,10 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     lv = live(xp, c)
     p = x_try - s.x
     predicted = _predicted_reduction(xp, prep, p)
-    actual = _actual_reduction(cfg, xp, s.f, f_try)
-    cost_try = xp.where(all_finite_rows(xp, f_try),
-                        _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp), float("inf"))
+    finite = all_finite_rows(xp, f_try)
+    actual = _actual_reduction(cfg, xp, s.f, f_try, finite)
+    cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
+                        float("inf"))
     if cfg.noise > 0:
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
