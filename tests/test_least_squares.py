@@ -337,3 +337,13 @@ def test_a_model_fitted_again_runs_as_one_compiled_loop():
                             callback=lambda r: seen.append(type(r.x)))
     assert seen and set(seen) == {np.ndarray}
     assert driver._cache[key].experimental_get_tracing_count() == 1
+
+
+def test_max_nfev_is_a_hard_limit():
+    """As in SciPy: max_nfev=1 spends the one evaluation at x0 and takes no step; a larger
+    limit stops once reached, never beyond."""
+    res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], max_nfev=1)
+    assert (res.status, res.nfev, res.nit) == (int(Status.MAX_NFEV), 1, 0)
+    np.testing.assert_array_equal(res.x, [-1.2, 1.0])
+    res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], max_nfev=3)
+    assert res.status == int(Status.MAX_NFEV) and res.nfev == 3

@@ -191,6 +191,11 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
     if cfg.goal > float("-inf"):
         gstat = xp.where(xp.less_equal(s.cost, cfg.goal), int(Status.GOAL), gstat)
+    # max_nfev is a hard limit: with no evaluation left, no step is attempted (SciPy returns
+    # x0 for max_nfev=1, the evaluation at x0 being the first)
+    gstat = xp.where(xp.logical_and(xp.equal(gstat, RUNNING),
+                                    xp.greater_equal(s.nfev, cfg.max_nfev)),
+                     int(Status.MAX_NFEV), gstat)
     status = _int(xp, xp.where(active, gstat, s.status))
     d = select(xp, active, damping_diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
     # Problems that no longer run still pass through the batched solve (their steps are
