@@ -347,3 +347,21 @@ def test_max_nfev_is_a_hard_limit():
     np.testing.assert_array_equal(res.x, [-1.2, 1.0])
     res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], max_nfev=3)
     assert res.status == int(Status.MAX_NFEV) and res.nfev == 3
+
+
+def test_one_function_fitted_with_different_parameter_counts():
+    """The compiled functions and loops of a model are kept per parameter count: a
+    polynomial of any degree written once is fitted as 3, 4 and again 3 parameters."""
+    t = np.linspace(-1.0, 1.0, 30)
+
+    def poly(p, y):
+        return tf.math.polyval(tf.unstack(p)[::-1], t) - y
+
+    for coef in ([1.0, -2.0, 0.5], [0.3, 1.0, -2.0, 0.5], [2.0, 0.0, 1.0], [1.0, 1.0, 1.0],
+                 [0.0, 1.0, 0.0, -1.0]):
+        y = np.polyval(coef[::-1], t)
+        res = marquardt.least_squares(poly, np.zeros(len(coef)), args=(y,))
+        np.testing.assert_allclose(res.x, coef, atol=1e-10)
+    warm = [k for k in driver._cache if k[0] == "warm" and k[1][0][1] is poly]
+    assert sorted(k[1][1] for k in warm) == [3, 4]  # one compiled loop per n, each used
+    assert all(driver._cache[k].experimental_get_tracing_count() == 1 for k in warm)

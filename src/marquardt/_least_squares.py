@@ -314,8 +314,11 @@ def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, di
     if cfg.callback is None:
         solve = warm_solver(residual_fn, data, problem.n, tf_jac, cfg, diff_step, key)
         if solve is not None:
-            state, rows = solve(x0, lb, ub, d_fixed)
-            return state, rows, None
+            try:
+                state, rows = solve(x0, lb, ub, d_fixed)
+                return state, rows, None
+            except Exception:  # noqa: BLE001 - the loop failed where the first fit ran:
+                pass  # the host executor below runs (and reports) this fit
 
     def on_build():  # a missing gradient is an error (autodiff modes only)
         if problem.jac in AUTODIFF_MODES:
@@ -327,6 +330,7 @@ def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, di
         if problem.jac in DIFFERENCE_MODES:
             return None, None, None
         raise NoGradientError(
-            "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input "
-            f"({exc}). Write it with TensorFlow ops for exact Jacobians, or pass "
-            "jac='2-point' (or '3-point') to use finite differences.") from None
+            "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input or "
+            f"branches in Python on a parameter ({exc}). Write it with TensorFlow ops for exact "
+            "Jacobians, or pass jac='2-point' (or '3-point') to use finite differences."
+        ) from None

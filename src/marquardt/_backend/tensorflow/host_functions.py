@@ -24,8 +24,8 @@ __all__ = ["compiled_evaluator", "warm_solver", "least_squares_problem", "curve_
 
 
 def tracing_errors() -> tuple[type[Exception], ...]:
-    """What tracing raises for a model that calls NumPy on a symbolic tensor or branches on
-    one in Python."""
+    """What tracing raises for a model that calls NumPy on a symbolic tensor, branches on one
+    in Python, or returns NumPy."""
     return (NotImplementedError, tf.errors.OperatorNotAllowedInGraphError, _NumpyInGraph)
 
 
@@ -188,7 +188,7 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
     if key is None:
         return None
     m_key = [k for k in driver.keys() if isinstance(k, tuple) and len(k) == 5 and k[0] == key
-             and k[3] == _jac_key(jac) and k[4] == diff_step]
+             and k[1] == n and k[3] == _jac_key(jac) and k[4] == diff_step]
     if not m_key:
         return None
     m = m_key[0][2]
@@ -203,11 +203,16 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
 
         return tf.function(solve, autograph=False)
 
-    compiled = driver.cached(("warm", m_key[0], cfg), build)
+    warm_key = ("warm", m_key[0], cfg)
+    compiled = driver.cached(warm_key, build)
 
     def solve(x0, lb, ub, d_fixed):
-        state, (table, count) = compiled(tf.constant(x0), tf.constant(lb), tf.constant(ub),
-                                         tf.constant(d_fixed), *data)
+        try:
+            state, (table, count) = compiled(tf.constant(x0), tf.constant(lb),
+                                             tf.constant(ub), tf.constant(d_fixed), *data)
+        except Exception:  # the caller falls back on the host executor
+            driver.forget(warm_key)
+            raise
         rows = table.numpy()[: int(count) + 1]
         return type(state)(*(t.numpy() for t in state)), rows
 
