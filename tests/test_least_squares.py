@@ -365,3 +365,23 @@ def test_one_function_fitted_with_different_parameter_counts():
     warm = [k for k in driver._cache if k[0] == "warm" and k[1][0][1] is poly]
     assert sorted(k[1][1] for k in warm) == [3, 4]  # one compiled loop per n, each used
     assert all(driver._cache[k].experimental_get_tracing_count() == 1 for k in warm)
+
+
+def test_plain_arithmetic_with_an_autodiff_jac_is_differentiated_exactly():
+    """A function of plain arithmetic returns NumPy for NumPy input: at ``jac='auto'`` it
+    gets SciPy's 2-point differences, with an explicit ``'forward'`` or ``'reverse'`` its
+    exact Jacobian (it is called with tensors), never a refusal."""
+    t = np.linspace(0.0, 2.0, 15)
+    y = 0.5 * t**2 - t + 3.0
+
+    def fun(p):
+        return p[0] * t * t + p[1] * t + p[2] - y
+
+    exact = np.stack([t * t, t, np.ones_like(t)], axis=1)
+    for jac in ("forward", "reverse"):
+        res = marquardt.least_squares(fun, [1.0, 1.0, 1.0], jac=jac)
+        np.testing.assert_allclose(res.x, [0.5, -1.0, 3.0], atol=1e-12)
+        np.testing.assert_allclose(res.jac, exact, rtol=1e-14, atol=1e-14)
+    res = marquardt.least_squares(fun, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(res.x, [0.5, -1.0, 3.0], atol=1e-8)
+    assert np.max(np.abs(res.jac - exact)) > 1e-12  # 2-point differences, as SciPy

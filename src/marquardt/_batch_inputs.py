@@ -12,7 +12,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._least_squares import is_tensorflow_value
+from marquardt._least_squares import first_call, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
@@ -82,18 +82,22 @@ def check_chunk_size(chunk_size) -> int:
 
 
 def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
-    """Call ``f`` (and a callable ``jac``) once for problem 0 with NumPy values, as
-    ``curve_fit`` does: shapes and dtypes. Returns whether ``f`` is written with TensorFlow
-    ops (it returned a tensor); then, with an autodiff ``jac``, no parameter may lack a
-    gradient (``_probe.check_zero_columns``)."""
+    """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
+    (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns whether
+    ``f`` is written with TensorFlow ops (it returned a tensor); then, with an autodiff
+    ``jac``, no parameter may lack a gradient (``_probe.check_zero_columns``)."""
     x0 = np.array(x if shared_x else x[0])
-    checks = [(f, "f", (m,))] + ([(jac, "jac", (m, n))] if callable(jac) else [])
-    outputs = {}
-    for fn, name, shape in checks:
-        outputs[name] = call_at_x0(lambda: fn(x0.copy(), *p), name,
-                                   where="for problem 0 at its p0")
-        _check_output(outputs[name], name, shape)
-    tensorflow = is_tensorflow_value(outputs["f"])
+    where = "for problem 0 at its p0"
+
+    def tensor_call():
+        import tensorflow as tf
+        return f(tf.constant(x0), *[tf.constant(v) for v in p])
+
+    out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where)
+    _check_output(out, "f", (m,))
+    if callable(jac):
+        _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n))
+    tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
         check_model_autodiff(f, x0, p)

@@ -141,19 +141,25 @@ def curve_fit(
         jm = np.asarray(user_jac(x, *p), dtype=np.float64)
         return jm * w[:, None] if kind == "diag" else weigh(jm)
 
-    def probe():
-        out = f(x.copy(), *p0)
+    def checked(out):
         if np.shape(out) != y.shape:
             raise ValueError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
                              f"Received: shape {np.shape(out)}")
         return out - y
+
+    def probe():
+        return checked(f(x.copy(), *p0))
+
+    def tensor_probe():
+        import tensorflow as tf
+        return checked(f(tf.constant(x), *[tf.constant(v) for v in p0]))
 
     def tensorflow():  # a model written with TensorFlow ops (a callable jac runs on the host)
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem
         return curve_fit_problem(f, kind, jac, x, y, w)
 
     options = SolveOptions(**kwargs)._asdict()
-    problem = Problem(probe=probe, host_fun=host_fun,
+    problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
     res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)

@@ -44,6 +44,9 @@ class Problem(NamedTuple):
         host_jac: ``host_jac(x) -> J`` (m, n), the user's callable ``jac``, or None.
         jac: the user's ``jac`` mode (``auto``, ``forward``, ``reverse``, ``2-point``,
             ``3-point``) or ``"callable"``.
+        tensor_probe: ``tensor_probe() -> r``: the same call with TensorFlow values, for a
+            function that fails on NumPy values or, with an autodiff ``jac``, that TensorFlow
+            may differentiate although it returned NumPy (plain arithmetic on its parameters).
         tensorflow: ``tensorflow() -> (residual_fn, data, tf_jac, key)``, the compiled form
             for a TensorFlow model: ``residual_fn(x, *data)`` maps (1, n) to (1, m); ``key``
             identifies the compiled functions to reuse (None: not cached). Imported lazily:
@@ -57,6 +60,7 @@ class Problem(NamedTuple):
     jac: str
     tensorflow: Callable
     n: int
+    tensor_probe: Callable | None = None
 
 
 def _tol(value, name):
@@ -194,8 +198,12 @@ def least_squares(
         from marquardt._backend.tensorflow.host_functions import least_squares_problem
         return least_squares_problem(fun, jac, args, kwargs)
 
+    def tensor_probe():
+        import tensorflow as tf
+        return fun(tf.constant(x0), *args, **kwargs)
+
     problem = Problem(
-        probe=lambda: _call_numpy_first(fun, x0, args, kwargs),
+        probe=lambda: fun(x0.copy(), *args, **kwargs), tensor_probe=tensor_probe,
         host_fun=lambda x: fun(x, *args, **kwargs),
         host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
         jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
@@ -205,21 +213,37 @@ def least_squares(
         verbose=verbose, callback=callback, damping=damping, solver=solver)
 
 
-def _call_numpy_first(fun: Callable, x0: np.ndarray, args, kwargs):
-    """``fun(x0)`` with a NumPy x0, as SciPy calls it; a function that only accepts tensors
-    (``x.shape.rank``, ``tf.unstack`` with ``num``…) is called again with a TensorFlow x0
-    (TensorFlow is then in use already); the first error is the one reported."""
+def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
+               where: str = "at x0"):
+    """The user's function at x0, called with NumPy values first, as SciPy calls it.
+
+    TensorFlow values are tried too (``tensor_probe``) when the NumPy call raises and
+    TensorFlow is already in use (a model that only accepts tensors: ``x.shape.rank``), and
+    when it returned NumPy but ``jac`` is an explicit ``'forward'`` or ``'reverse'``
+    (TensorFlow is imported for it): a function of plain arithmetic (``p[0] * t + p[1] - y``)
+    is then differentiated exactly. ``jac='auto'`` keeps SciPy's meaning for a function that
+    returns NumPy (2-point differences): NumPy code that mixes in tensors when given them
+    (``a * np.exp(-k * t)`` returns a tensor without a gradient for ``k``) must not be taken for
+    TensorFlow code. The first error is the one reported, naming ``who``."""
     try:
-        return fun(x0.copy(), *args, **kwargs)
+        value = _probe.call_at_x0(probe, who, where)
     except Exception:
-        tf = sys.modules.get("tensorflow")
-        if tf is None:
+        if tensor_probe is None or "tensorflow" not in sys.modules:
             raise
         try:
-            return fun(tf.constant(x0), *args, **kwargs)
+            return tensor_probe()
         except Exception:
             pass
         raise
+    if tensor_probe is not None and not is_tensorflow_value(value) and jac in ("forward",
+                                                                                "reverse"):
+        try:
+            tensor_value = tensor_probe()
+        except Exception:  # noqa: BLE001 - NumPy code that does not accept tensors
+            return value
+        if is_tensorflow_value(tensor_value):
+            return tensor_value
+    return value
 
 
 def is_tensorflow_value(value: Any) -> bool:
@@ -270,7 +294,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         bounded=bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub))))
     cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
-    r0 = _probe.call_at_x0(problem.probe, "fun")
+    r0 = first_call(problem.probe, problem.tensor_probe, problem.jac)
     m = _probe.residual_vector(r0, "fun").size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
