@@ -41,6 +41,10 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         x0, lb, ub, d_fixed: float64 arrays (K, n).
     """
     k = x0.shape[0]
+    if k != 1 and (cfg.record_history or cfg.callback is not None):
+        raise ValueError("the host executor records history and calls callbacks for one "
+                         f"problem only. Received: {k} problems with record_history="
+                         f"{cfg.record_history}, callback={cfg.callback!r}")
     every = np.arange(k)
     f0, j0 = (evaluator.first if evaluator.first is not None
               else evaluator.residual_and_jacobian(x0, every))

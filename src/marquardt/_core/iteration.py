@@ -179,9 +179,13 @@ def normal_linearization(xp, a, g, cost) -> Linearization:
 
 
 def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
-            lin: Linearization | None = None) -> tuple[Prepared, Attempt]:
+            lin: Linearization | None = None, masked: bool = True
+            ) -> tuple[Prepared, Attempt]:
     """The iteration's fixed part (gradient tests, D, the factorisation) and its first
-    ``Attempt``. ``lin``: the Gauss-Newton model at ``s.x``; by default ``linearize``."""
+    ``Attempt``. ``lin``: the Gauss-Newton model at ``s.x``; by default ``linearize``.
+    ``masked=False``: the caller never factors a stopped problem's system (one problem whose
+    attempts do not run once it has stopped), so no masked copy of J or A is made (the Keras
+    step: A is P × P)."""
     active = xp.equal(s.status, RUNNING)
     if lin is None:
         lin = linearize(cfg, xp, s, lb, ub)
@@ -202,13 +206,16 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     # discarded). Give them the trivial system J = 0, D = I, λ = 1: a stopped problem with a
     # singular or non-finite Jacobian must not send the whole batch down a solver's fallback
     # route (the eigen-decomposition behind the Cholesky solvers) at every attempt.
-    d_solve = select(xp, active, d, xp.ones_like(d))
+    def live_only(a, inactive):
+        return select(xp, active, a, inactive(a)) if masked else a
+
+    d_solve = live_only(d, xp.ones_like)
     if lin.a is None:
-        fac = cfg.solver.factor(select(xp, active, lin.jt, xp.zeros_like(lin.jt)),
-                                select(xp, active, lin.rt, xp.zeros_like(lin.rt)), d_solve, xp)
+        fac = cfg.solver.factor(live_only(lin.jt, xp.zeros_like),
+                                live_only(lin.rt, xp.zeros_like), d_solve, xp)
     else:
-        fac = cfg.solver.factor_normal(select(xp, active, lin.a, xp.zeros_like(lin.a)),
-                                       select(xp, active, g, xp.zeros_like(g)), d_solve, xp)
+        fac = cfg.solver.factor_normal(live_only(lin.a, xp.zeros_like),
+                                       live_only(g, xp.zeros_like), d_solve, xp)
     sqrt_d = xp.sqrt(d)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1))

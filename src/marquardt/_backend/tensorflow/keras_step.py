@@ -158,7 +158,7 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
                   nfev=none, njev=none, nit=none,
                   status=tf.where(start_ok, RUNNING, int(Status.NON_FINITE))[None],
                   last_step=zero, last_rho=zero, last_reduction=zero, x_norm=zero)
-    prep, c0 = core.prepare(core_cfg, tfx, s, None, None, None, lin=lin)
+    prep, c0 = core.prepare(core_cfg, tfx, s, None, None, None, lin=lin, masked=False)
 
     def cond(c, y_pred):
         return tf.logical_and(tf.reduce_any(core.live(tfx, c)), c.attempts[0] < cfg.max_attempts)
