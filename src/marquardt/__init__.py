@@ -2,9 +2,9 @@
 
 Public API:
 
-* ``least_squares``, ``curve_fit`` — SciPy-compatible nonlinear least squares with exact
-  autodiff Jacobians, in float64, compiled to one TensorFlow loop; ``curve_fit_batch`` —
-  many independent fits of one model as one batched solve.
+* ``least_squares``, ``curve_fit`` — SciPy-compatible nonlinear least squares in float64:
+  NumPy models as in SciPy, TensorFlow models with exact autodiff Jacobians;
+  ``curve_fit_batch`` — many independent fits of one model as one batched solve.
 * ``Status``, ``OptimizeResult``, ``IterationSummary`` — results and progress records.
 * ``Nielsen``, ``TrainLM`` — damping policies; ``standard_errors``, ``correlation_matrix``.
 * ``marquardt.keras`` — LM training inside Keras' ``fit``; ``marquardt.scipy`` — the SciPy
@@ -13,8 +13,8 @@ Public API:
 The public names are imported on first use (PEP 562 ``__getattr__``), so ``import marquardt``
 does not import TensorFlow until a name that needs it is used. ``least_squares`` and
 ``curve_fit`` with a model written in NumPy never import it (TensorFlow need not even be
-installed); a model written with TensorFlow ops, ``curve_fit_batch``, ``marquardt.keras`` and
-``marquardt.scipy`` do. This keeps ``marquardt --help`` fast, and lets the command line
+installed), nor does ``curve_fit_batch`` with a NumPy model; a model written with TensorFlow
+ops, ``marquardt.keras`` and ``marquardt.scipy`` do. This keeps ``marquardt --help`` fast, and lets the command line
 quieten TensorFlow's start-up logging before it is imported.
 """
 

@@ -1,26 +1,22 @@
-"""``curve_fit_batch``: many independent fits of one model, as one compiled, vectorised solve.
+"""``curve_fit_batch``: many independent fits of one model, each problem its own LM solve.
 
 Microscopy (a lifetime per pixel), MRI (a T2 per voxel), spectroscopy (a peak per spectrum):
-the same small model fitted to thousands of data sets. ``curve_fit`` runs one compiled solve
-per fit, whose many small ops cost ~0.3-1 ms per iteration whatever the problem size; here
-K problems share each op.
+the same small model fitted to thousands of data sets; K problems share each array operation.
 
-How it is built (nothing here is a second LM implementation):
+How it is built (nothing here is a second LM implementation: the LM core,
+``marquardt._core.iteration``, is batched over a leading problem axis, each problem with its
+own λ, acceptance and termination):
 
-* The engine loop (``_backend/tensorflow/solve_loop.py``) is batched over a leading problem
-  dimension: each problem has its own λ, acceptance and termination; finished problems are
-  frozen by masks while the others go on, and a problem that turns non-finite reports its
-  own status.
-* The user's one-problem model ``f(x, *params)`` is vectorised over the problems by
-  ``tf.vectorized_map`` (``_backend/tensorflow/batch.py``); its Jacobian comes from the
-  engine's forward-mode autodiff, or from the user's analytic ``jac``.
-* The problems stream through ``chunk_size`` slots (memory bounded for any K): one compiled
-  step (with XLA by default, cached per model, data shape and slot count) runs a few
-  iterations of every slot (``resume_loop``); between steps, finished problems are stored and
-  their slots restarted with the next problems (``restart``). A slow problem (pure noise
-  wandering to ``max_nfev``) thus holds one slot, not a chunk of finished ones.
-* The damped systems are solved by ``UnrolledCholeskySolver`` by default: the Cholesky
-  factorisation written out as elementwise operations on the slots, fused by XLA.
+* A NumPy model runs on the host executor (``marquardt._core.host``): no compilation, no
+  TensorFlow; the model is called for many problems at once (``_core.functions.
+  model_evaluator``: parameters as (k, 1) columns that broadcast, or one call per problem),
+  finite differences vectorised over the problems, a callable ``jac`` called per problem;
+  each iteration works on the problems still running.
+* A TensorFlow model runs in the compiled executor (``_backend/tensorflow/batch_stepper.py``):
+  the one-problem model vectorised by ``tf.vectorized_map``, its exact forward-mode Jacobian,
+  the problems streamed through ``chunk_size`` slots of one compiled step (XLA by default)
+  with finished problems replaced by the next ones. The damped systems are solved by
+  ``UnrolledCholeskySolver`` by default.
 """
 
 from __future__ import annotations
@@ -88,11 +84,13 @@ def curve_fit_batch(
     diverges or turns NaN reports its own status without disturbing the others.
 
     Args:
-        f: the model for ONE problem, ``f(x, *params)``, written with TensorFlow ops, as for
-            ``curve_fit``: receives that problem's x (shape (m,) or (k, m)) as a float64
-            tensor and each parameter as a float64 scalar tensor; returns shape (m,). It is
-            vectorised over the problems for you (``tf.vectorized_map``). Define it once
-            (not as a new lambda per call): the compiled solve is cached per function.
+        f: the model for ONE problem, ``f(x, *params)``, as for ``curve_fit``: receives that
+            problem's x (shape (m,) or (k, m)) and its parameters; returns shape (m,).
+            Written in NumPy, it runs on the host without TensorFlow (called for many
+            problems at once when it broadcasts: each parameter a column of shape (k, 1)).
+            Written with TensorFlow ops, it is vectorised by ``tf.vectorized_map`` and
+            compiled; define it once (not as a new lambda per call): the compiled solve is
+            cached per function.
         xdata: shared by all problems, shape (m,) or (k, m) for k variables; or one per
             problem, shape (K, m) or (K, k, m). See ``shared_x`` when k equals K.
         ydata: the data, shape (K, m): one row per problem.
@@ -102,9 +100,10 @@ def curve_fit_batch(
         absolute_sigma: as in ``curve_fit``: if False, each covariance is scaled by its
             problem's reduced χ².
         bounds: ``(lb, ub)``, each a scalar, shape (n,), or shape (K, n) per problem.
-        jac: ``'auto'`` (exact forward-mode autodiff), ``'forward'``, ``'reverse'``,
-            ``'2-point'``, ``'3-point'``, or a callable ``jac(x, *params) -> (m, n)`` for one
-            problem (vectorised like ``f``).
+        jac: ``'auto'`` (exact forward-mode autodiff for a TensorFlow model, ``'2-point'``
+            for a NumPy one), ``'forward'``, ``'reverse'``, ``'2-point'``, ``'3-point'``, or a
+            callable ``jac(x, *params) -> (m, n)`` for one problem (vectorised like a
+            TensorFlow ``f``; called once per problem for a NumPy one).
         nan_policy: ``'raise'`` (default): NaN in ``ydata`` is an error. ``'omit'``: a NaN
             marks that point of that problem as absent (zero weight); a problem left with
             fewer points than parameters gets status ``IMPROPER_INPUT`` and is not fitted.
@@ -115,9 +114,9 @@ def curve_fit_batch(
             (memory grows with it, not with K). Every batch uses this many slots, so a call
             with another K reuses the compilation; many small batches run faster with a
             smaller ``chunk_size`` (one compilation for it).
-        jit_compile: compile the solve with XLA (default). The first call for a
-            model and shape pays the compilation (seconds); later calls reuse it. Pass False
-            for a model with ops XLA cannot compile.
+        jit_compile: compile a TensorFlow model's solve with XLA (default). The first call
+            for a model and shape pays the compilation (seconds); later calls reuse it. Pass
+            False for a model with ops XLA cannot compile. (A NumPy model is not compiled.)
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev``, ``damping`` with ``least_squares``' meanings and
             defaults (``max_nfev`` counts per problem); ``solver`` (default

@@ -82,8 +82,10 @@ def curve_fit(
     SciPy's meaning for every argument.
 
     Args:
-        f: the model ``f(x, *params)``, written with TensorFlow ops; receives ``xdata`` as a
-            float64 tensor and each parameter as a float64 scalar tensor; returns shape (m,).
+        f: the model ``f(x, *params)``, returning shape (m,); called first with NumPy values
+            as SciPy calls it. Written in NumPy, it runs as in SciPy without TensorFlow;
+            written with TensorFlow ops (it returns a tensor), it receives tensors and gets
+            exact autodiff Jacobians.
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables.
         ydata: the dependent data, shape (m,).
         p0: initial parameters (n,); default ones, with n read from ``f``'s signature.
@@ -94,7 +96,8 @@ def curve_fit(
             raise ``ValueError``).
         bounds: ``(lb, ub)`` on the parameters.
         method: ``None`` or ``'lm'``.
-        jac: ``'auto'`` (exact autodiff), ``'2-point'``, ``'3-point'`` or a callable
+        jac: ``'auto'`` (exact autodiff for a TensorFlow model, ``'2-point'`` for a NumPy one),
+            ``'forward'``, ``'reverse'``, ``'2-point'``, ``'3-point'`` or a callable
             ``jac(x, *params) -> (m, n)``.
         full_output: also return the ``OptimizeResult``, which adds ``pcov``, ``perr``
             (standard errors), ``correlation``, ``chisq``, ``redchi`` and ``dof``.

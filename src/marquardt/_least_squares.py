@@ -115,7 +115,7 @@ def least_squares(
     solver: Any = "svd",
     **unknown: Any,
 ) -> OptimizeResult:
-    """Solve a nonlinear least-squares problem with Levenberg-Marquardt, in compiled TensorFlow.
+    """Solve a nonlinear least-squares problem with Levenberg-Marquardt (SciPy's signature).
 
     Finds a local minimum of the cost F(x) = ½ Σᵢ f_scale² ρ((rᵢ(x)/f_scale)²) (ρ(z) = z for
     ``loss='linear'``, i.e. F = ½‖r(x)‖²), subject to lb ≤ x ≤ ub, by iterating
@@ -126,14 +126,17 @@ def least_squares(
     matrix (``x_scale``) and λ the damping adapted by ``damping``.
 
     Args:
-        fun: ``fun(x, *args, **kwargs) -> r``; receives a float64 ``tf.Tensor`` of shape (n,)
-            and returns the 1-D residual tensor (m,). Write it with TensorFlow ops so that the
-            Jacobian is exact (autodiff) and the whole solve compiles; a function that returns
-            NumPy needs ``jac='2-point'`` and runs eagerly.
+        fun: ``fun(x, *args, **kwargs) -> r``, the 1-D residuals (m,). It is called first as
+            SciPy calls it, with x a float64 NumPy array (n,). Written in NumPy, it runs as in
+            SciPy, and TensorFlow is never imported. Written with TensorFlow ops (it returns a
+            tensor), it gets its exact Jacobian by autodiff, traced once; from its second
+            fit on, the whole solve runs as one compiled loop.
         x0: initial guess, shape (n,) (a scalar is treated as (1,)).
-        jac: ``'auto'`` (default: exact autodiff Jacobian, forward mode when n < m, reverse
-            otherwise), ``'forward'``, ``'reverse'``, finite differences ``'2-point'`` /
-            ``'3-point'``, or a callable ``jac(x, *args, **kwargs) -> J`` of shape (m, n).
+        jac: ``'auto'`` (default): exact autodiff (forward mode when n < m, reverse
+            otherwise) for a function written with TensorFlow ops, SciPy's ``'2-point'`` for
+            one that returns NumPy; ``'forward'``, ``'reverse'`` (autodiff; a function that
+            returns NumPy is then called with tensors); finite differences ``'2-point'`` /
+            ``'3-point'``; or a callable ``jac(x, *args, **kwargs) -> J`` of shape (m, n).
         bounds: ``(lb, ub)``, scalars or arrays of shape (n,); ±inf for none. Steps are
             projected onto the box and parameters held at an active bound are frozen
             (a projected active-set LM; Kanzow, Yamashita & Fukushima 2004).

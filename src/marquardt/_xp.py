@@ -9,12 +9,12 @@ second backend (JAX) adds one namespace module and one line in ``array_namespace
 
 Every namespace offers the same names, with NumPy's meanings:
 
-* elementwise: ``where abs sqrt log1p arctan maximum minimum greater less less_equal equal
-  logical_and logical_or logical_not isfinite``
-* shape and creation: ``expand_dims squeeze swapaxes stack reshape shape zeros_like
-  ones_like full_like eye cast asarray``
+* elementwise: ``where abs sqrt log1p arctan maximum minimum greater greater_equal less
+  less_equal equal logical_and logical_or logical_not isfinite``
+* shape and creation: ``expand_dims squeeze swapaxes transpose stack reshape shape
+  zeros_like ones_like full_like eye cast asarray``
 * reductions: ``sum max all any norm``
-* linear algebra: ``matmul matvec svd eigh cholesky_solve_or_nan``
+* linear algebra: ``matmul matvec diagonal svd eigh cholesky_solve_or_nan``
 * control flow: ``cond(pred, true_fn, false_fn)``
 
 ``cholesky_solve_or_nan(m, b) -> (x, ok)`` reports a matrix that is not numerically positive

@@ -5,7 +5,7 @@
 * ``iteration``: the iteration as pure functions of the state, written against an array
   namespace ``xp`` (``marquardt._xp``): ``start``, ``prepare``, ``propose``, ``judge``,
   ``finish``.
-* ``host``: the host executor (NumPy arrays, a Python loop) for single small problems.
+* ``host``: the host executor (NumPy arrays, a Python loop): single fits and NumPy batches.
 
 Executors own the loops, the evaluations of the residual function and compilation; the
 TensorFlow executor (``marquardt._backend.tensorflow.solve_loop``) runs the same functions

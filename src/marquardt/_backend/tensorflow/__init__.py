@@ -9,7 +9,7 @@ import importlib.util as _util
 if _util.find_spec("tensorflow") is None:  # pragma: no cover - depends on the environment
     raise ImportError(
         "This part of marquardt needs TensorFlow (a model written with TensorFlow ops, "
-        "curve_fit_batch, marquardt.keras, marquardt.scipy), which is not installed. "
+        "marquardt.keras, marquardt.scipy), which is not installed. "
         "Install one build:\n"
         "    pip install tensorflow-cpu      # CPU only, smaller\n"
         "    pip install tensorflow          # the full build (GPU on Linux)\n"

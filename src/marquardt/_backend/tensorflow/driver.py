@@ -37,7 +37,7 @@ class _OurRetracingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not ("retracing" in message and ("build_solver.<locals>" in message
+        return not ("retracing" in message and ("warm_solver.<locals>" in message
                                                 or "build_stepper.<locals>" in message
                                                 or "compiled_evaluator.<locals>" in message))
 
