@@ -287,8 +287,8 @@ def test_op_without_gradient_is_reported():
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
-    ({"loss": "l2"}, ValueError, r"`loss` must be one of \['linear', 'soft_l1', 'huber', 'cauchy', 'arctan'\]\. Received: loss='l2'"),
-    ({"method": "trf"}, ValueError, r"`method` must be one of \['lm'\]\. Received: method='trf'"),
+    ({"loss": "l2"}, ValueError, r"`loss` must be one of \['linear', 'soft_l1', 'huber', 'cauchy', 'arctan'\] or a callable\. Received: loss='l2'"),
+    ({"method": "trf"}, ValueError, r"`method` must be 'lm': marquardt implements Levenberg-Marquardt, with bounds and robust losses .* Received: method='trf'"),
     ({"f_scale": 0.0}, ValueError, r"`f_scale` must be a positive number\. Received: f_scale=0\.0"),
     ({"f_scale": -1}, ValueError, r"`f_scale` must be a positive number\. Received: f_scale=-1"),
     ({"bounds": ([0, 2, 0], [1, 1, 1])}, ValueError, r"lb < ub .*Received: lb\[1\]=2\.0 >= ub\[1\]=1\.0"),
@@ -297,12 +297,16 @@ def test_op_without_gradient_is_reported():
     ({"bounds": 5}, ValueError, r"`bounds` must be a pair"),
     ({"max_nfev": 0}, ValueError, r"`max_nfev` must be a positive integer or None"),
     ({"verbose": 3}, ValueError, r"`verbose` must be 0, 1 or 2"),
-    ({"jac": "cs"}, ValueError, r"`jac` must be one of .*Received: jac='cs'"),
+    ({"jac": "5-point"}, ValueError, r"`jac` must be one of .*Received: jac='5-point'"),
     ({"ftol": -1e-8}, ValueError, r"`ftol` must be a non-negative number or None"),
     ({"x_scale": [1.0, -1.0, 1.0]}, ValueError, r"`x_scale` must be 'jac', or a positive"),
     ({"x_scale": "auto"}, ValueError, r"`x_scale` must be 'jac' or positive numbers"),
     ({"callback": 3}, TypeError, r"`callback` must be callable or None"),
-    ({"tr_solver": "lsmr"}, TypeError, r"least_squares\(\) got unexpected keyword argument\(s\): tr_solver"),
+    ({"tr_solver": "qr"}, ValueError, r"`tr_solver` must be None, 'exact' or 'lsmr'\. Received: tr_solver='qr'"),
+    ({"tr_options": 3}, TypeError, r"`tr_options` must be a dict or None\. Received: tr_options=3"),
+    ({"jac_sparsity": [[1]]}, ValueError, r"`jac_sparsity` must be None: marquardt's LM works with dense Jacobians"),
+    ({"workers": 0}, ValueError, r"`workers` must be None, a positive int, -1 or a map-like callable\. Received: workers=0"),
+    ({"ftol": None, "xtol": None, "gtol": None}, ValueError, r"At least one of the tolerances must be higher than machine epsilon"),
     ({"damping": "fast"}, ValueError, r"`damping` must be one of"),
 ])
 def test_rejects_bad_options(kwargs, error, pattern):

@@ -10,12 +10,13 @@ TensorFlow ops is compiled once for its residuals and exact Jacobian
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from marquardt import _checks, _probe
-from marquardt._core import host
+from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
 from marquardt._core.records import LoopConfig
 from marquardt._damping import get_damping
@@ -52,6 +53,8 @@ class Problem(NamedTuple):
             identifies the compiled functions to reuse (None: not cached). Imported lazily:
             called only when ``probe`` returned a tensor.
         n: the number of parameters.
+        host_complex: ``host_complex(x) -> r`` on complex x, for ``jac='cs'`` (default:
+            ``host_fun``).
     """
 
     probe: Callable
@@ -61,6 +64,7 @@ class Problem(NamedTuple):
     tensorflow: Callable
     n: int
     tensor_probe: Callable | None = None
+    host_complex: Callable | None = None
 
 
 def _tol(value, name):
@@ -102,20 +106,27 @@ def least_squares(
     xtol: float | None = DEFAULT_XTOL,
     gtol: float | None = DEFAULT_GTOL,
     x_scale: str | Any = "jac",
-    loss: str = "linear",
+    loss: str | Callable = "linear",
     f_scale: float = 1.0,
     diff_step: float | None = None,
+    tr_solver: str | None = None,
+    tr_options: dict | None = None,
+    jac_sparsity: Any = None,
     max_nfev: int | None = None,
     verbose: int = 0,
     args: Sequence = (),
     kwargs: dict | None = None,
     callback: Callable | None = None,
+    workers: int | Callable | None = None,
     *,
     damping: Any = "nielsen",
     solver: Any = "svd",
     **unknown: Any,
 ) -> OptimizeResult:
     """Solve a nonlinear least-squares problem with Levenberg-Marquardt (SciPy's signature).
+
+    Arguments up to ``workers`` are SciPy's, in SciPy's order and with its meanings;
+    ``damping`` and ``solver`` are keyword-only additions.
 
     Finds a local minimum of the cost F(x) = ½ Σᵢ f_scale² ρ((rᵢ(x)/f_scale)²) (ρ(z) = z for
     ``loss='linear'``, i.e. F = ½‖r(x)‖²), subject to lb ≤ x ≤ ub, by iterating
@@ -136,22 +147,39 @@ def least_squares(
             otherwise) for a function written with TensorFlow ops, SciPy's ``'2-point'`` for
             one that returns NumPy; ``'forward'``, ``'reverse'`` (autodiff; a function that
             returns NumPy is then called with tensors); finite differences ``'2-point'`` /
-            ``'3-point'``; or a callable ``jac(x, *args, **kwargs) -> J`` of shape (m, n).
-        bounds: ``(lb, ub)``, scalars or arrays of shape (n,); ±inf for none. Steps are
+            ``'3-point'``; ``'cs'``, the complex step (n calls, exact to rounding for
+            complex-safe NumPy code; exact autodiff for a TensorFlow function); or a callable
+            ``jac(x, *args, **kwargs) -> J`` of shape (m, n) (a 1-D J is one row, as in
+            SciPy; sparse matrices and ``LinearOperator`` are refused, as by SciPy's ``lm``).
+        bounds: ``(lb, ub)``, scalars or arrays of shape (n,), or a
+            ``scipy.optimize.Bounds``; ±inf for none. Steps are
             projected onto the box and parameters held at an active bound are frozen
             (a projected active-set LM; Kanzow, Yamashita & Fukushima 2004).
         method: ``'lm'`` (the only method; use ``marquardt.scipy`` for SciPy's ``trf``).
         ftol, xtol, gtol: termination tolerances with SciPy's meanings (see
-            ``marquardt._termination``); None disables a test. Defaults 1e-15, 1e-12, 1e-12
-            (SciPy: 1e-8), which the NIST certified accuracy needs.
+            ``marquardt._termination``); None disables a test (SciPy's ``trf`` rule; its
+            ``lm`` needs all three ≥ ε). A tolerance below machine epsilon ε warns that it
+            disables its test, and all three below ε is a ValueError, as in SciPy. Defaults
+            1e-15, 1e-12, 1e-12 (SciPy: 1e-8), which the NIST certified accuracy needs.
         x_scale: ``'jac'`` (default; D = running max of diag(JᵀJ), Marquardt 1963 / MINPACK's
             ``mode=1``), or characteristic scales of the parameters (D = diag(1/x_scale²);
             ``x_scale=1.0`` gives Levenberg's D = I).
-        loss: ``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'`` or ``'arctan'``.
+        loss: ``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'`` or ``'arctan'``, or a
+            callable ``loss(z) -> (3, m)`` array of ρ(z), ρ′(z), ρ″(z) for z = (r/f_scale)²
+            (SciPy's convention). ``res.jac`` is then the rescaled Jacobian J̃ (J̃ᵀJ̃ the
+            Gauss-Newton Hessian of the robust cost), as in SciPy.
         f_scale: soft margin between inlier and outlier residuals (> 0), in residual units.
-        diff_step: relative step for finite differences (default ε^(1/2) or ε^(1/3)).
-        max_nfev: maximum number of function evaluations (each λ attempt is one).
-            Default ``max(1000, 200 * (n + 1))`` (MGH17 from NIST's first start needs 588).
+        diff_step: relative step for finite differences (default ε^(1/2) or ε^(1/3), ε the
+            machine epsilon of the residuals' dtype: float32 residuals get wider steps).
+        tr_solver, tr_options: accepted as SciPy's ``lm`` accepts them (None, ``'exact'`` or
+            ``'lsmr'``; a dict) and, as there, not used: the damped system is solved densely
+            by ``solver``.
+        jac_sparsity: must be None (SciPy's ``lm`` refuses it too; marquardt's Jacobians are
+            dense).
+        max_nfev: the most calls of ``fun``, a hard limit; finite differences count their
+            calls, as in SciPy's ``lm``. Default ``max(1000, 200 * (n + 1))`` steps' worth:
+            that many times (1 + the calls one Jacobian costs) (MGH17 from NIST's first
+            start needs 588 steps).
         verbose: 0 silent, 1 a final report, 2 a progress table per iteration.
         args, kwargs: extra arguments of ``fun`` (and ``jac``). NumPy arrays among ``args`` are
             passed to the compiled solve as float64 tensors, so re-fitting new data of the
@@ -159,6 +187,11 @@ def least_squares(
         callback: ``callback(intermediate_result) -> bool | None`` after each iteration, with
             an ``OptimizeResult`` holding ``x`` and the ``IterationSummary`` fields; returning
             True or raising ``StopIteration`` stops the solve (status ``CALLBACK``).
+            Unlike SciPy's ``lm``, which ignores it with a warning, the callback is called.
+        workers: how the n points of a finite-difference Jacobian are evaluated, as in
+            SciPy: None or 1 in turn, an int k > 1 (or -1, every CPU) in a
+            ``multiprocessing.Pool`` of k processes (``fun`` must pickle), or a map-like
+            callable ``workers(f, xs)``. Results are identical to a serial run.
         damping: ``'nielsen'`` (default) or ``'trainlm'``, or a policy object
             (``marquardt.Nielsen(...)``, ``marquardt.TrainLM(...)``).
         solver: ``'svd'`` (default, accurate), ``'eigen'``, ``'cholesky'`` or ``'kernel'``.
@@ -185,6 +218,7 @@ def least_squares(
         H. B. Nielsen (1999).
     """
     _checks.reject_unknown_kwargs(unknown, "least_squares")
+    check_scipy_options(tr_solver, tr_options, jac_sparsity)
     if not callable(fun):
         raise TypeError(f"`fun` must be callable. Received: fun={_checks.short_repr(fun)}")
     x0 = start_values(x0, "x0")
@@ -199,7 +233,7 @@ def least_squares(
 
     def tensorflow():
         from marquardt._backend.tensorflow.host_functions import least_squares_problem
-        return least_squares_problem(fun, jac, args, kwargs)
+        return least_squares_problem(fun, "auto" if jac == "cs" else jac, args, kwargs)
 
     def tensor_probe():
         import tensorflow as tf
@@ -207,13 +241,69 @@ def least_squares(
 
     problem = Problem(
         probe=lambda: fun(x0.copy(), *args, **kwargs), tensor_probe=tensor_probe,
-        host_fun=lambda x: fun(x, *args, **kwargs),
+        host_fun=_BoundFunction(fun, args, kwargs),
         host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
         jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
-    return solve_problem(
-        problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
-        x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev,
-        verbose=verbose, callback=callback, damping=damping, solver=solver)
+    with _map_for(workers) as mapper:
+        return solve_problem(
+            problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
+            x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step,
+            max_nfev=max_nfev, verbose=verbose, callback=callback, damping=damping,
+            solver=solver, workers=mapper)
+
+
+class _BoundFunction:
+    """``fun`` with its ``args`` and ``kwargs`` bound, picklable (for ``workers``)."""
+
+    def __init__(self, fun, args, kwargs):
+        self.fun, self.args, self.kwargs = fun, tuple(args), dict(kwargs)
+
+    def __call__(self, x):
+        return self.fun(x, *self.args, **self.kwargs)
+
+
+def check_scipy_options(tr_solver, tr_options, jac_sparsity) -> None:
+    """SciPy's ``tr_solver``, ``tr_options`` and ``jac_sparsity``, checked as SciPy's ``lm``
+    checks them (and, as there, not used)."""
+    if tr_solver not in (None, "exact", "lsmr"):
+        raise ValueError("`tr_solver` must be None, 'exact' or 'lsmr'. "
+                         f"Received: tr_solver={tr_solver!r}")
+    if tr_options is not None and not isinstance(tr_options, dict):
+        raise TypeError(f"`tr_options` must be a dict or None. Received: "
+                        f"tr_options={_checks.short_repr(tr_options)}")
+    if jac_sparsity is not None:
+        raise ValueError("`jac_sparsity` must be None: marquardt's LM works with dense "
+                         "Jacobians (as SciPy's method='lm'). Received: jac_sparsity="
+                         f"{_checks.short_repr(jac_sparsity)}")
+
+
+class _map_for:
+    """Context manager: SciPy's ``workers`` as a map-like callable (None: in turn), with a
+    process pool it made closed at the end."""
+
+    def __init__(self, workers):
+        if workers is not None and not callable(workers) and not (
+                isinstance(workers, (int, np.integer)) and not isinstance(workers, bool)
+                and (workers >= 1 or workers == -1)):
+            raise ValueError("`workers` must be None, a positive int, -1 or a map-like "
+                             f"callable. Received: workers={_checks.short_repr(workers)}")
+        self.workers, self.pool = workers, None
+
+    def __enter__(self):
+        w = self.workers
+        if w is None or (not callable(w) and w == 1):
+            return None
+        if callable(w):
+            return w
+        import multiprocessing
+        self.pool = multiprocessing.Pool(None if w == -1 else int(w))
+        return self.pool.map
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        return False
 
 
 def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
@@ -255,55 +345,103 @@ def is_tensorflow_value(value: Any) -> bool:
     return tf is not None and isinstance(value, (tf.Tensor, tf.Variable))
 
 
+#: Machine epsilon: SciPy's lower limit for the tolerances (``_lsq.common.EPS``).
+EPS = float(np.finfo(np.float64).eps)
+
+
+def _tolerances(ftol, xtol, gtol) -> tuple[float, float, float]:
+    """SciPy's ``check_tolerance``: None means 0 (test disabled); one below ε warns that it
+    disables its test; all three below ε is a ValueError."""
+    tols = tuple(_tol(v, name) for v, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")))
+    for (value, name) in zip((ftol, xtol, gtol), ("ftol", "xtol", "gtol")):
+        if value is not None and float(value) < EPS:
+            warnings.warn(f"Setting `{name}` below the machine epsilon ({EPS:.2e}) effectively "
+                          "disables the corresponding termination condition.", UserWarning,
+                          stacklevel=4)
+    if all(t < EPS for t in tols):
+        raise ValueError(f"At least one of the tolerances must be higher than machine epsilon "
+                         f"({EPS:.2e}). Received: ftol={ftol!r}, xtol={xtol!r}, gtol={gtol!r}")
+    return tols
+
+
+def check_loss(loss) -> None:
+    """``loss`` is one of ``LOSSES`` or a callable (SciPy's rule), else ValueError."""
+    if not (callable(loss) or (isinstance(loss, str) and loss in LOSSES)):
+        raise ValueError(f"`loss` must be one of {list(LOSSES)} or a callable. "
+                         f"Received: loss={_checks.short_repr(loss)}")
+
+
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
-                damping, solver, bounded: bool) -> tuple[LoopConfig, np.ndarray | None,
-                                                         float | None]:
+                damping, solver, bounded: bool, jac_nfev: int = 0
+                ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
     """The core's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
     (each bad option raises naming it); also x_scale's fixed diagonal and the checked
-    ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1))."""
-    if loss not in LOSSES:
-        raise ValueError(f"`loss` must be one of {list(LOSSES)}. Received: loss={loss!r}")
+    ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1)) steps' worth of calls:
+    that many times (1 + ``jac_nfev``), the calls one finite-difference Jacobian costs."""
+    check_loss(loss)
     if max_nfev is None:
-        max_nfev = max(1000, 200 * (n + 1))
+        max_nfev = max(1000, 200 * (n + 1)) * (1 + jac_nfev)
     if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
         raise ValueError(f"`max_nfev` must be a positive integer or None. Received: max_nfev={max_nfev!r}")
     if diff_step is not None:
         diff_step = _checks.check_positive(diff_step, "diff_step")
     scaling, d_fixed = _x_scale(x_scale, n)
+    ftol, xtol, gtol = _tolerances(ftol, xtol, gtol)
     cfg = LoopConfig(damping=get_damping(damping), solver=get_solver(solver), scaling=scaling,
                      loss=loss, f_scale=_checks.check_positive(f_scale, "f_scale"),
-                     ftol=_tol(ftol, "ftol"), xtol=_tol(xtol, "xtol"), gtol=_tol(gtol, "gtol"),
-                     max_nfev=int(max_nfev), bounded=bounded)
+                     ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=int(max_nfev), bounded=bounded,
+                     jac_nfev=int(jac_nfev))
     return cfg, d_fixed, diff_step
+
+
+def _host_jac_mode(problem: Problem):
+    """The NumPy evaluator's ``jac``: the callable, or a difference rule."""
+    if problem.jac == "callable":
+        return problem.host_jac
+    return "2-point" if problem.jac == "auto" else problem.jac
 
 
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
-                  solver) -> OptimizeResult:
+                  solver, workers: Callable | None = None) -> OptimizeResult:
     """Validate the options, call the function at x0, run the host executor, build the
-    result."""
+    result. ``workers``: a map-like callable for the finite-difference points, or None."""
     n = problem.n
     if method not in METHODS:
-        raise ValueError(f"`method` must be one of {list(METHODS)}. Received: method={method!r}")
+        raise ValueError(
+            "`method` must be 'lm': marquardt implements Levenberg-Marquardt, with bounds and "
+            "robust losses (what SciPy's 'trf' and 'dogbox' add); leave `method` out, or call "
+            f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
     lb, ub = prepare_bounds(bounds, n)
     check_within_bounds(x0, lb, ub, "x0")
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None. Received: callback={callback!r}")
-    cfg, d_fixed, diff_step = loop_config(
-        n, ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss, f_scale=f_scale,
-        diff_step=diff_step, max_nfev=max_nfev, damping=damping, solver=solver,
-        bounded=bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub))))
-    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
+    check_loss(loss)
+    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
+    options = dict(ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
+                   f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev, damping=damping,
+                   solver=solver, bounded=bounded)
+    loop_config(n, **options)  # every option checked before the first call of fun
 
     r0 = first_call(problem.probe, problem.tensor_probe, problem.jac)
     m = _probe.residual_vector(r0, "fun").size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
-    x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
+    x0b, lbb, ubb = row(x0), row(lb), row(ub)
     evaluator = state = None
-    if is_tensorflow_value(r0) and problem.jac != "callable":
+    tensorflow = is_tensorflow_value(r0) and problem.jac != "callable"
+    jac_nfev = 0 if tensorflow else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
+    cfg, d_fixed, diff_step = loop_config(n, jac_nfev=jac_nfev, **options)
+    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
+    d_fixed_b = row(d_fixed)
+    if tensorflow:
         state, rows, evaluator = _compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg, diff_step)
+        if state is None and evaluator is None:  # finite differences, run eagerly
+            cfg = cfg._replace(jac_nfev=numdiff.calls_per_jacobian(problem.jac) * n)
+            if max_nfev is None:
+                cfg = cfg._replace(max_nfev=loop_config(n, jac_nfev=cfg.jac_nfev,
+                                                        **options)[0].max_nfev)
     if state is None and evaluator is None:  # NumPy, or a TensorFlow function run eagerly
         if problem.jac in ("forward", "reverse"):
             raise NoGradientError(
@@ -311,13 +449,15 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 f"jac={problem.jac!r} has nothing to differentiate. Write it with TensorFlow "
                 "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
                 "to use finite differences.")
-        jac = problem.host_jac if problem.jac == "callable" else (
-            "2-point" if problem.jac == "auto" else problem.jac)
-        evaluator = numpy_evaluator(problem.host_fun, jac, n, m, lbb, ubb, diff_step)
+        evaluator = numpy_evaluator(problem.host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
+                                    diff_step, r0=None if is_tensorflow_value(r0) else r0,
+                                    f_dtype=getattr(r0, "dtype", np.float64), workers=workers,
+                                    complex_fun=problem.host_complex)
     if state is None:
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
-    if result.status == Status.NON_FINITE and result.nit == 0 and result.nfev == 1:
+    if result.status == Status.NON_FINITE and result.nit == 0 and \
+            result.nfev == 1 + cfg.jac_nfev:
         raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "
                          "non-finite values at x0")
     if verbose >= 1:
@@ -338,7 +478,7 @@ def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, di
                                                               tracing_errors, warm_solver)
 
     residual_fn, data, tf_jac, key = problem.tensorflow()
-    if cfg.callback is None:
+    if cfg.callback is None and not callable(cfg.loss):
         solve = warm_solver(residual_fn, data, problem.n, tf_jac, cfg, diff_step, key)
         if solve is not None:
             try:

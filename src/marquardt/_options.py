@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 __all__ = ["SolveOptions", "AUTODIFF_MODES", "DIFFERENCE_MODES", "JAC_MODES", "check_jac",
-           "DEFAULT_FTOL", "DEFAULT_XTOL", "DEFAULT_GTOL"]
+           "DEFAULT_FTOL", "DEFAULT_XTOL", "DEFAULT_GTOL", "COMPLEX_STEP"]
 
 #: ``jac`` modes that differentiate the model by the backend's autodiff.
 AUTODIFF_MODES = ("auto", "forward", "reverse")
 #: ``jac`` modes by finite differences (SciPy's rules, ``marquardt._core.numdiff``).
 DIFFERENCE_MODES = ("2-point", "3-point")
-JAC_MODES = AUTODIFF_MODES + DIFFERENCE_MODES
+#: SciPy's complex step: NumPy functions only (a TensorFlow function gets exact autodiff).
+COMPLEX_STEP = "cs"
+JAC_MODES = AUTODIFF_MODES + DIFFERENCE_MODES + (COMPLEX_STEP,)
 
 #: Default tolerances. SciPy uses 1e-8 for all three; with them SciPy's ``lm`` reaches a mean
 #: of 6.7 correct digits on the NIST StRD problems. A relative cost change says little about

@@ -63,7 +63,10 @@ def _default_parameter_count(f: Callable) -> int:
 
 
 def _start_array(value: Any, name: str, batch: int | None) -> np.ndarray:
-    """``value`` as float64, at least 1-D, finite: shape (n,), or with ``batch=K`` (K, n)."""
+    """``value`` as float64, at least 1-D, finite: shape (n,), or with ``batch=K`` (K, n).
+    Complex values are a ValueError, as in SciPy (``x0`` must be real)."""
+    if np.iscomplexobj(value):
+        raise ValueError(f"`{name}` must be real. Received: {name}={_checks.short_repr(value)}")
     arr = _checks.as_float_array(value, name, ndim=(0, 1) if batch is None else (0, 1, 2))
     if arr.ndim == 2 and arr.shape[0] != batch:
         raise ValueError(f"`{name}` must have shape (n,) or (K, n) with K={batch} problems. "
@@ -107,10 +110,13 @@ def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.nd
     """``(lb, ub)`` as float64 arrays of shape (n,), or (K, n) with ``batch=K``, checked lb < ub.
 
     Each bound is a scalar or shape (n,), broadcast; with ``batch=K`` also (K, n), one row per
-    problem. ``bounds=None`` means no bounds.
+    problem. ``bounds=None`` means no bounds; a ``scipy.optimize.Bounds`` (any object with
+    ``lb`` and ``ub`` attributes) means ``(bounds.lb, bounds.ub)``.
     """
     if bounds is None:
         bounds = (-np.inf, np.inf)
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub") and not isinstance(bounds, (tuple, list)):
+        bounds = (bounds.lb, bounds.ub)
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError("`bounds` must be a pair (lb, ub) of scalars or arrays of length n. "
                          f"Received: bounds={_checks.short_repr(bounds)}")
@@ -145,6 +151,7 @@ def check_within_bounds(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, name: str
     outside = (x < lb) | (x > ub)
     if outside.any():
         index = _checks.first_index(outside)
-        raise ValueError(f"`{name}` must lie within `bounds`. Received: "
+        raise ValueError(f"Initial guess is outside of provided bounds: `{name}` must lie "
+                         f"within `bounds`. Received: "
                          f"{_checks.entry(x, index, name)} outside "
                          f"[{float(lb[index])!r}, {float(ub[index])!r}]")

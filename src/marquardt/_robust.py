@@ -65,11 +65,18 @@ LOSSES = {
 }
 
 
-def loss_terms(loss: str, r, f_scale: float, xp=None):
-    """(ρ, ρ′, ρ″) at z = (r / f_scale)², with ρ scaled to cost units (× f_scale²)."""
+def loss_terms(loss, r, f_scale: float, xp=None):
+    """(ρ, ρ′, ρ″) at z = (r / f_scale)², with ρ scaled to cost units (× f_scale²).
+
+    ``loss`` is a name of ``LOSSES`` or, as in SciPy, a callable ``loss(z) -> (3, m)`` array
+    of ρ, ρ′, ρ″ for z of shape (m,) (NumPy; called per problem)."""
     xp = xp or array_namespace(r)
     z = (r / f_scale) ** 2
-    rho, d1, d2 = LOSSES[loss](z, xp)
+    if callable(loss):
+        terms = xp.stack([xp.asarray(loss(zk), dtype=z.dtype) for zk in z])  # (K, 3, m)
+        rho, d1, d2 = terms[:, 0], terms[:, 1], terms[:, 2]
+    else:
+        rho, d1, d2 = LOSSES[loss](z, xp)
     return rho * f_scale**2, d1, d2 / f_scale**2
 
 

@@ -29,12 +29,15 @@ class Evaluator(NamedTuple):
         jacobian_with_residual: J costs little beside r (autodiff of a compiled model): the
             executor evaluates both at every candidate.
         first: (r, J) at x0 when already computed, else None.
+        jacobian: ``jacobian(x, r, problems) -> J`` given the residuals r at x (finite
+            differences then make no call at x itself), or None.
     """
 
     residual: Callable
     residual_and_jacobian: Callable
     jacobian_with_residual: bool = False
     first: tuple | None = None
+    jacobian: Callable | None = None
 
 
 def _as_vector(value, m: int, who: str) -> np.ndarray:
@@ -48,46 +51,81 @@ def _as_vector(value, m: int, who: str) -> np.ndarray:
 
 
 def _as_jacobian(value, m: int, n: int) -> np.ndarray:
-    j = np.asarray(value, dtype=np.float64)
+    """The user's J as a float64 (m, n) array, read as SciPy reads it (``np.atleast_2d``: a
+    1-D J of length n is one row); a sparse matrix or a ``LinearOperator`` is refused, as by
+    SciPy's ``lm``, and so is any other shape (ValueError naming both shapes)."""
+    if not isinstance(value, np.ndarray) and (hasattr(value, "toarray")
+                                              or hasattr(value, "matvec")):
+        raise ValueError("`jac` must return a dense array: marquardt's LM works with dense "
+                         f"Jacobian matrices, as SciPy's method='lm'. Received: "
+                         f"{type(value).__name__} (call .toarray() on a sparse matrix)")
+    j = np.atleast_2d(np.asarray(value, dtype=np.float64))
     if j.shape != (m, n):
-        if j.size == m * n and m * n == 1:
-            return j.reshape(1, 1)  # SciPy accepts a scalar or 1-D jac for m = n = 1
         raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
-                         f"Received: shape {j.shape}")
+                         f"Received: shape {np.shape(value)}")
     return j
 
 
 def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.ndarray,
-                    diff_step: float | None, who: str = "fun") -> Evaluator:
+                    diff_step: float | None, who: str = "fun", r0=None, f_dtype=np.float64,
+                    workers: Callable | None = None, complex_fun: Callable | None = None
+                    ) -> Evaluator:
     """The evaluator of ``fun(x) -> r`` called on NumPy (n,) vectors.
 
     Args:
         fun: ``fun(x) -> r`` with extra arguments already bound; its output is converted to
             float64 (any array-like: NumPy, a TensorFlow eager tensor).
-        jac: ``"2-point"`` or ``"3-point"`` (finite differences, SciPy's rules,
-            ``marquardt._core.numdiff``), or a callable ``jac(x) -> J`` (m, n).
+        jac: ``"2-point"``, ``"3-point"`` (finite differences, SciPy's rules,
+            ``marquardt._core.numdiff``), ``"cs"`` (complex step), or a callable
+            ``jac(x) -> J`` (m, n).
         n, m: the numbers of parameters and residuals.
         lb, ub: the bounds (1, n), for the finite-difference steps.
         diff_step: the relative finite-difference step (SciPy's default when None).
         who: the name of ``fun`` in error messages.
+        r0: ``fun(x0)`` already computed (the first call), reused at x0.
+        f_dtype: the dtype ``fun`` returned: a float32 model gets float32-sized steps.
+        workers: a map-like callable ``workers(f, xs)`` evaluating the finite-difference
+            points (SciPy's ``workers``), or None for a plain loop.
+        complex_fun: ``fun`` on complex vectors, for ``"cs"`` (default ``fun``).
     """
 
     def residual(x, problems=None):
         return _as_vector(fun(x[0]), m, who)[None]
 
     if callable(jac):
-        def residual_and_jacobian(x, problems=None):
-            return residual(x), _as_jacobian(jac(x[0]), m, n)[None]
+        def jacobian(x, r=None, problems=None):
+            return _as_jacobian(jac(x[0]), m, n)[None]
+    elif jac == "cs":
+        by_complex_step = numdiff.complex_step_jacobian(complex_fun or fun, n, diff_step)
+
+        def jacobian(x, r=None, problems=None):
+            return by_complex_step(x)
     else:
-        def many(xs):  # (B, 1, n) -> (B, 1, m)
-            return np.stack([residual(xs[b]) for b in range(xs.shape[0])])
+        if workers is None:
+            def many(xs):  # (B, 1, n) -> (B, 1, m)
+                return np.stack([residual(xs[b]) for b in range(xs.shape[0])])
+        else:
+            def many(xs):
+                out = list(workers(fun, [xs[b, 0] for b in range(xs.shape[0])]))
+                return np.stack([_as_vector(v, m, who)[None] for v in out])
 
+        step = diff_step if diff_step is not None else numdiff.default_rel_step(jac, f_dtype)
         by_differences = numdiff.finite_difference_jacobian(xp, residual, many, n, jac, lb, ub,
-                                                            diff_step)
+                                                            step)
 
-        def residual_and_jacobian(x, problems=None):
-            return by_differences(x)
-    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)
+        def jacobian(x, r=None, problems=None):
+            return by_differences(x, r)[1]
+
+    def residual_and_jacobian(x, problems=None):
+        r = residual(x)
+        return r, jacobian(x, r)
+
+    first = None
+    if r0 is not None:
+        f0 = _as_vector(r0, m, who)[None]
+        first = (f0, None)
+    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
+                     first=first, jacobian=jacobian)
 
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,

@@ -46,8 +46,13 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
                          f"problem only. Received: {k} problems with record_history="
                          f"{cfg.record_history}, callback={cfg.callback!r}")
     every = np.arange(k)
-    f0, j0 = (evaluator.first if evaluator.first is not None
-              else evaluator.residual_and_jacobian(x0, every))
+    if evaluator.first is None:
+        f0, j0 = evaluator.residual_and_jacobian(x0, every)
+    elif evaluator.first[1] is None:  # r at x0 known (the front door's first call)
+        f0 = evaluator.first[0]
+        j0 = evaluator.jacobian(x0, f0, every)
+    else:
+        f0, j0 = evaluator.first
     with _quiet():
         state = core.start(cfg, xp, x0, f0, j0, lb, ub, d_fixed)
     rows = []
@@ -126,6 +131,12 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
     acc = np.flatnonzero(c.accepted)
     if with_jacobian:
         f_new, j_new = c.f_new, j_accepted
+    elif evaluator.jacobian is not None:  # J from the residuals the candidate already has
+        f_new, j_new = c.f_new, s.j.copy()
+        if acc.size == c.accepted.size:
+            j_new = evaluator.jacobian(c.x_new, c.f_new, problems)
+        elif acc.size:
+            j_new[acc] = evaluator.jacobian(c.x_new[acc], c.f_new[acc], problems[acc])
     elif acc.size == c.accepted.size:
         f_new, j_new = evaluator.residual_and_jacobian(c.x_new, problems)
     else:

@@ -145,7 +145,7 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     zero = 0.0 * cost0
     return LoopState(
         x=x0, f=f0, j=j0, cost=cost0, lam=damp0.lam, nu=damp0.nu, d=d0,
-        nfev=ones, njev=ones, nit=0 * ones,
+        nfev=ones * (1 + cfg.jac_nfev), njev=ones, nit=0 * ones,
         status=_int(xp, xp.where(finite0, RUNNING, int(Status.NON_FINITE))) * ones,
         last_step=zero, last_rho=zero, last_reduction=zero, x_norm=zero,
     )
@@ -195,10 +195,10 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
     if cfg.goal > float("-inf"):
         gstat = xp.where(xp.less_equal(s.cost, cfg.goal), int(Status.GOAL), gstat)
-    # max_nfev is a hard limit: with no evaluation left, no step is attempted (SciPy returns
-    # x0 for max_nfev=1, the evaluation at x0 being the first)
+    # max_nfev is a hard limit: with no room for one more evaluation and the Jacobian that
+    # would follow its acceptance, no step is attempted (SciPy returns x0 for max_nfev=1)
     gstat = xp.where(xp.logical_and(xp.equal(gstat, RUNNING),
-                                    xp.greater_equal(s.nfev, cfg.max_nfev)),
+                                    xp.greater(s.nfev + 1 + cfg.jac_nfev, cfg.max_nfev)),
                      int(Status.MAX_NFEV), gstat)
     status = _int(xp, xp.where(active, gstat, s.status))
     d = select(xp, active, damping_diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
@@ -285,7 +285,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     tstat = _termination.step_status(actual, s.cost, step, prep.x_norm, rho, cfg.ftol,
                                      cfg.xtol, xp)
     running = xp.equal(tstat, RUNNING)
-    tstat = xp.where(xp.logical_and(running, xp.greater_equal(nfev, cfg.max_nfev)),
+    spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
+    tstat = xp.where(xp.logical_and(running,
+                                    xp.greater(spent + 1 + cfg.jac_nfev, cfg.max_nfev)),
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
@@ -324,7 +326,7 @@ def finish(cfg: LoopConfig, xp, s: LoopState, prep: Prepared, c: Attempt, f_new,
         j=select(xp, xp.logical_and(acc, j_ok), j_new, s.j),
         cost=xp.where(acc, c.cost_new, s.cost),
         lam=c.lam, nu=c.nu, d=prep.d,
-        nfev=c.nfev,
+        nfev=c.nfev + _int(xp, acc) * cfg.jac_nfev,
         njev=s.njev + _int(xp, acc),
         nit=s.nit + _int(xp, acc),
         status=_int(xp, status),

@@ -4,7 +4,7 @@
 (``_numdiff.approx_derivative``): step hᵢ = rel_step · sign(xᵢ) · max(1, |xᵢ|), rel_step =
 ε^(1/2) or ε^(1/3); a step that would cross the upper bound is taken the other way, and a
 central difference that would cross the lower bound becomes the one-sided second-order
-formula (−3 f(x) + 4 f(x + h) − f(x + 2h)) / 2h. Batched over K problems, written against
+formula (−3 f(x) + 4 f(x + h) − f(x + 2h)) / 2h: 2n calls either way. Batched over K problems, written against
 the array namespace ``xp``; the caller says how the n perturbed points are evaluated
 (``many``: a loop on the host, a vectorised map in a graph).
 """
@@ -15,18 +15,32 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["finite_difference_jacobian", "default_rel_step"]
+__all__ = ["finite_difference_jacobian", "complex_step_jacobian", "default_rel_step",
+           "calls_per_jacobian"]
 
 
-def default_rel_step(method: str) -> float:
-    """SciPy's relative step: ε^(1/2) for ``2-point``, ε^(1/3) for ``3-point``."""
-    eps = np.finfo(np.float64).eps
-    return eps ** 0.5 if method == "2-point" else eps ** (1.0 / 3.0)
+def default_rel_step(method: str, dtype=np.float64) -> float:
+    """SciPy's relative step: ε^(1/2) for ``2-point`` and ``cs``, ε^(1/3) for ``3-point``,
+    with ε the machine epsilon of ``dtype``: the residuals' precision when it is coarser
+    than float64 (SciPy's ``_eps_for_method``: a float32 model needs steps of ~3e-4, not
+    1.5e-8, or its differences are rounding noise; SciPy gh-12991)."""
+    dtype = np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float64
+    eps = float(np.finfo(dtype).eps)
+    return eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
+
+
+def calls_per_jacobian(method) -> int:
+    """How many calls of the residual function one Jacobian costs, per parameter: 1 for
+    ``2-point`` and ``cs``, 2 for ``3-point``, 0 for a callable or autodiff (SciPy's ``lm``
+    counts these calls in ``nfev``)."""
+    return {"2-point": 1, "cs": 1, "3-point": 2}.get(method, 0) if isinstance(method, str) \
+        else 0
 
 
 def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, method: str,
                                lb, ub, rel_step: float | None = None) -> Callable:
-    """``fn(x) -> (r, J)`` for x (K, n), J (K, m, n), by ``method`` differences.
+    """``fn(x, r=None) -> (r, J)`` for x (K, n), J (K, m, n), by ``method`` differences;
+    ``r``, the residuals at x when the caller has them, saves one evaluation.
 
     Args:
         xp: the array namespace.
@@ -40,8 +54,9 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
     if rel_step is None:
         rel_step = default_rel_step(method)
 
-    def fn(x):
-        r = residual(x)
+    def fn(x, r=None):
+        if r is None:
+            r = residual(x)
         sign = xp.where(xp.greater_equal(x, 0.0), xp.ones_like(x), -xp.ones_like(x))
         h = rel_step * sign * xp.maximum(xp.abs(x), 1.0)
         h = xp.where(xp.greater(x + h, ub), -xp.abs(h), h)  # away from a near upper bound
@@ -53,12 +68,37 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
         f_plus = many(x_b + hx)
         if method == "2-point":
             cols = (f_plus - xp.expand_dims(r, 0)) / ht
-        else:
+        else:  # central, or one-sided second order where x − h would cross the lower bound:
+            # either way one more point per parameter (x − h or x + 2h), so 2n calls in all
             lo_ok = xp.expand_dims(xp.swapaxes(xp.greater_equal(x - h, lb), 0, 1), -1)
-            central = (f_plus - many(x_b - hx)) / (2.0 * ht)
-            one_sided = (-3.0 * xp.expand_dims(r, 0) + 4.0 * f_plus
-                         - many(x_b + 2.0 * hx)) / (2.0 * ht)
+            second = many(xp.where(lo_ok, x_b - hx, x_b + 2.0 * hx))  # lo_ok: (n, K, 1)
+            central = (f_plus - second) / (2.0 * ht)
+            one_sided = (-3.0 * xp.expand_dims(r, 0) + 4.0 * f_plus - second) / (2.0 * ht)
             cols = xp.where(lo_ok, central, one_sided)
         return r, xp.transpose(cols, (1, 2, 0))
+
+    return fn
+
+
+def complex_step_jacobian(complex_residual: Callable, n: int, rel_step: float | None = None
+                          ) -> Callable:
+    """``fn(x) -> J`` (1, m, n) for one problem x (1, n) by the complex step
+    Jᵢ = Im r(x + i·hᵢ·eᵢ) / hᵢ (Squire & Trapp 1998): exact to rounding for a function that
+    is real-analytic and written with complex-safe NumPy operations (SciPy's ``jac='cs'``;
+    hᵢ = rel_step · max(1, |xᵢ|), rel_step = ε^(1/2) by default, as SciPy's). Costs n calls.
+    ``complex_residual`` takes a complex (n,) vector and returns the residuals (m,). Bounds
+    are ignored, as in SciPy: the step leaves x's real part where it is."""
+    if rel_step is None:
+        rel_step = default_rel_step("cs")
+
+    def fn(x):
+        x1 = np.asarray(x[0], dtype=np.float64)
+        h = rel_step * np.maximum(np.abs(x1), 1.0)
+        cols = []
+        for i in range(n):
+            xc = x1.astype(np.complex128)
+            xc[i] += 1j * h[i]
+            cols.append(np.imag(np.asarray(complex_residual(xc))) / h[i])
+        return np.stack(cols, axis=-1)[None]
 
     return fn

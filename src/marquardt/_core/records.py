@@ -30,7 +30,11 @@ class LoopConfig(NamedTuple):
             ``"identity"`` or ``"fixed"`` (from ``x_scale``); ``marquardt._scaling``.
         loss, f_scale: the robust loss and its soft margin (``marquardt._robust``).
         ftol, xtol, gtol: SciPy's termination tolerances (``marquardt._termination``).
-        max_nfev: the most residual evaluations.
+        max_nfev: the most calls of the residual function, a hard limit: an attempt is made
+            only while its evaluation and, should it be accepted, the Jacobian's fit in it.
+        jac_nfev: calls of the residual function per Jacobian (n for 2-point differences, 2n
+            for 3-point, 0 for autodiff or a callable ``jac``), counted in ``nfev`` as SciPy's
+            ``lm`` (MINPACK) counts them.
         bounded: the problem has finite bounds (steps are projected, active columns frozen).
         record_history: keep one ``HISTORY_FIELDS`` row per iteration.
         callback: ``callback(row, x) -> bool`` after each iteration; True stops the solve.
@@ -61,6 +65,7 @@ class LoopConfig(NamedTuple):
     noise: float = 0.0
     min_grad: float = 0.0
     goal: float = float("-inf")
+    jac_nfev: int = 0
 
 
 class LoopState(NamedTuple):
