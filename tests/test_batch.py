@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 import marquardt
+from marquardt._curve_fit import fit_curve
 from marquardt import Status
 from marquardt._backend.tensorflow.solve_loop import RUNNING
 from marquardt._batch import BatchMessages, curve_fit_batch
@@ -145,8 +146,7 @@ def test_equals_one_at_a_time(model, data):
     assert np.all(res.success)
     same = 0
     for k in range(200):
-        popt, pcov, one = marquardt.curve_fit(model, x, y[k], p0[k], full_output=True,
-                                              solver=SOLVER, **TOL)
+        popt, pcov, one = fit_curve(model, x, y[k], p0[k], solver=SOLVER, **TOL)
         same += assert_same_fit(res, k, popt, pcov, one)
     assert same >= 195, same
     np.testing.assert_allclose(res.stderr, np.sqrt(np.diagonal(res.cov, axis1=1, axis2=2)))
@@ -165,8 +165,7 @@ def test_same_answers_as_one_at_a_time_at_default_tolerances():
     t, y, p0 = double_exp_data(20, seed=3)
     res = curve_fit_batch(double_exp, t, y, p0, solver=SOLVER, jit_compile=False)
     for k in range(20):
-        popt, pcov, one = marquardt.curve_fit(double_exp, t, y[k], p0[k], full_output=True,
-                                              solver=SOLVER)
+        popt, pcov, one = fit_curve(double_exp, t, y[k], p0[k], solver=SOLVER)
         assert res.success[k] and one.success
         np.testing.assert_allclose(res.cost[k], one.cost, rtol=1e-10)
         np.testing.assert_allclose(res.x[k], popt, rtol=1e-7)
@@ -195,8 +194,8 @@ def test_noise_and_nan_problems_do_not_disturb_others():
     noisy, with_holes, empty, not_finite = pos[200:202], pos[202], pos[203], pos[204]
     assert np.all(np.isfinite(res.cost[noisy]))
     keep = ~np.isnan(holes)
-    popt, pcov, one = marquardt.curve_fit(double_exp, t[keep], holes[keep], p0[7],
-                                          full_output=True, solver=SOLVER, **TOL)
+    popt, pcov, one = fit_curve(double_exp, t[keep], holes[keep], p0[7],
+                                solver=SOLVER, **TOL)
     assert_same_fit(res, with_holes, popt, pcov, one)
     assert res.npoints[with_holes] == t.size - 3 and res.dof[with_holes] == t.size - 7
     assert res.fun[with_holes][~keep].tolist() == [0.0, 0.0, 0.0]
@@ -219,13 +218,13 @@ def test_per_problem_x_p0_and_sigma():
     res = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, solver=SOLVER, jit_compile=False,
                           **TOL)
     for k in range(6):
-        popt, pcov, one = marquardt.curve_fit(decay, tk[k], y[k], p0k[k], sigma=sigma[k],
-                                              full_output=True, solver=SOLVER, **TOL)
+        popt, pcov, one = fit_curve(decay, tk[k], y[k], p0k[k], sigma=sigma[k],
+                                    solver=SOLVER, **TOL)
         assert_same_fit(res, k, popt, pcov, one)
     absolute = curve_fit_batch(decay, tk, y, p0k, sigma=sigma, absolute_sigma=True,
                                solver=SOLVER, jit_compile=False, **TOL)
-    _, pcov, _ = marquardt.curve_fit(decay, tk[0], y[0], p0k[0], sigma=sigma[0],
-                                     absolute_sigma=True, full_output=True, solver=SOLVER, **TOL)
+    _, pcov, _ = fit_curve(decay, tk[0], y[0], p0k[0], sigma=sigma[0],
+                           absolute_sigma=True, solver=SOLVER, **TOL)
     np.testing.assert_allclose(absolute.cov[0], pcov, rtol=1e-8)
 
 
@@ -235,9 +234,9 @@ def test_shared_sigma_and_analytic_jacobian():
     res = curve_fit_batch(decay, t, y, p0, sigma=sigma, jac=decay_jac, solver=SOLVER,
                           jit_compile=False, **TOL)
     for k in range(5):
-        popt, pcov, one = marquardt.curve_fit(decay, t, y[k], p0[k], sigma=sigma,
-                                              jac=decay_jac, full_output=True, solver=SOLVER,
-                                              **TOL)
+        popt, pcov, one = fit_curve(decay, t, y[k], p0[k], sigma=sigma,
+                                    jac=decay_jac, solver=SOLVER,
+                                    **TOL)
         assert_same_fit(res, k, popt, pcov, one)
 
 
@@ -248,8 +247,8 @@ def test_per_problem_bounds():
     res = curve_fit_batch(decay, t, y, 0.5 * np.ones((4, 2)), bounds=(lb, ub), solver=SOLVER,
                           jit_compile=False, **TOL)
     for k in range(4):
-        popt, pcov, one = marquardt.curve_fit(decay, t, y[k], [0.5, 0.5], bounds=(lb[k], ub[k]),
-                                              full_output=True, solver=SOLVER, **TOL)
+        popt, pcov, one = fit_curve(decay, t, y[k], [0.5, 0.5], bounds=(lb[k], ub[k]),
+                                    solver=SOLVER, **TOL)
         assert_same_fit(res, k, popt, pcov, one)
     assert res.x[1, 1] == 0.6 and res.x[2, 0] == 0.9
 
@@ -487,8 +486,8 @@ def test_numpy_model_equals_one_at_a_time(model):
     assert res.success.all()
     for k in range(40):
         present = ~np.isnan(y[k])
-        popt, pcov, one = marquardt.curve_fit(model, t[present], y[k][present], p0[k],
-                                              full_output=True, solver=SOLVER, **TOL)
+        popt, pcov, one = fit_curve(model, t[present], y[k][present], p0[k],
+                                    solver=SOLVER, **TOL)
         assert (res.status[k], res.nfev[k], res.nit[k]) == (one.status, one.nfev, one.nit), k
         np.testing.assert_allclose(res.x[k], popt, rtol=1e-8)
         np.testing.assert_allclose(res.cov[k], pcov, rtol=1e-6)
@@ -502,8 +501,7 @@ def test_numpy_model_with_its_jacobian_and_refused_autodiff():
     t, y, p0 = double_exp_data(12, seed=6)
     res = curve_fit_batch(double_exp_np, t, y, p0, jac=jac, **TOL)
     for k in range(12):
-        popt, _ = marquardt.curve_fit(double_exp_np, t, y[k], p0[k], jac=jac, solver=SOLVER,
-                                      **TOL)
+        popt, _, _ = fit_curve(double_exp_np, t, y[k], p0[k], jac=jac, solver=SOLVER, **TOL)
         np.testing.assert_allclose(res.x[k], popt, rtol=1e-8)
     # asked for autodiff, the model is called with tensors: np.exp gives k1 and k2 no
     # gradient, and the error names the first of them

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.optimize import OptimizeWarning
 import scipy.optimize
 import tensorflow as tf
 
@@ -40,7 +41,9 @@ def test_matches_scipy(sigma, absolute):
 
 
 def test_standard_errors_and_correlation():
-    popt, pcov, res = marquardt.curve_fit(model, X, Y, p0=[1, 1, 0], full_output=True)
+    popt, pcov, info, mesg, ier = marquardt.curve_fit(model, X, Y, p0=[1, 1, 0],
+                                                      full_output=True)
+    res = info["result"]
     np.testing.assert_allclose(res.perr, np.sqrt(np.diag(pcov)))
     np.testing.assert_allclose(marquardt.standard_errors(pcov), res.perr)
     corr = marquardt.correlation_matrix(pcov)
@@ -82,7 +85,7 @@ def test_robust_loss_downweights_outliers():
 
 
 def test_covariance_infinite_when_not_overdetermined():
-    with pytest.warns(RuntimeWarning, match="could not be estimated"):
+    with pytest.warns(OptimizeWarning, match="could not be estimated"):
         _, pcov = marquardt.curve_fit(lambda x, a, b: a * x + b, [1.0, 2.0], [3.0, 5.0], p0=[1, 1])
     assert np.all(np.isinf(pcov))
 
@@ -92,14 +95,19 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"xdata": np.r_[X[:-1], np.inf]}, ValueError, r"`xdata` must contain only finite values\. Received: xdata\[39\]=inf"),
     ({"sigma": np.r_[SIG[:-1], np.nan]}, ValueError, r"`sigma` must contain only finite values"),
     ({"sigma": -SIG}, ValueError, r"`sigma` must be positive\. Received: sigma with minimum -\d"),
-    ({"sigma": SIG[:5]}, ValueError, r"`sigma` must have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
+    ({"sigma": SIG[:5]}, ValueError, r"`sigma` must be a scalar or have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
     ({"xdata": X[:30]}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40\. Received: xdata with shape \(30,\)"),
     ({"ydata": []}, ValueError, r"`ydata` must not be empty"),
     ({"p0": [1.0, 1.0]}, ValueError, r"`p0` must have one value per parameter of `f` \(3\)\. Received: p0 with length 2"),
     ({"p0": [1.0, np.nan, 0.0]}, ValueError, r"`p0` must contain only finite values"),
-    ({"method": "trf"}, ValueError, r"`method` must be None or 'lm'\. Received: method='trf'"),
-    ({"maxfev": 10}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): maxfev"),
-    ({"jac": "exact"}, ValueError, r"`jac` must be one of \['auto', 'forward', 'reverse', '2-point', '3-point'\] or a callable"),
+    ({"method": "trf"}, ValueError, r"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which takes `bounds` and robust `loss` itself .* Received: method='trf'"),
+    ({"method": "bfgs"}, ValueError, r"`method` must be None or 'lm'\. Received: method='bfgs'"),
+    ({"maxfev": 10, "max_nfev": 10}, TypeError, r"curve_fit\(\) got both `maxfev` and `max_nfev`, two names for one option"),
+    ({"factor": 100}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): factor"),
+    ({"args": (1,)}, ValueError, r"'args' is not a supported keyword argument"),
+    ({"nan_policy": "propagate"}, ValueError, r"`nan_policy='propagate'` is not supported by this function\."),
+    ({"nan_policy": "drop", "check_finite": False}, ValueError, r"nan_policy must be one of \{None, 'raise', 'omit'\}\. Received: nan_policy='drop'"),
+    ({"jac": "exact"}, ValueError, r"`jac` must be one of \['auto', 'forward', 'reverse', '2-point', '3-point', 'cs'\] or a callable"),
 ])
 def test_rejects_bad_input(kwargs, error, pattern):
     args = {"f": model, "xdata": X, "ydata": Y, "p0": [1.0, 1.0, 0.0]}
@@ -109,8 +117,10 @@ def test_rejects_bad_input(kwargs, error, pattern):
 
 
 def test_rejects_too_few_points_and_bad_model_output():
-    with pytest.raises(ValueError, match=r"at least as many points as there are parameters\. "
-                                         r"Received: 2 data points for 3 parameters"):
+    with pytest.raises(TypeError, match=r"The number of func parameters=3 must not exceed the "
+                                        r"number of data points=2: `ydata` needs at least one "
+                                        r"point per parameter\. Received: 2 data points for 3 "
+                                        r"parameters"):
         marquardt.curve_fit(model, [1.0, 2.0], [1.0, 2.0], p0=[1, 1, 1])
     with pytest.raises(ValueError, match=r"`f\(xdata, \*p0\)` must return shape \(40,\) like "
                                          r"ydata\. Received: shape \(\)"):

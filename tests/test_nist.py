@@ -28,8 +28,10 @@ def results():
         problem = nist.load(path)
         model = problem.model()  # one function object per problem: start 2 reuses the trace
         for start in (0, 1):
-            popt, pcov, res = marquardt.curve_fit(model, problem.x, problem.target(),
-                                                  p0=problem.starts[start], full_output=True)
+            popt, pcov, info, _, _ = marquardt.curve_fit(model, problem.x, problem.target(),
+                                                         p0=problem.starts[start],
+                                                         full_output=True)
+            res = info["result"]
             out[problem.name, start + 1] = (problem, popt, pcov, res)
     return out
 

@@ -20,9 +20,22 @@ __all__ = ["covariance_from_jacobian", "unscaled_covariances",
            "scale_by_reduced_chisq", "standard_errors", "correlation_matrix"]
 
 
-def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_sigma: bool = False
-                             ) -> np.ndarray:
-    """Covariance of the fitted parameters (n, n); ``inf`` entries when m ≤ n and not absolute.
+def optimize_warning() -> type[Warning]:
+    """SciPy's ``OptimizeWarning`` (imported when a warning is due: ``scipy.optimize`` is
+    slow to import), the category ``curve_fit`` users filter on."""
+    from scipy.optimize import OptimizeWarning
+    return OptimizeWarning
+
+
+def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_sigma: bool = False,
+                             singular: str = "pinv") -> np.ndarray:
+    """Covariance of the fitted parameters (n, n); ``inf`` entries (and an
+    ``OptimizeWarning``) when m ≤ n and not absolute.
+
+    ``singular``: for a rank-deficient J (a singular value dropped), ``"pinv"`` keeps the
+    pseudo-inverse (the covariance of the identifiable combinations), ``"inf"`` returns inf
+    entries with an ``OptimizeWarning``: SciPy's ``curve_fit`` (``lm``) says "Covariance of
+    the parameters could not be estimated" then.
 
     Args:
         jac: Jacobian of the weighted residuals at the solution, shape (m, n).
@@ -32,6 +45,12 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
     m, n = jac.shape
     _, s, vt = np.linalg.svd(jac, full_matrices=False)
     keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
+    if singular == "inf" and (not keep.all() or keep.size < n):
+        warnings.warn("Covariance of the parameters could not be estimated: the Jacobian at "
+                      f"the solution has rank {int(keep.sum())} < n = {n} (a parameter, or a "
+                      "combination of them, does not change the model)", optimize_warning(),
+                      stacklevel=4)
+        return np.full((n, n), np.inf)
     s, vt = s[keep], vt[: int(keep.sum())]
     pcov = (vt.T / s**2) @ vt
     if absolute_sigma:
@@ -39,7 +58,7 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
     if m > n:
         return pcov * (sum_squares / (m - n))
     warnings.warn("Covariance of the parameters could not be estimated: there are no more "
-                  "residuals than parameters (m <= n)", RuntimeWarning, stacklevel=3)
+                  "residuals than parameters (m <= n)", optimize_warning(), stacklevel=4)
     return np.full((n, n), np.inf)
 
 

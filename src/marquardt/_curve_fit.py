@@ -8,11 +8,13 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
-from marquardt._least_squares import Problem, solve_problem
+from marquardt._least_squares import Problem, is_tensorflow_value, solve_problem
 from marquardt._options import SolveOptions, check_jac
 from marquardt._parameters import prepare_bounds, prepare_p0
+from marquardt._status import Status
 
-__all__ = ["check_enough_points", "curve_fit", "inverse_sigma", "prepare_curve_data"]
+__all__ = ["check_enough_points", "curve_fit", "fit_curve", "inverse_sigma",
+           "minpack_info", "prepare_curve_data"]
 
 
 
@@ -26,28 +28,81 @@ def inverse_sigma(s: np.ndarray) -> np.ndarray:
 
 
 def check_enough_points(m: int, n: int, *, per_problem: bool = False) -> None:
-    """At least as many data points (per problem, in a batch) as parameters."""
+    """At least as many data points (per problem, in a batch) as parameters. A TypeError, as
+    SciPy's ``curve_fit`` raises (its message too), for one fit; ValueError in a batch."""
     if m < n:
-        each = " per problem" if per_problem else ""
-        raise ValueError(f"`ydata` must have at least as many points{each} as there are "
-                         f"parameters. Received: {m} data points for {n} parameters (p0 has "
-                         f"length {n})")
+        if per_problem:
+            raise ValueError("`ydata` must have at least as many points per problem as there "
+                             f"are parameters. Received: {m} data points for {n} parameters "
+                             f"(p0 has length {n})")
+        raise TypeError(f"The number of func parameters={n} must not exceed the number of "
+                        f"data points={m}: `ydata` needs at least one point per parameter. "
+                        f"Received: {m} data points for {n} parameters")
 
 
-def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
-    """Checked float64 arrays (xdata, ydata, weights kind, weights)."""
-    x = _checks.as_float_array(xdata, f"{name_prefix}xdata")
-    y = _checks.as_float_array(ydata, f"{name_prefix}ydata", ndim=1)
-    _checks.check_finite(x, f"{name_prefix}xdata")
-    _checks.check_finite(y, f"{name_prefix}ydata")
+NAN_POLICIES = (None, "raise", "omit")
+
+
+def _omit_nan(x, y, sigma, nan_policy):
+    """SciPy's ``nan_policy`` (``check_finite=False``): 'raise' on a NaN in xdata or ydata,
+    'omit' drops the points (columns of x, rows and columns of a covariance sigma) that have
+    one; 'propagate' is refused, as by SciPy."""
+    if nan_policy == "propagate":
+        raise ValueError("`nan_policy='propagate'` is not supported by this function.")
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError("nan_policy must be one of {None, 'raise', 'omit'}. "
+                         f"Received: nan_policy={nan_policy!r}")
+    if nan_policy is None:
+        return x, y, sigma
+    has_nan = np.isnan(y)
+    if isinstance(x, np.ndarray) and x.ndim >= 1:
+        x_nan = np.isnan(x)
+        has_nan = has_nan | x_nan.any(axis=tuple(range(x_nan.ndim - 1)))
+    if not has_nan.any():
+        return x, y, sigma
+    if nan_policy == "raise":
+        raise ValueError("The input contains nan values: `xdata` or `ydata` has NaN at "
+                         f"{int(has_nan.sum())} point(s) (nan_policy='raise').")
+    keep = ~has_nan
+    if isinstance(x, np.ndarray) and x.ndim >= 1:
+        x = x[..., keep]
+    if sigma is not None:
+        sigma = np.asarray(sigma)
+        if sigma.ndim == 1 and sigma.size == y.size:
+            sigma = sigma[keep]
+        elif sigma.ndim == 2:
+            sigma = sigma[keep][:, keep]
+    return x, y[keep], sigma
+
+
+def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_finite=True,
+                       nan_policy=None):
+    """Checked float64 arrays (xdata, ydata, weights kind, weights).
+
+    As in SciPy: ``xdata`` that is not a list, tuple or array (None, an object the model
+    knows) is passed to the model as it is; a scalar ``ydata`` is broadcast to the model's
+    output (returned 0-d; the caller broadcasts it); a scalar ``sigma`` weighs every point
+    alike."""
+    passthrough = not isinstance(xdata, (list, tuple, np.ndarray)) and not hasattr(xdata,
+                                                                                  "shape")
+    x = xdata if passthrough else _checks.as_float_array(xdata, f"{name_prefix}xdata")
+    y = _checks.as_float_array(ydata, f"{name_prefix}ydata", ndim=(0, 1))
+    if nan_policy is not None or not check_finite:
+        x, y, sigma = _omit_nan(x, y, sigma, nan_policy)
+    if check_finite or nan_policy is not None:
+        if not passthrough:
+            _checks.check_finite(x, f"{name_prefix}xdata")
+        _checks.check_finite(y, f"{name_prefix}ydata")
     m = y.size
-    if x.ndim >= 1 and x.shape[-1] != m:
+    if not passthrough and y.ndim == 1 and x.ndim >= 1 and x.shape[-1] != m:
         raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)={m}. "
                          f"Received: xdata with shape {x.shape}, ydata with shape {y.shape}")
     if sigma is None:
         return x, y, "none", np.ones(m)
-    s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
+    s = _checks.as_float_array(sigma, "sigma", ndim=(0, 1, 2))
     _checks.check_finite(s, "sigma")
+    if s.size == 1 and s.ndim <= 1:
+        return x, y, "diag", inverse_sigma(np.broadcast_to(s.reshape(()), (m,)))
     if s.shape == (m,):
         return x, y, "diag", inverse_sigma(s)
     if s.shape == (m, m):
@@ -57,78 +112,76 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = ""):
             raise ValueError("`sigma` given as a covariance matrix must be positive definite. "
                              "Received: a matrix that is not") from None
         return x, y, "full", np.linalg.inv(chol)
-    raise ValueError(f"`sigma` must have shape (m,) or (m, m) with m={m}. "
+    raise ValueError(f"`sigma` must be a scalar or have shape (m,) or (m, m) with m={m}. "
                      f"Received: sigma with shape {s.shape}")
 
 
-def curve_fit(
-    f: Callable,
-    xdata: Any,
-    ydata: Any,
-    p0: Any = None,
-    sigma: Any = None,
-    absolute_sigma: bool = False,
-    check_finite: bool = True,
-    bounds: tuple = (-np.inf, np.inf),
-    method: str | None = None,
-    jac: str | Callable = "auto",
-    *,
-    full_output: bool = False,
-    **kwargs: Any,
-):
-    """Fit ``f(xdata, *params) ≈ ydata`` by weighted least squares (Levenberg-Marquardt).
+#: ``leastsq`` options that SciPy's ``curve_fit`` passes on for ``method='lm'``, and the
+#: ``least_squares`` option each becomes.
+_LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag")
 
-    Minimises Σᵢ ((f(xᵢ; p) − yᵢ)/σᵢ)² (or rᵀΣ⁻¹r for a full covariance ``sigma``), with
-    SciPy's meaning for every argument.
 
-    Args:
-        f: the model ``f(x, *params)``, returning shape (m,); called first with NumPy values
-            as SciPy calls it. Written in NumPy, it runs as in SciPy without TensorFlow;
-            written with TensorFlow ops (it returns a tensor), it receives tensors and gets
-            exact autodiff Jacobians.
-        xdata: the independent variable(s): shape (m,), or (k, m) for k variables.
-        ydata: the dependent data, shape (m,).
-        p0: initial parameters (n,); default ones, with n read from ``f``'s signature.
-        sigma: uncertainties of ``ydata``: standard deviations (m,) or a covariance (m, m).
-        absolute_sigma: if True, ``sigma`` is absolute and ``pcov`` is not rescaled by the
-            reduced χ²; if False (default) only relative weights matter.
-        check_finite: kept for SciPy compatibility; inputs are always checked (NaN or Inf
-            raise ``ValueError``).
-        bounds: ``(lb, ub)`` on the parameters.
-        method: ``None`` or ``'lm'``.
-        jac: ``'auto'`` (exact autodiff for a TensorFlow model, ``'2-point'`` for a NumPy one),
-            ``'forward'``, ``'reverse'``, ``'2-point'``, ``'3-point'`` or a callable
-            ``jac(x, *params) -> (m, n)``.
-        full_output: also return the ``OptimizeResult``, which adds ``pcov``, ``perr``
-            (standard errors), ``correlation``, ``chisq``, ``redchi`` and ``dof``.
-        **kwargs: options of ``marquardt.least_squares`` (ftol, xtol, gtol, x_scale, loss,
-            f_scale, diff_step, max_nfev, verbose, callback, damping, solver).
+def _solve_options(kwargs: dict) -> dict:
+    """``least_squares`` options from ``curve_fit``'s ``**kwargs``: SciPy's ``maxfev`` (the
+    ``leastsq`` name) is ``max_nfev``, ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
+    (scale factors of the parameters) is ``x_scale = 1/diag``; ``args`` is refused as by
+    SciPy."""
+    if "args" in kwargs:
+        raise ValueError("'args' is not a supported keyword argument: `curve_fit` passes the "
+                         "parameters to `f` itself. Received: args=" +
+                         _checks.short_repr(kwargs["args"]))
+    _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields + _LEASTSQ_OPTIONS)
+    kwargs = dict(kwargs)
+    renames = {"maxfev": "max_nfev", "epsfcn": "diff_step", "diag": "x_scale"}
+    for old, new in renames.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"curve_fit() got both `{old}` and `{new}`, two names for one "
+                                f"option. Received: {old}={kwargs[old]!r}, {new}={kwargs[new]!r}")
+            value = kwargs.pop(old)
+            if old == "epsfcn" and value is not None:
+                value = float(np.sqrt(_checks.check_positive(value, "epsfcn")))
+            if old == "diag" and value is not None:
+                value = 1.0 / np.asarray(value, dtype=np.float64)
+            kwargs[new] = value
+    return SolveOptions(**kwargs)._asdict()
 
-    Returns:
-        ``(popt, pcov)``, or ``(popt, pcov, result)`` with ``full_output=True``. ``pcov`` is
-        computed from the SVD of the Jacobian of the weighted residuals at ``popt`` (see
-        ``marquardt._covariance``); its diagonal's square roots are the standard errors.
 
-    Example:
-        >>> import numpy as np, tensorflow as tf, marquardt
-        >>> x = np.linspace(0, 4, 50); y = 2.5 * np.exp(-1.3 * x) + 0.5
-        >>> popt, pcov = marquardt.curve_fit(lambda x, a, b, c: a * tf.exp(-b * x) + c, x, y,
-        ...                                  p0=[1, 1, 0])
-        >>> np.round(popt, 6).tolist()
-        [2.5, 1.3, 0.5]
-    """
-    _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields)
+def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = None,
+              absolute_sigma: bool = False, check_finite: bool | None = None,
+              bounds: Any = (-np.inf, np.inf), method: str | None = None, jac: Any = None,
+              nan_policy: str | None = None, **kwargs: Any):
+    """``curve_fit``'s work, returning ``(popt, pcov, result)`` whatever the outcome (the
+    command line and the NIST runner report failed fits instead of raising)."""
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
+    if method in ("trf", "dogbox"):
+        raise ValueError(
+            f"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which "
+            f"takes `bounds` and robust `loss` itself (what SciPy's {method!r} is chosen for); "
+            f"leave `method` out, or call scipy.optimize.curve_fit for SciPy's trust-region "
+            f"methods. Received: method={method!r}")
     if method not in (None, "lm"):
         raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
-    x, y, kind, w = prepare_curve_data(xdata, ydata, sigma)
+    options = _solve_options(kwargs)
+    if jac is None:
+        jac = "auto"
+    check_jac(jac)
+    if check_finite is None:
+        check_finite = nan_policy is None
+    x, y, kind, w = prepare_curve_data(xdata, ydata, sigma, check_finite=check_finite,
+                                       nan_policy=nan_policy)
     p0 = prepare_p0(p0, f)
-    n, m = p0.size, y.size
-    check_enough_points(m, n)
+    n = p0.size
+    passthrough = not isinstance(x, np.ndarray)
+    if y.ndim == 0:  # SciPy broadcasts a scalar ydata against the model's output
+        y = np.broadcast_to(y, np.shape(np.asarray(f(x, *p0), dtype=np.float64))).copy()
+        w = np.broadcast_to(w.reshape(-1)[:1], y.shape).copy() if kind != "full" else w
+    m = y.size
+    if m != 1:  # SciPy's rule: one data point may fit any number of parameters
+        check_enough_points(m, n)
     lb, ub = prepare_bounds(bounds, n)
     user_jac = jac
-    check_jac(jac)
 
     def weigh(r):
         if kind == "diag":
@@ -140,8 +193,15 @@ def curve_fit(
     def host_fun(p):
         return weigh(np.asarray(f(x, *p), dtype=np.float64) - y)
 
+    def host_complex(p):  # jac='cs': the model on complex parameters
+        r = np.asarray(f(x, *p)) - y
+        return w @ r if kind == "full" else (r * w if kind == "diag" else r)
+
     def host_jac(p):
-        jm = np.asarray(user_jac(x, *p), dtype=np.float64)
+        jm = np.atleast_2d(np.asarray(user_jac(x, *p), dtype=np.float64))
+        if jm.shape != (m, n):
+            raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
+                             f"Received: shape {jm.shape}")
         return jm * w[:, None] if kind == "diag" else weigh(jm)
 
     def checked(out):
@@ -150,26 +210,31 @@ def curve_fit(
                              f"Received: shape {np.shape(out)}")
         return out - y
 
-    def probe():
-        return checked(f(x.copy(), *p0))
+    def probe():  # the weighted residuals at p0, what host_fun returns (reused as r(p0))
+        out = checked(f(x.copy() if not passthrough else x, *p0))
+        return out if is_tensorflow_value(out) else host_weighted(out)
+
+    def host_weighted(out):
+        return weigh(np.asarray(out, dtype=np.float64))
 
     def tensor_probe():
+        if passthrough:
+            raise TypeError("xdata is passed to the model as it is")
         import tensorflow as tf
         return checked(f(tf.constant(x), *[tf.constant(v) for v in p0]))
 
     def tensorflow():  # a model written with TensorFlow ops (a callable jac runs on the host)
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem
-        return curve_fit_problem(f, kind, jac, x, y, w)
+        return curve_fit_problem(f, kind, "auto" if jac == "cs" else jac, x, y, w)
 
-    options = SolveOptions(**kwargs)._asdict()
     problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
-                      jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
+                      jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
+                      host_complex=host_complex)
     res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
-    pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma)
-    if not full_output:
-        return res.x, pcov
+    pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
+                                    singular="inf")
     dof = m - n
     res.pcov = pcov
     res.perr = standard_errors(pcov)
@@ -179,3 +244,108 @@ def curve_fit(
     res.redchi = res.chisq / dof if dof > 0 else np.inf
     return res.x, pcov, res
 
+
+def minpack_info(res) -> dict:
+    """SciPy's ``infodict`` of ``curve_fit(..., full_output=True)`` for ``method='lm'``:
+    ``nfev``, ``fvec`` (the weighted residuals), and MINPACK's QR of the final Jacobian
+    J P = Q R: ``fjac`` (n, m), whose transpose's first n rows hold R in their upper
+    triangle, ``ipvt`` (P as 1-based column indices) and ``qtf`` = (Qᵀ fvec)[:n]; also
+    ``njev``, ``nit`` and ``result`` (marquardt's ``OptimizeResult``)."""
+    from scipy.linalg import qr
+
+    j = np.asarray(res.jac, dtype=np.float64)
+    m, n = j.shape
+    q, r, perm = qr(j, mode="economic", pivoting=True)
+    fjac = np.zeros((m, n))
+    k = min(m, n)
+    fjac[:k, :] = r[:k, :]
+    return {"nfev": res.nfev, "fvec": np.asarray(res.fun), "fjac": fjac.T.copy(),
+            "ipvt": (perm + 1).astype(np.int32), "qtf": (q.T @ np.asarray(res.fun))[:n],
+            "njev": res.njev, "nit": res.nit, "result": res}
+
+
+def curve_fit(
+    f: Callable,
+    xdata: Any,
+    ydata: Any,
+    p0: Any = None,
+    sigma: Any = None,
+    absolute_sigma: bool = False,
+    check_finite: bool | None = None,
+    bounds: Any = (-np.inf, np.inf),
+    method: str | None = None,
+    jac: str | Callable | None = None,
+    *,
+    full_output: bool = False,
+    nan_policy: str | None = None,
+    **kwargs: Any,
+):
+    """Fit ``f(xdata, *params) ≈ ydata`` by weighted least squares (Levenberg-Marquardt).
+
+    Minimises Σᵢ ((f(xᵢ; p) − yᵢ)/σᵢ)² (or rᵀΣ⁻¹r for a full covariance ``sigma``), with
+    SciPy's signature and meaning for every argument, its errors and its warnings.
+
+    Args:
+        f: the model ``f(x, *params)``, returning shape (m,); called first with NumPy values
+            as SciPy calls it. Written in NumPy, it runs as in SciPy without TensorFlow;
+            written with TensorFlow ops (it returns a tensor), it receives tensors and gets
+            exact autodiff Jacobians.
+        xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
+            else (None, an object) is passed to ``f`` as it is, as in SciPy.
+        ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.
+        p0: initial parameters (n,); default ones, with n read from ``f``'s signature.
+        sigma: uncertainties of ``ydata``: a scalar, standard deviations (m,) or a
+            covariance (m, m).
+        absolute_sigma: if True, ``sigma`` is absolute and ``pcov`` is not rescaled by the
+            reduced χ²; if False (default) only relative weights matter.
+        check_finite: refuse NaN or Inf in the inputs (ValueError); default True unless
+            ``nan_policy`` is given (SciPy's rule).
+        bounds: ``(lb, ub)`` on the parameters, or a ``scipy.optimize.Bounds``. Unlike
+            SciPy's ``lm``, marquardt's LM takes bounds itself.
+        method: ``None`` or ``'lm'``; SciPy's ``'trf'`` and ``'dogbox'`` are refused with a
+            ValueError that says why (bounds and robust losses need no other method here).
+        jac: ``None`` or ``'auto'`` (default: exact autodiff for a TensorFlow model,
+            ``'2-point'`` for a NumPy one), ``'forward'``, ``'reverse'``, ``'2-point'``,
+            ``'3-point'``, ``'cs'`` or a callable ``jac(x, *params) -> (m, n)``.
+        full_output: also return SciPy's ``infodict, mesg, ier`` (see Returns).
+        nan_policy: ``None``, ``'raise'`` or ``'omit'`` (drop the points with a NaN in
+            ``xdata`` or ``ydata``), as in SciPy ≥ 1.11; ``'propagate'`` is refused.
+        **kwargs: options of ``marquardt.least_squares`` (ftol, xtol, gtol, x_scale, loss,
+            f_scale, diff_step, max_nfev, verbose, callback, damping, solver), and SciPy
+            ``leastsq``'s ``maxfev`` (= max_nfev), ``epsfcn`` (diff_step = √epsfcn) and
+            ``diag`` (x_scale = 1/diag).
+
+    Returns:
+        ``(popt, pcov)``, or with ``full_output=True`` ``(popt, pcov, infodict, mesg, ier)``:
+        ``infodict`` holds SciPy's ``nfev``, ``fvec``, ``fjac``, ``ipvt``, ``qtf`` and
+        marquardt's ``njev``, ``nit`` and ``result``, the ``OptimizeResult`` with ``pcov``,
+        ``perr`` (standard errors), ``correlation``, ``chisq``, ``redchi``, ``dof`` and the
+        history; ``mesg`` the termination message; ``ier`` the status (1-4, as SciPy's
+        ``least_squares``; 5 for a minimum to working precision). ``pcov`` comes from the SVD
+        of the Jacobian of the weighted residuals at ``popt`` (``marquardt._covariance``).
+
+    Raises:
+        RuntimeError: "Optimal parameters not found: ..." when the fit did not converge
+            (``max_nfev`` reached, non-finite values), as in SciPy; not when a callback
+            stopped it.
+        ValueError, TypeError: invalid arguments, as SciPy raises them.
+
+    Warns:
+        OptimizeWarning: the covariance could not be estimated (a rank-deficient Jacobian,
+            or no more points than parameters with relative sigma); ``pcov`` is then inf.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf, marquardt
+        >>> x = np.linspace(0, 4, 50); y = 2.5 * np.exp(-1.3 * x) + 0.5
+        >>> popt, pcov = marquardt.curve_fit(lambda x, a, b, c: a * tf.exp(-b * x) + c, x, y,
+        ...                                  p0=[1, 1, 0])
+        >>> np.round(popt, 6).tolist()
+        [2.5, 1.3, 0.5]
+    """
+    popt, pcov, res = fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite,
+                                bounds, method, jac, nan_policy, **kwargs)
+    if not res.success and res.status != Status.CALLBACK:
+        raise RuntimeError("Optimal parameters not found: " + res.message)
+    if not full_output:
+        return popt, pcov
+    return popt, pcov, minpack_info(res), res.message, res.status

@@ -186,16 +186,18 @@ def prepare(args: argparse.Namespace) -> _Problem:
 
 def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
     """Runs ``curve_fit`` and collects everything the report shows."""
-    from marquardt._curve_fit import curve_fit  # imports TensorFlow
+    from marquardt._covariance import optimize_warning
+    from marquardt._curve_fit import fit_curve  # imports TensorFlow
 
     model = problem.formula.as_model(problem.variables, problem.names)
     options = {} if args.max_nfev is None else {"max_nfev": args.max_nfev}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # m == n: the covariance is reported as not estimated
-        popt, _, result = curve_fit(
+        # m == n or a rank-deficient J: the covariance is reported as not estimated
+        warnings.simplefilter("ignore", optimize_warning())
+        popt, _, result = fit_curve(
             model, problem.xdata, problem.ydata, p0=problem.p0, sigma=problem.sigma,
             absolute_sigma=args.absolute_sigma, bounds=(problem.lower, problem.upper),
-            full_output=True, **options,
+            **options,
         )
     # R² = 1 − Σwᵢ(yᵢ − fᵢ)² / Σwᵢ(yᵢ − ȳ)², with ȳ the weighted mean and wᵢ = 1/σᵢ² (or 1):
     # the numerator is χ².

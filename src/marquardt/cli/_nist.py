@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     starts = (1, 2) if args.start == "both" else (int(args.start),)
 
-    from marquardt._curve_fit import curve_fit  # imports TensorFlow
+    from marquardt._curve_fit import fit_curve  # imports TensorFlow
 
     if not args.json:
         print(nist_header(), flush=True)
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         target = problem.target()
         for start in starts:
             tic = time.perf_counter()
-            popt, _, result = curve_fit(model, problem.x, target, p0=problem.starts[start - 1], full_output=True)
+            popt, _, result = fit_curve(model, problem.x, target, p0=problem.starts[start - 1])
             seconds = time.perf_counter() - tic
             rss = float(result.chisq)
             row = NistRow(
