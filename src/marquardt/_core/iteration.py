@@ -55,6 +55,7 @@ class Linearization(NamedTuple):
     rt: Any  # (K, m) rescaled residuals, or None
     jt: Any  # (K, m, n) rescaled Jacobian (active-bound columns zeroed), or None
     a: Any  # (K, n, n) A = JᵀJ, or None
+    free: Any = None  # (K, n) 1.0 where a parameter may move, 0.0 where frozen at a bound
 
 
 class Prepared(NamedTuple):
@@ -105,16 +106,18 @@ def _int(xp, a):
 
 
 def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
-    """Robust rescaling, gradient and the bound-frozen Jacobian."""
+    """Robust rescaling, gradient, the bound-frozen Jacobian and the mask of free parameters
+    (None without bounds)."""
     rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
     g = xp.matvec(jt, rt, transpose_a=True)
+    free = None
     if cfg.bounded:
         frozen = xp.logical_or(xp.logical_and(xp.less_equal(x, lb), xp.greater(g, 0.0)),
                                xp.logical_and(xp.less_equal(ub, x), xp.less(g, 0.0)))
         free = xp.cast(xp.logical_not(frozen), x.dtype)
         jt = jt * xp.expand_dims(free, -2)
         g = g * free
-    return rt, jt, g
+    return rt, jt, g, free
 
 
 def gradient(cfg: LoopConfig, xp, f, j):
@@ -137,7 +140,7 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     """The state at the start points ``x0`` (K, n), given r and J there."""
     cost0 = _robust.robust_cost(cfg.loss, f0, cfg.f_scale, xp)
     finite0 = xp.logical_and(all_finite_rows(xp, f0), all_finite_rows(xp, j0))
-    _, jt0, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
+    _, jt0, _, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
     colsq0 = xp.sum(jt0 * jt0, axis=-2)
     d0 = damping_diagonal(cfg, xp, None, colsq0, d_fixed)
     damp0 = initial_damping(cfg, xp, colsq0, d0)
@@ -158,8 +161,8 @@ def initial_damping(cfg: LoopConfig, xp, colsq, d) -> DampingState:
 
 def linearize(cfg: LoopConfig, xp, s: LoopState, lb, ub) -> Linearization:
     """The Gauss-Newton model from the state's r and J (robust rescaling, bound freezing)."""
-    rt, jt, g = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
-    return jacobian_linearization(xp, rt, jt, g)
+    rt, jt, g, free = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
+    return jacobian_linearization(xp, rt, jt, g)._replace(free=free)
 
 
 def jacobian_linearization(xp, r, j, g=None) -> Linearization:
@@ -236,6 +239,8 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
     """The candidate point x + p for the current λ (x itself where no attempt is live)."""
     lv = live(xp, c)
     delta = cfg.solver.solve(prep.fac, xp.where(lv, c.lam, xp.ones_like(c.lam)), xp)
+    if prep.lin.free is not None:  # exactly 0: an SVD leaves ~1e-16 in a zeroed column's row
+        delta = delta * prep.lin.free
     x_try = s.x + delta
     if cfg.bounded:
         x_try = xp.minimum(xp.maximum(x_try, lb), ub)
