@@ -108,7 +108,7 @@ def _int(xp, a):
 def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
     """Robust rescaling, gradient, the bound-frozen Jacobian and the mask of free parameters
     (None without bounds)."""
-    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    rt, jt = _robust.model_rescale(cfg.loss, f, j, cfg.f_scale, xp)
     g = xp.matvec(jt, rt, transpose_a=True)
     free = None
     if cfg.bounded:
@@ -121,8 +121,8 @@ def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
 
 
 def gradient(cfg: LoopConfig, xp, f, j):
-    """g = J̃ᵀr̃ (without bound freezing), for history rows and results."""
-    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    """g = J̃ᵀr̃ = ρ′Jᵀr (without bound freezing), for history rows and results."""
+    rt, jt = _robust.model_rescale(cfg.loss, f, j, cfg.f_scale, xp)
     return xp.matvec(jt, rt, transpose_a=True)
 
 
