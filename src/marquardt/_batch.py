@@ -301,7 +301,8 @@ class _Outputs:
         self.x[idx], self.fun[idx], self.cost[idx] = x, fun, state.cost
         self.chisq[idx] = 2.0 * state.cost  # SciPy's convention, whatever the loss
         self.optimality[idx] = np.max(np.abs(grad), axis=1)
-        gtol = state.status == int(Status.GTOL)  # its message quotes the gradient cosine
+        # their messages quote the gradient cosine
+        gtol = np.isin(state.status, (int(Status.GTOL), int(Status.STALLED)))
         if gtol.any():  # on the step's model, as the core measured it
             mrt, mjt = (np.asarray(t) for t in model_rescale(cfg.loss, fun[gtol],
                                                               state.j[gtol], cfg.f_scale))

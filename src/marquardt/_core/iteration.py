@@ -68,6 +68,7 @@ class Prepared(NamedTuple):
     fac: Any  # the solver's factorisation
     sqrt_d: Any  # (K, n)
     x_norm: Any  # (K,) ‖√D x‖
+    cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
 
 
 class Attempt(NamedTuple):
@@ -193,6 +194,7 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     if lin is None:
         lin = linearize(cfg, xp, s, lb, ub)
     g, colsq = lin.g, lin.colsq
+    cosine = _termination.gradient_cosine(g, lin.r_norm, xp.sqrt(colsq), xp)
     gstat = _termination.gradient_status(g, lin.r_norm, xp.sqrt(colsq), cfg.gtol, xp)
     if cfg.min_grad > 0:  # MATLAB trainlm: stop when the gradient falls below min_grad
         gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
@@ -221,7 +223,7 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
                                        live_only(g, xp.zeros_like), d_solve, xp)
     sqrt_d = xp.sqrt(d)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
-                    x_norm=xp.norm(sqrt_d * s.x, axis=-1))
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine)
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=s.lam, nu=s.nu, nfev=s.nfev, status=status,
                       accepted=xp.logical_not(xp.ones_like(active)), x_new=s.x, f_new=s.f,
@@ -260,12 +262,12 @@ def _actual_reduction(cfg: LoopConfig, xp, f0, f1, finite):
     return xp.where(finite, actual, float("-inf"))
 
 
-def _predicted_reduction(xp, prep: Prepared, p):
-    """L(0) − L(p) = −gᵀp − ½ pᵀAp, with pᵀAp = ‖J̃p‖² when J̃ is held."""
+def _curvature(xp, prep: Prepared, p):
+    """pᵀAp, as ‖J̃p‖² when J̃ is held."""
     if prep.lin.a is None:
-        return _gain.model_reduction(prep.g, xp.matvec(prep.lin.jt, p), p, xp)
-    curvature = xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
-    return _gain.quadratic_reduction(prep.g, curvature, p, xp)
+        jp = xp.matvec(prep.lin.jt, p)
+        return xp.sum(jp * jp, axis=-1)
+    return xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
@@ -274,7 +276,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     step tests."""
     lv = live(xp, c)
     p = x_try - s.x
-    predicted = _predicted_reduction(xp, prep, p)
+    curvature = _curvature(xp, prep, p)
+    predicted = _gain.quadratic_reduction(prep.g, curvature, p, xp)  # L(0) − L(p)
     finite = all_finite_rows(xp, f_try)
     actual = _actual_reduction(cfg, xp, s.f, f_try, finite)
     cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
@@ -289,12 +292,16 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     nfev = c.nfev + _int(xp, lv)
     tstat = _termination.step_status(actual, s.cost, step, prep.x_norm, rho, cfg.ftol,
                                      cfg.xtol, xp)
+    # first-order check: a step the damping cut short ends nothing away from a stationary point
+    damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
+    tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
+                     RUNNING, tstat)
     running = xp.equal(tstat, RUNNING)
     tstat = xp.where(xp.logical_and(running, xp.greater_equal(nfev, cfg.max_nfev)),
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     int(Status.DAMPING_LIMIT), tstat)
+                     _termination.damping_limit_status(prep.cosine, xp), tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)
