@@ -1,4 +1,4 @@
-"""Robust losses: SciPy's values, exact derivatives, and the Triggs rescaling."""
+"""Robust losses: SciPy's values, exact derivatives, SciPy's Triggs rescaling (results)."""
 
 import numpy as np
 import pytest

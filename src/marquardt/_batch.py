@@ -41,7 +41,7 @@ from marquardt._options import COMPLEX_STEP, SolveOptions, check_jac
 from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
-from marquardt._robust import rescale
+from marquardt._robust import model_rescale, rescale
 from marquardt._status import Status, status_message
 from marquardt._termination import gradient_cosine
 
@@ -311,10 +311,13 @@ class _Outputs:
         self.x[idx], self.fun[idx], self.cost[idx] = x, fun, state.cost
         self.chisq[idx] = 2.0 * state.cost  # SciPy's convention, whatever the loss
         self.optimality[idx] = np.max(np.abs(grad), axis=1)
-        gtol = state.status == int(Status.GTOL)  # its message quotes the gradient cosine
-        if gtol.any():
+        # their messages quote the gradient cosine
+        gtol = np.isin(state.status, (int(Status.GTOL), int(Status.STALLED)))
+        if gtol.any():  # on the step's model, as the core measured it
+            mrt, mjt = (np.asarray(t) for t in model_rescale(cfg.loss, fun[gtol],
+                                                              state.j[gtol], cfg.f_scale))
             self.cosine[idx[gtol]] = np.asarray(gradient_cosine(
-                grad[gtol], np.linalg.norm(rt[gtol], axis=1), np.linalg.norm(jt[gtol], axis=1)))
+                grad[gtol], np.linalg.norm(mrt, axis=1), np.linalg.norm(mjt, axis=1)))
         self.pcov[idx] = unscaled_covariances(jt)
         self.status[idx], self.nfev[idx] = state.status, state.nfev
         self.njev[idx], self.nit[idx], self.lam[idx] = state.njev, state.nit, state.lam

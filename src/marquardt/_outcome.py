@@ -8,10 +8,10 @@ import numpy as np
 
 from marquardt._core.records import HISTORY_FIELDS, LoopConfig
 from marquardt._result import OptimizeResult
-from marquardt._robust import rescale
+from marquardt._robust import model_rescale, rescale
 from marquardt._status import Status, status_message
 from marquardt._summary import IterationSummary, ProgressPrinter
-from marquardt._termination import gradient_cosine
+from marquardt._termination import STATIONARY_COSINE, gradient_cosine
 
 __all__ = ["make_hook", "build_result", "termination_detail"]
 
@@ -64,7 +64,7 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
     else:
         projected = grad
     status = Status(int(state.status[0]))
-    detail = _detail(status, state, cfg, rt, jt, projected)
+    detail = _detail(status, state, cfg, projected)
     return OptimizeResult(
         x=x, cost=float(state.cost[0]), fun=f, jac=jt, grad=grad,
         optimality=float(np.max(np.abs(projected))) if projected.size else 0.0,
@@ -75,12 +75,13 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
     )
 
 
-def _detail(status, state, cfg, rt, jt, grad) -> str:
+def _detail(status, state, cfg, grad) -> str:
     s = lambda t: float(t[0])  # noqa: E731
     cosine = None
-    if status == Status.GTOL:
-        cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(rt)[None],
-                                       np.linalg.norm(jt, axis=0)[None])[0])
+    if status in (Status.GTOL, Status.STALLED):  # on the step's model, as the core measured it
+        mrt, mjt = (t[0] for t in model_rescale(cfg.loss, state.f, state.j, cfg.f_scale))
+        cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(mrt)[None],
+                                       np.linalg.norm(mjt, axis=0)[None])[0])
     return termination_detail(status, cfg, cost=s(state.cost),
                               last_reduction=s(state.last_reduction),
                               last_step=s(state.last_step), x_norm=s(state.x_norm),
@@ -108,4 +109,6 @@ def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: 
         return f"nfev {nfev} >= max_nfev {cfg.max_nfev}"
     if status == Status.DAMPING_LIMIT:
         return f"lambda {lam:.3g}"
+    if status == Status.STALLED:
+        return f"lambda {lam:.3g}; gradient cosine {cosine:.3g} > {STATIONARY_COSINE:g}"
     return ""

@@ -3,20 +3,38 @@
 A loss ρ(z) acts on z = (r / f_scale)²; the cost is F = ½ Σ f_scale² ρ(zᵢ). Each function below
 returns (ρ, ρ′, ρ″) evaluated at z (scipy.optimize.least_squares documents the same five).
 
-The LM step is taken on rescaled residuals and Jacobian (Triggs et al. 2000, "Bundle adjustment
-— a modern synthesis", §4.3; the correction SciPy and Ceres apply):
+Two rescalings of r and J, both with J̃ᵀr̃ = ρ′ Jᵀr, the exact gradient of F:
 
-    α = ρ′ + 2 ρ″ z  (floored at EPS),  r̃ = (ρ′ / √α) r,  J̃ = √α J,
+* ``model_rescale``, the Gauss-Newton model the LM step is taken on (Ceres' ``Corrector``,
+  ``internal/ceres/corrector.cc``): where ρ″ > 0, the curvature correction of Triggs et al.
+  (2000, "Bundle adjustment — a modern synthesis", §4.3)::
 
-so that J̃ᵀr̃ = ρ′ Jᵀr is the exact gradient of F and J̃ᵀJ̃ its Gauss-Newton Hessian, including
-the curvature of ρ.
+      α = ρ′ + 2 ρ″ z,  r̃ = (ρ′ / √α) r,  J̃ = √α J;
+
+  where ρ″ ≤ 0 (every robust loss here, everywhere), the iteratively reweighted form
+  r̃ = √ρ′ r, J̃ = √ρ′ J. For ρ″ < 0 the corrected curvature α falls to zero (huber beyond
+  f_scale) or below (cauchy and arctan for z > 1, 1/√3): floored at EPS, as SciPy does, it
+  leaves a model with no curvature along the outliers, whose minimiser is at infinity, and
+  a residual r̃ = ρ′r/√EPS ~ 10⁸ ρ′r. Under a trust region (SciPy's ``trf``) the radius bounds
+  that step; under LM damping λ must climb to ~10¹⁶ before a step is accepted, and once the
+  points come back into the quadratic zone diag(J̃ᵀJ̃), the Marquardt scaling, grows by 15
+  orders of magnitude under that λ: the steps shrink to 1e-16 and ``ftol``/``xtol`` stop far
+  from the minimum (issue #14); the gradient cosine divided by ‖r̃‖ ~ 10⁸ ‖r‖ means nothing
+  either. The reweighted model keeps ρ′ JᵀJ ⪰ the true Gauss-Newton curvature; since every
+  ρ here is concave in z, ½ Σ ρ′(zₖ) rᵢ² + const majorises the cost of the linearised
+  residuals (the majorise-minimise argument behind IRLS), so a step of the model is never
+  more optimistic than the cost it is judged on.
+* ``rescale``, SciPy's ``scale_for_robust_loss_function`` (Triggs with α floored at EPS):
+  what ``OptimizeResult.jac`` and ``fun`` report, as SciPy's ``least_squares`` does.
+
+Either way the gain ratio and acceptance compare the true robust costs F (``robust_cost``).
 """
 
 from __future__ import annotations
 
 from marquardt._xp import array_namespace
 
-__all__ = ["LOSSES", "loss_terms", "robust_cost", "cost_terms", "rescale"]
+__all__ = ["LOSSES", "loss_terms", "robust_cost", "cost_terms", "rescale", "model_rescale"]
 
 EPS = 2.220446049250313e-16
 
@@ -105,5 +123,19 @@ def rescale(loss: str, r, j, f_scale: float, xp=None):
     xp = xp or array_namespace(r, j)
     _, d1, d2 = loss_terms(loss, r, f_scale, xp)
     alpha = xp.maximum(d1 + 2.0 * d2 * r * r, EPS)
+    sa = xp.sqrt(alpha)
+    return r * d1 / sa, j * xp.expand_dims(sa, -1)
+
+
+def model_rescale(loss: str, r, j, f_scale: float, xp=None):
+    """(r̃, J̃) of the Gauss-Newton model of the LM step (identity for ``linear``): Triggs'
+    correction where ρ″ > 0 (there α = ρ′ + 2ρ″z > ρ′), the reweighted √ρ′ r, √ρ′ J
+    elsewhere (Ceres' ``Corrector``; the module docstring says why)."""
+    if loss == "linear":
+        return r, j
+    xp = xp or array_namespace(r, j)
+    _, d1, d2 = loss_terms(loss, r, f_scale, xp)
+    d1 = xp.maximum(d1, EPS)
+    alpha = xp.where(xp.greater(d2, 0.0), d1 + 2.0 * d2 * r * r, d1)
     sa = xp.sqrt(alpha)
     return r * d1 / sa, j * xp.expand_dims(sa, -1)

@@ -20,6 +20,10 @@ class Status(enum.IntEnum):
 
     #: Internal: the solve is still running (never returned to users).
     RUNNING = -100
+    #: The damping λ reached its upper limit without any step lowering the cost, at a point
+    #: whose gradient is not small (gradient cosine above
+    #: ``marquardt._termination.STATIONARY_COSINE``): not a minimum, a stall.
+    STALLED = -4
     #: A residual or Jacobian became NaN or Inf at the current best point.
     NON_FINITE = -3
     #: The user's callback asked to stop (returned True or raised StopIteration).
@@ -36,8 +40,9 @@ class Status(enum.IntEnum):
     XTOL = 3
     #: Both ``ftol`` and ``xtol`` were satisfied (SciPy's 4).
     FTOL_XTOL = 4
-    #: The damping λ reached its upper limit without any step lowering the cost: the point
-    #: is a minimum to working precision (MINPACK's info 6-8, Ceres' minimum trust region).
+    #: The damping λ reached its upper limit without any step lowering the cost, at a point
+    #: whose gradient cosine is small: a minimum to working precision (MINPACK's info 6-8,
+    #: Ceres' minimum trust region).
     DAMPING_LIMIT = 5
     #: The cost reached the requested goal (MATLAB ``trainlm``'s performance goal).
     GOAL = 6
@@ -49,6 +54,10 @@ class Status(enum.IntEnum):
 
 _MESSAGES = {
     Status.RUNNING: "The solve is still running.",
+    Status.STALLED: (
+        "The damping reached its upper limit with no step lowering the cost, away from a "
+        "stationary point{detail}."
+    ),
     Status.NON_FINITE: "The residuals or the Jacobian became non-finite{detail}.",
     Status.CALLBACK: "Stopped by the callback{detail}.",
     Status.IMPROPER_INPUT: "Improper input parameters{detail}.",

@@ -9,6 +9,12 @@
 * ``gtol``: the largest cosine between the residual vector and a column of J is below
   ``gtol`` (MINPACK's scale-invariant test and SciPy's meaning for ``method='lm'``), or the
   residual vector is zero.
+* first-order check: ``ftol`` and ``xtol`` measure a step, and a step that the damping cut
+  short (λ‖√D p‖² above the model's own curvature pᵀAp) says nothing about stationarity: with
+  λ at 10¹⁴ every step is 1e-16 of x wherever x is (issue #14 stopped there with
+  ``success=True``, the gradient cosine at 0.4). Such a step stops nothing while the gradient
+  cosine exceeds ``STATIONARY_COSINE``; accepted steps then lower λ, and a damping that keeps
+  rising ends at its ceiling, there ``STALLED`` (a failure), not ``DAMPING_LIMIT``.
 
 All functions are batched over leading dimensions and return int32 status codes, with
 ``Status.RUNNING`` where no test fires.
@@ -19,7 +25,14 @@ from __future__ import annotations
 from marquardt._status import Status
 from marquardt._xp import array_namespace
 
-__all__ = ["step_status", "gradient_cosine", "gradient_status"]
+__all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
+           "damping_limit_status", "STATIONARY_COSINE"]
+
+#: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
+#: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
+#: ceiling means a minimum: √ of the default ``gtol`` 1e-12, and 45 times the largest cosine
+#: at which the 38 NIST runs of ``tests/test_nist.py`` stop (2.2e-8, ENSO from start 2).
+STATIONARY_COSINE = 1e-6
 
 
 def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float, xp=None):
@@ -55,3 +68,20 @@ def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
     done = xp.logical_or(xp.less_equal(gradient_cosine(g, r_norm, col_norms, xp), gtol),
                          xp.equal(r_norm, 0.0))
     return xp.cast(xp.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")
+
+
+def damping_limited_away(damping_term, curvature, cosine, xp=None):
+    """(…,) bool: the step's length was set by the damping, λ‖√D p‖² > pᵀAp, at a point whose
+    gradient cosine exceeds ``STATIONARY_COSINE``: the step tests must not stop there."""
+    xp = xp or array_namespace(damping_term, curvature, cosine)
+    return xp.logical_and(xp.greater(damping_term, curvature),
+                          xp.greater(cosine, STATIONARY_COSINE))
+
+
+def damping_limit_status(cosine, xp=None):
+    """The status of a fit whose damping passed its ceiling: ``DAMPING_LIMIT`` (a minimum to
+    working precision) where the gradient cosine is at most ``STATIONARY_COSINE``, else
+    ``STALLED`` (int32)."""
+    xp = xp or array_namespace(cosine)
+    return xp.cast(xp.where(xp.greater(cosine, STATIONARY_COSINE), int(Status.STALLED),
+                            int(Status.DAMPING_LIMIT)), "int32")

@@ -55,6 +55,7 @@ class Linearization(NamedTuple):
     rt: Any  # (K, m) rescaled residuals, or None
     jt: Any  # (K, m, n) rescaled Jacobian (active-bound columns zeroed), or None
     a: Any  # (K, n, n) A = JᵀJ, or None
+    free: Any = None  # (K, n) 1.0 where a parameter may move, 0.0 where frozen at a bound
 
 
 class Prepared(NamedTuple):
@@ -67,6 +68,7 @@ class Prepared(NamedTuple):
     fac: Any  # the solver's factorisation
     sqrt_d: Any  # (K, n)
     x_norm: Any  # (K,) ‖√D x‖
+    cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
 
 
 class Attempt(NamedTuple):
@@ -105,21 +107,23 @@ def _int(xp, a):
 
 
 def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
-    """Robust rescaling, gradient and the bound-frozen Jacobian."""
-    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    """Robust rescaling, gradient, the bound-frozen Jacobian and the mask of free parameters
+    (None without bounds)."""
+    rt, jt = _robust.model_rescale(cfg.loss, f, j, cfg.f_scale, xp)
     g = xp.matvec(jt, rt, transpose_a=True)
+    free = None
     if cfg.bounded:
         frozen = xp.logical_or(xp.logical_and(xp.less_equal(x, lb), xp.greater(g, 0.0)),
                                xp.logical_and(xp.less_equal(ub, x), xp.less(g, 0.0)))
         free = xp.cast(xp.logical_not(frozen), x.dtype)
         jt = jt * xp.expand_dims(free, -2)
         g = g * free
-    return rt, jt, g
+    return rt, jt, g, free
 
 
 def gradient(cfg: LoopConfig, xp, f, j):
-    """g = J̃ᵀr̃ (without bound freezing), for history rows and results."""
-    rt, jt = _robust.rescale(cfg.loss, f, j, cfg.f_scale, xp)
+    """g = J̃ᵀr̃ = ρ′Jᵀr (without bound freezing), for history rows and results."""
+    rt, jt = _robust.model_rescale(cfg.loss, f, j, cfg.f_scale, xp)
     return xp.matvec(jt, rt, transpose_a=True)
 
 
@@ -137,7 +141,7 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     """The state at the start points ``x0`` (K, n), given r and J there."""
     cost0 = _robust.robust_cost(cfg.loss, f0, cfg.f_scale, xp)
     finite0 = xp.logical_and(all_finite_rows(xp, f0), all_finite_rows(xp, j0))
-    _, jt0, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
+    _, jt0, _, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
     colsq0 = xp.sum(jt0 * jt0, axis=-2)
     d0 = damping_diagonal(cfg, xp, None, colsq0, d_fixed)
     damp0 = initial_damping(cfg, xp, colsq0, d0)
@@ -158,8 +162,8 @@ def initial_damping(cfg: LoopConfig, xp, colsq, d) -> DampingState:
 
 def linearize(cfg: LoopConfig, xp, s: LoopState, lb, ub) -> Linearization:
     """The Gauss-Newton model from the state's r and J (robust rescaling, bound freezing)."""
-    rt, jt, g = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
-    return jacobian_linearization(xp, rt, jt, g)
+    rt, jt, g, free = _scaled_system(cfg, xp, s.x, s.f, s.j, lb, ub)
+    return jacobian_linearization(xp, rt, jt, g)._replace(free=free)
 
 
 def jacobian_linearization(xp, r, j, g=None) -> Linearization:
@@ -190,6 +194,7 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     if lin is None:
         lin = linearize(cfg, xp, s, lb, ub)
     g, colsq = lin.g, lin.colsq
+    cosine = _termination.gradient_cosine(g, lin.r_norm, xp.sqrt(colsq), xp)
     gstat = _termination.gradient_status(g, lin.r_norm, xp.sqrt(colsq), cfg.gtol, xp)
     if cfg.min_grad > 0:  # MATLAB trainlm: stop when the gradient falls below min_grad
         gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
@@ -218,7 +223,7 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
                                        live_only(g, xp.zeros_like), d_solve, xp)
     sqrt_d = xp.sqrt(d)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
-                    x_norm=xp.norm(sqrt_d * s.x, axis=-1))
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine)
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=s.lam, nu=s.nu, nfev=s.nfev, status=status,
                       accepted=xp.logical_not(xp.ones_like(active)), x_new=s.x, f_new=s.f,
@@ -236,6 +241,8 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
     """The candidate point x + p for the current λ (x itself where no attempt is live)."""
     lv = live(xp, c)
     delta = cfg.solver.solve(prep.fac, xp.where(lv, c.lam, xp.ones_like(c.lam)), xp)
+    if prep.lin.free is not None:  # exactly 0: an SVD leaves ~1e-16 in a zeroed column's row
+        delta = delta * prep.lin.free
     x_try = s.x + delta
     if cfg.bounded:
         x_try = xp.minimum(xp.maximum(x_try, lb), ub)
@@ -255,12 +262,12 @@ def _actual_reduction(cfg: LoopConfig, xp, f0, f1, finite):
     return xp.where(finite, actual, float("-inf"))
 
 
-def _predicted_reduction(xp, prep: Prepared, p):
-    """L(0) − L(p) = −gᵀp − ½ pᵀAp, with pᵀAp = ‖J̃p‖² when J̃ is held."""
+def _curvature(xp, prep: Prepared, p):
+    """pᵀAp, as ‖J̃p‖² when J̃ is held."""
     if prep.lin.a is None:
-        return _gain.model_reduction(prep.g, xp.matvec(prep.lin.jt, p), p, xp)
-    curvature = xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
-    return _gain.quadratic_reduction(prep.g, curvature, p, xp)
+        jp = xp.matvec(prep.lin.jt, p)
+        return xp.sum(jp * jp, axis=-1)
+    return xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
@@ -269,7 +276,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     step tests."""
     lv = live(xp, c)
     p = x_try - s.x
-    predicted = _predicted_reduction(xp, prep, p)
+    curvature = _curvature(xp, prep, p)
+    predicted = _gain.quadratic_reduction(prep.g, curvature, p, xp)  # L(0) − L(p)
     finite = all_finite_rows(xp, f_try)
     actual = _actual_reduction(cfg, xp, s.f, f_try, finite)
     cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
@@ -284,6 +292,10 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     nfev = c.nfev + _int(xp, lv)
     tstat = _termination.step_status(actual, s.cost, step, prep.x_norm, rho, cfg.ftol,
                                      cfg.xtol, xp)
+    # first-order check: a step the damping cut short ends nothing away from a stationary point
+    damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
+    tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
+                     RUNNING, tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
     tstat = xp.where(xp.logical_and(running,
@@ -291,7 +303,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     int(Status.DAMPING_LIMIT), tstat)
+                     _termination.damping_limit_status(prep.cosine, xp), tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)

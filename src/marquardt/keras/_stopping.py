@@ -95,7 +95,7 @@ class LMStopping(keras.callbacks.Callback):
         self._batches += 1
         if code is not None:
             self._last = int(code)
-        if code is not None and int(code) == int(Status.DAMPING_LIMIT):
+        if code is not None and int(code) in (int(Status.DAMPING_LIMIT), int(Status.STALLED)):
             self._limited += 1  # decided at the end of the epoch: λ is reset for the next batch
             self._limit_logs = dict(logs)
         elif code is not None and int(code) != int(Status.RUNNING):

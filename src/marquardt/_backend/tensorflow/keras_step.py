@@ -181,7 +181,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
                     step_norm=tf.norm(x_new - x[0]), status=status, y_pred=y_pred)
     # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
     # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
-    limited = tf.equal(status, int(Status.DAMPING_LIMIT))
+    limited = tf.logical_or(tf.equal(status, int(Status.DAMPING_LIMIT)),
+                            tf.equal(status, int(Status.STALLED)))
     lam = tf.where(limited, fresh_lam[0], c.lam[0])
     nu = tf.where(limited, fresh_nu[0], c.nu[0])
     state = LMState(lam=lam, nu=nu, d=prep.d[0], started=tf.logical_or(state.started, start_ok))
