@@ -1,0 +1,228 @@
+"""SciPy behaviour of ``least_squares`` and ``curve_fit`` that users rely on, with exact
+expectations (SciPy's own tests run in ``tests/scipy_suite``)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.optimize
+import scipy.sparse
+from scipy.optimize import Bounds, OptimizeWarning
+
+import marquardt
+
+T = np.linspace(0.0, 4.0, 30)
+Y = 2.5 * np.exp(-1.3 * T) + 0.5
+
+
+def residuals(p):
+    return p[0] * np.exp(-p[1] * T) + p[2] - Y
+
+
+def jacobian(p):
+    e = np.exp(-p[1] * T)
+    return np.stack([e, -p[0] * T * e, np.ones_like(T)], axis=1)
+
+
+class Counted:
+    """``residuals`` counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, p):
+        self.calls += 1
+        return residuals(p)
+
+
+@pytest.mark.parametrize("jac, per_jacobian", [("2-point", 3), ("3-point", 6), ("cs", 3),
+                                               (jacobian, 0)])
+def test_nfev_counts_every_call_of_fun(jac, per_jacobian):
+    fun = Counted()
+    res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], jac=jac)
+    assert res.success
+    assert res.nfev == fun.calls
+    # one call per attempt plus the Jacobian's calls at x0 and at each accepted point
+    attempts = sum(h.attempts for h in res.history)
+    assert res.nfev == 1 + attempts + per_jacobian * res.njev
+
+
+@pytest.mark.parametrize("max_nfev", [1, 2, 4, 7])
+@pytest.mark.parametrize("jac, per_jacobian", [("2-point", 3), (jacobian, 0)])
+def test_max_nfev_is_a_hard_limit(max_nfev, jac, per_jacobian):
+    """No call beyond max_nfev, except the Jacobian at x0 (the result needs it; MINPACK
+    evaluates it too): with no room for a step, x0 is returned, as SciPy does."""
+    fun = Counted()
+    res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], jac=jac, max_nfev=max_nfev)
+    assert fun.calls == res.nfev <= max(max_nfev, 1 + per_jacobian)
+    assert res.status == 0 and not res.success
+    if max_nfev < 2 + 2 * per_jacobian:  # no room for a step and the Jacobian after it
+        assert np.array_equal(res.x, [1.0, 1.0, 0.0]) and res.nit == 0
+
+
+def test_complex_step_is_exact_to_rounding():
+    res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], jac="cs", max_nfev=1)
+    np.testing.assert_allclose(res.jac, jacobian(np.array([1.0, 1.0, 0.0])), rtol=1e-14,
+                               atol=1e-15)
+
+
+def test_float32_residuals_get_float32_steps():
+    """SciPy gh-12991: float32 residuals differenced with float64 steps (1.5e-8) give a zero
+    Jacobian; the step follows the residuals' precision."""
+    x = np.linspace(0, 1, 100, dtype=np.float32)
+    y = (0.3 + 2.0 * x).astype(np.float32)
+    res = marquardt.least_squares(lambda p: (p[0] + p[1] * x).astype(np.float32) - y,
+                                  [-1.0, -1.0])
+    np.testing.assert_allclose(res.x, [0.3, 2.0], atol=1e-4)
+    assert res.nfev > 3
+
+
+def test_bounds_object_equals_pair():
+    a = marquardt.least_squares(residuals, [1.0, 1.0, 0.7], bounds=([0, 0, 0.6], 10))
+    b = marquardt.least_squares(residuals, [1.0, 1.0, 0.7], bounds=Bounds([0, 0, 0.6], 10))
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.x[2] == 0.6 and a.active_mask[2] == -1
+
+
+def test_callable_loss_equals_the_named_one():
+    def cauchy(z):
+        return np.vstack([np.log1p(z), 1 / (1 + z), -1 / (1 + z) ** 2])
+
+    y = Y.copy()
+    y[5] += 2.0
+
+    def fun(p):
+        return p[0] * np.exp(-p[1] * T) + p[2] - y
+
+    named = marquardt.least_squares(fun, [1.0, 1.0, 0.0], loss="cauchy", f_scale=0.1)
+    own = marquardt.least_squares(fun, [1.0, 1.0, 0.0], loss=cauchy, f_scale=0.1)
+    np.testing.assert_allclose(own.x, named.x, rtol=1e-12)
+    assert own.nfev == named.nfev
+
+
+def test_workers_give_the_serial_result():
+    serial = marquardt.least_squares(residuals, [1.0, 1.0, 0.0])
+    mapped = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], workers=map)
+    np.testing.assert_array_equal(mapped.x, serial.x)
+    assert mapped.nfev == serial.nfev
+
+
+def test_jacobian_shapes_read_as_scipy_reads_them():
+    res = marquardt.least_squares(lambda x: x**2 - 4.0, [1.0], jac=lambda x: 2 * x)  # 1-D J
+    np.testing.assert_allclose(res.x, [2.0])
+    with pytest.raises(ValueError, match=r"`jac` must return an array of shape \(m, n\) = "
+                                         r"\(30, 3\)\. Received: shape \(3, 30\)"):
+        marquardt.least_squares(residuals, [1.0, 1.0, 0.0], jac=lambda p: jacobian(p).T)
+    with pytest.raises(ValueError, match=r"`jac` must return a dense array: .* Received: "
+                                         r"csr_matrix"):
+        marquardt.least_squares(residuals, [1.0, 1.0, 0.0],
+                                jac=lambda p: scipy.sparse.csr_matrix(jacobian(p)))
+
+
+def test_complex_x0_is_a_value_error():
+    with pytest.raises(ValueError, match=r"`x0` must be real\. Received: x0=\[1j, 1\.0, 0\.0\]"):
+        marquardt.least_squares(residuals, [1j, 1.0, 0.0])
+
+
+def test_tolerance_below_eps_warns_and_all_below_raise():
+    with pytest.warns(UserWarning, match=r"Setting `ftol` below the machine epsilon"):
+        marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=1e-17)
+    with pytest.raises(ValueError, match=r"At least one of the tolerances must be higher"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=None, xtol=0.0, gtol=1e-20)
+    assert [str(w.message)[:16] for w in caught] == ["Setting `xtol` b", "Setting `gtol` b"]
+
+
+def test_positional_arguments_in_scipy_order():
+    """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
+    res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),
+                                  "lm", 1e-8, 1e-8, 1e-8, "jac", "linear", 1.0, None, None,
+                                  None, None, 5)
+    assert res.nfev <= 5 and res.status == 0
+
+
+def model(x, a, b, c):
+    return a * np.exp(-b * x) + c
+
+
+def test_curve_fit_full_output_is_scipys_five_values():
+    popt, pcov, info, mesg, ier = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0],
+                                                      full_output=True)
+    ref = scipy.optimize.curve_fit(model, T, Y, p0=[1, 1, 0], full_output=True)
+    assert set(ref[2]) <= set(info)
+    assert isinstance(mesg, str) and ier in (1, 2, 3, 4)
+    assert info["nfev"] == info["result"].nfev
+    np.testing.assert_array_equal(info["fvec"], info["result"].fun)
+    # MINPACK's layout: R from fjac and ipvt gives JᵀJ = P RᵀR Pᵀ
+    n = popt.size
+    r = np.triu(info["fjac"].T[:n, :])
+    perm = info["ipvt"] - 1
+    jtj = np.empty((n, n))
+    jtj[np.ix_(perm, perm)] = r.T @ r
+    jac = info["result"].jac
+    np.testing.assert_allclose(jtj, jac.T @ jac, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(info["qtf"], (np.linalg.qr(jac[:, perm])[0].T
+                                             @ info["fvec"]) * np.sign(np.diag(r)) *
+                               np.sign(np.diag(np.linalg.qr(jac[:, perm])[1])), atol=1e-12)
+
+
+def test_curve_fit_raises_runtime_error_when_not_converged():
+    with pytest.raises(RuntimeError, match=r"Optimal parameters not found: .*max_nfev"):
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], maxfev=3)
+
+
+def test_curve_fit_rank_deficient_covariance_is_inf_with_optimize_warning():
+    with pytest.warns(OptimizeWarning, match=r"Covariance of the parameters could not be "
+                                             r"estimated: the Jacobian at the solution has "
+                                             r"rank 1 < n = 2"):
+        _, pcov = marquardt.curve_fit(lambda x, a, b: a * x, T, 2 * T)
+    assert np.all(np.isinf(pcov))
+
+
+def test_curve_fit_nan_policy_omit_equals_dropping_the_points():
+    y = Y.copy()
+    y[[3, 7]] = np.nan
+    keep = np.isfinite(y)
+    a, _ = marquardt.curve_fit(model, T, y, p0=[1, 1, 0], nan_policy="omit")
+    b, _ = marquardt.curve_fit(model, T[keep], y[keep], p0=[1, 1, 0])
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"The input contains nan values"):
+        marquardt.curve_fit(model, T, y, p0=[1, 1, 0], nan_policy="raise")
+
+
+def test_curve_fit_scalar_sigma_scalar_ydata_and_opaque_xdata():
+    _, pcov1 = marquardt.curve_fit(model, T, Y + 0.01 * np.sin(9 * T), p0=[1, 1, 0], sigma=2.0,
+                                   absolute_sigma=True)
+    _, pcov2 = marquardt.curve_fit(model, T, Y + 0.01 * np.sin(9 * T), p0=[1, 1, 0],
+                                   sigma=np.full(T.size, 2.0), absolute_sigma=True)
+    np.testing.assert_array_equal(pcov1, pcov2)
+    popt, _ = marquardt.curve_fit(lambda x, a, b: a * T + b - 3 * T - 1, T, 0)
+    np.testing.assert_allclose(popt, [3.0, 1.0])
+    popt, _ = marquardt.curve_fit(lambda _, a: a * np.arange(10.0), None, 2 * np.arange(10.0))
+    np.testing.assert_allclose(popt, [2.0])
+
+
+def test_curve_fit_leastsq_option_names():
+    a, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], maxfev=500, epsfcn=1e-10)
+    b, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], max_nfev=500, diff_step=1e-5)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_function_called_with_distinct_parameters_each_time():
+    """SciPy gh-13670: no two consecutive calls of f (or of jac) with the same parameters."""
+    last = {"f": None, "jac": None}
+
+    def line(x, *p):
+        assert last["f"] is None or not np.array_equal(last["f"], p)
+        last["f"] = np.array(p)
+        return x * p[0] + p[1]
+
+    def jac(x, *p):
+        assert last["jac"] is None or not np.array_equal(last["jac"], p)
+        last["jac"] = np.array(p)
+        return np.stack([x, np.ones_like(x)], axis=1)
+
+    marquardt.curve_fit(line, T, 2 * T + 1 + 0.1 * np.sin(7 * T), [1.0, 5.0], jac=jac)
