@@ -270,6 +270,28 @@ def _curvature(xp, prep: Prepared, p):
     return xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
 
 
+def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
+    """‖√D p̂‖, the length the xtol test sees: for an accepted step, p with the diagonal part
+    of its damping undone, p̂ᵢ = pᵢ (Aᵢᵢ + λdᵢ) / Aᵢᵢ (exact when A is diagonal); for a
+    rejected one, p itself.
+
+    An accepted step that λD, not the model, kept short says nothing about convergence. After
+    a far start the running-max diagonal d (``marquardt._scaling``) keeps the large column
+    norms of x0: where a column has since shrunk (λdᵢ ≫ Aᵢᵢ) its parameter barely moves while
+    λ falls by a bounded factor per step (3 in Nielsen's rule), and dᵢxᵢ² makes ‖√D x‖
+    large, so that ‖√D p‖ < xtol ‖√D x‖ held far from any stationary point (MGH Beale from
+    100·x0 stopped at f = 7.2, gradient cosine 4e-3). Near a minimum λdᵢ ≪ Aᵢᵢ and p̂ = p.
+    A rejected step is the case MINPACK's test is made for (its trust radius, on which xtol
+    acts, only shrinks on failures): its p is kept.
+    """
+    a_ii = prep.lin.colsq
+    held = xp.greater(a_ii, 0.0)
+    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d
+                     / xp.where(held, a_ii, xp.ones_like(a_ii)), 0.0)
+    p_hat = select(xp, accepted, p * (1.0 + ratio), p)
+    return xp.norm(prep.sqrt_d * p_hat, axis=-1)
+
+
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
           ) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
@@ -290,8 +312,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp)
     step = xp.norm(prep.sqrt_d * p, axis=-1)
     nfev = c.nfev + _int(xp, lv)
-    tstat = _termination.step_status(actual, s.cost, step, prep.x_norm, rho, cfg.ftol,
-                                     cfg.xtol, xp)
+    tstat = _termination.step_status(actual, s.cost, _undamped_step(xp, prep, c, p, ok),
+                                     prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
     # first-order check: a step the damping cut short ends nothing away from a stationary point
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
     tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
