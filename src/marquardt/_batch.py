@@ -36,8 +36,8 @@ from marquardt._errors import NoGradientError
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
 from marquardt._curve_fit import check_enough_points
-from marquardt._least_squares import loop_config
-from marquardt._options import COMPLEX_STEP, SolveOptions, check_jac
+from marquardt._options import (COMPLEX_STEP, SolveOptions, check_jac, loop_config,
+                                with_jacobian_calls)
 from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
@@ -174,12 +174,13 @@ def curve_fit_batch(
                          "callable in a batch: the complex step ('cs') is for least_squares "
                          "and curve_fit. Received: jac='cs'")
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
-    _loop_config(options, n, bounded)  # every option checked before the first call of f
+    # every option checked before the first call of f
+    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded)
     tensorflow = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
     # finite differences count their calls in nfev (and max_nfev), as in least_squares
     mode = ("2-point" if jac == "auto" and not tensorflow else jac)
-    cfg, d_fixed, diff_step, verbose = _loop_config(
-        options, n, bounded, jac_nfev=numdiff.calls_per_jacobian(mode) * n)
+    cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n,
+                              options.get("max_nfev") is not None)
 
     npoints = present.sum(axis=1)
     improper = npoints < n
@@ -265,15 +266,14 @@ class _Rows:
         return self._e.residual_and_jacobian(p, self._idx[problems])
 
 
-def _loop_config(options: dict, n: int, bounded: bool, jac_nfev: int = 0):
-    """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated;
-    ``jac_nfev``: the calls of the model one finite-difference Jacobian costs."""
+def _loop_config(options: dict, n: int, bounded: bool):
+    """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated."""
     opts = SolveOptions(solver="cholesky_unrolled")._replace(**options)._asdict()
     opts.pop("callback")
     verbose = opts.pop("verbose")
     if verbose not in (0, 1):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
-    cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, jac_nfev=jac_nfev, **opts)
+    cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, **opts)
     return cfg, d_fixed, diff_step, verbose
 
 

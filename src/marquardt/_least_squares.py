@@ -10,7 +10,6 @@ TensorFlow ops is compiled once for its residuals and exact Jacobian
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -19,15 +18,14 @@ from marquardt import _checks, _probe
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
 from marquardt._core.records import LoopConfig
-from marquardt._damping import get_damping
 from marquardt._errors import NoGradientError
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_FTOL, DEFAULT_GTOL, DEFAULT_XTOL,
-                                DIFFERENCE_MODES, check_jac)
+                                DIFFERENCE_MODES, WorkerMap, check_jac, check_loss,
+                                check_scipy_options, loop_config,
+                                with_jacobian_calls)
 from marquardt._outcome import build_result, make_hook
 from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
-from marquardt._robust import LOSSES
-from marquardt._solvers import get_solver
 from marquardt._status import Status
 
 __all__ = ["least_squares", "Problem", "solve_problem"]
@@ -65,35 +63,6 @@ class Problem(NamedTuple):
     n: int
     tensor_probe: Callable | None = None
     host_complex: Callable | None = None
-
-
-def _tol(value, name):
-    if value is None:
-        return 0.0
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a non-negative number or None. "
-                        f"Received: {name}={value!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"`{name}` must be a non-negative number or None. Received: {name}={value!r}")
-    return v
-
-
-def _x_scale(x_scale, n: int) -> tuple[str, np.ndarray]:
-    if isinstance(x_scale, str):
-        if x_scale == "jac":
-            return "marquardt", np.ones(n)
-        raise ValueError(f"`x_scale` must be 'jac' or positive numbers. Received: x_scale={x_scale!r}")
-    arr = np.asarray(x_scale, dtype=np.float64)
-    if arr.ndim > 1 or (arr.ndim == 1 and arr.size != n) or not np.all(np.isfinite(arr)) \
-            or np.any(arr <= 0):
-        raise ValueError("`x_scale` must be 'jac', or a positive finite scalar or array of length "
-                         f"n={n}. Received: x_scale={_checks.short_repr(x_scale)}")
-    arr = np.broadcast_to(arr, (n,))
-    if np.all(arr == 1.0):
-        return "identity", np.ones(n)
-    return "fixed", 1.0 / arr**2
 
 
 def least_squares(
@@ -244,7 +213,7 @@ def least_squares(
         host_fun=_BoundFunction(fun, args, kwargs),
         host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
         jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
-    with _map_for(workers) as mapper:
+    with WorkerMap(workers) as mapper:
         return solve_problem(
             problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
             x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step,
@@ -260,50 +229,6 @@ class _BoundFunction:
 
     def __call__(self, x):
         return self.fun(x, *self.args, **self.kwargs)
-
-
-def check_scipy_options(tr_solver, tr_options, jac_sparsity) -> None:
-    """SciPy's ``tr_solver``, ``tr_options`` and ``jac_sparsity``, checked as SciPy's ``lm``
-    checks them (and, as there, not used)."""
-    if tr_solver not in (None, "exact", "lsmr"):
-        raise ValueError("`tr_solver` must be None, 'exact' or 'lsmr'. "
-                         f"Received: tr_solver={tr_solver!r}")
-    if tr_options is not None and not isinstance(tr_options, dict):
-        raise TypeError(f"`tr_options` must be a dict or None. Received: "
-                        f"tr_options={_checks.short_repr(tr_options)}")
-    if jac_sparsity is not None:
-        raise ValueError("`jac_sparsity` must be None: marquardt's LM works with dense "
-                         "Jacobians (as SciPy's method='lm'). Received: jac_sparsity="
-                         f"{_checks.short_repr(jac_sparsity)}")
-
-
-class _map_for:
-    """Context manager: SciPy's ``workers`` as a map-like callable (None: in turn), with a
-    process pool it made closed at the end."""
-
-    def __init__(self, workers):
-        if workers is not None and not callable(workers) and not (
-                isinstance(workers, (int, np.integer)) and not isinstance(workers, bool)
-                and (workers >= 1 or workers == -1)):
-            raise ValueError("`workers` must be None, a positive int, -1 or a map-like "
-                             f"callable. Received: workers={_checks.short_repr(workers)}")
-        self.workers, self.pool = workers, None
-
-    def __enter__(self):
-        w = self.workers
-        if w is None or (not callable(w) and w == 1):
-            return None
-        if callable(w):
-            return w
-        import multiprocessing
-        self.pool = multiprocessing.Pool(None if w == -1 else int(w))
-        return self.pool.map
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-        return False
 
 
 def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
@@ -345,55 +270,6 @@ def is_tensorflow_value(value: Any) -> bool:
     return tf is not None and isinstance(value, (tf.Tensor, tf.Variable))
 
 
-#: Machine epsilon: SciPy's lower limit for the tolerances (``_lsq.common.EPS``).
-EPS = float(np.finfo(np.float64).eps)
-
-
-def _tolerances(ftol, xtol, gtol) -> tuple[float, float, float]:
-    """SciPy's ``check_tolerance``: None means 0 (test disabled); one below ε warns that it
-    disables its test; all three below ε is a ValueError."""
-    tols = tuple(_tol(v, name) for v, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")))
-    for (value, name) in zip((ftol, xtol, gtol), ("ftol", "xtol", "gtol")):
-        if value is not None and float(value) < EPS:
-            warnings.warn(f"Setting `{name}` below the machine epsilon ({EPS:.2e}) effectively "
-                          "disables the corresponding termination condition.", UserWarning,
-                          stacklevel=4)
-    if all(t < EPS for t in tols):
-        raise ValueError(f"At least one of the tolerances must be higher than machine epsilon "
-                         f"({EPS:.2e}). Received: ftol={ftol!r}, xtol={xtol!r}, gtol={gtol!r}")
-    return tols
-
-
-def check_loss(loss) -> None:
-    """``loss`` is one of ``LOSSES`` or a callable (SciPy's rule), else ValueError."""
-    if not (callable(loss) or (isinstance(loss, str) and loss in LOSSES)):
-        raise ValueError(f"`loss` must be one of {list(LOSSES)} or a callable. "
-                         f"Received: loss={_checks.short_repr(loss)}")
-
-
-def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
-                damping, solver, bounded: bool, jac_nfev: int = 0
-                ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
-    """The core's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
-    (each bad option raises naming it); also x_scale's fixed diagonal and the checked
-    ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1)) steps' worth of calls:
-    that many times (1 + ``jac_nfev``), the calls one finite-difference Jacobian costs."""
-    check_loss(loss)
-    if max_nfev is None:
-        max_nfev = max(1000, 200 * (n + 1)) * (1 + jac_nfev)
-    if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
-        raise ValueError(f"`max_nfev` must be a positive integer or None. Received: max_nfev={max_nfev!r}")
-    if diff_step is not None:
-        diff_step = _checks.check_positive(diff_step, "diff_step")
-    scaling, d_fixed = _x_scale(x_scale, n)
-    ftol, xtol, gtol = _tolerances(ftol, xtol, gtol)
-    cfg = LoopConfig(damping=get_damping(damping), solver=get_solver(solver), scaling=scaling,
-                     loss=loss, f_scale=_checks.check_positive(f_scale, "f_scale"),
-                     ftol=ftol, xtol=xtol, gtol=gtol, max_nfev=int(max_nfev), bounded=bounded,
-                     jac_nfev=int(jac_nfev))
-    return cfg, d_fixed, diff_step
-
-
 def _host_jac_mode(problem: Problem):
     """The NumPy evaluator's ``jac``: the callable, or a difference rule."""
     if problem.jac == "callable":
@@ -423,25 +299,23 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     options = dict(ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
                    f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev, damping=damping,
                    solver=solver, bounded=bounded)
-    loop_config(n, **options)  # every option checked before the first call of fun
+    # every option checked before the first call of fun
+    cfg, d_fixed, diff_step = loop_config(n, **options)
+    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
     r0 = first_call(problem.probe, problem.tensor_probe, problem.jac)
     m = _probe.residual_vector(r0, "fun").size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
-    x0b, lbb, ubb = row(x0), row(lb), row(ub)
+    x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None
     tensorflow = is_tensorflow_value(r0) and problem.jac != "callable"
     jac_nfev = 0 if tensorflow else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
-    cfg, d_fixed, diff_step = loop_config(n, jac_nfev=jac_nfev, **options)
-    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
-    d_fixed_b = row(d_fixed)
+    cfg = with_jacobian_calls(cfg, jac_nfev, n, max_nfev is not None)
     if tensorflow:
         state, rows, evaluator = _compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg, diff_step)
         if state is None and evaluator is None:  # finite differences, run eagerly
-            cfg = cfg._replace(jac_nfev=numdiff.calls_per_jacobian(problem.jac) * n)
-            if max_nfev is None:
-                cfg = cfg._replace(max_nfev=loop_config(n, jac_nfev=cfg.jac_nfev,
-                                                        **options)[0].max_nfev)
+            cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(problem.jac) * n, n,
+                                      max_nfev is not None)
     if state is None and evaluator is None:  # NumPy, or a TensorFlow function run eagerly
         if problem.jac in ("forward", "reverse"):
             raise NoGradientError(
