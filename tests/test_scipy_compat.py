@@ -226,3 +226,15 @@ def test_numpy_function_called_with_distinct_parameters_each_time():
         return np.stack([x, np.ones_like(x)], axis=1)
 
     marquardt.curve_fit(line, T, 2 * T + 1 + 0.1 * np.sin(7 * T), [1.0, 5.0], jac=jac)
+
+
+def test_warnings_point_at_the_callers_line():
+    import inspect
+
+    line = inspect.currentframe().f_lineno + 2
+    with pytest.warns(OptimizeWarning) as caught:
+        marquardt.curve_fit(lambda x, a, b: a * x, T, 2 * T)
+    assert caught[0].filename == __file__ and caught[0].lineno == line
+    with pytest.warns(UserWarning, match="below the machine epsilon") as caught:
+        marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=1e-17)
+    assert caught[0].filename == __file__ and caught[0].lineno == line + 3

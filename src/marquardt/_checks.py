@@ -6,6 +6,9 @@ One message template, as in Keras: the argument in backticks, what it must be, t
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,7 @@ __all__ = [
     "first_index",
     "reject_unknown_kwargs",
     "short_repr",
+    "warn_user",
 ]
 
 
@@ -104,3 +108,15 @@ def reject_unknown_kwargs(kwargs: dict, where: str, allowed: tuple[str, ...] = (
             f"{where}() got unexpected keyword argument(s): {', '.join(unknown)}. "
             f"Received: {', '.join(f'{k}={short_repr(kwargs[k])}' for k in unknown)}"
         )
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first frame outside marquardt: the user's line
+    that called ``least_squares`` or ``curve_fit``, however deep inside us the cause is."""
+    level, frame = 2, sys._getframe(1)  # stacklevel 2: warn_user's caller
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

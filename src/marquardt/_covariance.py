@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 
+from marquardt._checks import warn_user
+
 __all__ = ["covariance_from_jacobian", "unscaled_covariances",
            "scale_by_reduced_chisq", "standard_errors", "correlation_matrix"]
 
@@ -46,10 +48,9 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
     _, s, vt = np.linalg.svd(jac, full_matrices=False)
     keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
     if singular == "inf" and (not keep.all() or keep.size < n):
-        warnings.warn("Covariance of the parameters could not be estimated: the Jacobian at "
-                      f"the solution has rank {int(keep.sum())} < n = {n} (a parameter, or a "
-                      "combination of them, does not change the model)", optimize_warning(),
-                      stacklevel=4)
+        warn_user("Covariance of the parameters could not be estimated: the Jacobian at "
+                  f"the solution has rank {int(keep.sum())} < n = {n} (a parameter, or a "
+                  "combination of them, does not change the model)", optimize_warning())
         return np.full((n, n), np.inf)
     s, vt = s[keep], vt[: int(keep.sum())]
     pcov = (vt.T / s**2) @ vt
@@ -57,8 +58,8 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
         return pcov
     if m > n:
         return pcov * (sum_squares / (m - n))
-    warnings.warn("Covariance of the parameters could not be estimated: there are no more "
-                  "residuals than parameters (m <= n)", optimize_warning(), stacklevel=4)
+    warn_user("Covariance of the parameters could not be estimated: there are no more "
+              "residuals than parameters (m <= n)", optimize_warning())
     return np.full((n, n), np.inf)
 
 

@@ -11,7 +11,6 @@ turned into the core's ``LoopConfig`` (``loop_config``).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -152,9 +151,9 @@ def _tolerances(ftol, xtol, gtol) -> tuple[float, float, float]:
     tols = tuple(_tol(v, name) for v, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")))
     for (value, name) in zip((ftol, xtol, gtol), ("ftol", "xtol", "gtol")):
         if value is not None and float(value) < EPS:
-            warnings.warn(f"Setting `{name}` below the machine epsilon ({EPS:.2e}) effectively "
-                          "disables the corresponding termination condition.", UserWarning,
-                          stacklevel=5)
+            _checks.warn_user(f"Setting `{name}` below the machine epsilon ({EPS:.2e}) "
+                              "effectively disables the corresponding termination condition.",
+                              UserWarning)
     if all(t < EPS for t in tols):
         raise ValueError(f"At least one of the tolerances must be higher than machine epsilon "
                          f"({EPS:.2e}). Received: ftol={ftol!r}, xtol={xtol!r}, gtol={gtol!r}")
