@@ -389,6 +389,23 @@ def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression
 
 
 @needs_trainer
+def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path):
+    out = tmp_path / "report"
+    proc = run_cli("train", str(regression_csv), "--target", "torque", "--inputs", "speed,load", "--hidden", "8",
+                   "--epochs", "30", "--method", "trainbr", "--report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((out / "train.json").read_text())
+    assert result["method"] == "trainbr" and result["best_epoch"] is None  # no validation stop
+    record, bayes = result["record"], result["bayes"]
+    assert len(record["gamma"]) == len(record["alpha"]) == len(record["beta"]) == result["epochs"]
+    assert 0 < bayes["gamma"] < result["weights"] == 33
+    assert bayes["gamma"] == record["gamma"][-1] and bayes["alpha"] > 0 and bayes["beta"] > 0
+    assert result["mse"]["test"] < TRAIN_TEST_MSE_BOUND, result["mse"]
+    assert "trainbr      effective parameters" in proc.stdout
+    assert_png(out / "training_record.png")
+
+
+@needs_trainer
 @pytest.mark.slow
 def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
     proc = run_cli("demo", "--plot", str(tmp_path / "demo.png"), cwd=tmp_path)

@@ -297,9 +297,13 @@ class TrainSummary:
     r: Mapping[str, float]
     model_path: str | None
     seed: int
+    method: str = "trainlm"
+    #: Bayesian regularisation (``--method trainbr``): γ, α, β, E_D, E_W after the last epoch
+    bayes: Mapping[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "method": self.method, "bayes": None if self.bayes is None else dict(self.bayes),
             "data": self.data, "inputs": list(self.inputs), "targets": list(self.targets),
             "hidden": list(self.layers), "activation": self.activation, "weights": self.weights,
             "rows": dict(self.rows), "epochs": self.epochs, "best_epoch": self.best_epoch,
@@ -319,6 +323,13 @@ def train_report_text(s: TrainSummary) -> str:
         f"training     {s.epochs} epochs in {s.seconds:.1f} s"
         + (f"; best validation at epoch {s.best_epoch}" if s.best_epoch is not None else ""),
         f"stopped      {s.stop_reason}",
+    ]
+    if s.bayes is not None:
+        b = s.bayes
+        lines.append(f"trainbr      effective parameters γ = {b['gamma']:.2f} of {s.weights}; "
+                     f"α = {_g(b['alpha'], 4)}, β = {_g(b['beta'], 4)} (E_D = {_g(b['e_d'], 4)}, "
+                     f"E_W = {_g(b['e_w'], 4)})")
+    lines += [
         "",
         f"{'split':<12}{'rows':>6}{'MSE':>14}{'R':>10}",
     ]

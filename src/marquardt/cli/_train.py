@@ -6,6 +6,12 @@ divided at random into training, validation and test sets; the network is traine
 with Levenberg-Marquardt (``marquardt.keras.fit``, by default with MATLAB ``trainlm``'s constants),
 stops early after ``--max-fail`` epochs without a better validation error and keeps the weights of
 the best validation epoch; the report gives the MSE and the regression R of every set.
+
+``--method trainbr`` trains with Bayesian regularisation instead (MATLAB's ``trainbr``,
+``marquardt.keras.TRAINBR``): no validation stop (MATLAB's ``max_fail`` 0; the validation MSE is
+still reported), the last weights are kept, and the report adds the effective number of
+parameters γ and the hyperparameters α and β, per epoch in the training record. The network's
+input and output scaling to [-1, 1] is the normalisation the method assumes.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ EPILOG = """\
 examples:
   marquardt train engine.csv --target torque
   marquardt train engine.csv --target torque,nox --inputs fuel,speed --hidden 20,20 --out engine.keras --report out/
-  marquardt train data.csv --target y --goal 1e-4 --epochs 200 --seed 3"""
+  marquardt train data.csv --target y --goal 1e-4 --epochs 200 --seed 3
+  marquardt train data.csv --target y --method trainbr --split 0.85,0,0.15"""
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -71,8 +78,12 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                         help="stop when the training MSE reaches this value, in the targets' units (default: 0)")
     parser.add_argument("--max-fail", type=_options.positive_int, default=6, metavar="N",
                         help="stop after N epochs without a better validation MSE (default: 6, as trainlm)")
+    parser.add_argument("--method", choices=("trainlm", "trainbr"), default="trainlm",
+                        help="trainlm: Levenberg-Marquardt with validation early stopping (default); trainbr: "
+                             "Bayesian regularisation (MacKay; Foresee & Hagan), no validation stop")
     parser.add_argument("--preset", choices=("trainlm", "default"), default="trainlm",
-                        help="Levenberg-Marquardt options: MATLAB trainlm's constants, or marquardt.keras' defaults")
+                        help="Levenberg-Marquardt options: MATLAB's constants (trainlm's, or trainbr's with "
+                             "--method trainbr), or marquardt.keras' defaults")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the division and the initial weights (default: 0)")
     parser.add_argument("--out", type=Path, metavar="MODEL.keras", help="save the trained model to this .keras file")
@@ -167,14 +178,19 @@ def run(args: argparse.Namespace) -> int:
         return lambda: float(np.mean((np.asarray(network(x32[index], training=False)) - y[index]) ** 2))
 
     has_val, has_test = parts["validation"].size > 0, parts["test"].size > 0
+    bayesian = args.method == "trainbr"
+    early_stop = has_val and not bayesian  # trainbr: max_fail 0, validation only reported
     recorder = recorder_callback(extra={"test_loss": mse_of(parts["test"])} if has_test else None,
-                                 keep_best=network if has_val else None)
+                                 keep_best=network if early_stop else None)
     callbacks: list[Any] = [recorder]
-    if has_val:
+    if early_stop:
         callbacks.insert(0, keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.max_fail))
     if not args.quiet and sys.stderr.isatty():  # no bar in logs and pipes
         callbacks.append(progress_callback(args.epochs, "epoch"))
-    options = trainer.TRAINLM if args.preset == "trainlm" else trainer.LMOptions()
+    if bayesian:
+        options = trainer.TRAINBR if args.preset == "trainlm" else trainer.LMOptions(regularization="bayesian")
+    else:
+        options = trainer.TRAINLM if args.preset == "trainlm" else trainer.LMOptions()
     validation = (x32[parts["validation"]], y32[parts["validation"]]) if has_val else None
     tic = time.perf_counter()
     history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
@@ -197,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
         activation=args.activation, weights=int(sum(np.prod(w.shape) for w in network.trainable_weights)),
         rows={name: int(i.size) for name, i in sets.items()}, epochs=len(history.epoch),
         best_epoch=recorder.best_epoch, seconds=seconds, stop_reason=stop_reason, mse=mse, r=r,
-        model_path=None if args.out is None else str(args.out), seed=args.seed,
+        model_path=None if args.out is None else str(args.out), seed=args.seed, method=args.method,
+        bayes=_bayes_summary(history.history) if bayesian else None,
     )
     text = train_report_text(summary)
     print(text)
@@ -207,6 +224,13 @@ def run(args: argparse.Namespace) -> int:
         print("marquardt: error: training ended with a non-finite error", file=sys.stderr)
         return EXIT_DATA
     return 0
+
+
+def _bayes_summary(history: dict) -> dict[str, float] | None:
+    """γ, α, β, E_D and E_W after the last epoch (Bayesian regularisation)."""
+    if not history.get("gamma"):
+        return None
+    return {key: float(np.asarray(history[key][-1])) for key in ("gamma", "alpha", "beta", "e_d", "e_w")}
 
 
 def _write_report(directory: Path, summary: TrainSummary, text: str, recorder: Any, y: np.ndarray,
@@ -222,7 +246,9 @@ def _write_report(directory: Path, summary: TrainSummary, text: str, recorder: A
         performance["validation"] = record["val_loss"]
     if "test_loss" in record:
         performance["test"] = record["test_loss"]
-    series = {name: record[key] for name, key in (("gradient", "grad_norm"), ("λ (mu)", "lam")) if key in record}
+    names = (("gradient", "grad_norm"), ("λ (mu)", "lam"), ("γ (effective parameters)", "gamma"), ("α", "alpha"),
+             ("β", "beta"))
+    series = {name: record[key] for name, key in names if key in record}
     _plots.training_record_plot(directory / "training_record.png", performance=performance,
                                 best_epoch=summary.best_epoch, goal=goal, series=series)
     pairs = {name: (y[i], outputs[i]) for name, i in sets.items() if i.size}

@@ -7,7 +7,7 @@
 from marquardt.keras._fit import fit
 from marquardt.keras._memory import MemoryPlan, plan_memory
 from marquardt.keras._model import LMModel
-from marquardt.keras._options import TRAINLM, LMOptions
+from marquardt.keras._options import TRAINBR, TRAINLM, LMOptions
 from marquardt.keras._residuals import SUPPORTED_LOSSES, LossResiduals, residuals_for_loss
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "fit",
     "LMOptions",
     "TRAINLM",
+    "TRAINBR",
     "SUPPORTED_LOSSES",
     "LossResiduals",
     "residuals_for_loss",

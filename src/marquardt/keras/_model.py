@@ -21,7 +21,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from marquardt.keras import _validation
+from marquardt.keras import _bayes, _validation
 from marquardt.keras._data import array_inputs
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._options import (
@@ -84,6 +84,8 @@ class LMModel(keras.Model):
         self.lm_wants_predictions = False
         self.stop_reason = None
         self._lm_variables_ready = False
+        if _bayes.enabled(self.lm_options):
+            _bayes.setup(self)
         if model.built and model.weights:
             self._create_lm_variables()
             self.built = True
@@ -99,6 +101,8 @@ class LMModel(keras.Model):
                                         dtype="float64", trainable=False, name="lm_scale")
         self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype="float64",
                                           trainable=False, name="lm_started")
+        if _bayes.enabled(self.lm_options):
+            _bayes.create_variables(self, p)
         self._lm_variables_ready = True
 
     def build(self, input_shape):
@@ -134,6 +138,8 @@ class LMModel(keras.Model):
             if loss is None:
                 raise ValueError(
                     "`loss` must be given (or pass `residual=` to LMModel). Received: loss=None")
+            if _bayes.enabled(self.lm_options):
+                _bayes.check_loss(loss, self._output_names(), self.lm_custom_residual)
             self.lm_loss_residual = model_residuals(loss, loss_weights,
                                                     self._output_names())
         self.lm_wants_predictions = metrics is not None or weighted_metrics is not None
@@ -231,6 +237,8 @@ class LMModel(keras.Model):
         # arrays: their sample count; a dataset, generator or PyDataset batches itself
         n = (int(leaves[0].shape[0]) if leaves and hasattr(leaves[0], "shape")
              and not is_dataset else None)
+        if _bayes.enabled(self.lm_options):
+            _bayes.check_full_batch(x, n, batch_size)
         if batch_size is None and n is not None:
             batch_size = n  # full batch: the classic LM setting
         stopper = LMStopping(self.lm_options)

@@ -14,11 +14,12 @@ from typing import Any
 
 from marquardt._damping import Nielsen, TrainLM, get_damping
 
-__all__ = ["LMOptions", "TRAINLM", "resolve_options", "default_memory_limit"]
+__all__ = ["LMOptions", "TRAINLM", "TRAINBR", "resolve_options", "default_memory_limit"]
 
 _JACOBIANS = ("auto", "per_sample", "full")
 _SCALINGS = ("marquardt", "identity")
 _PRECISIONS = ("float64", "float32")
+_REGULARIZATIONS = (None, "bayesian")
 
 
 def default_memory_limit() -> int:
@@ -69,6 +70,10 @@ class LMOptions:
             batch normalisation on its moving statistics, which keeps samples independent).
         kernel: solve the m×m kernel system D⁻¹Jᵀ(JD⁻¹Jᵀ + λI)⁻¹ when a batch has fewer
             residuals than weights (``"auto"``, True, False).
+        regularization: ``None`` (plain LM) or ``"bayesian"``: Bayesian regularisation
+            (MacKay 1992, Foresee & Hagan 1997; MATLAB's ``trainbr``), which minimises
+            β·E_D + α·E_W and re-estimates α and β after every accepted step; full batch and
+            a mean-squared-error loss only (``marquardt.keras._bayes``, ``TRAINBR``).
     """
 
     damping: Any = "nielsen"
@@ -82,6 +87,7 @@ class LMOptions:
     precision: str = "float64"
     training: bool = False
     kernel: Any = "auto"
+    regularization: str | None = None
 
     def replace(self, **changes) -> "LMOptions":
         return dataclasses.replace(self, **changes)
@@ -92,6 +98,12 @@ class LMOptions:
 #: attempts is never binding). ``epochs=1000`` and ``max_fail=6`` are ``fit`` arguments:
 #: pass ``epochs=1000`` and ``keras.callbacks.EarlyStopping(patience=6)`` with validation data.
 TRAINLM = LMOptions(damping=TrainLM(), scaling="identity", max_attempts=40, min_grad=1e-7)
+
+#: MATLAB ``trainbr``'s constants: trainlm's with μ = 0.005 (``net.trainParam.mu``), and
+#: Bayesian regularisation (``regularization="bayesian"``); MATLAB trains 1000 epochs with no
+#: validation stop (``max_fail`` 0): pass ``epochs=1000`` and no validation data.
+TRAINBR = LMOptions(damping=TrainLM(mu=0.005), scaling="identity", max_attempts=40,
+                    min_grad=1e-7, regularization="bayesian")
 
 
 def _choice(value, name, allowed):
@@ -138,6 +150,7 @@ def resolve_options(options: LMOptions | None = None, **overrides) -> LMOptions:
     _choice(opts.jacobian, "jacobian", _JACOBIANS)
     _choice(opts.precision, "precision", _PRECISIONS)
     _choice(opts.kernel, "kernel", ("auto", True, False))
+    _choice(opts.regularization, "regularization", _REGULARIZATIONS)
     if not isinstance(opts.max_attempts, int) or isinstance(opts.max_attempts, bool) or (
             opts.max_attempts < 1):
         raise ValueError(

@@ -76,6 +76,11 @@ class StepInfo(NamedTuple):
     step_norm: Any  # ‖δ‖ of the accepted step, 0 when none
     status: Any  # Status code (RUNNING while training should go on)
     y_pred: Any  # predictions at the returned weights
+    #: the system A (+ ρI with a ridge) of this iteration's start point, (P, P); None in the
+    #: kernel form (read by Bayesian regularisation, ``keras_bayes``)
+    normal: Any = None
+    #: extra per-epoch logs of a variant of the step (``keras_bayes``); None for plain LM
+    logs: Any = None
 
 
 def _flatten(weights, dtype):
@@ -104,7 +109,7 @@ def loop_config(cfg: StepConfig) -> LoopConfig:
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
-                 cfg: StepConfig, names):
+                 cfg: StepConfig, names, ridge=None):
     """One LM iteration from ``weights``; returns ``(new_weights, new_state, info)``.
 
     The iteration is the LM core's (``marquardt._core.iteration``: prepare, propose, judge)
@@ -122,6 +127,10 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         state: the ``LMState`` from the previous iteration.
         cfg: the ``StepConfig``.
         names: weight names for error messages.
+        ridge: optional scalar ρ (a tensor in the normal equations' dtype): minimise
+            ½‖r‖² + ½ρ‖w‖² instead, i.e. A + ρI and g + ρw (normal-equations form only);
+            ``cost_fn`` must then return the augmented residuals [r; √ρ w]. Used by Bayesian
+            regularisation (``keras_bayes``).
     """
     dtype = cfg.plan.dtype
     core_cfg = loop_config(cfg)
@@ -137,6 +146,9 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         g = lin.g[0]
     else:
         a, g = normal_equations(residual_fn, weights, data, cfg.plan, names)
+        if ridge is not None:
+            a = a + ridge * tf.eye(tf.shape(a)[0], dtype=a.dtype)
+            g = g + ridge * _flatten(weights, dtype)
         lin = core.normal_linearization(tfx, a[None], g[None], cost0[None])
     start_ok = tf.logical_and(tf.math.is_finite(cost0), tf.reduce_all(tf.math.is_finite(g)))
     if not cfg.kernel:
@@ -178,7 +190,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     status = c.status[0]
     info = StepInfo(cost=tf.where(accepted, c.cost_new[0], cost0), accepted=accepted,
                     attempts=c.attempts[0], grad_norm=tf.norm(g),
-                    step_norm=tf.norm(x_new - x[0]), status=status, y_pred=y_pred)
+                    step_norm=tf.norm(x_new - x[0]), status=status, y_pred=y_pred,
+                    normal=None if cfg.kernel else a)
     # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
     # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
     limited = tf.logical_or(tf.equal(status, int(Status.DAMPING_LIMIT)),
@@ -244,8 +257,9 @@ def train_step(wrapper, data):
     state = LMState(lam=tf.cast(wrapper.lm_lambda, dtype), nu=tf.cast(wrapper.lm_nu, dtype),
                     d=tf.cast(wrapper.lm_scale, dtype),
                     started=tf.convert_to_tensor(wrapper.lm_started) > 0)
-    new_weights, state, info = lm_iteration(residual_fn, cost_fn, weights, batch, state, cfg,
-                                            names)
+    # a variant of the iteration (Bayesian regularisation: ``marquardt.keras._bayes``) or LM
+    iterate = getattr(wrapper, "lm_iterate", None) or lm_iteration
+    new_weights, state, info = iterate(residual_fn, cost_fn, weights, batch, state, cfg, names)
     for v, w in zip(tvars, new_weights):
         v.assign(w)
     if training and net.non_trainable_variables:
@@ -272,4 +286,6 @@ def train_step(wrapper, data):
         step_norm=info.step_norm,
         lm_status=info.status,
     )
+    if info.logs:
+        logs.update(info.logs)
     return logs

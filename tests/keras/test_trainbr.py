@@ -1,0 +1,147 @@
+"""Bayesian regularisation (``regularization="bayesian"``, ``TRAINBR``): the evidence updates
+against independent NumPy computations, and the front-door errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import marquardt.keras as mk
+
+
+def _mackay_linear(phi, t, iters=100_000, tol=1e-15):
+    """Evidence maximisation for Bayesian linear regression, F = βΣe² + αΣw², by MacKay's
+    fixed-point equations on the exact eigenvalues μ of ΦᵀΦ (Bishop, PRML §3.5.2, with
+    Bishop's α, β = 2α, 2β here): γ = Σ μ/(μ + α/β), α = γ/(2Σw²), β = (N − γ)/(2Σe²)."""
+    n, p = phi.shape
+    mu = np.linalg.eigvalsh(phi.T @ phi)
+    alpha, beta = 1e-3, 1.0
+    for _ in range(iters):
+        w = np.linalg.solve(phi.T @ phi + (alpha / beta) * np.eye(p), phi.T @ t)
+        gamma = float(np.sum(mu / (mu + alpha / beta)))
+        e = phi @ w - t
+        new_alpha = gamma / (2.0 * w @ w)
+        new_beta = (n - gamma) / (2.0 * e @ e)
+        done = abs(new_alpha / alpha - 1) < tol and abs(new_beta / beta - 1) < tol
+        alpha, beta = new_alpha, new_beta
+        if done:
+            break
+    w = np.linalg.solve(phi.T @ phi + (alpha / beta) * np.eye(p), phi.T @ t)
+    return w, alpha, beta, float(np.sum(mu / (mu + alpha / beta)))
+
+
+def test_linear_model_reaches_the_evidence_maximum(float64):
+    rng = np.random.default_rng(3)
+    n, d = 20, 3
+    x = rng.normal(size=(n, d))
+    y = x @ np.array([0.3, -0.2, 0.05]) + 0.1 + rng.normal(size=n)
+    net = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1)])
+    history = mk.fit(net, x, y[:, None], loss="mse", epochs=100, options=mk.TRAINBR,
+                     min_grad=0.0, verbose=0)
+    kernel, bias = (np.asarray(v, dtype=np.float64) for v in net.get_weights())
+    w_net = np.concatenate([kernel[:, 0], bias])
+    phi = np.hstack([x, np.ones((n, 1))])
+    w, alpha, beta, gamma = _mackay_linear(phi, y)
+    h = history.history
+    np.testing.assert_allclose(w_net, w, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose([h["gamma"][-1], h["alpha"][-1], h["beta"][-1]],
+                               [gamma, alpha, beta], rtol=1e-8)
+    assert 0.5 < gamma < d  # the prior matters: γ well below P = 4
+
+
+def test_one_update_equals_the_formulas(float64):
+    rng = np.random.default_rng(5)
+    n = 30
+    x = rng.uniform(-1, 1, size=(n, 2))
+    y = np.sin(2 * x[:, :1]) * x[:, 1:] + 0.05 * rng.normal(size=(n, 1))
+    sw = rng.uniform(0.5, 2.0, size=n)
+    sw[:3] = 0.0  # samples with weight 0 are not errors: N = 27
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(5, "tanh"),
+                            keras.layers.Dense(1)])
+    lm = mk.LMModel(net, options=mk.TRAINBR)
+    lm.compile(loss="mse")
+    alpha0, beta0 = 0.02, 40.0
+    lm.lm_alpha.assign(alpha0)
+    lm.lm_beta.assign(beta0)
+    w0 = [np.asarray(v) for v in net.trainable_variables]
+
+    # J of the errors eᵢ = √wᵢ (ŷᵢ − yᵢ) at the start, by the tape, before training
+    with tf.GradientTape(persistent=True) as tape:
+        pred = net(x, training=False)
+    jac = tape.jacobian(pred, net.trainable_variables)
+    jac = np.concatenate([np.reshape(j, (n, -1)) for j in jac], axis=1)
+    je = np.sqrt(sw)[:, None] * jac
+
+    history = lm.fit(x, y, sample_weight=sw, epochs=1, verbose=0)
+    w1 = np.concatenate([np.ravel(v) for v in net.trainable_variables])
+    assert not np.allclose(w1, np.concatenate([np.ravel(v) for v in w0]))  # a step was taken
+    p = w1.size
+    gamma = p - alpha0 * np.trace(np.linalg.inv(beta0 * je.T @ je + alpha0 * np.eye(p)))
+    e1 = np.asarray(net(x, training=False))[:, 0] - y[:, 0]
+    e_d = float(np.sum(sw * e1 ** 2))
+    e_w = float(w1 @ w1)
+    h = history.history
+    np.testing.assert_allclose(h["gamma"][-1], gamma, rtol=1e-10)
+    np.testing.assert_allclose(h["alpha"][-1], gamma / (2 * e_w), rtol=1e-10)
+    np.testing.assert_allclose(h["beta"][-1], (27 - gamma) / (2 * e_d), rtol=1e-10)
+    np.testing.assert_allclose([h["e_d"][-1], h["e_w"][-1]], [e_d, e_w], rtol=1e-10)
+    # the Keras loss is the data part only
+    np.testing.assert_allclose(h["loss"][-1], e_d / n, rtol=1e-10)
+
+
+def test_history_logs_and_plain_keras_save(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(50, 1))
+    y = np.sin(3 * x) + 0.1 * rng.normal(size=x.shape)
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(8, "tanh"),
+                            keras.layers.Dense(1)])
+    history = mk.fit(net, x, y, loss="mse", epochs=30, options=mk.TRAINBR, verbose=0)
+    h = history.history
+    for key in ("alpha", "beta", "gamma", "e_d", "e_w"):
+        assert len(h[key]) == len(h["loss"]) and np.all(np.isfinite(h[key]))
+    assert 0 < h["gamma"][-1] < net.count_params()
+    path = tmp_path / "net.keras"
+    net.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is keras.Sequential
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), net.predict(x, verbose=0))
+
+
+def _small():
+    x = np.linspace(-1, 1, 20)[:, None]
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, "tanh"),
+                            keras.layers.Dense(1)])
+    return net, x, np.sin(x)
+
+
+def test_mini_batches_are_refused():
+    net, x, y = _small()
+    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\).*"
+                                         r"whole training set.*Received: batch_size=5"):
+        mk.fit(net, x, y, loss="mse", batch_size=5, options=mk.TRAINBR, verbose=0)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)
+    with pytest.raises(ValueError, match=r"`x` must be a dataset of one batch.*"
+                                         r"Received: a dataset of 4 batches"):
+        mk.fit(net, data, loss="mse", options=mk.TRAINBR, verbose=0)
+
+
+def test_one_batch_dataset_is_accepted():
+    net, x, y = _small()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(x))
+    history = mk.fit(net, data, loss="mse", epochs=3, regularization="bayesian", verbose=0)
+    assert len(history.history["gamma"]) == 3
+
+
+@pytest.mark.parametrize("loss", ["mae", "huber", keras.losses.BinaryCrossentropy()])
+def test_a_loss_that_is_not_a_sum_of_squares_is_refused(loss):
+    net, x, y = _small()
+    with pytest.raises(ValueError, match=r"`loss` must be a sum of squared errors.*"
+                                         r"Received: loss="):
+        mk.fit(net, x, y, loss=loss, options=mk.TRAINBR, verbose=0)
+
+
+def test_unknown_regularization_is_refused():
+    net, _, _ = _small()
+    with pytest.raises(ValueError, match=r"`regularization` must be one of \[None, 'bayesian'\]"
+                                         r"\. Received: regularization='l2'"):
+        mk.LMModel(net, regularization="l2")
