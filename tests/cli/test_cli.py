@@ -334,9 +334,23 @@ def test_nist_table_and_min_lre_failure(capsys):
     assert captured.err.startswith("marquardt: error: 1 fits have a parameter LRE below 11.5")
 
 
+def test_nist_files_are_shipped_with_the_package():
+    shipped = marquardt.nist.files()
+    assert [path.name for path in shipped] == sorted(path.name for path in NIST.glob("*.dat"))
+    assert all(path.read_bytes() == (NIST / path.name).read_bytes() for path in shipped)
+
+
+def test_nist_with_a_directory(tmp_path):
+    for name in ("Misra1a.dat", "DanWood.dat"):
+        (tmp_path / name).write_bytes((NIST / name).read_bytes())
+    proc = run_cli("nist", str(tmp_path), "--start", "1", "--json", "--min-lre", "6")
+    assert proc.returncode == 0, proc.stderr
+    assert [fit["dataset"] for fit in json.loads(proc.stdout)["fits"]] == ["DanWood", "Misra1a"]
+
+
 @pytest.mark.slow
-def test_nist_every_file_and_start_reaches_six_digits():
-    proc = run_cli("nist", str(NIST), "--min-lre", "6", timeout=900)
+def test_nist_with_no_argument_scores_every_shipped_file_from_both_starts():
+    proc = run_cli("nist", "--min-lre", "6", timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()[2:] if line.strip() and not line.startswith(("-", " "))]
     rows = [row for row in rows if len(row) == 9]
