@@ -403,6 +403,51 @@ def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression
 
 
 @needs_trainer
+def test_train_interrupted_keeps_the_best_weights_and_exits_130(tmp_path):
+    """Ctrl-C (SIGINT) during training: the report and the model are written with the weights of
+    the best validation epoch, and the exit status is 130."""
+    import signal
+    import time
+
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (400, 2))
+    y = np.sin(3 * x[:, 0]) * np.cos(2 * x[:, 1]) + 0.05 * rng.normal(size=400)  # noisy: no early convergence
+    data = write_csv(tmp_path / "noisy.csv", "u,v,y", zip(x[:, 0], x[:, 1], y))
+    out, model_path = tmp_path / "report", tmp_path / "net.keras"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "marquardt", "train", str(data), "--target", "y", "--hidden", "30",
+         "--epochs", "100000", "--max-fail", "100000", "--out", str(model_path), "--report", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stderr.readline()  # printed when training starts
+        assert first.startswith("marquardt: training on"), first
+        time.sleep(10.0)  # compilation (1-4 s) and some epochs (about 0.1 s each)
+        assert proc.poll() is None, "training ended before the interruption"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, first + stderr
+    assert "Traceback" not in stderr
+    assert "marquardt: interrupted" in stderr
+    assert "Interrupted (KeyboardInterrupt)" in stdout and "Kept the weights of epoch" in stdout
+    result = json.loads((out / "train.json").read_text())
+    best = min(result["record"]["val_loss"])
+    assert result["best_epoch"] == result["record"]["val_loss"].index(best) + 1
+    assert result["mse"]["validation"] == pytest.approx(best, rel=1e-3)  # the best epoch's weights
+
+    import keras
+
+    model = keras.saving.load_model(model_path)  # the saved model holds those weights too
+    rows = np.loadtxt(data, delimiter=",", skiprows=1)
+    predicted = np.asarray(model(rows[:, :2].astype(np.float32)))[:, 0]
+    assert np.mean((predicted - rows[:, 2]) ** 2) == pytest.approx(result["mse"]["all"], rel=1e-3)
+
+
+@needs_trainer
 @pytest.mark.slow
 def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
     proc = run_cli("demo", "--plot", str(tmp_path / "demo.png"), cwd=tmp_path)
