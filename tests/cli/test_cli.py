@@ -51,6 +51,13 @@ def assert_png(path: Path) -> None:
         image.verify()
 
 
+def assert_only_our_lines(stderr: str) -> None:
+    """stderr holds only the command's own ``marquardt: ...`` lines: no TensorFlow, absl or XLA
+    banner, no Python warning, no traceback (issue #15)."""
+    foreign = [line for line in stderr.splitlines() if line.strip() and not line.startswith("marquardt: ")]
+    assert not foreign, "stderr has lines that are not the command's own:\n" + "\n".join(foreign[:10])
+
+
 def write_csv(path: Path, header: str, rows) -> Path:
     lines = [header] + [",".join(str(v) for v in row) for row in rows]
     path.write_text("\n".join(lines) + "\n")
@@ -93,7 +100,7 @@ def test_fit_recovers_known_parameters_and_writes_the_report(decay_csv, tmp_path
         assert heading in text
     assert json.loads((out / "fit.json").read_text()) == result
     assert_png(out / "fit.png")
-    assert "Traceback" not in proc.stderr and "I0000" not in proc.stderr
+    assert_only_our_lines(proc.stderr)
 
 
 def test_fit_text_report_lists_values_errors_and_correlations(decay_csv, capsys):
@@ -383,6 +390,7 @@ def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression
     proc = run_cli("train", str(regression_csv), "--target", "torque", "--inputs", "speed,load", "--hidden", "8",
                    "--epochs", "25", "--out", str(model_path), "--report", str(out))
     assert proc.returncode == 0, proc.stderr
+    assert_only_our_lines(proc.stderr)
     result = json.loads((out / "train.json").read_text())
     assert result["rows"] == {"train": 104, "validation": 23, "test": 23, "all": 150}
     assert result["mse"]["test"] < TRAIN_TEST_MSE_BOUND, result["mse"]
