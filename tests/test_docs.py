@@ -183,3 +183,25 @@ def test_python_blocks_run(path: Path, workdir):
                           timeout=900)
     assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     check_stderr(proc.stderr, path.name)
+
+
+# ---- listings shown beside the commands ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_fit_listing_of_docs_cli_is_what_the_command_prints(workdir):
+    """docs/cli.md shows `marquardt fit examples/cli/decay.csv ...`'s report: it must be the report
+    the command prints today (the fit is deterministic; only the measured cost reduction of the
+    status line may differ in its last digits)."""
+    cwd, env = workdir
+    listing = next(b.text for b in blocks(ROOT / "docs" / "cli.md")
+                   if b.language == "text" and b.text.startswith("[[Model]]"))
+    command = next(b for b in SHELL if b.path.name == "cli.md" and "marquardt fit" in b.text)
+    proc = subprocess.run(["bash", "-c", shell_script(command).replace(" --report out/fit", "")], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+    def comparable(text: str) -> list[str]:
+        return [re.sub(r"reduction \S+ <", "reduction ... <", line) for line in text.strip().splitlines()]
+
+    assert comparable(proc.stdout) == comparable(listing)
