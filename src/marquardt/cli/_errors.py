@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 __all__ = ["CliError", "UsageError", "Interruption", "EXIT_DATA", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -59,6 +60,23 @@ class Interruption:
     def _handler(self, signum, frame):
         self.occurred = True
         raise KeyboardInterrupt
+
+    def callback(self) -> Any:
+        """A Keras callback that stops training at the end of the epoch once SIGINT was noted: a
+        ``KeyboardInterrupt`` raised where something swallows it (a ``__del__``, a generator's
+        ``close``) still ends the run."""
+        import keras
+
+        interruption = self
+
+        class StopWhenInterrupted(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if interruption.occurred:
+                    self.model.stop_training = True
+
+            on_epoch_end = on_train_batch_end
+
+        return StopWhenInterrupted()
 
     def __enter__(self) -> "Interruption":
         if threading.current_thread() is threading.main_thread():

@@ -181,10 +181,12 @@ def run(args: argparse.Namespace) -> int:
     tic = time.perf_counter()
     with Interruption() as interruption:  # fit catches Ctrl-C and stops: the report is still written
         history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
-                              validation_data=validation, callbacks=callbacks, verbose=0, options=options,
-                              goal=args.goal)
+                              validation_data=validation, callbacks=[*callbacks, interruption.callback()],
+                              verbose=0, options=options, goal=args.goal)
     seconds = time.perf_counter() - tic
     stop_reason = str(getattr(history, "stop_reason", "") or "training ended")
+    if interruption.occurred and not stop_reason.startswith("Interrupted"):
+        stop_reason = "Interrupted (Ctrl-C); training stopped at the end of the epoch."
     if recorder.restore_best():
         stop_reason += f" Kept the weights of epoch {recorder.best_epoch}, the best validation MSE."
 
