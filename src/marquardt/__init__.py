@@ -16,12 +16,23 @@ does not import TensorFlow until a name that needs it is used. ``least_squares``
 installed), nor does ``curve_fit_batch`` with a NumPy model; a model written with TensorFlow
 ops, ``marquardt.keras`` and ``marquardt.scipy`` do. This keeps ``marquardt --help`` fast, and lets the command line
 quieten TensorFlow's start-up logging before it is imported.
+
+Imported before TensorFlow, ``marquardt`` sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless the user has set it:
+TensorFlow's C++ log (the absl and CPU-feature start-up banners, and one "Cholesky decomposition was
+not successful" warning per rejected factorisation, which the LM step notices and handles) then
+stays off stderr. ``TF_CPP_MIN_LOG_LEVEL=0`` shows it again. TensorFlow reads the variable once, when
+it is imported: imported after TensorFlow, ``marquardt`` changes nothing.
 """
 
 from __future__ import annotations
 
 import importlib as _importlib
+import os as _os
+import sys as _sys
 from typing import TYPE_CHECKING
+
+if "tensorflow" not in _sys.modules:
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 

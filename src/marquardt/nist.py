@@ -9,8 +9,11 @@ each block is, e.g. ``Starting Values (lines 41 to 43)``, ``Certified Values (li
 the leading ``y =`` and the trailing ``+ e`` error term are removed here, and a transformed response
 such as Nelson's ``log[y] = ...`` is recorded in :attr:`NistProblem.response_transform`.
 
+The 19 problems' files are shipped with the package (``marquardt/data/nist``): :func:`files`
+lists them.
+
 Examples:
-    >>> problem = load("tests/data/nist/Misra1a.dat")  # doctest: +SKIP
+    >>> problem = load(files()[0])  # doctest: +SKIP
     >>> problem.model_text, problem.starts.shape  # doctest: +SKIP
     ('y = b1*(1-exp[-b2*x])  +  e', (2, 2))
 """
@@ -29,7 +32,7 @@ import numpy.typing as npt
 
 from marquardt._formula import CONSTANTS, Formula, FormulaError, parse_formula
 
-__all__ = ["NistProblem", "load", "lre"]
+__all__ = ["NistProblem", "files", "load", "lre"]
 
 LRE_DIGITS = 11.0
 """The certified values carry 11 significant digits, so an LRE is capped at 11."""
@@ -89,6 +92,14 @@ class NistProblem:
     def target(self) -> np.ndarray:
         """The response to fit: :attr:`y`, or ``log(y)`` when :attr:`response_transform` is ``"log"``."""
         return np.log(self.y) if self.response_transform == "log" else self.y.copy()
+
+
+def files() -> list[Path]:
+    """The NIST StRD files shipped with marquardt (package data ``marquardt/data/nist``), sorted by name.
+
+    These are the 19 problems ``tests/test_nist.py`` and ``marquardt nist`` (with no argument) score.
+    """
+    return sorted(Path(__file__).with_name("data").joinpath("nist").glob("*.dat"))
 
 
 def lre(estimate: npt.ArrayLike, certified: npt.ArrayLike, *, digits: float = LRE_DIGITS) -> np.ndarray:

@@ -3,7 +3,7 @@
 ``main(argv)`` parses the arguments with :mod:`argparse` and runs one subcommand. Every error the
 user can act on (a missing file or column, a bad value, a formula outside the whitelist, data that
 cannot be fitted) is printed as one line, ``marquardt: error: ...``, and turned into the exit
-status: 2 for a usage error, 1 for a data or fit error. No traceback is printed unless ``--debug``
+status: 2 for a usage error, 1 for a data or fit error, 130 when interrupted. No traceback is printed unless ``--debug``
 is given. Heavy imports (TensorFlow, Keras, matplotlib) happen inside the subcommands, after
 TensorFlow's start-up logging has been quietened, so ``--help`` and usage errors are fast.
 """
@@ -17,7 +17,7 @@ from typing import NoReturn, Sequence
 
 from marquardt._formula import FormulaError
 from marquardt.cli import _demo, _fit, _nist, _train
-from marquardt.cli._errors import EXIT_DATA, CliError, UsageError
+from marquardt.cli._errors import EXIT_DATA, EXIT_INTERRUPTED, CliError, UsageError
 
 __all__ = ["main", "build_parser", "CliError"]
 
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         print("marquardt: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except CliError as exc:
         if debug:
             raise

@@ -3,17 +3,25 @@
 Every problem the user can fix (a missing file or column, a bad option value, data that cannot be
 fitted) is raised as :class:`CliError` and printed by ``marquardt.cli.main`` as one line,
 ``marquardt: error: ...``, with the exit status the error carries: 2 for a usage error (what
-``argparse`` itself uses), 1 for a data or fit error.
+``argparse`` itself uses), 1 for a data or fit error. An interrupted command exits with 130
+(128 + SIGINT, the shells' convention); ``Interruption`` notes a Ctrl-C that a trainer caught, so
+that the command can finish its report and still exit with 130.
 """
 
 from __future__ import annotations
 
-__all__ = ["CliError", "UsageError", "EXIT_DATA", "EXIT_USAGE"]
+import signal
+import threading
+from typing import Any
+
+__all__ = ["CliError", "UsageError", "Interruption", "EXIT_DATA", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
 EXIT_DATA = 1
 """Exit status of a data or fit error, and of a fit that did not converge."""
 EXIT_USAGE = 2
 """Exit status of a usage error, as ``argparse`` uses."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (SIGINT): 128 + 2, as shells report a process ended by SIGINT."""
 
 
 class CliError(Exception):
@@ -34,3 +42,48 @@ class UsageError(CliError):
 
     def __init__(self, message: str):
         super().__init__(message, EXIT_USAGE)
+
+
+class Interruption:
+    """A context in which SIGINT is noted before it raises ``KeyboardInterrupt`` as usual.
+
+    ``marquardt.keras.fit`` catches the ``KeyboardInterrupt`` (it stops training and keeps the
+    weights); ``occurred`` then tells the command that the user asked it to stop, so that it writes
+    what it has and exits with ``EXIT_INTERRUPTED``. Outside the main thread (where Python cannot
+    install a signal handler) it notes nothing.
+    """
+
+    def __init__(self):
+        self.occurred = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        self.occurred = True
+        raise KeyboardInterrupt
+
+    def callback(self) -> Any:
+        """A Keras callback that stops training at the end of the epoch once SIGINT was noted: a
+        ``KeyboardInterrupt`` raised where something swallows it (a ``__del__``, a generator's
+        ``close``) still ends the run."""
+        import keras
+
+        interruption = self
+
+        class StopWhenInterrupted(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if interruption.occurred:
+                    self.model.stop_training = True
+
+            on_epoch_end = on_train_batch_end
+
+        return StopWhenInterrupted()
+
+    def __enter__(self) -> "Interruption":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

@@ -21,7 +21,7 @@ import numpy as np
 from marquardt.cli import _options
 from marquardt.cli._errors import EXIT_DATA, CliError
 from marquardt.cli._report import NistRow, nist_header, nist_line, to_json
-from marquardt.nist import load, lre
+from marquardt.nist import files, load, lre
 
 __all__ = ["add_parser", "run"]
 
@@ -31,10 +31,12 @@ https://www.itl.nist.gov/div898/strd/nls/nls_main.shtml) from NIST's starting
 values and print the log relative error (LRE: correct significant digits, at
 most 11) of the estimates against the certified values: the smallest over the
 parameters (LRE b), over their standard deviations (LRE sd), and of the
-residual sum of squares. A directory stands for the .dat files in it."""
+residual sum of squares. A directory stands for the .dat files in it. With no
+file, the 19 problems shipped with marquardt are scored."""
 
 EPILOG = """\
 examples:
+  marquardt nist                      # the 19 problems shipped with marquardt
   marquardt nist tests/data/nist/Misra1a.dat
   marquardt nist tests/data/nist/ --start 1 --min-lre 6
   marquardt nist tests/data/nist/*.dat --json > lre.json"""
@@ -45,7 +47,8 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "nist", parents=parents, help="score fits of NIST StRD reference problems (LRE table)",
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("files", nargs="+", metavar="FILE.dat", help="NIST StRD files, or directories of them")
+    parser.add_argument("files", nargs="*", metavar="FILE.dat",
+                        help="NIST StRD files, or directories of them (default: the 19 files shipped with marquardt)")
     parser.add_argument("--start", choices=("1", "2", "both"), default="both",
                         help="NIST's starting values to fit from (default: both)")
     parser.add_argument("--min-lre", type=_options.non_negative_float, metavar="DIGITS",
@@ -55,7 +58,9 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = _expand(args.files)
+    paths = _expand(args.files) if args.files else files()
+    if not paths:
+        raise CliError("this installation has no NIST files (marquardt/data/nist); name files or a directory")
     problems = []
     for path in paths:
         try:

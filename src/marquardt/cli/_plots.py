@@ -24,7 +24,9 @@ def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise CliError("plots need matplotlib, which is not installed: pip install 'marquardt[cli]'") from None
+        from marquardt._install import install_command
+
+        raise CliError(f"plots need matplotlib, which is not installed: {install_command('cli')}") from None
     matplotlib.use("Agg")  # files only; never opens a window
     import matplotlib.pyplot as plt
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from marquardt.cli import _options
 from marquardt.cli._data import read_table
-from marquardt.cli._errors import EXIT_DATA, CliError, UsageError
+from marquardt.cli._errors import EXIT_DATA, EXIT_INTERRUPTED, CliError, Interruption, UsageError
 from marquardt.cli._network import ACTIVATIONS, BOUNDED, Scaling, build_network
 from marquardt.cli._progress import progress_callback, recorder_callback
 from marquardt.cli._report import TrainSummary, to_json, train_report_text
@@ -192,12 +192,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         options = trainer.TRAINLM if args.preset == "trainlm" else trainer.LMOptions()
     validation = (x32[parts["validation"]], y32[parts["validation"]]) if has_val else None
+    print(f"marquardt: training on {train.size} rows (Ctrl-C stops it and keeps the best weights)",
+          file=sys.stderr, flush=True)
     tic = time.perf_counter()
-    history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
-                          validation_data=validation, callbacks=callbacks, verbose=0, options=options,
-                          goal=args.goal)
+    with Interruption() as interruption:  # fit catches Ctrl-C and stops: the report is still written
+        history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
+                              validation_data=validation, callbacks=[*callbacks, interruption.callback()],
+                              verbose=0, options=options, goal=args.goal)
     seconds = time.perf_counter() - tic
     stop_reason = str(getattr(history, "stop_reason", "") or "training ended")
+    if interruption.occurred and not stop_reason.startswith("Interrupted"):
+        stop_reason = "Interrupted (Ctrl-C); training stopped at the end of the epoch."
     if recorder.restore_best():
         stop_reason += f" Kept the weights of epoch {recorder.best_epoch}, the best validation MSE."
 
@@ -220,6 +225,10 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     if args.report is not None:
         _write_report(args.report, summary, text, recorder, y, outputs, sets, args.goal)
+    if interruption.occurred:
+        print("marquardt: interrupted; the report and model above hold the weights kept at the interruption",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not np.isfinite(mse["train"]):
         print("marquardt: error: training ended with a non-finite error", file=sys.stderr)
         return EXIT_DATA

@@ -151,6 +151,28 @@ def _huber(delta):
     return transform
 
 
+def _same_rank(t, p):
+    """Targets and predictions brought to one rank as Keras' own loss wrapper does
+    (``squeeze_or_expand_to_same_rank``): binary labels of shape (n,) for outputs (n, 1) get a
+    trailing axis; a trailing axis of size 1 on one side only is dropped."""
+    t_rank, p_rank = len(t.shape), len(p.shape)
+    if t_rank == p_rank + 1 and t.shape[-1] == 1:
+        t = ops.squeeze(t, -1)
+    elif p_rank == t_rank + 1 and p.shape[-1] == 1:
+        t = ops.expand_dims(t, -1)
+    return t, p
+
+
+def _cross_entropy(loss_fn):
+    """``loss_fn(t, p)`` on targets cast to the predictions' dtype and brought to their rank."""
+
+    def fn(t, p):
+        t, p = _same_rank(ops.cast(t, p.dtype), p)
+        return loss_fn(t, p)
+
+    return fn
+
+
 def _per_sample(loss_fn):
     """Residuals √(2 w ℓ) for a loss that gives one non-negative number per sample."""
 
@@ -235,11 +257,11 @@ def residuals_for_loss(loss) -> LossResiduals:
     elif name == "huber":
         fn = _elementwise(_huber(float(config.get("delta", 1.0))))
     elif name == "binary_crossentropy":
-        fn = _per_sample(lambda t, p: keras.losses.binary_crossentropy(
-            ops.cast(t, p.dtype), p, from_logits=from_logits, label_smoothing=smoothing))
+        fn = _per_sample(_cross_entropy(lambda t, p: keras.losses.binary_crossentropy(
+            t, p, from_logits=from_logits, label_smoothing=smoothing)))
     elif name == "categorical_crossentropy":
-        fn = _per_sample(lambda t, p: keras.losses.categorical_crossentropy(
-            ops.cast(t, p.dtype), p, from_logits=from_logits, label_smoothing=smoothing))
+        fn = _per_sample(_cross_entropy(lambda t, p: keras.losses.categorical_crossentropy(
+            t, p, from_logits=from_logits, label_smoothing=smoothing)))
     else:
         fn = _per_sample(lambda t, p: keras.losses.sparse_categorical_crossentropy(
             t, p, from_logits=from_logits))
