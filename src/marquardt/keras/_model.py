@@ -23,21 +23,15 @@ import numpy as np
 
 from marquardt.keras import _validation
 from marquardt.keras._data import array_inputs
+from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
 from marquardt.keras._residuals import model_residuals, residuals_for_loss
-from marquardt.keras._stopping import LMStopping, final_reason, log_reason
+from marquardt.keras._stopping import (
+    LMStopping, final_reason, log_reason, restore_best_weights)
 
 __all__ = ["LMModel"]
-
-
-def _coupled_layers(net, training: bool):
-    """Layers that mix samples in the forward pass used by the step."""
-    if not training:
-        return []
-    return [layer.name for layer in net._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 @keras.saving.register_keras_serializable(package="marquardt")
@@ -82,6 +76,7 @@ class LMModel(keras.Model):
         self.lm_custom_residual = residual
         self.lm_loss_residual = None
         self.lm_wants_predictions = False
+        self.lm_output_losses = False
         self.stop_reason = None
         self._lm_variables_ready = False
         if model.built and model.weights:
@@ -137,6 +132,12 @@ class LMModel(keras.Model):
             self.lm_loss_residual = model_residuals(loss, loss_weights,
                                                     self._output_names())
         self.lm_wants_predictions = metrics is not None or weighted_metrics is not None
+        # Keras maps dicts of losses and metrics to outputs through `output_names`; the
+        # wrapper answers with the network's, so `metrics={"a": [...]}` and per-output
+        # losses (`a_loss`) work as on the network itself.
+        self.output_names = getattr(self.network, "output_names", None)
+        self.lm_output_losses = self.lm_custom_residual is None and len(
+            self._output_names()) > 1
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=None, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         weighted_metrics=weighted_metrics, **kwargs)
@@ -164,7 +165,7 @@ class LMModel(keras.Model):
         opts = self.lm_options
         p = int(sum(w.shape.num_elements() for w in weights))
         k = self._residuals_per_sample(batch, weights)
-        coupled = _coupled_layers(self.network, opts.training)
+        coupled = coupled_layers(self.network, opts.training)
         if opts.jacobian == "auto":
             per_sample = self.lm_custom_residual is None and not coupled
         else:
@@ -244,9 +245,10 @@ class LMModel(keras.Model):
                 validation_batch_size=kwargs.get("validation_batch_size"))
             y = sample_weight = None
             validation_split, batch_size, shuffle = 0.0, None, False  # x batches itself
-            kwargs.setdefault("steps_per_epoch", steps)
+            if kwargs.get("steps_per_epoch") is None:
+                kwargs["steps_per_epoch"] = steps
         all_callbacks = list(callbacks or []) + [stopper]
-        interrupted = False
+        warn_about_layers(self.network, self.lm_options.training)
         self.stop_reason = None
         try:
             history = super().fit(
@@ -255,8 +257,17 @@ class LMModel(keras.Model):
                 validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
                 sample_weight=sample_weight, initial_epoch=initial_epoch, **kwargs)
         except KeyboardInterrupt:
-            interrupted = True
-            history = self.history
+            # Keras lets the interrupt through without `on_train_end`; first keep the weights
+            # the user asked for (EarlyStopping's best), then let it reach the caller.
+            restored = restore_best_weights(self, callbacks)
+            self._record_stop(self.history, stopper, callbacks, initial_epoch, epochs,
+                              interrupted=restored or "last")
+            raise
+        self._record_stop(history, stopper, callbacks, initial_epoch, epochs)
+        return history
+
+    def _record_stop(self, history, stopper, callbacks, initial_epoch, epochs,
+                     interrupted=None):
         done = len(history.epoch) + initial_epoch if history is not None else 0
         self.stop_reason = final_reason(stopper, callbacks, done, epochs, interrupted)
         if history is not None:
@@ -264,7 +275,6 @@ class LMModel(keras.Model):
             history.lm_status = stopper.status
             history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
-        return history
 
     def _check_inputs(self, x, y, sample_weight):
         _validation.check_trainable(self.network)
