@@ -25,6 +25,7 @@ from marquardt.keras import _validation
 from marquardt.keras._data import array_inputs
 from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
+from marquardt.keras._minibatch import FullDataLoss, safe_batch_size, warn_small_batches
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
 from marquardt.keras._residuals import model_residuals, residuals_for_loss
@@ -52,7 +53,8 @@ class LMModel(keras.Model):
     After ``compile(loss=..., metrics=...)`` (no optimizer: LM is the optimizer), ``fit``
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
-    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
+    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm``,
+    ``full_loss`` (mini-batch from arrays: the loss over all training rows) and
     ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
     ``history.history`` only, not in the progress bar). Full batch by default; with
     ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
@@ -234,6 +236,20 @@ class LMModel(keras.Model):
              and not is_dataset else None)
         if batch_size is None and n is not None:
             batch_size = n  # full batch: the classic LM setting
+        first = []
+        if n is not None and self._lm_k is not None:
+            # mini-batches of fewer residuals than weights diverge (``_minibatch``)
+            train_rows = n if not validation_split or validation_data is not None else int(
+                np.floor(n * (1.0 - validation_split)))
+            batch_size = safe_batch_size(int(batch_size), train_rows, self._lm_k,
+                                         self._lm_weight_count())
+            if batch_size < train_rows:
+                head = lambda t: None if t is None else keras.tree.map_structure(  # noqa: E731
+                    lambda a: a[:train_rows], t)
+                first.append(FullDataLoss(head(x), head(y), head(sample_weight),
+                                          self.lm_loss_residual))
+        elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
+            warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
@@ -247,7 +263,7 @@ class LMModel(keras.Model):
             validation_split, batch_size, shuffle = 0.0, None, False  # x batches itself
             if kwargs.get("steps_per_epoch") is None:
                 kwargs["steps_per_epoch"] = steps
-        all_callbacks = list(callbacks or []) + [stopper]
+        all_callbacks = first + list(callbacks or []) + [stopper]
         warn_about_layers(self.network, self.lm_options.training)
         self.stop_reason = None
         try:
@@ -276,7 +292,12 @@ class LMModel(keras.Model):
             history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
 
+    def _lm_weight_count(self):
+        return int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
+
     def _check_inputs(self, x, y, sample_weight):
+        """Front-door checks; records k (residuals per sample) and the probe's rows."""
+        self._lm_k = self._lm_probe_rows = None
         _validation.check_trainable(self.network)
         if x is None:
             return
@@ -303,6 +324,8 @@ class LMModel(keras.Model):
             _validation.check_targets(py, y_pred, names)
             fn, _ = self.lm_loss_residual
             r = np.asarray(fn(py, y_pred, psw), dtype=np.float64)
+            self._lm_k = int(np.prod(r.shape[1:])) if r.ndim > 1 else 1
+            self._lm_probe_rows = int(r.shape[0])
             cost = 0.5 * float(np.sum(np.square(r))) / max(r.shape[0], 1)
         _validation.check_start(cost)
 
