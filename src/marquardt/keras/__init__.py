@@ -9,12 +9,17 @@ from marquardt.keras._memory import MemoryPlan, plan_memory
 from marquardt.keras._model import LMModel
 from marquardt.keras._options import TRAINLM, LMOptions
 from marquardt.keras._residuals import SUPPORTED_LOSSES, LossResiduals, residuals_for_loss
+from marquardt.keras._trainlm import FitnetResult, dividerand, fitnet, mapminmax
 
 __all__ = [
     "LMModel",
     "fit",
     "LMOptions",
     "TRAINLM",
+    "fitnet",
+    "FitnetResult",
+    "dividerand",
+    "mapminmax",
     "SUPPORTED_LOSSES",
     "LossResiduals",
     "residuals_for_loss",
