@@ -216,9 +216,10 @@ def main(argv=None):
                      len(results) else "       -     ")
             e_hit = f"{int(statistics.median(h[1] for h in hits)):7d}" if hits else "      -"
             per_iter[method] = statistics.median(r["per_iter"] for r, _ in results)
-            print(f"{method:<11} {t_hit:>14} {e_hit} "
-                  f"{statistics.median(r['best'] for r, _ in results):14.4g} "
-                  f"{per_iter[method] * 1e3:9.2f} ms {statistics.median(s for _, s in results):7.2f} s")
+            best = statistics.median(r["best"] for r, _ in results)
+            startup = statistics.median(s for _, s in results)
+            print(f"{method:<11} {t_hit:>14} {e_hit} {best:14.4g} "
+                  f"{per_iter[method] * 1e3:9.2f} ms {startup:7.2f} s")
         if "marquardt" in per_iter and "torch-lm" in per_iter:
             print(f"per-iteration cost, torch-lm / marquardt: "
                   f"{per_iter['torch-lm'] / per_iter['marquardt']:.2f}")

@@ -47,7 +47,8 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, valida
         **lm_options: ``options=`` (an ``LMOptions`` such as ``TRAINLM``) and/or its fields.
 
     After training, a ``model`` that was not compiled is compiled with ``loss`` and
-    ``metrics`` (and Keras' default optimizer, as ``model.compile(loss=...)`` gives), so that ``model.evaluate`` works as after Keras' own ``fit``;
+    ``metrics`` (and Keras' default optimizer, as ``model.compile(loss=...)`` gives), so
+    that ``model.evaluate`` works as after Keras' own ``fit``;
     a compiled model keeps its compilation.
 
     Raises:
