@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import marquardt.keras as mk
+from marquardt.keras._layers import warn_about_layers
 
 from keras_helpers import mlp
 
@@ -40,9 +41,10 @@ def _outcome(train):
     return history, sorted(set(history.history) - LM_LOGS)
 
 
-@pytest.mark.parametrize("as_dict", [False, True], ids=["list_outputs", "dict_outputs"])
-@pytest.mark.parametrize("metrics", [{"a": ["mae"], "b": "mse"}, ["mae"], None],
-                         ids=["dict", "list", "none"])
+@pytest.mark.parametrize("metrics, as_dict", [
+    ({"a": ["mae"], "b": "mse"}, False), ({"a": ["mae"], "b": "mse"}, True),
+    (["mae"], False), (None, True)],
+    ids=["dict-list_outputs", "dict-dict_outputs", "list-list_outputs", "none-dict_outputs"])
 def test_multi_output_metrics_and_losses_are_logged_as_keras_logs_them(as_dict, metrics):
     """Same History keys as Keras' own fit (a_loss, b_loss, a_mae, val_...), or the same error
     where Keras refuses the metrics (``["mae"]`` for two outputs)."""
@@ -134,10 +136,10 @@ def test_model_is_evaluable_after_fit():
     assert net.loss == "mae" and isinstance(net.optimizer, keras.optimizers.Adam)
 
 
-def _caught(net, **options):
+def _said(net, training=False):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        mk.fit(net, X, Y, loss="mse", epochs=1, verbose=0, **options)
+        warn_about_layers(net, training)
     return " ".join(str(w.message) for w in caught if issubclass(w.category, UserWarning))
 
 
@@ -147,12 +149,14 @@ def _with(layer):
 
 
 def test_dropout_and_batch_norm_behaviour_is_said_where_the_user_decides():
-    text = _caught(_with(keras.layers.Dropout(0.2)))
-    assert "Dropout-like layers" in text and "inert" in text
-    text = _caught(_with(keras.layers.Dropout(0.2)), training=True)
+    text = _said(_with(keras.layers.Dropout(0.2)))
+    assert "Dropout-like layers ['dropout']" in text and "inert" in text
+    text = _said(_with(keras.layers.GaussianNoise(0.1)), training=True)
     assert "training=True" in text and "will not converge" in text
-    text = _caught(_with(keras.layers.BatchNormalization()))
+    text = _said(_with(keras.layers.BatchNormalization()))
     assert "BatchNormalization" in text and "not updated" in text
-    assert "BatchNormalization" not in _caught(_with(keras.layers.BatchNormalization()),
-                                               training=True)
-    assert _caught(mlp((4,))) == ""
+    assert _said(_with(keras.layers.BatchNormalization()), training=True) == ""
+    assert _said(mlp((4,))) == ""
+    # fit says it, once, before training
+    with pytest.warns(UserWarning, match="Dropout-like layers .* inert"):
+        mk.fit(_with(keras.layers.Dropout(0.2)), X, Y, loss="mse", epochs=1, verbose=0)
