@@ -4,8 +4,10 @@ The wrapper shares its weights with the model it wraps, so after ``fit`` the use
 model holds the trained weights and saves and loads as a plain Keras model. Keras' ``fit``,
 ``evaluate`` and ``predict`` run unchanged (callbacks, History, progress bar, validation,
 sample and class weights, metrics, NumPy or ``tf.data`` input); ``fit`` only adds, around
-Keras' own loop: front-door checks, full-batch training by default, the ``LMStopping``
-callback and graceful Ctrl-C.
+Keras' own loop: front-door checks, full-batch training by default, mini-batches of at least
+one residual per weight with ``full_loss`` logged (``_minibatch``), warnings about Dropout and
+batch normalisation (``_layers``), the ``LMStopping`` callback, and on Ctrl-C the best weights
+an ``EarlyStopping`` kept before the interrupt is raised again.
 
 Example:
     >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(20, "tanh"),
