@@ -101,7 +101,7 @@ def test_singular_system_is_solved():
     assert history.history["loss"][-1] < 1e-8
 
 
-def test_keyboard_interrupt_keeps_the_last_accepted_weights():
+def test_keyboard_interrupt_keeps_the_last_accepted_weights_and_reaches_the_caller():
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 2:
@@ -110,8 +110,11 @@ def test_keyboard_interrupt_keeps_the_last_accepted_weights():
 
     net = mlp((4,))
     cb = Interrupt()
-    history = mk.fit(net, X, Y, loss="mse", epochs=10, verbose=0, callbacks=[cb])
-    assert "Interrupted" in history.stop_reason
+    lm = mk.LMModel(net)
+    lm.compile(loss="mse")
+    with pytest.raises(KeyboardInterrupt):
+        lm.fit(X, Y, epochs=10, verbose=0, callbacks=[cb])
+    assert "Interrupted" in lm.stop_reason and "last accepted weights" in lm.stop_reason
     for a, b in zip(cb.saved, net.get_weights()):
         np.testing.assert_array_equal(a, b)
 

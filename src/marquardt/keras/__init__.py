@@ -9,6 +9,7 @@ from marquardt.keras._memory import MemoryPlan, plan_memory
 from marquardt.keras._model import LMModel
 from marquardt.keras._options import TRAINBR, TRAINLM, LMOptions
 from marquardt.keras._residuals import SUPPORTED_LOSSES, LossResiduals, residuals_for_loss
+from marquardt.keras._trainlm import FitnetResult, dividerand, fitnet, mapminmax
 
 __all__ = [
     "LMModel",
@@ -16,6 +17,10 @@ __all__ = [
     "LMOptions",
     "TRAINLM",
     "TRAINBR",
+    "fitnet",
+    "FitnetResult",
+    "dividerand",
+    "mapminmax",
     "SUPPORTED_LOSSES",
     "LossResiduals",
     "residuals_for_loss",

@@ -24,8 +24,9 @@ def _compiled(model):
 
 def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, validation_data=None,
         validation_split=0.0, callbacks=None, verbose="auto", sample_weight=None,
-        class_weight=None, shuffle=True, residual=None, metrics=None,
-        **lm_options) -> keras.callbacks.History:
+        class_weight=None, shuffle=True, residual=None, metrics=None, steps_per_epoch=None,
+        validation_steps=None, validation_batch_size=None, validation_freq=1,
+        initial_epoch=0, **lm_options) -> keras.callbacks.History:
     """Train ``model`` in place with Levenberg-Marquardt; returns Keras' ``History``.
 
     Args:
@@ -38,14 +39,24 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, valida
         batch_size: ``None`` means full batch, the classic LM setting; a number gives
             mini-batch LM.
         validation_data, validation_split, callbacks, verbose, sample_weight, class_weight,
-        shuffle: as in ``keras.Model.fit``.
+        shuffle, steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
+        initial_epoch: as in ``keras.Model.fit`` (``steps_per_epoch`` bounds an epoch of a
+        repeated dataset, ``ds.repeat()``).
         residual: a custom residual ``residual(model_fn, x, y) -> r`` instead of the loss.
         metrics: metrics to report (default: those ``model`` was compiled with).
         **lm_options: ``options=`` (an ``LMOptions`` such as ``TRAINLM``) and/or its fields.
 
+    After training, a ``model`` that was not compiled is compiled with ``loss`` and
+    ``metrics`` (and Keras' default optimizer, as ``model.compile(loss=...)`` gives), so
+    that ``model.evaluate`` works as after Keras' own ``fit``;
+    a compiled model keeps its compilation.
+
     Raises:
         ValueError: as ``LMModel.fit``, and when there is no loss (not given, model not
             compiled) and no ``residual``.
+        KeyboardInterrupt: raised again after Ctrl-C (or from a callback), as in Keras, once
+            the model holds the best weights an ``EarlyStopping(restore_best_weights=True)``
+            kept (otherwise the last accepted ones).
 
     Example:
         >>> history = marquardt.keras.fit(net, x, y, loss="mse", epochs=200)
@@ -63,7 +74,19 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, valida
     lm.compile(loss=loss, metrics=compiled_metrics if metrics is None else metrics,
                loss_weights=loss_weights if loss is compiled_loss else None,
                weighted_metrics=weighted if metrics is None else None)
-    return lm.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                  callbacks=callbacks, validation_split=validation_split,
-                  validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-                  sample_weight=sample_weight)
+    try:
+        keras_options = {key: value for key, value in (
+            ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps),
+            ("validation_batch_size", validation_batch_size)) if value is not None}
+        return lm.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                      callbacks=callbacks, validation_split=validation_split,
+                      validation_data=validation_data, shuffle=shuffle,
+                      class_weight=class_weight, sample_weight=sample_weight,
+                      validation_freq=validation_freq, initial_epoch=initial_epoch,
+                      **keras_options)
+    finally:
+        if not getattr(model, "compiled", False) and loss is not None:
+            # evaluable as after Keras' fit. Keras' default optimizer: a model compiled with
+            # none does not load back (Keras 3.15's compile_from_config builds it)
+            model.compile(loss=loss, metrics=metrics)
+            model.optimizer.build(model.trainable_variables)  # saved as it loads: no warning

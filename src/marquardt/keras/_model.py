@@ -4,8 +4,10 @@ The wrapper shares its weights with the model it wraps, so after ``fit`` the use
 model holds the trained weights and saves and loads as a plain Keras model. Keras' ``fit``,
 ``evaluate`` and ``predict`` run unchanged (callbacks, History, progress bar, validation,
 sample and class weights, metrics, NumPy or ``tf.data`` input); ``fit`` only adds, around
-Keras' own loop: front-door checks, full-batch training by default, the ``LMStopping``
-callback and graceful Ctrl-C.
+Keras' own loop: front-door checks, full-batch training by default, mini-batches of at least
+one residual per weight with ``full_loss`` logged (``_minibatch``), warnings about Dropout and
+batch normalisation (``_layers``), the ``LMStopping`` callback, and on Ctrl-C the best weights
+an ``EarlyStopping`` kept before the interrupt is raised again.
 
 Example:
     >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(20, "tanh"),
@@ -23,21 +25,16 @@ import numpy as np
 
 from marquardt.keras import _bayes, _validation
 from marquardt.keras._data import array_inputs
+from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
+from marquardt.keras._minibatch import FullDataLoss, safe_batch_size, warn_small_batches
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
 from marquardt.keras._residuals import model_residuals, residuals_for_loss
-from marquardt.keras._stopping import LMStopping, final_reason, log_reason
+from marquardt.keras._stopping import (
+    LMStopping, final_reason, log_reason, restore_best_weights)
 
 __all__ = ["LMModel"]
-
-
-def _coupled_layers(net, training: bool):
-    """Layers that mix samples in the forward pass used by the step."""
-    if not training:
-        return []
-    return [layer.name for layer in net._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 @keras.saving.register_keras_serializable(package="marquardt")
@@ -58,7 +55,8 @@ class LMModel(keras.Model):
     After ``compile(loss=..., metrics=...)`` (no optimizer: LM is the optimizer), ``fit``
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
-    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm`` and
+    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm``,
+    ``full_loss`` (mini-batch from arrays: the loss over all training rows) and
     ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
     ``history.history`` only, not in the progress bar). Full batch by default; with
     ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
@@ -82,6 +80,7 @@ class LMModel(keras.Model):
         self.lm_custom_residual = residual
         self.lm_loss_residual = None
         self.lm_wants_predictions = False
+        self.lm_output_losses = False
         self.stop_reason = None
         self._lm_variables_ready = False
         if _bayes.enabled(self.lm_options):
@@ -143,6 +142,12 @@ class LMModel(keras.Model):
             self.lm_loss_residual = model_residuals(loss, loss_weights,
                                                     self._output_names())
         self.lm_wants_predictions = metrics is not None or weighted_metrics is not None
+        # Keras maps dicts of losses and metrics to outputs through `output_names`; the
+        # wrapper answers with the network's, so `metrics={"a": [...]}` and per-output
+        # losses (`a_loss`) work as on the network itself.
+        self.output_names = getattr(self.network, "output_names", None)
+        self.lm_output_losses = self.lm_custom_residual is None and len(
+            self._output_names()) > 1
         kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=None, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         weighted_metrics=weighted_metrics, **kwargs)
@@ -170,7 +175,7 @@ class LMModel(keras.Model):
         opts = self.lm_options
         p = int(sum(w.shape.num_elements() for w in weights))
         k = self._residuals_per_sample(batch, weights)
-        coupled = _coupled_layers(self.network, opts.training)
+        coupled = coupled_layers(self.network, opts.training)
         if opts.jacobian == "auto":
             per_sample = self.lm_custom_residual is None and not coupled
         else:
@@ -241,6 +246,20 @@ class LMModel(keras.Model):
             _bayes.check_full_batch(x, n, batch_size)
         if batch_size is None and n is not None:
             batch_size = n  # full batch: the classic LM setting
+        first = []
+        if n is not None and self._lm_k is not None:
+            # mini-batches of fewer residuals than weights diverge (``_minibatch``)
+            train_rows = n if not validation_split or validation_data is not None else int(
+                np.floor(n * (1.0 - validation_split)))
+            batch_size = safe_batch_size(int(batch_size), train_rows, self._lm_k,
+                                         self._lm_weight_count())
+            if batch_size < train_rows:
+                head = lambda t: None if t is None else keras.tree.map_structure(  # noqa: E731
+                    lambda a: a[:train_rows], t)
+                first.append(FullDataLoss(head(x), head(y), head(sample_weight),
+                                          self.lm_loss_residual))
+        elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
+            warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
@@ -252,9 +271,10 @@ class LMModel(keras.Model):
                 validation_batch_size=kwargs.get("validation_batch_size"))
             y = sample_weight = None
             validation_split, batch_size, shuffle = 0.0, None, False  # x batches itself
-            kwargs.setdefault("steps_per_epoch", steps)
-        all_callbacks = list(callbacks or []) + [stopper]
-        interrupted = False
+            if kwargs.get("steps_per_epoch") is None:
+                kwargs["steps_per_epoch"] = steps
+        all_callbacks = first + list(callbacks or []) + [stopper]
+        warn_about_layers(self.network, self.lm_options.training)
         self.stop_reason = None
         try:
             history = super().fit(
@@ -263,8 +283,17 @@ class LMModel(keras.Model):
                 validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
                 sample_weight=sample_weight, initial_epoch=initial_epoch, **kwargs)
         except KeyboardInterrupt:
-            interrupted = True
-            history = self.history
+            # Keras lets the interrupt through without `on_train_end`; first keep the weights
+            # the user asked for (EarlyStopping's best), then let it reach the caller.
+            restored = restore_best_weights(self, callbacks)
+            self._record_stop(self.history, stopper, callbacks, initial_epoch, epochs,
+                              interrupted=restored or "last")
+            raise
+        self._record_stop(history, stopper, callbacks, initial_epoch, epochs)
+        return history
+
+    def _record_stop(self, history, stopper, callbacks, initial_epoch, epochs,
+                     interrupted=None):
         done = len(history.epoch) + initial_epoch if history is not None else 0
         self.stop_reason = final_reason(stopper, callbacks, done, epochs, interrupted)
         if history is not None:
@@ -272,9 +301,13 @@ class LMModel(keras.Model):
             history.lm_status = stopper.status
             history.history["lm_status"] = stopper.codes[:len(history.epoch)]
         log_reason(self.stop_reason)
-        return history
+
+    def _lm_weight_count(self):
+        return int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
 
     def _check_inputs(self, x, y, sample_weight):
+        """Front-door checks; records k (residuals per sample) and the probe's rows."""
+        self._lm_k = self._lm_probe_rows = None
         _validation.check_trainable(self.network)
         if x is None:
             return
@@ -301,6 +334,8 @@ class LMModel(keras.Model):
             _validation.check_targets(py, y_pred, names)
             fn, _ = self.lm_loss_residual
             r = np.asarray(fn(py, y_pred, psw), dtype=np.float64)
+            self._lm_k = int(np.prod(r.shape[1:])) if r.ndim > 1 else 1
+            self._lm_probe_rows = int(r.shape[0])
             cost = 0.5 * float(np.sum(np.square(r))) / max(r.shape[0], 1)
         _validation.check_start(cost)
 

@@ -33,7 +33,7 @@ import keras
 
 from marquardt._status import Status, status_message
 
-__all__ = ["LMStopping", "final_reason"]
+__all__ = ["LMStopping", "final_reason", "restore_best_weights", "log_reason"]
 
 _LOG = logging.getLogger("marquardt")
 
@@ -115,12 +115,29 @@ class LMStopping(keras.callbacks.Callback):
                 self.reason += f" Every batch of epoch {epoch + 1} hit the damping limit."
 
 
+def restore_best_weights(model, callbacks) -> str | None:
+    """After an interrupt: the weights an ``EarlyStopping(restore_best_weights=True)`` kept.
+
+    Keras restores them in ``on_train_end``, which an interrupt skips. Returns a phrase naming
+    what was restored, or ``None`` when no callback holds best weights.
+    """
+    for cb in callbacks or ():
+        if (isinstance(cb, keras.callbacks.EarlyStopping) and cb.restore_best_weights
+                and cb.best_weights is not None):
+            model.set_weights(cb.best_weights)
+            return (f"the weights of epoch {cb.best_epoch + 1}, the best `{cb.monitor}` "
+                    f"({cb.best:.6g}), restored from EarlyStopping")
+    return None
+
+
 def final_reason(stopper: LMStopping, callbacks, epochs_done: int, epochs: int,
-                 interrupted: bool) -> str:
-    """The sentence saying why ``fit`` returned."""
+                 interrupted: str | None = None) -> str:
+    """The sentence saying why ``fit`` returned (or, with ``interrupted``, why it raised:
+    ``"last"`` or the phrase of ``restore_best_weights``)."""
     if interrupted:
-        return ("Interrupted (KeyboardInterrupt); the model holds the last accepted weights, "
-                "the best on the batches seen.")
+        held = ("the last accepted weights" if interrupted == "last" else interrupted)
+        return (f"Interrupted (KeyboardInterrupt) after {epochs_done} epoch(s); the model "
+                f"holds {held}. The interrupt is raised again, as in Keras.")
     if stopper.reason is not None:
         return stopper.reason
     for cb in callbacks or ():

@@ -278,6 +278,8 @@ def train_step(wrapper, data):
     wrapper._loss_tracker.update_state(loss, sample_weight=n)
     if y is not None and wrapper._compile_metrics is not None and custom is None:
         wrapper._compile_metrics.update_state(y, info.y_pred, sample_weight)
+    if y is not None and wrapper.lm_output_losses:
+        wrapper._compile_loss(y, info.y_pred, sample_weight)  # per-output losses (`a_loss`)
     logs = wrapper.get_metrics_result()
     logs.update(
         lam=state.lam,

@@ -1,0 +1,83 @@
+"""``marquardt.keras.fitnet``: MATLAB fitnet + trainlm's division, normalisation and stopping."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import marquardt.keras as mk
+
+RNG = np.random.default_rng(0)
+X = RNG.uniform([-3, 10], [5, 50], size=(200, 2)).astype("float32")
+Y = (np.sin(X[:, :1]) * 4 + X[:, 1:] / 10 + 0.05 * RNG.normal(size=(200, 1))).astype("float32")
+
+
+def test_dividerand_is_matlabs_70_15_15_random_division():
+    parts = mk.dividerand(200, seed=0)
+    assert [parts[k].size for k in ("train", "validation", "test")] == [140, 30, 30]
+    every = np.concatenate(list(parts.values()))
+    np.testing.assert_array_equal(np.sort(every), np.arange(200))  # disjoint, complete
+    assert not np.array_equal(parts["validation"], np.arange(140, 170))  # not the last rows
+    # MATLAB: numValidate = round(0.15 Q), numTest = round(0.15 Q), the rest trains
+    sizes = {q: [v.size for v in mk.dividerand(q, seed=1).values()] for q in (101, 7, 10)}
+    assert sizes == {101: [71, 15, 15], 7: [5, 1, 1], 10: [6, 2, 2]}
+    with pytest.raises(ValueError, match="leave no training row"):
+        mk.dividerand(1, 0.0, 0.5, 0.5)
+
+
+def test_mapminmax_maps_each_column_to_minus_one_one_and_back():
+    layer = mk.mapminmax(X)
+    out = np.asarray(layer(X))
+    np.testing.assert_allclose(out.min(axis=0), [-1, -1], atol=1e-6)
+    np.testing.assert_allclose(out.max(axis=0), [1, 1], atol=1e-6)
+    back = np.asarray(mk.mapminmax(X, invert=True)(out))
+    np.testing.assert_allclose(back, X, rtol=1e-5, atol=1e-4)
+    constant = np.column_stack([X[:, 0], np.full(200, 3.0)])
+    np.testing.assert_allclose(np.asarray(mk.mapminmax(constant)(constant))[:, 1], 3.0)
+
+
+def test_fitnet_has_matlabs_defaults_and_the_saved_model_loads_without_marquardt(tmp_path):
+    assert mk.fitnet.__kwdefaults__["epochs"] == 1000
+    assert mk.fitnet.__kwdefaults__["max_fail"] == 6
+    assert mk.fitnet.__kwdefaults__["division"] == (0.70, 0.15, 0.15)
+    assert mk.fitnet.__kwdefaults__["options"] == mk.TRAINLM
+    result = mk.fitnet(X, Y, seed=0, epochs=60)
+    net, history = result.model, result.history
+    assert [result.division[k].size for k in ("train", "validation", "test")] == [140, 30, 30]
+    assert {"loss", "val_loss", "test_loss", "mu"} <= set(history.history)
+    assert history.history["mu"] == history.history["lam"]
+    # the layers: mapminmax, tansig hidden 10, purelin, inverse mapminmax
+    assert [type(l).__name__ for l in net.layers] == [
+        "Normalization", "Dense", "Dense", "Normalization"]
+    assert net.layers[1].units == 10 and net.layers[1].activation.__name__ == "tanh"
+    scaled = np.asarray(net.layers[0](X))
+    np.testing.assert_allclose([scaled.min(), scaled.max()], [-1, 1], atol=1e-6)
+    va = result.division["validation"]
+    assert float(np.mean((np.asarray(net(X[va])) - Y[va]) ** 2)) < 0.05 * np.var(Y)
+
+    path = tmp_path / "fitnet.keras"
+    net.save(path)
+    np.save(tmp_path / "x.npy", X)
+    code = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
+            "assert not [k for k in sys.modules if k.startswith('marquardt')]; "
+            "np.save(sys.argv[2], m.predict(np.load(sys.argv[3]), verbose=0))")
+    subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "p.npy"),
+                    str(tmp_path / "x.npy")], check=True, capture_output=True)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.asarray(net(X)), rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_fitnet_stops_after_max_fail_validation_failures_with_the_best_weights():
+    """Noisy data and 20 neurons: validation MSE turns up early; trainlm's max_fail = 6."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(60, 1)).astype("float32")
+    y = (np.sin(3 * x) + 0.5 * rng.normal(size=(60, 1))).astype("float32")
+    result = mk.fitnet(x, y, hidden=(20,), seed=0, epochs=200)
+    val = np.asarray(result.history.history["val_loss"])
+    assert "EarlyStopping" in result.history.stop_reason and "max_fail" in (
+        result.history.stop_reason)
+    assert len(val) - 1 - int(np.argmin(val)) == 6
+    va = result.division["validation"]
+    best = float(np.mean((np.asarray(result.model(x[va])) - y[va]) ** 2))
+    assert best == pytest.approx(val.min(), rel=1e-4)
