@@ -195,10 +195,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"marquardt: training on {train.size} rows (Ctrl-C stops it and keeps the best weights)",
           file=sys.stderr, flush=True)
     tic = time.perf_counter()
-    with Interruption() as interruption:  # fit catches Ctrl-C and stops: the report is still written
-        history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
-                              validation_data=validation, callbacks=[*callbacks, interruption.callback()],
-                              verbose=0, options=options, goal=args.goal)
+    so_far = keras.callbacks.History()  # what was logged, should Ctrl-C end fit by an exception
+    with Interruption() as interruption:  # Ctrl-C stops training: the report is still written
+        try:
+            history = trainer.fit(network, x32[train], y32[train], loss="mse", epochs=args.epochs,
+                                  validation_data=validation,
+                                  callbacks=[*callbacks, so_far, interruption.callback()],
+                                  verbose=0, options=options, goal=args.goal)
+        except KeyboardInterrupt:  # marquardt.keras.fit re-raises it, as Keras does
+            if not interruption.occurred:
+                raise
+            history = so_far
+            history.stop_reason = "Interrupted (Ctrl-C)."
     seconds = time.perf_counter() - tic
     stop_reason = str(getattr(history, "stop_reason", "") or "training ended")
     if interruption.occurred and not stop_reason.startswith("Interrupted"):
