@@ -192,6 +192,12 @@ def test_first_order_check_policies():
     assert status.tolist() == [int(Status.STALLED), int(Status.DAMPING_LIMIT),
                                int(Status.DAMPING_LIMIT)]
     assert not Status.STALLED.success
+    # a step rounded to nothing (x + δ = x) is cut short too; a cosine that is not a number
+    # (a cost that overflowed) is no stationary point
+    lim = damping_limited_away(np.zeros(3), np.zeros(3), np.array([0.5, 1e-9, np.nan]),
+                               np.zeros(3))
+    assert lim.tolist() == [True, False, True]
+    assert damping_limit_status(np.array([np.nan])).tolist() == [int(Status.STALLED)]
 
 
 def test_damping_cut_steps_report_no_success():
