@@ -11,7 +11,7 @@ takes the array namespace ``xp``, found from its arguments when not given; ``mar
     state = policy.update(state, rho, step=m)     # λ for the next attempt or iteration
     policy.exhausted(state)                        # λ beyond its ceiling: stop
 
-``m`` is the ``StepMeasure`` of the attempt (its scaled length, actual reduction, slope), which
+``m`` is the ``StepMeasure`` of the attempt (its scaled length ‖√D p‖), which
 only the trust-region rule reads. A policy with ``needs_spectrum`` (``TrustRegion``) keeps a
 radius Δ rather than λ and turns it into λ with ``policy.fit(state, spectrum)``, from the
 solver's factorisation (``marquardt._solvers.Spectrum``); the core calls it once the system of
