@@ -28,20 +28,13 @@ from marquardt._status import Status
 from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
-           "damping_limit_status", "STATIONARY_COSINE", "ROUNDED_STEP_COSINE"]
+           "damping_limit_status", "STATIONARY_COSINE"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
 #: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
 #: ceiling means a minimum: √ of the default ``gtol`` 1e-12, and 45 times the largest cosine
 #: at which the 38 NIST runs of ``tests/test_nist.py`` stop (2.2e-8, ENSO from start 2).
 STATIONARY_COSINE = 1e-6
-
-#: Gradient cosine above which a step that rounded to nothing stops nothing. Looser than
-#: ``STATIONARY_COSINE``: at a minimum that rounding limits, the cosine can stay above 1e-6
-#: (SciPy's curve_fit test ``test_regression_2639``, float32-like data: 6.0e-6) and a zero
-#: step there is MINPACK's xtol convergence; 1e-4 is ``benchmarks/mgh.py``'s mark of a
-#: success away from a stationary point.
-ROUNDED_STEP_COSINE = 1e-4
 
 
 def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float, xp=None):
@@ -79,21 +72,13 @@ def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
     return xp.cast(xp.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")
 
 
-def damping_limited_away(damping_term, curvature, cosine, step_norm=None, xp=None):
-    """(…,) bool: the step tests must not stop here. Either the step's length was set by the
-    damping, λ‖√D p‖² > pᵀAp, at a point whose gradient cosine exceeds ``STATIONARY_COSINE``;
-    or the step rounded to nothing (``step_norm`` 0: x + δ = x, a damping or trust radius so
-    large or small that δ is below x's last digit) at a cosine above ``ROUNDED_STEP_COSINE``
-    (or not a number), far from any stationary point (MGH Jennrich-Sampson from 10·x₀ with
-    the trust-region policy: the radius shrank to nothing at a cosine of 0.16)."""
+def damping_limited_away(damping_term, curvature, cosine, xp=None):
+    """(…,) bool: the step's length was set by the damping, λ‖√D p‖² > pᵀAp, at a point whose
+    gradient cosine exceeds ``STATIONARY_COSINE`` or is not a number: the step tests must not
+    stop there."""
     xp = xp or array_namespace(damping_term, curvature, cosine)
-    away = xp.logical_and(xp.greater(damping_term, curvature),
+    return xp.logical_and(xp.greater(damping_term, curvature),
                           xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
-    if step_norm is None:
-        return away
-    rounded = xp.logical_and(xp.equal(step_norm, 0.0),
-                             xp.logical_not(xp.less_equal(cosine, ROUNDED_STEP_COSINE)))
-    return xp.logical_or(away, rounded)
 
 
 def damping_limit_status(cosine, xp=None):

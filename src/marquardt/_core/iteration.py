@@ -326,8 +326,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                                      prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
     # first-order check: a step the damping cut short ends nothing away from a stationary point
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
-    tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine,
-                                                       step, xp),
+    tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
                      RUNNING, tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
