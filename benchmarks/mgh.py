@@ -44,6 +44,7 @@ Reference:
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import pathlib
 import sys
@@ -82,6 +83,10 @@ def _cosine(r, jac):
     return float(np.max(np.abs(g[ok]) / denom[ok])) if ok.any() else 0.0
 
 
+#: ``ours``' damping policy (``--damping``; least_squares' default unless given)
+DAMPING = ["nielsen"]
+
+
 def run_start(p: Problem, factor: float, solver: str) -> Run:
     """One solver from ``factor``·x0; the final f = Σ rᵢ² and counts."""
     x0 = factor * np.asarray(p.x0, dtype=float)
@@ -90,7 +95,7 @@ def run_start(p: Problem, factor: float, solver: str) -> Run:
         warnings.simplefilter("ignore")
         try:
             if solver == "ours":
-                res = marquardt.least_squares(p.fun, x0, jac=p.jac)
+                res = marquardt.least_squares(p.fun, x0, jac=p.jac, damping=DAMPING[0])
             elif solver == "lm":
                 res = scipy.optimize.least_squares(p.fun, x0, jac=p.jac, method="lm")
             elif solver == "lm15":
@@ -118,7 +123,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="problem names to run")
     ap.add_argument("--verbose", action="store_true", help="print gradient cosines too")
+    ap.add_argument("--damping", default=None,
+                    help="ours' damping policy (default: least_squares' default)")
     args = ap.parse_args(argv)
+    DAMPING[0] = args.damping or inspect.signature(marquardt.least_squares).parameters[
+        "damping"].default
     problems = [p for p in PROBLEMS if not args.only or p.name in args.only]
     t_start = time.perf_counter()
     results = {}

@@ -30,6 +30,7 @@ Usage: python benchmarks/robust.py [--quiet] [--false-success 1e-6]
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from typing import Callable, NamedTuple
@@ -221,10 +222,15 @@ def relative_optimality(loss: str, f_scale: float, r, j) -> tuple[float, float]:
     return gmax, gmax / scale if scale > 0 else 0.0
 
 
+#: ours' damping policy (``--damping``; least_squares' default unless given)
+DAMPING = ["nielsen"]
+
+
 def run_case(prob: Problem, y, loss: str, f_scale: float) -> dict:
     fun = lambda p: prob.model(prob.t, p) - y  # noqa: E731
     jac = lambda p: prob.jac(prob.t, p)  # noqa: E731
-    ours = marquardt.least_squares(fun, prob.p0, jac=jac, loss=loss, f_scale=f_scale)
+    ours = marquardt.least_squares(fun, prob.p0, jac=jac, loss=loss, f_scale=f_scale,
+                                   damping=DAMPING[0])
     ref = scipy.optimize.least_squares(fun, prob.p0, jac=jac, loss=loss, f_scale=f_scale,
                                        method="trf", ftol=1e-15, xtol=1e-15, gtol=1e-15)
     gmax, rel = relative_optimality(loss, f_scale, fun(ours.x), jac(ours.x))
@@ -238,7 +244,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="print the summary only")
     ap.add_argument("--false-success", type=float, default=1e-6,
                     help="relative optimality above which a success is false (default 1e-6)")
+    ap.add_argument("--damping", default=None,
+                    help="ours' damping policy (default: least_squares' default)")
     args = ap.parse_args(argv)
+    DAMPING[0] = args.damping or inspect.signature(marquardt.least_squares).parameters[
+        "damping"].default
     start = time.perf_counter()
     rows = []
     with np.errstate(all="ignore"):  # SciPy's and our trial points may overflow exp

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from marquardt import Nielsen, TrainLM
-from marquardt._damping import DampingState, get_damping
+from marquardt import Nielsen, TrainLM, TrustRegion
+from marquardt._damping import DampingState, StepMeasure, get_damping
+from marquardt._solvers import (CholeskySolver, EigenSolver, KernelSolver, Spectrum, SVDSolver,
+                                UnrolledCholeskySolver)
 
 
 def run(policy, scale, rhos):
@@ -92,3 +94,93 @@ def test_get_damping():
     with pytest.raises(ValueError, match=r"`damping` must be one of .*Received: damping='fast'"):
         get_damping("fast")
     assert math.isclose(Nielsen().tau, 1e-3)
+
+
+# --- TrustRegion: λ from a radius Δ (secular equation on the solver's spectrum) ---------------
+
+def _random_system(rng, k=3, m=20, n=5):
+    return (rng.standard_normal((k, m, n)) * np.logspace(0, 3, n), rng.standard_normal((k, m)),
+            rng.uniform(0.5, 3.0, (k, n)))
+
+
+@pytest.mark.parametrize("solver", [SVDSolver(), EigenSolver(), CholeskySolver(),
+                                    UnrolledCholeskySolver()], ids=lambda s: s.name)
+def test_trust_region_lambda_gives_the_radius(solver):
+    """The λ of ``fit`` gives a step of scaled length Δ to 1e-10, for three problems at once,
+    with the solver's own solve; and λ_min where the Gauss-Newton step fits."""
+    rng = np.random.default_rng(7)
+    j, r, d = _random_system(rng)
+    fac = solver.factor(j, r, d)
+    policy = TrustRegion()
+    gn = np.linalg.norm(np.sqrt(d) * solver.solve(fac, np.full(3, policy.lam_min)), axis=-1)
+    delta = gn * np.array([1e-4, 0.3, 0.999])
+    state = policy.fit(DampingState(np.zeros(3), delta), solver.spectrum(fac))
+    assert np.all(state.lam > policy.lam_min) and np.array_equal(state.nu, delta)
+    length = np.linalg.norm(np.sqrt(d) * solver.solve(fac, state.lam), axis=-1)
+    np.testing.assert_allclose(length, delta, rtol=1e-10)
+    state = policy.fit(DampingState(np.zeros(3), 1.5 * gn), solver.spectrum(fac))
+    assert np.all(state.lam == policy.lam_min)
+
+
+def test_trust_region_lambda_in_the_kernel_form():
+    rng = np.random.default_rng(8)
+    j, r, d = _random_system(rng, k=2, m=4, n=7)  # m < n
+    solver = KernelSolver()
+    fac = solver.factor(j, r, d)
+    gn = np.linalg.norm(np.sqrt(d) * solver.solve(fac, np.full(2, 1e-30)), axis=-1)
+    delta = gn * np.array([0.01, 0.5])
+    state = TrustRegion().fit(DampingState(np.zeros(2), delta), solver.spectrum(fac))
+    length = np.linalg.norm(np.sqrt(d) * solver.solve(fac, state.lam), axis=-1)
+    np.testing.assert_allclose(length, delta, rtol=1e-10)
+
+
+def test_trust_region_lambda_in_a_graph():
+    """The same λ from TensorFlow tensors (the compiled executors' namespace)."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(9)
+    j, r, d = _random_system(rng)
+    solver = SVDSolver()
+    delta = np.array([1e-3, 1e-2, 1e-1])
+    host = TrustRegion().fit(DampingState(np.zeros(3), delta),
+                             solver.spectrum(solver.factor(j, r, d)))
+    graph = tf.function(lambda j, r, d, delta: TrustRegion().fit(
+        DampingState(tf.zeros_like(delta), delta),
+        solver.spectrum(solver.factor(j, r, d))).lam)
+    lam = graph(tf.constant(j), tf.constant(r), tf.constant(d), tf.constant(delta)).numpy()
+    np.testing.assert_allclose(lam, host.lam, rtol=1e-8)
+
+
+def test_trust_region_exact_sequence():
+    """One component, w = 4, b = 3: ‖√D δ(λ)‖ = 3 / (4 + λ), so the λ of a radius Δ is
+    3/Δ − 4 exactly; the radius after each step follows the rule of the docstring."""
+    policy = TrustRegion()  # factor 1, τ = 0.1
+    spectrum = Spectrum(w=np.array([[4.0]]), b=np.array([[3.0]]))
+    state = policy.init(np.array([10.0]), x_norm=np.array([2.0]))
+    assert state.lam.item() == 1.0 and state.nu.item() == -2.0  # λ₀ = τ·scale, −Δ₀ unsettled
+    state = policy.fit(state, spectrum)
+    # Δ₀ = max(1 · 2, 3 / (4 + 1)) = 2 ≥ the Gauss-Newton length 3/4: λ = λ_min
+    assert state.nu.item() == 2.0 and state.lam.item() == policy.lam_min
+    steps = [  # (ρ, ‖√D p‖) → (accepted, Δ, λ)
+        ((0.9, 0.75), (True, 1.5, policy.lam_min)),   # Gauss-Newton step: Δ ← 2‖p‖
+        ((0.1, 0.75), (True, 0.1875, 3 / 0.1875 - 4)),  # ρ < ¼: Δ ← ¼ min(Δ, ‖p‖)
+        ((0.5, 0.1875), (True, 0.1875, 12.0)),          # ¼ ≤ ρ ≤ ¾, λ > λ_min: unchanged
+        ((0.8, 0.1875), (True, 0.375, 4.0)),            # ρ > ¾: Δ ← 2‖p‖
+        ((5e-5, 0.375), (False, 0.09375, 3 / 0.09375 - 4)),  # rejected (ρ ≤ 1e-4)
+        ((-math.inf, 0.09375), (False, 0.0234375, 3 / 0.0234375 - 4)),
+        ((float("nan"), math.nan), (False, 0.00234375, 3 / 0.00234375 - 4)),  # NaN: Δ/10
+    ]
+    for (rho, norm), (accepted, delta, lam) in steps:
+        assert bool(policy.accept(np.array([rho]))) is accepted
+        state = policy.update(state, np.array([rho]), step=StepMeasure(np.array([norm])))
+        state = policy.fit(state, spectrum)
+        np.testing.assert_allclose(state.nu.item(), delta, rtol=1e-15)
+        np.testing.assert_allclose(state.lam.item(), lam, rtol=1e-12)
+    assert not bool(policy.exhausted(state))
+    assert bool(policy.exhausted(DampingState(np.array([1e33]), np.array([1e-40]))))
+
+
+def test_trust_region_by_name():
+    assert isinstance(get_damping("trust-region"), TrustRegion)
+    assert get_damping(TrustRegion(factor=100.0)).factor == 100.0
+    with pytest.raises(ValueError, match="TrustRegion"):
+        get_damping("more")

@@ -6,7 +6,7 @@ Public API:
   NumPy models as in SciPy, TensorFlow models with exact autodiff Jacobians;
   ``curve_fit_batch`` — many independent fits of one model as one batched solve.
 * ``Status``, ``OptimizeResult``, ``IterationSummary`` — results and progress records.
-* ``Nielsen``, ``TrainLM`` — damping policies; ``standard_errors``, ``correlation_matrix``.
+* ``Nielsen``, ``TrainLM``, ``TrustRegion`` — damping policies; ``standard_errors``, ``correlation_matrix``.
 * ``marquardt.keras`` — LM training inside Keras' ``fit``; ``marquardt.scipy`` — the SciPy
   bridge (SciPy is imported only there); ``marquardt.nist`` — NIST StRD reader.
 
@@ -46,6 +46,7 @@ _LAZY = {
     "IterationSummary": "marquardt._summary",
     "Nielsen": "marquardt._damping",
     "TrainLM": "marquardt._damping",
+    "TrustRegion": "marquardt._damping",
     "standard_errors": "marquardt._covariance",
     "correlation_matrix": "marquardt._covariance",
 }
@@ -59,7 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from marquardt._covariance import correlation_matrix, standard_errors
     from marquardt._batch import curve_fit_batch
     from marquardt._curve_fit import curve_fit
-    from marquardt._damping import Nielsen, TrainLM
+    from marquardt._damping import Nielsen, TrainLM, TrustRegion
     from marquardt._least_squares import least_squares
     from marquardt._result import OptimizeResult
     from marquardt._status import Status

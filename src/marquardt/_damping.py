@@ -6,10 +6,16 @@ four pure functions, so it runs unchanged inside ``tf.while_loop`` and on batche
 (one λ per problem), on NumPy arrays on the host or on tensors in a compiled graph (each method
 takes the array namespace ``xp``, found from its arguments when not given; ``marquardt._xp``)::
 
-    state = policy.init(scale)          # scale = max_i A_ii / D_ii at the start point
-    accepted = policy.accept(rho)        # take the step?
-    state = policy.update(state, rho)   # λ for the next attempt or iteration
-    policy.exhausted(state)              # λ beyond its ceiling: stop
+    state = policy.init(scale, x_norm=‖√D x₀‖)   # scale = max_i A_ii / D_ii at the start point
+    accepted = policy.accept(rho)                  # take the step?
+    state = policy.update(state, rho, step=m)     # λ for the next attempt or iteration
+    policy.exhausted(state)                        # λ beyond its ceiling: stop
+
+``m`` is the ``StepMeasure`` of the attempt (its scaled length ‖√D p‖), which
+only the trust-region rule reads. A policy with ``needs_spectrum`` (``TrustRegion``) keeps a
+radius Δ rather than λ and turns it into λ with ``policy.fit(state, spectrum)``, from the
+solver's factorisation (``marquardt._solvers.Spectrum``); the core calls it once the system of
+an iteration is factored and after each rejected attempt.
 
 The loop never looks inside ``DampingState``; the policies are tested alone with exact
 accept/reject sequences (``tests/test_damping.py``).
@@ -22,14 +28,22 @@ from typing import Any, NamedTuple
 
 from marquardt._xp import array_namespace
 
-__all__ = ["DampingState", "Nielsen", "TrainLM", "DampingPolicy", "get_damping"]
+__all__ = ["DampingState", "StepMeasure", "Nielsen", "TrainLM", "TrustRegion", "DampingPolicy",
+           "get_damping"]
 
 
 class DampingState(NamedTuple):
-    """λ and the policy's memory. ``nu`` is Nielsen's growth factor (unused by trainlm)."""
+    """λ and the policy's memory: ``nu`` is Nielsen's growth factor (unused by trainlm), the
+    trust radius Δ for ``TrustRegion``."""
 
     lam: Any
     nu: Any
+
+
+class StepMeasure(NamedTuple):
+    """What an attempt measured besides ρ, for a policy that reads it (``TrustRegion``)."""
+
+    norm: Any  # (K,) ‖√D p‖, the scaled length of the step p
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +80,9 @@ class Nielsen:
     lam_min: float = 1e-30
     lam_max: float = 1e32
     name: str = "nielsen"
+    needs_spectrum = False
 
-    def init(self, scale, xp=None) -> DampingState:
+    def init(self, scale, xp=None, x_norm=None) -> DampingState:
         xp = xp or array_namespace(scale)
         lam = xp.maximum(self.tau * scale, self.lam_min)
         return DampingState(lam=lam, nu=xp.full_like(lam, 2.0))
@@ -76,7 +91,7 @@ class Nielsen:
         xp = xp or array_namespace(rho)
         return xp.greater(rho, self.min_rho)
 
-    def update(self, state: DampingState, rho, xp=None) -> DampingState:
+    def update(self, state: DampingState, rho, xp=None, step=None) -> DampingState:
         xp = xp or array_namespace(rho, state.lam)
         ok = self.accept(rho, xp)
         safe_rho = xp.where(ok, rho, xp.zeros_like(rho))
@@ -122,8 +137,9 @@ class TrainLM:
     mu_max: float = 1e10
     mu_min: float = 1e-20
     name: str = "trainlm"
+    needs_spectrum = False
 
-    def init(self, scale, xp=None) -> DampingState:
+    def init(self, scale, xp=None, x_norm=None) -> DampingState:
         xp = xp or array_namespace(scale)
         lam = xp.full_like(scale, self.mu)
         return DampingState(lam=lam, nu=xp.ones_like(lam))
@@ -132,7 +148,7 @@ class TrainLM:
         xp = xp or array_namespace(rho)
         return xp.greater(rho, 0.0)
 
-    def update(self, state: DampingState, rho, xp=None) -> DampingState:
+    def update(self, state: DampingState, rho, xp=None, step=None) -> DampingState:
         xp = xp or array_namespace(rho, state.lam)
         ok = self.accept(rho, xp)
         lam = xp.where(ok, xp.maximum(state.lam * self.mu_dec, self.mu_min),
@@ -144,18 +160,174 @@ class TrainLM:
         return xp.greater(state.lam, self.mu_max)
 
 
-DampingPolicy = Nielsen | TrainLM
+@dataclasses.dataclass(frozen=True)
+class TrustRegion:
+    """λ controlled through a trust radius Δ, as MINPACK's ``lmder`` and SciPy's ``trf``.
 
-_BY_NAME = {"nielsen": Nielsen, "trainlm": TrainLM}
+    Each attempt takes the λ whose step fits the radius in the scaled norm (Moré 1978)::
+
+        λ = λ_min                 when the Gauss-Newton step has ‖√D δ(λ_min)‖ ≤ Δ
+        λ : ‖√D δ(λ)‖ = Δ         otherwise (the secular equation, ``fit``)
+
+    and after it (ρ the gain ratio, p the step)::
+
+        ρ < ¼:                    Δ ← ¼ · min(Δ, ‖√D p‖)      (trf's shrink)
+        ρ > ¾ or λ = λ_min:       Δ ← 2‖√D p‖                 (lmder's growth)
+        otherwise:                Δ unchanged
+
+    A step is accepted when ρ > ``min_rho`` (lmder's 1e-4). The first radius is
+
+        Δ₀ = max(factor · ‖√D x₀‖, ‖√D δ(τ · maxᵢ Aᵢᵢ/Dᵢᵢ)‖),
+
+    the larger of MINPACK's Δ₀ (``factor`` when x₀ = 0) and the length of the step of
+    Nielsen's λ₀ with ``tau`` (settled at the first factorisation): ‖√D x₀‖ alone is tiny when
+    x₀ is zero in a well-determined parameter (MGH Powell badly scaled from 10·x₀: x₀ = (0,
+    10), Δ₀ = 4.5e-4 and the path goes down the valley x₂ → ∞), and Nielsen's λ₀ alone lets
+    a first step from a far start go where the curvature at x₀ says (MGH Meyer from 100·x₀).
+    The constants were chosen on ``benchmarks/mgh.py`` and ``benchmarks/robust.py``
+    (docs/benchmarks.md).
+
+    Compared with Nielsen's rule, λ here is a function of the step's length: after a success
+    the next step may be at most twice as long, and a Gauss-Newton step is taken as soon as
+    it fits.
+
+    The secular equation is solved on the solver's spectrum (``marquardt._solvers.Spectrum``):
+    φ(λ) = ‖√D δ(λ)‖ = (Σᵢ bᵢ²/(wᵢ + λ)²)^½, and Newton's method on h(λ) = 1/φ(λ) − 1/Δ,
+    which is concave and nearly linear in λ (Hebden 1973; Moré 1978 §5), converges
+    monotonically from the left::
+
+        λ ← λ + (φ − Δ)/Δ · φ² / Σᵢ bᵢ²/(wᵢ + λ)³
+
+    started at λ_min and kept inside the bracket [λ_min, ‖b‖/Δ] (φ(λ) ≤ ‖b‖/λ), bisected in
+    log λ where Newton leaves it; no residual evaluation, elementwise work on the spectrum
+    (a fixed number of iterations in a graph, until converged on the host).
+
+    Args:
+        factor: Δ₀ relative to ‖√D x₀‖ (MINPACK's ``factor``; 100 there, 1 in trf, whose
+            Δ₀ is ‖x₀ / x_scale‖).
+        tau: Nielsen's λ₀ relative to the largest scaled diagonal, for the second bound on Δ₀;
+            0: MINPACK's Δ₀ alone.
+        min_rho: smallest gain ratio that accepts a step.
+        lam_min: the λ of a Gauss-Newton step (a floor, so that a zero singular value gives a
+            zero component instead of 0/0).
+        lam_max: the solve stops (damping limit) once the λ of the radius exceeds it.
+        newton_steps: most iterations of the secular equation's Newton method.
+
+    References:
+        J. J. Moré, "The Levenberg-Marquardt algorithm: implementation and theory", Numerical
+        Analysis, Lecture Notes in Mathematics 630, 105-116 (1978).
+        B. S. Garbow, K. E. Hillstrom, J. J. Moré, MINPACK-1 ``lmder.f``, ``lmpar.f`` (1980).
+        SciPy ``optimize/_lsq/common.py``: ``update_tr_radius``.
+        M. D. Hebden, "An algorithm for minimization using exact second derivatives", AERE
+        TP 515 (1973).
+    """
+
+    factor: float = 1.0
+    tau: float = 0.1
+    min_rho: float = 1e-4
+    lam_min: float = 1e-30
+    lam_max: float = 1e32
+    newton_steps: int = 30
+    name: str = "trust-region"
+    needs_spectrum = True
+
+    def init(self, scale, xp=None, x_norm=None) -> DampingState:
+        """Δ₀ is settled at the first factorisation (``fit``): until then ``nu`` holds −Δ₀ of
+        MINPACK's rule (negative: not yet settled) and ``lam`` Nielsen's λ₀ = τ · scale."""
+        xp = xp or array_namespace(scale)
+        if x_norm is None:
+            x_norm = xp.zeros_like(scale)
+        delta = xp.where(xp.greater(x_norm, 0.0), self.factor * x_norm,
+                         xp.full_like(scale, self.factor))
+        lam0 = xp.maximum(self.tau * scale, self.lam_min) if self.tau else xp.full_like(
+            scale, self.lam_max)
+        return DampingState(lam=lam0, nu=-delta)
+
+    def accept(self, rho, xp=None):
+        xp = xp or array_namespace(rho)
+        return xp.greater(rho, self.min_rho)
+
+    def update(self, state: DampingState, rho, xp=None, step: StepMeasure | None = None
+               ) -> DampingState:
+        """The radius after an attempt (``lam`` is left for ``fit``)."""
+        xp = xp or array_namespace(rho, state.lam)
+        delta, norm = state.nu, step.norm
+        newton = xp.less_equal(state.lam, self.lam_min)
+        failed = xp.logical_not(xp.greater_equal(rho, 0.25))  # NaN counts as a failure
+        new = xp.where(failed, 0.25 * xp.minimum(delta, norm),
+                       xp.where(xp.logical_or(xp.greater(rho, 0.75), newton), 2.0 * norm,
+                                delta))
+        # a step of no length or of no number (NaN land): a tenth of the radius
+        new = xp.where(xp.logical_and(xp.greater(new, 0.0), xp.isfinite(new)), new, 0.1 * delta)
+        return DampingState(lam=state.lam, nu=new)
+
+    def fit(self, state: DampingState, spectrum, xp=None) -> DampingState:
+        """The state with λ ≥ λ_min such that ‖√D δ(λ)‖ = Δ, or λ_min when the Gauss-Newton
+        step fits in Δ; at the first factorisation Δ₀ is settled first (``init``):
+        Δ₀ = max(factor ‖√D x₀‖, ‖√D δ(τ · scale)‖)."""
+        xp = xp or array_namespace(state.nu, spectrum.w)
+        w, b2 = spectrum.w, spectrum.b * spectrum.b
+
+        def length(lam):
+            q = 1.0 / (w + xp.expand_dims(lam, -1))
+            return xp.sqrt(xp.sum(b2 * q * q, axis=-1))
+
+        first = xp.less(state.nu, 0.0)
+        settled = xp.maximum(-state.nu, length(state.lam))
+        nu = xp.where(first, settled, state.nu)
+        return DampingState(lam=self._lam_for(nu, w, b2, xp), nu=nu)
+
+    def _lam_for(self, nu, w, b2, xp):
+        delta = xp.expand_dims(nu, -1)
+        lo = xp.full_like(delta, self.lam_min)
+        hi = xp.maximum(xp.sqrt(xp.sum(b2, axis=-1, keepdims=True)) / delta, lo)
+
+        def phi(lam):
+            q = 1.0 / (w + lam)
+            s0 = xp.sum(b2 * q * q, axis=-1, keepdims=True)
+            return xp.sqrt(s0), xp.sum(b2 * q * q * q, axis=-1, keepdims=True)
+
+        lam = lo
+        f, s1 = phi(lam)
+        fits = xp.less_equal(f, delta)
+        host = xp.name == "numpy"  # stop once all converged on the host; a graph runs them all
+        for _ in range(self.newton_steps):
+            # a converged problem keeps its λ: a batch then gives each problem what it alone
+            # gets, however long the others take
+            done = xp.logical_or(fits, xp.less_equal(xp.abs(f - delta), 1e-13 * delta))
+            if host and bool(xp.all(done)):
+                break
+            long_ = xp.greater(f, delta)
+            lo = xp.where(long_, lam, lo)
+            hi = xp.where(long_, hi, lam)
+            safe_s1 = xp.where(xp.greater(s1, 0.0), s1, xp.ones_like(s1))
+            nxt = lam + (f - delta) / delta * f * f / safe_s1
+            inside = xp.logical_and(xp.greater(nxt, lo), xp.less(nxt, hi))
+            inside = xp.logical_and(inside, xp.isfinite(nxt))
+            lam = xp.where(done, lam, xp.where(inside, nxt, xp.sqrt(lo * hi)))
+            f, s1 = phi(lam)
+        lam = xp.where(fits, xp.full_like(lam, self.lam_min), lam)
+        return xp.squeeze(lam, -1)
+
+    def exhausted(self, state: DampingState, xp=None):
+        xp = xp or array_namespace(state.lam)
+        return xp.logical_or(xp.greater(state.lam, self.lam_max),
+                             xp.logical_not(xp.greater(state.nu, 0.0)))
+
+
+DampingPolicy = Nielsen | TrainLM | TrustRegion
+
+_BY_NAME = {"nielsen": Nielsen, "trainlm": TrainLM, "trust-region": TrustRegion}
 
 
 def get_damping(damping: str | DampingPolicy) -> DampingPolicy:
-    """Resolve ``damping`` given by name (``"nielsen"``, ``"trainlm"``) or as a policy object."""
-    if isinstance(damping, (Nielsen, TrainLM)):
+    """Resolve ``damping`` given by name (``"nielsen"``, ``"trainlm"``, ``"trust-region"``) or as
+    a policy object."""
+    if isinstance(damping, (Nielsen, TrainLM, TrustRegion)):
         return damping
     if isinstance(damping, str) and damping.lower() in _BY_NAME:
         return _BY_NAME[damping.lower()]()
     raise ValueError(
         f"`damping` must be one of {sorted(_BY_NAME)} or a policy object (Nielsen(...), "
-        f"TrainLM(...)). Received: damping={damping!r}"
+        f"TrainLM(...), TrustRegion(...)). Received: damping={damping!r}"
     )

@@ -161,8 +161,9 @@ def least_squares(
             SciPy: None or 1 in turn, an int k > 1 (or -1, every CPU) in a
             ``multiprocessing.Pool`` of k processes (``fun`` must pickle), or a map-like
             callable ``workers(f, xs)``. Results are identical to a serial run.
-        damping: ``'nielsen'`` (default) or ``'trainlm'``, or a policy object
-            (``marquardt.Nielsen(...)``, ``marquardt.TrainLM(...)``).
+        damping: ``'nielsen'`` (default), ``'trainlm'`` or ``'trust-region'`` (λ from a trust
+            radius, as MINPACK and trf), or a policy object (``marquardt.Nielsen(...)``,
+            ``marquardt.TrainLM(...)``, ``marquardt.TrustRegion(...)``).
         solver: ``'svd'`` (default, accurate), ``'eigen'``, ``'cholesky'`` or ``'kernel'``.
 
     Returns:

@@ -26,6 +26,17 @@ iteration; the *solve* step for a new λ is then cheap where the method allows i
 * ``KernelSolver``: for m < n, δ = −D⁻¹Jᵀ (J D⁻¹ Jᵀ + λI)⁻¹ r (the push-through identity), an
   m×m system instead of n×n.
 
+For a trust-region control of λ (``marquardt._damping.TrustRegion``) each solver also gives the
+*spectrum* of its system, ``spectrum(fac) -> Spectrum(w, b)``, such that the scaled step length
+is the explicit rational function
+
+    ‖√D δ(λ)‖² = ‖z(λ)‖² = Σᵢ bᵢ² / (wᵢ + λ)²,
+
+so that the λ of a given length is found without another factorisation or evaluation: from
+the SVD, w = σ², b = σ c; from the eigen-decomposition, w = Λ, b = Qᵀĝ; the Cholesky solvers
+eigen-decompose the scaled normal matrix once per iteration (O(n³), like one more factor);
+the kernel form eigen-decomposes K = J D⁻¹ Jᵀ = QΛQᵀ, b = √Λ Qᵀr.
+
 All functions accept batched leading dimensions (one system per problem), and run on NumPy
 arrays on the host or on tensors in a compiled graph: each takes the array namespace ``xp``
 (``marquardt._xp``), found from its arguments when not given.
@@ -47,7 +58,15 @@ __all__ = [
     "solve_normal",
     "solve_kernel",
     "get_solver",
+    "Spectrum",
 ]
+
+
+class Spectrum(NamedTuple):
+    """‖√D δ(λ)‖² = Σᵢ bᵢ² / (wᵢ + λ)² (module docstring), batched over leading dims."""
+
+    w: Any  # (…, k) eigenvalues of the scaled normal matrix, ≥ 0
+    b: Any  # (…, k)
 
 
 def _matvec(a, x, xp):
@@ -85,6 +104,9 @@ class SVDSolver:
         lam = xp.expand_dims(lam, -1)
         z = -fac.s * fac.c / (fac.s * fac.s + lam)
         return fac.inv_sqrt_d * _matvec(fac.v, z, xp)
+
+    def spectrum(self, fac: SVDFactor, xp=None) -> Spectrum:
+        return Spectrum(w=fac.s * fac.s, b=fac.s * fac.c)
 
 
 class EigenFactor(NamedTuple):
@@ -142,6 +164,9 @@ class EigenSolver:
 
     def solve(self, fac: EigenFactor, lam, xp=None):
         return _eigen_solve(fac, lam, xp or array_namespace(fac.w, lam))
+
+    def spectrum(self, fac: EigenFactor, xp=None) -> Spectrum:
+        return Spectrum(w=fac.w, b=fac.qg)
 
 
 def solve_normal(a, g, lam, d, *, cholesky_solve=None, xp=None):
@@ -249,6 +274,11 @@ class CholeskySolver:
         return solve_normal(fac.a, fac.g, lam, fac.d, xp=xp,
                             cholesky_solve=lambda m, b: self.cholesky_solve(m, b, xp))
 
+    def spectrum(self, fac: NormalFactor, xp=None) -> Spectrum:
+        xp = xp or array_namespace(fac.a, fac.g)
+        eig = _eigen_factor_normal(fac.a, fac.g, fac.d, xp)
+        return Spectrum(w=eig.w, b=eig.qg)
+
     def cholesky_solve(self, m, b, xp=None):
         """(x, ok) of m x = b: ``kernel``, or the namespace's Cholesky kernel."""
         if self.kernel is not None:
@@ -309,6 +339,14 @@ class KernelSolver:
         ones = xp.ones_like(fac.r)
         y = solve_normal(fac.k, -fac.r, lam, ones, xp=xp)  # (K + λI) y = r
         return -fac.inv_d * _rmatvec(fac.j, y, xp)
+
+    def spectrum(self, fac: KernelFactor, xp=None) -> Spectrum:
+        # ‖√D δ‖² = yᵀ K y with y = (K + λI)⁻¹ r
+        xp = xp or array_namespace(fac.k, fac.r)
+        k = 0.5 * (fac.k + xp.swapaxes(fac.k, -1, -2))
+        w, q = xp.eigh(k)
+        w = xp.maximum(w, 0.0)
+        return Spectrum(w=w, b=xp.sqrt(w) * _rmatvec(q, fac.r, xp))
 
 
 _SOLVERS = {"svd": SVDSolver, "eigen": EigenSolver, "cholesky": CholeskySolver,

@@ -74,16 +74,18 @@ def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
 
 def damping_limited_away(damping_term, curvature, cosine, xp=None):
     """(…,) bool: the step's length was set by the damping, λ‖√D p‖² > pᵀAp, at a point whose
-    gradient cosine exceeds ``STATIONARY_COSINE``: the step tests must not stop there."""
+    gradient cosine exceeds ``STATIONARY_COSINE`` or is not a number: the step tests must not
+    stop there."""
     xp = xp or array_namespace(damping_term, curvature, cosine)
     return xp.logical_and(xp.greater(damping_term, curvature),
-                          xp.greater(cosine, STATIONARY_COSINE))
+                          xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
 
 
 def damping_limit_status(cosine, xp=None):
     """The status of a fit whose damping passed its ceiling: ``DAMPING_LIMIT`` (a minimum to
     working precision) where the gradient cosine is at most ``STATIONARY_COSINE``, else
-    ``STALLED`` (int32)."""
+    ``STALLED`` (int32), and where the cosine is not a number (a cost that overflowed)."""
     xp = xp or array_namespace(cosine)
-    return xp.cast(xp.where(xp.greater(cosine, STATIONARY_COSINE), int(Status.STALLED),
+    return xp.cast(xp.where(xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)),
+                            int(Status.STALLED),
                             int(Status.DAMPING_LIMIT)), "int32")

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from marquardt import _gain, _robust, _scaling, _termination
 from marquardt._core.records import RUNNING, LoopConfig, LoopState
-from marquardt._damping import DampingState
+from marquardt._damping import DampingState, StepMeasure
 from marquardt._status import Status
 
 __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobian_linearization",
@@ -69,6 +69,7 @@ class Prepared(NamedTuple):
     sqrt_d: Any  # (K, n)
     x_norm: Any  # (K,) ‖√D x‖
     cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
+    spectrum: Any = None  # the solver's ``Spectrum``, for a trust-region policy; else None
 
 
 class Attempt(NamedTuple):
@@ -144,7 +145,7 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     _, jt0, _, _ = _scaled_system(cfg, xp, x0, f0, j0, lb, ub)
     colsq0 = xp.sum(jt0 * jt0, axis=-2)
     d0 = damping_diagonal(cfg, xp, None, colsq0, d_fixed)
-    damp0 = initial_damping(cfg, xp, colsq0, d0)
+    damp0 = initial_damping(cfg, xp, colsq0, d0, xp.norm(xp.sqrt(d0) * x0, axis=-1))
     ones = _int(xp, xp.ones_like(cost0))
     zero = 0.0 * cost0
     return LoopState(
@@ -155,9 +156,10 @@ def start(cfg: LoopConfig, xp, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
     )
 
 
-def initial_damping(cfg: LoopConfig, xp, colsq, d) -> DampingState:
-    """λ₀ (and the policy's memory) from the scale maxᵢ Aᵢᵢ/Dᵢᵢ at the start point."""
-    return cfg.damping.init(xp.max(colsq / d, axis=-1), xp)
+def initial_damping(cfg: LoopConfig, xp, colsq, d, x_norm=None) -> DampingState:
+    """λ₀ (and the policy's memory) from the scale maxᵢ Aᵢᵢ/Dᵢᵢ and ``x_norm`` = ‖√D x₀‖ at
+    the start point (the trust-region policy's Δ₀)."""
+    return cfg.damping.init(xp.max(colsq / d, axis=-1), xp, x_norm=x_norm)
 
 
 def linearize(cfg: LoopConfig, xp, s: LoopState, lb, ub) -> Linearization:
@@ -222,10 +224,16 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         fac = cfg.solver.factor_normal(live_only(lin.a, xp.zeros_like),
                                        live_only(g, xp.zeros_like), d_solve, xp)
     sqrt_d = xp.sqrt(d)
+    spectrum, lam, nu = None, s.lam, s.nu
+    if cfg.damping.needs_spectrum:  # λ from the trust radius, on this iteration's factor
+        spectrum = cfg.solver.spectrum(fac, xp)
+        fitted = cfg.damping.fit(DampingState(s.lam, s.nu), spectrum, xp)
+        lam = xp.where(active, fitted.lam, s.lam)
+        nu = xp.where(active, fitted.nu, s.nu)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
-                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine)
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum)
     zero = xp.zeros_like(s.cost)
-    attempt = Attempt(lam=s.lam, nu=s.nu, nfev=s.nfev, status=status,
+    attempt = Attempt(lam=lam, nu=nu, nfev=s.nfev, status=status,
                       accepted=xp.logical_not(xp.ones_like(active)), x_new=s.x, f_new=s.f,
                       cost_new=s.cost, step=zero, rho=zero, attempts=0 * s.nfev,
                       cost_try_last=s.cost)
@@ -309,8 +317,10 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
     ok = xp.logical_and(lv, cfg.damping.accept(rho, xp))
-    new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp)
     step = xp.norm(prep.sqrt_d * p, axis=-1)
+    new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp, step=StepMeasure(step))
+    if cfg.damping.needs_spectrum:  # the next attempt's λ from the new radius
+        new_damp = cfg.damping.fit(new_damp, prep.spectrum, xp)
     nfev = c.nfev + _int(xp, lv)
     tstat = _termination.step_status(actual, s.cost, _undamped_step(xp, prep, c, p, ok),
                                      prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
