@@ -90,8 +90,8 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
     where = "for problem 0 at its p0"
 
     def tensor_call():
-        import tensorflow as tf
-        return f(tf.constant(x0), *[tf.constant(v) for v in p])
+        from marquardt._backend.tensorflow.host_functions import call_with_tensors
+        return call_with_tensors(f, x0, *p)
 
     out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where)
     _check_output(out, "f", (m,))

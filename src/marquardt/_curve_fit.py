@@ -220,8 +220,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     def tensor_probe():
         if passthrough:
             raise TypeError("xdata is passed to the model as it is")
-        import tensorflow as tf
-        return checked(f(tf.constant(x), *[tf.constant(v) for v in p0]))
+        from marquardt._backend.tensorflow.host_functions import call_with_tensors
+        return checked(call_with_tensors(f, x, *p0))
 
     def tensorflow():  # a model written with TensorFlow ops (a callable jac runs on the host)
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem

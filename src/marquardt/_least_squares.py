@@ -206,8 +206,8 @@ def least_squares(
         return least_squares_problem(fun, "auto" if jac == "cs" else jac, args, kwargs)
 
     def tensor_probe():
-        import tensorflow as tf
-        return fun(tf.constant(x0), *args, **kwargs)
+        from marquardt._backend.tensorflow.host_functions import call_with_tensors
+        return call_with_tensors(lambda x: fun(x, *args, **kwargs), x0)
 
     problem = Problem(
         probe=lambda: fun(x0.copy(), *args, **kwargs), tensor_probe=tensor_probe,

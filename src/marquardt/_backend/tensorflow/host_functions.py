@@ -19,8 +19,8 @@ from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
 
-__all__ = ["compiled_evaluator", "warm_solver", "least_squares_problem", "curve_fit_problem",
-           "tracing_errors", "check_autodiff", "check_model_autodiff"]
+__all__ = ["call_with_tensors", "compiled_evaluator", "warm_solver", "least_squares_problem",
+           "curve_fit_problem", "tracing_errors", "check_autodiff", "check_model_autodiff"]
 
 
 def tracing_errors() -> tuple[type[Exception], ...]:
@@ -221,3 +221,9 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
 
 def _jac_key(jac):
     return jac if isinstance(jac, str) else id(jac)
+
+
+def call_with_tensors(fun: Callable, *values, **kwargs):
+    """``fun`` called with each of ``values`` as a float64 tensor (and ``kwargs`` as they
+    are): the front doors' second try of a user's function that rejected NumPy values."""
+    return fun(*(tf.constant(v) for v in values), **kwargs)
