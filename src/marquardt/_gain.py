@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from marquardt._xp import array_namespace
 
-__all__ = ["predicted_reduction", "model_reduction", "quadratic_reduction", "gain_ratio",
+__all__ = ["predicted_reduction", "quadratic_reduction", "gain_ratio",
            "gain_ratio_with_noise_floor"]
 
 
@@ -28,15 +28,9 @@ def predicted_reduction(g, delta, lam, d, xp=None):
     return 0.5 * xp.sum(delta * (xp.expand_dims(lam, -1) * d * delta - g), axis=-1)
 
 
-def model_reduction(g, jp, p, xp=None):
-    """L(0) − L(p) = −gᵀp − ½‖Jp‖² for any step p, given Jp (valid for projected steps)."""
-    xp = xp or array_namespace(g, jp, p)
-    return -xp.sum(g * p, axis=-1) - 0.5 * xp.sum(jp * jp, axis=-1)
-
-
 def quadratic_reduction(g, curvature, p, xp=None):
-    """L(0) − L(p) = −gᵀp − ½ pᵀAp for any step p, given the curvature term pᵀAp
-    (A = JᵀJ; from the normal equations when J itself is not kept)."""
+    """L(0) − L(p) = −gᵀp − ½ pᵀAp for any step p (projected steps too), given the curvature
+    term pᵀAp (A = JᵀJ: ‖Jp‖² when J is held, from the normal equations when it is not)."""
     xp = xp or array_namespace(g, p)
     return -xp.sum(g * p, axis=-1) - 0.5 * curvature
 
