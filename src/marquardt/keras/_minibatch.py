@@ -25,12 +25,8 @@ import math
 import warnings
 
 import keras
-import numpy as np
 
 __all__ = ["safe_batch_size", "warn_small_batches", "FullDataLoss"]
-
-#: Rows per forward pass of ``FullDataLoss`` (bounds its memory on large data).
-_CHUNK = 65536
 
 
 def safe_batch_size(batch_size: int, n: int, k: int, p: int) -> int:
@@ -67,43 +63,12 @@ class FullDataLoss(keras.callbacks.Callback):
 
     def __init__(self, x, y, sample_weight, loss_residual):
         super().__init__()
-        import tensorflow as tf
+        from marquardt._backend.tensorflow.keras_full_loss import FullLoss
 
-        def tensors(tree):
-            if tree is None:
-                return None
-            return tf.nest.map_structure(lambda a: tf.convert_to_tensor(np.asarray(a)),
-                                         keras.tree.lists_to_tuples(tree))
-
-        self._data = (tensors(x), tensors(y), tensors(sample_weight))
-        self._rows = int(keras.tree.flatten(x)[0].shape[0])
-        self._fn, self._mean = loss_residual
-        self._sum = None
-
-    def _chunk_sum(self):
-        import tensorflow as tf
-
-        if self._sum is None:
-            net = self.model.network
-
-            @tf.function(reduce_retracing=True)
-            def chunk_sum(x, y, sw):
-                r = tf.cast(self._fn(y, net(x, training=False), sw), tf.float64)
-                return 0.5 * tf.reduce_sum(r * r)
-
-            self._sum = chunk_sum
-        return self._sum
+        self._full_loss = FullLoss(x, y, sample_weight, *loss_residual)
 
     def full_loss(self) -> float:
-        import tensorflow as tf
-
-        chunk_sum = self._chunk_sum()
-        total = 0.0
-        for start in range(0, self._rows, _CHUNK):
-            x, y, sw = (None if part is None else tf.nest.map_structure(
-                lambda t: t[start:start + _CHUNK], part) for part in self._data)
-            total += float(chunk_sum(x, y, sw))
-        return total / self._rows if self._mean else total
+        return self._full_loss(self.model.network)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
