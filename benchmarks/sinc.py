@@ -118,18 +118,11 @@ def run_torchlm(hidden, seed, x, y, budget):
     Keras network's initial weights; batch 1000, reshuffled every epoch."""
     import torch
     import torch_levenberg_marquardt as tlm
+    from _torch_copy import torch_copy
 
     torch.set_num_threads(2)
     keras_net = network(hidden, seed)
-    layers = []
-    for dense in keras_net.layers:
-        kernel, bias = (np.asarray(w) for w in dense.get_weights())
-        lin = torch.nn.Linear(kernel.shape[0], kernel.shape[1])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(kernel.T.copy()))
-            lin.bias.copy_(torch.from_numpy(bias.copy()))
-        layers += [lin, torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers[:-1])
+    model = torch_copy(keras_net)
     module = tlm.training.LevenbergMarquardtModule(model)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     generator = torch.Generator().manual_seed(seed)

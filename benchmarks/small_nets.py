@@ -119,20 +119,13 @@ def run_marquardt(data, hidden, seed, budget):
 def run_torchlm(data, hidden, seed, budget):
     import torch
     import torch_levenberg_marquardt as tlm
+    from _torch_copy import torch_copy
 
     (x, y), (xt, yt) = data
     t0 = time.perf_counter()
     torch.set_num_threads(THREADS[0])
     keras_net = network(x.shape[1], hidden, seed)
-    layers = []
-    for dense in keras_net.layers:
-        kernel, bias = (np.asarray(w) for w in dense.get_weights())
-        lin = torch.nn.Linear(kernel.shape[0], kernel.shape[1])
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(kernel.T.copy()))
-            lin.bias.copy_(torch.from_numpy(bias.copy()))
-        layers += [lin, torch.nn.Tanh()]
-    model = torch.nn.Sequential(*layers[:-1])
+    model = torch_copy(keras_net)
     module = tlm.training.LevenbergMarquardtModule(model)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
 
