@@ -4,8 +4,8 @@ The core (``marquardt._core``) and the numerics modules (``_gain``, ``_terminati
 ``_scaling``, ``_robust``, ``_damping``, ``_solvers``) never import a backend. Each function
 takes an ``xp`` argument, the namespace of the arrays it works on, or finds it from them with
 ``array_namespace`` (SciPy's array-API pattern, ``scipy/_lib/_array_api.py``): NumPy arrays
-run on the host with NumPy and LAPACK; TensorFlow tensors run inside TensorFlow graphs. A
-second backend (JAX) adds one namespace module and one line in ``array_namespace``.
+run on the host with NumPy and LAPACK; TensorFlow tensors run inside TensorFlow graphs. JAX
+arrays run under ``jax.jit`` (``marquardt._backend.jax.xp``).
 
 Every namespace offers the same names, with NumPy's meanings:
 
@@ -43,14 +43,24 @@ def _is_tensorflow(a: Any) -> bool:
     return isinstance(a, (tf.Tensor, tf.Variable))
 
 
+def _is_jax(a: Any) -> bool:
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    return isinstance(a, jax.Array) or type(a).__module__.startswith("jax")
+
+
 def array_namespace(*arrays: Any):
     """The namespace for ``arrays``: TensorFlow's if any is a TensorFlow tensor or variable,
-    else NumPy's (Python numbers and NumPy arrays).
+    JAX's if any is a JAX array (or tracer), else NumPy's (Python numbers and NumPy arrays).
 
-    TensorFlow is never imported here: a tensor can only exist once it is.
+    Neither TensorFlow nor JAX is imported here: their arrays can only exist once they are.
     """
     for a in arrays:
         if _is_tensorflow(a):
             from marquardt._backend.tensorflow import xp
+            return xp
+        if _is_jax(a):
+            from marquardt._backend.jax import xp
             return xp
     return numpy_namespace()

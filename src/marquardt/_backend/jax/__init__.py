@@ -1,0 +1,1 @@
+"""The JAX backend: the LM core under ``jax.jit`` (see ``marquardt._xp``)."""
