@@ -238,8 +238,8 @@ def test_chunking_and_shape_errors():
         curve_fit_batch(decay, d["t"], y, [1.0, 1.0], bounds=(0.0, da.ones((100, 3))))
     with pytest.raises(ValueError, match=r"`xdata` must have shape \(m,\) or \(k, m\) shared"):
         curve_fit_batch(decay, d["t"][:-1], y, [1.0, 1.0])
-    with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got unexpected keyword argument\(s\): "
-                       r"tolerance. Received: tolerance=0.001"):
+    with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got unexpected keyword "
+                       r"argument\(s\): tolerance. Received: tolerance=0.001"):
         curve_fit_batch(decay, d["t"], y, [1.0, 1.0], tolerance=1e-3)
     with pytest.raises(ValueError, match=r"`max_nfev` must be a positive integer"):
         curve_fit_batch(decay, d["t"], y, [1.0, 1.0], max_nfev=0)

@@ -93,7 +93,11 @@ def curve_fit_batch(
             cached per function.
         xdata: shared by all problems, shape (m,) or (k, m) for k variables; or one per
             problem, shape (K, m) or (K, k, m). See ``shared_x`` when k equals K.
-        ydata: the data, shape (K, m): one row per problem.
+        ydata: the data, shape (K, m): one row per problem. A Dask array (chunked over
+            the K problems) makes the call lazy: the result's fields are Dask arrays of
+            the same problem chunks, each block solved by this function on a Dask
+            worker when they are computed; per-problem ``p0``, ``sigma``, bounds and
+            ``xdata`` (NumPy or Dask) are rechunked to match (docs/dask.md).
         p0: start values, shape (n,) for all problems or (K, n); default ones, with n read
             from ``f``'s signature.
         sigma: uncertainties of ``ydata`` (standard deviations), shape (m,) shared or (K, m).
@@ -133,7 +137,10 @@ def curve_fit_batch(
         ``fun`` (K, m) (weighted residuals; 0 at absent points), ``optimality`` (K,)
         (‖Jᵀr‖∞), ``status`` (K,) (``marquardt.Status`` codes), ``success`` (K,), ``nfev``,
         ``njev``, ``nit`` (K,), ``message`` (a sequence of K strings, each with its
-        measured numbers); and ``npoints`` (K,), the points present per problem.
+        measured numbers); and ``npoints`` (K,), the points present per problem. For a
+        Dask ``ydata``, each of these is a Dask array (``message`` of strings); compute the
+        ones you need together (``dask.compute(res.x, res.stderr)``): each block is solved
+        once per computation.
 
     Raises:
         ValueError, TypeError: invalid arguments (shapes that disagree, NaN without

@@ -78,101 +78,142 @@ def curve_fit_batch(f, xdata, ydata, p0=None, *, sigma=None, absolute_sigma=Fals
     problems. Checked now: everything that needs no data values (shapes, options, the
     parameter count); checked when computed, by each block: the values (NaN, bounds, ``f``'s
     output), with the block's problem range in the message."""
-    import dask.array as da
-
-    from marquardt import _batch, _batch_inputs as _inputs
-    from marquardt._curve_fit import check_enough_points
-    from marquardt._parameters import check_within_bounds, prepare_p0
+    from marquardt import _batch
 
     if chunk_size is None:
         chunk_size = _batch.DEFAULT_CHUNK_SIZE
     chunk_size = _batch.check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile,
                                        options)
     y = _problem_blocks(ydata)
-    k_all, m = y.shape
-    per_problem: dict = {}
-    shared: dict = {}
-
-    def along_problems(name: str, value) -> None:
-        """A per-problem argument as a Dask array with ``y``'s problem chunks."""
-        chunks = (y.chunks[0],) + (-1,) * (value.ndim - 1)
-        per_problem[name] = (value.rechunk(chunks) if is_dask_array(value)
-                             else da.from_array(value, chunks=chunks))
-
-    # p0 decides n: (K, n) per problem, else (n,) shared (None: ones, n from f's signature)
-    if is_dask_array(p0) and p0.ndim == 2:
-        if p0.shape[0] != k_all:
-            raise ValueError(f"`p0` must have shape (n,) or (K, n) with K={k_all} problems. "
-                             f"Received: p0 with shape {p0.shape}")
-        n = p0.shape[1]
-        prepare_p0(np.zeros(n), f)  # n against f's signature
-        along_problems("p0", p0)
-    else:
-        start = prepare_p0(_small(p0), f, batch=k_all if np.ndim(p0) == 2 else None)
-        n = start.shape[-1]
-        if start.ndim == 2:
-            along_problems("p0", start)
-        else:
-            shared["p0"] = start
-    check_enough_points(m, n, per_problem=True)
-    _batch._loop_config(options, n, False)  # every option checked before any block runs
-
-    if is_dask_array(xdata) and _inputs.xdata_is_shared(xdata.shape, k_all, m, shared_x) \
-            is False:
-        along_problems("xdata", xdata)
-        x_shared = False
-    else:
-        x, x_shared = _inputs.prepare_xdata(_small(xdata), k_all, m, shared_x)
-        if x_shared:
-            shared["xdata"] = x
-        else:
-            along_problems("xdata", x)
-
-    if is_dask_array(sigma) and sigma.ndim == 2:
-        if sigma.shape != (k_all, m):
-            raise ValueError(f"`sigma` must have shape (m,) or (K, m) with K={k_all}, m={m}. "
-                             f"Received: sigma with shape {sigma.shape}")
-        along_problems("sigma", sigma)
-    elif sigma is None:
-        shared["sigma"] = None
-    else:
-        s = _checks.as_float_array(_small(sigma), "sigma", ndim=(1, 2))
-        _inputs.prepare_sigma(s, k_all, m)  # checks shape and values
-        if s.ndim == 2:
-            along_problems("sigma", s)
-        else:
-            shared["sigma"] = s
-
-    lb, ub, bounded = _bounds(bounds, n, k_all)
-    for name, b in (("lb", lb), ("ub", ub)):
-        if np.ndim(b) == 2:
-            along_problems(name, b)
-        else:
-            shared[name] = b
-    if "p0" in shared and not is_dask_array(lb) and not is_dask_array(ub):
-        check_within_bounds(shared["p0"], lb, ub, "p0")  # else each block checks its own
-
+    args = _Arguments(y, f)
+    args.start_values(p0)
+    _batch._loop_config(options, args.n, False)  # every option checked before any block runs
+    x_shared = args.xdata(xdata, shared_x)
+    args.sigma(sigma)
+    bounded = args.bounds(bounds)
     settings = dict(absolute_sigma=absolute_sigma, jac=jac, nan_policy=nan_policy,
                     shared_x=x_shared, chunk_size=chunk_size, jit_compile=jit_compile,
                     bounded=bounded, **options)
-    plan = _Plan(f, jac, _model_key(f, jac), tuple(per_problem), shared, settings)
-    index = {1: "k", 2: "kj", 3: "kij"}
-    args = [da.arange(k_all, chunks=(y.chunks[0],)), "k", y, "kj"]
-    for name, value in per_problem.items():
-        # p0 and bounds are (K, n): their second axis is n, not ydata's m
-        args += [value, "kn" if name in ("p0", "lb", "ub") else index[value.ndim]]
-    solved = da.blockwise(_solve_block, "k", *args, plan=plan, dtype=object,
-                          meta=np.empty((0,), object), concatenate=True,
-                          token="curve_fit_batch")
+    plan = _Plan(f, jac, _model_key(f, jac), tuple(args.per_problem), args.shared, settings)
+    return _lazy_result(y, args, plan)
+
+
+class _Arguments:
+    """The arguments of a Dask call, checked, sorted into per-problem Dask arrays with
+    ``y``'s problem chunks (``per_problem``) and shared NumPy values (``shared``)."""
+
+    def __init__(self, y, f):
+        self.y, self.f = y, f
+        self.k_all, self.m = y.shape
+        self.n = None
+        self.per_problem: dict = {}
+        self.shared: dict = {}
+
+    def along_problems(self, name: str, value) -> None:
+        import dask.array as da
+
+        chunks = (self.y.chunks[0],) + (-1,) * (value.ndim - 1)
+        self.per_problem[name] = (value.rechunk(chunks) if is_dask_array(value)
+                                  else da.from_array(value, chunks=chunks))
+
+    def start_values(self, p0) -> None:
+        """p0 decides n: (K, n) per problem, else (n,) shared (None: ones, n from ``f``'s
+        signature)."""
+        from marquardt._curve_fit import check_enough_points
+        from marquardt._parameters import prepare_p0
+
+        k_all = self.k_all
+        if is_dask_array(p0) and p0.ndim == 2:
+            if p0.shape[0] != k_all:
+                raise ValueError(f"`p0` must have shape (n,) or (K, n) with K={k_all} "
+                                 f"problems. Received: p0 with shape {p0.shape}")
+            self.n = p0.shape[1]
+            prepare_p0(np.zeros(self.n), self.f)  # n against f's signature
+            self.along_problems("p0", p0)
+        else:
+            start = prepare_p0(_small(p0), self.f, batch=k_all if np.ndim(p0) == 2 else None)
+            self.n = start.shape[-1]
+            if start.ndim == 2:
+                self.along_problems("p0", start)
+            else:
+                self.shared["p0"] = start
+        check_enough_points(self.m, self.n, per_problem=True)
+
+    def xdata(self, xdata, shared_x) -> bool:
+        """Returns whether x is shared (then a NumPy constant of the graph)."""
+        from marquardt import _batch_inputs as _inputs
+
+        if is_dask_array(xdata) and not _inputs.xdata_is_shared(xdata.shape, self.k_all,
+                                                                 self.m, shared_x):
+            self.along_problems("xdata", xdata)
+            return False
+        x, x_shared = _inputs.prepare_xdata(_small(xdata), self.k_all, self.m, shared_x)
+        if x_shared:
+            self.shared["xdata"] = x
+        else:
+            self.along_problems("xdata", x)
+        return x_shared
+
+    def sigma(self, sigma) -> None:
+        from marquardt import _batch_inputs as _inputs
+
+        k_all, m = self.k_all, self.m
+        if is_dask_array(sigma) and sigma.ndim == 2:
+            if sigma.shape != (k_all, m):
+                raise ValueError(f"`sigma` must have shape (m,) or (K, m) with K={k_all}, "
+                                 f"m={m}. Received: sigma with shape {sigma.shape}")
+            self.along_problems("sigma", sigma)
+        elif sigma is None:
+            self.shared["sigma"] = None
+        else:
+            s = _checks.as_float_array(_small(sigma), "sigma", ndim=(1, 2))
+            _inputs.prepare_sigma(s, k_all, m)  # checks shape and values
+            if s.ndim == 2:
+                self.along_problems("sigma", s)
+            else:
+                self.shared["sigma"] = s
+
+    def bounds(self, bounds) -> bool:
+        """Returns ``bounded`` for every block (see ``_bounds``); the shared p0 is checked
+        against NumPy bounds now (against Dask bounds, each block checks its own)."""
+        from marquardt._parameters import check_within_bounds
+
+        lb, ub, bounded = _bounds(bounds, self.n, self.k_all)
+        for name, b in (("lb", lb), ("ub", ub)):
+            if np.ndim(b) == 2:
+                self.along_problems(name, b)
+            else:
+                self.shared[name] = b
+        if "p0" in self.shared and not is_dask_array(lb) and not is_dask_array(ub):
+            check_within_bounds(self.shared["p0"], lb, ub, "p0")
+        return bounded
+
+
+def _lazy_result(y, args: _Arguments, plan: _Plan):
+    """The graph: one ``_solve_block`` task per block of problems (``blockwise`` over the
+    problem axis, index k), and one light ``_field`` task per block and field."""
+    import dask.array as da
+
     from marquardt._result import OptimizeResult
 
+    problem_chunks = y.chunks[0]
+    # blockwise indices: k problems, j points (m), n parameters, i variables of x
+    inputs = [da.arange(args.k_all, chunks=(problem_chunks,)), "k", y, "kj"]
+    for name, value in args.per_problem.items():
+        inputs += [value, "kn" if name in ("p0", "lb", "ub") else
+                   ("kij" if value.ndim == 3 else "kj")]
+    solved = da.blockwise(_solve_block, "k", *inputs, plan=plan, dtype=object,
+                          meta=np.empty((0,), object), concatenate=True,
+                          token="curve_fit_batch")
+    token = solved.name.rsplit("-", 1)[-1]
     out = OptimizeResult()
-    for name, (shape, dtype) in result_fields(n, m).items():
+    for name, (shape, dtype) in result_fields(args.n, args.m).items():
         out[name] = solved.map_blocks(
-            _field, name, shape, dtype, dtype=dtype, chunks=(y.chunks[0],) + tuple(
-                (s,) for s in shape), new_axis=list(range(1, 1 + len(shape))) or None,
-            meta=np.empty((0,) * (1 + len(shape)), dtype), name=f"curve_fit_batch-{name}-"
-            + solved.name.rsplit("-", 1)[-1])
+            _field, name, shape, dtype, dtype=dtype,
+            chunks=(problem_chunks,) + tuple((s,) for s in shape),
+            new_axis=list(range(1, 1 + len(shape))) or None,
+            meta=np.empty((0,) * (1 + len(shape)), dtype),
+            name=f"curve_fit_batch-{name}-{token}")
     return out
 
 
