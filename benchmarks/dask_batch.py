@@ -15,6 +15,7 @@ folder, then:
    process holds all K results. Fits per second of wall time, and the peak resident set
    size of each worker process (``psutil`` sampled every 50 ms in a thread on the worker),
    with its value after the warm-up for comparison;
+   The in-memory run's peak (this process's ``ru_maxrss``) is printed for comparison.
 3. the first ``--in-memory`` results of both runs compared (bit for bit expected: each block
    is one in-memory call, and the compiled step computes a problem alike in any batch).
 
@@ -202,7 +203,10 @@ def main() -> None:
         print(f"K = {k:,} 2-D Gaussians (5 parameters, 5x5 pixels) written in {seconds:.1f} s "
               f"({size:.2f} GB of y and p0) to {folder}")
         cold, rate_mem, ref = in_memory(folder, k_mem, args.chunk_size)
-        print(f"in memory, K = {k_mem:,}: {rate_mem:,.0f} fits/s warm (first call {cold:.1f} s)")
+        import resource  # this process's peak RSS so far: the in-memory run (Linux: KiB)
+        peak_mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        print(f"in memory, K = {k_mem:,}: {rate_mem:,.0f} fits/s warm (first call {cold:.1f} s); "
+              f"peak RSS of this process {peak_mem:,.0f} MiB")
         colds, baseline, peaks, rate, elapsed = on_dask(
             folder, k, args.chunk, args.workers, args.chunk_size, args.memory_limit)
         print(f"Dask, {args.workers} worker processes x 1 thread, blocks of {args.chunk:,} "
