@@ -322,5 +322,11 @@ def test_a_worker_killed_mid_run_is_retried_without_losing_results(client, tmp_p
     assert killed not in set(client.run(os.getpid).values())
 
 
-def test_marquardt_dask_path_is_the_public_function():
-    assert marquardt.curve_fit_batch is curve_fit_batch
+def test_the_public_function_takes_no_private_keyword():
+    """``_batch.fit``'s ``bounded`` (which the Dask path sets per block) is not an option of
+    ``marquardt.curve_fit_batch``, NumPy or Dask."""
+    d = data(k=10)
+    for y in (d["y"], da.from_array(d["y"])):
+        with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got unexpected keyword "
+                           r"argument\(s\): bounded. Received: bounded=True"):
+            marquardt.curve_fit_batch(decay, d["t"], y, [1.0, 1.0], bounded=True)

@@ -158,6 +158,7 @@ def curve_fit_batch(
         >>> np.round(res.x, 6).tolist()
         [[2.0, 0.5], [2.0, 1.0], [2.0, 2.0]]
     """
+    _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)  # fit's `bounded` too
     if _dask.is_dask_array(ydata):
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
