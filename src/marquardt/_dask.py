@@ -15,7 +15,11 @@ Per-problem arguments (``p0`` (K, n), ``sigma`` (K, m), bounds (K, n), ``xdata``
 (K, k, m)), as Dask or NumPy arrays, are rechunked to ``ydata``'s problem chunks; shared ones
 are small NumPy constants of the graph (a shared argument given as a Dask array is computed).
 A ``ydata`` chunked along its points is rechunked to one chunk per row (a block needs whole
-problems); one with unknown chunk sizes is refused.
+problems); one with unknown chunk sizes is refused. Whether the core projects on bounds
+(``LoopConfig.bounded``) is decided once for the call, as the in-memory call decides it for
+all its problems: from NumPy bounds, True for Dask bounds (not read before the blocks run;
+with all-infinite bounds the projection changes nothing). Errors raised by a block (bad
+values, ``f`` failing) name the block's range of problems.
 
 Dask is imported only when a Dask array reaches ``curve_fit_batch``; ``is_dask_array`` asks
 ``sys.modules``, as ``_xp`` does for TensorFlow: a Dask array cannot exist before Dask is
