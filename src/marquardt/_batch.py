@@ -28,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _batch_inputs as _inputs
-from marquardt import _checks
+from marquardt import _checks, _dask
 from marquardt._core import host, numdiff
 from marquardt._core.functions import model_evaluator
 from marquardt._core.records import LoopConfig
@@ -45,7 +45,7 @@ from marquardt._robust import model_rescale, rescale
 from marquardt._status import Status, status_message
 from marquardt._termination import gradient_cosine
 
-__all__ = ["curve_fit_batch", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["curve_fit_batch", "fit", "check_settings", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
 #: ``least_squares``' options less ``callback`` (one per problem would be K callbacks).
 _OPTIONS = tuple(f for f in SolveOptions._fields if f != "callback")
@@ -93,7 +93,11 @@ def curve_fit_batch(
             cached per function.
         xdata: shared by all problems, shape (m,) or (k, m) for k variables; or one per
             problem, shape (K, m) or (K, k, m). See ``shared_x`` when k equals K.
-        ydata: the data, shape (K, m): one row per problem.
+        ydata: the data, shape (K, m): one row per problem. A Dask array (chunked over
+            the K problems) makes the call lazy: the result's fields are Dask arrays of
+            the same problem chunks, each block solved by this function on a Dask
+            worker when they are computed; per-problem ``p0``, ``sigma``, bounds and
+            ``xdata`` (NumPy or Dask) are rechunked to match (docs/dask.md).
         p0: start values, shape (n,) for all problems or (K, n); default ones, with n read
             from ``f``'s signature.
         sigma: uncertainties of ``ydata`` (standard deviations), shape (m,) shared or (K, m).
@@ -133,7 +137,10 @@ def curve_fit_batch(
         ``fun`` (K, m) (weighted residuals; 0 at absent points), ``optimality`` (K,)
         (‖Jᵀr‖∞), ``status`` (K,) (``marquardt.Status`` codes), ``success`` (K,), ``nfev``,
         ``njev``, ``nit`` (K,), ``message`` (a sequence of K strings, each with its
-        measured numbers); and ``npoints`` (K,), the points present per problem.
+        measured numbers); and ``npoints`` (K,), the points present per problem. For a
+        Dask ``ydata``, each of these is a Dask array (``message`` of strings); compute the
+        ones you need together (``dask.compute(res.x, res.stderr)``): each block is solved
+        once per computation.
 
     Raises:
         ValueError, TypeError: invalid arguments (shapes that disagree, NaN without
@@ -151,19 +158,26 @@ def curve_fit_batch(
         >>> np.round(res.x, 6).tolist()
         [[2.0, 0.5], [2.0, 1.0], [2.0, 2.0]]
     """
-    started = time.perf_counter()
+    _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)  # fit's `bounded` too
+    if _dask.is_dask_array(ydata):
+        return _dask.curve_fit_batch(
+            f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
+            jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
+            jit_compile=jit_compile, **options)
+    return fit(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
+               jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
+               jit_compile=jit_compile, **options)
+
+
+def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
+                   options: dict) -> int:
+    """The checks of ``curve_fit_batch``'s arguments that need no data (the Dask front door
+    runs them before building its graph); returns the checked ``chunk_size``."""
     _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
-    y, present = _inputs.prepare_ydata(ydata, nan_policy)
-    k_all, m = y.shape
-    x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
-    p0 = prepare_p0(p0, f, batch=k_all)
-    n = p0.shape[1]
-    check_enough_points(m, n, per_problem=True)
-    inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
-    lb, ub = prepare_bounds(bounds, n, batch=k_all)
-    check_within_bounds(p0, lb, ub, "p0")
+    _inputs.check_nan_policy(nan_policy)
+    _inputs.check_shared_x(shared_x)
     check_jac(jac)
     chunk_size = _inputs.check_chunk_size(chunk_size)
     if not isinstance(jit_compile, bool):
@@ -173,7 +187,34 @@ def curve_fit_batch(
         raise ValueError("`jac` must be 'auto', 'forward', 'reverse', '2-point', '3-point' or a "
                          "callable in a batch: the complex step ('cs') is for least_squares "
                          "and curve_fit. Received: jac='cs'")
-    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
+    return chunk_size
+
+
+def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = None,
+        absolute_sigma: bool = False, bounds: tuple = (-np.inf, np.inf), jac="auto",
+        nan_policy: str = "raise", shared_x: bool | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE, jit_compile: bool = True,
+        bounded: bool | None = None, **options: Any) -> OptimizeResult:
+    """``curve_fit_batch`` on in-memory arrays (NumPy, or anything ``np.asarray`` takes).
+
+    ``bounded``: whether the core projects steps on the bounds (``LoopConfig.bounded``);
+    default: whether any bound is finite. The Dask front door passes the whole call's
+    answer to every block, so that a block whose own bounds are all infinite runs the same
+    configuration (and compiled step) as the others.
+    """
+    started = time.perf_counter()
+    chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options)
+    y, present = _inputs.prepare_ydata(ydata, nan_policy)
+    k_all, m = y.shape
+    x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
+    p0 = prepare_p0(p0, f, batch=k_all)
+    n = p0.shape[1]
+    check_enough_points(m, n, per_problem=True)
+    inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
+    lb, ub = prepare_bounds(bounds, n, batch=k_all)
+    check_within_bounds(p0, lb, ub, "p0")
+    if bounded is None:
+        bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded)
     tensorflow = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)

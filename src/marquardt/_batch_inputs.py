@@ -16,16 +16,25 @@ from marquardt._least_squares import first_call, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
-__all__ = ["NAN_POLICIES", "prepare_ydata", "prepare_xdata", "prepare_sigma",
-           "check_chunk_size", "probe"]
+__all__ = ["NAN_POLICIES", "check_nan_policy", "check_shared_x", "prepare_ydata",
+           "prepare_xdata", "xdata_is_shared", "prepare_sigma", "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
 
 
-def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
+def check_nan_policy(nan_policy) -> None:
     if nan_policy not in NAN_POLICIES:
         raise ValueError(f"`nan_policy` must be one of {list(NAN_POLICIES)}. "
                          f"Received: nan_policy={nan_policy!r}")
+
+
+def check_shared_x(shared_x) -> None:
+    if shared_x not in (None, True, False):
+        raise TypeError(f"`shared_x` must be None, True or False. Received: shared_x={shared_x!r}")
+
+
+def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
+    check_nan_policy(nan_policy)
     y = _checks.as_float_array(ydata, "ydata", ndim=2)  # (K, 0) or (0, m): "must not be empty"
     nan = np.isnan(y)
     if nan.any() and nan_policy == "raise":
@@ -42,22 +51,28 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool]:
-    if shared_x not in (None, True, False):
-        raise TypeError(f"`shared_x` must be None, True or False. Received: shared_x={shared_x!r}")
+    check_shared_x(shared_x)
     x = _checks.as_float_array(xdata, "xdata")
     _checks.check_finite(x, "xdata")
+    return x, xdata_is_shared(x.shape, k_all, m, shared_x)
+
+
+def xdata_is_shared(shape: tuple, k_all: int, m: int, shared_x) -> bool:
+    """Whether an ``xdata`` of this shape is shared by the K problems (``shared_x=None``:
+    decided by the shape, see ``curve_fit_batch``); a shape that fits neither is an error."""
     want = (f"shape (m,) or (k, m) shared by all problems, or (K, m) or (K, k, m) per problem, "
             f"with m={m} points and K={k_all} problems")
-    if x.ndim == 0 or x.shape[-1] != m:
-        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
+    ndim = len(shape)
+    if ndim == 0 or shape[-1] != m:
+        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}")
     if shared_x is None:
-        shared_x = not (x.ndim >= 2 and x.shape[0] == k_all)
-        if x.ndim == 3 and shared_x:
-            raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {x.shape}")
-    elif not shared_x and (x.ndim == 1 or x.shape[0] != k_all):
+        shared_x = not (ndim >= 2 and shape[0] == k_all)
+        if ndim == 3 and shared_x:
+            raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}")
+    elif not shared_x and (ndim == 1 or shape[0] != k_all):
         raise ValueError(f"`xdata` per problem (shared_x=False) must have shape (K, m) or "
-                         f"(K, k, m) with K={k_all}, m={m}. Received: xdata with shape {x.shape}")
-    return x, bool(shared_x)
+                         f"(K, k, m) with K={k_all}, m={m}. Received: xdata with shape {shape}")
+    return bool(shared_x)
 
 
 def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
