@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -89,7 +90,7 @@ def run_marquardt(hidden, seed, x, y, budget, batch_size=None):
 
     net = network(hidden, seed)
     rec = Recorder(x, y, budget)
-    rec.predict = lambda v: net(v, training=False).numpy()
+    rec.predict = lambda v: np.asarray(net(v, training=False))  # TensorFlow or JAX
     mk.fit(net, x, y, loss="mse", epochs=100_000, batch_size=batch_size, verbose=0,
            callbacks=[rec.callback], shuffle=True)
     return rec.trace
@@ -167,6 +168,10 @@ def main(argv=None):
     parser.add_argument("--methods", help="comma-separated names of the methods to run "
                         "(default: all)")
     args = parser.parse_args(argv)
+    if os.environ.get("KERAS_BACKEND") == "jax":  # benchmarks/sinc_jax.py
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # A and g in float64, as on TensorFlow
     if args.quick:
         args.seeds, args.budget, args.networks = 1, 8.0, "20"
     x, y = data()

@@ -12,7 +12,7 @@ import importlib
 
 import keras
 
-__all__ = ["SUPPORTED", "name", "check", "module"]
+__all__ = ["SUPPORTED", "name", "check", "module", "state_dtype"]
 
 #: Keras backends with an LM step.
 SUPPORTED = ("tensorflow", "jax")
@@ -41,3 +41,14 @@ def check() -> str:
 def module(part: str):
     """``marquardt._backend.<backend>.keras_<part>`` for the backend in use."""
     return importlib.import_module(f"marquardt._backend.{check()}.keras_{part}")
+
+
+def state_dtype() -> str:
+    """The dtype of the LM variables (λ, ν, d): float64, or float32 on JAX without
+    ``jax_enable_x64`` (where JAX would truncate float64 with a warning per variable)."""
+    if name() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return "float32"
+    return "float64"

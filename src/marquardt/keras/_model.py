@@ -100,13 +100,14 @@ class LMModel(keras.Model):
     # ---- Keras model plumbing -------------------------------------------------------------
     def _create_lm_variables(self):
         p = int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
-        self.lm_lambda = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+        dtype = _backends.state_dtype()
+        self.lm_lambda = self.add_weight(shape=(), initializer="zeros", dtype=dtype,
                                          trainable=False, name="lm_lambda")
-        self.lm_nu = self.add_weight(shape=(), initializer="ones", dtype="float64",
+        self.lm_nu = self.add_weight(shape=(), initializer="ones", dtype=dtype,
                                      trainable=False, name="lm_nu")
         self.lm_scale = self.add_weight(shape=(max(p, 1),), initializer="ones",
-                                        dtype="float64", trainable=False, name="lm_scale")
-        self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+                                        dtype=dtype, trainable=False, name="lm_scale")
+        self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype=dtype,
                                           trainable=False, name="lm_started")
         if _bayes.enabled(self.lm_options):
             _bayes.create_variables(self, p)

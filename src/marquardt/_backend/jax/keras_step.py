@@ -27,6 +27,7 @@ it A and g are formed in float32 whatever ``precision`` says.
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import jax
@@ -64,7 +65,14 @@ def available(dtype) -> np.dtype:
 
 
 def step_config(wrapper, batch, weights, frozen) -> StepConfig:
-    """``StepConfig`` for this batch (called while the step is traced)."""
+    """``StepConfig`` for this batch (called while the step is traced); warns when
+    ``precision="float64"`` cannot be had (JAX without ``jax_enable_x64``)."""
+    if wrapper.lm_options.precision == "float64" and available("float64") != np.float64:
+        warnings.warn(
+            "`precision` 'float64' needs JAX's float64: call "
+            "jax.config.update(\"jax_enable_x64\", True) before building the model; JᵀJ and "
+            "Jᵀr are formed in float32 instead. Received: precision='float64' with "
+            "jax_enable_x64=False", UserWarning, stacklevel=2)
     k = wrapper.residuals_per_sample(batch, weights, frozen)
     rows = int(jax.tree_util.tree_leaves(batch["x"])[0].shape[0])
     return build_config(wrapper, p=flat_size(weights), k=k, rows=rows,
