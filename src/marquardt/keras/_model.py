@@ -52,7 +52,8 @@ class LMModel(keras.Model):
         model: the Keras model to train (built: call it once or give it an ``Input``).
         residual: optional custom residual ``residual(model_fn, x, y) -> r``, where
             ``model_fn(inputs)`` evaluates the network at the weights being tried (it may be
-            differentiated with a nested ``tf.GradientTape``, for physics-informed networks).
+            differentiated with a nested ``tf.GradientTape`` on TensorFlow, ``jax.grad`` on JAX,
+            for physics-informed networks).
             The cost is ½Σr² over the batch. Leave ``None`` to use the compiled Keras loss.
         options: an ``LMOptions`` (e.g. ``marquardt.keras.TRAINLM``).
         **overrides: fields of ``LMOptions`` (``damping``, ``scaling``, ``max_attempts``,
