@@ -31,6 +31,8 @@ import numpy as np
 
 N_POINTS = 20_000
 TARGETS = (1e-4, 1e-6, 1e-7)
+#: ``--numpy-init``: initial weights from a NumPy generator (``benchmarks/sinc_jax.py``)
+NUMPY_INIT = False
 
 
 def data():
@@ -43,7 +45,13 @@ def network(hidden, seed):
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((1,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
-    return keras.Sequential(layers + [keras.layers.Dense(1)])
+    net = keras.Sequential(layers + [keras.layers.Dense(1)])
+    if NUMPY_INIT:  # the same start on every Keras backend (their generators differ)
+        rng = np.random.default_rng(seed)
+        net.set_weights([np.zeros(w.shape, np.float32) if w.ndim == 1 else  # Glorot uniform
+                         rng.uniform(-1, 1, w.shape).astype(np.float32)
+                         * np.float32(np.sqrt(6.0 / sum(w.shape))) for w in net.get_weights()])
+    return net
 
 
 class Recorder:
@@ -167,7 +175,12 @@ def main(argv=None):
     parser.add_argument("--networks", default="20,20-20")
     parser.add_argument("--methods", help="comma-separated names of the methods to run "
                         "(default: all)")
+    parser.add_argument("--numpy-init", action="store_true",
+                        help="initial weights (Glorot uniform, zero biases) from NumPy's seeded "
+                        "generator: the same on TensorFlow and JAX")
     args = parser.parse_args(argv)
+    global NUMPY_INIT
+    NUMPY_INIT = args.numpy_init
     if os.environ.get("KERAS_BACKEND") == "jax":  # benchmarks/sinc_jax.py
         import jax
 

@@ -4,9 +4,9 @@ torch-levenberg-marquardt 1.2.3, in one run.
 Keras fixes its backend per process, so each method runs ``benchmarks/sinc.py`` in a
 subprocess of its own (``KERAS_BACKEND=jax`` for the first; ``jax_enable_x64`` is set there so
 that A and g are accumulated in float64 as on TensorFlow), one after the other, and the tables
-are printed together. The networks start from Keras' seeded initialisers: JAX's and
-TensorFlow's random generators differ, so the JAX runs start from other weights than the
-TensorFlow and torch runs (which share theirs); compare medians over seeds.
+are printed together. Every run starts from the same weights (``sinc.py --numpy-init``:
+Glorot uniform from NumPy's generator per seed; Keras' own seeded initialisers differ between
+TensorFlow and JAX).
 
     python benchmarks/sinc_jax.py                          # 1-20-20-1, 3 seeds, 60 s budget
     python benchmarks/sinc_jax.py --seeds 1 --budget 30    # short
@@ -38,7 +38,8 @@ def main(argv=None):
     for backend, method in RUNS:
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
         cmd = [sys.executable, str(HERE / "sinc.py"), "--seeds", str(args.seeds),
-               "--budget", str(args.budget), "--networks", args.networks, "--methods", method]
+               "--budget", str(args.budget), "--networks", args.networks, "--methods", method,
+               "--numpy-init"]
         print(f"=== {method}, KERAS_BACKEND={backend}", flush=True)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         rows = [line for line in done.stdout.splitlines()
