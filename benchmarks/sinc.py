@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -30,6 +31,8 @@ import numpy as np
 
 N_POINTS = 20_000
 TARGETS = (1e-4, 1e-6, 1e-7)
+#: ``--numpy-init``: initial weights from a NumPy generator (``benchmarks/sinc_jax.py``)
+NUMPY_INIT = False
 
 
 def data():
@@ -42,7 +45,13 @@ def network(hidden, seed):
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((1,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
-    return keras.Sequential(layers + [keras.layers.Dense(1)])
+    net = keras.Sequential(layers + [keras.layers.Dense(1)])
+    if NUMPY_INIT:  # the same start on every Keras backend (their generators differ)
+        rng = np.random.default_rng(seed)
+        net.set_weights([np.zeros(w.shape, np.float32) if w.ndim == 1 else  # Glorot uniform
+                         rng.uniform(-1, 1, w.shape).astype(np.float32)
+                         * np.float32(np.sqrt(6.0 / sum(w.shape))) for w in net.get_weights()])
+    return net
 
 
 class Recorder:
@@ -89,7 +98,7 @@ def run_marquardt(hidden, seed, x, y, budget, batch_size=None):
 
     net = network(hidden, seed)
     rec = Recorder(x, y, budget)
-    rec.predict = lambda v: net(v, training=False).numpy()
+    rec.predict = lambda v: np.asarray(net(v, training=False))  # TensorFlow or JAX
     mk.fit(net, x, y, loss="mse", epochs=100_000, batch_size=batch_size, verbose=0,
            callbacks=[rec.callback], shuffle=True)
     return rec.trace
@@ -166,7 +175,16 @@ def main(argv=None):
     parser.add_argument("--networks", default="20,20-20")
     parser.add_argument("--methods", help="comma-separated names of the methods to run "
                         "(default: all)")
+    parser.add_argument("--numpy-init", action="store_true",
+                        help="initial weights (Glorot uniform, zero biases) from NumPy's seeded "
+                        "generator: the same on TensorFlow and JAX")
     args = parser.parse_args(argv)
+    global NUMPY_INIT
+    NUMPY_INIT = args.numpy_init
+    if os.environ.get("KERAS_BACKEND") == "jax":  # benchmarks/sinc_jax.py
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # A and g in float64, as on TensorFlow
     if args.quick:
         args.seeds, args.budget, args.networks = 1, 8.0, "20"
     x, y = data()

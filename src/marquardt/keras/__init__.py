@@ -1,4 +1,4 @@
-"""Levenberg-Marquardt training for Keras 3 models (TensorFlow backend).
+"""Levenberg-Marquardt training for Keras 3 models (TensorFlow or JAX backend).
 
 ``LMModel`` wraps a Keras model so that Keras' own ``fit`` does one LM iteration per step;
 ``fit`` is the one-call form. See ``docs/keras.md``.

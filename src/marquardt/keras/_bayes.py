@@ -26,7 +26,17 @@ def enabled(options) -> bool:
 
 
 def setup(wrapper) -> None:
-    """Route the wrapper's ``train_step`` through the Bayesian iteration."""
+    """Route the wrapper's ``train_step`` through the Bayesian iteration.
+
+    Raises:
+        NotImplementedError: on Keras' JAX backend (the Bayesian step is TensorFlow's).
+    """
+    if keras.backend.backend() != "tensorflow":
+        raise NotImplementedError(
+            "Bayesian regularisation (`regularization=\"bayesian\"`, TRAINBR) runs on the "
+            "TensorFlow backend of Keras only; on JAX, train with plain LM (TRAINLM) and "
+            "early stopping. Received: keras.backend.backend()="
+            f"{keras.backend.backend()!r}")
     from marquardt._backend.tensorflow.keras_bayes import iterate_for
 
     wrapper.lm_iterate = iterate_for(wrapper)

@@ -1,6 +1,7 @@
 """LM input from arrays: split off the validation rows as Keras does, then one dataset.
 
-Used by ``LMModel.fit`` when the data are arrays. Full batch (the classic LM setting): one
+Used by ``LMModel.fit`` when the data are arrays, on the TensorFlow backend (on JAX, Keras'
+own array adapter slices NumPy arrays without ``tf.data``). Full batch (the classic LM setting): one
 batch, repeated. Mini-batch: the rows shuffled each pass, batched and repeated. Either way
 Keras keeps one input pipeline and one iterator for the whole run instead of rebuilding them
 every epoch (``_backend/tensorflow/keras_data.py`` has the measurements); ``fit`` bounds each
@@ -13,8 +14,6 @@ import math
 
 import keras
 import numpy as np
-
-from marquardt._backend.tensorflow.keras_data import single_batch_dataset, sliced_batches
 
 __all__ = ["array_inputs"]
 
@@ -77,6 +76,8 @@ def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
     one batch (full batch) or batches of ``validation_batch_size or batch_size``, not
     repeated; anything else (a dataset, a generator, a ``PyDataset``) goes to Keras as it is.
     """
+    from marquardt._backend.tensorflow.keras_data import single_batch_dataset, sliced_batches
+
     if validation_split and validation_data is None:
         (x, y, sample_weight), validation_data = _split(x, y, sample_weight, validation_split)
     n = int(keras.tree.flatten(x)[0].shape[0])

@@ -63,9 +63,9 @@ class FullDataLoss(keras.callbacks.Callback):
 
     def __init__(self, x, y, sample_weight, loss_residual):
         super().__init__()
-        from marquardt._backend.tensorflow.keras_full_loss import FullLoss
+        from marquardt.keras import _backends
 
-        self._full_loss = FullLoss(x, y, sample_weight, *loss_residual)
+        self._full_loss = _backends.module("full_loss").FullLoss(x, y, sample_weight, *loss_residual)
 
     def full_loss(self) -> float:
         return self._full_loss(self.model.network)

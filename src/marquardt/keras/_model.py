@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from marquardt.keras import _bayes, _validation
+from marquardt.keras import _backends, _bayes, _validation
 from marquardt.keras._data import array_inputs
 from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
@@ -37,6 +37,13 @@ from marquardt.keras._stopping import (
 __all__ = ["LMModel"]
 
 
+class _NoOptimizer:
+    """The optimizer slot of Keras' JAX trainer state for LM (an empty list of variables)."""
+
+    variables: list = []
+    built = True
+
+
 @keras.saving.register_keras_serializable(package="marquardt")
 class LMModel(keras.Model):
     """Train a Keras model with Levenberg-Marquardt inside Keras' ``fit``.
@@ -45,7 +52,8 @@ class LMModel(keras.Model):
         model: the Keras model to train (built: call it once or give it an ``Input``).
         residual: optional custom residual ``residual(model_fn, x, y) -> r``, where
             ``model_fn(inputs)`` evaluates the network at the weights being tried (it may be
-            differentiated with a nested ``tf.GradientTape``, for physics-informed networks).
+            differentiated with a nested ``tf.GradientTape`` on TensorFlow, ``jax.grad`` on JAX,
+            for physics-informed networks).
             The cost is ½Σr² over the batch. Leave ``None`` to use the compiled Keras loss.
         options: an ``LMOptions`` (e.g. ``marquardt.keras.TRAINLM``).
         **overrides: fields of ``LMOptions`` (``damping``, ``scaling``, ``max_attempts``,
@@ -70,6 +78,7 @@ class LMModel(keras.Model):
 
     def __init__(self, model, residual=None, options: LMOptions | None = None, **overrides):
         name = overrides.pop("name", None)
+        _backends.check()
         super().__init__(name=name or f"lm_{model.name}")
         if not isinstance(model, keras.Model):
             raise TypeError(f"`model` must be a keras.Model. Received: model={model!r}")
@@ -92,13 +101,14 @@ class LMModel(keras.Model):
     # ---- Keras model plumbing -------------------------------------------------------------
     def _create_lm_variables(self):
         p = int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
-        self.lm_lambda = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+        dtype = _backends.state_dtype()
+        self.lm_lambda = self.add_weight(shape=(), initializer="zeros", dtype=dtype,
                                          trainable=False, name="lm_lambda")
-        self.lm_nu = self.add_weight(shape=(), initializer="ones", dtype="float64",
+        self.lm_nu = self.add_weight(shape=(), initializer="ones", dtype=dtype,
                                      trainable=False, name="lm_nu")
         self.lm_scale = self.add_weight(shape=(max(p, 1),), initializer="ones",
-                                        dtype="float64", trainable=False, name="lm_scale")
-        self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype="float64",
+                                        dtype=dtype, trainable=False, name="lm_scale")
+        self.lm_started = self.add_weight(shape=(), initializer="zeros", dtype=dtype,
                                           trainable=False, name="lm_started")
         if _bayes.enabled(self.lm_options):
             _bayes.create_variables(self, p)
@@ -130,8 +140,8 @@ class LMModel(keras.Model):
                 "`optimizer` must not be given: Levenberg-Marquardt is the optimizer. "
                 f"Received: optimizer={kwargs['optimizer']!r}")
         if kwargs.get("run_eagerly"):
-            raise ValueError("`run_eagerly` must be False: the LM step is compiled with "
-                             "tf.function. Received: run_eagerly=True")
+            raise ValueError("`run_eagerly` must be False: the LM step is compiled (tf.function "
+                             "or jax.jit). Received: run_eagerly=True")
         kwargs.pop("optimizer", None)
         if self.lm_custom_residual is None:
             if loss is None:
@@ -148,9 +158,14 @@ class LMModel(keras.Model):
         self.output_names = getattr(self.network, "output_names", None)
         self.lm_output_losses = self.lm_custom_residual is None and len(
             self._output_names()) > 1
-        kwargs.setdefault("jit_compile", False)
+        # TensorFlow: tf.function without XLA (the host-LAPACK Cholesky needs it); JAX: the
+        # step must be jitted, else Keras runs it op by op
+        kwargs.setdefault("jit_compile", _backends.name() == "jax")
         super().compile(optimizer=None, loss=loss, metrics=metrics, loss_weights=loss_weights,
                         weighted_metrics=weighted_metrics, **kwargs)
+        if _backends.name() == "jax":
+            # Keras' JAX trainer carries the optimizer's variables in its state: LM has none
+            self.optimizer = _NoOptimizer()
 
     def _output_names(self):
         names = getattr(self.network, "output_names", None)
@@ -158,49 +173,18 @@ class LMModel(keras.Model):
             return list(names)
         return ["output"]
 
-    def train_step(self, data):
-        from marquardt._backend.tensorflow.keras_step import train_step
-
-        return train_step(self, data)
+    def train_step(self, *args):
+        """One LM iteration: ``train_step(data)`` on TensorFlow, ``train_step(state, data)``
+        -> ``(logs, state)`` on JAX (Keras' stateless JAX trainer)."""
+        return _backends.module("step").train_step(self, *args)
 
     # ---- the step's static configuration --------------------------------------------------
-    def step_config(self, batch, weights):
-        """``StepConfig`` for this batch (called while the step is traced)."""
-        import tensorflow as tf
-
-        from marquardt._backend.tensorflow.keras_jacobian import JacobianPlan
-        from marquardt._backend.tensorflow.keras_step import StepConfig
-        from marquardt._backend.tensorflow import linalg
-
-        opts = self.lm_options
-        p = int(sum(w.shape.num_elements() for w in weights))
-        k = self._residuals_per_sample(batch, weights)
-        coupled = coupled_layers(self.network, opts.training)
-        if opts.jacobian == "auto":
-            per_sample = self.lm_custom_residual is None and not coupled
-        else:
-            per_sample = opts.jacobian == "per_sample"
-        model_dtype = tf.as_dtype(weights[0].dtype)
-        dtype = tf.float64 if opts.precision == "float64" else model_dtype
-        mem = plan_memory(p, k, opts.memory_limit, precision_bytes=dtype.size,
-                          model_bytes=model_dtype.size)
-        n = tf.nest.flatten(batch["x"])[0].shape[0]
-        kernel = opts.kernel is True or (opts.kernel == "auto" and n is not None and n * k < p)
-        plan = JacobianPlan(per_sample=per_sample, chunk=mem.chunk_rows, k=k, dtype=dtype)
-        return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
-                          max_attempts=opts.max_attempts, goal=opts.goal,
-                          min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
-                          noise=16.0 * float(np.finfo(model_dtype.as_numpy_dtype).eps),
-                          cholesky_solve=(linalg.host_cholesky_solve if linalg.use_host_lapack(
-                              p, jit_compile=bool(self.jit_compile))
-                              else linalg.cholesky_solve_or_nan))
-
-    def _residuals_per_sample(self, batch, weights):
-        """k, from the static shape of the residuals of one sample."""
-        import tensorflow as tf
-
-        one = tf.nest.map_structure(lambda t: t[:1], batch)
-        frozen = [tf.convert_to_tensor(v) for v in self.network.non_trainable_variables]
+    def residuals_per_sample(self, batch, weights, frozen=None):
+        """k, from the static shape of the residuals of one sample (called while the step is
+        traced; ``frozen``: the non-trainable weights' values, by default the variables')."""
+        one = keras.tree.map_structure(lambda t: t[:1], batch)
+        if frozen is None:
+            frozen = [keras.ops.convert_to_tensor(v) for v in self.network.non_trainable_variables]
 
         def model_fn(inputs):
             return self.network.stateless_call(weights, frozen, inputs,
@@ -210,7 +194,7 @@ class LMModel(keras.Model):
             r = self.lm_custom_residual(model_fn, one["x"], one.get("y"))
         else:
             r = self.lm_loss_residual[0](one.get("y"), model_fn(one["x"]), one.get("sw"))
-        shape = r.shape
+        shape = tuple(r.shape)
         k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
         if k is None:
             raise ValueError(
@@ -263,8 +247,10 @@ class LMModel(keras.Model):
         stopper = LMStopping(self.lm_options)
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
-        if n is not None and class_weight is None and shuffle in (True, False):
-            # arrays: one repeated dataset and one iterator for the run (``_data``)
+        if (n is not None and class_weight is None and shuffle in (True, False)
+                and _backends.name() == "tensorflow"):
+            # arrays: one repeated dataset and one iterator for the run (``_data``); on JAX
+            # Keras' own array adapter batches them (NumPy slices, no tf.data)
             x, validation_data, steps = array_inputs(
                 x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
                 validation_split=validation_split, validation_data=validation_data,

@@ -62,9 +62,7 @@ def check_arrays(x, y, sample_weight) -> None:
 
 def first_batch(x, y, sample_weight):
     """A probe batch (≤ 4096 samples) from arrays or the first element of a dataset."""
-    import tensorflow as tf  # the dataset case only exists with the TensorFlow backend
-
-    if isinstance(x, tf.data.Dataset):
+    if hasattr(x, "element_spec"):  # a tf.data.Dataset (TensorFlow is imported already)
         for element in x.take(1):
             return keras.utils.unpack_x_y_sample_weight(element)
         raise ValueError("`x` must not be an empty dataset. Received: x=<empty Dataset>")

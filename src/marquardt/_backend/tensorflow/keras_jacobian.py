@@ -38,9 +38,11 @@ terms that cancel, so its float32 accumulation costs the digits the float64 path
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import tensorflow as tf
+
+from marquardt.keras._step import JacobianPlan
 
 __all__ = ["JacobianPlan", "flat_size", "per_sample_chunk", "full_jacobian",
            "gram_edges", "normal_equations", "summed_normal_equations"]
@@ -49,22 +51,6 @@ __all__ = ["JacobianPlan", "flat_size", "per_sample_chunk", "full_jacobian",
 GRAM_BLOCK_MIN = 128
 #: ...and at most this many (B(B+1)/2 products per chunk; more only adds op overhead).
 GRAM_BLOCKS_MAX = 16
-
-
-class JacobianPlan(NamedTuple):
-    """How to compute J for one batch; fixed when the train step is traced.
-
-    Attributes:
-        per_sample: True for vectorised per-sample gradients, False for the full Jacobian.
-        chunk: samples per chunk (per-sample mode).
-        k: residuals per sample (static).
-        dtype: dtype of A and g.
-    """
-
-    per_sample: bool
-    chunk: int
-    k: int
-    dtype: Any
 
 
 def flat_size(weights) -> int:

@@ -24,63 +24,24 @@ The step never branches in Python on tensor values, so it compiles under ``tf.fu
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from marquardt._backend.tensorflow import linalg
 from marquardt._backend.tensorflow import xp as tfx
 from marquardt._core import iteration as core
-from marquardt._core.records import RUNNING, LoopConfig, LoopState
-from marquardt._solvers import CholeskySolver, KernelSolver
+from marquardt._core.records import RUNNING, LoopState
 from marquardt._status import Status
 from marquardt._backend.tensorflow.keras_jacobian import (
-    JacobianPlan, full_jacobian, normal_equations, per_sample_chunk)
-from marquardt._backend.tensorflow.linalg import cholesky_solve_or_nan
+    full_jacobian, normal_equations, per_sample_chunk)
+from marquardt.keras._step import (  # noqa: F401  (re-exported: the step's records)
+    JacobianPlan, LMState, StepConfig, StepInfo, build_config, loop_config)
 
-__all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "loop_config", "train_step"]
-
-
-class StepConfig(NamedTuple):
-    """Static configuration of the step (fixed at trace time)."""
-
-    policy: Any  # a damping policy (Nielsen, TrainLM)
-    marquardt: bool  # D from the running max of diag(JᵀJ), else D = I
-    max_attempts: int
-    goal: float
-    min_grad: float
-    plan: JacobianPlan
-    kernel: bool  # m×m kernel form (m < P)
-    noise: float  # relative rounding level of F: 16 ulps of the model's dtype
-    #: (x, ok) = cholesky_solve(m, b), the Cholesky kernel of A + λD: TensorFlow's, or the
-    #: host's LAPACK for P ≥ 1,500 on a CPU without XLA (``linalg.use_host_lapack``)
-    cholesky_solve: Callable = cholesky_solve_or_nan
-
-
-class LMState(NamedTuple):
-    """LM memory carried between iterations (stored in the wrapper's Keras variables)."""
-
-    lam: Any  # λ, float64 scalar
-    nu: Any  # Nielsen's ν, float64 scalar
-    d: Any  # diagonal of D, float64 (P,)
-    started: Any  # bool scalar: False until the first iteration initialised λ and d
-
-
-class StepInfo(NamedTuple):
-    """Summary of one iteration (the per-epoch logs)."""
-
-    cost: Any  # F after the iteration (before it when no step was accepted)
-    accepted: Any
-    attempts: Any
-    grad_norm: Any  # ‖g‖ at the start point
-    step_norm: Any  # ‖δ‖ of the accepted step, 0 when none
-    status: Any  # Status code (RUNNING while training should go on)
-    y_pred: Any  # predictions at the returned weights
-    #: the system A (+ ρI with a ridge) of this iteration's start point, (P, P); None in the
-    #: kernel form (read by Bayesian regularisation, ``keras_bayes``)
-    normal: Any = None
-    #: extra per-epoch logs of a variant of the step (``keras_bayes``); None for plain LM
-    logs: Any = None
+__all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "loop_config", "train_step",
+           "step_config"]
 
 
 def _flatten(weights, dtype):
@@ -94,18 +55,6 @@ def _unflatten(flat, weights):
         parts.append(tf.cast(tf.reshape(flat[start:start + size], tf.shape(w)), w.dtype))
         start += size
     return parts
-
-
-def loop_config(cfg: StepConfig) -> LoopConfig:
-    """The LM core's configuration for the Keras step: trainlm's tests (``min_grad``,
-    ``goal``) and the noise floor of the gain ratio; SciPy's ftol and xtol are off (0) and so
-    is the gradient-cosine test (gtol −1 never fires); every evaluation is allowed (an
-    iteration ends after ``max_attempts``)."""
-    solver = KernelSolver() if cfg.kernel else CholeskySolver(kernel=cfg.cholesky_solve)
-    return LoopConfig(damping=cfg.policy, solver=solver,
-                      scaling="marquardt" if cfg.marquardt else "identity", loss="linear",
-                      f_scale=1.0, ftol=0.0, xtol=0.0, gtol=-1.0, max_nfev=2**31 - 1,
-                      bounded=False, noise=cfg.noise, min_grad=cfg.min_grad, goal=cfg.goal)
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
@@ -202,10 +151,24 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     return new_weights, state, info
 
 
+def step_config(wrapper, batch, weights) -> StepConfig:
+    """``StepConfig`` for this batch (called while the step is traced): the options' own
+    (``marquardt.keras._step.build_config``), the dtypes as TensorFlow's, and the host's
+    LAPACK Cholesky for large P on a CPU without XLA (``linalg.use_host_lapack``)."""
+    p = int(sum(w.shape.num_elements() for w in weights))
+    k = wrapper.residuals_per_sample(batch, weights)
+    model_dtype = tf.as_dtype(weights[0].dtype).as_numpy_dtype
+    rows = tf.nest.flatten(batch["x"])[0].shape[0]
+    kernel = (linalg.host_cholesky_solve if linalg.use_host_lapack(
+        p, jit_compile=bool(wrapper.jit_compile)) else linalg.cholesky_solve_or_nan)
+    return build_config(wrapper, p=p, k=k, rows=rows, model_dtype=np.dtype(model_dtype),
+                        as_dtype=tf.as_dtype, cholesky_solve=kernel)
+
+
 def train_step(wrapper, data):
     """The ``train_step`` of ``marquardt.keras.LMModel``: one LM iteration on ``data``.
 
-    ``wrapper`` provides ``network`` (the user's model), ``step_config(batch)``, the residual
+    ``wrapper`` provides ``network`` (the user's model), ``residuals_per_sample``, the residual
     (``lm_residual``: Keras-loss residuals or a custom function) and the LM variables.
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -241,7 +204,7 @@ def train_step(wrapper, data):
             r = loss_fn(b.get("y"), predict(ws, b["x"]), b.get("sw"))
             return r if scale is None else r * tf.cast(scale, r.dtype)
 
-    cfg = wrapper.step_config(batch, weights)
+    cfg = step_config(wrapper, batch, weights)
 
     def cost_fn(ws):
         if custom is not None:

@@ -1,0 +1,76 @@
+"""``marquardt.keras`` on Keras' JAX backend, from the TensorFlow test process.
+
+Keras fixes its backend at import, so the JAX side runs in subprocesses with
+``KERAS_BACKEND=jax``: the API cases of ``tests/keras_jax`` (its slow ones only when slow
+tests run), and ``tests/keras_jax/agreement_run.py``, one float64 network trained on each
+backend, whose weights and accept/reject sequences must agree.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    return env
+
+
+def _run(args, backend, timeout=900):
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(backend),
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"rc {done.returncode}\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    return done.stdout
+
+
+def _suite(marker):
+    return _run(["-m", "pytest", "tests/keras_jax", "-p", "no:xdist", "-q", "-m", marker,
+                 "-p", "no:cacheprovider"], "jax")
+
+
+def test_jax_backend_api_cases():
+    out = _suite("not slow")
+    assert " passed" in out and "failed" not in out
+
+
+@pytest.mark.slow
+def test_jax_backend_api_cases_slow():
+    out = _suite("slow")
+    assert " passed" in out and "failed" not in out
+
+
+def _agreement(backend, epochs):
+    out = _run(["tests/keras_jax/agreement_run.py", str(epochs)], backend)
+    return json.loads(out.split("RESULT ", 1)[1])
+
+
+def test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow():
+    epochs = 12
+    tf_run, jax_run = _agreement("tensorflow", epochs), _agreement("jax", epochs)
+    assert (tf_run["backend"], jax_run["backend"]) == ("tensorflow", "jax")
+    assert jax_run["tensorflow_imported"] is False
+    attempts = jax_run["history"]["attempts"]
+    assert attempts == tf_run["history"]["attempts"] and len(attempts) == epochs
+    assert max(attempts) > 1  # the sequence has rejected attempts, not only accepted ones
+    for a, b in zip(jax_run["weights"], tf_run["weights"]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    for key in ("loss", "lam", "grad_norm"):
+        np.testing.assert_allclose(jax_run["history"][key], tf_run["history"][key], rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_torch_backend_is_refused_with_the_backends_named():
+    code = ("import keras, marquardt.keras as mk\n"
+            "net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])\n"
+            "try:\n    mk.LMModel(net)\nexcept ValueError as e:\n    print('REFUSED', e)\n")
+    out = _run(["-c", code], "torch", timeout=300)
+    assert ("REFUSED marquardt.keras trains on the Keras backends 'tensorflow' and 'jax'" in out
+            and "Received: keras.backend.backend()='torch'" in out)

@@ -1,0 +1,53 @@
+"""Trains one float64 network with ``LMModel`` on the Keras backend of this process and
+prints the weights and the per-epoch logs as JSON (``tests/keras/test_jax_backend.py`` runs it
+once with ``KERAS_BACKEND=tensorflow`` and once with ``jax`` and compares).
+
+Usage: ``KERAS_BACKEND=jax python tests/keras_jax/agreement_run.py EPOCHS [trainlm]``
+"""
+
+import json
+import os
+import sys
+
+if os.environ.get("KERAS_BACKEND") == "jax":
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import marquardt.keras as mk  # noqa: E402
+
+
+def network():
+    """1-6-1 sigmoid in float64, weights from a fixed NumPy generator (no backend RNG)."""
+    net = keras.Sequential([keras.Input((1,), dtype="float64"),
+                            keras.layers.Dense(6, "sigmoid", dtype="float64"),
+                            keras.layers.Dense(1, dtype="float64")])
+    rng = np.random.default_rng(7)
+    net.set_weights([rng.normal(size=w.shape) for w in net.get_weights()])
+    return net
+
+
+def main(epochs: int, preset: str = "default"):
+    keras.backend.set_floatx("float64")
+    x = np.linspace(-2.0, 2.0, 120)[:, None]
+    y = np.sin(2.0 * x) + 0.3 * x * x
+    net = network()
+    options = mk.TRAINLM if preset == "trainlm" else None
+    lm = mk.LMModel(net, options=options)
+    lm.compile(loss="mse")
+    history = lm.fit(x, y, epochs=epochs, verbose=0)
+    out = {
+        "backend": keras.backend.backend(),
+        "weights": [np.asarray(w).ravel().tolist() for w in net.get_weights()],
+        "history": {k: np.asarray(v, dtype=float).tolist() for k, v in history.history.items()},
+        "stop_reason": history.stop_reason,
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), *sys.argv[2:])

@@ -1,0 +1,194 @@
+"""``marquardt.keras`` on Keras' JAX backend: the backend-neutral cases of ``tests/keras``.
+
+Run by ``tests/keras/test_jax_backend.py`` in a process with ``KERAS_BACKEND=jax`` (and
+``jax_enable_x64``, set by this folder's conftest). Weights come from NumPy generators or
+seeded initialisers: ``keras.utils.set_random_seed`` would import TensorFlow to seed it too
+(and so does Keras' own saving code): that no TensorFlow is imported by training on JAX is
+checked in a fresh process (``tests/keras/test_jax_backend.py``).
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import marquardt.keras as mk
+from marquardt._status import Status
+
+RNG = np.random.default_rng(0)
+X = np.linspace(-1.0, 1.0, 200, dtype="float32")[:, None]
+Y = np.sin(3.0 * X).astype("float32")
+
+
+def mlp(width=8, dtype="float32", activation="tanh", seed=0):
+    init = keras.initializers.GlorotUniform(seed=seed)
+    return keras.Sequential([
+        keras.Input((1,), dtype=dtype),
+        keras.layers.Dense(width, activation, dtype=dtype, kernel_initializer=init),
+        keras.layers.Dense(1, dtype=dtype, kernel_initializer=init)])
+
+
+@pytest.fixture
+def float64():
+    old, old_policy = keras.backend.floatx(), keras.config.dtype_policy()
+    keras.backend.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.backend.set_floatx(old)
+    keras.config.set_dtype_policy(old_policy)
+
+
+def test_backend_is_jax_and_x64_is_on():
+    import jax
+
+    assert keras.backend.backend() == "jax"
+    assert jax.config.jax_enable_x64
+
+
+def test_linear_model_equals_lstsq_in_float64(float64):
+    x = RNG.normal(size=(60, 3))
+    y = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 + 0.1 * RNG.normal(size=(60, 1))
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    history = mk.fit(net, x, y, loss="mse", epochs=5, verbose=0)
+    coef, *_ = np.linalg.lstsq(np.hstack([x, np.ones((60, 1))]), y, rcond=None)
+    np.testing.assert_allclose(np.concatenate([w.ravel() for w in net.get_weights()]),
+                               coef.ravel(), rtol=1e-10, atol=1e-12)
+    assert history.history["attempts"][0] == 1
+
+
+def test_fit_logs_history_and_loss_is_the_keras_loss():
+    net = mlp()
+    lm = mk.LMModel(net)
+    lm.compile(loss="mse", metrics=["mae"])
+    history = lm.fit(X, Y, epochs=15, verbose=0)
+    assert {"loss", "mae", "lam", "attempts", "grad_norm", "step_norm",
+            "lm_status"} <= set(history.history)
+    assert history.history["loss"][-1] < 1e-3 < history.history["loss"][0]
+    assert history.history["lm_status"] == [Status.RUNNING] * 15
+    assert "maximum number of epochs (15)" in history.stop_reason
+    net.compile(loss="mse", metrics=["mae"])
+    loss, mae = net.evaluate(X, Y, verbose=0)
+    assert history.history["loss"][-1] == pytest.approx(loss, rel=1e-4)
+    assert history.history["mae"][-1] == pytest.approx(mae, rel=1e-4)
+
+
+def test_callbacks_see_each_epoch_and_validation_is_logged():
+    seen = []
+    callback = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append((epoch, logs["lam"], logs["val_loss"])))
+    history = mk.fit(mlp(), X, Y, loss="mse", epochs=4, verbose=0, callbacks=[callback],
+                     validation_split=0.25)
+    assert [e for e, _, _ in seen] == [0, 1, 2, 3]
+    assert [lam for _, lam, _ in seen] == pytest.approx(history.history["lam"])
+    assert len(history.history["val_loss"]) == 4
+
+
+@pytest.mark.slow
+def test_goal_min_grad_and_max_time_stop_with_a_reason():
+    history = mk.fit(mlp(), X, Y, loss="mse", epochs=50, verbose=0, goal=0.05)
+    assert "goal" in history.stop_reason and history.lm_status == Status.GOAL
+    history = mk.fit(mlp(), X, Y, loss="mse", epochs=50, verbose=0, min_grad=1e3)
+    assert "min_grad" in history.stop_reason and len(history.epoch) == 1
+    history = mk.fit(mlp(), X, Y, loss="mse", epochs=50, verbose=0, max_time=1e-6)
+    assert "max_time" in history.stop_reason
+
+
+@pytest.mark.slow
+def test_early_stopping_max_fail_restores_the_best_weights():
+    stop = keras.callbacks.EarlyStopping(patience=2, restore_best_weights=True)
+    x_val, y_val = X[::7] + 0.01, np.cos(3.0 * X[::7])  # a different function: val rises
+    net = mlp()
+    history = mk.fit(net, X, Y, loss="mse", epochs=40, verbose=0, callbacks=[stop],
+                     validation_data=(x_val, y_val))
+    assert "EarlyStopping" in history.stop_reason
+    net.compile(loss="mse")
+    best = min(history.history["val_loss"])
+    assert net.evaluate(x_val, y_val, verbose=0) == pytest.approx(best, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_trainlm_preset_mu_is_powers_of_ten_and_multi_output_losses_are_logged():
+    inp = keras.Input((2,))
+    hidden = keras.layers.Dense(6, "tanh", kernel_initializer=keras.initializers.GlorotUniform(1))(inp)
+    net = keras.Model(inp, [keras.layers.Dense(1, name="a")(hidden),
+                            keras.layers.Dense(1, name="b")(hidden)])
+    x = RNG.normal(size=(64, 2)).astype("float32")
+    ys = [x[:, :1] * x[:, 1:], np.tanh(x[:, :1])]
+    lm = mk.LMModel(net, options=mk.TRAINLM)
+    lm.compile(loss={"a": "mse", "b": "huber"}, loss_weights={"a": 1.0, "b": 0.5})
+    history = lm.fit(x, ys, epochs=5, verbose=0)
+    assert {"a_loss", "b_loss"} <= set(history.history)
+    net.compile(loss={"a": "mse", "b": "huber"}, loss_weights={"a": 1.0, "b": 0.5})
+    assert history.history["loss"][-1] == pytest.approx(net.evaluate(x, ys, verbose=0)[0],
+                                                        rel=1e-4)
+    exponents = np.log10(history.history["lam"])  # μ = 1e-3 × powers of 10 (trainlm)
+    np.testing.assert_allclose(exponents, np.round(exponents), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_kernel_form_and_full_jacobian_equal_the_per_sample_normal_form(float64):
+    x, y = X[:30].astype("float64"), Y[:30].astype("float64")
+
+    def run(**options):
+        net = mlp(width=4, dtype="float64")
+        mk.fit(net, x, y, loss="mse", epochs=6, verbose=0, **options)
+        return np.concatenate([w.ravel() for w in net.get_weights()])
+
+    reference = run()
+    np.testing.assert_allclose(run(kernel=True), reference, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(run(jacobian="full"), reference, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(run(memory_limit=9300), reference, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.slow
+def test_custom_residual_fits_an_ode(float64):
+    # u' = -u, u(0) = 1 on [0, 1]: collocation by forward differences of the network
+    t = np.linspace(0.0, 1.0, 40)[:, None]
+    h = 1e-4
+
+    def residual(model_fn, x, y):
+        u = model_fn(x)
+        du = (model_fn(x + h) - u) / h
+        u0 = model_fn(keras.ops.zeros((1, 1), dtype="float64"))
+        return keras.ops.concatenate([keras.ops.reshape(du + u, (-1,)),
+                                      keras.ops.reshape(10.0 * (u0 - 1.0), (-1,))])
+
+    net = mlp(width=6, dtype="float64")
+    lm = mk.LMModel(net, residual=residual)
+    lm.compile()
+    lm.fit(t, epochs=40, verbose=0)
+    np.testing.assert_allclose(np.asarray(net(t)), np.exp(-t), atol=2e-3)
+
+
+@pytest.mark.slow
+def test_minibatch_logs_the_full_loss():
+    net = mlp(width=4)
+    history = mk.fit(net, X, Y, loss="mse", epochs=3, batch_size=100, verbose=0)
+    net.compile(loss="mse")
+    assert history.history["full_loss"][-1] == pytest.approx(
+        net.evaluate(X, Y, verbose=0), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_saved_wrapper_loads_and_continues_with_its_damping(tmp_path):
+    net = mlp()
+    lm = mk.LMModel(net, options=mk.TRAINLM)
+    lm.compile(loss="mse")
+    lm.fit(X, Y, epochs=5, verbose=0)
+    path = tmp_path / "lm.keras"
+    lm.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(np.asarray(loaded.network(X)), np.asarray(net(X)))
+    assert float(loaded.lm_lambda.value) == float(lm.lm_lambda.value) > 0
+    loaded.compile(loss="mse")
+    history = loaded.fit(X, Y, epochs=2, verbose=0)
+    assert history.history["loss"][-1] <= float(net.compile(loss="mse") or
+                                                net.evaluate(X, Y, verbose=0))
+    net.save(tmp_path / "net.keras")
+    plain = keras.saving.load_model(tmp_path / "net.keras")
+    np.testing.assert_array_equal(np.asarray(plain(X)), np.asarray(net(X)))
+
+
+def test_bayesian_regularisation_is_refused_on_jax():
+    with pytest.raises(NotImplementedError, match="TensorFlow backend of Keras only.*"
+                       "Received: keras.backend.backend\\(\\)='jax'"):
+        mk.LMModel(mlp(), options=mk.TRAINBR)
