@@ -175,17 +175,15 @@ class LMModel(keras.Model):
         opts = self.lm_options
         p = int(sum(w.shape.num_elements() for w in weights))
         k = self._residuals_per_sample(batch, weights)
-        coupled = coupled_layers(self.network, opts.training)
-        if opts.jacobian == "auto":
-            per_sample = self.lm_custom_residual is None and not coupled
-        else:
-            per_sample = opts.jacobian == "per_sample"
+        per_sample = self._per_sample()
         model_dtype = tf.as_dtype(weights[0].dtype)
         dtype = tf.float64 if opts.precision == "float64" else model_dtype
         mem = plan_memory(p, k, opts.memory_limit, precision_bytes=dtype.size,
                           model_bytes=model_dtype.size)
         n = tf.nest.flatten(batch["x"])[0].shape[0]
-        kernel = opts.kernel is True or (opts.kernel == "auto" and n is not None and n * k < p)
+        # under tf.distribute n is one replica's shard, and the step sums the shards' A and g
+        kernel = opts.kernel is True or (opts.kernel == "auto" and n is not None and n * k < p
+                                         and self.distribute_strategy.num_replicas_in_sync == 1)
         plan = JacobianPlan(per_sample=per_sample, chunk=mem.chunk_rows, k=k, dtype=dtype)
         return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
                           max_attempts=opts.max_attempts, goal=opts.goal,
@@ -194,6 +192,28 @@ class LMModel(keras.Model):
                           cholesky_solve=(linalg.host_cholesky_solve if linalg.use_host_lapack(
                               p, jit_compile=bool(self.jit_compile))
                               else linalg.cholesky_solve_or_nan))
+
+    def _per_sample(self) -> bool:
+        """Whether the step forms J sample by sample (residuals of sample i depend on sample
+        i alone) rather than by the full Jacobian of the batch."""
+        opts = self.lm_options
+        if opts.jacobian == "auto":
+            return (self.lm_custom_residual is None
+                    and not coupled_layers(self.network, opts.training))
+        return opts.jacobian == "per_sample"
+
+    def _check_strategy(self):
+        """Refuses a ``tf.distribute`` strategy, or options, that data-parallel LM does not
+        support (``docs/distributed.md``)."""
+        from marquardt._backend.tensorflow.keras_distribute import check_strategy
+
+        strategy = self.distribute_strategy
+        check_strategy(strategy)
+        replicas = int(strategy.num_replicas_in_sync)
+        if replicas > 1:
+            _validation.check_distributed(
+                type(strategy).__name__, replicas, per_sample=self._per_sample(),
+                bayes=_bayes.enabled(self.lm_options), kernel=self.lm_options.kernel)
 
     def _residuals_per_sample(self, batch, weights):
         """k, from the static shape of the residuals of one sample."""
@@ -229,13 +249,16 @@ class LMModel(keras.Model):
             stopped (also ``self.stop_reason``).
 
         Raises:
-            ValueError: no trainable weights, non-finite ``x``/``y``/``sample_weight``,
+            ValueError: a ``tf.distribute`` strategy other than ``MirroredStrategy`` or
+                ``MultiWorkerMirroredStrategy`` (or options they cannot split, see
+                ``docs/distributed.md``), no trainable weights, non-finite ``x``/``y``/``sample_weight``,
                 targets that do not match the outputs, a non-finite starting loss, a model
                 too large for dense LM (the message says how much memory it needs).
         """
         if not self.compiled:
             raise ValueError("The model must be compiled before `fit`: call "
                              "`compile(loss=...)` first. Received: an uncompiled LMModel")
+        self._check_strategy()
         self._check_inputs(x, y, sample_weight)
         is_dataset = hasattr(x, "element_spec")
         leaves = keras.tree.flatten(x) if x is not None else []
@@ -258,6 +281,8 @@ class LMModel(keras.Model):
                     lambda a: a[:train_rows], t)
                 first.append(FullDataLoss(head(x), head(y), head(sample_weight),
                                           self.lm_loss_residual))
+            _validation.check_even_split(min(batch_size, train_rows),
+                                         int(self.distribute_strategy.num_replicas_in_sync))
         elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
             warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)
