@@ -215,6 +215,15 @@ class LMModel(keras.Model):
                 type(strategy).__name__, replicas, per_sample=self._per_sample(),
                 bayes=_bayes.enabled(self.lm_options), kernel=self.lm_options.kernel)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TensorFlow trainer calls this under a tf.distribute strategy before training;
+        # its version fails for uneven or multi-worker batches (``keras_distribute``)
+        if getattr(self, "_distribute_strategy", None) is None:
+            return
+        from marquardt._backend.tensorflow.keras_distribute import symbolic_build
+
+        symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
     def _residuals_per_sample(self, batch, weights):
         """k, from the static shape of the residuals of one sample."""
         import tensorflow as tf
@@ -281,8 +290,6 @@ class LMModel(keras.Model):
                     lambda a: a[:train_rows], t)
                 first.append(FullDataLoss(head(x), head(y), head(sample_weight),
                                           self.lm_loss_residual))
-            _validation.check_even_split(min(batch_size, train_rows),
-                                         int(self.distribute_strategy.num_replicas_in_sync))
         elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
             warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)

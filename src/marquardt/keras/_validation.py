@@ -151,15 +151,3 @@ def check_distributed(strategy_name: str, replicas: int, *, per_sample: bool, ba
             "`residual=` without `jacobian='per_sample'` are refused. Received: "
             f"a full-Jacobian step {where}")
 
-
-def check_even_split(first_batch: int, replicas: int) -> None:
-    """Keras' distributed ``fit`` builds the model from the first batch's per-replica parts,
-    which it averages, so they must have one shape: the first batch (the whole training set
-    in full-batch LM) must be a multiple of the replicas."""
-    if replicas > 1 and first_batch % replicas:
-        raise ValueError(
-            f"The first batch of {first_batch} samples must split evenly over the "
-            f"{replicas} replicas of the tf.distribute strategy (Keras builds the model from "
-            "its per-replica parts, which must have one shape): drop or add samples, or pass "
-            f"`batch_size` a multiple of {replicas}. Received: a batch of {first_batch} "
-            f"samples on {replicas} replicas")

@@ -82,3 +82,45 @@ def check_strategy(strategy) -> None:
             "replicas would not share the normal equations and the accept/reject decision. "
             f"Supported: {', '.join(SUPPORTED_STRATEGIES)} (see docs/distributed.md). "
             f"Received: strategy={type(strategy).__name__}")
+
+
+def symbolic_build(model, iterator=None, data_batch=None) -> None:
+    """Builds ``model``'s compiled loss and metrics from one replica's part of the first batch.
+
+    Keras' own ``_maybe_symbolic_build`` averages the per-replica parts of the first batch
+    (``strategy.reduce("MEAN", ...)``) only to learn its structure and shapes; that fails when
+    the parts differ in size (an odd batch on two replicas) and, under
+    ``MultiWorkerMirroredStrategy``, for a batch that is a tuple ``(x, y, w)``
+    (``ValueError: Attempt to convert a value (PerReplica...)``, Keras 3.15). Any one
+    replica's part has the structure and builds the same metrics.
+    """
+    strategy = model.distribute_strategy
+    if iterator is not None:
+        for _, _, it in iterator:
+            batch = next(it)
+            data_batch = tf.nest.map_structure(
+                lambda v: (strategy.experimental_local_results(v)[0]
+                           if isinstance(v, tf.distribute.DistributedValues) else v), batch)
+            break
+    with strategy.scope():
+        model._symbolic_build(data_batch=data_batch)
+
+
+def _multi_worker(strategy) -> bool:
+    """``strategy`` is a ``MultiWorkerMirroredStrategy`` running on more than one worker."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return sum(len(spec.get(job, ())) for job in ("chief", "worker")) > 1
+
+
+def reducible_logs(logs: dict) -> dict:
+    """The step's logs in the form Keras can reduce over the replicas.
+
+    On several workers Keras 3.15 reduces each log with ``strategy.reduce("MEAN", v,
+    axis=0)``, which fails for a scalar ("Invalid reduction dimension 0 for input with 0
+    dimensions"); a one-element vector reduces to the scalar mean. Elsewhere: as they are.
+    """
+    if not _multi_worker(tf.distribute.get_strategy()):
+        return logs
+    return {k: tf.reshape(v, [1]) for k, v in logs.items()}

@@ -333,4 +333,4 @@ def train_step(wrapper, data):
     )
     if info.logs:
         logs.update(info.logs)
-    return logs
+    return keras_distribute.reducible_logs(logs)
