@@ -8,12 +8,13 @@ initialises its devices, so the tests run this script with ``sys.executable``::
     TF_CONFIG=... python distribute_worker.py multiworker OUT.json   # one worker of several
     python distribute_worker.py single OUT.json          # one device only
 
-Each run trains the same float64 network on the same data (400 samples, an even split as Keras'
-distributed ``fit`` needs, with sample weights) for ``EPOCHS`` full-batch LM iterations with
+Each run trains the same float64 network on the same data (400 samples, with sample weights) for ``EPOCHS`` full-batch LM iterations with
 ``ModelCheckpoint`` and a ``CSVLogger``, then fits 4 epochs more with an ``EarlyStopping``
-that stops after 3 and restores the weights of the first. It writes a JSON record: the
+that stops after 3 and restores the weights of the first (``mirrored``: then 2 epochs of
+mini-batch LM, batches of 100 in order). It writes a JSON record: the
 weights after the 10 iterations, the History, the checkpointed weights, the CSV's losses, and
-the weights and epoch count after the early-stopped fit.
+the weights and epoch count after the early-stopped fit (and the mini-batch run's weights and
+History).
 """
 
 import json
@@ -48,7 +49,7 @@ def _data():
     return x, y, w
 
 
-def _train(strategy, workdir, tag):
+def _train(strategy, workdir, tag, minibatch=False):
     import keras
 
     import marquardt.keras as mk
@@ -76,14 +77,20 @@ def _train(strategy, workdir, tag):
     stop = keras.callbacks.EarlyStopping(monitor="loss", min_delta=1e9, patience=2,
                                          restore_best_weights=True)
     early = lm.fit(x, y, sample_weight=w, epochs=4, verbose=0, callbacks=[stop])
-    return {
+    record = {"early_epochs": len(early.epoch),
+              "early_weights": [v.tolist() for v in net.get_weights()]}
+    if minibatch:  # 2 epochs of 4 mini-batches of 100, in order
+        mini = lm.fit(x, y, sample_weight=w, epochs=2, batch_size=100, shuffle=False,
+                      verbose=0)
+        record["minibatch_weights"] = [v.tolist() for v in net.get_weights()]
+        record["minibatch_history"] = {k: [float(v) for v in vals]
+                                       for k, vals in mini.history.items()}
+    return record | {
         "weights": weights,
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "stop_reason": history.stop_reason,
         "checkpoint": [v.tolist() for v in saved.get_weights()],
         "csv_loss": csv_loss,
-        "early_epochs": len(early.epoch),
-        "early_weights": [v.tolist() for v in net.get_weights()],
     }
 
 
@@ -96,9 +103,9 @@ def main(mode, out):
     workdir = os.path.dirname(os.path.abspath(out))
     record = {}
     if mode == "mirrored":
-        record["single"] = _train(None, workdir, "single")
+        record["single"] = _train(None, workdir, "single", minibatch=True)
         record["replicas"] = strategy.num_replicas_in_sync
-        record["distributed"] = _train(strategy, workdir, "mirrored")
+        record["distributed"] = _train(strategy, workdir, "mirrored", minibatch=True)
     elif mode == "multiworker":
         task = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
         record["replicas"] = strategy.num_replicas_in_sync

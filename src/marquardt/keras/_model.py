@@ -242,9 +242,14 @@ class LMModel(keras.Model):
         shape = r.shape
         k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
         if k is None:
+            hint = ""
+            if self.distribute_strategy.num_replicas_in_sync > 1:
+                hint = (" (under tf.distribute, a batch that does not split evenly over the "
+                        "replicas loses its static shapes: use a multiple of "
+                        f"{self.distribute_strategy.num_replicas_in_sync} samples per batch)")
             raise ValueError(
-                "The residuals of one sample must have a static size. Received: residuals of "
-                f"shape {r.shape}")
+                f"The residuals of one sample must have a static size{hint}. Received: "
+                f"residuals of shape {r.shape}")
         return int(k)
 
     # ---- fit: Keras' own loop, with checks, full batch and stopping -------------------------
@@ -290,6 +295,8 @@ class LMModel(keras.Model):
                     lambda a: a[:train_rows], t)
                 first.append(FullDataLoss(head(x), head(y), head(sample_weight),
                                           self.lm_loss_residual))
+            _validation.check_even_split(min(batch_size, train_rows),
+                                         int(self.distribute_strategy.num_replicas_in_sync))
         elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
             warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)

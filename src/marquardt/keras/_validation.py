@@ -151,3 +151,16 @@ def check_distributed(strategy_name: str, replicas: int, *, per_sample: bool, ba
             "`residual=` without `jacobian='per_sample'` are refused. Received: "
             f"a full-Jacobian step {where}")
 
+
+
+def check_even_split(first_batch: int, replicas: int) -> None:
+    """Under tf.distribute a batch that does not split evenly over the replicas reaches the
+    step with its static shapes lost (TensorFlow's rebatching), which the LM step needs (the
+    residuals per sample, k): the first batch (the whole training set in full-batch LM) must
+    be a multiple of the replicas."""
+    if replicas > 1 and first_batch % replicas:
+        raise ValueError(
+            f"The batch of {first_batch} samples must split evenly over the {replicas} "
+            "replicas of the tf.distribute strategy (an uneven split loses the batch's static "
+            "shapes): drop or add samples, or pass `batch_size` a multiple of "
+            f"{replicas}. Received: a batch of {first_batch} samples on {replicas} replicas")
