@@ -241,6 +241,10 @@ class LMModel(keras.Model):
             r = self.lm_loss_residual[0](one.get("y"), model_fn(one["x"]), one.get("sw"))
         shape = r.shape
         k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
+        if k is None and getattr(self, "_lm_k", None) is not None:
+            # a later fit with another batch size: Keras retraces the step with its shapes
+            # relaxed to None (``reduce_retracing``); the front door measured k on the data
+            k = self._lm_k
         if k is None:
             hint = ""
             if self.distribute_strategy.num_replicas_in_sync > 1:
