@@ -8,13 +8,13 @@ initialises its devices, so the tests run this script with ``sys.executable``::
     TF_CONFIG=... python distribute_worker.py multiworker OUT.json   # one worker of several
     python distribute_worker.py single OUT.json          # one device only
 
-Each run trains the same float64 network on the same data (400 samples, with sample weights) for ``EPOCHS`` full-batch LM iterations with
-``ModelCheckpoint`` and a ``CSVLogger``, then fits 4 epochs more with an ``EarlyStopping``
-that stops after 3 and restores the weights of the first (``mirrored``: then 2 epochs of
-mini-batch LM, batches of 100 in order). It writes a JSON record: the
-weights after the 10 iterations, the History, the checkpointed weights, the CSV's losses, and
-the weights and epoch count after the early-stopped fit (and the mini-batch run's weights and
-History).
+Each run trains the same float64 network on the same data (400 samples, with sample
+weights) for ``EPOCHS`` full-batch LM iterations with ``ModelCheckpoint`` and a ``CSVLogger``,
+then fits 4 epochs more with an ``EarlyStopping`` that stops after 3 and restores the weights
+of the first (``mirrored``: then 2 epochs of mini-batch LM, batches of 100 in order). It
+writes a JSON record: the weights after the 10 iterations, the History, the checkpointed
+weights, the CSV's losses, and the weights and epoch count after the early-stopped fit (and
+the mini-batch run's weights and History).
 """
 
 import json

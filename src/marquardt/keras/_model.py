@@ -269,8 +269,8 @@ class LMModel(keras.Model):
         Raises:
             ValueError: a ``tf.distribute`` strategy other than ``MirroredStrategy`` or
                 ``MultiWorkerMirroredStrategy`` (or options they cannot split, see
-                ``docs/distributed.md``), no trainable weights, non-finite ``x``/``y``/``sample_weight``,
-                targets that do not match the outputs, a non-finite starting loss, a model
+                ``docs/distributed.md``), no trainable weights, non-finite
+                ``x``/``y``/``sample_weight``, targets that do not match the outputs, a non-finite starting loss, a model
                 too large for dense LM (the message says how much memory it needs).
         """
         if not self.compiled:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = ["SUPPORTED_STRATEGIES", "replica_count", "replica_sum", "check_strategy",
-           "strategy_replicas"]
+           "symbolic_build", "reducible_logs"]
 
 #: the strategies whose LM training is tested (tests/keras/test_distribute.py)
 SUPPORTED_STRATEGIES = ("MirroredStrategy", "MultiWorkerMirroredStrategy",
@@ -63,11 +63,6 @@ def _supported(strategy) -> bool:
     return isinstance(strategy, (tf.distribute.MirroredStrategy,
                                  tf.distribute.MultiWorkerMirroredStrategy,
                                  tf.distribute.OneDeviceStrategy))
-
-
-def strategy_replicas(strategy) -> int:
-    """R for ``strategy`` (1 for the default strategy)."""
-    return int(strategy.num_replicas_in_sync)
 
 
 def check_strategy(strategy) -> None:

@@ -20,6 +20,11 @@ One iteration is the LM core's (``marquardt._core.iteration``, the same function
    with its weights.
 
 The step never branches in Python on tensor values, so it compiles under ``tf.function``.
+
+Under ``tf.distribute`` (``keras_distribute``) each replica runs this step on its shard of the
+batch: A, g and F are all-reduced after step 1, the candidate's sums in each attempt
+(``core.judge(reduce=...)``), and the attempts loop is unrolled, so every replica takes the
+same decisions.
 """
 
 from __future__ import annotations
@@ -140,12 +145,14 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     sharded = keras_distribute.replica_count() > 1
     r0, y_pred0 = cost_fn(weights)
     cost0 = 0.5 * tf.reduce_sum(r0 * r0)
+    if sharded and (cfg.kernel or ridge is not None):
+        # LMModel.fit refuses both first (``keras._validation.check_distributed``): the kernel
+        # form needs all of J, and the ridge rows √ρw would be added once per replica
+        raise ValueError("Under tf.distribute the step needs the normal-equations form without "
+                         "a ridge. Received: kernel="
+                         f"{cfg.kernel}, ridge={'given' if ridge is not None else None} with "
+                         f"{keras_distribute.replica_count()} replicas")
     if cfg.kernel:
-        if sharded:
-            raise ValueError("The kernel form (`kernel=True`) needs the whole Jacobian on one "
-                             "device; under tf.distribute use `kernel=False` or 'auto'. "
-                             f"Received: kernel=True with {keras_distribute.replica_count()} "
-                             "replicas")
         if cfg.plan.per_sample:
             jac, res = per_sample_chunk(residual_fn, weights, data, cfg.plan.k, names)
         else:
@@ -205,7 +212,8 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         c, y_pred = _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x,
                                        cfg.max_attempts)
     else:
-        c, y_pred = tf.while_loop(lambda c, y_pred: live(c), lambda c, y_pred: decide(c, y_pred, *candidate(c)),
+        c, y_pred = tf.while_loop(lambda c, y_pred: live(c),
+                                  lambda c, y_pred: decide(c, y_pred, *candidate(c)),
                                   (c0, y_pred0), parallel_iterations=1)
     accepted = c.accepted[0]
     x_new = tf.where(accepted, c.x_new, x)[0]
@@ -235,7 +243,8 @@ def _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x, max_attempts
         on = live(c)
         x_try, r_c, y_pred_c = tf.cond(on, lambda c=c: candidate(c),
                                        lambda y_pred=y_pred: (x, r0, y_pred))
-        c_new, y_new = decide(c, y_pred, x_try, r_c, y_pred_c, reduce=keras_distribute.replica_sum)
+        c_new, y_new = decide(c, y_pred, x_try, r_c, y_pred_c,
+                              reduce=keras_distribute.replica_sum)
         # a skipped attempt changes nothing (``judge`` leaves a finished problem as it is)
         c = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old), c_new, c)
         y_pred = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old),
