@@ -137,7 +137,8 @@ def test_no_strategy_and_one_device_strategy_are_accepted():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(per_sample=True, bayes=True, kernel="auto"),
-     r"Bayesian regularisation .*Received: bayesian=True under MirroredStrategy with 2"),
+     r"Bayesian regularisation .*Received: regularization='bayesian' under "
+     r"MirroredStrategy with 2"),
     (dict(per_sample=True, bayes=False, kernel=True),
      r"`kernel` must be False or 'auto'.*Received: kernel=True under MirroredStrategy"),
     (dict(per_sample=False, bayes=False, kernel="auto"),

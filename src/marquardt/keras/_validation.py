@@ -137,8 +137,9 @@ def check_distributed(strategy_name: str, replicas: int, *, per_sample: bool, ba
     where = f"under {strategy_name} with {replicas} replicas"
     if bayes:
         raise ValueError(
-            "Bayesian regularisation (`bayesian=True`, TRAINBR) is not supported under "
-            f"tf.distribute: it runs on one device. Received: bayesian=True {where}")
+            "Bayesian regularisation (`regularization='bayesian'`, TRAINBR) is not supported "
+            "under tf.distribute: its α, β updates would count one replica's errors. "
+            f"Received: regularization='bayesian' {where}")
     if kernel is True:
         raise ValueError(
             "`kernel` must be False or 'auto' under tf.distribute: the kernel form needs the "
