@@ -9,9 +9,9 @@ initialises its devices, so the tests run this script with ``sys.executable``::
     python distribute_worker.py single OUT.json          # one device only
 
 Each run trains the same float64 network on the same data (400 samples, with sample
-weights) for ``EPOCHS`` full-batch LM iterations with ``ModelCheckpoint`` and a ``CSVLogger``,
-then fits 4 epochs more with an ``EarlyStopping`` that stops after 3 and restores the weights
-of the first (``mirrored``: then 2 epochs of mini-batch LM, batches of 100 in order). It
+weights) for ``EPOCHS`` full-batch LM iterations on 320 of them, validated on the other 80,
+with ``ModelCheckpoint`` and a ``CSVLogger``, then fits 4 epochs more with an
+``EarlyStopping`` that stops after 3 and restores the weights of the first (``mirrored``: then 2 epochs of mini-batch LM, batches of 100 in order). It
 writes a JSON record: the weights after the 10 iterations, the History, the checkpointed
 weights, the CSV's losses, and the weights and epoch count after the early-stopped fit (and
 the mini-batch run's weights and History).
@@ -64,9 +64,10 @@ def _train(strategy, workdir, tag, minibatch=False):
         lm.compile(loss="mse", metrics=["mae"])
     ckpt = os.path.join(workdir, f"{tag}.weights.h5")
     csv = os.path.join(workdir, f"{tag}.csv")
-    history = lm.fit(x, y, sample_weight=w, epochs=EPOCHS, verbose=0, callbacks=[
-        keras.callbacks.ModelCheckpoint(ckpt, save_weights_only=True),
-        keras.callbacks.CSVLogger(csv)])
+    callbacks = [keras.callbacks.ModelCheckpoint(ckpt, save_weights_only=True),
+                 keras.callbacks.CSVLogger(csv)]
+    history = lm.fit(x, y, sample_weight=w, epochs=EPOCHS, verbose=0, validation_split=0.2,
+                     callbacks=callbacks)
     weights = [v.tolist() for v in net.get_weights()]
     saved = keras.models.clone_model(net)  # the checkpoint holds the LMModel's weights
     mk.LMModel(saved).load_weights(ckpt)

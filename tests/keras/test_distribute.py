@@ -4,7 +4,8 @@ The replicas' runs are in fresh processes (``distribute_worker.py``): logical de
 ``MultiWorkerMirroredStrategy`` must be set up before TensorFlow initialises its devices.
 Each compares, against one device: the weights after 10 full-batch iterations of a float64
 network (to 1e-10), the accept/reject sequence (``attempts``, ``lm_status``), the History,
-``ModelCheckpoint``, ``CSVLogger`` and ``EarlyStopping`` (restoring its best weights).
+validation, ``ModelCheckpoint``, ``CSVLogger`` and ``EarlyStopping`` (restoring its best
+weights).
 """
 
 import json
@@ -51,7 +52,7 @@ def _assert_same_training(single, distributed):
     assert hd["attempts"] == hs["attempts"]
     assert hd["lm_status"] == hs["lm_status"]
     assert len(hd["loss"]) == 10
-    for key in ("loss", "mae", "lam", "grad_norm", "step_norm"):
+    for key in ("loss", "mae", "val_loss", "val_mae", "lam", "grad_norm", "step_norm"):
         np.testing.assert_allclose(hd[key], hs[key], rtol=1e-9, err_msg=key)
     assert distributed["stop_reason"] == single["stop_reason"]
     # ModelCheckpoint saved the last weights; CSVLogger wrote the History's losses
