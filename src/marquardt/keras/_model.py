@@ -163,6 +163,13 @@ class LMModel(keras.Model):
 
         return train_step(self, data)
 
+    def test_step(self, data):
+        # Keras' own evaluation step; its logs made reducible on several workers
+        # (``keras_distribute.reducible_logs``)
+        from marquardt._backend.tensorflow.keras_distribute import reducible_logs
+
+        return reducible_logs(super().test_step(data))
+
     # ---- the step's static configuration --------------------------------------------------
     def step_config(self, batch, weights):
         """``StepConfig`` for this batch (called while the step is traced)."""

@@ -110,7 +110,7 @@ def _multi_worker(strategy) -> bool:
 
 
 def reducible_logs(logs: dict) -> dict:
-    """The step's logs in the form Keras can reduce over the replicas.
+    """The logs of a training or evaluation step in the form Keras can reduce over replicas.
 
     On several workers Keras 3.15 reduces each log with ``strategy.reduce("MEAN", v,
     axis=0)``, which fails for a scalar ("Invalid reduction dimension 0 for input with 0
