@@ -45,7 +45,7 @@ FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 #: Shell blocks that fit, train, run the demo or collect the suite take 10-80 s: marked slow.
 SLOW_COMMANDS = re.compile(r"marquardt (demo|train|fit)\b|pytest")
 #: Python blocks of these documents train networks (README: 300 LM epochs): marked slow.
-SLOW_PYTHON = {"README.md", "keras.md"}
+SLOW_PYTHON = {"README.md", "keras.md", "distributed.md"}
 #: Lines that TensorFlow, absl or XLA print at start-up or per op, which must not reach the user.
 BANNERS = re.compile(r"absl::InitializeLog|^[IWE]\d{4} |cpu_feature_guard|oneDNN|XLA service|"
                      r"StreamExecutor|Cholesky decomposition was not successful|This TensorFlow binary")

@@ -10,6 +10,8 @@ import tensorflow as tf
 import marquardt.keras as mk
 from marquardt.keras._minibatch import safe_batch_size
 
+from keras_helpers import mlp
+
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-1, 1, size=(200, 2)).astype("float32")
 Y = (np.sin(2 * X[:, :1]) + X[:, 1:] ** 2 + 0.1 * RNG.normal(size=(200, 1))).astype("float32")
@@ -68,3 +70,16 @@ def test_a_dataset_of_small_batches_is_warned_about():
         warnings.simplefilter("always")
         mk.fit(net_2_10_1(), ds.unbatch().batch(50), loss="mse", epochs=1, verbose=0)
     assert not [w for w in caught if "residuals for" in str(w.message)]
+
+
+def test_a_second_fit_with_another_batch_size_and_sample_weights():
+    """Keras retraces the step for the new batch size with its shapes relaxed to None; the
+    residuals per sample then come from the front door's probe (it raised 'must have a
+    static size' before)."""
+    x = np.linspace(-1.0, 1.0, 400, dtype="float32")[:, None]
+    y, w = np.sin(2.0 * x), np.linspace(0.5, 2.0, 400)
+    lm = mk.LMModel(mlp((4,)))
+    lm.compile(loss="mse")
+    lm.fit(x, y, sample_weight=w, epochs=1, verbose=0)
+    history = lm.fit(x, y, sample_weight=w, epochs=1, batch_size=100, verbose=0)
+    assert history.history["attempts"][0] >= 1

@@ -257,17 +257,23 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
     return select(xp, lv, x_try, s.x)
 
 
-def _actual_reduction(cfg: LoopConfig, xp, f0, f1, finite):
-    """F(x) − F(x_try) as a sum of per-residual differences: for F = ½‖r‖²,
-    ½Σ(r₀ − r₁)(r₀ + r₁), which keeps the digits that the difference of two sums loses near
-    convergence; −∞ where r₁ is not ``finite``."""
+def _shard_sums(cfg: LoopConfig, xp, f0, f1):
+    """(K,) sums over the residuals at hand: F(x) − F(x_try), F(x_try) and the count of
+    non-finite residuals of the candidate.
+
+    F(x) − F(x_try) is a sum of per-residual differences: for F = ½‖r‖², ½Σ(r₀ − r₁)(r₀ + r₁),
+    which keeps the digits that the difference of two sums loses near convergence. All three
+    are sums over residuals, so an executor that holds the residuals in shards (one per
+    replica, ``judge(reduce=...)``) adds the shards' sums to get the whole problem's.
+    """
     if cfg.loss == "linear":
-        terms = (f0 - f1) * (f0 + f1)
-        actual = 0.5 * xp.sum(terms, axis=-1)
+        actual = 0.5 * xp.sum((f0 - f1) * (f0 + f1), axis=-1)
     else:
         actual = xp.sum(_robust.cost_terms(cfg.loss, f0, cfg.f_scale, xp)
                         - _robust.cost_terms(cfg.loss, f1, cfg.f_scale, xp), axis=-1)
-    return xp.where(finite, actual, float("-inf"))
+    cost = _robust.robust_cost(cfg.loss, f1, cfg.f_scale, xp)
+    bad = xp.sum(xp.cast(xp.logical_not(xp.isfinite(f1)), actual.dtype), axis=-1)
+    return actual, cost, bad
 
 
 def _curvature(xp, prep: Prepared, p):
@@ -300,18 +306,27 @@ def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
     return xp.norm(prep.sqrt_d * p_hat, axis=-1)
 
 
-def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try
-          ) -> Attempt:
+def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
+          reduce=None) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
-    step tests."""
+    step tests.
+
+    ``reduce``: for an executor whose ``s.f`` and ``f_try`` are one shard of the residuals
+    (data-parallel training, ``marquardt._backend.tensorflow.keras_distribute``), a function
+    that sums a (3, K) array of per-shard sums over all shards (an all-reduce); every shard
+    then takes the same decision. ``None``: the residuals are whole.
+    """
     lv = live(xp, c)
     p = x_try - s.x
     curvature = _curvature(xp, prep, p)
     predicted = _gain.quadratic_reduction(prep.g, curvature, p, xp)  # L(0) − L(p)
-    finite = all_finite_rows(xp, f_try)
-    actual = _actual_reduction(cfg, xp, s.f, f_try, finite)
-    cost_try = xp.where(finite, _robust.robust_cost(cfg.loss, f_try, cfg.f_scale, xp),
-                        float("inf"))
+    actual, cost_try, bad = _shard_sums(cfg, xp, s.f, f_try)
+    if reduce is not None:
+        summed = reduce(xp.stack([actual, cost_try, bad]))
+        actual, cost_try, bad = summed[0], summed[1], summed[2]
+    finite = xp.equal(bad, 0.0)
+    actual = xp.where(finite, actual, float("-inf"))
+    cost_try = xp.where(finite, cost_try, float("inf"))
     if cfg.noise > 0:
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:

@@ -178,7 +178,57 @@ class LMModel(keras.Model):
         -> ``(logs, state)`` on JAX (Keras' stateless JAX trainer)."""
         return _backends.module("step").train_step(self, *args)
 
+    def test_step(self, *args):
+        # Keras' own evaluation step; on TensorFlow its logs made reducible on several workers
+        # (``keras_distribute.reducible_logs``)
+        out = super().test_step(*args)
+        if keras.backend.backend() != "tensorflow":
+            return out
+        from marquardt._backend.tensorflow.keras_distribute import reducible_logs
+
+        return reducible_logs(out)
+
+    def replicas(self) -> int:
+        """The number of replicas of a ``tf.distribute`` strategy in sync (1 without one, and
+        on JAX)."""
+        if keras.backend.backend() != "tensorflow":
+            return 1
+        return int(self.distribute_strategy.num_replicas_in_sync)
+
     # ---- the step's static configuration --------------------------------------------------
+    def _per_sample(self) -> bool:
+        """Whether the step forms J sample by sample (residuals of sample i depend on sample
+        i alone) rather than by the full Jacobian of the batch."""
+        opts = self.lm_options
+        if opts.jacobian == "auto":
+            return (self.lm_custom_residual is None
+                    and not coupled_layers(self.network, opts.training))
+        return opts.jacobian == "per_sample"
+
+    def _check_strategy(self):
+        """Refuses a ``tf.distribute`` strategy, or options, that data-parallel LM does not
+        support (``docs/distributed.md``)."""
+        if keras.backend.backend() != "tensorflow":
+            return  # tf.distribute is TensorFlow's; Keras' JAX trainer has no strategy
+        from marquardt._backend.tensorflow.keras_distribute import check_strategy
+
+        strategy = self.distribute_strategy
+        check_strategy(strategy)
+        replicas = int(strategy.num_replicas_in_sync)
+        if replicas > 1:
+            _validation.check_distributed(
+                type(strategy).__name__, replicas, per_sample=self._per_sample(),
+                bayes=_bayes.enabled(self.lm_options), kernel=self.lm_options.kernel)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TensorFlow trainer calls this under a tf.distribute strategy before training;
+        # its version fails for uneven or multi-worker batches (``keras_distribute``)
+        if getattr(self, "_distribute_strategy", None) is None:
+            return
+        from marquardt._backend.tensorflow.keras_distribute import symbolic_build
+
+        symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
     def residuals_per_sample(self, batch, weights, frozen=None):
         """k, from the static shape of the residuals of one sample (called while the step is
         traced; ``frozen``: the non-trainable weights' values, by default the variables')."""
@@ -196,10 +246,20 @@ class LMModel(keras.Model):
             r = self.lm_loss_residual[0](one.get("y"), model_fn(one["x"]), one.get("sw"))
         shape = tuple(r.shape)
         k = 1 if len(shape) < 2 else (None if None in shape[1:] else int(np.prod(shape[1:])))
+        if k is None and getattr(self, "_lm_k", None) is not None:
+            # a later fit with another batch size: Keras retraces the step with its shapes
+            # relaxed to None (``reduce_retracing``); the front door measured k on the data
+            k = self._lm_k
         if k is None:
+            hint = ""
+            replicas = self.replicas()
+            if replicas > 1:
+                hint = (" (under tf.distribute, a batch that does not split evenly over the "
+                        "replicas loses its static shapes: use a multiple of "
+                        f"{replicas} samples per batch)")
             raise ValueError(
-                "The residuals of one sample must have a static size. Received: residuals of "
-                f"shape {r.shape}")
+                f"The residuals of one sample must have a static size{hint}. Received: "
+                f"residuals of shape {r.shape}")
         return int(k)
 
     # ---- fit: Keras' own loop, with checks, full batch and stopping -------------------------
@@ -213,13 +273,16 @@ class LMModel(keras.Model):
             stopped (also ``self.stop_reason``).
 
         Raises:
-            ValueError: no trainable weights, non-finite ``x``/``y``/``sample_weight``,
-                targets that do not match the outputs, a non-finite starting loss, a model
+            ValueError: a ``tf.distribute`` strategy other than ``MirroredStrategy`` or
+                ``MultiWorkerMirroredStrategy`` (or options they cannot split, see
+                ``docs/distributed.md``), no trainable weights, non-finite
+                ``x``/``y``/``sample_weight``, targets that do not match the outputs, a non-finite starting loss, a model
                 too large for dense LM (the message says how much memory it needs).
         """
         if not self.compiled:
             raise ValueError("The model must be compiled before `fit`: call "
                              "`compile(loss=...)` first. Received: an uncompiled LMModel")
+        self._check_strategy()
         self._check_inputs(x, y, sample_weight)
         is_dataset = hasattr(x, "element_spec")
         leaves = keras.tree.flatten(x) if x is not None else []
@@ -242,6 +305,7 @@ class LMModel(keras.Model):
                     lambda a: a[:train_rows], t)
                 first.append(FullDataLoss(head(x), head(y), head(sample_weight),
                                           self.lm_loss_residual))
+            _validation.check_even_split(min(batch_size, train_rows), self.replicas())
         elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
             warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)

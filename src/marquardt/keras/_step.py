@@ -95,7 +95,8 @@ def loop_config(cfg: StepConfig) -> LoopConfig:
 
 
 def build_config(wrapper, *, p: int, k: int, rows: int | None, model_dtype: np.dtype,
-                 as_dtype: Callable, cholesky_solve: Callable | None = None) -> StepConfig:
+                 as_dtype: Callable, cholesky_solve: Callable | None = None,
+                 replicas: int = 1) -> StepConfig:
     """The ``StepConfig`` of ``wrapper``'s options for a batch of ``rows`` samples (None when
     unknown at trace time), P weights, k residuals per sample.
 
@@ -103,6 +104,9 @@ def build_config(wrapper, *, p: int, k: int, rows: int | None, model_dtype: np.d
         model_dtype: the NumPy dtype of the weights.
         as_dtype: the backend's dtype from a NumPy dtype (the plan's ``dtype``).
         cholesky_solve: the backend's choice of Cholesky kernel; None for the namespace's.
+        replicas: replicas of a ``tf.distribute`` strategy: ``rows`` is then one replica's
+            shard and the step sums the shards' A and g, so the kernel form (m < P on one
+            shard) is never chosen automatically.
     """
     opts = wrapper.lm_options
     coupled = coupled_layers(wrapper.network, opts.training)
@@ -115,7 +119,7 @@ def build_config(wrapper, *, p: int, k: int, rows: int | None, model_dtype: np.d
     mem = plan_memory(p, k, opts.memory_limit, precision_bytes=dtype.itemsize,
                       model_bytes=model_dtype.itemsize)
     kernel = opts.kernel is True or (opts.kernel == "auto" and rows is not None
-                                     and rows * k < p)
+                                     and rows * k < p and replicas == 1)
     plan = JacobianPlan(per_sample=per_sample, chunk=mem.chunk_rows, k=k, dtype=as_dtype(dtype))
     return StepConfig(policy=opts.damping, marquardt=opts.scaling == "marquardt",
                       max_attempts=opts.max_attempts, goal=opts.goal,

@@ -123,3 +123,43 @@ def check_no_penalties(net) -> None:
             "write the penalty as extra residuals with `residual=` (e.g. √c·w for an L2 "
             f"penalty c‖w‖²). Received: model with {len(net.losses)} regularisation loss(es)"
         )
+
+
+def check_distributed(strategy_name: str, replicas: int, *, per_sample: bool, bayes: bool,
+                      kernel) -> None:
+    """Refuses what data-parallel LM (``docs/distributed.md``) cannot split over ``replicas``
+    replicas: it adds the shards' normal equations, which is exact only when each residual
+    depends on its own sample (per-sample Jacobian), and keeps no m × P Jacobian (no kernel
+    form). Bayesian regularisation counts the errors of one replica's shard, so it is refused
+    too."""
+    where = f"under {strategy_name} with {replicas} replicas"
+    if bayes:
+        raise ValueError(
+            "Bayesian regularisation (`regularization='bayesian'`, TRAINBR) is not supported "
+            "under tf.distribute: its α, β updates would count one replica's errors. "
+            f"Received: regularization='bayesian' {where}")
+    if kernel is True:
+        raise ValueError(
+            "`kernel` must be False or 'auto' under tf.distribute: the kernel form needs the "
+            f"whole Jacobian on one device. Received: kernel=True {where}")
+    if not per_sample:
+        raise ValueError(
+            "Data-parallel LM needs residuals that depend on their own sample only (the "
+            "replicas add their shards' JᵀJ and Jᵀr): layers that couple samples in training "
+            "mode (batch normalisation with `training=True`), `jacobian='full'`, or a custom "
+            "`residual=` without `jacobian='per_sample'` are refused. Received: "
+            f"a full-Jacobian step {where}")
+
+
+
+def check_even_split(first_batch: int, replicas: int) -> None:
+    """Under tf.distribute a batch that does not split evenly over the replicas reaches the
+    step with its static shapes lost (TensorFlow's rebatching), which the LM step needs (the
+    residuals per sample, k): the first batch (the whole training set in full-batch LM) must
+    be a multiple of the replicas."""
+    if replicas > 1 and first_batch % replicas:
+        raise ValueError(
+            f"The batch of {first_batch} samples must split evenly over the {replicas} "
+            "replicas of the tf.distribute strategy (an uneven split loses the batch's static "
+            "shapes): drop or add samples, or pass `batch_size` a multiple of "
+            f"{replicas}. Received: a batch of {first_batch} samples on {replicas} replicas")

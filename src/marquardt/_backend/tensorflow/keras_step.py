@@ -20,6 +20,11 @@ One iteration is the LM core's (``marquardt._core.iteration``, the same function
    with its weights.
 
 The step never branches in Python on tensor values, so it compiles under ``tf.function``.
+
+Under ``tf.distribute`` (``keras_distribute``) each replica runs this step on its shard of the
+batch: A, g and F are all-reduced after step 1, the candidate's sums in each attempt
+(``core.judge(reduce=...)``), and the attempts loop is unrolled, so every replica takes the
+same decisions.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from marquardt._backend.tensorflow import linalg
+from marquardt._backend.tensorflow import keras_distribute, linalg
 from marquardt._backend.tensorflow import xp as tfx
 from marquardt._core import iteration as core
 from marquardt._core.records import RUNNING, LoopState
@@ -83,8 +88,18 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     """
     dtype = cfg.plan.dtype
     core_cfg = loop_config(cfg)
+    # under tf.distribute each replica holds a shard of the rows: sums over rows are
+    # all-reduced (``keras_distribute``); one replica: no reduction at all
+    sharded = keras_distribute.replica_count() > 1
     r0, y_pred0 = cost_fn(weights)
     cost0 = 0.5 * tf.reduce_sum(r0 * r0)
+    if sharded and (cfg.kernel or ridge is not None):
+        # LMModel.fit refuses both first (``keras._validation.check_distributed``): the kernel
+        # form needs all of J, and the ridge rows √ρw would be added once per replica
+        raise ValueError("Under tf.distribute the step needs the normal-equations form without "
+                         "a ridge. Received: kernel="
+                         f"{cfg.kernel}, ridge={'given' if ridge is not None else None} with "
+                         f"{keras_distribute.replica_count()} replicas")
     if cfg.kernel:
         if cfg.plan.per_sample:
             jac, res = per_sample_chunk(residual_fn, weights, data, cfg.plan.k, names)
@@ -95,6 +110,12 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         g = lin.g[0]
     else:
         a, g = normal_equations(residual_fn, weights, data, cfg.plan, names)
+        if sharded:  # one all-reduce of A, g and F: P² + P + 1 numbers
+            p = tf.shape(g)[0]
+            summed = keras_distribute.replica_sum(
+                tf.concat([tf.reshape(a, [-1]), g, tf.reshape(cost0, [1])], 0))
+            a = tf.reshape(summed[:p * p], [p, p])
+            g, cost0 = summed[p * p:p * p + p], summed[p * p + p]
         if ridge is not None:
             a = a + ridge * tf.eye(tf.shape(a)[0], dtype=a.dtype)
             g = g + ridge * _flatten(weights, dtype)
@@ -121,18 +142,27 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
                   last_step=zero, last_rho=zero, last_reduction=zero, x_norm=zero)
     prep, c0 = core.prepare(core_cfg, tfx, s, None, None, None, lin=lin, masked=False)
 
-    def cond(c, y_pred):
+    def live(c):
         return tf.logical_and(tf.reduce_any(core.live(tfx, c)), c.attempts[0] < cfg.max_attempts)
 
-    def body(c, y_pred):
+    def candidate(c):
         x_try = core.propose(core_cfg, tfx, prep, s, c, None, None)
         r_c, y_pred_c = cost_fn(_unflatten(x_try[0], weights))
-        c = core.judge(core_cfg, tfx, prep, s, c, x_try, r_c[None])
+        return x_try, r_c, y_pred_c
+
+    def decide(c, y_pred, x_try, r_c, y_pred_c, reduce=None):
+        c = core.judge(core_cfg, tfx, prep, s, c, x_try, r_c[None], reduce=reduce)
         y_pred = tf.nest.map_structure(lambda new, old: tf.where(c.accepted[0], new, old),
                                        y_pred_c, y_pred)
         return c, y_pred
 
-    c, y_pred = tf.while_loop(cond, body, (c0, y_pred0), parallel_iterations=1)
+    if sharded:
+        c, y_pred = _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x,
+                                       cfg.max_attempts)
+    else:
+        c, y_pred = tf.while_loop(lambda c, y_pred: live(c),
+                                  lambda c, y_pred: decide(c, y_pred, *candidate(c)),
+                                  (c0, y_pred0), parallel_iterations=1)
     accepted = c.accepted[0]
     x_new = tf.where(accepted, c.x_new, x)[0]
     new_weights = _unflatten(x_new, weights)
@@ -162,7 +192,27 @@ def step_config(wrapper, batch, weights) -> StepConfig:
     kernel = (linalg.host_cholesky_solve if linalg.use_host_lapack(
         p, jit_compile=bool(wrapper.jit_compile)) else linalg.cholesky_solve_or_nan)
     return build_config(wrapper, p=p, k=k, rows=rows, model_dtype=np.dtype(model_dtype),
-                        as_dtype=tf.as_dtype, cholesky_solve=kernel)
+                        as_dtype=tf.as_dtype, cholesky_solve=kernel,
+                        replicas=wrapper.replicas())
+
+
+def _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x, max_attempts):
+    """The attempts loop under tf.distribute: ``max_attempts`` copies, each with its solve and
+    forward pass in a ``tf.cond`` (skipped once the iteration is over) and the all-reduce of
+    the candidate's sums outside it (TensorFlow's strategies refuse a synchronisation point
+    inside control flow; ``keras_distribute``). Every replica sees the same ``live``."""
+    c, y_pred = c0, y_pred0
+    for _ in range(max_attempts):
+        on = live(c)
+        x_try, r_c, y_pred_c = tf.cond(on, lambda c=c: candidate(c),
+                                       lambda y_pred=y_pred: (x, r0, y_pred))
+        c_new, y_new = decide(c, y_pred, x_try, r_c, y_pred_c,
+                              reduce=keras_distribute.replica_sum)
+        # a skipped attempt changes nothing (``judge`` leaves a finished problem as it is)
+        c = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old), c_new, c)
+        y_pred = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old),
+                                       y_new, y_pred)
+    return c, y_pred
 
 
 def train_step(wrapper, data):
@@ -197,7 +247,9 @@ def train_step(wrapper, data):
             return custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
     else:
         loss_fn, per_batch_mean = wrapper.lm_loss_residual
-        scale = tf.math.rsqrt(tf.cast(n, first.dtype if first.dtype.is_floating else
+        # Keras' mean is over the global batch: under tf.distribute, all replicas' samples
+        n_all = keras_distribute.replica_sum(n) if per_batch_mean else n
+        scale = tf.math.rsqrt(tf.cast(n_all, first.dtype if first.dtype.is_floating else
                                       tf.float32)) if per_batch_mean else None
 
         def residual_fn(ws, b):
@@ -253,4 +305,4 @@ def train_step(wrapper, data):
     )
     if info.logs:
         logs.update(info.logs)
-    return logs
+    return keras_distribute.reducible_logs(logs)
