@@ -36,8 +36,8 @@ from marquardt._errors import NoGradientError
 from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
                                    unscaled_covariances)
 from marquardt._curve_fit import check_enough_points
-from marquardt._options import (COMPLEX_STEP, SolveOptions, check_jac, loop_config,
-                                with_jacobian_calls)
+from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
+                                loop_config, with_jacobian_calls)
 from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
@@ -176,9 +176,15 @@ def curve_fit_batch(
     bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded)
-    tensorflow = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
+    backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
+    tensorflow = backend == "tensorflow"
+    jax_model = backend == "jax" and (jac in AUTODIFF_MODES or callable(jac))
+    if backend == "jax" and not jax_model:  # finite differences on the host, in float64
+        f = _host_model(f)
     # finite differences count their calls in nfev (and max_nfev), as in least_squares
-    mode = ("2-point" if jac == "auto" and not tensorflow else jac)
+    mode = ("2-point" if jac == "auto" and not (tensorflow or jax_model) else jac)
+    if jax_model:
+        mode = "auto"
     cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n,
                               options.get("max_nfev") is not None)
 
@@ -190,7 +196,11 @@ def curve_fit_batch(
     def store(idx, state):
         out.store(idx, state, cfg, lb[idx], ub[idx])
 
-    if todo.size and tensorflow:
+    if todo.size and jax_model:
+        from marquardt._backend.jax import batch as jax_batch
+        jax_batch.solve(f, jac, shared_x, cfg, todo, chunk_size,
+                        (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+    elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
         batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
                             (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
@@ -217,6 +227,16 @@ def curve_fit_batch(
         print(f"curve_fit_batch: {k_all} fits in {elapsed:.3g} s "
               f"({k_all / elapsed:.4g} fits/s); {counts}")
     return result
+
+
+def _host_model(f: Callable) -> Callable:
+    """A JAX model evaluated on the host (finite differences): float64, NumPy out."""
+    from marquardt._least_squares import x64_if_jax
+
+    def model(x, *params):
+        with x64_if_jax():
+            return np.asarray(f(x, *params))
+    return model
 
 
 #: Problems iterated together by the host executor (a NumPy model): large enough that the
