@@ -193,3 +193,14 @@ def test_nist_certified_digits_on_jax(nist_results):
     low = {k: v for k, v in nist_results.items() if v < 6.0}
     assert not low, low
     assert np.mean(list(nist_results.values())) >= 9.5
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("*.dat")), ids=lambda p: p.stem)
+def test_formula_jax_model_matches_hand_transcription(path):
+    problem = nist.load(path)
+    parsed = problem.formula.as_jax_model(problem.variable_names, problem.parameter_names)
+    with jax.enable_x64(True):
+        got = np.asarray(parsed(problem.x, *problem.certified))
+        want = np.asarray(jax_models()[problem.name](problem.x, *problem.certified))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-13)
