@@ -41,6 +41,7 @@ from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, chec
 from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
+from marquardt._solvers import get_solver
 from marquardt._robust import model_rescale, rescale
 from marquardt._status import Status, status_message
 from marquardt._termination import gradient_cosine
@@ -185,6 +186,8 @@ def curve_fit_batch(
     mode = ("2-point" if jac == "auto" and not (tensorflow or jax_model) else jac)
     if jax_model:
         mode = "auto"
+        if "solver" not in options:  # XLA-CPU runs the unrolled Cholesky 20x slower
+            cfg = cfg._replace(solver=get_solver(JAX_BATCH_SOLVER))
     cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n,
                               options.get("max_nfev") is not None)
 
@@ -237,6 +240,13 @@ def _host_model(f: Callable) -> Callable:
         with x64_if_jax():
             return np.asarray(f(x, *params))
     return model
+
+
+#: The default solver of a JAX model's batch: LAPACK-style batched Cholesky (eigen fallback).
+#: 1,024 2-D Gaussians, warm, on 2 busy CPU cores (2026-12-03): 37 ms against 724 ms with
+#: ``cholesky_unrolled`` (the TensorFlow default, whose elementwise form XLA-CPU compiles
+#: poorly under vmap) and 402 ms with ``svd``.
+JAX_BATCH_SOLVER = "cholesky"
 
 
 #: Problems iterated together by the host executor (a NumPy model): large enough that the

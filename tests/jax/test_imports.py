@@ -21,6 +21,8 @@ marquardt.curve_fit(lambda t, a, k: a * jnp.exp(-k * t), t, y, p0=[1.0, 1.0])
 marquardt.least_squares(lambda p: p[0] * jnp.exp(-p[1] * t) - y, [1.0, 1.0])
 marquardt.curve_fit_batch(lambda t, a, k: a * jnp.exp(-k * t), t, np.stack([y, y]),
                           p0=[1.0, 1.0])
+from marquardt.scipy import residual_functions
+residual_functions(lambda p: p[0] * jnp.exp(-p[1] * t) - y, [1.0, 1.0])
 print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
 """
 

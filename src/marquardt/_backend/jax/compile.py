@@ -103,7 +103,7 @@ class DataLayout(NamedTuple):
     """Where the arguments of ``fun(x, *args)`` come from at call time.
 
     Attributes:
-        slots: one per positional argument: ``("array", i)`` for ``data[i]`` (an input of
+        slots: one per positional argument: ``("tensor", i)`` for ``data[i]`` (an input of
             the compiled functions) or ``("static", value)`` (passed as it is).
         data: the input arrays (float64 NumPy).
     """
@@ -112,11 +112,11 @@ class DataLayout(NamedTuple):
     data: tuple
 
     def call_args(self, data: Sequence) -> list:
-        return [data[v] if kind == "array" else v for kind, v in self.slots]
+        return [data[v] if kind == "tensor" else v for kind, v in self.slots]
 
     def key(self) -> tuple:
         """What identifies a compiled solve: the static values and the arrays' shapes."""
-        return (tuple(("array", np.shape(self.data[v])) if kind == "array" else (kind, v)
+        return (tuple(("tensor", np.shape(self.data[v])) if kind == "tensor" else (kind, v)
                       for kind, v in self.slots))
 
 
@@ -137,6 +137,6 @@ def split_args(args: Sequence, rows_only: bool = False) -> DataLayout:
         if arr is None:
             slots.append(("static", a))
         else:
-            slots.append(("array", len(data)))
+            slots.append(("tensor", len(data)))
             data.append(arr)
     return DataLayout(tuple(slots), tuple(data))
