@@ -280,9 +280,12 @@ def x64_if_jax():
     first call in float64, as its fit will), else a context that does nothing; JAX is
     never imported here."""
     jax = sys.modules.get("jax")
-    if jax is None or not hasattr(jax, "enable_x64"):
+    if jax is None:
         return contextlib.nullcontext()
-    return jax.enable_x64(True)
+    if callable(getattr(jax, "enable_x64", None)):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # JAX before the top-level context manager
+    return enable_x64()
 
 
 def is_jax_value(value: Any) -> bool:

@@ -34,8 +34,12 @@ _traces = {"count": 0}
 
 
 def float64():
-    """The context every compiled solve is traced and called in: ``jax.enable_x64(True)``."""
-    return jax.enable_x64(True)
+    """The context every compiled solve is traced and called in: ``jax.enable_x64(True)``
+    (``jax.experimental.enable_x64()`` in JAX releases before the top-level one)."""
+    if callable(getattr(jax, "enable_x64", None)):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+    return enable_x64()
 
 
 def is_jax_value(value: Any) -> bool:
