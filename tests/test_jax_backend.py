@@ -204,3 +204,22 @@ def test_formula_jax_model_matches_hand_transcription(path):
         want = np.asarray(jax_models()[problem.name](problem.x, *problem.certified))
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+@pytest.mark.slow
+def test_batch_executor_in_float32_with_float32_tolerances():
+    from marquardt._backend.jax import batch as jax_batch
+    from marquardt._batch import _loop_config
+
+    k, n = YB.shape[0], 2
+    cfg, d_fixed, _, _ = _loop_config(dict(ftol=1e-6, xtol=1e-6, gtol=1e-6), n, False)
+    out = {}
+    p0 = np.ones((k, n))
+    lb, ub = np.full((k, n), -np.inf), np.full((k, n), np.inf)
+    jax_batch.solve(decay, "auto", True, cfg, np.arange(k), 1024,
+                    (TB, YB, np.ones(YB.shape, bool), None, p0, lb, ub, d_fixed),
+                    lambda idx, s: out.update(x=s.x, status=s.status), dtype=np.float32)
+    ref = marquardt.curve_fit_batch(decay, TB, YB, p0=[1.0, 1.0])
+    assert out["x"].dtype == np.float64  # stored as float64, computed in float32
+    assert (out["status"] > 0).all()
+    np.testing.assert_allclose(out["x"], ref.x, rtol=2e-4)
