@@ -19,6 +19,7 @@ import jax.numpy as jnp  # noqa: E402
 import marquardt  # noqa: E402
 from marquardt import Status, nist  # noqa: E402
 from marquardt._backend.jax import compile as jc  # noqa: E402
+from marquardt._errors import NoGradientError  # noqa: E402
 from nist_models import jax_models  # noqa: E402
 
 T = np.linspace(0.0, 4.0, 50)
@@ -223,3 +224,15 @@ def test_batch_executor_in_float32_with_float32_tolerances():
     assert out["x"].dtype == np.float64  # stored as float64, computed in float32
     assert (out["status"] > 0).all()
     np.testing.assert_allclose(out["x"], ref.x, rtol=2e-4)
+
+
+def test_a_function_jax_cannot_trace_is_named():
+    def branching(p, t, y):
+        if p[0] > 0:  # Python control flow on a parameter
+            return p[0] * jnp.exp(-p[1] * t) - y
+        return -y
+
+    with pytest.raises(NoGradientError, match="cannot be differentiated by JAX"):
+        marquardt.least_squares(branching, [1.0, 1.0], args=(T, Y))
+    res = marquardt.least_squares(branching, [1.0, 1.0], args=(T, Y), jac="2-point")
+    assert res.success

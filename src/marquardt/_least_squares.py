@@ -397,11 +397,19 @@ def _jax_compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig
 
     one, data, key = problem.jax()
     jac = "auto" if problem.jac == "cs" else problem.jac
-    if cfg.callback is None and not callable(cfg.loss):
-        solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
-        state, rows = solve(x0, lb, ub, d_fixed)
-        return state, rows, None
-    return None, None, host_functions.compiled_evaluator(one, data, problem.n, m, jac, key, x0)
+    try:
+        if cfg.callback is None and not callable(cfg.loss):
+            solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
+            state, rows = solve(x0, lb, ub, d_fixed)
+            return state, rows, None
+        return None, None, host_functions.compiled_evaluator(one, data, problem.n, m, jac,
+                                                             key, x0)
+    except host_functions.tracing_errors() as exc:
+        raise NoGradientError(
+            "`fun` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
+            f"or branches on one in Python ({type(exc).__name__}). Write it with jax.numpy "
+            "(jnp.where for branches) for exact Jacobians, or pass jac='2-point' (or "
+            "'3-point') to use finite differences.") from exc
 
 
 def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):

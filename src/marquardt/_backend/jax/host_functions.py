@@ -27,6 +27,13 @@ __all__ = ["least_squares_problem", "curve_fit_problem", "compiled_solver",
            "compiled_evaluator"]
 
 
+def tracing_errors() -> tuple[type[Exception], ...]:
+    """What tracing raises for a function that converts a tracer to NumPy or a Python bool
+    (``np.exp(p[0])``, ``if p[0] > 0``)."""
+    return (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerIntegerConversionError)
+
+
 def as_residual(r, dtype, who: str = "fun"):
     """Check (trace time) and cast the output of a residual function."""
     r = jnp.asarray(r)
