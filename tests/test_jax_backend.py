@@ -106,12 +106,12 @@ def test_robust_loss_matches_the_numpy_path(loss):
 
 
 def test_float64_without_jax_enable_x64():
-    assert not jax.config.jax_enable_x64  # the test runs with JAX's default
-    res = marquardt.least_squares(residuals, P0, args=(T, Y))  # compiled by the test above
-    # float32 would leave the gradient at ~1e-6; float64 reaches rounding
-    assert res.optimality < 1e-10
-    assert not jax.config.jax_enable_x64  # the setting is left as it was
-    assert jnp.ones(1).dtype == jnp.float32
+    with jax.enable_x64(False):  # JAX's default (another test module may set it globally)
+        assert jnp.ones(1).dtype == jnp.float32
+        res = marquardt.least_squares(residuals, P0, args=(T, Y))
+        # float32 would leave the gradient at ~1e-6; float64 reaches rounding
+        assert res.optimality < 1e-10
+        assert jnp.ones(1).dtype == jnp.float32  # the setting is left as it was
 
 
 def test_finite_differences_and_callable_jac_run_the_jax_function_on_the_host():
