@@ -272,7 +272,8 @@ def batches(problems, dtype, sample, skip_one_off) -> None:
         line = [f"  K = {k:>9,}: jax warm {k / sec:>11,.0f} fits/s ({sec:.2f} s)"]
         if dtype == "float64" and _have("tensorflow"):
             tsec = tf_batch(k)
-            line.append(f"tensorflow warm {k / tsec:>9,.0f} fits/s ({sec / tsec:.2f}x its time)")
+            line.append(f"tensorflow warm {k / tsec:>9,.0f} fits/s (jax/tf time "
+                        f"{sec / tsec:.2f})")
         if sample:
             ssec = scipy_loop(k, sample)
             line.append(f"scipy loop {k / ssec:>7,.0f} fits/s (from {min(sample, k)} fits, "
