@@ -12,6 +12,8 @@ own λ, acceptance and termination):
   model_evaluator``: parameters as (k, 1) columns that broadcast, or one call per problem),
   finite differences vectorised over the problems, a callable ``jac`` called per problem;
   each iteration works on the problems still running.
+* A JAX model runs in ``_backend/jax/batch.py``: the one-problem model vmapped, the core in
+  ``lax.while_loop`` under ``jax.jit``, chunks of power-of-two slots (docs/jax.md).
 * A TensorFlow model runs in the compiled executor (``_backend/tensorflow/batch_stepper.py``):
   the one-problem model vectorised by ``tf.vectorized_map``, its exact forward-mode Jacobian,
   the problems streamed through ``chunk_size`` slots of one compiled step (XLA by default)
@@ -91,7 +93,9 @@ def curve_fit_batch(
             problems at once when it broadcasts: each parameter a column of shape (k, 1)).
             Written with TensorFlow ops, it is vectorised by ``tf.vectorized_map`` and
             compiled; define it once (not as a new lambda per call): the compiled solve is
-            cached per function.
+            cached per function. Written with ``jax.numpy``, it is vectorised by
+            ``jax.vmap`` and solved under ``jax.jit`` in float64, K padded to a power of two
+            up to ``chunk_size`` so that another K rarely recompiles (docs/jax.md).
         xdata: shared by all problems, shape (m,) or (k, m) for k variables; or one per
             problem, shape (K, m) or (K, k, m). See ``shared_x`` when k equals K.
         ydata: the data, shape (K, m): one row per problem.

@@ -297,7 +297,8 @@ def curve_fit(
         f: the model ``f(x, *params)``, returning shape (m,); called first with NumPy values
             as SciPy calls it. Written in NumPy, it runs as in SciPy without TensorFlow;
             written with TensorFlow ops (it returns a tensor), it receives tensors and gets
-            exact autodiff Jacobians.
+            exact autodiff Jacobians; written with ``jax.numpy`` (it returns a JAX array),
+            the fit is one ``jax.jit`` solve with exact Jacobians, in float64 (docs/jax.md).
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
             else (None, an object) is passed to ``f`` as it is, as in SciPy.
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.

@@ -115,7 +115,10 @@ def least_squares(
             SciPy calls it, with x a float64 NumPy array (n,). Written in NumPy, it runs as in
             SciPy, and TensorFlow is never imported. Written with TensorFlow ops (it returns a
             tensor), it gets its exact Jacobian by autodiff, traced once; from its second
-            fit on, the whole solve runs as one compiled loop.
+            fit on, the whole solve runs as one compiled loop. Written with ``jax.numpy`` (it
+            returns a JAX array), the whole solve runs under ``jax.jit`` with exact
+            ``jax.jacfwd``/``jacrev`` Jacobians, in float64, compiled once per function and
+            shapes (docs/jax.md).
         x0: initial guess, shape (n,) (a scalar is treated as (1,)).
         jac: ``'auto'`` (default): exact autodiff (forward mode when n < m, reverse
             otherwise) for a function written with TensorFlow ops, SciPy's ``'2-point'`` for
