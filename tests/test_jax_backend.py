@@ -236,3 +236,30 @@ def test_a_function_jax_cannot_trace_is_named():
         marquardt.least_squares(branching, [1.0, 1.0], args=(T, Y))
     res = marquardt.least_squares(branching, [1.0, 1.0], args=(T, Y), jac="2-point")
     assert res.success
+
+
+# --- SciPy-parity cases of tests/test_scipy_compat.py with a JAX model ------------------------
+
+def test_curve_fit_full_output_and_sigma_with_a_jax_model():
+    sigma = np.linspace(0.5, 1.5, T.size)
+    popt, pcov, info, mesg, ier = marquardt.curve_fit(exponential, T, Y, p0=P0, sigma=sigma,
+                                                      full_output=True)
+    ref, ref_cov = marquardt.curve_fit(exponential_np, T, Y, p0=P0, sigma=sigma,
+                                       jac=exponential_jac)
+    np.testing.assert_allclose(popt, ref, rtol=1e-10)
+    np.testing.assert_allclose(pcov, ref_cov, rtol=1e-8)
+    assert isinstance(mesg, str) and ier in (1, 2, 3, 4)
+    np.testing.assert_allclose(info["fvec"], (exponential_np(T, *popt) - Y) / sigma,
+                               atol=1e-13)
+
+
+@pytest.mark.slow
+def test_curve_fit_not_converged_and_nan_policy_with_a_jax_model():
+    with pytest.raises(RuntimeError, match=r"Optimal parameters not found: .*max_nfev"):
+        marquardt.curve_fit(exponential, T, Y, p0=P0, maxfev=3)
+    y = Y.copy()
+    y[[3, 7]] = np.nan
+    keep = np.isfinite(y)
+    a, _ = marquardt.curve_fit(exponential, T, y, p0=P0, nan_policy="omit")
+    b, _ = marquardt.curve_fit(exponential, T[keep], y[keep], p0=P0)
+    np.testing.assert_array_equal(a, b)
