@@ -1,4 +1,5 @@
-"""The 19 NIST StRD models written by hand with TensorFlow ops.
+"""The 19 NIST StRD models written by hand, with TensorFlow ops (``MODELS``) or ``jax.numpy``
+(``jax_models()``).
 
 An independent transcription from the model lines of the ``.dat`` files, used to cross-check the
 formula parser (``marquardt.nist``) and to test ``curve_fit`` without depending on it.
@@ -6,11 +7,28 @@ Each takes ``x`` ((m,) or (2, m) for Nelson) and the parameters b1..bn as scalar
 """
 
 import math
+import types
 
-import tensorflow as tf
-
-exp = tf.exp
 PI = math.pi
+
+
+def models(ops):
+    """The models written with ``ops.exp``, ``ops.cos``, ``ops.sin``, ``ops.atan``."""
+    scope = dict(globals(), exp=ops.exp, tf=ops)
+    return {name: types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__,
+                                     fn.__closure__)
+            for name, fn in _TEMPLATES.items()}
+
+
+def jax_models():
+    """The models in ``jax.numpy`` (JAX imported here). x becomes a JAX array first, as the
+    formula models make it a tensor: a model of plain arithmetic (Hahn1, DanWood) would
+    otherwise return NumPy for NumPy input and be fitted as a NumPy function."""
+    import jax.numpy as jnp
+    plain = models(types.SimpleNamespace(exp=jnp.exp, cos=jnp.cos, sin=jnp.sin,
+                                         atan=jnp.arctan))
+    return {name: (lambda fn: lambda x, *b: fn(jnp.asarray(x), *b))(fn)
+            for name, fn in plain.items()}
 
 
 def _gauss(x, b1, b2, b3, b4, b5, b6, b7, b8):
@@ -32,7 +50,7 @@ def _enso(x, b1, b2, b3, b4, b5, b6, b7, b8, b9):
             + b6 * tf.sin(w / b4) + b8 * tf.cos(w / b7) + b9 * tf.sin(w / b7))
 
 
-MODELS = {
+_TEMPLATES = {
     "Chwirut1": _chwirut,
     "Chwirut2": _chwirut,
     "DanWood": lambda x, b1, b2: b1 * x**b2,
@@ -54,3 +72,11 @@ MODELS = {
     "Rat43": lambda x, b1, b2, b3, b4: b1 / ((1 + exp(b2 - b3 * x)) ** (1 / b4)),
     "Roszman1": lambda x, b1, b2, b3, b4: b1 - b2 * x - tf.atan(b3 / (x - b4)) / PI,
 }
+
+
+def __getattr__(name):
+    if name == "MODELS":  # TensorFlow imported on first use
+        import tensorflow as tf
+        globals()["MODELS"] = value = models(tf)
+        return value
+    raise AttributeError(name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._least_squares import first_call, is_tensorflow_value
+from marquardt._least_squares import first_call, is_jax_value, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
@@ -96,11 +96,12 @@ def check_chunk_size(chunk_size) -> int:
     return int(chunk_size)
 
 
-def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
+def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> str:
     """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
-    (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns whether
-    ``f`` is written with TensorFlow ops (it returned a tensor); then, with an autodiff
-    ``jac``, no parameter may lack a gradient (``_probe.check_zero_columns``)."""
+    (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns what
+    ``f`` is written with, from what it returned: ``"tensorflow"`` (a tensor; then, with an
+    autodiff ``jac``, no parameter may lack a gradient, ``_probe.check_zero_columns``),
+    ``"jax"`` (a JAX array) or ``"numpy"``."""
     x0 = np.array(x if shared_x else x[0])
     where = "for problem 0 at its p0"
 
@@ -112,11 +113,13 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> bool:
     _check_output(out, "f", (m,))
     if callable(jac):
         _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n))
+    if is_jax_value(out):
+        return "jax"
     tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
         check_model_autodiff(f, x0, p)
-    return tensorflow
+    return "tensorflow" if tensorflow else "numpy"
 
 
 def _check_output(out, name: str, shape: tuple) -> None:

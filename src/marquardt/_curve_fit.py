@@ -8,7 +8,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
-from marquardt._least_squares import Problem, is_tensorflow_value, solve_problem
+from marquardt._least_squares import Problem, is_jax_value, is_tensorflow_value, solve_problem
 from marquardt._options import SolveOptions, check_jac
 from marquardt._parameters import prepare_bounds, prepare_p0
 from marquardt._status import Status
@@ -212,6 +212,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
 
     def probe():  # the weighted residuals at p0, what host_fun returns (reused as r(p0))
         out = checked(f(x.copy() if not passthrough else x, *p0))
+        if is_jax_value(out):  # computed in float64 (``first_call``)
+            return weigh(out)
         return out if is_tensorflow_value(out) else host_weighted(out)
 
     def host_weighted(out):
@@ -227,10 +229,16 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem
         return curve_fit_problem(f, kind, "auto" if jac == "cs" else jac, x, y, w)
 
+    def jax_problem():  # a model written with jax.numpy
+        if passthrough:
+            return None
+        from marquardt._backend.jax.host_functions import curve_fit_problem
+        return curve_fit_problem(f, kind, x, y, w)
+
     problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
-                      host_complex=host_complex)
+                      host_complex=host_complex, jax=None if passthrough else jax_problem)
     res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
@@ -289,7 +297,8 @@ def curve_fit(
         f: the model ``f(x, *params)``, returning shape (m,); called first with NumPy values
             as SciPy calls it. Written in NumPy, it runs as in SciPy without TensorFlow;
             written with TensorFlow ops (it returns a tensor), it receives tensors and gets
-            exact autodiff Jacobians.
+            exact autodiff Jacobians; written with ``jax.numpy`` (it returns a JAX array),
+            the fit is one ``jax.jit`` solve with exact Jacobians, in float64 (docs/jax.md).
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
             else (None, an object) is passed to ``f`` as it is, as in SciPy.
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.

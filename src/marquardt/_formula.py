@@ -116,21 +116,7 @@ class Formula:
         """
         import tensorflow as tf
 
-        variable_names = _names_argument("variable_names", variable_names)
-        parameter_names = _names_argument("parameter_names", parameter_names)
-        if not variable_names:
-            raise FormulaError(f"`variable_names` must name at least one variable. Received: {variable_names=}")
-        missing = [name for name in self.variables if name not in variable_names]
-        if missing:
-            raise FormulaError(
-                f"`variable_names` must include every variable of the formula; missing {missing}. "
-                f"Received: {variable_names=}"
-            )
-        if sorted(parameter_names) != sorted(self.parameters):
-            raise FormulaError(
-                f"`parameter_names` must be the parameters of the formula {self.parameters}, in any "
-                f"order. Received: {parameter_names=}"
-            )
+        variable_names, parameter_names = self._model_names(variable_names, parameter_names)
         n_params = len(parameter_names)
 
         def model(x: Any, *params: Any) -> tf.Tensor:
@@ -150,6 +136,64 @@ class Formula:
             dtype = _common_tf_dtype(tf, [x, *params])
             value = _call_tf(tf, self, dict(zip(variable_names, rows)), dict(zip(parameter_names, params)), dtype)
             return tf.broadcast_to(value, tf.shape(rows[0]))
+
+        return model
+
+
+    def _model_names(self, variable_names, parameter_names) -> tuple:
+        """The names checked against the formula (``as_model``, ``as_jax_model``)."""
+        variable_names = _names_argument("variable_names", variable_names)
+        parameter_names = _names_argument("parameter_names", parameter_names)
+        if not variable_names:
+            raise FormulaError(f"`variable_names` must name at least one variable. Received: {variable_names=}")
+        missing = [name for name in self.variables if name not in variable_names]
+        if missing:
+            raise FormulaError(
+                f"`variable_names` must include every variable of the formula; missing {missing}. "
+                f"Received: {variable_names=}"
+            )
+        if sorted(parameter_names) != sorted(self.parameters):
+            raise FormulaError(
+                f"`parameter_names` must be the parameters of the formula {self.parameters}, in any "
+                f"order. Received: {parameter_names=}"
+            )
+        return variable_names, parameter_names
+
+    def as_jax_model(self, variable_names: Iterable[str],
+                     parameter_names: Iterable[str]) -> Callable[..., Any]:
+        """Returns a ``curve_fit``-style model ``f(x, *params)`` built from ``jax.numpy``
+        operations (JAX imported here): differentiable by ``jax.jacfwd``, traceable by
+        ``jax.jit``; ``x`` is made a JAX array first, so that the model returns one (and is
+        fitted on the JAX backend, docs/jax.md) even for a formula of plain arithmetic.
+
+        Args and errors as ``as_model``.
+
+        Examples:
+            >>> import numpy as np
+            >>> f = parse_formula("a*exp(-b*x)").as_jax_model(["x"], ["a", "b"])
+            >>> np.asarray(f(np.array([0.0]), 2.0, 1.0)).tolist()
+            [2.0]
+        """
+        import jax.numpy as jnp
+
+        variable_names, parameter_names = self._model_names(variable_names, parameter_names)
+        n_params = len(parameter_names)
+
+        def model(x: Any, *params: Any) -> Any:
+            if len(params) != n_params:
+                raise TypeError(f"model takes x and {n_params} parameters {parameter_names}, "
+                                f"got {len(params)}")
+            x = jnp.asarray(x)
+            if len(variable_names) == 1:
+                rows = [x[0] if x.ndim == 2 and x.shape[0] == 1 else x]
+            else:
+                if x.ndim != 2 or x.shape[0] != len(variable_names):
+                    raise ValueError(
+                        f"`x` must have shape ({len(variable_names)}, m), one row per variable "
+                        f"{variable_names}. Received: x.shape={tuple(x.shape)}")
+                rows = [x[i] for i in range(len(variable_names))]
+            env = {**dict(zip(variable_names, rows)), **dict(zip(parameter_names, params))}
+            return jnp.broadcast_to(_evaluate_with(jnp, self._tree, env), rows[0].shape)
 
         return model
 
@@ -262,6 +306,23 @@ def _evaluate_numpy(node: _Node, env: Mapping[str, np.ndarray]) -> Any:
     if isinstance(node, _Binary):
         return _NUMPY_BINARY[node.op](_evaluate_numpy(node.left, env), _evaluate_numpy(node.right, env))
     return FUNCTIONS[node.function].numpy(*(_evaluate_numpy(arg, env) for arg in node.args))
+
+
+def _evaluate_with(ns: Any, node: _Node, env: Mapping[str, Any]) -> Any:
+    """The tree evaluated with the array namespace ``ns`` (``jax.numpy``), whose function
+    names are the canonical names of ``FUNCTIONS``."""
+    if isinstance(node, _Number):
+        return node.value
+    if isinstance(node, _Symbol):
+        return CONSTANTS[node.name] if node.kind == "constant" else env[node.name]
+    if isinstance(node, _Unary):
+        operand = _evaluate_with(ns, node.operand, env)
+        return -operand if node.op == "-" else operand
+    if isinstance(node, _Binary):
+        left, right = _evaluate_with(ns, node.left, env), _evaluate_with(ns, node.right, env)
+        return {"+": ns.add, "-": ns.subtract, "*": ns.multiply, "/": ns.true_divide,
+                "**": ns.power}[node.op](left, right)
+    return getattr(ns, node.function)(*(_evaluate_with(ns, arg, env) for arg in node.args))
 
 
 _NUMPY_BINARY: Mapping[str, Callable[[Any, Any], Any]] = {

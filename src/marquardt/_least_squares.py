@@ -9,6 +9,7 @@ TensorFlow ops is compiled once for its residuals and exact Jacobian
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -53,6 +54,9 @@ class Problem(NamedTuple):
         n: the number of parameters.
         host_complex: ``host_complex(x) -> r`` on complex x, for ``jac='cs'`` (default:
             ``host_fun``).
+        jax: ``jax() -> (one, data, key)``, the compiled form for a JAX function:
+            ``one(x, *data)`` maps (n,) to (m,) (``_backend/jax/host_functions.py``); called
+            only when ``probe`` returned a JAX array.
     """
 
     probe: Callable
@@ -63,6 +67,7 @@ class Problem(NamedTuple):
     n: int
     tensor_probe: Callable | None = None
     host_complex: Callable | None = None
+    jax: Callable | None = None
 
 
 def least_squares(
@@ -110,7 +115,10 @@ def least_squares(
             SciPy calls it, with x a float64 NumPy array (n,). Written in NumPy, it runs as in
             SciPy, and TensorFlow is never imported. Written with TensorFlow ops (it returns a
             tensor), it gets its exact Jacobian by autodiff, traced once; from its second
-            fit on, the whole solve runs as one compiled loop.
+            fit on, the whole solve runs as one compiled loop. Written with ``jax.numpy`` (it
+            returns a JAX array), the whole solve runs under ``jax.jit`` with exact
+            ``jax.jacfwd``/``jacrev`` Jacobians, in float64, compiled once per function and
+            shapes (docs/jax.md).
         x0: initial guess, shape (n,) (a scalar is treated as (1,)).
         jac: ``'auto'`` (default): exact autodiff (forward mode when n < m, reverse
             otherwise) for a function written with TensorFlow ops, SciPy's ``'2-point'`` for
@@ -209,11 +217,15 @@ def least_squares(
         from marquardt._backend.tensorflow.host_functions import call_with_tensors
         return call_with_tensors(lambda x: fun(x, *args, **kwargs), x0)
 
+    def jax_problem():
+        from marquardt._backend.jax.host_functions import least_squares_problem
+        return least_squares_problem(fun, args, kwargs)
+
     problem = Problem(
         probe=lambda: fun(x0.copy(), *args, **kwargs), tensor_probe=tensor_probe,
         host_fun=_BoundFunction(fun, args, kwargs),
         host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
-        jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n)
+        jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n, jax=jax_problem)
     with WorkerMap(workers) as mapper:
         return solve_problem(
             problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
@@ -245,7 +257,8 @@ def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "
     (``a * np.exp(-k * t)`` returns a tensor without a gradient for ``k``) must not be taken for
     TensorFlow code. The first error is the one reported, naming ``who``."""
     try:
-        value = _probe.call_at_x0(probe, who, where)
+        with x64_if_jax():
+            value = _probe.call_at_x0(probe, who, where)
     except Exception:
         if tensor_probe is None or "tensorflow" not in sys.modules:
             raise
@@ -263,6 +276,25 @@ def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "
         if is_tensorflow_value(tensor_value):
             return tensor_value
     return value
+
+
+def x64_if_jax():
+    """``jax.enable_x64(True)`` when JAX is imported (a JAX function then computes its
+    first call in float64, as its fit will), else a context that does nothing; JAX is
+    never imported here."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return contextlib.nullcontext()
+    if callable(getattr(jax, "enable_x64", None)):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # JAX before the top-level context manager
+    return enable_x64()
+
+
+def is_jax_value(value: Any) -> bool:
+    """``value`` is a JAX array (the function was written with ``jax.numpy``)."""
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(value, jax.Array)
 
 
 def is_tensorflow_value(value: Any) -> bool:
@@ -310,9 +342,17 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None
     tensorflow = is_tensorflow_value(r0) and problem.jac != "callable"
-    jac_nfev = 0 if tensorflow else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
+    jax_model = (is_jax_value(r0) and problem.jax is not None
+                 and problem.jac in AUTODIFF_MODES + ("cs",))
+    host_fun = problem.host_fun
+    if is_jax_value(r0) and not jax_model:  # finite differences or a callable jac
+        host_fun, r0 = _x64_function(problem.host_fun), np.asarray(r0, np.float64)
+    autodiff = tensorflow or jax_model
+    jac_nfev = 0 if autodiff else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
     cfg = with_jacobian_calls(cfg, jac_nfev, n, max_nfev is not None)
-    if tensorflow:
+    if jax_model:
+        state, rows, evaluator = _jax_compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg)
+    elif tensorflow:
         state, rows, evaluator = _compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg, diff_step)
         if state is None and evaluator is None:  # finite differences, run eagerly
             cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(problem.jac) * n, n,
@@ -324,7 +364,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 f"jac={problem.jac!r} has nothing to differentiate. Write it with TensorFlow "
                 "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
                 "to use finite differences.")
-        evaluator = numpy_evaluator(problem.host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
+        evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
                                     diff_step, r0=None if is_tensorflow_value(r0) else r0,
                                     f_dtype=getattr(r0, "dtype", np.float64), workers=workers,
                                     complex_fun=problem.host_complex)
@@ -340,6 +380,39 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
               f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "
               f"optimality {result.optimality:.2e}.")
     return result
+
+
+def _x64_function(fun: Callable) -> Callable:
+    """A JAX function called on the host (finite differences, a callable ``jac``): in
+    float64, as NumPy output."""
+    def call(x):
+        with x64_if_jax():
+            return np.asarray(fun(x))
+    return call
+
+
+def _jax_compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
+    """A JAX function with an exact Jacobian: ``(state, rows, None)`` solved as one compiled
+    loop (``_backend/jax/host_functions.compiled_solver``), or ``(None, None, evaluator)``
+    for the host executor when a callback or ``verbose=2`` must run after each iteration, or
+    the loss is a callable (NumPy code)."""
+    from marquardt._backend.jax import host_functions
+
+    one, data, key = problem.jax()
+    jac = "auto" if problem.jac == "cs" else problem.jac
+    try:
+        if cfg.callback is None and not callable(cfg.loss):
+            solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
+            state, rows = solve(x0, lb, ub, d_fixed)
+            return state, rows, None
+        return None, None, host_functions.compiled_evaluator(one, data, problem.n, m, jac,
+                                                             key, x0)
+    except host_functions.tracing_errors() as exc:
+        raise NoGradientError(
+            "`fun` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
+            f"or branches on one in Python ({type(exc).__name__}). Write it with jax.numpy "
+            "(jnp.where for branches) for exact Jacobians, or pass jac='2-point' (or "
+            "'3-point') to use finite differences.") from exc
 
 
 def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):

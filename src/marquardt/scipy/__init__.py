@@ -12,9 +12,21 @@ SciPy is imported only where it is needed (``fit_model``, the ``LinearOperator``
 ``import marquardt`` never imports it. See ``docs/scipy_bridge.md``.
 """
 
-from marquardt.scipy._check import ResidualCheck, check_residuals
 from marquardt.scipy._functions import JacobianFunction, ResidualFunction, residual_functions
-from marquardt.scipy._model import ModelFunctions, fit_model, model_functions
+
+#: Names whose modules import TensorFlow (and Keras) at import: loaded on first use, so that
+#: ``residual_functions`` for a JAX function runs where TensorFlow is not installed.
+_LAZY = {"check_residuals": "_check", "ResidualCheck": "_check", "model_functions": "_model",
+         "fit_model": "_model", "ModelFunctions": "_model"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(f"marquardt.scipy.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'marquardt.scipy' has no attribute {name!r}")
 
 __all__ = [
     "residual_functions",

@@ -19,13 +19,18 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+import sys
+
 from marquardt import _checks, _probe
-from marquardt._backend.tensorflow import arguments, bridge
-from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
 
-__all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES"]
+__all__ = ["residual_functions", "ResidualFunction", "JacobianFunction", "JAC_FORMS", "MODES",
+           "BACKENDS"]
 
-MODES = bridge.MODES
+#: Ways to form the dense Jacobian (``auto`` picks ``forward`` or ``reverse``); the
+#: TensorFlow bridge's ``MODES`` (``per_sample`` is TensorFlow's alone).
+MODES = ("auto", "forward", "reverse", "per_sample")
+#: What ``fun`` is written with: ``auto`` tells JAX from TensorFlow by a first call.
+BACKENDS = ("auto", "tensorflow", "jax")
 #: ``dense``: J as an (m, n) array; ``operator``: a ``scipy.sparse.linalg.LinearOperator``.
 JAC_FORMS = ("dense", "operator")
 
@@ -78,7 +83,8 @@ class _Caller:
                 f"`xdata` must have the shape of args[0] given to residual_functions, "
                 f"{tuple(expected.shape)}. Received: xdata with shape {xdata.shape}")
         data = list(self.layout.data)
-        data[self.xdata_slot] = xdata.astype(expected.dtype.as_numpy_dtype, copy=False)
+        dtype = getattr(expected.dtype, "as_numpy_dtype", expected.dtype)  # TF or NumPy
+        data[self.xdata_slot] = xdata.astype(dtype, copy=False)
         return _Target(x, data)
 
     def _arg0(self) -> str:
@@ -173,7 +179,8 @@ def _linear_operator(compiled: bridge.CompiledResidual, x: np.ndarray, data: Seq
 
 def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: dict | None = None,
                        jac_form: str = "dense", mode: str = "auto",
-                       jit_compile: bool = False) -> tuple[ResidualFunction, JacobianFunction]:
+                       jit_compile: bool = False,
+                       backend: str = "auto") -> tuple[ResidualFunction, JacobianFunction]:
     """NumPy residuals and their exact autodiff Jacobian, for ``scipy.optimize``.
 
     The pair goes to ``scipy.optimize.least_squares(f, x0, jac=jac)`` — not the gradient of a
@@ -197,7 +204,13 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
             of every array in ``args`` alone (curve fitting with ``args=(t, y)``), J is built
             from one vectorised gradient per row — far faster for neural networks (checked
             once at x0 by evaluating the rows one by one).
-        jit_compile: compile with XLA (slower to build, often faster to run).
+        jit_compile: compile with XLA (slower to build, often faster to run; a JAX
+            function is always compiled with XLA, by ``jax.jit``).
+        backend: ``"tensorflow"``, ``"jax"`` (``fun`` written with ``jax.numpy``: J by
+            ``jax.jacfwd``/``jacrev``, in float64 whatever ``jax_enable_x64`` says;
+            ``mode="per_sample"`` is TensorFlow's alone), or ``"auto"`` (default): JAX when
+            JAX is imported and ``fun`` called once at x0 with NumPy values returns a JAX
+            array, else TensorFlow (docs/jax.md).
 
     Returns:
         ``(f, jac)``: a ``ResidualFunction`` and a ``JacobianFunction``.
@@ -233,6 +246,10 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
     if not isinstance(args, (tuple, list)):
         raise TypeError(f"`args` must be a tuple. Received: args={_checks.short_repr(args)}")
     check_options(jac_form, mode, jit_compile)
+    _check_choice(backend, "backend", BACKENDS)
+    if backend == "jax" or (backend == "auto" and _returns_jax(fun, x0_arr, args, kwargs)):
+        return _jax_functions(fun, x0_arr, shape, args, kwargs, jac_form, mode)
+    from marquardt._backend.tensorflow import arguments
 
     layout = arguments.split_args(args, arguments.row_arrays)
 
@@ -241,6 +258,45 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
 
     caller = build_caller(residual, x0_arr, layout, shape, who="fun", mode=mode,
                           jac_form=jac_form, jit_compile=jit_compile)
+    return ResidualFunction(caller), JacobianFunction(caller, jac_form)
+
+
+def _returns_jax(fun: Callable, x0: np.ndarray, args, kwargs) -> bool:
+    """JAX is imported and ``fun`` returns a JAX array for NumPy values at x0 (one call,
+    in float64). Without JAX in ``sys.modules`` nothing is called: TensorFlow as before."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    try:
+        with jax.enable_x64(True):
+            value = fun(x0.copy(), *args, **kwargs)
+    except Exception:  # noqa: BLE001 - a TensorFlow function that wants tensors
+        return False
+    return isinstance(value, jax.Array)
+
+
+def _jax_functions(fun, x0, shape, args, kwargs, jac_form, mode):
+    """``residual_functions`` for a function written with ``jax.numpy``."""
+    from marquardt._backend.jax import bridge as jax_bridge
+    from marquardt._backend.jax.compile import split_args
+
+    if mode not in jax_bridge.MODES:
+        raise ValueError(f"`mode` must be one of {list(jax_bridge.MODES)} for a JAX function "
+                         f"(per_sample is for TensorFlow). Received: mode={mode!r}")
+    layout = split_args(args, rows_only=True)
+
+    def residual(x, *data):
+        return fun(x, *layout.call_args(data), **kwargs)
+
+    r = _probe.call_at_x0(lambda: jax_bridge.eager_residual(residual, x0, layout.data), "fun")
+    if _probe.returns_numpy(r):
+        raise TypeError(
+            "`fun` must return a JAX array, so that its Jacobian is exact. Received: a "
+            f"{type(r).__name__} at x0. Write `fun` with jax.numpy, or pass jac='2-point' to "
+            "SciPy for finite differences.")
+    m = int(_probe.residual_vector(np.asarray(r), "fun").size)
+    compiled = jax_bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode)
+    caller = _Caller(compiled, layout, shape)
     return ResidualFunction(caller), JacobianFunction(caller, jac_form)
 
 
@@ -263,6 +319,9 @@ def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayou
                  jit_compile: bool) -> _Caller:
     """Probe ``residual`` at x0, check the rows for ``per_sample`` and that no parameter lacks
     a gradient (``_probe.check_zero_columns``), trace the functions once."""
+    from marquardt._backend.tensorflow import bridge
+    from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
+
     m = probe(residual, x0, layout.data, who=who)
     if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0, layout.data, m)
@@ -276,6 +335,8 @@ def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayou
 
 def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
     """Call ``residual`` once at x0 (eagerly) and check its output; returns m."""
+    from marquardt._backend.tensorflow import bridge
+
     r = _probe.call_at_x0(lambda: bridge.eager_residual(residual, x0, data), who)
     if _probe.returns_numpy(r):
         raise TypeError(
@@ -298,6 +359,8 @@ def check_rows(residual: Callable, x0: np.ndarray, data: Sequence, m: int) -> No
     if m % rows:
         raise ValueError(f"`mode='per_sample'` needs the same number of residuals per row. "
                          f"Received: m={m} residuals for {rows} rows")
+    from marquardt._backend.tensorflow import bridge
+
     gap = bridge.rows_consistent(residual, x0, data)
     if not gap <= ROWS_RTOL:
         raise ValueError(
