@@ -64,11 +64,13 @@ def gradient_cosine(g, r_norm, col_norms, xp=None):
     return xp.max(cos, axis=-1)
 
 
-def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
-    """GTOL where the gradient cosine is at most ``gtol`` or r = 0, else RUNNING (int32)."""
+def gradient_status(g, r_norm, col_norms, gtol: float, xp=None, cosine=None):
+    """GTOL where the gradient cosine is at most ``gtol`` or r = 0, else RUNNING (int32).
+    ``cosine``: ``gradient_cosine(g, r_norm, col_norms)`` when the caller has it."""
     xp = xp or array_namespace(g, r_norm, col_norms)
-    done = xp.logical_or(xp.less_equal(gradient_cosine(g, r_norm, col_norms, xp), gtol),
-                         xp.equal(r_norm, 0.0))
+    if cosine is None:
+        cosine = gradient_cosine(g, r_norm, col_norms, xp)
+    done = xp.logical_or(xp.less_equal(cosine, gtol), xp.equal(r_norm, 0.0))
     return xp.cast(xp.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")
 
 

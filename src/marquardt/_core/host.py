@@ -55,13 +55,11 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         f0, j0 = evaluator.first
     with _quiet():
         state = core.start(cfg, xp, x0, f0, j0, lb, ub, d_fixed)
-    rows = []
-    if cfg.record_history:
-        zero = np.zeros(k)
-        row = core.history_row(cfg, xp, 0, state, state.cost, zero, zero, zero,
-                               np.zeros(k, np.int32))
-        rows.append(row)
-        state = _callback(cfg, state, row)
+    # History: without a callback to show them to, the rows are formed at the end, all in
+    # one batched call (records: the problem-0 slices of each iteration's arrays).
+    history = _History(cfg, state) if cfg.record_history else None
+    if history is not None and cfg.callback is not None:
+        state = _callback(cfg, state, history.row(0, state, state.cost, None))
     it = 0
     while True:
         running = np.flatnonzero(state.status == RUNNING)
@@ -75,14 +73,56 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
             new, c = _iteration(cfg, evaluator, part, lb[running], ub[running],
                                 d_fixed[running], running)
             new = _scatter(state, running, new)
-        if cfg.record_history:
-            row = core.history_row(cfg, xp, it, new, state.cost, c.step, c.rho, c.accepted,
-                                   c.attempts)
-            rows.append(row)
-            new = _callback(cfg, new, row)
+        if history is not None:
+            if cfg.callback is not None:
+                new = _callback(cfg, new, history.row(it, new, state.cost, c))
+            else:
+                history.record(it, new, state.cost, c)
         state = new
-    table = np.stack(rows) if rows else np.zeros((0, len(HISTORY_FIELDS)))
+    table = history.table() if history is not None else np.zeros((0, len(HISTORY_FIELDS)))
     return state, table
+
+
+class _History:
+    """The history table of problem 0: rows formed one at a time (for a callback) or from
+    records at the end (``core.history_rows`` on all iterations at once)."""
+
+    def __init__(self, cfg: LoopConfig, state: LoopState):
+        self.cfg = cfg
+        zero = np.zeros(1)
+        self.rows = []
+        self.records = [(0, state.f[:1], state.j[:1], state.cost[:1], state.cost[:1], zero, zero,
+                         state.lam[:1], zero, np.zeros(1, np.int32), state.nfev[:1])]
+
+    def record(self, it, new: LoopState, old_cost, c) -> None:
+        self.records.append((it, new.f[:1], new.j[:1], new.cost[:1], old_cost[:1], c.step[:1],
+                             c.rho[:1], new.lam[:1], c.accepted[:1], c.attempts[:1],
+                             new.nfev[:1]))
+
+    def row(self, it, new: LoopState, old_cost, c) -> np.ndarray:
+        """Problem 0's row now (``c`` None: the start point)."""
+        if c is None:
+            (row,) = self._rows(self.records)
+            self.records = []
+        else:
+            self.record(it, new, old_cost, c)
+            (row,) = self._rows(self.records)
+            self.records = []
+        self.rows.append(row)
+        return row
+
+    def _rows(self, records):
+        its, fs, js, *cols = zip(*records)
+        with _quiet():
+            g = np.concatenate([core.gradient(self.cfg, xp, f, j) for f, j in zip(fs, js)])
+            return core.history_rows(xp, np.array(its), g,
+                                     *(np.concatenate(col) for col in cols))
+
+    def table(self) -> np.ndarray:
+        if self.records:
+            self.rows.extend(self._rows(self.records))
+            self.records = []
+        return np.stack(self.rows) if self.rows else np.zeros((0, len(HISTORY_FIELDS)))
 
 
 def _scatter(state: LoopState, idx, part: LoopState) -> LoopState:
@@ -97,19 +137,17 @@ def _scatter(state: LoopState, idx, part: LoopState) -> LoopState:
 def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fixed,
                problems) -> tuple[LoopState, "core.Attempt"]:
     """One core iteration of the problems in ``s`` (all running); ``problems`` are their
-    indices for the evaluator."""
-    with _quiet():
-        prep, c = core.prepare(cfg, xp, s, lb, ub, d_fixed)
+    indices for the evaluator. The core's functions run without masks (``all_live``) where
+    every problem takes part, which for a single problem is always."""
     with_jacobian = evaluator.jacobian_with_residual
     j_accepted = s.j.copy() if with_jacobian else None
+    with _quiet():
+        prep, c = core.prepare(cfg, xp, s, lb, ub, d_fixed, all_live=True)
+        every = True  # every problem attempts
+        x_try = core.propose(cfg, xp, prep, s, c, lb, ub, all_live=True)
+    idx = problems if every else None
     while True:
-        live = core.live(xp, c)
-        idx = np.flatnonzero(live)
-        if idx.size == 0:
-            break
-        with _quiet():
-            x_try = core.propose(cfg, xp, prep, s, c, lb, ub)
-        if idx.size == live.size:  # every problem tries (always, for a single problem)
+        if every:
             if with_jacobian:
                 f_try, j_try = evaluator.residual_and_jacobian(x_try, problems)
             else:
@@ -124,10 +162,17 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
                 f_try[idx] = evaluator.residual(x_try[idx], problems[idx])
         was = c.accepted
         with _quiet():
-            c = core.judge(cfg, xp, prep, s, c, x_try, f_try)
+            c = core.judge(cfg, xp, prep, s, c, x_try, f_try, all_live=every)
+            live = core.live(xp, c)
+            idx = np.flatnonzero(live)
+            if idx.size:
+                every = idx.size == live.size
+                x_try = core.propose(cfg, xp, prep, s, c, lb, ub, all_live=every)
         if with_jacobian:
             now = c.accepted & ~was
             j_accepted[now] = j_try[now]
+        if idx.size == 0:
+            break
     acc = np.flatnonzero(c.accepted)
     if with_jacobian:
         f_new, j_new = c.f_new, j_accepted
