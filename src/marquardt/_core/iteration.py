@@ -102,6 +102,8 @@ def select(xp, mask, new, old):
 
 def all_finite_rows(xp, a):
     """(K,) bool: every entry of problem k is finite."""
+    if len(a.shape) == 2:
+        return xp.all(xp.isfinite(a), axis=-1)
     return xp.all(xp.isfinite(xp.reshape(a, (a.shape[0] if a.shape[0] is not None
                                               else xp.shape(a)[0], -1))), axis=-1)
 
@@ -304,8 +306,8 @@ def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
     """
     a_ii = prep.lin.colsq
     held = xp.greater(a_ii, 0.0)
-    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d
-                     / xp.where(held, a_ii, xp.ones_like(a_ii)), 0.0)
+    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d / xp.where(held, a_ii, 1.0),
+                     0.0)
     p_hat = select(xp, accepted, p * (1.0 + ratio), p)
     return xp.norm(prep.sqrt_d * p_hat, axis=-1)
 
