@@ -143,10 +143,8 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
     j_accepted = s.j.copy() if with_jacobian else None
     with _quiet():
         prep, c = core.prepare(cfg, xp, s, lb, ub, d_fixed, all_live=True)
-        every = True  # every problem attempts
-        x_try = core.propose(cfg, xp, prep, s, c, lb, ub, all_live=True)
-    idx = problems if every else None
-    while True:
+        x_try, idx, every = _next_candidate(cfg, prep, s, c, lb, ub)
+    while idx.size:
         if every:
             if with_jacobian:
                 f_try, j_try = evaluator.residual_and_jacobian(x_try, problems)
@@ -163,16 +161,10 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
         was = c.accepted
         with _quiet():
             c = core.judge(cfg, xp, prep, s, c, x_try, f_try, all_live=every)
-            live = core.live(xp, c)
-            idx = np.flatnonzero(live)
-            if idx.size:
-                every = idx.size == live.size
-                x_try = core.propose(cfg, xp, prep, s, c, lb, ub, all_live=every)
+            x_try, idx, every = _next_candidate(cfg, prep, s, c, lb, ub)
         if with_jacobian:
             now = c.accepted & ~was
             j_accepted[now] = j_try[now]
-        if idx.size == 0:
-            break
     acc = np.flatnonzero(c.accepted)
     if with_jacobian:
         f_new, j_new = c.f_new, j_accepted
@@ -192,6 +184,17 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
     with _quiet():
         new = core.finish(cfg, xp, s, prep, c, f_new, j_new)
     return new, c
+
+
+def _next_candidate(cfg: LoopConfig, prep, s: LoopState, c, lb, ub):
+    """(x_try, indices of the problems that attempt, whether all do); x_try None when none
+    does (they all accepted a step or stopped)."""
+    live = core.live(xp, c)
+    idx = np.flatnonzero(live)
+    if not idx.size:
+        return None, idx, False
+    every = idx.size == live.size
+    return core.propose(cfg, xp, prep, s, c, lb, ub, all_live=every), idx, every
 
 
 def _quiet():
