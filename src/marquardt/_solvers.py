@@ -83,6 +83,8 @@ class SVDFactor(NamedTuple):
     c: Any  # (…, k) Uᵀ r
     v: Any  # (…, n, k) right singular vectors
     inv_sqrt_d: Any  # (…, n)
+    s2: Any = None  # (…, k) σ², formed once for every λ
+    neg_sc: Any = None  # (…, k) −σ c
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,16 +99,17 @@ class SVDSolver:
         js = j * xp.expand_dims(inv_sqrt_d, -2)
         u, s, vh = xp.svd(js)
         c = _rmatvec(u, r, xp)
-        return SVDFactor(s=s, c=c, v=xp.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d)
+        return SVDFactor(s=s, c=c, v=xp.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d,
+                         s2=s * s, neg_sc=-s * c)
 
     def solve(self, fac: SVDFactor, lam, xp=None):
         xp = xp or array_namespace(fac.s, lam)
         lam = xp.expand_dims(lam, -1)
-        z = -fac.s * fac.c / (fac.s * fac.s + lam)
+        z = fac.neg_sc / (fac.s2 + lam)
         return fac.inv_sqrt_d * _matvec(fac.v, z, xp)
 
     def spectrum(self, fac: SVDFactor, xp=None) -> Spectrum:
-        return Spectrum(w=fac.s * fac.s, b=fac.s * fac.c)
+        return Spectrum(w=fac.s2, b=fac.s * fac.c)
 
 
 class EigenFactor(NamedTuple):
