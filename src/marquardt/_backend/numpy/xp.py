@@ -7,7 +7,6 @@ microsecond per operation and a compiled graph would cost tens of microseconds p
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack as _lapack
 
 name = "numpy"
 
@@ -134,7 +133,11 @@ def cholesky_solve_or_nan(m, b):
     bb = b.reshape((-1, b.shape[-1]))
     x = np.empty_like(bb)
     ok = np.empty(bb.shape[0], dtype=bool)
-    potrf, potrs = _lapack.get_lapack_funcs(("potrf", "potrs"), (mm,))
+    # SciPy's LAPACK wrappers, imported here: ``scipy.linalg`` takes longer to import than a
+    # small fit takes, and only the Cholesky solvers need it (the default SVD does not)
+    from scipy.linalg import lapack
+
+    potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (mm,))
     for i in range(mm.shape[0]):
         chol, info = potrf(mm[i], lower=True, clean=False)
         if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
