@@ -59,7 +59,8 @@ def any(a, axis=None):  # noqa: A001
     return _or_reduce(a, axis=axis)
 
 
-_NEW_AXES = {-1: (Ellipsis, None), -2: (Ellipsis, None, slice(None)),
+_NEW_AXES = {0: (None,), 1: (slice(None), None),
+             -1: (Ellipsis, None), -2: (Ellipsis, None, slice(None)),
              (-1,): (Ellipsis, None), (-2,): (Ellipsis, None, slice(None)),
              (-2, -1): (Ellipsis, None, None), (-1, -2): (Ellipsis, None, None)}
 
@@ -90,8 +91,13 @@ def eye(n, dtype=np.float64):
     return np.eye(n, dtype=dtype)
 
 
+_DTYPES = {"int32": np.dtype(np.int32), "float64": np.dtype(np.float64),
+           "float32": np.dtype(np.float32), "bool": np.dtype(bool)}
+
+
 def cast(a, dtype):
-    return np.asarray(a).astype(dtype, copy=False)
+    return np.asarray(a).astype(_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype,
+                                copy=False)
 
 
 def norm(a, axis=-1):
