@@ -83,8 +83,6 @@ class SVDFactor(NamedTuple):
     c: Any  # (…, k) Uᵀ r
     v: Any  # (…, n, k) right singular vectors
     inv_sqrt_d: Any  # (…, n)
-    s2: Any = None  # (…, k) σ², formed once for every λ
-    neg_sc: Any = None  # (…, k) −σ c
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,17 +97,18 @@ class SVDSolver:
         js = j * xp.expand_dims(inv_sqrt_d, -2)
         u, s, vh = xp.svd(js)
         c = _rmatvec(u, r, xp)
-        return SVDFactor(s=s, c=c, v=xp.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d,
-                         s2=s * s, neg_sc=-s * c)
+        return SVDFactor(s=s, c=c, v=xp.swapaxes(vh, -1, -2), inv_sqrt_d=inv_sqrt_d)
 
     def solve(self, fac: SVDFactor, lam, xp=None):
         xp = xp or array_namespace(fac.s, lam)
         lam = xp.expand_dims(lam, -1)
-        z = fac.neg_sc / (fac.s2 + lam)
+        # formed here, not once in ``factor``: in a TensorFlow graph the precomputed form
+        # changed the last bits of the steps (NIST ENSO from start 1: LRE 6.6 became 6.4)
+        z = -fac.s * fac.c / (fac.s * fac.s + lam)
         return fac.inv_sqrt_d * _matvec(fac.v, z, xp)
 
     def spectrum(self, fac: SVDFactor, xp=None) -> Spectrum:
-        return Spectrum(w=fac.s2, b=fac.s * fac.c)
+        return Spectrum(w=fac.s * fac.s, b=fac.s * fac.c)
 
 
 class EigenFactor(NamedTuple):
