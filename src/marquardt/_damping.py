@@ -94,11 +94,11 @@ class Nielsen:
     def update(self, state: DampingState, rho, xp=None, step=None) -> DampingState:
         xp = xp or array_namespace(rho, state.lam)
         ok = self.accept(rho, xp)
-        safe_rho = xp.where(ok, rho, xp.zeros_like(rho))
+        safe_rho = xp.where(ok, rho, 0.0)
         shrink = xp.maximum(1.0 / 3.0, 1.0 - (2.0 * safe_rho - 1.0) ** 3)
         lam = xp.where(ok, state.lam * shrink, state.lam * state.nu)
         lam = xp.maximum(lam, self.lam_min)
-        nu = xp.where(ok, xp.full_like(state.nu, 2.0), 2.0 * state.nu)
+        nu = xp.where(ok, 2.0, 2.0 * state.nu)
         return DampingState(lam=lam, nu=nu)
 
     def exhausted(self, state: DampingState, xp=None):

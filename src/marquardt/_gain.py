@@ -40,8 +40,7 @@ def gain_ratio(actual, predicted, xp=None):
     reduction is not finite (a step into NaN land is a failed step)."""
     xp = xp or array_namespace(actual, predicted)
     ok = xp.logical_and(xp.greater(predicted, 0.0), xp.isfinite(actual))
-    safe = xp.where(ok, predicted, xp.ones_like(predicted))
-    return xp.where(ok, actual / safe, xp.full_like(actual, float("-inf")))
+    return xp.where(ok, actual / xp.where(ok, predicted, 1.0), float("-inf"))
 
 
 def gain_ratio_with_noise_floor(actual, predicted, cost, noise, xp=None):

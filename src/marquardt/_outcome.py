@@ -38,12 +38,11 @@ def make_hook(callback, verbose):
 
 
 def _summary_from_row(row) -> IterationSummary:
-    v = dict(zip(HISTORY_FIELDS, (float(a) for a in row)))
-    return IterationSummary(
-        iteration=int(v["iteration"]), cost=v["cost"], cost_change=v["cost_change"],
-        gradient_norm=v["gradient_norm"], step_norm=v["step_norm"], gain_ratio=v["gain_ratio"],
-        damping=v["damping"], accepted=bool(v["accepted"]), attempts=int(v["attempts"]),
-        nfev=int(v["nfev"]))
+    """The ``IterationSummary`` of one ``HISTORY_FIELDS`` row (an array or a list of floats)."""
+    it, cost, change, gnorm, step, rho, lam, accepted, attempts, nfev = (
+        row.tolist() if hasattr(row, "tolist") else [float(a) for a in row])
+    return IterationSummary(int(it), cost, change, gnorm, step, rho, lam, bool(accepted),
+                            int(attempts), int(nfev))
 
 
 def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
@@ -71,7 +70,7 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
         active_mask=active, nfev=int(state.nfev[0]), njev=int(state.njev[0]),
         status=int(status), message=status_message(status, detail), success=status.success,
         nit=int(state.nit[0]), damping=float(state.lam[0]),
-        history=[_summary_from_row(r) for r in rows], raw_jac=j,
+        history=[_summary_from_row(r) for r in np.asarray(rows).tolist()], raw_jac=j,
     )
 
 

@@ -10,6 +10,7 @@ broadcast.
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -19,11 +20,25 @@ from marquardt import _checks
 __all__ = ["check_within_bounds", "prepare_bounds", "prepare_p0", "start_values"]
 
 
+#: ``inspect.signature`` per model, read once: it costs tens of microseconds, as much as a
+#: small fit's numerics (a model that cannot be weakly referenced is read at every call).
+_SIGNATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _signature(f: Callable) -> inspect.Signature | None:
     try:
-        return inspect.signature(f)
+        return _SIGNATURES[f]
+    except (KeyError, TypeError):
+        pass
+    try:
+        sig = inspect.signature(f)
     except (TypeError, ValueError):
-        return None
+        sig = None
+    try:
+        _SIGNATURES[f] = sig
+    except TypeError:  # not weakly referenceable or not hashable
+        pass
+    return sig
 
 
 def _takes_varargs(sig: inspect.Signature) -> bool:
@@ -135,15 +150,21 @@ def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.nd
                              f"{_checks.entry(arr, _checks.first_index(nan), name)} "
                              f"({int(nan.sum())} NaN value(s) in all)")
         out.append(arr)
+    if out[0].ndim == 0 and out[1].ndim == 0 and out[0] < out[1]:  # the common case, cheaply
+        return np.full(shape, float(out[0])), np.full(shape, float(out[1]))
     # Compared at the shape the user gave (n,) or (K, n): the index names their entry.
-    common = np.broadcast_shapes(out[0].shape, out[1].shape, (n,))
-    lb, ub = (np.broadcast_to(b, common) for b in out)
+    if out[0].shape == out[1].shape == (n,):
+        lb, ub = out
+    else:
+        common = np.broadcast_shapes(out[0].shape, out[1].shape, (n,))
+        lb, ub = (np.broadcast_to(b, common) for b in out)
     crossed = lb >= ub
     if crossed.any():
         index = _checks.first_index(crossed)
         raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
                          f"{_checks.entry(lb, index, 'lb')} >= {_checks.entry(ub, index, 'ub')}")
-    return tuple(np.broadcast_to(b, shape).astype(np.float64) for b in out)
+    return tuple(b.copy() if b.shape == shape else np.broadcast_to(b, shape).astype(np.float64)
+                 for b in out)
 
 
 def check_within_bounds(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, name: str) -> None:

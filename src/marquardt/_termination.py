@@ -43,10 +43,12 @@ def step_status(d_cost, cost, step_norm, x_norm, rho, ftol: float, xtol: float, 
     accepted whose cost change is a rounding-level increase, which ``dF < 0·F`` would take
     for convergence."""
     xp = xp or array_namespace(d_cost, cost, step_norm)
-    never = xp.less(cost, -1.0)  # False, shaped like the batch (costs are not negative)
+    def never():  # False, shaped like the batch (costs are not negative)
+        return xp.less(cost, -1.0)
+
     f_ok = (xp.logical_and(xp.less(d_cost, ftol * cost), xp.greater(rho, 0.25)) if ftol > 0
-            else never)
-    x_ok = xp.less(step_norm, xtol * (xtol + x_norm)) if xtol > 0 else never
+            else never())
+    x_ok = xp.less(step_norm, xtol * (xtol + x_norm)) if xtol > 0 else never()
     code = xp.where(
         xp.logical_and(f_ok, x_ok),
         int(Status.FTOL_XTOL),
@@ -60,15 +62,17 @@ def gradient_cosine(g, r_norm, col_norms, xp=None):
     xp = xp or array_namespace(g, r_norm, col_norms)
     denom = xp.expand_dims(r_norm, -1) * col_norms
     ok = xp.greater(denom, 0.0)
-    cos = xp.where(ok, xp.abs(g) / xp.where(ok, denom, xp.ones_like(denom)), 0.0)
+    cos = xp.where(ok, xp.abs(g) / xp.where(ok, denom, 1.0), 0.0)
     return xp.max(cos, axis=-1)
 
 
-def gradient_status(g, r_norm, col_norms, gtol: float, xp=None):
-    """GTOL where the gradient cosine is at most ``gtol`` or r = 0, else RUNNING (int32)."""
+def gradient_status(g, r_norm, col_norms, gtol: float, xp=None, cosine=None):
+    """GTOL where the gradient cosine is at most ``gtol`` or r = 0, else RUNNING (int32).
+    ``cosine``: ``gradient_cosine(g, r_norm, col_norms)`` when the caller has it."""
     xp = xp or array_namespace(g, r_norm, col_norms)
-    done = xp.logical_or(xp.less_equal(gradient_cosine(g, r_norm, col_norms, xp), gtol),
-                         xp.equal(r_norm, 0.0))
+    if cosine is None:
+        cosine = gradient_cosine(g, r_norm, col_norms, xp)
+    done = xp.logical_or(xp.less_equal(cosine, gtol), xp.equal(r_norm, 0.0))
     return xp.cast(xp.where(done, int(Status.GTOL), int(Status.RUNNING)), "int32")
 
 

@@ -103,7 +103,7 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
     else:
         if workers is None:
             def many(xs):  # (B, 1, n) -> (B, 1, m)
-                return np.stack([residual(xs[b]) for b in range(xs.shape[0])])
+                return np.array([residual(xs[b]) for b in range(xs.shape[0])])
         else:
             def many(xs):
                 out = list(workers(fun, [xs[b, 0] for b in range(xs.shape[0])]))

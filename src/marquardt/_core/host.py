@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from marquardt._backend.numpy import xp
+from marquardt._backend.numpy import single, xp
 from marquardt._core import iteration as core
 from marquardt._core.functions import Evaluator
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState
@@ -53,15 +53,15 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         j0 = evaluator.jacobian(x0, f0, every)
     else:
         f0, j0 = evaluator.first
+    # one problem: its per-problem values as NumPy scalars (``_backend.numpy.single``)
+    ns = single if k == 1 else xp
     with _quiet():
-        state = core.start(cfg, xp, x0, f0, j0, lb, ub, d_fixed)
-    rows = []
-    if cfg.record_history:
-        zero = np.zeros(k)
-        row = core.history_row(cfg, xp, 0, state, state.cost, zero, zero, zero,
-                               np.zeros(k, np.int32))
-        rows.append(row)
-        state = _callback(cfg, state, row)
+        state = core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
+    # History: without a callback to show them to, the rows are formed at the end, all in
+    # one batched call (records: the problem-0 slices of each iteration's arrays).
+    history = _History(cfg, state) if cfg.record_history else None
+    if history is not None and cfg.callback is not None:
+        state = _callback(cfg, state, history.row(0, state, state.cost, None))
     it = 0
     while True:
         running = np.flatnonzero(state.status == RUNNING)
@@ -69,20 +69,73 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
             break
         it += 1
         if running.size == k:
-            new, c = _iteration(cfg, evaluator, state, lb, ub, d_fixed, every)
+            new, c = _iteration(cfg, ns, evaluator, state, lb, ub, d_fixed, every)
         else:
             part = LoopState(*(a[running] for a in state))
-            new, c = _iteration(cfg, evaluator, part, lb[running], ub[running],
+            new, c = _iteration(cfg, ns, evaluator, part, lb[running], ub[running],
                                 d_fixed[running], running)
             new = _scatter(state, running, new)
-        if cfg.record_history:
-            row = core.history_row(cfg, xp, it, new, state.cost, c.step, c.rho, c.accepted,
-                                   c.attempts)
-            rows.append(row)
-            new = _callback(cfg, new, row)
+        if history is not None:
+            if cfg.callback is not None:
+                new = _callback(cfg, new, history.row(it, new, state.cost, c))
+            else:
+                history.record(it, new, state.cost, c)
         state = new
-    table = np.stack(rows) if rows else np.zeros((0, len(HISTORY_FIELDS)))
-    return state, table
+    table = history.table() if history is not None else np.zeros((0, len(HISTORY_FIELDS)))
+    return _batched(state), table
+
+
+def _batched(s: LoopState) -> LoopState:
+    """Per-problem scalars (one problem, ``single``) as (1,) arrays again."""
+    return LoopState(*(np.asarray(v)[None] if np.ndim(v) == 0 else v for v in s))
+
+
+def _first(v):
+    """Problem 0's slice (1, ...) of a field: a scalar of ``single`` as a (1,) array."""
+    return v[:1] if np.ndim(v) else np.asarray(v)[None]
+
+
+class _History:
+    """The history table of problem 0: rows formed one at a time (for a callback) or from
+    records at the end (``core.history_rows`` on all iterations at once)."""
+
+    def __init__(self, cfg: LoopConfig, state: LoopState):
+        self.cfg = cfg
+        zero = np.zeros(1)
+        self.rows = []
+        self.records = [(0, state.f[:1], state.j[:1], _first(state.cost), _first(state.cost),
+                         zero, zero, _first(state.lam), zero, np.zeros(1, np.int32),
+                         _first(state.nfev))]
+
+    def record(self, it, new: LoopState, old_cost, c) -> None:
+        self.records.append((it, new.f[:1], new.j[:1], _first(new.cost), _first(old_cost),
+                             _first(c.step), _first(c.rho), _first(new.lam),
+                             _first(c.accepted), _first(c.attempts), _first(new.nfev)))
+
+    def row(self, it, new: LoopState, old_cost, c) -> np.ndarray:
+        """Problem 0's row now (``c`` None: the start point)."""
+        if c is None:
+            (row,) = self._rows(self.records)
+            self.records = []
+        else:
+            self.record(it, new, old_cost, c)
+            (row,) = self._rows(self.records)
+            self.records = []
+        self.rows.append(row)
+        return row
+
+    def _rows(self, records):
+        its, fs, js, *cols = zip(*records)
+        with _quiet():
+            g = np.concatenate([core.gradient(self.cfg, xp, f, j) for f, j in zip(fs, js)])
+            return core.history_rows(xp, np.array(its), g,
+                                     *(np.concatenate(col) for col in cols))
+
+    def table(self) -> np.ndarray:
+        if self.records:
+            self.rows.extend(self._rows(self.records))
+            self.records = []
+        return np.stack(self.rows) if self.rows else np.zeros((0, len(HISTORY_FIELDS)))
 
 
 def _scatter(state: LoopState, idx, part: LoopState) -> LoopState:
@@ -94,22 +147,18 @@ def _scatter(state: LoopState, idx, part: LoopState) -> LoopState:
     return LoopState(*out)
 
 
-def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fixed,
+def _iteration(cfg: LoopConfig, ns, evaluator: Evaluator, s: LoopState, lb, ub, d_fixed,
                problems) -> tuple[LoopState, "core.Attempt"]:
     """One core iteration of the problems in ``s`` (all running); ``problems`` are their
-    indices for the evaluator."""
-    with _quiet():
-        prep, c = core.prepare(cfg, xp, s, lb, ub, d_fixed)
+    indices for the evaluator. The core's functions run without masks (``all_live``) where
+    every problem takes part, which for a single problem is always."""
     with_jacobian = evaluator.jacobian_with_residual
     j_accepted = s.j.copy() if with_jacobian else None
-    while True:
-        live = core.live(xp, c)
-        idx = np.flatnonzero(live)
-        if idx.size == 0:
-            break
-        with _quiet():
-            x_try = core.propose(cfg, xp, prep, s, c, lb, ub)
-        if idx.size == live.size:  # every problem tries (always, for a single problem)
+    with _quiet():
+        prep, c = core.prepare(cfg, ns, s, lb, ub, d_fixed, all_live=True)
+        x_try, idx, every = _next_candidate(cfg, ns, prep, s, c, lb, ub)
+    while idx.size:
+        if every:
             if with_jacobian:
                 f_try, j_try = evaluator.residual_and_jacobian(x_try, problems)
             else:
@@ -124,7 +173,8 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
                 f_try[idx] = evaluator.residual(x_try[idx], problems[idx])
         was = c.accepted
         with _quiet():
-            c = core.judge(cfg, xp, prep, s, c, x_try, f_try)
+            c = core.judge(cfg, ns, prep, s, c, x_try, f_try, all_live=every)
+            x_try, idx, every = _next_candidate(cfg, ns, prep, s, c, lb, ub)
         if with_jacobian:
             now = c.accepted & ~was
             j_accepted[now] = j_try[now]
@@ -145,8 +195,19 @@ def _iteration(cfg: LoopConfig, evaluator: Evaluator, s: LoopState, lb, ub, d_fi
             f_new[acc], j_new[acc] = evaluator.residual_and_jacobian(c.x_new[acc],
                                                                      problems[acc])
     with _quiet():
-        new = core.finish(cfg, xp, s, prep, c, f_new, j_new)
+        new = core.finish(cfg, ns, s, prep, c, f_new, j_new)
     return new, c
+
+
+def _next_candidate(cfg: LoopConfig, ns, prep, s: LoopState, c, lb, ub):
+    """(x_try, indices of the problems that attempt, whether all do); x_try None when none
+    does (they all accepted a step or stopped)."""
+    live = core.live(ns, c)
+    idx = np.flatnonzero(live)
+    if not idx.size:
+        return None, idx, False
+    every = idx.size == live.size
+    return core.propose(cfg, ns, prep, s, c, lb, ub, all_live=every), idx, every
 
 
 def _quiet():
@@ -158,6 +219,7 @@ def _quiet():
 def _callback(cfg: LoopConfig, s: LoopState, row) -> LoopState:
     if cfg.callback is None or not cfg.callback(row, s.x[0]):
         return s
-    if s.status[0] != RUNNING:
+    if np.ravel(s.status)[0] != RUNNING:
         return s
-    return s._replace(status=np.full_like(s.status, int(Status.CALLBACK)))
+    status = np.full_like(s.status, int(Status.CALLBACK))  # a scalar of ``single`` stays one
+    return s._replace(status=status[()] if np.ndim(s.status) == 0 else status)

@@ -39,7 +39,7 @@ from marquardt._status import Status
 __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobian_linearization",
            "normal_linearization",
            "damping_diagonal", "initial_damping", "prepare", "live", "propose", "judge",
-           "finish", "history_row", "gradient", "select", "all_finite_rows"]
+           "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows"]
 
 
 class Linearization(NamedTuple):
@@ -61,7 +61,7 @@ class Linearization(NamedTuple):
 class Prepared(NamedTuple):
     """What one iteration fixes before its attempts (only λ changes between attempts)."""
 
-    active: Any  # (K,) bool: the problem was running at the start of the iteration
+    active: Any  # (K,) bool: the problem was running at the start of the iteration; None: all
     lin: Linearization
     g: Any  # (K, n) gradient J̃ᵀr̃
     d: Any  # (K, n) damping diagonal
@@ -90,7 +90,10 @@ class Attempt(NamedTuple):
 
 
 def select(xp, mask, new, old):
-    """Per-problem ``where`` for arrays with a leading problem axis."""
+    """Per-problem ``where`` for arrays with a leading problem axis; ``mask`` None: every
+    problem (``new`` itself, no operation: the host executor's case, ``all_live``)."""
+    if mask is None:
+        return new
     extra = len(new.shape) - 1
     if extra:
         mask = xp.expand_dims(mask, tuple(range(-extra, 0)))
@@ -99,6 +102,8 @@ def select(xp, mask, new, old):
 
 def all_finite_rows(xp, a):
     """(K,) bool: every entry of problem k is finite."""
+    if len(a.shape) == 2:
+        return xp.all(xp.isfinite(a), axis=-1)
     return xp.all(xp.isfinite(xp.reshape(a, (a.shape[0] if a.shape[0] is not None
                                               else xp.shape(a)[0], -1))), axis=-1)
 
@@ -185,19 +190,22 @@ def normal_linearization(xp, a, g, cost) -> Linearization:
 
 
 def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
-            lin: Linearization | None = None, masked: bool = True
+            lin: Linearization | None = None, masked: bool = True, all_live: bool = False
             ) -> tuple[Prepared, Attempt]:
     """The iteration's fixed part (gradient tests, D, the factorisation) and its first
     ``Attempt``. ``lin``: the Gauss-Newton model at ``s.x``; by default ``linearize``.
     ``masked=False``: the caller never factors a stopped problem's system (one problem whose
     attempts do not run once it has stopped), so no masked copy of J or A is made (the Keras
-    step: A is P × P)."""
-    active = xp.equal(s.status, RUNNING)
+    step: A is P × P). ``all_live=True``: the caller passes running problems only (the host
+    executor gathers them), so no per-problem selection is made at all (``Prepared.active``
+    None), which on the host's tiny arrays saves a third of the operations."""
+    active = None if all_live else xp.equal(s.status, RUNNING)
     if lin is None:
         lin = linearize(cfg, xp, s, lb, ub)
     g, colsq = lin.g, lin.colsq
-    cosine = _termination.gradient_cosine(g, lin.r_norm, xp.sqrt(colsq), xp)
-    gstat = _termination.gradient_status(g, lin.r_norm, xp.sqrt(colsq), cfg.gtol, xp)
+    col_norms = xp.sqrt(colsq)
+    cosine = _termination.gradient_cosine(g, lin.r_norm, col_norms, xp)
+    gstat = _termination.gradient_status(g, lin.r_norm, col_norms, cfg.gtol, xp, cosine=cosine)
     if cfg.min_grad > 0:  # MATLAB trainlm: stop when the gradient falls below min_grad
         gstat = xp.where(xp.less(xp.norm(g, axis=-1), cfg.min_grad), int(Status.GTOL), gstat)
     if cfg.goal > float("-inf"):
@@ -207,14 +215,14 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     gstat = xp.where(xp.logical_and(xp.equal(gstat, RUNNING),
                                     xp.greater(s.nfev + 1 + cfg.jac_nfev, cfg.max_nfev)),
                      int(Status.MAX_NFEV), gstat)
-    status = _int(xp, xp.where(active, gstat, s.status))
+    status = _int(xp, select(xp, active, gstat, s.status))
     d = select(xp, active, damping_diagonal(cfg, xp, s.d, colsq, d_fixed), s.d)
     # Problems that no longer run still pass through the batched solve (their steps are
     # discarded). Give them the trivial system J = 0, D = I, λ = 1: a stopped problem with a
     # singular or non-finite Jacobian must not send the whole batch down a solver's fallback
     # route (the eigen-decomposition behind the Cholesky solvers) at every attempt.
     def live_only(a, inactive):
-        return select(xp, active, a, inactive(a)) if masked else a
+        return select(xp, active, a, inactive(a)) if masked and active is not None else a
 
     d_solve = live_only(d, xp.ones_like)
     if lin.a is None:
@@ -228,13 +236,14 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     if cfg.damping.needs_spectrum:  # λ from the trust radius, on this iteration's factor
         spectrum = cfg.solver.spectrum(fac, xp)
         fitted = cfg.damping.fit(DampingState(s.lam, s.nu), spectrum, xp)
-        lam = xp.where(active, fitted.lam, s.lam)
-        nu = xp.where(active, fitted.nu, s.nu)
+        lam = select(xp, active, fitted.lam, s.lam)
+        nu = select(xp, active, fitted.nu, s.nu)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum)
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=lam, nu=nu, nfev=s.nfev, status=status,
-                      accepted=xp.logical_not(xp.ones_like(active)), x_new=s.x, f_new=s.f,
+                      accepted=xp.less(s.cost, -1.0),  # False (costs are not negative)
+                      x_new=s.x, f_new=s.f,
                       cost_new=s.cost, step=zero, rho=zero, attempts=0 * s.nfev,
                       cost_try_last=s.cost)
     return prep, attempt
@@ -245,10 +254,13 @@ def live(xp, c: Attempt):
     return xp.logical_and(xp.equal(c.status, RUNNING), xp.logical_not(c.accepted))
 
 
-def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, ub):
-    """The candidate point x + p for the current λ (x itself where no attempt is live)."""
-    lv = live(xp, c)
-    delta = cfg.solver.solve(prep.fac, xp.where(lv, c.lam, xp.ones_like(c.lam)), xp)
+def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, ub,
+            all_live: bool = False):
+    """The candidate point x + p for the current λ (x itself where no attempt is live).
+    ``all_live=True``: the caller knows that every problem attempts (no masks)."""
+    lv = None if all_live else live(xp, c)
+    lam = c.lam if all_live else xp.where(lv, c.lam, xp.ones_like(c.lam))
+    delta = cfg.solver.solve(prep.fac, lam, xp)
     if prep.lin.free is not None:  # exactly 0: an SVD leaves ~1e-16 in a zeroed column's row
         delta = delta * prep.lin.free
     x_try = s.x + delta
@@ -300,23 +312,24 @@ def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
     """
     a_ii = prep.lin.colsq
     held = xp.greater(a_ii, 0.0)
-    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d
-                     / xp.where(held, a_ii, xp.ones_like(a_ii)), 0.0)
+    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d / xp.where(held, a_ii, 1.0),
+                     0.0)
     p_hat = select(xp, accepted, p * (1.0 + ratio), p)
     return xp.norm(prep.sqrt_d * p_hat, axis=-1)
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
-          reduce=None) -> Attempt:
+          reduce=None, all_live: bool = False) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
-    step tests.
+    step tests. ``all_live=True``: every problem attempted (no masks, as in ``propose``).
 
     ``reduce``: for an executor whose ``s.f`` and ``f_try`` are one shard of the residuals
     (data-parallel training, ``marquardt._backend.tensorflow.keras_distribute``), a function
     that sums a (3, K) array of per-shard sums over all shards (an all-reduce); every shard
     then takes the same decision. ``None``: the residuals are whole.
     """
-    lv = live(xp, c)
+    lv = None if all_live else live(xp, c)
+    tried = 1 if all_live else _int(xp, lv)
     p = x_try - s.x
     curvature = _curvature(xp, prep, p)
     predicted = _gain.quadratic_reduction(prep.g, curvature, p, xp)  # L(0) − L(p)
@@ -331,12 +344,14 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
-    ok = xp.logical_and(lv, cfg.damping.accept(rho, xp))
+    ok = cfg.damping.accept(rho, xp)
+    if lv is not None:
+        ok = xp.logical_and(lv, ok)
     step = xp.norm(prep.sqrt_d * p, axis=-1)
     new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp, step=StepMeasure(step))
     if cfg.damping.needs_spectrum:  # the next attempt's λ from the new radius
         new_damp = cfg.damping.fit(new_damp, prep.spectrum, xp)
-    nfev = c.nfev + _int(xp, lv)
+    nfev = c.nfev + tried
     tstat = _termination.step_status(actual, s.cost, _undamped_step(xp, prep, c, p, ok),
                                      prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
     # first-order check: a step the damping cut short ends nothing away from a stationary point
@@ -355,18 +370,18 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)
     return Attempt(
-        lam=xp.where(lv, new_damp.lam, c.lam),
-        nu=xp.where(lv, new_damp.nu, c.nu),
+        lam=select(xp, lv, new_damp.lam, c.lam),
+        nu=select(xp, lv, new_damp.nu, c.nu),
         nfev=nfev,
-        status=_int(xp, xp.where(lv, tstat, c.status)),
-        accepted=xp.logical_or(c.accepted, ok),
+        status=_int(xp, select(xp, lv, tstat, c.status)),
+        accepted=ok if lv is None else xp.logical_or(c.accepted, ok),
         x_new=select(xp, ok, x_try, c.x_new),
         f_new=select(xp, ok, f_try, c.f_new),
         cost_new=xp.where(ok, cost_try, c.cost_new),
-        step=xp.where(lv, step, c.step),
-        rho=xp.where(lv, rho, c.rho),
-        attempts=c.attempts + _int(xp, lv),
-        cost_try_last=xp.where(lv, cost_try, c.cost_try_last),
+        step=select(xp, lv, step, c.step),
+        rho=select(xp, lv, rho, c.rho),
+        attempts=c.attempts + tried,
+        cost_try_last=select(xp, lv, cost_try, c.cost_try_last),
     )
 
 
@@ -389,19 +404,29 @@ def finish(cfg: LoopConfig, xp, s: LoopState, prep: Prepared, c: Attempt, f_new,
         njev=s.njev + _int(xp, acc),
         nit=s.nit + _int(xp, acc),
         status=_int(xp, status),
-        last_step=xp.where(active, c.step, s.last_step),
-        last_rho=xp.where(active, c.rho, s.last_rho),
-        last_reduction=xp.where(active, s.cost - c.cost_try_last, s.last_reduction),
-        x_norm=xp.where(active, prep.x_norm, s.x_norm),
+        last_step=select(xp, active, c.step, s.last_step),
+        last_rho=select(xp, active, c.rho, s.last_rho),
+        last_reduction=select(xp, active, s.cost - c.cost_try_last, s.last_reduction),
+        x_norm=select(xp, active, prep.x_norm, s.x_norm),
     )
 
 
 def history_row(cfg: LoopConfig, xp, it, new: LoopState, old_cost, step, rho, accepted,
                 attempts):
     """The ``HISTORY_FIELDS`` row of problem 0 after iteration ``it``."""
-    g = gradient(cfg, xp, new.f, new.j)
     dt = new.cost.dtype
-    vals = [xp.cast(it, dt), new.cost[0], old_cost[0] - new.cost[0],
-            xp.max(xp.abs(g[0])), step[0], rho[0], new.lam[0], xp.cast(accepted[0], dt),
-            xp.cast(attempts[0], dt), xp.cast(new.nfev[0], dt)]
-    return xp.stack(vals)
+    g = gradient(cfg, xp, new.f, new.j)
+    return history_rows(xp, xp.reshape(xp.cast(it, dt), (1,)), g[:1], new.cost[:1],
+                        old_cost[:1], step[:1], rho[:1], new.lam[:1], accepted[:1],
+                        attempts[:1], new.nfev[:1])[0]
+
+
+def history_rows(xp, it, g, cost, old_cost, step, rho, lam, accepted, attempts, nfev):
+    """``HISTORY_FIELDS`` rows (T, 10) from T records along the leading axis (one problem at
+    T iterations, when the host executor forms its history table at the end): the iteration
+    number, cost, cost change, ‖g‖∞ (g the gradient, ``gradient``), step, ρ, λ, accepted,
+    attempts, nfev."""
+    dt = cost.dtype
+    return xp.stack([xp.cast(it, dt), cost, old_cost - cost, xp.max(xp.abs(g), axis=-1), step,
+                     rho, lam, xp.cast(accepted, dt), xp.cast(attempts, dt),
+                     xp.cast(nfev, dt)], axis=-1)

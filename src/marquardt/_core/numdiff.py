@@ -57,7 +57,8 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
     def fn(x, r=None):
         if r is None:
             r = residual(x)
-        sign = xp.where(xp.greater_equal(x, 0.0), xp.ones_like(x), -xp.ones_like(x))
+        one = xp.ones_like(x)
+        sign = xp.where(xp.greater_equal(x, 0.0), one, -one)
         h = rel_step * sign * xp.maximum(xp.abs(x), 1.0)
         h = xp.where(xp.greater(x + h, ub), -xp.abs(h), h)  # away from a near upper bound
         h = (x + h) - x  # the step actually representable

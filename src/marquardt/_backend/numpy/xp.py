@@ -7,7 +7,6 @@ microsecond per operation and a compiled graph would cost tens of microseconds p
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack as _lapack
 
 name = "numpy"
 
@@ -60,7 +59,8 @@ def any(a, axis=None):  # noqa: A001
     return _or_reduce(a, axis=axis)
 
 
-_NEW_AXES = {-1: (Ellipsis, None), -2: (Ellipsis, None, slice(None)),
+_NEW_AXES = {0: (None,), 1: (slice(None), None),
+             -1: (Ellipsis, None), -2: (Ellipsis, None, slice(None)),
              (-1,): (Ellipsis, None), (-2,): (Ellipsis, None, slice(None)),
              (-2, -1): (Ellipsis, None, None), (-1, -2): (Ellipsis, None, None)}
 
@@ -91,8 +91,13 @@ def eye(n, dtype=np.float64):
     return np.eye(n, dtype=dtype)
 
 
+_DTYPES = {"int32": np.dtype(np.int32), "float64": np.dtype(np.float64),
+           "float32": np.dtype(np.float32), "bool": np.dtype(bool)}
+
+
 def cast(a, dtype):
-    return np.asarray(a).astype(dtype, copy=False)
+    return np.asarray(a).astype(_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype,
+                                copy=False)
 
 
 def norm(a, axis=-1):
@@ -134,7 +139,11 @@ def cholesky_solve_or_nan(m, b):
     bb = b.reshape((-1, b.shape[-1]))
     x = np.empty_like(bb)
     ok = np.empty(bb.shape[0], dtype=bool)
-    potrf, potrs = _lapack.get_lapack_funcs(("potrf", "potrs"), (mm,))
+    # SciPy's LAPACK wrappers, imported here: ``scipy.linalg`` takes longer to import than a
+    # small fit takes, and only the Cholesky solvers need it (the default SVD does not)
+    from scipy.linalg import lapack
+
+    potrf, potrs = lapack.get_lapack_funcs(("potrf", "potrs"), (mm,))
     for i in range(mm.shape[0]):
         chol, info = potrf(mm[i], lower=True, clean=False)
         if info != 0 or not np.all(np.isfinite(np.diagonal(chol))):
