@@ -1,5 +1,5 @@
 """Trains one float64 network with ``LMModel`` on the Keras backend of this process and
-prints the weights and the per-epoch logs as JSON (``tests/keras/test_jax_backend.py`` runs it
+prints the weights and the per-epoch logs as JSON (``tests/keras/test_keras_on_jax.py`` runs it
 once with ``KERAS_BACKEND=tensorflow`` and once with ``jax`` and compares).
 
 Usage: ``KERAS_BACKEND=jax python tests/keras_jax/agreement_run.py EPOCHS [trainlm]``

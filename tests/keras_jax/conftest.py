@@ -1,7 +1,7 @@
 """Tests of ``marquardt.keras`` on Keras' JAX backend.
 
 Keras fixes its backend when it is first imported, so these tests run in a process of their
-own with ``KERAS_BACKEND=jax`` (``tests/keras/test_jax_backend.py`` starts it); a run on the
+own with ``KERAS_BACKEND=jax`` (``tests/keras/test_keras_on_jax.py`` starts it); a run on the
 TensorFlow backend skips this folder.
 """
 

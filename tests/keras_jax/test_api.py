@@ -1,10 +1,10 @@
 """``marquardt.keras`` on Keras' JAX backend: the backend-neutral cases of ``tests/keras``.
 
-Run by ``tests/keras/test_jax_backend.py`` in a process with ``KERAS_BACKEND=jax`` (and
+Run by ``tests/keras/test_keras_on_jax.py`` in a process with ``KERAS_BACKEND=jax`` (and
 ``jax_enable_x64``, set by this folder's conftest). Weights come from NumPy generators or
 seeded initialisers: ``keras.utils.set_random_seed`` would import TensorFlow to seed it too
 (and so does Keras' own saving code): that no TensorFlow is imported by training on JAX is
-checked in a fresh process (``tests/keras/test_jax_backend.py``).
+checked in a fresh process (``tests/keras/test_keras_on_jax.py``).
 """
 
 import keras
