@@ -21,7 +21,8 @@ from marquardt._solvers import CholeskySolver, KernelSolver
 from marquardt.keras._layers import coupled_layers
 from marquardt.keras._memory import plan_memory
 
-__all__ = ["JacobianPlan", "StepConfig", "LMState", "StepInfo", "loop_config", "build_config"]
+__all__ = ["JacobianPlan", "StepConfig", "LMState", "StepInfo", "loop_config", "build_config",
+           "StepFunctions", "step_functions"]
 
 
 class JacobianPlan(NamedTuple):
@@ -126,3 +127,58 @@ def build_config(wrapper, *, p: int, k: int, rows: int | None, model_dtype: np.d
                       min_grad=opts.min_grad, plan=plan, kernel=bool(kernel),
                       noise=16.0 * float(np.finfo(model_dtype).eps),
                       cholesky_solve=cholesky_solve)
+
+
+class StepFunctions(NamedTuple):
+    """The batch and the two functions of weights one LM iteration evaluates (both backends)."""
+
+    batch: dict  # {"x": ..., "y": ..., "sw": ...}, the keys present that the data has
+    #: ``residual_fn(weights, batch) -> r`` (b, k), scaled so F = ½‖r‖² (the Jacobian's)
+    residual_fn: Callable
+    #: ``cost_fn(weights, dtype) -> (r, y_pred)``: the flat residuals of the whole batch in
+    #: ``dtype`` and the predictions (empty for a custom residual, which has no targets)
+    cost_fn: Callable
+
+
+def step_functions(wrapper, predict: Callable, x, y, sample_weight, scale) -> StepFunctions:
+    """The residuals of ``wrapper``'s loss (or its custom residual) for one batch, written
+    once with ``keras.ops`` for the TensorFlow and JAX steps.
+
+    Args:
+        predict: ``predict(weights, inputs)``, the network's stateless forward pass.
+        x, y, sample_weight: the batch.
+        scale: the factor that makes ½‖r‖² a per-sample mean loss (1/√n, n the samples of the
+            whole batch, all replicas' under ``tf.distribute``), or None for a summed loss.
+    """
+    import keras
+
+    batch = {"x": x}
+    if y is not None:
+        batch["y"] = y
+    if sample_weight is not None:
+        batch["sw"] = sample_weight
+    custom = wrapper.lm_custom_residual
+    if custom is not None:
+        def residual_fn(ws, b):
+            return custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
+
+        def cost_fn(ws, dtype):
+            r = residual_fn(ws, batch)
+            return keras.ops.reshape(keras.ops.cast(r, dtype), (-1,)), keras.ops.zeros((0,))
+
+        return StepFunctions(batch, residual_fn, cost_fn)
+
+    loss_fn = wrapper.lm_loss_residual[0]
+
+    def scaled(r):
+        return r if scale is None else r * keras.ops.cast(scale, r.dtype)
+
+    def residual_fn(ws, b):
+        return scaled(loss_fn(b.get("y"), predict(ws, b["x"]), b.get("sw")))
+
+    def cost_fn(ws, dtype):
+        y_pred = predict(ws, x)
+        r = scaled(loss_fn(y, y_pred, sample_weight))
+        return keras.ops.reshape(keras.ops.cast(r, dtype), (-1,)), y_pred
+
+    return StepFunctions(batch, residual_fn, cost_fn)

@@ -41,7 +41,8 @@ from marquardt._backend.jax.keras_jacobian import (
 from marquardt._core import iteration as core
 from marquardt._core.records import RUNNING, LoopState
 from marquardt._status import Status
-from marquardt.keras._step import LMState, StepConfig, StepInfo, build_config, loop_config
+from marquardt.keras._step import (
+    LMState, StepConfig, StepInfo, build_config, loop_config, step_functions)
 
 __all__ = ["lm_iteration", "step_config", "train_step"]
 
@@ -222,36 +223,15 @@ def train_step(wrapper, state, data):
         out, _ = net.stateless_call(ws, frozen, inputs, training=training)
         return out
 
-    batch = {"x": x}
-    if y is not None:
-        batch["y"] = y
-    if sample_weight is not None:
-        batch["sw"] = sample_weight
-
-    custom = wrapper.lm_custom_residual
-    if custom is not None:
-        def residual_fn(ws, b):
-            return custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
-    else:
-        loss_fn, per_batch_mean = wrapper.lm_loss_residual
-        scale = 1.0 / np.sqrt(n) if per_batch_mean else None
-
-        def residual_fn(ws, b):
-            r = loss_fn(b.get("y"), predict(ws, b["x"]), b.get("sw"))
-            return r if scale is None else r * jnp.asarray(scale, r.dtype)
-
+    per_batch_mean = wrapper.lm_custom_residual is None and wrapper.lm_loss_residual[1]
+    fns = step_functions(wrapper, predict, x, y, sample_weight,
+                         1.0 / np.sqrt(n) if per_batch_mean else None)
+    batch, residual_fn = fns.batch, fns.residual_fn
     cfg = step_config(wrapper, batch, weights, frozen)
     dtype = cfg.plan.dtype
 
     def cost_fn(ws):
-        if custom is not None:
-            r = residual_fn(ws, batch)
-            y_pred = jnp.zeros((0,))  # metrics need targets; a custom residual has none
-        else:
-            y_pred = predict(ws, x)
-            r = loss_fn(y, y_pred, sample_weight)
-            r = r if scale is None else r * jnp.asarray(scale, r.dtype)
-        return jnp.reshape(r, (-1,)).astype(dtype), y_pred
+        return fns.cost_fn(ws, dtype)
 
     lam, nu, d, started = (non_trainable[i] for i in lm_pos)
     lm_state = LMState(lam=lam.astype(dtype), nu=nu.astype(dtype), d=d.astype(dtype),
@@ -272,7 +252,7 @@ def train_step(wrapper, state, data):
 
     loss = info.cost.astype(keras.backend.floatx())
     logs, metrics_values = _metrics(wrapper, metrics_values, loss, n, y, info.y_pred,
-                                    sample_weight, custom)
+                                    sample_weight, wrapper.lm_custom_residual)
     logs = dict(logs)
     logs.update(lam=lm_state.lam, attempts=info.attempts, grad_norm=info.grad_norm,
                 step_norm=info.step_norm, lm_status=info.status)

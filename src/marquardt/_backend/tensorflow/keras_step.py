@@ -43,7 +43,7 @@ from marquardt._status import Status
 from marquardt._backend.tensorflow.keras_jacobian import (
     full_jacobian, normal_equations, per_sample_chunk)
 from marquardt.keras._step import (  # noqa: F401  (re-exported: the step's records)
-    JacobianPlan, LMState, StepConfig, StepInfo, build_config, loop_config)
+    JacobianPlan, LMState, StepConfig, StepInfo, build_config, loop_config, step_functions)
 
 __all__ = ["StepConfig", "LMState", "StepInfo", "lm_iteration", "loop_config", "train_step",
            "step_config"]
@@ -235,38 +235,18 @@ def train_step(wrapper, data):
         out, _ = net.stateless_call(ws, frozen, inputs, training=training)
         return out
 
-    batch = {"x": x}
-    if y is not None:
-        batch["y"] = y
-    if sample_weight is not None:
-        batch["sw"] = sample_weight
-
-    custom = wrapper.lm_custom_residual
-    if custom is not None:
-        def residual_fn(ws, b):
-            return custom(lambda inputs: predict(ws, inputs), b["x"], b.get("y"))
-    else:
-        loss_fn, per_batch_mean = wrapper.lm_loss_residual
+    scale = None
+    if wrapper.lm_custom_residual is None and wrapper.lm_loss_residual[1]:
         # Keras' mean is over the global batch: under tf.distribute, all replicas' samples
-        n_all = keras_distribute.replica_sum(n) if per_batch_mean else n
+        n_all = keras_distribute.replica_sum(n)
         scale = tf.math.rsqrt(tf.cast(n_all, first.dtype if first.dtype.is_floating else
-                                      tf.float32)) if per_batch_mean else None
-
-        def residual_fn(ws, b):
-            r = loss_fn(b.get("y"), predict(ws, b["x"]), b.get("sw"))
-            return r if scale is None else r * tf.cast(scale, r.dtype)
-
+                                      tf.float32))
+    fns = step_functions(wrapper, predict, x, y, sample_weight, scale)
+    batch, residual_fn = fns.batch, fns.residual_fn
     cfg = step_config(wrapper, batch, weights)
 
     def cost_fn(ws):
-        if custom is not None:
-            r = residual_fn(ws, batch)
-            y_pred = tf.zeros([0])  # metrics need targets; a custom residual has none
-        else:
-            y_pred = predict(ws, x)
-            r = loss_fn(y, y_pred, sample_weight)
-            r = r if scale is None else r * tf.cast(scale, r.dtype)
-        return tf.reshape(tf.cast(r, cfg.plan.dtype), [-1]), y_pred
+        return fns.cost_fn(ws, cfg.plan.dtype)
 
     dtype = cfg.plan.dtype
     state = LMState(lam=tf.cast(wrapper.lm_lambda, dtype), nu=tf.cast(wrapper.lm_nu, dtype),
@@ -291,7 +271,7 @@ def train_step(wrapper, data):
 
     loss = tf.cast(info.cost, keras.backend.floatx())
     wrapper._loss_tracker.update_state(loss, sample_weight=n)
-    if y is not None and wrapper._compile_metrics is not None and custom is None:
+    if y is not None and wrapper._compile_metrics is not None and wrapper.lm_custom_residual is None:
         wrapper._compile_metrics.update_state(y, info.y_pred, sample_weight)
     if y is not None and wrapper.lm_output_losses:
         wrapper._compile_loss(y, info.y_pred, sample_weight)  # per-output losses (`a_loss`)
