@@ -2,23 +2,21 @@
 
 ``parse_formula`` checks the text against the whitelist grammar of ``marquardt._formula_syntax``
 (never ``eval``: see that module's docstring for the grammar, the limits and why it is safe) and
-returns a :class:`Formula`, which evaluates its tree with NumPy or builds TensorFlow operations
-from it, looking functions up only in our own tables.
+returns a :class:`Formula`, which evaluates its tree with NumPy, or builds TensorFlow operations
+(``marquardt._backend.tensorflow.formula``) or ``jax.numpy`` ones from it, looking functions up
+only in our own tables; TensorFlow is imported only by the first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
 from marquardt._formula_syntax import (
     CONSTANTS, FUNCTIONS, FormulaError, _Binary, _Node,
     _Number, _Symbol, _TreeBuilder, _Unary, _names_argument, _parse_checked)
-
-if TYPE_CHECKING:  # TensorFlow is imported lazily: parsing and NumPy evaluation do not need it.
-    import tensorflow as tf
 
 __all__ = ["Formula", "FormulaError", "parse_formula", "FUNCTIONS", "CONSTANTS"]
 
@@ -37,7 +35,7 @@ class Formula:
     parameters: tuple[str, ...]
     _tree: _Node = field(repr=False)
 
-    def to_tensorflow(self) -> Callable[[Mapping[str, Any], Mapping[str, Any]], tf.Tensor]:
+    def to_tensorflow(self) -> Callable[[Mapping[str, Any], Mapping[str, Any]], Any]:
         """Compiles the formula to a function of TensorFlow tensors.
 
         The function is built from plain ``tf.math`` operations with no Python control flow on
@@ -58,12 +56,9 @@ class Formula:
             >>> float(fn({"x": tf.constant(0.0, tf.float64)}, {"a": 2.0, "b": 1.0}))
             2.0
         """
-        import tensorflow as tf
+        from marquardt._backend.tensorflow.formula import to_tensorflow
 
-        def fn(variables: Mapping[str, Any], params: Mapping[str, Any]) -> tf.Tensor:
-            return _call_tf(tf, self, variables, params, dtype=None)
-
-        return fn
+        return to_tensorflow(self)
 
     def evaluate_numpy(self, variables: Mapping[str, Any], params: Mapping[str, Any]) -> np.ndarray:
         """Evaluates the formula with NumPy in float64, as a reference for tests.
@@ -90,7 +85,7 @@ class Formula:
 
     def as_model(
         self, variable_names: Iterable[str], parameter_names: Iterable[str]
-    ) -> Callable[..., tf.Tensor]:
+    ) -> Callable[..., Any]:
         """Returns a ``curve_fit``-style model ``f(x, *params)`` built from TensorFlow operations.
 
         Args:
@@ -114,30 +109,9 @@ class Formula:
             >>> f(tf.constant([1.0, 2.0], tf.float64), 2.0, 1.0).numpy()
             array([3., 5.])
         """
-        import tensorflow as tf
+        from marquardt._backend.tensorflow.formula import as_model
 
-        variable_names, parameter_names = self._model_names(variable_names, parameter_names)
-        n_params = len(parameter_names)
-
-        def model(x: Any, *params: Any) -> tf.Tensor:
-            if len(params) != n_params:
-                raise TypeError(f"model takes x and {n_params} parameters {parameter_names}, got {len(params)}")
-            x = tf.convert_to_tensor(x)
-            if len(variable_names) == 1:
-                rows = [x[0] if x.shape.rank == 2 and x.shape[0] == 1 else x]
-            else:
-                if x.shape.rank is not None and (x.shape.rank != 2 or x.shape[0] not in (None, len(variable_names))):
-                    raise ValueError(
-                        f"`x` must have shape ({len(variable_names)}, m), one row per variable "
-                        f"{variable_names}. Received: x.shape={tuple(x.shape)}"
-                    )
-                rows = [x[i] for i in range(len(variable_names))]
-            # The dtype follows x and the parameters even when the formula uses none of them.
-            dtype = _common_tf_dtype(tf, [x, *params])
-            value = _call_tf(tf, self, dict(zip(variable_names, rows)), dict(zip(parameter_names, params)), dtype)
-            return tf.broadcast_to(value, tf.shape(rows[0]))
-
-        return model
+        return as_model(self, *self._model_names(variable_names, parameter_names))
 
 
     def _model_names(self, variable_names, parameter_names) -> tuple:
@@ -248,24 +222,6 @@ def parse_formula(
     )
 
 
-def _call_tf(
-    tf: Any, formula: Formula, variables: Mapping[str, Any], params: Mapping[str, Any], dtype: Any
-) -> Any:
-    """Evaluates ``formula`` with TensorFlow; ``dtype=None`` picks it from the inputs the formula uses."""
-    raw = _collect_inputs(formula.variables, formula.parameters, variables, params)
-    if dtype is None:
-        dtype = _common_tf_dtype(tf, raw.values())
-    env = {name: _to_tf(tf, value, dtype) for name, value in raw.items()}
-    return _evaluate_tf(tf, formula._tree, env, dtype)
-
-
-def _to_tf(tf: Any, value: Any, dtype: Any) -> Any:
-    """Casts a tensor (differentiably) or converts a number/array without a float32 detour."""
-    if isinstance(value, tf.Variable) or tf.is_tensor(value):
-        return tf.cast(value, dtype)
-    return tf.cast(tf.constant(np.asarray(value)), dtype)  # 0.1 stays 0.1 in float64
-
-
 def _collect_inputs(
     variables: tuple[str, ...],
     parameters: tuple[str, ...],
@@ -280,19 +236,6 @@ def _collect_inputs(
                 raise ValueError(f"no value given for {kind} {name!r}; the formula uses {kind}s {list(names)}")
             raw[name] = values[name]
     return raw
-
-
-def _common_tf_dtype(tf: Any, values: Iterable[Any]) -> Any:
-    """The widest floating dtype among tensor/array inputs; ``float32`` when there is none."""
-    best = None
-    for value in values:
-        dtype = getattr(value, "dtype", None)
-        if dtype is None:
-            continue  # a Python number: takes the others' dtype
-        dtype = tf.as_dtype(dtype)
-        if dtype.is_floating and (best is None or dtype.size > best.size):
-            best = dtype
-    return tf.float32 if best is None else best
 
 
 def _evaluate_numpy(node: _Node, env: Mapping[str, np.ndarray]) -> Any:
@@ -332,52 +275,3 @@ _NUMPY_BINARY: Mapping[str, Callable[[Any, Any], Any]] = {
     "/": np.true_divide,
     "**": np.power,
 }
-
-
-def _evaluate_tf(tf: Any, node: _Node, env: Mapping[str, Any], dtype: Any) -> Any:
-    if isinstance(node, _Number):
-        return tf.constant(node.value, dtype=dtype)
-    if isinstance(node, _Symbol):
-        if node.kind == "constant":
-            return tf.constant(CONSTANTS[node.name], dtype=dtype)
-        return env[node.name]
-    if isinstance(node, _Unary):
-        operand = _evaluate_tf(tf, node.operand, env, dtype)
-        return tf.math.negative(operand) if node.op == "-" else operand
-    if isinstance(node, _Binary):
-        left = _evaluate_tf(tf, node.left, env, dtype)
-        right = _evaluate_tf(tf, node.right, env, dtype)
-        if node.op == "+":
-            return tf.math.add(left, right)
-        if node.op == "-":
-            return tf.math.subtract(left, right)
-        if node.op == "*":
-            return tf.math.multiply(left, right)
-        if node.op == "/":
-            return tf.math.truediv(left, right)
-        return tf.math.pow(left, right)
-    args = [_evaluate_tf(tf, arg, env, dtype) for arg in node.args]
-    return _tf_function(tf, FUNCTIONS[node.function].tensorflow)(*args)
-
-
-def _tf_function(tf: Any, name: str) -> Callable[..., Any]:
-    """The TensorFlow operation for a name from the ``FUNCTIONS`` table (never from user text)."""
-    if name == "log10":  # tf.math has no log10: log(x) / log(10)
-        return lambda x: tf.math.log(x) / tf.math.log(tf.constant(10.0, dtype=x.dtype))
-    table = {
-        "exp": tf.math.exp,
-        "log": tf.math.log,
-        "sqrt": tf.math.sqrt,
-        "sin": tf.math.sin,
-        "cos": tf.math.cos,
-        "tan": tf.math.tan,
-        "asin": tf.math.asin,
-        "acos": tf.math.acos,
-        "atan": tf.math.atan,
-        "sinh": tf.math.sinh,
-        "cosh": tf.math.cosh,
-        "tanh": tf.math.tanh,
-        "abs": tf.math.abs,
-        "atan2": tf.math.atan2,
-    }
-    return table[name]
