@@ -15,12 +15,12 @@ same function with new data of the same shapes compiles nothing.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Callable, Hashable, NamedTuple, Sequence
 
 import jax
 import numpy as np
+
+from marquardt._cache import CompiledCache
 
 __all__ = ["float64", "cached", "forget", "trace_count", "jacobian", "DataLayout",
            "split_args", "is_jax_value", "CACHE_SIZE"]
@@ -28,8 +28,7 @@ __all__ = ["float64", "cached", "forget", "trace_count", "jacobian", "DataLayout
 #: Compiled solves kept (least recently used dropped first); each holds an XLA executable.
 CACHE_SIZE = 64
 
-_cache: OrderedDict = OrderedDict()
-_lock = threading.Lock()
+_cache = CompiledCache(CACHE_SIZE)
 _traces = {"count": 0}
 
 
@@ -50,31 +49,12 @@ def is_jax_value(value: Any) -> bool:
 def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
     """The compiled function for ``key``, built by ``factory()`` on a miss; ``key`` None or
     unhashable: built anew (compiled on each call)."""
-    if key is None:
-        return factory()
-    try:
-        hash(key)
-    except TypeError:
-        return factory()
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    fn = factory()
-    with _lock:
-        _cache[key] = fn
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return fn
+    return _cache.get(key, factory)
 
 
 def forget(key: Hashable | None) -> None:
     """Drop ``key`` from the cache (a build that failed)."""
-    with _lock:
-        try:
-            _cache.pop(key, None)
-        except TypeError:
-            pass
+    _cache.forget(key)
 
 
 def count_trace() -> None:

@@ -8,13 +8,12 @@ with other data or another start reuses the trace instead of retracing.
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 from typing import Any, Callable, Hashable, NamedTuple
 
 import tensorflow as tf
 
+from marquardt._cache import CompiledCache
 from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
@@ -25,7 +24,7 @@ __all__ = ["build_stepper", "residual_functions", "cached", "forget", "clear_cac
 #: Compiled solvers kept (least recently used are dropped first).
 CACHE_SIZE = 64
 
-_cache: "collections.OrderedDict[Hashable, Callable]" = collections.OrderedDict()
+_cache = CompiledCache(CACHE_SIZE)
 
 
 class _OurRetracingFilter(logging.Filter):
@@ -43,45 +42,26 @@ class _OurRetracingFilter(logging.Filter):
 
 
 tf.get_logger().addFilter(_OurRetracingFilter())
-_lock = threading.Lock()
 
 
 def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
     """The compiled solver for ``key``, built by ``factory()`` on a miss. ``key=None``: no cache."""
-    if key is None:
-        return factory()
-    try:
-        hash(key)
-    except TypeError:
-        return factory()
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    fn = factory()
-    with _lock:
-        _cache[key] = fn
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return fn
+    return _cache.get(key, factory)
 
 
 def keys() -> list:
     """The keys of the compiled functions cached now."""
-    with _lock:
-        return list(_cache)
+    return _cache.keys()
 
 
 def forget(key: Hashable | None) -> None:
     """Drop one compiled solver (after its tracing failed)."""
-    with _lock:
-        _cache.pop(key, None)
+    _cache.forget(key)
 
 
 def clear_cache() -> None:
     """Forget every compiled solver."""
-    with _lock:
-        _cache.clear()
+    _cache.clear()
 
 
 def cfg_jit(cfg: LoopConfig) -> bool:
