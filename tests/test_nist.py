@@ -32,8 +32,7 @@ DATA = pathlib.Path(__file__).parent / "data" / "nist"
 FILES = sorted(DATA.glob("*.dat"))
 SRC = str(pathlib.Path(marquardt.__file__).resolve().parents[1])
 
-# One xdist worker runs this whole module, so the 38 fits are made once (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("nist-tensorflow")
+# One xdist worker runs this whole module, so the 38 fits are made once (WHOLE_MODULES in tests/conftest.py).
 
 
 @pytest.fixture(scope="module")
