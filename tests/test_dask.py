@@ -42,6 +42,8 @@ from marquardt._batch import curve_fit_batch  # noqa: E402
 
 TOL = dict(ftol=1e-10, xtol=1e-10, gtol=1e-10)
 
+# One xdist worker runs this module: the two-process LocalCluster starts once (WHOLE_MODULES in tests/conftest.py).
+
 
 def decay(t, a, k):
     return a * np.exp(-k * t)

@@ -6,15 +6,17 @@ block (```bash, ```shell, ```console) in a fresh bash. Both run in a temporary d
 the clone's ``examples``, ``tests`` and ``benchmarks`` folders, with ``marquardt`` and ``python`` on
 the PATH meaning this checkout's package and this interpreter. Blocks that are not meant to run
 (output listings, usage synopses, JSON) carry another language (```text, ```json); a block without
-a language fails ``test_every_block_names_its_language``.
+a language fails ``test_every_block_names_its_language``. A `marquardt demo`, `fit` or `train`
+command that appears in more than one block (the README repeats docs/cli.md's) runs once per test
+session; every block that shows it gets its output and the files it wrote (``CommandCache``).
 
 Three kinds of shell command are not run as written, each said here, none silently:
 
 * setting up the environment (``python3 -m venv``, ``. .venv/bin/activate``, ``pip install``):
   the environment is the one these tests run in; ``test_install_commands_name_real_extras``
   checks that every extra they name exists in pyproject.toml;
-* ``python -m pytest ...`` (the suite itself) runs with ``--collect-only``: the suite runs in CI
-  anyway, and running it inside one of its tests would recurse.
+* ``python -m pytest ...`` (the suite itself) runs with ``-n 0 --collect-only``: the suite runs in
+  CI anyway, and running it inside one of its tests would recurse.
 
 Blocks that take more than a few seconds (training, the demo) are marked slow. Every run also checks
 stderr: no TensorFlow, absl or XLA start-up banner and no line printed more than once.
@@ -22,9 +24,13 @@ stderr: no TensorFlow, absl or XLA start-up banner and no line printed more than
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -89,13 +95,12 @@ def test_every_block_names_its_language():
     assert not unnamed, f"blocks with no language or an unknown one (use ```text for output): {unnamed}"
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> tuple[Path, dict]:
-    """A directory with the clone's example folders, and an environment whose ``marquardt`` and
-    ``python`` are this checkout's package and this interpreter."""
+def prepare(directory: Path) -> dict:
+    """Give ``directory`` the clone's example folders; return an environment whose ``marquardt``
+    and ``python`` are this checkout's package and this interpreter."""
     for name in ("examples", "tests", "benchmarks"):
-        (tmp_path / name).symlink_to(ROOT / name)
-    bin_dir = tmp_path / ".bin"
+        (directory / name).symlink_to(ROOT / name)
+    bin_dir = directory / ".bin"
     bin_dir.mkdir()
     for name, command in (("marquardt", f"{shlex.quote(sys.executable)} -m marquardt"),
                           ("python", shlex.quote(sys.executable)), ("python3", shlex.quote(sys.executable))):
@@ -107,7 +112,13 @@ def workdir(tmp_path: Path) -> tuple[Path, dict]:
     env["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [env.get("PYTHONPATH")])])
     env["MPLBACKEND"] = "Agg"
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user has: marquardt must keep stderr quiet itself
-    return tmp_path, env
+    return env
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> tuple[Path, dict]:
+    """A directory prepared as a clone's (see ``prepare``), and its environment."""
+    return tmp_path, prepare(tmp_path)
 
 
 def check_stderr(stderr: str, name: str) -> None:
@@ -123,20 +134,105 @@ def check_stderr(stderr: str, name: str) -> None:
 SETUP = re.compile(r"^(python3? -m venv \S+|\. \S+/bin/activate|pip install .*)$")
 
 
-def shell_script(block: Block) -> str:
-    """The block as a bash script: continued lines joined, comments dropped, setup commands
-    replaced by ``true`` and ``python -m pytest`` by its ``--collect-only`` form."""
+#: What ``python -m pytest ...`` gets: the options are parsed and the suite collected, in one
+#: process (``-n 0`` overrides ``-n 2`` after it, so xdist is still required).
+COLLECT_ONLY = " -n 0 --collect-only"
+
+
+def commands(block: Block) -> list[str]:
+    """The block's commands, one per line or ``&&`` part: continued lines joined, comments
+    dropped, setup commands replaced by ``true`` and ``python -m pytest`` by its
+    ``COLLECT_ONLY`` form."""
     text = re.sub(r"\\\n\s*", " ", block.text)
-    commands = []
+    out = []
     for line in text.splitlines():
         line = re.sub(r"\s+#.*$", "", line).strip()
         if not line or line.startswith("#"):
             continue
-        parts = [part.strip() for part in line.split("&&")]
-        parts = ["true" if SETUP.match(part) else part for part in parts]
-        parts = [part + " --collect-only" if part.startswith("python -m pytest") else part for part in parts]
-        commands.append(" && ".join(parts))
-    return "set -e\n" + "\n".join(commands) + "\n"
+        for part in (part.strip() for part in line.split("&&")):
+            part = "true" if SETUP.match(part) else part
+            out.append(part + COLLECT_ONLY if part.startswith("python -m pytest") else part)
+    return out
+
+
+def shell_script(block: Block) -> str:
+    """The block as one bash script (``set -e``) of its ``commands``."""
+    return "set -e\n" + "\n".join(commands(block)) + "\n"
+
+
+#: Commands that run the same way wherever they appear (they read the clone's example files
+#: and write only below the working directory): an identical one in another block (the README
+#: and docs/cli.md show the same `marquardt demo`, `fit` and `train`) runs once per test
+#: session, and each block gets its output and the files it wrote.
+SHARED_COMMAND = re.compile(r"^marquardt (demo|fit|train)\b[^;|&<>$`]*$")
+#: A block of such lines (and ``true``) runs command by command; any other block runs as one
+#: bash script, since its lines may depend on each other (``cd``, variables).
+PLAIN_COMMAND = re.compile(r"^(true|[\w./-]+( [^;|&<>$`]*)?)$")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandCache:
+    """Runs a ``SHARED_COMMAND`` once per session, for every xdist worker: the first caller runs
+    it in a directory of its own, under a file lock; later callers wait for it and reuse it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def run(self, command: str, cwd: Path, env: dict) -> Outcome:
+        key = hashlib.sha256(command.encode()).hexdigest()[:20]
+        entry = self.root / key
+        with open(self.root / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (entry / "outcome.json").exists():
+                work = entry / "work"
+                shutil.rmtree(work, ignore_errors=True)  # left by a run that timed out
+                work.mkdir(parents=True)
+                proc = subprocess.run(["bash", "-c", command], cwd=work, env=prepare(work),
+                                      capture_output=True, text=True, timeout=600)
+                (entry / "outcome.json").write_text(json.dumps([proc.returncode, proc.stdout, proc.stderr]))
+        work = entry / "work"
+        for item in work.iterdir():  # what the command wrote, into the caller's directory
+            if item.name not in ("examples", "tests", "benchmarks", ".bin"):
+                if item.is_dir():
+                    shutil.copytree(item, cwd / item.name, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(item, cwd / item.name)
+        return Outcome(*json.loads((entry / "outcome.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def command_cache(tmp_path_factory) -> CommandCache:
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one per worker
+    return CommandCache(shared / "docs-shell-commands")
+
+
+def run_block(block: Block, cwd: Path, env: dict, cache: CommandCache) -> Outcome:
+    """The block's commands as ``bash -e`` would run them, each shared command once per session."""
+    parts = commands(block)
+    if not all(PLAIN_COMMAND.match(part) for part in parts):
+        proc = subprocess.run(["bash", "-c", shell_script(block)], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=600)
+        return Outcome(proc.returncode, proc.stdout, proc.stderr)
+    stdout, stderr = "", ""
+    for part in parts:
+        if SHARED_COMMAND.match(part):
+            done = cache.run(part, cwd, env)
+        else:
+            proc = subprocess.run(["bash", "-c", part], cwd=cwd, env=env, capture_output=True, text=True,
+                                  timeout=600)
+            done = Outcome(proc.returncode, proc.stdout, proc.stderr)
+        stdout, stderr = stdout + done.stdout, stderr + done.stderr
+        if done.returncode:
+            return Outcome(done.returncode, stdout, stderr)
+    return Outcome(0, stdout, stderr)
 
 
 def marks(block: Block):
@@ -144,10 +240,9 @@ def marks(block: Block):
 
 
 @pytest.mark.parametrize("block", [pytest.param(b, id=b.name, marks=marks(b)) for b in SHELL])
-def test_shell_block_runs(block: Block, workdir):
+def test_shell_block_runs(block: Block, workdir, command_cache):
     cwd, env = workdir
-    proc = subprocess.run(["bash", "-c", shell_script(block)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = run_block(block, cwd, env, command_cache)
     assert proc.returncode == 0, f"{block.name} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     check_stderr(proc.stderr, block.name)
 
@@ -189,7 +284,7 @@ def test_python_blocks_run(path: Path, workdir):
 
 
 @pytest.mark.slow
-def test_the_fit_listing_of_docs_cli_is_what_the_command_prints(workdir):
+def test_the_fit_listing_of_docs_cli_is_what_the_command_prints(workdir, command_cache):
     """docs/cli.md shows `marquardt fit examples/cli/decay.csv ...`'s report: it must be the report
     the command prints today (the fit is deterministic; only the measured cost reduction of the
     status line may differ in its last digits)."""
@@ -197,8 +292,7 @@ def test_the_fit_listing_of_docs_cli_is_what_the_command_prints(workdir):
     listing = next(b.text for b in blocks(ROOT / "docs" / "cli.md")
                    if b.language == "text" and b.text.startswith("[[Model]]"))
     command = next(b for b in SHELL if b.path.name == "cli.md" and "marquardt fit" in b.text)
-    proc = subprocess.run(["bash", "-c", shell_script(command).replace(" --report out/fit", "")], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = run_block(command, cwd, env, command_cache)  # the report goes to files and stderr only
     assert proc.returncode == 0, proc.stderr
 
     def comparable(text: str) -> list[str]:
