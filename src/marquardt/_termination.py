@@ -28,7 +28,7 @@ from marquardt._status import Status
 from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
-           "damping_limit_status", "STATIONARY_COSINE"]
+           "rounded_away", "damping_limit_status", "STATIONARY_COSINE"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
 #: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
@@ -83,6 +83,27 @@ def damping_limited_away(damping_term, curvature, cosine, xp=None):
     xp = xp or array_namespace(damping_term, curvature, cosine)
     return xp.logical_and(xp.greater(damping_term, curvature),
                           xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
+
+
+def rounded_away(p, cosine, one_residual: bool, xp=None):
+    """(…,) bool: the step p rounded to nothing (x + p = x in every parameter) at a point whose
+    gradient cosine exceeds ``STATIONARY_COSINE`` or is not a number: the fit must stop there
+    (a larger λ only shortens the step) and must not report success.
+
+    There the cost is flat to working precision along a direction in which the gradient still
+    points: a column of J has vanished with the cost at an infimum at infinity (Moré, Garbow &
+    Hillstrom's Jennrich-Sampson from 10·x₀, x₁ → −∞, cosine 0.16; Bard from 100·x₀,
+    x₂, x₃ → −∞, cosine 0.83), where ``xtol`` on the zero step reported success.
+
+    ``one_residual``: with m = 1 the cosine |J r| / (|r| ‖J‖) is 1 at every point where J ≠ 0
+    and says nothing about stationarity (at the minimum of x² + 5, J = 2x rounds to ~1e-8, not
+    to 0): there the step tests decide, as in MINPACK and SciPy (SciPy's ``test_workers``).
+    """
+    xp = xp or array_namespace(p, cosine)
+    zero = xp.all(xp.equal(p, 0.0), axis=-1)
+    if one_residual:
+        return xp.logical_and(zero, xp.less(cosine, -1.0))  # False, shaped like the batch
+    return xp.logical_and(zero, xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
 
 
 def damping_limit_status(cosine, xp=None):
