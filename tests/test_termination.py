@@ -1,9 +1,12 @@
 """Termination tests with SciPy's meanings, and the status messages."""
 
 import numpy as np
+import pytest
 
+import marquardt
 from marquardt._status import Status, status_message
-from marquardt._termination import gradient_cosine, gradient_status, step_status
+from marquardt._termination import (STATIONARY_COSINE, gradient_cosine, gradient_status,
+                                    rounded_away, step_status)
 
 R = int(Status.RUNNING)
 
@@ -42,3 +45,25 @@ def test_status_messages_carry_numbers():
                    "(gradient cosine 3.1e-11 <= gtol 1e-10).")
     assert Status(2) is Status.FTOL and Status.FTOL.success and not Status.MAX_NFEV.success
     assert int(Status.MAX_NFEV) == 0 and int(Status.IMPROPER_INPUT) == -1
+
+
+def test_rounded_away():
+    """A step of exactly zero stops the fit as a stall where the gradient cosine is large (or
+    not a number); a nonzero step, or a zero one at a stationary point, is left to the step
+    tests; with one residual the cosine says nothing and the step tests decide."""
+    p = np.array([[0.0, 0.0], [0.0, 0.0], [1e-300, 0.0], [0.0, -0.0], [0.0, 0.0]])
+    cos = np.array([0.5, STATIONARY_COSINE, 0.5, 2 * STATIONARY_COSINE, np.nan])
+    assert rounded_away(p, cos, False).tolist() == [True, False, False, True, True]
+    assert rounded_away(p, cos, True).tolist() == [False] * 5
+
+
+@pytest.mark.parametrize("damping", ["nielsen", "trust-region"])
+@pytest.mark.parametrize("jac", ["2-point", lambda x: 2.0 * x[None, :]])
+def test_one_residual_minimum_is_a_success(damping, jac):
+    """x² + 5 (SciPy's ``fun_trivial``): at its minimum J = 2x rounds to ~1e-8, not 0, so the
+    gradient cosine |J r| / (|r| |J|) stays 1; the zero step there is the xtol stop (or gtol
+    where J is exactly 0), a success, as in MINPACK and SciPy (``TestLM.test_workers``)."""
+    res = marquardt.least_squares(lambda x: x**2 + 5.0, 2.0, jac=jac, damping=damping)
+    assert res.success, res.message
+    assert res.status in (Status.XTOL, Status.GTOL)
+    assert abs(res.x[0]) < 1e-7 and res.cost == 12.5
