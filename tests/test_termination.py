@@ -5,8 +5,8 @@ import pytest
 
 import marquardt
 from marquardt._status import Status, status_message
-from marquardt._termination import (STATIONARY_COSINE, gradient_cosine, gradient_status,
-                                    rounded_away, step_status)
+from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
+                                    gradient_cosine, gradient_status, rounded_away, step_status)
 
 R = int(Status.RUNNING)
 
@@ -52,9 +52,25 @@ def test_rounded_away():
     not a number); a nonzero step, or a zero one at a stationary point, is left to the step
     tests; with one residual the cosine says nothing and the step tests decide."""
     p = np.array([[0.0, 0.0], [0.0, 0.0], [1e-300, 0.0], [0.0, -0.0], [0.0, 0.0]])
-    cos = np.array([0.5, STATIONARY_COSINE, 0.5, 2 * STATIONARY_COSINE, np.nan])
+    cos = np.array([0.5, ROUNDED_COSINE, 0.5, 2 * ROUNDED_COSINE, np.nan])
     assert rounded_away(p, cos, False).tolist() == [True, False, False, True, True]
     assert rounded_away(p, cos, True).tolist() == [False] * 5
+    # residuals at their rounding level (‖r‖ ≤ 100 ε Σⱼ ‖Jⱼ‖ |xⱼ|): noise, whatever the cosine
+    level = ROUNDING_RESIDUAL * EPSILON * 45.0
+    stop = rounded_away(np.zeros((3, 2)), np.array([0.5, 0.5, 0.5]), False,
+                        np.array([level, 1.01 * level, 1.0]), np.full(3, 45.0))
+    assert stop.tolist() == [False, True, True]
+
+
+@pytest.mark.parametrize("damping", ["nielsen", "trust-region"])
+def test_exact_fit_ends_in_success(damping):
+    """A zero-residual fit at its solution: r is rounding noise (‖r‖ = 1e-15, gradient
+    cosine 0.12) and the trust-region step rounds to nothing there; that is convergence."""
+    t = np.linspace(0, 4, 30)
+    res = marquardt.least_squares(lambda p: p[0] * t + p[1] - 3 * t - 1, [1.0, 1.0],
+                                  damping=damping)
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, [3.0, 1.0], rtol=1e-14)
 
 
 @pytest.mark.parametrize("damping", ["nielsen", "trust-region"])

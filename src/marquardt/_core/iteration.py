@@ -366,7 +366,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
-    rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), xp)
+    model_size = xp.sum(xp.sqrt(prep.lin.colsq) * xp.abs(s.x), axis=-1)  # Σⱼ ‖J̃ⱼ‖ |xⱼ|
+    rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
+                                        model_size, xp)
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
