@@ -6,7 +6,8 @@ import pytest
 import marquardt
 from marquardt._status import Status, status_message
 from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
-                                    gradient_cosine, gradient_status, rounded_away, step_status)
+                                    gradient_cosine, gradient_status, machine_epsilon,
+                                    rounded_away, step_status)
 
 R = int(Status.RUNNING)
 
@@ -60,6 +61,12 @@ def test_rounded_away():
     stop = rounded_away(np.zeros((3, 2)), np.array([0.5, 0.5, 0.5]), False,
                         np.array([level, 1.01 * level, 1.0]), np.full(3, 45.0))
     assert stop.tolist() == [False, True, True]
+    # ε of the fit's dtype: a float32 fit's rounding level is 2²⁹ times float64's
+    assert machine_epsilon(np.dtype("float32")) == 2.0 ** -23
+    assert machine_epsilon(np.dtype("float64")) == EPSILON == 2.0 ** -52
+    stop = rounded_away(np.zeros((1, 2), np.float32), np.array([0.5]), False,
+                        np.array([1e-6]), np.array([45.0]), epsilon=2.0 ** -23)
+    assert stop.tolist() == [False]
 
 
 @pytest.mark.parametrize("damping", ["nielsen", "trust-region"])

@@ -34,7 +34,7 @@ from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
            "rounded_away", "damping_limit_status", "STATIONARY_COSINE",
-           "ROUNDED_COSINE", "ROUNDING_RESIDUAL"]
+           "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
 #: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
@@ -52,10 +52,17 @@ STATIONARY_COSINE = 1e-6
 #: must catch have cosines of 0.16 and 0.83.
 ROUNDED_COSINE = 1e-4
 
-#: Machine epsilon of float64, the dtype of every fit that reaches ``rounded_away``'s test
-#: with a step of exactly zero (float32 fits have a larger ε; the test is then only stricter
-#: about calling residuals noise).
+#: Machine epsilon of float64, ``rounded_away``'s default ε (``machine_epsilon`` for others).
 EPSILON = 2.0 ** -52
+_EPSILONS = {"float64": EPSILON, "float32": 2.0 ** -23, "float16": 2.0 ** -10,
+             "bfloat16": 2.0 ** -7}
+
+
+def machine_epsilon(dtype) -> float:
+    """ε of a floating dtype given as NumPy's, TensorFlow's or JAX's (by its name; float64's
+    for a name not listed)."""
+    name = getattr(dtype, "name", None) or str(dtype)
+    return _EPSILONS.get(str(name), EPSILON)
 
 #: Residuals no larger than this many ε times Σⱼ ‖Jⱼ‖ |xⱼ| (the size of the model's terms that
 #: depend on x) are rounding noise: a zero-residual fit at its solution (``rounded_away``).
@@ -113,7 +120,8 @@ def damping_limited_away(damping_term, curvature, cosine, xp=None):
                           xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
 
 
-def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp=None):
+def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp=None,
+                 epsilon: float = EPSILON):
     """(…,) bool: the step p rounded to nothing (x + p = x in every parameter) at a point whose
     gradient cosine exceeds ``ROUNDED_COSINE`` or is not a number: the fit must stop there
     (a larger λ only shortens the step) and must not report success.
@@ -128,9 +136,9 @@ def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp
       J ≠ 0 (at the minimum of x² + 5, J = 2x rounds to ~1e-8, not to 0; SciPy's
       ``test_workers``);
     * the residuals are at their rounding level, ‖r‖ ≤ ``ROUNDING_RESIDUAL`` · ε · Σⱼ ‖Jⱼ‖ |xⱼ|
-      (``r_norm``, ``model_size`` = Σⱼ ‖Jⱼ‖ |xⱼ|): a zero-residual fit at its solution, whose
-      r is rounding noise and so is the direction of r (a straight line fitted exactly:
-      ‖r‖ = 1e-15, cosine 0.12).
+      (``r_norm``, ``model_size`` = Σⱼ ‖Jⱼ‖ |xⱼ|, ε = ``epsilon`` of the fit's dtype): a
+      zero-residual fit at its solution, whose r is rounding noise and so is the direction of
+      r (a straight line fitted exactly: ‖r‖ = 1e-15, cosine 0.12).
     """
     xp = xp or array_namespace(p, cosine)
     zero = xp.all(xp.equal(p, 0.0), axis=-1)
@@ -138,7 +146,7 @@ def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp
         return xp.logical_and(zero, xp.less(cosine, -1.0))  # False, shaped like the batch
     away = xp.logical_not(xp.less_equal(cosine, ROUNDED_COSINE))
     if r_norm is not None:
-        noise = ROUNDING_RESIDUAL * EPSILON * model_size
+        noise = ROUNDING_RESIDUAL * epsilon * model_size
         away = xp.logical_and(away, xp.logical_not(xp.less_equal(r_norm, noise)))
     return xp.logical_and(zero, away)
 

@@ -368,7 +368,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
     model_size = xp.sum(xp.sqrt(prep.lin.colsq) * xp.abs(s.x), axis=-1)  # Σⱼ ‖J̃ⱼ‖ |xⱼ|
     rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
-                                        model_size, xp)
+                                        model_size, xp,
+                                        _termination.machine_epsilon(s.cost.dtype))
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
