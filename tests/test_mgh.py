@@ -75,3 +75,22 @@ def test_certified_minimum_trust_region(name, factor):
     p, res, f = _fit(name, factor, "trust-region")
     _assert_minimum(p, f)
     assert res.success
+
+
+# minima at infinity: a column of J vanishes (Jennrich-Sampson x₁ → −∞; Bard x₂, x₃ → −∞) with
+# the cost at its infimum there, f where MINPACK lm stops too, gradient cosine 0.16 and 0.83.
+# The trust radius shrank until x + p = x and xtol reported success on the zero step; now
+# the core stops there as STALLED (``_termination.rounded_away``).
+AT_INFINITY = [pytest.param("jennrich_sampson", 10, 259.58019013, marks=pytest.mark.slow),
+               ("bard", 100, 17.428693333)]
+
+
+@pytest.mark.parametrize("name, factor, f_stop", AT_INFINITY)
+def test_minimum_at_infinity_is_no_success(name, factor, f_stop):
+    p, res, f = _fit(name, factor, "trust-region")
+    assert f == pytest.approx(f_stop, rel=1e-9)
+    assert res.status == Status.STALLED and not res.success, res.message
+    assert "rounded to nothing" in res.message and "gradient cosine" in res.message
+    r, j = p.fun(res.x), p.jac(res.x)
+    cosine = np.max(np.abs(j.T @ r) / (np.linalg.norm(r) * np.linalg.norm(j, axis=0)))
+    assert cosine > 0.1

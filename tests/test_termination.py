@@ -1,9 +1,13 @@
 """Termination tests with SciPy's meanings, and the status messages."""
 
 import numpy as np
+import pytest
 
+import marquardt
 from marquardt._status import Status, status_message
-from marquardt._termination import gradient_cosine, gradient_status, step_status
+from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
+                                    gradient_cosine, gradient_status, machine_epsilon,
+                                    rounded_away, step_status)
 
 R = int(Status.RUNNING)
 
@@ -42,3 +46,47 @@ def test_status_messages_carry_numbers():
                    "(gradient cosine 3.1e-11 <= gtol 1e-10).")
     assert Status(2) is Status.FTOL and Status.FTOL.success and not Status.MAX_NFEV.success
     assert int(Status.MAX_NFEV) == 0 and int(Status.IMPROPER_INPUT) == -1
+
+
+def test_rounded_away():
+    """A step of exactly zero stops the fit as a stall where the gradient cosine is large (or
+    not a number); a nonzero step, or a zero one at a stationary point, is left to the step
+    tests; with one residual the cosine says nothing and the step tests decide."""
+    p = np.array([[0.0, 0.0], [0.0, 0.0], [1e-300, 0.0], [0.0, -0.0], [0.0, 0.0]])
+    cos = np.array([0.5, ROUNDED_COSINE, 0.5, 2 * ROUNDED_COSINE, np.nan])
+    assert rounded_away(p, cos, False).tolist() == [True, False, False, True, True]
+    assert rounded_away(p, cos, True).tolist() == [False] * 5
+    # residuals at their rounding level (‖r‖ ≤ 100 ε Σⱼ ‖Jⱼ‖ |xⱼ|): noise, whatever the cosine
+    level = ROUNDING_RESIDUAL * EPSILON * 45.0
+    stop = rounded_away(np.zeros((3, 2)), np.array([0.5, 0.5, 0.5]), False,
+                        np.array([level, 1.01 * level, 1.0]), np.full(3, 45.0))
+    assert stop.tolist() == [False, True, True]
+    # ε of the fit's dtype: a float32 fit's rounding level is 2²⁹ times float64's
+    assert machine_epsilon(np.dtype("float32")) == 2.0 ** -23
+    assert machine_epsilon(np.dtype("float64")) == EPSILON == 2.0 ** -52
+    stop = rounded_away(np.zeros((1, 2), np.float32), np.array([0.5]), False,
+                        np.array([1e-6]), np.array([45.0]), epsilon=2.0 ** -23)
+    assert stop.tolist() == [False]
+
+
+@pytest.mark.parametrize("damping", ["nielsen", "trust-region"])
+def test_exact_fit_ends_in_success(damping):
+    """A zero-residual fit at its solution: r is rounding noise (‖r‖ = 1e-15, gradient
+    cosine 0.12) and the trust-region step rounds to nothing there; that is convergence."""
+    t = np.linspace(0, 4, 30)
+    res = marquardt.least_squares(lambda p: p[0] * t + p[1] - 3 * t - 1, [1.0, 1.0],
+                                  damping=damping)
+    assert res.success, res.message
+    np.testing.assert_allclose(res.x, [3.0, 1.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("damping", ["nielsen", "trust-region"])
+@pytest.mark.parametrize("jac", ["2-point", lambda x: 2.0 * x[None, :]])
+def test_one_residual_minimum_is_a_success(damping, jac):
+    """x² + 5 (SciPy's ``fun_trivial``): at its minimum J = 2x rounds to ~1e-8, not 0, so the
+    gradient cosine |J r| / (|r| |J|) stays 1; the zero step there is the xtol stop (or gtol
+    where J is exactly 0), a success, as in MINPACK and SciPy (``TestLM.test_workers``)."""
+    res = marquardt.least_squares(lambda x: x**2 + 5.0, 2.0, jac=jac, damping=damping)
+    assert res.success, res.message
+    assert res.status in (Status.XTOL, Status.GTOL)
+    assert abs(res.x[0]) < 1e-7 and res.cost == 12.5

@@ -20,9 +20,10 @@ class Status(enum.IntEnum):
 
     #: Internal: the solve is still running (never returned to users).
     RUNNING = -100
-    #: The damping λ reached its upper limit without any step lowering the cost, at a point
-    #: whose gradient is not small (gradient cosine above
-    #: ``marquardt._termination.STATIONARY_COSINE``): not a minimum, a stall.
+    #: No step lowers the cost, at a point whose gradient is not small (gradient cosine above
+    #: ``marquardt._termination.STATIONARY_COSINE``): the damping λ reached its upper limit, or
+    #: the step rounded to nothing (x + p = x; ``marquardt._termination.rounded_away``, a cost
+    #: flat to working precision along a vanished column of J). Not a minimum, a stall.
     STALLED = -4
     #: A residual or Jacobian became NaN or Inf at the current best point.
     NON_FINITE = -3
@@ -55,8 +56,8 @@ class Status(enum.IntEnum):
 _MESSAGES = {
     Status.RUNNING: "The solve is still running.",
     Status.STALLED: (
-        "The damping reached its upper limit with no step lowering the cost, away from a "
-        "stationary point{detail}."
+        "No step lowers the cost (the damping reached its upper limit or the step rounded to "
+        "nothing), away from a stationary point{detail}."
     ),
     Status.NON_FINITE: "The residuals or the Jacobian became non-finite{detail}.",
     Status.CALLBACK: "Stopped by the callback{detail}.",

@@ -318,6 +318,12 @@ def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
     return xp.norm(prep.sqrt_d * p_hat, axis=-1)
 
 
+def _one_residual(f) -> bool:
+    """The problem has a single residual (m = 1, known from the static shape of r)."""
+    m = f.shape[-1]
+    return m is not None and int(m) == 1
+
+
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
           reduce=None, all_live: bool = False) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
@@ -358,6 +364,13 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
     tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
                      RUNNING, tstat)
+    # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
+    # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
+    model_size = xp.sum(xp.sqrt(prep.lin.colsq) * xp.abs(s.x), axis=-1)  # Σⱼ ‖J̃ⱼ‖ |xⱼ|
+    rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
+                                        model_size, xp,
+                                        _termination.machine_epsilon(s.cost.dtype))
+    tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
     tstat = xp.where(xp.logical_and(running,
