@@ -24,7 +24,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import marquardt.keras as mk  # noqa: E402
-from marquardt._damping import TrainLM  # noqa: E402
 
 x = np.linspace(0, 4, 50)
 y = 2.5 * np.exp(-1.3 * x) + 0.5 + 0.01 * np.random.default_rng(0).normal(size=50)
