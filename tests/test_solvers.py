@@ -66,6 +66,30 @@ def test_cholesky_falls_back_on_singular_system():
     np.testing.assert_allclose(delta, -np.linalg.pinv(j) @ r, rtol=1e-8)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "tensorflow"])
+@pytest.mark.parametrize("solver", SOLVERS, ids=lambda s: s.name)
+def test_solve_checked_reports_each_failed_cholesky(solver, backend):
+    """``solve_checked`` gives ``solve``'s step and, per system, whether the Cholesky factor
+    failed: problem 0 has duplicated columns of J (A = [[1, 1], [1, 1]], singular) and λ =
+    1e-20, below A's rounding level, so its factorisation fails exactly (pivot
+    (1 + λ) − 1·1 = 0 in floating point); problem 1 is well posed. Solvers
+    without a Cholesky factorisation never report a failure."""
+    if isinstance(solver, KernelSolver):  # m < n: K = JJᵀ = [[1, 1], [1, 1]] for problem 0
+        j = np.array([[[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]], [[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]]])
+    else:
+        j = np.array([[[1.0, 1.0]] * 4, [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 0.0]]]) * 0.5
+    r = np.ones(j.shape[:2])
+    d = np.ones((2, j.shape[-1]))
+    lam = np.array([1e-20, 1e-3])
+    arrays = (j, r, d, lam) if backend == "numpy" else tuple(map(tf.constant, (j, r, d, lam)))
+    fac = solver.factor(*arrays[:3])
+    delta, failed = solver.solve_checked(fac, arrays[3])
+    falls_back = isinstance(solver, (CholeskySolver, KernelSolver))
+    np.testing.assert_array_equal(np.asarray(failed), [falls_back, False])
+    np.testing.assert_array_equal(np.asarray(delta), np.asarray(solver.solve(fac, arrays[3])))
+    assert np.all(np.isfinite(np.asarray(delta)))
+
+
 def test_svd_handles_rank_deficiency_and_wide_jacobian():
     rng = np.random.default_rng(2)
     j = rng.normal(size=(3, 6))  # m < n

@@ -19,9 +19,11 @@ quieten TensorFlow's start-up logging before it is imported.
 
 Imported before TensorFlow, ``marquardt`` sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless the user has set it:
 TensorFlow's C++ log (the absl and CPU-feature start-up banners, and one "Cholesky decomposition was
-not successful" warning per rejected factorisation, which the LM step notices and handles) then
-stays off stderr. ``TF_CPP_MIN_LOG_LEVEL=0`` shows it again. TensorFlow reads the variable once, when
-it is imported: imported after TensorFlow, ``marquardt`` changes nothing.
+not successful" warning per rejected factorisation, which the LM step notices, handles and
+counts in the Keras logs' ``cholesky_failures``) then stays off stderr. ``TF_CPP_MIN_LOG_LEVEL=0``
+shows it again. TensorFlow reads the variable once, when it is imported: imported after
+TensorFlow, ``marquardt`` changes nothing (docs/keras.md, "Quiet output and failed
+factorisations").
 """
 
 from __future__ import annotations

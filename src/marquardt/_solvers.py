@@ -37,6 +37,10 @@ the SVD, w = σ², b = σ c; from the eigen-decomposition, w = Λ, b = Qᵀĝ; t
 eigen-decompose the scaled normal matrix once per iteration (O(n³), like one more factor);
 the kernel form eigen-decomposes K = J D⁻¹ Jᵀ = QΛQᵀ, b = √Λ Qᵀr.
 
+Each solver's ``solve_checked(fac, lam)`` gives the step and, per system, whether its Cholesky
+factorisation failed so that the eigen route gave the step (always False for the SVD and
+eigen solvers); the Keras executors count these attempts (the ``cholesky_failures`` log).
+
 All functions accept batched leading dimensions (one system per problem), and run on NumPy
 arrays on the host or on tensors in a compiled graph: each takes the array namespace ``xp``
 (``marquardt._xp``), found from its arguments when not given.
@@ -56,6 +60,7 @@ __all__ = [
     "UnrolledCholeskySolver",
     "KernelSolver",
     "solve_normal",
+    "solve_normal_checked",
     "solve_kernel",
     "get_solver",
     "Spectrum",
@@ -106,6 +111,11 @@ class SVDSolver:
         # changed the last bits of the steps (NIST ENSO from start 1: LRE 6.6 became 6.4)
         z = -fac.s * fac.c / (fac.s * fac.s + lam)
         return fac.inv_sqrt_d * _matvec(fac.v, z, xp)
+
+    def solve_checked(self, fac: SVDFactor, lam, xp=None):
+        """``(δ, failed)`` as ``CholeskySolver.solve_checked``; an SVD never fails."""
+        xp = xp or array_namespace(fac.s, lam)
+        return self.solve(fac, lam, xp), _never_failed(lam, xp)
 
     def spectrum(self, fac: SVDFactor, xp=None) -> Spectrum:
         return Spectrum(w=fac.s * fac.s, b=fac.s * fac.c)
@@ -167,6 +177,11 @@ class EigenSolver:
     def solve(self, fac: EigenFactor, lam, xp=None):
         return _eigen_solve(fac, lam, xp or array_namespace(fac.w, lam))
 
+    def solve_checked(self, fac: EigenFactor, lam, xp=None):
+        """``(δ, failed)`` as ``CholeskySolver.solve_checked``; never failed."""
+        xp = xp or array_namespace(fac.w, lam)
+        return _eigen_solve(fac, lam, xp), _never_failed(lam, xp)
+
     def spectrum(self, fac: EigenFactor, xp=None) -> Spectrum:
         return Spectrum(w=fac.w, b=fac.qg)
 
@@ -183,6 +198,13 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=None, xp=None):
     (``xp.cholesky_solve_or_nan``) by default; ``UnrolledCholeskySolver`` and the Keras step
     (host LAPACK for large systems on a CPU) pass their own.
     """
+    return solve_normal_checked(a, g, lam, d, cholesky_solve=cholesky_solve, xp=xp)[0]
+
+
+def solve_normal_checked(a, g, lam, d, *, cholesky_solve=None, xp=None):
+    """``(δ, failed)``: ``solve_normal``'s step and, per system (…,), whether its Cholesky
+    factorisation failed so that the eigen route gave the step (the executors count these:
+    the Keras logs' ``cholesky_failures``)."""
     xp = xp or array_namespace(a, g, lam, d)
     cholesky_solve = cholesky_solve or xp.cholesky_solve_or_nan
     inv_sqrt_d = 1.0 / xp.sqrt(d)
@@ -200,7 +222,12 @@ def solve_normal(a, g, lam, d, *, cholesky_solve=None, xp=None):
         eigen = _eigen_solve(_eigen_factor_normal(a, g, d, xp), lam, xp)
         return xp.where(xp.expand_dims(ok, -1), step, eigen)
 
-    return xp.cond(xp.all(ok), by_cholesky, per_system)
+    return xp.cond(xp.all(ok), by_cholesky, per_system), xp.logical_not(ok)
+
+
+def _never_failed(lam, xp):
+    """(…,) False: a solver without a Cholesky factorisation never falls back."""
+    return xp.less(lam, float("-inf"))
 
 
 #: Largest n for which ``UnrolledCholeskySolver`` writes the factorisation out entry by entry
@@ -272,9 +299,14 @@ class CholeskySolver:
         return NormalFactor(a=a, g=g, d=d)
 
     def solve(self, fac: NormalFactor, lam, xp=None):
+        return self.solve_checked(fac, lam, xp)[0]
+
+    def solve_checked(self, fac: NormalFactor, lam, xp=None):
+        """``(δ, failed)``: the step, and per system whether the Cholesky factor of
+        A + λD was not finite (the eigen-decomposition then gave the step)."""
         xp = xp or array_namespace(fac.a, lam)
-        return solve_normal(fac.a, fac.g, lam, fac.d, xp=xp,
-                            cholesky_solve=lambda m, b: self.cholesky_solve(m, b, xp))
+        return solve_normal_checked(fac.a, fac.g, lam, fac.d, xp=xp,
+                                    cholesky_solve=lambda m, b: self.cholesky_solve(m, b, xp))
 
     def spectrum(self, fac: NormalFactor, xp=None) -> Spectrum:
         xp = xp or array_namespace(fac.a, fac.g)
@@ -337,10 +369,15 @@ class KernelSolver:
         return KernelFactor(k=k, j=j, r=r, inv_d=inv_d)
 
     def solve(self, fac: KernelFactor, lam, xp=None):
+        return self.solve_checked(fac, lam, xp)[0]
+
+    def solve_checked(self, fac: KernelFactor, lam, xp=None):
+        """``(δ, failed)``: the step, and per system whether the Cholesky factor of K + λI
+        was not finite (the eigen-decomposition then gave y)."""
         xp = xp or array_namespace(fac.k, lam)
         ones = xp.ones_like(fac.r)
-        y = solve_normal(fac.k, -fac.r, lam, ones, xp=xp)  # (K + λI) y = r
-        return -fac.inv_d * _rmatvec(fac.j, y, xp)
+        y, failed = solve_normal_checked(fac.k, -fac.r, lam, ones, xp=xp)  # (K + λI) y = r
+        return -fac.inv_d * _rmatvec(fac.j, y, xp), failed
 
     def spectrum(self, fac: KernelFactor, xp=None) -> Spectrum:
         # ‖√D δ‖² = yᵀ K y with y = (K + λI)⁻¹ r

@@ -10,6 +10,7 @@ printed and that TensorFlow is not even imported. ``train`` and ``demo`` need ``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -421,7 +422,26 @@ def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path):
     assert bayes["gamma"] == record["gamma"][-1] and bayes["alpha"] > 0 and bayes["beta"] > 0
     assert result["mse"]["test"] < TRAIN_TEST_MSE_BOUND, result["mse"]
     assert "trainbr      effective parameters" in proc.stdout
+    assert result["attempts"] == sum(record["attempts"]) >= result["epochs"]
+    assert result["cholesky_failures"] == sum(record["cholesky_failures"])
     assert_png(out / "training_record.png")
+
+
+def test_train_report_counts_failed_cholesky_factorisations():
+    """The count of failed factorisations is one report line (none without failures)."""
+    from marquardt.cli._report import TrainSummary, train_report_text
+
+    summary = TrainSummary(
+        data="d.csv", inputs=("u",), targets=("v",), layers=(10,), activation="tanh", weights=31,
+        rows={"train": 7, "all": 7}, epochs=3, best_epoch=None, seconds=1.0, stop_reason="done",
+        mse={"train": 1.0, "all": 1.0}, r={"train": 0.5, "all": 0.5}, model_path=None, seed=0,
+        attempts=12, cholesky_failures=5)
+    lines = train_report_text(summary).splitlines()
+    assert lines[6] == ("solver       5 of 12 attempts failed their Cholesky factorisation (A + λI not "
+                        "numerically positive definite); the eigen-decomposition solved them")
+    assert summary.as_dict()["cholesky_failures"] == 5 and summary.as_dict()["attempts"] == 12
+    quiet = train_report_text(dataclasses.replace(summary, cholesky_failures=0))
+    assert "solver" not in quiet and "Cholesky" not in quiet
 
 
 @needs_trainer

@@ -50,6 +50,7 @@ def _assert_same_training(single, distributed):
                                rtol=0, atol=1e-10)
     hs, hd = single["history"], distributed["history"]
     assert hd["attempts"] == hs["attempts"]
+    assert hd["cholesky_failures"] == hs["cholesky_failures"]
     assert hd["lm_status"] == hs["lm_status"]
     assert len(hd["loss"]) == 10
     for key in ("loss", "mae", "val_loss", "val_mae", "lam", "grad_norm", "step_norm"):

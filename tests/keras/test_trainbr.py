@@ -145,3 +145,20 @@ def test_unknown_regularization_is_refused():
     with pytest.raises(ValueError, match=r"`regularization` must be one of \[None, 'bayesian'\]"
                                          r"\. Received: regularization='l2'"):
         mk.LMModel(net, regularization="l2")
+
+
+def test_trace_inverse_by_cholesky_and_its_counted_fallback():
+    """tr(m⁻¹) = ‖L⁻¹‖²_F where the Cholesky factor exists (failed False); for a singular m
+    (duplicated columns: [[1, 1], [1, 1]], second pivot exactly 0) the eigenvalue route,
+    with the zero eigenvalue floored at P·ε·max, and failed True (counted in the
+    ``cholesky_failures`` log)."""
+    from marquardt._backend.tensorflow.keras_bayes import trace_inverse
+
+    m = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
+    trace, failed = trace_inverse(tf.constant(m))
+    assert not bool(failed)
+    np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-14)
+    trace, failed = trace_inverse(tf.constant([[1.0, 1.0], [1.0, 1.0]], tf.float64))
+    assert bool(failed)
+    assert float(trace) == pytest.approx(1.0 / 2.0 + 1.0 / (2 * 2.220446049250313e-16 * 2.0),
+                                         rel=1e-12)

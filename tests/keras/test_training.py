@@ -57,7 +57,8 @@ def test_logs_history_and_loss_is_the_keras_loss():
     lm = mk.LMModel(mlp((5,)))
     lm.compile(loss="mse", metrics=["mae"])
     history = lm.fit(x, y, epochs=3, verbose=0)
-    for key in ("loss", "mae", "lam", "attempts", "grad_norm", "step_norm", "lm_status"):
+    for key in ("loss", "mae", "lam", "attempts", "grad_norm", "step_norm", "lm_status",
+                "cholesky_failures"):
         assert len(history.history[key]) == 3, key
     assert history.history["loss"][-1] == pytest.approx(lm.evaluate(x, y, verbose=0)[0], rel=1e-4)
     assert np.all(np.diff(history.history["loss"]) < 0)

@@ -44,6 +44,24 @@ def test_backend_is_jax_and_x64_is_on():
     assert jax.config.jax_enable_x64
 
 
+def test_failed_cholesky_factorisations_are_counted():
+    """As on TensorFlow (``tests/keras/test_cholesky_failures.py``): two equal Jacobian
+    columns give A = [[1, 1], [1, 1]] exactly, λ = 1e-20 makes every attempt's factorisation
+    fail; four batches of one attempt each per epoch."""
+    from marquardt._damping import TrainLM
+
+    inp = keras.Input((1,))
+    out = keras.layers.Add()([
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inp),
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")(inp)])
+    lm = mk.LMModel(keras.Model(inp, out), damping=TrainLM(mu=1e-20))
+    lm.compile(loss="mse")
+    history = lm.fit(np.ones((16, 1), "float32"), np.arange(16, dtype="float32")[:, None],
+                     epochs=3, batch_size=4, shuffle=False, verbose=0).history
+    assert history["cholesky_failures"] == [4, 4, 4]
+    assert history["attempts"] == [1, 1, 1]
+
+
 def test_linear_model_equals_lstsq_in_float64(float64):
     x = RNG.normal(size=(60, 3))
     y = x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 + 0.1 * RNG.normal(size=(60, 1))
@@ -61,7 +79,7 @@ def test_fit_logs_history_and_loss_is_the_keras_loss():
     lm.compile(loss="mse", metrics=["mae"])
     history = lm.fit(X, Y, epochs=15, verbose=0)
     assert {"loss", "mae", "lam", "attempts", "grad_norm", "step_norm",
-            "lm_status"} <= set(history.history)
+            "lm_status", "cholesky_failures"} <= set(history.history)
     assert history.history["loss"][-1] < 1e-3 < history.history["loss"][0]
     assert history.history["lm_status"] == [Status.RUNNING] * 15
     assert "maximum number of epochs (15)" in history.stop_reason

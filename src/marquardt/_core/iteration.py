@@ -38,7 +38,8 @@ from marquardt._status import Status
 
 __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobian_linearization",
            "normal_linearization",
-           "damping_diagonal", "initial_damping", "prepare", "live", "propose", "judge",
+           "damping_diagonal", "initial_damping", "prepare", "live", "propose",
+           "propose_checked", "judge",
            "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows"]
 
 
@@ -258,15 +259,33 @@ def propose(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, u
             all_live: bool = False):
     """The candidate point x + p for the current λ (x itself where no attempt is live).
     ``all_live=True``: the caller knows that every problem attempts (no masks)."""
+    return _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked=False)[0]
+
+
+def propose_checked(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, lb, ub,
+                    all_live: bool = False):
+    """``(x_try, failed)``: ``propose``'s candidate and, per problem (K,), whether this
+    attempt's Cholesky factorisation of A + λD failed (not numerically positive definite), so
+    that the solver's eigen route gave the step; False where no attempt is live. The Keras
+    executors count these per iteration (the ``cholesky_failures`` log)."""
+    return _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked=True)
+
+
+def _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked):
     lv = None if all_live else live(xp, c)
     lam = c.lam if all_live else xp.where(lv, c.lam, xp.ones_like(c.lam))
-    delta = cfg.solver.solve(prep.fac, lam, xp)
+    if checked:
+        delta, failed = cfg.solver.solve_checked(prep.fac, lam, xp)
+        if lv is not None:
+            failed = xp.logical_and(lv, failed)
+    else:
+        delta, failed = cfg.solver.solve(prep.fac, lam, xp), None
     if prep.lin.free is not None:  # exactly 0: an SVD leaves ~1e-16 in a zeroed column's row
         delta = delta * prep.lin.free
     x_try = s.x + delta
     if cfg.bounded:
         x_try = xp.minimum(xp.maximum(x_try, lb), ub)
-    return select(xp, lv, x_try, s.x)
+    return select(xp, lv, x_try, s.x), failed
 
 
 def _shard_sums(cfg: LoopConfig, xp, f0, f1):

@@ -300,6 +300,10 @@ class TrainSummary:
     method: str = "trainlm"
     #: Bayesian regularisation (``--method trainbr``): γ, α, β, E_D, E_W after the last epoch
     bayes: Mapping[str, float] | None = None
+    #: LM attempts, and those whose Cholesky factorisation failed so that the
+    #: eigen-decomposition solved them (the Keras logs' ``cholesky_failures``, summed)
+    attempts: int = 0
+    cholesky_failures: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -309,6 +313,7 @@ class TrainSummary:
             "rows": dict(self.rows), "epochs": self.epochs, "best_epoch": self.best_epoch,
             "seconds": self.seconds, "stop_reason": self.stop_reason, "mse": dict(self.mse),
             "r": dict(self.r), "model": self.model_path, "seed": self.seed,
+            "attempts": self.attempts, "cholesky_failures": self.cholesky_failures,
         }
 
 
@@ -324,6 +329,10 @@ def train_report_text(s: TrainSummary) -> str:
         + (f"; best validation at epoch {s.best_epoch}" if s.best_epoch is not None else ""),
         f"stopped      {s.stop_reason}",
     ]
+    if s.cholesky_failures:
+        lines.append(f"solver       {s.cholesky_failures} of {s.attempts} attempts failed their Cholesky "
+                     "factorisation (A + λI not numerically positive definite); the eigen-decomposition "
+                     "solved them")
     if s.bayes is not None:
         b = s.bayes
         lines.append(f"trainbr      effective parameters γ = {b['gamma']:.2f} of {s.weights}; "

@@ -228,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
         best_epoch=recorder.best_epoch, seconds=seconds, stop_reason=stop_reason, mse=mse, r=r,
         model_path=None if args.out is None else str(args.out), seed=args.seed, method=args.method,
         bayes=_bayes_summary(history.history) if bayesian else None,
+        attempts=_total(history.history, "attempts"),
+        cholesky_failures=_total(history.history, "cholesky_failures"),
     )
     text = train_report_text(summary)
     print(text)
@@ -241,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
         print("marquardt: error: training ended with a non-finite error", file=sys.stderr)
         return EXIT_DATA
     return 0
+
+
+def _total(history: dict, key: str) -> int:
+    """The sum of a per-epoch count over the epochs (full batch: one iteration an epoch)."""
+    return int(sum(np.asarray(history.get(key, []), dtype=np.float64)))
 
 
 def _bayes_summary(history: dict) -> dict[str, float] | None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from marquardt.keras import _backends, _bayes, _validation
 from marquardt.keras._data import array_inputs
+from marquardt.keras._epoch_sums import EpochSums
 from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
 from marquardt.keras._minibatch import FullDataLoss, safe_batch_size, warn_small_batches
@@ -64,6 +65,8 @@ class LMModel(keras.Model):
     trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
     iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
     ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm``,
+    ``cholesky_failures`` (attempts whose Cholesky factorisation of A + λD failed and the
+    eigen-decomposition solved instead; summed over the epoch's batches),
     ``full_loss`` (mini-batch from arrays: the loss over all training rows) and
     ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
     ``history.history`` only, not in the progress bar). Full batch by default; with
@@ -293,7 +296,7 @@ class LMModel(keras.Model):
             _bayes.check_full_batch(x, n, batch_size)
         if batch_size is None and n is not None:
             batch_size = n  # full batch: the classic LM setting
-        first = []
+        first = [EpochSums()]
         if n is not None and self._lm_k is not None:
             # mini-batches of fewer residuals than weights diverge (``_minibatch``)
             train_rows = n if not validation_split or validation_data is not None else int(

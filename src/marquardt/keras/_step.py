@@ -81,6 +81,10 @@ class StepInfo(NamedTuple):
     normal: Any = None
     #: extra per-epoch logs of a variant of the step (``keras_bayes``); None for plain LM
     logs: Any = None
+    #: attempts of this iteration whose Cholesky factorisation of A + λD (or K + λI) failed,
+    #: the matrix not numerically positive definite, so that the eigen-decomposition gave the
+    #: step (int32 scalar; the ``cholesky_failures`` log)
+    cholesky_failures: Any = 0
 
 
 def loop_config(cfg: StepConfig) -> LoopConfig:

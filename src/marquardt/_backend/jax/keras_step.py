@@ -138,20 +138,21 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     c0 = c0._replace(lam=c0.lam.astype(dtype), nu=c0.nu.astype(dtype))
 
     def cond(carry):
-        c, _ = carry
+        c, _, _ = carry
         return jnp.logical_and(jnp.any(core.live(jxp, c)), c.attempts[0] < cfg.max_attempts)
 
     def body(carry):
-        c, y_pred = carry
-        x_try = core.propose(core_cfg, jxp, prep, s, c, None, None)
+        c, y_pred, fails = carry
+        x_try, failed = core.propose_checked(core_cfg, jxp, prep, s, c, None, None)
         r_c, y_pred_c = cost_fn(_unflatten(x_try[0], weights))
         new = core.judge(core_cfg, jxp, prep, s, c, x_try, r_c[None])
         new = jax.tree_util.tree_map(lambda n_, o: n_.astype(o.dtype), new, c)
         y_pred = jax.tree_util.tree_map(lambda n_, o: jnp.where(new.accepted[0], n_, o),
                                         y_pred_c, y_pred)
-        return new, y_pred
+        return new, y_pred, fails + failed[0].astype(jnp.int32)
 
-    c, y_pred = jax.lax.while_loop(cond, body, (c0, y_pred0))
+    # ``fails``: the attempts whose Cholesky factorisation failed (the eigen route solved)
+    c, y_pred, fails = jax.lax.while_loop(cond, body, (c0, y_pred0, jnp.int32(0)))
     accepted = c.accepted[0]
     x_new = jnp.where(accepted, c.x_new, x)[0]
     new_weights = _unflatten(x_new, weights)
@@ -159,7 +160,7 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     info = StepInfo(cost=jnp.where(accepted, c.cost_new[0], cost0), accepted=accepted,
                     attempts=c.attempts[0], grad_norm=jnp.linalg.norm(g),
                     step_norm=jnp.linalg.norm(x_new - x[0]), status=status, y_pred=y_pred,
-                    normal=a)
+                    normal=a, cholesky_failures=fails)
     # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
     # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
     limited = jnp.logical_or(status == int(Status.DAMPING_LIMIT),
@@ -255,5 +256,6 @@ def train_step(wrapper, state, data):
                                     sample_weight, wrapper.lm_custom_residual)
     logs = dict(logs)
     logs.update(lam=lm_state.lam, attempts=info.attempts, grad_norm=info.grad_norm,
-                step_norm=info.step_norm, lm_status=info.status)
+                step_norm=info.step_norm, lm_status=info.status,
+                cholesky_failures=info.cholesky_failures)
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)

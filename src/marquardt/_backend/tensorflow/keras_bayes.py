@@ -29,7 +29,7 @@ minimise F and α, β solve the evidence equations at those weights.
 The trace needs one more factorisation than LM: the accepted step factored A + (ρ + λ)I,
 which is not A + ρI while λ > 0. tr((A + ρI)⁻¹) = ‖L⁻¹‖²_F from the Cholesky factor L (about
 P³/3 + P³/3 flops, against 2mP² for A), an eigen-decomposition if A + ρI is not numerically
-positive definite.
+positive definite (a failure counted in the ``cholesky_failures`` log with the step's).
 
 Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1 (MATLAB); where
 N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept.
@@ -67,8 +67,9 @@ class ErrorScale(NamedTuple):
 
 
 def trace_inverse(m):
-    """tr(m⁻¹) of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky; by its
-    eigenvalues (floored at P·ε·max) where the factor is not finite."""
+    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky;
+    by its eigenvalues (floored at P·ε·max) where the factor is not finite, ``failed`` then
+    True (counted with the step's in the ``cholesky_failures`` log)."""
     eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
     chol = tf.linalg.cholesky(m)
     ok = tf.reduce_all(tf.math.is_finite(chol))
@@ -84,22 +85,28 @@ def trace_inverse(m):
         floor = tf.cast(tf.shape(m)[0], m.dtype) * eps * tf.reduce_max(tf.abs(ev))
         return tf.reduce_sum(1.0 / tf.maximum(ev, floor))
 
-    return tf.cond(ok, by_cholesky, by_eigenvalues)
+    return tf.cond(ok, by_cholesky, by_eigenvalues), tf.logical_not(ok)
 
 
-def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState) -> BayesState:
-    """γ, α, β after an accepted step (module docstring): ``a_ridge`` = A + ρI of the step,
-    ``rho`` the ρ it used, E_D and E_W at the new weights."""
+def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState):
+    """``(BayesState, failed)``: γ, α, β after an accepted step (module docstring), and 1
+    where the Cholesky factorisation of the trace failed (else 0, int32): ``a_ridge`` = A + ρI
+    of the step, ``rho`` the ρ it used, E_D and E_W at the new weights."""
     dtype = e_d.dtype
     p = tf.cast(p, dtype)
-    gamma = tf.cond(rho > 0, lambda: p - rho * trace_inverse(a_ridge), lambda: p)
+
+    def with_trace():
+        trace, failed = trace_inverse(a_ridge)
+        return p - rho * trace, tf.cast(failed, tf.int32)
+
+    gamma, failed = tf.cond(rho > 0, with_trace, lambda: (p, tf.constant(0, tf.int32)))
     gamma = tf.clip_by_value(gamma, tf.zeros([], dtype), p)
     alpha = tf.where(e_w > 0, gamma / (2.0 * tf.where(e_w > 0, e_w, 1.0)),
                      tf.ones([], dtype))
     beta = tf.where(e_d > 0, (n - gamma) / (2.0 * tf.where(e_d > 0, e_d, 1.0)),
                     tf.ones([], dtype))
     beta = tf.where(n - gamma > 0, beta, tf.cast(state.beta, dtype))
-    return BayesState(alpha=alpha, beta=beta, gamma=gamma)
+    return BayesState(alpha=alpha, beta=beta, gamma=gamma), failed
 
 
 def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
@@ -130,11 +137,12 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     e_d = 2.0 * s * data_cost
     p = tf.shape(w)[0]
     old = BayesState(alpha=alpha, beta=beta, gamma=tf.cast(prior.gamma, dtype))
-    new = tf.cond(info.accepted,
-                  lambda: evidence_update(info.normal, rho, p, e_d, e_w, n, old),
-                  lambda: old)
+    new, trace_failed = tf.cond(info.accepted,
+                                lambda: evidence_update(info.normal, rho, p, e_d, e_w, n, old),
+                                lambda: (old, tf.constant(0, tf.int32)))
     logs = {"alpha": new.alpha, "beta": new.beta, "gamma": new.gamma, "e_d": e_d, "e_w": e_w}
-    info = info._replace(cost=data_cost, logs=logs)
+    info = info._replace(cost=data_cost, logs=logs,
+                         cholesky_failures=info.cholesky_failures + trace_failed)
     return new_weights, lm_state, info, new
 
 

@@ -146,9 +146,9 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         return tf.logical_and(tf.reduce_any(core.live(tfx, c)), c.attempts[0] < cfg.max_attempts)
 
     def candidate(c):
-        x_try = core.propose(core_cfg, tfx, prep, s, c, None, None)
+        x_try, failed = core.propose_checked(core_cfg, tfx, prep, s, c, None, None)
         r_c, y_pred_c = cost_fn(_unflatten(x_try[0], weights))
-        return x_try, r_c, y_pred_c
+        return x_try, r_c, y_pred_c, tf.cast(failed[0], tf.int32)
 
     def decide(c, y_pred, x_try, r_c, y_pred_c, reduce=None):
         c = core.judge(core_cfg, tfx, prep, s, c, x_try, r_c[None], reduce=reduce)
@@ -156,13 +156,18 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
                                        y_pred_c, y_pred)
         return c, y_pred
 
+    def attempt(c, y_pred, fails):
+        x_try, r_c, y_pred_c, failed = candidate(c)
+        return (*decide(c, y_pred, x_try, r_c, y_pred_c), fails + failed)
+
+    # ``fails``: the attempts whose Cholesky factorisation failed (the eigen route solved)
     if sharded:
-        c, y_pred = _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x,
-                                       cfg.max_attempts)
+        c, y_pred, fails = _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x,
+                                              cfg.max_attempts)
     else:
-        c, y_pred = tf.while_loop(lambda c, y_pred: live(c),
-                                  lambda c, y_pred: decide(c, y_pred, *candidate(c)),
-                                  (c0, y_pred0), parallel_iterations=1)
+        c, y_pred, fails = tf.while_loop(lambda c, y_pred, fails: live(c), attempt,
+                                         (c0, y_pred0, tf.constant(0, tf.int32)),
+                                         parallel_iterations=1)
     accepted = c.accepted[0]
     x_new = tf.where(accepted, c.x_new, x)[0]
     new_weights = _unflatten(x_new, weights)
@@ -170,7 +175,7 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
     info = StepInfo(cost=tf.where(accepted, c.cost_new[0], cost0), accepted=accepted,
                     attempts=c.attempts[0], grad_norm=tf.norm(g),
                     step_norm=tf.norm(x_new - x[0]), status=status, y_pred=y_pred,
-                    normal=None if cfg.kernel else a)
+                    normal=None if cfg.kernel else a, cholesky_failures=fails)
     # λ past its ceiling ends a full-batch run; in mini-batch training only this batch failed,
     # so the next batch starts again from the initial λ (``marquardt.keras._stopping``).
     limited = tf.logical_or(tf.equal(status, int(Status.DAMPING_LIMIT)),
@@ -201,18 +206,20 @@ def _unrolled_attempts(live, candidate, decide, c0, y_pred0, r0, x, max_attempts
     forward pass in a ``tf.cond`` (skipped once the iteration is over) and the all-reduce of
     the candidate's sums outside it (TensorFlow's strategies refuse a synchronisation point
     inside control flow; ``keras_distribute``). Every replica sees the same ``live``."""
-    c, y_pred = c0, y_pred0
+    c, y_pred, fails = c0, y_pred0, tf.constant(0, tf.int32)
     for _ in range(max_attempts):
         on = live(c)
-        x_try, r_c, y_pred_c = tf.cond(on, lambda c=c: candidate(c),
-                                       lambda y_pred=y_pred: (x, r0, y_pred))
+        x_try, r_c, y_pred_c, failed = tf.cond(
+            on, lambda c=c: candidate(c),
+            lambda y_pred=y_pred: (x, r0, y_pred, tf.constant(0, tf.int32)))
+        fails = fails + failed
         c_new, y_new = decide(c, y_pred, x_try, r_c, y_pred_c,
                               reduce=keras_distribute.replica_sum)
         # a skipped attempt changes nothing (``judge`` leaves a finished problem as it is)
         c = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old), c_new, c)
         y_pred = tf.nest.map_structure(lambda new, old, on=on: tf.where(on, new, old),
                                        y_new, y_pred)
-    return c, y_pred
+    return c, y_pred, fails
 
 
 def train_step(wrapper, data):
@@ -282,6 +289,7 @@ def train_step(wrapper, data):
         grad_norm=info.grad_norm,
         step_norm=info.step_norm,
         lm_status=info.status,
+        cholesky_failures=info.cholesky_failures,
     )
     if info.logs:
         logs.update(info.logs)
