@@ -269,7 +269,10 @@ _STEPS_MAX = 64
 
 
 def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
-    """The compiled steps for this configuration and these shapes (None: not cacheable)."""
+    """The compiled steps for this configuration and these shapes (None: run eagerly: a
+    callable loss is the user's code, not to be called on tracers)."""
+    if callable(cfg.loss):
+        return None
     try:
         cfg = cfg._replace(callback=None, record_history=False)  # the host's business only
         key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,

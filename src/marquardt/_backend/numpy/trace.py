@@ -155,7 +155,9 @@ class _Tracer:
         self.lines: list[str] = []
         self.globals: dict = {"_F64": np.float64, "_NAN": np.float64(math.nan),
                               "_B": np.bool_, "_msqrt": math.sqrt,
-                              "_misfinite": math.isfinite, "_pick": _pick}
+                              "_misfinite": math.isfinite, "_pick": _pick,
+                              "_add_reduce": np.add.reduce,
+                              "_max_reduce": np.maximum.reduce}
         self.count = 0
 
     def fresh(self, value) -> _Sym:
@@ -237,8 +239,8 @@ class _Tracer:
         if not self.traced(args) and not self.traced(tuple(kwargs.values())):
             return result
         inline = _INLINE.get(name)
-        if inline is not None and not kwargs:
-            form = inline(self, *args)
+        if inline is not None and (not kwargs or name in _REDUCTIONS):
+            form = inline(self, *args, **kwargs)
             if form is not None and form[0] is None:  # a constant of the input's type
                 return result
             if form is not None:
@@ -342,7 +344,28 @@ def _like(tr, a, *rest):
     return None
 
 
+def _reduction(template):
+    """sum / max / norm of an array to one value per problem: the ufunc's reduction and the
+    (1,) result's element, as ``single._one`` takes it (``norm``: the square root of that
+    sum, correctly rounded by ``math.sqrt`` as by ``np.sqrt``)."""
+    def form(tr, a, axis=None, keepdims=False):
+        value = tr.value(a)
+        if (not isinstance(value, np.ndarray) or isinstance(axis, _Sym) or keepdims
+                or not isinstance(axis, int)):
+            return None
+        out_shape = value.shape[:axis % value.ndim] + value.shape[axis % value.ndim + 1:]
+        if out_shape != (1,):
+            return None
+        return template, (a, axis)
+    return form
+
+
+_REDUCTIONS = ("sum", "max", "norm")
+
 _INLINE = {
+    "sum": _reduction("_add_reduce({0}, axis={1})[0]"),
+    "max": _reduction("_max_reduce({0}, axis={1})[0]"),
+    "norm": _reduction("_F64(_msqrt(_add_reduce({0} * {0}, axis={1})[0]))"),
     "cast": _cast,
     "zeros_like": _like,
     "ones_like": _like,
@@ -453,7 +476,8 @@ def compile_function(fn, args) -> tuple[Compiled, object]:
             out = fn(_TraceNamespace(tr), *traced_args)
     except Untraceable:
         raise
-    except (AttributeError, TypeError, ValueError) as e:  # an operation the tracer lacks
+    except Exception as e:  # noqa: BLE001 — an operation the tracer lacks: the caller runs
+        # the function eagerly, where a genuine error is raised as it would be anyway
         raise Untraceable(f"{type(e).__name__}: {e}") from e
     result_expr = _build(tr, out)
     params = ", ".join(f"a{i}" for i in range(len(args)))
