@@ -101,6 +101,8 @@ def _batched(s: LoopState) -> LoopState:
 
 def _first(v):
     """Problem 0's slice (1, ...) of a field: a scalar of ``single`` as a (1,) array."""
+    if isinstance(v, np.generic):
+        return v.reshape(1)
     return v[:1] if np.ndim(v) else np.asarray(v)[None]
 
 
@@ -303,16 +305,18 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
         s = state
         with _quiet():
             prep, c, lv = steps.begin(s, lb, ub, d_fixed)
+            if lv:
+                x_try = steps.attempt(prep, s, c, lb, ub)
         j_accepted = s.j
         while lv:
-            with _quiet():
-                x_try = steps.attempt(prep, s, c, lb, ub)
             if with_jacobian:
                 f_try, j_try = both(x_try, every)
             else:
                 f_try = residual(x_try, every)
             with _quiet():
                 c, lv = steps.judged(prep, s, c, x_try, f_try)
+                if lv:
+                    x_try = steps.attempt(prep, s, c, lb, ub)
             if with_jacobian and c.accepted:
                 j_accepted = j_try
         # copies where ``_iteration`` makes them: the memory order of J reaches the last

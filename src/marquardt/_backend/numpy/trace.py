@@ -249,6 +249,9 @@ class _Tracer:
                     return inline_args[0]
                 if self.check(template, inline_args, result):
                     return self.emit(template, inline_args, result)
+        delegate = _ARRAY_PATH.get(name)
+        if delegate is not None and not kwargs and not delegate[0](*values):
+            fn = delegate[1]  # what ``single`` calls for arrays, without its type tests
         self.globals.setdefault(f"_ns_{name}", fn)
         template = f"_ns_{name}(" + ", ".join(
             [f"{{{i}}}" for i in range(len(args))]
@@ -361,6 +364,38 @@ def _reduction(template):
 
 
 _REDUCTIONS = ("sum", "max", "norm")
+
+
+def _two_scalars(x, y, *rest):
+    return single._scalars(x, y)
+
+
+def _one_scalar(a, *rest):
+    return isinstance(a, single._SCALAR)
+
+
+# ``single``'s functions whose array path is one NumPy call: (the test that takes its scalar
+# path, the array path's function); the trace calls the latter directly where the former
+# failed (the types, and so the path, are fixed by the compiled code's signature).
+_ARRAY_PATH = {
+    "where": (lambda c, x, y: isinstance(c, (np.bool_, bool)) and single._scalars(x, y),
+              np.where),
+    "maximum": (_two_scalars, np.maximum),
+    "minimum": (_two_scalars, np.minimum),
+    "greater": (_two_scalars, np.greater),
+    "greater_equal": (_two_scalars, np.greater_equal),
+    "less": (_two_scalars, np.less),
+    "less_equal": (_two_scalars, np.less_equal),
+    "equal": (_two_scalars, np.equal),
+    "logical_and": (_two_scalars, np.logical_and),
+    "logical_or": (_two_scalars, np.logical_or),
+    "logical_not": (_one_scalar, np.logical_not),
+    "isfinite": (_one_scalar, np.isfinite),
+    "abs": (_one_scalar, np.abs),
+    "sqrt": (_one_scalar, np.sqrt),
+    "expand_dims": (_one_scalar, single._xp.expand_dims),
+    "cast": (_one_scalar, single._xp.cast),
+}
 
 _INLINE = {
     "sum": _reduction("_add_reduce({0}, axis={1})[0]"),
