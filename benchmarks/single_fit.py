@@ -4,6 +4,8 @@ The problem: y = a·exp(−b·t) + c on 50 points (a, b, c = 2.5, 1.3, 0.5, 1% n
 p0 = (1, 1, 0). Three forms of the model for marquardt:
 
 * ``numpy``: the model in NumPy, ``jac='2-point'`` (SciPy's default): no TensorFlow at all;
+* ``numpy-tol``: the same at SciPy's ``curve_fit`` tolerances (ftol = xtol = 1.49e-8)
+  instead of ours (1e-15, 1e-12): the share of the evaluations in the ratio;
 * ``numpy+jac``: the model and its analytic Jacobian in NumPy;
 * ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default);
 * ``jax``: the model in ``jax.numpy``, solved as one compiled loop (skipped without JAX).
@@ -50,6 +52,9 @@ def jac_np(t, a, b, c):
 FITS = {
     "scipy": ("import scipy.optimize", "scipy.optimize.curve_fit(model_np, t, y, p0=p0)"),
     "numpy": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point')"),
+    "numpy-tol": ("import marquardt",  # at SciPy's tolerances: the evaluations' share
+                  "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point', ftol=1.49012e-8, "
+                  "xtol=1.49012e-8)"),
     "numpy+jac": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac=jac_np)"),
     "tensorflow": ("import marquardt, tensorflow as tf\n"
                    "def model_tf(t, a, b, c):\n    return a * tf.exp(-b * t) + c",

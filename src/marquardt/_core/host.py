@@ -7,6 +7,13 @@ pays tens of microseconds per graph op and a trace per new model. Here the core'
 size 1), and only the user's function is called per attempt: plain NumPy code as it is, a
 TensorFlow model through one compiled function for r and J together.
 
+For one problem the core's functions do not run layer by layer: each (``prepare`` with the
+first ``live`` test, ``propose``, ``judge`` with the next, ``finish``) is traced at its first
+call into one straight-line Python function of the same operations
+(``marquardt._backend.numpy.trace``), cached per configuration and shapes, and the loop
+``_run_one`` calls those; bit for bit the eager loop's results (``tests/test_host_overhead.py``).
+A configuration that cannot be traced (a function branching on a value) runs eagerly.
+
 Callbacks run as plain Python: an exception raised in one reaches the caller unchanged.
 """
 
