@@ -86,7 +86,7 @@ def _events(fit) -> int:
 
 
 @pytest.mark.parametrize("jac, model_calls, jac_calls, budget", [
-    # measured 2026-12-03: 2,936 and 2,251 Python-level calls (before tracing: 9,646, 6,684)
+    # measured 2026-12-03: 2,880 and 2,202 Python-level calls (before tracing: 9,646, 6,684)
     ("2-point", 42, 0, 3_700),
     (model_jac, 9, 8, 2_800),
 ], ids=["2-point", "callable-jac"])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 
 import numpy as np
 
@@ -159,6 +160,7 @@ class _Tracer:
                               "_add_reduce": np.add.reduce,
                               "_max_reduce": np.maximum.reduce}
         self.count = 0
+        self.expressions: dict[str, _Sym] = {}
 
     def fresh(self, value) -> _Sym:
         self.count += 1
@@ -207,8 +209,14 @@ class _Tracer:
             syms = tuple(self.fresh(v) for v in result)
             self.lines.append(", ".join(s.name for s in syms) + ", = " + expression)
             return syms
+        # the same pure operation on the same variables again (the core recomputes a few,
+        # ``damping.accept(rho)`` in ``judge`` and in the policy's ``update``): its variable
+        seen = self.expressions.get(expression)
+        if seen is not None and _same(seen.value, result):
+            return seen
         sym = self.fresh(result)
         self.lines.append(f"{sym.name} = {expression}")
+        self.expressions[expression] = sym
         return sym
 
     def operation(self, fn, template, args):
@@ -516,13 +524,29 @@ def compile_function(fn, args) -> tuple[Compiled, object]:
         raise Untraceable(f"{type(e).__name__}: {e}") from e
     result_expr = _build(tr, out)
     params = ", ".join(f"a{i}" for i in range(len(args)))
-    body = header + tr.lines + [f"return {result_expr}"]
+    body = _live_lines(header + tr.lines, result_expr) + [f"return {result_expr}"]
     source = f"def compiled({params}):\n" + "".join(f"    {line}\n" for line in body)
     namespace = dict(tr.globals)
     exec(compile(source, "<marquardt trace>", "exec"), namespace)  # noqa: S102 — our own code
     compiled = Compiled(namespace["compiled"], source, tuple(_signature(a) for a in args),
                         len(tr.lines))
     return compiled, _values(out)
+
+
+_NAME = re.compile(r"\bv\d+\b")
+
+
+def _live_lines(lines: list[str], result_expr: str) -> list[str]:
+    """The lines whose variables the result needs (every operation is pure: a value the
+    result does not use, such as an unused field of an input record, is not computed)."""
+    needed = set(_NAME.findall(result_expr))
+    kept = []
+    for line in reversed(lines):
+        targets, expression = line.split(" = ", 1)
+        if any(t in needed for t in _NAME.findall(targets)):
+            kept.append(line)
+            needed.update(_NAME.findall(expression))
+    return kept[::-1]
 
 
 def _build(tr: _Tracer, out) -> str:
