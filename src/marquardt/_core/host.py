@@ -291,8 +291,11 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
         return None
     steps = _STEPS.get(key)
     if steps is None:
-        if len(_STEPS) >= _STEPS_MAX:
-            _STEPS.pop(next(iter(_STEPS)))
+        if len(_STEPS) >= _STEPS_MAX:  # the oldest goes (another thread may have taken it)
+            try:
+                _STEPS.pop(next(iter(_STEPS)), None)
+            except (StopIteration, RuntimeError):
+                pass
         steps = _STEPS[key] = _Steps(_Step(_begin, cfg), _Step(_attempt, cfg),
                                      _Step(_judged, cfg), _Step(_end, cfg))
     return steps
