@@ -4,20 +4,24 @@ The problem: y = a·exp(−b·t) + c on 50 points (a, b, c = 2.5, 1.3, 0.5, 1% n
 p0 = (1, 1, 0). Three forms of the model for marquardt:
 
 * ``numpy``: the model in NumPy, ``jac='2-point'`` (SciPy's default): no TensorFlow at all;
+* ``numpy-tol``: the same at SciPy's ``curve_fit`` tolerances (ftol = xtol = 1.49e-8)
+  instead of ours (1e-15, 1e-12): the share of the evaluations in the ratio;
 * ``numpy+jac``: the model and its analytic Jacobian in NumPy;
-* ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default).
+* ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default);
+* ``jax``: the model in ``jax.numpy``, solved as one compiled loop (skipped without JAX).
 
 Measured:
 
 1. *fresh*: a new Python process that imports what it needs and fits once; the wall time of
    the whole process and, inside it, the import time and the first fit's time (tracing
    included). The NumPy runs also report whether ``tensorflow`` was imported.
-2. *warm*: in this process, after one fit, the median of ``--repeat`` fits.
+2. *warm*: in this process, after two fits, ``--repeat`` rounds of one fit of each form
+   (interleaved, so that a busy machine slows every form alike): the median and the fastest.
 
 Ratios are to SciPy's time for the same measurement. Run on a quiet machine: a busy core
 slows TensorFlow's calls more than NumPy's.
 
-Usage: python benchmarks/single_fit.py [--repeat 200] [--fresh 3]
+Usage: python benchmarks/single_fit.py [--repeat 200] [--fresh 3] [--forms scipy numpy ...]
 """
 
 from __future__ import annotations
@@ -48,10 +52,16 @@ def jac_np(t, a, b, c):
 FITS = {
     "scipy": ("import scipy.optimize", "scipy.optimize.curve_fit(model_np, t, y, p0=p0)"),
     "numpy": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point')"),
+    "numpy-tol": ("import marquardt",  # at SciPy's tolerances: the evaluations' share
+                  "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point', ftol=1.49012e-8, "
+                  "xtol=1.49012e-8)"),
     "numpy+jac": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac=jac_np)"),
     "tensorflow": ("import marquardt, tensorflow as tf\n"
                    "def model_tf(t, a, b, c):\n    return a * tf.exp(-b * t) + c",
                    "marquardt.curve_fit(model_tf, t, y, p0=p0)"),
+    "jax": ("import marquardt, jax.numpy as jnp\n"
+            "def model_jax(t, a, b, c):\n    return a * jnp.exp(-b * t) + c",
+            "marquardt.curve_fit(model_jax, t, y, p0=p0)"),
 }
 
 FRESH = """
@@ -81,46 +91,67 @@ def fresh(name: str) -> dict:
     return info
 
 
-def warm(name: str, repeat: int) -> float:
-    imports, fit = FITS[name]
-    scope: dict = {}
-    exec(imports + "\n" + SETUP, scope)  # noqa: S102 - our own benchmark code
-    call = compile(fit, "<fit>", "eval")
-    eval(call, scope)  # noqa: S307 - our own benchmark code: the first fit (tracing)
-    times = []
+def warm(names: list[str], repeat: int) -> dict[str, list[float]]:
+    """Warm fit times of each form, interleaved (one fit of each form per round), so that a
+    busy machine slows every form alike."""
+    calls = {}
+    for name in names:
+        imports, fit = FITS[name]
+        scope: dict = {}
+        try:
+            exec(imports + "\n" + SETUP, scope)  # noqa: S102 - our own benchmark code
+        except ImportError as e:
+            print(f"{name}: skipped ({e})")
+            continue
+        call = compile(fit, "<fit>", "eval")
+        for _ in range(2):  # the first fits (tracing, compilation)
+            eval(call, scope)  # noqa: S307 - our own benchmark code
+        calls[name] = (call, scope)
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeat):
-        start = time.perf_counter()
-        eval(call, scope)  # noqa: S307
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, (call, scope) in calls.items():
+            start = time.perf_counter()
+            eval(call, scope)  # noqa: S307
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200, help="warm fits per form")
-    parser.add_argument("--fresh", type=int, default=3, help="fresh processes per form")
+    parser.add_argument("--fresh", type=int, default=3, help="fresh processes per form "
+                        "(0: warm fits only)")
+    parser.add_argument("--forms", nargs="+", choices=list(FITS), default=None,
+                        help="the forms of the warm table (default: all; scipy always)")
     args = parser.parse_args()
 
-    print(f"fresh processes ({args.fresh} each; median):")
+    if args.fresh:
+        fresh_table(args.fresh)
+    print(f"\nwarm fits, interleaved ({args.repeat} rounds):")
+    print(f"{'form':<12}{'median ms':>10}{'x SciPy':>9}{'fastest ms':>11}{'x SciPy':>9}")
+    forms = list(FITS) if args.forms is None else ["scipy"] + [f for f in args.forms
+                                                               if f != "scipy"]
+    times = warm(forms, args.repeat)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    low = {name: min(t) for name, t in times.items()}
+    for name in times:
+        print(f"{name:<12}{1e3 * med[name]:>10.3f}{med[name] / med['scipy']:>9.2f}"
+              f"{1e3 * low[name]:>11.3f}{low[name] / low['scipy']:>9.2f}")
+
+
+def fresh_table(count: int) -> None:
+    print(f"fresh processes ({count} each; median):")
     print(f"{'form':<12}{'wall s':>9}{'x SciPy':>9}{'import s':>10}{'1st fit s':>11}"
           f"{'tensorflow':>12}")
     base = None
     for name in FITS:
-        runs = [fresh(name) for _ in range(args.fresh)]
+        runs = [fresh(name) for _ in range(count)]
         wall = statistics.median(r["wall"] for r in runs)
         base = wall if name == "scipy" else base
         print(f"{name:<12}{wall:>9.2f}{wall / base:>9.2f}"
               f"{statistics.median(r['import'] for r in runs):>10.2f}"
               f"{statistics.median(r['first_fit'] for r in runs):>11.3f}"
               f"{str(runs[0]['tensorflow']):>12}")
-
-    print(f"\nwarm fits (median of {args.repeat}):")
-    print(f"{'form':<12}{'ms':>9}{'x SciPy':>9}")
-    base = None
-    for name in FITS:
-        t = warm(name, args.repeat)
-        base = t if name == "scipy" else base
-        print(f"{name:<12}{1e3 * t:>9.3f}{t / base:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,13 @@ pays tens of microseconds per graph op and a trace per new model. Here the core'
 size 1), and only the user's function is called per attempt: plain NumPy code as it is, a
 TensorFlow model through one compiled function for r and J together.
 
+For one problem the core's functions do not run layer by layer: each (``prepare`` with the
+first ``live`` test, ``propose``, ``judge`` with the next, ``finish``) is traced at its first
+call into one straight-line Python function of the same operations
+(``marquardt._backend.numpy.trace``), cached per configuration and shapes, and the loop
+``_run_one`` calls those; bit for bit the eager loop's results (``tests/test_host_overhead.py``).
+A configuration that cannot be traced (a function branching on a value) runs eagerly.
+
 Callbacks run as plain Python: an exception raised in one reaches the caller unchanged.
 """
 
@@ -14,7 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from marquardt._backend.numpy import single, xp
+from typing import NamedTuple
+
+from marquardt._backend.numpy import single, trace, xp
 from marquardt._core import iteration as core
 from marquardt._core.functions import Evaluator
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState
@@ -62,6 +71,13 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
     history = _History(cfg, state) if cfg.record_history else None
     if history is not None and cfg.callback is not None:
         state = _callback(cfg, state, history.row(0, state, state.cost, None))
+    if k == 1:
+        steps = _steps(cfg, x0, f0, j0, lb, ub, d_fixed)
+        if steps is not None:
+            state = _run_one(cfg, steps, evaluator, state, lb, ub, d_fixed, history)
+            table = (history.table() if history is not None
+                     else np.zeros((0, len(HISTORY_FIELDS))))
+            return _batched(state), table
     it = 0
     while True:
         running = np.flatnonzero(state.status == RUNNING)
@@ -92,6 +108,8 @@ def _batched(s: LoopState) -> LoopState:
 
 def _first(v):
     """Problem 0's slice (1, ...) of a field: a scalar of ``single`` as a (1,) array."""
+    if isinstance(v, np.generic):
+        return v.reshape(1)
     return v[:1] if np.ndim(v) else np.asarray(v)[None]
 
 
@@ -197,6 +215,141 @@ def _iteration(cfg: LoopConfig, ns, evaluator: Evaluator, s: LoopState, lb, ub, 
     with _quiet():
         new = core.finish(cfg, ns, s, prep, c, f_new, j_new)
     return new, c
+
+
+# One problem: the core's functions traced once per configuration and shapes into straight-line
+# Python (``marquardt._backend.numpy.trace``), the same operations without the layers.
+
+def _begin(ns, cfg, s, lb, ub, d_fixed):
+    prep, c = core.prepare(cfg, ns, s, lb, ub, d_fixed, all_live=True)
+    return prep, c, core.live(ns, c)
+
+
+def _attempt(ns, cfg, prep, s, c, lb, ub):
+    return core.propose(cfg, ns, prep, s, c, lb, ub, all_live=True)
+
+
+def _judged(ns, cfg, prep, s, c, x_try, f_try):
+    c = core.judge(cfg, ns, prep, s, c, x_try, f_try, all_live=True)
+    return c, core.live(ns, c)
+
+
+def _end(ns, cfg, s, prep, c, f_new, j_new):
+    return core.finish(cfg, ns, s, prep, c, f_new, j_new)
+
+
+class _Step:
+    """One of the core's functions for one configuration: traced at its first call, then the
+    compiled code; eager (``single``) where it cannot be traced."""
+
+    __slots__ = ("fn", "cfg", "compiled", "signature", "eager")
+
+    def __init__(self, fn, cfg):
+        self.fn = fn
+        self.cfg = cfg
+        self.compiled = None
+        self.eager = False
+
+    def __call__(self, *args):
+        compiled = self.compiled
+        if compiled is not None:
+            return compiled.fn(*args)
+        if self.eager:
+            return self.fn(single, self.cfg, *args)
+        try:
+            compiled, out = trace.compile_function(
+                lambda ns, *a: self.fn(ns, self.cfg, *a), args)
+        except trace.Untraceable:
+            self.eager = True
+            return self.fn(single, self.cfg, *args)
+        self.compiled = compiled
+        return out
+
+
+class _Steps(NamedTuple):
+    begin: _Step
+    attempt: _Step
+    judged: _Step
+    end: _Step
+
+
+_STEPS: dict = {}
+_STEPS_MAX = 64
+
+
+def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
+    """The compiled steps for this configuration and these shapes (None: run eagerly: a
+    callable loss is the user's code, not to be called on tracers)."""
+    if callable(cfg.loss):
+        return None
+    try:
+        cfg = cfg._replace(callback=None, record_history=False)  # the host's business only
+        key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,
+               type(f0), type(j0))
+        hash(key)
+    except TypeError:  # an unhashable option (a callable loss's object, say): eager
+        return None
+    steps = _STEPS.get(key)
+    if steps is None:
+        if len(_STEPS) >= _STEPS_MAX:  # the oldest goes (another thread may have taken it)
+            try:
+                _STEPS.pop(next(iter(_STEPS)), None)
+            except (StopIteration, RuntimeError):
+                pass
+        steps = _STEPS[key] = _Steps(_Step(_begin, cfg), _Step(_attempt, cfg),
+                                     _Step(_judged, cfg), _Step(_end, cfg))
+    return steps
+
+
+def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub, d_fixed,
+             history):
+    """The loop of ``run`` for one problem, on the compiled steps; the same calls of the
+    user's function in the same order as ``_iteration``."""
+    every = _EVERY
+    with_jacobian = evaluator.jacobian_with_residual
+    residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
+                                evaluator.jacobian)
+    it = 0
+    while state.status == RUNNING:
+        it += 1
+        s = state
+        with _quiet():
+            prep, c, lv = steps.begin(s, lb, ub, d_fixed)
+            if lv:
+                x_try = steps.attempt(prep, s, c, lb, ub)
+        j_accepted = s.j
+        while lv:
+            if with_jacobian:
+                f_try, j_try = both(x_try, every)
+            else:
+                f_try = residual(x_try, every)
+            with _quiet():
+                c, lv = steps.judged(prep, s, c, x_try, f_try)
+                if lv:
+                    x_try = steps.attempt(prep, s, c, lb, ub)
+            if with_jacobian and c.accepted:
+                j_accepted = j_try
+        # copies where ``_iteration`` makes them: the memory order of J reaches the last
+        # bits of BLAS products (``np.where`` keeps a non-contiguous J's order)
+        if not c.accepted:
+            f_new, j_new = s.f.copy(), s.j.copy()
+        elif with_jacobian:
+            f_new, j_new = c.f_new, np.ascontiguousarray(j_accepted)
+        elif jacobian is not None:
+            f_new, j_new = c.f_new, jacobian(c.x_new, c.f_new, every)
+        else:
+            f_new, j_new = both(c.x_new, every)
+        with _quiet():
+            state = steps.end(s, prep, c, f_new, j_new)
+        if history is not None:
+            if cfg.callback is not None:
+                state = _callback(cfg, state, history.row(it, state, s.cost, c))
+            else:
+                history.record(it, state, s.cost, c)
+    return state
+
+
+_EVERY = np.arange(1)
 
 
 def _next_candidate(cfg: LoopConfig, ns, prep, s: LoopState, c, lb, ub):

@@ -13,6 +13,8 @@ Two ways to run a JAX model, both exact (``jax.jacfwd``/``jacrev``) and float64
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any, Callable, Hashable
 
 import jax
@@ -144,19 +146,29 @@ def _pack(state: LoopState, table, count):
     return jnp.concatenate(floats + [jnp.ravel(table)]), jnp.concatenate(ints)
 
 
-def _unpack(floats: np.ndarray, ints: np.ndarray, k: int, m: int, n: int):
-    """``(LoopState, rows)`` from ``_pack``'s arrays (K problems; rows of problem 0)."""
+@functools.lru_cache(maxsize=64)
+def _layout(k: int, m: int, n: int):
+    """Where each field of ``_pack``'s arrays lies: (name, start, stop, shape) per float
+    field, the start of the history table, (name, start, stop) per int field."""
     shapes = {"x": (k, n), "f": (k, m), "j": (k, m, n), "d": (k, n)}
-    fields, at = {}, 0
+    floats, at = [], 0
     for f in LoopState._fields:
         if f in _INT_FIELDS:
             continue
         shape = shapes.get(f, (k,))
-        size = int(np.prod(shape))
-        fields[f] = floats[at:at + size].reshape(shape)
+        size = math.prod(shape)
+        floats.append((f, at, at + size, shape))
         at += size
-    for i, f in enumerate(_INT_FIELDS):
-        fields[f] = ints[i * k:(i + 1) * k]
+    ints = tuple((f, i * k, (i + 1) * k) for i, f in enumerate(_INT_FIELDS))
+    return tuple(floats), at, ints
+
+
+def _unpack(floats: np.ndarray, ints: np.ndarray, k: int, m: int, n: int):
+    """``(LoopState, rows)`` from ``_pack``'s arrays (K problems; rows of problem 0)."""
+    float_fields, at, int_fields = _layout(k, m, n)
+    fields = {f: floats[a:b].reshape(shape) for f, a, b, shape in float_fields}
+    for f, a, b in int_fields:
+        fields[f] = ints[a:b]
     count = int(ints[-1])
     table = floats[at:].reshape(-1, len(HISTORY_FIELDS))
     return LoopState(**fields), table[: count + 1]

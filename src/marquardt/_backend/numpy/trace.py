@@ -1,0 +1,571 @@
+"""The core's functions compiled for one problem on the host: traced once, run as straight-line
+Python.
+
+A single small fit spends its time in Python dispatch, not arithmetic: the core
+(``marquardt._core.iteration``) is written once for K problems against an array namespace, so
+one attempt of a 3-parameter fit is a few hundred namespace calls, each a Python function that
+checks its arguments' types before doing one multiplication on two NumPy scalars, inside layers
+of small functions (``select``, the damping policy, the termination tests) and ``NamedTuple``
+records. This module removes the layers, not the operations: a core function is run once on
+*tracers* that carry the real values of a first call (so every shape, dtype and scalar type is
+known) and record each operation of the one-problem namespace (``single``) and each Python
+operator applied to them. The record becomes one Python function of the inputs' leaves, a line
+per operation:
+
+* an operation on arrays is the same call of ``single`` that the eager run makes;
+* an operation on per-problem scalars is written inline as the Python expression that
+  ``single``'s scalar path evaluates (``x if c else y`` for ``where``, ``x > y`` for ``greater``,
+  ...), with constants converted once at trace time; each inline form is checked against the
+  ``single`` call on the traced values (same type, same bits) or the call is kept;
+* records (``NamedTuple``) are unpacked and rebuilt directly.
+
+So the compiled function performs the same IEEE operations in the same order as the eager
+core on ``single`` (bit for bit the same results, ``tests/test_host_executor.py``), with a
+fraction of the Python calls. Static configuration (``LoopConfig``, shapes, dtypes) is baked
+in; the cache key holds it. A function that branches in Python on a traced value (a ``bool``
+of an array: the trust-region policy's host shortcut, the Cholesky solver's ``cond``) cannot be
+traced: ``Untraceable`` is raised and the caller runs the eager core instead.
+
+The generated source is made only from our own operation names and from names of constants
+held in the function's globals (no user text is ever part of it); ``source`` keeps it for
+inspection.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+
+import numpy as np
+
+from marquardt._backend.numpy import single
+
+__all__ = ["Untraceable", "Compiled", "compile_function"]
+
+
+class Untraceable(Exception):
+    """The function depends on a traced value in Python (a branch, ``float``, iteration)."""
+
+
+_LEAF_TYPES = (np.ndarray, np.generic, float, int, bool)
+
+
+def _is_record(v) -> bool:
+    return isinstance(v, tuple) and hasattr(v, "_fields")
+
+
+class _Sym:
+    """A traced value: its variable name in the generated code and its value in the trace."""
+
+    __slots__ = ("name", "value", "tr")
+    __array_ufunc__ = None  # NumPy scalars defer to our reflected operators
+    __array_priority__ = 1000
+
+    def __init__(self, name, value, tr):
+        self.name = name
+        self.value = value
+        self.tr = tr
+
+    @property
+    def shape(self):
+        return np.shape(self.value)
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def ndim(self):
+        return np.ndim(self.value)
+
+    def __len__(self):
+        return len(self.value)
+
+    def __bool__(self):
+        raise Untraceable("a Python branch on a traced value")
+
+    def __float__(self):
+        raise Untraceable("float() of a traced value")
+
+    __int__ = __index__ = __float__
+
+    def __iter__(self):
+        raise Untraceable("iteration over a traced value")
+
+    def __getitem__(self, index):
+        return self.tr.operation(operator.getitem, "{0}[{1}]", (self, index))
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise Untraceable(f"attribute {name!r} of a traced value")
+
+
+def _binary(op, symbol):
+    def forward(self, other):
+        return self.tr.operation(op, "({0} " + symbol + " {1})", (self, other))
+
+    def reflected(self, other):
+        return self.tr.operation(op, "({0} " + symbol + " {1})", (other, self))
+    return forward, reflected
+
+
+for _name, _op, _sym in (("add", operator.add, "+"), ("sub", operator.sub, "-"),
+                         ("mul", operator.mul, "*"), ("truediv", operator.truediv, "/"),
+                         ("pow", operator.pow, "**"), ("matmul", operator.matmul, "@"),
+                         ("and", operator.and_, "&"), ("or", operator.or_, "|")):
+    _f, _r = _binary(_op, _sym)
+    setattr(_Sym, f"__{_name}__", _f)
+    setattr(_Sym, f"__r{_name}__", _r)
+for _name, _op, _sym in (("lt", operator.lt, "<"), ("le", operator.le, "<="),
+                         ("gt", operator.gt, ">"), ("ge", operator.ge, ">="),
+                         ("eq", operator.eq, "=="), ("ne", operator.ne, "!=")):
+    setattr(_Sym, f"__{_name}__", _binary(_op, _sym)[0])
+_Sym.__hash__ = None
+_Sym.__neg__ = lambda self: self.tr.operation(operator.neg, "(-{0})", (self,))
+_Sym.__invert__ = lambda self: self.tr.operation(operator.invert, "(~{0})", (self,))
+_Sym.__abs__ = lambda self: self.tr.operation(abs, "abs({0})", (self,))
+
+
+def _same(a, b) -> bool:
+    """Same type and the same bits (NaN equal to NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    if isinstance(a, np.generic):
+        return np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    return a == b or (a != a and b != b)
+
+
+def _pick(c, x, y):
+    """``np.where(c, x, y)`` for a scalar ``c`` and two arrays of one shape and dtype: the
+    chosen array itself when both are C-contiguous (``np.where``'s copy would be too)."""
+    if x.flags.c_contiguous and y.flags.c_contiguous:
+        return x if c else y
+    return np.where(c, x, y)
+
+
+def _scalar(v) -> bool:
+    return isinstance(v, single._SCALAR)
+
+
+class _Tracer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.globals: dict = {"_F64": np.float64, "_NAN": np.float64(math.nan),
+                              "_B": np.bool_, "_msqrt": math.sqrt,
+                              "_misfinite": math.isfinite, "_pick": _pick,
+                              "_add_reduce": np.add.reduce,
+                              "_max_reduce": np.maximum.reduce}
+        self.count = 0
+        self.expressions: dict[str, _Sym] = {}
+
+    def fresh(self, value) -> _Sym:
+        self.count += 1
+        return _Sym(f"v{self.count}", value, self)
+
+    def constant(self, value) -> str:
+        if value is None or isinstance(value, (bool, str)) or (
+                type(value) is int) or (type(value) is float and math.isfinite(value)):
+            return repr(value)
+        self.count += 1
+        name = f"c{self.count}"
+        self.globals[name] = value
+        return name
+
+    def render(self, arg) -> str:
+        if isinstance(arg, _Sym):
+            return arg.name
+        if isinstance(arg, list):
+            return "[" + ", ".join(self.render(a) for a in arg) + "]"
+        if isinstance(arg, tuple) and not _is_record(arg):
+            return "(" + "".join(self.render(a) + ", " for a in arg) + ")"
+        return self.constant(arg)
+
+    @staticmethod
+    def value(arg):
+        if isinstance(arg, _Sym):
+            return arg.value
+        if isinstance(arg, list):
+            return [_Tracer.value(a) for a in arg]
+        if isinstance(arg, tuple) and not _is_record(arg):
+            return tuple(_Tracer.value(a) for a in arg)
+        return arg
+
+    @staticmethod
+    def traced(arg) -> bool:
+        if isinstance(arg, _Sym):
+            return True
+        if isinstance(arg, (list, tuple)) and not _is_record(arg):
+            return any(_Tracer.traced(a) for a in arg)
+        return False
+
+    def emit(self, template: str, args, result):
+        """One line ``v = template(args)``; a tuple result is unpacked into several."""
+        expression = template.format(*(self.render(a) for a in args))
+        if isinstance(result, tuple):
+            syms = tuple(self.fresh(v) for v in result)
+            self.lines.append(", ".join(s.name for s in syms) + ", = " + expression)
+            return syms
+        # the same pure operation on the same variables again (the core recomputes a few,
+        # ``damping.accept(rho)`` in ``judge`` and in the policy's ``update``): its variable
+        seen = self.expressions.get(expression)
+        if seen is not None and _same(seen.value, result):
+            return seen
+        sym = self.fresh(result)
+        self.lines.append(f"{sym.name} = {expression}")
+        self.expressions[expression] = sym
+        return sym
+
+    def operation(self, fn, template, args):
+        result = fn(*(self.value(a) for a in args))
+        if not self.traced(args):
+            return result
+        return self.emit(template, args, result)
+
+    def check(self, template, args, expected) -> bool:
+        """The inline form gives ``expected`` on the traced values."""
+        names = {}
+        rendered = []
+        for i, a in enumerate(args):
+            names[f"a{i}"] = self.value(a)
+            rendered.append(f"a{i}")
+        try:
+            got = eval(template.format(*rendered), dict(self.globals), names)  # our own code
+        except Exception:  # noqa: BLE001 — the inline form does not apply: keep the call
+            return False
+        return _same(got, expected)
+
+    def namespace_call(self, name, args, kwargs):
+        if name == "cond":  # a branch on a value: both sides cannot be one straight line
+            raise Untraceable("xp.cond")
+        fn = getattr(single, name)
+        values = [self.value(a) for a in args]
+        result = fn(*values, **{k: self.value(v) for k, v in kwargs.items()})
+        if not self.traced(args) and not self.traced(tuple(kwargs.values())):
+            return result
+        inline = _INLINE.get(name)
+        if inline is not None and (not kwargs or name in _REDUCTIONS):
+            form = inline(self, *args, **kwargs)
+            if form is not None and form[0] is None:  # a constant of the input's type
+                return result
+            if form is not None:
+                template, inline_args = form
+                if template == "{0}" and _same(self.value(inline_args[0]), result):
+                    return inline_args[0]
+                if self.check(template, inline_args, result):
+                    return self.emit(template, inline_args, result)
+        delegate = _ARRAY_PATH.get(name)
+        if delegate is not None and not kwargs and not delegate[0](*values):
+            fn = delegate[1]  # what ``single`` calls for arrays, without its type tests
+        self.globals.setdefault(f"_ns_{name}", fn)
+        template = f"_ns_{name}(" + ", ".join(
+            [f"{{{i}}}" for i in range(len(args))]
+            + [f"{k}={{{len(args) + i}}}" for i, k in enumerate(kwargs)]) + ")"
+        return self.emit(template, list(args) + list(kwargs.values()), result)
+
+
+def _constant_scalar(tr, v):
+    """A scalar argument as ``single._value`` makes it: Python numbers converted once."""
+    if isinstance(v, _Sym):
+        return v
+    return single._value(v)
+
+
+# Inline forms of ``single``'s scalar paths: (template, arguments) or None for the call.
+def _generic(tr, *args) -> bool:
+    """Every argument a scalar, and every traced one a NumPy scalar (not a Python number,
+    which ``single._value`` would convert)."""
+    return all(_scalar(tr.value(a)) and (not isinstance(a, _Sym)
+                                         or isinstance(a.value, np.generic)) for a in args)
+
+
+def _where(tr, c, x, y):
+    cv, xv, yv = tr.value(c), tr.value(x), tr.value(y)
+    if (isinstance(cv, np.bool_) and isinstance(xv, np.ndarray) and isinstance(yv, np.ndarray)
+            and xv.shape == yv.shape and xv.dtype == yv.dtype):
+        # one problem's choice between two arrays: the chosen one itself where ``np.where``
+        # would return a C-ordered copy of it (the core never writes into its arrays; the
+        # memory order matters, a BLAS product's last bits depend on it)
+        return "_pick({0}, {1}, {2})", (c, x, y)
+    if not _generic(tr, x, y):
+        return None
+    if isinstance(cv, (np.bool_, bool)) and _scalar(xv) and _scalar(yv):
+        xs = x if isinstance(x, _Sym) else single._value(xv, yv)
+        ys = y if isinstance(y, _Sym) else single._value(yv, xv)
+        return "({1} if {0} else {2})", (c, xs, ys)
+    return None
+
+
+def _extremum(symbol):
+    def form(tr, x, y):
+        if _generic(tr, x, y):
+            x, y = _constant_scalar(tr, x), _constant_scalar(tr, y)
+            return "({0} if ({0} " + symbol + " {1} or {0} != {0}) else {1})", (x, y)
+        return None
+    return form
+
+
+def _compare(symbol):
+    def form(tr, x, y):
+        if _scalar(tr.value(x)) and _scalar(tr.value(y)):
+            return "({0} " + symbol + " {1})", (x, y)
+        return None
+    return form
+
+
+def _logical(symbol):
+    def form(tr, x, y):
+        if _scalar(tr.value(x)) and _scalar(tr.value(y)):
+            return "({0} " + symbol + " {1})", (x, y)
+        return None
+    return form
+
+
+def _unary(template):
+    def form(tr, x, *rest):
+        if not rest and _scalar(tr.value(x)):
+            return template, (x,)
+        return None
+    return form
+
+
+def _identity_on_scalar(tr, a, *rest):
+    if _scalar(tr.value(a)):
+        return "{0}", (a,)
+    return None
+
+
+def _cast(tr, a, dtype):
+    if not _scalar(tr.value(a)) or isinstance(dtype, _Sym):
+        return None
+    target = np.dtype(single._xp._DTYPES.get(dtype, dtype) if isinstance(dtype, str)
+                      else dtype).type
+    if type(tr.value(a)) is target:
+        return "{0}", (a,)
+    return "{1}({0})", (a, target)
+
+
+def _like(tr, a, *rest):
+    """zeros_like / ones_like / full_like of a scalar: a constant of its type."""
+    if _scalar(tr.value(a)) and not tr.traced(rest):
+        return None, ()
+    return None
+
+
+def _reduction(template):
+    """sum / max / norm of an array to one value per problem: the ufunc's reduction and the
+    (1,) result's element, as ``single._one`` takes it (``norm``: the square root of that
+    sum, correctly rounded by ``math.sqrt`` as by ``np.sqrt``)."""
+    def form(tr, a, axis=None, keepdims=False):
+        value = tr.value(a)
+        if (not isinstance(value, np.ndarray) or isinstance(axis, _Sym) or keepdims
+                or not isinstance(axis, int)):
+            return None
+        out_shape = value.shape[:axis % value.ndim] + value.shape[axis % value.ndim + 1:]
+        if out_shape != (1,):
+            return None
+        return template, (a, axis)
+    return form
+
+
+_REDUCTIONS = ("sum", "max", "norm")
+
+
+def _two_scalars(x, y, *rest):
+    return single._scalars(x, y)
+
+
+def _one_scalar(a, *rest):
+    return isinstance(a, single._SCALAR)
+
+
+# ``single``'s functions whose array path is one NumPy call: (the test that takes its scalar
+# path, the array path's function); the trace calls the latter directly where the former
+# failed (the types, and so the path, are fixed by the compiled code's signature).
+_ARRAY_PATH = {
+    "where": (lambda c, x, y: isinstance(c, (np.bool_, bool)) and single._scalars(x, y),
+              np.where),
+    "maximum": (_two_scalars, np.maximum),
+    "minimum": (_two_scalars, np.minimum),
+    "greater": (_two_scalars, np.greater),
+    "greater_equal": (_two_scalars, np.greater_equal),
+    "less": (_two_scalars, np.less),
+    "less_equal": (_two_scalars, np.less_equal),
+    "equal": (_two_scalars, np.equal),
+    "logical_and": (_two_scalars, np.logical_and),
+    "logical_or": (_two_scalars, np.logical_or),
+    "logical_not": (_one_scalar, np.logical_not),
+    "isfinite": (_one_scalar, np.isfinite),
+    "abs": (_one_scalar, np.abs),
+    "sqrt": (_one_scalar, np.sqrt),
+    "expand_dims": (_one_scalar, single._xp.expand_dims),
+    "cast": (_one_scalar, single._xp.cast),
+}
+
+_INLINE = {
+    "sum": _reduction("_add_reduce({0}, axis={1})[0]"),
+    "max": _reduction("_max_reduce({0}, axis={1})[0]"),
+    "norm": _reduction("_F64(_msqrt(_add_reduce({0} * {0}, axis={1})[0]))"),
+    "cast": _cast,
+    "zeros_like": _like,
+    "ones_like": _like,
+    "full_like": _like,
+    "where": _where,
+    "maximum": _extremum(">="),
+    "minimum": _extremum("<="),
+    "greater": _compare(">"),
+    "greater_equal": _compare(">="),
+    "less": _compare("<"),
+    "less_equal": _compare("<="),
+    "equal": _compare("=="),
+    "logical_and": _logical("&"),
+    "logical_or": _logical("|"),
+    "logical_not": _unary("(~{0})"),
+    "abs": _unary("abs({0})"),
+    "sqrt": _unary("(_F64(_msqrt({0})) if {0} >= 0 else _NAN)"),
+    "isfinite": _unary("_B(_misfinite({0}))"),
+    "expand_dims": _identity_on_scalar,
+    "squeeze": _identity_on_scalar,
+}
+
+
+class _TraceNamespace:
+    """``single`` seen through a tracer: every function records its call."""
+
+    def __init__(self, tr: _Tracer):
+        self._tr = tr
+
+    def __getattr__(self, name):
+        target = getattr(single, name)
+        if not callable(target):
+            return target
+        tr = self._tr
+
+        def call(*args, **kwargs):
+            return tr.namespace_call(name, args, kwargs)
+        call.__name__ = name
+        return call
+
+
+def _leaves(tree, path, out):
+    """(path, leaf) pairs of the traced inputs; None and records' static parts kept as is."""
+    if tree is None:
+        return
+    if isinstance(tree, tuple):
+        for i, item in enumerate(tree):
+            _leaves(item, path + (i,), out)
+        return
+    if isinstance(tree, _LEAF_TYPES):
+        out.append((path, tree))
+        return
+    raise Untraceable(f"an input of type {type(tree).__name__}")
+
+
+def _substitute(tree, path, syms):
+    if tree is None:
+        return None
+    if isinstance(tree, tuple):
+        items = [_substitute(item, path + (i,), syms) for i, item in enumerate(tree)]
+        return type(tree)(*items) if _is_record(tree) else tuple(items)
+    return syms[path]
+
+
+def _signature(tree):
+    """The structure and leaf types of an input tree (the compiled code's assumptions)."""
+    if tree is None:
+        return None
+    if isinstance(tree, tuple):
+        return (type(tree),) + tuple(_signature(t) for t in tree)
+    if isinstance(tree, np.ndarray):
+        return (tree.shape, tree.dtype.str)
+    return type(tree)
+
+
+class Compiled:
+    """A traced function: ``fn(*args)`` runs the generated code; ``source`` is its text."""
+
+    __slots__ = ("fn", "source", "signature", "operations")
+
+    def __init__(self, fn, source, signature, operations):
+        self.fn = fn
+        self.source = source
+        self.signature = signature
+        self.operations = operations
+
+
+def compile_function(fn, args) -> tuple[Compiled, object]:
+    """Trace ``fn(ns, *args)`` on the values ``args`` (trees of records, arrays, NumPy scalars
+    and None) and compile it; returns the compiled function and this call's result.
+
+    Raises:
+        Untraceable: ``fn`` depends on a traced value in Python; run it eagerly instead.
+    """
+    tr = _Tracer()
+    syms = {}
+    header = []
+    for a, tree in enumerate(args):
+        pairs = []
+        _leaves(tree, (a,), pairs)
+        for path, leaf in pairs:
+            sym = tr.fresh(leaf)
+            syms[path] = sym
+            header.append(f"{sym.name} = a{path[0]}" + "".join(f"[{i}]" for i in path[1:]))
+    traced_args = [_substitute(tree, (a,), syms) for a, tree in enumerate(args)]
+    try:
+        with np.errstate(all="ignore"):
+            out = fn(_TraceNamespace(tr), *traced_args)
+    except Untraceable:
+        raise
+    except Exception as e:  # noqa: BLE001 — an operation the tracer lacks: the caller runs
+        # the function eagerly, where a genuine error is raised as it would be anyway
+        raise Untraceable(f"{type(e).__name__}: {e}") from e
+    result_expr = _build(tr, out)
+    params = ", ".join(f"a{i}" for i in range(len(args)))
+    body = _live_lines(header + tr.lines, result_expr) + [f"return {result_expr}"]
+    source = f"def compiled({params}):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(tr.globals)
+    exec(compile(source, "<marquardt trace>", "exec"), namespace)  # noqa: S102 — our own code
+    compiled = Compiled(namespace["compiled"], source, tuple(_signature(a) for a in args),
+                        len(tr.lines))
+    return compiled, _values(out)
+
+
+_NAME = re.compile(r"\bv\d+\b")
+
+
+def _live_lines(lines: list[str], result_expr: str) -> list[str]:
+    """The lines whose variables the result needs (every operation is pure: a value the
+    result does not use, such as an unused field of an input record, is not computed)."""
+    needed = set(_NAME.findall(result_expr))
+    kept = []
+    for line in reversed(lines):
+        targets, expression = line.split(" = ", 1)
+        if any(t in needed for t in _NAME.findall(targets)):
+            kept.append(line)
+            needed.update(_NAME.findall(expression))
+    return kept[::-1]
+
+
+def _build(tr: _Tracer, out) -> str:
+    """The expression that rebuilds the result tree from the generated variables."""
+    if isinstance(out, _Sym):
+        return out.name
+    if _is_record(out):
+        cls = tr.constant(type(out))
+        return f"{cls}(" + ", ".join(_build(tr, v) for v in out) + ")"
+    if isinstance(out, tuple):
+        return "(" + "".join(_build(tr, v) + ", " for v in out) + ")"
+    return tr.constant(out)
+
+
+def _values(out):
+    if isinstance(out, _Sym):
+        return out.value
+    if _is_record(out):
+        return type(out)(*(_values(v) for v in out))
+    if isinstance(out, tuple):
+        return tuple(_values(v) for v in out)
+    return out
