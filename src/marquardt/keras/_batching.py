@@ -1,4 +1,4 @@
-"""The batch policy of ``fit``: ``batch_size="auto"`` (the default), ``"full"``/``None``, or a number.
+"""The batch policy of ``fit``: ``batch_size="auto"`` (default), ``"full"``/``None``, a number.
 
 ``"auto"`` trains in mini-batches while they make fast progress on the whole data and then in
 full batch, where LM's gain ratio is exact:
@@ -10,9 +10,10 @@ full batch, where LM's gain ratio is exact:
    samples (2,000 on the README's sinc problem), so the step is traced for one batch shape;
    on TensorFlow the fewer than c rows left over are left out of each pass, a different few
    each pass since the rows are reshuffled (where Keras' own array adapter batches them, on
-   JAX, the same few rows are left out of every mini-batch pass; full batch sees them). Everything else trains full batch from the start, as before:
-   small data, MATLAB's ``trainlm``/``trainbr`` (damping ``"trainlm"``, which is full-batch by
-   definition), Bayesian regularisation, a dataset or generator (it batches itself).
+   JAX, the same few rows are left out of every mini-batch pass; full batch sees them).
+   Everything else trains full batch from the start, as before: small data, MATLAB's
+   ``trainlm``/``trainbr`` (damping ``"trainlm"``, which is full-batch by definition), Bayesian
+   regularisation, a dataset or generator (it batches itself).
 2. *When it switches.* After an epoch (a pass over the data) whose full-data loss
    (``full_loss``, all training rows at the epoch's final weights) is not below the best
    full-data loss of the earlier epochs, or in which every batch hit the damping limit. The

@@ -75,8 +75,8 @@ class LMModel(keras.Model):
     ``step_norm``, ``full_loss`` (mini-batch from arrays: the loss over all training rows),
     and in ``history.history`` only, not in the progress bar, ``lm_status``
     (``marquardt._status.Status`` code, -100 while running) and ``batch_size`` (array input:
-    the samples per batch of each epoch). Regularisation losses are refused; batch-normalisation statistics are
-    updated with ``training=True``.
+    the samples per batch of each epoch). Regularisation losses are refused;
+    batch-normalisation statistics are updated with ``training=True``.
 
     References:
         K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
