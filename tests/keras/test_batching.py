@@ -128,3 +128,26 @@ def test_batch_sizes_that_stay(options, batch_size, rows, expected):
     assert history.history["batch_size"] == [expected] * len(history.epoch)
     assert ("full_loss" in history.history) == (expected < rows)
     assert math.isfinite(history.history["loss"][-1])
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_a_stop_by_another_callback_wins_and_the_best_epoch_is_restored_at_the_end(restore):
+    """A stop asked for in the same epoch (here: by a callback before the policy) is a stop,
+    not a switch; ending in the mini-batch phase restores the best epoch's weights, unless an
+    EarlyStopping restores its own (``restore=False``)."""
+    net = net_1_3_1()
+    policy = BatchPolicy(40, 400, auto=True, restore=restore)
+    policy.set_model(_Holder(net))
+    policy.set_params({"epochs": 10})
+    weights = []
+    for epoch, full in enumerate([1.0, 0.5, 0.7]):
+        policy.on_epoch_begin(epoch)
+        for v in net.trainable_variables:
+            v.assign(v + 1.0)
+        weights.append([v.numpy().copy() for v in net.trainable_variables])
+        policy.model.stop_training = epoch == 2  # e.g. EarlyStopping, in the same epoch
+        policy.on_epoch_end(epoch, {"full_loss": full})
+    assert policy.switch_epoch is None and not policy.continues and policy.mini
+    policy.on_train_end()
+    for v, w in zip(net.trainable_variables, weights[1 if restore else 2]):
+        np.testing.assert_array_equal(v.numpy(), w)
