@@ -82,7 +82,8 @@ def worker(args):
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t0)
 
-    history = lm.fit(x, y, epochs=args.epochs + 1, verbose=0, callbacks=[Timer()])
+    history = lm.fit(x, y, epochs=args.epochs + 1, verbose=0, callbacks=[Timer()],
+                     batch_size="full")
     attempts = [float(a) for a in history.history["attempts"][1:]]
     record = {"p": p, "iteration": float(np.median(times[1:])), "attempts": attempts,
               "loss": float(history.history["loss"][-1]), "replicas": 1,

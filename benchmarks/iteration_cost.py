@@ -1,7 +1,7 @@
 """Cost of one Levenberg-Marquardt iteration against the BLAS floor, and its peak memory.
 
 For tanh MLPs of about 500 and 5,000 weights on 10,000 and 100,000 samples, the time of one
-full-batch LM iteration (Jacobian, JᵀJ, solve, candidate evaluation; the best of the epochs
+full-batch LM iteration (``batch_size="full"``) (Jacobian, JᵀJ, solve, candidate evaluation; the best of the epochs
 after the first, which includes tracing, with the λ attempts that epoch made) is compared with
 the floor set by BLAS on the same sizes in the same run: NumPy's ``J.T @ J`` (float32, a syrk)
 plus SciPy's Cholesky of the P×P float64 matrix (best of 10 at ~500 weights, of 3 at ~5,000).
@@ -66,7 +66,9 @@ def lm_iteration_time(hidden, n, epochs):
         def on_epoch_end(self, epoch, logs=None):
             times.append((time.perf_counter() - self.t, logs.get("attempts", 1)))
 
-    mk.fit(net, x, y, loss="mse", epochs=epochs, verbose=0, callbacks=[Clock()])
+    # batch_size="full": the default ("auto") would train these sizes in mini-batches
+    mk.fit(net, x, y, loss="mse", epochs=epochs, verbose=0, callbacks=[Clock()],
+           batch_size="full")
     p = net.count_params()
     steady = times[1:] or times
     # the best epoch after the first (which traces), as the floor is the best of its repeats:
@@ -152,7 +154,7 @@ def _memory_child(hidden, n):
     net = _network(hidden)
     base = _vm_kib("VmHWM")
     start = time.perf_counter()
-    mk.fit(net, x, y, loss="mse", epochs=1, verbose=0)
+    mk.fit(net, x, y, loss="mse", epochs=1, verbose=0, batch_size="full")  # one full batch
     seconds = time.perf_counter() - start
     print(json.dumps({"params": net.count_params(), "base_kib": base,
                       "peak_kib": _vm_kib("VmHWM"), "seconds": seconds}))

@@ -44,7 +44,7 @@ def run(degree: int, epochs: int, precision: str, rows: int = 20_000):
 
     history = mk.fit(net, features.astype(np.float32), y.astype(np.float32)[:, None],
                      loss="mse", epochs=epochs, verbose=0, precision=precision,
-                     callbacks=[Clock()])
+                     callbacks=[Clock()], batch_size="full")
     dense = net.layers[0]
     w = np.r_[dense.kernel.numpy().ravel(), dense.bias.numpy()].astype(np.float64)
     return {

@@ -111,7 +111,7 @@ def run_marquardt(data, hidden, seed, budget):
     t0 = time.perf_counter()
     net = network(x.shape[1], hidden, seed)
     trace = Trace(lambda v: net(v, training=False).numpy(), xt, yt, budget)
-    mk.fit(net, x, y, loss="mse", epochs=1_000_000, verbose=0,
+    mk.fit(net, x, y, loss="mse", epochs=1_000_000, verbose=0, batch_size="full",
            callbacks=[keras_trace_callback(trace)])
     return trace, trace.start - t0
 

@@ -23,7 +23,8 @@ YA = X3.sum(1, keepdims=True)
 YB = X3[:, :1] * X3[:, 1:2]
 X = np.linspace(-1, 1, 64, dtype="float32")[:, None]
 Y = np.sin(3 * X)
-LM_LOGS = {"lam", "attempts", "grad_norm", "step_norm", "lm_status", "cholesky_failures"}
+LM_LOGS = {"lam", "attempts", "grad_norm", "step_norm", "lm_status", "cholesky_failures",
+           "batch_size"}
 
 
 def two_outputs(as_dict):

@@ -15,7 +15,7 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["array_inputs"]
+__all__ = ["array_inputs", "trim_to_batches"]
 
 
 def _as_array(a):
@@ -65,7 +65,8 @@ def _array_tuple(data) -> bool:
 
 
 def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
-                 validation_split: float, validation_data, validation_batch_size=None):
+                 validation_split: float, validation_data, validation_batch_size=None,
+                 drop_remainder: bool = False):
     """``(train_dataset, validation, steps_per_epoch)`` for LM on array inputs.
 
     ``batch_size=None`` (or the number of rows) is full batch: one batch, repeated, one step
@@ -75,6 +76,9 @@ def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
     split))`` rows stay for training, before any shuffling). Array ``validation_data`` becomes
     one batch (full batch) or batches of ``validation_batch_size or batch_size``, not
     repeated; anything else (a dataset, a generator, a ``PyDataset``) goes to Keras as it is.
+    ``drop_remainder``: mini-batch passes leave out the last partial batch
+    (``floor(rows / batch_size)`` steps; ``batch_size="auto"`` sizes its batches so that fewer
+    rows than batches are left out).
     """
     from marquardt._backend.tensorflow.keras_data import single_batch_dataset, sliced_batches
 
@@ -90,5 +94,24 @@ def array_inputs(x, y, sample_weight, *, batch_size: int | None, shuffle: bool,
     parts = _parts(x, y, sample_weight)
     if full:
         return single_batch_dataset(parts, repeat=True), validation_data, 1
-    train = sliced_batches(parts, batch_size, shuffle=shuffle, repeat=True)
-    return train, validation_data, math.ceil(n / batch_size)
+    train = sliced_batches(parts, batch_size, shuffle=shuffle, repeat=True,
+                           drop_remainder=drop_remainder)
+    return train, validation_data, (n // batch_size if drop_remainder else
+                                    math.ceil(n / batch_size))
+
+
+def trim_to_batches(x, y, sample_weight, batch_size: int, validation_split: float,
+                    validation_data) -> dict:
+    """Keras ``fit`` arguments with the training rows cut to a multiple of ``batch_size``.
+
+    The validation rows are split off first, by Keras' rule, and passed as
+    ``validation_data``. Used where Keras' own array adapter batches the rows
+    (``batch_size="auto"`` equal batches without ``tf.data``).
+    """
+    if validation_split and validation_data is None:
+        (x, y, sample_weight), validation_data = _split(x, y, sample_weight, validation_split)
+    n = int(keras.tree.flatten(x)[0].shape[0])
+    keep = n // batch_size * batch_size
+    head = lambda t: None if t is None else _rows(t, 0, keep)  # noqa: E731
+    return dict(x=head(x), y=head(y), sample_weight=head(sample_weight),
+                validation_split=0.0, validation_data=validation_data)

@@ -22,7 +22,7 @@ def _compiled(model):
     return get("loss"), get("metrics"), get("loss_weights"), get("weighted_metrics")
 
 
-def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, validation_data=None,
+def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", validation_data=None,
         validation_split=0.0, callbacks=None, verbose="auto", sample_weight=None,
         class_weight=None, shuffle=True, residual=None, metrics=None, steps_per_epoch=None,
         validation_steps=None, validation_batch_size=None, validation_freq=1,
@@ -36,8 +36,12 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size=None, valida
         loss: a loss with a least-squares form; ``None`` takes the loss ``model`` was compiled
             with (and its metrics and loss weights).
         epochs: LM iterations over the data (100; trainlm uses 1000).
-        batch_size: ``None`` means full batch, the classic LM setting; a number gives
-            mini-batch LM.
+        batch_size: ``"auto"`` (default): large array data (at least 8 batches of
+            4·⌈P/k⌉ samples, P weights, k residuals per sample) start in such mini-batches
+            and go full batch once an epoch does not lower the full-data loss; everything
+            else, and MATLAB's ``trainlm``/``trainbr``, trains full batch
+            (``docs/keras.md``, "Full batch and mini-batch"). ``"full"`` or ``None``: full
+            batch, the classic LM setting. A number: mini-batch LM throughout.
         validation_data, validation_split, callbacks, verbose, sample_weight, class_weight,
         shuffle, steps_per_epoch, validation_steps, validation_batch_size, validation_freq,
         initial_epoch: as in ``keras.Model.fit`` (``steps_per_epoch`` bounds an epoch of a

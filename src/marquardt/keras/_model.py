@@ -4,7 +4,8 @@ The wrapper shares its weights with the model it wraps, so after ``fit`` the use
 model holds the trained weights and saves and loads as a plain Keras model. Keras' ``fit``,
 ``evaluate`` and ``predict`` run unchanged (callbacks, History, progress bar, validation,
 sample and class weights, metrics, NumPy or ``tf.data`` input); ``fit`` only adds, around
-Keras' own loop: front-door checks, full-batch training by default, mini-batches of at least
+Keras' own loop: front-door checks, the batch policy (``batch_size="auto"``: mini-batches on
+large data, then full batch, ``_batching``), mini-batches of at least
 one residual per weight with ``full_loss`` logged (``_minibatch``), warnings about Dropout and
 batch normalisation (``_layers``), the ``LMStopping`` callback, and on Ctrl-C the best weights
 an ``EarlyStopping`` kept before the interrupt is raised again.
@@ -14,17 +15,22 @@ Example:
     ...                         keras.layers.Dense(1)])
     >>> lm = LMModel(net)
     >>> lm.compile(loss="mse")
-    >>> history = lm.fit(x, y, epochs=50)          # full batch
+    >>> history = lm.fit(x, y, epochs=50)          # batch_size="auto"
     >>> net.save("net.keras")                      # a plain Keras model
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 
+from marquardt._damping import TrainLM
 from marquardt.keras import _backends, _bayes, _validation
-from marquardt.keras._data import array_inputs
+from marquardt.keras._batching import (
+    BatchPolicy, PhasedCallbacks, check_batch_size, plan_batches)
+from marquardt.keras._data import array_inputs, trim_to_batches
 from marquardt.keras._epoch_sums import EpochSums
 from marquardt.keras._layers import coupled_layers, warn_about_layers
 from marquardt.keras._memory import plan_memory
@@ -62,17 +68,18 @@ class LMModel(keras.Model):
             ``precision``, ``training``, ``kernel``).
 
     After ``compile(loss=..., metrics=...)`` (no optimizer: LM is the optimizer), ``fit``
-    trains full batch by default. Logs per epoch: ``loss`` (the Keras loss *after* the
-    iteration), metrics at the same weights, ``lam`` (λ for the next iteration),
-    ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration), ``step_norm``,
-    ``cholesky_failures`` (attempts whose Cholesky factorisation of A + λD failed and the
-    eigen-decomposition solved instead; summed over the epoch's batches),
-    ``full_loss`` (mini-batch from arrays: the loss over all training rows) and
-    ``lm_status`` (``marquardt._status.Status`` code, -100 while running; in
-    ``history.history`` only, not in the progress bar). Full batch by default; with
-    ``batch_size`` set, mini-batch LM (see ``docs/keras.md`` for how the damping limit is
-    handled there). Regularisation losses are refused; batch-normalisation statistics are
-    updated with ``training=True``.
+    trains with ``batch_size="auto"`` by default: full batch on small data, mini-batches then
+    full batch on large data (``docs/keras.md``, "Full batch and mini-batch"); ``"full"`` or
+    None is always full batch, a number mini-batch LM throughout. Logs per epoch: ``loss``
+    (the Keras loss *after* the iteration), metrics at the same weights, ``lam`` (λ for the
+    next iteration), ``attempts``, ``grad_norm`` (‖Jᵀr‖ at the start of the iteration),
+    ``step_norm``, ``cholesky_failures`` (attempts whose Cholesky factorisation of A + λD
+    failed and the eigen-decomposition solved instead; summed over the epoch's batches),
+    ``full_loss`` (mini-batch from arrays: the loss over all training rows),
+    and in ``history.history`` only, not in the progress bar, ``lm_status``
+    (``marquardt._status.Status`` code, -100 while running) and ``batch_size`` (array input:
+    the samples per batch of each epoch). Regularisation losses are refused;
+    batch-normalisation statistics are updated with ``training=True``.
 
     References:
         K. Levenberg, Quart. Appl. Math. 2, 164-168 (1944). D. W. Marquardt, J. SIAM 11,
@@ -265,26 +272,39 @@ class LMModel(keras.Model):
                 f"residuals of shape {r.shape}")
         return int(k)
 
-    # ---- fit: Keras' own loop, with checks, full batch and stopping -------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+    # ---- fit: Keras' own loop, with checks, the batch policy and stopping -------------------
+    def fit(self, x=None, y=None, batch_size="auto", epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, **kwargs):
-        """Keras ``fit``, full batch by default (``batch_size=None``).
+        """Keras ``fit``; ``batch_size`` chooses full batch or mini-batch LM.
+
+        Args:
+            batch_size: ``"auto"`` (default; ``marquardt.keras._batching``): array input with
+                at least 8 batches of 4·⌈P/k⌉ samples (P weights, k residuals per sample)
+                trains in such mini-batches until an epoch does not lower the full-data loss
+                (or every batch hits the damping limit), then full batch; anything else, and
+                MATLAB's ``trainlm``/``trainbr`` (damping ``"trainlm"``), trains full batch.
+                ``"full"`` or ``None``: full batch, the classic LM setting. A number: mini-batch
+                LM of that many samples per batch (raised to at least one residual per
+                weight). Other arguments as in ``keras.Model.fit``.
 
         Returns:
             the ``keras.callbacks.History``, with ``history.stop_reason`` saying why training
-            stopped (also ``self.stop_reason``).
+            stopped (also ``self.stop_reason``) and, for array input,
+            ``history.history["batch_size"]`` (the samples per batch of each epoch).
 
         Raises:
             ValueError: a ``tf.distribute`` strategy other than ``MirroredStrategy`` or
                 ``MultiWorkerMirroredStrategy`` (or options they cannot split, see
                 ``docs/distributed.md``), no trainable weights, non-finite
                 ``x``/``y``/``sample_weight``, targets that do not match the outputs, a non-finite starting loss, a model
-                too large for dense LM (the message says how much memory it needs).
+                too large for dense LM (the message says how much memory it needs), a
+                ``batch_size`` that is not ``"auto"``, ``"full"``, None or a positive integer.
         """
         if not self.compiled:
             raise ValueError("The model must be compiled before `fit`: call "
                              "`compile(loss=...)` first. Received: an uncompiled LMModel")
+        batch_size = check_batch_size(batch_size)
         self._check_strategy()
         self._check_inputs(x, y, sample_weight)
         is_dataset = hasattr(x, "element_spec")
@@ -292,15 +312,19 @@ class LMModel(keras.Model):
         # arrays: their sample count; a dataset, generator or PyDataset batches itself
         n = (int(leaves[0].shape[0]) if leaves and hasattr(leaves[0], "shape")
              and not is_dataset else None)
+        given = batch_size if isinstance(batch_size, int) else None
         if _bayes.enabled(self.lm_options):
-            _bayes.check_full_batch(x, n, batch_size)
-        if batch_size is None and n is not None:
-            batch_size = n  # full batch: the classic LM setting
-        first = [EpochSums()]
-        if n is not None and self._lm_k is not None:
-            # mini-batches of fewer residuals than weights diverge (``_minibatch``)
+            _bayes.check_full_batch(x, n, given)
+        first, policy = [EpochSums()], None
+        train_rows = None
+        if n is not None:
             train_rows = n if not validation_split or validation_data is not None else int(
                 np.floor(n * (1.0 - validation_split)))
+        plan = plan_batches(batch_size, rows=train_rows, k=self._lm_k,
+                            p=self._lm_weight_count(), full_only=self._full_batch_only())
+        batch_size = given if n is None else (plan.batch_size or n)  # None: full batch
+        if n is not None and self._lm_k is not None:
+            # mini-batches of fewer residuals than weights diverge (``_minibatch``)
             batch_size = safe_batch_size(int(batch_size), train_rows, self._lm_k,
                                          self._lm_weight_count())
             if batch_size < train_rows:
@@ -312,47 +336,94 @@ class LMModel(keras.Model):
         elif is_dataset and self._lm_k is not None and self._lm_probe_rows is not None:
             warn_small_batches(self._lm_probe_rows, self._lm_k, self._lm_weight_count())
         stopper = LMStopping(self.lm_options)
+        if n is not None:
+            restores = any(isinstance(cb, keras.callbacks.EarlyStopping)
+                           and cb.restore_best_weights for cb in callbacks or ())
+            policy = BatchPolicy(int(batch_size), train_rows,
+                                 auto=plan.auto and batch_size < train_rows,
+                                 restore=not restores)
+            stopper.policy = policy
         if is_dataset:
             shuffle = False  # Keras ignores it for datasets, with a warning
-        if (n is not None and class_weight is None and shuffle in (True, False)
-                and _backends.name() == "tensorflow"):
-            # arrays: one repeated dataset and one iterator for the run (``_data``); on JAX
-            # Keras' own array adapter batches them (NumPy slices, no tf.data)
-            x, validation_data, steps = array_inputs(
-                x, y, sample_weight, batch_size=batch_size, shuffle=shuffle,
-                validation_split=validation_split, validation_data=validation_data,
-                validation_batch_size=kwargs.get("validation_batch_size"))
-            y = sample_weight = None
-            validation_split, batch_size, shuffle = 0.0, None, False  # x batches itself
-            if kwargs.get("steps_per_epoch") is None:
-                kwargs["steps_per_epoch"] = steps
-        all_callbacks = first + list(callbacks or []) + [stopper]
+        all_callbacks = first + list(callbacks or []) + [stopper] + ([policy] if policy else [])
         warn_about_layers(self.network, self.lm_options.training)
         self.stop_reason = None
+        data = dict(x=x, y=y, sample_weight=sample_weight, shuffle=shuffle,
+                    class_weight=class_weight, validation_split=validation_split,
+                    validation_data=validation_data)
+        auto = policy is not None and policy.auto
+        phase = self._phase_inputs(data, batch_size, n, kwargs, drop_remainder=auto)
+        if auto:
+            all_callbacks = PhasedCallbacks(
+                all_callbacks, policy, add_history=True, add_progbar=verbose != 0,
+                verbose=verbose, epochs=epochs, model=self,
+                steps=phase.get("steps_per_epoch") or math.ceil(train_rows / batch_size))
         try:
-            history = super().fit(
-                x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-                callbacks=all_callbacks, validation_split=validation_split,
-                validation_data=validation_data, shuffle=shuffle, class_weight=class_weight,
-                sample_weight=sample_weight, initial_epoch=initial_epoch, **kwargs)
+            history = super().fit(epochs=epochs, verbose=verbose, callbacks=all_callbacks,
+                                  initial_epoch=initial_epoch, **phase)
+            if policy is not None and policy.continues:
+                # batch_size="auto": the mini-batch epochs stopped improving; full batch now
+                phase = self._phase_inputs(data, n, n, kwargs)
+                all_callbacks.set_params({**all_callbacks.params, "steps": 1})
+                history = super().fit(epochs=epochs, verbose=verbose, callbacks=all_callbacks,
+                                      initial_epoch=policy.switch_epoch + 1, **phase)
         except KeyboardInterrupt:
             # Keras lets the interrupt through without `on_train_end`; first keep the weights
             # the user asked for (EarlyStopping's best), then let it reach the caller.
             restored = restore_best_weights(self, callbacks)
             self._record_stop(self.history, stopper, callbacks, initial_epoch, epochs,
-                              interrupted=restored or "last")
+                              interrupted=restored or "last", policy=policy)
             raise
-        self._record_stop(history, stopper, callbacks, initial_epoch, epochs)
+        self._record_stop(history, stopper, callbacks, initial_epoch, epochs, policy=policy)
         return history
 
+    def _phase_inputs(self, data, batch_size, n, kwargs, *, drop_remainder=False):
+        """The arguments of Keras' ``fit`` for one phase of training at ``batch_size``
+        (``drop_remainder``: the equal batches of ``batch_size="auto"``)."""
+        data = dict(data, batch_size=batch_size, **kwargs)
+        if (n is not None and data["class_weight"] is None and data["shuffle"] in (True, False)
+                and _backends.name() == "tensorflow"):
+            # arrays: one repeated dataset and one iterator for the run (``_data``); on JAX
+            # Keras' own array adapter batches them (NumPy slices, no tf.data)
+            x, validation_data, steps = array_inputs(
+                data["x"], data["y"], data["sample_weight"], batch_size=batch_size,
+                shuffle=data["shuffle"], validation_split=data["validation_split"],
+                validation_data=data["validation_data"],
+                validation_batch_size=kwargs.get("validation_batch_size"),
+                drop_remainder=drop_remainder)
+            data.update(x=x, y=None, sample_weight=None, validation_data=validation_data,
+                        validation_split=0.0, batch_size=None, shuffle=False)  # x batches itself
+            if kwargs.get("steps_per_epoch") is None:
+                data["steps_per_epoch"] = steps
+        elif n is not None and drop_remainder:
+            # Keras' own array adapter (JAX, class_weight, shuffle="batch") would make a last
+            # batch of the fewer than c rows left over: leave them out of the mini-batch
+            # phase instead (the same few rows each pass; full batch sees them)
+            data.update(trim_to_batches(data["x"], data["y"], data["sample_weight"],
+                                        batch_size, data["validation_split"],
+                                        data["validation_data"]))
+        return data
+
+    def _full_batch_only(self) -> str:
+        """Why the options train full batch under ``batch_size="auto"`` ("" if they need not)."""
+        if isinstance(self.lm_options.damping, TrainLM):
+            return "damping 'trainlm' (MATLAB's trainlm and trainbr train full batch)"
+        if _bayes.enabled(self.lm_options):
+            return "Bayesian regularisation needs the whole training set"
+        if self.replicas() > 1:
+            return "several replicas"
+        return ""
+
     def _record_stop(self, history, stopper, callbacks, initial_epoch, epochs,
-                     interrupted=None):
+                     interrupted=None, policy=None):
         done = len(history.epoch) + initial_epoch if history is not None else 0
         self.stop_reason = final_reason(stopper, callbacks, done, epochs, interrupted)
         if history is not None:
             history.stop_reason = self.stop_reason
             history.lm_status = stopper.status
             history.history["lm_status"] = stopper.codes[:len(history.epoch)]
+            if policy is not None:
+                history.history["batch_size"] = policy.sizes[:len(history.epoch)]
         log_reason(self.stop_reason)
 
     def _lm_weight_count(self):

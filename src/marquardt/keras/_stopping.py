@@ -73,6 +73,9 @@ class LMStopping(keras.callbacks.Callback):
         self._limited = 0
         self._batches = 0
         self._limit_logs = None
+        #: the ``_batching.BatchPolicy`` of ``batch_size="auto"`` (None otherwise): in its
+        #: mini-batch phase an epoch of damping-limited batches switches to full batch
+        self.policy = None
 
     def on_train_begin(self, logs=None):
         self._start = time.monotonic()
@@ -110,6 +113,10 @@ class LMStopping(keras.callbacks.Callback):
             logs.pop("lm_status", None)
         self.codes.append(self._last)
         if self.reason is None and self._batches > 0 and self._limited == self._batches:
+            if self.policy is not None and self.policy.mini:
+                # batch_size="auto": go on in full batch instead (``_batching``)
+                self.policy.request(f"every batch of epoch {epoch + 1} hit the damping limit")
+                return
             self._stop(Status.DAMPING_LIMIT, self._limit_logs or logs or {})
             if self._batches > 1:
                 self.reason += f" Every batch of epoch {epoch + 1} hit the damping limit."

@@ -38,10 +38,12 @@ def single_batch_dataset(batch, *, repeat: bool = False):
     return dataset.repeat() if repeat else dataset
 
 
-def sliced_batches(parts, batch_size: int, *, shuffle: bool = False, repeat: bool = False):
+def sliced_batches(parts, batch_size: int, *, shuffle: bool = False, repeat: bool = False,
+                   drop_remainder: bool = False):
     """The rows of ``parts`` (a tuple such as ``(x, y)`` or ``(x, y, w)``) in batches of
     ``batch_size``, the last one partial; with ``shuffle`` in a new order each pass; with
-    ``repeat`` pass after pass (the caller bounds each epoch).
+    ``repeat`` pass after pass (the caller bounds each epoch); with ``drop_remainder`` the
+    last partial batch of each pass is left out (``batch_size="auto"``: its equal batches).
 
     The data become tensors once; what is shuffled and batched is the row indices, and each
     batch gathers its rows (as Keras' own array adapter does). Shuffling the rows themselves
@@ -53,7 +55,7 @@ def sliced_batches(parts, batch_size: int, *, shuffle: bool = False, repeat: boo
     order = tf.data.Dataset.range(rows)
     if shuffle:
         order = order.shuffle(rows, reshuffle_each_iteration=True)
-    order = order.batch(batch_size)
+    order = order.batch(batch_size, drop_remainder=drop_remainder)
     if repeat:
         order = order.repeat()
     return order.map(lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), tensors),
