@@ -1,4 +1,4 @@
-"""``batch_size="auto"`` (the default): mini-batches of 4·⌈P/k⌉ samples on large array data,
+"""``batch_size="auto"`` (the default): mini-batches of 2·⌈P/k⌉ samples on large array data,
 full batch once an epoch does not lower the full-data loss; everything else full batch."""
 
 import math
@@ -21,18 +21,18 @@ Y = (np.sin(3 * X) + 0.1 * RNG.normal(size=X.shape)).astype("float32")
 def net_1_3_1():
     keras.utils.set_random_seed(2)
     return keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, "tanh"),
-                             keras.layers.Dense(1)])  # P = 10: auto batch 40, needs 320 rows
+                             keras.layers.Dense(1)])  # P = 10: auto batch 20, needs 160 rows
 
 
 def test_plan_batches():
-    assert plan_batches("auto", rows=20_000, k=1, p=481) == BatchPlan(2000, True)  # 10 equal
-    assert plan_batches("auto", rows=15_392, k=1, p=481) == BatchPlan(1924, True)  # 8 batches
-    small = plan_batches("auto", rows=15_391, k=1, p=481)
+    assert plan_batches("auto", rows=20_000, k=1, p=481) == BatchPlan(1000, True)  # 20 equal
+    assert plan_batches("auto", rows=7_696, k=1, p=481) == BatchPlan(962, True)  # 8 batches
+    small = plan_batches("auto", rows=7_695, k=1, p=481)
     assert small.batch_size is None and not small.auto
-    assert "15391 rows are fewer than 8 batches of 1924" in small.why_full
-    assert plan_batches("auto", rows=2_000, k=3, p=30) == BatchPlan(40, True)  # 4·⌈30/3⌉
-    assert plan_batches("auto", rows=2_039, k=3, p=30) == BatchPlan(40, True)  # 51 batches
-    assert plan_batches("auto", rows=350, k=1, p=10) == BatchPlan(43, True)  # 8 of ⌊350/8⌋
+    assert "7695 rows are fewer than 8 batches of 962" in small.why_full
+    assert plan_batches("auto", rows=2_000, k=3, p=30) == BatchPlan(20, True)  # 2·⌈30/3⌉
+    assert plan_batches("auto", rows=2_019, k=3, p=30) == BatchPlan(20, True)  # 100 batches
+    assert plan_batches("auto", rows=175, k=1, p=10) == BatchPlan(21, True)  # 8 of ⌊175/8⌋
     assert plan_batches("full", rows=20_000, k=1, p=481) == BatchPlan(None, False)
     assert plan_batches(1000, rows=20_000, k=1, p=481) == BatchPlan(1000, False)
     trainlm = plan_batches("auto", rows=20_000, k=1, p=481, full_only="damping 'trainlm'")
@@ -105,7 +105,7 @@ def test_auto_switches_to_full_batch_on_the_documented_condition():
     sizes, full = history.history["batch_size"], history.history["full_loss"]
     assert len(sizes) == len(full) == 12
     switch = sizes.index(400) - 1  # the last mini-batch epoch
-    assert switch >= 1 and sizes[:switch + 1] == [40] * (switch + 1)
+    assert switch >= 1 and sizes[:switch + 1] == [20] * (switch + 1)
     assert sizes[switch + 1:] == [400] * (11 - switch)
     best = [min(full[:i]) for i in range(1, switch + 1)]
     assert all(f < b for f, b in zip(full[1:switch], best))  # every earlier epoch improved
@@ -120,7 +120,7 @@ def test_auto_switches_to_full_batch_on_the_documented_condition():
     (None, None, 400, 400),  # None: full batch
     (None, "full", 400, 400),
     (mk.TRAINLM, "auto", 400, 400),  # MATLAB's trainlm trains full batch
-    (None, "auto", 300, 300),  # fewer than 8 batches of 40 rows: full batch
+    (None, "auto", 150, 150),  # fewer than 8 batches of 20 rows: full batch
 ])
 def test_batch_sizes_that_stay(options, batch_size, rows, expected):
     history = mk.fit(net_1_3_1(), X[:rows], Y[:rows], loss="mse", epochs=3, verbose=0,

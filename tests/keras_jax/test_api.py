@@ -213,14 +213,14 @@ def test_bayesian_regularisation_is_refused_on_jax():
 
 
 def test_auto_batches_trim_the_leftover_rows_and_switch_to_full_batch():
-    """415 rows, P = 10: 10 equal batches of 41 (5 rows left out of the mini-batch passes, as
-    Keras' array adapter would make a 5-row batch), then full batch once ``full_loss`` stops
+    """415 rows, P = 10: 20 equal batches of 20 (15 rows left out of the mini-batch passes, as
+    Keras' array adapter would make a 15-row batch), then full batch once ``full_loss`` stops
     improving (noisy targets)."""
     x = np.linspace(-1.0, 1.0, 415, dtype="float32")[:, None]
     y = (np.sin(3.0 * x) + 0.1 * RNG.normal(size=x.shape)).astype("float32")
     history = mk.fit(mlp(width=3), x, y, loss="mse", epochs=12, verbose=0)
     sizes = history.history["batch_size"]
-    assert sizes[0] == 41 and sizes[-1] == 415
+    assert sizes[0] == 20 and sizes[-1] == 415
     switch = sizes.index(415) - 1
     full = history.history["full_loss"]
-    assert full[switch] >= min(full[:switch]) and set(sizes[:switch + 1]) == {41}
+    assert full[switch] >= min(full[:switch]) and set(sizes[:switch + 1]) == {20}

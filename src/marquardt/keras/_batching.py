@@ -6,8 +6,8 @@ full batch, where LM's gain ratio is exact:
 1. *Which data start in mini-batches.* Array input to a plain LM fit (Nielsen damping, no
    Bayesian regularisation, no custom residual, one replica) with at least ``MIN_BATCHES``
    mini-batches of b = ``BATCH_FACTOR`` · ⌈P/k⌉ samples (P weights, k residuals per sample),
-   i.e. n·k ≥ 32·P residuals. The n rows are cut into c = ⌊n/b⌋ equal batches of ⌊n/c⌋ ≥ b
-   samples (2,000 on the README's sinc problem), so the step is traced for one batch shape;
+   i.e. n·k ≥ 16·P residuals. The n rows are cut into c = ⌊n/b⌋ equal batches of ⌊n/c⌋ ≥ b
+   samples (1,000 on the README's sinc problem), so the step is traced for one batch shape;
    on TensorFlow the fewer than c rows left over are left out of each pass, a different few
    each pass since the rows are reshuffled (where Keras' own array adapter batches them, on
    JAX, the same few rows are left out of every mini-batch pass; full batch sees them).
@@ -22,12 +22,15 @@ full batch, where LM's gain ratio is exact:
 3. *What the logs show.* ``history.history["batch_size"]`` has the batch size of each epoch,
    and the ``"marquardt"`` logger says when and why the switch happened.
 
-Why b = 4 · ⌈P/k⌉ and 8 batches per pass: below P residuals a batch's Gauss-Newton problem is
+Why b = 2 · ⌈P/k⌉ and 8 batches per pass: below P residuals a batch's Gauss-Newton problem is
 underdetermined (``_minibatch``); above it, a batch's JᵀJ is a better estimate of the full one
 the more rows it has, while each step still costs a P × P factorisation. Measured on the
 README's sinc(10x) problem (1-20-20-1 tanh, P = 481, 20,000 points, one seed, time to
 full-data MSE 1e-4 / 1e-7 on the shared 2-core machine): b = P: 6.6 s / 18.7 s, 2P: 7.5 s /
-12.1 s, 4P: 5.2 s / 8.0 s, 8P: 7.6 s / 16.9 s, full batch: 18.5 s / not within 30 s.
+12.1 s, 4P: 5.2 s / 8.0 s, 8P: 7.6 s / 16.9 s, full batch: 18.5 s / not within 30 s. That
+busy machine could not separate 2P from 4P; on the quiet machine (three seeds each, medians,
+torch-levenberg-marquardt in the same runs, 2026-12-03) 2P (batches of 1,000) reached 1e-4 /
+1e-7 in 3.4 s / 12.9 s and 4P (2,000) in 4.6 s / 15.2 s: 2P is the default.
 With fewer than 8 batches per pass a mini-batch epoch makes few updates for the cost of about
 one full-batch iteration, and the switch criterion (one value per epoch) would react late.
 """
@@ -47,7 +50,7 @@ __all__ = ["AUTO", "FULL", "BATCH_FACTOR", "MIN_BATCHES", "BatchPlan", "check_ba
 AUTO = "auto"
 FULL = "full"
 #: mini-batch size of ``"auto"`` in units of ⌈P/k⌉ samples (P/k: one residual per weight)
-BATCH_FACTOR = 4
+BATCH_FACTOR = 2
 #: ``"auto"`` starts in mini-batches only when a pass over the data holds this many
 MIN_BATCHES = 8
 
