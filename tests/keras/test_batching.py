@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import marquardt.keras as mk
+from marquardt.keras import _batching
 from marquardt._status import Status
 from marquardt.keras._batching import (
     BatchPlan, BatchPolicy, check_batch_size, plan_batches)
@@ -22,6 +23,24 @@ def net_1_3_1():
     keras.utils.set_random_seed(2)
     return keras.Sequential([keras.Input((1,)), keras.layers.Dense(3, "tanh"),
                              keras.layers.Dense(1)])  # P = 10: auto batch 20, needs 160 rows
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch):
+    """The policy's mechanics on small data: no floor of 1,000 residuals per batch (the floor
+    itself: ``test_small_models_train_full_batch``)."""
+    monkeypatch.setattr(_batching, "MIN_BATCH_RESIDUALS", 1)
+
+
+def test_small_models_train_full_batch(monkeypatch):
+    monkeypatch.setattr(_batching, "MIN_BATCH_RESIDUALS", 1000)
+    tiny = plan_batches("auto", rows=400, k=1, p=3)  # 2·⌈3/1⌉ = 6 rows: raised to 1,000
+    assert tiny.batch_size is None and not tiny.auto
+    assert "400 rows are fewer than 8 batches of 1000" in tiny.why_full
+    assert plan_batches("auto", rows=8_000, k=1, p=3) == BatchPlan(1000, True)
+    assert plan_batches("auto", rows=8_000, k=4, p=3) == BatchPlan(250, True)  # 1,000 residuals
+    assert plan_batches("auto", rows=20_000, k=1, p=481) == BatchPlan(1000, True)  # sinc: 20
+    assert plan_batches("auto", rows=80_016, k=1, p=5_001) == BatchPlan(10_002, True)  # 2P
 
 
 def test_plan_batches():

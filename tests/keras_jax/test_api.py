@@ -212,10 +212,13 @@ def test_bayesian_regularisation_is_refused_on_jax():
         mk.LMModel(mlp(), options=mk.TRAINBR)
 
 
-def test_auto_batches_trim_the_leftover_rows_and_switch_to_full_batch():
+def test_auto_batches_trim_the_leftover_rows_and_switch_to_full_batch(monkeypatch):
     """415 rows, P = 10: 20 equal batches of 20 (15 rows left out of the mini-batch passes, as
     Keras' array adapter would make a 15-row batch), then full batch once ``full_loss`` stops
     improving (noisy targets)."""
+    from marquardt.keras import _batching
+
+    monkeypatch.setattr(_batching, "MIN_BATCH_RESIDUALS", 1)  # small data: no 1,000-residual floor
     x = np.linspace(-1.0, 1.0, 415, dtype="float32")[:, None]
     y = (np.sin(3.0 * x) + 0.1 * RNG.normal(size=x.shape)).astype("float32")
     history = mk.fit(mlp(width=3), x, y, loss="mse", epochs=12, verbose=0)

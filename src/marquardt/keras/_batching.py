@@ -5,8 +5,9 @@ full batch, where LM's gain ratio is exact:
 
 1. *Which data start in mini-batches.* Array input to a plain LM fit (Nielsen damping, no
    Bayesian regularisation, no custom residual, one replica) with at least ``MIN_BATCHES``
-   mini-batches of b = ``BATCH_FACTOR`` · ⌈P/k⌉ samples (P weights, k residuals per sample),
-   i.e. n·k ≥ 16·P residuals. The n rows are cut into c = ⌊n/b⌋ equal batches of ⌊n/c⌋ ≥ b
+   mini-batches of b = max(``BATCH_FACTOR`` · ⌈P/k⌉, ⌈``MIN_BATCH_RESIDUALS``/k⌉) samples (P
+   weights, k residuals per sample), i.e. n·k ≥ max(16·P, 8,000) residuals. The n rows are
+   cut into c = ⌊n/b⌋ equal batches of ⌊n/c⌋ ≥ b
    samples (1,000 on the README's sinc problem), so the step is traced for one batch shape;
    on TensorFlow the fewer than c rows left over are left out of each pass, a different few
    each pass since the rows are reshuffled (where Keras' own array adapter batches them, on
@@ -44,7 +45,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-__all__ = ["AUTO", "FULL", "BATCH_FACTOR", "MIN_BATCHES", "BatchPlan", "check_batch_size",
+__all__ = ["AUTO", "FULL", "BATCH_FACTOR", "MIN_BATCHES", "MIN_BATCH_RESIDUALS", "BatchPlan",
+           "check_batch_size",
            "plan_batches", "BatchPolicy", "PhasedCallbacks"]
 
 AUTO = "auto"
@@ -53,6 +55,11 @@ FULL = "full"
 BATCH_FACTOR = 2
 #: ``"auto"`` starts in mini-batches only when a pass over the data holds this many
 MIN_BATCHES = 8
+#: the fewest residuals in an ``"auto"`` mini-batch: below this a step's fixed cost (Keras'
+#: per-step dispatch, the P × P factorisation) outweighs its Jacobian work, so a small model
+#: (P = 3 on 400 rows would get 66 batches of 6 rows) trains full batch; 1,000 is also the batch
+#: of the peers' own examples (tf- and torch-levenberg-marquardt)
+MIN_BATCH_RESIDUALS = 1000
 
 _LOG = logging.getLogger("marquardt")
 
@@ -94,8 +101,10 @@ def check_batch_size(batch_size):
 
 
 def auto_batch_size(p: int, k: int) -> int:
-    """The mini-batch size of ``"auto"``: ``BATCH_FACTOR`` · ⌈P/k⌉ samples."""
-    return BATCH_FACTOR * math.ceil(p / max(k, 1))
+    """The mini-batch size of ``"auto"``: ``BATCH_FACTOR`` · ⌈P/k⌉ samples, and at least
+    ``MIN_BATCH_RESIDUALS`` residuals (⌈1000/k⌉ samples)."""
+    k = max(k, 1)
+    return max(BATCH_FACTOR * math.ceil(p / k), math.ceil(MIN_BATCH_RESIDUALS / k))
 
 
 def plan_batches(batch_size, *, rows: int | None, k: int | None, p: int,
@@ -121,7 +130,8 @@ def plan_batches(batch_size, *, rows: int | None, k: int | None, p: int,
     count = rows // b
     if count < MIN_BATCHES:
         return BatchPlan(None, False, f"{rows} rows are fewer than {MIN_BATCHES} batches of "
-                         f"{b} ({BATCH_FACTOR}·⌈P/k⌉, P = {p}, k = {k})")
+                         f"{b} (max({BATCH_FACTOR}·⌈P/k⌉, ⌈{MIN_BATCH_RESIDUALS}/k⌉), "
+                         f"P = {p}, k = {k})")
     # `count` equal batches: one traced shape; the fewer than `count` rows left over are
     # dropped from each pass (a different few every pass, the rows being reshuffled)
     return BatchPlan(rows // count, True)

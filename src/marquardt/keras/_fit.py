@@ -37,7 +37,7 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
             with (and its metrics and loss weights).
         epochs: LM iterations over the data (100; trainlm uses 1000).
         batch_size: ``"auto"`` (default): large array data (at least 8 batches of
-            2·⌈P/k⌉ samples, P weights, k residuals per sample) start in such mini-batches
+            max(2·⌈P/k⌉, ⌈1000/k⌉) samples, P weights, k residuals per sample) start in such mini-batches
             and go full batch once an epoch does not lower the full-data loss; everything
             else, and MATLAB's ``trainlm``/``trainbr``, trains full batch
             (``docs/keras.md``, "Full batch and mini-batch"). ``"full"`` or ``None``: full

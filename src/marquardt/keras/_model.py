@@ -280,7 +280,7 @@ class LMModel(keras.Model):
 
         Args:
             batch_size: ``"auto"`` (default; ``marquardt.keras._batching``): array input with
-                at least 8 batches of 2·⌈P/k⌉ samples (P weights, k residuals per sample)
+                at least 8 batches of max(2·⌈P/k⌉, ⌈1000/k⌉) samples (P weights, k residuals per sample)
                 trains in such mini-batches until an epoch does not lower the full-data loss
                 (or every batch hits the damping limit), then full batch; anything else, and
                 MATLAB's ``trainlm``/``trainbr`` (damping ``"trainlm"``), trains full batch.
