@@ -308,15 +308,8 @@ def _extremum(symbol):
     return form
 
 
-def _compare(symbol):
-    def form(tr, x, y):
-        if _scalar(tr.value(x)) and _scalar(tr.value(y)):
-            return "({0} " + symbol + " {1})", (x, y)
-        return None
-    return form
-
-
-def _logical(symbol):
+def _scalar_operator(symbol):
+    """A comparison or logical operator on two scalars, written inline."""
     def form(tr, x, y):
         if _scalar(tr.value(x)) and _scalar(tr.value(y)):
             return "({0} " + symbol + " {1})", (x, y)
@@ -416,13 +409,13 @@ _INLINE = {
     "where": _where,
     "maximum": _extremum(">="),
     "minimum": _extremum("<="),
-    "greater": _compare(">"),
-    "greater_equal": _compare(">="),
-    "less": _compare("<"),
-    "less_equal": _compare("<="),
-    "equal": _compare("=="),
-    "logical_and": _logical("&"),
-    "logical_or": _logical("|"),
+    "greater": _scalar_operator(">"),
+    "greater_equal": _scalar_operator(">="),
+    "less": _scalar_operator("<"),
+    "less_equal": _scalar_operator("<="),
+    "equal": _scalar_operator("=="),
+    "logical_and": _scalar_operator("&"),
+    "logical_or": _scalar_operator("|"),
     "logical_not": _unary("(~{0})"),
     "abs": _unary("abs({0})"),
     "sqrt": _unary("(_F64(_msqrt({0})) if {0} >= 0 else _NAN)"),
