@@ -15,8 +15,8 @@ first, which traces), the speed-up over one worker, the all-reduce's share of th
 training, over the iteration time), and the bytes each worker contributes to the all-reduces
 per iteration: 8(P² + P + 1) + 24·attempts.
 
-    python benchmarks/distributed.py                       # P = 5,181, 200,000 samples
-    python benchmarks/distributed.py --hidden 20 20 --samples 20000 --epochs 3   # P = 481
+    python benchmarks/tf_distribute.py                       # P = 5,181, 200,000 samples
+    python benchmarks/tf_distribute.py --hidden 20 20 --samples 20000 --epochs 3   # P = 481
 
 On a machine with few cores, the two workers share them (``--threads`` in all), so the
 speed-up measures what the data-parallel split costs rather than what more hardware buys.
