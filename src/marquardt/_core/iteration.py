@@ -71,6 +71,7 @@ class Prepared(NamedTuple):
     x_norm: Any  # (K,) ‖√D x‖
     cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
     spectrum: Any = None  # the solver's ``Spectrum``, for a trust-region policy; else None
+    model_size: Any = None  # (K,) Σⱼ ‖J̃ⱼ‖ |xⱼ|, the size of the model's terms in x
 
 
 class Attempt(NamedTuple):
@@ -240,7 +241,8 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         lam = select(xp, active, fitted.lam, s.lam)
         nu = select(xp, active, fitted.nu, s.nu)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
-                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum)
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum,
+                    model_size=xp.sum(col_norms * xp.abs(s.x), axis=-1))
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=lam, nu=nu, nfev=s.nfev, status=status,
                       accepted=xp.less(s.cost, -1.0),  # False (costs are not negative)
@@ -369,6 +371,13 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
+    # at a stationary point, a step whose predicted and actual changes are both within the
+    # rounding of the residuals is the model's step: ρ = 1 (``_gain.gain_ratio_at_rounding``)
+    epsilon = _termination.machine_epsilon(s.cost.dtype)
+    rho = _gain.gain_ratio_at_rounding(
+        rho, actual, predicted,
+        _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
+        xp.less_equal(prep.cosine, _termination.STATIONARY_COSINE), xp)
     ok = cfg.damping.accept(rho, xp)
     if lv is not None:
         ok = xp.logical_and(lv, ok)
@@ -385,10 +394,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
-    model_size = xp.sum(xp.sqrt(prep.lin.colsq) * xp.abs(s.x), axis=-1)  # Σⱼ ‖J̃ⱼ‖ |xⱼ|
     rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
-                                        model_size, xp,
-                                        _termination.machine_epsilon(s.cost.dtype))
+                                        prep.model_size, xp, epsilon)
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
