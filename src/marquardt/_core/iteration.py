@@ -345,6 +345,15 @@ def _one_residual(f) -> bool:
     return m is not None and int(m) == 1
 
 
+def _limit_cosine(xp, prep: Prepared, f):
+    """The stationarity measure of a damping at its ceiling: the gradient cosine, or with one
+    residual (whose cosine is 1 wherever J ≠ 0) the gradient against D
+    (``_termination.scaled_gradient_cosine``)."""
+    if _one_residual(f):
+        return _termination.scaled_gradient_cosine(prep.g, prep.lin.r_norm, prep.sqrt_d, xp)
+    return prep.cosine
+
+
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
           reduce=None, all_live: bool = False) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
@@ -404,7 +413,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     _termination.damping_limit_status(prep.cosine, xp), tstat)
+                     _termination.damping_limit_status(_limit_cosine(xp, prep, s.f), xp),
+                     tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)
