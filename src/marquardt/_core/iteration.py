@@ -380,13 +380,16 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
-    # at a stationary point, a step whose predicted and actual changes are both within the
-    # rounding of the residuals is the model's step: ρ = 1 (``_gain.gain_ratio_at_rounding``)
     epsilon = _termination.machine_epsilon(s.cost.dtype)
-    rho = _gain.gain_ratio_at_rounding(
-        rho, actual, predicted,
-        _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
-        xp.less_equal(prep.cosine, _termination.STATIONARY_COSINE), xp)
+    if cfg.loss == "linear":
+        # at a stationary point, a Gauss-Newton step whose predicted and actual changes are
+        # both within the rounding of the residuals is the model's step: ρ = 1
+        # (``_gain.gain_ratio_at_rounding``; a robust loss's model is Ceres' approximation of
+        # its curvature, whose step is no better than a shorter one there)
+        rho = _gain.gain_ratio_at_rounding(
+            rho, actual, predicted,
+            _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
+            xp.less_equal(prep.cosine, _termination.STATIONARY_COSINE), xp)
     ok = cfg.damping.accept(rho, xp)
     if lv is not None:
         ok = xp.logical_and(lv, ok)
