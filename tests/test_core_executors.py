@@ -183,7 +183,8 @@ def test_least_squares_and_the_keras_step_take_the_same_steps():
     and through the Keras train step (full batch, normal equations in chunks, its own
     while_loop): the same accept/reject sequence, attempts, λ and cost, iteration by
     iteration. Tolerances are off on both sides (but gtol 1e-15, SciPy's rule needing one
-    above ε, which no step here comes near), so only the core decides."""
+    above ε, which no step here comes near), so only the core decides. Both run Nielsen's
+    rule, the Keras default; ``least_squares``' default is the trust radius."""
     import keras
     import marquardt
     import marquardt.keras as mk
@@ -192,7 +193,8 @@ def test_least_squares_and_the_keras_step_take_the_same_steps():
     t = T[:, None]
     ls = marquardt.least_squares(lambda p: p[0] * np.exp(-p[1] * T) + p[2] - Y,
                                  P0, jac=lambda p: jacobian_np(p[None])[0],
-                                 solver="cholesky", ftol=None, xtol=None, gtol=1e-15,
+                                 solver="cholesky", damping="nielsen", ftol=None,
+                                 xtol=None, gtol=1e-15,
                                  max_nfev=10_000, callback=lambda r: r.iteration >= iterations)
     rows = ls.history[1:iterations + 1]
     assert len(rows) == iterations

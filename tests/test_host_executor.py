@@ -38,6 +38,7 @@ CONFIGS = {
     "trust-region-cholesky-cauchy-bounded": config(TrustRegion(), CholeskySolver(), "cauchy",
                                                    True),
     "nielsen-svd-max-nfev": config(Nielsen(), SVDSolver())._replace(max_nfev=9),
+    "trust-region-svd": config(TrustRegion(), SVDSolver()),  # the default
 }
 BOUNDS = (np.array([[-np.inf, 0.0, -np.inf]]), np.array([[np.inf, 1.2, np.inf]]))
 FREE = (np.full((1, 3), -np.inf), np.full((1, 3), np.inf))

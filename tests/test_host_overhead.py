@@ -57,9 +57,10 @@ def test_default_configuration_runs_compiled_code():
     (steps,) = host._STEPS.values()
     for step in steps:
         assert not step.eager and step.compiled is not None
-    # the attempt's judgement: straight-line code of about a hundred lines, no core layers
+    # the attempt's judgement: straight-line code, no core layers; the default trust radius
+    # solves its secular equation there by 8 Newton steps (268 operations; Nielsen's rule 120)
     assert "judge" not in steps.judged.compiled.source
-    assert steps.judged.compiled.operations < 150
+    assert steps.judged.compiled.operations < 300
 
 
 def test_a_branch_on_a_traced_value_is_untraceable():
@@ -86,9 +87,10 @@ def _events(fit) -> int:
 
 
 @pytest.mark.parametrize("jac, model_calls, jac_calls, budget", [
-    # measured 2026-12-03: 2,880 and 2,202 Python-level calls (before tracing: 9,646, 6,684)
-    ("2-point", 42, 0, 3_700),
-    (model_jac, 9, 8, 2_800),
+    # measured 2026-12-03 with the trust-region default: 3,729 and 3,889 Python-level calls
+    # (Nielsen's rule: 2,451 and 2,216; the trust radius run eagerly: 9,183 and 8,922)
+    ("2-point", 32, 0, 4_500),
+    (model_jac, 9, 9, 4_700),
 ], ids=["2-point", "callable-jac"])
 def test_warm_fit_stays_within_its_call_budget(jac, model_calls, jac_calls, budget):
     def fit():

@@ -102,7 +102,10 @@ def test_robust_loss_matches_the_numpy_path(loss):
                                   f_scale=0.05, jac=lambda p: exponential_jac(T, *p))
     np.testing.assert_allclose(res.x, ref.x, rtol=1e-8)
     np.testing.assert_allclose(res.cost, ref.cost, rtol=1e-10)
-    assert res.nit == ref.nit
+    # the last step is an ftol decision at the rounding of the cost (XLA's and LAPACK's last
+    # bits): with the trust-radius default one path takes one more rounding-level step on
+    # cauchy and arctan (the same x and cost); Nielsen's rule happened to agree on all four
+    assert abs(res.nit - ref.nit) <= 1
 
 
 def test_float64_without_jax_enable_x64():

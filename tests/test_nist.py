@@ -2,7 +2,8 @@
 default settings, through the command a user runs: ``marquardt nist`` with no argument.
 
 Results the foundation issue asks for: every run reaches LRE >= 6 on the parameters
-(minimum over parameters, NIST's log relative error) and the mean over all 38 runs is >= 9.5;
+(minimum over parameters, NIST's log relative error) and the mean over all 38 runs is >= 9.5
+(asserted: >= 10, measured 10.14);
 the standard errors sqrt(diag(pcov)) match the certified standard deviations to >= 6 digits.
 The models are the ones parsed from the files by the safe formula parser (as the CLI does);
 ``nist_models.py`` holds an independent hand transcription that must agree with them.
@@ -93,8 +94,11 @@ def test_certified_digits(results, path):
         np.testing.assert_allclose(row["rss"], problem.residual_sum_of_squares, rtol=1e-8)
 
 
-def test_mean_lre_at_least_9_5(results):  # issue #13, result 4
+def test_mean_lre_at_least_10(results):
+    """Issue #13, result 4 asks for a mean of 9.5; measured 10.14 (2026-12-03, trust-radius
+    default with the last Gauss-Newton step taken below the rounding of the cost; 9.54 and
+    9.73 for the trust radius and Nielsen's rule without it), so 10 guards that step."""
     lres = [nist.lre(popt, problem.certified).min()
             for problem, popt, _, _ in results.values()]
     assert len(lres) == 38
-    assert np.mean(lres) >= 9.5, f"mean LRE {np.mean(lres):.2f}"
+    assert np.mean(lres) >= 10.0, f"mean LRE {np.mean(lres):.2f}"

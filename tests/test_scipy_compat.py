@@ -49,11 +49,13 @@ def test_nfev_counts_every_call_of_fun(jac, per_jacobian):
     assert res.nfev == 1 + attempts + per_jacobian * res.njev
 
 
-@pytest.mark.parametrize("max_nfev", [1, 2, 4, 7])
+@pytest.mark.parametrize("max_nfev", [1, 2, 4, 6])
 @pytest.mark.parametrize("jac, per_jacobian", [("2-point", 3), (jacobian, 0)])
 def test_max_nfev_is_a_hard_limit(max_nfev, jac, per_jacobian):
     """No call beyond max_nfev, except the Jacobian at x0 (the result needs it; MINPACK
-    evaluates it too): with no room for a step, x0 is returned, as SciPy does."""
+    evaluates it too): with no room for a step, x0 is returned, as SciPy does. Every limit
+    is below the 7 calls in which the default (trust-region) solves this problem with its
+    Jacobian (Nielsen's rule took more, so the last limit was 7 before issue #14)."""
     fun = Counted()
     res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], jac=jac, max_nfev=max_nfev)
     assert fun.calls == res.nfev <= max(max_nfev, 1 + per_jacobian)

@@ -6,8 +6,9 @@ import pytest
 import marquardt
 from marquardt._status import Status, status_message
 from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
+                                    STATIONARY_COSINE, damping_limit_status,
                                     gradient_cosine, gradient_status, machine_epsilon,
-                                    rounded_away, step_status)
+                                    rounded_away, scaled_gradient_cosine, step_status)
 
 R = int(Status.RUNNING)
 
@@ -90,3 +91,25 @@ def test_one_residual_minimum_is_a_success(damping, jac):
     assert res.success, res.message
     assert res.status in (Status.XTOL, Status.GTOL)
     assert abs(res.x[0]) < 1e-7 and res.cost == 12.5
+
+
+def test_scaled_gradient_cosine():
+    g = np.array([[3.0, -1e-8], [3.0, 0.0]])
+    sqrt_d = np.array([[4.0, 2.0], [0.0, 1.0]])
+    out = np.asarray(scaled_gradient_cosine(g, np.array([5.0, 5.0]), sqrt_d)).tolist()
+    assert out == [3.0 / 20.0, 0.0]  # maxⱼ |gⱼ| / (‖r‖ √dⱼ); a zero scale contributes 0
+    assert np.asarray(scaled_gradient_cosine(g[:1], np.array([0.0]), sqrt_d[:1])).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("damping", ["nielsen", "trust-region"])
+def test_one_residual_damping_limit_at_the_minimum_is_a_success(damping):
+    """x² + 5 with ``xtol=None`` and 3-point differences: no step lowers the cost at
+    x ≈ −1e-8, λ climbs to its ceiling. The cosine is 1 there (one residual), so the measure is
+    the gradient against D, 4e-9: a minimum (``DAMPING_LIMIT``), not a stall."""
+    res = marquardt.least_squares(lambda x: x**2 + 5.0, 2.0, jac="3-point", xtol=None,
+                                  damping=damping)
+    assert res.status == Status.DAMPING_LIMIT and res.success, res.message
+    assert abs(res.x[0]) < 1e-7 and res.cost == 12.5
+    # the same point judged by its cosine would be a stall
+    assert damping_limit_status(np.array([1.0])).tolist() == [int(Status.STALLED)]
+    assert STATIONARY_COSINE < 1.0

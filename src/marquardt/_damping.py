@@ -198,9 +198,12 @@ class TrustRegion:
 
         λ ← λ + (φ − Δ)/Δ · φ² / Σᵢ bᵢ²/(wᵢ + λ)³
 
-    started at λ_min and kept inside the bracket [λ_min, ‖b‖/Δ] (φ(λ) ≤ ‖b‖/λ), bisected in
-    log λ where Newton leaves it; no residual evaluation, elementwise work on the spectrum
-    (a fixed number of iterations in a graph, until converged on the host).
+    started at λ_min, where the iterates rise to the root without passing it (the tangent
+    of a concave h lies above it); no residual evaluation, elementwise work on the spectrum.
+    A fixed number of iterations (``newton_steps``), with no test on the values, so that the
+    same code runs in a graph and traced on the host (``_backend/numpy/trace.py``). 8: on the
+    57 MGH starts, 7,758 radii, 11 are met to worse than 1e-6 relative and one to worse than
+    1e-3 (MINPACK's ``lmpar`` stops at 0.1); 5 leaves 21 worse than 0.1.
 
     Args:
         factor: Δ₀ relative to ‖√D x₀‖ (MINPACK's ``factor``; 100 there, 1 in trf, whose
@@ -211,7 +214,7 @@ class TrustRegion:
         lam_min: the λ of a Gauss-Newton step (a floor, so that a zero singular value gives a
             zero component instead of 0/0).
         lam_max: the solve stops (damping limit) once the λ of the radius exceeds it.
-        newton_steps: most iterations of the secular equation's Newton method.
+        newton_steps: iterations of the secular equation's Newton method.
 
     References:
         J. J. Moré, "The Levenberg-Marquardt algorithm: implementation and theory", Numerical
@@ -227,7 +230,7 @@ class TrustRegion:
     min_rho: float = 1e-4
     lam_min: float = 1e-30
     lam_max: float = 1e32
-    newton_steps: int = 30
+    newton_steps: int = 8
     name: str = "trust-region"
     needs_spectrum = True
 
@@ -279,34 +282,22 @@ class TrustRegion:
 
     def _lam_for(self, nu, w, b2, xp):
         delta = xp.expand_dims(nu, -1)
-        lo = xp.full_like(delta, self.lam_min)
-        hi = xp.maximum(xp.sqrt(xp.sum(b2, axis=-1, keepdims=True)) / delta, lo)
-
-        def phi(lam):
-            q = 1.0 / (w + lam)
-            s0 = xp.sum(b2 * q * q, axis=-1, keepdims=True)
-            return xp.sqrt(s0), xp.sum(b2 * q * q * q, axis=-1, keepdims=True)
-
-        lam = lo
-        f, s1 = phi(lam)
-        fits = xp.less_equal(f, delta)
-        host = xp.name == "numpy"  # stop once all converged on the host; a graph runs them all
+        lam = xp.full_like(delta, self.lam_min)
+        fits = None
         for _ in range(self.newton_steps):
-            # a converged problem keeps its λ: a batch then gives each problem what it alone
-            # gets, however long the others take
-            done = xp.logical_or(fits, xp.less_equal(xp.abs(f - delta), 1e-13 * delta))
-            if host and bool(xp.all(done)):
-                break
+            q = 1.0 / (w + lam)
+            bq = b2 * q * q
+            s0 = xp.sum(bq, axis=-1, keepdims=True)
+            f = xp.sqrt(s0)
             long_ = xp.greater(f, delta)
-            lo = xp.where(long_, lam, lo)
-            hi = xp.where(long_, hi, lam)
-            safe_s1 = xp.where(xp.greater(s1, 0.0), s1, xp.ones_like(s1))
-            nxt = lam + (f - delta) / delta * f * f / safe_s1
-            inside = xp.logical_and(xp.greater(nxt, lo), xp.less(nxt, hi))
-            inside = xp.logical_and(inside, xp.isfinite(nxt))
-            lam = xp.where(done, lam, xp.where(inside, nxt, xp.sqrt(lo * hi)))
-            f, s1 = phi(lam)
-        lam = xp.where(fits, xp.full_like(lam, self.lam_min), lam)
+            if fits is None:
+                fits = xp.logical_not(long_)
+            s1 = xp.sum(bq * q, axis=-1, keepdims=True)
+            # from the left of the root Newton's iterates rise monotonically to it (h concave);
+            # a step that rounding left at or past the root keeps its λ
+            step = (f - delta) / delta * s0 / xp.where(long_, s1, 1.0)
+            lam = xp.where(long_, lam + step, lam)
+        lam = xp.where(fits, self.lam_min, lam)
         return xp.squeeze(lam, -1)
 
     def exhausted(self, state: DampingState, xp=None):

@@ -22,6 +22,9 @@
   one residual, or residuals at their rounding level), else as ``STALLED``: the cost is flat
   to working precision along a column of J that has vanished, an infimum at infinity
   (``rounded_away``).
+* one residual (m = 1): the gradient cosine is 1 wherever J ≠ 0, so a damping at its
+  ceiling is judged by ``scaled_gradient_cosine`` (the gradient against D) instead: x² + 5
+  with ``xtol=None`` ends at its minimum by the damping limit, a success, not ``STALLED``.
 
 All functions are batched over leading dimensions and return int32 status codes, with
 ``Status.RUNNING`` where no test fires.
@@ -33,7 +36,8 @@ from marquardt._status import Status
 from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
-           "rounded_away", "damping_limit_status", "STATIONARY_COSINE",
+           "rounded_away", "damping_limit_status", "scaled_gradient_cosine",
+           "STATIONARY_COSINE",
            "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
@@ -149,6 +153,21 @@ def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp
         noise = ROUNDING_RESIDUAL * epsilon * model_size
         away = xp.logical_and(away, xp.logical_not(xp.less_equal(r_norm, noise)))
     return xp.logical_and(zero, away)
+
+
+def scaled_gradient_cosine(g, r_norm, sqrt_d, xp=None):
+    """maxⱼ |gⱼ| / (‖r‖ √dⱼ): the gradient measured against the scale D of the step (D the
+    damping matrix, ``marquardt._scaling``), the stationarity measure of a fit with one
+    residual, whose gradient cosine |Jⱼ r| / (|r| |Jⱼ|) is 1 wherever Jⱼ ≠ 0.
+
+    With Marquardt's running maximum √dⱼ = maxₖ |Jⱼ(xₖ)| it is the column of J now
+    against its largest over the fit: x² + 5 at x = −8e-9 from x₀ = 2 gives 4e-9 (J = −1.6e-8
+    against 4), a minimum; with ``x_scale`` (√dⱼ = 1/sⱼ) it is the relative change of r when
+    xⱼ moves by its scale sⱼ. r = 0 gives 0."""
+    xp = xp or array_namespace(g, r_norm, sqrt_d)
+    denom = xp.expand_dims(r_norm, -1) * sqrt_d
+    ok = xp.greater(denom, 0.0)
+    return xp.max(xp.where(ok, xp.abs(g) / xp.where(ok, denom, 1.0), 0.0), axis=-1)
 
 
 def damping_limit_status(cosine, xp=None):

@@ -10,7 +10,11 @@ call ``method='trf'`` or ``'dogbox'`` by name (``test_callback``, ``test_gh_1910
 run: those methods are refused with a ValueError that says why.
 
 ``DIFFERENCES`` lists the deliberate differences with their reasons; each is a strict xfail
-(``conftest.py``).
+(``conftest.py``). Two that the Nielsen default had are gone with the trust radius
+(``damping='trust-region'``, the default since issue #14): ``TestBoundsWithLM::test_bounds_shape``
+(x == 0 exactly on a linear problem: the Gauss-Newton step, λ = λ_min, lands on it; Nielsen's
+damped steps ended at |x| ~ 1e-31) and ``TestLM::test_nfev_options`` (x² + 5 within max_nfev=20
+calls: Nielsen's λ converged linearly, at |x| = 1.6e-4 after 20).
 """
 
 from __future__ import annotations
@@ -37,12 +41,6 @@ DIFFERENCES = {
     "TestLM::test_x_scale_options": "asserts x == 0 exactly at SciPy's default method: " + _FLAT,
     "test_basic": "asserts |x| <= 1e-10 at SciPy's default method: " + _FLAT,
     "TestLossesWithLM::test_options": "asserts |x| <= 1e-15 for every loss: " + _FLAT,
-    "TestBoundsWithLM::test_bounds_shape": "asserts x == 0 exactly for a linear problem "
-                                           "solved at SciPy's default method (trf's undamped "
-                                           "first step); damped LM ends at |x| ~ 1e-31",
-    "TestLM::test_nfev_options": "max_nfev=20 counts the finite-difference calls: on x² + 5, "
-                                 "whose minimum has J = 0, LM converges linearly and is at "
-                                 "|x| = 1.6e-4 after 20 calls (MINPACK: 3e-10 after 12)",
     "test_gh_18793_and_19351": "asserts status 1 by SciPy trf's gradient test; 2-point "
                                "differences (step 1.5e-8) at x = 1.1e-12 carry no "
                                "information and LM ends by xtol at x0, as SciPy's lm does",

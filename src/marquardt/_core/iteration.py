@@ -71,6 +71,7 @@ class Prepared(NamedTuple):
     x_norm: Any  # (K,) ‖√D x‖
     cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
     spectrum: Any = None  # the solver's ``Spectrum``, for a trust-region policy; else None
+    model_size: Any = None  # (K,) Σⱼ ‖J̃ⱼ‖ |xⱼ|, the size of the model's terms in x
 
 
 class Attempt(NamedTuple):
@@ -240,7 +241,8 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         lam = select(xp, active, fitted.lam, s.lam)
         nu = select(xp, active, fitted.nu, s.nu)
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
-                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum)
+                    x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum,
+                    model_size=xp.sum(col_norms * xp.abs(s.x), axis=-1))
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=lam, nu=nu, nfev=s.nfev, status=status,
                       accepted=xp.less(s.cost, -1.0),  # False (costs are not negative)
@@ -343,6 +345,15 @@ def _one_residual(f) -> bool:
     return m is not None and int(m) == 1
 
 
+def _limit_cosine(xp, prep: Prepared, f):
+    """The stationarity measure of a damping at its ceiling: the gradient cosine, or with one
+    residual (whose cosine is 1 wherever J ≠ 0) the gradient against D
+    (``_termination.scaled_gradient_cosine``)."""
+    if _one_residual(f):
+        return _termination.scaled_gradient_cosine(prep.g, prep.lin.r_norm, prep.sqrt_d, xp)
+    return prep.cosine
+
+
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
           reduce=None, all_live: bool = False) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
@@ -369,6 +380,16 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
+    epsilon = _termination.machine_epsilon(s.cost.dtype)
+    if cfg.loss == "linear":
+        # at a stationary point, a Gauss-Newton step whose predicted and actual changes are
+        # both within the rounding of the residuals is the model's step: ρ = 1
+        # (``_gain.gain_ratio_at_rounding``; a robust loss's model is Ceres' approximation of
+        # its curvature, whose step is no better than a shorter one there)
+        rho = _gain.gain_ratio_at_rounding(
+            rho, actual, predicted,
+            _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
+            xp.less_equal(prep.cosine, _termination.STATIONARY_COSINE), xp)
     ok = cfg.damping.accept(rho, xp)
     if lv is not None:
         ok = xp.logical_and(lv, ok)
@@ -385,10 +406,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
-    model_size = xp.sum(xp.sqrt(prep.lin.colsq) * xp.abs(s.x), axis=-1)  # Σⱼ ‖J̃ⱼ‖ |xⱼ|
     rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
-                                        model_size, xp,
-                                        _termination.machine_epsilon(s.cost.dtype))
+                                        prep.model_size, xp, epsilon)
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
@@ -397,7 +416,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     _termination.damping_limit_status(prep.cosine, xp), tstat)
+                     _termination.damping_limit_status(_limit_cosine(xp, prep, s.f), xp),
+                     tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)
