@@ -190,8 +190,12 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
             return w @ r
         return r
 
-    def host_fun(p):
-        return weigh(np.asarray(f(x, *p), dtype=np.float64) - y)
+    if kind in ("diag", "full"):
+        def host_fun(p):
+            return weigh(np.asarray(f(x, *p), dtype=np.float64) - y)
+    else:  # no weights: one call fewer per evaluation
+        def host_fun(p):
+            return np.asarray(f(x, *p), dtype=np.float64) - y
 
     def host_complex(p):  # jac='cs': the model on complex parameters
         r = np.asarray(f(x, *p)) - y

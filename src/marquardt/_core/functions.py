@@ -110,8 +110,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
                 return np.stack([_as_vector(v, m, who)[None] for v in out])
 
         step = diff_step if diff_step is not None else numdiff.default_rel_step(jac, f_dtype)
-        by_differences = numdiff.finite_difference_jacobian(xp, residual, many, n, jac, lb, ub,
-                                                            step)
+        # one problem: the same differences without the namespace's layers
+        by_differences = numdiff.one_problem_jacobian(residual, many, n, jac, lb, ub, step)
 
         def jacobian(x, r=None, problems=None):
             return by_differences(x, r)[1]

@@ -106,48 +106,50 @@ def _batched(s: LoopState) -> LoopState:
     return LoopState(*(np.asarray(v)[None] if np.ndim(v) == 0 else v for v in s))
 
 
-def _first(v):
-    """Problem 0's slice (1, ...) of a field: a scalar of ``single`` as a (1,) array."""
-    if isinstance(v, np.generic):
-        return v.reshape(1)
-    return v[:1] if np.ndim(v) else np.asarray(v)[None]
-
-
 class _History:
     """The history table of problem 0: rows formed one at a time (for a callback) or from
-    records at the end (``core.history_rows`` on all iterations at once)."""
+    records at the end (``core.history_rows`` on all iterations at once). A record keeps the
+    iteration's state and attempt as they are (the core never writes into its arrays); its
+    problem-0 slices are taken when the rows are formed."""
 
     def __init__(self, cfg: LoopConfig, state: LoopState):
         self.cfg = cfg
-        zero = np.zeros(1)
         self.rows = []
-        self.records = [(0, state.f[:1], state.j[:1], _first(state.cost), _first(state.cost),
-                         zero, zero, _first(state.lam), zero, np.zeros(1, np.int32),
-                         _first(state.nfev))]
+        self.records = [(0, state, state.cost, None)]
 
     def record(self, it, new: LoopState, old_cost, c) -> None:
-        self.records.append((it, new.f[:1], new.j[:1], _first(new.cost), _first(old_cost),
-                             _first(c.step), _first(c.rho), _first(new.lam),
-                             _first(c.accepted), _first(c.attempts), _first(new.nfev)))
+        self.records.append((it, new, old_cost, c))
 
     def row(self, it, new: LoopState, old_cost, c) -> np.ndarray:
         """Problem 0's row now (``c`` None: the start point)."""
-        if c is None:
-            (row,) = self._rows(self.records)
-            self.records = []
-        else:
+        if c is not None:
             self.record(it, new, old_cost, c)
-            (row,) = self._rows(self.records)
-            self.records = []
+        (row,) = self._rows(self.records)
+        self.records = []
         self.rows.append(row)
         return row
 
     def _rows(self, records):
-        its, fs, js, *cols = zip(*records)
+        its, fs, js, cols = [], [], [], []
+        for it, new, old_cost, c in records:
+            its.append(it)
+            fs.append(new.f[:1])
+            js.append(new.j[:1])
+            if c is None:  # the start point
+                cols.append((new.cost, old_cost, 0.0, 0.0, new.lam, 0.0, 0, new.nfev))
+            else:
+                cols.append((new.cost, old_cost, c.step, c.rho, new.lam, c.accepted,
+                             c.attempts, new.nfev))
+        try:  # one problem's values: NumPy scalars (``single``), one array of them all
+            table = np.array(cols, dtype=np.float64)
+        except (TypeError, ValueError):  # (K,) arrays: problem 0's
+            table = None
+        if table is None or table.shape != (len(cols), 8):
+            table = np.array([[np.ravel(v)[0] for v in row] for row in cols], dtype=np.float64)
         with _quiet():
             g = np.concatenate([core.gradient(self.cfg, xp, f, j) for f, j in zip(fs, js)])
-            return core.history_rows(xp, np.array(its), g,
-                                     *(np.concatenate(col) for col in cols))
+            # the columns in float64, as ``history_rows`` casts them (exact: counts and flags)
+            return core.history_rows(xp, np.array(its), g, *table.T)
 
     def table(self) -> np.ndarray:
         if self.records:
@@ -304,19 +306,25 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
 def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub, d_fixed,
              history):
     """The loop of ``run`` for one problem, on the compiled steps; the same calls of the
-    user's function in the same order as ``_iteration``."""
+    user's function in the same order as ``_iteration``. The core's steps between two calls
+    of the user's function run under one ``_quiet`` (the end of an iteration and the start of
+    the next: one, where no callback sees the state between them)."""
     every = _EVERY
     with_jacobian = evaluator.jacobian_with_residual
     residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
                                 evaluator.jacobian)
+    begin, attempt, judged, end = steps
+    callback = cfg.callback if history is not None else None
     it = 0
-    while state.status == RUNNING:
+    s = state
+    if s.status != RUNNING:
+        return s
+    with _quiet():
+        prep, c, lv = begin(s, lb, ub, d_fixed)
+        if lv:
+            x_try = attempt(prep, s, c, lb, ub)
+    while True:
         it += 1
-        s = state
-        with _quiet():
-            prep, c, lv = steps.begin(s, lb, ub, d_fixed)
-            if lv:
-                x_try = steps.attempt(prep, s, c, lb, ub)
         j_accepted = s.j
         while lv:
             if with_jacobian:
@@ -324,9 +332,9 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
             else:
                 f_try = residual(x_try, every)
             with _quiet():
-                c, lv = steps.judged(prep, s, c, x_try, f_try)
+                c, lv = judged(prep, s, c, x_try, f_try)
                 if lv:
-                    x_try = steps.attempt(prep, s, c, lb, ub)
+                    x_try = attempt(prep, s, c, lb, ub)
             if with_jacobian and c.accepted:
                 j_accepted = j_try
         # copies where ``_iteration`` makes them: the memory order of J reaches the last
@@ -339,14 +347,30 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
             f_new, j_new = c.f_new, jacobian(c.x_new, c.f_new, every)
         else:
             f_new, j_new = both(c.x_new, every)
-        with _quiet():
-            state = steps.end(s, prep, c, f_new, j_new)
-        if history is not None:
-            if cfg.callback is not None:
-                state = _callback(cfg, state, history.row(it, state, s.cost, c))
-            else:
-                history.record(it, state, s.cost, c)
-    return state
+        if callback is not None:
+            with _quiet():
+                state = end(s, prep, c, f_new, j_new)
+            state = _callback(cfg, state, history.row(it, state, s.cost, c))
+            if state.status != RUNNING:
+                return state
+            with _quiet():
+                prep, c, lv = begin(state, lb, ub, d_fixed)
+                if lv:
+                    x_try = attempt(prep, state, c, lb, ub)
+        else:
+            done = c
+            with _quiet():
+                state = end(s, prep, c, f_new, j_new)
+                running = state.status == RUNNING
+                if running:
+                    prep, c, lv = begin(state, lb, ub, d_fixed)
+                    if lv:
+                        x_try = attempt(prep, state, c, lb, ub)
+            if history is not None:
+                history.record(it, state, s.cost, done)
+            if not running:
+                return state
+        s = state
 
 
 _EVERY = np.arange(1)

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["finite_difference_jacobian", "complex_step_jacobian", "default_rel_step",
-           "calls_per_jacobian"]
+__all__ = ["finite_difference_jacobian", "one_problem_jacobian", "complex_step_jacobian",
+           "default_rel_step", "calls_per_jacobian"]
 
 
 def default_rel_step(method: str, dtype=np.float64) -> float:
@@ -77,6 +77,41 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
             one_sided = (-3.0 * xp.expand_dims(r, 0) + 4.0 * f_plus - second) / (2.0 * ht)
             cols = xp.where(lo_ok, central, one_sided)
         return r, xp.transpose(cols, (1, 2, 0))
+
+    return fn
+
+
+def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str, lb, ub,
+                         rel_step: float | None = None) -> Callable:
+    """``finite_difference_jacobian`` for one problem (K = 1) on NumPy arrays: the same
+    element-wise operations in the same order, so the same J bit for bit and in the same
+    memory order (a transposed view), without the namespace's layers (the host executor
+    forms a Jacobian per iteration of a small fit, where those layers cost more than the
+    arithmetic). ``tests/test_numdiff.py`` holds the two to the same bits."""
+    if rel_step is None:
+        rel_step = default_rel_step(method)
+    eye = np.eye(n)[:, None]  # (n, 1, n)
+    where, absolute, maximum = np.where, np.abs, np.maximum
+
+    def fn(x, r=None):
+        if r is None:
+            r = residual(x)
+        h = rel_step * where(x >= 0.0, 1.0, -1.0) * maximum(absolute(x), 1.0)
+        h = where(x + h > ub, -absolute(h), h)  # away from a near upper bound
+        h = (x + h) - x  # the step actually representable
+        hx = h[None] * eye  # (n, 1, n): row i moves x_i
+        ht = h.T[:, :, None]  # (n, 1, 1)
+        x_b = x[None]
+        f_plus = many(x_b + hx)
+        if method == "2-point":
+            cols = (f_plus - r[None]) / ht
+        else:
+            lo_ok = (x - h >= lb).T[:, :, None]
+            second = many(where(lo_ok, x_b - hx, x_b + 2.0 * hx))
+            central = (f_plus - second) / (2.0 * ht)
+            one_sided = (-3.0 * r[None] + 4.0 * f_plus - second) / (2.0 * ht)
+            cols = where(lo_ok, central, one_sided)
+        return r, cols.transpose(1, 2, 0)
 
     return fn
 

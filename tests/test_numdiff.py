@@ -1,0 +1,40 @@
+"""The one-problem finite differences (``numdiff.one_problem_jacobian``, the host executor's)
+against the batched ones (``finite_difference_jacobian``): the same J, bit for bit and in the
+same memory order, with steps turned back at an upper bound and one-sided at a lower one."""
+
+import numpy as np
+import pytest
+
+from marquardt._backend.numpy import xp
+from marquardt._core import numdiff
+
+T = np.linspace(0.0, 3.0, 7)
+
+
+def residual(x):  # (1, n) -> (1, m)
+    a, b, c = x[0]
+    return (a * np.exp(-b * T) + c * np.sin(T) - 1.0)[None]
+
+
+def many(xs):
+    return np.array([residual(xs[i]) for i in range(xs.shape[0])])
+
+
+@pytest.mark.parametrize("method", ["2-point", "3-point"])
+@pytest.mark.parametrize("x, lb, ub", [
+    ([1.0, -2.5, 0.0], [-np.inf] * 3, [np.inf] * 3),
+    ([3e5, 1e-9, -7.0], [-np.inf] * 3, [np.inf] * 3),
+    # at the upper bound (the step turns back) and at the lower one (one-sided 3-point)
+    ([1.0, 2.0, 0.5], [1.0, -np.inf, 0.5], [np.inf, 2.0, 0.5]),
+], ids=["free", "scales", "at-bounds"])
+def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub):
+    x, lb, ub = (np.array([v], dtype=np.float64) for v in (x, lb, ub))
+    r0 = residual(x)
+    want = numdiff.finite_difference_jacobian(xp, residual, many, 3, method, lb, ub)(x, r0)
+    got = numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub)(x, r0)
+    assert got[0] is r0
+    np.testing.assert_array_equal(got[1], want[1], strict=True)
+    assert got[1].strides == want[1].strides
+    # the residuals at x are computed when not given
+    np.testing.assert_array_equal(
+        numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub)(x)[1], want[1])
