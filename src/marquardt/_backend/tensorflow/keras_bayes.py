@@ -27,9 +27,13 @@ the new weights. A rejected iteration leaves α, β and γ unchanged. At a fixed
 minimise F and α, β solve the evidence equations at those weights.
 
 The trace needs one more factorisation than LM: the accepted step factored A + (ρ + λ)I,
-which is not A + ρI while λ > 0. tr((A + ρI)⁻¹) = ‖L⁻¹‖²_F from the Cholesky factor L (about
-P³/3 + P³/3 flops, against 2mP² for A), an eigen-decomposition if A + ρI is not numerically
-positive definite (a failure counted in the ``cholesky_failures`` log with the step's).
+which is not A + ρI while λ > 0 (and λ > 0 always: no factor of the step can be reused
+exactly). tr((A + ρI)⁻¹) = ‖L⁻¹‖²_F from the Cholesky factor L: TensorFlow's Cholesky and a
+triangular solve against the identity (P³/3 + P³ flops), or from P = ``HOST_TRACE_MIN_N`` on a
+CPU LAPACK's ``potrf`` + ``trtri`` on the host (P³/3 + P³/3, ``linalg.host_trace_inverse``);
+against mP² for A, so the share of the trace in an epoch grows as P/m. An eigen-decomposition
+if A + ρI is not numerically positive definite (a failure counted in the ``cholesky_failures``
+log with the step's).
 
 Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1 (MATLAB); where
 N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept.
@@ -46,6 +50,7 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
+from marquardt._backend.tensorflow import linalg
 from marquardt._backend.tensorflow.keras_step import _flatten, lm_iteration
 
 __all__ = ["BayesState", "trace_inverse", "evidence_update", "bayes_iteration", "iterate_for"]
@@ -66,15 +71,22 @@ class ErrorScale(NamedTuple):
     n: Any  # N, the number of errors
 
 
-def trace_inverse(m):
-    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky;
-    by its eigenvalues (floored at P·ε·max) where the factor is not finite, ``failed`` then
-    True (counted with the step's in the ``cholesky_failures`` log)."""
-    eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
-    chol = tf.linalg.cholesky(m)
-    ok = tf.reduce_all(tf.math.is_finite(chol))
+def trace_inverse(m, host: bool = False):
+    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky
+    (TensorFlow's, or with ``host`` LAPACK's ``potrf`` + ``trtri`` on the host,
+    ``linalg.host_trace_inverse``); by its eigenvalues (floored at P·ε·max) where the factor
+    is not finite, ``failed`` then True (counted with the step's in the ``cholesky_failures``
+    log)."""
+    if host:
+        by_factor, ok = linalg.host_trace_inverse(m)
+    else:
+        chol = tf.linalg.cholesky(m)
+        ok = tf.reduce_all(tf.math.is_finite(chol))
 
     def by_cholesky():
+        if host:
+            return by_factor
+        eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
         inv_l = tf.linalg.triangular_solve(chol, eye, lower=True)
         return tf.reduce_sum(inv_l * inv_l)
 
@@ -88,7 +100,7 @@ def trace_inverse(m):
     return tf.cond(ok, by_cholesky, by_eigenvalues), tf.logical_not(ok)
 
 
-def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState):
+def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState, host_trace=False):
     """``(BayesState, failed)``: γ, α, β after an accepted step (module docstring), and 1
     where the Cholesky factorisation of the trace failed (else 0, int32): ``a_ridge`` = A + ρI
     of the step, ``rho`` the ρ it used, E_D and E_W at the new weights."""
@@ -96,7 +108,7 @@ def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState):
     p = tf.cast(p, dtype)
 
     def with_trace():
-        trace, failed = trace_inverse(a_ridge)
+        trace, failed = trace_inverse(a_ridge, host=host_trace)
         return p - rho * trace, tf.cast(failed, tf.int32)
 
     gamma, failed = tf.cond(rho > 0, with_trace, lambda: (p, tf.constant(0, tf.int32)))
@@ -110,11 +122,12 @@ def evidence_update(a_ridge, rho, p, e_d, e_w, n, state: BayesState):
 
 
 def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
-                    prior: BayesState, scale: ErrorScale):
+                    prior: BayesState, scale: ErrorScale, host_trace: bool = False):
     """One LM iteration on F = βE_D + αE_W, then the evidence update.
 
     Returns ``(new_weights, lm_state, info, bayes_state)``; ``info.cost`` is the Keras loss
     (½‖r‖², the data part) at the returned weights and ``info.logs`` holds α, β, γ, E_D, E_W.
+    ``host_trace``: tr((A + ρI)⁻¹) by the host's LAPACK (``linalg.use_host_trace``).
     """
     dtype = cfg.plan.dtype
     cfg = cfg._replace(kernel=False)  # the ridge makes the system P × P anyway
@@ -138,7 +151,8 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     p = tf.shape(w)[0]
     old = BayesState(alpha=alpha, beta=beta, gamma=tf.cast(prior.gamma, dtype))
     new, trace_failed = tf.cond(info.accepted,
-                                lambda: evidence_update(info.normal, rho, p, e_d, e_w, n, old),
+                                lambda: evidence_update(info.normal, rho, p, e_d, e_w, n, old,
+                                                                host_trace),
                                 lambda: (old, tf.constant(0, tf.int32)))
     logs = {"alpha": new.alpha, "beta": new.beta, "gamma": new.gamma, "e_d": e_d, "e_w": e_w}
     info = info._replace(cost=data_cost, logs=logs,
@@ -174,9 +188,11 @@ def iterate_for(wrapper):
         prior = BayesState(alpha=tf.convert_to_tensor(wrapper.lm_alpha),
                            beta=tf.convert_to_tensor(wrapper.lm_beta),
                            gamma=tf.convert_to_tensor(wrapper.lm_gamma))
+        host = linalg.use_host_trace(int(sum(w.shape.num_elements() for w in weights)),
+                                     jit_compile=bool(wrapper.jit_compile))
         new_weights, lm_state, info, bayes = bayes_iteration(
             residual_fn, cost_fn, weights, data, state, cfg, names, prior=prior,
-            scale=_error_scale(wrapper, data, cfg))
+            scale=_error_scale(wrapper, data, cfg), host_trace=host)
         wrapper.lm_alpha.assign(tf.cast(bayes.alpha, wrapper.lm_alpha.dtype))
         wrapper.lm_beta.assign(tf.cast(bayes.beta, wrapper.lm_beta.dtype))
         wrapper.lm_gamma.assign(tf.cast(bayes.gamma, wrapper.lm_gamma.dtype))
