@@ -202,3 +202,18 @@ def test_host_trace_inverse_equals_numpy_and_reports_failure():
     native, native_failed = trace_inverse(singular)
     assert bool(host_failed) and bool(native_failed)
     assert float(host) == float(native)
+
+
+def test_failed_trace_factorisation_is_counted(float64):
+    """As on JAX (``tests/keras_jax/test_api.py``): A = a·[[1, 1], [1, 1]] and α = 1e-30, so
+    the trace's Cholesky of A + ρI fails and the step's of A + λI does not: one failure."""
+    inp = keras.Input((1,))
+    out = keras.layers.Add()([
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp)])
+    lm = mk.LMModel(keras.Model(inp, out), options=mk.TRAINBR)
+    lm.compile(loss="mse")
+    lm.lm_alpha.assign(1e-30)
+    h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
+    assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
+    assert 1.0 < h["gamma"][0] <= 2.0
