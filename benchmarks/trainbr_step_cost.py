@@ -8,13 +8,18 @@ then its λ is set to ``--lam`` (1.0: the next step is accepted at the first att
 its variables are saved, and its compiled ``train_step`` is called ``--repeats`` times,
 alternating the methods, each call from the saved variables: one iteration of exactly one
 accepted attempt each. Reported: the least wall time and the least process CPU time per
-call; ``--one-thread`` runs TensorFlow on one intra-op and one inter-op thread, so that CPU time
-is the work done (the most stable figure on a loaded machine). ``--no-trace`` replaces
-``keras_bayes.trace_inverse`` (Cholesky of A + ρI and ‖L⁻¹‖²_F) by a trivial function: what is
-left of trainbr's extra cost is everything but the trace.
+call; ``--one-thread`` runs TensorFlow on one intra-op and one inter-op thread (and the host's
+OpenBLAS on one, through ``OPENBLAS_NUM_THREADS`` set before NumPy loads), so that CPU time is
+the work done (the most stable figure on a loaded machine).
+
+``--trace`` names the routes of tr((A + ρI)⁻¹) to time, each as its own trainbr run in the same
+alternation: ``auto`` (the library's choice, ``linalg.use_host_trace``), ``tf`` (TensorFlow's
+Cholesky and a triangular solve against the identity), ``host`` (LAPACK's ``potrf`` + ``trtri``
+on the host), ``none`` (replaced by a trivial function: what is left of trainbr's extra cost is
+everything but the trace; ``--no-trace`` is ``--trace none``).
 
     python benchmarks/trainbr_step_cost.py --one-thread            # 1-20-20-1, 2,000 rows
-    python benchmarks/trainbr_step_cost.py --one-thread --no-trace
+    python benchmarks/trainbr_step_cost.py --one-thread --trace tf,host,none
     python benchmarks/trainbr_step_cost.py --hidden 20 --rows 60   # P = 61
 """
 
@@ -24,8 +29,6 @@ import argparse
 import os
 import sys
 import time
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,8 +41,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--lam", type=float, default=1.0)
     parser.add_argument("--one-thread", action="store_true")
-    parser.add_argument("--no-trace", action="store_true")
+    parser.add_argument("--trace", default="auto",
+                        help="trace routes of trainbr, comma-separated: auto, tf, host, none")
+    parser.add_argument("--no-trace", action="store_true", help="the same as --trace none")
     args = parser.parse_args()
+    routes = ["none"] if args.no_trace else args.trace.split(",")
+    if args.one_thread:
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+    import numpy as np
 
     import marquardt  # noqa: F401  (before TensorFlow: quiet)
     import tensorflow as tf
@@ -51,10 +61,17 @@ def main():
     import marquardt.keras as mk
     from trainbr import SIGMA, network
 
-    if args.no_trace:
-        from marquardt._backend.tensorflow import keras_bayes
+    from marquardt._backend.tensorflow import keras_bayes, linalg
 
-        keras_bayes.trace_inverse = lambda m: (tf.linalg.trace(m), tf.constant(False))
+    auto_trace, auto_route = keras_bayes.trace_inverse, linalg.use_host_trace
+
+    def set_route(route):
+        """Patched before the step is traced; the compiled step keeps its route."""
+        keras_bayes.trace_inverse = (
+            (lambda m, host=False: (tf.linalg.trace(m), tf.constant(False)))
+            if route == "none" else auto_trace)
+        linalg.use_host_trace = (auto_route if route in ("auto", "none") else
+                                 (lambda n, jit_compile, host=route == "host": host))
 
     hidden = tuple(int(v) for v in args.hidden.split(","))
     rng = np.random.default_rng(0)
@@ -62,7 +79,11 @@ def main():
     y = (np.sin(3 * x[:, :1]) + SIGMA * rng.normal(size=(args.rows, 1))).astype(np.float32)
     data = (tf.constant(x), tf.constant(y))
     runs = {}
-    for name, options in (("trainlm", mk.TRAINLM), ("trainbr", mk.TRAINBR)):
+    methods = [("trainlm", mk.TRAINLM, "auto")] + [
+        ("trainbr" if len(routes) == 1 else f"trainbr[{route}]", mk.TRAINBR, route)
+        for route in routes]
+    for name, options, route in methods:
+        set_route(route)
         net = network(args.inputs, hidden, 0)
         lm = mk.LMModel(net, options=options)
         lm.compile(loss="mse")
@@ -88,13 +109,14 @@ def main():
 
     p = runs["trainlm"][3]
     print(f"{'-'.join(map(str, (args.inputs, *hidden, 1)))}, P = {p}, {args.rows} rows"
-          f"{', one thread' if args.one_thread else ''}{', trace replaced' if args.no_trace else ''}")
+          f"{', one thread' if args.one_thread else ''}; load average {os.getloadavg()[0]:.1f}")
     for name in runs:
         n, accepted = attempts[name]
+        ratio = ("" if name == "trainlm" else
+                 f"; /trainlm: wall {wall[name] / wall['trainlm']:.3f}, "
+                 f"CPU {cpu[name] / cpu['trainlm']:.3f}")
         print(f"  {name}: {n} attempt(s), {'accepted' if accepted else 'rejected'}; "
-              f"wall {1e3 * wall[name]:.2f} ms, CPU {1e3 * cpu[name]:.2f} ms")
-    print(f"  ratio trainbr/trainlm: wall {wall['trainbr'] / wall['trainlm']:.3f}, "
-          f"CPU {cpu['trainbr'] / cpu['trainlm']:.3f}")
+              f"wall {1e3 * wall[name]:.2f} ms, CPU {1e3 * cpu[name]:.2f} ms{ratio}")
 
 
 if __name__ == "__main__":

@@ -87,3 +87,26 @@ def test_training_is_the_same_with_host_lapack(monkeypatch):
     assert host_logs["attempts"] == tf_logs["attempts"]
     np.testing.assert_allclose(host_logs["loss"], tf_logs["loss"], rtol=1e-4)
     np.testing.assert_allclose(host_w, tf_w, rtol=1e-3, atol=1e-5)
+
+
+def test_one_blas_thread_is_set_for_the_block_and_restored():
+    """``blas_threads.one_thread``: SciPy's OpenBLAS on one thread inside the block (the
+    host-LAPACK trace of Bayesian regularisation), its previous count after it."""
+    from marquardt._backend.numpy import blas_threads
+
+    setter = blas_threads._setter()
+    if setter is None:
+        pytest.skip("SciPy is not linked against its bundled OpenBLAS")
+
+    def current():
+        value = setter(1)
+        setter(value)
+        return value
+
+    original = setter(2)
+    try:
+        with blas_threads.one_thread():
+            assert current() == 1
+        assert current() == 2
+    finally:
+        setter(original)

@@ -162,3 +162,58 @@ def test_trace_inverse_by_cholesky_and_its_counted_fallback():
     assert bool(failed)
     assert float(trace) == pytest.approx(1.0 / 2.0 + 1.0 / (2 * 2.220446049250313e-16 * 2.0),
                                          rel=1e-12)
+
+
+def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
+    """The same update with tr((A + ρI)⁻¹) by the host's LAPACK (``potrf`` + ``trtri``, the
+    route for P ≥ ``HOST_TRACE_MIN_N`` on a CPU), forced here on the small network: the same
+    formulas to 1e-10, and the host kernel ran once per accepted iteration."""
+    from marquardt._backend.tensorflow import linalg
+
+    calls = []
+    original = linalg._lapack_trace_inverse
+
+    def counted(m):
+        calls.append(m.shape)
+        return original(m)
+
+    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: True)
+    monkeypatch.setattr(linalg, "_lapack_trace_inverse", counted)
+    test_one_update_equals_the_formulas(float64)
+    assert calls == [(21, 21)]
+
+
+def test_host_trace_inverse_equals_numpy_and_reports_failure():
+    """``host_trace_inverse`` = tr(m⁻¹) where the Cholesky factor exists; where it does not,
+    ``trace_inverse(host=True)`` takes the eigenvalue route, as the TensorFlow route does."""
+    from marquardt._backend.tensorflow import linalg
+    from marquardt._backend.tensorflow.keras_bayes import trace_inverse
+
+    rng = np.random.default_rng(1)
+    j = rng.normal(size=(60, 40))
+    m = j.T @ j + 1e-3 * np.eye(40)
+    trace, ok = tf.function(linalg.host_trace_inverse)(tf.constant(m))
+    assert bool(ok) and trace.shape == ()
+    np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-12)
+    singular = tf.constant([[1.0, 1.0], [1.0, 1.0]], tf.float64)
+    trace, ok = linalg.host_trace_inverse(singular)
+    assert not bool(ok) and np.isnan(float(trace))
+    host, host_failed = trace_inverse(singular, host=True)
+    native, native_failed = trace_inverse(singular)
+    assert bool(host_failed) and bool(native_failed)
+    assert float(host) == float(native)
+
+
+def test_failed_trace_factorisation_is_counted(float64):
+    """As on JAX (``tests/keras_jax/test_api.py``): A = a·[[1, 1], [1, 1]] and α = 1e-30, so
+    the trace's Cholesky of A + ρI fails and the step's of A + λI does not: one failure."""
+    inp = keras.Input((1,))
+    out = keras.layers.Add()([
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp)])
+    lm = mk.LMModel(keras.Model(inp, out), options=mk.TRAINBR)
+    lm.compile(loss="mse")
+    lm.lm_alpha.assign(1e-30)
+    h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
+    assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
+    assert 1.0 < h["gamma"][0] <= 2.0

@@ -206,10 +206,98 @@ def test_saved_wrapper_loads_and_continues_with_its_damping(tmp_path):
     np.testing.assert_array_equal(np.asarray(plain(X)), np.asarray(net(X)))
 
 
-def test_bayesian_regularisation_is_refused_on_jax():
-    with pytest.raises(NotImplementedError, match="TensorFlow backend of Keras only.*"
-                       "Received: keras.backend.backend\\(\\)='jax'"):
-        mk.LMModel(mlp(), options=mk.TRAINBR)
+def test_bayesian_one_update_equals_the_formulas(float64):
+    """As on TensorFlow (``tests/keras/test_trainbr.py``): after one update γ, α and β equal
+    the formulas computed in NumPy from J (by ``jax.jacfwd`` of the network's own forward
+    pass), the weights and the errors, to 1e-10; samples of weight 0 are not errors."""
+    import jax
+
+    rng = np.random.default_rng(5)
+    n = 30
+    x = rng.uniform(-1, 1, size=(n, 2))
+    y = np.sin(2 * x[:, :1]) * x[:, 1:] + 0.05 * rng.normal(size=(n, 1))
+    sw = rng.uniform(0.5, 2.0, size=n)
+    sw[:3] = 0.0  # N = 27
+    init = keras.initializers.GlorotUniform(seed=1)
+    # sigmoid, not tanh: Keras' tanh on JAX (CPU, float64) differed from NumPy's by 1e-7 here
+    # and its jacfwd from its jacrev by as much, which no 1e-10 comparison survives
+    net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(5, "sigmoid",
+                                                                  kernel_initializer=init),
+                            keras.layers.Dense(1, kernel_initializer=init)])
+    lm = mk.LMModel(net, options=mk.TRAINBR)
+    lm.compile(loss="mse")
+    alpha0, beta0 = 0.02, 40.0
+    lm.lm_alpha.assign(alpha0)
+    lm.lm_beta.assign(beta0)
+    w0 = [np.asarray(v) for v in net.trainable_variables]
+
+    def predict(flat):
+        parts, start = [], 0
+        for w in w0:
+            parts.append(flat[start:start + w.size].reshape(w.shape))
+            start += w.size
+        return net.stateless_call(parts, [], x)[0][:, 0]
+
+    jac = np.asarray(jax.jacfwd(predict)(np.concatenate([w.ravel() for w in w0])))
+    je = np.sqrt(sw)[:, None] * jac
+
+    h = lm.fit(x, y, sample_weight=sw, epochs=1, verbose=0).history
+    w1 = np.concatenate([np.ravel(v) for v in net.trainable_variables])
+    assert not np.allclose(w1, np.concatenate([w.ravel() for w in w0]))  # a step was taken
+    p = w1.size
+    gamma = p - alpha0 * np.trace(np.linalg.inv(beta0 * je.T @ je + alpha0 * np.eye(p)))
+    e1 = np.asarray(net(x))[:, 0] - y[:, 0]
+    e_d, e_w = float(np.sum(sw * e1 ** 2)), float(w1 @ w1)
+    np.testing.assert_allclose(h["gamma"][-1], gamma, rtol=1e-10)
+    np.testing.assert_allclose(h["alpha"][-1], gamma / (2 * e_w), rtol=1e-10)
+    np.testing.assert_allclose(h["beta"][-1], (27 - gamma) / (2 * e_d), rtol=1e-10)
+    np.testing.assert_allclose([h["e_d"][-1], h["e_w"][-1]], [e_d, e_w], rtol=1e-10)
+    np.testing.assert_allclose(h["loss"][-1], e_d / n, rtol=1e-10)  # the data part only
+    assert h["cholesky_failures"] == [0]
+    # α, β, γ live in the trainer's state: the wrapper's variables hold the logged values
+    np.testing.assert_allclose([float(lm.lm_alpha), float(lm.lm_beta), float(lm.lm_gamma)],
+                               [h["alpha"][-1], h["beta"][-1], h["gamma"][-1]], rtol=0)
+
+
+def test_bayesian_trace_falls_back_and_is_counted(float64):
+    """tr(m⁻¹) on JAX: by Cholesky where it exists; for [[1, 1], [1, 1]] (second pivot exactly
+    0) the floored eigenvalues, failed True, the same numbers as TensorFlow's
+    (``tests/keras/test_trainbr.py``)."""
+    import jax.numpy as jnp
+
+    from marquardt._backend.jax.keras_bayes import trace_inverse
+
+    m = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
+    trace, failed = trace_inverse(jnp.asarray(m))
+    assert not bool(failed)
+    np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-14)
+    trace, failed = trace_inverse(jnp.asarray([[1.0, 1.0], [1.0, 1.0]]))
+    assert bool(failed)
+    assert float(trace) == pytest.approx(1.0 / 2.0 + 1.0 / (2 * 2.220446049250313e-16 * 2.0),
+                                         rel=1e-12)
+
+
+def test_bayesian_failed_trace_factorisation_is_counted(float64):
+    """Two equal Jacobian columns make A = a·[[1, 1], [1, 1]]; with α = 1e-30, ρ is below
+    rounding and A + ρI's Cholesky fails in the trace (the step's A + λI does not): one
+    failure in the epoch's ``cholesky_failures``, γ from the floored eigenvalues."""
+    inp = keras.Input((1,))
+    out = keras.layers.Add()([
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
+        keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp)])
+    lm = mk.LMModel(keras.Model(inp, out), options=mk.TRAINBR)
+    lm.compile(loss="mse")
+    lm.lm_alpha.assign(1e-30)
+    h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
+    assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
+    assert 1.0 < h["gamma"][0] <= 2.0
+
+
+def test_bayesian_regularisation_refuses_mini_batches_on_jax():
+    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\).*"
+                                         r"Received: batch_size=5"):
+        mk.fit(mlp(), X[:20], Y[:20], loss="mse", batch_size=5, options=mk.TRAINBR,
+               verbose=0)
 
 
 def test_auto_batches_trim_the_leftover_rows_and_switch_to_full_batch(monkeypatch):

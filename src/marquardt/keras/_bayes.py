@@ -3,9 +3,10 @@
 The method (MacKay 1992; Foresee & Hagan 1997; MATLAB's ``trainbr``): LM minimises
 F = β·E_D + α·E_W and, after every accepted step, re-estimates the effective number of
 parameters γ and the hyperparameters α, β from the Gauss-Newton Hessian. The numerics are in
-``marquardt._backend.tensorflow.keras_bayes``; this module holds the front-door checks (full
-batch, a sum-of-squares loss, one output) and the wrapper's variables α, β, γ. See
-``docs/keras.md`` (Bayesian regularisation).
+``marquardt.keras._evidence`` (the formulas, backend-neutral) and
+``marquardt._backend.<backend>.keras_bayes`` (TensorFlow's and JAX's steps); this module holds
+the front-door checks (full batch, a sum-of-squares loss, one output) and the wrapper's
+variables α, β, γ. See ``docs/keras.md`` (Bayesian regularisation).
 """
 
 from __future__ import annotations
@@ -26,30 +27,27 @@ def enabled(options) -> bool:
 
 
 def setup(wrapper) -> None:
-    """Route the wrapper's ``train_step`` through the Bayesian iteration.
+    """Route the wrapper's ``train_step`` through the Bayesian iteration: on TensorFlow by
+    its ``lm_iterate`` hook (``_backend/tensorflow/keras_bayes.py``); on JAX the stateless
+    step reads the options itself (``_backend/jax/keras_bayes.py``), α, β and γ being in the
+    trainer's state."""
+    if keras.backend.backend() == "tensorflow":
+        from marquardt._backend.tensorflow.keras_bayes import iterate_for
 
-    Raises:
-        NotImplementedError: on Keras' JAX backend (the Bayesian step is TensorFlow's).
-    """
-    if keras.backend.backend() != "tensorflow":
-        raise NotImplementedError(
-            "Bayesian regularisation (`regularization=\"bayesian\"`, TRAINBR) runs on the "
-            "TensorFlow backend of Keras only; on JAX, train with plain LM (TRAINLM) and "
-            "early stopping. Received: keras.backend.backend()="
-            f"{keras.backend.backend()!r}")
-    from marquardt._backend.tensorflow.keras_bayes import iterate_for
-
-    wrapper.lm_iterate = iterate_for(wrapper)
+        wrapper.lm_iterate = iterate_for(wrapper)
 
 
 def create_variables(wrapper, p: int) -> None:
     """α = 0, β = 1 (Foresee & Hagan's start: the first step minimises E_D) and γ = P."""
-    wrapper.lm_alpha = wrapper.add_weight(shape=(), initializer="zeros", dtype="float64",
+    from marquardt.keras import _backends
+
+    dtype = _backends.state_dtype()  # float64; float32 on JAX without jax_enable_x64
+    wrapper.lm_alpha = wrapper.add_weight(shape=(), initializer="zeros", dtype=dtype,
                                           trainable=False, name="lm_alpha")
-    wrapper.lm_beta = wrapper.add_weight(shape=(), initializer="ones", dtype="float64",
+    wrapper.lm_beta = wrapper.add_weight(shape=(), initializer="ones", dtype=dtype,
                                          trainable=False, name="lm_beta")
     wrapper.lm_gamma = wrapper.add_weight(
-        shape=(), initializer=keras.initializers.Constant(float(p)), dtype="float64",
+        shape=(), initializer=keras.initializers.Constant(float(p)), dtype=dtype,
         trainable=False, name="lm_gamma")
 
 

@@ -41,6 +41,7 @@ from marquardt._backend.jax.keras_jacobian import (
 from marquardt._core import iteration as core
 from marquardt._core.records import RUNNING, LoopState
 from marquardt._status import Status
+from marquardt.keras import _bayes
 from marquardt.keras._step import (
     LMState, StepConfig, StepInfo, build_config, loop_config, step_functions)
 
@@ -81,7 +82,7 @@ def step_config(wrapper, batch, weights, frozen) -> StepConfig:
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
-                 cfg: StepConfig):
+                 cfg: StepConfig, ridge=None):
     """One LM iteration from ``weights``; returns ``(new_weights, new_state, info)``.
 
     The JAX executor of the core's iteration (``_backend/tensorflow/keras_step.lm_iteration``
@@ -95,6 +96,9 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         data: the batch, a nested structure of arrays with a leading sample axis.
         state: the ``LMState`` from the previous iteration.
         cfg: the ``StepConfig``.
+        ridge: optional scalar ρ: minimise ½‖r‖² + ½ρ‖w‖² instead, i.e. A + ρI and g + ρw
+            (normal-equations form only); ``cost_fn`` must then return the augmented
+            residuals [r; √ρ w]. Used by Bayesian regularisation (``keras_bayes``).
     """
     dtype = cfg.plan.dtype
     core_cfg = loop_config(cfg)
@@ -111,6 +115,9 @@ def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state:
         a = None
     else:
         a, g = normal_equations(residual_fn, weights, data, cfg.plan)
+        if ridge is not None:
+            a = a + ridge * jnp.eye(a.shape[0], dtype=a.dtype)
+            g = g + ridge * _flatten(weights, dtype)
         lin = core.normal_linearization(jxp, a[None], g[None], cost0[None])
     start_ok = jnp.logical_and(jnp.isfinite(cost0), jnp.all(jnp.isfinite(g)))
     if not cfg.kernel:
@@ -237,8 +244,14 @@ def train_step(wrapper, state, data):
     lam, nu, d, started = (non_trainable[i] for i in lm_pos)
     lm_state = LMState(lam=lam.astype(dtype), nu=nu.astype(dtype), d=d.astype(dtype),
                        started=started > 0)
-    new_weights, lm_state, info = lm_iteration(residual_fn, cost_fn, weights, batch,
-                                               lm_state, cfg)
+    if _bayes.enabled(wrapper.lm_options):  # Bayesian regularisation: α, β, γ in the state
+        from marquardt._backend.jax import keras_bayes
+
+        new_weights, lm_state, info = keras_bayes.iterate(
+            wrapper, non_trainable, residual_fn, cost_fn, weights, batch, lm_state, cfg)
+    else:
+        new_weights, lm_state, info = lm_iteration(residual_fn, cost_fn, weights, batch,
+                                                   lm_state, cfg)
     for i, w in zip(t_pos, new_weights):
         trainable[i] = w
     if training and frozen:
@@ -258,4 +271,6 @@ def train_step(wrapper, state, data):
     logs.update(lam=lm_state.lam, attempts=info.attempts, grad_norm=info.grad_norm,
                 step_norm=info.step_norm, lm_status=info.status,
                 cholesky_failures=info.cholesky_failures)
+    if info.logs:
+        logs.update(info.logs)
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
-           "HOST_LAPACK_MIN_N"]
+           "HOST_LAPACK_MIN_N", "host_trace_inverse", "use_host_trace", "HOST_TRACE_MIN_N"]
 
 #: Smallest system factored on the host. Handing work to Python from inside a running graph
 #: costs tens of milliseconds per call in a Keras step (thread hand-over), which only a large
@@ -43,6 +43,45 @@ def use_host_lapack(n: int, *, jit_compile: bool) -> bool:
     """
     return (n >= HOST_LAPACK_MIN_N and not jit_compile
             and not tf.config.list_logical_devices("GPU"))
+
+
+#: Smallest matrix whose tr(m⁻¹) (Bayesian regularisation, ``keras_bayes``) is taken on the host.
+#: TensorFlow has no triangular inverse: its route is a Cholesky and a solve against the
+#: identity (P³/3 + P³ flops); LAPACK's ``potrf`` + ``trtri`` do P³/3 + P³/3, each faster per
+#: flop (P = 481, one thread: 1.2 + 2.2 ms against 2.3 + 4.1 ms), but the hand-over to Python
+#: costs about 0.7 ms CPU per call and the host runs it on one BLAS thread
+#: (``blas_threads.one_thread``) where TensorFlow uses all of its pool. Least CPU time per trainbr
+#: iteration, ``benchmarks/trainbr_step_cost.py --trace tf,host [--one-thread]``, 2-core machine
+#: at load 9-15, 2026-12-03, host against TensorFlow: one thread, P = 141 2.87 / 2.41 ms, P = 256
+#: 7.39 / 7.04, P = 481 21.9-24.2 / 23.1-25.1 (2,000 rows), P = 726 33.5 / 40.0, P = 1,597 393 /
+#: 586; default threads, P = 481 30.0-31.2 / 28.4-30.5, P = 726 60.5-68.8 / 64.9-68.5,
+#: P = 1,597 580 / 779. So a clear gain from about a thousand on, in both configurations.
+HOST_TRACE_MIN_N = 1000
+
+
+def use_host_trace(n: int, *, jit_compile: bool) -> bool:
+    """Whether tr(m⁻¹) of an n × n matrix should be taken by ``host_trace_inverse``: for
+    n ≥ ``HOST_TRACE_MIN_N`` when TensorFlow sees no GPU and the step is not compiled with XLA."""
+    return (n >= HOST_TRACE_MIN_N and not jit_compile
+            and not tf.config.list_logical_devices("GPU"))
+
+
+def _lapack_trace_inverse(m):
+    from marquardt._backend.numpy import xp as npx
+    from marquardt._backend.numpy.blas_threads import one_thread
+
+    with one_thread():  # OpenBLAS' own threads would compete with TensorFlow's
+        return npx.trace_inverse_or_nan(m)
+
+
+def host_trace_inverse(m):
+    """(t, ok): t = tr(m⁻¹) of one symmetric positive definite matrix, by LAPACK on the host
+    (``potrf`` + ``trtri``: the NumPy namespace's ``trace_inverse_or_nan``); ok False (t NaN)
+    where m is not numerically positive definite."""
+    t, ok = tf.numpy_function(_lapack_trace_inverse, [m], [m.dtype, tf.bool], stateful=False)
+    t.set_shape([])
+    ok.set_shape([])
+    return t, ok
 
 
 def _lapack_cholesky_solve(m, b):
