@@ -26,3 +26,13 @@ def pytest_xdist_make_scheduler(config, log):
             return module if module.endswith(WHOLE_MODULES) else nodeid
 
     return Scheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def command_cache(tmp_path_factory):
+    """One ``CommandCache`` (tests/command_cache.py) for the session, shared by the xdist workers."""
+    from command_cache import CommandCache
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one per worker
+    return CommandCache(shared / "docs-shell-commands")

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import marquardt
-from marquardt.cli import main
+from marquardt.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(Path(marquardt.__file__).resolve().parents[1])  # subprocesses import the package these tests import
@@ -492,8 +492,10 @@ def test_train_interrupted_keeps_the_best_weights_and_exits_130(tmp_path):
 
 @needs_trainer
 @pytest.mark.slow
-def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
-    proc = run_cli("demo", "--plot", str(tmp_path / "demo.png"), cwd=tmp_path)
+def test_demo_runs_without_data_and_writes_the_plot(tmp_path, command_cache):
+    """``marquardt demo`` as the README and docs/cli.md show it (its default ``--plot demo.png``):
+    one run per session serves this test and theirs (tests/command_cache.py)."""
+    proc = command_cache.run("marquardt demo", tmp_path, os.environ)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Times leave out each method's first epoch")  # compilation off both clocks
@@ -504,6 +506,7 @@ def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
     assert float(lm[-1]) < float(adam[-1]) / 50  # test MSE: 171 times lower in the runs of 2026-12-03
     assert f"after as many epochs ({lm[-4]})" in proc.stdout
     assert_png(tmp_path / "demo.png")
+    assert build_parser().parse_args(["demo", "--plot", "x/y.png"]).plot == Path("x/y.png")
 
 
 def test_train_and_demo_say_when_the_trainer_is_missing(monkeypatch, small_csv, capsys):
