@@ -351,12 +351,15 @@ def test_nist_files_are_shipped_with_the_package():
     assert all(path.read_bytes() == (NIST / path.name).read_bytes() for path in shipped)
 
 
-def test_nist_with_a_directory(tmp_path):
+def test_nist_with_a_directory(tmp_path, capsys):
+    """In this process (``python -m marquardt nist FILES`` is the test above): a directory stands
+    for its .dat files, sorted by name."""
     for name in ("Misra1a.dat", "DanWood.dat"):
         (tmp_path / name).write_bytes((NIST / name).read_bytes())
-    proc = run_cli("nist", str(tmp_path), "--start", "1", "--json", "--min-lre", "6")
-    assert proc.returncode == 0, proc.stderr
-    assert [fit["dataset"] for fit in json.loads(proc.stdout)["fits"]] == ["DanWood", "Misra1a"]
+    code = main(["nist", str(tmp_path), "--start", "1", "--json", "--min-lre", "6"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [fit["dataset"] for fit in json.loads(captured.out)["fits"]] == ["DanWood", "Misra1a"]
 
 
 # `marquardt nist` with no argument (every shipped file, both starts) is tests/test_nist.py's fixture:
