@@ -15,8 +15,11 @@ Three kinds of shell command are not run as written, each said here, none silent
 * setting up the environment (``python3 -m venv``, ``. .venv/bin/activate``, ``pip install``):
   the environment is the one these tests run in; ``test_install_commands_name_real_extras``
   checks that every extra they name exists in pyproject.toml;
-* ``python -m pytest ...`` (the suite itself) runs with ``-n 0 --collect-only``: the suite runs in
-  CI anyway, and running it inside one of its tests would recurse.
+* ``python -m pytest ...`` (the suite itself) runs with ``-n 0 --collect-only tests/test_docs.py``:
+  its options are parsed and this module collected. The suite runs in CI anyway (by that very
+  command, so a module that fails to collect fails the run), and running it inside one of its
+  tests would recurse; collecting the whole suite would import TensorFlow, JAX and Keras again,
+  16 CPU-s per command.
 
 Blocks that take more than a few seconds (training, the demo) are marked slow. Every run also checks
 stderr: no TensorFlow, absl or XLA start-up banner and no line printed more than once.
@@ -24,13 +27,8 @@ stderr: no TensorFlow, absl or XLA start-up banner and no line printed more than
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import json
 import os
 import re
-import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -39,10 +37,9 @@ from pathlib import Path
 
 import pytest
 
-import marquardt
+from command_cache import CommandCache, Outcome, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
-SRC = str(Path(marquardt.__file__).resolve().parents[1])
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN = {"python", "bash", "shell", "console"}
 NOT_RUN = {"text", "json", "toml"}
@@ -95,26 +92,6 @@ def test_every_block_names_its_language():
     assert not unnamed, f"blocks with no language or an unknown one (use ```text for output): {unnamed}"
 
 
-def prepare(directory: Path) -> dict:
-    """Give ``directory`` the clone's example folders; return an environment whose ``marquardt``
-    and ``python`` are this checkout's package and this interpreter."""
-    for name in ("examples", "tests", "benchmarks"):
-        (directory / name).symlink_to(ROOT / name)
-    bin_dir = directory / ".bin"
-    bin_dir.mkdir()
-    for name, command in (("marquardt", f"{shlex.quote(sys.executable)} -m marquardt"),
-                          ("python", shlex.quote(sys.executable)), ("python3", shlex.quote(sys.executable))):
-        script = bin_dir / name
-        script.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
-        script.chmod(0o755)
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [env.get("PYTHONPATH")])])
-    env["MPLBACKEND"] = "Agg"
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user has: marquardt must keep stderr quiet itself
-    return env
-
-
 @pytest.fixture
 def workdir(tmp_path: Path) -> tuple[Path, dict]:
     """A directory prepared as a clone's (see ``prepare``), and its environment."""
@@ -134,9 +111,10 @@ def check_stderr(stderr: str, name: str) -> None:
 SETUP = re.compile(r"^(python3? -m venv \S+|\. \S+/bin/activate|pip install .*)$")
 
 
-#: What ``python -m pytest ...`` gets: the options are parsed and the suite collected, in one
-#: process (``-n 0`` overrides ``-n 2`` after it, so xdist is still required).
-COLLECT_ONLY = " -n 0 --collect-only"
+#: What ``python -m pytest ...`` gets: the options are parsed and this module collected, in one
+#: process (``-n 0`` after ``-n 2`` overrides it, so xdist is still required; ``-m "not slow"``
+#: leaves some of this module's tests, so the exit status is 0, not 5 for "nothing collected").
+COLLECT_ONLY = " -n 0 --collect-only tests/test_docs.py"
 
 
 def commands(block: Block) -> list[str]:
@@ -162,56 +140,13 @@ def shell_script(block: Block) -> str:
 
 #: Commands that run the same way wherever they appear (they read the clone's example files
 #: and write only below the working directory): an identical one in another block (the README
-#: and docs/cli.md show the same `marquardt demo`, `fit` and `train`) runs once per test
-#: session, and each block gets its output and the files it wrote.
+#: and docs/cli.md show the same `marquardt demo`, `fit` and `train`; tests/cli/test_cli.py checks
+#: the demo's output) runs once per test session, and each block gets its output and the files it
+#: wrote (``CommandCache``, tests/command_cache.py).
 SHARED_COMMAND = re.compile(r"^marquardt (demo|fit|train)\b[^;|&<>$`]*$")
 #: A block of such lines (and ``true``) runs command by command; any other block runs as one
 #: bash script, since its lines may depend on each other (``cd``, variables).
 PLAIN_COMMAND = re.compile(r"^(true|[\w./-]+( [^;|&<>$`]*)?)$")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class CommandCache:
-    """Runs a ``SHARED_COMMAND`` once per session, for every xdist worker: the first caller runs
-    it in a directory of its own, under a file lock; later callers wait for it and reuse it."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def run(self, command: str, cwd: Path, env: dict) -> Outcome:
-        key = hashlib.sha256(command.encode()).hexdigest()[:20]
-        entry = self.root / key
-        with open(self.root / f"{key}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (entry / "outcome.json").exists():
-                work = entry / "work"
-                shutil.rmtree(work, ignore_errors=True)  # left by a run that timed out
-                work.mkdir(parents=True)
-                proc = subprocess.run(["bash", "-c", command], cwd=work, env=prepare(work),
-                                      capture_output=True, text=True, timeout=600)
-                (entry / "outcome.json").write_text(json.dumps([proc.returncode, proc.stdout, proc.stderr]))
-        work = entry / "work"
-        for item in work.iterdir():  # what the command wrote, into the caller's directory
-            if item.name not in ("examples", "tests", "benchmarks", ".bin"):
-                if item.is_dir():
-                    shutil.copytree(item, cwd / item.name, dirs_exist_ok=True)
-                else:
-                    shutil.copy2(item, cwd / item.name)
-        return Outcome(*json.loads((entry / "outcome.json").read_text()))
-
-
-@pytest.fixture(scope="session")
-def command_cache(tmp_path_factory) -> CommandCache:
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one per worker
-    return CommandCache(shared / "docs-shell-commands")
 
 
 def run_block(block: Block, cwd: Path, env: dict, cache: CommandCache) -> Outcome:

@@ -1,7 +1,9 @@
 """Tests of the ``marquardt`` command line.
 
 End-to-end tests run each subcommand in a subprocess (``python -m marquardt ...``) on data the test
-writes, and check the exit status, the numbers and that every PNG opens as an image. Refusals of
+writes, and check the exit status, the numbers and that every PNG opens as an image; variants of a
+command that has such a test (``nist`` on other files, ``train --method trainbr``) run ``main()``
+in this process, which has TensorFlow already (a fresh process costs 7 CPU-s to start it). Refusals of
 bad input run ``main()`` in this process (they fail before TensorFlow is needed) and check the
 exit status and the one-line message; a few run in a subprocess to check that no traceback is
 printed and that TensorFlow is not even imported. ``train`` and ``demo`` need ``marquardt.keras``
@@ -22,7 +24,7 @@ import numpy as np
 import pytest
 
 import marquardt
-from marquardt.cli import main
+from marquardt.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = str(Path(marquardt.__file__).resolve().parents[1])  # subprocesses import the package these tests import
@@ -322,10 +324,12 @@ def test_debug_shows_the_traceback(small_csv):
 # ---- nist ---------------------------------------------------------------------------------------------
 
 
-def test_nist_reaches_six_digits_from_both_starts():
-    proc = run_cli("nist", str(NIST / "Misra1a.dat"), str(NIST / "DanWood.dat"), "--json", "--min-lre", "6")
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+def test_nist_reaches_six_digits_from_both_starts(capsys):
+    """In this process: tests/test_nist.py runs ``python -m marquardt nist`` in a fresh one."""
+    code = main(["nist", str(NIST / "Misra1a.dat"), str(NIST / "DanWood.dat"), "--json", "--min-lre", "6"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
     assert [(fit["dataset"], fit["start"]) for fit in result["fits"]] == [
         ("Misra1a", 1), ("Misra1a", 2), ("DanWood", 1), ("DanWood", 2)]
     for fit in result["fits"]:
@@ -351,12 +355,14 @@ def test_nist_files_are_shipped_with_the_package():
     assert all(path.read_bytes() == (NIST / path.name).read_bytes() for path in shipped)
 
 
-def test_nist_with_a_directory(tmp_path):
+def test_nist_with_a_directory(tmp_path, capsys):
+    """In this process (as the test above): a directory stands for its .dat files, sorted by name."""
     for name in ("Misra1a.dat", "DanWood.dat"):
         (tmp_path / name).write_bytes((NIST / name).read_bytes())
-    proc = run_cli("nist", str(tmp_path), "--start", "1", "--json", "--min-lre", "6")
-    assert proc.returncode == 0, proc.stderr
-    assert [fit["dataset"] for fit in json.loads(proc.stdout)["fits"]] == ["DanWood", "Misra1a"]
+    code = main(["nist", str(tmp_path), "--start", "1", "--json", "--min-lre", "6"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [fit["dataset"] for fit in json.loads(captured.out)["fits"]] == ["DanWood", "Misra1a"]
 
 
 # `marquardt nist` with no argument (every shipped file, both starts) is tests/test_nist.py's fixture:
@@ -409,11 +415,13 @@ def test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model(regression
 
 
 @needs_trainer
-def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path):
+def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path, capsys):
+    """In this process: the test above runs ``python -m marquardt train`` in a fresh one."""
     out = tmp_path / "report"
-    proc = run_cli("train", str(regression_csv), "--target", "torque", "--inputs", "speed,load", "--hidden", "8",
-                   "--epochs", "30", "--method", "trainbr", "--report", str(out))
-    assert proc.returncode == 0, proc.stderr
+    code = main(["train", str(regression_csv), "--target", "torque", "--inputs", "speed,load", "--hidden", "8",
+                 "--epochs", "30", "--method", "trainbr", "--report", str(out)])
+    proc = capsys.readouterr()
+    assert code == 0, proc.err
     result = json.loads((out / "train.json").read_text())
     assert result["method"] == "trainbr" and result["best_epoch"] is None  # no validation stop
     record, bayes = result["record"], result["bayes"]
@@ -421,7 +429,7 @@ def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path):
     assert 0 < bayes["gamma"] < result["weights"] == 33
     assert bayes["gamma"] == record["gamma"][-1] and bayes["alpha"] > 0 and bayes["beta"] > 0
     assert result["mse"]["test"] < TRAIN_TEST_MSE_BOUND, result["mse"]
-    assert "trainbr      effective parameters" in proc.stdout
+    assert "trainbr      effective parameters" in proc.out
     assert result["attempts"] == sum(record["attempts"]) >= result["epochs"]
     assert result["cholesky_failures"] == sum(record["cholesky_failures"])
     assert_png(out / "training_record.png")
@@ -492,8 +500,10 @@ def test_train_interrupted_keeps_the_best_weights_and_exits_130(tmp_path):
 
 @needs_trainer
 @pytest.mark.slow
-def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
-    proc = run_cli("demo", "--plot", str(tmp_path / "demo.png"), cwd=tmp_path)
+def test_demo_runs_without_data_and_writes_the_plot(tmp_path, command_cache):
+    """``marquardt demo`` as the README and docs/cli.md show it (its default ``--plot demo.png``):
+    one run per session serves this test and theirs (tests/command_cache.py)."""
+    proc = command_cache.run("marquardt demo", tmp_path, os.environ)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("Times leave out each method's first epoch")  # compilation off both clocks
@@ -504,6 +514,7 @@ def test_demo_runs_without_data_and_writes_the_plot(tmp_path):
     assert float(lm[-1]) < float(adam[-1]) / 50  # test MSE: 171 times lower in the runs of 2026-12-03
     assert f"after as many epochs ({lm[-4]})" in proc.stdout
     assert_png(tmp_path / "demo.png")
+    assert build_parser().parse_args(["demo", "--plot", "x/y.png"]).plot == Path("x/y.png")
 
 
 def test_train_and_demo_say_when_the_trainer_is_missing(monkeypatch, small_csv, capsys):

@@ -3,9 +3,10 @@
 Keras fixes its backend at import, so the JAX side runs in subprocesses with
 ``KERAS_BACKEND=jax``: the API cases of ``tests/keras_jax`` (its slow ones only when slow
 tests run), and ``tests/keras_jax/agreement_run.py``, one float64 network trained on each
-backend, whose weights and accept/reject sequences must agree.
+backend (on TensorFlow in this process), whose weights and accept/reject sequences must agree.
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -40,14 +41,30 @@ def test_jax_backend_api_cases(request):
     assert " passed" in out and "failed" not in out
 
 
-def _agreement(backend, epochs):
-    out = _run(["tests/keras_jax/agreement_run.py", str(epochs)], backend)
+def _agreement_on_jax(epochs):
+    out = _run(["tests/keras_jax/agreement_run.py", str(epochs)], "jax")
     return json.loads(out.split("RESULT ", 1)[1])
+
+
+def _agreement_on_tensorflow(epochs):
+    """The same script's ``train`` in this process (Keras on TensorFlow already: a fresh process
+    would start TensorFlow again, 7 CPU-s); floatx is restored after it."""
+    import keras
+
+    spec = importlib.util.spec_from_file_location("agreement_run",
+                                                  ROOT / "tests" / "keras_jax" / "agreement_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    floatx = keras.backend.floatx()
+    try:
+        return module.train(epochs)
+    finally:
+        keras.backend.set_floatx(floatx)
 
 
 def test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow():
     epochs = 12
-    tf_run, jax_run = _agreement("tensorflow", epochs), _agreement("jax", epochs)
+    tf_run, jax_run = _agreement_on_tensorflow(epochs), _agreement_on_jax(epochs)
     assert (tf_run["backend"], jax_run["backend"]) == ("tensorflow", "jax")
     assert jax_run["tensorflow_imported"] is False
     attempts = jax_run["history"]["attempts"]

@@ -1,6 +1,7 @@
 """Trains one float64 network with ``LMModel`` on the Keras backend of this process and
 prints the weights and the per-epoch logs as JSON (``tests/keras/test_keras_on_jax.py`` runs it
-once with ``KERAS_BACKEND=tensorflow`` and once with ``jax`` and compares).
+with ``KERAS_BACKEND=jax`` in a fresh process, calls its ``train`` in its own TensorFlow process,
+and compares).
 
 Usage: ``KERAS_BACKEND=jax python tests/keras_jax/agreement_run.py EPOCHS [trainlm]``
 """
@@ -31,6 +32,12 @@ def network():
 
 
 def main(epochs: int, preset: str = "default"):
+    print("RESULT " + json.dumps(train(epochs, preset)))
+
+
+def train(epochs: int, preset: str = "default") -> dict:
+    """The run's record (``tests/keras/test_keras_on_jax.py`` calls it in its own process for
+    the TensorFlow side; it sets floatx to float64)."""
     keras.backend.set_floatx("float64")
     x = np.linspace(-2.0, 2.0, 120)[:, None]
     y = np.sin(2.0 * x) + 0.3 * x * x
@@ -46,7 +53,7 @@ def main(epochs: int, preset: str = "default"):
         "stop_reason": history.stop_reason,
         "tensorflow_imported": "tensorflow" in sys.modules,
     }
-    print("RESULT " + json.dumps(out))
+    return json.loads(json.dumps(out))  # what the JSON line carries, exactly
 
 
 if __name__ == "__main__":
