@@ -158,6 +158,33 @@ def test_batch_equals_the_numpy_host_path_and_does_not_retrace():
     assert jc.trace_count() == before
 
 
+def test_batch_refills_slots_with_waiting_problems():
+    """K = 40 through 8 slots: finished problems leave their slots to waiting ones between
+    rounds (``marquardt._core.stream``). One problem, started far off (k = 40), takes the
+    most evaluations in one slot while the others stream past it; every problem gets the answer and the steps it
+    gets with all 40 in 64 slots at once (no refill), the NumPy host path's answer, and
+    another K above 8 compiles nothing."""
+    rng = np.random.default_rng(7)
+    rates = np.linspace(0.3, 3.0, 40)
+    y = 2.0 * np.exp(-rates[:, None] * TB) + 0.01 * rng.standard_normal((40, TB.size))
+    p0 = np.ones((40, 2))
+    p0[5] = [1.0, 40.0]  # the slow one
+    kw = dict(p0=p0, max_nfev=200)
+    with np.errstate(over="ignore"):  # exp(-k t) of the far start's trial steps
+        host = marquardt.curve_fit_batch(decay_np, TB, y, jac=decay_jac, **kw)
+    whole = marquardt.curve_fit_batch(decay, TB, y, **kw)
+    res = marquardt.curve_fit_batch(decay, TB, y, chunk_size=8, **kw)
+    np.testing.assert_array_equal(res.status, whole.status)
+    np.testing.assert_array_equal(res.nfev, whole.nfev)
+    np.testing.assert_allclose(res.x, whole.x, rtol=1e-12)
+    np.testing.assert_allclose(res.x, host.x, rtol=1e-9)
+    assert res.success.all() and host.success.all() and res.nfev.argmax() == 5
+    before = jc.trace_count()
+    part = marquardt.curve_fit_batch(decay, TB, y[:23], chunk_size=8, p0=p0[:23], max_nfev=200)
+    np.testing.assert_allclose(part.x, res.x[:23], rtol=1e-12)
+    assert jc.trace_count() == before
+
+
 @pytest.mark.slow
 def test_batch_with_sigma_nan_and_bounds():
     y = YB.copy()
@@ -217,14 +244,18 @@ def test_batch_executor_in_float32_with_float32_tolerances():
 
     k, n = YB.shape[0], 2
     cfg, d_fixed, _, _ = _loop_config(dict(ftol=1e-6, xtol=1e-6, gtol=1e-6), n, False)
-    out = {}
+    out = {"x": np.full((k, n), np.nan), "status": np.zeros(k, int)}
     p0 = np.ones((k, n))
     lb, ub = np.full((k, n), -np.inf), np.full((k, n), np.inf)
+
+    def store(idx, s):
+        assert s.x.dtype == np.float64  # stored as float64, computed in float32
+        out["x"][idx], out["status"][idx] = s.x, s.status
+
     jax_batch.solve(decay, "auto", True, cfg, np.arange(k), 1024,
                     (TB, YB, np.ones(YB.shape, bool), None, p0, lb, ub, d_fixed),
-                    lambda idx, s: out.update(x=s.x, status=s.status), dtype=np.float32)
+                    store, dtype=np.float32)
     ref = marquardt.curve_fit_batch(decay, TB, YB, p0=[1.0, 1.0])
-    assert out["x"].dtype == np.float64  # stored as float64, computed in float32
     assert (out["status"] > 0).all()
     np.testing.assert_allclose(out["x"], ref.x, rtol=2e-4)
 

@@ -12,7 +12,9 @@ executors; this module only sequences it with ``lax.while_loop``, for K problems
             x_try ← propose(prep, c);  c ← judge(prep, c, x_try, r(x_try))
         state ← finish(state, prep, c, r and J at the accepted points)
 
-The same shape as ``marquardt._backend.tensorflow.solve_loop``. History rows of problem 0 go
+The same shape as ``marquardt._backend.tensorflow.solve_loop``: ``run_loop`` runs a whole
+solve, ``restart`` and ``resume_loop`` cut it into rounds for a caller that refills finished
+slots (``curve_fit_batch``, ``marquardt._core.stream``). History rows of problem 0 go
 into a fixed (max_nfev + 1, 10) array (every iteration costs at least one evaluation, so
 there are never more rows); callbacks are not called from here (the front door runs a fit
 with a callback on the host executor, ``host_functions.compiled_evaluator``).
@@ -29,7 +31,7 @@ from marquardt._backend.jax import xp as jxp
 from marquardt._core import iteration as core
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState
 
-__all__ = ["run_loop"]
+__all__ = ["run_loop", "idle_state", "restart", "resume_loop"]
 
 
 def run_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
@@ -88,3 +90,53 @@ def _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s: LoopSta
     f_new, j_new = jax.lax.cond(jnp.any(c.accepted), lambda: residual_and_jacobian(c.x_new),
                                 lambda: (s.f, s.j))
     return core.finish(cfg, jxp, s, prep, c, f_new, j_new), c
+
+
+def idle_state(k: int, m: int, n: int, dtype) -> LoopState:
+    """A state of K empty slots (status ``IMPROPER_INPUT``: never iterated), for
+    ``resume_loop`` callers that fill slots as problems arrive."""
+    from marquardt._status import Status
+
+    z = lambda *shape: jnp.zeros(shape, dtype)  # noqa: E731
+    i = jnp.zeros((k,), jnp.int32)
+    return LoopState(x=z(k, n), f=z(k, m), j=z(k, m, n), cost=z(k), lam=z(k), nu=z(k),
+                     d=jnp.ones((k, n), dtype), nfev=i, njev=i, nit=i,
+                     status=i + int(Status.IMPROPER_INPUT), last_step=z(k), last_rho=z(k),
+                     last_reduction=z(k), x_norm=z(k))
+
+
+def restart(cfg: LoopConfig, residual_and_jacobian: Callable, state: LoopState, fresh,
+            x0, lb, ub, d_fixed) -> LoopState:
+    """``state`` with the problems marked ``fresh`` (K,) started anew at their ``x0``."""
+
+    def fresh_start():
+        f0, j0 = residual_and_jacobian(x0)
+        new = core.start(cfg, jxp, x0, f0, j0, lb, ub, d_fixed)
+        return jax.tree_util.tree_map(lambda a, b: core.select(jxp, fresh, a, b), new, state)
+
+    return jax.lax.cond(jnp.any(fresh), fresh_start, lambda: state)
+
+
+def resume_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Callable,
+                state: LoopState, lb, ub, d_fixed, iterations, min_running=0) -> LoopState:
+    """Up to ``iterations`` more outer iterations of the problems still running in ``state``,
+    ending early once no more than ``min_running`` of them still run (after one iteration).
+
+    The solve of ``run_loop`` cut into rounds: the state carries everything an iteration
+    needs, so the rounds together take the steps one ``run_loop`` would. No history.
+    """
+    if cfg.record_history:
+        raise ValueError("resume_loop records no history: cfg.record_history must be False")
+
+    def cond(carry):
+        s, it = carry
+        running = jnp.sum(jnp.equal(s.status, RUNNING).astype(jnp.int32))
+        floor = jnp.where(it > 0, min_running, 0)
+        return jnp.logical_and(it < iterations, running > floor)
+
+    def body(carry):
+        s, it = carry
+        s, _ = _iteration(cfg, residual, residual_and_jacobian, lb, ub, d_fixed, s)
+        return s, it + 1
+
+    return jax.lax.while_loop(cond, body, (state, jnp.asarray(0, jnp.int32)))[0]
