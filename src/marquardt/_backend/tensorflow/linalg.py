@@ -67,16 +67,16 @@ def use_host_trace(n: int, *, jit_compile: bool) -> bool:
 
 
 def _lapack_trace_inverse(m):
-    from marquardt._backend.numpy import xp as npx
     from marquardt._backend.numpy.blas_threads import one_thread
+    from marquardt._backend.numpy.trace_inverse import trace_inverse_or_nan
 
     with one_thread():  # OpenBLAS' own threads would compete with TensorFlow's
-        return npx.trace_inverse_or_nan(m)
+        return trace_inverse_or_nan(m)
 
 
 def host_trace_inverse(m):
     """(t, ok): t = tr(m⁻¹) of one symmetric positive definite matrix, by LAPACK on the host
-    (``potrf`` + ``trtri``: the NumPy namespace's ``trace_inverse_or_nan``); ok False (t NaN)
+    (``potrf`` + ``trtri``: ``marquardt._backend.numpy.trace_inverse``); ok False (t NaN)
     where m is not numerically positive definite."""
     t, ok = tf.numpy_function(_lapack_trace_inverse, [m], [m.dtype, tf.bool], stateful=False)
     t.set_shape([])
