@@ -32,7 +32,8 @@ from a stationary point: not solved and the gradient cosine maxⱼ |Jⱼᵀr| / 
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/mgh.py [--only NAME ...] [--verbose]
+    PYTHONPATH=src python benchmarks/mgh.py [--only NAME ...] [--verbose] [--damping NAME]
+        [--x-scale jac|NUMBER]
 
 Runs in about five seconds.
 
@@ -85,6 +86,9 @@ def _cosine(r, jac):
 
 #: ``ours``' damping policy (``--damping``; least_squares' default unless given)
 DAMPING = ["nielsen"]
+#: ``ours``' damping matrix (``--x-scale``): ``'jac'`` (least_squares' default, Moré's D) or a
+#: float, D = I / x_scale² (Levenberg's D = I for 1.0, as trf's default)
+X_SCALE = ["jac"]
 
 
 def run_start(p: Problem, factor: float, solver: str) -> Run:
@@ -95,7 +99,8 @@ def run_start(p: Problem, factor: float, solver: str) -> Run:
         warnings.simplefilter("ignore")
         try:
             if solver == "ours":
-                res = marquardt.least_squares(p.fun, x0, jac=p.jac, damping=DAMPING[0])
+                res = marquardt.least_squares(p.fun, x0, jac=p.jac, damping=DAMPING[0],
+                                              x_scale=X_SCALE[0])
             elif solver == "lm":
                 res = scipy.optimize.least_squares(p.fun, x0, jac=p.jac, method="lm")
             elif solver == "lm15":
@@ -123,9 +128,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="problem names to run")
     ap.add_argument("--verbose", action="store_true", help="print gradient cosines too")
+    ap.add_argument("--x-scale", default="jac",
+                    help="ours' x_scale: 'jac' (default, Moré's D) or a number (1: D = I)")
     ap.add_argument("--damping", default=None,
                     help="ours' damping policy (default: least_squares' default)")
     args = ap.parse_args(argv)
+    X_SCALE[0] = args.x_scale if args.x_scale == "jac" else float(args.x_scale)
     DAMPING[0] = args.damping or inspect.signature(marquardt.least_squares).parameters[
         "damping"].default
     problems = [p for p in PROBLEMS if not args.only or p.name in args.only]

@@ -110,3 +110,37 @@ def test_minimum_at_infinity_is_no_success(name, factor, f_stop):
     r, j = p.fun(res.x), p.jac(res.x)
     cosine = np.max(np.abs(j.T @ r) / (np.linalg.norm(r) * np.linalg.norm(j, axis=0)))
     assert cosine > 0.1
+
+
+@pytest.mark.parametrize("name, factor, f_stop", [("box3d", 100, 0.07558874075),
+                                                  ("jennrich_sampson", 10, 259.58019013)])
+def test_unscaled_fit_at_a_lost_direction_is_no_success(name, factor, f_stop):
+    """With D = I (``x_scale=1.0``) MGH Box 3-D from 100·x₀ (x₂'s column 4e-45, cosine 0.84)
+    and Jennrich-Sampson from 10·x₀ (x₁'s column 4e-33, cosine 0.16) were stopped by ``ftol``
+    and reported success at f = 0.0756 and 259.6, minima at infinity; the step tests do not
+    see a lost column (``lost_direction``), and the fits end ``STALLED``."""
+    p = BY_NAME[name]
+    with np.errstate(all="ignore"):
+        res = marquardt.least_squares(p.fun, factor * np.asarray(p.x0, dtype=float), jac=p.jac,
+                                      x_scale=1.0)
+    assert 2.0 * res.cost == pytest.approx(f_stop, rel=1e-8)
+    assert not res.success and res.status == Status.STALLED, res.message
+
+
+def test_box3d_far_starts_end_honestly():
+    """Box 3-D from 10·x₀ and 100·x₀ (``benchmarks/box3d.py``): Moré's D weighs x₂ by its
+    column t e^{−tx₂}, 2e-11 and 1e-89 at the starts, so scaled steps send x₂ to where its
+    column underflows and x₂ is frozen; the fit ends at the 2-parameter minimum f = 0.0756 of
+    x₁, x₃ (as MINPACK's does). From 10·x₀ x₂'s column is still 1e-87 against a cosine 0.84:
+    no success. From 100·x₀ x₂'s column is exactly 0 (the cost is flat in x₂ to working
+    precision): a stationary point in floating point. Unscaled (D = I) the 10·x₀ start
+    reaches f = 0."""
+    p, res, f = _fit("box3d", 10)
+    assert f == pytest.approx(0.0755887407550, rel=1e-9)
+    assert res.status == Status.STALLED and not res.success
+    p, res, f = _fit("box3d", 100)
+    assert f == pytest.approx(0.0755887407550, rel=1e-9)
+    assert not np.any(p.jac(res.x)[:, 1])
+    with np.errstate(all="ignore"):
+        res = marquardt.least_squares(p.fun, 10.0 * np.asarray(p.x0), jac=p.jac, x_scale=1.0)
+    assert res.success and 2.0 * res.cost < 1e-30

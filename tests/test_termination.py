@@ -7,8 +7,8 @@ import marquardt
 from marquardt._status import Status, status_message
 from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
                                     STATIONARY_COSINE, damping_limit_status,
-                                    gradient_cosine, gradient_status, machine_epsilon,
-                                    rounded_away, scaled_gradient_cosine, step_status)
+                                    gradient_cosine, gradient_status, lost_direction,
+                                    machine_epsilon, rounded_away, scaled_gradient_cosine, step_status)
 
 R = int(Status.RUNNING)
 
@@ -91,6 +91,28 @@ def test_one_residual_minimum_is_a_success(damping, jac):
     assert res.success, res.message
     assert res.status in (Status.XTOL, Status.GTOL)
     assert abs(res.x[0]) < 1e-7 and res.cost == 12.5
+
+
+def test_lost_direction():
+    """A column of J/√D at the rounding of the largest (‖Jⱼ‖²/dⱼ ≤ ε maxₖ) along which the
+    residual still points (cosine > ROUNDED_COSINE) is a lost direction; a column that is
+    exactly zero (flat cost), one above the rounding, one with a small cosine, or residuals at
+    their rounding level are not."""
+    r_norm = np.ones(6)
+    d = np.ones((6, 2))
+    colsq = np.array([[1.0, 1e-20], [1.0, 0.0], [1.0, 1e-14], [1.0, 1e-20], [1.0, 1e-20],
+                      [1.0, 1e-20]])
+    g_small = 0.5 * ROUNDED_COSINE * 1e-10  # |g₂| for cosine ROUNDED_COSINE / 2 at ‖J₂‖ 1e-10
+    g = np.array([[0.0, 0.5e-10], [0.0, 0.0], [0.0, 0.5e-7], [0.0, g_small], [0.0, 0.5e-10],
+                  [0.0, 0.5e-10]])
+    lost = lost_direction(g, r_norm, colsq, d).tolist()
+    assert lost == [True, False, False, False, True, True]
+    # the scale is J's against D: the same column is not lost when D weighs it as small
+    assert lost_direction(g[:1], r_norm[:1], colsq[:1], np.array([[1.0, 1e-20]])).tolist() == [
+        False]
+    noise = np.array([2.0, 0.5, 0.5, 0.5, 0.5, 0.5])
+    assert lost_direction(g, r_norm, colsq, d, r_noise=noise).tolist() == [
+        False, False, False, False, True, True]
 
 
 def test_scaled_gradient_cosine():

@@ -22,6 +22,10 @@
   one residual, or residuals at their rounding level), else as ``STALLED``: the cost is flat
   to working precision along a column of J that has vanished, an infimum at infinity
   (``rounded_away``).
+* a direction the model has lost: ``ftol`` and ``xtol`` measure the steps of the model, which
+  cannot move a parameter whose column of J̃ = J D^{-1/2} has shrunk to the rounding of the
+  largest (Aⱼⱼ/Dⱼⱼ ≤ ε maxₖ Aₖₖ/Dₖₖ); where the residual still points along such a column
+  (its cosine above ``ROUNDED_COSINE``), the step tests stop nothing (``lost_direction``).
 * one residual (m = 1): the gradient cosine is 1 wherever J ≠ 0, so a damping at its
   ceiling is judged by ``scaled_gradient_cosine`` (the gradient against D) instead: x² + 5
   with ``xtol=None`` ends at its minimum by the damping limit, a success, not ``STALLED``.
@@ -36,7 +40,7 @@ from marquardt._status import Status
 from marquardt._xp import array_namespace
 
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
-           "rounded_away", "damping_limit_status", "scaled_gradient_cosine",
+           "rounded_away", "lost_direction", "damping_limit_status", "scaled_gradient_cosine",
            "STATIONARY_COSINE",
            "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon"]
 
@@ -153,6 +157,36 @@ def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp
         noise = ROUNDING_RESIDUAL * epsilon * model_size
         away = xp.logical_and(away, xp.logical_not(xp.less_equal(r_norm, noise)))
     return xp.logical_and(zero, away)
+
+
+def lost_direction(g, r_norm, colsq, d, xp=None, r_noise=None, epsilon: float = EPSILON):
+    """(…,) bool: the gradient points along a column of J that the scaled Jacobian
+    J̃ = J D^{-1/2} has lost to rounding, so that ``ftol`` and ``xtol`` must not stop there.
+
+    A column is lost when Aⱼⱼ/Dⱼⱼ = ‖Jⱼ‖²/dⱼ ≤ ε maxₖ ‖Jₖ‖²/dₖ (A = JᵀJ, ``colsq`` its
+    diagonal, ``d`` the damping diagonal): in A + λD it is at the rounding of the largest entry,
+    and the damped step moves xⱼ by nothing the step tests can see, while its cosine
+    |gⱼ| / (‖r‖ ‖Jⱼ‖) (MINPACK's, scale-invariant) says that the cost still falls along it.
+    There ``ftol`` and ``xtol`` measure the model's progress in the other parameters only: with
+    D = I (``x_scale=1.0``) MGH Box 3-D from 100·x₀ stopped by ``ftol`` at f = 0.0756 with x₂'s
+    column at 4e-45 and its cosine 0.84, and Jennrich-Sampson from 10·x₀ at f = 259.6 with x₁'s
+    column at 4e-33 and its cosine 0.16, both reported as successes. The fit then goes on
+    until its steps round to nothing (``rounded_away``: ``STALLED``) or ``max_nfev``.
+
+    A column that is exactly zero has gⱼ = 0 (the cost is flat in xⱼ to working precision) and
+    is no lost direction. ``r_noise``: residuals at most this large are rounding noise (a
+    zero-residual fit at its solution), whose direction says nothing (``rounded_away``)."""
+    xp = xp or array_namespace(g, r_norm, colsq)
+    ratio = colsq / d
+    lost = xp.less_equal(ratio, epsilon * xp.max(ratio, axis=-1, keepdims=True))
+    held = xp.greater(colsq, 0.0)
+    denom = xp.expand_dims(r_norm, -1) * xp.sqrt(xp.where(held, colsq, 1.0))
+    cos = xp.where(xp.logical_and(held, xp.greater(denom, 0.0)),
+                   xp.abs(g) / xp.where(xp.greater(denom, 0.0), denom, 1.0), 0.0)
+    away = xp.any(xp.logical_and(lost, xp.greater(cos, ROUNDED_COSINE)), axis=-1)
+    if r_noise is not None:
+        away = xp.logical_and(away, xp.greater(r_norm, r_noise))
+    return away
 
 
 def scaled_gradient_cosine(g, r_norm, sqrt_d, xp=None):

@@ -72,6 +72,7 @@ class Prepared(NamedTuple):
     cosine: Any  # (K,) gradient cosine maxⱼ |gⱼ| / (‖r̃‖ ‖J̃ⱼ‖)
     spectrum: Any = None  # the solver's ``Spectrum``, for a trust-region policy; else None
     model_size: Any = None  # (K,) Σⱼ ‖J̃ⱼ‖ |xⱼ|, the size of the model's terms in x
+    lost: Any = None  # (K,) bool: the gradient points along a lost column of J̃ D^{-1/2}
 
 
 class Attempt(NamedTuple):
@@ -240,9 +241,17 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         fitted = cfg.damping.fit(DampingState(s.lam, s.nu), spectrum, xp)
         lam = select(xp, active, fitted.lam, s.lam)
         nu = select(xp, active, fitted.nu, s.nu)
+    model_size = xp.sum(col_norms * xp.abs(s.x), axis=-1)
+    lost = None
+    if not _one_residual(s.f):  # m = 1: every cosine is 1 (``_limit_cosine``)
+        lost = _termination.lost_direction(
+            g, lin.r_norm, colsq, d, xp,
+            r_noise=_termination.ROUNDING_RESIDUAL * _termination.machine_epsilon(
+                s.cost.dtype) * model_size,
+            epsilon=_termination.machine_epsilon(s.cost.dtype))
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum,
-                    model_size=xp.sum(col_norms * xp.abs(s.x), axis=-1))
+                    model_size=model_size, lost=lost)
     zero = xp.zeros_like(s.cost)
     attempt = Attempt(lam=lam, nu=nu, nfev=s.nfev, status=status,
                       accepted=xp.less(s.cost, -1.0),  # False (costs are not negative)
@@ -404,6 +413,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
     tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
                      RUNNING, tstat)
+    # nor does a step of a model that has lost a direction along which the cost still falls
+    if prep.lost is not None:
+        tstat = xp.where(prep.lost, RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
     rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
