@@ -1,5 +1,6 @@
 """JᵀJ from the upper column blocks of J (``_backend/jax/keras_jacobian.py``): the assembled
-matrix is J.T @ J to rounding and exactly symmetric, in every chunking of the batch."""
+matrix is J.T @ J to rounding and exactly symmetric, in every chunking of the batch, the
+padded rows of an uneven last chunk contributing nothing."""
 
 import jax
 import jax.numpy as jnp
@@ -46,17 +47,25 @@ def _residual(ws, batch):
     return h - batch["y"]
 
 
-@pytest.mark.parametrize("per_sample,chunk", [(True, 64), (True, 1000), (False, 64)])
-def test_normal_equations_equal_jt_j_of_the_whole_jacobian(per_sample, chunk):
+@pytest.mark.parametrize("n,most", [(20000, 1024), (301, 64), (64, 64), (5, 64), (7, 1)])
+def test_equal_chunks(n, most):
+    count, size, pad = kj.equal_chunks(n, most)
+    assert size <= most and count * size == n + pad and 0 <= pad < count
+    assert count == -(-n // most)  # the fewest chunks of at most ``most``
+
+
+@pytest.mark.parametrize("per_sample,chunk,n", [(True, 64, 300), (True, 64, 301),
+                                                (True, 1000, 300), (False, 64, 300)])
+def test_normal_equations_equal_jt_j_of_the_whole_jacobian(per_sample, chunk, n):
     ws = _mlp((1, 20, 20, 1))  # P = 481: two column blocks
     p = kj.flat_size(ws)
     assert len(kj.column_blocks(p)) == 2
-    x = np.linspace(-1, 1, 300, dtype=np.float32)[:, None]
+    x = np.linspace(-1, 1, n, dtype=np.float32)[:, None]
     batch = {"x": jnp.asarray(x), "y": jnp.asarray(np.sinc(10 * x))}
     plan = JacobianPlan(per_sample=per_sample, chunk=chunk, k=1, dtype=jnp.float64)
     a, g = jax.jit(lambda w: kj.normal_equations(_residual, w, batch, plan))(ws)
     jac_parts = jax.jacrev(lambda w: _residual(w, batch).reshape(-1))(ws)
-    jac = np.concatenate([np.reshape(np.asarray(j, np.float64), (300, -1))
+    jac = np.concatenate([np.reshape(np.asarray(j, np.float64), (n, -1))
                           for j in jac_parts], axis=1)
     r = np.asarray(_residual(ws, batch), np.float64).reshape(-1)
     full = jac.T @ jac
