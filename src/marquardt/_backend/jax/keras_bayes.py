@@ -11,8 +11,8 @@ What is JAX's here: α, β and γ are non-trainable variables of the wrapper (``
 written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖²_F, on a CPU from
 ``linalg.HOST_LAPACK_MIN_N`` weights on by the host's LAPACK (``potrf`` + ``trtri`` on one
 OpenBLAS thread, ``_backend/jax/linalg.py``), otherwise by JAX's Cholesky and a triangular
-solve against the identity inside the compiled step. Where the factor is not finite, the eigenvalues (floored at P·ε·max), counted in
-``cholesky_failures``.
+solve against the identity inside the compiled step. Where the factor is not finite, the
+eigenvalues (floored at P·ε·max), counted in ``cholesky_failures``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ get J:
 (``jax.lax.scan`` over chunks of one size, ``equal_chunks``: the last padded, its extra rows
 zeroed, so that the per-sample Jacobian is compiled once) and adds each chunk's J_cᵀJ_c
 (formed in the model's dtype, accumulated in ``dtype``; only its column blocks on and above
-the diagonal, A mirrored from them at the end: ``gram_blocks``, ``assemble``) and J_cᵀr_c (formed in ``dtype``)
+the diagonal, A mirrored from them at the end: ``gram_blocks``, ``assemble``) and J_cᵀr_c
+(formed in ``dtype``)
 into A and g, as the TensorFlow step does. A weight that the residuals do not depend on gets
 a zero column here (TensorFlow's step refuses it, having no gradient to read).
 """

@@ -15,8 +15,9 @@ run, here on the JAX namespace ``_backend/jax/xp.py``); this module is its execu
    ``lax.scan`` over chunks); F(w) by a forward pass (``stateless_call``).
 2. ``jax.lax.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, eigen fallback;
    or the kernel form when m < P; on a CPU the Cholesky runs on the host's LAPACK from
-   ``linalg.HOST_LAPACK_MIN_N`` weights on, ``_backend/jax/linalg.py``); the candidate w + δ is evaluated with ``stateless_call``;
-   the policy accepts or rejects and updates λ; at most ``max_attempts``.
+   ``linalg.HOST_LAPACK_MIN_N`` weights on, ``_backend/jax/linalg.py``); the candidate
+   w + δ is evaluated with ``stateless_call``; the policy accepts or rejects and updates λ;
+   at most ``max_attempts``.
 3. The accepted weights (the old ones after a failed iteration) go out as the new trainable
    state; λ, ν, d and the start flag are the wrapper's non-trainable variables
    (``lm_lambda``, ``lm_nu``, ``lm_scale``, ``lm_started``), so they are in the trainer's
