@@ -13,6 +13,10 @@ ratio of each method's time to 1e-4 over marquardt's.
     python benchmarks/sinc.py              # 3 seeds, 60 s budget per run
     python benchmarks/sinc.py --quick      # smoke run: 1 seed, small budget, 1-20-1 only
     python benchmarks/sinc.py --seeds 1 --budget 20 --networks 20-20   # one network, short
+    python benchmarks/sinc.py --methods "marquardt (full batch)" --json out.json  # + traces
+
+``--json`` keeps every run's trace with its epoch cost, first-epoch overhead and peak RSS;
+``benchmarks/sinc_jax.py`` runs one method and seed per process this way.
 
 tf-levenberg-marquardt must be installed with ``pip install --no-deps
 tf-levenberg-marquardt==1.0.3`` (without --no-deps it would install a second TensorFlow);
@@ -23,6 +27,7 @@ torch-levenberg-marquardt with ``pip install torch torch-levenberg-marquardt==1.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -35,6 +40,8 @@ N_POINTS = 20_000
 TARGETS = (1e-4, 1e-6, 1e-7)
 #: ``--numpy-init``: initial weights from a NumPy generator (``benchmarks/sinc_jax.py``)
 NUMPY_INIT = False
+#: ``--stop-mse``: a run ends once its training MSE is at or below this
+STOP_MSE = 1e-9
 
 
 def data():
@@ -76,7 +83,7 @@ class Recorder:
                 now = time.perf_counter()
                 outer.paused += now - t0
                 outer.trace.append((t0 - outer.start - outer.paused + (now - t0), mse))
-                if t0 - outer.start - outer.paused + (now - t0) > budget or mse < 1e-9:
+                if t0 - outer.start - outer.paused + (now - t0) > budget or mse <= STOP_MSE:
                     self.model.stop_training = True
 
         self.callback = _CB()
@@ -153,7 +160,7 @@ def run_torchlm(hidden, seed, x, y, budget):
         paused += now - t0
         elapsed = now - start - paused
         trace.append((elapsed, mse))
-        if elapsed > budget or mse < 1e-9:
+        if elapsed > budget or mse <= STOP_MSE:
             return trace
 
 
@@ -183,9 +190,17 @@ def main(argv=None):
     parser.add_argument("--numpy-init", action="store_true",
                         help="initial weights (Glorot uniform, zero biases) from NumPy's seeded "
                         "generator: the same on TensorFlow and JAX")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed, first-seed + 1, ... (sinc_jax.py: one a process)")
+    parser.add_argument("--stop-mse", type=float, default=1e-9,
+                        help="end a run once its training MSE is at or below this")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every run's trace (seconds, MSE per epoch), epoch cost, "
+                        "first-epoch overhead and the process' peak RSS to PATH")
     args = parser.parse_args(argv)
-    global NUMPY_INIT
+    global NUMPY_INIT, STOP_MSE
     NUMPY_INIT = args.numpy_init
+    STOP_MSE = args.stop_mse
     if os.environ.get("KERAS_BACKEND") == "jax":  # benchmarks/sinc_jax.py
         import jax
 
@@ -202,16 +217,21 @@ def main(argv=None):
         "adam lr=1e-2": lambda h, s: run_adam(h, s, x, y, args.budget, 1e-2),
         "adam lr=1e-3": lambda h, s: run_adam(h, s, x, y, args.budget, 1e-3),
     }
+    if args.methods:
+        keep = set(args.methods.split(","))
+        methods = {k: v for k, v in methods.items() if k in keep}
     for module, name in (("tf_levenberg_marquardt", "tf-levenberg-marquardt"),
                          ("torch_levenberg_marquardt", "torch-levenberg-marquardt")):
+        if name not in methods:  # importing tf_levenberg_marquardt imports TensorFlow
+            continue
         try:
             __import__(module)
         except ImportError as exc:
             print(f"note: {name} skipped ({exc})")
             del methods[name]
-    if args.methods:
-        keep = set(args.methods.split(","))
-        methods = {k: v for k, v in methods.items() if k in keep}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    record = {"points": N_POINTS, "budget_s": args.budget, "stop_mse": args.stop_mse,
+              "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"), "runs": []}
     print(f"sinc(10x), {N_POINTS} points, {args.seeds} seed(s), budget {args.budget:g} s/run")
     for net_spec in args.networks.split(","):
         hidden = tuple(int(h) for h in net_spec.split("-"))
@@ -221,7 +241,13 @@ def main(argv=None):
               f"{'best MSE':>9s}")
         results = {}
         for name, fn in methods.items():
-            runs = [summarise(fn(hidden, seed), args.budget) for seed in range(args.seeds)]
+            runs = []
+            for seed in seeds:
+                trace = fn(hidden, seed)
+                runs.append(summarise(trace, args.budget))
+                record["runs"].append(dict(network=net_spec, method=name, seed=seed,
+                                           trace=trace, **epoch_costs(trace),
+                                           peak_rss_mb=peak_rss_mb()))
             results[name] = runs
         for name, runs in results.items():
             cells = [fmt_hit(_median_hit(runs, t)) for t in TARGETS]
@@ -236,6 +262,26 @@ def main(argv=None):
           "budget in more than half of the seeds. 'marquardt (defaults)' is mk.fit without "
           "batch_size (batch_size='auto'); the full-batch and batch-1000 rows are options. Timings on a loaded machine are inflated and noisy; "
           "compare rows of one run only.")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(record, fh)
+
+
+def epoch_costs(trace):
+    """Median seconds per epoch after the first, and the first epoch's excess over it (for
+    the compiled trainers: tracing and compilation of the train step)."""
+    if len(trace) < 2:
+        return {"epoch_s": None, "first_epoch_s": trace[0][0] if trace else None,
+                "overhead_s": None}
+    epoch = statistics.median(b[0] - a[0] for a, b in zip(trace, trace[1:]))
+    return {"epoch_s": epoch, "first_epoch_s": trace[0][0], "overhead_s": trace[0][0] - epoch}
+
+
+def peak_rss_mb():
+    """This process' peak resident memory so far, MB (Linux: ``ru_maxrss`` in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 def _speedups(results, budget):
     refs = [name for name in results if not name.startswith("marquardt")]

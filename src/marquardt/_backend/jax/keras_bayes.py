@@ -8,11 +8,11 @@ accepted step γ = P − ρ·tr((A + ρI)⁻¹), α = γ/(2E_W), β = (N − γ)
 
 What is JAX's here: α, β and γ are non-trainable variables of the wrapper (``lm_alpha``,
 ``lm_beta``, ``lm_gamma``), so under Keras' stateless JAX ``train_step`` they are read from and
-written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖²_F by JAX's Cholesky (on a
-CPU, LAPACK's ``potrf`` through jaxlib) and a triangular solve against the identity, inside the
-compiled step (a host callback would cost a hand-over per step; JAX's CPU kernels are LAPACK's
-already). Where the factor is not finite, the eigenvalues (floored at P·ε·max), counted in
-``cholesky_failures``.
+written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖²_F, on a CPU from
+``linalg.HOST_LAPACK_MIN_N`` weights on by the host's LAPACK (``potrf`` + ``trtri`` on one
+OpenBLAS thread, ``_backend/jax/linalg.py``), otherwise by JAX's Cholesky and a triangular
+solve against the identity inside the compiled step. Where the factor is not finite, the
+eigenvalues (floored at P·ε·max), counted in ``cholesky_failures``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
+from marquardt._backend.jax import linalg
 from marquardt._backend.jax import xp as jxp
 from marquardt._backend.jax.keras_step import _flatten, _positions, lm_iteration
 from marquardt.keras import _evidence
@@ -31,15 +32,22 @@ __all__ = ["trace_inverse", "bayes_iteration", "iterate"]
 
 
 def trace_inverse(m):
-    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky,
-    or by its eigenvalues (``_evidence.trace_by_eigenvalues``) where the factor is not finite
-    (``failed`` then True)."""
-    chol = jnp.linalg.cholesky(m)
-    ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
+    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky
+    (on a CPU from ``linalg.HOST_LAPACK_MIN_N`` on, LAPACK's ``potrf`` + ``trtri`` on the host:
+    ``linalg.host_trace_inverse``), or by its eigenvalues (``_evidence.trace_by_eigenvalues``)
+    where the factor is not finite (``failed`` then True)."""
+    if linalg.use_host_lapack(int(m.shape[0])):
+        t_host, ok = linalg.host_trace_inverse(m)
 
-    def by_cholesky():
-        inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
-        return jnp.sum(inv_l * inv_l)
+        def by_cholesky():
+            return t_host
+    else:
+        chol = jnp.linalg.cholesky(m)
+        ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
+
+        def by_cholesky():
+            inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
+            return jnp.sum(inv_l * inv_l)
 
     def by_eigenvalues():
         eps = float(np.finfo(np.dtype(m.dtype)).eps)

@@ -14,8 +14,11 @@ get J:
   for residuals that mix samples (batch normalisation in training mode, a custom residual).
 
 ``normal_equations`` never holds J whole: it walks the batch in chunks of ``chunk`` samples
-(``jax.lax.scan`` over the whole chunks, then the remainder) and adds each chunk's J_cᵀJ_c
-(formed in the model's dtype, accumulated in ``dtype``) and J_cᵀr_c (formed in ``dtype``)
+(``jax.lax.scan`` over chunks of one size, ``equal_chunks``: the last padded, its extra rows
+zeroed, so that the per-sample Jacobian is compiled once) and adds each chunk's J_cᵀJ_c
+(formed in the model's dtype, accumulated in ``dtype``; only its column blocks on and above
+the diagonal, A mirrored from them at the end: ``gram_blocks``, ``assemble``) and J_cᵀr_c
+(formed in ``dtype``)
 into A and g, as the TensorFlow step does. A weight that the residuals do not depend on gets
 a zero column here (TensorFlow's step refuses it, having no gradient to read).
 """
@@ -30,12 +33,21 @@ import numpy as np
 
 from marquardt.keras._step import JacobianPlan
 
-__all__ = ["flat_size", "per_sample_rows", "full_rows", "normal_equations"]
+__all__ = ["flat_size", "per_sample_rows", "full_rows", "normal_equations", "column_blocks",
+           "gram_blocks", "assemble", "equal_chunks"]
 
 #: Samples per chunk at most, whatever the memory plan allows: A and g of 20,000 × 481
 #: (1-20-20-1, k = 1) took 0.56 s in chunks of 1,000 against 0.92 s in one chunk (XLA on 2
 #: shared CPU cores, jitted, mean of 3; 0.65-0.71 s at 500, 2,000 and 4,000 rows).
 CHUNK_ROWS = 1024
+
+#: Widest column block of J in the product JᵀJ. A is symmetric, so only the blocks on and above
+#: the diagonal are multiplied (nb(nb+1)/2 of nb² products) and the rest mirrored once, after
+#: the last chunk. P = 481 in 2 blocks (3/4 of the flops): JᵀJ of 20 chunks of 1,000 × 481
+#: (float32, accumulated in float64, ``lax.scan``, jitted) took 156-230 ms against 242-262 ms
+#: whole; 3 to 6 blocks 186-235 ms, 8 blocks 191-311 ms (2 shared CPU cores at load 2-4,
+#: interleaved, 2026-12-04): narrower blocks make smaller, less efficient products.
+GRAM_BLOCK_COLS = 256
 
 
 def flat_size(weights) -> int:
@@ -79,11 +91,40 @@ def full_rows(residual_fn: Callable, weights, data):
     return _rows_of(lambda ws: residual_fn(ws, data), weights, m)
 
 
-def _accumulate(a, g, jac, res, dtype):
-    """A + J_cᵀJ_c (product in J's dtype) and g + J_cᵀr_c (in ``dtype``)."""
-    a = a + jnp.matmul(jac.T, jac).astype(dtype)
+def column_blocks(p: int) -> list[tuple[int, int]]:
+    """Column ranges [start, stop) of the blocks of J that ``gram_blocks`` pairs: ⌈p/B⌉ blocks
+    of nearly equal width, B = ``GRAM_BLOCK_COLS``."""
+    nb = max(1, -(-p // GRAM_BLOCK_COLS))
+    edges = [(i * p) // nb for i in range(nb + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def gram_blocks(jac, blocks, dtype):
+    """The blocks on and above the diagonal of JᵀJ, J_iᵀJ_j for i ≤ j in row-major order,
+    each formed in J's dtype and cast to ``dtype``."""
+    return tuple(jnp.matmul(jac[:, b0:b1].T, jac[:, c0:c1]).astype(dtype)
+                 for i, (b0, b1) in enumerate(blocks) for (c0, c1) in blocks[i:])
+
+
+def assemble(upper, blocks):
+    """The symmetric matrix whose blocks on and above the diagonal are ``upper``
+    (``gram_blocks``' order); the blocks below are their transposes, so A = Aᵀ exactly."""
+    nb = len(blocks)
+    index, k = {}, 0
+    for i in range(nb):
+        for j in range(i, nb):
+            index[i, j] = k
+            k += 1
+    rows = [jnp.concatenate([upper[index[i, j]] if i <= j else upper[index[j, i]].T
+                             for j in range(nb)], axis=1) for i in range(nb)]
+    return jnp.concatenate(rows, axis=0) if nb > 1 else rows[0]
+
+
+def _accumulate(upper, g, jac, res, blocks, dtype):
+    """A's upper blocks + J_cᵀJ_c's (products in J's dtype) and g + J_cᵀr_c (in ``dtype``)."""
+    upper = tuple(u + v for u, v in zip(upper, gram_blocks(jac, blocks, dtype)))
     g = g + jnp.matmul(jac.astype(dtype).T, res.astype(dtype))
-    return a, g
+    return upper, g
 
 
 def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan):
@@ -94,31 +135,53 @@ def normal_equations(residual_fn: Callable, weights, data, plan: JacobianPlan):
     """
     dtype = plan.dtype
     p = flat_size(weights)
-    a = jnp.zeros((p, p), dtype)
+    blocks = column_blocks(p)
+    upper = tuple(jnp.zeros((b1 - b0, c1 - c0), dtype)
+                  for i, (b0, b1) in enumerate(blocks) for (c0, c1) in blocks[i:])
     g = jnp.zeros((p,), dtype)
     if not plan.per_sample:
         jac, res = full_rows(residual_fn, weights, data)
-        return _accumulate(a, g, jac, res, dtype)
+        upper, g = _accumulate(upper, g, jac, res, blocks, dtype)
+        return assemble(upper, blocks), g
 
     def rows(chunk):
         return per_sample_rows(residual_fn, weights, chunk, plan.k)
 
     leaves = jax.tree_util.tree_leaves(data)
     n = int(leaves[0].shape[0])
-    size = max(1, min(int(plan.chunk), CHUNK_ROWS, n))
-    whole = n // size
-    if whole > 1:
-        stacked = jax.tree_util.tree_map(
-            lambda t: jnp.reshape(t[:whole * size], (whole, size) + tuple(t.shape[1:])), data)
+    count, size, pad = equal_chunks(n, max(1, min(int(plan.chunk), CHUNK_ROWS, n)))
+    if count == 1:
+        upper, g = _accumulate(upper, g, *rows(data), blocks, dtype)
+        return assemble(upper, blocks), g
+    if pad:  # copies of the last sample (finite), their rows of J and r zeroed below
+        data = jax.tree_util.tree_map(
+            lambda t: jnp.concatenate([t, jnp.repeat(t[-1:], pad, axis=0)]), data)
+    stacked = jax.tree_util.tree_map(
+        lambda t: jnp.reshape(t, (count, size) + tuple(t.shape[1:])), data)
+    real = jnp.reshape(jnp.arange(count * size) < n, (count, size))
 
-        def body(carry, chunk):
-            return _accumulate(*carry, *rows(chunk), dtype), None
+    def body(carry, item):
+        chunk, keep = item
+        jac, res = rows(chunk)
+        if pad:
+            keep = jnp.repeat(keep, plan.k)
+            jac = jnp.where(keep[:, None], jac, jnp.zeros((), jac.dtype))
+            res = jnp.where(keep, res, jnp.zeros((), res.dtype))
+        return _accumulate(*carry, jac, res, blocks, dtype), None
 
-        (a, g), _ = jax.lax.scan(body, (a, g), stacked)
-    elif whole == 1:
-        a, g = _accumulate(a, g, *rows(jax.tree_util.tree_map(lambda t: t[:size], data)),
-                           dtype)
-    if whole * size < n:
-        rest = jax.tree_util.tree_map(lambda t: t[whole * size:], data)
-        a, g = _accumulate(a, g, *rows(rest), dtype)
-    return a, g
+    (upper, g), _ = jax.lax.scan(body, (upper, g), (stacked, real))
+    return assemble(upper, blocks), g
+
+
+def equal_chunks(n: int, most: int) -> tuple[int, int, int]:
+    """``(count, size, pad)``: n samples in ``count`` chunks of one ``size`` ≤ ``most``, the
+    fewest that hold them, the last padded with ``pad`` < count samples.
+
+    One chunk shape means one traced and compiled Jacobian: a remainder chunk of another size
+    is a second copy of the whole per-sample Jacobian program, which XLA compiles again
+    (A and g of 20,000 × 481: 1.9-2.1 s to compile in 20 chunks of 1,000 against 3.2-3.3 s in
+    19 chunks of 1,024 and a remainder of 544, 2 shared CPU cores, 2026-12-04).
+    """
+    count = -(-n // most)
+    size = -(-n // count)
+    return count, size, count * size - n

@@ -14,8 +14,10 @@ run, here on the JAX namespace ``_backend/jax/xp.py``); this module is its execu
 1. A and g at w, in row chunks (``keras_jacobian``: ``jax.vjp`` per sample, ``vmap``,
    ``lax.scan`` over chunks); F(w) by a forward pass (``stateless_call``).
 2. ``jax.lax.while_loop`` over attempts: δ solves (A + λD)δ = −g (Cholesky, eigen fallback;
-   or the kernel form when m < P); the candidate w + δ is evaluated with ``stateless_call``;
-   the policy accepts or rejects and updates λ; at most ``max_attempts``.
+   or the kernel form when m < P; on a CPU the Cholesky runs on the host's LAPACK from
+   ``linalg.HOST_LAPACK_MIN_N`` weights on, ``_backend/jax/linalg.py``); the candidate
+   w + δ is evaluated with ``stateless_call``; the policy accepts or rejects and updates λ;
+   at most ``max_attempts``.
 3. The accepted weights (the old ones after a failed iteration) go out as the new trainable
    state; λ, ν, d and the start flag are the wrapper's non-trainable variables
    (``lm_lambda``, ``lm_nu``, ``lm_scale``, ``lm_started``), so they are in the trainer's
@@ -35,6 +37,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from marquardt._backend.jax import linalg
 from marquardt._backend.jax import xp as jxp
 from marquardt._backend.jax.keras_jacobian import (
     flat_size, full_rows, normal_equations, per_sample_rows)
@@ -77,8 +80,12 @@ def step_config(wrapper, batch, weights, frozen) -> StepConfig:
             "jax_enable_x64=False", UserWarning, stacklevel=2)
     k = wrapper.residuals_per_sample(batch, weights, frozen)
     rows = int(jax.tree_util.tree_leaves(batch["x"])[0].shape[0])
-    return build_config(wrapper, p=flat_size(weights), k=k, rows=rows,
-                        model_dtype=np.dtype(weights[0].dtype), as_dtype=available)
+    p = flat_size(weights)
+    # on a CPU, A + λD of a few hundred weights and more is factored by the host's LAPACK
+    kernel = linalg.host_cholesky_solve if linalg.use_host_lapack(p) else None
+    return build_config(wrapper, p=p, k=k, rows=rows,
+                        model_dtype=np.dtype(weights[0].dtype), as_dtype=available,
+                        cholesky_solve=kernel)
 
 
 def lm_iteration(residual_fn: Callable, cost_fn: Callable, weights, data, state: LMState,
