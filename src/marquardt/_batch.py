@@ -24,7 +24,6 @@ own λ, acceptance and termination):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -33,20 +32,16 @@ from marquardt import _batch_inputs as _inputs
 from marquardt import _checks, _dask
 from marquardt._core import host, numdiff
 from marquardt._core.functions import model_evaluator
-from marquardt._core.records import LoopConfig
 from marquardt._errors import NoGradientError
-from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
-                                   unscaled_covariances)
+from marquardt._batch_results import BatchMessages, BatchOutputs
+from marquardt._covariance import scale_by_reduced_chisq, standard_errors
 from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
-from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
 from marquardt._solvers import get_solver
-from marquardt._robust import model_rescale, rescale
-from marquardt._status import Status, status_message
-from marquardt._termination import gradient_cosine
+from marquardt._status import Status
 
 __all__ = ["curve_fit_batch", "fit", "check_settings", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
@@ -249,7 +244,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     npoints = present.sum(axis=1)
     improper = npoints < n
     todo = np.flatnonzero(~improper)
-    out = _Outputs(k_all, m, n, p0)
+    out = BatchOutputs(k_all, m, n, p0)
 
     def store(idx, state):
         out.store(idx, state, cfg, lb[idx], ub[idx])
@@ -265,7 +260,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size:
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
                        diff_step, todo, store)
-    dof = npoints - n  # problems with too few points keep _Outputs' IMPROPER_INPUT status
+    dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     if not absolute_sigma:
         cov[todo] = scale_by_reduced_chisq(cov[todo], out.chisq[todo], dof[todo])
@@ -361,85 +356,3 @@ def _loop_config(options: dict, n: int, bounded: bool):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
     cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, **opts)
     return cfg, d_fixed, diff_step, verbose
-
-
-# --- results -------------------------------------------------------------------------------
-
-
-class _Outputs:
-    """Per-problem result arrays, filled as problems finish (the Jacobians are not kept)."""
-
-    def __init__(self, k_all: int, m: int, n: int, p0: np.ndarray):
-        nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
-        self.x = p0.copy()
-        self.pcov = nan(k_all, n, n)
-        self.cost, self.chisq, self.optimality = nan(k_all), nan(k_all), nan(k_all)
-        self.fun = nan(k_all, m)
-        self.status = np.full(k_all, int(Status.IMPROPER_INPUT), np.int32)
-        self.nfev, self.njev, self.nit = (np.zeros(k_all, np.int32) for _ in range(3))
-        # the numbers behind each message
-        self.last_reduction, self.last_step = nan(k_all), nan(k_all)
-        self.x_norm, self.lam, self.cosine = nan(k_all), nan(k_all), nan(k_all)
-
-    def store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):  # diverged problems: inf, nan
-            self._store(idx, state, cfg, lb, ub)
-
-    def _store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
-        x, fun = state.x, state.f
-        rt, jt = (np.asarray(t) for t in rescale(cfg.loss, fun, state.j, cfg.f_scale))
-        grad = np.einsum("kmn,km->kn", jt, rt)
-        if cfg.bounded:  # the gradient components that push against an active bound
-            tol = 1e-10 * np.maximum(1.0, np.abs(x))
-            at_lb = x <= lb + tol * np.isfinite(lb)
-            at_ub = x >= ub - tol * np.isfinite(ub)
-            grad = np.where((at_lb & (grad > 0)) | (at_ub & (grad < 0)), 0.0, grad)
-        self.x[idx], self.fun[idx], self.cost[idx] = x, fun, state.cost
-        self.chisq[idx] = 2.0 * state.cost  # SciPy's convention, whatever the loss
-        self.optimality[idx] = np.max(np.abs(grad), axis=1)
-        # their messages quote the gradient cosine
-        gtol = np.isin(state.status, (int(Status.GTOL), int(Status.STALLED)))
-        if gtol.any():  # on the step's model, as the core measured it
-            mrt, mjt = (np.asarray(t) for t in model_rescale(cfg.loss, fun[gtol],
-                                                              state.j[gtol], cfg.f_scale))
-            self.cosine[idx[gtol]] = np.asarray(gradient_cosine(
-                grad[gtol], np.linalg.norm(mrt, axis=1), np.linalg.norm(mjt, axis=1)))
-        self.pcov[idx] = unscaled_covariances(jt)
-        self.status[idx], self.nfev[idx] = state.status, state.nfev
-        self.njev[idx], self.nit[idx], self.lam[idx] = state.njev, state.nit, state.lam
-        self.last_reduction[idx], self.last_step[idx] = state.last_reduction, state.last_step
-        self.x_norm[idx] = state.x_norm
-
-
-class BatchMessages(Sequence):
-    """The K status messages of a batch, each formatted when read (a batch of 10⁶ fits does
-    not build 10⁶ strings it may never show)."""
-
-    def __init__(self, out: _Outputs, cfg: LoopConfig, npoints, n: int):
-        self._status, self._out, self._cfg = out.status, out, cfg
-        self._npoints, self._n = npoints, n
-
-    def __len__(self) -> int:
-        return len(self._status)
-
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        status = Status(int(self._status[k]))
-        o = self._out
-        if status == Status.IMPROPER_INPUT:
-            detail = f"{int(self._npoints[k])} points present for {self._n} parameters"
-        elif status == Status.NON_FINITE and o.nit[k] == 0 and o.nfev[k] == 1:
-            detail = "at p0"
-        else:
-            detail = termination_detail(status, self._cfg, cost=float(o.cost[k]),
-                                        last_reduction=float(o.last_reduction[k]),
-                                        last_step=float(o.last_step[k]),
-                                        x_norm=float(o.x_norm[k]), nfev=int(o.nfev[k]),
-                                        lam=float(o.lam[k]), cosine=float(o.cosine[k]))
-        return status_message(status, detail)
-
-    def __repr__(self) -> str:
-        counts = ", ".join(f"{Status(int(v)).name}: {c}" for v, c in
-                           zip(*np.unique(self._status, return_counts=True)))
-        return f"BatchMessages({len(self)} messages; {counts})"
