@@ -121,18 +121,18 @@ def norm(a, axis=-1):
 #: Largest product of a batched product's three matrix dimensions (p·q·r for (p, q) @ (q, r))
 #: formed elementwise (``_small_batched``): one fused loop per product under XLA, where XLA's
 #: CPU dot emitter calls a small-matrix kernel once per problem of the batch.
-ELEMENTWISE_MAX = 1024
+_ELEMENTWISE_MAX = 1024
 
 
 def _small_batched(a, b) -> bool:
     """Both operands batched (rank ≥ 3) with static matrix dimensions whose product is at
-    most ``ELEMENTWISE_MAX``: many tiny products, cheaper as broadcast multiply and sum."""
+    most ``_ELEMENTWISE_MAX``: many tiny products, cheaper as broadcast multiply and sum."""
     if a.shape.rank is None or b.shape.rank is None or a.shape.rank < 3 or b.shape.rank < 2:
         return False
     dims = list(a.shape[-2:]) + [b.shape[-1]]
     if None in dims:
         return False
-    return dims[0] * dims[1] * dims[2] <= ELEMENTWISE_MAX
+    return dims[0] * dims[1] * dims[2] <= _ELEMENTWISE_MAX
 
 
 def matmul(a, b):
