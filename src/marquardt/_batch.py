@@ -80,6 +80,7 @@ def curve_fit_batch(
     shared_x: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     jit_compile: bool = True,
+    dtype: str = "float64",
     **options: Any,
 ) -> OptimizeResult:
     """Fit one model ``f(x, *params)`` to K independent data sets, in one vectorised solve.
@@ -130,6 +131,12 @@ def curve_fit_batch(
         jit_compile: compile a TensorFlow model's solve with XLA (default). The first call
             for a model and shape pays the compilation (seconds); later calls reuse it. Pass
             False for a model with ops XLA cannot compile. (A NumPy model is not compiled.)
+        dtype: the working precision of a TensorFlow model's solve, ``'float64'``
+            (default) or ``'float32'`` (the data, parameters, model and LM arithmetic in
+            single precision: faster, to about 1e-6 relative; ``ftol``, ``xtol`` and
+            ``gtol`` default to ``FLOAT32_TOL`` = 1e-6, and the core's stationarity
+            thresholds scale with √(ε/ε₆₄), ``marquardt._termination``). Results are
+            returned in float64 either way. A NumPy or JAX model runs in float64 only.
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev`` with ``least_squares``' meanings and defaults
             (``max_nfev`` counts per problem); ``damping`` (default ``'nielsen'``, not
@@ -173,16 +180,17 @@ def curve_fit_batch(
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
             jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-            jit_compile=jit_compile, **options)
+            jit_compile=jit_compile, dtype=dtype, **options)
     return fit(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
                jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-               jit_compile=jit_compile, **options)
+               jit_compile=jit_compile, dtype=dtype, **options)
 
 
 def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
-                   options: dict) -> int:
+                   options: dict, dtype="float64") -> int:
     """The checks of ``curve_fit_batch``'s arguments that need no data (the Dask front door
     runs them before building its graph); returns the checked ``chunk_size``."""
+    _inputs.check_dtype(dtype)
     _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
@@ -204,7 +212,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         absolute_sigma: bool = False, bounds: tuple = (-np.inf, np.inf), jac="auto",
         nan_policy: str = "raise", shared_x: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, jit_compile: bool = True,
-        bounded: bool | None = None, **options: Any) -> OptimizeResult:
+        dtype: str = "float64", bounded: bool | None = None, **options: Any) -> OptimizeResult:
     """``curve_fit_batch`` on in-memory arrays (NumPy, or anything ``np.asarray`` takes).
 
     ``bounded``: whether the core projects steps on the bounds (``LoopConfig.bounded``);
@@ -213,7 +221,9 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     configuration (and compiled step) as the others.
     """
     started = time.perf_counter()
-    chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options)
+    chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options,
+                                dtype)
+    dtype = _inputs.check_dtype(dtype)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
     x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
@@ -226,9 +236,13 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     if bounded is None:
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
-    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded)
+    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
     backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
     tensorflow = backend == "tensorflow"
+    if dtype != np.float64 and not tensorflow:
+        raise ValueError(f"`dtype` must be 'float64' for a model written with "
+                         f"{'NumPy' if backend != 'jax' else 'JAX'}: single precision is for a "
+                         f"TensorFlow model. Received: dtype={dtype.name!r}")
     jax_model = backend == "jax" and (jac in AUTODIFF_MODES or callable(jac))
     if backend == "jax" and not jax_model:  # finite differences on the host, in float64
         f = _host_model(f)
@@ -256,7 +270,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
         batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
-                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store, dtype)
     elif todo.size:
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
                        diff_step, todo, store)
@@ -346,10 +360,17 @@ class _Rows:
         return self._e.residual_and_jacobian(p, self._idx[problems])
 
 
-def _loop_config(options: dict, n: int, bounded: bool):
+#: ``ftol``, ``xtol`` and ``gtol`` of a float32 solve unless given: ~8 ε₃₂ (ε₃₂ = 1.2e-7),
+#: where float64's defaults (1e-15, 1e-12) are below what single precision can resolve.
+FLOAT32_TOL = 1e-6
+
+
+def _loop_config(options: dict, n: int, bounded: bool, dtype=np.float64):
     """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated."""
-    opts = SolveOptions(solver="cholesky_unrolled", damping=DEFAULT_BATCH_DAMPING)._replace(
-        **options)._asdict()
+    defaults = dict(solver="cholesky_unrolled", damping=DEFAULT_BATCH_DAMPING)
+    if np.dtype(dtype) == np.float32:
+        defaults.update(ftol=FLOAT32_TOL, xtol=FLOAT32_TOL, gtol=FLOAT32_TOL)
+    opts = SolveOptions(**defaults)._replace(**options)._asdict()
     opts.pop("callback")
     verbose = opts.pop("verbose")
     if verbose not in (0, 1):
