@@ -339,6 +339,9 @@ def main(argv=None):
     parser.add_argument("--one-off", action="store_true",
                         help="only the one-off comparison in fresh processes")
     parser.add_argument("--one-off-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="curve_fit_batch's working precision; float32 at its own default "
+                             "tolerances (1e-6), float64 at SciPy's (1e-8)")
     parser.add_argument("--model", choices=("all", "exp", "gauss"), default="all",
                         help="which models to run (default both)")
     args = parser.parse_args(argv)
@@ -368,14 +371,17 @@ def main(argv=None):
           f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
           f"GPU: {bool(tf.config.list_physical_devices('GPU'))}")
     print(f"K = {k} problems per model; chunk_size {DEFAULT_CHUNK_SIZE}, {workers()} stream(s); "
-          f"tolerances {TOL['ftol']:g} for all (SciPy's defaults)\n")
+          f"tolerances {TOL['ftol']:g} for all (SciPy's defaults)"
+          + ("" if args.dtype == "float64" else
+             "; the batch in float32 at its default tolerances (1e-6)") + "\n")
     rows = []
     for name, (model, f_np, jac, jac_tf, data) in MODELS.items():
         if not _chosen(name, args.model):
             continue
-        cold, warm, res = time_batch(model, data, k, repeat, **TOL)
-        _, warm_jac, _ = time_batch(model, data, k, repeat, jac=jac_tf, **TOL)
-        _, warm_default, res_default = time_batch(model, data, k, 1)
+        tol = TOL if args.dtype == "float64" else dict(dtype=args.dtype)
+        cold, warm, res = time_batch(model, data, k, repeat, **tol)
+        _, warm_jac, _ = time_batch(model, data, k, repeat, jac=jac_tf, **tol)
+        _, warm_default, res_default = time_batch(model, data, k, 1, dtype=args.dtype)
         scipy_rate, scipy_x = time_scipy(f_np, jac, data, k, scipy_count)
         loop_rate = time_loop(model, data, k, loop_count)
         batch_rate = k / warm
@@ -388,8 +394,9 @@ def main(argv=None):
               f"nfev mean {res.nfev.mean():.1f}")
         print(f"    analytic jac         {k / warm_jac:>12,.0f} fits/s   (the Jacobian SciPy "
               f"gets; ratio batch/SciPy {k / warm_jac / scipy_rate:,.1f}x)")
-        print(f"    at our defaults      {k / warm_default:>12,.0f} fits/s   (ftol 1e-15, xtol "
-              f"gtol 1e-12; nfev mean {res_default.nfev.mean():.1f})")
+        print(f"    at our defaults      {k / warm_default:>12,.0f} fits/s   ("
+              f"{'ftol 1e-15, xtol gtol 1e-12' if args.dtype == 'float64' else 'float32: 1e-6'}"
+              f"; nfev mean {res_default.nfev.mean():.1f})")
         print(f"  scipy curve_fit loop   {scipy_rate:>12,.0f} fits/s   ({scipy_count} fits, "
               f"analytic jac)   ratio batch/SciPy {batch_rate / scipy_rate:,.1f}x")
         print(f"  marquardt.curve_fit    {loop_rate:>12,.0f} fits/s   ({loop_count} fits)       "
