@@ -378,10 +378,12 @@ def main(argv=None):
     for name, (model, f_np, jac, jac_tf, data) in MODELS.items():
         if not _chosen(name, args.model):
             continue
-        tol = TOL if args.dtype == "float64" else dict(dtype=args.dtype)
+        # float64 is the default: not passed, so that the script runs on versions without dtype
+        single = {} if args.dtype == "float64" else dict(dtype=args.dtype)
+        tol = TOL if args.dtype == "float64" else single
         cold, warm, res = time_batch(model, data, k, repeat, **tol)
         _, warm_jac, _ = time_batch(model, data, k, repeat, jac=jac_tf, **tol)
-        _, warm_default, res_default = time_batch(model, data, k, 1, dtype=args.dtype)
+        _, warm_default, res_default = time_batch(model, data, k, 1, **single)
         scipy_rate, scipy_x = time_scipy(f_np, jac, data, k, scipy_count)
         loop_rate = time_loop(model, data, k, loop_count)
         batch_rate = k / warm
