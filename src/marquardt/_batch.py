@@ -42,6 +42,7 @@ from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p
 from marquardt._result import OptimizeResult
 from marquardt._solvers import get_solver
 from marquardt._status import Status
+from marquardt._termination import stationary_cosine
 
 __all__ = ["curve_fit_batch", "fit", "check_settings", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
@@ -285,7 +286,8 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         x=out.x, cov=cov, stderr=standard_errors(cov), cost=out.cost, chisq=out.chisq,
         dof=dof, redchi=redchi, fun=out.fun, optimality=out.optimality, status=status,
         success=status > 0, nfev=out.nfev, njev=out.njev, nit=out.nit,
-        message=BatchMessages(out, cfg, npoints, n), npoints=npoints,
+        message=BatchMessages(out, cfg, npoints, n, stationary_cosine(dtype)),
+        npoints=npoints,
     )
     if verbose:
         elapsed = time.perf_counter() - started

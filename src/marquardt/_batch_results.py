@@ -12,7 +12,7 @@ from marquardt._covariance import unscaled_covariances
 from marquardt._outcome import termination_detail
 from marquardt._robust import model_rescale, rescale
 from marquardt._status import Status, status_message
-from marquardt._termination import gradient_cosine
+from marquardt._termination import STATIONARY_COSINE, gradient_cosine
 
 __all__ = ["BatchOutputs", "BatchMessages"]
 
@@ -66,8 +66,10 @@ class BatchMessages(Sequence):
     """The K status messages of a batch, each formatted when read (a batch of 10⁶ fits does
     not build 10⁶ strings it may never show)."""
 
-    def __init__(self, out: BatchOutputs, cfg: LoopConfig, npoints, n: int):
+    def __init__(self, out: BatchOutputs, cfg: LoopConfig, npoints, n: int,
+                 stationary: float = STATIONARY_COSINE):
         self._status, self._out, self._cfg = out.status, out, cfg
+        self._stationary = stationary  # the solve's precision's (``stationary_cosine``)
         self._npoints, self._n = npoints, n
 
     def __len__(self) -> int:
@@ -87,7 +89,8 @@ class BatchMessages(Sequence):
                                         last_reduction=float(o.last_reduction[k]),
                                         last_step=float(o.last_step[k]),
                                         x_norm=float(o.x_norm[k]), nfev=int(o.nfev[k]),
-                                        lam=float(o.lam[k]), cosine=float(o.cosine[k]))
+                                        lam=float(o.lam[k]), cosine=float(o.cosine[k]),
+                                        stationary=self._stationary)
         return status_message(status, detail)
 
     def __repr__(self) -> str:
