@@ -299,13 +299,17 @@ def _one_off_child(model_name: str, method: str, k: int) -> None:
                       "x": np.asarray(scope["out"])[:200].tolist()}))
 
 
-def one_off_report(k: int) -> None:
+def _chosen(name: str, which: str) -> bool:
+    return which == "all" or name.lower().startswith({"exp": "double", "gauss": "2-d"}[which])
+
+
+def one_off_report(k: int, which: str = "all") -> None:
     print(f"One-off calls, K = {k}: each method alone in a fresh Python process, timed from "
           "its imports (TensorFlow's, XLA's compilation) to the answers; SciPy with the "
           "analytic Jacobian, the NumPy batch with finite differences, the TensorFlow batch "
           f"with autodiff; tolerances {TOL['ftol']:g}.\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    for model_name in MODELS:
+    for model_name in (name for name in MODELS if _chosen(name, which)):
         print(model_name)
         base, ref = None, None
         for method in ONE_OFF:
@@ -335,6 +339,11 @@ def main(argv=None):
     parser.add_argument("--one-off", action="store_true",
                         help="only the one-off comparison in fresh processes")
     parser.add_argument("--one-off-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="curve_fit_batch's working precision; float32 at its own default "
+                             "tolerances (1e-6), float64 at SciPy's (1e-8)")
+    parser.add_argument("--model", choices=("all", "exp", "gauss"), default="all",
+                        help="which models to run (default both)")
     args = parser.parse_args(argv)
     if args.memory_child:
         return _memory_child(args.memory_child)
@@ -342,7 +351,7 @@ def main(argv=None):
         model_name, method, k = args.one_off_child
         return _one_off_child(model_name, method, int(k))
     if args.one_off:
-        return one_off_report(args.k or 10_000)
+        return one_off_report(args.k or 10_000, args.model)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     k = args.k or (2_000 if args.quick else 10_000)
     scipy_count = min(k, 1_000 if args.quick else k)
@@ -356,18 +365,25 @@ def main(argv=None):
 
     import marquardt
     from marquardt._batch import DEFAULT_CHUNK_SIZE
-    from marquardt._backend.tensorflow.batch_stepper import _workers
+    from marquardt._core.stream import workers
 
     print(f"marquardt {marquardt.__version__}, TensorFlow {tf.__version__}, "
           f"NumPy {np.__version__}; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start; "
           f"GPU: {bool(tf.config.list_physical_devices('GPU'))}")
-    print(f"K = {k} problems per model; chunk_size {DEFAULT_CHUNK_SIZE}, {_workers()} stream(s); "
-          f"tolerances {TOL['ftol']:g} for all (SciPy's defaults)\n")
+    print(f"K = {k} problems per model; chunk_size {DEFAULT_CHUNK_SIZE}, {workers()} stream(s); "
+          f"tolerances {TOL['ftol']:g} for all (SciPy's defaults)"
+          + ("" if args.dtype == "float64" else
+             "; the batch in float32 at its default tolerances (1e-6)") + "\n")
     rows = []
     for name, (model, f_np, jac, jac_tf, data) in MODELS.items():
-        cold, warm, res = time_batch(model, data, k, repeat, **TOL)
-        _, warm_jac, _ = time_batch(model, data, k, repeat, jac=jac_tf, **TOL)
-        _, warm_default, res_default = time_batch(model, data, k, 1)
+        if not _chosen(name, args.model):
+            continue
+        # float64 is the default: not passed, so that the script runs on versions without dtype
+        single = {} if args.dtype == "float64" else dict(dtype=args.dtype)
+        tol = TOL if args.dtype == "float64" else single
+        cold, warm, res = time_batch(model, data, k, repeat, **tol)
+        _, warm_jac, _ = time_batch(model, data, k, repeat, jac=jac_tf, **tol)
+        _, warm_default, res_default = time_batch(model, data, k, 1, **single)
         scipy_rate, scipy_x = time_scipy(f_np, jac, data, k, scipy_count)
         loop_rate = time_loop(model, data, k, loop_count)
         batch_rate = k / warm
@@ -380,8 +396,9 @@ def main(argv=None):
               f"nfev mean {res.nfev.mean():.1f}")
         print(f"    analytic jac         {k / warm_jac:>12,.0f} fits/s   (the Jacobian SciPy "
               f"gets; ratio batch/SciPy {k / warm_jac / scipy_rate:,.1f}x)")
-        print(f"    at our defaults      {k / warm_default:>12,.0f} fits/s   (ftol 1e-15, xtol "
-              f"gtol 1e-12; nfev mean {res_default.nfev.mean():.1f})")
+        print(f"    at our defaults      {k / warm_default:>12,.0f} fits/s   ("
+              f"{'ftol 1e-15, xtol gtol 1e-12' if args.dtype == 'float64' else 'float32: 1e-6'}"
+              f"; nfev mean {res_default.nfev.mean():.1f})")
         print(f"  scipy curve_fit loop   {scipy_rate:>12,.0f} fits/s   ({scipy_count} fits, "
               f"analytic jac)   ratio batch/SciPy {batch_rate / scipy_rate:,.1f}x")
         print(f"  marquardt.curve_fit    {loop_rate:>12,.0f} fits/s   ({loop_count} fits)       "
@@ -389,7 +406,7 @@ def main(argv=None):
         print(f"  batch x against SciPy's: median relative difference {np.median(rel):.1e}, "
               f"99th percentile {np.percentile(rel, 99):.1e} ({ok.sum()} fits SciPy finished)")
         slots = DEFAULT_CHUNK_SIZE  # as curve_fit_batch chooses them
-        streams = max(1, min(_workers(), k // slots))
+        streams = max(1, min(workers(), k // slots))
         t_r, t_rj, t_normal = evaluation_floor(model, data, slots, streams)
         # per fit: njev residual-and-Jacobian passes (the first at p0), nfev - 1 residuals
         evals = res.njev.mean() * t_rj + (res.nfev.mean() - 1) * t_r
@@ -404,7 +421,9 @@ def main(argv=None):
         print(f"    with JtJ and Jtr          {1 / normal:>12,.0f} fits/s = "
               f"{1 / normal / scipy_rate:,.0f}x SciPy's loop; the batch reaches "
               f"{batch_rate * normal:.0%} of it\n")
-    gauss_rate = rows[1][1]
+    if not any(name.startswith("2-D") for name, *_ in rows):
+        return
+    gauss_rate = rows[-1][1]
     print(f"Gpufit's reference (2-D Gaussian, its hardware): ~61,000 fits/s Cpufit, ~3,000,000 "
           f"GPU; curve_fit_batch here: {gauss_rate:,.0f} fits/s ({gauss_rate / 61_000:.2f} of "
           f"Cpufit's figure)\n")

@@ -304,6 +304,21 @@ def test_tensorflow_model_threaded_scheduler():
     assert_same(computed, ref, exact=True)
 
 
+def test_dtype_is_passed_to_every_block():
+    """``dtype='float32'`` reaches the blocks: the lazy result is the in-memory float32 call's,
+    and a bad ``dtype`` is refused before any graph is built."""
+    d = data(k=200)
+    model = make_decay_tf()
+    ref = curve_fit_batch(model, d["t"], d["y"], d["p0"], chunk_size=64, dtype="float32")
+    res = curve_fit_batch(model, d["t"], da.from_array(d["y"], chunks=(100, 32)),
+                          d["p0"], chunk_size=64, dtype="float32")
+    (computed,) = dask.compute(dict(res), scheduler="sync")
+    assert_same(computed, ref, exact=True)
+    with pytest.raises(ValueError, match=r"`dtype` must be 'float64' or 'float32'"):
+        curve_fit_batch(model, d["t"], da.from_array(d["y"], chunks=(100, 32)), d["p0"],
+                        dtype="int8")
+
+
 def test_a_worker_killed_mid_run_is_retried_without_losing_results(client, tmp_path):
     """The model ends its worker process on its first call anywhere (a crash); Dask's
     scheduler reschedules that worker's tasks (its finished blocks too, whose results died

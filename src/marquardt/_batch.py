@@ -24,7 +24,6 @@ own λ, acceptance and termination):
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
@@ -33,20 +32,17 @@ from marquardt import _batch_inputs as _inputs
 from marquardt import _checks, _dask
 from marquardt._core import host, numdiff
 from marquardt._core.functions import model_evaluator
-from marquardt._core.records import LoopConfig
 from marquardt._errors import NoGradientError
-from marquardt._covariance import (scale_by_reduced_chisq, standard_errors,
-                                   unscaled_covariances)
+from marquardt._batch_results import BatchMessages, BatchOutputs
+from marquardt._covariance import scale_by_reduced_chisq, standard_errors
 from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
-from marquardt._outcome import termination_detail
 from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
 from marquardt._result import OptimizeResult
 from marquardt._solvers import get_solver
-from marquardt._robust import model_rescale, rescale
-from marquardt._status import Status, status_message
-from marquardt._termination import gradient_cosine
+from marquardt._status import Status
+from marquardt._termination import stationary_cosine
 
 __all__ = ["curve_fit_batch", "fit", "check_settings", "BatchMessages", "DEFAULT_CHUNK_SIZE"]
 
@@ -85,6 +81,7 @@ def curve_fit_batch(
     shared_x: bool | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     jit_compile: bool = True,
+    dtype: str = "float64",
     **options: Any,
 ) -> OptimizeResult:
     """Fit one model ``f(x, *params)`` to K independent data sets, in one vectorised solve.
@@ -135,6 +132,12 @@ def curve_fit_batch(
         jit_compile: compile a TensorFlow model's solve with XLA (default). The first call
             for a model and shape pays the compilation (seconds); later calls reuse it. Pass
             False for a model with ops XLA cannot compile. (A NumPy model is not compiled.)
+        dtype: the working precision of a TensorFlow model's solve, ``'float64'``
+            (default) or ``'float32'`` (the data, parameters, model and LM arithmetic in
+            single precision: faster, to about 1e-6 relative; ``ftol``, ``xtol`` and
+            ``gtol`` default to ``FLOAT32_TOL`` = 1e-6, and the core's stationarity
+            thresholds scale with √(ε/ε₆₄), ``marquardt._termination``). Results are
+            returned in float64 either way. A NumPy or JAX model runs in float64 only.
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev`` with ``least_squares``' meanings and defaults
             (``max_nfev`` counts per problem); ``damping`` (default ``'nielsen'``, not
@@ -178,16 +181,17 @@ def curve_fit_batch(
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
             jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-            jit_compile=jit_compile, **options)
+            jit_compile=jit_compile, dtype=dtype, **options)
     return fit(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
                jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-               jit_compile=jit_compile, **options)
+               jit_compile=jit_compile, dtype=dtype, **options)
 
 
 def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
-                   options: dict) -> int:
+                   options: dict, dtype="float64") -> int:
     """The checks of ``curve_fit_batch``'s arguments that need no data (the Dask front door
     runs them before building its graph); returns the checked ``chunk_size``."""
+    _inputs.check_dtype(dtype)
     _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
@@ -209,7 +213,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         absolute_sigma: bool = False, bounds: tuple = (-np.inf, np.inf), jac="auto",
         nan_policy: str = "raise", shared_x: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, jit_compile: bool = True,
-        bounded: bool | None = None, **options: Any) -> OptimizeResult:
+        dtype: str = "float64", bounded: bool | None = None, **options: Any) -> OptimizeResult:
     """``curve_fit_batch`` on in-memory arrays (NumPy, or anything ``np.asarray`` takes).
 
     ``bounded``: whether the core projects steps on the bounds (``LoopConfig.bounded``);
@@ -218,7 +222,9 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     configuration (and compiled step) as the others.
     """
     started = time.perf_counter()
-    chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options)
+    chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options,
+                                dtype)
+    dtype = _inputs.check_dtype(dtype)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
     x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
@@ -231,9 +237,13 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     if bounded is None:
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
-    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded)
+    cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
     backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
     tensorflow = backend == "tensorflow"
+    if dtype != np.float64 and not tensorflow:
+        raise ValueError(f"`dtype` must be 'float64' for a model written with "
+                         f"{'NumPy' if backend != 'jax' else 'JAX'}: single precision is for a "
+                         f"TensorFlow model. Received: dtype={dtype.name!r}")
     jax_model = backend == "jax" and (jac in AUTODIFF_MODES or callable(jac))
     if backend == "jax" and not jax_model:  # finite differences on the host, in float64
         f = _host_model(f)
@@ -249,7 +259,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     npoints = present.sum(axis=1)
     improper = npoints < n
     todo = np.flatnonzero(~improper)
-    out = _Outputs(k_all, m, n, p0)
+    out = BatchOutputs(k_all, m, n, p0)
 
     def store(idx, state):
         out.store(idx, state, cfg, lb[idx], ub[idx])
@@ -261,11 +271,11 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
         batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
-                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store, dtype)
     elif todo.size:
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
                        diff_step, todo, store)
-    dof = npoints - n  # problems with too few points keep _Outputs' IMPROPER_INPUT status
+    dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     if not absolute_sigma:
         cov[todo] = scale_by_reduced_chisq(cov[todo], out.chisq[todo], dof[todo])
@@ -276,7 +286,8 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         x=out.x, cov=cov, stderr=standard_errors(cov), cost=out.cost, chisq=out.chisq,
         dof=dof, redchi=redchi, fun=out.fun, optimality=out.optimality, status=status,
         success=status > 0, nfev=out.nfev, njev=out.njev, nit=out.nit,
-        message=BatchMessages(out, cfg, npoints, n), npoints=npoints,
+        message=BatchMessages(out, cfg, npoints, n, stationary_cosine(dtype)),
+        npoints=npoints,
     )
     if verbose:
         elapsed = time.perf_counter() - started
@@ -351,95 +362,20 @@ class _Rows:
         return self._e.residual_and_jacobian(p, self._idx[problems])
 
 
-def _loop_config(options: dict, n: int, bounded: bool):
+#: ``ftol``, ``xtol`` and ``gtol`` of a float32 solve unless given: ~8 ε₃₂ (ε₃₂ = 1.2e-7),
+#: where float64's defaults (1e-15, 1e-12) are below what single precision can resolve.
+FLOAT32_TOL = 1e-6
+
+
+def _loop_config(options: dict, n: int, bounded: bool, dtype=np.float64):
     """The engine's ``LoopConfig`` from ``least_squares``' options (batch defaults), validated."""
-    opts = SolveOptions(solver="cholesky_unrolled", damping=DEFAULT_BATCH_DAMPING)._replace(
-        **options)._asdict()
+    defaults = dict(solver="cholesky_unrolled", damping=DEFAULT_BATCH_DAMPING)
+    if np.dtype(dtype) == np.float32:
+        defaults.update(ftol=FLOAT32_TOL, xtol=FLOAT32_TOL, gtol=FLOAT32_TOL)
+    opts = SolveOptions(**defaults)._replace(**options)._asdict()
     opts.pop("callback")
     verbose = opts.pop("verbose")
     if verbose not in (0, 1):
         raise ValueError(f"`verbose` must be 0 or 1. Received: verbose={verbose!r}")
     cfg, d_fixed, diff_step = loop_config(n, bounded=bounded, **opts)
     return cfg, d_fixed, diff_step, verbose
-
-
-# --- results -------------------------------------------------------------------------------
-
-
-class _Outputs:
-    """Per-problem result arrays, filled as problems finish (the Jacobians are not kept)."""
-
-    def __init__(self, k_all: int, m: int, n: int, p0: np.ndarray):
-        nan = lambda *shape: np.full(shape, np.nan)  # noqa: E731
-        self.x = p0.copy()
-        self.pcov = nan(k_all, n, n)
-        self.cost, self.chisq, self.optimality = nan(k_all), nan(k_all), nan(k_all)
-        self.fun = nan(k_all, m)
-        self.status = np.full(k_all, int(Status.IMPROPER_INPUT), np.int32)
-        self.nfev, self.njev, self.nit = (np.zeros(k_all, np.int32) for _ in range(3))
-        # the numbers behind each message
-        self.last_reduction, self.last_step = nan(k_all), nan(k_all)
-        self.x_norm, self.lam, self.cosine = nan(k_all), nan(k_all), nan(k_all)
-
-    def store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
-        with np.errstate(over="ignore", invalid="ignore"):  # diverged problems: inf, nan
-            self._store(idx, state, cfg, lb, ub)
-
-    def _store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
-        x, fun = state.x, state.f
-        rt, jt = (np.asarray(t) for t in rescale(cfg.loss, fun, state.j, cfg.f_scale))
-        grad = np.einsum("kmn,km->kn", jt, rt)
-        if cfg.bounded:  # the gradient components that push against an active bound
-            tol = 1e-10 * np.maximum(1.0, np.abs(x))
-            at_lb = x <= lb + tol * np.isfinite(lb)
-            at_ub = x >= ub - tol * np.isfinite(ub)
-            grad = np.where((at_lb & (grad > 0)) | (at_ub & (grad < 0)), 0.0, grad)
-        self.x[idx], self.fun[idx], self.cost[idx] = x, fun, state.cost
-        self.chisq[idx] = 2.0 * state.cost  # SciPy's convention, whatever the loss
-        self.optimality[idx] = np.max(np.abs(grad), axis=1)
-        # their messages quote the gradient cosine
-        gtol = np.isin(state.status, (int(Status.GTOL), int(Status.STALLED)))
-        if gtol.any():  # on the step's model, as the core measured it
-            mrt, mjt = (np.asarray(t) for t in model_rescale(cfg.loss, fun[gtol],
-                                                              state.j[gtol], cfg.f_scale))
-            self.cosine[idx[gtol]] = np.asarray(gradient_cosine(
-                grad[gtol], np.linalg.norm(mrt, axis=1), np.linalg.norm(mjt, axis=1)))
-        self.pcov[idx] = unscaled_covariances(jt)
-        self.status[idx], self.nfev[idx] = state.status, state.nfev
-        self.njev[idx], self.nit[idx], self.lam[idx] = state.njev, state.nit, state.lam
-        self.last_reduction[idx], self.last_step[idx] = state.last_reduction, state.last_step
-        self.x_norm[idx] = state.x_norm
-
-
-class BatchMessages(Sequence):
-    """The K status messages of a batch, each formatted when read (a batch of 10⁶ fits does
-    not build 10⁶ strings it may never show)."""
-
-    def __init__(self, out: _Outputs, cfg: LoopConfig, npoints, n: int):
-        self._status, self._out, self._cfg = out.status, out, cfg
-        self._npoints, self._n = npoints, n
-
-    def __len__(self) -> int:
-        return len(self._status)
-
-    def __getitem__(self, k):
-        if isinstance(k, slice):
-            return [self[i] for i in range(*k.indices(len(self)))]
-        status = Status(int(self._status[k]))
-        o = self._out
-        if status == Status.IMPROPER_INPUT:
-            detail = f"{int(self._npoints[k])} points present for {self._n} parameters"
-        elif status == Status.NON_FINITE and o.nit[k] == 0 and o.nfev[k] == 1:
-            detail = "at p0"
-        else:
-            detail = termination_detail(status, self._cfg, cost=float(o.cost[k]),
-                                        last_reduction=float(o.last_reduction[k]),
-                                        last_step=float(o.last_step[k]),
-                                        x_norm=float(o.x_norm[k]), nfev=int(o.nfev[k]),
-                                        lam=float(o.lam[k]), cosine=float(o.cosine[k]))
-        return status_message(status, detail)
-
-    def __repr__(self) -> str:
-        counts = ", ".join(f"{Status(int(v)).name}: {c}" for v, c in
-                           zip(*np.unique(self._status, return_counts=True)))
-        return f"BatchMessages({len(self)} messages; {counts})"

@@ -88,6 +88,23 @@ def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
     return inverse_sigma(s)
 
 
+#: The working precisions of ``curve_fit_batch(dtype=...)``.
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype) -> np.dtype:
+    """The working precision ``dtype`` ('float64' or 'float32', or the NumPy dtype) as a
+    NumPy dtype."""
+    try:
+        checked = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        checked = None
+    if checked is None or checked.name not in DTYPES or isinstance(dtype, bool):
+        raise ValueError("`dtype` must be 'float64' or 'float32'. "
+                         f"Received: dtype={dtype!r}")
+    return checked
+
+
 def check_chunk_size(chunk_size) -> int:
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) \
             or chunk_size < 1:

@@ -89,9 +89,11 @@ def _detail(status, state, cfg, grad) -> str:
 
 def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
                        last_step: float, x_norm: float, nfev: int, lam: float,
-                       cosine: float | None = None) -> str:
+                       cosine: float | None = None,
+                       stationary: float = STATIONARY_COSINE) -> str:
     """The measured numbers behind a termination ``status`` and their thresholds, for its
-    message (``cosine``: the gradient cosine, needed for ``GTOL``)."""
+    message (``cosine``: the gradient cosine, needed for ``GTOL``; ``stationary``: the
+    stationarity threshold of the fit's precision, ``_termination.stationary_cosine``)."""
     if status == Status.GTOL:
         return f"gradient cosine {cosine:.3g} <= gtol {cfg.gtol:g}"
     if status in (Status.FTOL, Status.FTOL_XTOL, Status.XTOL):
@@ -109,5 +111,5 @@ def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: 
     if status == Status.DAMPING_LIMIT:
         return f"lambda {lam:.3g}"
     if status == Status.STALLED:
-        return f"lambda {lam:.3g}; gradient cosine {cosine:.3g} > {STATIONARY_COSINE:g}"
+        return f"lambda {lam:.3g}; gradient cosine {cosine:.3g} > {stationary:.3g}"
     return ""

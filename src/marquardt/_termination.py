@@ -42,7 +42,8 @@ from marquardt._xp import array_namespace
 __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited_away",
            "rounded_away", "lost_direction", "damping_limit_status", "scaled_gradient_cosine",
            "STATIONARY_COSINE",
-           "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon"]
+           "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon", "stationary_cosine",
+           "rounded_cosine"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
 #: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
@@ -71,6 +72,25 @@ def machine_epsilon(dtype) -> float:
     for a name not listed)."""
     name = getattr(dtype, "name", None) or str(dtype)
     return _EPSILONS.get(str(name), EPSILON)
+
+def stationary_cosine(dtype) -> float:
+    """``STATIONARY_COSINE`` for arrays of ``dtype``: scaled by √(ε/ε₆₄), so float64's is
+    unchanged and float32's is 1e-6 · 2^14.5 ≈ 2.3e-2. In precision ε a gradient cosine
+    cannot be resolved below about √m ε (g = Jᵀr summed in that precision); the factor keeps
+    the threshold as far above that floor, on a log scale, as float64's 1e-6 is above 1e-16
+    and below 1."""
+    return STATIONARY_COSINE * (machine_epsilon(dtype) / EPSILON) ** 0.5
+
+
+def rounded_cosine(dtype) -> float:
+    """``ROUNDED_COSINE`` for arrays of ``dtype``: never stricter than ``stationary_cosine``
+    (float32: 2.3e-2), of which it is the looser form; float64's unchanged."""
+    return max(ROUNDED_COSINE, stationary_cosine(dtype))
+
+
+def _dtype(a):
+    return getattr(a, "dtype", None)
+
 
 #: Residuals no larger than this many ε times Σⱼ ‖Jⱼ‖ |xⱼ| (the size of the model's terms that
 #: depend on x) are rounding noise: a zero-residual fit at its solution (``rounded_away``).
@@ -125,7 +145,8 @@ def damping_limited_away(damping_term, curvature, cosine, xp=None):
     stop there."""
     xp = xp or array_namespace(damping_term, curvature, cosine)
     return xp.logical_and(xp.greater(damping_term, curvature),
-                          xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)))
+                          xp.logical_not(xp.less_equal(cosine,
+                                                       stationary_cosine(_dtype(cosine)))))
 
 
 def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp=None,
@@ -152,7 +173,7 @@ def rounded_away(p, cosine, one_residual: bool, r_norm=None, model_size=None, xp
     zero = xp.all(xp.equal(p, 0.0), axis=-1)
     if one_residual:
         return xp.logical_and(zero, xp.less(cosine, -1.0))  # False, shaped like the batch
-    away = xp.logical_not(xp.less_equal(cosine, ROUNDED_COSINE))
+    away = xp.logical_not(xp.less_equal(cosine, rounded_cosine(_dtype(cosine))))
     if r_norm is not None:
         noise = ROUNDING_RESIDUAL * epsilon * model_size
         away = xp.logical_and(away, xp.logical_not(xp.less_equal(r_norm, noise)))
@@ -206,9 +227,10 @@ def scaled_gradient_cosine(g, r_norm, sqrt_d, xp=None):
 
 def damping_limit_status(cosine, xp=None):
     """The status of a fit whose damping passed its ceiling: ``DAMPING_LIMIT`` (a minimum to
-    working precision) where the gradient cosine is at most ``STATIONARY_COSINE``, else
+    working precision) where the gradient cosine is at most ``stationary_cosine``, else
     ``STALLED`` (int32), and where the cosine is not a number (a cost that overflowed)."""
     xp = xp or array_namespace(cosine)
-    return xp.cast(xp.where(xp.logical_not(xp.less_equal(cosine, STATIONARY_COSINE)),
+    return xp.cast(xp.where(xp.logical_not(xp.less_equal(cosine,
+                                                         stationary_cosine(_dtype(cosine)))),
                             int(Status.STALLED),
                             int(Status.DAMPING_LIMIT)), "int32")

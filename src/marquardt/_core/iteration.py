@@ -398,7 +398,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_at_rounding(
             rho, actual, predicted,
             _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
-            xp.less_equal(prep.cosine, _termination.STATIONARY_COSINE), xp)
+            xp.less_equal(prep.cosine, _termination.stationary_cosine(prep.cosine.dtype)), xp)
     ok = cfg.damping.accept(rho, xp)
     if lv is not None:
         ok = xp.logical_and(lv, ok)

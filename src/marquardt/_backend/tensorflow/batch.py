@@ -14,6 +14,9 @@ compile-time constants, so every new batch of data recompiled the solve (seconds
 Differentiating the one-problem function first and vectorising the result has no such
 dependence. A user's analytic ``jac(x, *params)`` is vectorised the same way.
 
+Precision: the model's output is cast to the dtype of the data ``y`` (float64, or float32
+for ``curve_fit_batch(dtype="float32")``), the parameters and x arrive in it too.
+
 Weights and absent points: ``w`` holds 1/σ per point (ones without ``sigma``) and 0 for a
 point marked absent; the residual there is exactly 0 (``tf.where``, so a model that is not
 finite at an absent point does not leak NaN into the fit), and so is its Jacobian row.
@@ -26,7 +29,7 @@ from typing import Callable
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.driver import ResidualAndJacobian
-from marquardt._backend.tensorflow.jacobian import (UNROLL_MAX, as_float64, autodiff_jacobian,
+from marquardt._backend.tensorflow.jacobian import (UNROLL_MAX, as_dtype, autodiff_jacobian,
                                                     resolved_mode, scalar_forward_jacobian)
 
 __all__ = ["batched_residual", "batched_residual_and_jacobian", "scalar_tangents"]
@@ -58,7 +61,7 @@ def batched_residual(f: Callable, shared_x: bool) -> Callable:
     """The batch residual ``r(P, x, y, w) = where(w ≠ 0, w · (f(x, *p) − y), 0)``, (K, m)."""
 
     def one(p, x, y, w):
-        out = as_float64(f(x, *tf.unstack(p)))
+        out = as_dtype(f(x, *tf.unstack(p)), y.dtype)
         _check_shape(out, y.shape, "f(xdata, *p)")
         return _weighted(out, y, w)
 
@@ -81,8 +84,8 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
     ``jac(x, *params) -> (m, n)`` beside one call of ``f``."""
     if callable(jac):
         def one(p, x, y, w):
-            out = as_float64(f(x, *tf.unstack(p)))
-            jm = as_float64(jac(x, *tf.unstack(p)))
+            out = as_dtype(f(x, *tf.unstack(p)), y.dtype)
+            jm = as_dtype(jac(x, *tf.unstack(p)), y.dtype)
             _check_shape(jm, (y.shape[0], p.shape[0]), "jac(xdata, *p)")
             return _weighted(out, y, w), tf.where(tf.not_equal(w, 0.0)[:, None],
                                                   jm * w[:, None], tf.zeros_like(jm))
@@ -91,10 +94,10 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
             n, m = p.shape[0], y.shape[0]
             if scalar_tangents(n, m, jac):  # one tangent per scalar parameter
                 return scalar_forward_jacobian(
-                    lambda ps: _weighted(as_float64(f(x, *ps)), y, w), tf.unstack(p))
+                    lambda ps: _weighted(as_dtype(f(x, *ps), y.dtype), y, w), tf.unstack(p))
 
             def residual(p1):  # a batch of one: (1, n) -> (1, m)
-                return _weighted(as_float64(f(x, *tf.unstack(p1[0]))), y, w)[None]
+                return _weighted(as_dtype(f(x, *tf.unstack(p1[0])), y.dtype), y, w)[None]
 
             r, jm = autodiff_jacobian(residual, n, m, jac)(p[None])
             return r[0], jm[0]

@@ -32,7 +32,8 @@ __all__ = ["solve"]
 
 
 def solve(f: Callable, jac, shared_x: bool, cfg: LoopConfig, diff_step, jit_compile: bool,
-          todo: np.ndarray, chunk_size: int, arrays: tuple, store: Callable) -> None:
+          todo: np.ndarray, chunk_size: int, arrays: tuple, store: Callable,
+          dtype: np.dtype = np.dtype(np.float64)) -> None:
     """Solve the problems ``todo`` (indices) of ``curve_fit_batch``.
 
     Args:
@@ -42,12 +43,14 @@ def solve(f: Callable, jac, shared_x: bool, cfg: LoopConfig, diff_step, jit_comp
         todo: the problems to solve.
         chunk_size: the most slots of one stream.
         arrays: ``(x, y, present, inv_sigma, p0, lb, ub, d_fixed)`` of all problems.
-        store: ``store(indices, state)``: keep the final NumPy state of finished problems.
+        store: ``store(indices, state)``: keep the final NumPy state of finished problems
+            (float64 whatever ``dtype``).
+        dtype: the working precision of the compiled solve (float64 or float32).
     """
     x, y, present, inv_sigma, p0, lb, ub, d_fixed = arrays
     m, n = y.shape[1], p0.shape[1]
-    step = _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
-    inputs = _Inputs(x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed)
+    step = _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile, dtype)
+    inputs = _Inputs(x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, dtype)
     slots = chunk_size  # one compiled shape per model, whatever K (see ``curve_fit_batch``)
     iterations = tf.constant(ROUND_ITERATIONS, tf.int32)
 
@@ -57,21 +60,21 @@ def solve(f: Callable, jac, shared_x: bool, cfg: LoopConfig, diff_step, jit_comp
         return state, state.status.numpy()
 
     def keep(problems, state, at):
-        store(problems, type(state)(*(t.numpy()[at] for t in state)))
+        store(problems, type(state)(*(_float64(t.numpy()[at]) for t in state)))
 
-    streams(lambda part: stream(run_round, idle_state(slots, m, n), part, slots, keep),
-            todo, slots)
-
-
-def _t64(a) -> tf.Tensor:
-    return tf.constant(np.ascontiguousarray(a, dtype=np.float64))
+    empty = idle_state(slots, m, n, tf.as_dtype(dtype))
+    streams(lambda part: stream(run_round, empty, part, slots, keep), todo, slots)
 
 
-def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
+def _float64(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) if a.dtype.kind == "f" and a.dtype != np.float64 else a
+
+
+def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile, dtype):
     residual_fn = batched_residual(f, shared_x)
     jac_fn = (jac if jac in DIFFERENCE_MODES
               else batched_residual_and_jacobian(f, jac, shared_x))
-    key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile)
+    key = ("curve_fit_batch", f, jac, shared_x, n, m, cfg, diff_step, jit_compile, dtype.name)
     return driver.cached(key, lambda: driver.build_stepper(
         residual_fn, n, m, jac_fn, cfg._replace(jit_compile=jit_compile), diff_step=diff_step))
 
@@ -79,19 +82,24 @@ def _compiled_stepper(f, jac, shared_x, n, m, cfg, diff_step, jit_compile):
 class _Inputs:
     """The compiled step's per-slot inputs for a given assignment of problems to slots."""
 
-    def __init__(self, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed):
-        self.x_shared = tf.constant(x) if shared_x else None
+    def __init__(self, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, dtype):
+        self.dtype = dtype
+        self.x_shared = self._tensor(x) if shared_x else None
         self.x, self.y, self.present, self.inv_sigma = x, y, present, inv_sigma
         self.p0, self.lb, self.ub, self.d_fixed = p0, lb, ub, d_fixed
 
+    def _tensor(self, a) -> tf.Tensor:
+        return tf.constant(np.ascontiguousarray(a, dtype=self.dtype))
+
     def __call__(self, rows: np.ndarray):
+        t = self._tensor
         w = self.present[rows].astype(np.float64)
         if self.inv_sigma is not None:
             w *= self.inv_sigma if self.inv_sigma.ndim == 1 else self.inv_sigma[rows]
-        data = (self.x_shared if self.x_shared is not None else _t64(self.x[rows]),
-                _t64(np.where(self.present[rows], self.y[rows], 0.0)), _t64(w))
+        data = (self.x_shared if self.x_shared is not None else t(self.x[rows]),
+                t(np.where(self.present[rows], self.y[rows], 0.0)), t(w))
         d = np.broadcast_to(self.d_fixed, (rows.size, self.d_fixed.size))
-        return _t64(self.p0[rows]), _t64(self.lb[rows]), _t64(self.ub[rows]), _t64(d), data
+        return t(self.p0[rows]), t(self.lb[rows]), t(self.ub[rows]), t(d), data
 
 
 def _run(step, jit_compile: bool, *args):

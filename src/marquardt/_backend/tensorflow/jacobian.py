@@ -24,7 +24,7 @@ from marquardt._backend.tensorflow import xp as tfx
 from marquardt._core import numdiff
 from marquardt._errors import NoGradientError
 
-__all__ = ["as_float64", "autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
+__all__ = ["as_float64", "as_dtype", "autodiff_jacobian", "scalar_forward_jacobian", "resolved_mode",
            "zero_gradient_parameters", "finite_difference_jacobian", "NoGradientError"]
 
 #: Up to this many parameters the forward passes are unrolled; above it they are vectorised.
@@ -107,6 +107,13 @@ def resolved_mode(n: int, m: int, mode: str) -> str:
     if mode == "auto":
         return "forward" if n < m or n <= UNROLL_MAX else "reverse"
     return mode
+
+
+def as_dtype(value, dtype) -> tf.Tensor:
+    """``value`` as a tensor of ``dtype`` (no copy when it already is one): a batch's model
+    output in the batch's working precision (``curve_fit_batch(dtype=...)``)."""
+    value = tf.convert_to_tensor(value)
+    return value if value.dtype == dtype else tf.cast(value, dtype)
 
 
 def as_float64(value) -> tf.Tensor:

@@ -31,7 +31,6 @@ stack = tf.stack
 reshape = tf.reshape
 zeros_like = tf.zeros_like
 ones_like = tf.ones_like
-matmul = tf.matmul
 asarray = tf.convert_to_tensor
 
 
@@ -119,7 +118,38 @@ def norm(a, axis=-1):
     return tf.norm(a, axis=axis)
 
 
+#: Largest product of a batched product's three matrix dimensions (p·q·r for (p, q) @ (q, r))
+#: formed elementwise (``_small_batched``): one fused loop per product under XLA, where XLA's
+#: CPU dot emitter calls a small-matrix kernel once per problem of the batch.
+_ELEMENTWISE_MAX = 1024
+
+
+def _small_batched(a, b) -> bool:
+    """Both operands batched (rank ≥ 3) with static matrix dimensions whose product is at
+    most ``_ELEMENTWISE_MAX``: many tiny products, cheaper as broadcast multiply and sum."""
+    if a.shape.rank is None or b.shape.rank is None or a.shape.rank < 3 or b.shape.rank < 2:
+        return False
+    dims = list(a.shape[-2:]) + [b.shape[-1]]
+    if None in dims:
+        return False
+    return dims[0] * dims[1] * dims[2] <= _ELEMENTWISE_MAX
+
+
+def matmul(a, b):
+    """``a @ b`` for (…, p, q) and (…, q, r): ``Σ_q a[…, p, q] b[…, q, r]``, elementwise for a
+    batch of small matrices (``_small_batched``), else ``tf.matmul``."""
+    if _small_batched(a, b):
+        return tf.reduce_sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+    return tf.matmul(a, b)
+
+
 def matvec(a, x, transpose_a: bool = False):
+    """``a @ x`` (or ``aᵀ @ x``) for a (…, m, n), per problem; elementwise for a batch of
+    small matrices (``_small_batched``: 1 × m × n)."""
+    if _small_batched(a, x[..., None]):
+        if transpose_a:
+            return tf.reduce_sum(a * x[..., :, None], axis=-2)
+        return tf.reduce_sum(a * x[..., None, :], axis=-1)
     return tf.linalg.matvec(a, x, transpose_a=transpose_a)
 
 
