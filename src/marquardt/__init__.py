@@ -23,7 +23,10 @@ not successful" warning per rejected factorisation, which the LM step notices, h
 counts in the Keras logs' ``cholesky_failures``) then stays off stderr. ``TF_CPP_MIN_LOG_LEVEL=0``
 shows it again. TensorFlow reads the variable once, when it is imported: imported after
 TensorFlow, ``marquardt`` changes nothing (docs/keras.md, "Quiet output and failed
-factorisations").
+factorisations"). Two start-up lines escape that setting on CPUs where TensorFlow turns oneDNN on
+by default (absl's "before InitializeLog" warning and the "oneDNN custom operations are on"
+notice): the first import of TensorFlow after ``import marquardt`` drops exactly those two
+(``marquardt/_quiet_import.py``; ``TF_ENABLE_ONEDNN_OPTS=0`` turns oneDNN and its notice off).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from typing import TYPE_CHECKING
 
 if "tensorflow" not in _sys.modules:
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from marquardt import _quiet_import
+
+    _quiet_import.install()
 
 __version__ = "0.1.0"
 
