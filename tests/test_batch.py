@@ -497,7 +497,11 @@ def test_numpy_model_equals_one_at_a_time(model):
         popt, pcov, one = fit_curve(model, t[present], y[k][present], p0[k],
                                     solver=SOLVER, **TOL)
         assert (res.status[k], res.nfev[k], res.nit[k]) == (one.status, one.nfev, one.nit), k
-        np.testing.assert_allclose(res.x[k], popt, rtol=1e-8)
+        # the same cost to rounding; x as far as the cost determines it: within 1e-4 of its
+        # standard errors (problem 29 of this set is ill-conditioned: x differs by 2.8e-8
+        # relative on an AVX-512 machine, where a long row's exp rounds differently)
+        np.testing.assert_allclose(res.cost[k], one.cost, rtol=1e-12, atol=0)
+        np.testing.assert_array_less(np.abs(res.x[k] - popt), 1e-4 * np.sqrt(np.diag(pcov)))
         np.testing.assert_allclose(res.cov[k], pcov, rtol=1e-6)
 
 

@@ -88,9 +88,12 @@ def _events(fit) -> int:
 
 @pytest.mark.parametrize("jac, model_calls, jac_calls, budget", [
     # measured 2026-12-03 with the trust-region default: 3,729 and 3,889 Python-level calls
-    # (Nielsen's rule: 2,451 and 2,216; the trust radius run eagerly: 9,183 and 8,922)
-    ("2-point", 32, 0, 4_500),
-    (model_jac, 9, 9, 4_700),
+    # (Nielsen's rule: 2,451 and 2,216; the trust radius run eagerly: 9,183 and 8,922).
+    # 2-point: 8 Jacobians (32 calls) on an AVX2 machine, 9 (36 calls, 3,757 Python-level
+    # calls) on an AVX-512 one (2026-12-04): NumPy's exp rounds the last bit differently there
+    # and the last, rounding-level step is judged once more; both end at the same x
+    ("2-point", {32, 36}, {0}, 4_500),
+    (model_jac, {9}, {9}, 4_700),
 ], ids=["2-point", "callable-jac"])
 def test_warm_fit_stays_within_its_call_budget(jac, model_calls, jac_calls, budget):
     def fit():
@@ -98,7 +101,7 @@ def test_warm_fit_stays_within_its_call_budget(jac, model_calls, jac_calls, budg
     events = _events(fit)
     model.calls = model_jac.calls = 0
     fit()
-    assert (model.calls, model_jac.calls) == (model_calls, jac_calls)
+    assert model.calls in model_calls and model_jac.calls in jac_calls, (model.calls, model_jac.calls)
     assert events <= budget, f"{events} Python-level calls for one warm fit (budget {budget})"
 
 
