@@ -11,8 +11,8 @@ What is JAX's here: α, β and γ are non-trainable variables of the wrapper (``
 written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖²_F by JAX's Cholesky (on a
 CPU, LAPACK's ``potrf`` through jaxlib) and a triangular solve against the identity, inside the
 compiled step (a host callback would cost a hand-over per step; JAX's CPU kernels are LAPACK's
-already). Where the factor is not finite, the eigenvalues (floored at P·ε·max), counted in
-``cholesky_failures``.
+already). Where the factor is not finite or γ = P − ρ·tr(m⁻¹) falls outside [0, P], γ from the
+eigenvalues of m (``_evidence.gamma_by_eigenvalues``), counted in ``cholesky_failures``.
 """
 
 from __future__ import annotations
@@ -27,25 +27,25 @@ from marquardt._backend.jax.keras_step import _flatten, _positions, lm_iteration
 from marquardt.keras import _evidence
 from marquardt.keras._evidence import BayesState, ErrorScale
 
-__all__ = ["trace_inverse", "bayes_iteration", "iterate"]
+__all__ = ["trace_inverse", "effective_parameters", "bayes_iteration", "iterate"]
 
 
 def trace_inverse(m):
-    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky,
-    or by its eigenvalues (``_evidence.trace_by_eigenvalues``) where the factor is not finite
-    (``failed`` then True)."""
+    """``(tr(m⁻¹), ok)`` of a symmetric positive definite m: ‖L⁻¹‖²_F by JAX's Cholesky and a
+    triangular solve against the identity; ``ok`` False where the factor is not finite."""
     chol = jnp.linalg.cholesky(m)
     ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
+    inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
+    return jnp.sum(inv_l * inv_l), ok
 
-    def by_cholesky():
-        inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
-        return jnp.sum(inv_l * inv_l)
 
-    def by_eigenvalues():
-        eps = float(np.finfo(np.dtype(m.dtype)).eps)
-        return _evidence.trace_by_eigenvalues(jxp, jnp.linalg.eigvalsh(m), eps)
-
-    return jax.lax.cond(ok, by_cholesky, by_eigenvalues), jnp.logical_not(ok)
+def effective_parameters(m, rho, p):
+    """``(γ, fallback)`` for m = A + ρI: γ = P − ρ·tr(m⁻¹) by the Cholesky route, or from the
+    eigenvalues of m where it fails or gives γ outside [0, P]
+    (``_evidence.effective_parameters``, as on TensorFlow)."""
+    eps = float(np.finfo(np.dtype(m.dtype)).eps)
+    return _evidence.effective_parameters(jxp, trace_inverse, jnp.linalg.eigvalsh, m, rho,
+                                          jnp.asarray(p, m.dtype), eps)
 
 
 def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, *, prior: BayesState,
@@ -68,7 +68,7 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, *, prior: B
 
     new_weights, lm_state, info = lm_iteration(residual_fn, augmented_cost, weights, data,
                                                state, cfg, ridge=rho)
-    info, new = _evidence.after_iteration(jxp, trace_inverse, info,
+    info, new = _evidence.after_iteration(jxp, effective_parameters, info,
                                           _flatten(new_weights, dtype), rho, scale, prior)
     return new_weights, lm_state, info, new
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 __all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
-           "HOST_LAPACK_MIN_N", "host_trace_inverse", "use_host_trace", "HOST_TRACE_MIN_N"]
+           "HOST_LAPACK_MIN_N", "host_trace_inverse", "host_effective_parameters",
+           "use_host_trace", "HOST_TRACE_MIN_N"]
 
 #: Smallest system factored on the host. Handing work to Python from inside a running graph
 #: costs tens of milliseconds per call in a Keras step (thread hand-over), which only a large
@@ -82,6 +83,26 @@ def host_trace_inverse(m):
     t.set_shape([])
     ok.set_shape([])
     return t, ok
+
+
+def _lapack_effective_parameters(m, rho):
+    from marquardt._backend.numpy.blas_threads import one_thread
+    from marquardt._backend.numpy.trace_inverse import effective_parameters
+
+    with one_thread():
+        return effective_parameters(m, rho)
+
+
+def host_effective_parameters(m, rho):
+    """(γ, fallback) of m = A + ρI by LAPACK on the host in one hand-over: γ = P − ρ·tr(m⁻¹)
+    by ``potrf`` + ``trtri``, or from the eigenvalues of m where ``potrf`` fails or γ falls
+    outside [0, P] (``marquardt._backend.numpy.trace_inverse.effective_parameters``); fallback
+    1 then (int32)."""
+    gamma, fallback = tf.numpy_function(_lapack_effective_parameters, [m, tf.cast(rho, m.dtype)],
+                                        [m.dtype, tf.int32], stateful=False)
+    gamma.set_shape([])
+    fallback.set_shape([])
+    return gamma, fallback
 
 
 def _lapack_cholesky_solve(m, b):
