@@ -225,6 +225,23 @@ def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
     assert calls == [(21, 21)]
 
 
+def test_host_trace_threshold_is_lower_on_one_thread(monkeypatch):
+    """The host's trace from ``HOST_TRACE_MIN_N`` on the default threads, from
+    ``HOST_TRACE_MIN_N_ONE_THREAD`` where TensorFlow runs on one intra-op thread; never under
+    XLA."""
+    from marquardt._backend.tensorflow import linalg
+
+    small, large = linalg.HOST_TRACE_MIN_N_ONE_THREAD, linalg.HOST_TRACE_MIN_N
+    assert small < large
+    monkeypatch.setattr(linalg, "_one_thread", lambda: False)
+    assert not linalg.use_host_trace(small, jit_compile=False)
+    assert linalg.use_host_trace(large, jit_compile=False)
+    monkeypatch.setattr(linalg, "_one_thread", lambda: True)
+    assert not linalg.use_host_trace(small - 1, jit_compile=False)
+    assert linalg.use_host_trace(small, jit_compile=False)
+    assert not linalg.use_host_trace(large, jit_compile=True)
+
+
 def test_host_trace_inverse_equals_numpy_and_reports_failure():
     """``host_trace_inverse`` = tr(m⁻¹) where the Cholesky factor exists; NaN and ok False
     where it does not."""

@@ -35,8 +35,15 @@ def trace_inverse(m):
     triangular solve against the identity; ``ok`` False where the factor is not finite."""
     chol = jnp.linalg.cholesky(m)
     ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
-    inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
-    return jnp.sum(inv_l * inv_l), ok
+
+    def by_factor():
+        inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
+        return jnp.sum(inv_l * inv_l)
+
+    def failed():  # no P³ solve on a NaN factor: the eigenvalue fallback follows
+        return jnp.asarray(jnp.nan, m.dtype)
+
+    return jxp.cond(ok, by_factor, failed), ok
 
 
 def effective_parameters(m, rho, p):

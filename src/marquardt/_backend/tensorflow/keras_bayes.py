@@ -71,10 +71,16 @@ def trace_inverse(m):
     factor is not finite (the value is then meaningless)."""
     chol = tf.linalg.cholesky(m)
     ok = tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(chol)))
-    eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
-    # on a failed factor (NaN) the solve gives NaN, which effective_parameters discards
-    inv_l = tf.linalg.triangular_solve(chol, eye, lower=True)
-    return tf.reduce_sum(inv_l * inv_l), ok
+
+    def by_factor():
+        eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
+        inv_l = tf.linalg.triangular_solve(chol, eye, lower=True)
+        return tf.reduce_sum(inv_l * inv_l)
+
+    def failed():  # no P³ solve on a NaN factor: the eigenvalue fallback follows
+        return tf.constant(float("nan"), m.dtype)
+
+    return tf.cond(ok, by_factor, failed), ok
 
 
 def effective_parameters(m, rho, p, host: bool = False):
