@@ -215,9 +215,9 @@ def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
     calls = []
     original = linalg._lapack_effective_parameters
 
-    def counted(m, rho):
+    def counted(m, rho, eps):
         calls.append(m.shape)
-        return original(m, rho)
+        return original(m, rho, eps)
 
     monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: True)
     monkeypatch.setattr(linalg, "_lapack_effective_parameters", counted)

@@ -26,6 +26,11 @@ __all__ = ["BayesState", "ErrorScale", "ridge", "error_scale", "gamma_by_eigenva
            "evidence_update", "after_iteration"]
 
 
+#: How far above the rounding level of A (P·ε·tr A, ε the model dtype's) ρ must lie for
+#: γ = P − ρ·tr((A + ρI)⁻¹) by a Cholesky factor (``effective_parameters``); 100: γ to about 0.01.
+ROUNDING_MARGIN = 100.0
+
+
 class BayesState(NamedTuple):
     """The hyperparameters carried between iterations (the wrapper's variables)."""
 
@@ -69,7 +74,10 @@ def error_scale(xp, rows, sw, k: int, *, custom: bool, mean: bool, dtype) -> Err
 def gamma_by_eigenvalues(xp, ev, rho, eps: float):
     """γ = Σ sᵢ/(sᵢ + ρ) from the eigenvalues ``ev`` of the ridged matrix A + ρI: sᵢ = evᵢ − ρ,
     the eigenvalues of A = JᵀJ (of the step's residuals), set to 0 where they do not exceed the
-    rounding level P·ε·max|s| (a direction the data do not determine, MacKay's "poorly
+    rounding level √P·ε·max|s| (ε of the model's dtype; by Weyl's inequality an eigenvalue
+    moves by at most ‖δA‖ ≈ ε‖A‖ times a few, the spread of J's rounding through the layers,
+    and the float32 A of a 1-20-20-1 network had its least eigenvalue at −0.4ε‖A‖: a direction
+    the data do not determine, MacKay's "poorly
     determined" parameter, contributes nothing). The same number as
     P − ρ·tr((A + ρI)⁻¹) = P − ρ·Σ 1/(sᵢ + ρ) = 2α·tr(H⁻¹)'s complement with
     H = 2βJₑᵀJₑ + 2αI (tr(H⁻¹) = Σ 1/(2βsₑ,ᵢ + 2α)), written as a sum of terms in [0, 1) so
@@ -77,7 +85,7 @@ def gamma_by_eigenvalues(xp, ev, rho, eps: float):
     gives γ outside [0, P] (in float32, when ρ is at the rounding level of A)."""
     s = ev - rho
     p = xp.cast(xp.shape(ev)[0], ev.dtype)
-    floor = p * eps * xp.max(xp.abs(s))
+    floor = xp.sqrt(p) * eps * xp.max(xp.abs(s))
     s = xp.where(s > floor, s, 0.0 * s)
     return xp.sum(s / (s + rho))
 
@@ -86,24 +94,34 @@ def effective_parameters(xp, trace_inverse: Callable, eigvalsh: Callable, m, rho
                          eps: float):
     """``(γ, fallback)``: γ = P − ρ·tr(m⁻¹) for m = A + ρI, ρ > 0.
 
-    ``trace_inverse(m) -> (tr(m⁻¹), ok)`` is the backend's Cholesky route; where it fails
-    (``ok`` False) or its γ is not finite or lies outside [0, P] (equivalently tr(m⁻¹) outside
-    [0, P/ρ], i.e. tr(H⁻¹) outside [0, P/(2α)]: a factor of a matrix that is not numerically
-    positive definite at the scale of ρ), γ comes from the eigenvalues of m
-    (``eigvalsh(m)``, ``gamma_by_eigenvalues``) and ``fallback`` is True (1, int32).
-    """
-    trace, ok = trace_inverse(m)
-    gamma = p - rho * xp.cast(trace, m.dtype)
-    ok = xp.logical_and(xp.logical_and(ok, xp.isfinite(gamma)),
-                        xp.logical_and(gamma >= 0.0 * p, gamma <= p))
+    ``eps`` is the rounding unit of the *model's* dtype: A = JᵀJ is formed in float64 by
+    default, but from a J that carries the model's rounding, so A is known only to about
+    ε·‖A‖ (in float32 its smallest eigenvalues came out at −4e-6 with ‖A‖ = 80 at P = 481).
 
-    def by_factor():
-        return gamma
+    Two routes. The Cholesky route, ``trace_inverse(m) -> (tr(m⁻¹), ok)`` (the backend's),
+    subtracts ρ·tr(m⁻¹) ≈ P − γ from P: its error is about (P − γ)·ε·‖A‖/ρ, so it is taken only
+    where ρ > ``ROUNDING_MARGIN``·P·ε·tr(m) (tr(m) ≥ ‖A‖). Below that level (float32 models
+    late in training: ρ of 1e-6 against A known to 4e-6; the factor then existed or not by
+    the chance of A's rounding, and γ jumped from about 5 to 22 and back every epoch at
+    P = 481, where float64 settles at 9), where the factor fails (``ok`` False), or where its
+    γ is not finite or lies outside [0, P] (tr(m⁻¹) outside [0, P/ρ], i.e. tr(H⁻¹) outside
+    [0, P/(2α)]), γ comes from the eigenvalues of m (``eigvalsh(m)``,
+    ``gamma_by_eigenvalues``: a sum of terms in [0, 1], no cancellation, the eigenvalues A
+    cannot resolve counted 0) and ``fallback`` is 1 (int32), else 0.
+    """
+    level = ROUNDING_MARGIN * p * eps * xp.sum(xp.diagonal(m))
 
     def by_eigenvalues():
-        return gamma_by_eigenvalues(xp, eigvalsh(m), rho, eps)
+        return gamma_by_eigenvalues(xp, eigvalsh(m), rho, eps), xp.cast(True, "int32")
 
-    return xp.cond(ok, by_factor, by_eigenvalues), xp.cast(xp.logical_not(ok), "int32")
+    def by_factor():
+        trace, ok = trace_inverse(m)
+        gamma = p - rho * xp.cast(trace, m.dtype)
+        ok = xp.logical_and(xp.logical_and(ok, xp.isfinite(gamma)),
+                            xp.logical_and(gamma >= 0.0 * p, gamma <= p))
+        return xp.cond(ok, lambda: (gamma, xp.cast(False, "int32")), by_eigenvalues)
+
+    return xp.cond(rho > level, by_factor, by_eigenvalues)
 
 
 def evidence_update(xp, gamma_of: Callable, a_ridge, rho, p, e_d, e_w, n,

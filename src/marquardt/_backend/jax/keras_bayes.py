@@ -46,11 +46,13 @@ def trace_inverse(m):
     return jxp.cond(ok, by_factor, failed), ok
 
 
-def effective_parameters(m, rho, p):
+def effective_parameters(m, rho, p, eps: float | None = None):
     """``(γ, fallback)`` for m = A + ρI: γ = P − ρ·tr(m⁻¹) by the Cholesky route, or from the
     eigenvalues of m where it fails or gives γ outside [0, P]
-    (``_evidence.effective_parameters``, as on TensorFlow)."""
-    eps = float(np.finfo(np.dtype(m.dtype)).eps)
+    (``_evidence.effective_parameters``, as on TensorFlow). ``eps``: the rounding unit of the
+    model's dtype (default m's)."""
+    if eps is None:
+        eps = float(np.finfo(np.dtype(m.dtype)).eps)
     return _evidence.effective_parameters(jxp, trace_inverse, jnp.linalg.eigvalsh, m, rho,
                                           jnp.asarray(p, m.dtype), eps)
 
@@ -75,7 +77,12 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, *, prior: B
 
     new_weights, lm_state, info = lm_iteration(residual_fn, augmented_cost, weights, data,
                                                state, cfg, ridge=rho)
-    info, new = _evidence.after_iteration(jxp, effective_parameters, info,
+    eps = float(np.finfo(np.dtype(weights[0].dtype)).eps)  # J's rounding
+
+    def gamma_of(m, rho_, p):
+        return effective_parameters(m, rho_, p, eps)
+
+    info, new = _evidence.after_iteration(jxp, gamma_of, info,
                                           _flatten(new_weights, dtype), rho, scale, prior)
     return new_weights, lm_state, info, new
 

@@ -35,17 +35,18 @@ def trace_inverse_or_nan(m):
     return t, np.asarray(bool(np.isfinite(t)))
 
 
-def effective_parameters(m, rho):
+def effective_parameters(m, rho, eps: float | None = None):
     """``(γ, fallback)`` of m = A + ρI (ρ > 0) on the host: γ = P − ρ·tr(m⁻¹) by
     ``trace_inverse_or_nan``; where ``potrf`` fails or γ falls outside [0, P], from the
     eigenvalues of m (LAPACK ``syevd`` through ``numpy.linalg.eigvalsh``,
-    ``_evidence.gamma_by_eigenvalues``), ``fallback`` then 1 (int32)."""
+    ``_evidence.gamma_by_eigenvalues``), ``fallback`` then 1 (int32). ``eps``: the rounding
+    unit of the model's dtype (default m's)."""
     from marquardt._backend.numpy import xp as npx
     from marquardt.keras import _evidence
 
     m = np.asarray(m)
     rho = np.asarray(rho, m.dtype)
-    eps = float(np.finfo(m.dtype).eps)
+    eps = float(np.finfo(m.dtype).eps) if eps is None else eps
     gamma, fallback = _evidence.effective_parameters(
         npx, trace_inverse_or_nan, np.linalg.eigvalsh, m, rho, np.asarray(m.shape[0], m.dtype),
         eps)

@@ -83,14 +83,16 @@ def trace_inverse(m):
     return tf.cond(ok, by_factor, failed), ok
 
 
-def effective_parameters(m, rho, p, host: bool = False):
+def effective_parameters(m, rho, p, eps: float | None = None, host: bool = False):
     """``(γ, fallback)`` for m = A + ρI: γ = P − ρ·tr(m⁻¹) by the Cholesky route, or from the
     eigenvalues of m where that route fails or gives γ outside [0, P]
     (``_evidence.effective_parameters``); with ``host`` all of it by LAPACK on the host
-    (``linalg.host_effective_parameters``: ``potrf`` + ``trtri``, ``syevd`` on fallback)."""
+    (``linalg.host_effective_parameters``: ``potrf`` + ``trtri``, ``syevd`` on fallback).
+    ``eps``: the rounding unit of the model's dtype (default m's)."""
+    if eps is None:
+        eps = float(np.finfo(m.dtype.as_numpy_dtype).eps)
     if host:
-        return linalg.host_effective_parameters(m, rho)
-    eps = float(np.finfo(m.dtype.as_numpy_dtype).eps)
+        return linalg.host_effective_parameters(m, rho, eps)
     return _evidence.effective_parameters(tfx, trace_inverse, tf.linalg.eigvalsh, m, rho,
                                           tf.cast(p, m.dtype), eps)
 
@@ -109,6 +111,7 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     scale = ErrorScale(*(tf.cast(v, dtype) for v in scale))
     rho = _evidence.ridge(prior, scale)
     sqrt_rho = tf.sqrt(rho)
+    eps = float(np.finfo(tf.as_dtype(weights[0].dtype).as_numpy_dtype).eps)  # J's rounding
 
     def augmented_cost(ws):
         r, y_pred = cost_fn(ws)
@@ -117,7 +120,7 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     new_weights, lm_state, info = lm_iteration(residual_fn, augmented_cost, weights, data,
                                                state, cfg, names, ridge=rho)
     info, new = _evidence.after_iteration(
-        tfx, lambda m, rho, p: effective_parameters(m, rho, p, host=host_trace), info, _flatten(new_weights, dtype),
+        tfx, lambda m, rho, p: effective_parameters(m, rho, p, eps, host=host_trace), info, _flatten(new_weights, dtype),
         rho, scale, prior)
     return new_weights, lm_state, info, new
 

@@ -107,21 +107,22 @@ def host_trace_inverse(m):
     return t, ok
 
 
-def _lapack_effective_parameters(m, rho):
+def _lapack_effective_parameters(m, rho, eps):
     from marquardt._backend.numpy.blas_threads import one_thread
     from marquardt._backend.numpy.trace_inverse import effective_parameters
 
     with one_thread():
-        return effective_parameters(m, rho)
+        return effective_parameters(m, rho, float(eps))
 
 
-def host_effective_parameters(m, rho):
+def host_effective_parameters(m, rho, eps: float):
     """(γ, fallback) of m = A + ρI by LAPACK on the host in one hand-over: γ = P − ρ·tr(m⁻¹)
     by ``potrf`` + ``trtri``, or from the eigenvalues of m where ``potrf`` fails or γ falls
     outside [0, P] (``marquardt._backend.numpy.trace_inverse.effective_parameters``); fallback
-    1 then (int32)."""
-    gamma, fallback = tf.numpy_function(_lapack_effective_parameters, [m, tf.cast(rho, m.dtype)],
-                                        [m.dtype, tf.int32], stateful=False)
+    1 then (int32). ``eps``: the rounding unit of the model's dtype."""
+    gamma, fallback = tf.numpy_function(
+        _lapack_effective_parameters, [m, tf.cast(rho, m.dtype), tf.constant(eps, tf.float64)],
+        [m.dtype, tf.int32], stateful=False)
     gamma.set_shape([])
     fallback.set_shape([])
     return gamma, fallback
