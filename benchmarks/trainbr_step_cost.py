@@ -68,7 +68,7 @@ def main():
     def set_route(route):
         """Patched before the step is traced; the compiled step keeps its route."""
         keras_bayes.effective_parameters = (
-            (lambda m, rho, p, host=False: (tf.linalg.trace(m), tf.constant(0)))
+            (lambda m, rho, p, eps=None, host=False: (tf.linalg.trace(m), tf.constant(0)))
             if route == "none" else auto_trace)
         linalg.use_host_trace = (auto_route if route in ("auto", "none") else
                                  (lambda n, jit_compile, host=route == "host": host))
