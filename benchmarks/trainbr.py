@@ -27,6 +27,7 @@ the extra factorisation of A + ρI is visible, alternating runs and keeping the 
 
     python benchmarks/trainbr.py --quick     # 3 seeds, 300 epochs, 2 grid points (~2-4 min)
     python benchmarks/trainbr.py             # 10 seeds, 1000 epochs, 6 grid points
+    python benchmarks/trainbr.py --cost --cpu --dtypes float32,float64   # the cost table alone
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ import time
 import numpy as np
 
 SIGMA = 0.1
+
+#: The epoch clock: wall time, or with ``--cpu`` the process' CPU time (all of TensorFlow's
+#: threads: the work done, steadier than wall time on a shared machine)
+CLOCK = time.perf_counter
 
 
 def problem(name: str, seed: int):
@@ -81,10 +86,10 @@ class _Clock:
                 self.times = []
 
             def on_epoch_begin(self, epoch, logs=None):
-                self.t = time.perf_counter()
+                self.t = CLOCK()
 
             def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self.t)
+                self.times.append(CLOCK() - self.t)
 
         return Clock()
 
@@ -109,6 +114,7 @@ def train_lm(net, x, y, epochs, *, bayesian: bool, validation: bool):
     history = mk.fit(net, x, y, loss="mse", epochs=epochs, options=options,
                      validation_data=val, callbacks=callbacks, verbose=0)
     gamma = history.history["gamma"][-1] if bayesian else float("nan")
+    train_lm.attempts = statistics.mean(history.history["attempts"][1:])
     return float(gamma), len(history.epoch), _median_epoch(clock.times)
 
 
@@ -176,30 +182,61 @@ def bench_problem(name, seeds, epochs, adam_steps, grid):
 COST_CASES = (("1-D", (20,), 60), ("3-D", (10,), 100), ("1-D", (20, 20), 2000))
 
 
-def bench_cost(epochs, repeats):
+def _floatx(dtype: str):
+    import keras
+
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+
+
+def bench_cost(epochs, repeats, dtypes=("float32",)):
     """Epoch time of BR against trainlm, same network, data and start: the median epoch of a
     run (the first left out), the best of ``repeats`` runs alternating the two methods (the
-    machine is shared; the best run is the least disturbed one). One row per ``COST_CASES``."""
+    machine is shared; the best run is the least disturbed one), and the dtypes alternating
+    within each repeat. One row per ``COST_CASES`` and dtype."""
     import keras
 
     rows = []
     for name, hidden, n in COST_CASES:
         rng = np.random.default_rng(0)
         d = 1 if name == "1-D" else 3
-        x = rng.uniform(-1, 1, (n, d)).astype(np.float32)
-        y = (np.sin(3 * x[:, :1]) + SIGMA * rng.normal(size=(n, 1))).astype(np.float32)
-        out = {"trainbr": [], "trainlm": []}
+        x64 = rng.uniform(-1, 1, (n, d))
+        y64 = np.sin(3 * x64[:, :1]) + SIGMA * rng.normal(size=(n, 1))
+        out = {(dt, m): [] for dt in dtypes for m in ("trainbr", "trainlm")}
+        tries = {key: [] for key in out}
         for _ in range(repeats):
-            for method in out:
+            for dt, method in out:
+                _floatx(dt)
                 net = network(d, hidden, 0)
-                _, _, per_epoch = train_lm(net, x, y, epochs, bayesian=method == "trainbr",
-                                           validation=False)
-                out[method].append(per_epoch)
+                _, _, per_epoch = train_lm(net, x64.astype(dt), y64.astype(dt), epochs,
+                                           bayesian=method == "trainbr", validation=False)
+                out[dt, method].append(per_epoch)
+                tries[dt, method].append(train_lm.attempts)
                 p = net.count_params()
                 keras.backend.clear_session()
         size = "-".join(str(v) for v in (d, *hidden, 1))
-        rows.append((size, p, n, min(out["trainbr"]), min(out["trainlm"])))
+        for dt in dtypes:
+            rows.append((size, p, n, dt, min(out[dt, "trainbr"]), min(out[dt, "trainlm"]),
+                         statistics.mean(tries[dt, "trainbr"]),
+                         statistics.mean(tries[dt, "trainlm"])))
+    _floatx("float32")
     return rows
+
+
+def print_cost(epochs, repeats, dtypes):
+    import os
+
+    clock = "CPU" if CLOCK is time.process_time else "wall"
+    print(f"epoch cost ({clock} time, median epoch of a run of {epochs}, best of {repeats} "
+          "alternating runs; "
+          f"load average {os.getloadavg()[0]:.1f} at the start)")
+    print("  (attempts: mean attempts per epoch, first epoch left out; the two methods follow")
+    print("   different paths, so an epoch of one may hold more attempts than one of the other)")
+    print(f"{'network':<10}{'P':>5}{'rows':>6}{'dtype':>9}{'trainbr ms':>12}{'trainlm ms':>12}"
+          f"{'ratio':>7}{'attempts br/lm':>16}")
+    for size, p, n, dt, br, lm, a_br, a_lm in bench_cost(epochs, repeats, dtypes):
+        print(f"{size:<10}{p:>5}{n:>6}{dt:>9}{1e3 * br:>12.2f}{1e3 * lm:>12.2f}{br / lm:>7.2f}"
+              f"{a_br:>9.2f}/{a_lm:.2f}")
 
 
 def main():
@@ -207,7 +244,22 @@ def main():
     parser.add_argument("--quick", action="store_true", help="3 seeds, 300 epochs, 2 grid points")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--cost", action="store_true",
+                        help="only the epoch-cost table (BR against trainlm, alternating)")
+    parser.add_argument("--dtypes", default="float32",
+                        help="dtypes of the cost table, comma-separated (float32,float64)")
+    parser.add_argument("--repeats", type=int, default=None, help="cost table: runs per method")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time epochs by process CPU time instead of wall time")
     args = parser.parse_args()
+    if args.cpu:
+        global CLOCK
+        CLOCK = time.process_time
+    dtypes = tuple(args.dtypes.split(","))
+    repeats = args.repeats or (3 if args.quick else 5)
+    if args.cost:
+        print_cost(args.epochs or (30 if args.quick else 60), repeats, dtypes)
+        return
     seeds = range(args.seeds or (3 if args.quick else 10))
     epochs = args.epochs or (300 if args.quick else 1000)
     adam_steps = 1000 if args.quick else 3000
@@ -225,11 +277,8 @@ def main():
             t = f"{1e3 * per_epoch:.2f}" if per_epoch is not None else "–"
             print(f"{name:<8}{method:<28}{mse:>10.5f}{mse / SIGMA ** 2:>7.2f}{g:>7}{p:>5}"
                   f"{used:>8.0f}{t:>10}")
-    repeats = 3 if args.quick else 5
-    print(f"\nepoch cost (median epoch of a run, best of {repeats} alternating runs)")
-    print(f"{'network':<10}{'P':>5}{'rows':>6}{'trainbr ms':>12}{'trainlm ms':>12}{'ratio':>7}")
-    for size, p, n, br, lm in bench_cost(30 if args.quick else 60, repeats):
-        print(f"{size:<10}{p:>5}{n:>6}{1e3 * br:>12.2f}{1e3 * lm:>12.2f}{br / lm:>7.2f}")
+    print()
+    print_cost(30 if args.quick else 60, repeats, dtypes)
 
 
 if __name__ == "__main__":

@@ -63,12 +63,12 @@ def main():
 
     from marquardt._backend.tensorflow import keras_bayes, linalg
 
-    auto_trace, auto_route = keras_bayes.trace_inverse, linalg.use_host_trace
+    auto_trace, auto_route = keras_bayes.effective_parameters, linalg.use_host_trace
 
     def set_route(route):
         """Patched before the step is traced; the compiled step keeps its route."""
-        keras_bayes.trace_inverse = (
-            (lambda m, host=False: (tf.linalg.trace(m), tf.constant(False)))
+        keras_bayes.effective_parameters = (
+            (lambda m, rho, p, eps=None, host=False: (tf.linalg.trace(m), tf.constant(0)))
             if route == "none" else auto_trace)
         linalg.use_host_trace = (auto_route if route in ("auto", "none") else
                                  (lambda n, jit_compile, host=route == "host": host))

@@ -41,12 +41,12 @@ def test_jax_backend_api_cases(request):
     assert " passed" in out and "failed" not in out
 
 
-def _agreement_on_jax(epochs):
-    out = _run(["tests/keras_jax/agreement_run.py", str(epochs)], "jax")
+def _agreement_on_jax(epochs, preset="default"):
+    out = _run(["tests/keras_jax/agreement_run.py", str(epochs), preset], "jax")
     return json.loads(out.split("RESULT ", 1)[1])
 
 
-def _agreement_on_tensorflow(epochs):
+def _agreement_on_tensorflow(epochs, preset="default"):
     """The same script's ``train`` in this process (Keras on TensorFlow already: a fresh process
     would start TensorFlow again, 7 CPU-s); floatx is restored after it."""
     import keras
@@ -57,7 +57,7 @@ def _agreement_on_tensorflow(epochs):
     spec.loader.exec_module(module)
     floatx = keras.backend.floatx()
     try:
-        return module.train(epochs)
+        return module.train(epochs, preset)
     finally:
         keras.backend.set_floatx(floatx)
 
@@ -74,6 +74,21 @@ def test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
     for key in ("loss", "lam", "grad_norm"):
         np.testing.assert_allclose(jax_run["history"][key], tf_run["history"][key], rtol=1e-9)
+
+
+def test_tensorflow_and_jax_bayesian_regularisation_agree_in_float64():
+    """TRAINBR on both backends (the shared ``keras/_evidence.py``, each backend's LM iteration
+    and trace kernel): the same attempts, weights, and α, β, γ every epoch."""
+    epochs = 10
+    tf_run = _agreement_on_tensorflow(epochs, "trainbr")
+    jax_run = _agreement_on_jax(epochs, "trainbr")
+    assert jax_run["history"]["attempts"] == tf_run["history"]["attempts"]
+    assert jax_run["history"]["cholesky_failures"] == tf_run["history"]["cholesky_failures"]
+    for a, b in zip(jax_run["weights"], tf_run["weights"]):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    for key in ("loss", "gamma", "alpha", "beta", "e_w"):
+        np.testing.assert_allclose(jax_run["history"][key], tf_run["history"][key], rtol=1e-8)
+    assert 0 < tf_run["history"]["gamma"][-1] < 19  # P = 19
 
 
 def test_torch_backend_is_refused_with_the_backends_named(monkeypatch):

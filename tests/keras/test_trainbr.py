@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 import marquardt.keras as mk
+from bayes_cases import GAMMA_CASES, out_of_range_trace
 
 
 def _mackay_linear(phi, t, iters=100_000, tol=1e-15):
@@ -30,10 +31,16 @@ def _mackay_linear(phi, t, iters=100_000, tol=1e-15):
     return w, alpha, beta, float(np.sum(mu / (mu + alpha / beta)))
 
 
-def test_linear_model_reaches_the_evidence_maximum(float64):
+@pytest.mark.parametrize("duplicated", [False, True], ids=["distinct", "duplicated"])
+def test_linear_model_reaches_the_evidence_maximum(float64, duplicated):
+    """The fixed point of the updates is the evidence maximum; with the third input a copy of
+    the second (J of rank 3 for P = 4, one eigenvalue of ΦᵀΦ zero) that parameter direction
+    counts nothing in γ, in the network as in the closed form."""
     rng = np.random.default_rng(3)
     n, d = 20, 3
     x = rng.normal(size=(n, d))
+    if duplicated:
+        x[:, 2] = x[:, 1]
     y = x @ np.array([0.3, -0.2, 0.05]) + 0.1 + rng.normal(size=n)
     net = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1)])
     history = mk.fit(net, x, y[:, None], loss="mse", epochs=100, options=mk.TRAINBR,
@@ -47,6 +54,8 @@ def test_linear_model_reaches_the_evidence_maximum(float64):
     np.testing.assert_allclose([h["gamma"][-1], h["alpha"][-1], h["beta"][-1]],
                                [gamma, alpha, beta], rtol=1e-8)
     assert 0.5 < gamma < d  # the prior matters: γ well below P = 4
+    if duplicated:
+        assert gamma < d - 1  # the copy adds no effective parameter
 
 
 def test_one_update_equals_the_formulas(float64):
@@ -87,6 +96,23 @@ def test_one_update_equals_the_formulas(float64):
     np.testing.assert_allclose([h["e_d"][-1], h["e_w"][-1]], [e_d, e_w], rtol=1e-10)
     # the Keras loss is the data part only
     np.testing.assert_allclose(h["loss"][-1], e_d / n, rtol=1e-10)
+
+
+def test_float32_gamma_does_not_alternate_between_p_and_zero():
+    """The docs' sinc network in float32: from about epoch 14 ρ lies below the rounding level
+    of A, the trace's Cholesky factor of A + ρI fails or gives γ < 0. γ used to be clipped
+    to 0, so α = 0, so the next γ = P: γ alternated P, 0, P, ... for ever. The eigenvalue
+    fallback keeps it in (0, P) and moving slowly, and is counted."""
+    x = np.linspace(-1, 1, 2000, dtype="float32")[:, None]
+    y = np.sinc(10 * x)
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(20, "tanh"),
+                            keras.layers.Dense(1)])
+    h = mk.fit(net, x, y, loss="mse", epochs=24, options=mk.TRAINBR, verbose=0).history
+    gamma = np.array(h["gamma"][1:])
+    assert sum(h["cholesky_failures"]) > 0  # the fallback ran
+    assert np.all((gamma > 1.0) & (gamma < 0.5 * net.count_params()))
+    assert np.all(np.abs(np.diff(gamma)) < 0.35 * gamma[1:])  # as before the fallbacks
 
 
 def test_history_logs_and_plain_keras_save(tmp_path):
@@ -147,21 +173,37 @@ def test_unknown_regularization_is_refused():
         mk.LMModel(net, regularization="l2")
 
 
-def test_trace_inverse_by_cholesky_and_its_counted_fallback():
-    """tr(m⁻¹) = ‖L⁻¹‖²_F where the Cholesky factor exists (failed False); for a singular m
-    (duplicated columns: [[1, 1], [1, 1]], second pivot exactly 0) the eigenvalue route,
-    with the zero eigenvalue floored at P·ε·max, and failed True (counted in the
-    ``cholesky_failures`` log)."""
-    from marquardt._backend.tensorflow.keras_bayes import trace_inverse
+@pytest.mark.parametrize("case", GAMMA_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("host", [False, True], ids=["tensorflow", "host"])
+def test_effective_parameters_in_closed_form(case, host):
+    """γ = Σ sᵢ/(sᵢ + ρ) (``tests/bayes_cases.py``, the same cases as on JAX) by TensorFlow's
+    Cholesky route and by the host's LAPACK; where the factor of A + ρI does not exist
+    (duplicated columns, ρ below rounding) the eigenvalue fallback gives the analytic γ = 1
+    and reports itself (counted in ``cholesky_failures``)."""
+    from marquardt._backend.tensorflow.keras_bayes import effective_parameters
 
-    m = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
-    trace, failed = trace_inverse(tf.constant(m))
-    assert not bool(failed)
-    np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-14)
-    trace, failed = trace_inverse(tf.constant([[1.0, 1.0], [1.0, 1.0]], tf.float64))
-    assert bool(failed)
-    assert float(trace) == pytest.approx(1.0 / 2.0 + 1.0 / (2 * 2.220446049250313e-16 * 2.0),
-                                         rel=1e-12)
+    m = tf.constant(case.m)
+    gamma, fallback = effective_parameters(m, tf.constant(case.rho, tf.float64), len(case.a),
+                                           host=host)
+    assert int(fallback) == case.fallback
+    np.testing.assert_allclose(float(gamma), case.gamma, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_trace_out_of_range_takes_the_eigenvalue_route(dtype):
+    """A Cholesky route that reports success with tr(m⁻¹) > P/ρ (γ < 0) is discarded for the
+    eigenvalues, not clipped to γ = 0 (the float32 alternation γ = P, 0, P, ...)."""
+    from marquardt.keras import _evidence
+    from marquardt._backend.tensorflow import xp as tfx
+
+    case = GAMMA_CASES[1]
+    m = tf.constant(case.m, dtype)
+    eps = float(np.finfo(dtype).eps)
+    gamma, fallback = _evidence.effective_parameters(
+        tfx, out_of_range_trace, tf.linalg.eigvalsh, m, tf.constant(case.rho, dtype),
+        tf.constant(2.0, dtype), eps)
+    assert int(fallback) == 1
+    np.testing.assert_allclose(float(gamma), case.gamma, rtol=10 * eps)
 
 
 def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
@@ -171,23 +213,39 @@ def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
     from marquardt._backend.tensorflow import linalg
 
     calls = []
-    original = linalg._lapack_trace_inverse
+    original = linalg._lapack_effective_parameters
 
-    def counted(m):
+    def counted(m, rho, eps):
         calls.append(m.shape)
-        return original(m)
+        return original(m, rho, eps)
 
     monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: True)
-    monkeypatch.setattr(linalg, "_lapack_trace_inverse", counted)
+    monkeypatch.setattr(linalg, "_lapack_effective_parameters", counted)
     test_one_update_equals_the_formulas(float64)
     assert calls == [(21, 21)]
 
 
-def test_host_trace_inverse_equals_numpy_and_reports_failure():
-    """``host_trace_inverse`` = tr(m⁻¹) where the Cholesky factor exists; where it does not,
-    ``trace_inverse(host=True)`` takes the eigenvalue route, as the TensorFlow route does."""
+def test_host_trace_threshold_is_lower_on_one_thread(monkeypatch):
+    """The host's trace from ``HOST_TRACE_MIN_N`` on the default threads, from
+    ``HOST_TRACE_MIN_N_ONE_THREAD`` where TensorFlow runs on one intra-op thread; never under
+    XLA."""
     from marquardt._backend.tensorflow import linalg
-    from marquardt._backend.tensorflow.keras_bayes import trace_inverse
+
+    small, large = linalg.HOST_TRACE_MIN_N_ONE_THREAD, linalg.HOST_TRACE_MIN_N
+    assert small < large
+    monkeypatch.setattr(linalg, "_one_thread", lambda: False)
+    assert not linalg.use_host_trace(small, jit_compile=False)
+    assert linalg.use_host_trace(large, jit_compile=False)
+    monkeypatch.setattr(linalg, "_one_thread", lambda: True)
+    assert not linalg.use_host_trace(small - 1, jit_compile=False)
+    assert linalg.use_host_trace(small, jit_compile=False)
+    assert not linalg.use_host_trace(large, jit_compile=True)
+
+
+def test_host_trace_inverse_equals_numpy_and_reports_failure():
+    """``host_trace_inverse`` = tr(m⁻¹) where the Cholesky factor exists; NaN and ok False
+    where it does not."""
+    from marquardt._backend.tensorflow import linalg
 
     rng = np.random.default_rng(1)
     j = rng.normal(size=(60, 40))
@@ -195,18 +253,19 @@ def test_host_trace_inverse_equals_numpy_and_reports_failure():
     trace, ok = tf.function(linalg.host_trace_inverse)(tf.constant(m))
     assert bool(ok) and trace.shape == ()
     np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-12)
-    singular = tf.constant([[1.0, 1.0], [1.0, 1.0]], tf.float64)
-    trace, ok = linalg.host_trace_inverse(singular)
+    trace, ok = linalg.host_trace_inverse(tf.constant([[1.0, 1.0], [1.0, 1.0]], tf.float64))
     assert not bool(ok) and np.isnan(float(trace))
-    host, host_failed = trace_inverse(singular, host=True)
-    native, native_failed = trace_inverse(singular)
-    assert bool(host_failed) and bool(native_failed)
-    assert float(host) == float(native)
 
 
-def test_failed_trace_factorisation_is_counted(float64):
-    """As on JAX (``tests/keras_jax/test_api.py``): A = a·[[1, 1], [1, 1]] and α = 1e-30, so
-    the trace's Cholesky of A + ρI fails and the step's of A + λI does not: one failure."""
+@pytest.mark.parametrize("host", [False, True], ids=["tensorflow", "host"])
+def test_failed_trace_factorisation_is_counted(float64, host, monkeypatch):
+    """As on JAX (``tests/keras_jax/test_api.py``): two equal Jacobian columns,
+    A = a·[[1, 1], [1, 1]], and α = 1e-30, so the trace's Cholesky of A + ρI fails and the
+    step's of A + λI does not: one fallback, and γ the analytic 2a/(2a + ρ) = 1 (one
+    well-determined parameter, w₁ + w₂), on TensorFlow's route and on the host's."""
+    from marquardt._backend.tensorflow import linalg
+
+    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: host)
     inp = keras.Input((1,))
     out = keras.layers.Add()([
         keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
@@ -216,4 +275,4 @@ def test_failed_trace_factorisation_is_counted(float64):
     lm.lm_alpha.assign(1e-30)
     h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
     assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
-    assert 1.0 < h["gamma"][0] <= 2.0
+    assert h["gamma"][0] == pytest.approx(1.0, rel=1e-13)

@@ -3,7 +3,7 @@ prints the weights and the per-epoch logs as JSON (``tests/keras/test_keras_on_j
 with ``KERAS_BACKEND=jax`` in a fresh process, calls its ``train`` in its own TensorFlow process,
 and compares).
 
-Usage: ``KERAS_BACKEND=jax python tests/keras_jax/agreement_run.py EPOCHS [trainlm]``
+Usage: ``KERAS_BACKEND=jax python tests/keras_jax/agreement_run.py EPOCHS [trainlm|trainbr]``
 """
 
 import json
@@ -42,7 +42,7 @@ def train(epochs: int, preset: str = "default") -> dict:
     x = np.linspace(-2.0, 2.0, 120)[:, None]
     y = np.sin(2.0 * x) + 0.3 * x * x
     net = network()
-    options = mk.TRAINLM if preset == "trainlm" else None
+    options = {"trainlm": mk.TRAINLM, "trainbr": mk.TRAINBR}.get(preset)
     lm = mk.LMModel(net, options=options)
     lm.compile(loss="mse")
     history = lm.fit(x, y, epochs=epochs, verbose=0)

@@ -13,6 +13,7 @@ import pytest
 
 import marquardt.keras as mk
 from marquardt._status import Status
+from bayes_cases import GAMMA_CASES, out_of_range_trace
 
 RNG = np.random.default_rng(0)
 X = np.linspace(-1.0, 1.0, 200, dtype="float32")[:, None]
@@ -259,28 +260,47 @@ def test_bayesian_one_update_equals_the_formulas(float64):
                                [h["alpha"][-1], h["beta"][-1], h["gamma"][-1]], rtol=0)
 
 
-def test_bayesian_trace_falls_back_and_is_counted(float64):
-    """tr(m⁻¹) on JAX: by Cholesky where it exists; for [[1, 1], [1, 1]] (second pivot exactly
-    0) the floored eigenvalues, failed True, the same numbers as TensorFlow's
-    (``tests/keras/test_trainbr.py``)."""
+@pytest.mark.parametrize("case", GAMMA_CASES, ids=lambda c: c.name)
+def test_bayesian_effective_parameters_in_closed_form(case):
+    """γ = Σ sᵢ/(sᵢ + ρ) on JAX, the cases of ``tests/bayes_cases.py`` that TensorFlow meets
+    too (``tests/keras/test_trainbr.py``): by the Cholesky route, or, where the factor of
+    A + ρI does not exist, by the eigenvalue fallback (reported), the analytic γ = 1 for two
+    duplicated columns."""
     import jax.numpy as jnp
 
-    from marquardt._backend.jax.keras_bayes import trace_inverse
+    from marquardt._backend.jax.keras_bayes import effective_parameters
 
-    m = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
-    trace, failed = trace_inverse(jnp.asarray(m))
-    assert not bool(failed)
-    np.testing.assert_allclose(float(trace), np.trace(np.linalg.inv(m)), rtol=1e-14)
-    trace, failed = trace_inverse(jnp.asarray([[1.0, 1.0], [1.0, 1.0]]))
-    assert bool(failed)
-    assert float(trace) == pytest.approx(1.0 / 2.0 + 1.0 / (2 * 2.220446049250313e-16 * 2.0),
-                                         rel=1e-12)
+    gamma, fallback = effective_parameters(jnp.asarray(case.m), jnp.asarray(case.rho),
+                                           len(case.a))
+    assert int(fallback) == case.fallback
+    np.testing.assert_allclose(float(gamma), case.gamma, rtol=1e-13)
+
+
+def test_bayesian_trace_out_of_range_takes_the_eigenvalue_route():
+    """A Cholesky route reporting success with tr(m⁻¹) > P/ρ is discarded for the
+    eigenvalues, inside ``jax.jit`` too (the predicate is traced)."""
+    import jax
+    import jax.numpy as jnp
+
+    from marquardt.keras import _evidence
+    from marquardt._backend.jax import xp as jxp
+
+    case = GAMMA_CASES[1]
+
+    @jax.jit
+    def run(m, rho):
+        return _evidence.effective_parameters(jxp, out_of_range_trace, jnp.linalg.eigvalsh, m,
+                                              rho, jnp.asarray(2.0, m.dtype), 2.2e-16)
+
+    gamma, fallback = run(jnp.asarray(case.m), jnp.asarray(case.rho))
+    assert int(fallback) == 1
+    np.testing.assert_allclose(float(gamma), case.gamma, rtol=1e-14)
 
 
 def test_bayesian_failed_trace_factorisation_is_counted(float64):
     """Two equal Jacobian columns make A = a·[[1, 1], [1, 1]]; with α = 1e-30, ρ is below
     rounding and A + ρI's Cholesky fails in the trace (the step's A + λI does not): one
-    failure in the epoch's ``cholesky_failures``, γ from the floored eigenvalues."""
+    fallback in the epoch's ``cholesky_failures``, γ the analytic 2a/(2a + ρ) = 1."""
     inp = keras.Input((1,))
     out = keras.layers.Add()([
         keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
@@ -290,7 +310,7 @@ def test_bayesian_failed_trace_factorisation_is_counted(float64):
     lm.lm_alpha.assign(1e-30)
     h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
     assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
-    assert 1.0 < h["gamma"][0] <= 2.0
+    assert h["gamma"][0] == pytest.approx(1.0, rel=1e-13)
 
 
 def test_bayesian_regularisation_refuses_mini_batches_on_jax():

@@ -10,18 +10,25 @@ ridge of the LM system A + ρI (the derivation is in
     γ = P − ρ·tr((A + ρI)⁻¹),     α ← γ / (2E_W),     β ← (N − γ) / (2E_D).
 
 Each backend's Bayesian step (``_backend/<backend>/keras_bayes.py``) runs its own LM iteration
-on the augmented residuals [r; √ρ w] and its own kernel for tr(m⁻¹); everything else, the
-formulas above with their guards, the error scale s and N, and the logs, is here, on ``xp``
-(the TensorFlow or JAX namespace of the LM core), so that both backends compute the same
-numbers in the same order.
+on the augmented residuals [r; √ρ w] and its own kernels for tr(m⁻¹) and the eigenvalues of m;
+everything else, the formulas above with their guards, the choice between the Cholesky route
+and the eigenvalue fallback (``effective_parameters``), the error scale s and N, and the logs,
+is here, on ``xp`` (the TensorFlow or JAX namespace of the LM core), so that both backends
+compute the same numbers in the same order.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["BayesState", "ErrorScale", "ridge", "error_scale", "trace_by_eigenvalues",
+__all__ = ["BayesState", "ErrorScale", "ridge", "error_scale", "gamma_by_eigenvalues",
+           "effective_parameters",
            "evidence_update", "after_iteration"]
+
+
+#: How far above the rounding level of A (P·ε·tr A, ε the model dtype's) ρ must lie for
+#: γ = P − ρ·tr((A + ρI)⁻¹) by a Cholesky factor (``effective_parameters``); 100: γ to about 0.01.
+ROUNDING_MARGIN = 100.0
 
 
 class BayesState(NamedTuple):
@@ -64,55 +71,101 @@ def error_scale(xp, rows, sw, k: int, *, custom: bool, mean: bool, dtype) -> Err
     return ErrorScale(s=s, n=n_err)
 
 
-def trace_by_eigenvalues(xp, ev, eps: float):
-    """Σ 1/μᵢ over the eigenvalues ``ev`` of m, each floored at P·ε·max|μ| (the fallback of
-    tr(m⁻¹) where m is not numerically positive definite)."""
+def gamma_by_eigenvalues(xp, ev, rho, eps: float):
+    """γ = Σ sᵢ/(sᵢ + ρ) from the eigenvalues ``ev`` of the ridged matrix A + ρI: sᵢ = evᵢ − ρ,
+    the eigenvalues of A = JᵀJ (of the step's residuals), set to 0 where they do not exceed the
+    rounding level √P·ε·max|s| (ε of the model's dtype; by Weyl's inequality an eigenvalue
+    moves by at most ‖δA‖ ≈ ε‖A‖ times a few, the spread of J's rounding through the layers,
+    and the float32 A of a 1-20-20-1 network had its least eigenvalue at −0.4ε‖A‖: a direction
+    the data do not determine, MacKay's "poorly
+    determined" parameter, contributes nothing). The same number as
+    P − ρ·tr((A + ρI)⁻¹) = P − ρ·Σ 1/(sᵢ + ρ) = 2α·tr(H⁻¹)'s complement with
+    H = 2βJₑᵀJₑ + 2αI (tr(H⁻¹) = Σ 1/(2βsₑ,ᵢ + 2α)), written as a sum of terms in [0, 1) so
+    that no cancellation against P occurs: the fallback where the Cholesky route fails or
+    gives γ outside [0, P] (in float32, when ρ is at the rounding level of A)."""
+    s = ev - rho
     p = xp.cast(xp.shape(ev)[0], ev.dtype)
-    floor = p * eps * xp.max(xp.abs(ev))
-    return xp.sum(1.0 / xp.maximum(ev, floor))
+    floor = xp.sqrt(p) * eps * xp.max(xp.abs(s))
+    s = xp.where(s > floor, s, 0.0 * s)
+    return xp.sum(s / (s + rho))
 
 
-def evidence_update(xp, trace_inverse: Callable, a_ridge, rho, p, e_d, e_w, n,
+def effective_parameters(xp, trace_inverse: Callable, eigvalsh: Callable, m, rho, p,
+                         eps: float):
+    """``(γ, fallback)``: γ = P − ρ·tr(m⁻¹) for m = A + ρI, ρ > 0.
+
+    ``eps`` is the rounding unit of the *model's* dtype: A = JᵀJ is formed in float64 by
+    default, but from a J that carries the model's rounding, so A is known only to about
+    ε·‖A‖ (in float32 its smallest eigenvalues came out at −4e-6 with ‖A‖ = 80 at P = 481).
+
+    Two routes. The Cholesky route, ``trace_inverse(m) -> (tr(m⁻¹), ok)`` (the backend's),
+    subtracts ρ·tr(m⁻¹) ≈ P − γ from P: its error is about (P − γ)·ε·‖A‖/ρ, so it is taken only
+    where ρ > ``ROUNDING_MARGIN``·P·ε·tr(m) (tr(m) ≥ ‖A‖). Below that level (float32 models
+    late in training: ρ of 1e-6 against A known to 4e-6; the factor then existed or not by
+    the chance of A's rounding, and γ jumped from about 5 to 22 and back every epoch at
+    P = 481, where float64 settles at 9), where the factor fails (``ok`` False), or where its
+    γ is not finite or lies outside [0, P] (tr(m⁻¹) outside [0, P/ρ], i.e. tr(H⁻¹) outside
+    [0, P/(2α)]), γ comes from the eigenvalues of m (``eigvalsh(m)``,
+    ``gamma_by_eigenvalues``: a sum of terms in [0, 1], no cancellation, the eigenvalues A
+    cannot resolve counted 0) and ``fallback`` is 1 (int32), else 0.
+    """
+    level = ROUNDING_MARGIN * p * eps * xp.sum(xp.diagonal(m))
+
+    def by_eigenvalues():
+        return gamma_by_eigenvalues(xp, eigvalsh(m), rho, eps), xp.cast(True, "int32")
+
+    def by_factor():
+        trace, ok = trace_inverse(m)
+        gamma = p - rho * xp.cast(trace, m.dtype)
+        ok = xp.logical_and(xp.logical_and(ok, xp.isfinite(gamma)),
+                            xp.logical_and(gamma >= 0.0 * p, gamma <= p))
+        return xp.cond(ok, lambda: (gamma, xp.cast(False, "int32")), by_eigenvalues)
+
+    return xp.cond(rho > level, by_factor, by_eigenvalues)
+
+
+def evidence_update(xp, gamma_of: Callable, a_ridge, rho, p, e_d, e_w, n,
                     prior: BayesState):
-    """``(BayesState, failed)``: γ, α, β after an accepted step, and 1 where the Cholesky
-    factorisation of the trace failed (else 0, int32).
+    """``(BayesState, fallback)``: γ, α, β after an accepted step, and 1 where γ came from the
+    eigenvalue fallback (the Cholesky route of the trace failed or gave γ outside [0, P];
+    else 0, int32).
 
     Args:
-        trace_inverse: the backend's ``m -> (tr(m⁻¹), failed)``.
+        gamma_of: the backend's ``(m, ρ, P) -> (γ, fallback)`` (``effective_parameters`` on its
+            kernels, or a host kernel that does the same).
         a_ridge: A + ρI of the step; ``rho`` the ρ it used.
         p: P; ``e_d``, ``e_w``: E_D and E_W at the new weights; ``n``: N.
         prior: α, β, γ before the update (β is kept where N − γ ≤ 0).
 
     Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1; where
-    N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept; γ is
-    clipped to [0, P].
+    N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept. γ needs
+    no clipping: both routes give it in [0, P].
     """
     p = xp.cast(p, e_d.dtype)
     one = xp.ones_like(e_d)
 
     def with_trace():
-        trace, failed = trace_inverse(a_ridge)
-        return p - rho * trace, xp.cast(failed, "int32")
+        gamma, fallback = gamma_of(a_ridge, rho, p)
+        return xp.cast(gamma, e_d.dtype), xp.cast(fallback, "int32")
 
     def without():  # α = 0: no prior, every parameter effective
         return p, xp.cast(False, "int32")
 
-    gamma, failed = xp.cond(rho > 0, with_trace, without)
-    gamma = xp.minimum(xp.maximum(gamma, 0.0 * one), p)
+    gamma, fallback = xp.cond(rho > 0, with_trace, without)
     alpha = xp.where(e_w > 0, gamma / (2.0 * xp.where(e_w > 0, e_w, one)), one)
     beta = xp.where(e_d > 0, (n - gamma) / (2.0 * xp.where(e_d > 0, e_d, one)), one)
     beta = xp.where(n - gamma > 0, beta, xp.cast(prior.beta, e_d.dtype))
-    return BayesState(alpha=alpha, beta=beta, gamma=gamma), failed
+    return BayesState(alpha=alpha, beta=beta, gamma=gamma), fallback
 
 
-def after_iteration(xp, trace_inverse: Callable, info, w_new, rho, scale: ErrorScale,
+def after_iteration(xp, gamma_of: Callable, info, w_new, rho, scale: ErrorScale,
                     prior: BayesState):
     """``(info, BayesState)`` after one LM iteration on the augmented residuals.
 
     ``info`` is the iteration's ``StepInfo`` (its ``cost`` ½‖r‖² + ½ρ‖w‖² at the returned
     weights, ``normal`` = A + ρI); ``w_new`` the returned weights, flat. Returned: ``info``
-    with ``cost`` the data part ½‖r‖² (the Keras loss), ``logs`` α, β, γ, E_D, E_W, and the
-    trace's failed factorisation added to ``cholesky_failures``; the new α, β, γ after an
+    with ``cost`` the data part ½‖r‖² (the Keras loss), ``logs`` α, β, γ, E_D, E_W, and a
+    fallback of the trace (``effective_parameters``) added to ``cholesky_failures``; the new α, β, γ after an
     accepted step, the prior's after a rejected one.
     """
     dtype = w_new.dtype
@@ -122,7 +175,7 @@ def after_iteration(xp, trace_inverse: Callable, info, w_new, rho, scale: ErrorS
     p = xp.shape(w_new)[0]
 
     def update():
-        return evidence_update(xp, trace_inverse, info.normal, rho, p, e_d, e_w, scale.n,
+        return evidence_update(xp, gamma_of, info.normal, rho, p, e_d, e_w, scale.n,
                                prior)
 
     def keep():

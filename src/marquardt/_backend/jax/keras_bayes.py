@@ -11,8 +11,9 @@ What is JAX's here: α, β and γ are non-trainable variables of the wrapper (``
 written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖²_F, on a CPU from
 ``linalg.HOST_LAPACK_MIN_N`` weights on by the host's LAPACK (``potrf`` + ``trtri`` on one
 OpenBLAS thread, ``_backend/jax/linalg.py``), otherwise by JAX's Cholesky and a triangular
-solve against the identity inside the compiled step. Where the factor is not finite, the
-eigenvalues (floored at P·ε·max), counted in ``cholesky_failures``.
+solve against the identity inside the compiled step. Where the factor is not finite or
+γ = P − ρ·tr(m⁻¹) falls outside [0, P], γ from the eigenvalues of m
+(``_evidence.gamma_by_eigenvalues``), counted in ``cholesky_failures``.
 """
 
 from __future__ import annotations
@@ -28,32 +29,43 @@ from marquardt._backend.jax.keras_step import _flatten, _positions, lm_iteration
 from marquardt.keras import _evidence
 from marquardt.keras._evidence import BayesState, ErrorScale
 
-__all__ = ["trace_inverse", "bayes_iteration", "iterate"]
+__all__ = ["trace_inverse", "effective_parameters", "bayes_iteration", "iterate"]
 
 
 def trace_inverse(m):
-    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky
-    (on a CPU from ``linalg.HOST_LAPACK_MIN_N`` on, LAPACK's ``potrf`` + ``trtri`` on the host:
-    ``linalg.host_trace_inverse``), or by its eigenvalues (``_evidence.trace_by_eigenvalues``)
-    where the factor is not finite (``failed`` then True)."""
+    """``(tr(m⁻¹), ok)`` of a symmetric positive definite m: ‖L⁻¹‖²_F, on a CPU from
+    ``linalg.HOST_LAPACK_MIN_N`` on by LAPACK's ``potrf`` + ``trtri`` on the host
+    (``linalg.host_trace_inverse``), otherwise by JAX's Cholesky and a triangular solve against
+    the identity; ``ok`` False (and the trace NaN) where the factor is not finite."""
     if linalg.use_host_lapack(int(m.shape[0])):
-        t_host, ok = linalg.host_trace_inverse(m)
+        return linalg.host_trace_inverse(m)
+    chol = jnp.linalg.cholesky(m)
+    ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
 
-        def by_cholesky():
-            return t_host
-    else:
-        chol = jnp.linalg.cholesky(m)
-        ok = jnp.all(jnp.isfinite(jnp.diagonal(chol)))
+    def by_factor():
+        inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
+        return jnp.sum(inv_l * inv_l)
 
-        def by_cholesky():
-            inv_l = solve_triangular(chol, jnp.eye(m.shape[0], dtype=m.dtype), lower=True)
-            return jnp.sum(inv_l * inv_l)
+    def failed():  # no P³ solve on a NaN factor: the eigenvalue fallback follows
+        return jnp.asarray(jnp.nan, m.dtype)
 
-    def by_eigenvalues():
+    return jxp.cond(ok, by_factor, failed), ok
+
+
+def effective_parameters(m, rho, p, eps: float | None = None):
+    """``(γ, fallback)`` for m = A + ρI: γ = P − ρ·tr(m⁻¹) by the Cholesky route, or from the
+    eigenvalues of m where it fails or gives γ outside [0, P]
+    (``_evidence.effective_parameters``, as on TensorFlow). ``eps``: the rounding unit of the
+    model's dtype (default m's)."""
+    if eps is None:
         eps = float(np.finfo(np.dtype(m.dtype)).eps)
-        return _evidence.trace_by_eigenvalues(jxp, jnp.linalg.eigvalsh(m), eps)
-
-    return jax.lax.cond(ok, by_cholesky, by_eigenvalues), jnp.logical_not(ok)
+    eigvalsh = jnp.linalg.eigvalsh
+    if np.dtype(m.dtype) == np.float64 and eps >= float(np.finfo(np.float32).eps):
+        # as on TensorFlow: a float32 model's A in float32 for the eigenvalues (half the cost)
+        def eigvalsh(a):
+            return jnp.linalg.eigvalsh(a.astype(jnp.float32)).astype(jnp.float64)
+    return _evidence.effective_parameters(jxp, trace_inverse, eigvalsh, m, rho,
+                                          jnp.asarray(p, m.dtype), eps)
 
 
 def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, *, prior: BayesState,
@@ -76,7 +88,12 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, *, prior: B
 
     new_weights, lm_state, info = lm_iteration(residual_fn, augmented_cost, weights, data,
                                                state, cfg, ridge=rho)
-    info, new = _evidence.after_iteration(jxp, trace_inverse, info,
+    eps = float(np.finfo(np.dtype(weights[0].dtype)).eps)  # J's rounding
+
+    def gamma_of(m, rho_, p):
+        return effective_parameters(m, rho_, p, eps)
+
+    info, new = _evidence.after_iteration(jxp, gamma_of, info,
                                           _flatten(new_weights, dtype), rho, scale, prior)
     return new_weights, lm_state, info, new
 

@@ -1,12 +1,15 @@
-"""tr(m⁻¹) of a symmetric positive definite matrix by the host's LAPACK: a kernel for
-Bayesian regularisation's γ (``marquardt._backend.tensorflow.linalg.host_trace_inverse``), not
-part of the core's array namespace."""
+"""γ = P − ρ·tr(m⁻¹) of m = A + ρI by the host's LAPACK: the kernels of Bayesian
+regularisation's effective number of parameters on the host
+(``marquardt._backend.tensorflow.linalg.host_effective_parameters``), not part of the core's
+array namespace. The choice between the Cholesky route and the eigenvalue fallback is the
+shared one (``marquardt.keras._evidence.effective_parameters``), run here on NumPy, so that a
+failed ``potrf`` costs no second hand-over from TensorFlow."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["trace_inverse_or_nan"]
+__all__ = ["trace_inverse_or_nan", "effective_parameters"]
 
 
 def trace_inverse_or_nan(m):
@@ -30,3 +33,21 @@ def trace_inverse_or_nan(m):
     flat = inv.ravel(order="K")
     t = np.asarray(np.dot(flat, flat), m.dtype)
     return t, np.asarray(bool(np.isfinite(t)))
+
+
+def effective_parameters(m, rho, eps: float | None = None):
+    """``(γ, fallback)`` of m = A + ρI (ρ > 0) on the host: γ = P − ρ·tr(m⁻¹) by
+    ``trace_inverse_or_nan``; where ``potrf`` fails or γ falls outside [0, P], from the
+    eigenvalues of m (LAPACK ``syevd`` through ``numpy.linalg.eigvalsh``,
+    ``_evidence.gamma_by_eigenvalues``), ``fallback`` then 1 (int32). ``eps``: the rounding
+    unit of the model's dtype (default m's)."""
+    from marquardt._backend.numpy import xp as npx
+    from marquardt.keras import _evidence
+
+    m = np.asarray(m)
+    rho = np.asarray(rho, m.dtype)
+    eps = float(np.finfo(m.dtype).eps) if eps is None else eps
+    gamma, fallback = _evidence.effective_parameters(
+        npx, trace_inverse_or_nan, np.linalg.eigvalsh, m, rho, np.asarray(m.shape[0], m.dtype),
+        eps)
+    return np.asarray(gamma, m.dtype), np.asarray(fallback, np.int32)

@@ -30,10 +30,12 @@ The trace needs one more factorisation than LM: the accepted step factored A + (
 which is not A + ρI while λ > 0 (and λ > 0 always: no factor of the step can be reused
 exactly). tr((A + ρI)⁻¹) = ‖L⁻¹‖²_F from the Cholesky factor L: TensorFlow's Cholesky and a
 triangular solve against the identity (P³/3 + P³ flops), or from P = ``HOST_TRACE_MIN_N`` on a
-CPU LAPACK's ``potrf`` + ``trtri`` on the host (P³/3 + P³/3, ``linalg.host_trace_inverse``);
-against mP² for A, so the share of the trace in an epoch grows as P/m. An eigen-decomposition
-if A + ρI is not numerically positive definite (a failure counted in the ``cholesky_failures``
-log with the step's).
+CPU LAPACK's ``potrf`` + ``trtri`` on the host (P³/3 + P³/3,
+``linalg.host_effective_parameters``); against mP² for A, so the share of the trace in an
+epoch grows as P/m. Where that factor does not exist or its γ = P − ρ·tr lies outside [0, P]
+(in float32 once ρ is below the rounding level of A), γ = Σ sᵢ/(sᵢ + ρ) from the eigenvalues
+of A + ρI (``_evidence.gamma_by_eigenvalues``; a fallback counted in the ``cholesky_failures``
+log with the step's failures), never a clipped value.
 
 Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1 (MATLAB); where
 N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept.
@@ -50,6 +52,7 @@ References:
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from marquardt._backend.tensorflow import linalg
@@ -58,33 +61,46 @@ from marquardt._backend.tensorflow.keras_step import _flatten, lm_iteration
 from marquardt.keras import _evidence
 from marquardt.keras._evidence import BayesState, ErrorScale
 
-__all__ = ["BayesState", "trace_inverse", "bayes_iteration", "iterate_for"]
+__all__ = ["BayesState", "trace_inverse", "effective_parameters", "bayes_iteration",
+           "iterate_for"]
 
 
-def trace_inverse(m, host: bool = False):
-    """``(tr(m⁻¹), failed)`` of a symmetric positive (semi)definite m: ‖L⁻¹‖²_F by Cholesky
-    (TensorFlow's, or with ``host`` LAPACK's ``potrf`` + ``trtri`` on the host,
-    ``linalg.host_trace_inverse``); by its eigenvalues (floored at P·ε·max,
-    ``_evidence.trace_by_eigenvalues``) where the factor is not finite, ``failed`` then True
-    (counted with the step's in the ``cholesky_failures`` log)."""
-    if host:
-        by_factor, ok = linalg.host_trace_inverse(m)
-    else:
-        chol = tf.linalg.cholesky(m)
-        ok = tf.reduce_all(tf.math.is_finite(chol))
+def trace_inverse(m):
+    """``(tr(m⁻¹), ok)`` of a symmetric positive definite m: ‖L⁻¹‖²_F from TensorFlow's
+    Cholesky factor L and a triangular solve against the identity; ``ok`` False where the
+    factor is not finite (the value is then meaningless)."""
+    chol = tf.linalg.cholesky(m)
+    ok = tf.reduce_all(tf.math.is_finite(tf.linalg.diag_part(chol)))
 
-    def by_cholesky():
-        if host:
-            return by_factor
+    def by_factor():
         eye = tf.eye(tf.shape(m)[0], dtype=m.dtype)
         inv_l = tf.linalg.triangular_solve(chol, eye, lower=True)
         return tf.reduce_sum(inv_l * inv_l)
 
-    def by_eigenvalues():
-        eps = 2.220446049250313e-16 if m.dtype == tf.float64 else 1.1920929e-07
-        return _evidence.trace_by_eigenvalues(tfx, tf.linalg.eigvalsh(m), eps)
+    def failed():  # no P³ solve on a NaN factor: the eigenvalue fallback follows
+        return tf.constant(float("nan"), m.dtype)
 
-    return tf.cond(ok, by_cholesky, by_eigenvalues), tf.logical_not(ok)
+    return tf.cond(ok, by_factor, failed), ok
+
+
+def effective_parameters(m, rho, p, eps: float | None = None, host: bool = False):
+    """``(γ, fallback)`` for m = A + ρI: γ = P − ρ·tr(m⁻¹) by the Cholesky route, or from the
+    eigenvalues of m where that route fails or gives γ outside [0, P]
+    (``_evidence.effective_parameters``); with ``host`` all of it by LAPACK on the host
+    (``linalg.host_effective_parameters``: ``potrf`` + ``trtri``, ``syevd`` on fallback).
+    ``eps``: the rounding unit of the model's dtype (default m's)."""
+    if eps is None:
+        eps = float(np.finfo(m.dtype.as_numpy_dtype).eps)
+    if host:
+        return linalg.host_effective_parameters(m, rho, eps)
+    eigvalsh = tf.linalg.eigvalsh
+    if m.dtype == tf.float64 and eps >= float(np.finfo(np.float32).eps):
+        # A of a float32 model is known to ε₃₂‖A‖ only: its eigenvalues in float32 (half the
+        # cost) lose nothing that the fallback's threshold √P·ε₃₂·max keeps
+        def eigvalsh(a):
+            return tf.cast(tf.linalg.eigvalsh(tf.cast(a, tf.float32)), tf.float64)
+    return _evidence.effective_parameters(tfx, trace_inverse, eigvalsh, m, rho,
+                                          tf.cast(p, m.dtype), eps)
 
 
 def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
@@ -101,6 +117,7 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     scale = ErrorScale(*(tf.cast(v, dtype) for v in scale))
     rho = _evidence.ridge(prior, scale)
     sqrt_rho = tf.sqrt(rho)
+    eps = float(np.finfo(tf.as_dtype(weights[0].dtype).as_numpy_dtype).eps)  # J's rounding
 
     def augmented_cost(ws):
         r, y_pred = cost_fn(ws)
@@ -109,7 +126,7 @@ def bayes_iteration(residual_fn, cost_fn, weights, data, state, cfg, names, *,
     new_weights, lm_state, info = lm_iteration(residual_fn, augmented_cost, weights, data,
                                                state, cfg, names, ridge=rho)
     info, new = _evidence.after_iteration(
-        tfx, lambda m: trace_inverse(m, host=host_trace), info, _flatten(new_weights, dtype),
+        tfx, lambda m, rho, p: effective_parameters(m, rho, p, eps, host=host_trace), info, _flatten(new_weights, dtype),
         rho, scale, prior)
     return new_weights, lm_state, info, new
 

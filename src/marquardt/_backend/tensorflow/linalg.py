@@ -14,10 +14,13 @@ right kernel), so the caller opts in: ``use_host_lapack``.
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 __all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
-           "HOST_LAPACK_MIN_N", "host_trace_inverse", "use_host_trace", "HOST_TRACE_MIN_N"]
+           "HOST_LAPACK_MIN_N", "host_trace_inverse", "host_effective_parameters",
+           "use_host_trace", "HOST_TRACE_MIN_N", "HOST_TRACE_MIN_N_ONE_THREAD"]
 
 #: Smallest system factored on the host. Handing work to Python from inside a running graph
 #: costs tens of milliseconds per call in a Keras step (thread hand-over), which only a large
@@ -58,11 +61,31 @@ def use_host_lapack(n: int, *, jit_compile: bool) -> bool:
 #: P = 1,597 580 / 779. So a clear gain from about a thousand on, in both configurations.
 HOST_TRACE_MIN_N = 1000
 
+#: The same threshold where TensorFlow runs its kernels on one intra-op thread (set by the user,
+#: ``tf.config.threading.set_intra_op_parallelism_threads(1)``, or a one-core machine): then the
+#: host's one BLAS thread competes with no TensorFlow pool and its P³/3 + P³/3 against
+#: TensorFlow's P³/3 + P³ pays earlier. Least CPU time per trainbr iteration, one accepted
+#: attempt, ``benchmarks/trainbr_step_cost.py --one-thread --trace tf,host,none --hidden H,H``,
+#: 2,000 rows, 2-core machine at load 4.1-4.4, 2026-12-04, CPU per iteration with the host's
+#: trace against TensorFlow's (and each against trainlm's): P = 321 9.91 against 9.40 ms
+#: (1.28× and 1.22×), P = 481 19.33 against 19.10 (1.36× and 1.34×), P = 673 34.20 against
+#: 36.57 (1.41× and 1.50×); with P = 726 above (33.5 against 40.0), the host pays from about
+#: 600 on one thread (an earlier estimate of 400 was not reproduced).
+HOST_TRACE_MIN_N_ONE_THREAD = 600
+
+
+def _one_thread() -> bool:
+    return (tf.config.threading.get_intra_op_parallelism_threads() == 1
+            or (os.cpu_count() or 2) == 1)
+
 
 def use_host_trace(n: int, *, jit_compile: bool) -> bool:
-    """Whether tr(m⁻¹) of an n × n matrix should be taken by ``host_trace_inverse``: for
-    n ≥ ``HOST_TRACE_MIN_N`` when TensorFlow sees no GPU and the step is not compiled with XLA."""
-    return (n >= HOST_TRACE_MIN_N and not jit_compile
+    """Whether γ's tr(m⁻¹) of an n × n matrix should be taken on the host
+    (``host_effective_parameters``): for n ≥ ``HOST_TRACE_MIN_N`` (``HOST_TRACE_MIN_N_ONE_THREAD``
+    where TensorFlow runs on one intra-op thread) when TensorFlow sees no GPU and the step is
+    not compiled with XLA."""
+    least = HOST_TRACE_MIN_N_ONE_THREAD if _one_thread() else HOST_TRACE_MIN_N
+    return (n >= least and not jit_compile
             and not tf.config.list_logical_devices("GPU"))
 
 
@@ -82,6 +105,27 @@ def host_trace_inverse(m):
     t.set_shape([])
     ok.set_shape([])
     return t, ok
+
+
+def _lapack_effective_parameters(m, rho, eps):
+    from marquardt._backend.numpy.blas_threads import one_thread
+    from marquardt._backend.numpy.trace_inverse import effective_parameters
+
+    with one_thread():
+        return effective_parameters(m, rho, float(eps))
+
+
+def host_effective_parameters(m, rho, eps: float):
+    """(γ, fallback) of m = A + ρI by LAPACK on the host in one hand-over: γ = P − ρ·tr(m⁻¹)
+    by ``potrf`` + ``trtri``, or from the eigenvalues of m where ``potrf`` fails or γ falls
+    outside [0, P] (``marquardt._backend.numpy.trace_inverse.effective_parameters``); fallback
+    1 then (int32). ``eps``: the rounding unit of the model's dtype."""
+    gamma, fallback = tf.numpy_function(
+        _lapack_effective_parameters, [m, tf.cast(rho, m.dtype), tf.constant(eps, tf.float64)],
+        [m.dtype, tf.int32], stateful=False)
+    gamma.set_shape([])
+    fallback.set_shape([])
+    return gamma, fallback
 
 
 def _lapack_cholesky_solve(m, b):
