@@ -150,12 +150,27 @@ def model(x, a, b, c):
     return a * np.exp(-b * x) + c
 
 
+def test_curve_fit_ier_is_minpacks_info():
+    """SciPy's curve_fit (lm) returns leastsq's ``ier``: MINPACK's numbering (1 ftol, 2 xtol,
+    3 both, 4 gtol), not least_squares' status; a callback's stop keeps its own code."""
+    from marquardt._curve_fit import minpack_ier
+    from marquardt._status import Status
+
+    assert [minpack_ier(s) for s in (Status.FTOL, Status.XTOL, Status.FTOL_XTOL, Status.GTOL,
+                                     Status.DAMPING_LIMIT, Status.CALLBACK)] == [1, 2, 3, 4, 1, -2]
+    *_, info, mesg, ier = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], full_output=True,
+                                              xtol=1e-6)
+    assert (info["result"].status, ier) == (Status.XTOL, 2), mesg
+
+
 def test_curve_fit_full_output_is_scipys_five_values():
     popt, pcov, info, mesg, ier = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0],
                                                       full_output=True)
     ref = scipy.optimize.curve_fit(model, T, Y, p0=[1, 1, 0], full_output=True)
     assert set(ref[2]) <= set(info)
     assert isinstance(mesg, str) and ier in (1, 2, 3, 4)
+    # MINPACK's info, as SciPy's lm returns it: 1 ftol, 2 xtol, 3 both, 4 gtol
+    assert ier == {1: 4, 2: 1, 3: 2, 4: 3, 5: 1}[info["result"].status]
     assert info["nfev"] == info["result"].nfev
     np.testing.assert_array_equal(info["fvec"], info["result"].fun)
     # MINPACK's layout: R from fjac and ipvt gives JᵀJ = P RᵀR Pᵀ

@@ -276,6 +276,20 @@ def minpack_info(res) -> dict:
             "njev": res.njev, "nit": res.nit, "result": res}
 
 
+
+#: marquardt's (SciPy ``least_squares``') status -> MINPACK ``lmder``'s ``info``, which SciPy's
+#: ``curve_fit(method='lm', full_output=True)`` returns as ``ier`` (MINPACK User Guide, Moré,
+#: Garbow and Hillstrom 1980, §4 "lmder"): 1 ftol, 2 xtol, 3 both, 4 gtol (orthogonality).
+_MINPACK_IER = {Status.FTOL: 1, Status.XTOL: 2, Status.FTOL_XTOL: 3, Status.GTOL: 4,
+                Status.DAMPING_LIMIT: 1}
+
+
+def minpack_ier(status: int) -> int:
+    """SciPy's ``ier`` for a ``curve_fit`` that ended with ``status`` (other statuses, such as
+    a callback's stop, are returned as they are)."""
+    return _MINPACK_IER.get(Status(status), int(status))
+
+
 def curve_fit(
     f: Callable,
     xdata: Any,
@@ -333,8 +347,10 @@ def curve_fit(
         ``infodict`` holds SciPy's ``nfev``, ``fvec``, ``fjac``, ``ipvt``, ``qtf`` and
         marquardt's ``njev``, ``nit`` and ``result``, the ``OptimizeResult`` with ``pcov``,
         ``perr`` (standard errors), ``correlation``, ``chisq``, ``redchi``, ``dof`` and the
-        history; ``mesg`` the termination message; ``ier`` the status (1-4, as SciPy's
-        ``least_squares``; 5 for a minimum to working precision). ``pcov`` comes from the SVD
+        history; ``mesg`` the termination message; ``ier`` MINPACK's ``info`` as SciPy's
+        ``curve_fit`` (``method='lm'``) returns it: 1 ftol, 2 xtol, 3 both, 4 gtol (a minimum
+        to working precision, ``Status.DAMPING_LIMIT``, is 1); ``infodict['result'].status``
+        keeps marquardt's status (the numbering of SciPy's ``least_squares``). ``pcov`` comes from the SVD
         of the Jacobian of the weighted residuals at ``popt`` (``marquardt._covariance``).
 
     Raises:
@@ -361,4 +377,4 @@ def curve_fit(
         raise RuntimeError("Optimal parameters not found: " + res.message)
     if not full_output:
         return popt, pcov
-    return popt, pcov, minpack_info(res), res.message, res.status
+    return popt, pcov, minpack_info(res), res.message, minpack_ier(res.status)
