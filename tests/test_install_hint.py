@@ -19,3 +19,28 @@ def test_from_a_clone_the_hint_installs_the_clone(monkeypatch, tmp_path):
 def test_from_an_installed_package_the_hint_names_the_package(monkeypatch):
     monkeypatch.setattr(_install, "clone_root", lambda: None)
     assert _install.install_command("cli") == "pip install 'marquardt[cli]'"
+
+
+def test_marquardt_keras_without_its_backend_says_how_to_install_it():
+    """Keras 3 is installed with marquardt but cannot start without TensorFlow or JAX: the
+    import names what is missing and the extras that provide it (here TensorFlow is hidden
+    from a fresh interpreter by a finder that refuses it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.abc\n"
+            "class Refuse(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] == 'tensorflow':\n"
+            "            raise ModuleNotFoundError(\"No module named 'tensorflow'\", name='tensorflow')\n"
+            "sys.meta_path.insert(0, Refuse())\n"
+            "try:\n"
+            "    import marquardt.keras\n"
+            "except ImportError as e:\n"
+            "    print(type(e).__name__, e)\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True, env=env, cwd=ROOT).stdout
+    assert out.startswith("ImportError marquardt.keras needs Keras 3 and a Keras backend, and "
+                          "'tensorflow' is not installed."), out
+    assert "pip install -e '.[cpu]'" in out and "pip install -e '.[jax]'" in out
