@@ -159,6 +159,25 @@ def test_fit_that_does_not_converge_reports_and_exits_1(decay_csv, capsys):
 # ---- refusals ------------------------------------------------------------------------------------------
 
 
+def test_a_missing_dependency_prints_its_install_lines(decay_csv, capsys, monkeypatch):
+    """An ImportError (TensorFlow not installed, say) is an expected error whose message says
+    how to install what is missing, one command per line: printed as it is, exit 1."""
+    from marquardt.cli import _fit
+
+    def missing(*args, **kwargs):
+        raise ImportError("This part needs TensorFlow. Install one build:\n"
+                          "    pip install 'marquardt[cpu]'\n    pip install 'marquardt[tensorflow]'")
+
+    monkeypatch.setattr(_fit, "parse_formula", missing)
+    code = main(["fit", str(decay_csv), "--model", "a*exp(-b*t) + c", "--p0", "a=1,b=0.1,c=0",
+                 "--y", "counts"])
+    assert code == 1
+    assert capsys.readouterr().err == ("marquardt: error: This part needs TensorFlow. Install one "
+                                       "build:\n    pip install 'marquardt[cpu]'\n"
+                                       "    pip install 'marquardt[tensorflow]'\n")
+
+
+
 @pytest.fixture(scope="module")
 def small_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("small") / "small.csv"

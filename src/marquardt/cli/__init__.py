@@ -86,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         return _report(exc, EXIT_DATA)
+    except ImportError as exc:  # a missing dependency: its message says how to install it, one
+        if debug:               # command per line, so the lines are kept
+            raise
+        print(f"marquardt: error: {exc}", file=sys.stderr)
+        return EXIT_DATA
     except Exception as exc:  # noqa: BLE001 - the one place a command line may catch everything
         if debug:
             raise
