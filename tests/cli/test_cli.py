@@ -156,6 +156,17 @@ def test_fit_that_does_not_converge_reports_and_exits_1(decay_csv, capsys):
     assert captured.err.strip().startswith("marquardt: error: the fit did not converge")
 
 
+def test_a_covariance_not_estimated_says_why_on_stderr(small_csv, capsys):
+    """(a + b)·x + c: a and b change the model only together, so J has rank 2 < 3 and the
+    covariance is not estimated; the report says so and stderr says why, on one line."""
+    code = main(["fit", str(small_csv), "--model", "(a + b)*x + c", "--p0", "a=1,b=1,c=0"])
+    captured = capsys.readouterr()
+    assert code == 0 and "(not estimated)" in captured.out
+    assert captured.err == ("marquardt: warning: Covariance of the parameters could not be "
+                            "estimated: the Jacobian at the solution has rank 2 < n = 3 (a "
+                            "parameter, or a combination of them, does not change the model)\n")
+
+
 # ---- refusals ------------------------------------------------------------------------------------------
 
 

@@ -191,14 +191,21 @@ def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
 
     model = problem.formula.as_model(problem.variables, problem.names)
     options = {} if args.max_nfev is None else {"max_nfev": args.max_nfev}
-    with warnings.catch_warnings():
-        # m == n or a rank-deficient J: the covariance is reported as not estimated
-        warnings.simplefilter("ignore", optimize_warning())
+    with warnings.catch_warnings(record=True) as caught:
+        # m == n or a rank-deficient J: the covariance is reported as not estimated, and why
+        # goes to stderr as one line (not Python's warning format with its source line)
+        warnings.simplefilter("always", optimize_warning())
         popt, _, result = fit_curve(
             model, problem.xdata, problem.ydata, p0=problem.p0, sigma=problem.sigma,
             absolute_sigma=args.absolute_sigma, bounds=(problem.lower, problem.upper),
             **options,
         )
+    for warning in caught:
+        if issubclass(warning.category, optimize_warning()):
+            print(f"marquardt: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     # R² = 1 − Σwᵢ(yᵢ − fᵢ)² / Σwᵢ(yᵢ − ȳ)², with ȳ the weighted mean and wᵢ = 1/σᵢ² (or 1):
     # the numerator is χ².
     weights = np.ones_like(problem.ydata) if problem.sigma is None else problem.sigma**-2.0
