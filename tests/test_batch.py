@@ -316,7 +316,7 @@ T, Y2, P2 = decay_data(3)
     (dict(p0=[1.0, np.nan]), ValueError, r"`p0` must contain only finite values"),
     (dict(p0=[[1.0, 1.0], [1.0, 1.0], [1.0, np.nan]]), ValueError,
      r"`p0` must contain only finite values\. Received: p0\[2, 1\]=nan \(1 non-finite"),
-    (dict(p0="ab"), TypeError, r"`p0` must hold real numbers"),
+    (dict(p0="ab"), ValueError, r"`p0` must hold real numbers"),
     (dict(sigma=np.ones(5)), ValueError, r"`sigma` must have shape \(m,\) or \(K, m\)"),
     (dict(sigma=-np.ones(12)), ValueError, r"`sigma` must be positive\. Received: sigma with "
                                            r"minimum -1\.0$"),
@@ -330,7 +330,7 @@ T, Y2, P2 = decay_data(3)
     (dict(solver="qr"), ValueError, r"`solver` must be one of"),
     (dict(loss="l1"), ValueError, r"`loss` must be one of"),
     (dict(max_nfev=0), ValueError, r"`max_nfev` must be a positive integer"),
-    (dict(ftol=-1.0), ValueError, r"`ftol` must be a non-negative number"),
+    (dict(ftol=np.inf), ValueError, r"`ftol` must be a finite number or None"),
     (dict(verbose=2), ValueError, r"`verbose` must be 0 or 1"),
     (dict(callback=print), TypeError, r"curve_fit_batch\(\) got unexpected keyword argument"
                                       r"\(s\): callback"),

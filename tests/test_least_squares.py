@@ -240,8 +240,14 @@ def test_rejects_nan_x0():
 
 
 def test_rejects_non_numeric_and_bad_shapes():
-    with pytest.raises(TypeError, match=r"`x0` must hold real numbers"):
+    with pytest.raises(ValueError, match=r"`x0` must hold real numbers\. Received: x0 with dtype "
+                                         r"<U1 \(\['a', 'b'\]\): could not convert string to "
+                                         r"float"):
         marquardt.least_squares(tf_exp, ["a", "b"])
+    with pytest.raises(TypeError, match=r"`x0` must hold real numbers\. Received: x0 with dtype "
+                                        r"object \(array\(\[\{\}, 1\.0, 0\.0\], dtype=object\)\): float\(\) "
+                                        r"argument must be a string or a real number, not 'dict'"):
+        marquardt.least_squares(tf_exp, np.array([{}, 1.0, 0.0], dtype=object))
     with pytest.raises(ValueError, match=r"`x0` must have 0 or 1 dimension\(s\)\. Received: x0 with shape \(2, 2\)"):
         marquardt.least_squares(tf_exp, np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"`x0` must not be empty"):
@@ -298,7 +304,8 @@ def test_op_without_gradient_is_reported():
     ({"max_nfev": 0}, ValueError, r"`max_nfev` must be a positive integer or None"),
     ({"verbose": 3}, ValueError, r"`verbose` must be 0, 1 or 2"),
     ({"jac": "5-point"}, ValueError, r"`jac` must be one of .*Received: jac='5-point'"),
-    ({"ftol": -1e-8}, ValueError, r"`ftol` must be a non-negative number or None"),
+    ({"ftol": np.nan}, ValueError, r"`ftol` must be a finite number or None\. Received: ftol=nan"),
+    ({"ftol": "tight"}, TypeError, r"`ftol` must be a number or None\. Received: ftol='tight'"),
     ({"x_scale": [1.0, -1.0, 1.0]}, ValueError, r"`x_scale` must be 'jac', or a positive"),
     ({"x_scale": "auto"}, ValueError, r"`x_scale` must be 'jac' or positive numbers"),
     ({"callback": 3}, TypeError, r"`callback` must be callable or None"),

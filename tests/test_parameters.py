@@ -43,7 +43,7 @@ def test_start_values_one_problem_and_batch():
      r"\(2, 2\)"),
     (np.ones((3, 2, 1)), 3, ValueError, r"`x0` must have 0 or 1 or 2 dimension\(s\)"),
     ([], None, ValueError, r"`x0` must not be empty"),
-    ("ab", 3, TypeError, r"`x0` must hold real numbers"),
+    ("ab", 3, ValueError, r"`x0` must hold real numbers.*could not convert string to float"),
 ])
 def test_start_values_errors(value, batch, error, match):
     with pytest.raises(error, match=match):

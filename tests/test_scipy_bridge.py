@@ -216,7 +216,7 @@ def test_curve_fit_form_needs_xdata_in_args():
     (dict(fun=3), TypeError, r"`fun` must be callable\. Received: fun=3"),
     (dict(x0=[[1.0]]), ValueError, r"`x0` must have 0 or 1 dimension"),
     (dict(x0=[np.nan, 1.0]), ValueError, r"`x0` must contain only finite values"),
-    (dict(x0=["a"]), TypeError, r"`x0` must hold real numbers"),
+    (dict(x0=["a"]), ValueError, r"`x0` must hold real numbers"),
     (dict(mode="central"), ValueError, r"`mode` must be one of .*Received: mode='central'"),
     (dict(jac_form="sparse"), ValueError, r"`jac_form` must be one of .*jac_form='sparse'"),
     (dict(kwargs=[1]), TypeError, r"`kwargs` must be a dict"),

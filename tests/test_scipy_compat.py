@@ -138,6 +138,34 @@ def test_tolerance_below_eps_warns_and_all_below_raise():
     assert [str(w.message)[:16] for w in caught] == ["Setting `xtol` b", "Setting `gtol` b"]
 
 
+def test_negative_tolerance_warns_and_disables_its_test_as_scipy_default_method():
+    """SciPy's least_squares (method 'trf', its default) warns for ftol=-1 and runs without the
+    ftol test; so does marquardt, with the same message, and ends where ftol=None ends."""
+    with pytest.warns(UserWarning, match=r"Setting `ftol` below the machine epsilon \(2\.22e-16\) "
+                                         r"effectively disables"):
+        res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=-1)
+    ref = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=None)
+    with pytest.warns(UserWarning, match=r"Setting `ftol` below the machine epsilon"):
+        scipy.optimize.least_squares(residuals, [1.0, 1.0, 0.0], ftol=-1)
+    assert res.success and res.status == ref.status != 2
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert res.nfev == ref.nfev
+
+
+@pytest.mark.parametrize("x0, error", [("abc", ValueError), ([{}, 1.0, 0.0], TypeError)])
+def test_text_and_object_x0_raise_what_scipy_raises(x0, error):
+    with pytest.raises(error):
+        scipy.optimize.least_squares(residuals, np.asarray(x0, dtype=object))
+    with pytest.raises(error, match=r"`x0` must hold real numbers"):
+        marquardt.least_squares(residuals, np.asarray(x0, dtype=object))
+
+
+def test_numeric_text_x0_is_converted_as_scipy_converts_it():
+    res = marquardt.least_squares(residuals, ["1", "1", "0"])
+    ref = marquardt.least_squares(residuals, [1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(res.x, ref.x)
+
+
 def test_positional_arguments_in_scipy_order():
     """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
     res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),

@@ -37,9 +37,14 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
                    dtype: Any = np.float64) -> np.ndarray:
     """Convert ``value`` to a float array, with a clear error when that is impossible.
 
+    Text and object arrays are converted as NumPy's ``astype(float)`` converts them, the
+    conversion SciPy applies to ``x0``, ``xdata`` and ``ydata``: ``["1", "2"]`` is accepted and
+    ``"abc"`` is a ValueError, as in SciPy.
+
     Raises:
-        TypeError: the value is not numeric (strings, objects, complex numbers).
-        ValueError: its number of dimensions is not ``ndim``, or it is empty.
+        TypeError: the value is not real (complex numbers, objects such as None).
+        ValueError: text that is not a number; its number of dimensions is not ``ndim``, or it
+            is empty.
     """
     if hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
@@ -49,6 +54,14 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
         raise ValueError(
             f"`{name}` must be a numeric array. Received: {name}={short_repr(value)} ({exc})"
         ) from None
+    if arr.dtype.kind in "OSU":
+        try:
+            arr = arr.astype(dtype)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"`{name}` must hold real numbers. Received: {name} with dtype {arr.dtype} "
+                f"({short_repr(value)}): {exc}"
+            ) from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(
             f"`{name}` must hold real numbers. Received: {name} with dtype {arr.dtype} "

@@ -81,11 +81,11 @@ def _tol(value, name):
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a non-negative number or None. "
+        raise TypeError(f"`{name}` must be a number or None. "
                         f"Received: {name}={value!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise ValueError(f"`{name}` must be a non-negative number or None. Received: {name}={value!r}")
-    return v
+    if not np.isfinite(v):
+        raise ValueError(f"`{name}` must be a finite number or None. Received: {name}={value!r}")
+    return max(v, 0.0)  # below ε (negative included) disables the test, with SciPy's warning
 
 
 def _x_scale(x_scale, n: int) -> tuple[str, np.ndarray]:
@@ -153,8 +153,10 @@ EPS = float(np.finfo(np.float64).eps)
 
 
 def _tolerances(ftol, xtol, gtol) -> tuple[float, float, float]:
-    """SciPy's ``check_tolerance``: None means 0 (test disabled); one below ε warns that it
-    disables its test; all three below ε is a ValueError."""
+    """SciPy's ``check_tolerance`` (for its default method): None means 0 (test disabled); one
+    below ε, zero and negative values included, warns that it disables its test; all three
+    below ε is a ValueError. SciPy's ``method='lm'`` refuses any tolerance below ε; marquardt
+    keeps the default method's rule, since its LM accepts tighter tolerances."""
     tols = tuple(_tol(v, name) for v, name in ((ftol, "ftol"), (xtol, "xtol"), (gtol, "gtol")))
     for (value, name) in zip((ftol, xtol, gtol), ("ftol", "xtol", "gtol")):
         if value is not None and float(value) < EPS:
