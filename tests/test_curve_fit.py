@@ -107,6 +107,8 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"args": (1,)}, ValueError, r"'args' is not a supported keyword argument"),
     ({"nan_policy": "propagate"}, ValueError, r"`nan_policy='propagate'` is not supported by this function\."),
     ({"nan_policy": "drop", "check_finite": False}, ValueError, r"nan_policy must be one of \{None, 'raise', 'omit'\}\. Received: nan_policy='drop'"),
+    ({"ydata": np.r_[Y[:3], np.nan, Y[4:]], "check_finite": False}, ValueError,
+     r"`ydata` must contain only finite values\. Received: ydata\[3\]=nan \(1 non-finite"),
     ({"jac": "exact"}, ValueError, r"`jac` must be one of \['auto', 'forward', 'reverse', '2-point', '3-point', 'cs'\] or a callable"),
 ])
 def test_rejects_bad_input(kwargs, error, pattern):

@@ -92,7 +92,10 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
     if check_finite or nan_policy is not None:
         if not passthrough:
             _checks.check_finite(x, f"{name_prefix}xdata")
-        _checks.check_finite(y, f"{name_prefix}ydata")
+    # ydata always: a non-finite value makes the residuals at p0 non-finite whatever the model
+    # (SciPy's trf then raises "Residuals are not finite in the initial point"), and the error
+    # should name the data rather than the residual function built from it
+    _checks.check_finite(y, f"{name_prefix}ydata")
     m = y.size
     if not passthrough and y.ndim == 1 and x.ndim >= 1 and x.shape[-1] != m:
         raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)={m}. "
