@@ -7,15 +7,21 @@ p0 = (1, 1, 0). Three forms of the model for marquardt:
 * ``numpy-tol``: the same at SciPy's ``curve_fit`` tolerances (ftol = xtol = 1.49e-8)
   instead of ours (1e-15, 1e-12): the share of the evaluations in the ratio;
 * ``numpy+jac``: the model and its analytic Jacobian in NumPy;
-* ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default);
-* ``jax``: the model in ``jax.numpy``, solved as one compiled loop (skipped without JAX).
+* ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default), on
+  the host executor (a model's fits run there until it has been evaluated
+  ``marquardt._tiering.TENSORFLOW_EVALUATIONS`` times);
+* ``tensorflow-loop``: the same model (another function object) after enough fits to pay for
+  compiling its solve: every later fit is one compiled loop;
+* ``jax``, ``jax-loop``: the model in ``jax.numpy``, on the host executor and as one compiled
+  loop (skipped without JAX).
 
 Measured:
 
 1. *fresh*: a new Python process that imports what it needs and fits once; the wall time of
    the whole process and, inside it, the import time and the first fit's time (tracing
    included). The NumPy runs also report whether ``tensorflow`` was imported.
-2. *warm*: in this process, after two fits, ``--repeat`` rounds of one fit of each form
+2. *warm*: in this process, after two fits (the ``-loop`` forms: as many as it takes to
+   compile the solve), ``--repeat`` rounds of one fit of each form
    (interleaved, so that a busy machine slows every form alike): the median and the fastest.
 
 Ratios are to SciPy's time for the same measurement. Run on a quiet machine: a busy core
@@ -59,10 +65,21 @@ FITS = {
     "tensorflow": ("import marquardt, tensorflow as tf\n"
                    "def model_tf(t, a, b, c):\n    return a * tf.exp(-b * t) + c",
                    "marquardt.curve_fit(model_tf, t, y, p0=p0)"),
+    "tensorflow-loop": ("import marquardt, tensorflow as tf\n"
+                        "def model_tf_loop(t, a, b, c):\n    return a * tf.exp(-b * t) + c",
+                        "marquardt.curve_fit(model_tf_loop, t, y, p0=p0)"),
     "jax": ("import marquardt, jax.numpy as jnp\n"
             "def model_jax(t, a, b, c):\n    return a * jnp.exp(-b * t) + c",
             "marquardt.curve_fit(model_jax, t, y, p0=p0)"),
+    "jax-loop": ("import marquardt, jax.numpy as jnp\n"
+                 "def model_jax_loop(t, a, b, c):\n    return a * jnp.exp(-b * t) + c",
+                 "marquardt.curve_fit(model_jax_loop, t, y, p0=p0)"),
 }
+
+#: Fits before the warm rounds: the ``-loop`` forms fit until their solve is compiled
+#: (``marquardt._tiering``: 1,000 host evaluations for TensorFlow, 3,000 for JAX, about 10-14
+#: per fit of this problem).
+WARM_UP = {"tensorflow-loop": 150, "jax-loop": 400}
 
 FRESH = """
 import time, sys, json
@@ -104,7 +121,7 @@ def warm(names: list[str], repeat: int) -> dict[str, list[float]]:
             print(f"{name}: skipped ({e})")
             continue
         call = compile(fit, "<fit>", "eval")
-        for _ in range(2):  # the first fits (tracing, compilation)
+        for _ in range(WARM_UP.get(name, 2)):  # the first fits (tracing, compilation)
             eval(call, scope)  # noqa: S307 - our own benchmark code
         calls[name] = (call, scope)
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -128,27 +145,27 @@ def main() -> None:
     if args.fresh:
         fresh_table(args.fresh)
     print(f"\nwarm fits, interleaved ({args.repeat} rounds):")
-    print(f"{'form':<12}{'median ms':>10}{'x SciPy':>9}{'fastest ms':>11}{'x SciPy':>9}")
+    print(f"{'form':<16}{'median ms':>10}{'x SciPy':>9}{'fastest ms':>11}{'x SciPy':>9}")
     forms = list(FITS) if args.forms is None else ["scipy"] + [f for f in args.forms
                                                                if f != "scipy"]
     times = warm(forms, args.repeat)
     med = {name: statistics.median(t) for name, t in times.items()}
     low = {name: min(t) for name, t in times.items()}
     for name in times:
-        print(f"{name:<12}{1e3 * med[name]:>10.3f}{med[name] / med['scipy']:>9.2f}"
+        print(f"{name:<16}{1e3 * med[name]:>10.3f}{med[name] / med['scipy']:>9.2f}"
               f"{1e3 * low[name]:>11.3f}{low[name] / low['scipy']:>9.2f}")
 
 
 def fresh_table(count: int) -> None:
     print(f"fresh processes ({count} each; median):")
-    print(f"{'form':<12}{'wall s':>9}{'x SciPy':>9}{'import s':>10}{'1st fit s':>11}"
+    print(f"{'form':<16}{'wall s':>9}{'x SciPy':>9}{'import s':>10}{'1st fit s':>11}"
           f"{'tensorflow':>12}")
     base = None
-    for name in FITS:
+    for name in (n for n in FITS if not n.endswith("-loop")):  # fresh: one fit, no loop
         runs = [fresh(name) for _ in range(count)]
         wall = statistics.median(r["wall"] for r in runs)
         base = wall if name == "scipy" else base
-        print(f"{name:<12}{wall:>9.2f}{wall / base:>9.2f}"
+        print(f"{name:<16}{wall:>9.2f}{wall / base:>9.2f}"
               f"{statistics.median(r['import'] for r in runs):>10.2f}"
               f"{statistics.median(r['first_fit'] for r in runs):>11.3f}"
               f"{str(runs[0]['tensorflow']):>12}")

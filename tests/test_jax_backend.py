@@ -1,7 +1,8 @@
 """The JAX backend of ``least_squares``, ``curve_fit`` and ``curve_fit_batch``.
 
 A function written with ``jax.numpy`` is recognised by the JAX array its first call returns;
-its fit runs as one compiled solve (the LM core in ``lax.while_loop`` under ``jax.jit``) with
+its first fits run on the host executor with r and J jitted, later ones as one compiled solve
+(the LM core in ``lax.while_loop`` under ``jax.jit``; ``marquardt._tiering`` says when), with
 exact Jacobians, in float64 whatever ``jax_enable_x64`` says. NumPy and TensorFlow functions
 are untouched (``tests/jax/test_imports.py`` checks that neither path imports the other
 backend). Compilation costs seconds: the models are module-level, compiled once.
@@ -17,7 +18,7 @@ jax = pytest.importorskip("jax")
 import jax.numpy as jnp  # noqa: E402
 
 import marquardt  # noqa: E402
-from marquardt import Status, nist  # noqa: E402
+from marquardt import Status, _tiering, nist  # noqa: E402
 from marquardt._backend.jax import compile as jc  # noqa: E402
 from marquardt._errors import NoGradientError  # noqa: E402
 from nist_models import jax_models  # noqa: E402
@@ -44,18 +45,44 @@ def residuals(p, t, y):
     return p[0] * jnp.exp(-p[1] * t) + p[2] - y
 
 
-def test_curve_fit_matches_scipy_and_runs_compiled():
-    popt, pcov = marquardt.curve_fit(exponential, T, Y, p0=P0)
+def test_curve_fit_matches_scipy_on_the_host_then_compiled(monkeypatch):
+    """The first fit on the host executor, the next as one compiled solve (compiled at the
+    second fit here: ``JAX_EVALUATIONS`` 0), traced once: both at SciPy's answer."""
+    monkeypatch.setattr(_tiering, "JAX_EVALUATIONS", 0)
+
+    def model(t, a, b, c):  # a model of its own: no host fits of it from other tests
+        return a * jnp.exp(-b * t) + c
+
     ref, ref_cov = marquardt.curve_fit(exponential_np, T, Y, p0=P0, jac=exponential_jac)
-    np.testing.assert_allclose(popt, ref, rtol=1e-10)
-    np.testing.assert_allclose(pcov, ref_cov, rtol=1e-8)
     minpack, _ = scipy.optimize.curve_fit(exponential_np, T, Y, p0=P0, jac=exponential_jac)
-    np.testing.assert_allclose(popt, minpack, rtol=1e-7)
-    before = jc.trace_count()
+    traces = [jc.trace_count()]
+    for _ in range(2):
+        popt, pcov = marquardt.curve_fit(model, T, Y, p0=P0)
+        traces.append(jc.trace_count())
+        np.testing.assert_allclose(popt, ref, rtol=1e-10)
+        np.testing.assert_allclose(pcov, ref_cov, rtol=1e-8)
+        np.testing.assert_allclose(popt, minpack, rtol=1e-7)
     y2 = Y + 0.1  # new data of the same shape: no new compilation
-    popt2, _ = marquardt.curve_fit(exponential, T, y2, p0=P0)
-    assert jc.trace_count() == before
+    popt2, _ = marquardt.curve_fit(model, T, y2, p0=P0)
+    traces.append(jc.trace_count())
+    assert np.diff(traces).tolist() == [0, 1, 0]  # host, compiled (traced), compiled
     np.testing.assert_allclose(popt2, ref + [0, 0, 0.1], atol=1e-6)
+
+
+def test_the_solve_is_compiled_once_the_host_has_paid_for_it(monkeypatch):
+    """The ski-rental rule (``marquardt._tiering``): host fits until the model's host
+    functions have made ``JAX_EVALUATIONS`` evaluations (nfev per fit), then one trace."""
+    monkeypatch.setattr(_tiering, "JAX_EVALUATIONS", 30)
+
+    def decay(t, a, b, c):  # a model of its own: nothing cached from other tests
+        return a * jnp.exp(-b * t) + c
+
+    traces, nfev = jc.trace_count(), []
+    while jc.trace_count() == traces:
+        popt, _, info, _, _ = marquardt.curve_fit(decay, T, Y, p0=P0, full_output=True)
+        nfev.append(info["nfev"])
+    assert len(nfev) > 2 and sum(nfev[:-1]) >= 30 > sum(nfev[:-2])
+    assert jc.trace_count() == traces + 1
 
 
 def test_least_squares_result_fields_and_history():

@@ -9,7 +9,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import marquardt
-from marquardt import Status
+from marquardt import Status, _tiering
 from marquardt._backend.tensorflow import driver
 
 # ---------------------------------------------------------------- the problem catalogue
@@ -163,7 +163,7 @@ def test_args_kwargs_and_no_retrace():
     key = next(k for k in driver._cache if k[0][1] is fun)
 
     def traces():  # the compiled residual and residual-with-Jacobian functions
-        return [f.experimental_get_tracing_count() for f in driver._cache[key]]
+        return [f.experimental_get_tracing_count() for f in driver._cache[key][:2]]
 
     before = traces()
     assert before[1] == 1
@@ -321,26 +321,43 @@ def test_rejects_bad_options(kwargs, error, pattern):
         marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], **kwargs)
 
 
-def test_a_model_fitted_again_runs_as_one_compiled_loop():
-    """The first fit of a TensorFlow model runs on the host executor (a short trace); from
-    the second fit on, the whole solve is one compiled loop, traced once; a fit with a
+def test_a_model_compiles_its_solve_once_the_host_has_paid_for_it(monkeypatch):
+    """The ski-rental rule (``marquardt._tiering``): a TensorFlow model's fits run on the host
+    executor until its host functions have made ``TENSORFLOW_EVALUATIONS`` evaluations (each
+    fit's nfev: J comes with r from one call); the next fit traces
+    the whole solve into one compiled loop, once, and later fits run it; a fit with a
     callback stays on the host (the callback runs as plain Python)."""
+    monkeypatch.setattr(_tiering, "TENSORFLOW_EVALUATIONS", 40)
+
     def fun(p, t, y):
         return p[0] * tf.exp(-p[1] * t) - y
 
     t = np.linspace(0.0, 3.0, 25)
+    y = 2.0 * np.exp(-0.7 * t)
 
     def warm_keys():
         return [k for k in driver._cache if k[0] == "warm" and k[1][0][1] is fun]
 
-    first = marquardt.least_squares(fun, [1.0, 1.0], args=(t, 2.0 * np.exp(-0.7 * t)))
+    def host_use():
+        (key,) = [k for k in driver._cache if k[0][1] is fun]
+        return driver._cache[key][2].evaluations
+
+    host_fits = [marquardt.least_squares(fun, [1.0, 1.0], args=(t, y))]
+    counted = [host_use()]
+    while counted[-1] < 40:
+        assert warm_keys() == []
+        host_fits.append(marquardt.least_squares(fun, [1.5, 0.5], args=(t, y)))
+        counted.append(host_use())
+    assert len(host_fits) > 2  # a fit of ~10 evaluations: compiling at the second fit is gone
+    assert counted == list(np.cumsum([r.nfev for r in host_fits]))
     assert warm_keys() == []
-    second = marquardt.least_squares(fun, [1.5, 0.5], args=(t, 2.0 * np.exp(-0.7 * t)))
+    second = marquardt.least_squares(fun, [1.5, 0.5], args=(t, y))
     third = marquardt.least_squares(fun, [1.0, 1.0], args=(t, 3.0 * np.exp(-0.2 * t)))
     (key,) = warm_keys()
+    assert host_use() == counted[-1]  # the compiled loop runs without the host functions
     assert driver._cache[key].experimental_get_tracing_count() == 1
-    np.testing.assert_allclose(first.x, [2.0, 0.7], rtol=1e-10)
-    np.testing.assert_allclose(second.x, [2.0, 0.7], rtol=1e-10)
+    for res in host_fits + [second]:
+        np.testing.assert_allclose(res.x, [2.0, 0.7], rtol=1e-10)
     np.testing.assert_allclose(third.x, [3.0, 0.2], rtol=1e-10)
     assert [r.iteration for r in second.history] == list(range(len(second.history)))
     seen = []
@@ -360,9 +377,11 @@ def test_max_nfev_is_a_hard_limit():
     assert res.status == int(Status.MAX_NFEV) and res.nfev == 3
 
 
-def test_one_function_fitted_with_different_parameter_counts():
+def test_one_function_fitted_with_different_parameter_counts(monkeypatch):
     """The compiled functions and loops of a model are kept per parameter count: a
-    polynomial of any degree written once is fitted as 3, 4 and again 3 parameters."""
+    polynomial of any degree written once is fitted as 3, 4 and again 3 parameters (each
+    count's loop compiled at its second fit here)."""
+    monkeypatch.setattr(_tiering, "TENSORFLOW_EVALUATIONS", 0)
     t = np.linspace(-1.0, 1.0, 30)
 
     def poly(p, y):

@@ -94,13 +94,15 @@ def test_certified_digits(results, path):
         np.testing.assert_allclose(row["rss"], problem.residual_sum_of_squares, rtol=1e-8)
 
 
-def test_mean_lre_at_least_9_85(results):
-    """Issue #13, result 4 asks for a mean of 9.5; measured 10.14 on an AVX2 machine
-    (2026-12-03) and 9.97 on an AVX-512 one (2026-12-04: NumPy's and OpenBLAS's kernels round
-    differently), trust-radius default with the last Gauss-Newton step taken below the rounding
-    of the cost; 9.54 and 9.73 for the trust radius and Nielsen's rule without that step, so
-    9.85 guards it on both."""
+def test_mean_lre_at_least_9_7(results):
+    """Issue #13, result 4 asks for a mean of 9.5. Every fit of the command runs on the host
+    executor (each model is fitted twice, too few fits to pay for compiling its solve:
+    ``marquardt._tiering``): 9.81 on an AVX-512 machine (2026-12-04), with the last
+    Gauss-Newton step taken below the rounding of the cost, 9.18 without that step
+    (``_gain.ROUNDING_CHANGE`` = 0), so 9.7 guards it. (When the second start ran as a
+    compiled loop: 10.14 on AVX2, 9.86-9.97 on AVX-512; whether the last, rounding-level step
+    is taken before ftol stops depends on the rounding of the executor's kernels.)"""
     lres = [nist.lre(popt, problem.certified).min()
             for problem, popt, _, _ in results.values()]
     assert len(lres) == 38
-    assert np.mean(lres) >= 9.85, f"mean LRE {np.mean(lres):.2f}"
+    assert np.mean(lres) >= 9.7, f"mean LRE {np.mean(lres):.2f}"

@@ -51,6 +51,14 @@ class CompiledCache:
             except TypeError:
                 pass
 
+    def peek(self, key: Hashable | None):
+        """The entry for ``key`` if there is one (None otherwise); builds nothing."""
+        with self._lock:
+            try:
+                return self._items.get(key)
+            except TypeError:
+                return None
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -397,15 +397,18 @@ def _x64_function(fun: Callable) -> Callable:
 
 def _jax_compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
     """A JAX function with an exact Jacobian: ``(state, rows, None)`` solved as one compiled
-    loop (``_backend/jax/host_functions.compiled_solver``), or ``(None, None, evaluator)``
-    for the host executor when a callback or ``verbose=2`` must run after each iteration, or
-    the loss is a callable (NumPy code)."""
+    loop (``_backend/jax/host_functions.compiled_solver``) once the model has been evaluated
+    often enough on the host to pay for compiling it (``marquardt._tiering``), or
+    ``(None, None, evaluator)`` for the host executor: the first fits of a model, and any fit
+    with a callback or ``verbose=2`` (run after each iteration) or a callable loss (NumPy
+    code)."""
     from marquardt._backend.jax import host_functions
 
     one, data, key = problem.jax()
     jac = "auto" if problem.jac == "cs" else problem.jac
     try:
-        if cfg.callback is None and not callable(cfg.loss):
+        if cfg.callback is None and not callable(cfg.loss) and \
+                host_functions.solver_paid_for(key, problem.n, m, jac, cfg):
             solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
             state, rows = solve(x0, lb, ub, d_fixed)
             return state, rows, None
@@ -420,9 +423,10 @@ def _jax_compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig
 
 
 def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):
-    """A TensorFlow model: ``(state, rows, None)`` solved as one compiled loop when the model
-    was fitted before (``host_functions.warm_solver``; not with a callback or ``verbose=2``,
-    which run as plain Python on the host), else ``(None, None, evaluator)`` for the host
+    """A TensorFlow model: ``(state, rows, None)`` solved as one compiled loop once the model
+    has been evaluated often enough on the host to pay for compiling it
+    (``host_functions.warm_solver``, ``marquardt._tiering``; not with a callback or
+    ``verbose=2``, which run as plain Python on the host), else ``(None, None, evaluator)`` for the host
     executor, or ``(None, None, None)`` when TensorFlow cannot trace the model and finite
     differences can run it eagerly instead. A missing gradient raises."""
     from marquardt._backend.tensorflow.host_functions import (check_autodiff,

@@ -22,7 +22,7 @@ import numpy as np
 
 from marquardt._cache import CompiledCache
 
-__all__ = ["float64", "cached", "forget", "trace_count", "jacobian", "DataLayout",
+__all__ = ["float64", "cached", "peek", "forget", "trace_count", "jacobian", "DataLayout",
            "split_args", "is_jax_value", "CACHE_SIZE"]
 
 #: Compiled solves kept (least recently used dropped first); each holds an XLA executable.
@@ -50,6 +50,11 @@ def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
     """The compiled function for ``key``, built by ``factory()`` on a miss; ``key`` None or
     unhashable: built anew (compiled on each call)."""
     return _cache.get(key, factory)
+
+
+def peek(key: Hashable | None):
+    """The cached entry for ``key``, or None; builds nothing."""
+    return _cache.peek(key)
 
 
 def forget(key: Hashable | None) -> None:

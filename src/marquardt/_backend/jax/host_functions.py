@@ -21,12 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from marquardt import _tiering
 from marquardt._backend.jax import compile as jc
 from marquardt._core.functions import Evaluator
 from marquardt._core.records import HISTORY_FIELDS, LoopConfig, LoopState
 
 __all__ = ["least_squares_problem", "curve_fit_problem", "compiled_solver",
-           "compiled_evaluator"]
+           "compiled_evaluator", "solver_paid_for"]
 
 
 def tracing_errors() -> tuple[type[Exception], ...]:
@@ -181,16 +182,18 @@ def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
 
     def build():
         residual, residual_and_jacobian = _batch_functions(one, n, m, jac)
-        return jax.jit(residual), jax.jit(residual_and_jacobian)
+        return jax.jit(residual), jax.jit(residual_and_jacobian), _tiering.HostUse()
 
     full_key = None if key is None else ("evaluator", key, n, m, jac)
-    compiled_r, compiled_rj = jc.cached(full_key, build)
+    compiled_r, compiled_rj, use = jc.cached(full_key, build)
 
     def residual(x, problems=None):
+        use.add()
         with jc.float64():
             return np.asarray(compiled_r(x, *data))
 
     def residual_and_jacobian(x, problems=None):
+        use.add()
         with jc.float64():
             r, j = compiled_rj(x, *data)
             return np.asarray(r), np.asarray(j)
@@ -202,6 +205,19 @@ def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
         raise
     return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
                      jacobian_with_residual=True, first=first)
+
+
+def solver_paid_for(key: Hashable | None, n: int, m: int, jac: str, cfg: LoopConfig) -> bool:
+    """Whether this fit runs as the compiled solve (``compiled_solver``): it is compiled
+    already, or the model's host functions have made ``_tiering.JAX_EVALUATIONS``
+    evaluations (the ski-rental rule of ``marquardt._tiering``). A model whose key cannot be
+    cached stays on the host executor, which compiles less (0.1-0.4 s against 1.3-1.9 s)."""
+    if key is None:
+        return False
+    if jc.peek(("solve", key, n, m, jac, cfg._replace(callback=None))) is not None:
+        return True
+    host = jc.peek(("evaluator", key, n, m, jac))
+    return host is not None and host[2].paid_for(_tiering.JAX_EVALUATIONS)
 
 
 def call_with_arrays(fun: Callable, *values, **kwargs) -> Any:

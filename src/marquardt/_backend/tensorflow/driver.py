@@ -18,7 +18,7 @@ from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
 
-__all__ = ["build_stepper", "residual_functions", "cached", "forget", "clear_cache", "CACHE_SIZE",
+__all__ = ["build_stepper", "residual_functions", "cached", "peek", "forget", "clear_cache", "CACHE_SIZE",
            "ResidualAndJacobian"]
 
 #: Compiled solvers kept (least recently used are dropped first).
@@ -47,6 +47,11 @@ tf.get_logger().addFilter(_OurRetracingFilter())
 def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
     """The compiled solver for ``key``, built by ``factory()`` on a miss. ``key=None``: no cache."""
     return _cache.get(key, factory)
+
+
+def peek(key: Hashable | None):
+    """The cached entry for ``key``, or None; builds nothing."""
+    return _cache.peek(key)
 
 
 def keys() -> list:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Hashable
 import numpy as np
 import tensorflow as tf
 
+from marquardt import _tiering
 from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import arguments, driver
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
@@ -139,10 +140,10 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
 
         built.append(True)
         return (tf.function(residual, autograph=False),
-                tf.function(residual_and_jacobian, autograph=False))
+                tf.function(residual_and_jacobian, autograph=False), _tiering.HostUse())
 
     key = None if key is None else (key, n, m, _jac_key(jac), diff_step)
-    compiled_r, compiled_rj = driver.cached(key, build)
+    compiled_r, compiled_rj, use = driver.cached(key, build)
     lb_t, ub_t = tf.constant(lb), tf.constant(ub)
     # Concrete functions, looked up once per fit: calling a ``tf.function`` canonicalises its
     # arguments on every call (about half of a small model's call time, measured with
@@ -150,11 +151,13 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     concrete = {}
 
     def residual(x, problems=None):
+        use.add()
         if "r" not in concrete:
             concrete["r"] = compiled_r.get_concrete_function(tf.constant(x), *data)
         return concrete["r"](tf.constant(x), *data).numpy()
 
     def residual_and_jacobian(x, problems=None):
+        use.add()
         if "rj" not in concrete:
             concrete["rj"] = compiled_rj.get_concrete_function(tf.constant(x), lb_t, ub_t,
                                                                *data)
@@ -175,11 +178,12 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
 
 def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_step,
                 key: Hashable | None) -> Callable | None:
-    """For a model already fitted once (its compiled functions are cached under ``key``):
-    the whole solve as one compiled loop (the core in ``tf.while_loop``,
-    ``solve_loop.run_loop``), ``solve(x0, lb, ub, d_fixed) -> (state, rows)`` with NumPy
-    (1, n) arrays in and out; None for a first fit (the host executor traces less: 0.2 s
-    against 0.7 s for a 3-parameter model) or a key that cannot be cached.
+    """For a model whose host functions have made ``_tiering.TENSORFLOW_EVALUATIONS``
+    evaluations (the ski-rental rule of ``marquardt._tiering``): the whole solve as one
+    compiled loop (the core in ``tf.while_loop``, ``solve_loop.run_loop``),
+    ``solve(x0, lb, ub, d_fixed) -> (state, rows)`` with NumPy (1, n) arrays in and out; None
+    while the host executor is the cheaper choice (it traces less: 0.2 s against 0.7-2.5 s),
+    or for a key that cannot be cached.
 
     Later fits of a model pay no Python per iteration this way: warm, a TensorFlow model on
     the host executor pays about 1 ms of call overhead per evaluation (NIST median 16.8 ms
@@ -190,6 +194,11 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
     m_key = [k for k in driver.keys() if isinstance(k, tuple) and len(k) == 5 and k[0] == key
              and k[1] == n and k[3] == _jac_key(jac) and k[4] == diff_step]
     if not m_key:
+        return None
+    warm_key = ("warm", m_key[0], cfg)
+    host = driver.peek(m_key[0])
+    if driver.peek(warm_key) is None and (host is None or not host[2].paid_for(
+            _tiering.TENSORFLOW_EVALUATIONS)):
         return None
     m = m_key[0][2]
 
@@ -203,7 +212,6 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
 
         return tf.function(solve, autograph=False)
 
-    warm_key = ("warm", m_key[0], cfg)
     compiled = driver.cached(warm_key, build)
 
     def solve(x0, lb, ub, d_fixed):

@@ -1,0 +1,58 @@
+"""When a differentiable model's single fits move from the host executor to one compiled loop.
+
+A model written with TensorFlow or JAX ops can be fitted two ways, with the same LM core:
+
+* the **host executor** (``_core/host.py``): the model and its exact Jacobian compiled once as
+  a function (0.1-0.4 s), the LM algebra in NumPy and LAPACK on the host, about 0.5 ms (JAX) to
+  1.2 ms (TensorFlow) of Python per evaluation of r or of r and J;
+* the **compiled loop**: the whole solve traced into one ``tf.while_loop`` or
+  ``lax.while_loop``, so a warm fit is one call (3-parameter exponential: 1.0 ms on JAX against
+  6.2 ms on the host; NIST on TensorFlow: median 9.5 ms against 16.8 ms), at the price of
+  tracing and compiling it, 0.7-2.5 s once per model and shapes.
+
+Which is cheaper depends on how many fits of the model follow, which nobody knows at the first
+fit. The ski-rental rule (Karlin, Manasse, McGeoch, Owicki, "Competitive randomized algorithms
+for non-uniform problems", Algorithmica 11, 1994) answers such questions: rent (run on the
+host) until the rent paid equals the price of buying (compiling), then buy; the total is then
+at most twice what the best choice in hindsight costs, however many fits follow. Compiling at
+the second fit, the rule before this module, made a user who fits each model twice (the NIST
+command: two starts per file) pay 0.8-2.5 s per model for nothing.
+
+The rent is counted in evaluations on the host, not in seconds, so that which fit compiles does
+not depend on the machine's load (the host executor and the compiled loop agree to rounding,
+not bit for bit). The thresholds below are the compile times divided by the host executor's
+cost per evaluation, both measured on a 2-core machine (2026-12-04): TensorFlow 1.2 s / 1.2 ms,
+JAX 1.4 s / 0.45 ms. A fit with a callback, ``verbose=2`` or a callable loss always runs on the
+host (they run as Python after each iteration).
+"""
+
+from __future__ import annotations
+
+import threading
+
+__all__ = ["HostUse", "TENSORFLOW_EVALUATIONS", "JAX_EVALUATIONS"]
+
+#: Host evaluations of a TensorFlow model after which its solve is compiled into one loop.
+TENSORFLOW_EVALUATIONS = 1000
+
+#: The same for a JAX model (its host evaluations are cheaper, its compilation as long).
+JAX_EVALUATIONS = 3000
+
+
+class HostUse:
+    """The evaluations a model's host functions have made: kept with them in the backend's
+    cache of compiled functions, so that they are forgotten together."""
+
+    __slots__ = ("evaluations", "_lock")
+
+    def __init__(self) -> None:
+        self.evaluations = 0
+        self._lock = threading.Lock()
+
+    def add(self, count: int = 1) -> None:
+        with self._lock:
+            self.evaluations += count
+
+    def paid_for(self, threshold: int) -> bool:
+        """The host has made ``threshold`` evaluations: compiling the solve is now worth it."""
+        return self.evaluations >= threshold
