@@ -189,6 +189,35 @@ def test_effective_parameters_in_closed_form(case, host):
     np.testing.assert_allclose(float(gamma), case.gamma, rtol=1e-13)
 
 
+def test_a_float32_models_gamma_from_float32_eigenvalues_on_both_routes():
+    """A float32 model's A (from a float32 J, summed in float64) with ρ below its rounding
+    level: TensorFlow's route and the host's (``trace_inverse.eigenvalues``: LAPACK ``syevd``
+    in float32, the route from ``HOST_TRACE_MIN_N_FLOAT32`` weights) both take the eigenvalues
+    and agree with γ = Σ sᵢ/(sᵢ + ρ) over the eigenvalues above √P·ε₃₂·max, computed here in
+    float64, to float32's resolution."""
+    from marquardt._backend.numpy import trace_inverse
+    from marquardt._backend.tensorflow.keras_bayes import effective_parameters
+
+    rng = np.random.default_rng(3)
+    j = (rng.standard_normal((300, 40)) * np.logspace(0, -5, 40)).astype(np.float32)
+    a = j.astype(np.float64).T @ j.astype(np.float64)
+    rho = 1e-9 * np.trace(a)  # far below 100·P·ε₃₂·tr(A): the eigenvalue route
+    m = a + rho * np.eye(40)
+    eps = float(np.finfo(np.float32).eps)
+    s = np.linalg.eigvalsh(a)
+    s = np.where(s > np.sqrt(40) * eps * np.abs(s).max(), s, 0.0)
+    want = np.sum(s / (s + rho))
+    values = trace_inverse.eigenvalues(m, eps)
+    assert values.dtype == np.float64
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(m.astype(np.float32)), rtol=1e-5,
+                               atol=1e-6 * np.abs(values).max())
+    for host in (False, True):
+        gamma, fallback = effective_parameters(tf.constant(m), tf.constant(rho), 40, eps,
+                                               host=host)
+        assert int(fallback) == 1
+        assert abs(float(gamma) - want) < 1e-3 * 40, (host, float(gamma), want)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_trace_out_of_range_takes_the_eigenvalue_route(dtype):
     """A Cholesky route that reports success with tr(m⁻¹) > P/ρ (γ < 0) is discarded for the
@@ -219,7 +248,7 @@ def test_one_update_with_the_trace_on_the_host(float64, monkeypatch):
         calls.append(m.shape)
         return original(m, rho, eps)
 
-    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: True)
+    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile, float32: True)
     monkeypatch.setattr(linalg, "_lapack_effective_parameters", counted)
     test_one_update_equals_the_formulas(float64)
     assert calls == [(21, 21)]
@@ -240,6 +269,14 @@ def test_host_trace_threshold_is_lower_on_one_thread(monkeypatch):
     assert not linalg.use_host_trace(small - 1, jit_compile=False)
     assert linalg.use_host_trace(small, jit_compile=False)
     assert not linalg.use_host_trace(large, jit_compile=True)
+    # a float32 model, whose γ mostly comes from eigenvalues: from HOST_TRACE_MIN_N_FLOAT32
+    least = linalg.HOST_TRACE_MIN_N_FLOAT32
+    assert least < small
+    for one in (False, True):
+        monkeypatch.setattr(linalg, "_one_thread", lambda one=one: one)
+        assert not linalg.use_host_trace(least - 1, jit_compile=False, float32=True)
+        assert linalg.use_host_trace(least, jit_compile=False, float32=True)
+        assert not linalg.use_host_trace(large, jit_compile=True, float32=True)
 
 
 def test_host_trace_inverse_equals_numpy_and_reports_failure():
@@ -265,7 +302,7 @@ def test_failed_trace_factorisation_is_counted(float64, host, monkeypatch):
     well-determined parameter, w₁ + w₂), on TensorFlow's route and on the host's."""
     from marquardt._backend.tensorflow import linalg
 
-    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile: host)
+    monkeypatch.setattr(linalg, "use_host_trace", lambda n, jit_compile, float32: host)
     inp = keras.Input((1,))
     out = keras.layers.Add()([
         keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),

@@ -150,8 +150,10 @@ def iterate_for(wrapper):
         prior = BayesState(alpha=tf.convert_to_tensor(wrapper.lm_alpha),
                            beta=tf.convert_to_tensor(wrapper.lm_beta),
                            gamma=tf.convert_to_tensor(wrapper.lm_gamma))
-        host = linalg.use_host_trace(int(sum(w.shape.num_elements() for w in weights)),
-                                     jit_compile=bool(wrapper.jit_compile))
+        host = linalg.use_host_trace(
+            int(sum(w.shape.num_elements() for w in weights)),
+            jit_compile=bool(wrapper.jit_compile),
+            float32=all(w.dtype.size <= 4 for w in weights))
         new_weights, lm_state, info, bayes = bayes_iteration(
             residual_fn, cost_fn, weights, data, state, cfg, names, prior=prior,
             scale=_error_scale(wrapper, data, cfg), host_trace=host)

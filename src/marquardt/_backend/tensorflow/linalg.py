@@ -20,7 +20,8 @@ import tensorflow as tf
 
 __all__ = ["cholesky_solve_or_nan", "host_cholesky_solve", "use_host_lapack",
            "HOST_LAPACK_MIN_N", "host_trace_inverse", "host_effective_parameters",
-           "use_host_trace", "HOST_TRACE_MIN_N", "HOST_TRACE_MIN_N_ONE_THREAD"]
+           "use_host_trace", "HOST_TRACE_MIN_N", "HOST_TRACE_MIN_N_ONE_THREAD",
+           "HOST_TRACE_MIN_N_FLOAT32"]
 
 #: Smallest system factored on the host. Handing work to Python from inside a running graph
 #: costs tens of milliseconds per call in a Keras step (thread hand-over), which only a large
@@ -73,18 +74,31 @@ HOST_TRACE_MIN_N = 1000
 #: 600 on one thread (an earlier estimate of 400 was not reproduced).
 HOST_TRACE_MIN_N_ONE_THREAD = 600
 
+#: The same threshold for a float32 model, whose γ comes from the eigenvalues of A + ρI in
+#: most epochs (its A is known to ε₃₂‖A‖ only, and ρ falls to that level early:
+#: ``keras._evidence.effective_parameters``). Eigenvalues alone, in float32: TensorFlow's
+#: ``eigvalsh`` (Eigen's solver) against LAPACK's ``ssyevd`` on one thread with the hand-over,
+#: least wall time per call from a ``tf.function``, quiet 2-core machine, 2026-12-04: P = 141
+#: 0.89 against 1.15 ms, P = 241 2.75 against 2.39, P = 321 4.44 against 4.15, P = 481 9.66
+#: against 7.63 (and the Cholesky route, where ρ is larger, is no slower on the host there:
+#: ``potrf`` + ``trtri`` on one thread 3.8 ms against TensorFlow's 5.1 ms at P = 481).
+HOST_TRACE_MIN_N_FLOAT32 = 300
+
 
 def _one_thread() -> bool:
     return (tf.config.threading.get_intra_op_parallelism_threads() == 1
             or (os.cpu_count() or 2) == 1)
 
 
-def use_host_trace(n: int, *, jit_compile: bool) -> bool:
+def use_host_trace(n: int, *, jit_compile: bool, float32: bool = False) -> bool:
     """Whether γ's tr(m⁻¹) of an n × n matrix should be taken on the host
     (``host_effective_parameters``): for n ≥ ``HOST_TRACE_MIN_N`` (``HOST_TRACE_MIN_N_ONE_THREAD``
-    where TensorFlow runs on one intra-op thread) when TensorFlow sees no GPU and the step is
-    not compiled with XLA."""
+    where TensorFlow runs on one intra-op thread, ``HOST_TRACE_MIN_N_FLOAT32`` for a model whose
+    weights are float32 or coarser) when TensorFlow sees no GPU and the step is not compiled
+    with XLA."""
     least = HOST_TRACE_MIN_N_ONE_THREAD if _one_thread() else HOST_TRACE_MIN_N
+    if float32:
+        least = min(least, HOST_TRACE_MIN_N_FLOAT32)
     return (n >= least and not jit_compile
             and not tf.config.list_logical_devices("GPU"))
 
