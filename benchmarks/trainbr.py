@@ -27,6 +27,7 @@ the extra factorisation of A + ρI is visible, alternating runs and keeping the 
 
     python benchmarks/trainbr.py --quick     # 3 seeds, 300 epochs, 2 grid points (~2-4 min)
     python benchmarks/trainbr.py             # 10 seeds, 1000 epochs, 6 grid points
+    python benchmarks/trainbr.py --init nguyen-widrow   # every method from MATLAB's initnw
     python benchmarks/trainbr.py --cost --cpu --dtypes float32,float64   # the cost table alone
 """
 
@@ -66,12 +67,26 @@ def problem(name: str, seed: int):
             hidden)
 
 
+#: The initial weights: Keras' defaults (Glorot-uniform kernels, zero biases), or with
+#: ``--init nguyen-widrow`` the first hidden layer by MATLAB's ``initnw`` (Nguyen & Widrow
+#: 1990), the start of MATLAB's trainlm and trainbr and of Foresee & Hagan (1997)
+INIT = "glorot"
+
+
 def network(d: int, hidden: tuple[int, ...], seed: int):
     import keras
 
     keras.utils.set_random_seed(seed)
     layers = [keras.Input((d,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
-    return keras.Sequential(layers + [keras.layers.Dense(1)])
+    net = keras.Sequential(layers + [keras.layers.Dense(1)])
+    if INIT == "nguyen-widrow":
+        from marquardt.cli._network import nguyen_widrow
+
+        layer = net.layers[0]
+        k, b = nguyen_widrow(layer.kernel.shape[0], layer.kernel.shape[1],
+                             np.random.default_rng(1000 + seed))
+        layer.set_weights([k.astype(layer.kernel.dtype), b.astype(layer.kernel.dtype)])
+    return net
 
 
 class _Clock:
@@ -249,11 +264,16 @@ def main():
     parser.add_argument("--dtypes", default="float32",
                         help="dtypes of the cost table, comma-separated (float32,float64)")
     parser.add_argument("--repeats", type=int, default=None, help="cost table: runs per method")
+    parser.add_argument("--init", choices=("glorot", "nguyen-widrow"), default="glorot",
+                        help="initial weights of every method: Keras' default, or MATLAB's "
+                             "initnw on the hidden layer")
     parser.add_argument("--cpu", action="store_true",
                         help="time epochs by process CPU time instead of wall time")
     args = parser.parse_args()
+    global CLOCK, INIT
+    INIT = args.init
+    import marquardt  # noqa: F401 - before TensorFlow: its C++ log (Cholesky lines) stays quiet
     if args.cpu:
-        global CLOCK
         CLOCK = time.process_time
     dtypes = tuple(args.dtypes.split(","))
     repeats = args.repeats or (3 if args.quick else 5)
@@ -266,7 +286,7 @@ def main():
     grid = ([(1e-2, 1e-3), (1e-2, 1e-2)] if args.quick else
             [(lr, wd) for lr in (1e-2, 3e-3) for wd in (1e-4, 1e-3, 1e-2)])
     print(f"noise variance σ² = {SIGMA ** 2:g}; {len(seeds)} seeds; up to {epochs} LM epochs, "
-          f"{adam_steps} AdamW steps; medians over seeds\n")
+          f"{adam_steps} AdamW steps; initial weights: {INIT}; medians over seeds\n")
     head = (f"{'problem':<8}{'method':<28}{'test MSE':>10}{'/σ²':>7}{'γ':>7}{'P':>5}"
             f"{'epochs':>8}{'ms/epoch':>10}")
     print(head)
