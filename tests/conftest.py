@@ -15,24 +15,24 @@ WHOLE_MODULES = ("tests/test_nist.py", "tests/test_dask.py")
 
 #: The units of work that cost most, in CPU seconds (the test's process and its subprocesses;
 #: measured 2026-12-03 with a per-test CPU clock over a whole ``-n 2`` run, on a busy machine: the
-#: order matters, not the values; tests changed since were measured again). The scheduler hands
+#: order matters, not the values; tests changed since were measured again, the NIST and JAX
+#: ones by ``--durations`` on 2026-12-04, after ``marquardt._tiering``). The scheduler hands
 #: them out first, most expensive first, and the rest in collection order: the last tests of a
 #: run are then short ones, and the two workers finish close together (a 70 s test started
 #: last would keep one worker busy for a minute while the other idles). A name that is no longer
 #: a test only loses its place (tests/test_suite_schedule.py keeps the table true).
 EXPENSIVE = {
-    "tests/keras/test_keras_on_jax.py::test_jax_backend_api_cases": 77.3,
-    "tests/test_jax_backend.py::test_nist_certified_digits_on_jax": 76.9,
+    "tests/keras/test_keras_on_jax.py::test_jax_backend_api_cases": 112.0,
     "tests/keras/test_distribute.py::test_multi_worker_mirrored_strategy_on_two_processes_equals_one_device": 70.3,
+    "tests/test_docs.py::test_python_blocks_run[keras.md]": 64.8,
     "tests/test_dask.py": 64.5,
-    "tests/test_nist.py": 58.4,
-    "tests/test_docs.py::test_python_blocks_run[keras.md]": 54.2,
     "tests/keras/test_distribute.py::test_mirrored_strategy_on_two_devices_equals_one_device": 50.3,
     "tests/test_docs.py::test_python_blocks_run[README.md]": 32.3,
     # the first of the blocks that share `marquardt fit` and `train` (CommandCache): it runs them
     "tests/test_docs.py::test_shell_block_runs[README.md:28]": 29.3,
     "tests/test_docs.py::test_python_blocks_run[distributed.md]": 23.7,
     "tests/test_docs.py::test_python_blocks_run[batch.md]": 23.3,
+    "tests/test_nist.py": 22.0,
     "tests/test_docs.py::test_python_blocks_run[jax.md]": 18.1,
     "tests/test_docs.py::test_python_blocks_run[scipy_bridge.md]": 16.8,
     # the first of the tests that share `marquardt demo` (CommandCache): it runs it
@@ -45,6 +45,7 @@ EXPENSIVE = {
     "tests/test_batch.py::test_equals_one_at_a_time[double_exp]": 10.3,
     "tests/jax/test_imports.py::test_every_jax_surface_imports_no_tensorflow": 10.1,
     "tests/keras/test_cholesky_failures.py::test_nothing_on_stderr_when_marquardt_is_imported_first": 10.1,
+    "tests/test_jax_backend.py::test_nist_certified_digits_on_jax": 9.8,
     "tests/keras/test_cholesky_failures.py::test_tensorflow_imported_first_prints_only_its_own_lines": 9.8,
     "tests/cli/test_cli.py::test_fit_recovers_known_parameters_and_writes_the_report": 9.1,
     "tests/test_batch.py::test_noise_and_nan_problems_do_not_disturb_others": 9.0,
