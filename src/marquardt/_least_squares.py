@@ -9,7 +9,6 @@ TensorFlow ops is compiled once for its residuals and exact Jacobian
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -18,18 +17,20 @@ import numpy as np
 from marquardt import _checks, _probe
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
-from marquardt._core.records import LoopConfig
+from marquardt._compiled_fits import jax_fit, tensorflow_fit
 from marquardt._errors import NoGradientError
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DEFAULT_FTOL, DEFAULT_GTOL,
-                                DEFAULT_XTOL, DIFFERENCE_MODES, WorkerMap, check_jac, check_loss,
+                                DEFAULT_XTOL, WorkerMap, check_jac, check_loss,
                                 check_scipy_options, loop_config,
                                 with_jacobian_calls)
 from marquardt._outcome import build_result, make_hook
 from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
 from marquardt._status import Status
+from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 
-__all__ = ["least_squares", "Problem", "solve_problem"]
+__all__ = ["least_squares", "Problem", "solve_problem", "first_call", "is_jax_value",
+           "is_tensorflow_value", "x64_if_jax"]
 
 METHODS = ("lm",)
 
@@ -282,31 +283,6 @@ def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "
     return value
 
 
-def x64_if_jax():
-    """``jax.enable_x64(True)`` when JAX is imported (a JAX function then computes its
-    first call in float64, as its fit will), else a context that does nothing; JAX is
-    never imported here."""
-    jax = sys.modules.get("jax")
-    if jax is None:
-        return contextlib.nullcontext()
-    if callable(getattr(jax, "enable_x64", None)):
-        return jax.enable_x64(True)
-    from jax.experimental import enable_x64  # JAX before the top-level context manager
-    return enable_x64()
-
-
-def is_jax_value(value: Any) -> bool:
-    """``value`` is a JAX array (the function was written with ``jax.numpy``)."""
-    jax = sys.modules.get("jax")
-    return jax is not None and isinstance(value, jax.Array)
-
-
-def is_tensorflow_value(value: Any) -> bool:
-    """``value`` is a TensorFlow tensor (the function was written with TensorFlow ops)."""
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(value, (tf.Tensor, tf.Variable))
-
-
 def _host_jac_mode(problem: Problem):
     """The NumPy evaluator's ``jac``: the callable, or a difference rule."""
     if problem.jac == "callable":
@@ -355,9 +331,10 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     jac_nfev = 0 if autodiff else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
     cfg = with_jacobian_calls(cfg, jac_nfev, n, max_nfev is not None)
     if jax_model:
-        state, rows, evaluator = _jax_compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg)
+        state, rows, evaluator = jax_fit(problem, x0b, lbb, ubb, d_fixed_b, m, cfg)
     elif tensorflow:
-        state, rows, evaluator = _compiled(problem, x0b, lbb, ubb, d_fixed_b, m, cfg, diff_step)
+        state, rows, evaluator = tensorflow_fit(problem, x0b, lbb, ubb, d_fixed_b, m, cfg,
+                                                  diff_step)
         if state is None and evaluator is None:  # finite differences, run eagerly
             cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(problem.jac) * n, n,
                                       max_nfev is not None)
@@ -393,67 +370,3 @@ def _x64_function(fun: Callable) -> Callable:
         with x64_if_jax():
             return np.asarray(fun(x))
     return call
-
-
-def _jax_compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
-    """A JAX function with an exact Jacobian: ``(state, rows, None)`` solved as one compiled
-    loop (``_backend/jax/host_functions.compiled_solver``) once the model has been evaluated
-    often enough on the host to pay for compiling it (``marquardt._tiering``), or
-    ``(None, None, evaluator)`` for the host executor: the first fits of a model, and any fit
-    with a callback or ``verbose=2`` (run after each iteration) or a callable loss (NumPy
-    code)."""
-    from marquardt._backend.jax import host_functions
-
-    one, data, key = problem.jax()
-    jac = "auto" if problem.jac == "cs" else problem.jac
-    try:
-        if cfg.callback is None and not callable(cfg.loss) and \
-                host_functions.solver_paid_for(key, problem.n, m, jac, cfg):
-            solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
-            state, rows = solve(x0, lb, ub, d_fixed)
-            return state, rows, None
-        return None, None, host_functions.compiled_evaluator(one, data, problem.n, m, jac,
-                                                             key, x0)
-    except host_functions.tracing_errors() as exc:
-        raise NoGradientError(
-            "`fun` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
-            f"or branches on one in Python ({type(exc).__name__}). Write it with jax.numpy "
-            "(jnp.where for branches) for exact Jacobians, or pass jac='2-point' (or "
-            "'3-point') to use finite differences.") from exc
-
-
-def _compiled(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):
-    """A TensorFlow model: ``(state, rows, None)`` solved as one compiled loop once the model
-    has been evaluated often enough on the host to pay for compiling it
-    (``host_functions.warm_solver``, ``marquardt._tiering``; not with a callback or
-    ``verbose=2``, which run as plain Python on the host), else ``(None, None, evaluator)`` for the host
-    executor, or ``(None, None, None)`` when TensorFlow cannot trace the model and finite
-    differences can run it eagerly instead. A missing gradient raises."""
-    from marquardt._backend.tensorflow.host_functions import (check_autodiff,
-                                                              compiled_evaluator,
-                                                              tracing_errors, warm_solver)
-
-    residual_fn, data, tf_jac, key = problem.tensorflow()
-    if cfg.callback is None and not callable(cfg.loss):
-        solve = warm_solver(residual_fn, data, problem.n, tf_jac, cfg, diff_step, key)
-        if solve is not None:
-            try:
-                state, rows = solve(x0, lb, ub, d_fixed)
-                return state, rows, None
-            except Exception:  # noqa: BLE001 - the loop failed where the first fit ran:
-                pass  # the host executor below runs (and reports) this fit
-
-    def on_build():  # a missing gradient is an error (autodiff modes only)
-        if problem.jac in AUTODIFF_MODES:
-            check_autodiff(residual_fn, data, x0[0])
-    try:
-        return None, None, compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub,
-                                              diff_step, key, x0, on_build)
-    except tracing_errors() as exc:
-        if problem.jac in DIFFERENCE_MODES:
-            return None, None, None
-        raise NoGradientError(
-            "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input or "
-            f"branches in Python on a parameter ({exc}). Write it with TensorFlow ops for exact "
-            "Jacobians, or pass jac='2-point' (or '3-point') to use finite differences."
-        ) from None
