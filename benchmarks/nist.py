@@ -11,7 +11,8 @@ and the time of one fit; then totals: runs solved (LRE >= 4 and >= 6), mean LRE,
 time per fit and the ratio to SciPy lm.
 
 Our times: *cold* is the first fit of a problem (tracing included); *warm* the median of
-``--repeat`` later fits (compiled solve reused). SciPy has no compile step; its time is the
+``--repeat`` later fits: on the host executor with the model's compiled r and J reused, until
+the model has made 1,000 evaluations (``marquardt._tiering``), then as one compiled loop. SciPy has no compile step; its time is the
 median of ``--repeat`` fits.
 
 Usage: python benchmarks/nist.py [--repeat 5] [--markdown] [FILES...]
