@@ -340,7 +340,7 @@ def test_a_model_compiles_its_solve_once_the_host_has_paid_for_it(monkeypatch):
 
     def host_use():
         (key,) = [k for k in driver._cache if k[0][1] is fun]
-        return driver._cache[key][2].evaluations
+        return driver._cache[key][2].evaluations()
 
     host_fits = [marquardt.least_squares(fun, [1.0, 1.0], args=(t, y))]
     counted = [host_use()]
@@ -360,6 +360,12 @@ def test_a_model_compiles_its_solve_once_the_host_has_paid_for_it(monkeypatch):
         np.testing.assert_allclose(res.x, [2.0, 0.7], rtol=1e-10)
     np.testing.assert_allclose(third.x, [3.0, 0.2], rtol=1e-10)
     assert [r.iteration for r in second.history] == list(range(len(second.history)))
+    # the rent is counted per configuration: a fit with another option (ftol) runs on the
+    # host, counted apart, and compiles nothing until its own count is paid
+    other = marquardt.least_squares(fun, [1.0, 1.0], args=(t, y), ftol=1e-10)
+    (before_key,) = warm_keys()
+    assert host_use() == counted[-1] + other.nfev and before_key == key
+    np.testing.assert_allclose(other.x, [2.0, 0.7], rtol=1e-8)
     seen = []
     marquardt.least_squares(fun, [1.0, 1.0], args=(t, 2.0 * np.exp(-0.7 * t)),
                             callback=lambda r: seen.append(type(r.x)))

@@ -41,8 +41,8 @@ def jax_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
             solve = host_functions.compiled_solver(one, data, problem.n, m, jac, cfg, key)
             state, rows = solve(x0, lb, ub, d_fixed)
             return state, rows, None
-        return None, None, host_functions.compiled_evaluator(one, data, problem.n, m, jac,
-                                                             key, x0)
+        return None, None, host_functions.compiled_evaluator(
+            one, data, problem.n, m, jac, key, x0, config=cfg._replace(callback=None))
     except host_functions.tracing_errors() as exc:
         raise NoGradientError(
             "`fun` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
@@ -54,9 +54,10 @@ def jax_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
 def tensorflow_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig, diff_step):
     """A TensorFlow model: ``(state, rows, None)`` solved as one compiled loop once the model
     has been evaluated often enough on the host to pay for compiling it
-    (``host_functions.warm_solver``, ``marquardt._tiering``; not with a callback or
-    ``verbose=2``, which run as plain Python on the host), else ``(None, None, evaluator)`` for the host
-    executor, or ``(None, None, None)`` when TensorFlow cannot trace the model and finite
+    (``host_functions.warm_solver``, ``marquardt._tiering``: evaluations counted per
+    configuration, a callback's fits toward the same configuration without it; not with a
+    callback or ``verbose=2``, which run as plain Python on the host), else ``(None, None,
+    evaluator)`` for the host executor, or ``(None, None, None)`` when TensorFlow cannot trace the model and finite
     differences can run it eagerly instead. A missing gradient raises."""
     from marquardt._backend.tensorflow.host_functions import (check_autodiff,
                                                               compiled_evaluator,
@@ -77,7 +78,8 @@ def tensorflow_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfi
             check_autodiff(residual_fn, data, x0[0])
     try:
         return None, None, compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub,
-                                              diff_step, key, x0, on_build)
+                                              diff_step, key, x0, on_build,
+                                              config=cfg._replace(callback=None))
     except tracing_errors() as exc:
         if problem.jac in DIFFERENCE_MODES:
             return None, None, None

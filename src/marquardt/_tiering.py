@@ -20,7 +20,9 @@ command: two starts per file) pay 0.8-2.5 s per model for nothing.
 
 The rent is counted in evaluations on the host, not in seconds, so that which fit compiles does
 not depend on the machine's load (the host executor and the compiled loop agree to rounding,
-not bit for bit). The thresholds below are the compile times divided by the host executor's
+not bit for bit). It is counted per configuration (the loop's options: tolerances, loss,
+f_scale, max_nfev, damping...), since each configuration is its own compiled loop: fits that
+vary an option from call to call pay for no loop they will not reuse. The thresholds below are the compile times divided by the host executor's
 cost per evaluation, both measured on a 2-core machine (2026-12-04): TensorFlow 1.2 s / 1.2 ms,
 JAX 1.4 s / 0.45 ms. A fit with a callback, ``verbose=2`` or a callable loss always runs on the
 host (they run as Python after each iteration).
@@ -29,6 +31,7 @@ host (they run as Python after each iteration).
 from __future__ import annotations
 
 import threading
+from typing import Callable, Hashable
 
 __all__ = ["HostUse", "TENSORFLOW_EVALUATIONS", "JAX_EVALUATIONS"]
 
@@ -40,19 +43,31 @@ JAX_EVALUATIONS = 3000
 
 
 class HostUse:
-    """The evaluations a model's host functions have made: kept with them in the backend's
-    cache of compiled functions, so that they are forgotten together."""
+    """The evaluations a model's host functions have made, per configuration of the solve:
+    kept with them in the backend's cache of compiled functions, so that they are forgotten
+    together."""
 
-    __slots__ = ("evaluations", "_lock")
+    __slots__ = ("_counts", "_lock")
 
     def __init__(self) -> None:
-        self.evaluations = 0
+        self._counts: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
-    def add(self, count: int = 1) -> None:
-        with self._lock:
-            self.evaluations += count
+    def counter(self, config: Hashable) -> Callable[[], None]:
+        """A function that counts one evaluation made for a fit with ``config``."""
+        def add() -> None:
+            with self._lock:
+                self._counts[config] = self._counts.get(config, 0) + 1
+        return add
 
-    def paid_for(self, threshold: int) -> bool:
-        """The host has made ``threshold`` evaluations: compiling the solve is now worth it."""
-        return self.evaluations >= threshold
+    def evaluations(self, config: Hashable | None = None) -> int:
+        """Evaluations made for ``config``; with None, for all configurations."""
+        with self._lock:
+            if config is None:
+                return sum(self._counts.values())
+            return self._counts.get(config, 0)
+
+    def paid_for(self, config: Hashable, threshold: int) -> bool:
+        """The host has made ``threshold`` evaluations for ``config``: compiling its solve is
+        now worth it."""
+        return self.evaluations(config) >= threshold

@@ -176,9 +176,12 @@ def _unpack(floats: np.ndarray, ints: np.ndarray, k: int, m: int, n: int):
 
 
 def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
-                       key: Hashable | None, x0: np.ndarray) -> Evaluator:
+                       key: Hashable | None, x0: np.ndarray,
+                       config: Hashable = None) -> Evaluator:
     """The host executor's ``Evaluator`` of ``one``: r, and r with J, each one jitted call
-    on (1, n) NumPy points (float64). Evaluated at ``x0`` at once (``Evaluator.first``)."""
+    on (1, n) NumPy points (float64). Evaluated at ``x0`` at once (``Evaluator.first``).
+    ``config``: the solve's configuration, under which the evaluations are counted for the
+    ski-rental rule (``solver_paid_for``)."""
 
     def build():
         residual, residual_and_jacobian = _batch_functions(one, n, m, jac)
@@ -186,14 +189,15 @@ def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
 
     full_key = None if key is None else ("evaluator", key, n, m, jac)
     compiled_r, compiled_rj, use = jc.cached(full_key, build)
+    count = use.counter(config)
 
     def residual(x, problems=None):
-        use.add()
+        count()
         with jc.float64():
             return np.asarray(compiled_r(x, *data))
 
     def residual_and_jacobian(x, problems=None):
-        use.add()
+        count()
         with jc.float64():
             r, j = compiled_rj(x, *data)
             return np.asarray(r), np.asarray(j)
@@ -210,14 +214,15 @@ def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
 def solver_paid_for(key: Hashable | None, n: int, m: int, jac: str, cfg: LoopConfig) -> bool:
     """Whether this fit runs as the compiled solve (``compiled_solver``): it is compiled
     already, or the model's host functions have made ``_tiering.JAX_EVALUATIONS``
-    evaluations (the ski-rental rule of ``marquardt._tiering``). A model whose key cannot be
+    evaluations for fits with this ``cfg`` (the ski-rental rule of ``marquardt._tiering``). A model whose key cannot be
     cached stays on the host executor, which compiles less (0.1-0.4 s against 1.3-1.9 s)."""
     if key is None:
         return False
-    if jc.peek(("solve", key, n, m, jac, cfg._replace(callback=None))) is not None:
+    cfg = cfg._replace(callback=None)
+    if jc.peek(("solve", key, n, m, jac, cfg)) is not None:
         return True
     host = jc.peek(("evaluator", key, n, m, jac))
-    return host is not None and host[2].paid_for(_tiering.JAX_EVALUATIONS)
+    return host is not None and host[2].paid_for(cfg, _tiering.JAX_EVALUATIONS)
 
 
 def call_with_arrays(fun: Callable, *values, **kwargs) -> Any:

@@ -118,7 +118,8 @@ def check_autodiff(residual_fn: Callable, data: tuple, x0: np.ndarray) -> None:
 def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: Any,
                        lb: np.ndarray, ub: np.ndarray, diff_step: float | None,
                        key: Hashable | None, x0: np.ndarray,
-                       on_build: Callable[[], None] | None = None) -> Evaluator:
+                       on_build: Callable[[], None] | None = None,
+                       config: Hashable = None) -> Evaluator:
     """The ``Evaluator`` of the batch residual function ``residual_fn(x, *data)`` (x (1, n)
     → r (1, m), TensorFlow ops), with J by ``jac`` (``auto``/``forward``/``reverse``,
     ``2-point``/``3-point``, a callable or ``driver.ResidualAndJacobian``).
@@ -126,6 +127,8 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     Traces and evaluates at ``x0`` (1, n) at once, so that a model TensorFlow cannot trace
     fails here, before the solve (``Evaluator.first`` keeps that evaluation). ``on_build``
     runs once after a new build (the check for missing gradients), not on a cache hit.
+    ``config``: the solve's configuration, under which the evaluations are counted for the
+    ski-rental rule (``warm_solver``, ``marquardt._tiering``).
     """
     built = []
 
@@ -144,6 +147,7 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
 
     key = None if key is None else (key, n, m, _jac_key(jac), diff_step)
     compiled_r, compiled_rj, use = driver.cached(key, build)
+    count = use.counter(config)
     lb_t, ub_t = tf.constant(lb), tf.constant(ub)
     # Concrete functions, looked up once per fit: calling a ``tf.function`` canonicalises its
     # arguments on every call (about half of a small model's call time, measured with
@@ -151,13 +155,13 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
     concrete = {}
 
     def residual(x, problems=None):
-        use.add()
+        count()
         if "r" not in concrete:
             concrete["r"] = compiled_r.get_concrete_function(tf.constant(x), *data)
         return concrete["r"](tf.constant(x), *data).numpy()
 
     def residual_and_jacobian(x, problems=None):
-        use.add()
+        count()
         if "rj" not in concrete:
             concrete["rj"] = compiled_rj.get_concrete_function(tf.constant(x), lb_t, ub_t,
                                                                *data)
@@ -179,7 +183,8 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
 def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_step,
                 key: Hashable | None) -> Callable | None:
     """For a model whose host functions have made ``_tiering.TENSORFLOW_EVALUATIONS``
-    evaluations (the ski-rental rule of ``marquardt._tiering``): the whole solve as one
+    evaluations for fits with this ``cfg`` (the ski-rental rule of ``marquardt._tiering``;
+    ``cfg`` without a callback, which this path never has): the whole solve as one
     compiled loop (the core in ``tf.while_loop``, ``solve_loop.run_loop``),
     ``solve(x0, lb, ub, d_fixed) -> (state, rows)`` with NumPy (1, n) arrays in and out; None
     while the host executor is the cheaper choice (it traces less: 0.2 s against 0.7-2.5 s),
@@ -198,7 +203,7 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
     warm_key = ("warm", m_key[0], cfg)
     host = driver.peek(m_key[0])
     if driver.peek(warm_key) is None and (host is None or not host[2].paid_for(
-            _tiering.TENSORFLOW_EVALUATIONS)):
+            cfg, _tiering.TENSORFLOW_EVALUATIONS)):
         return None
     m = m_key[0][2]
 
