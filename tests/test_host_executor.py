@@ -107,7 +107,7 @@ def test_history_formed_at_the_end_equals_rows_formed_per_iteration(name):
     x0 = np.array([[0.5, 3.0, -0.5]])
     seen = []
     at_end, table = host.run(cfg, evaluator, x0, lb, ub, np.ones((1, 3)))
-    each, rows = host.run(cfg._replace(callback=lambda row, x: seen.append(row.copy())),
+    each, rows = host.run(cfg._replace(callback=lambda row, x, f: seen.append(row.copy())),
                           evaluator, x0, lb, ub, np.ones((1, 3)))
     assert table.shape == rows.shape and table.shape[0] >= 4
     np.testing.assert_array_equal(table, rows)

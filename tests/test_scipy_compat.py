@@ -166,6 +166,27 @@ def test_numeric_text_x0_is_converted_as_scipy_converts_it():
     np.testing.assert_array_equal(res.x, ref.x)
 
 
+def test_callback_receives_scipys_intermediate_result_fields():
+    """SciPy's least_squares passes ``intermediate_result`` with x, fun, nit, nfev and cost;
+    a callback written for it reads the same fields here (with our iteration summary)."""
+    ours, theirs = [], []
+
+    def recorder(into):
+        def callback(intermediate_result):
+            r = intermediate_result
+            into.append((r.nit, r.nfev, r.cost, r.x.copy(), np.array(r.fun)))
+        return callback
+
+    scipy.optimize.least_squares(residuals, [1.0, 1.0, 0.0], callback=recorder(theirs))
+    marquardt.least_squares(residuals, [1.0, 1.0, 0.0], callback=recorder(ours))
+    assert theirs and ours
+    assert [nit for nit, *_ in ours] == list(range(1, len(ours) + 1))
+    for nit, nfev, cost, x, fun in ours:
+        np.testing.assert_allclose(fun, residuals(x), rtol=0, atol=1e-15)
+        assert cost == pytest.approx(0.5 * fun @ fun, rel=1e-12)
+    np.testing.assert_allclose(ours[-1][3], theirs[-1][3], rtol=1e-6)
+
+
 def test_positional_arguments_in_scipy_order():
     """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
     res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),

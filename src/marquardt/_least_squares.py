@@ -163,7 +163,8 @@ def least_squares(
             passed to the compiled solve as float64 tensors, so re-fitting new data of the
             same shape does not retrace.
         callback: ``callback(intermediate_result) -> bool | None`` after each iteration, with
-            an ``OptimizeResult`` holding ``x`` and the ``IterationSummary`` fields; returning
+            an ``OptimizeResult`` holding SciPy's fields (``x``, ``fun``: the residuals at
+            x, ``nit``, ``nfev``, ``cost``) and the ``IterationSummary`` fields; returning
             True or raising ``StopIteration`` stops the solve (status ``CALLBACK``).
             Unlike SciPy's ``lm``, which ignores it with a warning, the callback is called.
         workers: how the n points of a finite-difference Jacobian are evaluated, as in

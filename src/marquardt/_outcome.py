@@ -22,13 +22,16 @@ def make_hook(callback, verbose):
         return None
     printer = ProgressPrinter() if verbose >= 2 else None
 
-    def hook(row: np.ndarray, x: np.ndarray) -> bool:
+    def hook(row: np.ndarray, x: np.ndarray, f: np.ndarray | None = None) -> bool:
         summary = _summary_from_row(row)
         if printer is not None:
             printer(summary)
         if callback is None or summary.iteration == 0:
             return False
-        info = OptimizeResult(x=x.copy(), **summary._asdict())
+        # SciPy's intermediate_result (x, fun, nit, nfev, cost) and our iteration summary
+        info = OptimizeResult(x=x.copy(), **summary._asdict(), nit=summary.iteration)
+        if f is not None:
+            info["fun"] = np.array(f, dtype=np.float64)
         try:
             return bool(callback(info))
         except StopIteration:

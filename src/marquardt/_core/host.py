@@ -394,7 +394,7 @@ def _quiet():
 
 
 def _callback(cfg: LoopConfig, s: LoopState, row) -> LoopState:
-    if cfg.callback is None or not cfg.callback(row, s.x[0]):
+    if cfg.callback is None or not cfg.callback(row, s.x[0], s.f[0]):
         return s
     if np.ravel(s.status)[0] != RUNNING:
         return s

@@ -37,7 +37,8 @@ class LoopConfig(NamedTuple):
             ``lm`` (MINPACK) counts them.
         bounded: the problem has finite bounds (steps are projected, active columns frozen).
         record_history: keep one ``HISTORY_FIELDS`` row per iteration.
-        callback: ``callback(row, x) -> bool`` after each iteration; True stops the solve.
+        callback: ``callback(row, x, f) -> bool`` after each iteration (f: the residuals at x);
+            True stops the solve.
         jit_compile: compile a TensorFlow solve with XLA (``benchmarks/nist.py``).
         noise: relative rounding level of the cost below which a step's predicted and actual
             reductions are both noise, and the step counts as good (ρ = 1;

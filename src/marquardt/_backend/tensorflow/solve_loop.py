@@ -127,8 +127,8 @@ def resume_loop(cfg: LoopConfig, residual: Callable, residual_and_jacobian: Call
 def _maybe_callback(cfg: LoopConfig, s: LoopState, row):
     if cfg.callback is None:
         return s
-    stop = tf.py_function(lambda r, x: bool(cfg.callback(r.numpy(), x.numpy())),
-                          [row, s.x[0]], tf.bool)
+    stop = tf.py_function(lambda r, x, f: bool(cfg.callback(r.numpy(), x.numpy(), f.numpy())),
+                          [row, s.x[0], s.f[0]], tf.bool)
     stop = tf.reshape(stop, [])
     status = tf.where(tf.logical_and(stop, tf.equal(s.status, RUNNING)),
                       int(Status.CALLBACK), s.status)
