@@ -95,7 +95,14 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
     # ydata always: a non-finite value makes the residuals at p0 non-finite whatever the model
     # (SciPy's trf then raises "Residuals are not finite in the initial point"), and the error
     # should name the data rather than the residual function built from it
-    _checks.check_finite(y, f"{name_prefix}ydata")
+    try:
+        _checks.check_finite(y, f"{name_prefix}ydata")
+    except ValueError as exc:
+        if check_finite or nan_policy is not None:
+            raise
+        raise ValueError(f"{exc}. check_finite=False skips the check, not the need: the "
+                         "residuals would not be finite; pass nan_policy='omit' to leave such "
+                         "points out") from None
     m = y.size
     if not passthrough and y.ndim == 1 and x.ndim >= 1 and x.shape[-1] != m:
         raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)={m}. "

@@ -33,8 +33,9 @@ __all__ = ["add_parser", "run", "demo_problem"]
 DESCRIPTION = """\
 Train a small network (1-10-1, tanh) on a built-in curve with
 Levenberg-Marquardt and, from the same initial weights, with Keras' Adam for
-the same time; print a table of epochs, time and error, and write a plot of
-both training curves. Needs no data file and no network access."""
+as many epochs (or the same time, with --same-time); print a table of epochs,
+time and error, and write a plot of both training curves. Needs no data file
+and no network access."""
 
 ADAM_LEARNING_RATE = 0.05
 """Tuned for Adam on this problem, to make the comparison fair: after 80 epochs (batches of 32, seed 0)

@@ -103,8 +103,11 @@ def run(args: argparse.Namespace) -> int:
         print(to_json({"fits": [row.as_dict() for row in rows], "seconds": total,
                        "min_lre": worst.min_lre}))
     else:
+        mean = float(np.mean([row.min_lre for row in rows]))
+        evaluations = sum(row.nfev for row in rows)
         print(f"\n{len(rows)} fits in {total:.1f} s (the first start of each file includes compiling its model); "
-              f"smallest parameter LRE {worst.min_lre:.1f} ({worst.dataset}, start {worst.start})")
+              f"smallest parameter LRE {worst.min_lre:.1f} ({worst.dataset}, start {worst.start}), "
+              f"mean {mean:.2f}; {evaluations:,} evaluations")
     if args.min_lre is not None:
         low = [row for row in rows if row.min_lre < args.min_lre]
         if low:
