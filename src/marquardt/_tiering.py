@@ -33,7 +33,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Hashable
 
-__all__ = ["HostUse", "TENSORFLOW_EVALUATIONS", "JAX_EVALUATIONS"]
+__all__ = ["HostUse", "compile_now", "TENSORFLOW_EVALUATIONS", "JAX_EVALUATIONS"]
 
 #: Host evaluations of a TensorFlow model after which its solve is compiled into one loop.
 TENSORFLOW_EVALUATIONS = 1000
@@ -71,3 +71,12 @@ class HostUse:
         """The host has made ``threshold`` evaluations for ``config``: compiling its solve is
         now worth it."""
         return self.evaluations(config) >= threshold
+
+
+def compile_now(compiled, host_functions, config: Hashable, threshold: int) -> bool:
+    """Whether a fit with ``config`` runs as the compiled loop: the loop is compiled already
+    (``compiled``, the backend's cache entry, or None), or the model's host functions
+    (their cache entry ``(r, r and J, HostUse)``, or None) have paid for it."""
+    if compiled is not None:
+        return True
+    return host_functions is not None and host_functions[2].paid_for(config, threshold)

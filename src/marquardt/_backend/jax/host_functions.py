@@ -214,15 +214,15 @@ def compiled_evaluator(one: Callable, data: tuple, n: int, m: int, jac: str,
 def solver_paid_for(key: Hashable | None, n: int, m: int, jac: str, cfg: LoopConfig) -> bool:
     """Whether this fit runs as the compiled solve (``compiled_solver``): it is compiled
     already, or the model's host functions have made ``_tiering.JAX_EVALUATIONS``
-    evaluations for fits with this ``cfg`` (the ski-rental rule of ``marquardt._tiering``). A model whose key cannot be
-    cached stays on the host executor, which compiles less (0.1-0.4 s against 1.3-1.9 s)."""
+    evaluations for fits with this ``cfg`` (the ski-rental rule of ``marquardt._tiering``).
+    A model whose key cannot be cached stays on the host executor, which compiles less
+    (0.1-0.4 s against 1.3-1.9 s)."""
     if key is None:
         return False
     cfg = cfg._replace(callback=None)
-    if jc.peek(("solve", key, n, m, jac, cfg)) is not None:
-        return True
-    host = jc.peek(("evaluator", key, n, m, jac))
-    return host is not None and host[2].paid_for(cfg, _tiering.JAX_EVALUATIONS)
+    return _tiering.compile_now(jc.peek(("solve", key, n, m, jac, cfg)),
+                                jc.peek(("evaluator", key, n, m, jac)), cfg,
+                                _tiering.JAX_EVALUATIONS)
 
 
 def call_with_arrays(fun: Callable, *values, **kwargs) -> Any:

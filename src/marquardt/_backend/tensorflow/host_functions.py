@@ -201,9 +201,8 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
     if not m_key:
         return None
     warm_key = ("warm", m_key[0], cfg)
-    host = driver.peek(m_key[0])
-    if driver.peek(warm_key) is None and (host is None or not host[2].paid_for(
-            cfg, _tiering.TENSORFLOW_EVALUATIONS)):
+    if not _tiering.compile_now(driver.peek(warm_key), driver.peek(m_key[0]), cfg,
+                                _tiering.TENSORFLOW_EVALUATIONS):
         return None
     m = m_key[0][2]
 
