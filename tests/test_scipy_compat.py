@@ -187,6 +187,27 @@ def test_callback_receives_scipys_intermediate_result_fields():
     np.testing.assert_allclose(ours[-1][3], theirs[-1][3], rtol=1e-6)
 
 
+def test_a_float32_numpy_model_gets_float32_sized_difference_steps():
+    """As SciPy's ``approx_derivative`` (its step from the function's output dtype): a model
+    that returns float32 is differenced with steps of √ε₃₂, not √ε₆₄, whose differences would
+    be float32 rounding. It used to end in RuntimeError ("No step lowers the cost"); it now
+    lands on the float64 model's answer to float32's resolution."""
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 4, 50).astype(np.float32)
+    y = (2.5 * np.exp(-1.3 * t) + 0.5 + 0.01 * rng.standard_normal(50)).astype(np.float32)
+
+    def model32(x, a, b, c):
+        return (a * np.exp(-b * x) + c).astype(np.float32)
+
+    def model64(x, a, b, c):
+        return a * np.exp(-b * x) + c
+
+    popt, pcov = marquardt.curve_fit(model32, t, y, p0=[1, 1, 0])
+    ref, ref_cov = marquardt.curve_fit(model64, t.astype(float), y.astype(float), p0=[1, 1, 0])
+    off = np.abs(popt - ref) / np.sqrt(np.diag(ref_cov))  # in standard errors
+    assert np.all(off < 0.05), off
+
+
 def test_positional_arguments_in_scipy_order():
     """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
     res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),

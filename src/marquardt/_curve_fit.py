@@ -224,8 +224,13 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
                              f"Received: shape {np.shape(out)}")
         return out - y
 
+    returned = {}
+
     def probe():  # the weighted residuals at p0, what host_fun returns (reused as r(p0))
-        out = checked(f(x.copy() if not passthrough else x, *p0))
+        raw = f(x.copy() if not passthrough else x, *p0)
+        if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
+            returned["dtype"] = raw.dtype  # a float32 model: float32-sized difference steps
+        out = checked(raw)
         if is_jax_value(out):  # computed in float64 (``first_call``)
             return weigh(out)
         return out if is_tensorflow_value(out) else host_weighted(out)
@@ -252,7 +257,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
-                      host_complex=host_complex, jax=None if passthrough else jax_problem)
+                      host_complex=host_complex, jax=None if passthrough else jax_problem,
+                      output_dtype=lambda: returned.get("dtype"))
     res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,

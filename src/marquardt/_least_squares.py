@@ -58,6 +58,10 @@ class Problem(NamedTuple):
         jax: ``jax() -> (one, data, key)``, the compiled form for a JAX function:
             ``one(x, *data)`` maps (n,) to (m,) (``_backend/jax/host_functions.py``); called
             only when ``probe`` returned a JAX array.
+        output_dtype: ``output_dtype() -> dtype | None``, after ``probe``: the dtype of what
+            the user's function returned when ``probe`` converts it (``curve_fit`` subtracts
+            ydata in float64), so that finite differences of a float32 model take
+            float32-sized steps; None: ``probe``'s own dtype.
     """
 
     probe: Callable
@@ -69,6 +73,7 @@ class Problem(NamedTuple):
     tensor_probe: Callable | None = None
     host_complex: Callable | None = None
     jax: Callable | None = None
+    output_dtype: Callable[[], Any] | None = None
 
 
 def least_squares(
@@ -348,7 +353,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 "to use finite differences.")
         evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
                                     diff_step, r0=None if is_tensorflow_value(r0) else r0,
-                                    f_dtype=getattr(r0, "dtype", np.float64), workers=workers,
+                                    f_dtype=_output_dtype(problem, r0), workers=workers,
                                     complex_fun=problem.host_complex)
     if state is None:
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
@@ -371,3 +376,9 @@ def _x64_function(fun: Callable) -> Callable:
         with x64_if_jax():
             return np.asarray(fun(x))
     return call
+
+
+def _output_dtype(problem: Problem, r0) -> Any:
+    """The dtype the user's function returned (``Problem.output_dtype``), else ``r0``'s."""
+    dtype = problem.output_dtype() if problem.output_dtype is not None else None
+    return dtype if dtype is not None else getattr(r0, "dtype", np.float64)
