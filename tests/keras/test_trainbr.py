@@ -191,12 +191,15 @@ def test_effective_parameters_in_closed_form(case, host):
 
 def test_a_float32_models_gamma_from_float32_eigenvalues_on_both_routes():
     """A float32 model's A (from a float32 J, summed in float64) with ρ below its rounding
-    level: TensorFlow's route and the host's (``trace_inverse.eigenvalues``: LAPACK ``syevd``
-    in float32, the route from ``HOST_TRACE_MIN_N_FLOAT32`` weights) both take the eigenvalues
-    and agree with γ = Σ sᵢ/(sᵢ + ρ) over the eigenvalues above √P·ε₃₂·max, computed here in
-    float64, to float32's resolution."""
+    level: the shared rule (``_evidence.effective_parameters``) hands the backend's eigenvalue
+    kernel m in float32 (in float64 for a float64 model); TensorFlow's route and the host's
+    (LAPACK ``syevd``, the route from ``HOST_TRACE_MIN_N_FLOAT32`` weights) both take the
+    eigenvalues and agree with γ = Σ sᵢ/(sᵢ + ρ) over the eigenvalues above √P·ε₃₂·max,
+    computed here in float64, to float32's resolution."""
     from marquardt._backend.numpy import trace_inverse
+    from marquardt._backend.numpy import xp as npx
     from marquardt._backend.tensorflow.keras_bayes import effective_parameters
+    from marquardt.keras import _evidence
 
     rng = np.random.default_rng(3)
     j = (rng.standard_normal((300, 40)) * np.logspace(0, -5, 40)).astype(np.float32)
@@ -207,10 +210,19 @@ def test_a_float32_models_gamma_from_float32_eigenvalues_on_both_routes():
     s = np.linalg.eigvalsh(a)
     s = np.where(s > np.sqrt(40) * eps * np.abs(s).max(), s, 0.0)
     want = np.sum(s / (s + rho))
-    values = trace_inverse.eigenvalues(m, eps)
-    assert values.dtype == np.float64
-    np.testing.assert_allclose(values, np.linalg.eigvalsh(m.astype(np.float32)), rtol=1e-5,
-                               atol=1e-6 * np.abs(values).max())
+    eps64 = float(np.finfo(np.float64).eps)
+    # ρ below each model's rounding level (100·P·ε·tr), so both take the eigenvalue route
+    for model_eps, r, dtype in ((eps, rho, np.float32), (eps64, 1e-14 * np.trace(a), np.float64)):
+        seen = []
+
+        def spy(a_):
+            seen.append(a_.dtype)
+            return trace_inverse.eigenvalues(a_)
+
+        gamma, fallback = _evidence.effective_parameters(
+            npx, trace_inverse.trace_inverse_or_nan, spy, a + r * np.eye(40), r,
+            np.float64(40), model_eps)
+        assert seen == [dtype] and int(fallback) == 1 and np.asarray(gamma).dtype == np.float64
     for host in (False, True):
         gamma, fallback = effective_parameters(tf.constant(m), tf.constant(rho), 40, eps,
                                                host=host)

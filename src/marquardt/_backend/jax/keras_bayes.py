@@ -59,12 +59,7 @@ def effective_parameters(m, rho, p, eps: float | None = None):
     model's dtype (default m's)."""
     if eps is None:
         eps = float(np.finfo(np.dtype(m.dtype)).eps)
-    eigvalsh = jnp.linalg.eigvalsh
-    if np.dtype(m.dtype) == np.float64 and eps >= float(np.finfo(np.float32).eps):
-        # as on TensorFlow: a float32 model's A in float32 for the eigenvalues (half the cost)
-        def eigvalsh(a):
-            return jnp.linalg.eigvalsh(a.astype(jnp.float32)).astype(jnp.float64)
-    return _evidence.effective_parameters(jxp, trace_inverse, eigvalsh, m, rho,
+    return _evidence.effective_parameters(jxp, trace_inverse, jnp.linalg.eigvalsh, m, rho,
                                           jnp.asarray(p, m.dtype), eps)
 
 

@@ -35,19 +35,13 @@ def trace_inverse_or_nan(m):
     return t, np.asarray(bool(np.isfinite(t)))
 
 
-def eigenvalues(m, eps: float):
-    """The eigenvalues of the symmetric m by LAPACK's ``syevd`` (no eigenvectors), in float32
-    where the model's rounding unit ``eps`` is float32's or coarser: A of such a model is known
-    to about ε₃₂‖A‖ only, so float32 loses nothing that ``_evidence.gamma_by_eigenvalues``'
-    threshold √P·ε₃₂·max keeps, at about 0.7× the time (P = 481: 6.3 ms against 9.1 ms, one
-    thread); the same choice as TensorFlow's route (``keras_bayes.effective_parameters``)."""
+def eigenvalues(m):
+    """The eigenvalues of the symmetric m, in m's dtype, by LAPACK's ``syevd`` without
+    eigenvectors (``_evidence.effective_parameters`` hands it a float32 m for a float32
+    model)."""
     from scipy.linalg import eigh
 
-    m = np.asarray(m)
-    if m.dtype == np.float64 and eps >= float(np.finfo(np.float32).eps):
-        values = eigh(m.astype(np.float32), eigvals_only=True, driver="evd", check_finite=False)
-        return values.astype(np.float64)
-    return eigh(m, eigvals_only=True, driver="evd", check_finite=False)
+    return eigh(np.asarray(m), eigvals_only=True, driver="evd", check_finite=False)
 
 
 def effective_parameters(m, rho, eps: float | None = None):
@@ -63,6 +57,6 @@ def effective_parameters(m, rho, eps: float | None = None):
     rho = np.asarray(rho, m.dtype)
     eps = float(np.finfo(m.dtype).eps) if eps is None else eps
     gamma, fallback = _evidence.effective_parameters(
-        npx, trace_inverse_or_nan, lambda a: eigenvalues(a, eps), m, rho,
+        npx, trace_inverse_or_nan, eigenvalues, m, rho,
         np.asarray(m.shape[0], m.dtype), eps)
     return np.asarray(gamma, m.dtype), np.asarray(fallback, np.int32)

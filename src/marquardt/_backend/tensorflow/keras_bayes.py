@@ -93,13 +93,7 @@ def effective_parameters(m, rho, p, eps: float | None = None, host: bool = False
         eps = float(np.finfo(m.dtype.as_numpy_dtype).eps)
     if host:
         return linalg.host_effective_parameters(m, rho, eps)
-    eigvalsh = tf.linalg.eigvalsh
-    if m.dtype == tf.float64 and eps >= float(np.finfo(np.float32).eps):
-        # A of a float32 model is known to ε₃₂‖A‖ only: its eigenvalues in float32 (half the
-        # cost) lose nothing that the fallback's threshold √P·ε₃₂·max keeps
-        def eigvalsh(a):
-            return tf.cast(tf.linalg.eigvalsh(tf.cast(a, tf.float32)), tf.float64)
-    return _evidence.effective_parameters(tfx, trace_inverse, eigvalsh, m, rho,
+    return _evidence.effective_parameters(tfx, trace_inverse, tf.linalg.eigvalsh, m, rho,
                                           tf.cast(p, m.dtype), eps)
 
 
