@@ -300,7 +300,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
 
 def _host_model(f: Callable) -> Callable:
     """A JAX model evaluated on the host (finite differences): float64, NumPy out."""
-    from marquardt._least_squares import x64_if_jax
+    from marquardt._values import x64_if_jax
 
     def model(x, *params):
         with x64_if_jax():

@@ -12,7 +12,8 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._curve_fit import inverse_sigma
-from marquardt._least_squares import first_call, is_jax_value, is_tensorflow_value
+from marquardt._least_squares import first_call
+from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 

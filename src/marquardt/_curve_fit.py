@@ -8,7 +8,8 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
-from marquardt._least_squares import Problem, is_jax_value, is_tensorflow_value, solve_problem
+from marquardt._least_squares import Problem, solve_problem
+from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import SolveOptions, check_jac
 from marquardt._parameters import prepare_bounds, prepare_p0
 from marquardt._status import Status

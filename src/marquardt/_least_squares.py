@@ -29,8 +29,7 @@ from marquardt._result import OptimizeResult
 from marquardt._status import Status
 from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 
-__all__ = ["least_squares", "Problem", "solve_problem", "first_call", "is_jax_value",
-           "is_tensorflow_value", "x64_if_jax"]
+__all__ = ["least_squares", "Problem", "solve_problem", "first_call"]
 
 METHODS = ("lm",)
 

@@ -22,16 +22,15 @@ def make_hook(callback, verbose):
         return None
     printer = ProgressPrinter() if verbose >= 2 else None
 
-    def hook(row: np.ndarray, x: np.ndarray, f: np.ndarray | None = None) -> bool:
+    def hook(row: np.ndarray, x: np.ndarray, f: np.ndarray) -> bool:
         summary = _summary_from_row(row)
         if printer is not None:
             printer(summary)
         if callback is None or summary.iteration == 0:
             return False
         # SciPy's intermediate_result (x, fun, nit, nfev, cost) and our iteration summary
-        info = OptimizeResult(x=x.copy(), **summary._asdict(), nit=summary.iteration)
-        if f is not None:
-            info["fun"] = np.array(f, dtype=np.float64)
+        info = OptimizeResult(x=x.copy(), fun=np.array(f, dtype=np.float64),
+                              **summary._asdict(), nit=summary.iteration)
         try:
             return bool(callback(info))
         except StopIteration:
