@@ -25,7 +25,7 @@ from marquardt._termination import machine_epsilon
 
 __all__ = ["BayesState", "ErrorScale", "ridge", "error_scale", "gamma_by_eigenvalues",
            "effective_parameters",
-           "evidence_update", "after_iteration"]
+           "evidence_update", "step_gamma", "after_iteration"]
 
 
 #: How far above the rounding level of A (P·ε·tr A, ε the model dtype's) ρ must lie for
@@ -132,38 +132,49 @@ def effective_parameters(xp, trace_inverse: Callable, eigvalsh: Callable, m, rho
     return xp.cond(rho > level, by_factor, by_eigenvalues)
 
 
-def evidence_update(xp, gamma_of: Callable, a_ridge, rho, p, e_d, e_w, n,
-                    prior: BayesState):
+def evidence_update(xp, gamma, fallback, e_d, e_w, n, prior: BayesState):
     """``(BayesState, fallback)``: γ, α, β after an accepted step, and 1 where γ came from the
     eigenvalue fallback (the Cholesky route of the trace failed or gave γ outside [0, P];
     else 0, int32).
 
     Args:
-        gamma_of: the backend's ``(m, ρ, P) -> (γ, fallback)`` (``effective_parameters`` on its
-            kernels, or a host kernel that does the same).
-        a_ridge: A + ρI of the step; ``rho`` the ρ it used.
-        p: P; ``e_d``, ``e_w``: E_D and E_W at the new weights; ``n``: N.
+        gamma, fallback: γ of the step's A + ρI and its route (``effective_parameters``, or
+            P and 0 where ρ = 0).
+        e_d, e_w: E_D and E_W at the new weights; ``n``: N.
         prior: α, β, γ before the update (β is kept where N − γ ≤ 0).
 
     Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1; where
     N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept. γ needs
     no clipping: both routes give it in [0, P].
     """
-    p = xp.cast(p, e_d.dtype)
     one = xp.ones_like(e_d)
-
-    def with_trace():
-        gamma, fallback = gamma_of(a_ridge, rho, p)
-        return xp.cast(gamma, e_d.dtype), xp.cast(fallback, "int32")
-
-    def without():  # α = 0: no prior, every parameter effective
-        return p, xp.cast(False, "int32")
-
-    gamma, fallback = xp.cond(rho > 0, with_trace, without)
+    gamma = xp.cast(gamma, e_d.dtype)
     alpha = xp.where(e_w > 0, gamma / (2.0 * xp.where(e_w > 0, e_w, one)), one)
     beta = xp.where(e_d > 0, (n - gamma) / (2.0 * xp.where(e_d > 0, e_d, one)), one)
     beta = xp.where(n - gamma > 0, beta, xp.cast(prior.beta, e_d.dtype))
-    return BayesState(alpha=alpha, beta=beta, gamma=gamma), fallback
+    return BayesState(alpha=alpha, beta=beta, gamma=gamma), xp.cast(fallback, "int32")
+
+
+def step_gamma(xp, gamma_of: Callable, a_ridge, rho, p):
+    """``(γ, fallback)`` of the step's system A + ρI (``gamma_of``: the backend's
+    ``(m, ρ, P) -> (γ, fallback)``, ``effective_parameters`` on its kernels or a host kernel
+    that does the same); P and 0 where ρ = 0 (α = 0: no prior, every parameter effective).
+
+    It depends on the system only, not on the step taken: ``after_iteration`` asks for it
+    before it looks at whether a step was accepted, so that a graph executor (TensorFlow's)
+    can run it beside the iteration's attempts (P³ host work beside forward passes and
+    Cholesky solves) instead of after them. Its value is used only after an accepted step.
+    """
+    p = xp.cast(p, rho.dtype)
+
+    def with_trace():
+        gamma, fallback = gamma_of(a_ridge, rho, p)
+        return xp.cast(gamma, rho.dtype), xp.cast(fallback, "int32")
+
+    def without():
+        return p, xp.cast(False, "int32")
+
+    return xp.cond(rho > 0, with_trace, without)
 
 
 def after_iteration(xp, gamma_of: Callable, info, w_new, rho, scale: ErrorScale,
@@ -180,11 +191,10 @@ def after_iteration(xp, gamma_of: Callable, info, w_new, rho, scale: ErrorScale,
     e_w = xp.sum(w_new * w_new)
     data_cost = xp.maximum(xp.cast(info.cost, dtype) - 0.5 * rho * e_w, 0.0 * e_w)
     e_d = 2.0 * scale.s * data_cost
-    p = xp.shape(w_new)[0]
+    gamma, fallback = step_gamma(xp, gamma_of, info.normal, rho, xp.shape(w_new)[0])
 
     def update():
-        return evidence_update(xp, gamma_of, info.normal, rho, p, e_d, e_w, scale.n,
-                               prior)
+        return evidence_update(xp, gamma, fallback, e_d, e_w, scale.n, prior)
 
     def keep():
         return prior, xp.cast(False, "int32")

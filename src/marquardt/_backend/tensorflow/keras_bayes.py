@@ -23,7 +23,11 @@ Order (Foresee & Hagan's algorithm, as MATLAB's trainbr): α = 0, β = 1 at the 
 first step minimises E_D alone); each iteration takes one LM step on F with the current α, β;
 after an accepted step γ is computed from A + ρI of the iteration (the Jacobian at the start
 of the step, which LM already holds, with the α, β the step used) and α, β from E_D and E_W at
-the new weights. A rejected iteration leaves α, β and γ unchanged. At a fixed point the weights
+the new weights. A rejected iteration leaves α, β and γ unchanged. γ depends on A + ρI only,
+not on the step, so it is asked for before the attempts' outcome is known
+(``_evidence.step_gamma``): in the graph nothing orders it after the attempts, and TensorFlow's
+executor runs the host's P³ work on one inter-op thread while the attempts (forward passes,
+Cholesky solves) run on the others; its value is used only once a step is accepted. At a fixed point the weights
 minimise F and α, β solve the evidence equations at those weights.
 
 The trace needs one more factorisation than LM: the accepted step factored A + (ρ + λ)I,
