@@ -27,7 +27,7 @@ the extra factorisation of A + ρI is visible, alternating runs and keeping the 
 
     python benchmarks/trainbr.py --quick     # 3 seeds, 300 epochs, 2 grid points (~2-4 min)
     python benchmarks/trainbr.py             # 10 seeds, 1000 epochs, 6 grid points
-    python benchmarks/trainbr.py --init nguyen-widrow   # every method from MATLAB's initnw
+    python benchmarks/trainbr.py --init glorot   # every method from Keras' default start
     python benchmarks/trainbr.py --cost --cpu --dtypes float32,float64   # the cost table alone
 """
 
@@ -67,10 +67,11 @@ def problem(name: str, seed: int):
             hidden)
 
 
-#: The initial weights: Keras' defaults (Glorot-uniform kernels, zero biases), or with
-#: ``--init nguyen-widrow`` the first hidden layer by MATLAB's ``initnw`` (Nguyen & Widrow
-#: 1990), the start of MATLAB's trainlm and trainbr and of Foresee & Hagan (1997)
-INIT = "glorot"
+#: The initial weights, shared by every method: the hidden layer by MATLAB's ``initnw``
+#: (``mk.initnw``; Nguyen & Widrow 1990), the start of MATLAB's trainlm and trainbr and of
+#: Foresee & Hagan (1997), the output layer Keras' default; or with ``--init glorot`` Keras'
+#: defaults everywhere (Glorot-uniform kernels, zero biases)
+INIT = "nguyen-widrow"
 
 
 def network(d: int, hidden: tuple[int, ...], seed: int):
@@ -80,12 +81,9 @@ def network(d: int, hidden: tuple[int, ...], seed: int):
     layers = [keras.Input((d,))] + [keras.layers.Dense(h, "tanh") for h in hidden]
     net = keras.Sequential(layers + [keras.layers.Dense(1)])
     if INIT == "nguyen-widrow":
-        from marquardt.cli._network import nguyen_widrow
+        import marquardt.keras as mk
 
-        layer = net.layers[0]
-        k, b = nguyen_widrow(layer.kernel.shape[0], layer.kernel.shape[1],
-                             np.random.default_rng(1000 + seed))
-        layer.set_weights([k.astype(layer.kernel.dtype), b.astype(layer.kernel.dtype)])
+        mk.initnw(net, seed=1000 + seed)  # the hidden tanh layer(s); the output keeps Glorot
     return net
 
 
@@ -264,9 +262,9 @@ def main():
     parser.add_argument("--dtypes", default="float32",
                         help="dtypes of the cost table, comma-separated (float32,float64)")
     parser.add_argument("--repeats", type=int, default=None, help="cost table: runs per method")
-    parser.add_argument("--init", choices=("glorot", "nguyen-widrow"), default="glorot",
-                        help="initial weights of every method: Keras' default, or MATLAB's "
-                             "initnw on the hidden layer")
+    parser.add_argument("--init", choices=("glorot", "nguyen-widrow"), default="nguyen-widrow",
+                        help="initial weights of every method: MATLAB's initnw on the hidden "
+                             "layer (default), or Keras' default")
     parser.add_argument("--cpu", action="store_true",
                         help="time epochs by process CPU time instead of wall time")
     args = parser.parse_args()

@@ -28,14 +28,11 @@ def main(n_seeds: int = 10):
     from trainbr import network, problem, test_mse
 
     import marquardt.keras as mk
-    from marquardt.cli._network import nguyen_widrow
+    import marquardt.keras as mk
 
     def start(net, seed, init):
         if init == "nguyen-widrow":
-            layer = net.layers[0]
-            k, b = nguyen_widrow(layer.kernel.shape[0], layer.kernel.shape[1],
-                                 np.random.default_rng(1000 + seed))
-            layer.set_weights([k.astype("float32"), b.astype("float32")])
+            mk.initnw(net, seed=1000 + seed)
         return net
 
     class At(keras.callbacks.Callback):

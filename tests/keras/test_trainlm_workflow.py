@@ -81,3 +81,38 @@ def test_fitnet_stops_after_max_fail_validation_failures_with_the_best_weights()
     va = result.division["validation"]
     best = float(np.mean((np.asarray(result.model(x[va])) - y[va]) ** 2))
     assert best == pytest.approx(val.min(), rel=1e-4)
+
+
+def test_initnw_sets_bounded_dense_layers_by_the_nguyen_widrow_rule():
+    import keras
+
+    inner = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, "sigmoid", name="deep")])
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(6, "tanh", name="first"),
+                            keras.layers.Dense(5, "relu", name="rectified"), inner,
+                            keras.layers.Dense(1, name="out")])
+    untouched = {n: [np.array(w) for w in net.get_layer(n).get_weights()]
+                 for n in ("rectified", "out")}
+    assert mk.initnw(net, seed=3) == ["first", "deep"]
+    for layer, fan_in, units in ((net.get_layer("first"), 3, 6), (inner.get_layer("deep"), 5, 4)):
+        beta = 0.7 * units ** (1.0 / fan_in)  # Nguyen & Widrow (1990), MATLAB's initnw
+        kernel, bias = (np.asarray(w, dtype=float) for w in layer.get_weights())
+        np.testing.assert_allclose(np.linalg.norm(kernel, axis=0), beta, rtol=1e-6)
+        assert np.all(np.abs(bias) <= beta) and np.ptp(bias) > 0
+    # the draws: layer by layer in model order, each kernel before its bias, from default_rng(seed)
+    rng = np.random.default_rng(3)
+    first = rng.uniform(-1, 1, (3, 6))
+    first *= 0.7 * 6 ** (1 / 3) / np.linalg.norm(first, axis=0)
+    np.testing.assert_allclose(net.get_layer("first").kernel, first, rtol=1e-6)
+    for name, weights in untouched.items():
+        for before, after in zip(weights, net.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(before, after)
+    # fitnet starts from this rule: its hidden layer equals initnw of the same seed
+    fitted = mk.fitnet(X, Y, seed=5, epochs=0).model
+    copy = keras.models.clone_model(fitted)
+    mk.initnw(copy, seed=5)
+    np.testing.assert_allclose(fitted.get_layer("hidden_1").kernel,
+                               copy.get_layer("hidden_1").kernel)
+    linear = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="initnw: expected a model with a built Dense layer "
+                                         "whose activation is tanh or sigmoid"):
+        mk.initnw(linear)

@@ -8,14 +8,7 @@ from [-1, 1] to each target's [min, max]. Both are plain Keras layers, so the fi
 rows is passed through unscaled (as ``mapminmax`` does).
 
 Hidden layers with a bounded activation (tanh, sigmoid) can be initialised by the rule of Nguyen
-and Widrow (1990), which MATLAB's ``initnw`` uses: each neuron's weight vector gets the length
-β = 0.7·H^(1/N) for a layer of H neurons with N inputs in [-1, 1], in a uniformly random
-direction, and its bias is uniform in [-β, β], so that the neurons' active regions are spread over
-the input range instead of overlapping at the origin.
-
-References:
-    D. Nguyen and B. Widrow, "Improving the learning speed of 2-layer neural networks by choosing
-    initial values of the adaptive weights", IJCNN 1990, vol. 3, pp. 21-26.
+and Widrow (1990), which MATLAB's ``initnw`` uses (``marquardt._initnw``).
 """
 
 from __future__ import annotations
@@ -24,15 +17,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Scaling", "build_network", "nguyen_widrow", "ACTIVATIONS", "BOUNDED"]
+from marquardt._initnw import BOUNDED
+
+__all__ = ["Scaling", "build_network", "ACTIVATIONS", "BOUNDED"]
 
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "elu", "softplus", "linear")
 """Hidden-layer activations offered on the command line (Keras names)."""
-BOUNDED = ("tanh", "sigmoid")
-"""Activations for which the Nguyen-Widrow rule is meant (a bounded, sigmoid-shaped response)."""
-
-NGUYEN_WIDROW_FACTOR = 0.7
-"""β = 0.7·H^(1/N): the constant of Nguyen and Widrow (1990)."""
 
 
 class Scaling(NamedTuple):
@@ -47,16 +37,6 @@ class Scaling(NamedTuple):
         half = (high - low) / 2.0
         constant = ~(half > 0)
         return cls(centre=np.where(constant, 0.0, (high + low) / 2.0), half_range=np.where(constant, 1.0, half))
-
-
-def nguyen_widrow(fan_in: int, units: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Kernel ``(fan_in, units)`` and bias ``(units,)`` by the Nguyen-Widrow rule (module docstring)."""
-    beta = NGUYEN_WIDROW_FACTOR * units ** (1.0 / fan_in)
-    kernel = rng.uniform(-1.0, 1.0, size=(fan_in, units))
-    norms = np.linalg.norm(kernel, axis=0)
-    kernel *= beta / np.where(norms > 0, norms, 1.0)
-    bias = rng.uniform(-beta, beta, size=units)
-    return kernel, bias
 
 
 def build_network(*, inputs: Scaling, outputs: Scaling, hidden: tuple[int, ...], activation: str,
@@ -90,11 +70,8 @@ def build_network(*, inputs: Scaling, outputs: Scaling, hidden: tuple[int, ...],
     layers.append(keras.layers.Normalization(mean=outputs.centre, variance=outputs.half_range**2, invert=True,
                                              dtype=dtype, name="unscale_outputs"))
     model = keras.Sequential(layers, name="fitnet")
-    if init == "nguyen-widrow" and activation in BOUNDED:
-        rng = np.random.default_rng(seed)
-        fan_in = inputs.centre.size
-        for i, units in enumerate(hidden):
-            kernel, bias = nguyen_widrow(fan_in, units, rng)
-            model.get_layer(f"hidden_{i + 1}").set_weights([kernel.astype(dtype), bias.astype(dtype)])
-            fan_in = units
+    if init == "nguyen-widrow" and activation in BOUNDED and hidden:
+        from marquardt.keras._initnw import initnw
+
+        initnw(model, seed)
     return model

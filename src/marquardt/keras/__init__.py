@@ -19,6 +19,7 @@ except ModuleNotFoundError as _missing:  # Keras 3 cannot start without its back
         f"    {_install_command('tensorflow')}      # the full TensorFlow build (GPU on Linux)\n"
         f"    {_install_command('jax')}      # JAX, with KERAS_BACKEND=jax"
     ) from _missing
+from marquardt.keras._initnw import initnw
 from marquardt.keras._memory import MemoryPlan, plan_memory
 from marquardt.keras._model import LMModel
 from marquardt.keras._options import TRAINBR, TRAINLM, LMOptions
@@ -35,6 +36,7 @@ __all__ = [
     "FitnetResult",
     "dividerand",
     "mapminmax",
+    "initnw",
     "SUPPORTED_LOSSES",
     "LossResiduals",
     "residuals_for_loss",

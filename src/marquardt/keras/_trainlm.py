@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from marquardt.keras._fit import fit
+from marquardt.keras._initnw import initnw
 from marquardt.keras._options import TRAINLM
 
 __all__ = ["fitnet", "FitnetResult", "dividerand", "mapminmax", "MATLAB_DEFAULTS"]
@@ -135,8 +136,6 @@ def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 100
         >>> result = marquardt.keras.fitnet(x, y, seed=0)
         >>> result.model.save("net.keras")        # loads without marquardt
     """
-    from marquardt.cli._network import nguyen_widrow
-
     x = np.asarray(x, dtype="float32")
     y = np.asarray(y, dtype="float32")
     x = x.reshape(len(x), -1)
@@ -150,13 +149,8 @@ def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 100
     layers += [keras.layers.Dense(y.shape[1], name="purelin"),
                mapminmax(y, invert=True, name="mapminmax_outputs")]
     model = keras.Sequential(layers, name="fitnet")
-    rng = np.random.default_rng(seed)
-    fan_in = x.shape[1]
-    for i, units in enumerate(hidden):  # initnw
-        kernel, bias = nguyen_widrow(fan_in, units, rng)
-        model.get_layer(f"hidden_{i + 1}").set_weights([kernel.astype("float32"),
-                                                        bias.astype("float32")])
-        fan_in = units
+    if hidden:
+        initnw(model, seed)
     tr, va, te = parts["train"], parts["validation"], parts["test"]
     extra = [_MuLog()]
     if te.size:
