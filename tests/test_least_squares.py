@@ -421,3 +421,41 @@ def test_plain_arithmetic_with_an_autodiff_jac_is_differentiated_exactly():
     res = marquardt.least_squares(fun, [1.0, 1.0, 1.0])
     np.testing.assert_allclose(res.x, [0.5, -1.0, 3.0], atol=1e-8)
     assert np.max(np.abs(res.jac - exact)) > 1e-12  # 2-point differences, as SciPy
+
+
+def test_a_function_defined_in_a_loop_gets_one_recompile_warning(monkeypatch):
+    """Each new function object is compiled anew (its key holds the object): the fifth
+    distinct one of the same code and closure gets one ``RecompileWarning`` pointing at the
+    caller's line; the same function object fitted again, a NumPy model in a loop, or a
+    factory's models (one code, different closures) get none."""
+    import warnings
+
+    from marquardt import _cache
+
+    assert _cache.RECOMPILE_WARN_AFTER == 5  # TensorFlow's count; 2 here, for time
+    monkeypatch.setattr(_cache, "RECOMPILE_WARN_AFTER", 2)
+    t = np.linspace(0.0, 3.0, 20)
+    y = 2.0 * np.exp(-0.7 * t)
+
+    def fits(make, count):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(count):
+                res = marquardt.curve_fit(make(), t, y, p0=[1.0, 1.0])
+                np.testing.assert_allclose(res[0], [2.0, 0.7], rtol=1e-8)
+        return [w for w in caught if issubclass(w.category, marquardt.RecompileWarning)]
+
+    once = lambda t, a, b: a * tf.exp(-b * t)  # noqa: E731
+    assert fits(lambda: once, _cache.RECOMPILE_WARN_AFTER + 1) == []
+    assert fits(lambda: (lambda t, a, b: a * np.exp(-b * t)), 6) == []  # NumPy: not compiled
+    assert fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _cache.RECOMPILE_WARN_AFTER - 1) == []
+    caught = fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _cache.RECOMPILE_WARN_AFTER + 2)
+    assert len(caught) == 1
+    assert caught[0].filename == __file__
+    assert "2 different function objects of the same code and closure (<lambda> at " in str(
+        caught[0].message)
+    # a factory of models (one code, each closing over another object) makes different models
+    scales = [np.float64(1.0), np.float64(2.0), np.float64(0.5)]
+    made = iter([(lambda s: lambda t, a, b: s * a * tf.exp(-b * t) / s)(s) for s in scales])
+    assert fits(lambda: next(made), 3) == []
+    assert "Define it once, outside the loop" in str(caught[0].message)

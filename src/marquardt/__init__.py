@@ -7,6 +7,7 @@ Public API:
   ``curve_fit_batch`` — many independent fits of one model as one batched solve.
 * ``Status``, ``OptimizeResult``, ``IterationSummary`` — results and progress records.
 * ``Nielsen``, ``TrainLM``, ``TrustRegion`` — damping policies; ``standard_errors``, ``correlation_matrix``.
+* ``RecompileWarning`` — many new functions of the same code compiled (one defined in a loop).
 * ``marquardt.keras`` — LM training inside Keras' ``fit``; ``marquardt.scipy`` — the SciPy
   bridge (SciPy is imported only there); ``marquardt.nist`` — NIST StRD reader.
 
@@ -57,6 +58,7 @@ _LAZY = {
     "TrustRegion": "marquardt._damping",
     "standard_errors": "marquardt._covariance",
     "correlation_matrix": "marquardt._covariance",
+    "RecompileWarning": "marquardt._errors",
 }
 
 #: Subpackages reachable as attributes (``marquardt.keras`` after a plain ``import marquardt``).
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from marquardt._batch import curve_fit_batch
     from marquardt._curve_fit import curve_fit
     from marquardt._damping import Nielsen, TrainLM, TrustRegion
+    from marquardt._errors import RecompileWarning
     from marquardt._least_squares import least_squares
     from marquardt._result import OptimizeResult
     from marquardt._status import Status
