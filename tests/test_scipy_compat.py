@@ -208,6 +208,63 @@ def test_a_float32_numpy_model_gets_float32_sized_difference_steps():
     assert np.all(off < 0.05), off
 
 
+def _float32_exponential(x, a, b):
+    return (a * np.exp(-b * x)).astype(np.float32)
+
+
+def test_a_float32_numpy_model_fits_noise_free_data():
+    """Data that a float32 model fits exactly leave residuals of float32 rounding, whose
+    direction (gradient cosine 0.06) said "away from a minimum" to tests made for float64
+    residuals: curve_fit raised RuntimeError ("No step lowers the cost") at the solution. The
+    core now judges the residuals' rounding at the model's ε (``LoopConfig.output_epsilon``):
+    the fit ends by xtol at (2.5, 1.3), as SciPy's lm does on the same float32 residuals."""
+    t = np.linspace(0, 4, 50).astype(np.float32)
+    y = _float32_exponential(t, 2.5, 1.3)
+    popt, _, info, _, ier = marquardt.curve_fit(_float32_exponential, t, y, p0=[1, 1],
+                                                full_output=True)
+    np.testing.assert_allclose(popt, [2.5, 1.3], rtol=1e-6)
+    assert ier == 2  # xtol
+    ours = marquardt.least_squares(lambda p: _float32_exponential(t, *p) - y, [1.0, 1.0])
+    theirs = scipy.optimize.least_squares(lambda p: _float32_exponential(t, *p) - y,
+                                          [1.0, 1.0], method="lm")
+    assert theirs.success and theirs.status == 3
+    assert ours.success and ours.status == theirs.status
+    np.testing.assert_allclose(ours.x, theirs.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, seed", [("exponential", 5), ("line", 1)])
+def test_a_float32_numpy_model_fits_noisy_data(name, seed):
+    """Noise 1e-3: such fits (4 of 10 seeds for each model) used to end in a stall at their
+    minimum, whose gradient cosine (1e-4 to 1e-3) is float32 rounding; they now succeed at the
+    float64 model's answer to float32's resolution."""
+    t = np.linspace(0, 4, 50)
+    models = {"exponential": lambda x, a, b: a * np.exp(-b * x),
+              "line": lambda x, a, b: a * x + b}
+    model = models[name]
+    y = model(t, 2.5, 1.3) + 1e-3 * np.random.default_rng(seed).standard_normal(t.size)
+    t32, y32 = t.astype(np.float32), y.astype(np.float32)
+    ours = marquardt.least_squares(
+        lambda p: model(t32, *p).astype(np.float32) - y32, [1.0, 1.0])
+    ref = marquardt.least_squares(lambda p: model(t, *p) - y32.astype(float), [1.0, 1.0])
+    assert ours.success, ours.message
+    np.testing.assert_allclose(ours.x, ref.x, rtol=1e-5)
+
+
+def test_a_float32_model_stalled_away_from_a_minimum_still_fails():
+    """The float32 rounding level must not excuse a minimum at infinity: MGH Jennrich-Sampson
+    from 10·x₀ (f = 259.6, against f* = 124.4 at the minimum) still ends as STALLED, not
+    as a success (its gradient's projection is 1,000 times the residuals' rounding)."""
+    from mgh_problems import BY_NAME
+
+    p = BY_NAME["jennrich_sampson"]
+    with np.errstate(all="ignore"):
+        res = marquardt.least_squares(lambda x: p.fun(x).astype(np.float32),
+                                      10 * np.asarray(p.x0, float))
+    assert not res.success
+    assert res.status == marquardt.Status.STALLED
+    assert 2 * res.cost > 259
+
+
 def test_positional_arguments_in_scipy_order():
     """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
     res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),

@@ -5,10 +5,11 @@ import pytest
 
 import marquardt
 from marquardt._status import Status, status_message
-from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_RESIDUAL,
-                                    STATIONARY_COSINE, damping_limit_status,
+from marquardt._termination import (EPSILON, ROUNDED_COSINE, ROUNDING_GRADIENT,
+                                    ROUNDING_RESIDUAL, STATIONARY_COSINE, damping_limit_status,
                                     gradient_cosine, gradient_status, lost_direction,
-                                    machine_epsilon, rounded_away, scaled_gradient_cosine, step_status)
+                                    machine_epsilon, resolved_cosine, rounded_away,
+                                    scaled_gradient_cosine, step_status)
 
 R = int(Status.RUNNING)
 
@@ -68,6 +69,19 @@ def test_rounded_away():
     stop = rounded_away(np.zeros((1, 2), np.float32), np.array([0.5]), False,
                         np.array([1e-6]), np.array([45.0]), epsilon=2.0 ** -23)
     assert stop.tolist() == [False]
+
+
+def test_resolved_cosine():
+    """A gradient whose projections maxⱼ |gⱼ| / ‖Jⱼ‖ = cosine · ‖r‖ are at most
+    ``ROUNDING_GRADIENT`` ε Σⱼ ‖Jⱼ‖ |xⱼ| is rounding: its cosine reads 0; above, or not a
+    number, it is kept."""
+    eps = 2.0 ** -23
+    level = ROUNDING_GRADIENT * eps * 45.0  # the largest projection that is rounding
+    cos = np.array([0.5, 0.5, 0.5, np.nan])
+    r_norm = np.array([level / 0.5, 1.01 * level / 0.5, 1.0, 1.0])
+    out = resolved_cosine(cos, r_norm, np.full(4, 45.0), eps)
+    assert out[:3].tolist() == [0.0, 0.5, 0.5]
+    assert np.isnan(out[3])
 
 
 @pytest.mark.parametrize("damping", ["nielsen", "trust-region"])

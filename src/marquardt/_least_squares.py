@@ -27,6 +27,7 @@ from marquardt._outcome import build_result, make_hook
 from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
 from marquardt._result import OptimizeResult
 from marquardt._status import Status
+from marquardt._termination import machine_epsilon
 from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 
 __all__ = ["least_squares", "Problem", "solve_problem", "first_call"]
@@ -350,10 +351,13 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 f"jac={problem.jac!r} has nothing to differentiate. Write it with TensorFlow "
                 "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
                 "to use finite differences.")
+        f_dtype = _output_dtype(problem, r0)
         evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
                                     diff_step, r0=None if is_tensorflow_value(r0) else r0,
-                                    f_dtype=_output_dtype(problem, r0), workers=workers,
+                                    f_dtype=f_dtype, workers=workers,
                                     complex_fun=problem.host_complex)
+        # the residuals are float64 here, but carry only the precision the function returned
+        cfg = cfg._replace(output_epsilon=_output_epsilon(f_dtype))
     if state is None:
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
@@ -375,6 +379,13 @@ def _x64_function(fun: Callable) -> Callable:
         with x64_if_jax():
             return np.asarray(fun(x))
     return call
+
+
+def _output_epsilon(dtype) -> float:
+    """``LoopConfig.output_epsilon`` for a function that returns ``dtype``: its ε where coarser
+    than float64's (float32, float16), else 0 (the state's own)."""
+    eps = machine_epsilon(dtype)
+    return eps if eps > machine_epsilon(np.float64) else 0.0
 
 
 def _output_dtype(problem: Problem, r0) -> Any:

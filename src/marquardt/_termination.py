@@ -43,7 +43,7 @@ __all__ = ["step_status", "gradient_cosine", "gradient_status", "damping_limited
            "rounded_away", "lost_direction", "damping_limit_status", "scaled_gradient_cosine",
            "STATIONARY_COSINE",
            "ROUNDED_COSINE", "ROUNDING_RESIDUAL", "machine_epsilon", "stationary_cosine",
-           "rounded_cosine"]
+           "rounded_cosine", "resolved_cosine", "ROUNDING_GRADIENT"]
 
 #: Largest gradient cosine (MINPACK's measure, ``gradient_cosine``) at which a step cut short
 #: by the damping may still end the fit by ``ftol``/``xtol``, and below which a damping at its
@@ -127,6 +127,31 @@ def gradient_cosine(g, r_norm, col_norms, xp=None):
     ok = xp.greater(denom, 0.0)
     cos = xp.where(ok, xp.abs(g) / xp.where(ok, denom, 1.0), 0.0)
     return xp.max(cos, axis=-1)
+
+
+#: The gradient's projections maxⱼ |gⱼ| / ‖Jⱼ‖ no larger than this many ε times Σⱼ ‖Jⱼ‖ |xⱼ|
+#: are the rounding of the residuals (``resolved_cosine``). 10: float32 NumPy models at their
+#: minima (exponentials, a Gaussian, a sine, a line; noise 0 to 1e-3) end at up to 1.0 such
+#: units, the MGH starts that stall in float32 (Jennrich-Sampson from 10·x₀, Bard from 10·x₀,
+#: Freudenstein-Roth, Brown-Dennis) at 360 to 10⁶.
+ROUNDING_GRADIENT = 10.0
+
+
+def resolved_cosine(cosine, r_norm, model_size, epsilon: float, xp=None):
+    """The gradient cosine as far as residuals of precision ``epsilon`` resolve it: 0 where
+    maxⱼ |gⱼ| / ‖Jⱼ‖ = cosine · ‖r‖ is at most ``ROUNDING_GRADIENT`` · ε Σⱼ ‖Jⱼ‖ |xⱼ|
+    (``model_size``), the rounding of the model's values, else the cosine itself.
+
+    The projection of r on a column of J, |Jⱼᵀr| / ‖Jⱼ‖, moves by up to ‖δ‖ when the residuals
+    carry rounding errors δ, and ‖δ‖ ≈ ε ‖model‖ ≤ ε Σⱼ ‖Jⱼ‖ |xⱼ| for a model linear in its
+    parameters; a Jacobian differenced from such residuals adds its own error. Below that the
+    direction of the gradient is rounding, not a way down: a NumPy model that returns float32,
+    solved in float64 (``LoopConfig.output_epsilon`` = 2⁻²³), fitting an exponential to data
+    with noise 1e-3 ends where its step rounds to nothing with a cosine of 1.7e-4 (its float64
+    twin: 6e-10), which ``rounded_away`` took for a stall away from a minimum."""
+    xp = xp or array_namespace(cosine, r_norm, model_size)
+    level = ROUNDING_GRADIENT * epsilon * model_size
+    return xp.where(xp.less_equal(cosine * r_norm, level), 0.0, cosine)
 
 
 def gradient_status(g, r_norm, col_norms, gtol: float, xp=None, cosine=None):

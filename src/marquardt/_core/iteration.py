@@ -40,7 +40,8 @@ __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobi
            "normal_linearization",
            "damping_diagonal", "initial_damping", "prepare", "live", "propose",
            "propose_checked", "judge",
-           "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows"]
+           "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows",
+           "rounding_epsilon"]
 
 
 class Linearization(NamedTuple):
@@ -244,10 +245,11 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
     model_size = xp.sum(col_norms * xp.abs(s.x), axis=-1)
     lost = None
     if not _one_residual(s.f):  # m = 1: every cosine is 1 (``_limit_cosine``)
+        # a column lost to the solve's rounding (the state's ε); residuals at their own
         lost = _termination.lost_direction(
             g, lin.r_norm, colsq, d, xp,
-            r_noise=_termination.ROUNDING_RESIDUAL * _termination.machine_epsilon(
-                s.cost.dtype) * model_size,
+            r_noise=_termination.ROUNDING_RESIDUAL * rounding_epsilon(cfg, s.cost.dtype)
+            * model_size,
             epsilon=_termination.machine_epsilon(s.cost.dtype))
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum,
@@ -348,19 +350,44 @@ def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
     return xp.norm(prep.sqrt_d * p_hat, axis=-1)
 
 
+def rounding_epsilon(cfg: LoopConfig, dtype) -> float:
+    """ε of the residuals: the state's dtype's, or the coarser precision of the user's
+    function's outputs (``LoopConfig.output_epsilon``: a float32 model on the float64 host,
+    whose residuals differ from the model's values by float32 rounding however they are
+    stored). The residuals' noise level (``_termination.rounded_away``, ``lost_direction``)
+    and a cost change's (``_gain.gain_ratio_at_rounding``) follow it; the stationarity
+    thresholds stay the state's (``_end_cosine``)."""
+    return max(_termination.machine_epsilon(dtype), cfg.output_epsilon)
+
+
 def _one_residual(f) -> bool:
     """The problem has a single residual (m = 1, known from the static shape of r)."""
     m = f.shape[-1]
     return m is not None and int(m) == 1
 
 
-def _limit_cosine(xp, prep: Prepared, f):
-    """The stationarity measure of a damping at its ceiling: the gradient cosine, or with one
-    residual (whose cosine is 1 wherever J ≠ 0) the gradient against D
-    (``_termination.scaled_gradient_cosine``)."""
+def _end_cosine(cfg: LoopConfig, xp, prep: Prepared):
+    """The gradient cosine that decides whether a fit that can go no further (its step rounded
+    to nothing, its damping at the ceiling) ends at a stationary point: ``prep.cosine``, cut
+    to what residuals of precision ``LoopConfig.output_epsilon`` resolve where that is set
+    (``_termination.resolved_cosine``). Only these two verdicts, which end nothing that would
+    not end anyway, see it: the tests that decide when a fit stops (the step tests' first-order
+    check, ``_gain.gain_ratio_at_rounding``) keep the cosine itself, since Σⱼ ‖Jⱼ‖ |xⱼ|
+    overstates the model's size where its terms cancel (MGH Meyer: a float32 model stopped
+    by ``ftol`` at f = 88.8 with it, 87.9459 = f* without)."""
+    if cfg.output_epsilon > 0:
+        return _termination.resolved_cosine(prep.cosine, prep.lin.r_norm, prep.model_size,
+                                            cfg.output_epsilon, xp)
+    return prep.cosine
+
+
+def _limit_cosine(xp, prep: Prepared, f, cosine):
+    """The stationarity measure of a damping at its ceiling: the gradient cosine (``cosine``,
+    ``_end_cosine``), or with one residual (whose cosine is 1 wherever J ≠ 0) the gradient
+    against D (``_termination.scaled_gradient_cosine``)."""
     if _one_residual(f):
         return _termination.scaled_gradient_cosine(prep.g, prep.lin.r_norm, prep.sqrt_d, xp)
-    return prep.cosine
+    return cosine
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
@@ -389,7 +416,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
-    epsilon = _termination.machine_epsilon(s.cost.dtype)
+    epsilon = rounding_epsilon(cfg, s.cost.dtype)
     if cfg.loss == "linear":
         # at a stationary point, a Gauss-Newton step whose predicted and actual changes are
         # both within the rounding of the residuals is the model's step: ρ = 1
@@ -418,7 +445,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         tstat = xp.where(prep.lost, RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
-    rounded = _termination.rounded_away(p, prep.cosine, _one_residual(s.f), prep.lin.r_norm,
+    end_cosine = _end_cosine(cfg, xp, prep)
+    rounded = _termination.rounded_away(p, end_cosine, _one_residual(s.f), prep.lin.r_norm,
                                         prep.model_size, xp, epsilon)
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
@@ -428,7 +456,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     _termination.damping_limit_status(_limit_cosine(xp, prep, s.f), xp),
+                     _termination.damping_limit_status(_limit_cosine(xp, prep, s.f, end_cosine),
+                                                       xp),
                      tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),

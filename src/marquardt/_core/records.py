@@ -46,6 +46,14 @@ class LoopConfig(NamedTuple):
         min_grad: stop (GTOL) once ‖g‖₂ ≤ min_grad (MATLAB trainlm's ``min_grad``); 0 disables.
         goal: stop (GOAL) once the cost is at or below ``goal`` (trainlm's ``goal``);
             −∞ disables.
+        output_epsilon: machine epsilon of the user's function's outputs where they are
+            coarser than the state's dtype (a NumPy model that returns float32, solved in
+            float64 on the host: 2⁻²³); 0: the state's own. The residuals carry only that
+            precision, so the residuals' noise level and a cost change's rounding take the
+            coarser of the two (``iteration.rounding_epsilon``), and a fit that can go no
+            further (a step rounded to nothing, the damping at its ceiling) is judged
+            stationary where its gradient is within that rounding
+            (``_termination.resolved_cosine``).
     """
 
     damping: Any
@@ -67,6 +75,7 @@ class LoopConfig(NamedTuple):
     min_grad: float = 0.0
     goal: float = float("-inf")
     jac_nfev: int = 0
+    output_epsilon: float = 0.0
 
 
 class LoopState(NamedTuple):
