@@ -311,7 +311,7 @@ T, Y2, P2 = decay_data(3)
     (dict(xdata=np.ones((2, 12)), shared_x=False), ValueError,
      r"`xdata` per problem \(shared_x=False\) must have shape \(K, m\)"),
     (dict(xdata=np.r_[T[:-1], np.nan]), ValueError, r"`xdata` must contain only finite"),
-    (dict(p0=np.ones(3)), ValueError, r"`p0` must have one value per parameter of `f` \(2\)"),
+    (dict(p0=np.ones(3)), TypeError, r"`p0` must have one value per parameter of `f` \(2\)"),
     (dict(p0=np.ones((2, 2))), ValueError, r"`p0` must have shape \(n,\) or \(K, n\) with K=3"),
     (dict(p0=[1.0, np.nan]), ValueError, r"`p0` must contain only finite values"),
     (dict(p0=[[1.0, 1.0], [1.0, 1.0], [1.0, np.nan]]), ValueError,

@@ -98,7 +98,7 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"sigma": SIG[:5]}, ValueError, r"`sigma` must be a scalar or have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
     ({"xdata": X[:30]}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40\. Received: xdata with shape \(30,\)"),
     ({"ydata": []}, ValueError, r"`ydata` must not be empty"),
-    ({"p0": [1.0, 1.0]}, ValueError, r"`p0` must have one value per parameter of `f` \(3\)\. Received: p0 with length 2"),
+    ({"p0": [1.0, 1.0]}, TypeError, r"`p0` must have one value per parameter of `f` \(3\)\. Received: p0 with length 2"),
     ({"p0": [1.0, np.nan, 0.0]}, ValueError, r"`p0` must contain only finite values"),
     ({"method": "trf"}, ValueError, r"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which takes `bounds` and robust `loss` itself .* Received: method='trf'"),
     ({"method": "bfgs"}, ValueError, r"`method` must be None or 'lm'\. Received: method='bfgs'"),

@@ -229,7 +229,7 @@ def test_chunking_and_shape_errors():
     with pytest.raises(ValueError, match=r"`p0` must have shape \(n,\) or \(K, n\) with K=100 "
                        r"problems. Received: p0 with shape \(99, 2\)"):
         curve_fit_batch(decay, d["t"], y, da.from_array(d["p0"][:99]))
-    with pytest.raises(ValueError, match=r"`p0` must have one value per parameter of `f` "
+    with pytest.raises(TypeError, match=r"`p0` must have one value per parameter of `f` "
                        r"\(2\). Received: p0 with length 3"):
         curve_fit_batch(decay, d["t"], y, da.ones((100, 3)))
     with pytest.raises(ValueError, match=r"`sigma` must have shape \(m,\) or \(K, m\) with "

@@ -66,7 +66,7 @@ def test_p0_with_defaulted_parameters_follows_scipy():
     np.testing.assert_array_equal(prepare_p0(None, _defaulted), [1.0, 1.0])
     np.testing.assert_array_equal(prepare_p0([3.0], _defaulted), [3.0])
     np.testing.assert_array_equal(prepare_p0([3.0], _defaulted, batch=2), [[3.0], [3.0]])
-    with pytest.raises(ValueError, match=r"`p0` must have one value per parameter of `f` "
+    with pytest.raises(TypeError, match=r"`p0` must have one value per parameter of `f` "
                        r"\(1 to 2: a parameter with a default is fitted when p0 covers it\)\. "
                        r"Received: p0 with length 3"):
         prepare_p0([1.0, 2.0, 3.0], _defaulted)
@@ -84,19 +84,22 @@ def test_curve_fit_with_a_defaulted_parameter_matches_scipy():
     np.testing.assert_allclose(ours, [2.0, 0.5], rtol=1e-8)
 
 
-@pytest.mark.parametrize("p0, f, batch, match", [
-    (None, star, None, r"`p0` is needed: `f` takes \*args or no parameters after x\. "
-                       r"Received: p0=None"),
-    (None, lambda x: x, 4, r"`p0` is needed: `f` takes \*args"),
-    ([1.0, 1.0, 1.0], two, None, r"`p0` must have one value per parameter of `f` \(2\)\. "
-                                 r"Received: p0 with length 3"),
-    ([1.0, 1.0, 1.0], two, 4, r"`p0` must have one value per parameter of `f` \(2\)\. "
-                              r"Received: p0 with length 3"),
-    (np.ones((4, 3)), two, 4, r"`p0` must have one value per parameter of `f` \(2\)\. "
-                              r"Received: p0 with shape \(4, 3\)"),
+@pytest.mark.parametrize("p0, f, batch, error, match", [
+    (None, star, None, ValueError, r"`p0` is needed: `f` takes \*args or no parameters after "
+                                   r"x\. Received: p0=None"),
+    (None, lambda x: x, 4, ValueError, r"`p0` is needed: `f` takes \*args"),
+    # a count that fits no call of f: SciPy's TypeError (from calling f with it)
+    ([1.0, 1.0, 1.0], two, None, TypeError, r"`p0` must have one value per parameter of `f` "
+                                            r"\(2\)\. Received: p0 with length 3"),
+    ([1.0], two, None, TypeError, r"`p0` must have one value per parameter of `f` \(2\)\. "
+                                  r"Received: p0 with length 1"),
+    ([1.0, 1.0, 1.0], two, 4, TypeError, r"`p0` must have one value per parameter of `f` "
+                                         r"\(2\)\. Received: p0 with length 3"),
+    (np.ones((4, 3)), two, 4, TypeError, r"`p0` must have one value per parameter of `f` "
+                                         r"\(2\)\. Received: p0 with shape \(4, 3\)"),
 ])
-def test_p0_errors(p0, f, batch, match):
-    with pytest.raises(ValueError, match=match):
+def test_p0_errors(p0, f, batch, error, match):
+    with pytest.raises(error, match=match):
         prepare_p0(p0, f, batch=batch)
 
 

@@ -265,6 +265,34 @@ def test_a_float32_model_stalled_away_from_a_minimum_still_fails():
     assert 2 * res.cost > 259
 
 
+@pytest.mark.parametrize("p0, received", [([1.0, 2.0, 3.0], 3), ([1.0], 1)])
+def test_p0_of_the_wrong_length_raises_scipys_type_error(p0, received):
+    """SciPy calls ``f(x, *p0)`` and the call raises TypeError ("f() takes 3 positional
+    arguments but 4 were given", "missing 1 required positional argument"); marquardt reads
+    the count from f's signature first and raised ValueError. Now the same type, naming p0
+    and both counts."""
+    def f(x, a, b):
+        return a * np.exp(-b * x)
+
+    with pytest.raises(TypeError):
+        scipy.optimize.curve_fit(f, T, Y, p0=p0)
+    with pytest.raises(TypeError, match=r"`p0` must have one value per parameter of `f` "
+                       rf"\(2\)\. Received: p0 with length {received}$"):
+        marquardt.curve_fit(f, T, Y, p0=p0)
+
+
+def test_x0_shorter_than_fun_indexes_raises_scipys_index_error():
+    """least_squares has no signature to read: ``fun`` itself fails at x0, with the error
+    SciPy lets through (IndexError), here naming ``fun``."""
+    def fun(p):
+        return p[0] * np.exp(-p[1] * T) + p[2] - Y
+
+    with pytest.raises(IndexError):
+        scipy.optimize.least_squares(fun, [1.0, 1.0], method="lm")
+    with pytest.raises(IndexError, match=r"`fun` raised at x0: index 2 is out of bounds"):
+        marquardt.least_squares(fun, [1.0, 1.0])
+
+
 def test_positional_arguments_in_scipy_order():
     """SciPy's order: ... diff_step, tr_solver, tr_options, jac_sparsity, max_nfev ..."""
     res = marquardt.least_squares(residuals, [1.0, 1.0, 0.0], "2-point", (-np.inf, np.inf),

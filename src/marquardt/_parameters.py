@@ -106,7 +106,10 @@ def start_values(value: Any, name: str, batch: int | None = None) -> np.ndarray:
 def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
     """``start_values`` of the model ``f(x, *params)``: ``p0=None`` means ones, one for each
     positional parameter after x (SciPy's rule); an explicit p0 may leave out parameters that
-    have a default (they keep it) and is refused when its length fits no call of ``f``."""
+    have a default (they keep it) and is refused when its length fits no call of ``f``: a
+    ``TypeError``, as SciPy's ``curve_fit`` raises it (from the call ``f(x, *p0)``, "f() takes 3
+    positional arguments but 4 were given", or "missing 1 required positional argument"),
+    here before any call, naming ``p0`` and the counts."""
     if p0 is None:
         p0 = np.ones(_default_parameter_count(f))
     arr = _start_array(p0, "p0", batch)
@@ -116,7 +119,7 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
         expected = (f"{most}" if fewest == most else
                     f"{fewest} to {most}: a parameter with a default is fitted when p0 covers it")
         received = f"length {arr.size}" if arr.ndim == 1 else f"shape {arr.shape}"
-        raise ValueError(f"`p0` must have one value per parameter of `f` ({expected}). "
+        raise TypeError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
     return _per_problem(arr, batch)
 
