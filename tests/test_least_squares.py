@@ -221,6 +221,35 @@ def test_max_nfev_status():
     assert res.message == "The maximum number of function evaluations is exceeded (nfev 3 >= max_nfev 3)."
 
 
+def test_a_stop_at_the_start_of_an_iteration_is_no_iteration():
+    """An iteration whose start ends the fit (the gradient test at an exact minimum, or no room
+    in max_nfev for a step and the Jacobian after it) makes no attempt: no history row, no
+    progress row, no callback; SciPy's nit and ours stay 0. The message says why max_nfev
+    stopped a fit that has not used it up."""
+    import contextlib
+    import io
+
+    t = np.linspace(0.0, 1.0, 10)
+    y = 2.0 * t + 1.0
+    seen = []
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        res = marquardt.least_squares(lambda p: p[0] * t + p[1] - y, [2.0, 1.0], jac="2-point",
+                                      verbose=2, callback=seen.append)
+    assert res.status == Status.GTOL and res.nit == 0 and res.nfev == 3
+    assert [h.iteration for h in res.history] == [0] and seen == []
+    rows = [line.split()[0] for line in printed.getvalue().splitlines()[1:]
+            if line.strip()[:1].isdigit()]
+    assert rows == ["0"]
+    res = marquardt.least_squares(lambda p: np.array([10 * (p[1] - p[0] ** 2), 1 - p[0]]),
+                                  [-1.2, 1.0], max_nfev=5)
+    assert res.status == Status.MAX_NFEV and res.nfev == 3 and res.nit == 0
+    assert [h.iteration for h in res.history] == [0]
+    assert res.message == (
+        "The maximum number of function evaluations is exceeded (nfev 3: one more step needs 3 "
+        "evaluations (1 for its residuals, 2 for the Jacobian after it), past max_nfev 5).")
+
+
 def test_trainlm_damping_with_identity():
     res = marquardt.least_squares(tf_exp, [1.0, 1.0, 0.0], damping="trainlm", x_scale=1.0)
     assert res.success and res.cost < 1e-2

@@ -24,6 +24,8 @@ def make_hook(callback, verbose):
 
     def hook(row: np.ndarray, x: np.ndarray, f: np.ndarray) -> bool:
         summary = _summary_from_row(row)
+        if not _took_place(summary):
+            return False
         if printer is not None:
             printer(summary)
         if callback is None or summary.iteration == 0:
@@ -37,6 +39,15 @@ def make_hook(callback, verbose):
             return True
 
     return hook
+
+
+def _took_place(summary: IterationSummary) -> bool:
+    """The start point, or an iteration that made an attempt. An iteration whose start already
+    ended the fit (the gradient test, ``goal``, or no room in ``max_nfev`` for one more step:
+    ``_core.iteration.prepare``) leaves a record with no attempt in every executor's table;
+    it is no iteration for the user (SciPy's ``nit`` does not count it, nor does ours), so it
+    is neither printed, passed to the callback, nor kept in the history."""
+    return summary.iteration == 0 or summary.attempts > 0
 
 
 def _summary_from_row(row) -> IterationSummary:
@@ -72,7 +83,8 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
         active_mask=active, nfev=int(state.nfev[0]), njev=int(state.njev[0]),
         status=int(status), message=status_message(status, detail), success=status.success,
         nit=int(state.nit[0]), damping=float(state.lam[0]),
-        history=[_summary_from_row(r) for r in np.asarray(rows).tolist()], raw_jac=j,
+        history=[h for h in map(_summary_from_row, np.asarray(rows).tolist())
+                 if _took_place(h)], raw_jac=j,
     )
 
 
@@ -110,6 +122,10 @@ def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: 
             parts.append(f"relative step {rel:.3g} < xtol {cfg.xtol:g}")
         return "; ".join(parts)
     if status == Status.MAX_NFEV:
+        if nfev < cfg.max_nfev:  # no room for a step and the Jacobian after it
+            need = (f"{1 + cfg.jac_nfev} evaluations (1 for its residuals, {cfg.jac_nfev} "
+                    "for the Jacobian after it)" if cfg.jac_nfev else "1 evaluation")
+            return f"nfev {nfev}: one more step needs {need}, past max_nfev {cfg.max_nfev}"
         return f"nfev {nfev} >= max_nfev {cfg.max_nfev}"
     if status == Status.DAMPING_LIMIT:
         return f"lambda {lam:.3g}"

@@ -32,7 +32,6 @@ DIFFERENCES = {
     # What SciPy's MINPACK wrapper cannot do and marquardt's LM can:
     "TestLM::test_bounds_not_supported": "marquardt's LM accepts bounds (projected steps).",
     "TestLM::test_loss": "marquardt's LM accepts robust losses (Triggs' rescaling, as trf).",
-    "TestLM::test_callback_with_lm_method": "marquardt's LM calls the callback.",
     "test_small_tolerances_for_lm": "a tolerance may be None (0) to disable its test, as in "
                                     "SciPy's trf; MINPACK needs all three >= eps.",
     "TestLM::test_full_result": "njev counts Jacobian evaluations for lm too (SciPy's MINPACK "
