@@ -328,10 +328,13 @@ def test_curve_fit_full_output_is_scipys_five_values():
     assert ier == {1: 4, 2: 1, 3: 2, 4: 3, 5: 1}[info["result"].status]
     assert info["nfev"] == info["result"].nfev
     np.testing.assert_array_equal(info["fvec"], info["result"].fun)
-    # MINPACK's layout: R from fjac and ipvt gives JᵀJ = P RᵀR Pᵀ
+    # MINPACK's layout: R from fjac and ipvt gives JᵀJ = P RᵀR Pᵀ; ipvt counted as the
+    # installed SciPy counts it (1.17's C MINPACK from 0, the Fortran one from 1)
+    base = int(ref[2]["ipvt"].min())
+    assert sorted(info["ipvt"]) == list(range(base, base + 3))
     n = popt.size
     r = np.triu(info["fjac"].T[:n, :])
-    perm = info["ipvt"] - 1
+    perm = info["ipvt"] - base
     jtj = np.empty((n, n))
     jtj[np.ix_(perm, perm)] = r.T @ r
     jac = info["result"].jac
@@ -339,6 +342,11 @@ def test_curve_fit_full_output_is_scipys_five_values():
     np.testing.assert_allclose(info["qtf"], (np.linalg.qr(jac[:, perm])[0].T
                                              @ info["fvec"]) * np.sign(np.diag(r)) *
                                np.sign(np.diag(np.linalg.qr(jac[:, perm])[1])), atol=1e-12)
+    # SciPy's own recipe for the covariance from fjac and ipvt (leastsq's) works on ours
+    inv_r = np.linalg.inv(r)
+    cov = np.empty((n, n))
+    cov[np.ix_(perm, perm)] = inv_r @ inv_r.T
+    np.testing.assert_allclose(cov, np.linalg.inv(jac.T @ jac), rtol=1e-8)
 
 
 def test_curve_fit_raises_runtime_error_when_not_converged():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable
 
 import numpy as np
@@ -274,11 +276,24 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     return res.x, pcov, res
 
 
+@functools.cache
+def _ipvt_base() -> int:
+    """1 where the installed SciPy's ``leastsq`` returns MINPACK's ``ipvt`` counted from 1 (the
+    Fortran MINPACK), 0 where from 0 (SciPy 1.17's C MINPACK, whose own covariance code indexes
+    with it directly). Asked once, of a two-parameter linear problem whose pivoted QR puts the
+    second column first."""
+    from scipy.optimize import leastsq
+
+    info = leastsq(lambda p: np.array([p[0], 10.0 * p[1]]), [1.0, 1.0], full_output=True)[2]
+    return int(np.min(info["ipvt"]))
+
+
 def minpack_info(res) -> dict:
     """SciPy's ``infodict`` of ``curve_fit(..., full_output=True)`` for ``method='lm'``:
     ``nfev``, ``fvec`` (the weighted residuals), and MINPACK's QR of the final Jacobian
     J P = Q R: ``fjac`` (n, m), whose transpose's first n rows hold R in their upper
-    triangle, ``ipvt`` (P as 1-based column indices) and ``qtf`` = (Qᵀ fvec)[:n]; also
+    triangle, ``ipvt`` (P as column indices, counted from 0 or 1 as the installed SciPy's
+    ``leastsq`` counts them: ``_ipvt_base``) and ``qtf`` = (Qᵀ fvec)[:n]; also
     ``njev``, ``nit`` and ``result`` (marquardt's ``OptimizeResult``)."""
     from scipy.linalg import qr
 
@@ -289,7 +304,8 @@ def minpack_info(res) -> dict:
     k = min(m, n)
     fjac[:k, :] = r[:k, :]
     return {"nfev": res.nfev, "fvec": np.asarray(res.fun), "fjac": fjac.T.copy(),
-            "ipvt": (perm + 1).astype(np.int32), "qtf": (q.T @ np.asarray(res.fun))[:n],
+            "ipvt": (perm + _ipvt_base()).astype(np.int32),
+            "qtf": (q.T @ np.asarray(res.fun))[:n],
             "njev": res.njev, "nit": res.nit, "result": res}
 
 
