@@ -418,3 +418,24 @@ def test_warnings_point_at_the_callers_line():
     with pytest.warns(UserWarning, match="below the machine epsilon") as caught:
         marquardt.least_squares(residuals, [1.0, 1.0, 0.0], ftol=1e-17)
     assert caught[0].filename == __file__ and caught[0].lineno == line + 3
+
+
+def test_curve_fit_without_p0_starts_inside_the_bounds_as_scipy_does():
+    from marquardt._parameters import feasible_start
+
+    lb = np.array([2.0, -np.inf, 0.0, -np.inf])
+    ub = np.array([4.0, np.inf, np.inf, 5.0])
+    # SciPy's _initialize_feasible: the middle, 1, lb + 1, ub - 1
+    np.testing.assert_array_equal(feasible_start(lb, ub), [3.0, 1.0, 1.0, 4.0])
+    x = np.linspace(0.0, 4.0, 40)
+    y = 3.0 * np.exp(-0.7 * x) + 0.4
+    bounds = ([2.0, 0.5, 0.0], [4.0, 1.0, 1.0])  # the ones SciPy's default p0 would be outside
+    popt, _, info, _, _ = marquardt.curve_fit(model, x, y, bounds=bounds, full_output=True)
+    np.testing.assert_allclose(popt, scipy.optimize.curve_fit(model, x, y, bounds=bounds)[0],
+                               rtol=1e-7)
+    np.testing.assert_allclose(popt, [3.0, 0.7, 0.4], rtol=1e-9)
+    start = 0.5 * (np.array(bounds[0]) + np.array(bounds[1]))
+    np.testing.assert_allclose(info["result"].history[0].cost,
+                               0.5 * np.sum((model(x, *start) - y) ** 2), rtol=1e-12)
+    batch = marquardt.curve_fit_batch(model, x, np.stack([y, y]), bounds=bounds)
+    np.testing.assert_allclose(batch.x, [[3.0, 0.7, 0.4]] * 2, rtol=1e-7)

@@ -38,7 +38,8 @@ from marquardt._covariance import scale_by_reduced_chisq, standard_errors
 from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
-from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0
+from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
+                                   prepare_p0)
 from marquardt._result import OptimizeResult
 from marquardt._solvers import get_solver
 from marquardt._status import Status
@@ -228,11 +229,14 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
     x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
+    p0_given = p0 is not None
     p0 = prepare_p0(p0, f, batch=k_all)
     n = p0.shape[1]
     check_enough_points(m, n, per_problem=True)
     inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
     lb, ub = prepare_bounds(bounds, n, batch=k_all)
+    if not p0_given:  # SciPy's curve_fit start for each problem
+        p0 = feasible_start(lb, ub)
     check_within_bounds(p0, lb, ub, "p0")
     if bounded is None:
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())

@@ -13,7 +13,7 @@ from marquardt._covariance import correlation_matrix, covariance_from_jacobian, 
 from marquardt._least_squares import Problem, solve_problem
 from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import SolveOptions, check_jac
-from marquardt._parameters import prepare_bounds, prepare_p0
+from marquardt._parameters import feasible_start, prepare_bounds, prepare_p0
 from marquardt._status import Status
 
 __all__ = ["check_enough_points", "curve_fit", "fit_curve", "inverse_sigma",
@@ -184,8 +184,12 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
         check_finite = nan_policy is None
     x, y, kind, w = prepare_curve_data(xdata, ydata, sigma, check_finite=check_finite,
                                        nan_policy=nan_policy)
+    p0_given = p0 is not None
     p0 = prepare_p0(p0, f)
     n = p0.size
+    lb, ub = prepare_bounds(bounds, n)
+    if not p0_given:
+        p0 = feasible_start(lb, ub)
     passthrough = not isinstance(x, np.ndarray)
     if y.ndim == 0:  # SciPy broadcasts a scalar ydata against the model's output
         y = np.broadcast_to(y, np.shape(np.asarray(f(x, *p0), dtype=np.float64))).copy()
@@ -193,7 +197,6 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     m = y.size
     if m != 1:  # SciPy's rule: one data point may fit any number of parameters
         check_enough_points(m, n)
-    lb, ub = prepare_bounds(bounds, n)
     user_jac = jac
 
     def weigh(r):
@@ -353,7 +356,9 @@ def curve_fit(
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
             else (None, an object) is passed to ``f`` as it is, as in SciPy.
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.
-        p0: initial parameters (n,); default ones, with n read from ``f``'s signature.
+        p0: initial parameters (n,); default ones, with n read from ``f``'s signature, moved
+            inside ``bounds`` as SciPy does (the middle of a finite [lb, ub], lb + 1 or ub − 1
+            where one bound is finite).
         sigma: uncertainties of ``ydata``: a scalar, standard deviations (m,) or a
             covariance (m, m).
         absolute_sigma: if True, ``sigma`` is absolute and ``pcov`` is not rescaled by the

@@ -105,7 +105,8 @@ def start_values(value: Any, name: str, batch: int | None = None) -> np.ndarray:
 
 def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
     """``start_values`` of the model ``f(x, *params)``: ``p0=None`` means ones, one for each
-    positional parameter after x (SciPy's rule); an explicit p0 may leave out parameters that
+    positional parameter after x (SciPy's rule; with bounds the front doors then move them
+    inside, ``feasible_start``); an explicit p0 may leave out parameters that
     have a default (they keep it) and is refused when its length fits no call of ``f``: a
     ``TypeError``, as SciPy's ``curve_fit`` raises it (from the call ``f(x, *p0)``, "f() takes 3
     positional arguments but 4 were given", or "missing 1 required positional argument"),
@@ -122,6 +123,19 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
         raise TypeError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
     return _per_problem(arr, batch)
+
+
+def feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """The start of a ``curve_fit`` given no ``p0`` (SciPy's ``_initialize_feasible``): 1
+    where a parameter is unbounded, the middle of [lb, ub] where both bounds are finite, lb + 1
+    or ub − 1 where only one is. Without bounds these are SciPy's ones."""
+    p0 = np.ones_like(lb, dtype=np.float64)
+    low, high = np.isfinite(lb), np.isfinite(ub)
+    both = low & high
+    p0[both] = 0.5 * (lb[both] + ub[both])
+    p0[low & ~high] = lb[low & ~high] + 1.0
+    p0[~low & high] = ub[~low & high] - 1.0
+    return p0
 
 
 def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
