@@ -300,7 +300,8 @@ def test_bayesian_trace_out_of_range_takes_the_eigenvalue_route():
 def test_bayesian_failed_trace_factorisation_is_counted(float64):
     """Two equal Jacobian columns make A = a·[[1, 1], [1, 1]]; with α = 1e-30, ρ is below
     rounding and A + ρI's Cholesky fails in the trace (the step's A + λI does not): one
-    fallback in the epoch's ``cholesky_failures``, γ the analytic 2a/(2a + ρ) = 1."""
+    fallback in the epoch's ``gamma_fallback`` (no LM attempt failed: ``cholesky_failures``
+    0), γ the analytic 2a/(2a + ρ) = 1."""
     inp = keras.Input((1,))
     out = keras.layers.Add()([
         keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")(inp),
@@ -309,7 +310,7 @@ def test_bayesian_failed_trace_factorisation_is_counted(float64):
     lm.compile(loss="mse")
     lm.lm_alpha.assign(1e-30)
     h = lm.fit(np.ones((16, 1)), np.arange(16.0)[:, None], epochs=1, verbose=0).history
-    assert h["attempts"] == [1] and h["cholesky_failures"] == [1]
+    assert h["attempts"] == [1] and h["gamma_fallback"] == [1] and h["cholesky_failures"] == [0]
     assert h["gamma"][0] == pytest.approx(1.0, rel=1e-13)
 
 

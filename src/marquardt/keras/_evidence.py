@@ -183,9 +183,10 @@ def after_iteration(xp, gamma_of: Callable, info, w_new, rho, scale: ErrorScale,
 
     ``info`` is the iteration's ``StepInfo`` (its ``cost`` ½‖r‖² + ½ρ‖w‖² at the returned
     weights, ``normal`` = A + ρI); ``w_new`` the returned weights, flat. Returned: ``info``
-    with ``cost`` the data part ½‖r‖² (the Keras loss), ``logs`` α, β, γ, E_D, E_W, and a
-    fallback of the trace (``effective_parameters``) added to ``cholesky_failures``; the new α, β, γ after an
-    accepted step, the prior's after a rejected one.
+    with ``cost`` the data part ½‖r‖² (the Keras loss), ``logs`` α, β, γ, E_D, E_W and
+    ``gamma_fallback`` (1 where γ came from the eigenvalues, ``effective_parameters``: a
+    matter of the trace's route, not of the LM attempts that ``cholesky_failures`` counts);
+    the new α, β, γ after an accepted step, the prior's after a rejected one.
     """
     dtype = w_new.dtype
     e_w = xp.sum(w_new * w_new)
@@ -200,7 +201,6 @@ def after_iteration(xp, gamma_of: Callable, info, w_new, rho, scale: ErrorScale,
         return prior, xp.cast(False, "int32")
 
     new, trace_failed = xp.cond(info.accepted, update, keep)
-    logs = {"alpha": new.alpha, "beta": new.beta, "gamma": new.gamma, "e_d": e_d, "e_w": e_w}
-    info = info._replace(cost=data_cost, logs=logs,
-                         cholesky_failures=info.cholesky_failures + trace_failed)
-    return info, new
+    logs = {"alpha": new.alpha, "beta": new.beta, "gamma": new.gamma, "e_d": e_d, "e_w": e_w,
+            "gamma_fallback": trace_failed}
+    return info._replace(cost=data_cost, logs=logs), new

@@ -13,7 +13,7 @@ written to the non-trainable state, not assigned; and tr(m⁻¹) = ‖L⁻¹‖�
 OpenBLAS thread, ``_backend/jax/linalg.py``), otherwise by JAX's Cholesky and a triangular
 solve against the identity inside the compiled step. Where the factor is not finite or
 γ = P − ρ·tr(m⁻¹) falls outside [0, P], γ from the eigenvalues of m
-(``_evidence.gamma_by_eigenvalues``), counted in ``cholesky_failures``.
+(``_evidence.gamma_by_eigenvalues``), logged as ``gamma_fallback`` = 1.
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ CPU LAPACK's ``potrf`` + ``trtri`` on the host (P³/3 + P³/3,
 ``linalg.host_effective_parameters``); against mP² for A, so the share of the trace in an
 epoch grows as P/m. Where that factor does not exist or its γ = P − ρ·tr lies outside [0, P]
 (in float32 once ρ is below the rounding level of A), γ = Σ sᵢ/(sᵢ + ρ) from the eigenvalues
-of A + ρI (``_evidence.gamma_by_eigenvalues``; a fallback counted in the ``cholesky_failures``
-log with the step's failures), never a clipped value.
+of A + ρI (``_evidence.gamma_by_eigenvalues``; logged as ``gamma_fallback`` = 1), never a
+clipped value.
 
 Guards (MATLAB's, and one of ours): E_W = 0 gives α = 1, E_D = 0 gives β = 1 (MATLAB); where
 N − γ ≤ 0 (more parameters than errors, at the first update where γ = P) β is kept.
