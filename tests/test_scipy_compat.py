@@ -389,6 +389,10 @@ def test_curve_fit_leastsq_option_names():
     a, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], maxfev=500, epsfcn=1e-10)
     b, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], max_nfev=500, diff_step=1e-5)
     np.testing.assert_array_equal(a, b)
+    # leastsq's maxfev=0 is its default, not a limit of no evaluation
+    *_, info, _, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], maxfev=0, full_output=True)
+    _, _, ref, _, _ = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], full_output=True)
+    assert info["result"].success and info["nfev"] == ref["nfev"] > 3
 
 
 def test_numpy_function_called_with_distinct_parameters_each_time():

@@ -136,7 +136,7 @@ _LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag")
 
 def _solve_options(kwargs: dict) -> dict:
     """``least_squares`` options from ``curve_fit``'s ``**kwargs``: SciPy's ``maxfev`` (the
-    ``leastsq`` name) is ``max_nfev``, ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
+    ``leastsq`` name) is ``max_nfev`` (0, leastsq's default, means our default), ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
     (scale factors of the parameters) is ``x_scale = 1/diag``; ``args`` is refused as by
     SciPy."""
     if "args" in kwargs:
@@ -152,6 +152,8 @@ def _solve_options(kwargs: dict) -> dict:
                 raise TypeError(f"curve_fit() got both `{old}` and `{new}`, two names for one "
                                 f"option. Received: {old}={kwargs[old]!r}, {new}={kwargs[new]!r}")
             value = kwargs.pop(old)
+            if old == "maxfev" and isinstance(value, (int, np.integer)) and value == 0:
+                value = None  # leastsq's default, maxfev=0: "use the default"
             if old == "epsfcn" and value is not None:
                 value = float(np.sqrt(_checks.check_positive(value, "epsfcn")))
             if old == "diag" and value is not None:
