@@ -232,8 +232,9 @@ def test_the_fit_listing_of_docs_cli_is_what_the_command_prints(workdir, command
 
     def comparable(text: str) -> list[str]:
         # the measured reduction's last digits, and so its sign at rounding level, vary by CPU
-        return [re.sub(r"reduction \S+ < ftol (\S+?)(; the last step's cost change is at "
-                       r"rounding level)?\)", r"reduction ... < ftol \1)", line)
+        return [re.sub(r"\((relative cost reduction \S+ < ftol|the last step's cost change "
+                       r"\(\S+ relative\) is at rounding level, below ftol) (\S+?)\)",
+                       r"(ftol \2 ...)", line)
                 for line in text.strip().splitlines()]
 
     assert comparable(proc.stdout) == comparable(listing)

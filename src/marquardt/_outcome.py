@@ -115,8 +115,10 @@ def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: 
         if status != Status.XTOL:
             cost_before = cost + max(last_reduction, 0.0)
             rel = last_reduction / cost_before if cost_before > 0 else 0.0
-            parts.append(f"relative cost reduction {rel:.3g} < ftol {cfg.ftol:g}" + (
-                "; the last step's cost change is at rounding level" if rel < 0 else ""))
+            parts.append(
+                f"relative cost reduction {rel:.3g} < ftol {cfg.ftol:g}" if rel >= 0 else
+                f"the last step's cost change ({rel:.3g} relative) is at rounding level, "
+                f"below ftol {cfg.ftol:g}")
         if status != Status.FTOL:
             rel = last_step / (cfg.xtol + x_norm)
             parts.append(f"relative step {rel:.3g} < xtol {cfg.xtol:g}")
