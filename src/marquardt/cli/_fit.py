@@ -41,7 +41,7 @@ whitelist, never evaluated as Python."""
 EPILOG = """\
 examples:
   marquardt fit decay.csv --model "a*exp(-b*x) + c" --p0 a=1,b=0.1,c=0
-  marquardt fit decay.csv --model "a*exp(-b*t) + c" --p0 a=1,b=0.1,c=0 --y counts --sigma err \
+  marquardt fit decay.csv --model "a*exp(-b*t) + c" --p0 a=1,b=0.1,c=0 --y counts --sigma err \\
       --bounds b=0:inf --report out/
   marquardt fit plane.csv --model "a*x1 + b*x2 + c" --p0 a=0,b=0,c=0 --json"""
 
