@@ -274,6 +274,10 @@ REFUSALS = [
     ("train hidden", ["train", "SMALL", "--target", "y", "--hidden", "ten"], 2, r"expected layer sizes like 20,20"),
     ("train out suffix", ["train", "SMALL", "--target", "y", "--out", "model.h5"], 2, r"must end in \.keras"),
     ("train input is target", ["train", "SMALL", "--target", "y", "--inputs", "x,y"], 2, r"'y' is also a target"),
+    ("train trainbr max-fail", ["train", "SMALL", "--target", "y", "--method", "trainbr", "--max-fail", "3"], 2,
+     r"--max-fail: --method trainbr has no validation stop \(MATLAB's max_fail 0\); found --max-fail 3"),
+    ("train trainbr too few rows", ["train", "BAD:tiny", "--target", "y", "--method", "trainbr"], 1,
+     r"2 rows are too few for --split 0.85,0,0.15"),
 ]
 
 
@@ -454,6 +458,8 @@ def test_train_trainbr_reports_gamma_alpha_beta(regression_csv, tmp_path, capsys
     assert code == 0, proc.err
     result = json.loads((out / "train.json").read_text())
     assert result["method"] == "trainbr" and result["best_epoch"] is None  # no validation stop
+    # its default split: trainlm's validation rows train (MATLAB's max_fail 0 for trainbr)
+    assert result["rows"]["validation"] == 0 and result["rows"]["test"] > 0
     record, bayes = result["record"], result["bayes"]
     assert len(record["gamma"]) == len(record["alpha"]) == len(record["beta"]) == result["epochs"]
     assert 0 < bayes["gamma"] < result["weights"] == 33

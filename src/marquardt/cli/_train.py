@@ -8,8 +8,9 @@ stops early after ``--max-fail`` epochs without a better validation error and ke
 the best validation epoch; the report gives the MSE and the regression R of every set.
 
 ``--method trainbr`` trains with Bayesian regularisation instead (MATLAB's ``trainbr``,
-``marquardt.keras.TRAINBR``): no validation stop (MATLAB's ``max_fail`` 0; the validation MSE is
-still reported), the last weights are kept, and the report adds the effective number of
+``marquardt.keras.TRAINBR``): no validation stop (MATLAB's ``max_fail`` 0; ``--max-fail`` is
+refused), so by default no validation rows (``--split 0.85,0,0.15``; with validation rows given
+their MSE is reported), the last weights are kept, and the report adds the effective number of
 parameters γ and the hyperparameters α and β, per epoch in the training record. The network's
 input and output scaling to [-1, 1] is the normalisation the method assumes.
 """
@@ -50,7 +51,7 @@ examples:
   marquardt train engine.csv --target torque
   marquardt train engine.csv --target torque,nox --inputs fuel,speed --hidden 20,20 --out engine.keras --report out/
   marquardt train data.csv --target y --goal 1e-4 --epochs 200 --seed 3
-  marquardt train data.csv --target y --method trainbr --split 0.85,0,0.15"""
+  marquardt train data.csv --target y --method trainbr"""
 
 
 def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -70,14 +71,16 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--init", choices=("nguyen-widrow", "glorot"), default="nguyen-widrow",
                         help=f"initialisation of hidden layers with a bounded activation ({', '.join(BOUNDED)}); "
                              "default: nguyen-widrow, as MATLAB's initnw")
-    parser.add_argument("--split", type=_options.fractions, default=(0.7, 0.15, 0.15), metavar="TRAIN,VAL,TEST",
-                        help="fractions of rows for training, validation and test (default: 0.7,0.15,0.15)")
+    parser.add_argument("--split", type=_options.fractions, default=None, metavar="TRAIN,VAL,TEST",
+                        help="fractions of rows for training, validation and test (default: 0.7,0.15,0.15; "
+                             "with --method trainbr 0.85,0,0.15, as it has no validation stop)")
     parser.add_argument("--epochs", type=_options.positive_int, default=1000, metavar="N",
                         help="most epochs (Levenberg-Marquardt iterations; default: 1000, as trainlm)")
     parser.add_argument("--goal", type=_options.non_negative_float, default=0.0, metavar="MSE",
                         help="stop when the training MSE reaches this value, in the targets' units (default: 0)")
-    parser.add_argument("--max-fail", type=_options.positive_int, default=6, metavar="N",
-                        help="stop after N epochs without a better validation MSE (default: 6, as trainlm)")
+    parser.add_argument("--max-fail", type=_options.positive_int, default=None, metavar="N",
+                        help="stop after N epochs without a better validation MSE (default: 6, as trainlm; "
+                             "not with --method trainbr)")
     parser.add_argument("--method", choices=("trainlm", "trainbr"), default="trainlm",
                         help="trainlm: Levenberg-Marquardt with validation early stopping (default); trainbr: "
                              "Bayesian regularisation (MacKay; Foresee & Hagan), no validation stop")
@@ -133,9 +136,22 @@ def regression_r(targets: np.ndarray, outputs: np.ndarray) -> float:
     return float(np.corrcoef(t, o)[0, 1])
 
 
+#: ``--split`` by method: trainlm's is MATLAB's dividerand 70/15/15; trainbr has no validation
+#: stop (MATLAB's max_fail 0), so its default gives those rows to training and keeps the test set.
+DEFAULT_SPLIT = {"trainlm": (0.7, 0.15, 0.15), "trainbr": (0.85, 0.0, 0.15)}
+DEFAULT_MAX_FAIL = 6
+
+
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix != ".keras":
         raise UsageError(f"--out: the model file must end in .keras; found {str(args.out)!r}")
+    if args.method == "trainbr" and args.max_fail is not None:
+        raise UsageError(f"--max-fail: --method trainbr has no validation stop (MATLAB's max_fail 0); "
+                         f"found --max-fail {args.max_fail}")
+    if args.split is None:
+        args.split = DEFAULT_SPLIT[args.method]
+    if args.max_fail is None:
+        args.max_fail = DEFAULT_MAX_FAIL
     table = read_table(args.data)
     for name in args.target:
         table.check_column(name, "--target")
