@@ -144,7 +144,8 @@ def _small():
 
 def test_mini_batches_are_refused():
     net, x, y = _small()
-    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\).*"
+    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\), \"auto\", \"full\" or at "
+                                         r"least the number of samples \(\d+\).*"
                                          r"whole training set.*Received: batch_size=5"):
         mk.fit(net, x, y, loss="mse", batch_size=5, options=mk.TRAINBR, verbose=0)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(5)

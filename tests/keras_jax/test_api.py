@@ -315,7 +315,8 @@ def test_bayesian_failed_trace_factorisation_is_counted(float64):
 
 
 def test_bayesian_regularisation_refuses_mini_batches_on_jax():
-    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\).*"
+    with pytest.raises(ValueError, match=r"`batch_size` must be None \(full batch\), \"auto\", \"full\" or at "
+                                         r"least the number of samples \(\d+\).*"
                                          r"Received: batch_size=5"):
         mk.fit(mlp(), X[:20], Y[:20], loss="mse", batch_size=5, options=mk.TRAINBR,
                verbose=0)

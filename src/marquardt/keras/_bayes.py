@@ -96,7 +96,8 @@ def check_full_batch(x, n, batch_size) -> None:
     if n is not None:
         if batch_size is not None and int(batch_size) < n:
             raise ValueError(
-                f"`batch_size` must be None (full batch): {_WHY_FULL_BATCH}. "
+                f"`batch_size` must be None (full batch), \"auto\", \"full\" or at least the "
+                f"number of samples ({n}): {_WHY_FULL_BATCH}. "
                 f"Received: batch_size={batch_size} with {n} samples")
         return
     if hasattr(x, "element_spec"):
