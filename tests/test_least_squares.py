@@ -488,3 +488,38 @@ def test_a_function_defined_in_a_loop_gets_one_recompile_warning(monkeypatch):
     made = iter([(lambda s: lambda t, a, b: s * a * tf.exp(-b * t) / s)(s) for s in scales])
     assert fits(lambda: next(made), 3) == []
     assert "Define it once, outside the loop" in str(caught[0].message)
+
+
+def test_a_model_undefined_on_its_bound_is_reflected_back_into_the_box(monkeypatch):
+    """Michaelis-Menten v = vmax·x/(km + x) with x = 0 among the data and km ≥ 0: at km = 0
+    the first residual is 0/0. The first step leaves the box through km = 0; clipped onto it,
+    its residuals were NaN and every later, shorter step was clipped there too, so the fit
+    crept along km → 0 and ended away from a minimum. After a non-finite candidate the step is
+    reflected at the bound (as SciPy's trf reflects), and the fit lands where SciPy's does, on
+    the host and in the compiled loop alike."""
+    x = np.linspace(0.0, 10.0, 30)
+    y = 5.0 * x / (2.0 + x) + 0.05 * np.cos(3.0 * x)
+    bounds = ([-np.inf, 0.0], [np.inf, np.inf])
+
+    def fun_np(p):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return p[0] * x / (p[1] + x) - y
+
+    ref = scipy.optimize.least_squares(fun_np, [1.0, 1.0], bounds=bounds, method="trf",
+                                       ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    host = marquardt.least_squares(fun_np, [1.0, 1.0], bounds=bounds, jac="2-point")
+    assert host.success and host.x[1] > 1.0
+    np.testing.assert_allclose(host.x, ref.x, rtol=1e-6)
+    assert host.history[1].attempts >= 2  # the first, clipped candidate was NaN
+    monkeypatch.setattr(_tiering, "TENSORFLOW_EVALUATIONS", 0)
+
+    xt = tf.constant(x)
+
+    def fun_tf(p):
+        return p[0] * xt / (p[1] + xt) - y
+
+    fits = [marquardt.least_squares(fun_tf, [1.0, 1.0], bounds=bounds) for _ in range(2)]
+    assert any(k[0] == "warm" and k[1][0][1] is fun_tf for k in driver._cache)  # compiled
+    for res in fits:
+        assert res.success
+        np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)

@@ -297,8 +297,25 @@ def _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked):
         delta = delta * prep.lin.free
     x_try = s.x + delta
     if cfg.bounded:
-        x_try = xp.minimum(xp.maximum(x_try, lb), ub)
+        x_try = _into_bounds(xp, x_try, lb, ub, c.cost_try_last)
     return select(xp, lv, x_try, s.x), failed
+
+
+def _into_bounds(xp, x_try, lb, ub, cost_try_last):
+    """A candidate that leaves [lb, ub] is clipped onto the bound it crosses (the projected
+    step: a parameter that ends on its bound with the gradient pushing outward is frozen there
+    next iteration, ``_scaled_system``). After a candidate whose residuals were not finite
+    (``cost_try_last`` inf), it is reflected at that bound instead, as SciPy's ``trf`` reflects
+    its steps: a model undefined on its bound (k/(k + x) with x = 0 among the data, log k,
+    1/k for k ≥ 0) is never evaluated there again, and the step's length in that parameter
+    points back into the box rather than into the bound. Parameters inside the box are
+    unchanged either way."""
+    clipped = xp.minimum(xp.maximum(x_try, lb), ub)
+    reflected = xp.where(xp.less(x_try, lb), 2.0 * lb - x_try,
+                         xp.where(xp.greater(x_try, ub), 2.0 * ub - x_try, x_try))
+    reflected = xp.minimum(xp.maximum(reflected, lb), ub)
+    after_bad = xp.expand_dims(xp.logical_not(xp.isfinite(cost_try_last)), -1)
+    return xp.where(after_bad, reflected, clipped)
 
 
 def _shard_sums(cfg: LoopConfig, xp, f0, f1):
