@@ -459,10 +459,10 @@ def test_a_function_defined_in_a_loop_gets_one_recompile_warning(monkeypatch):
     factory's models (one code, different closures) get none."""
     import warnings
 
-    from marquardt import _cache
+    from marquardt import _recompile
 
-    assert _cache.RECOMPILE_WARN_AFTER == 5  # TensorFlow's count; 2 here, for time
-    monkeypatch.setattr(_cache, "RECOMPILE_WARN_AFTER", 2)
+    assert _recompile.RECOMPILE_WARN_AFTER == 5  # TensorFlow's count; 2 here, for time
+    monkeypatch.setattr(_recompile, "RECOMPILE_WARN_AFTER", 2)
     t = np.linspace(0.0, 3.0, 20)
     y = 2.0 * np.exp(-0.7 * t)
 
@@ -475,10 +475,10 @@ def test_a_function_defined_in_a_loop_gets_one_recompile_warning(monkeypatch):
         return [w for w in caught if issubclass(w.category, marquardt.RecompileWarning)]
 
     once = lambda t, a, b: a * tf.exp(-b * t)  # noqa: E731
-    assert fits(lambda: once, _cache.RECOMPILE_WARN_AFTER + 1) == []
+    assert fits(lambda: once, _recompile.RECOMPILE_WARN_AFTER + 1) == []
     assert fits(lambda: (lambda t, a, b: a * np.exp(-b * t)), 6) == []  # NumPy: not compiled
-    assert fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _cache.RECOMPILE_WARN_AFTER - 1) == []
-    caught = fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _cache.RECOMPILE_WARN_AFTER + 2)
+    assert fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _recompile.RECOMPILE_WARN_AFTER - 1) == []
+    caught = fits(lambda: (lambda t, a, b: a * tf.exp(-b * t)), _recompile.RECOMPILE_WARN_AFTER + 2)
     assert len(caught) == 1
     assert caught[0].filename == __file__
     assert "2 different function objects of the same code and closure (<lambda> at " in str(
