@@ -565,3 +565,27 @@ def test_fit_model_cost_equals_our_lm_trainer(float64):
     res = fit_model(model(), t, y, loss="mse", method="trf", ftol=1e-15, xtol=1e-15,
                     gtol=1e-15)
     assert abs(res.cost - lm_cost) <= 1e-8 * lm_cost
+
+
+def test_check_residuals_names_a_scalar_loss_passed_as_fun():
+    """The mistake check_residuals is for: the loss itself given as ``fun`` (one value). It
+    used to fail inside NumPy (a 0-d r); it now says what is wrong, with no relation."""
+    t = np.linspace(0.0, 4.0, 20)
+    y = 2.0 * np.exp(-t) + 0.3
+
+    def loss(p, t, y):
+        return tf.reduce_sum((p[0] * tf.exp(-p[1] * t) + p[2] - y) ** 2)
+
+    check = check_residuals(loss, [1.0, 1.0, 0.0], loss, args=(t, y))
+    assert not check.consistent and check.relation == "none"
+    assert str(check).startswith("Mismatch: `fun` returns one value; if it is the loss, "
+                                 "least_squares minimises its square.")
+
+
+def test_a_numpy_function_given_to_the_bridge_is_told_what_the_bridge_needs():
+    t = np.linspace(0.0, 4.0, 20)
+    y = 2.0 * np.exp(-t) + 0.3
+    with pytest.raises(NoGradientError, match=r"The bridge differentiates TensorFlow \(or JAX\) "
+                                              r"ops only: a NumPy call on the parameters"):
+        residual_functions(lambda p: p[0] * np.exp(-p[1] * t) + p[2] - y,
+                                           [1.0, 1.0, 0.0])

@@ -69,8 +69,13 @@ def residual_vector(value: Any, who: str) -> np.ndarray:
     return arr
 
 
+#: What a solver's user can do about a missing gradient (``check_zero_columns``).
+FINITE_DIFFERENCES = "Pass jac='2-point' (or '3-point', or a callable) to use finite differences."
+
+
 def check_zero_columns(columns: Sequence[int], residual_at: Callable[[np.ndarray], np.ndarray],
-                       x0: np.ndarray, who: str = "fun") -> None:
+                       x0: np.ndarray, who: str = "fun", remedy: str = FINITE_DIFFERENCES
+                       ) -> None:
     """A missing gradient is an error, not a zero Jacobian column.
 
     TensorFlow returns no gradient (None, which autodiff turns into zeros) for some inputs of
@@ -91,6 +96,8 @@ def check_zero_columns(columns: Sequence[int], residual_at: Callable[[np.ndarray
         residual_at: ``x -> r`` as a NumPy vector.
         x0: the point, float64 (n,).
         who: the user's function, for the message.
+        remedy: the message's last sentence, what to do (the front doors' ``jac`` options;
+            the SciPy bridge, which has none, says what it needs instead).
     """
     columns = np.asarray(columns, dtype=int)
     if columns.size == 0:
@@ -114,5 +121,4 @@ def check_zero_columns(columns: Sequence[int], residual_at: Callable[[np.ndarray
             raise NoGradientError(
                 f"`{who}` cannot be differentiated by TensorFlow with respect to parameter "
                 f"{int(i)}: autodiff gives a zero Jacobian column, but the residuals change "
-                "when it moves (an op without a gradient for that input?). Pass jac='2-point' "
-                "(or '3-point', or a callable) to use finite differences.")
+                f"when it moves (an op without a gradient for that input?). {remedy}")

@@ -46,7 +46,8 @@ class ResidualCheck(NamedTuple):
         consistent: L = scale · ½Σr² at every point tried, within ``rtol`` (and the gradients
             agree where both functions are differentiable).
         scale: L / ½Σr² at x0 (at the first point where ½Σr² > 0).
-        relation: the scale in words, e.g. ``"loss = Σr² (scale 2)"``.
+        relation: the scale in words, e.g. ``"loss = Σr² (scale 2)"``; ``"none"`` where no
+            constant relates the values.
         half_sum_squares: ½Σr² at x0, SciPy's ``cost``.
         loss: L(x0).
         max_relative_error: worst |L − scale · ½Σr²| / |L| over the points.
@@ -126,8 +127,7 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
 
     scalar_loss = _scalar(loss)
     r0, jtr = bridge.residual_and_gradient(residual, x0)
-    if r0.ndim > 1:
-        r0 = r0.ravel()
+    r0 = np.atleast_1d(r0).ravel()  # a scalar: one residual (a loss passed as fun, surely)
     _checks.check_finite(r0, "fun(x0)")
     l0, grad = bridge.value_and_gradient(scalar_loss, x0)
     if not np.isfinite(l0):
@@ -144,7 +144,7 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
         if x is x0:
             r, value, g = r0, l0, grad
         else:
-            r = bridge.evaluate(residual, x)
+            r = np.atleast_1d(bridge.evaluate(residual, x)).ravel()
             if want_gradient:
                 value, g = bridge.value_and_gradient(scalar_loss, x)
             else:
@@ -164,7 +164,9 @@ def check_residuals(fun: Callable, x0: Any, loss_fn: Callable, *, args: Sequence
     like_grad = _looks_like_gradient(residuals, rtol)
     consistent = bool(np.isfinite(scale) and scale > 0 and max_err <= rtol and
                       (grad_err is None or grad_err <= 10 * rtol) and not like_grad)
-    relation = _relation(scale, r0.size) if np.isfinite(scale) and scale > 0 else "none"
+    # a relation only where the values bear one out (the gradients may still disagree)
+    relation = (_relation(scale, r0.size) if np.isfinite(scale) and scale > 0
+                and max_err <= rtol else "none")
     message = _message(consistent, scale, relation, pairs, max_err, grad_err, like_grad,
                        r0.size, x0.size, rtol)
     return ResidualCheck(consistent=consistent, scale=float(scale), relation=relation,

@@ -326,8 +326,12 @@ def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayou
     if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0, layout.data, m)
     at = lambda t: residual(t, *layout.data)  # noqa: E731
-    _probe.check_zero_columns(zero_gradient_parameters(at, x0),
-                              lambda x: bridge.evaluate(at, x), x0, who)
+    _probe.check_zero_columns(
+        zero_gradient_parameters(at, x0), lambda x: bridge.evaluate(at, x), x0, who,
+        remedy="The bridge differentiates TensorFlow (or JAX) ops only: a NumPy call on the "
+               "parameters (np.exp of a tensor) is a constant to autodiff. Write the function "
+               "with TensorFlow ops, or give it to scipy.optimize.least_squares with "
+               "jac='2-point' for finite differences.")
     compiled = bridge.CompiledResidual(residual, x0.size, m, layout.data, mode=mode,
                                        jac_form=jac_form, jit_compile=jit_compile)
     return _Caller(compiled, layout, shape)
