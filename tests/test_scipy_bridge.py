@@ -589,3 +589,22 @@ def test_a_numpy_function_given_to_the_bridge_is_told_what_the_bridge_needs():
                                               r"ops only: a NumPy call on the parameters"):
         residual_functions(lambda p: p[0] * np.exp(-p[1] * t) + p[2] - y,
                                            [1.0, 1.0, 0.0])
+
+
+def test_fitting_several_keras_models_prints_no_retracing_warning(tmp_path):
+    """The bridge traces its vectorised Jacobian (TensorFlow's pfor) once per model, by
+    design; TensorFlow's "triggered tf.function retracing" warning about it, printed from the
+    fifth model on, is dropped (``_backend/tensorflow/quiet_retracing.py``)."""
+    script = tmp_path / "models.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np, keras, marquardt.scipy as ms
+        x = np.random.default_rng(0).normal(size=(50, 2)); y = x[:, :1] ** 2
+        for _ in range(6):
+            net = keras.Sequential([keras.Input((2,)), keras.layers.Dense(4, "tanh"),
+                                    keras.layers.Dense(1)])
+            ms.fit_model(net, x, y, loss="mse", max_nfev=2)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "retracing" not in proc.stderr

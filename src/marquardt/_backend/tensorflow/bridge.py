@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from marquardt._backend.tensorflow import quiet_retracing  # noqa: F401 (installs the filter)
 from marquardt._backend.tensorflow.arguments import DataLayout
 from marquardt._backend.tensorflow.jacobian import NoGradientError, as_float64, autodiff_jacobian
 

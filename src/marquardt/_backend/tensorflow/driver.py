@@ -8,13 +8,13 @@ with other data or another start reuses the trace instead of retracing.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Hashable, NamedTuple
 
 import tensorflow as tf
 
 from marquardt._cache import CompiledCache
 from marquardt._options import DIFFERENCE_MODES
+from marquardt._backend.tensorflow import quiet_retracing  # noqa: F401 (installs the filter)
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
 
@@ -25,23 +25,6 @@ __all__ = ["build_stepper", "residual_functions", "cached", "peek", "forget", "c
 CACHE_SIZE = 64
 
 _cache = CompiledCache(CACHE_SIZE)
-
-
-class _OurRetracingFilter(logging.Filter):
-    """Drop TensorFlow's "triggered tf.function retracing" warning for our own solvers.
-
-    Each problem kind gets its own compiled solver by design (see ``cached``); TensorFlow
-    counts those as retracings of one Python function and would warn users for nothing.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not ("retracing" in message and ("warm_solver.<locals>" in message
-                                                or "build_stepper.<locals>" in message
-                                                or "compiled_evaluator.<locals>" in message))
-
-
-tf.get_logger().addFilter(_OurRetracingFilter())
 
 
 def cached(key: Hashable | None, factory: Callable[[], Callable]) -> Callable:
