@@ -552,3 +552,36 @@ def test_float32_agrees_with_float64():
     assert np.median(np.abs(r32.x - r64.x) / np.abs(r64.x)) < 1e-5
     np.testing.assert_allclose(r32.stderr, r64.stderr, rtol=1e-3)
     np.testing.assert_allclose(r32.cost, r64.cost, rtol=1e-5)
+
+
+def test_nan_policy_omit_drops_nan_in_xdata_and_ignores_sigma_there_as_curve_fit_does():
+    """SciPy's curve_fit(nan_policy='omit') drops a point whose x or y is NaN, with its σ:
+    the batch does the same (a shared x's NaN for every problem, a per-problem x's for its
+    problem), and a NaN σ at an omitted point is no error; at a kept point it still is."""
+    def decay(t, a, b, c):
+        return a * np.exp(-b * t) + c
+
+    t = np.linspace(0.0, 4.0, 30)
+    y = 2.0 * np.exp(-t) + 0.3 + 0.001 * np.sin(9.0 * t)
+    sigma = np.linspace(0.01, 0.02, 30)
+    tx, sx = t.copy(), sigma.copy()
+    tx[5], sx[5] = np.nan, np.nan
+    one = marquardt.curve_fit(decay, np.delete(t, 5), np.delete(y, 5), p0=[1, 1, 0],
+                              sigma=np.delete(sigma, 5))[0]
+    shared = curve_fit_batch(decay, tx, np.stack([y, y]), p0=[1, 1, 0], sigma=sx,
+                             nan_policy="omit")
+    np.testing.assert_array_equal(shared.npoints, [29, 29])
+    np.testing.assert_allclose(shared.x, [one, one], rtol=1e-9)
+    # per problem: the second keeps its point 5, whose σ is NaN: refused
+    with pytest.raises(ValueError, match=r"`sigma` must contain only finite values. "
+                                         r"Received: sigma\[5\]=nan"):
+        curve_fit_batch(decay, np.stack([tx, t]), np.stack([y, y]), p0=[1, 1, 0], sigma=sx,
+                        nan_policy="omit")
+    per_problem = curve_fit_batch(decay, np.stack([tx, t]), np.stack([y, y]), p0=[1, 1, 0],
+                                  nan_policy="omit")
+    np.testing.assert_array_equal(per_problem.npoints, [29, 30])
+    np.testing.assert_allclose(per_problem.x[0],
+                               marquardt.curve_fit(decay, np.delete(t, 5), np.delete(y, 5),
+                                                   p0=[1, 1, 0])[0], rtol=1e-9)
+    with pytest.raises(ValueError, match=r"`xdata` must contain only finite values"):
+        curve_fit_batch(decay, tx, np.stack([y, y]), p0=[1, 1, 0])  # 'raise'

@@ -121,7 +121,10 @@ def curve_fit_batch(
             callable ``jac(x, *params) -> (m, n)`` for one problem (vectorised like a
             TensorFlow ``f``; called once per problem for a NumPy one).
         nan_policy: ``'raise'`` (default): NaN in ``ydata`` is an error. ``'omit'``: a NaN
-            marks that point of that problem as absent (zero weight); a problem left with
+            marks that point of that problem as absent (zero weight), as SciPy's
+            ``curve_fit(nan_policy='omit')`` drops it: a NaN in ``ydata``, or in ``xdata``
+            (shared x: the point of every problem; per-problem x: of its problem); ``sigma``
+            at an absent point is not used (a NaN there is no error). A problem left with
             fewer points than parameters gets status ``IMPROPER_INPUT`` and is not fitted.
         shared_x: whether ``xdata`` is shared (True) or per problem (False). Default: a
             2-D ``xdata`` whose first dimension equals K is per problem; pass
@@ -228,12 +231,14 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     dtype = _inputs.check_dtype(dtype)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
-    x, shared_x = _inputs.prepare_xdata(xdata, k_all, m, shared_x)
+    x, shared_x, present = _inputs.prepare_xdata(xdata, k_all, m, shared_x, present,
+                                                 nan_policy)
     p0_given = p0 is not None
     p0 = prepare_p0(p0, f, batch=k_all)
     n = p0.shape[1]
     check_enough_points(m, n, per_problem=True)
-    inv_sigma = _inputs.prepare_sigma(sigma, k_all, m)
+    inv_sigma = _inputs.prepare_sigma(sigma, k_all, m,
+                                      present if nan_policy == "omit" else None)
     lb, ub = prepare_bounds(bounds, n, batch=k_all)
     if not p0_given:  # SciPy's curve_fit start for each problem
         p0 = feasible_start(lb, ub)

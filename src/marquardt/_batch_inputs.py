@@ -51,11 +51,31 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
     return y, ~nan
 
 
-def prepare_xdata(xdata, k_all: int, m: int, shared_x) -> tuple[np.ndarray, bool]:
+def prepare_xdata(xdata, k_all: int, m: int, shared_x, present: np.ndarray | None = None,
+                  nan_policy: str = "raise") -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """``(x, shared_x, present)``. With ``nan_policy='omit'`` a point whose x holds a NaN is
+    absent, as in SciPy's ``curve_fit`` (``present``, the points of ydata that are not NaN,
+    loses it: for every problem where x is shared, for its problem where x is per problem);
+    its x is replaced by a finite x of the same row, so that the model, evaluated at every
+    point and weighted 0 there, stays finite. Infinite x is an error under either policy."""
     check_shared_x(shared_x)
     x = _checks.as_float_array(xdata, "xdata")
-    _checks.check_finite(x, "xdata")
-    return x, xdata_is_shared(x.shape, k_all, m, shared_x)
+    nan = np.isnan(x)
+    if nan_policy != "omit" or not nan.any():
+        _checks.check_finite(x, "xdata")
+        return x, xdata_is_shared(x.shape, k_all, m, shared_x), present
+    _checks.check_finite(np.where(nan, 0.0, x), "xdata")  # infinities stay errors
+    shared = xdata_is_shared(x.shape, k_all, m, shared_x)
+    lead = tuple(range(x.ndim - 1)) if shared else tuple(range(1, x.ndim - 1))
+    absent = nan.any(axis=lead) if lead else nan  # (m,) shared, (K, m) per problem
+    present = present & ~absent
+    # a finite stand-in from the same row (the row's first finite x), 0 in a row of NaN
+    rows = x.reshape(-1, m)
+    finite = ~np.isnan(rows)
+    first = np.where(finite.any(axis=1), rows[np.arange(rows.shape[0]), finite.argmax(axis=1)],
+                     0.0)
+    x = np.where(finite, rows, first[:, None]).reshape(x.shape)
+    return x, shared, present
 
 
 def xdata_is_shared(shape: tuple, k_all: int, m: int, shared_x) -> bool:
@@ -76,8 +96,11 @@ def xdata_is_shared(shape: tuple, k_all: int, m: int, shared_x) -> bool:
     return bool(shared_x)
 
 
-def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
-    """1/σ, shape (m,) or (K, m), or None."""
+def prepare_sigma(sigma, k_all: int, m: int, present: np.ndarray | None = None
+                  ) -> np.ndarray | None:
+    """1/σ, shape (m,) or (K, m), or None. Given ``present`` (K, m) (``nan_policy='omit'``),
+    σ at an absent point is not used (SciPy's ``curve_fit`` drops it with the point): a NaN
+    there is no error (1/σ is set to 1 where no problem has the point)."""
     if sigma is None:
         return None
     s = _checks.as_float_array(sigma, "sigma", ndim=(1, 2))
@@ -85,7 +108,12 @@ def prepare_sigma(sigma, k_all: int, m: int) -> np.ndarray | None:
         raise ValueError(f"`sigma` must have shape (m,) or (K, m) with K={k_all}, m={m} "
                          f"(standard deviations; a covariance matrix is not supported in "
                          f"batches). Received: sigma with shape {s.shape}")
-    _checks.check_finite(s, "sigma")
+    if present is not None:
+        used = present if s.ndim == 2 else present.any(axis=0)
+        _checks.check_finite(np.where(used, s, 1.0), "sigma")
+        s = np.where(used, s, 1.0)
+    else:
+        _checks.check_finite(s, "sigma")
     return inverse_sigma(s)
 
 

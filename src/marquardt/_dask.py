@@ -92,8 +92,8 @@ def curve_fit_batch(f, xdata, ydata, p0=None, *, sigma=None, absolute_sigma=Fals
     args = _Arguments(y, f)
     args.start_values(p0)
     _batch._loop_config(options, args.n, False)  # every option checked before any block runs
-    x_shared = args.xdata(xdata, shared_x)
-    args.sigma(sigma)
+    x_shared = args.xdata(xdata, shared_x, nan_policy)
+    args.sigma(sigma, nan_policy)
     bounded = args.bounds(bounds)
     settings = dict(absolute_sigma=absolute_sigma, jac=jac, nan_policy=nan_policy,
                     shared_x=x_shared, chunk_size=chunk_size, jit_compile=jit_compile,
@@ -143,22 +143,29 @@ class _Arguments:
                 self.shared["p0"] = start
         check_enough_points(self.m, self.n, per_problem=True)
 
-    def xdata(self, xdata, shared_x) -> bool:
-        """Returns whether x is shared (then a NumPy constant of the graph)."""
+    def xdata(self, xdata, shared_x, nan_policy: str = "raise") -> bool:
+        """Returns whether x is shared (then a NumPy constant of the graph). With
+        ``nan_policy='omit'`` a NaN in x is each block's to omit (``prepare_xdata``)."""
         from marquardt import _batch_inputs as _inputs
 
         if is_dask_array(xdata) and not _inputs.xdata_is_shared(xdata.shape, self.k_all,
                                                                  self.m, shared_x):
             self.along_problems("xdata", xdata)
             return False
-        x, x_shared = _inputs.prepare_xdata(_small(xdata), self.k_all, self.m, shared_x)
+        x = _small(xdata)
+        if nan_policy == "omit":  # checked here apart from its NaN; each block omits those
+            x = _checks.as_float_array(x, "xdata")
+            _checks.check_finite(np.where(np.isnan(x), 0.0, x), "xdata")
+            x_shared = _inputs.xdata_is_shared(x.shape, self.k_all, self.m, shared_x)
+        else:
+            x, x_shared, _ = _inputs.prepare_xdata(x, self.k_all, self.m, shared_x)
         if x_shared:
             self.shared["xdata"] = x
         else:
             self.along_problems("xdata", x)
         return x_shared
 
-    def sigma(self, sigma) -> None:
+    def sigma(self, sigma, nan_policy: str = "raise") -> None:
         from marquardt import _batch_inputs as _inputs
 
         k_all, m = self.k_all, self.m
@@ -171,7 +178,9 @@ class _Arguments:
             self.shared["sigma"] = None
         else:
             s = _checks.as_float_array(_small(sigma), "sigma", ndim=(1, 2))
-            _inputs.prepare_sigma(s, k_all, m)  # checks shape and values
+            # checks shape and values (a NaN may be at a point each block omits)
+            _inputs.prepare_sigma(np.where(np.isnan(s), 1.0, s) if nan_policy == "omit" else s,
+                                  k_all, m)
             if s.ndim == 2:
                 self.along_problems("sigma", s)
             else:
