@@ -14,7 +14,9 @@ of its batch:
   differ by one ulp (2.2e-16) in x, and the same difference appears with no Dask at all,
   calling ``curve_fit_batch`` on the block's rows: it arises in the last iteration, after
   the host executor has compacted the problems still running into arrays of another size.
-  That is a property of the host executor (an open finding, not the Dask path). The
+  That is a property of the host executor (an open finding, not the Dask path; on other
+  data a decision at rounding level can follow, and a few problems then take another nfev:
+  docs/dask.md). The
   finite-difference Jacobian at x amplifies that ulp to about 1e-8 in ``cov`` (a step
   h ≈ 1.5e-8·x turns an ulp of x into ε/h of the difference quotient), so the fields built
   on J are compared bit for bit against the block-by-block reference only.
