@@ -585,3 +585,21 @@ def test_nan_policy_omit_drops_nan_in_xdata_and_ignores_sigma_there_as_curve_fit
                                                    p0=[1, 1, 0])[0], rtol=1e-9)
     with pytest.raises(ValueError, match=r"`xdata` must contain only finite values"):
         curve_fit_batch(decay, tx, np.stack([y, y]), p0=[1, 1, 0])  # 'raise'
+
+
+def test_scipy_curve_fit_keywords_are_taken_as_curve_fit_takes_them():
+    def decay(t, a, b):
+        return a * np.exp(-b * t)
+
+    t = np.linspace(0.0, 4.0, 30)
+    y = np.stack([2.0 * np.exp(-t), 3.0 * np.exp(-0.5 * t)])
+    ours = curve_fit_batch(decay, t, y, p0=[1, 1], max_nfev=7)
+    scipy_names = curve_fit_batch(decay, t, y, p0=[1, 1], maxfev=7, method="lm")
+    np.testing.assert_array_equal(scipy_names.x, ours.x)
+    np.testing.assert_array_equal(scipy_names.nfev, ours.nfev)
+    with pytest.raises(ValueError, match=r"`method` must be None or 'lm'.*Received: "
+                                         r"method='trf'"):
+        curve_fit_batch(decay, t, y, p0=[1, 1], method="trf")
+    with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got both `maxfev` and "
+                                        r"`max_nfev`"):
+        curve_fit_batch(decay, t, y, p0=[1, 1], maxfev=7, max_nfev=7)

@@ -38,6 +38,7 @@ from marquardt._covariance import scale_by_reduced_chisq, standard_errors
 from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
+from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
                                    prepare_p0)
 from marquardt._result import OptimizeResult
@@ -151,7 +152,9 @@ def curve_fit_batch(
             ``jit_compile=False``: XLA's SVD is very slow on CPU); ``verbose`` (0, or 1 for
             a one-line summary). A problem of pure noise may run to ``max_nfev`` (1,200
             evaluations for n = 5) and keeps the slots iterating meanwhile: for data with
-            many such problems set ``max_nfev`` (docs/batch.md).
+            many such problems set ``max_nfev`` (docs/batch.md). SciPy's ``curve_fit``
+            keywords are taken as ``curve_fit`` takes them: ``method`` (None or 'lm'),
+            ``maxfev``, ``epsfcn`` and ``diag``.
 
     Returns:
         ``OptimizeResult`` with, per problem: ``x`` (K, n), ``cov`` (K, n, n), ``stderr``
@@ -180,7 +183,9 @@ def curve_fit_batch(
         >>> np.round(res.x, 6).tolist()
         [[2.0, 0.5], [2.0, 1.0], [2.0, 2.0]]
     """
-    _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS)  # fit's `bounded` too
+    check_lm_method(options.pop("method", None))  # SciPy's curve_fit keywords, as curve_fit
+    _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS + LEASTSQ_OPTIONS)
+    options = leastsq_names(options, "curve_fit_batch")  # fit's `bounded` refused above too
     if _dask.is_dask_array(ydata):
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,

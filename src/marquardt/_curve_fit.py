@@ -131,7 +131,41 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
 
 #: ``leastsq`` options that SciPy's ``curve_fit`` passes on for ``method='lm'``, and the
 #: ``least_squares`` option each becomes.
-_LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag")
+LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag")
+
+
+def check_lm_method(method) -> None:
+    """SciPy's ``method``: None or 'lm'; 'trf' and 'dogbox' are refused with the reason."""
+    if method in ("trf", "dogbox"):
+        raise ValueError(
+            f"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which "
+            f"takes `bounds` and robust `loss` itself (what SciPy's {method!r} is chosen for); "
+            f"leave `method` out, or call scipy.optimize.curve_fit for SciPy's trust-region "
+            f"methods. Received: method={method!r}")
+    if method not in (None, "lm"):
+        raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
+
+
+def leastsq_names(kwargs: dict, who: str = "curve_fit") -> dict:
+    """``kwargs`` with SciPy's ``leastsq`` names (``maxfev``, ``epsfcn``, ``diag``) as ours
+    (``max_nfev``, ``diff_step`` = √epsfcn, ``x_scale`` = 1/diag; ``maxfev=0``, leastsq's
+    default, is ours)."""
+    kwargs = dict(kwargs)
+    renames = {"maxfev": "max_nfev", "epsfcn": "diff_step", "diag": "x_scale"}
+    for old, new in renames.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"{who}() got both `{old}` and `{new}`, two names for one "
+                                f"option. Received: {old}={kwargs[old]!r}, {new}={kwargs[new]!r}")
+            value = kwargs.pop(old)
+            if old == "maxfev" and isinstance(value, (int, np.integer)) and value == 0:
+                value = None  # leastsq's default, maxfev=0: "use the default"
+            if old == "epsfcn" and value is not None:
+                value = float(np.sqrt(_checks.check_positive(value, "epsfcn")))
+            if old == "diag" and value is not None:
+                value = 1.0 / np.asarray(value, dtype=np.float64)
+            kwargs[new] = value
+    return kwargs
 
 
 def _solve_options(kwargs: dict) -> dict:
@@ -143,23 +177,8 @@ def _solve_options(kwargs: dict) -> dict:
         raise ValueError("'args' is not a supported keyword argument: `curve_fit` passes the "
                          "parameters to `f` itself. Received: args=" +
                          _checks.short_repr(kwargs["args"]))
-    _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields + _LEASTSQ_OPTIONS)
-    kwargs = dict(kwargs)
-    renames = {"maxfev": "max_nfev", "epsfcn": "diff_step", "diag": "x_scale"}
-    for old, new in renames.items():
-        if old in kwargs:
-            if new in kwargs:
-                raise TypeError(f"curve_fit() got both `{old}` and `{new}`, two names for one "
-                                f"option. Received: {old}={kwargs[old]!r}, {new}={kwargs[new]!r}")
-            value = kwargs.pop(old)
-            if old == "maxfev" and isinstance(value, (int, np.integer)) and value == 0:
-                value = None  # leastsq's default, maxfev=0: "use the default"
-            if old == "epsfcn" and value is not None:
-                value = float(np.sqrt(_checks.check_positive(value, "epsfcn")))
-            if old == "diag" and value is not None:
-                value = 1.0 / np.asarray(value, dtype=np.float64)
-            kwargs[new] = value
-    return SolveOptions(**kwargs)._asdict()
+    _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields + LEASTSQ_OPTIONS)
+    return SolveOptions(**leastsq_names(kwargs))._asdict()
 
 
 def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = None,
@@ -170,14 +189,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     command line and the NIST runner report failed fits instead of raising)."""
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
-    if method in ("trf", "dogbox"):
-        raise ValueError(
-            f"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which "
-            f"takes `bounds` and robust `loss` itself (what SciPy's {method!r} is chosen for); "
-            f"leave `method` out, or call scipy.optimize.curve_fit for SciPy's trust-region "
-            f"methods. Received: method={method!r}")
-    if method not in (None, "lm"):
-        raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
+    check_lm_method(method)
     options = _solve_options(kwargs)
     if jac is None:
         jac = "auto"
