@@ -114,6 +114,11 @@ def prepare_sigma(sigma, k_all: int, m: int, present: np.ndarray | None = None
         s = np.where(used, s, 1.0)
     else:
         _checks.check_finite(s, "sigma")
+    if s.ndim == 2 and k_all == m and np.any(s <= 0):  # (K, m) or, by mistake, (m, m)?
+        raise ValueError("`sigma` must be positive standard deviations, shape (m,) or (K, m) "
+                         "(a covariance matrix, which has the same shape here as K = m, is "
+                         "not supported in batches). Received: sigma with minimum "
+                         f"{float(s.min())!r}")
     return inverse_sigma(s)
 
 
