@@ -608,3 +608,12 @@ def test_fitting_several_keras_models_prints_no_retracing_warning(tmp_path):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "retracing" not in proc.stderr
+
+
+def test_a_tensorflow_function_with_backend_jax_is_named():
+    pytest.importorskip("jax")
+    t = np.linspace(0.0, 4.0, 20)
+    y = 2.0 * np.exp(-t)
+    with pytest.raises(TypeError, match=r"`fun` must return a JAX array with backend='jax'. "
+                                        r"Received: a TensorFlow EagerTensor at x0"):
+        residual_functions(lambda p: p[0] * tf.exp(-p[1] * t) - y, [1.0, 1.0], backend="jax")

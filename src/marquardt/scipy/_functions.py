@@ -289,6 +289,13 @@ def _jax_functions(fun, x0, shape, args, kwargs, jac_form, mode):
         return fun(x, *layout.call_args(data), **kwargs)
 
     r = _probe.call_at_x0(lambda: jax_bridge.eager_residual(residual, x0, layout.data), "fun")
+    from marquardt._values import is_tensorflow_value
+
+    if is_tensorflow_value(r):
+        raise TypeError(
+            "`fun` must return a JAX array with backend='jax'. Received: a TensorFlow "
+            f"{type(r).__name__} at x0: `fun` is written with TensorFlow ops; leave `backend` "
+            "out (or pass backend='tensorflow') to differentiate it with TensorFlow.")
     if _probe.returns_numpy(r):
         raise TypeError(
             "`fun` must return a JAX array, so that its Jacobian is exact. Received: a "
