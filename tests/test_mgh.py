@@ -63,7 +63,7 @@ def test_beale_far_start_is_not_stopped_by_damped_steps():
     """From 100·x0, λ and the running-max D kept from x0 (x₂ = 100) damp x₂ so much that
     accepted steps were ‖√D p‖ < xtol ‖√D x‖ at f = 7.15, gradient cosine 4e-3, and xtol
     reported success after 8 evaluations. The xtol test now measures an accepted step with
-    the diagonal part of its damping undone (``_core.iteration._undamped_step``): the solve
+    the diagonal part of its damping undone (``_core.measures.undamped_step``): the solve
     goes on down the valley x₂ → 1, x₁ → ∞ to its infimum f = 0.4524 (where MINPACK ends too),
     stopped by max_nfev, not by a false convergence test."""
     p, res, f = _fit("beale", 100, "nielsen")

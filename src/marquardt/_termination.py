@@ -6,7 +6,7 @@
 * ``xtol``: ‖S p‖ < xtol · (xtol + ‖S x‖) for the step p in the scaled variables S x, S = √D
   (MINPACK's ``delta <= xtol * xnorm`` on scaled norms; SciPy adds the ``xtol +`` so that
   x = 0 can terminate). The core passes an accepted step with the diagonal part of its damping
-  undone (``_core.iteration._undamped_step``): a step that λD kept short is no sign of
+  undone (``_core.measures.undamped_step``): a step that λD kept short is no sign of
   convergence.
 * ``gtol``: the largest cosine between the residual vector and a column of J is below
   ``gtol`` (MINPACK's scale-invariant test and SciPy's meaning for ``method='lm'``), or the

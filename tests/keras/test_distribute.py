@@ -22,6 +22,7 @@ import marquardt
 import marquardt.keras as mk
 from marquardt._backend.numpy import xp as npx
 from marquardt._core import iteration as core
+from marquardt._core import measures
 from marquardt._core.records import LoopConfig
 from marquardt._damping import Nielsen
 from marquardt._solvers import CholeskySolver
@@ -193,7 +194,7 @@ def test_judge_on_shards_with_a_sum_hook_equals_judge_on_the_whole():
         whole = core.judge(cfg, npx, prep, s, c, x_try, f_try)
         decisions.append(bool(whole.accepted[0]))
         shards = (slice(0, 17), slice(17, None))
-        sums = [np.stack(core._shard_sums(cfg, npx, s.f[:, k], f_try[:, k])) for k in shards]
+        sums = [np.stack(measures.shard_sums(cfg, npx, s.f[:, k], f_try[:, k])) for k in shards]
         for mine, other in ((0, 1), (1, 0)):
             k = shards[mine]
             part = core.judge(cfg, npx, prep, s._replace(f=s.f[:, k]),

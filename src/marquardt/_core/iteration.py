@@ -32,6 +32,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from marquardt import _gain, _robust, _scaling, _termination
+from marquardt._core import box, measures, verdicts
+from marquardt._core.masks import all_finite_rows, select
+from marquardt._core.masks import as_int32 as _int
 from marquardt._core.records import RUNNING, LoopConfig, LoopState
 from marquardt._damping import DampingState, StepMeasure
 from marquardt._status import Status
@@ -40,8 +43,7 @@ __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobi
            "normal_linearization",
            "damping_diagonal", "initial_damping", "prepare", "live", "propose",
            "propose_checked", "judge",
-           "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows",
-           "rounding_epsilon"]
+           "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows"]
 
 
 class Linearization(NamedTuple):
@@ -91,29 +93,6 @@ class Attempt(NamedTuple):
     rho: Any
     attempts: Any
     cost_try_last: Any
-
-
-def select(xp, mask, new, old):
-    """Per-problem ``where`` for arrays with a leading problem axis; ``mask`` None: every
-    problem (``new`` itself, no operation: the host executor's case, ``all_live``)."""
-    if mask is None:
-        return new
-    extra = len(new.shape) - 1
-    if extra:
-        mask = xp.expand_dims(mask, tuple(range(-extra, 0)))
-    return xp.where(mask, new, old)
-
-
-def all_finite_rows(xp, a):
-    """(K,) bool: every entry of problem k is finite."""
-    if len(a.shape) == 2:
-        return xp.all(xp.isfinite(a), axis=-1)
-    return xp.all(xp.isfinite(xp.reshape(a, (a.shape[0] if a.shape[0] is not None
-                                              else xp.shape(a)[0], -1))), axis=-1)
-
-
-def _int(xp, a):
-    return xp.cast(a, "int32")
 
 
 def _scaled_system(cfg: LoopConfig, xp, x, f, j, lb, ub):
@@ -244,12 +223,12 @@ def prepare(cfg: LoopConfig, xp, s: LoopState, lb, ub, d_fixed,
         nu = select(xp, active, fitted.nu, s.nu)
     model_size = xp.sum(col_norms * xp.abs(s.x), axis=-1)
     lost = None
-    if not _one_residual(s.f):  # m = 1: every cosine is 1 (``_limit_cosine``)
+    if not verdicts.one_residual(s.f):  # m = 1: every cosine is 1 (``verdicts.limit_cosine``)
         # a column lost to the solve's rounding (the state's ε); residuals at their own
+        r_epsilon = verdicts.rounding_epsilon(cfg, s.cost.dtype)
         lost = _termination.lost_direction(
             g, lin.r_norm, colsq, d, xp,
-            r_noise=_termination.ROUNDING_RESIDUAL * rounding_epsilon(cfg, s.cost.dtype)
-            * model_size,
+            r_noise=_termination.ROUNDING_RESIDUAL * r_epsilon * model_size,
             epsilon=_termination.machine_epsilon(s.cost.dtype))
     prep = Prepared(active=active, lin=lin, g=g, d=d, fac=fac, sqrt_d=sqrt_d,
                     x_norm=xp.norm(sqrt_d * s.x, axis=-1), cosine=cosine, spectrum=spectrum,
@@ -297,114 +276,8 @@ def _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked):
         delta = delta * prep.lin.free
     x_try = s.x + delta
     if cfg.bounded:
-        x_try = _into_bounds(xp, x_try, lb, ub, c.cost_try_last)
+        x_try = box.into_bounds(xp, x_try, lb, ub, c.cost_try_last)
     return select(xp, lv, x_try, s.x), failed
-
-
-def _into_bounds(xp, x_try, lb, ub, cost_try_last):
-    """A candidate that leaves [lb, ub] is clipped onto the bound it crosses (the projected
-    step: a parameter that ends on its bound with the gradient pushing outward is frozen there
-    next iteration, ``_scaled_system``). After a candidate whose residuals were not finite
-    (``cost_try_last`` inf), it is reflected at that bound instead, as SciPy's ``trf`` reflects
-    its steps: a model undefined on its bound (k/(k + x) with x = 0 among the data, log k,
-    1/k for k ≥ 0) is never evaluated there again, and the step's length in that parameter
-    points back into the box rather than into the bound. Parameters inside the box are
-    unchanged either way."""
-    clipped = xp.minimum(xp.maximum(x_try, lb), ub)
-    reflected = xp.where(xp.less(x_try, lb), 2.0 * lb - x_try,
-                         xp.where(xp.greater(x_try, ub), 2.0 * ub - x_try, x_try))
-    reflected = xp.minimum(xp.maximum(reflected, lb), ub)
-    after_bad = xp.expand_dims(xp.logical_not(xp.isfinite(cost_try_last)), -1)
-    return xp.where(after_bad, reflected, clipped)
-
-
-def _shard_sums(cfg: LoopConfig, xp, f0, f1):
-    """(K,) sums over the residuals at hand: F(x) − F(x_try), F(x_try) and the count of
-    non-finite residuals of the candidate.
-
-    F(x) − F(x_try) is a sum of per-residual differences: for F = ½‖r‖², ½Σ(r₀ − r₁)(r₀ + r₁),
-    which keeps the digits that the difference of two sums loses near convergence. All three
-    are sums over residuals, so an executor that holds the residuals in shards (one per
-    replica, ``judge(reduce=...)``) adds the shards' sums to get the whole problem's.
-    """
-    if cfg.loss == "linear":
-        actual = 0.5 * xp.sum((f0 - f1) * (f0 + f1), axis=-1)
-    else:
-        actual = xp.sum(_robust.cost_terms(cfg.loss, f0, cfg.f_scale, xp)
-                        - _robust.cost_terms(cfg.loss, f1, cfg.f_scale, xp), axis=-1)
-    cost = _robust.robust_cost(cfg.loss, f1, cfg.f_scale, xp)
-    bad = xp.sum(xp.cast(xp.logical_not(xp.isfinite(f1)), actual.dtype), axis=-1)
-    return actual, cost, bad
-
-
-def _curvature(xp, prep: Prepared, p):
-    """pᵀAp, as ‖J̃p‖² when J̃ is held."""
-    if prep.lin.a is None:
-        jp = xp.matvec(prep.lin.jt, p)
-        return xp.sum(jp * jp, axis=-1)
-    return xp.sum(p * xp.matvec(prep.lin.a, p), axis=-1)
-
-
-def _undamped_step(xp, prep: Prepared, c: Attempt, p, accepted):
-    """‖√D p̂‖, the length the xtol test sees: for an accepted step, p with the diagonal part
-    of its damping undone, p̂ᵢ = pᵢ (Aᵢᵢ + λdᵢ) / Aᵢᵢ (exact when A is diagonal); for a
-    rejected one, p itself.
-
-    An accepted step that λD, not the model, kept short says nothing about convergence. After
-    a far start the running-max diagonal d (``marquardt._scaling``) keeps the large column
-    norms of x0: where a column has since shrunk (λdᵢ ≫ Aᵢᵢ) its parameter barely moves while
-    λ falls by a bounded factor per step (3 in Nielsen's rule), and dᵢxᵢ² makes ‖√D x‖
-    large, so that ‖√D p‖ < xtol ‖√D x‖ held far from any stationary point (MGH Beale from
-    100·x0 stopped at f = 7.2, gradient cosine 4e-3). Near a minimum λdᵢ ≪ Aᵢᵢ and p̂ = p.
-    A rejected step is the case MINPACK's test is made for (its trust radius, on which xtol
-    acts, only shrinks on failures): its p is kept.
-    """
-    a_ii = prep.lin.colsq
-    held = xp.greater(a_ii, 0.0)
-    ratio = xp.where(held, xp.expand_dims(c.lam, -1) * prep.d / xp.where(held, a_ii, 1.0),
-                     0.0)
-    p_hat = select(xp, accepted, p * (1.0 + ratio), p)
-    return xp.norm(prep.sqrt_d * p_hat, axis=-1)
-
-
-def rounding_epsilon(cfg: LoopConfig, dtype) -> float:
-    """ε of the residuals: the state's dtype's, or the coarser precision of the user's
-    function's outputs (``LoopConfig.output_epsilon``: a float32 model on the float64 host,
-    whose residuals differ from the model's values by float32 rounding however they are
-    stored). The residuals' noise level (``_termination.rounded_away``, ``lost_direction``)
-    and a cost change's (``_gain.gain_ratio_at_rounding``) follow it; the stationarity
-    thresholds stay the state's (``_end_cosine``)."""
-    return max(_termination.machine_epsilon(dtype), cfg.output_epsilon)
-
-
-def _one_residual(f) -> bool:
-    """The problem has a single residual (m = 1, known from the static shape of r)."""
-    m = f.shape[-1]
-    return m is not None and int(m) == 1
-
-
-def _end_cosine(cfg: LoopConfig, xp, prep: Prepared):
-    """The gradient cosine that decides whether a fit that can go no further (its step rounded
-    to nothing, its damping at the ceiling) ends at a stationary point: ``prep.cosine``, cut
-    to what residuals of precision ``LoopConfig.output_epsilon`` resolve where that is set
-    (``_termination.resolved_cosine``). Only these two verdicts, which end nothing that would
-    not end anyway, see it: the tests that decide when a fit stops (the step tests' first-order
-    check, ``_gain.gain_ratio_at_rounding``) keep the cosine itself, since Σⱼ ‖Jⱼ‖ |xⱼ|
-    overstates the model's size where its terms cancel (MGH Meyer: a float32 model stopped
-    by ``ftol`` at f = 88.8 with it, 87.9459 = f* without)."""
-    if cfg.output_epsilon > 0:
-        return _termination.resolved_cosine(prep.cosine, prep.lin.r_norm, prep.model_size,
-                                            cfg.output_epsilon, xp)
-    return prep.cosine
-
-
-def _limit_cosine(xp, prep: Prepared, f, cosine):
-    """The stationarity measure of a damping at its ceiling: the gradient cosine (``cosine``,
-    ``_end_cosine``), or with one residual (whose cosine is 1 wherever J ≠ 0) the gradient
-    against D (``_termination.scaled_gradient_cosine``)."""
-    if _one_residual(f):
-        return _termination.scaled_gradient_cosine(prep.g, prep.lin.r_norm, prep.sqrt_d, xp)
-    return cosine
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
@@ -420,9 +293,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     lv = None if all_live else live(xp, c)
     tried = 1 if all_live else _int(xp, lv)
     p = x_try - s.x
-    curvature = _curvature(xp, prep, p)
+    curvature = measures.curvature(xp, prep, p)
     predicted = _gain.quadratic_reduction(prep.g, curvature, p, xp)  # L(0) − L(p)
-    actual, cost_try, bad = _shard_sums(cfg, xp, s.f, f_try)
+    actual, cost_try, bad = measures.shard_sums(cfg, xp, s.f, f_try)
     if reduce is not None:
         summed = reduce(xp.stack([actual, cost_try, bad]))
         actual, cost_try, bad = summed[0], summed[1], summed[2]
@@ -433,7 +306,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         rho = _gain.gain_ratio_with_noise_floor(actual, predicted, s.cost, cfg.noise, xp)
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
-    epsilon = rounding_epsilon(cfg, s.cost.dtype)
+    epsilon = verdicts.rounding_epsilon(cfg, s.cost.dtype)
     if cfg.loss == "linear":
         # at a stationary point, a Gauss-Newton step whose predicted and actual changes are
         # both within the rounding of the residuals is the model's step: ρ = 1
@@ -451,7 +324,7 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     if cfg.damping.needs_spectrum:  # the next attempt's λ from the new radius
         new_damp = cfg.damping.fit(new_damp, prep.spectrum, xp)
     nfev = c.nfev + tried
-    tstat = _termination.step_status(actual, s.cost, _undamped_step(xp, prep, c, p, ok),
+    tstat = _termination.step_status(actual, s.cost, measures.undamped_step(xp, prep, c, p, ok),
                                      prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
     # first-order check: a step the damping cut short ends nothing away from a stationary point
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
@@ -462,9 +335,9 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         tstat = xp.where(prep.lost, RUNNING, tstat)
     # a step that rounded to nothing (x + p = x): no larger λ can change that, so the fit ends
     # here, by the step tests at a stationary point, else STALLED (``_termination.rounded_away``)
-    end_cosine = _end_cosine(cfg, xp, prep)
-    rounded = _termination.rounded_away(p, end_cosine, _one_residual(s.f), prep.lin.r_norm,
-                                        prep.model_size, xp, epsilon)
+    end_cosine = verdicts.end_cosine(cfg, xp, prep)
+    rounded = _termination.rounded_away(p, end_cosine, verdicts.one_residual(s.f),
+                                        prep.lin.r_norm, prep.model_size, xp, epsilon)
     tstat = xp.where(xp.logical_and(rounded, xp.logical_not(ok)), int(Status.STALLED), tstat)
     running = xp.equal(tstat, RUNNING)
     spent = nfev + _int(xp, ok) * cfg.jac_nfev  # with the Jacobian at an accepted point
@@ -473,8 +346,8 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
                      int(Status.MAX_NFEV), tstat)
     exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
     tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     _termination.damping_limit_status(_limit_cosine(xp, prep, s.f, end_cosine),
-                                                       xp),
+                     _termination.damping_limit_status(
+                         verdicts.limit_cosine(xp, prep, s.f, end_cosine), xp),
                      tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),

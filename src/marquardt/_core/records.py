@@ -50,7 +50,7 @@ class LoopConfig(NamedTuple):
             coarser than the state's dtype (a NumPy model that returns float32, solved in
             float64 on the host: 2⁻²³); 0: the state's own. The residuals carry only that
             precision, so the residuals' noise level and a cost change's rounding take the
-            coarser of the two (``iteration.rounding_epsilon``), and a fit that can go no
+            coarser of the two (``verdicts.rounding_epsilon``), and a fit that can go no
             further (a step rounded to nothing, the damping at its ceiling) is judged
             stationary where its gradient is within that rounding
             (``_termination.resolved_cosine``).
