@@ -349,3 +349,19 @@ def test_the_public_function_takes_no_private_keyword():
         with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got unexpected keyword "
                            r"argument\(s\): bounded. Received: bounded=True"):
             marquardt.curve_fit_batch(decay, d["t"], y, [1.0, 1.0], bounded=True)
+
+
+def test_a_dask_backed_dataarray_as_ydata_stays_lazy():
+    xr = pytest.importorskip("xarray")
+    d = data(k=100)
+    calls = []
+
+    def counted(t, a, k):
+        calls.append(1)
+        return decay(t, a, k)
+
+    cube = xr.DataArray(d["y"], dims=("pixel", "t")).chunk({"pixel": 50})
+    res = curve_fit_batch(counted, d["t"], cube, d["p0"], **TOL)
+    assert calls == [] and isinstance(res.x, da.Array)  # lazy, as with cube.data
+    (computed,) = dask.compute(dict(res), scheduler="threads")
+    assert_same(computed, in_memory_by_blocks(decay, d["t"], d["y"], d["p0"], 50, **TOL))

@@ -186,6 +186,8 @@ def curve_fit_batch(
     check_lm_method(options.pop("method", None))  # SciPy's curve_fit keywords, as curve_fit
     _checks.reject_unknown_kwargs(options, "curve_fit_batch", _OPTIONS + LEASTSQ_OPTIONS)
     options = leastsq_names(options, "curve_fit_batch")  # fit's `bounded` refused above too
+    if not _dask.is_dask_array(ydata) and _dask.is_dask_array(getattr(ydata, "data", None)):
+        ydata = ydata.data  # an xarray DataArray (or the like) backed by Dask: stays lazy
     if _dask.is_dask_array(ydata):
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
