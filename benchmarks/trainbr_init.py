@@ -24,10 +24,8 @@ CHECK = (300, 1000, 3000)
 
 def main(n_seeds: int = 10):
     import keras
-    import numpy as np
     from trainbr import network, problem, test_mse
 
-    import marquardt.keras as mk
     import marquardt.keras as mk
 
     def start(net, seed, init):
