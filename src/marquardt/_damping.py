@@ -281,24 +281,25 @@ class TrustRegion:
         return DampingState(lam=self._lam_for(nu, w, b2, xp), nu=nu)
 
     def _lam_for(self, nu, w, b2, xp):
-        delta = xp.expand_dims(nu, -1)
+        # per-problem values (K,), the spectrum's (K, n): the same operations as on (K, 1)
+        # columns, but the host's one-problem namespace keeps them scalars
+        delta = nu
         lam = xp.full_like(delta, self.lam_min)
         fits = None
         for _ in range(self.newton_steps):
-            q = 1.0 / (w + lam)
+            q = 1.0 / (w + xp.expand_dims(lam, -1))
             bq = b2 * q * q
-            s0 = xp.sum(bq, axis=-1, keepdims=True)
+            s0 = xp.sum(bq, axis=-1)
             f = xp.sqrt(s0)
             long_ = xp.greater(f, delta)
             if fits is None:
                 fits = xp.logical_not(long_)
-            s1 = xp.sum(bq * q, axis=-1, keepdims=True)
+            s1 = xp.sum(bq * q, axis=-1)
             # from the left of the root Newton's iterates rise monotonically to it (h concave);
             # a step that rounding left at or past the root keeps its λ
             step = (f - delta) / delta * s0 / xp.where(long_, s1, 1.0)
             lam = xp.where(long_, lam + step, lam)
-        lam = xp.where(fits, self.lam_min, lam)
-        return xp.squeeze(lam, -1)
+        return xp.where(fits, self.lam_min, lam)
 
     def exhausted(self, state: DampingState, xp=None):
         xp = xp or array_namespace(state.lam)
