@@ -15,8 +15,10 @@ class OptimizeResult(dict):
     """Result of a solve: a ``dict`` whose keys are also attributes.
 
     Fields follow ``scipy.optimize.least_squares``: ``x, cost, fun, jac, grad, optimality,
-    active_mask, nfev, njev, status, message, success``; ours add ``damping`` (final λ),
-    ``nit`` (accepted iterations) and ``history`` (a list of ``IterationSummary``).
+    active_mask, nfev, njev, status, message, success``; ours add ``damping`` (the final λ:
+    with a trust radius, the λ of the last accepted step, or after a rejection the λ of the
+    attempt that would have followed), ``nit`` (accepted iterations) and ``history`` (a list
+    of ``IterationSummary``, λ likewise).
     """
 
     def __getattr__(self, name):

@@ -22,7 +22,8 @@ class IterationSummary(NamedTuple):
         gradient_norm: ‖g‖∞ at the new point.
         step_norm: ‖p‖₂ of the last attempted step.
         gain_ratio: ρ of the last attempted step.
-        damping: λ after the iteration.
+        damping: λ after the iteration (with a trust radius: the accepted step's λ; after
+            a rejection that ended the fit, the λ the next attempt would have taken).
         accepted: whether a step was accepted.
         attempts: number of λ tried (function evaluations) in this iteration.
         nfev: function evaluations so far.

@@ -232,7 +232,13 @@ def _attempt(ns, cfg, prep, s, c, lb, ub):
 
 
 def _judged(ns, cfg, prep, s, c, x_try, f_try):
-    c = core.judge(cfg, ns, prep, s, c, x_try, f_try, all_live=True)
+    # a trust radius's next λ only after a rejection (``_refit``): most attempts are accepted
+    c = core.judge(cfg, ns, prep, s, c, x_try, f_try, all_live=True, refit=False)
+    return c, core.live(ns, c)
+
+
+def _refit(ns, cfg, prep, s, c):
+    c = core.refit_damping(cfg, ns, prep, s, c, all_live=True)
     return c, core.live(ns, c)
 
 
@@ -273,6 +279,7 @@ class _Steps(NamedTuple):
     attempt: _Step
     judged: _Step
     end: _Step
+    refit: _Step | None  # None: the policy has no trust radius to refit
 
 
 _STEPS: dict = {}
@@ -299,7 +306,8 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
             except (StopIteration, RuntimeError):
                 pass
         steps = _STEPS[key] = _Steps(_Step(_begin, cfg), _Step(_attempt, cfg),
-                                     _Step(_judged, cfg), _Step(_end, cfg))
+                                     _Step(_judged, cfg), _Step(_end, cfg),
+                                     _Step(_refit, cfg) if cfg.damping.needs_spectrum else None)
     return steps
 
 
@@ -313,7 +321,7 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
     with_jacobian = evaluator.jacobian_with_residual
     residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
                                 evaluator.jacobian)
-    begin, attempt, judged, end = steps
+    begin, attempt, judged, end, refit = steps
     callback = cfg.callback if history is not None else None
     it = 0
     s = state
@@ -333,6 +341,8 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
                 f_try = residual(x_try, every)
             with _quiet():
                 c, lv = judged(prep, s, c, x_try, f_try)
+                if lv and refit is not None:
+                    c, lv = refit(prep, s, c)
                 if lv:
                     x_try = attempt(prep, s, c, lb, ub)
             if with_jacobian and c.accepted:

@@ -42,7 +42,7 @@ from marquardt._status import Status
 __all__ = ["Linearization", "Prepared", "Attempt", "start", "linearize", "jacobian_linearization",
            "normal_linearization",
            "damping_diagonal", "initial_damping", "prepare", "live", "propose",
-           "propose_checked", "judge",
+           "propose_checked", "judge", "refit_damping",
            "finish", "history_row", "history_rows", "gradient", "select", "all_finite_rows"]
 
 
@@ -281,9 +281,15 @@ def _candidate(cfg, xp, prep, s, c, lb, ub, all_live, checked):
 
 
 def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, f_try,
-          reduce=None, all_live: bool = False) -> Attempt:
+          reduce=None, all_live: bool = False, refit: bool = True) -> Attempt:
     """Accept or reject the candidate ``x_try`` with residuals ``f_try``; update λ and the
     step tests. ``all_live=True``: every problem attempted (no masks, as in ``propose``).
+
+    A policy that takes λ from a trust radius (``needs_spectrum``) needs a new λ only for the
+    next attempt after a rejection (an accepted step keeps its λ; the next iteration fits one
+    to its own factorisation): ``refit=False`` leaves that to ``refit``, which an executor
+    that knows the outcome (the host's one-problem loop) calls only then. ``refit=True``
+    calls it here, the same values.
 
     ``reduce``: for an executor whose ``s.f`` and ``f_try`` are one shard of the residuals
     (data-parallel training, ``marquardt._backend.tensorflow.keras_distribute``), a function
@@ -321,8 +327,6 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         ok = xp.logical_and(lv, ok)
     step = xp.norm(prep.sqrt_d * p, axis=-1)
     new_damp = cfg.damping.update(DampingState(c.lam, c.nu), rho, xp, step=StepMeasure(step))
-    if cfg.damping.needs_spectrum:  # the next attempt's λ from the new radius
-        new_damp = cfg.damping.fit(new_damp, prep.spectrum, xp)
     nfev = c.nfev + tried
     tstat = _termination.step_status(actual, s.cost, measures.undamped_step(xp, prep, c, p, ok),
                                      prep.x_norm, rho, cfg.ftol, cfg.xtol, xp)
@@ -344,15 +348,16 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     tstat = xp.where(xp.logical_and(running,
                                     xp.greater(spent + 1 + cfg.jac_nfev, cfg.max_nfev)),
                      int(Status.MAX_NFEV), tstat)
-    exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
-    tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
-                     _termination.damping_limit_status(
-                         verdicts.limit_cosine(xp, prep, s.f, end_cosine), xp),
-                     tstat)
+    if not cfg.damping.needs_spectrum:  # a trust radius's λ is checked by ``refit``
+        exhausted = xp.logical_and(cfg.damping.exhausted(new_damp, xp), xp.logical_not(ok))
+        tstat = xp.where(xp.logical_and(xp.equal(tstat, RUNNING), exhausted),
+                         _termination.damping_limit_status(
+                             verdicts.limit_cosine(xp, prep, s.f, end_cosine), xp),
+                         tstat)
     if cfg.goal > float("-inf"):  # trainlm's performance goal, reached by this step
         tstat = xp.where(xp.logical_and(ok, xp.less_equal(cost_try, cfg.goal)),
                          int(Status.GOAL), tstat)
-    return Attempt(
+    judged = Attempt(
         lam=select(xp, lv, new_damp.lam, c.lam),
         nu=select(xp, lv, new_damp.nu, c.nu),
         nfev=nfev,
@@ -366,6 +371,28 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
         attempts=c.attempts + tried,
         cost_try_last=select(xp, lv, cost_try, c.cost_try_last),
     )
+    if refit and cfg.damping.needs_spectrum:
+        judged = refit_damping(cfg, xp, prep, s, judged)
+    return judged
+
+
+def refit_damping(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt,
+                  all_live: bool = False) -> Attempt:
+    """After ``judge(refit=False)``: the next attempt's λ from the trust radius that the
+    judgement updated (``c.nu``), on this iteration's factorisation, for the problems that
+    still attempt (rejected and running); those whose λ exceeds the policy's ceiling, or
+    whose radius has shrunk to nothing, stop at the damping limit, as ``judge`` stops a
+    Nielsen or trainlm λ. ``all_live=True``: the caller knows that every problem attempts
+    again. A no-op for a policy without a trust radius."""
+    if not cfg.damping.needs_spectrum:
+        return c
+    lv = None if all_live else live(xp, c)
+    fitted = cfg.damping.fit(DampingState(c.lam, c.nu), prep.spectrum, xp)
+    limit = _termination.damping_limit_status(
+        verdicts.limit_cosine(xp, prep, s.f, verdicts.end_cosine(cfg, xp, prep)), xp)
+    status = xp.where(cfg.damping.exhausted(fitted, xp), limit, c.status)
+    return c._replace(lam=select(xp, lv, fitted.lam, c.lam),
+                      status=_int(xp, select(xp, lv, status, c.status)))
 
 
 def finish(cfg: LoopConfig, xp, s: LoopState, prep: Prepared, c: Attempt, f_new, j_new
