@@ -109,3 +109,32 @@ def test_warm_fit_stays_within_its_call_budget(jac, model_calls, jac_calls, budg
 
 
 model.calls = model_jac.calls = 0
+
+
+def test_trust_radius_is_refitted_after_rejections_only():
+    # Rosenbrock from its usual start: rejected attempts among accepted ones. The one-problem loop
+    # solves the secular equation for a next attempt only after a rejection that leaves the
+    # fit running; an accepted step keeps the λ it was taken with.
+    def rosenbrock(x):
+        return np.array([10.0 * (x[1] - x[0] ** 2), 1.0 - x[0]])
+
+    def jac(x):
+        return np.array([[-20.0 * x[0], 10.0], [-1.0, 0.0]])
+
+    host._STEPS.clear()
+    marquardt.least_squares(rosenbrock, [-1.2, 1.0], jac=jac)  # traced
+    (steps,) = host._STEPS.values()
+    calls = [0]
+    refit = steps.refit.compiled.fn
+
+    def counted(*args):
+        calls[0] += 1
+        return refit(*args)
+    steps.refit.compiled.fn = counted
+    res = marquardt.least_squares(rosenbrock, [-1.2, 1.0], jac=jac)
+    rows = [h for h in res.history[1:]]
+    rejected = sum(h.attempts - h.accepted for h in rows)
+    assert res.success and rejected > 0
+    # every rejection is followed by a refit, except one that ends the fit by a step test
+    assert rejected - 1 <= calls[0] <= rejected
+    assert calls[0] > 0
