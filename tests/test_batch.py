@@ -603,3 +603,23 @@ def test_scipy_curve_fit_keywords_are_taken_as_curve_fit_takes_them():
     with pytest.raises(TypeError, match=r"curve_fit_batch\(\) got both `maxfev` and "
                                         r"`max_nfev`"):
         curve_fit_batch(decay, t, y, p0=[1, 1], maxfev=7, max_nfev=7)
+
+
+def test_numpy_model_differenced_relative_to_its_parameters_sizes():
+    # NIST Hahn1's two starts as two problems of a NumPy model: difference steps relative to
+    # each problem's start magnitudes, as curve_fit's (tests/test_curve_fit.py); with SciPy
+    # least_squares' ε^½·max(1, |b|) the ~1e-7 cubic coefficients ended with 2 correct digits
+    from marquardt import nist
+    (path,) = [f for f in nist.files() if f.stem == "Hahn1"]
+    p = nist.load(path)
+    names, params = p.variable_names, p.parameter_names
+
+    def f(x, *b):
+        return p.formula.evaluate_numpy(dict(zip(names, np.atleast_2d(x))),
+                                        dict(zip(params, b)))
+
+    y = np.stack([p.target(), p.target()])
+    res = curve_fit_batch(f, p.x, y, np.array(p.starts), ftol=1e-15, xtol=1e-15, gtol=1e-15)
+    for k in range(2):
+        assert nist.lre(res.x[k], p.certified).min() >= 5.0
+    assert np.all(res.nfev < 400)

@@ -27,14 +27,36 @@ def many(xs):
     # at the upper bound (the step turns back) and at the lower one (one-sided 3-point)
     ([1.0, 2.0, 0.5], [1.0, -np.inf, 0.5], [np.inf, 2.0, 0.5]),
 ], ids=["free", "scales", "at-bounds"])
-def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub):
+@pytest.mark.parametrize("typical", [None, [2.0, 1e-7, 1.0]], ids=["scipy", "typical"])
+def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub, typical):
     x, lb, ub = (np.array([v], dtype=np.float64) for v in (x, lb, ub))
+    typical = None if typical is None else np.array([typical])
     r0 = residual(x)
-    want = numdiff.finite_difference_jacobian(xp, residual, many, 3, method, lb, ub)(x, r0)
-    got = numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub)(x, r0)
+    want = numdiff.finite_difference_jacobian(xp, residual, many, 3, method, lb, ub,
+                                              typical=typical)(x, r0)
+    got = numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub, typical=typical)(x, r0)
     assert got[0] is r0
     np.testing.assert_array_equal(got[1], want[1], strict=True)
     assert got[1].strides == want[1].strides
     # the residuals at x are computed when not given
     np.testing.assert_array_equal(
-        numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub)(x)[1], want[1])
+        numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub, typical=typical)(x)[1],
+        want[1])
+
+
+def test_typical_magnitudes_set_the_step_floor():
+    # hᵢ = rel_step · sign(xᵢ) · max(|xᵢ|, typicalᵢ): SciPy's rule with typical = 1; curve_fit's
+    # typical is the start's magnitude, 1 where it is 0
+    typical = numdiff.typical_magnitudes([[3.0, -2e-7, 0.0]])
+    np.testing.assert_array_equal(typical, [[3.0, 2e-7, 1.0]])
+    seen = []
+
+    def record(xs):
+        seen.append(xs.copy())
+        return many(xs)
+    x = np.array([[0.5, -1e-7, 4.0]])
+    inf = np.full((1, 3), np.inf)
+    numdiff.one_problem_jacobian(residual, record, 3, "2-point", -inf, inf, rel_step=1e-8,
+                                 typical=typical)(x)
+    steps = np.diagonal(seen[0][:, 0, :] - x)
+    np.testing.assert_allclose(steps, [3e-8, -2e-15, 4e-8], rtol=1e-6)

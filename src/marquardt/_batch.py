@@ -351,8 +351,10 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
     w = present.astype(np.float64)
     if inv_sigma is not None:
         w = w * inv_sigma
+    # difference steps relative to the starts' magnitudes, as curve_fit's
     evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
-                                np.where(present, y, 0.0), w, n, lb, ub, diff_step)
+                                np.where(present, y, 0.0), w, n, lb, ub, diff_step,
+                                typical=numdiff.typical_magnitudes(p0))
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
     for start in range(0, todo.size, HOST_CHUNK):
         idx = todo[start:start + HOST_CHUNK]

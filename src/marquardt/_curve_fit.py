@@ -279,7 +279,10 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
                       host_complex=host_complex, jax=None if passthrough else jax_problem,
                       output_dtype=lambda: returned.get("dtype"))
-    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options)
+    # a NumPy model's difference steps relative to its parameters' sizes, as MINPACK's in
+    # SciPy's curve_fit (``marquardt._core.numdiff``: the start's magnitudes as the floor)
+    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options,
+                        typical_steps=True)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
                                     singular="inf")
@@ -385,7 +388,11 @@ def curve_fit(
             ValueError that says why (bounds and robust losses need no other method here).
         jac: ``None`` or ``'auto'`` (default: exact autodiff for a TensorFlow model,
             ``'2-point'`` for a NumPy one), ``'forward'``, ``'reverse'``, ``'2-point'``,
-            ``'3-point'``, ``'cs'`` or a callable ``jac(x, *params) -> (m, n)``.
+            ``'3-point'``, ``'cs'`` or a callable ``jac(x, *params) -> (m, n)``. A NumPy
+            model's difference steps are relative to each parameter's size, as MINPACK's in
+            SciPy's ``curve_fit``: hᵢ = diff_step · max(|pᵢ|, |p0ᵢ|) (|p0ᵢ| = 0 counts as 1;
+            ``marquardt._core.numdiff``), so that parameters of 1e-7 and of 1e3 are both
+            moved by about ε^½ of themselves.
         full_output: also return SciPy's ``infodict, mesg, ier`` (see Returns).
         nan_policy: ``None``, ``'raise'`` or ``'omit'`` (drop the points with a NaN in
             ``xdata`` or ``ydata``), as in SciPy ≥ 1.11; ``'propagate'`` is refused.

@@ -298,9 +298,12 @@ def _host_jac_mode(problem: Problem):
 
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
-                  solver, workers: Callable | None = None) -> OptimizeResult:
+                  solver, workers: Callable | None = None,
+                  typical_steps: bool = False) -> OptimizeResult:
     """Validate the options, call the function at x0, run the host executor, build the
-    result. ``workers``: a map-like callable for the finite-difference points, or None."""
+    result. ``workers``: a map-like callable for the finite-difference points, or None.
+    ``typical_steps``: a NumPy function's difference steps relative to the start's magnitudes
+    (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1."""
     n = problem.n
     if method not in METHODS:
         raise ValueError(
@@ -355,7 +358,9 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
                                     diff_step, r0=None if is_tensorflow_value(r0) else r0,
                                     f_dtype=f_dtype, workers=workers,
-                                    complex_fun=problem.host_complex)
+                                    complex_fun=problem.host_complex,
+                                    typical=numdiff.typical_magnitudes(x0b)
+                                    if typical_steps else None)
         # the residuals are float64 here, but carry only the precision the function returned
         cfg = cfg._replace(output_epsilon=_output_epsilon(f_dtype))
     if state is None:

@@ -68,8 +68,8 @@ def _as_jacobian(value, m: int, n: int) -> np.ndarray:
 
 def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.ndarray,
                     diff_step: float | None, who: str = "fun", r0=None, f_dtype=np.float64,
-                    workers: Callable | None = None, complex_fun: Callable | None = None
-                    ) -> Evaluator:
+                    workers: Callable | None = None, complex_fun: Callable | None = None,
+                    typical=None) -> Evaluator:
     """The evaluator of ``fun(x) -> r`` called on NumPy (n,) vectors.
 
     Args:
@@ -87,6 +87,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
         workers: a map-like callable ``workers(f, xs)`` evaluating the finite-difference
             points (SciPy's ``workers``), or None for a plain loop.
         complex_fun: ``fun`` on complex vectors, for ``"cs"`` (default ``fun``).
+        typical: the parameters' typical magnitudes (1, n) for the difference steps (``curve_fit``:
+            the start's, ``numdiff.typical_magnitudes``); None: SciPy ``least_squares``' 1.
     """
 
     def residual(x, problems=None):
@@ -111,7 +113,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
 
         step = diff_step if diff_step is not None else numdiff.default_rel_step(jac, f_dtype)
         # one problem: the same differences without the namespace's layers
-        by_differences = numdiff.one_problem_jacobian(residual, many, n, jac, lb, ub, step)
+        by_differences = numdiff.one_problem_jacobian(residual, many, n, jac, lb, ub, step,
+                                                      typical)
 
         def jacobian(x, r=None, problems=None):
             return by_differences(x, r)[1]
@@ -130,7 +133,7 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
-                    diff_step: float | None) -> Evaluator:
+                    diff_step: float | None, typical=None) -> Evaluator:
     """The evaluator of K problems of a NumPy model ``f(x, *params)`` (``curve_fit_batch``):
     residuals rₖ = wₖ (f(xₖ, *pₖ) − yₖ), exactly 0 where wₖᵢ = 0 (absent points).
 
@@ -151,6 +154,8 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         n: the number of parameters.
         lb, ub: the bounds (K, n), for the finite-difference steps.
         diff_step: the relative finite-difference step.
+        typical: the parameters' typical magnitudes (K, n) for the difference steps (the
+            starts', as ``curve_fit``'s); None: 1.
     """
     m = y.shape[1]
 
@@ -197,5 +202,5 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
 
             return numdiff.finite_difference_jacobian(
                 xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
-                ub[problems], diff_step)(p)
+                ub[problems], diff_step, None if typical is None else typical[problems])(p)
     return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)

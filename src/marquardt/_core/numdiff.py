@@ -7,6 +7,19 @@ central difference that would cross the lower bound becomes the one-sided second
 formula (−3 f(x) + 4 f(x + h) − f(x + 2h)) / 2h: 2n calls either way. Batched over K problems, written against
 the array namespace ``xp``; the caller says how the n perturbed points are evaluated
 (``many``: a loop on the host, a vectorised map in a graph).
+
+``typical``: the parameters' typical magnitudes (Dennis & Schnabel's typx) in place of SciPy's
+1, hᵢ = rel_step · sign(xᵢ) · max(|xᵢ|, typicalᵢ). ``curve_fit`` passes the start's |p0ᵢ| (1
+where p0ᵢ = 0), so that a parameter of size 1e-7 (NIST Hahn1's cubic coefficients, multiplying
+x³ ≈ 7e8) is moved by a step relative to itself, as MINPACK's ``fdjac2`` moves it (SciPy's
+``curve_fit`` through ``leastsq``: hᵢ = √epsfcn · |xᵢ|), not by 10 % of its value, which
+makes J wrong enough to end the fit far from its minimum; unlike MINPACK's, the step does not
+shrink with a parameter that tends to 0 from a start of size 1 (an offset, a baseline), where
+a relative step would leave only rounding noise in its column.
+
+Reference:
+    J. E. Dennis, R. B. Schnabel, *Numerical Methods for Unconstrained Optimization and
+    Nonlinear Equations*, Prentice-Hall (1983), §5.4.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 __all__ = ["finite_difference_jacobian", "one_problem_jacobian", "complex_step_jacobian",
-           "default_rel_step", "calls_per_jacobian"]
+           "default_rel_step", "calls_per_jacobian", "typical_magnitudes"]
 
 
 def default_rel_step(method: str, dtype=np.float64) -> float:
@@ -29,6 +42,13 @@ def default_rel_step(method: str, dtype=np.float64) -> float:
     return eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
 
 
+def typical_magnitudes(x0) -> np.ndarray:
+    """The typical magnitudes ``curve_fit`` differences its parameters at: |x0ᵢ|, 1 where x0ᵢ
+    is 0 (or not finite)."""
+    a = np.abs(np.asarray(x0, dtype=np.float64))
+    return np.where((a > 0.0) & np.isfinite(a), a, 1.0)
+
+
 def calls_per_jacobian(method) -> int:
     """How many calls of the residual function one Jacobian costs, per parameter: 1 for
     ``2-point`` and ``cs``, 2 for ``3-point``, 0 for a callable or autodiff (SciPy's ``lm``
@@ -38,7 +58,7 @@ def calls_per_jacobian(method) -> int:
 
 
 def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, method: str,
-                               lb, ub, rel_step: float | None = None) -> Callable:
+                               lb, ub, rel_step: float | None = None, typical=None) -> Callable:
     """``fn(x, r=None) -> (r, J)`` for x (K, n), J (K, m, n), by ``method`` differences;
     ``r``, the residuals at x when the caller has them, saves one evaluation.
 
@@ -50,16 +70,18 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
         method: ``"2-point"`` or ``"3-point"``.
         lb, ub: the bounds (K, n) (±inf for none).
         rel_step: the relative step; SciPy's default when None.
+        typical: the parameters' typical magnitudes (K, n), positive; None: 1 (SciPy's).
     """
     if rel_step is None:
         rel_step = default_rel_step(method)
+    floor = 1.0 if typical is None else typical
 
     def fn(x, r=None):
         if r is None:
             r = residual(x)
         one = xp.ones_like(x)
         sign = xp.where(xp.greater_equal(x, 0.0), one, -one)
-        h = rel_step * sign * xp.maximum(xp.abs(x), 1.0)
+        h = rel_step * sign * xp.maximum(xp.abs(x), floor)
         h = xp.where(xp.greater(x + h, ub), -xp.abs(h), h)  # away from a near upper bound
         h = (x + h) - x  # the step actually representable
         eye = xp.eye(n, dtype=x.dtype)  # (n, n)
@@ -82,7 +104,7 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
 
 
 def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str, lb, ub,
-                         rel_step: float | None = None) -> Callable:
+                         rel_step: float | None = None, typical=None) -> Callable:
     """``finite_difference_jacobian`` for one problem (K = 1) on NumPy arrays: the same
     element-wise operations in the same order, so the same J bit for bit and in the same
     memory order (a transposed view), without the namespace's layers (the host executor
@@ -92,11 +114,12 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         rel_step = default_rel_step(method)
     eye = np.eye(n)[:, None]  # (n, 1, n)
     where, absolute, maximum = np.where, np.abs, np.maximum
+    floor = 1.0 if typical is None else typical
 
     def fn(x, r=None):
         if r is None:
             r = residual(x)
-        h = rel_step * where(x >= 0.0, 1.0, -1.0) * maximum(absolute(x), 1.0)
+        h = rel_step * where(x >= 0.0, 1.0, -1.0) * maximum(absolute(x), floor)
         h = where(x + h > ub, -absolute(h), h)  # away from a near upper bound
         h = (x + h) - x  # the step actually representable
         hx = h[None] * eye  # (n, 1, n): row i moves x_i
