@@ -1,5 +1,7 @@
 """Bad input fails before training; faults during training end gracefully; Keras plumbing."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -159,3 +161,33 @@ def test_saved_model_is_plain_keras(tmp_path):
     net.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded.predict(X, verbose=0), net.predict(X, verbose=0))
+
+
+@pytest.mark.slow
+def test_a_loaded_wrapper_is_compiled_as_saved(tmp_path):
+    # a ModelCheckpoint file or `lm.save` holds the wrapper: once loaded it evaluates and
+    # trains on as saved (it used to warn, load uncompiled yet marked compiled, and refuse
+    # `fit` with "`loss` must be one of ... Received: loss=None")
+    lm = mk.LMModel(mlp((4,)), options=mk.TRAINLM)
+    lm.compile(loss="mse", metrics=["mae"])
+    path = str(tmp_path / "lm.keras")
+    lm.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        loaded = keras.models.load_model(path)
+    assert loaded.loss == "mse" and loaded.lm_options == lm.lm_options
+    start = loaded.evaluate(X, Y, verbose=0)
+    np.testing.assert_allclose(start, lm.evaluate(X, Y, verbose=0))
+    history = loaded.fit(X, Y, epochs=1, verbose=0)
+    assert history.history["loss"][-1] < start[0] and "mae" in history.history
+
+
+def test_a_loaded_wrapper_without_its_residual_says_so(tmp_path):
+    lm = mk.LMModel(mlp((4,)), residual=lambda model_fn, x, y: model_fn(x) - y)
+    lm.compile()
+    path = str(tmp_path / "lm.keras")
+    lm.save(path)
+    loaded = keras.models.load_model(path)
+    with pytest.raises(ValueError, match=r"does not keep a custom residual.*residual=.*"
+                                         r"Received: a loaded LMModel"):
+        loaded.fit(X, Y, epochs=1, verbose=0)

@@ -177,6 +177,18 @@ class LMModel(keras.Model):
             # Keras' JAX trainer carries the optimizer's variables in its state: LM has none
             self.optimizer = _NoOptimizer()
 
+    def compile_from_config(self, config):
+        """Compiles a loaded wrapper (``keras.models.load_model``, a ``ModelCheckpoint``
+        file) as it was compiled when saved: the loss, metrics and loss weights of its
+        compile config. A wrapper made with a custom ``residual=`` cannot be compiled again
+        (the function is not saved): it is left uncompiled, and ``fit`` asks for
+        ``compile``."""
+        config = dict(keras.saving.deserialize_keras_object(config) or {})
+        config.pop("optimizer", None)
+        if config.get("loss") is None and self.lm_custom_residual is None:
+            return
+        self.compile(**config)
+
     def _output_names(self):
         names = getattr(self.network, "output_names", None)
         if names:
@@ -304,6 +316,14 @@ class LMModel(keras.Model):
         if not self.compiled:
             raise ValueError("The model must be compiled before `fit`: call "
                              "`compile(loss=...)` first. Received: an uncompiled LMModel")
+        if self.lm_loss_residual is None and self.lm_custom_residual is None:
+            # Keras marks a loaded wrapper compiled even where ``compile_from_config`` could
+            # not compile it: one saved with a custom residual, which is not saved with it
+            raise ValueError(
+                "The model must be compiled with a loss, or wrapped with its `residual=`, "
+                "before `fit`: a loaded LMModel does not keep a custom residual function. "
+                "Wrap `model.network` again, `LMModel(model.network, residual=...)`, or call "
+                "`compile(loss=...)`. Received: a loaded LMModel without a loss or residual")
         batch_size = check_batch_size(batch_size)
         self._check_strategy()
         self._check_inputs(x, y, sample_weight)
