@@ -49,6 +49,24 @@ def test_non_finite_input(where):
         mk.fit(mlp((4,)), x, y, sample_weight=sw, loss="mse", epochs=1, verbose=0)
 
 
+
+@pytest.mark.parametrize("short", ["y", "sample_weight"])
+def test_arrays_of_different_lengths_are_refused_as_keras_refuses_them(short):
+    # a short sample_weight failed inside TensorFlow (InvalidArgumentError: Incompatible
+    # shapes [64,1] vs. [40,1]); Keras' own fit raises this ValueError
+    data = {"y": Y, "sample_weight": np.ones(len(X), "float32")}
+    data[short] = data[short][:40]
+    with pytest.raises(ValueError, match=rf"Data cardinality is ambiguous.*Received: x sizes 64, "
+                                         rf".*{short} sizes 40"):
+        mk.fit(mlp((4,)), X, loss="mse", epochs=1, verbose=0, **data)
+
+
+def test_inputs_of_different_lengths_are_refused():
+    a, b = keras.Input((1,)), keras.Input((1,))
+    net = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
+    with pytest.raises(ValueError, match=r"Data cardinality.*Received: x sizes 64, 40, y sizes 64"):
+        mk.fit(net, [X, X[:40]], Y, loss="mse", epochs=1, verbose=0)
+
 def test_non_finite_start_loss():
     net = mlp((4,))
     weights = net.get_weights()

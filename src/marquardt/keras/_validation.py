@@ -20,7 +20,7 @@ from keras import ops
 
 from marquardt._checks import check_finite
 
-__all__ = ["check_trainable", "check_arrays", "first_batch", "check_start",
+__all__ = ["check_trainable", "check_arrays", "check_cardinality", "first_batch", "check_start",
            "check_no_penalties"]
 
 #: Samples used for the start-point checks (enough to see a NaN weight or a log(0)).
@@ -40,7 +40,9 @@ def _numeric(value):
 
 
 def check_arrays(x, y, sample_weight) -> None:
-    """NaN or Inf in ``x``, ``y`` or ``sample_weight`` (any nesting of arrays)."""
+    """NaN or Inf in ``x``, ``y`` or ``sample_weight`` (any nesting of arrays), and arrays of
+    different lengths (Keras' "Data cardinality is ambiguous")."""
+    check_cardinality(x, y, sample_weight)
     for name, value in (("x", x), ("y", y), ("sample_weight", sample_weight)):
         if value is None:
             continue
@@ -58,6 +60,29 @@ def check_arrays(x, y, sample_weight) -> None:
                         "`sample_weight` must be non-negative. Received: sample_weight with "
                         f"minimum {np.min(np.asarray(leaf))!r}"
                     )
+
+
+def check_cardinality(x, y, sample_weight) -> None:
+    """The arrays of ``x``, ``y`` and ``sample_weight`` hold the same number of samples.
+
+    Raises:
+        ValueError: as Keras' array adapter does, with the sizes of each argument's arrays
+            (without this check a short ``sample_weight`` failed inside TensorFlow with an
+            ``InvalidArgumentError`` of incompatible shapes).
+    """
+    sizes = {}
+    for name, value in (("x", x), ("y", y), ("sample_weight", sample_weight)):
+        if value is None:
+            continue
+        rows = [int(leaf.shape[0]) for leaf in keras.tree.flatten(value)
+                if _numeric(leaf) and len(leaf.shape) > 0]
+        if rows:
+            sizes[name] = rows
+    if len({n for rows in sizes.values() for n in rows}) > 1:
+        raise ValueError(
+            "Data cardinality is ambiguous: `x`, `y` and `sample_weight` must have the same "
+            "number of samples. Received: " + ", ".join(
+                f"{name} sizes {', '.join(map(str, rows))}" for name, rows in sizes.items()))
 
 
 def first_batch(x, y, sample_weight):
