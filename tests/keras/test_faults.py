@@ -209,3 +209,14 @@ def test_a_loaded_wrapper_without_its_residual_says_so(tmp_path):
     with pytest.raises(ValueError, match=r"does not keep a custom residual.*residual=.*"
                                          r"Received: a loaded LMModel"):
         loaded.fit(X, Y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("callback", [keras.callbacks.ReduceLROnPlateau(patience=1),
+                                      keras.callbacks.LearningRateScheduler(lambda e, lr: lr)])
+def test_learning_rate_callbacks_are_refused_before_training(callback):
+    # ReduceLROnPlateau used to fail mid-training, at its first plateau, with
+    # AttributeError: 'NoneType' object has no attribute 'learning_rate'
+    name = type(callback).__name__
+    with pytest.raises(ValueError, match=rf"`callbacks` must not include {name}: .*no learning "
+                                         r"rate.*Received: callbacks containing"):
+        mk.fit(mlp((4,)), X, Y, loss="mse", epochs=1, verbose=0, callbacks=[callback])

@@ -325,6 +325,7 @@ class LMModel(keras.Model):
                 "Wrap `model.network` again, `LMModel(model.network, residual=...)`, or call "
                 "`compile(loss=...)`. Received: a loaded LMModel without a loss or residual")
         batch_size = check_batch_size(batch_size)
+        _validation.check_callbacks(callbacks)
         self._check_strategy()
         self._check_inputs(x, y, sample_weight)
         is_dataset = hasattr(x, "element_spec")

@@ -20,8 +20,8 @@ from keras import ops
 
 from marquardt._checks import check_finite
 
-__all__ = ["check_trainable", "check_arrays", "check_cardinality", "first_batch", "check_start",
-           "check_no_penalties"]
+__all__ = ["check_trainable", "check_arrays", "check_cardinality", "check_callbacks",
+           "first_batch", "check_start", "check_no_penalties"]
 
 #: Samples used for the start-point checks (enough to see a NaN weight or a log(0)).
 _PROBE = 4096
@@ -83,6 +83,26 @@ def check_cardinality(x, y, sample_weight) -> None:
             "Data cardinality is ambiguous: `x`, `y` and `sample_weight` must have the same "
             "number of samples. Received: " + ", ".join(
                 f"{name} sizes {', '.join(map(str, rows))}" for name, rows in sizes.items()))
+
+
+#: Keras callbacks that set the optimizer's learning rate, which LM does not have.
+_LEARNING_RATE_CALLBACKS = ("ReduceLROnPlateau", "LearningRateScheduler")
+
+
+def check_callbacks(callbacks) -> None:
+    """Refuses callbacks that drive an optimizer's learning rate: LM has no optimizer (λ is
+    adapted by the step itself, every iteration). Keras' ``ReduceLROnPlateau`` failed with an
+    ``AttributeError`` on ``model.optimizer`` after its first plateau, mid-training."""
+    for cb in callbacks or ():
+        names = [cls.__name__ for cls in type(cb).__mro__
+                 if cls.__module__.startswith("keras")]
+        found = [name for name in _LEARNING_RATE_CALLBACKS if name in names]
+        if found:
+            raise ValueError(
+                f"`callbacks` must not include {found[0]}: Levenberg-Marquardt has no "
+                "optimizer and no learning rate to change (its damping λ is adapted every "
+                "iteration; the options `damping`, `goal`, `min_grad` and `max_time` and an "
+                f"EarlyStopping control training). Received: callbacks containing {cb!r}")
 
 
 def first_batch(x, y, sample_weight):
