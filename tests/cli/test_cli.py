@@ -276,6 +276,11 @@ REFUSALS = [
     ("train input is target", ["train", "SMALL", "--target", "y", "--inputs", "x,y"], 2, r"'y' is also a target"),
     ("train trainbr max-fail", ["train", "SMALL", "--target", "y", "--method", "trainbr", "--max-fail", "3"], 2,
      r"--max-fail: --method trainbr has no validation stop \(MATLAB's max_fail 0\); found --max-fail 3"),
+    ("train negative seed", ["train", "SMALL", "--target", "y", "--seed", "-1"], 2,
+     r"train: argument --seed: must be a whole number from 0 to 2\*\*32 - 1; found -1"),
+    ("train seed too large", ["train", "SMALL", "--target", "y", "--seed", "5000000000"], 2,
+     r"argument --seed: must be a whole number from 0 to 2\*\*32 - 1; found 5000000000"),
+    ("demo negative seed", ["demo", "--seed", "-1", "--no-plot"], 2, r"demo: argument --seed: must be a whole"),
     ("train trainbr too few rows", ["train", "BAD:tiny", "--target", "y", "--method", "trainbr"], 1,
      r"2 rows are too few for --split 0.85,0,0.15"),
 ]

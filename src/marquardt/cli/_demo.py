@@ -58,7 +58,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--same-time", action="store_true",
                         help="train Adam for the time Levenberg-Marquardt took (compilation excluded) "
                              "instead of its number of epochs")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights (default: 0)")
+    parser.add_argument("--seed", type=_options.seed, default=0, help="seed of the initial weights (default: 0)")
     parser.add_argument("--plot", type=Path, default=Path("demo.png"), metavar="FILE.png",
                         help="where to write the plot (default: demo.png)")
     parser.add_argument("--no-plot", action="store_true", help="do not write the plot")

@@ -14,6 +14,7 @@ __all__ = [
     "name_intervals",
     "fractions",
     "positive_int",
+    "seed",
     "positive_float",
     "non_negative_float",
     "layer_sizes",
@@ -95,6 +96,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1; found {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """A random seed: a whole number from 0 to 2**32 - 1 (what NumPy's and Keras' seeding take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 2**32 - 1; found {value}")
     return value
 
 

@@ -87,7 +87,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--preset", choices=("trainlm", "default"), default="trainlm",
                         help="Levenberg-Marquardt options: MATLAB's constants (trainlm's, or trainbr's with "
                              "--method trainbr), or marquardt.keras' defaults")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=_options.seed, default=0,
                         help="seed of the division and the initial weights (default: 0)")
     parser.add_argument("--out", type=Path, metavar="MODEL.keras", help="save the trained model to this .keras file")
     parser.add_argument("--report", type=Path, metavar="DIR",
