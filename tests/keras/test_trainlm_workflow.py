@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import marquardt.keras as mk
+from marquardt.keras._trainlm import MATLAB_DEFAULTS
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform([-3, 10], [5, 50], size=(200, 2)).astype("float32")
@@ -39,8 +40,9 @@ def test_mapminmax_maps_each_column_to_minus_one_one_and_back():
 
 def test_fitnet_has_matlabs_defaults_and_the_saved_model_loads_without_marquardt(tmp_path):
     assert mk.fitnet.__kwdefaults__["epochs"] == 1000
-    assert mk.fitnet.__kwdefaults__["max_fail"] == 6
-    assert mk.fitnet.__kwdefaults__["division"] == (0.70, 0.15, 0.15)
+    assert MATLAB_DEFAULTS["max_fail"] == 6 and mk.fitnet.__kwdefaults__["max_fail"] is None
+    assert MATLAB_DEFAULTS["division"] == (0.70, 0.15, 0.15)
+    assert mk.fitnet.__kwdefaults__["division"] is None  # the method's: trainlm's here
     assert mk.fitnet.__kwdefaults__["options"] == mk.TRAINLM
     result = mk.fitnet(X, Y, seed=0, epochs=60)
     net, history = result.model, result.history
@@ -81,6 +83,26 @@ def test_fitnet_stops_after_max_fail_validation_failures_with_the_best_weights()
     va = result.division["validation"]
     best = float(np.mean((np.asarray(result.model(x[va])) - y[va]) ** 2))
     assert best == pytest.approx(val.min(), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_fitnet_with_trainbr_has_no_validation_stop_as_matlabs_trainbr():
+    """MATLAB's trainbr has max_fail 0: fitnet(..., options=TRAINBR) trains every epoch (it
+    used to stop by trainlm's EarlyStopping, at epoch 8 on these data, with trainlm's
+    validation rows held out). Its default division gives those rows to training."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(60, 1)).astype("float32")
+    y = (np.sin(3 * x) + 0.5 * rng.normal(size=(60, 1))).astype("float32")
+    with pytest.raises(ValueError, match=r"`max_fail` must be None with Bayesian.*"
+                                         r"Received: max_fail=6"):
+        mk.fitnet(x, y, options=mk.TRAINBR, max_fail=6)
+    assert [v.size for v in mk.dividerand(60, *MATLAB_DEFAULTS["trainbr_division"],
+                                          seed=0).values()] == [51, 0, 9]
+    result = mk.fitnet(x, y, hidden=(20,), seed=0, epochs=12, options=mk.TRAINBR,
+                       division=(0.7, 0.15, 0.15))  # validation rows: reported only
+    assert len(result.history.history["val_loss"]) == 12
+    assert "maximum number of epochs" in result.history.stop_reason
+    assert len(result.history.history["gamma"]) == 12
 
 
 def test_initnw_sets_bounded_dense_layers_by_the_nguyen_widrow_rule():

@@ -39,13 +39,16 @@ import numpy as np
 
 from marquardt.keras._fit import fit
 from marquardt.keras._initnw import initnw
-from marquardt.keras._options import TRAINLM
+from marquardt.keras._options import TRAINLM, resolve_options
 
 __all__ = ["fitnet", "FitnetResult", "dividerand", "mapminmax", "MATLAB_DEFAULTS"]
 
 #: ``fitnet``/``trainlm`` defaults (MathWorks documentation), as used by ``fitnet``.
+#: ``trainbr_division``: ``fitnet`` with Bayesian regularisation, which has no validation stop
+#: (trainbr's ``max_fail`` 0), gives trainlm's validation rows to training (as ``marquardt train
+#: --method trainbr``).
 MATLAB_DEFAULTS = {"division": (0.70, 0.15, 0.15), "hidden": (10,), "epochs": 1000,
-                   "max_fail": 6, "range": (-1.0, 1.0)}
+                   "max_fail": 6, "range": (-1.0, 1.0), "trainbr_division": (0.85, 0.0, 0.15)}
 
 
 class FitnetResult(NamedTuple):
@@ -110,8 +113,8 @@ class _MuLog(keras.callbacks.Callback):
             logs["mu"] = logs["lam"]
 
 
-def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 1000,
-           max_fail: int = 6, seed=None, callbacks=None, verbose=0, options=TRAINLM,
+def fitnet(x, y, hidden=(10,), *, division=None, epochs: int = 1000,
+           max_fail: int | None = None, seed=None, callbacks=None, verbose=0, options=TRAINLM,
            **lm_options) -> FitnetResult:
     """Build and train a function-fitting network as MATLAB's ``fitnet`` + ``train`` does.
 
@@ -119,13 +122,21 @@ def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 100
         x: inputs, samples × features (MATLAB's are features × samples).
         y: targets, samples × outputs.
         hidden: hidden layer sizes (``tanh``), MATLAB's ``hiddenSizes`` (10).
-        division: training, validation and test ratios for ``dividerand``.
+        division: training, validation and test ratios for ``dividerand`` (default
+            0.70/0.15/0.15; with Bayesian regularisation 0.85/0/0.15, as it has no
+            validation stop).
         epochs: most LM iterations (1000).
-        max_fail: validation failures before stopping (6); the best validation weights are
-            kept. Without validation rows there is no validation stopping.
+        max_fail: validation failures before stopping (default 6, trainlm's); the best
+            validation weights are kept. Without validation rows there is no validation
+            stopping, nor with Bayesian regularisation (``TRAINBR``: MATLAB's ``trainbr``
+            has ``max_fail`` 0; validation rows are then only reported, as ``val_loss``).
         seed: seeds the division and the initial weights.
         callbacks, verbose: as in ``keras.Model.fit``.
-        options, **lm_options: LM options (``TRAINLM`` by default).
+        options, **lm_options: LM options (``TRAINLM`` by default; ``TRAINBR`` for MATLAB's
+            ``fitnet(hiddenSizes, 'trainbr')``).
+
+    Raises:
+        ValueError: ``max_fail`` with Bayesian regularisation, which has no validation stop.
 
     Returns:
         ``FitnetResult(model, history, division)``. ``model`` takes raw inputs and returns
@@ -136,6 +147,15 @@ def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 100
         >>> result = marquardt.keras.fitnet(x, y, seed=0)
         >>> result.model.save("net.keras")        # loads without marquardt
     """
+    bayesian = resolve_options(options, **lm_options).regularization == "bayesian"
+    if bayesian and max_fail is not None:
+        raise ValueError(
+            "`max_fail` must be None with Bayesian regularisation: MATLAB's trainbr has no "
+            f"validation stop (max_fail 0). Received: max_fail={max_fail!r}")
+    if division is None:
+        division = MATLAB_DEFAULTS["trainbr_division" if bayesian else "division"]
+    if max_fail is None:
+        max_fail = MATLAB_DEFAULTS["max_fail"]
     x = np.asarray(x, dtype="float32")
     y = np.asarray(y, dtype="float32")
     x = x.reshape(len(x), -1)
@@ -156,7 +176,7 @@ def fitnet(x, y, hidden=(10,), *, division=(0.70, 0.15, 0.15), epochs: int = 100
     if te.size:
         extra.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(
             test_loss=float(np.mean((np.asarray(model(x[te])) - y[te]) ** 2)))))
-    if va.size:
+    if va.size and not bayesian:
         extra.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=max_fail,
                                                    restore_best_weights=True))
     history = fit(model, x[tr], y[tr], loss="mse", epochs=epochs, verbose=verbose,
