@@ -184,3 +184,26 @@ def test_trust_region_by_name():
     assert get_damping(TrustRegion(factor=100.0)).factor == 100.0
     with pytest.raises(ValueError, match="TrustRegion"):
         get_damping("more")
+
+
+@pytest.mark.parametrize(("changes", "pattern"), [
+    ({"mu": 0.0}, r"`mu` must be a finite number > 0. Received: mu=0.0"),
+    ({"mu": -1.0}, r"`mu` must be a finite number > 0. Received: mu=-1.0"),
+    ({"mu": float("nan")}, r"`mu` must be .*Received: mu=nan"),
+    ({"mu_dec": 1.5}, r"`mu_dec` must be a number in \[0, 1\]. Received: mu_dec=1.5"),
+    ({"mu_inc": 0.5}, r"`mu_inc` must be a finite number > 1. Received: mu_inc=0.5"),
+    ({"mu": 1e12}, r"`mu_max` must be a number >= mu = 1000000000000.0. Received: mu_max=10000000000.0"),
+    ({"mu_max": -1.0}, r"`mu_max` must be .*Received: mu_max=-1.0"),
+    ({"mu_min": 0.0}, r"`mu_min` must be a finite number > 0. Received: mu_min=0.0"),
+])
+def test_trainlm_refuses_what_matlabs_trainlm_refuses(changes, pattern):
+    # accepted, mu <= 0 or mu_max < mu trained nothing and reported the damping limit ("a
+    # minimum to working precision"), least_squares an xtol success at x0; mu_inc < 1 ran
+    # every epoch at the start point
+    with pytest.raises(ValueError, match=pattern):
+        TrainLM(**changes)
+
+
+def test_trainlm_takes_matlabs_limits_and_numpy_numbers():
+    assert TrainLM(mu=np.float32(0.005), mu_dec=0.0, mu_inc=1.5, mu_max=math.inf).mu_dec == 0.0
+    assert TrainLM(mu=1e10).mu == TrainLM().mu_max  # mu = mu_max is allowed, as in MATLAB

@@ -24,6 +24,7 @@ accept/reject sequences (``tests/test_damping.py``).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, NamedTuple
 
 from marquardt._xp import array_namespace
@@ -124,6 +125,12 @@ class TrainLM:
         mu_dec: factor on success (``mu_dec`` = 0.1).
         mu_inc: factor on failure (``mu_inc`` = 10).
         mu_max: ceiling (``mu_max`` = 1e10).
+        mu_min: floor of λ after a decrease (trainlm's 1e-20).
+
+    Raises:
+        ValueError: values MATLAB's trainlm refuses: ``mu`` not > 0, ``mu_dec`` outside
+            [0, 1], ``mu_inc`` not > 1 (MATLAB allows 1, with which λ never grows), ``mu_max``
+            below ``mu``; also ``mu_min`` not > 0.
 
     References:
         MathWorks, Deep Learning Toolbox, ``trainlm`` documentation (training parameters).
@@ -138,6 +145,22 @@ class TrainLM:
     mu_min: float = 1e-20
     name: str = "trainlm"
     needs_spectrum = False
+
+    def __post_init__(self):
+        # MATLAB's trainlm refuses the same values ("Mu is not a positive real value", "Mu_dec
+        # is not a real value between 0 and 1", "Mu_inc is not a real value greater than 1",
+        # "Mu is greater than Mu_max"); accepted, they trained nothing and reported a minimum
+        # (mu <= 0, mu_max < mu) or ran every epoch at the start point (mu_inc < 1)
+        def check(name, ok, must):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and ok(value)):
+                raise ValueError(f"`{name}` must be {must}. Received: {name}={value!r}")
+
+        check("mu", lambda v: 0 < v < float("inf"), "a finite number > 0")
+        check("mu_dec", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        check("mu_inc", lambda v: 1 < v < float("inf"), "a finite number > 1")
+        check("mu_min", lambda v: 0 < v < float("inf"), "a finite number > 0")
+        check("mu_max", lambda v: self.mu <= v, f"a number >= mu = {self.mu!r}")
 
     def init(self, scale, xp=None, x_norm=None) -> DampingState:
         xp = xp or array_namespace(scale)
