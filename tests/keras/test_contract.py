@@ -72,6 +72,19 @@ def test_multi_output_metrics_and_losses_are_logged_as_keras_logs_them(as_dict, 
     assert logs["b_loss"] == pytest.approx(float(np.mean((pred[1] - YB[:90]) ** 2)), rel=1e-4)
 
 
+@pytest.mark.slow
+def test_fit_takes_loss_weights_as_compile_does():
+    # mk.fit had no `loss_weights` (TypeError: Unknown Levenberg-Marquardt option(s)): a
+    # multi-output model could be weighted only by compiling it first
+    net = two_outputs(as_dict=True)
+    history = mk.fit(net, X3, {"a": YA, "b": YB}, loss={"a": "mse", "b": "mse"},
+                     loss_weights={"a": 1.0, "b": 0.01}, epochs=1, verbose=0)
+    logs = {k: v[-1] for k, v in history.history.items()}
+    assert logs["loss"] == pytest.approx(logs["a_loss"] + 0.01 * logs["b_loss"], rel=1e-5)
+    assert net.evaluate(X3, {"a": YA, "b": YB}, verbose=0)[0] == pytest.approx(logs["loss"],
+                                                                              rel=1e-5)
+
+
 def test_single_output_metrics_list_works():
     net = mlp((4,))
     history = mk.fit(net, X, Y, loss="mse", metrics=["mae"], epochs=3, verbose=0)

@@ -26,7 +26,7 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
         validation_split=0.0, callbacks=None, verbose="auto", sample_weight=None,
         class_weight=None, shuffle=True, residual=None, metrics=None, steps_per_epoch=None,
         validation_steps=None, validation_batch_size=None, validation_freq=1,
-        initial_epoch=0, **lm_options) -> keras.callbacks.History:
+        initial_epoch=0, loss_weights=None, **lm_options) -> keras.callbacks.History:
     """Train ``model`` in place with Levenberg-Marquardt; returns Keras' ``History``.
 
     Args:
@@ -48,6 +48,9 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
         repeated dataset, ``ds.repeat()``).
         residual: a custom residual ``residual(model_fn, x, y) -> r`` instead of the loss.
         metrics: metrics to report (default: those ``model`` was compiled with).
+        loss_weights: per-output loss weights of a multi-output model, as in
+            ``keras.Model.compile`` (default: those ``model`` was compiled with, when its
+            loss is used).
         **lm_options: ``options=`` (an ``LMOptions`` such as ``TRAINLM``) and/or its fields.
 
     After training, a ``model`` that was not compiled is compiled with ``loss`` and
@@ -66,17 +69,19 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
         >>> history = marquardt.keras.fit(net, x, y, loss="mse", epochs=200)
         >>> history.stop_reason
     """
-    compiled_loss, compiled_metrics, loss_weights, weighted = _compiled(model)
+    compiled_loss, compiled_metrics, compiled_weights, weighted = _compiled(model)
     if loss is None and residual is None:
         loss = compiled_loss
         if loss is None:
             raise ValueError(
                 "`loss` must be given when `model` was not compiled with one (or pass "
                 "`residual=`). Received: loss=None")
+    if loss_weights is None and loss is compiled_loss:
+        loss_weights = compiled_weights
     options = lm_options.pop("options", None)
     lm = LMModel(model, residual=residual, options=options, **lm_options)
     lm.compile(loss=loss, metrics=compiled_metrics if metrics is None else metrics,
-               loss_weights=loss_weights if loss is compiled_loss else None,
+               loss_weights=loss_weights,
                weighted_metrics=weighted if metrics is None else None)
     try:
         keras_options = {key: value for key, value in (
@@ -92,5 +97,5 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
         if not getattr(model, "compiled", False) and loss is not None:
             # evaluable as after Keras' fit. Keras' default optimizer: a model compiled with
             # none does not load back (Keras 3.15's compile_from_config builds it)
-            model.compile(loss=loss, metrics=metrics)
+            model.compile(loss=loss, metrics=metrics, loss_weights=loss_weights)
             model.optimizer.build(model.trainable_variables)  # saved as it loads: no warning
