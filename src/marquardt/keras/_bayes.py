@@ -38,7 +38,8 @@ def setup(wrapper) -> None:
 
 
 def create_variables(wrapper, p: int) -> None:
-    """α = 0, β = 1 (Foresee & Hagan's start: the first step minimises E_D) and γ = P."""
+    """α = 0, β = 1 (Foresee & Hagan's start: the first step minimises E_D; MATLAB's trainbr.m
+    starts from γ = P instead, docs/keras.md) and γ = P."""
     from marquardt.keras import _backends
 
     dtype = _backends.state_dtype()  # float64; float32 on JAX without jax_enable_x64
