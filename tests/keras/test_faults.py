@@ -220,3 +220,24 @@ def test_learning_rate_callbacks_are_refused_before_training(callback):
     with pytest.raises(ValueError, match=rf"`callbacks` must not include {name}: .*no learning "
                                          r"rate.*Received: callbacks containing"):
         mk.fit(mlp((4,)), X, Y, loss="mse", epochs=1, verbose=0, callbacks=[callback])
+
+
+@pytest.mark.slow
+def test_a_model_without_an_input_is_built_from_the_data_as_keras_builds_it():
+    # `Sequential([Dense(6), Dense(1)])` (no keras.Input) was refused with "`model` must have
+    # trainable weights ... 0 trainable weights (are all layers frozen?)"
+    net = keras.Sequential([keras.layers.Dense(6, "tanh"), keras.layers.Dense(1)])
+    history = mk.fit(net, X, Y, loss="mse", epochs=2, verbose=0, options=mk.TRAINLM)
+    assert net.built and net.count_params() == 19
+    assert history.history["loss"][-1] < float(np.mean(Y**2))
+
+
+def test_an_unbuilt_model_that_the_input_cannot_build_is_named_as_such():
+    def batches():
+        while True:
+            yield X, Y
+
+    net = keras.Sequential([keras.layers.Dense(6, "tanh"), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"`model` must be built.*keras.Input.*Received: "
+                                         r"model='.*', not built"):
+        mk.fit(net, batches(), loss="mse", epochs=1, steps_per_epoch=1, verbose=0)

@@ -453,12 +453,15 @@ class LMModel(keras.Model):
     def _check_inputs(self, x, y, sample_weight):
         """Front-door checks; records k (residuals per sample) and the probe's rows."""
         self._lm_k = self._lm_probe_rows = None
-        _validation.check_trainable(self.network)
-        if x is None:
-            return
-        if not hasattr(x, "element_spec"):
+        if x is not None and not hasattr(x, "element_spec"):
             _validation.check_arrays(x, y, sample_weight)
-        probe = _validation.first_batch(x, y, sample_weight)
+        probe = None if x is None else _validation.first_batch(x, y, sample_weight)
+        if probe is not None and not self.network.built:
+            # a model without an `Input` (``Sequential([Dense(10), Dense(1)])``) is built by
+            # its first call, as Keras' own fit builds it from the data
+            self.network(probe[0], training=False)
+            self.build(None)
+        _validation.check_trainable(self.network)
         if probe is None:
             return
         px, py, psw = probe

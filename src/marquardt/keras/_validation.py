@@ -28,6 +28,11 @@ _PROBE = 4096
 
 
 def check_trainable(net) -> None:
+    if not net.built:
+        raise ValueError(
+            "`model` must be built for Levenberg-Marquardt training: give it a `keras.Input` "
+            "or call it on a batch, or train it on arrays or a tf.data.Dataset, which build it. "
+            f"Received: model={net.name!r}, not built")
     if not net.trainable_weights:
         raise ValueError(
             "`model` must have trainable weights for Levenberg-Marquardt training. Received: "
