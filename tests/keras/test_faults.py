@@ -241,3 +241,12 @@ def test_an_unbuilt_model_that_the_input_cannot_build_is_named_as_such():
     with pytest.raises(ValueError, match=r"`model` must be built.*keras.Input.*Received: "
                                          r"model='.*', not built"):
         mk.fit(net, batches(), loss="mse", epochs=1, steps_per_epoch=1, verbose=0)
+
+
+def test_validation_arrays_of_different_lengths_are_refused():
+    # they failed in the compiled loss: "Dimensions must be equal, but are 10 and 32 for
+    # '{{node compile_loss/mse/sub}} ..."
+    with pytest.raises(ValueError, match=r"Data cardinality is ambiguous: `validation_data`.*"
+                                         r"Received: validation_data x sizes 32, y sizes 10"):
+        mk.fit(mlp((4,)), X[:32], Y[:32], loss="mse", epochs=1, verbose=0,
+               validation_data=(X[32:], Y[:10]))

@@ -328,6 +328,7 @@ class LMModel(keras.Model):
         _validation.check_callbacks(callbacks)
         self._check_strategy()
         self._check_inputs(x, y, sample_weight)
+        _validation.check_validation_data(validation_data)
         is_dataset = hasattr(x, "element_spec")
         leaves = keras.tree.flatten(x) if x is not None else []
         # arrays: their sample count; a dataset, generator or PyDataset batches itself

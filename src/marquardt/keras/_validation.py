@@ -20,8 +20,8 @@ from keras import ops
 
 from marquardt._checks import check_finite
 
-__all__ = ["check_trainable", "check_arrays", "check_cardinality", "check_callbacks",
-           "first_batch", "check_start", "check_no_penalties"]
+__all__ = ["check_trainable", "check_arrays", "check_cardinality", "check_validation_data",
+           "check_callbacks", "first_batch", "check_start", "check_no_penalties"]
 
 #: Samples used for the start-point checks (enough to see a NaN weight or a log(0)).
 _PROBE = 4096
@@ -67,13 +67,17 @@ def check_arrays(x, y, sample_weight) -> None:
                     )
 
 
-def check_cardinality(x, y, sample_weight) -> None:
+def check_cardinality(x, y, sample_weight, where: str = "") -> None:
     """The arrays of ``x``, ``y`` and ``sample_weight`` hold the same number of samples.
+
+    Args:
+        where: ``""`` for the training data, ``"validation_data"`` for its tuple.
 
     Raises:
         ValueError: as Keras' array adapter does, with the sizes of each argument's arrays
             (without this check a short ``sample_weight`` failed inside TensorFlow with an
-            ``InvalidArgumentError`` of incompatible shapes).
+            ``InvalidArgumentError`` of incompatible shapes, and validation arrays of
+            different lengths in the compiled loss).
     """
     sizes = {}
     for name, value in (("x", x), ("y", y), ("sample_weight", sample_weight)):
@@ -84,10 +88,19 @@ def check_cardinality(x, y, sample_weight) -> None:
         if rows:
             sizes[name] = rows
     if len({n for rows in sizes.values() for n in rows}) > 1:
+        what = (f"`{where}` (x, y and sample_weight)" if where
+                else "`x`, `y` and `sample_weight`")
         raise ValueError(
-            "Data cardinality is ambiguous: `x`, `y` and `sample_weight` must have the same "
-            "number of samples. Received: " + ", ".join(
+            f"Data cardinality is ambiguous: {what} must have the same number of samples. "
+            f"Received: {where + ' ' if where else ''}" + ", ".join(
                 f"{name} sizes {', '.join(map(str, rows))}" for name, rows in sizes.items()))
+
+
+def check_validation_data(validation_data) -> None:
+    """A ``validation_data`` tuple ``(x, y[, sample_weight])`` of arrays of one length."""
+    if isinstance(validation_data, (tuple, list)) and 2 <= len(validation_data) <= 3:
+        check_cardinality(*validation_data, *([None] * (3 - len(validation_data))),
+                          where="validation_data")
 
 
 #: Keras callbacks that set the optimizer's learning rate, which LM does not have.
