@@ -105,6 +105,14 @@ def test_fitnet_with_trainbr_has_no_validation_stop_as_matlabs_trainbr():
     assert len(result.history.history["gamma"]) == 12
 
 
+@pytest.mark.parametrize("division", [(0.8, 0.2), 0.7, (0.7, 0.1, 0.1, 0.1)])
+def test_fitnet_division_is_three_ratios(division):
+    # (0.8, 0.2) trained on 0.8/1.15 of the rows, dividerand's default test ratio 0.15 added
+    with pytest.raises(ValueError, match=r"`division` must be three ratios.*Received: "
+                                         r"division="):
+        mk.fitnet(X, Y, division=division, epochs=1)
+
+
 def test_initnw_sets_bounded_dense_layers_by_the_nguyen_widrow_rule():
     import keras
 

@@ -136,7 +136,8 @@ def fitnet(x, y, hidden=(10,), *, division=None, epochs: int = 1000,
             ``fitnet(hiddenSizes, 'trainbr')``).
 
     Raises:
-        ValueError: ``max_fail`` with Bayesian regularisation, which has no validation stop.
+        ValueError: ``max_fail`` with Bayesian regularisation, which has no validation stop;
+            a ``division`` that is not three ratios.
 
     Returns:
         ``FitnetResult(model, history, division)``. ``model`` takes raw inputs and returns
@@ -154,6 +155,11 @@ def fitnet(x, y, hidden=(10,), *, division=None, epochs: int = 1000,
             f"validation stop (max_fail 0). Received: max_fail={max_fail!r}")
     if division is None:
         division = MATLAB_DEFAULTS["trainbr_division" if bayesian else "division"]
+    if not isinstance(division, (tuple, list)) or len(division) != 3:
+        # (0.8, 0.2) used to become (0.8, 0.2, 0.15) through dividerand's default test ratio
+        raise ValueError(
+            "`division` must be three ratios (train, validation, test), e.g. (0.7, 0.15, "
+            f"0.15) or (0.8, 0.2, 0) for no test rows. Received: division={division!r}")
     if max_fail is None:
         max_fail = MATLAB_DEFAULTS["max_fail"]
     x = np.asarray(x, dtype="float32")
