@@ -276,6 +276,14 @@ REFUSALS = [
     ("train input is target", ["train", "SMALL", "--target", "y", "--inputs", "x,y"], 2, r"'y' is also a target"),
     ("train trainbr max-fail", ["train", "SMALL", "--target", "y", "--method", "trainbr", "--max-fail", "3"], 2,
      r"--max-fail: --method trainbr has no validation stop \(MATLAB's max_fail 0\); found --max-fail 3"),
+    ("train report is a file", ["train", "SMALL", "--target", "y", "--report", "DIR/tiny.csv"], 2,
+     r"--report: '.*tiny\.csv' is a file, not a directory"),
+    ("train out is a directory", ["train", "SMALL", "--target", "y", "--out", "DIR/d.keras"], 2,
+     r"--out: '.*d\.keras' is a directory, not a file"),
+    ("train out under a file", ["train", "SMALL", "--target", "y", "--out", "DIR/tiny.csv/m.keras"], 2,
+     r"--out: '.*tiny\.csv' is a file, not a directory; found --out .*m\.keras"),
+    ("fit report is a file", ["fit", "SMALL", *FIT, "--report", "DIR/tiny.csv"], 2,
+     r"--report: '.*tiny\.csv' is a file, not a directory"),
     ("train negative seed", ["train", "SMALL", "--target", "y", "--seed", "-1"], 2,
      r"train: argument --seed: must be a whole number from 0 to 2\*\*32 - 1; found -1"),
     ("train seed too large", ["train", "SMALL", "--target", "y", "--seed", "5000000000"], 2,
@@ -292,6 +300,7 @@ def test_bad_input_gives_one_line_and_an_exit_status(argv, code, pattern, small_
     import re
 
     bad = _bad_files(tmp_path)
+    (tmp_path / "d.keras").mkdir()
     argv = [str(small_csv) if a == "SMALL" else str(bad[a[4:]]) if a.startswith("BAD:") else
             a.replace("DIR", str(tmp_path)) for a in argv]
     assert main(argv) == code

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 __all__ = ["CliError", "UsageError", "Interruption", "EXIT_DATA", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -42,6 +43,30 @@ class UsageError(CliError):
 
     def __init__(self, message: str):
         super().__init__(message, EXIT_USAGE)
+
+
+def check_output_path(path: Path | None, option: str, *, directory: bool) -> None:
+    """Refuses, before any work is done, an output path that cannot be written: a directory
+    given for a file, a file given for a directory or standing where a directory would be made.
+    (Found after training, these lost the trained model and its report, with a bare
+    ``[Errno 17] File exists`` that did not name the option.)
+
+    Raises:
+        UsageError: naming ``option`` and the path.
+    """
+    if path is None:
+        return
+    if directory and path.exists() and not path.is_dir():
+        raise UsageError(f"{option}: {str(path)!r} is a file, not a directory; found {option} {path}")
+    if not directory and path.is_dir():
+        raise UsageError(f"{option}: {str(path)!r} is a directory, not a file; found {option} {path}")
+    folder = path if directory else path.parent
+    for ancestor in (folder, *folder.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise UsageError(f"{option}: {str(ancestor)!r} is a file, not a directory; "
+                                 f"found {option} {path}")
+            return
 
 
 class Interruption:

@@ -22,7 +22,7 @@ import numpy as np
 from marquardt._formula import Formula, FormulaError, parse_formula
 from marquardt.cli import _options
 from marquardt.cli._data import Columns, Table, read_table
-from marquardt.cli._errors import EXIT_DATA, CliError, UsageError
+from marquardt.cli._errors import EXIT_DATA, CliError, UsageError, check_output_path
 from marquardt.cli._report import FitSummary, fit_report_text, to_json
 
 __all__ = ["add_parser", "run"]
@@ -91,6 +91,7 @@ class _Problem:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.report, "--report", directory=True)
     problem = prepare(args)
     if args.report is not None:
         from marquardt.cli._plots import pyplot

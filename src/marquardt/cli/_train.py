@@ -28,7 +28,8 @@ import numpy as np
 
 from marquardt.cli import _options
 from marquardt.cli._data import read_table
-from marquardt.cli._errors import EXIT_DATA, EXIT_INTERRUPTED, CliError, Interruption, UsageError
+from marquardt.cli._errors import (EXIT_DATA, EXIT_INTERRUPTED, CliError, Interruption, UsageError,
+                                   check_output_path)
 from marquardt.cli._network import ACTIVATIONS, BOUNDED, Scaling, build_network
 from marquardt.cli._progress import progress_callback, recorder_callback
 from marquardt.cli._report import TrainSummary, to_json, train_report_text
@@ -145,6 +146,8 @@ DEFAULT_MAX_FAIL = 6
 def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix != ".keras":
         raise UsageError(f"--out: the model file must end in .keras; found {str(args.out)!r}")
+    check_output_path(args.out, "--out", directory=False)
+    check_output_path(args.report, "--report", directory=True)
     if args.method == "trainbr" and args.max_fail is not None:
         raise UsageError(f"--max-fail: --method trainbr has no validation stop (MATLAB's max_fail 0); "
                          f"found --max-fail {args.max_fail}")
