@@ -12,10 +12,12 @@ the one-at-a-time arithmetic, bit for bit, at any tolerance (``test_bit_identica
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy.optimize import OptimizeWarning
 
 import marquardt
 from marquardt._curve_fit import fit_curve
@@ -520,6 +522,37 @@ def test_numpy_model_with_its_jacobian_and_refused_autodiff():
     with pytest.raises(ValueError, match=r"`f` cannot be differentiated by TensorFlow with "
                                          r"respect to parameter 1: .*jac='2-point'"):
         curve_fit_batch(double_exp_np, t, y, p0, jac="forward")
+
+
+def test_rank_deficient_fits_get_an_infinite_covariance_as_curve_fit_gives_them():
+    """A fit whose Jacobian at the solution is rank-deficient gets inf for ``cov`` and
+    ``stderr``, as ``curve_fit`` (SciPy's ``lm``) gives it, with one ``OptimizeWarning`` for
+    the batch; the batch used to return the pseudo-inverse, whose zero variance claimed the
+    parameters that do nothing exactly determined (stderr 0). A dark pixel (zeros: a = 0
+    leaves μ free, χ² = 0) and a peak started far outside the data (a and μ do nothing)
+    beside a normal problem, which is unaffected."""
+    def peak(x, a, mu, b):
+        return a * np.exp(-0.5 * (x - mu) ** 2) + b
+
+    x = np.linspace(0.0, 10.0, 21)
+    noise = 0.01 * np.random.default_rng(0).standard_normal((3, 21))
+    y = np.stack([peak(x, 2.0, 4.0, 0.5), 0.0 * x, 0.5 + 0.0 * x]) + noise
+    y[1] = 0.0
+    p0 = np.array([[1.5, 4.5, 0.0], [1.0, 5.0, 0.1], [1.0, 1e3, 0.0]])
+    with pytest.warns(OptimizeWarning, match=r"could not be estimated for 2 fit\(s\): the "
+                                             r"Jacobian at the solution has rank < n = 3"):
+        res = curve_fit_batch(peak, x, y, p0)
+    assert res.success.all()
+    assert np.isinf(res.cov[1:]).all() and np.isinf(res.stderr[1:]).all()
+    for k in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            popt, pcov = marquardt.curve_fit(peak, x, y[k], p0[k], damping="nielsen")
+        np.testing.assert_allclose(res.x[k], popt, rtol=1e-8, atol=1e-15)
+        if k:
+            assert np.isinf(pcov).all()
+        else:
+            np.testing.assert_allclose(res.cov[k], pcov, rtol=0, atol=1e-6 * pcov.max())
 
 
 def test_another_k_does_not_recompile():

@@ -34,7 +34,7 @@ from marquardt._core import host, numdiff
 from marquardt._core.functions import model_evaluator
 from marquardt._errors import NoGradientError
 from marquardt._batch_results import BatchMessages, BatchOutputs
-from marquardt._covariance import scale_by_reduced_chisq, standard_errors
+from marquardt._covariance import optimize_warning, scale_by_reduced_chisq, standard_errors
 from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
@@ -293,6 +293,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
                        diff_step, todo, store)
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
+    _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)
     if not absolute_sigma:
         cov[todo] = scale_by_reduced_chisq(cov[todo], out.chisq[todo], dof[todo])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -312,6 +313,18 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         print(f"curve_fit_batch: {k_all} fits in {elapsed:.3g} s "
               f"({k_all / elapsed:.4g} fits/s); {counts}")
     return result
+
+
+def _warn_rank_deficient(problems: np.ndarray, n: int) -> None:
+    """One ``OptimizeWarning`` for the fits whose Jacobian at the solution is rank-deficient
+    (their ``cov`` and ``stderr`` are inf, as ``curve_fit`` warns and returns for one fit).
+    No indices: in a Dask block they would count from the block's first problem."""
+    if problems.size:
+        _checks.warn_user(
+            f"Covariance of the parameters could not be estimated for {problems.size} fit(s): "
+            f"the Jacobian at the solution has rank < n = {n} (a parameter, or a combination "
+            "of them, does not change the model); their `cov` and `stderr` are inf "
+            "(np.isinf(res.stderr).any(axis=1) finds them)", optimize_warning())
 
 
 def _host_model(f: Callable) -> Callable:

@@ -45,15 +45,12 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
         absolute_sigma: treat σ as absolute standard deviations (no χ² rescaling).
     """
     m, n = jac.shape
-    _, s, vt = np.linalg.svd(jac, full_matrices=False)
-    keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
-    if singular == "inf" and (not keep.all() or keep.size < n):
+    pcov, rank = _pinv_normal(jac)
+    if singular == "inf" and rank < n:
         warn_user("Covariance of the parameters could not be estimated: the Jacobian at "
-                  f"the solution has rank {int(keep.sum())} < n = {n} (a parameter, or a "
+                  f"the solution has rank {rank} < n = {n} (a parameter, or a "
                   "combination of them, does not change the model)", optimize_warning())
         return np.full((n, n), np.inf)
-    s, vt = s[keep], vt[: int(keep.sum())]
-    pcov = (vt.T / s**2) @ vt
     if absolute_sigma:
         return pcov
     if m > n:
@@ -61,6 +58,17 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
     warn_user("Covariance of the parameters could not be estimated: there are no more "
               "residuals than parameters (m <= n)", optimize_warning())
     return np.full((n, n), np.inf)
+
+
+def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
+    """(JᵀJ)⁺ = V Σ⁻² Vᵀ from the thin SVD of J (m, n), singular values below
+    ε · max(m, n) · σ₁ dropped (SciPy's cut-off), and the rank they leave."""
+    m, n = jac.shape
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
+    rank = int(keep.sum())
+    s, vt = s[keep], vt[:rank]
+    return (vt.T / s**2) @ vt, rank
 
 
 def standard_errors(pcov: np.ndarray) -> np.ndarray:
@@ -92,9 +100,13 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
     A_s = S JᵀJ S, S = diag(JᵀJ)^(-1/2), in one batched call: scaling removes the
     parameters' units from the conditioning, so the inverse keeps ~κ(A_s)·ε relative accuracy.
     A fit whose κ₁(A_s) exceeds ``FAST_COND_MAX`` (or whose unscaled JᵀJ is near the SVD's
-    rank cut-off, or which has a zero column) gets the SVD route, with its pseudo-inverse.
-    Rows of absent points must be zero; a fit whose Jacobian is not finite gets NaN.
-    ``scale_by_reduced_chisq`` then applies χ²/dof where σ is relative.
+    rank cut-off, or which has a zero column) gets the SVD route; where that finds J
+    rank-deficient (a parameter, or a combination of them, that does not change the model:
+    a zero column, a Gaussian of zero amplitude) its covariance is ``inf``, as ``curve_fit``
+    returns it (SciPy's ``lm``), not the pseudo-inverse, whose zero variance along the lost
+    directions would claim those parameters exactly determined. Rows of absent points must
+    be zero; a fit whose Jacobian is not finite gets NaN. ``scale_by_reduced_chisq`` then
+    applies χ²/dof where σ is relative (an ``inf`` stays ``inf``).
     """
     jac = np.asarray(jac, dtype=np.float64)
     k, m, n = jac.shape
@@ -119,7 +131,8 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
         pcov[idx[good]] = cov[good]
         direct[idx[~good]] = False
     for i in np.flatnonzero(finite & ~direct):
-        pcov[i] = covariance_from_jacobian(jac[i], 0.0, absolute_sigma=True)
+        cov, rank = _pinv_normal(jac[i])
+        pcov[i] = cov if rank == n else np.inf
     return pcov
 
 
@@ -129,7 +142,8 @@ def scale_by_reduced_chisq(pcov: np.ndarray, sum_squares: np.ndarray, dof: np.nd
     dof = np.asarray(dof)
     ok = dof > 0
     scale = np.asarray(sum_squares, dtype=np.float64) / np.where(ok, dof, 1)
-    pcov = pcov * scale[:, None, None]
+    with np.errstate(invalid="ignore"):  # inf · 0 where a rank-deficient fit has χ² = 0
+        pcov = np.where(np.isinf(pcov), pcov, pcov * scale[:, None, None])
     pcov[~ok] = np.inf
     if not np.all(ok):
         warnings.warn(f"Covariance of the parameters could not be estimated for {int((~ok).sum())} "
