@@ -366,6 +366,33 @@ def test_input_errors(kwargs, error, match):
                         **args)
 
 
+def test_a_model_that_fails_on_a_per_problem_xdata_taken_by_shape_is_told_of_shared_x():
+    """Two 5×5 images on a shared (2, 25) grid: K = k = 2, so the shape makes xdata one row
+    per problem and the model gets a (25,) x. Its error (a wrong shape, or an exception) now
+    says how xdata was read and names ``shared_x=True``; with it the fit runs."""
+    def gauss2d(xy, a, x0, y0, s, b):
+        return a * np.exp(-((xy[0] - x0) ** 2 + (xy[1] - y0) ** 2) / (2 * s * s)) + b
+
+    def unpacking(xy, a, x0, y0, s, b):
+        xx, yy = xy
+        return gauss2d((xx, yy), a, x0, y0, s, b)
+
+    g = np.arange(5.0)
+    xy = np.stack([a.ravel() for a in np.meshgrid(g, g)])
+    images = np.stack([gauss2d(xy, 10.0, 2.0, 2.0, 1.0, 1.0)] * 2)
+    hint = (r"\(xdata with shape \(2, 25\) was taken as one row of x per problem, its first "
+            r"dimension being K=2; pass shared_x=True if its rows are variables shared by every "
+            r"problem\)")
+    with pytest.raises(ValueError, match=r"must return shape \(25,\) for one problem\. "
+                                         r"Received: shape \(\) for problem 0 " + hint):
+        curve_fit_batch(gauss2d, xy, images, [8.0, 2.0, 2.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^`f` raised for problem 0 at its p0 " + hint
+                                         + r": too many values to unpack"):
+        curve_fit_batch(unpacking, xy, images, [8.0, 2.0, 2.0, 1.0, 1.0])
+    res = curve_fit_batch(gauss2d, xy, images, [8.0, 2.0, 2.0, 1.0, 1.0], shared_x=True)
+    np.testing.assert_allclose(res.x, [[10.0, 2.0, 2.0, 1.0, 1.0]] * 2, rtol=1e-8)
+
+
 def test_stopped_problem_does_not_reach_the_solver():
     """A problem that is not finite at its start stops at once; the batched Cholesky solve must
     then see a trivial system for it, not its NaN one: before, the whole batch took the eigen

@@ -238,8 +238,9 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     dtype = _inputs.check_dtype(dtype)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
-    x, shared_x, present = _inputs.prepare_xdata(xdata, k_all, m, shared_x, present,
-                                                 nan_policy)
+    x, shared, present = _inputs.prepare_xdata(xdata, k_all, m, shared_x, present, nan_policy)
+    hint = _inputs.per_problem_hint(x.shape, shared_x, shared)
+    shared_x = shared
     p0_given = p0 is not None
     p0 = prepare_p0(p0, f, batch=k_all)
     n = p0.shape[1]
@@ -254,7 +255,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
-    backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n)
+    backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint)
     tensorflow = backend == "tensorflow"
     if dtype != np.float64 and not tensorflow:
         raise ValueError(f"`dtype` must be 'float64' for a model written with "

@@ -147,23 +147,35 @@ def check_chunk_size(chunk_size) -> int:
     return int(chunk_size)
 
 
-def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> str:
+def per_problem_hint(shape: tuple, shared_x_given, shared: bool) -> str:
+    """For an error of ``f`` at problem 0: a 2-D ``xdata`` whose first dimension equals K was
+    taken as one row per problem by its shape alone (``shared_x=None``), where the user may
+    have meant k = K variables shared by every problem (two 5×5 images on a (2, 25) grid)."""
+    if shared_x_given is None and not shared and len(shape) == 2:
+        return (f" (xdata with shape {tuple(shape)} was taken as one row of x per problem, "
+                f"its first dimension being K={shape[0]}; pass shared_x=True if its rows are "
+                "variables shared by every problem)")
+    return ""
+
+
+def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = "") -> str:
     """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
     (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns what
     ``f`` is written with, from what it returned: ``"tensorflow"`` (a tensor; then, with an
     autodiff ``jac``, no parameter may lack a gradient, ``_probe.check_zero_columns``),
-    ``"jax"`` (a JAX array) or ``"numpy"``."""
+    ``"jax"`` (a JAX array) or ``"numpy"``. ``hint`` ends the messages of errors found here
+    (``per_problem_hint``)."""
     x0 = np.array(x if shared_x else x[0])
-    where = "for problem 0 at its p0"
+    where = "for problem 0 at its p0" + hint
 
     def tensor_call():
         from marquardt._backend.tensorflow.host_functions import call_with_tensors
         return call_with_tensors(f, x0, *p)
 
     out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where)
-    _check_output(out, "f", (m,))
+    _check_output(out, "f", (m,), hint)
     if callable(jac):
-        _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n))
+        _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n), hint)
     if is_jax_value(out):
         return "jax"
     tensorflow = is_tensorflow_value(out)
@@ -173,11 +185,11 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int) -> str:
     return "tensorflow" if tensorflow else "numpy"
 
 
-def _check_output(out, name: str, shape: tuple) -> None:
+def _check_output(out, name: str, shape: tuple, hint: str = "") -> None:
     arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
                         f"{arr.dtype}")
     if arr.shape != shape:
         raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
-                         f"Received: shape {arr.shape} for problem 0")
+                         f"Received: shape {arr.shape} for problem 0{hint}")
