@@ -617,3 +617,21 @@ def test_a_tensorflow_function_with_backend_jax_is_named():
     with pytest.raises(TypeError, match=r"`fun` must return a JAX array with backend='jax'. "
                                         r"Received: a TensorFlow EagerTensor at x0"):
         residual_functions(lambda p: p[0] * tf.exp(-p[1] * t) - y, [1.0, 1.0], backend="jax")
+
+
+def test_an_error_of_fun_at_x0_is_the_one_numpy_values_raise():
+    """With ``backend='auto'`` the bridge calls ``fun`` with NumPy values (the JAX probe),
+    then with tensors. When both fail, the first error is reported, as ``least_squares``
+    and SciPy report it: an x0 one entry short is an IndexError naming ``fun`` for a JAX
+    function (it was JAX refusing a TensorFlow tensor, as if the function were TensorFlow's)
+    and for a TensorFlow one (it was TensorFlow's StridedSlice InvalidArgumentError)."""
+    jnp = pytest.importorskip("jax.numpy")
+    t = np.linspace(0.0, 4.0, 20)
+    y = 2.0 * np.exp(-t) + 0.5
+    short = r"^`fun` raised at x0: index 3 is out of bounds for axis 0 with size 3$"
+    with pytest.raises(IndexError, match=short):
+        residual_functions(lambda p, t, y: p[0] * jnp.exp(-p[1] * t) + p[3] - y,
+                           [1.0, 1.0, 0.0], args=(t, y))
+    with pytest.raises(IndexError, match=short):
+        residual_functions(lambda p, t, y: p[0] * tf.exp(-p[1] * t) + p[3] - y,
+                           [1.0, 1.0, 0.0], args=(t, y))

@@ -17,7 +17,7 @@ import numpy as np
 from marquardt import _checks
 from marquardt._errors import NoGradientError
 
-__all__ = ["call_at_x0", "returns_numpy", "residual_vector", "check_zero_columns"]
+__all__ = ["call_at_x0", "named_error", "returns_numpy", "residual_vector", "check_zero_columns"]
 
 _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
                 "residuals itself (see marquardt.scipy.check_residuals).")
@@ -36,11 +36,19 @@ def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
     except NoGradientError:
         raise
     except Exception as exc:
-        try:
-            wrapped = type(exc)(f"`{who}` raised {where}: {exc}")
-        except Exception:  # an exception type with another constructor (TensorFlow's)
+        wrapped = named_error(exc, who, where)
+        if wrapped is exc:
             raise exc from None
         raise wrapped from exc
+
+
+def named_error(exc: Exception, who: str, where: str = "at x0") -> Exception:
+    """``exc`` of the same type with its message prefixed by "`who` raised at x0: ", or
+    ``exc`` itself where its type cannot be rebuilt from a message (TensorFlow's)."""
+    try:
+        return type(exc)(f"`{who}` raised {where}: {exc}")
+    except Exception:  # an exception type with another constructor (TensorFlow's)
+        return exc
 
 
 def returns_numpy(value: Any) -> bool:

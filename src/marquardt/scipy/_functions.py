@@ -247,7 +247,9 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         raise TypeError(f"`args` must be a tuple. Received: args={_checks.short_repr(args)}")
     check_options(jac_form, mode, jit_compile)
     _check_choice(backend, "backend", BACKENDS)
-    if backend == "jax" or (backend == "auto" and _returns_jax(fun, x0_arr, args, kwargs)):
+    jax_value, numpy_error = (_returns_jax(fun, x0_arr, args, kwargs) if backend == "auto"
+                              else (backend == "jax", None))
+    if jax_value:
         return _jax_functions(fun, x0_arr, shape, args, kwargs, jac_form, mode)
     from marquardt._backend.tensorflow import arguments
 
@@ -257,22 +259,24 @@ def residual_functions(fun: Callable, x0: Any, *, args: Sequence = (), kwargs: d
         return fun(x, *layout.call_args(data), **kwargs)
 
     caller = build_caller(residual, x0_arr, layout, shape, who="fun", mode=mode,
-                          jac_form=jac_form, jit_compile=jit_compile)
+                          jac_form=jac_form, jit_compile=jit_compile, first_error=numpy_error)
     return ResidualFunction(caller), JacobianFunction(caller, jac_form)
 
 
-def _returns_jax(fun: Callable, x0: np.ndarray, args, kwargs) -> bool:
-    """JAX is imported and ``fun`` returns a JAX array for NumPy values at x0 (one call,
-    in float64). Without JAX in ``sys.modules`` nothing is called: TensorFlow as before."""
+def _returns_jax(fun: Callable, x0: np.ndarray, args, kwargs
+                 ) -> tuple[bool, Exception | None]:
+    """Whether JAX is imported and ``fun`` returns a JAX array for NumPy values at x0 (one
+    call, in float64), and the error that call raised, if any (reported should TensorFlow's
+    call fail too: ``probe``). Without JAX in ``sys.modules`` nothing is called."""
     jax = sys.modules.get("jax")
     if jax is None:
-        return False
+        return False, None
     try:
         with jax.enable_x64(True):
             value = fun(x0.copy(), *args, **kwargs)
-    except Exception:  # noqa: BLE001 - a TensorFlow function that wants tensors
-        return False
-    return isinstance(value, jax.Array)
+    except Exception as exc:  # noqa: BLE001 - a TensorFlow function that wants tensors
+        return False, exc
+    return isinstance(value, jax.Array), None
 
 
 def _jax_functions(fun, x0, shape, args, kwargs, jac_form, mode):
@@ -323,13 +327,13 @@ def check_options(jac_form, mode, jit_compile) -> None:
 
 def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayout,
                  shape: tuple, *, who: str, mode: str, jac_form: str,
-                 jit_compile: bool) -> _Caller:
+                 jit_compile: bool, first_error: Exception | None = None) -> _Caller:
     """Probe ``residual`` at x0, check the rows for ``per_sample`` and that no parameter lacks
     a gradient (``_probe.check_zero_columns``), trace the functions once."""
     from marquardt._backend.tensorflow import bridge
     from marquardt._backend.tensorflow.jacobian import zero_gradient_parameters
 
-    m = probe(residual, x0, layout.data, who=who)
+    m = probe(residual, x0, layout.data, who=who, first_error=first_error)
     if mode == "per_sample" and jac_form == "dense":  # the operator form uses JVPs/VJPs
         check_rows(residual, x0, layout.data, m)
     at = lambda t: residual(t, *layout.data)  # noqa: E731
@@ -344,11 +348,23 @@ def build_caller(residual: Callable, x0: np.ndarray, layout: arguments.DataLayou
     return _Caller(compiled, layout, shape)
 
 
-def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun") -> int:
-    """Call ``residual`` once at x0 (eagerly) and check its output; returns m."""
+def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun",
+          first_error: Exception | None = None) -> int:
+    """Call ``residual`` once at x0 (eagerly) and check its output; returns m.
+
+    ``first_error``: what the call with NumPy values raised (``backend='auto'``'s JAX
+    probe). Should the call with tensors fail too, that first error is the one raised, as
+    ``least_squares`` reports it (``_least_squares.first_call``) and SciPy would: a JAX
+    function's own error instead of JAX refusing a TensorFlow tensor, an IndexError for an
+    x0 too short instead of TensorFlow's StridedSlice error."""
     from marquardt._backend.tensorflow import bridge
 
-    r = _probe.call_at_x0(lambda: bridge.eager_residual(residual, x0, data), who)
+    try:
+        r = _probe.call_at_x0(lambda: bridge.eager_residual(residual, x0, data), who)
+    except Exception as exc:
+        if first_error is None:
+            raise
+        raise _probe.named_error(first_error, who) from exc
     if _probe.returns_numpy(r):
         raise TypeError(
             f"`{who}` must return a TensorFlow tensor, so that its Jacobian is exact. "
