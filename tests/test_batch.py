@@ -582,6 +582,24 @@ def test_rank_deficient_fits_get_an_infinite_covariance_as_curve_fit_gives_them(
             np.testing.assert_allclose(res.cov[k], pcov, rtol=0, atol=1e-6 * pcov.max())
 
 
+def test_a_fit_with_as_many_points_as_parameters_warns_as_curve_fit_does():
+    """A problem left with m = n points by ``nan_policy='omit'`` has no covariance: the
+    batch warns with SciPy's ``OptimizeWarning``, as ``curve_fit`` does for one fit (it was a
+    ``RuntimeWarning``, which a filter on ``OptimizeWarning`` let through), from the user's
+    line."""
+    def decay_np(t, a, k):
+        return a * np.exp(-k * t)
+
+    t = np.linspace(0.0, 3.0, 12)
+    y = np.stack([2.0 * np.exp(-1.3 * t) + 0.01 * np.cos(7 * t)] * 2)
+    y[1, 2:] = np.nan
+    with pytest.warns(OptimizeWarning, match=r"could not be estimated for 1 fit\(s\): they "
+                                             r"have no more residuals than parameters") as seen:
+        res = curve_fit_batch(decay_np, t, y, [1.0, 1.0], nan_policy="omit")
+    assert seen[0].filename == __file__
+    assert np.isinf(res.cov[1]).all() and np.isfinite(res.cov[0]).all()
+
+
 def test_another_k_does_not_recompile():
     """A TensorFlow model's compiled step is traced once: batches of 3, 37 and 300 problems
     all run in the same ``chunk_size`` slots."""

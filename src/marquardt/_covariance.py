@@ -12,8 +12,6 @@ reproduced to 6+ digits this way (``tests/test_nist.py``).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from marquardt._checks import warn_user
@@ -138,17 +136,17 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
 
 def scale_by_reduced_chisq(pcov: np.ndarray, sum_squares: np.ndarray, dof: np.ndarray
                            ) -> np.ndarray:
-    """pcov · χ²/dof per fit; ``inf`` (and one warning) where dof ≤ 0."""
+    """pcov · χ²/dof per fit; ``inf`` (and one ``OptimizeWarning``) where dof ≤ 0."""
     dof = np.asarray(dof)
     ok = dof > 0
     scale = np.asarray(sum_squares, dtype=np.float64) / np.where(ok, dof, 1)
     with np.errstate(invalid="ignore"):  # inf · 0 where a rank-deficient fit has χ² = 0
         pcov = np.where(np.isinf(pcov), pcov, pcov * scale[:, None, None])
     pcov[~ok] = np.inf
-    if not np.all(ok):
-        warnings.warn(f"Covariance of the parameters could not be estimated for {int((~ok).sum())} "
-                      "fit(s): they have no more residuals than parameters (m <= n)",
-                      RuntimeWarning, stacklevel=3)
+    if not np.all(ok):  # SciPy's category, as curve_fit warns for one fit
+        warn_user(f"Covariance of the parameters could not be estimated for {int((~ok).sum())} "
+                  "fit(s): they have no more residuals than parameters (m <= n)",
+                  optimize_warning())
     return pcov
 
 
