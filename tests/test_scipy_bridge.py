@@ -544,6 +544,24 @@ def test_fit_model_errors(float64):
 
 
 @needs_keras
+def test_y_that_only_broadcasts_against_the_outputs_is_refused(float64):
+    """y of shape (40, 2) for a model with one output: Keras broadcasts the (40, 1)
+    predictions against it and its loss averages over the two columns, but the residuals had
+    twice as many entries at the one-output scale, so ½Σr² was twice Keras' loss (and the
+    cost fit_model reports). It is refused as marquardt.keras refuses it; a y of (40,) or
+    (40, 1, 1) (the same entries) is taken."""
+    net = _linear_model()
+    with pytest.raises(ValueError, match=r"^`y` must match the model's outputs for the "
+                                         r"mean_squared_error loss\. Received: y with shape "
+                                         r"\(40, 2\) for outputs of shape \(40, 1\)$"):
+        model_functions(net, X3, np.hstack([Y3, 2 * Y3]), loss="mse")
+    expected = float(keras.losses.MeanSquaredError()(Y3, net(X3)))
+    for y in (Y3[:, 0], Y3[:, :, None]):
+        fns = model_functions(net, X3, y, loss="mse")
+        assert 0.5 * np.sum(fns.fun(fns.get_weights_vector()) ** 2) == pytest.approx(expected)
+
+
+@needs_keras
 def test_fit_model_cost_equals_our_lm_trainer(float64):
     import marquardt.keras
 

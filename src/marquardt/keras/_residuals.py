@@ -45,7 +45,8 @@ from typing import Any, Callable, NamedTuple
 import keras
 from keras import ops
 
-__all__ = ["LossResiduals", "residuals_for_loss", "model_residuals", "SUPPORTED_LOSSES"]
+__all__ = ["LossResiduals", "residuals_for_loss", "model_residuals", "loss_names",
+           "SUPPORTED_LOSSES"]
 
 #: Guard of the square-root forms (see the module docstring). Small against float32 losses
 #: worth resolving, large enough that 1/√ε stays finite in float32.
@@ -286,6 +287,13 @@ def _per_output(value, names, what):
             )
         return list(value)
     return [value] * len(names)
+
+
+def loss_names(loss, output_names) -> list[str]:
+    """The canonical name of each output's loss (``"mean_squared_error"``, ...), in the
+    order of ``output_names``: what ``_validation.check_targets`` checks the targets for."""
+    names = list(output_names)
+    return [residuals_for_loss(item).name for item in _per_output(loss, names, "loss")]
 
 
 def model_residuals(loss, loss_weights, output_names):

@@ -21,7 +21,7 @@ import numpy as np
 from marquardt import _checks
 from marquardt._backend.tensorflow import bridge
 from marquardt.keras import _validation
-from marquardt.keras._residuals import model_residuals
+from marquardt.keras._residuals import loss_names, model_residuals
 from marquardt.scipy._functions import (
     JacobianFunction, ResidualFunction, _check_choice, build_caller, check_options)
 
@@ -110,7 +110,8 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
         TypeError: ``model`` is not a Keras model.
         ValueError: the model has no trainable weights or is not built, no loss, a loss
             without a least-squares form, data with mismatched sample counts or non-finite
-            values, or non-finite residuals at the current weights.
+            values, ``y`` that does not match the model's outputs, or non-finite residuals at
+            the current weights.
 
     Example:
         >>> net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -146,6 +147,10 @@ def model_functions(model, x, y, *, loss=None, sample_weight=None, jac_form: str
 
     names = list(getattr(model, "output_names", None) or ["output"])
     residual_fn, per_batch_mean = model_residuals(loss, loss_weights, names)
+    # y against the outputs, as marquardt.keras checks it: a y that only broadcasts against
+    # them ((N, 2) for (N, 1)) would make ½Σr² a multiple of Keras' loss
+    px, py, _ = _validation.first_batch(x, y, None)
+    _validation.check_targets(py, model(px, training=False), loss_names(loss, names))
     scale = 1.0 / np.sqrt(n_samples) if per_batch_mean else 1.0
     residual, layout = bridge.model_residual(model, residual_fn, scale, structure)
 
