@@ -534,6 +534,28 @@ def test_numpy_model_equals_one_at_a_time(model):
         np.testing.assert_allclose(res.cov[k], pcov, rtol=1e-6)
 
 
+def test_a_float32_numpy_model_is_differenced_and_judged_as_curve_fit_does():
+    """A NumPy model that returns float32 (a float32-only kernel, an explicit cast) gets
+    float32-sized difference steps and float32's rounding in its stopping tests, as
+    ``curve_fit`` gives it: each problem is the one-at-a-time fit, bit for bit. The batch
+    differenced it with float64's step (1.5e-8), so its Jacobian was float32 rounding
+    noise and every problem ended in STALLED ('No step lowers the cost')."""
+    def decay32(t, a, k, c):
+        return (a * np.exp(-k * t) + c).astype(np.float32)
+
+    rng = np.random.default_rng(2)
+    t = np.linspace(0.0, 5.0, 40)
+    p = np.column_stack([rng.uniform(1, 3, 8), rng.uniform(0.5, 2, 8), rng.uniform(0, 1, 8)])
+    y = p[:, :1] * np.exp(-p[:, 1:2] * t) + p[:, 2:] + 0.02 * rng.standard_normal((8, 40))
+    res = curve_fit_batch(decay32, t, y, [1.0, 1.0, 0.0])
+    assert res.success.sum() >= 6
+    for k in range(8):
+        popt, pcov, one = fit_curve(decay32, t, y[k], [1.0, 1.0, 0.0], solver=SOLVER,
+                                    damping="nielsen")
+        assert (res.status[k], res.nfev[k]) == (one.status, one.nfev), k
+        np.testing.assert_array_equal(res.x[k], popt)
+
+
 def test_numpy_model_with_its_jacobian_and_refused_autodiff():
     def jac(t, a1, k1, a2, k2):
         e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)

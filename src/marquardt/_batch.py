@@ -39,6 +39,7 @@ from marquardt._curve_fit import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
 from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
+from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
                                    prepare_p0)
 from marquardt._result import OptimizeResult
@@ -255,7 +256,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
-    backend = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint)
+    backend, f_dtype = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint)
     tensorflow = backend == "tensorflow"
     if dtype != np.float64 and not tensorflow:
         raise ValueError(f"`dtype` must be 'float64' for a model written with "
@@ -289,9 +290,10 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         from marquardt._backend.tensorflow import batch_stepper
         batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
                             (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store, dtype)
-    elif todo.size:
-        _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                       diff_step, todo, store)
+    elif todo.size:  # a float32 model: float32-sized steps, judged at its rounding
+        _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
+                       cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,
+                       store, f_dtype)
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)
@@ -352,9 +354,10 @@ HOST_CHUNK = 8192
 
 
 def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                   diff_step, todo, store) -> None:
+                   diff_step, todo, store, f_dtype=np.float64) -> None:
     """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
-    on the problems still running (no compilation, no TensorFlow)."""
+    on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what the
+    model returns (its finite-difference steps' precision, as in ``curve_fit``)."""
     if jac in ("forward", "reverse"):
         raise NoGradientError(
             f"`f` cannot be differentiated by TensorFlow: it returned NumPy values, so "
@@ -367,7 +370,7 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
         w = w * inv_sigma
     # difference steps relative to the starts' magnitudes, as curve_fit's
     evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
-                                np.where(present, y, 0.0), w, n, lb, ub, diff_step,
+                                np.where(present, y, 0.0), w, n, lb, ub, diff_step, f_dtype,
                                 typical=numdiff.typical_magnitudes(p0))
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
     for start in range(0, todo.size, HOST_CHUNK):

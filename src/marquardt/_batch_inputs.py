@@ -158,13 +158,15 @@ def per_problem_hint(shape: tuple, shared_x_given, shared: bool) -> str:
     return ""
 
 
-def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = "") -> str:
+def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = ""
+          ) -> tuple[str, np.dtype]:
     """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
     (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns what
     ``f`` is written with, from what it returned: ``"tensorflow"`` (a tensor; then, with an
     autodiff ``jac``, no parameter may lack a gradient, ``_probe.check_zero_columns``),
-    ``"jax"`` (a JAX array) or ``"numpy"``. ``hint`` ends the messages of errors found here
-    (``per_problem_hint``)."""
+    ``"jax"`` (a JAX array) or ``"numpy"``; and the dtype it returned (a float32 model is
+    differenced and judged at float32's precision on the host, as ``curve_fit`` does it).
+    ``hint`` ends the messages of errors found here (``per_problem_hint``)."""
     x0 = np.array(x if shared_x else x[0])
     where = "for problem 0 at its p0" + hint
 
@@ -173,19 +175,19 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = 
         return call_with_tensors(f, x0, *p)
 
     out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where)
-    _check_output(out, "f", (m,), hint)
+    dtype = _check_output(out, "f", (m,), hint)
     if callable(jac):
         _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n), hint)
     if is_jax_value(out):
-        return "jax"
+        return "jax", dtype
     tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
         check_model_autodiff(f, x0, p)
-    return "tensorflow" if tensorflow else "numpy"
+    return ("tensorflow" if tensorflow else "numpy"), dtype
 
 
-def _check_output(out, name: str, shape: tuple, hint: str = "") -> None:
+def _check_output(out, name: str, shape: tuple, hint: str = "") -> np.dtype:
     arr = np.asarray(out.numpy() if hasattr(out, "numpy") else out)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"`{name}` must return floating-point values. Received: dtype "
@@ -193,3 +195,4 @@ def _check_output(out, name: str, shape: tuple, hint: str = "") -> None:
     if arr.shape != shape:
         raise ValueError(f"`{name}(xdata, *p0)` must return shape {shape} for one problem. "
                          f"Received: shape {arr.shape} for problem 0{hint}")
+    return arr.dtype

@@ -30,7 +30,7 @@ from marquardt._status import Status
 from marquardt._termination import machine_epsilon
 from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 
-__all__ = ["least_squares", "Problem", "solve_problem", "first_call"]
+__all__ = ["least_squares", "Problem", "solve_problem", "first_call", "output_epsilon"]
 
 METHODS = ("lm",)
 
@@ -362,7 +362,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                                     typical=numdiff.typical_magnitudes(x0b)
                                     if typical_steps else None)
         # the residuals are float64 here, but carry only the precision the function returned
-        cfg = cfg._replace(output_epsilon=_output_epsilon(f_dtype))
+        cfg = cfg._replace(output_epsilon=output_epsilon(f_dtype))
     if state is None:
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
@@ -386,7 +386,7 @@ def _x64_function(fun: Callable) -> Callable:
     return call
 
 
-def _output_epsilon(dtype) -> float:
+def output_epsilon(dtype) -> float:
     """``LoopConfig.output_epsilon`` for a function that returns ``dtype``: its ε where coarser
     than float64's (float32, float16), else 0 (the state's own)."""
     eps = machine_epsilon(dtype)

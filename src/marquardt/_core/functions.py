@@ -133,7 +133,7 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
-                    diff_step: float | None, typical=None) -> Evaluator:
+                    diff_step: float | None, f_dtype=np.float64, typical=None) -> Evaluator:
     """The evaluator of K problems of a NumPy model ``f(x, *params)`` (``curve_fit_batch``):
     residuals rₖ = wₖ (f(xₖ, *pₖ) − yₖ), exactly 0 where wₖᵢ = 0 (absent points).
 
@@ -153,11 +153,14 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         y: the data (K, m), 0 at absent points; w: the weights (K, m), 0 at absent points.
         n: the number of parameters.
         lb, ub: the bounds (K, n), for the finite-difference steps.
-        diff_step: the relative finite-difference step.
+        diff_step: the relative finite-difference step; None: SciPy's default for the
+            precision of what the model returns (``f_dtype``: float32 steps of ~3e-4).
         typical: the parameters' typical magnitudes (K, n) for the difference steps (the
             starts', as ``curve_fit``'s); None: 1.
     """
     m = y.shape[1]
+    if diff_step is None and isinstance(jac, str):
+        diff_step = numdiff.default_rel_step(jac, f_dtype)
 
     def x_of(problems):
         if shared_x:
