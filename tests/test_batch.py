@@ -297,6 +297,26 @@ def test_messages_and_summary(capsys):
 T, Y2, P2 = decay_data(3)
 
 
+def test_messages_are_indexed_as_the_other_fields():
+    """``res.message[~res.success]`` (a boolean mask) and an integer array give the list of
+    those problems' messages, as the other fields are indexed; they raised TypeError ('only
+    0-dimensional arrays can be converted to Python scalars')."""
+    def decay_np(t, a, k):
+        return a * np.exp(-k * t)
+
+    t = np.linspace(0.0, 3.0, 12)
+    y = np.stack([2.0 * np.exp(-1.3 * t), np.nan * t, 1.5 * np.exp(-0.5 * t)])
+    res = curve_fit_batch(decay_np, t, y, [1.0, 1.0], nan_policy="omit")
+    assert res.success.tolist() == [True, False, True]
+    failed = np.flatnonzero(~res.success)
+    assert res.message[~res.success] == [res.message[int(k)] for k in failed]
+    assert res.message[np.array([2, 0])] == [res.message[2], res.message[0]]
+    assert res.message[[1]] == [res.message[1]] and res.message[np.int64(1)] == res.message[1]
+    with pytest.raises(IndexError, match=r"`message` takes an integer, a slice, or a 1-D "
+                                         r"array.*Received: an index of shape \(1, 1\)"):
+        res.message[np.zeros((1, 1), int)]
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\)"),
     (dict(ydata=Y2[:, :0]), ValueError, r"`ydata` must not be empty"),

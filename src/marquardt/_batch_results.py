@@ -76,8 +76,17 @@ class BatchMessages(Sequence):
         return len(self._status)
 
     def __getitem__(self, k):
+        """One message for an integer; a list of them for a slice, an integer array or a
+        boolean mask (``res.message[~res.success]``), as the other fields are indexed."""
         if isinstance(k, slice):
             return [self[i] for i in range(*k.indices(len(self)))]
+        if not isinstance(k, (int, np.integer)):
+            rows = np.arange(len(self))[np.asarray(k)]
+            if rows.ndim != 1:
+                raise IndexError("`message` takes an integer, a slice, or a 1-D array of "
+                                 "indices or booleans. Received: an index of shape "
+                                 f"{np.shape(k)}")
+            return [self[int(i)] for i in rows]
         status = Status(int(self._status[k]))
         o = self._out
         if status == Status.IMPROPER_INPUT:
