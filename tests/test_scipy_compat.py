@@ -152,6 +152,28 @@ def test_negative_tolerance_warns_and_disables_its_test_as_scipy_default_method(
     assert res.nfev == ref.nfev
 
 
+def test_ftol_off_ends_a_differenced_fit_by_xtol():
+    """With ftol off (None, as in SciPy's trf) a fit by 2-point differences ends by xtol, as
+    SciPy's trf does (status 3), instead of taking rounding-level steps ~1e-9 long, which the
+    Jacobian's differencing noise keeps from shrinking, until max_nfev (it used to: status 0
+    after 4,000 evaluations, a RuntimeError from curve_fit)."""
+    rng = np.random.default_rng(1)
+    t = np.linspace(0.0, 10.0, 40)
+    y = 3.0 * np.exp(-0.5 * t) + 1.0 + 0.05 * rng.normal(size=t.size)
+
+    def fun(p):
+        return p[0] * np.exp(-p[1] * t) + p[2] - y
+
+    res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], ftol=None)
+    ref = scipy.optimize.least_squares(fun, [1.0, 1.0, 0.0], ftol=None, xtol=1e-12, gtol=1e-12)
+    assert ref.status == 3
+    assert res.status == 3 and res.nfev < 100, (res.status, res.nfev, res.message)
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-7)
+    popt, _ = marquardt.curve_fit(lambda x, a, b, c: a * np.exp(-b * x) + c, t, y,
+                                  p0=[1.0, 1.0, 0.0], ftol=None)
+    np.testing.assert_allclose(popt, res.x, rtol=1e-9)
+
+
 @pytest.mark.parametrize("x0, error", [("abc", ValueError), ([{}, 1.0, 0.0], TypeError)])
 def test_text_and_object_x0_raise_what_scipy_raises(x0, error):
     with pytest.raises(error):

@@ -313,11 +313,15 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     else:
         rho = _gain.gain_ratio(actual, predicted, xp)
     epsilon = verdicts.rounding_epsilon(cfg, s.cost.dtype)
-    if cfg.loss == "linear":
+    if cfg.loss == "linear" and (cfg.ftol > 0 or cfg.xtol <= 0):
         # at a stationary point, a Gauss-Newton step whose predicted and actual changes are
         # both within the rounding of the residuals is the model's step: ρ = 1
         # (``_gain.gain_ratio_at_rounding``; a robust loss's model is Ceres' approximation of
-        # its curvature, whose step is no better than a shorter one there)
+        # its curvature, whose step is no better than a shorter one there). That step is the
+        # last by ftol; with ftol off (None, 0) and xtol on, nothing would end a fit that took
+        # such steps (a 2-point Jacobian's noise keeps them ~1e-9 long: max_nfev), so there
+        # the step keeps its own ρ, and rejected steps shrink until xtol ends the fit, as in
+        # SciPy's trf. With both off (the Keras step) no step test ends anything: taken.
         rho = _gain.gain_ratio_at_rounding(
             rho, actual, predicted,
             _gain.ROUNDING_CHANGE * epsilon * prep.lin.r_norm * prep.model_size,
