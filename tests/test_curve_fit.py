@@ -96,7 +96,8 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"sigma": np.r_[SIG[:-1], np.nan]}, ValueError, r"`sigma` must contain only finite values"),
     ({"sigma": -SIG}, ValueError, r"`sigma` must be positive\. Received: sigma with minimum -\d"),
     ({"sigma": SIG[:5]}, ValueError, r"`sigma` must be a scalar or have shape \(m,\) or \(m, m\) with m=40\. Received: sigma with shape \(5,\)"),
-    ({"xdata": X[:30]}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40\. Received: xdata with shape \(30,\)"),
+    ({"xdata": X[:30]}, ValueError, r"`f\(xdata, \*p0\)` must return shape \(40,\) like ydata\. Received: shape \(30,\) \(xdata has shape \(30,\), ydata \(40,\)\)"),
+    ({"xdata": X[:30], "nan_policy": "omit"}, ValueError, r"`xdata` must have its last dimension equal to len\(ydata\)=40 for nan_policy='omit' to find the points to omit\. Received: xdata with shape \(30,\)"),
     ({"ydata": []}, ValueError, r"`ydata` must not be empty"),
     ({"p0": [1.0, 1.0]}, TypeError, r"`p0` must have one value per parameter of `f` \(3\)\. Received: p0 with length 2"),
     ({"p0": [1.0, np.nan, 0.0]}, ValueError, r"`p0` must contain only finite values"),
@@ -116,6 +117,22 @@ def test_rejects_bad_input(kwargs, error, pattern):
     args.update(kwargs)
     with pytest.raises(error, match=pattern):
         marquardt.curve_fit(**args)
+
+
+def test_meshgrid_xdata_with_a_raveled_model_as_scipy():
+    """SciPy passes xdata to the model whatever its shape: the usual 2-D Gaussian fit of an
+    image gives (x, y) meshgrid arrays, shape (2, ny, nx), and a model that ravels its output to
+    ydata's (ny·nx,). It used to be refused for xdata's last dimension (nx) != len(ydata)."""
+    xx, yy = np.meshgrid(np.linspace(-1.0, 1.0, 7), np.linspace(-1.0, 1.0, 6))
+
+    def gauss2d(xy, a, x0, y0, s):
+        return (a * np.exp(-((xy[0] - x0) ** 2 + (xy[1] - y0) ** 2) / (2 * s * s))).ravel()
+
+    z = gauss2d((xx, yy), 2.0, 0.1, -0.2, 0.4) + 0.01 * rng.normal(size=42)
+    popt, pcov = marquardt.curve_fit(gauss2d, (xx, yy), z, p0=[1.0, 0.0, 0.0, 0.5])
+    ref, ref_cov = scipy.optimize.curve_fit(gauss2d, (xx, yy), z, p0=[1.0, 0.0, 0.0, 0.5])
+    np.testing.assert_allclose(popt, ref, rtol=1e-6)
+    np.testing.assert_allclose(pcov, ref_cov, rtol=1e-4, atol=1e-12)
 
 
 def test_rejects_too_few_points_and_bad_model_output():

@@ -59,6 +59,11 @@ def _omit_nan(x, y, sigma, nan_policy):
         return x, y, sigma
     has_nan = np.isnan(y)
     if isinstance(x, np.ndarray) and x.ndim >= 1:
+        if y.ndim == 1 and x.shape[-1] != y.size:  # which x goes with which point?
+            raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)="
+                             f"{y.size} for nan_policy={nan_policy!r} to find the points to "
+                             f"omit. Received: xdata with shape {x.shape}, ydata with shape "
+                             f"{y.shape}")
         x_nan = np.isnan(x)
         has_nan = has_nan | x_nan.any(axis=tuple(range(x_nan.ndim - 1)))
     if not has_nan.any():
@@ -107,9 +112,6 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
                          "residuals would not be finite; pass nan_policy='omit' to leave such "
                          "points out") from None
     m = y.size
-    if not passthrough and y.ndim == 1 and x.ndim >= 1 and x.shape[-1] != m:
-        raise ValueError(f"`xdata` must have its last dimension equal to len(ydata)={m}. "
-                         f"Received: xdata with shape {x.shape}, ydata with shape {y.shape}")
     if sigma is None:
         return x, y, "none", np.ones(m)
     s = _checks.as_float_array(sigma, "sigma", ndim=(0, 1, 2))
@@ -181,6 +183,15 @@ def _solve_options(kwargs: dict) -> dict:
     return SolveOptions(**leastsq_names(kwargs))._asdict()
 
 
+def _x_hint(x, y) -> str:
+    """Where the model's wrong output shape may come from: an array ``xdata`` whose last
+    dimension is not len(ydata) (SciPy passes any xdata to the model, as we do; a model of
+    meshgrid arrays may ravel its output to match ydata)."""
+    if isinstance(x, np.ndarray) and x.ndim >= 1 and y.ndim == 1 and x.shape[-1] != y.size:
+        return f" (xdata has shape {x.shape}, ydata {y.shape})"
+    return ""
+
+
 def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = None,
               absolute_sigma: bool = False, check_finite: bool | None = None,
               bounds: Any = (-np.inf, np.inf), method: str | None = None, jac: Any = None,
@@ -241,7 +252,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     def checked(out):
         if np.shape(out) != y.shape:
             raise ValueError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
-                             f"Received: shape {np.shape(out)}")
+                             f"Received: shape {np.shape(out)}{_x_hint(x, y)}")
         return out - y
 
     returned = {}
