@@ -1,5 +1,7 @@
 """curve_fit: SciPy's meaning for popt and pcov, weights, bounds, and every input error."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy.optimize import OptimizeWarning
@@ -133,6 +135,27 @@ def test_meshgrid_xdata_with_a_raveled_model_as_scipy():
     ref, ref_cov = scipy.optimize.curve_fit(gauss2d, (xx, yy), z, p0=[1.0, 0.0, 0.0, 0.5])
     np.testing.assert_allclose(popt, ref, rtol=1e-6)
     np.testing.assert_allclose(pcov, ref_cov, rtol=1e-4, atol=1e-12)
+
+
+def test_errors_at_the_start_name_f_and_p0():
+    """curve_fit's errors at the start name what its user passed, ``f`` and ``p0`` (they said
+    "`fun` raised at x0" and "`x0` must lie within `bounds`", least_squares' names), and a
+    wrong output shape is reported as such, not as something ``f`` raised."""
+    def domain(x, a, b):
+        return a * x + math.log(b - 1.0)
+
+    with pytest.raises(ValueError, match=r"^`f` raised at p0: math domain error$"):
+        marquardt.curve_fit(domain, X, Y, p0=[1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^`f\(xdata, \*p0\)` must contain only finite values\. "
+                                         r"Received: f\(xdata, \*p0\)\[0\]=-inf"), \
+            np.errstate(divide="ignore"):
+        marquardt.curve_fit(lambda x, a, b: a * x + np.log(b - 1.0), X, Y, p0=[1.0, 1.0])
+    with pytest.raises(ValueError, match=r"^`f\(xdata, \*p0\)` must return shape \(40,\) like "
+                                         r"ydata\. Received: None$"):
+        marquardt.curve_fit(lambda x, a: None, X, Y, p0=[1.0])
+    with pytest.raises(ValueError, match=r"^Initial guess is outside of provided bounds: `p0` "
+                                         r"must lie within `bounds`\. Received: p0\[1\]=5\.0"):
+        marquardt.curve_fit(model, X, Y, p0=[1.0, 5.0, 0.0], bounds=(0.0, 2.0))
 
 
 def test_rejects_too_few_points_and_bad_model_output():

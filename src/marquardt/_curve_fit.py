@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _checks
+from marquardt._errors import OutputError
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._least_squares import Problem, solve_problem
 from marquardt._values import is_jax_value, is_tensorflow_value
@@ -251,8 +252,9 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
 
     def checked(out):
         if np.shape(out) != y.shape:
-            raise ValueError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
-                             f"Received: shape {np.shape(out)}{_x_hint(x, y)}")
+            got = "None" if out is None else f"shape {np.shape(out)}"
+            raise OutputError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
+                              f"Received: {got}{_x_hint(x, y)}")
         return out - y
 
     returned = {}
@@ -289,7 +291,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
                       host_complex=host_complex, jax=None if passthrough else jax_problem,
-                      output_dtype=lambda: returned.get("dtype"))
+                      output_dtype=lambda: returned.get("dtype"), who="f", start="p0",
+                      call="f(xdata, *p0)")
     # a NumPy model's difference steps relative to its parameters' sizes, as MINPACK's in
     # SciPy's curve_fit (``marquardt._core.numdiff``: the start's magnitudes as the floor)
     res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["NoGradientError", "RecompileWarning"]
+__all__ = ["NoGradientError", "OutputError", "RecompileWarning"]
 
 
 class NoGradientError(ValueError):
     """The residual function cannot be differentiated by the backend's autodiff."""
+
+
+class OutputError(ValueError):
+    """What the user's function returned at its start is not what the fit needs (a model's
+    output not shaped like ydata): raised by our check, not by the function."""
 
 
 class RecompileWarning(UserWarning):

@@ -62,6 +62,9 @@ class Problem(NamedTuple):
             the user's function returned when ``probe`` converts it (``curve_fit`` subtracts
             ydata in float64), so that finite differences of a float32 model take
             float32-sized steps; None: ``probe``'s own dtype.
+        who, start, call: how errors name the user's function, its starting point and the
+            call at that point: ``least_squares``' ``fun``, ``x0`` and ``fun(x0)``;
+            ``curve_fit``'s ``f``, ``p0`` and ``f(xdata, *p0)``.
     """
 
     probe: Callable
@@ -74,6 +77,9 @@ class Problem(NamedTuple):
     host_complex: Callable | None = None
     jax: Callable | None = None
     output_dtype: Callable[[], Any] | None = None
+    who: str = "fun"
+    start: str = "x0"
+    call: str = "fun(x0)"
 
 
 def least_squares(
@@ -311,7 +317,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
             "robust losses (what SciPy's 'trf' and 'dogbox' add); leave `method` out, or call "
             f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
     lb, ub = prepare_bounds(bounds, n)
-    check_within_bounds(x0, lb, ub, "x0")
+    check_within_bounds(x0, lb, ub, problem.start)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
@@ -325,8 +331,9 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     cfg, d_fixed, diff_step = loop_config(n, **options)
     cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
-    r0 = first_call(problem.probe, problem.tensor_probe, problem.jac)
-    m = _probe.residual_vector(r0, "fun").size
+    r0 = first_call(problem.probe, problem.tensor_probe, problem.jac, problem.who,
+                    f"at {problem.start}")
+    m = _probe.residual_vector(r0, problem.who, problem.call).size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None
@@ -350,7 +357,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     if state is None and evaluator is None:  # NumPy, or a TensorFlow function run eagerly
         if problem.jac in ("forward", "reverse"):
             raise NoGradientError(
-                f"`fun` cannot be differentiated by TensorFlow: it returned NumPy values, so "
+                f"`{problem.who}` cannot be differentiated by TensorFlow: it returned NumPy "
+                f"values, so "
                 f"jac={problem.jac!r} has nothing to differentiate. Write it with TensorFlow "
                 "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
                 "to use finite differences.")
@@ -368,8 +376,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
             result.nfev == 1 + cfg.jac_nfev:
-        raise ValueError("`fun` must return finite residuals and Jacobian at `x0`. Received: "
-                         "non-finite values at x0")
+        raise ValueError(f"`{problem.who}` must return finite residuals and Jacobian at "
+                         f"`{problem.start}`. Received: non-finite values at {problem.start}")
     if verbose >= 1:
         print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
               f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "

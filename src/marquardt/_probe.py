@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _checks
-from marquardt._errors import NoGradientError
+from marquardt._errors import NoGradientError, OutputError
 
 __all__ = ["call_at_x0", "named_error", "returns_numpy", "residual_vector", "check_zero_columns"]
 
@@ -29,11 +29,12 @@ def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
     The error keeps its type; its message is prefixed by "`who` raised at x0: " (``where``
     says at which point: ``curve_fit_batch`` probes problem 0 at its p0). Errors whose
     type cannot be rebuilt from a message alone (TensorFlow's take the failing op too) and
-    ``NoGradientError`` (already in our words) are re-raised as they are.
+    ``NoGradientError`` and ``OutputError`` (already in our words: what the function
+    returned, checked inside ``call``, not something it raised) are re-raised as they are.
     """
     try:
         return call()
-    except NoGradientError:
+    except (NoGradientError, OutputError):
         raise
     except Exception as exc:
         wrapped = named_error(exc, who, where)
@@ -56,8 +57,9 @@ def returns_numpy(value: Any) -> bool:
     return isinstance(value, np.ndarray) or np.isscalar(value)
 
 
-def residual_vector(value: Any, who: str) -> np.ndarray:
+def residual_vector(value: Any, who: str, call: str | None = None) -> np.ndarray:
     """``value`` (what ``who`` returned at x0) as a NumPy array, checked to be residuals.
+    ``call``: how a non-finite value's message names the call (default ``who(x0)``).
 
     Raises:
         TypeError: not floating point.
@@ -73,7 +75,7 @@ def residual_vector(value: Any, who: str) -> np.ndarray:
                          f"Received: shape {arr.shape} at x0.{hint}")
     if arr.size == 0:
         raise ValueError(f"`{who}` must return at least one residual. Received: shape (0,) at x0")
-    _checks.check_finite(arr, f"{who}(x0)")
+    _checks.check_finite(arr, call or f"{who}(x0)")
     return arr
 
 
