@@ -195,7 +195,8 @@ def test_least_squares_and_the_keras_step_take_the_same_steps():
                                  P0, jac=lambda p: jacobian_np(p[None])[0],
                                  solver="cholesky", damping="nielsen", ftol=None,
                                  xtol=None, gtol=1e-15,
-                                 max_nfev=10_000, callback=lambda r: r.iteration >= iterations)
+                                 max_nfev=10_000, callback=lambda intermediate_result:
+                                 intermediate_result.iteration >= iterations)
     rows = ls.history[1:iterations + 1]
     assert len(rows) == iterations
 

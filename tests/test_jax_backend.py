@@ -103,11 +103,12 @@ def test_least_squares_result_fields_and_history():
 def test_callback_runs_on_the_host_with_the_same_steps():
     seen = []
     res = marquardt.least_squares(residuals, P0, args=(T, Y),
-                                  callback=lambda info: seen.append(info.cost))
+                                  callback=lambda intermediate_result: seen.append(
+                                      intermediate_result.cost))
     plain = marquardt.least_squares(residuals, P0, args=(T, Y))
     assert len(seen) == res.nit == plain.nit
     np.testing.assert_allclose(res.x, plain.x, rtol=1e-12)
-    stop = marquardt.least_squares(residuals, P0, args=(T, Y), callback=lambda info: True)
+    stop = marquardt.least_squares(residuals, P0, args=(T, Y), callback=lambda intermediate_result: True)
     assert stop.status == Status.CALLBACK and stop.nit == 1
 
 

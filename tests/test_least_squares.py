@@ -201,15 +201,15 @@ def test_history_and_verbose_table():
 def test_callback_stops_the_solve():
     seen = []
 
-    def callback(info):
-        seen.append(info.iteration)
-        return info.iteration == 2
+    def callback(intermediate_result):
+        seen.append(intermediate_result.iteration)
+        return intermediate_result.iteration == 2
 
     res = marquardt.least_squares(tf_rosen, [-1.2, 1.0], callback=callback)
     assert seen == [1, 2] and res.status == Status.CALLBACK and not res.success
     assert res.nit == 2 and "callback" in res.message
 
-    def raiser(info):
+    def raiser(intermediate_result):
         raise StopIteration
 
     assert marquardt.least_squares(tf_rosen, [-1.2, 1.0], callback=raiser).nit == 1
@@ -397,7 +397,8 @@ def test_a_model_compiles_its_solve_once_the_host_has_paid_for_it(monkeypatch):
     np.testing.assert_allclose(other.x, [2.0, 0.7], rtol=1e-8)
     seen = []
     marquardt.least_squares(fun, [1.0, 1.0], args=(t, 2.0 * np.exp(-0.7 * t)),
-                            callback=lambda r: seen.append(type(r.x)))
+                            callback=lambda intermediate_result: seen.append(
+                                type(intermediate_result.x)))
     assert seen and set(seen) == {np.ndarray}
     assert driver._cache[key].experimental_get_tracing_count() == 1
 

@@ -209,6 +209,22 @@ def test_callback_receives_scipys_intermediate_result_fields():
     np.testing.assert_allclose(ours[-1][3], theirs[-1][3], rtol=1e-6)
 
 
+def test_callback_of_x_receives_x_as_scipys():
+    """SciPy's second signature, ``callback(x)`` (any callback whose only parameter is not
+    named ``intermediate_result``): it is passed a copy of x, an ndarray. It used to get the
+    OptimizeResult (a dict), so that ``path.append(x.copy())`` silently stored dicts."""
+    ours, theirs = [], []
+    scipy.optimize.least_squares(residuals, [1.0, 1.0, 0.0], callback=lambda x: theirs.append(x))
+    marquardt.least_squares(residuals, [1.0, 1.0, 0.0], callback=lambda x: ours.append(x))
+    assert theirs and ours
+    assert {type(x) for x in ours} == {type(x) for x in theirs} == {np.ndarray}
+    assert len({id(x) for x in ours}) == len(ours)  # copies, not one array updated in place
+    np.testing.assert_allclose(ours[-1], theirs[-1], rtol=1e-6)
+    popt, _ = marquardt.curve_fit(lambda t, a, b, c: a * np.exp(-b * t) + c, T, Y,
+                                  p0=[1.0, 1.0, 0.0], callback=ours.append)
+    assert type(ours[-1]) is np.ndarray and ours[-1].shape == (3,)
+
+
 def test_a_float32_numpy_model_gets_float32_sized_difference_steps():
     """As SciPy's ``approx_derivative`` (its step from the function's output dtype): a model
     that returns float32 is differenced with steps of √ε₃₂, not √ε₆₄, whose differences would

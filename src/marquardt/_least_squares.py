@@ -173,10 +173,12 @@ def least_squares(
         args, kwargs: extra arguments of ``fun`` (and ``jac``). NumPy arrays among ``args`` are
             passed to the compiled solve as float64 tensors, so re-fitting new data of the
             same shape does not retrace.
-        callback: ``callback(intermediate_result) -> bool | None`` after each iteration, with
-            an ``OptimizeResult`` holding SciPy's fields (``x``, ``fun``: the residuals at
-            x, ``nit``, ``nfev``, ``cost``) and the ``IterationSummary`` fields; returning
-            True or raising ``StopIteration`` stops the solve (status ``CALLBACK``).
+        callback: called after each iteration, with SciPy's two signatures: a callback
+            whose only parameter is named ``intermediate_result`` gets an ``OptimizeResult``
+            holding SciPy's fields (``x``, ``fun``: the residuals at x, ``nit``, ``nfev``,
+            ``cost``) and the ``IterationSummary`` fields; any other gets a copy of x,
+            ``callback(x)``. Returning True or raising ``StopIteration`` stops the solve
+            (status ``CALLBACK``).
             Unlike SciPy's ``lm``, which ignores it with a warning, the callback is called.
         workers: how the n points of a finite-difference Jacobian are evaluated, as in
             SciPy: None or 1 in turn, an int k > 1 (or -1, every CPU) in a

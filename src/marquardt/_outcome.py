@@ -4,6 +4,8 @@ measured numbers, the per-iteration history and the Python hook behind ``verbose
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from marquardt._core.records import HISTORY_FIELDS, LoopConfig
@@ -21,6 +23,7 @@ def make_hook(callback, verbose):
     if callback is None and verbose < 2:
         return None
     printer = ProgressPrinter() if verbose >= 2 else None
+    wants_result = _takes_intermediate_result(callback)
 
     def hook(row: np.ndarray, x: np.ndarray, f: np.ndarray) -> bool:
         summary = _summary_from_row(row)
@@ -34,11 +37,26 @@ def make_hook(callback, verbose):
         info = OptimizeResult(x=x.copy(), fun=np.array(f, dtype=np.float64),
                               **summary._asdict(), nit=summary.iteration)
         try:
-            return bool(callback(info))
+            if wants_result:
+                return bool(callback(intermediate_result=info))
+            return bool(callback(info.x.copy()))
         except StopIteration:
             return True
 
     return hook
+
+
+def _takes_intermediate_result(callback) -> bool:
+    """SciPy's rule (``scipy.optimize._optimize._wrap_callback``): a callback whose only
+    parameter is named ``intermediate_result`` is passed the ``OptimizeResult`` (by that
+    keyword); any other callback is passed a copy of x, ``callback(x)``."""
+    if callback is None:
+        return False
+    try:
+        parameters = inspect.signature(callback).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: SciPy's callback(x)
+        return False
+    return set(parameters) == {"intermediate_result"}
 
 
 def _took_place(summary: IterationSummary) -> bool:
