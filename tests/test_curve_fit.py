@@ -9,6 +9,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import marquardt
+from marquardt._errors import NoGradientError
 
 rng = np.random.default_rng(42)
 X = np.linspace(0, 4, 40)
@@ -156,6 +157,17 @@ def test_errors_at_the_start_name_f_and_p0():
     with pytest.raises(ValueError, match=r"^Initial guess is outside of provided bounds: `p0` "
                                          r"must lie within `bounds`\. Received: p0\[1\]=5\.0"):
         marquardt.curve_fit(model, X, Y, p0=[1.0, 5.0, 0.0], bounds=(0.0, 2.0))
+
+
+def test_a_model_tensorflow_cannot_differentiate_is_named_f():
+    def branches(x, a, b, c):
+        if a > 2:  # Python branch on a traced parameter
+            return a * tf.exp(-b * x) + c
+        return a * tf.exp(-b * x) + c + 0.0
+
+    with pytest.raises(NoGradientError,
+                       match=r"^`f` cannot be differentiated by TensorFlow"):
+        marquardt.curve_fit(branches, X, Y, p0=[1.0, 1.0, 0.0])
 
 
 def test_rejects_too_few_points_and_bad_model_output():

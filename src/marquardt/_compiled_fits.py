@@ -45,8 +45,9 @@ def jax_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfig):
             one, data, problem.n, m, jac, key, x0, config=cfg._replace(callback=None))
     except host_functions.tracing_errors() as exc:
         raise NoGradientError(
-            "`fun` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
-            f"or branches on one in Python ({type(exc).__name__}). Write it with jax.numpy "
+            f"`{problem.who}` cannot be differentiated by JAX: it converts a traced parameter "
+            f"to NumPy or branches on one in Python ({type(exc).__name__}). Write it with "
+            "jax.numpy "
             "(jnp.where for branches) for exact Jacobians, or pass jac='2-point' (or "
             "'3-point') to use finite differences.") from exc
 
@@ -84,7 +85,8 @@ def tensorflow_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfi
         if problem.jac in DIFFERENCE_MODES:
             return None, None, None
         raise NoGradientError(
-            "`fun` cannot be differentiated by TensorFlow: it calls NumPy on its input or "
-            f"branches in Python on a parameter ({exc}). Write it with TensorFlow ops for exact "
-            "Jacobians, or pass jac='2-point' (or '3-point') to use finite differences."
+            f"`{problem.who}` cannot be differentiated by TensorFlow: it calls NumPy on its "
+            f"input or branches in Python on a parameter ({exc}). Write it with TensorFlow ops "
+            "for exact Jacobians, or pass jac='2-point' (or '3-point') to use finite "
+            "differences."
         ) from None
