@@ -138,6 +138,23 @@ def test_meshgrid_xdata_with_a_raveled_model_as_scipy():
     np.testing.assert_allclose(pcov, ref_cov, rtol=1e-4, atol=1e-12)
 
 
+def test_a_dataframe_xdata_reaches_the_model_as_scipy():
+    """SciPy passes xdata that is not a list, tuple or ndarray to the model as it is: a pandas
+    DataFrame whose columns the model reads by name. It used to be converted to a (rows, 2)
+    array, refused for its shape and, once the shape check went, failed in the model."""
+    pd = pytest.importorskip("pandas")
+    table = pd.DataFrame({"u": np.linspace(0.0, 1.0, 30), "v": np.cos(np.arange(30.0))})
+    z = 1.0 + 2.0 * table["u"] + 3.0 * table["v"] ** 2 + 0.01 * rng.normal(size=30)
+
+    def plane(d, a, b, c):
+        return a + b * d["u"] + c * d["v"] ** 2
+
+    popt, pcov = marquardt.curve_fit(plane, table, z)
+    ref, ref_cov = scipy.optimize.curve_fit(plane, table, z)
+    np.testing.assert_allclose(popt, ref, rtol=1e-7)
+    np.testing.assert_allclose(pcov, ref_cov, rtol=1e-5)
+
+
 def test_errors_at_the_start_name_f_and_p0():
     """curve_fit's errors at the start name what its user passed, ``f`` and ``p0`` (they said
     "`fun` raised at x0" and "`x0` must lie within `bounds`", least_squares' names), and a

@@ -89,11 +89,12 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
     """Checked float64 arrays (xdata, ydata, weights kind, weights).
 
     As in SciPy: ``xdata`` that is not a list, tuple or array (None, an object the model
-    knows) is passed to the model as it is; a scalar ``ydata`` is broadcast to the model's
-    output (returned 0-d; the caller broadcasts it); a scalar ``sigma`` weighs every point
-    alike."""
-    passthrough = not isinstance(xdata, (list, tuple, np.ndarray)) and not hasattr(xdata,
-                                                                                  "shape")
+    knows, a table such as a pandas DataFrame whose columns the model reads by name) is passed
+    to the model as it is; a scalar ``ydata`` is broadcast to the model's output (returned
+    0-d; the caller broadcasts it); a scalar ``sigma`` weighs every point alike. Other array
+    values (TensorFlow, JAX, a pandas Series) are converted like arrays."""
+    passthrough = not isinstance(xdata, (list, tuple, np.ndarray)) and (
+        not hasattr(xdata, "shape") or hasattr(xdata, "columns"))
     x = xdata if passthrough else _checks.as_float_array(xdata, f"{name_prefix}xdata")
     y = _checks.as_float_array(ydata, f"{name_prefix}ydata", ndim=(0, 1))
     if nan_policy is not None or not check_finite:
