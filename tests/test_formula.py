@@ -128,6 +128,9 @@ REFUSED = [
     ("1" * 400, r"column 1: number is too large"),
     ("x +* 2", r"column \d+: invalid syntax"),
     ("2x", r"column \d+: invalid syntax"),
+    ("a*x +", r"column 6: invalid syntax \(the formula ends where an operand or a closing "
+              r"bracket is expected\)"),  # it said column 1 (Python gives no offset)
+    ("  x**", r"column 6: invalid syntax \(the formula ends"),
     ("import os", r"invalid syntax"),
     ("1if x else 2", r"invalid syntax"),
     ("1(2)", r"column 1: only whitelisted functions can be called"),

@@ -222,7 +222,10 @@ def _parse_checked(text: str) -> ast.Expression:
             warnings.simplefilter("error")
             tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        column = lead + max((exc.offset or 1) - 1, 0)
+        if not exc.offset:  # Python's parser gives no column where the text ends too early
+            raise _error(lead + len(source.rstrip()), "invalid syntax (the formula ends where "
+                         "an operand or a closing bracket is expected)") from None
+        column = lead + exc.offset - 1
         detail = "" if exc.msg == "invalid syntax" else f" ({exc.msg})"
         raise _error(column, f"invalid syntax{detail}") from None
     except Warning as exc:
