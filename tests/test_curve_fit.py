@@ -155,6 +155,27 @@ def test_a_dataframe_xdata_reaches_the_model_as_scipy():
     np.testing.assert_allclose(pcov, ref_cov, rtol=1e-5)
 
 
+def test_a_start_on_a_bound_where_the_model_is_undefined_moves_inside_as_scipy():
+    """SciPy's trf starts strictly inside the bounds (make_strictly_feasible): Michaelis-Menten
+    with km = 0 at its bound and S = 0 among the data (0/0 at p0) fits there. It used to stop at
+    p0 with "must contain only finite values"; least_squares and curve_fit_batch likewise."""
+    s = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    v = 10.0 * s / (2.5 + s) + 0.2 * np.sin(7.0 * s)
+
+    def mm(s, vmax, km):
+        return vmax * s / (km + s)
+
+    bounds = ([0.0, 0.0], [np.inf, np.inf])
+    ref, _ = scipy.optimize.curve_fit(mm, s, v, p0=[5.0, 0.0], bounds=bounds)
+    with np.errstate(invalid="raise"):  # the model is never evaluated at km = 0
+        popt, _ = marquardt.curve_fit(mm, s, v, p0=[5.0, 0.0], bounds=bounds)
+        res = marquardt.least_squares(lambda p: mm(s, *p) - v, [5.0, 0.0], bounds=bounds)
+    np.testing.assert_allclose(popt, ref, rtol=1e-6)
+    np.testing.assert_allclose(res.x, ref, rtol=1e-6)
+    batch = marquardt.curve_fit_batch(mm, s, np.stack([v, v]), p0=[5.0, 0.0], bounds=bounds)
+    np.testing.assert_allclose(batch.x, [ref, ref], rtol=1e-6)
+
+
 def test_errors_at_the_start_name_f_and_p0():
     """curve_fit's errors at the start name what its user passed, ``f`` and ``p0`` (they said
     "`fun` raised at x0" and "`x0` must lie within `bounds`", least_squares' names), and a

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from marquardt import curve_fit
-from marquardt._parameters import check_within_bounds, prepare_bounds, prepare_p0, start_values
+from marquardt._parameters import (check_within_bounds, prepare_bounds, prepare_p0, start_values,
+                                   strictly_feasible)
 
 
 def two(x, a, k):
@@ -162,3 +163,19 @@ def test_start_within_bounds():
     with pytest.raises(ValueError, match=r"`p0` must lie within `bounds`\. Received: "
                                          r"p0\[2, 0\]=-1\.0 outside \[0\.0, 1\.0\]"):
         check_within_bounds(np.array([[0.5, 1], [0.5, 1], [-1, 1]]), lb, ub, "p0")
+
+
+def test_strictly_feasible_moves_a_start_on_a_bound_inside_as_scipys_trf():
+    """SciPy's make_strictly_feasible (rstep 1e-10, relative to max(1, |bound|)), which its
+    trf applies to x0: on or within that distance of a finite bound, moved to it; bounds
+    closer than that, the middle; everything else, and a (K, n) batch row by row, as it is."""
+    lb = np.array([0.0, -np.inf, 5.0, -1e3, 1.0])
+    ub = np.array([np.inf, 2.0, 5.0 + 1e-12, 1e3, 2.0])
+    x = np.array([0.0, 2.0, 5.0, 1e3, 1.5])
+    out = strictly_feasible(x, lb, ub)
+    np.testing.assert_array_equal(out, [1e-10, 2.0 - 2e-10, 5.0 + 0.5e-12, 1e3 - 1e-7, 1.5])
+    inside = np.array([1.0, 0.0, 0.0, 1.5])
+    assert strictly_feasible(inside, lb[[0, 1, 3, 4]], ub[[0, 1, 3, 4]]) is inside
+    inside = np.array([1.0, 0.0, out[2], 0.0, 1.5])
+    batch = strictly_feasible(np.stack([x, inside]), lb, ub)
+    np.testing.assert_array_equal(batch, np.stack([out, inside]))

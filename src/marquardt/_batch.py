@@ -41,7 +41,7 @@ from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, chec
 from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
 from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
-                                   prepare_p0)
+                                   prepare_p0, strictly_feasible)
 from marquardt._result import OptimizeResult
 from marquardt._solvers import get_solver
 from marquardt._status import Status
@@ -252,6 +252,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     if not p0_given:  # SciPy's curve_fit start for each problem
         p0 = feasible_start(lb, ub)
     check_within_bounds(p0, lb, ub, "p0")
+    p0 = strictly_feasible(p0, lb, ub)  # as curve_fit (SciPy's trf): a start on a bound moves
     if bounded is None:
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f

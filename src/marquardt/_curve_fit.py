@@ -260,8 +260,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
 
     returned = {}
 
-    def probe():  # the weighted residuals at p0, what host_fun returns (reused as r(p0))
-        raw = f(x.copy() if not passthrough else x, *p0)
+    def probe(start):  # the weighted residuals at the start, what host_fun returns (r(p0))
+        raw = f(x.copy() if not passthrough else x, *start)
         if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
             returned["dtype"] = raw.dtype  # a float32 model: float32-sized difference steps
         out = checked(raw)
@@ -272,11 +272,11 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     def host_weighted(out):
         return weigh(np.asarray(out, dtype=np.float64))
 
-    def tensor_probe():
+    def tensor_probe(start):
         if passthrough:
             raise TypeError("xdata is passed to the model as it is")
         from marquardt._backend.tensorflow.host_functions import call_with_tensors
-        return checked(call_with_tensors(f, x, *p0))
+        return checked(call_with_tensors(f, x, *start))
 
     def tensorflow():  # a model written with TensorFlow ops (a callable jac runs on the host)
         from marquardt._backend.tensorflow.host_functions import curve_fit_problem

@@ -24,7 +24,8 @@ from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DEFAULT_FTOL, D
                                 check_scipy_options, loop_config,
                                 with_jacobian_calls)
 from marquardt._outcome import build_result, make_hook
-from marquardt._parameters import check_within_bounds, prepare_bounds, start_values
+from marquardt._parameters import (check_within_bounds, prepare_bounds, start_values,
+                                   strictly_feasible)
 from marquardt._result import OptimizeResult
 from marquardt._status import Status
 from marquardt._termination import machine_epsilon
@@ -39,13 +40,14 @@ class Problem(NamedTuple):
     """A single least-squares problem as the front doors hand it to ``solve_problem``.
 
     Attributes:
-        probe: ``probe() -> r``: the user's function at x0, called with NumPy values; what it
-            returns (NumPy or a TensorFlow tensor) decides the backend.
+        probe: ``probe(x0) -> r``: the user's function at the start x0 (the one
+            ``solve_problem`` starts from: inside the bounds), called with NumPy values; what
+            it returns (NumPy or a TensorFlow tensor) decides the backend.
         host_fun: ``host_fun(x) -> r`` for x a NumPy (n,) vector (SciPy's calling convention).
         host_jac: ``host_jac(x) -> J`` (m, n), the user's callable ``jac``, or None.
         jac: the user's ``jac`` mode (``auto``, ``forward``, ``reverse``, ``2-point``,
             ``3-point``) or ``"callable"``.
-        tensor_probe: ``tensor_probe() -> r``: the same call with TensorFlow values, for a
+        tensor_probe: ``tensor_probe(x0) -> r``: the same call with TensorFlow values, for a
             function that fails on NumPy values or, with an autodiff ``jac``, that TensorFlow
             may differentiate although it returned NumPy (plain arithmetic on its parameters).
         tensorflow: ``tensorflow() -> (residual_fn, data, tf_jac, key)``, the compiled form
@@ -232,16 +234,16 @@ def least_squares(
         from marquardt._backend.tensorflow.host_functions import least_squares_problem
         return least_squares_problem(fun, "auto" if jac == "cs" else jac, args, kwargs)
 
-    def tensor_probe():
+    def tensor_probe(start):
         from marquardt._backend.tensorflow.host_functions import call_with_tensors
-        return call_with_tensors(lambda x: fun(x, *args, **kwargs), x0)
+        return call_with_tensors(lambda x: fun(x, *args, **kwargs), start)
 
     def jax_problem():
         from marquardt._backend.jax.host_functions import least_squares_problem
         return least_squares_problem(fun, args, kwargs)
 
     problem = Problem(
-        probe=lambda: fun(x0.copy(), *args, **kwargs), tensor_probe=tensor_probe,
+        probe=lambda start: fun(start.copy(), *args, **kwargs), tensor_probe=tensor_probe,
         host_fun=_BoundFunction(fun, args, kwargs),
         host_jac=(lambda x: jac(x, *args, **kwargs)) if callable(jac) else None,
         jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n, jax=jax_problem)
@@ -320,6 +322,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
             f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
     lb, ub = prepare_bounds(bounds, n)
     check_within_bounds(x0, lb, ub, problem.start)
+    x0 = strictly_feasible(x0, lb, ub)  # SciPy's trf: a start on a bound is moved inside
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
@@ -333,8 +336,10 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     cfg, d_fixed, diff_step = loop_config(n, **options)
     cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
 
-    r0 = first_call(problem.probe, problem.tensor_probe, problem.jac, problem.who,
-                    f"at {problem.start}")
+    tensor_probe = problem.tensor_probe
+    r0 = first_call(lambda: problem.probe(x0),
+                    None if tensor_probe is None else (lambda: tensor_probe(x0)), problem.jac,
+                    problem.who, f"at {problem.start}")
     m = _probe.residual_vector(r0, problem.who, problem.call).size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)

@@ -17,7 +17,8 @@ import numpy as np
 
 from marquardt import _checks
 
-__all__ = ["check_within_bounds", "prepare_bounds", "prepare_p0", "start_values"]
+__all__ = ["check_within_bounds", "prepare_bounds", "prepare_p0", "start_values",
+           "strictly_feasible"]
 
 
 #: ``inspect.signature`` per model, read once: it costs tens of microseconds, as much as a
@@ -193,3 +194,36 @@ def check_within_bounds(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, name: str
                          f"within `bounds`. Received: "
                          f"{_checks.entry(x, index, name)} outside "
                          f"[{float(lb[index])!r}, {float(ub[index])!r}]")
+
+
+#: How far inside its bound a start on the bound is moved, relative to max(1, |bound|): SciPy's
+#: ``make_strictly_feasible`` default, which its ``least_squares(method='trf')`` applies to x0.
+STRICT_STEP = 1e-10
+
+
+def strictly_feasible(x: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                      rstep: float = STRICT_STEP) -> np.ndarray:
+    """``x`` (within [lb, ub]) with the values on or within rstep·max(1, |bound|) of a finite
+    bound moved to that distance inside it, the middle of [lb, ub] where the bounds are closer
+    than that: SciPy's ``make_strictly_feasible``, which its ``trf`` applies to x0.
+
+    A model that is undefined on its bound (k·x/(k + x) with x = 0 among the data and k ≥ 0,
+    log k, 1/k) then starts where it is finite, as in SciPy, instead of failing at its start.
+    Shapes (n,) or (K, n), the bounds broadcast to x's; other values are returned as they
+    are."""
+    lb, ub = np.broadcast_to(lb, np.shape(x)), np.broadcast_to(ub, np.shape(x))
+    lower_dist, upper_dist = x - lb, ub - x
+    with np.errstate(invalid="ignore"):  # inf - inf where x is unbounded
+        lower = np.isfinite(lb) & (lower_dist <= np.minimum(
+            upper_dist, rstep * np.maximum(1.0, np.abs(lb))))
+        upper = np.isfinite(ub) & ~lower & (upper_dist <= np.minimum(
+            lower_dist, rstep * np.maximum(1.0, np.abs(ub))))
+    if not (lower.any() or upper.any()):
+        return x
+    out = np.array(x, dtype=np.float64, copy=True)
+    with np.errstate(invalid="ignore"):  # inf - inf at an infinite bound, not selected
+        out[lower] = (lb + rstep * np.maximum(1.0, np.abs(lb)))[lower]
+        out[upper] = (ub - rstep * np.maximum(1.0, np.abs(ub)))[upper]
+        tight = (out < lb) | (out > ub)
+        out[tight] = (0.5 * (lb + ub))[tight]
+    return out
