@@ -127,6 +127,19 @@ def test_fit_with_bounds_stops_at_the_bound(decay_csv, capsys):
     assert result["parameters"]["b"]["max"] == 0.3 and result["parameters"]["a"]["max"] is None  # inf -> null
 
 
+def test_fit_starting_on_a_bound_where_the_model_is_undefined(tmp_path, capsys):
+    """Michaelis-Menten with km=0 at its bound and S = 0 among the data: 0/0 at --p0, finite
+    where the fit starts (1e-10 inside the bound, as SciPy's trf). It used to be refused."""
+    s = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    path = write_csv(tmp_path / "mm.csv", "S,v", zip(s, 10.0 * s / (2.5 + s)))
+    code = main(["fit", str(path), "--model", "vmax*S/(km+S)", "--y", "v", "--p0", "vmax=5,km=0",
+                 "--bounds", "km=0:", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["parameters"]["km"]["value"] == pytest.approx(2.5, rel=1e-6)
+    assert result["parameters"]["km"]["init"] == 0.0
+
+
 def test_fit_two_variables_with_dropna(tmp_path, capsys):
     rng = np.random.default_rng(1)
     u, v = rng.uniform(-1, 1, 40), rng.uniform(0, 2, 40)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from marquardt._formula import Formula, FormulaError, parse_formula
+from marquardt._parameters import strictly_feasible
 from marquardt.cli import _options
 from marquardt.cli._data import Columns, Table, read_table
 from marquardt.cli._errors import EXIT_DATA, CliError, UsageError, check_output_path
@@ -179,7 +180,8 @@ def prepare(args: argparse.Namespace) -> _Problem:
         raise UsageError(f"--p0: {name}={value:g} lies outside its bounds {_interval(*args.bounds[name])}")
     rows = [data[columns_of[v]] for v in variables]
     xdata = rows[0] if len(rows) == 1 else np.stack(rows)
-    _check_start(formula, variables, columns_of, data, names, p0)
+    # where the fit starts: a start on a bound moves 1e-10 inside (SciPy's trf, ours)
+    _check_start(formula, variables, columns_of, data, names, strictly_feasible(p0, lower, upper))
     return _Problem(formula=formula, names=names, p0=p0, lower=lower, upper=upper, variables=variables,
                     columns_of=columns_of, xdata=xdata, ydata=data[y_column], sigma=sigma,
                     y_column=y_column, data=data)
