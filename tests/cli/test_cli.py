@@ -208,6 +208,24 @@ def small_csv(tmp_path_factory) -> Path:
     return write_csv(path, "x,y,err,name", [(i, 2 * i + 1, 0.1, f"r{i}") for i in range(6)])
 
 
+def test_a_report_path_that_cannot_be_a_directory_is_refused_before_the_fit(small_csv, tmp_path,
+                                                                            capsys):
+    """--report naming a file: one line naming the option, before any fit (it used to fit,
+    print the report, then fail with Python's '[Errno 17] File exists: ...')."""
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    code = main(["fit", str(small_csv), "--model", "a*x + b", "--p0", "a=1,b=0",
+                 "--report", str(taken)])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert captured.err.strip() == (f"marquardt: error: --report {taken}: exists and is not a "
+                                    "directory; name a directory (it is created if missing)")
+    code = main(["fit", str(small_csv), "--model", "a*x + b", "--p0", "a=1,b=0",
+                 "--report", str(taken / "sub")])
+    assert code == 1 and capsys.readouterr().err.startswith(
+        f"marquardt: error: --report {taken / 'sub'}: cannot create the directory (")
+
+
 def _bad_files(directory: Path) -> dict[str, Path]:
     files = {
         "text": "x,y\n1,2\n2,abc\n3,4\n",

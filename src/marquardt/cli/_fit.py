@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         from marquardt.cli._plots import pyplot
 
         pyplot()  # a missing matplotlib is reported before the fit, not after
+        _options.make_report_directory(args.report)
     summary = fit(problem, args)
     text = fit_report_text(summary)
     if args.json:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
+
+from marquardt.cli._errors import CliError
 
 __all__ = [
     "name_values",
@@ -19,6 +22,7 @@ __all__ = [
     "non_negative_float",
     "layer_sizes",
     "column_list",
+    "make_report_directory",
 ]
 
 _INFINITIES = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
@@ -148,3 +152,21 @@ def column_list(text: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"a column is named twice in {text!r}")
     return names
+
+
+def make_report_directory(directory: Path) -> None:
+    """Creates ``--report DIR`` (and its parents) before any work, so that a path that cannot
+    be a directory is reported at once and in words, naming the option, instead of as Python's
+    ``[Errno 17] File exists`` after the fit or the training.
+
+    Raises:
+        CliError: DIR exists and is not a directory, or cannot be created (exit status 1).
+    """
+    if directory.exists() and not directory.is_dir():
+        raise CliError(f"--report {directory}: exists and is not a directory; name a directory "
+                       "(it is created if missing)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--report {directory}: cannot create the directory "
+                       f"({exc.strerror or exc})") from None

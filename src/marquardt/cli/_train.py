@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         from marquardt.cli._plots import pyplot
 
         pyplot()  # a missing matplotlib is reported before training, not after
+        _options.make_report_directory(args.report)
     import keras
 
     train = parts["train"]
