@@ -9,7 +9,7 @@ import scipy.optimize
 import tensorflow as tf
 
 import marquardt
-from marquardt._errors import NoGradientError
+from marquardt._errors import NoGradientError, NonFiniteJacobianError
 
 rng = np.random.default_rng(42)
 X = np.linspace(0, 4, 40)
@@ -206,6 +206,32 @@ def test_a_model_tensorflow_cannot_differentiate_is_named_f():
     with pytest.raises(NoGradientError,
                        match=r"^`f` cannot be differentiated by TensorFlow"):
         marquardt.curve_fit(branches, X, Y, p0=[1.0, 1.0, 0.0])
+
+
+def test_a_jacobian_not_finite_at_the_start_is_named_with_its_columns_and_remedy():
+    """sqrt(b*x) with x = 0 among the data: the model is finite at p0, its autodiff Jacobian is
+    not (0*inf). The error says so, where, and what to pass (it said "must return finite
+    residuals and Jacobian ... Received: non-finite values at p0"); 2-point differences fit."""
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    y = 2.0 * np.sqrt(1.5 * x + 0.0) + 0.1 * x
+
+    def model(x, a, b, c):
+        return a * tf.sqrt(b * x) + c * x
+
+    with pytest.raises(NonFiniteJacobianError,
+                       match=r"^`f` must have a finite Jacobian at `p0`: its values there are "
+                             r"finite, its Jacobian is not in column\(s\) \[0, 1, 2\] .* at "
+                             r"residual\(s\) \[0\] of 6\. .* pass jac='2-point'"):
+        marquardt.curve_fit(model, x, y, p0=[1.0, 1.0, 0.0])
+    popt, _ = marquardt.curve_fit(model, x, y, p0=[1.0, 1.0, 0.0], jac="2-point",
+                                  bounds=([0.0, 0.5, -1.0], [10.0, 10.0, 1.0]))
+    np.testing.assert_allclose(popt[0] * np.sqrt(popt[1]), 2.0 * np.sqrt(1.5), rtol=1e-6)
+    with pytest.raises(NonFiniteJacobianError, match=r"column\(s\) \[1\] .* The callable "
+                                                     r"`jac` returned non-finite values"), \
+            np.errstate(divide="ignore", invalid="ignore"):
+        marquardt.curve_fit(lambda x, a, b: a * np.sqrt(b * x), x, y, p0=[1.0, 1.0],
+                            jac=lambda x, a, b: np.stack([np.sqrt(b * x),
+                                                          a * x / (2 * np.sqrt(b * x))], 1))
 
 
 def test_rejects_too_few_points_and_bad_model_output():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["NoGradientError", "OutputError", "RecompileWarning"]
+__all__ = ["NoGradientError", "NonFiniteJacobianError", "OutputError", "RecompileWarning"]
 
 
 class NoGradientError(ValueError):
@@ -12,6 +12,11 @@ class NoGradientError(ValueError):
 class OutputError(ValueError):
     """What the user's function returned at its start is not what the fit needs (a model's
     output not shaped like ydata): raised by our check, not by the function."""
+
+
+class NonFiniteJacobianError(ValueError):
+    """The function is finite at the start but its Jacobian there is not (a derivative undefined
+    where the model is defined: autodiff of sqrt(b*x) at x = 0)."""
 
 
 class RecompileWarning(UserWarning):

@@ -18,7 +18,7 @@ from marquardt import _checks, _probe
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
 from marquardt._compiled_fits import jax_fit, tensorflow_fit
-from marquardt._errors import NoGradientError
+from marquardt._errors import NoGradientError, NonFiniteJacobianError
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DEFAULT_FTOL, DEFAULT_GTOL,
                                 DEFAULT_XTOL, WorkerMap, check_jac, check_loss,
                                 check_scipy_options, loop_config,
@@ -382,9 +382,11 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
-            result.nfev == 1 + cfg.jac_nfev:
-        raise ValueError(f"`{problem.who}` must return finite residuals and Jacobian at "
-                         f"`{problem.start}`. Received: non-finite values at {problem.start}")
+            result.nfev == 1 + cfg.jac_nfev:  # r(x0) is finite (``residual_vector``): J is not
+        mode = ("autodiff" if autodiff else "callable" if problem.jac == "callable" else
+                _host_jac_mode(problem))
+        raise NonFiniteJacobianError(_probe.non_finite_jacobian(result.jac, problem.who,
+                                                                problem.start, mode))
     if verbose >= 1:
         print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
               f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "

@@ -15,9 +15,10 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _checks
-from marquardt._errors import NoGradientError, OutputError
+from marquardt._errors import NoGradientError, NonFiniteJacobianError, OutputError
 
-__all__ = ["call_at_x0", "named_error", "returns_numpy", "residual_vector", "check_zero_columns"]
+__all__ = ["call_at_x0", "named_error", "returns_numpy", "residual_vector", "check_zero_columns",
+           "non_finite_jacobian"]
 
 _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
                 "residuals itself (see marquardt.scipy.check_residuals).")
@@ -133,3 +134,30 @@ def check_zero_columns(columns: Sequence[int], residual_at: Callable[[np.ndarray
                 f"`{who}` cannot be differentiated by TensorFlow with respect to parameter "
                 f"{int(i)}: autodiff gives a zero Jacobian column, but the residuals change "
                 f"when it moves (an op without a gradient for that input?). {remedy}")
+
+
+def non_finite_jacobian(jac: Any, who: str, start: str, mode: str) -> str:
+    """The message for a fit that cannot start because its Jacobian at the start is not finite
+    (the residuals there are, ``residual_vector`` checked them): which parameters (columns) and
+    residuals (rows), and what to do for the way J was formed (``mode``: 'autodiff', 'callable'
+    or a difference rule).
+
+    The usual cause is a derivative undefined where the model is finite: ∂/∂b √(b·x) = x/(2√(b·x))
+    is 0/0 at x = 0, which autodiff evaluates as 0·∞ = NaN where differences give 0."""
+    where = ""
+    if jac is not None:
+        bad = ~np.isfinite(np.asarray(jac, dtype=np.float64))
+        if bad.ndim == 2 and bad.any():
+            rows, cols = np.flatnonzero(bad.any(axis=1)), np.flatnonzero(bad.any(axis=0))
+            where = (f" in column(s) {_checks.short_repr(cols.tolist())} (parameter index) at "
+                     f"residual(s) {_checks.short_repr(rows.tolist())} of {bad.shape[0]}")
+    head = (f"`{who}` must have a finite Jacobian at `{start}`: its values there are finite, "
+            f"its Jacobian is not{where}.")
+    if mode == "autodiff":
+        return (f"{head} A derivative undefined where the model is finite does this "
+                "(sqrt(b*x) at x = 0: autodiff gives 0*inf = nan); pass jac='2-point' for "
+                "finite differences, or write the model so that its derivative is finite there.")
+    if mode == "callable":
+        return f"{head} The callable `jac` returned non-finite values there."
+    return (f"{head} The model is not finite at the difference points next to `{start}` "
+            f"(jac={mode!r}); start further from where it is undefined.")
