@@ -140,6 +140,22 @@ def test_fit_starting_on_a_bound_where_the_model_is_undefined(tmp_path, capsys):
     assert result["parameters"]["km"]["init"] == 0.0
 
 
+def test_fit_of_a_formula_whose_derivative_is_undefined_at_a_data_point(tmp_path, capsys):
+    """a*sqrt(b*x) + c*x with x = 0 in the data: finite there, its derivative is not (0*inf
+    from autodiff). The fit falls back on 2-point differences and says so on stderr; it used
+    to exit 1 with 'must return finite residuals and Jacobian at p0'."""
+    x = np.arange(8.0)
+    path = write_csv(tmp_path / "sqrt.csv", "x,y", zip(x, 2.0 * np.sqrt(1.5 * x) + 0.1 * x))
+    code = main(["fit", str(path), "--model", "a*sqrt(b*x) + c*x", "--p0", "a=1,b=1,c=0",
+                 "--bounds", "b=0.5:10", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "fitting with finite differences (2-point) instead" in captured.err
+    result = json.loads(captured.out)
+    a, b = result["parameters"]["a"]["value"], result["parameters"]["b"]["value"]
+    assert a * np.sqrt(b) == pytest.approx(2.0 * np.sqrt(1.5), rel=1e-6)
+
+
 def test_fit_two_variables_with_dropna(tmp_path, capsys):
     rng = np.random.default_rng(1)
     u, v = rng.uniform(-1, 1, 40), rng.uniform(0, 2, 40)

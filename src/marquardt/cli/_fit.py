@@ -192,6 +192,7 @@ def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
     """Runs ``curve_fit`` and collects everything the report shows."""
     from marquardt._covariance import optimize_warning
     from marquardt._curve_fit import fit_curve  # imports TensorFlow
+    from marquardt._errors import NonFiniteJacobianError
 
     model = problem.formula.as_model(problem.variables, problem.names)
     options = {} if args.max_nfev is None else {"max_nfev": args.max_nfev}
@@ -199,11 +200,18 @@ def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
         # m == n or a rank-deficient J: the covariance is reported as not estimated, and why
         # goes to stderr as one line (not Python's warning format with its source line)
         warnings.simplefilter("always", optimize_warning())
-        popt, _, result = fit_curve(
-            model, problem.xdata, problem.ydata, p0=problem.p0, sigma=problem.sigma,
-            absolute_sigma=args.absolute_sigma, bounds=(problem.lower, problem.upper),
-            **options,
-        )
+        arguments = dict(p0=problem.p0, sigma=problem.sigma, absolute_sigma=args.absolute_sigma,
+                         bounds=(problem.lower, problem.upper), **options)
+        try:
+            popt, _, result = fit_curve(model, problem.xdata, problem.ydata, **arguments)
+        except NonFiniteJacobianError:
+            # a derivative undefined where the formula is defined (sqrt(b*x) at x = 0): exact
+            # derivatives are impossible there, differences of the formula's values are not
+            print("marquardt: warning: the formula's derivative is not finite at the starting "
+                  "values (sqrt(b*x) at x = 0 does this); fitting with finite differences "
+                  "(2-point) instead", file=sys.stderr)
+            popt, _, result = fit_curve(model, problem.xdata, problem.ydata, jac="2-point",
+                                        **arguments)
     for warning in caught:
         if issubclass(warning.category, optimize_warning()):
             print(f"marquardt: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
