@@ -179,3 +179,10 @@ def test_strictly_feasible_moves_a_start_on_a_bound_inside_as_scipys_trf():
     inside = np.array([1.0, 0.0, out[2], 0.0, 1.5])
     batch = strictly_feasible(np.stack([x, inside]), lb, ub)
     np.testing.assert_array_equal(batch, np.stack([out, inside]))
+
+
+def test_x0_none_is_named_as_none():
+    """np.asarray(None, float) is nan: x0=None was reported as "Received: x0=nan"."""
+    with pytest.raises(ValueError, match=r"^`x0` must be an array of starting values, one per "
+                                         r"parameter\. Received: x0=None$"):
+        start_values(None, "x0")

@@ -81,6 +81,9 @@ def _default_parameter_count(f: Callable) -> int:
 def _start_array(value: Any, name: str, batch: int | None) -> np.ndarray:
     """``value`` as float64, at least 1-D, finite: shape (n,), or with ``batch=K`` (K, n).
     Complex values are a ValueError, as in SciPy (``x0`` must be real)."""
+    if value is None:  # np.asarray(None, float) is nan, which the message would name
+        raise ValueError(f"`{name}` must be an array of starting values, one per parameter. "
+                         f"Received: {name}=None")
     if np.iscomplexobj(value):
         raise ValueError(f"`{name}` must be real. Received: {name}={_checks.short_repr(value)}")
     arr = _checks.as_float_array(value, name, ndim=(0, 1) if batch is None else (0, 1, 2))
