@@ -450,6 +450,39 @@ def test_stopped_problem_does_not_reach_the_solver():
     assert calls == []
 
 
+def test_eigen_kernel_gives_nan_for_a_non_finite_system_instead_of_raising():
+    """Without XLA TensorFlow's eigh raised InvalidArgumentError for the whole batch when one
+    system had an inf entry; XLA's gives NaN for that system. Now both give NaN for it, and
+    the other systems what they get alone."""
+    from marquardt._backend.tensorflow import xp as tfx
+
+    a = np.array([[[np.inf, 0.0], [0.0, 1.0]], [[2.0, 1.0], [1.0, 2.0]]])
+    w, q = tfx.eigh(tf.constant(a))
+    assert np.isnan(w.numpy()[0]).all() and np.isnan(q.numpy()[0]).all()
+    w1, q1 = tf.linalg.eigh(tf.constant(a[1:]))
+    np.testing.assert_array_equal(w.numpy()[1], w1.numpy()[0])
+    np.testing.assert_array_equal(q.numpy()[1], q1.numpy()[0])
+
+
+@pytest.mark.slow  # 3.5 s on the busy 2-core machine (two compilations without XLA)
+def test_a_start_whose_normal_matrix_overflows_does_not_fail_the_batch_without_xla():
+    """p0 = (1e-300, 1e300): ∂r/∂a = e^(−√k t) + 1/a = 1e300, so JᵀJ holds inf and the
+    Cholesky solve falls back on eigh, which without XLA raised for the whole batch
+    (InvalidArgumentError: 'Self-adjoint eigen decomposition was not successful'). The
+    problem now ends as with XLA, and the other problem is what it is alone."""
+    def model(t, a, k):
+        return a * tf.exp(-tf.sqrt(k) * t) + tf.math.log(a)
+
+    t = np.linspace(0.1, 3.0, 30)
+    y = np.stack([2.0 * np.exp(-t) + np.log(2.0)] * 2)
+    with pytest.warns(OptimizeWarning, match="could not be estimated for 1 fit"):  # ∂r/∂k = 0
+        res = curve_fit_batch(model, t, y, [[1.5, 1.2], [1e-300, 1e300]], jit_compile=False,
+                              chunk_size=2)
+    alone = curve_fit_batch(model, t, y[:1], [1.5, 1.2], jit_compile=False, chunk_size=2)
+    assert res.status[1] == Status.GTOL and res.success[0]
+    np.testing.assert_array_equal(res.x[0], alone.x[0])
+
+
 def _decay_engine(k, p0_scale=1.0):
     """The engine's pieces for k decay problems (n = 2): ``(residual, cfg, args, m)``, where
     ``args`` are the solver's and the stepper's ``(x0, lb, ub, d_fixed, data)``."""

@@ -165,7 +165,19 @@ def svd(a):
 
 
 def eigh(a):
-    return tf.linalg.eigh(a)
+    """``(w, q)`` per symmetric matrix of a batch; NaN for a matrix with a non-finite entry.
+
+    XLA's kernel returns NaN for such a matrix; TensorFlow's own (``jit_compile=False``)
+    raises InvalidArgumentError ("Self-adjoint eigen decomposition was not successful")
+    for the whole batch, so one problem whose normal matrix overflowed (a start at 1e±300)
+    failed every problem of a ``curve_fit_batch``. The matrix is replaced by I for the
+    kernel and its results by NaN, which the core handles as XLA's (a non-finite step)."""
+    finite = tf.reduce_all(tf.math.is_finite(a), axis=[-2, -1])
+    shape = tf.shape(a)
+    identity = tf.eye(shape[-1], batch_shape=shape[:-2], dtype=a.dtype)
+    w, q = tf.linalg.eigh(tf.where(finite[..., None, None], a, identity))
+    nan = tf.constant(float("nan"), a.dtype)
+    return tf.where(finite[..., None], w, nan), tf.where(finite[..., None, None], q, nan)
 
 
 def cond(pred, true_fn, false_fn):
