@@ -40,7 +40,7 @@ EXPENSIVE = {
     "tests/test_batch.py::test_equals_one_at_a_time[gauss2d]": 12.3,
     "tests/keras/test_keras_on_jax.py::test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow": 12.0,
     "tests/cli/test_cli.py::test_train_interrupted_keeps_the_best_weights_and_exits_130": 11.8,
-    "tests/test_docs.py::test_shell_block_runs[keras.md:403]": 11.2,
+    "tests/test_docs.py::test_shell_block_runs[keras.md:405]": 11.2,
     "tests/cli/test_cli.py::test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model": 10.9,
     "tests/test_batch.py::test_equals_one_at_a_time[double_exp]": 10.3,
     "tests/jax/test_imports.py::test_every_jax_surface_imports_no_tensorflow": 10.1,

@@ -170,3 +170,51 @@ def test_a_stop_by_another_callback_wins_and_the_best_epoch_is_restored_at_the_e
     policy.on_train_end()
     for v, w in zip(net.trainable_variables, weights[1 if restore else 2]):
         np.testing.assert_array_equal(v.numpy(), w)
+
+
+def test_an_interrupt_in_the_mini_batch_phase_restores_the_best_epoch_if_it_was_better():
+    """Ctrl-C skips ``on_train_end``: the policy compares the full-data loss at the interrupt
+    with the best epoch's, as at a normal end (it used to leave the last mini-batch weights)."""
+    net = net_1_3_1()
+    policy = BatchPolicy(40, 400, auto=True)
+    policy.set_model(_Holder(net))
+    policy.set_params({"epochs": 10})
+    for epoch, full in enumerate([1.0, 0.5]):
+        policy.on_epoch_begin(epoch)
+        for v in net.trainable_variables:
+            v.assign(v + 1.0)
+        policy.on_epoch_end(epoch, {"full_loss": full})
+    best = [v.numpy().copy() for v in net.trainable_variables]
+    for v in net.trainable_variables:  # the steps of the interrupted epoch
+        v.assign(v + 1.0)
+    assert policy.restore_after_interrupt(lambda: 0.4) is None  # better: kept
+    assert not np.array_equal(net.trainable_variables[0].numpy(), best[0])
+    for at_interrupt in (0.7, float("nan")):
+        said = policy.restore_after_interrupt(lambda: at_interrupt)
+        assert said.startswith("the weights of epoch 2, the best full-data loss (0.5; ")
+        for v, w in zip(net.trainable_variables, best):
+            np.testing.assert_array_equal(v.numpy(), w)
+    assert BatchPolicy(40, 400, auto=True, restore=False).restore_after_interrupt(
+        lambda: 1.0) is None  # an EarlyStopping restores its own
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_mini_batch_phase_keeps_the_best_epoch():
+    class Interrupt(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches, self.full = 0, []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.full.append(logs["full_loss"])
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+            if self.batches == 31:  # 11th batch of epoch 2 (20 a pass): worse than epoch 1
+                raise KeyboardInterrupt
+
+    net, interrupt = net_1_3_1(), Interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        mk.fit(net, X, Y, loss="mse", epochs=12, verbose=0, callbacks=[interrupt])
+    held = float(np.mean((np.asarray(net(X)) - Y) ** 2))
+    assert interrupt.full and held <= min(interrupt.full) * (1 + 1e-5)

@@ -168,6 +168,7 @@ class BatchPolicy(keras.callbacks.Callback):
         self.pending = ""  # a switch asked for during this epoch (the damping limit)
         self.continues = False  # the switch ends this phase and training goes on
         self._best = math.inf
+        self._best_epoch = None
         self._best_weights = None
         self._last = math.inf
 
@@ -197,6 +198,7 @@ class BatchPolicy(keras.callbacks.Callback):
                    f"{self._best:.4g}")
         if full < self._best:
             self._best = full
+            self._best_epoch = epoch
             self._best_weights = [keras.ops.convert_to_numpy(v)
                                   for v in self.model.network.trainable_variables]
         if not why or self.model.stop_training:  # no switch, or another callback stopped
@@ -216,6 +218,23 @@ class BatchPolicy(keras.callbacks.Callback):
             self._restore_best()
             _LOG.info("batch_size='auto': training ended in the mini-batch phase; the weights "
                       "of the best epoch (full-data loss %.4g) are restored.", self._best)
+
+    def restore_after_interrupt(self, full_loss) -> str | None:
+        """After an interrupt in the mini-batch phase (which skips ``on_train_end``): the
+        weights of the best epoch when those at the interrupt have a higher full-data loss
+        (``full_loss()``, one forward pass over the training rows), as at a normal end.
+
+        Returns:
+            a phrase naming the weights restored, or None when nothing was restored.
+        """
+        if not (self.mini and self.restore) or self._best_weights is None:
+            return None
+        now = float(full_loss())
+        if now <= self._best:  # False for a NaN at the interrupt: restored
+            return None
+        self._restore_best()
+        return (f"the weights of epoch {self._best_epoch + 1}, the best full-data loss "
+                f"({self._best:.6g}; {now:.6g} at the interrupt), restored by batch_size='auto'")
 
     def _restore_best(self):
         if self._best_weights is None:

@@ -63,7 +63,8 @@ def fit(model, x=None, y=None, *, loss=None, epochs=100, batch_size="auto", vali
             compiled) and no ``residual``.
         KeyboardInterrupt: raised again after Ctrl-C (or from a callback), as in Keras, once
             the model holds the best weights an ``EarlyStopping(restore_best_weights=True)``
-            kept (otherwise the last accepted ones).
+            kept (in the mini-batch phase of ``batch_size="auto"``, the best epoch's where
+            they were better than those at the interrupt; otherwise the last accepted ones).
 
     Example:
         >>> history = marquardt.keras.fit(net, x, y, loss="mse", epochs=200)

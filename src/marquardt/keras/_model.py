@@ -393,6 +393,8 @@ class LMModel(keras.Model):
             # Keras lets the interrupt through without `on_train_end`; first keep the weights
             # the user asked for (EarlyStopping's best), then let it reach the caller.
             restored = restore_best_weights(self, callbacks)
+            if restored is None and policy is not None and isinstance(first[-1], FullDataLoss):
+                restored = policy.restore_after_interrupt(first[-1].full_loss)
             self._record_stop(self.history, stopper, callbacks, initial_epoch, epochs,
                               interrupted=restored or "last", policy=policy)
             raise
