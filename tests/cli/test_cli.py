@@ -335,6 +335,10 @@ REFUSALS = [
      r"train: argument --seed: must be a whole number from 0 to 2\*\*32 - 1; found -1"),
     ("train seed too large", ["train", "SMALL", "--target", "y", "--seed", "5000000000"], 2,
      r"argument --seed: must be a whole number from 0 to 2\*\*32 - 1; found 5000000000"),
+    ("demo plot is a directory", ["demo", "--plot", "DIR/d.keras"], 2,
+     r"--plot: '.*d\.keras' is a directory, not a file"),
+    ("demo plot under a file", ["demo", "--plot", "DIR/tiny.csv/demo.png"], 2,
+     r"--plot: '.*tiny\.csv' is a file, not a directory"),
     ("demo negative seed", ["demo", "--seed", "-1", "--no-plot"], 2, r"demo: argument --seed: must be a whole"),
     ("train trainbr too few rows", ["train", "BAD:tiny", "--target", "y", "--method", "trainbr"], 1,
      r"2 rows are too few for --split 0.85,0,0.15"),
@@ -612,6 +616,14 @@ def test_demo_runs_without_data_and_writes_the_plot(tmp_path, command_cache):
     assert f"after as many epochs ({lm[-4]})" in proc.stdout
     assert_png(tmp_path / "demo.png")
     assert build_parser().parse_args(["demo", "--plot", "x/y.png"]).plot == Path("x/y.png")
+
+
+@pytest.mark.slow
+def test_demo_writes_its_plot_into_a_new_directory(tmp_path, capsys):
+    # it trained both networks, then failed: "[Errno 2] No such file or directory"
+    plot = tmp_path / "new" / "sub" / "demo.png"
+    assert main(["demo", "--epochs", "2", "--adam-epochs", "1", "--plot", str(plot)]) == 0
+    assert_png(plot)
 
 
 def test_train_and_demo_say_when_the_trainer_is_missing(monkeypatch, small_csv, capsys):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from marquardt.cli import _options
+from marquardt.cli._errors import check_output_path
 from marquardt.cli._network import Scaling, build_network
 from marquardt.cli._progress import recorder_callback
 
@@ -77,6 +78,9 @@ def demo_problem(samples: int, *, test: bool = False) -> tuple[np.ndarray, np.nd
 
 def run(args: argparse.Namespace) -> int:
     from marquardt.cli._train import import_trainer
+
+    if not args.no_plot:
+        check_output_path(args.plot, "--plot", directory=False)
 
     trainer = import_trainer()
     import keras
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         from marquardt.cli._plots import demo_plot
 
         grid = np.linspace(-2.0, 2.0, 400, dtype=np.float32)[:, None]
+        args.plot.parent.mkdir(parents=True, exist_ok=True)  # as train's --out and --report
         demo_plot(
             args.plot,
             curves={rows[0][0]: (np.asarray(lm_record.record["seconds"]) - lm_compile, lm_record.record["loss"]),
