@@ -78,7 +78,9 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--epochs", type=_options.positive_int, default=1000, metavar="N",
                         help="most epochs (Levenberg-Marquardt iterations; default: 1000, as trainlm)")
     parser.add_argument("--goal", type=_options.non_negative_float, default=0.0, metavar="MSE",
-                        help="stop when the training MSE reaches this value, in the targets' units (default: 0)")
+                        help="stop when the training MSE reaches this value, in the targets' units (default: 0; "
+                             "with --method trainbr the MSE plus its weight penalty, which MATLAB's trainbr leaves "
+                             "out)")
     parser.add_argument("--max-fail", type=_options.positive_int, default=None, metavar="N",
                         help="stop after N epochs without a better validation MSE (default: 6, as trainlm; "
                              "not with --method trainbr)")
