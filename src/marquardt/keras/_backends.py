@@ -8,11 +8,12 @@ nothing of TensorFlow and training on TensorFlow nothing of JAX.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import keras
 
-__all__ = ["SUPPORTED", "name", "check", "module", "state_dtype"]
+__all__ = ["SUPPORTED", "name", "check", "module", "state_dtype", "strategy_scope"]
 
 #: Keras backends with an LM step.
 SUPPORTED = ("tensorflow", "jax")
@@ -52,3 +53,11 @@ def state_dtype() -> str:
         if not jax.config.jax_enable_x64:
             return "float32"
     return "float64"
+
+
+def strategy_scope(model):
+    """The scope of the ``tf.distribute`` strategy ``model`` was made under (variables created
+    in it are mirrored), or a null context (JAX, which has no strategy)."""
+    if name() == "tensorflow":
+        return model.distribute_strategy.scope()
+    return contextlib.nullcontext()

@@ -461,9 +461,11 @@ class LMModel(keras.Model):
         probe = None if x is None else _validation.first_batch(x, y, sample_weight)
         if probe is not None and not self.network.built:
             # a model without an `Input` (``Sequential([Dense(10), Dense(1)])``) is built by
-            # its first call, as Keras' own fit builds it from the data
-            self.network(probe[0], training=False)
-            self.build(None)
+            # its first call, as Keras' own fit builds it from the data (under the
+            # tf.distribute strategy it was made in: mirrored variables)
+            with _backends.strategy_scope(self):
+                self.network(probe[0], training=False)
+                self.build(None)
         _validation.check_trainable(self.network)
         if probe is None:
             return
