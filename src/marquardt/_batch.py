@@ -252,6 +252,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     if not p0_given:  # SciPy's curve_fit start for each problem
         p0 = feasible_start(lb, ub)
     check_within_bounds(p0, lb, ub, "p0")
+    typical = numdiff.typical_magnitudes(p0)  # difference steps' sizes: the starts as given
     p0 = strictly_feasible(p0, lb, ub)  # as curve_fit (SciPy's trf): a start on a bound moves
     if bounded is None:
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
@@ -294,7 +295,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size:  # a float32 model: float32-sized steps, judged at its rounding
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
                        cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,
-                       store, f_dtype)
+                       store, f_dtype, typical)
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)
@@ -355,7 +356,7 @@ HOST_CHUNK = 8192
 
 
 def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                   diff_step, todo, store, f_dtype=np.float64) -> None:
+                   diff_step, todo, store, f_dtype=np.float64, typical=None) -> None:
     """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
     on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what the
     model returns (its finite-difference steps' precision, as in ``curve_fit``)."""
@@ -372,7 +373,8 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
     # difference steps relative to the starts' magnitudes, as curve_fit's
     evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
                                 np.where(present, y, 0.0), w, n, lb, ub, diff_step, f_dtype,
-                                typical=numdiff.typical_magnitudes(p0))
+                                typical=numdiff.typical_magnitudes(p0) if typical is None
+                                else typical)
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
     for start in range(0, todo.size, HOST_CHUNK):
         idx = todo[start:start + HOST_CHUNK]

@@ -322,6 +322,10 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
             f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
     lb, ub = prepare_bounds(bounds, n)
     check_within_bounds(x0, lb, ub, problem.start)
+    # the parameters' typical sizes for difference steps: the start as given (a start of 0
+    # moved 1e-10 inside its bound is still of size 1)
+    typical = numdiff.typical_magnitudes(np.asarray(x0, np.float64)[None]) if typical_steps \
+        else None
     x0 = strictly_feasible(x0, lb, ub)  # SciPy's trf: a start on a bound is moved inside
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
@@ -374,8 +378,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                                     diff_step, r0=None if is_tensorflow_value(r0) else r0,
                                     f_dtype=f_dtype, workers=workers,
                                     complex_fun=problem.host_complex,
-                                    typical=numdiff.typical_magnitudes(x0b)
-                                    if typical_steps else None)
+                                    typical=typical)
         # the residuals are float64 here, but carry only the precision the function returned
         cfg = cfg._replace(output_epsilon=output_epsilon(f_dtype))
     if state is None:

@@ -233,13 +233,14 @@ def test_a_report_path_that_cannot_be_a_directory_is_refused_before_the_fit(smal
     code = main(["fit", str(small_csv), "--model", "a*x + b", "--p0", "a=1,b=0",
                  "--report", str(taken)])
     captured = capsys.readouterr()
-    assert code == 1 and captured.out == ""
-    assert captured.err.strip() == (f"marquardt: error: --report {taken}: exists and is not a "
-                                    "directory; name a directory (it is created if missing)")
+    assert code == 2 and captured.out == ""  # a usage error (cli._errors.check_output_path)
+    assert captured.err.strip() == (f"marquardt: error: --report: {str(taken)!r} is a file, "
+                                    f"not a directory; found --report {taken}")
     code = main(["fit", str(small_csv), "--model", "a*x + b", "--p0", "a=1,b=0",
                  "--report", str(taken / "sub")])
-    assert code == 1 and capsys.readouterr().err.startswith(
-        f"marquardt: error: --report {taken / 'sub'}: cannot create the directory (")
+    assert code == 2 and capsys.readouterr().err.strip() == (
+        f"marquardt: error: --report: {str(taken)!r} is a file, not a directory; "
+        f"found --report {taken / 'sub'}")
 
 
 def _bad_files(directory: Path) -> dict[str, Path]:
