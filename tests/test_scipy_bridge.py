@@ -520,7 +520,8 @@ def test_fit_model_errors(float64):
         fit_model(net, X3[:2], Y3[:2], loss="mse", method="lm")
     with pytest.raises(ValueError, match=r"`loss` must be given when `model` was not compiled"):
         model_functions(net, X3, Y3)
-    with pytest.raises(ValueError, match=r"same number of samples\. Received: x sizes 40, y sizes 39"):
+    with pytest.raises(ValueError,
+                       match=r"same number of samples\. Received: x sizes 40, y sizes 39"):
         model_functions(net, X3, Y3[:39], loss="mse")
     with pytest.raises(TypeError, match=r"`model` must be a keras.Model"):
         model_functions(lambda x: x, X3, Y3, loss="mse")
