@@ -15,7 +15,9 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["array_inputs", "trim_to_batches"]
+from marquardt.keras import _backends
+
+__all__ = ["array_inputs", "trim_to_batches", "phase_inputs"]
 
 
 def _as_array(a):
@@ -115,3 +117,31 @@ def trim_to_batches(x, y, sample_weight, batch_size: int, validation_split: floa
     head = lambda t: None if t is None else _rows(t, 0, keep)  # noqa: E731
     return dict(x=head(x), y=head(y), sample_weight=head(sample_weight),
                 validation_split=0.0, validation_data=validation_data)
+
+
+def phase_inputs(data, batch_size, n, kwargs, *, drop_remainder=False):
+    """The arguments of Keras' ``fit`` for one phase of training at ``batch_size``
+    (``drop_remainder``: the equal batches of ``batch_size="auto"``)."""
+    data = dict(data, batch_size=batch_size, **kwargs)
+    if (n is not None and data["class_weight"] is None and data["shuffle"] in (True, False)
+            and _backends.name() == "tensorflow"):
+        # arrays: one repeated dataset and one iterator for the run (``_data``); on JAX
+        # Keras' own array adapter batches them (NumPy slices, no tf.data)
+        x, validation_data, steps = array_inputs(
+            data["x"], data["y"], data["sample_weight"], batch_size=batch_size,
+            shuffle=data["shuffle"], validation_split=data["validation_split"],
+            validation_data=data["validation_data"],
+            validation_batch_size=kwargs.get("validation_batch_size"),
+            drop_remainder=drop_remainder)
+        data.update(x=x, y=None, sample_weight=None, validation_data=validation_data,
+                    validation_split=0.0, batch_size=None, shuffle=False)  # x batches itself
+        if kwargs.get("steps_per_epoch") is None:
+            data["steps_per_epoch"] = steps
+    elif n is not None and drop_remainder:
+        # Keras' own array adapter (JAX, class_weight, shuffle="batch") would make a last
+        # batch of the fewer than c rows left over: leave them out of the mini-batch
+        # phase instead (the same few rows each pass; full batch sees them)
+        data.update(trim_to_batches(data["x"], data["y"], data["sample_weight"],
+                                    batch_size, data["validation_split"],
+                                    data["validation_data"]))
+    return data

@@ -30,10 +30,10 @@ from marquardt._damping import TrainLM
 from marquardt.keras import _backends, _bayes, _validation
 from marquardt.keras._batching import (
     BatchPolicy, PhasedCallbacks, check_batch_size, plan_batches)
-from marquardt.keras._data import array_inputs, trim_to_batches
+from marquardt.keras._data import phase_inputs
 from marquardt.keras._epoch_sums import EpochSums
+from marquardt.keras._probe_inputs import check_inputs
 from marquardt.keras._layers import coupled_layers, warn_about_layers
-from marquardt.keras._memory import plan_memory
 from marquardt.keras._minibatch import FullDataLoss, safe_batch_size, warn_small_batches
 from marquardt.keras._options import (
     LMOptions, options_from_config, options_to_config, resolve_options)
@@ -327,7 +327,7 @@ class LMModel(keras.Model):
         batch_size = check_batch_size(batch_size)
         _validation.check_callbacks(callbacks)
         self._check_strategy()
-        self._check_inputs(x, y, sample_weight)
+        self._lm_k, self._lm_probe_rows = check_inputs(self, x, y, sample_weight)
         _validation.check_validation_data(validation_data)
         is_dataset = hasattr(x, "element_spec")
         leaves = keras.tree.flatten(x) if x is not None else []
@@ -374,7 +374,7 @@ class LMModel(keras.Model):
                     class_weight=class_weight, validation_split=validation_split,
                     validation_data=validation_data)
         auto = policy is not None and policy.auto
-        phase = self._phase_inputs(data, batch_size, n, kwargs, drop_remainder=auto)
+        phase = phase_inputs(data, batch_size, n, kwargs, drop_remainder=auto)
         if auto:
             all_callbacks = PhasedCallbacks(
                 all_callbacks, policy, add_history=True, add_progbar=verbose != 0,
@@ -385,7 +385,7 @@ class LMModel(keras.Model):
                                   initial_epoch=initial_epoch, **phase)
             if policy is not None and policy.continues:
                 # batch_size="auto": the mini-batch epochs stopped improving; full batch now
-                phase = self._phase_inputs(data, n, n, kwargs)
+                phase = phase_inputs(data, n, n, kwargs)
                 all_callbacks.set_params({**all_callbacks.params, "steps": 1})
                 history = super().fit(epochs=epochs, verbose=verbose, callbacks=all_callbacks,
                                       initial_epoch=policy.switch_epoch + 1, **phase)
@@ -400,33 +400,6 @@ class LMModel(keras.Model):
             raise
         self._record_stop(history, stopper, callbacks, initial_epoch, epochs, policy=policy)
         return history
-
-    def _phase_inputs(self, data, batch_size, n, kwargs, *, drop_remainder=False):
-        """The arguments of Keras' ``fit`` for one phase of training at ``batch_size``
-        (``drop_remainder``: the equal batches of ``batch_size="auto"``)."""
-        data = dict(data, batch_size=batch_size, **kwargs)
-        if (n is not None and data["class_weight"] is None and data["shuffle"] in (True, False)
-                and _backends.name() == "tensorflow"):
-            # arrays: one repeated dataset and one iterator for the run (``_data``); on JAX
-            # Keras' own array adapter batches them (NumPy slices, no tf.data)
-            x, validation_data, steps = array_inputs(
-                data["x"], data["y"], data["sample_weight"], batch_size=batch_size,
-                shuffle=data["shuffle"], validation_split=data["validation_split"],
-                validation_data=data["validation_data"],
-                validation_batch_size=kwargs.get("validation_batch_size"),
-                drop_remainder=drop_remainder)
-            data.update(x=x, y=None, sample_weight=None, validation_data=validation_data,
-                        validation_split=0.0, batch_size=None, shuffle=False)  # x batches itself
-            if kwargs.get("steps_per_epoch") is None:
-                data["steps_per_epoch"] = steps
-        elif n is not None and drop_remainder:
-            # Keras' own array adapter (JAX, class_weight, shuffle="batch") would make a last
-            # batch of the fewer than c rows left over: leave them out of the mini-batch
-            # phase instead (the same few rows each pass; full batch sees them)
-            data.update(trim_to_batches(data["x"], data["y"], data["sample_weight"],
-                                        batch_size, data["validation_split"],
-                                        data["validation_data"]))
-        return data
 
     def _full_batch_only(self) -> str:
         """Why the options train full batch under ``batch_size="auto"`` ("" if they need not)."""
@@ -452,45 +425,6 @@ class LMModel(keras.Model):
 
     def _lm_weight_count(self):
         return int(sum(np.prod(v.shape) for v in self.network.trainable_variables))
-
-    def _check_inputs(self, x, y, sample_weight):
-        """Front-door checks; records k (residuals per sample) and the probe's rows."""
-        self._lm_k = self._lm_probe_rows = None
-        if x is not None and not hasattr(x, "element_spec"):
-            _validation.check_arrays(x, y, sample_weight)
-        probe = None if x is None else _validation.first_batch(x, y, sample_weight)
-        if probe is not None and not self.network.built:
-            # a model without an `Input` (``Sequential([Dense(10), Dense(1)])``) is built by
-            # its first call, as Keras' own fit builds it from the data (under the
-            # tf.distribute strategy it was made in: mirrored variables)
-            with _backends.strategy_scope(self):
-                self.network(probe[0], training=False)
-                self.build(None)
-        _validation.check_trainable(self.network)
-        if probe is None:
-            return
-        px, py, psw = probe
-        if hasattr(x, "element_spec"):
-            _validation.check_arrays(px, py, psw)
-        y_pred = self.network(px, training=False)
-        _validation.check_no_penalties(self.network)
-        if self.lm_custom_residual is not None:
-            px = keras.tree.map_structure(keras.ops.convert_to_tensor, px)
-            py = None if py is None else keras.tree.map_structure(keras.ops.convert_to_tensor, py)
-            r = self.lm_custom_residual(lambda inputs: self.network(inputs, training=False),
-                                        px, py)
-            cost = 0.5 * float(np.sum(np.square(np.asarray(r, dtype=np.float64))))
-        else:
-            if py is None:
-                raise ValueError("`y` must be given to train with a Keras loss. Received: y=None")
-            names = self._loss_names()
-            _validation.check_targets(py, y_pred, names)
-            fn, _ = self.lm_loss_residual
-            r = np.asarray(fn(py, y_pred, psw), dtype=np.float64)
-            self._lm_k = int(np.prod(r.shape[1:])) if r.ndim > 1 else 1
-            self._lm_probe_rows = int(r.shape[0])
-            cost = 0.5 * float(np.sum(np.square(r))) / max(r.shape[0], 1)
-        _validation.check_start(cost)
 
     def _loss_names(self):
         loss = self.loss
