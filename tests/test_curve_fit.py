@@ -113,6 +113,9 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"nan_policy": "drop", "check_finite": False}, ValueError, r"nan_policy must be one of \{None, 'raise', 'omit'\}\. Received: nan_policy='drop'"),
     ({"ydata": np.r_[Y[:3], np.nan, Y[4:]], "check_finite": False}, ValueError,
      r"`ydata` must contain only finite values\. Received: ydata\[3\]=nan \(1 non-finite"),
+    ({"ydata": np.r_[Y[:3], np.nan, Y[4:]], "nan_policy": "omit", "check_finite": True},
+     ValueError, r"`ydata` must contain only finite values\. Received: ydata\[3\]=nan .*\. "
+                 r"check_finite=True checks before nan_policy='omit' acts \(SciPy's meaning\)"),
     ({"jac": "exact"}, ValueError, r"`jac` must be one of \['auto', 'forward', 'reverse', '2-point', '3-point', 'cs'\] or a callable"),
 ])
 def test_rejects_bad_input(kwargs, error, pattern):

@@ -47,15 +47,20 @@ def check_enough_points(m: int, n: int, *, per_problem: bool = False) -> None:
 NAN_POLICIES = (None, "raise", "omit")
 
 
-def _omit_nan(x, y, sigma, nan_policy):
-    """SciPy's ``nan_policy`` (``check_finite=False``): 'raise' on a NaN in xdata or ydata,
-    'omit' drops the points (columns of x, rows and columns of a covariance sigma) that have
-    one; 'propagate' is refused, as by SciPy."""
+def _check_nan_policy(nan_policy) -> None:
+    """SciPy's values of ``nan_policy``; 'propagate' is refused, as by SciPy."""
     if nan_policy == "propagate":
         raise ValueError("`nan_policy='propagate'` is not supported by this function.")
     if nan_policy not in NAN_POLICIES:
         raise ValueError("nan_policy must be one of {None, 'raise', 'omit'}. "
                          f"Received: nan_policy={nan_policy!r}")
+
+
+def _omit_nan(x, y, sigma, nan_policy):
+    """SciPy's ``nan_policy`` (``check_finite=False``): 'raise' on a NaN in xdata or ydata,
+    'omit' drops the points (columns of x, rows and columns of a covariance sigma) that have
+    one; 'propagate' is refused, as by SciPy."""
+    _check_nan_policy(nan_policy)
     if nan_policy is None:
         return x, y, sigma
     has_nan = np.isnan(y)
@@ -97,17 +102,25 @@ def prepare_curve_data(xdata, ydata, sigma, *, name_prefix: str = "", check_fini
         not hasattr(xdata, "shape") or hasattr(xdata, "columns"))
     x = xdata if passthrough else _checks.as_float_array(xdata, f"{name_prefix}xdata")
     y = _checks.as_float_array(ydata, f"{name_prefix}ydata", ndim=(0, 1))
-    if nan_policy is not None or not check_finite:
+    _check_nan_policy(nan_policy)
+    # SciPy: nan_policy acts where check_finite is False (its default when nan_policy is
+    # given); an explicit check_finite=True checks first, and a NaN is a ValueError
+    if not check_finite:
         x, y, sigma = _omit_nan(x, y, sigma, nan_policy)
-    if check_finite or nan_policy is not None:
-        if not passthrough:
-            _checks.check_finite(x, f"{name_prefix}xdata")
-    # ydata always: a non-finite value makes the residuals at p0 non-finite whatever the model
-    # (SciPy's trf then raises "Residuals are not finite in the initial point"), and the error
-    # should name the data rather than the residual function built from it
+    hint = (f". check_finite=True checks before nan_policy={nan_policy!r} acts (SciPy's "
+            "meaning); leave check_finite out to let it act" if check_finite and
+            nan_policy is not None else "")
     try:
+        if check_finite or nan_policy is not None:
+            if not passthrough:
+                _checks.check_finite(x, f"{name_prefix}xdata")
+        # ydata always: a non-finite value makes the residuals at p0 non-finite whatever the
+        # model (SciPy's trf then raises "Residuals are not finite in the initial point"), and
+        # the error should name the data rather than the residual function built from it
         _checks.check_finite(y, f"{name_prefix}ydata")
     except ValueError as exc:
+        if hint:
+            raise ValueError(f"{exc}{hint}") from None
         if check_finite or nan_policy is not None:
             raise
         raise ValueError(f"{exc}. check_finite=False skips the check, not the need: the "
