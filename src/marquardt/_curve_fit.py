@@ -411,7 +411,8 @@ def curve_fit(
         check_finite: refuse NaN or Inf in the inputs (ValueError); default True unless
             ``nan_policy`` is given (SciPy's rule).
         bounds: ``(lb, ub)`` on the parameters, or a ``scipy.optimize.Bounds``. Unlike
-            SciPy's ``lm``, marquardt's LM takes bounds itself.
+            SciPy's ``lm``, marquardt's LM takes bounds itself; a p0 on a bound starts 1e-10
+            inside it, as with SciPy's ``trf`` (``least_squares``).
         method: ``None`` or ``'lm'``; SciPy's ``'trf'`` and ``'dogbox'`` are refused with a
             ValueError that says why (bounds and robust losses need no other method here).
         jac: ``None`` or ``'auto'`` (default: exact autodiff for a TensorFlow model,

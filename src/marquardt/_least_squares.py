@@ -145,7 +145,9 @@ def least_squares(
         bounds: ``(lb, ub)``, scalars or arrays of shape (n,), or a
             ``scipy.optimize.Bounds``; ±inf for none. Steps are
             projected onto the box and parameters held at an active bound are frozen
-            (a projected active-set LM; Kanzow, Yamashita & Fukushima 2004).
+            (a projected active-set LM; Kanzow, Yamashita & Fukushima 2004). An x0 on (or
+            within 1e-10·max(1, |bound|) of) a finite bound starts that far inside it, as
+            SciPy's ``trf`` starts (``make_strictly_feasible``).
         method: ``'lm'`` (the only method; use ``marquardt.scipy`` for SciPy's ``trf``).
         ftol, xtol, gtol: termination tolerances with SciPy's meanings (see
             ``marquardt._termination``); None disables a test (SciPy's ``trf`` rule; its
