@@ -304,6 +304,8 @@ REFUSALS = [
     ("p0 not a number", ["fit", "SMALL", "--model", "a*x", "--p0", "a=one"], 2, r"argument --p0: a: 'one' is not a number"),
     ("bounds on an unknown parameter", ["fit", "SMALL", *FIT, "--bounds", "c=0:1"], 2, r"--bounds: 'c' is not a parameter"),
     ("bounds reversed", ["fit", "SMALL", *FIT, "--bounds", "a=1:0"], 2, r"lower bound 1 must be below the upper bound 0"),
+    ("bound NaN", ["fit", "SMALL", *FIT, "--bounds", "a=nan:1"], 2,
+     r"argument --bounds: a: 'nan' is not a number \(for no bound, leave that end empty or write inf\)"),
     ("start outside bounds", ["fit", "SMALL", *FIT, "--bounds", "a=2:3"], 2, r"--p0: a=1 lies outside its bounds \[2, 3\]"),
     ("model not finite at start", ["fit", "SMALL", "--model", "a*log(x - 10)", "--p0", "a=1"], 1,
      r"not finite at the starting values"),

@@ -37,7 +37,10 @@ def _float(text: str, what: str, *, allow_inf: bool = False) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a number") from None
-    if not math.isfinite(value):
+    if allow_inf and math.isnan(value):  # a bound may be infinite, never NaN
+        raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a number (for no bound, "
+                                         "leave that end empty or write inf)")
+    if not math.isfinite(value) and not allow_inf:
         raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a finite number")
     return value
 
