@@ -273,7 +273,7 @@ def _check_start(formula, variables, columns_of, data, names, p0) -> None:
     if bad.size:
         raise CliError(
             f"the model is not finite at the starting values --p0 (line {int(data.lines[bad[0]])} of the data "
-            f"gives {out[bad[0]]}; {bad.size} rows in all); choose other starting values"
+            f"gives {out[bad[0]]}; {bad.size} row{'s' if bad.size != 1 else ''} in all); choose other starting values"
         )
 
 
