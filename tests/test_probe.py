@@ -27,10 +27,27 @@ def test_call_at_x0_names_the_function_and_keeps_the_type():
         _probe.call_at_x0(_raise(KeyError("w")), "model residuals")
 
 
-def test_call_at_x0_reraises_what_it_cannot_rebuild():
+def test_call_at_x0_rebuilds_tensorflow_errors_with_the_name():
+    """TensorFlow's OpError takes the node and the op too: rebuilt with them, same type, the
+    function named; float32 meeting the float64 parameters gets the remedy."""
     tf_error = tf.errors.InvalidArgumentError(None, None, "bad shape")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"^bad shape$"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"^`fun` raised at x0: bad shape$"):
         _probe.call_at_x0(_raise(tf_error), "fun")
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"^`f` raised at p0: cannot compute AddV2 .* was expected to be a "
+                             r"double tensor but is a float tensor .*\(a float32 tensor, such as "
+                             r"tf\.constant\(0\.5\) .* write tf\.constant\(0\.5, tf\.float64\)"):
+        _probe.call_at_x0(lambda: tf.constant([1.0], tf.float64) + tf.constant([0.5]), "f",
+                          "at p0")
+
+
+def test_call_at_x0_reraises_what_it_cannot_rebuild():
+    class Odd(Exception):
+        def __init__(self, a, b):
+            super().__init__(f"{a}{b}")
+
+    with pytest.raises(Odd, match=r"^12$"):
+        _probe.call_at_x0(_raise(Odd(1, 2)), "fun")
     ours = NoGradientError("`fun` cannot be differentiated")
     with pytest.raises(NoGradientError, match=r"^`fun` cannot be differentiated$"):
         _probe.call_at_x0(_raise(ours), "fun")

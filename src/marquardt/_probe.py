@@ -28,10 +28,11 @@ def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
     """``call()``, with an error it raises re-raised naming ``who`` and ``where``.
 
     The error keeps its type; its message is prefixed by "`who` raised at x0: " (``where``
-    says at which point: ``curve_fit_batch`` probes problem 0 at its p0). Errors whose
-    type cannot be rebuilt from a message alone (TensorFlow's take the failing op too) and
-    ``NoGradientError`` and ``OutputError`` (already in our words: what the function
-    returned, checked inside ``call``, not something it raised) are re-raised as they are.
+    says at which point: ``curve_fit_batch`` probes problem 0 at its p0; TensorFlow's
+    errors are rebuilt with their node and op, ``named_error``). Errors whose type cannot be
+    rebuilt and ``NoGradientError`` and ``OutputError`` (already in our words: what the
+    function returned, checked inside ``call``, not something it raised) are re-raised as
+    they are.
     """
     try:
         return call()
@@ -46,11 +47,36 @@ def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
 
 def named_error(exc: Exception, who: str, where: str = "at x0") -> Exception:
     """``exc`` of the same type with its message prefixed by "`who` raised at x0: ", or
-    ``exc`` itself where its type cannot be rebuilt from a message (TensorFlow's)."""
+    ``exc`` itself where its type cannot be rebuilt. A TensorFlow ``OpError`` (whose
+    constructor takes the node and the op too) is rebuilt with them, with the remedy where a
+    float32 tensor met the float64 parameters."""
+    if hasattr(exc, "node_def") and hasattr(exc, "op") and hasattr(exc, "message"):
+        wrapped = _tensorflow_error(exc, who, where)
+        return exc if wrapped is None else wrapped
     try:
         return type(exc)(f"`{who}` raised {where}: {exc}")
-    except Exception:  # an exception type with another constructor (TensorFlow's)
+    except Exception:  # an exception type with another constructor
         return exc
+
+
+#: What TensorFlow says when a float32 tensor meets the float64 parameters, and what to do.
+_FLOAT32_MIX = ("was expected to be a double tensor but is a float tensor",
+                " (a float32 tensor, such as tf.constant(0.5) or a float32 array made a tensor, "
+                "meets the float64 parameters: write tf.constant(0.5, tf.float64), a Python "
+                "number, or tf.cast(..., tf.float64))")
+
+
+def _tensorflow_error(exc: Exception, who: str, where: str) -> Exception | None:
+    """A TensorFlow ``OpError`` (its constructor takes the node and op too) rebuilt with
+    ``who`` and ``where`` in its message, and the remedy when float32 met float64; None when
+    it cannot be rebuilt."""
+    message = f"`{who}` raised {where}: {exc.message}"
+    if _FLOAT32_MIX[0] in message:
+        message += _FLOAT32_MIX[1]
+    try:
+        return type(exc)(exc.node_def, exc.op, message)
+    except Exception:  # noqa: BLE001 - another constructor: the original is raised
+        return None
 
 
 def returns_numpy(value: Any) -> bool:
