@@ -56,6 +56,14 @@ def check_output_path(path: Path | None, option: str, *, directory: bool) -> Non
     """
     if path is None:
         return
+    try:
+        _check_output_path(path, option, directory=directory)
+    except OSError as exc:  # a name too long for the file system, a loop of links, ...
+        raise UsageError(f"{option}: {str(path)!r} cannot be used ({exc.strerror or exc}); "
+                         f"found {option} {path}") from None
+
+
+def _check_output_path(path: Path, option: str, *, directory: bool) -> None:
     if directory and path.exists() and not path.is_dir():
         raise UsageError(f"{option}: {str(path)!r} is a file, not a directory; found {option} {path}")
     if not directory and path.is_dir():
