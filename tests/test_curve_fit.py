@@ -268,3 +268,7 @@ def test_numpy_model_differenced_relative_to_its_parameters_sizes():
                                                   full_output=True)
         assert nist.lre(popt, p.certified).min() >= 5.0
         assert info["nfev"] < 300
+        # least_squares, the same rule (SciPy documents its step as x * diff_step)
+        res = marquardt.least_squares(lambda b: f(p.x, *b) - p.target(), start)
+        assert res.success and nist.lre(res.x, p.certified).min() >= 5.0
+        assert res.nfev < 300

@@ -163,7 +163,11 @@ def least_squares(
             Gauss-Newton Hessian of the robust cost), as in SciPy.
         f_scale: soft margin between inlier and outlier residuals (> 0), in residual units.
         diff_step: relative step for finite differences (default ε^(1/2) or ε^(1/3), ε the
-            machine epsilon of the residuals' dtype: float32 residuals get wider steps).
+            machine epsilon of the residuals' dtype: float32 residuals get wider steps). The
+            step of parameter i is diff_step · max(|xᵢ|, |x0ᵢ|) (|x0ᵢ| = 0 counts as 1): relative
+            to the parameter, as SciPy documents it ("x * diff_step"), where SciPy's code takes
+            max(|xᵢ|, 1), which moves a parameter of 1e-7 by 10 % of itself
+            (``marquardt._core.numdiff``).
         tr_solver, tr_options: accepted as SciPy's ``lm`` accepts them (None, ``'exact'`` or
             ``'lsmr'``; a dict) and, as there, not used: the damped system is solved densely
             by ``solver``.
@@ -254,7 +258,7 @@ def least_squares(
             problem, x0, bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
             x_scale=x_scale, loss=loss, f_scale=f_scale, diff_step=diff_step,
             max_nfev=max_nfev, verbose=verbose, callback=callback, damping=damping,
-            solver=solver, workers=mapper)
+            solver=solver, workers=mapper, typical_steps=True)
 
 
 class _BoundFunction:

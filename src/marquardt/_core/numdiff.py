@@ -9,7 +9,7 @@ the array namespace ``xp``; the caller says how the n perturbed points are evalu
 (``many``: a loop on the host, a vectorised map in a graph).
 
 ``typical``: the parameters' typical magnitudes (Dennis & Schnabel's typx) in place of SciPy's
-1, hᵢ = rel_step · sign(xᵢ) · max(|xᵢ|, typicalᵢ). ``curve_fit`` passes the start's |p0ᵢ| (1
+1, hᵢ = rel_step · sign(xᵢ) · max(|xᵢ|, typicalᵢ). The front doors pass the start's |x0ᵢ| (1
 where p0ᵢ = 0), so that a parameter of size 1e-7 (NIST Hahn1's cubic coefficients, multiplying
 x³ ≈ 7e8) is moved by a step relative to itself, as MINPACK's ``fdjac2`` moves it (SciPy's
 ``curve_fit`` through ``leastsq``: hᵢ = √epsfcn · |xᵢ|), not by 10 % of its value, which
