@@ -35,7 +35,7 @@ from marquardt._core.functions import model_evaluator
 from marquardt._errors import NoGradientError
 from marquardt._batch_results import BatchMessages, BatchOutputs
 from marquardt._covariance import optimize_warning, scale_by_reduced_chisq, standard_errors
-from marquardt._curve_fit import check_enough_points
+from marquardt._curve_data import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
                                 loop_config, with_jacobian_calls)
 from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from marquardt import _checks
-from marquardt._curve_fit import inverse_sigma
+from marquardt._curve_data import inverse_sigma
 from marquardt._least_squares import first_call
 from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES

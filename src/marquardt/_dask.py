@@ -123,7 +123,7 @@ class _Arguments:
     def start_values(self, p0) -> None:
         """p0 decides n: (K, n) per problem, else (n,) shared (None: ones, n from ``f``'s
         signature)."""
-        from marquardt._curve_fit import check_enough_points
+        from marquardt._curve_data import check_enough_points
         from marquardt._parameters import prepare_p0
 
         k_all = self.k_all
