@@ -31,6 +31,22 @@ def jax_models():
             for name, fn in plain.items()}
 
 
+def numpy_problem(name: str):
+    """``(problem, f)``: the NIST problem shipped with marquardt and its model as a NumPy
+    function ``f(x, *b)``, the formula evaluated by ``marquardt.nist``'s parser (the tests of
+    NumPy models' finite differences; the hand-written models here are TensorFlow or JAX)."""
+    import numpy as np
+    from marquardt import nist
+    (path,) = [f for f in nist.files() if f.stem == name]
+    problem = nist.load(path)
+    names, params = problem.variable_names, problem.parameter_names
+
+    def f(x, *b):
+        return problem.formula.evaluate_numpy(dict(zip(names, np.atleast_2d(x))),
+                                              dict(zip(params, b)))
+    return problem, f
+
+
 def _gauss(x, b1, b2, b3, b4, b5, b6, b7, b8):
     return (b1 * exp(-b2 * x) + b3 * exp(-((x - b4) ** 2) / b5**2)
             + b6 * exp(-((x - b7) ** 2) / b8**2))

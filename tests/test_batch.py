@@ -763,13 +763,8 @@ def test_numpy_model_differenced_relative_to_its_parameters_sizes():
     # each problem's start magnitudes, as curve_fit's (tests/test_curve_fit.py); with SciPy
     # least_squares' ε^½·max(1, |b|) the ~1e-7 cubic coefficients ended with 2 correct digits
     from marquardt import nist
-    (path,) = [f for f in nist.files() if f.stem == "Hahn1"]
-    p = nist.load(path)
-    names, params = p.variable_names, p.parameter_names
-
-    def f(x, *b):
-        return p.formula.evaluate_numpy(dict(zip(names, np.atleast_2d(x))),
-                                        dict(zip(params, b)))
+    from nist_models import numpy_problem
+    p, f = numpy_problem("Hahn1")
 
     y = np.stack([p.target(), p.target()])
     res = curve_fit_batch(f, p.x, y, np.array(p.starts), ftol=1e-15, xtol=1e-15, gtol=1e-15)

@@ -255,13 +255,8 @@ def test_numpy_model_differenced_relative_to_its_parameters_sizes():
     # relative to the parameters' start magnitudes (MINPACK's, SciPy's curve_fit) give the
     # certified values to 5+ digits in about 130
     from marquardt import nist
-    (path,) = [f for f in nist.files() if f.stem == "Hahn1"]
-    p = nist.load(path)
-    names, params = p.variable_names, p.parameter_names
-
-    def f(x, *b):
-        return p.formula.evaluate_numpy(dict(zip(names, np.atleast_2d(x))),
-                                        dict(zip(params, b)))
+    from nist_models import numpy_problem
+    p, f = numpy_problem("Hahn1")
 
     for start in p.starts:
         popt, _, info, _, _ = marquardt.curve_fit(f, p.x, p.target(), p0=start,
