@@ -356,10 +356,12 @@ HOST_CHUNK = 8192
 
 
 def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                   diff_step, todo, store, f_dtype=np.float64, typical=None) -> None:
+                   diff_step, todo, store, f_dtype, typical) -> None:
     """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
     on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what the
-    model returns (its finite-difference steps' precision, as in ``curve_fit``)."""
+    model returns (its finite-difference steps' precision, as in ``curve_fit``);
+    ``typical``: the parameters' typical sizes (K, n) for those steps, from the starts as
+    given (``numdiff.typical_magnitudes``)."""
     if jac in ("forward", "reverse"):
         raise NoGradientError(
             f"`f` cannot be differentiated by TensorFlow: it returned NumPy values, so "
@@ -373,8 +375,7 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
     # difference steps relative to the starts' magnitudes, as curve_fit's
     evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
                                 np.where(present, y, 0.0), w, n, lb, ub, diff_step, f_dtype,
-                                typical=numdiff.typical_magnitudes(p0) if typical is None
-                                else typical)
+                                typical=typical)
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
     for start in range(0, todo.size, HOST_CHUNK):
         idx = todo[start:start + HOST_CHUNK]
