@@ -34,11 +34,12 @@ inspection.
 from __future__ import annotations
 
 import math
+import operator
 import re
 
 import numpy as np
 
-from marquardt._backend.numpy import single
+from marquardt._backend.numpy import single, trace_lanes
 from marquardt._backend.numpy.trace_inline import ARRAY_PATH, INLINE, REDUCTIONS
 from marquardt._backend.numpy.trace_values import (_LEAF_TYPES, Untraceable, _is_record, _pick,
                                                    _same, _Sym)
@@ -54,7 +55,8 @@ class _Tracer:
                               "_B": np.bool_, "_msqrt": math.sqrt,
                               "_misfinite": math.isfinite, "_pick": _pick,
                               "_add_reduce": np.add.reduce,
-                              "_max_reduce": np.maximum.reduce}
+                              "_max_reduce": np.maximum.reduce, "_np_array": np.array,
+                              "_np_sqrt": np.sqrt}
         self.count = 0
         self.expressions: dict[str, _Sym] = {}
 
@@ -73,6 +75,8 @@ class _Tracer:
 
     def render(self, arg) -> str:
         if isinstance(arg, _Sym):
+            if arg.name is None:  # held as lanes only: its array, now that one is needed
+                trace_lanes.materialize(self, arg)
             return arg.name
         if isinstance(arg, list):
             return "[" + ", ".join(self.render(a) for a in arg) + "]"
@@ -119,6 +123,11 @@ class _Tracer:
         result = fn(*(self.value(a) for a in args))
         if not self.traced(args):
             return result
+        if fn in _LANE_OPERATORS and isinstance(result, np.ndarray):
+            split = trace_lanes.elementwise(self, lambda lane_args: (template, lane_args),
+                                            args, result)
+            if split is not None:
+                return split
         return self.emit(template, args, result)
 
     def check(self, template, args, expected) -> bool:
@@ -142,6 +151,9 @@ class _Tracer:
         result = fn(*values, **{k: self.value(v) for k, v in kwargs.items()})
         if not self.traced(args) and not self.traced(tuple(kwargs.values())):
             return result
+        split = self.lanes(name, args, kwargs, result)
+        if split is not None:
+            return split
         inline = INLINE.get(name)
         if inline is not None and (not kwargs or name in REDUCTIONS):
             form = inline(self, *args, **kwargs)
@@ -161,6 +173,23 @@ class _Tracer:
             [f"{{{i}}}" for i in range(len(args))]
             + [f"{k}={{{len(args) + i}}}" for i, k in enumerate(kwargs)]) + ")"
         return self.emit(template, list(args) + list(kwargs.values()), result)
+
+
+    def lanes(self, name, args, kwargs, result):
+        """The call written lane by lane (``trace_lanes``), or None."""
+        if name in trace_lanes.REDUCTIONS:
+            return trace_lanes.reduction(self, name, args, kwargs, result)
+        form = trace_lanes.namespace_form(self, name)
+        if form is None or kwargs or not isinstance(result, np.ndarray):
+            return None
+        return trace_lanes.elementwise(self, form, args, result)
+
+
+# Python's operators that act elementwise on a lane vector as on its elements
+_LANE_OPERATORS = frozenset((operator.add, operator.sub, operator.mul, operator.truediv,
+                             operator.and_, operator.or_, operator.lt, operator.le,
+                             operator.gt, operator.ge, operator.eq, operator.ne,
+                             operator.neg, operator.invert, abs))
 
 
 class _TraceNamespace:
@@ -283,7 +312,7 @@ def _live_lines(lines: list[str], result_expr: str) -> list[str]:
 def _build(tr: _Tracer, out) -> str:
     """The expression that rebuilds the result tree from the generated variables."""
     if isinstance(out, _Sym):
-        return out.name
+        return tr.render(out)
     if _is_record(out):
         cls = tr.constant(type(out))
         return f"{cls}(" + ", ".join(_build(tr, v) for v in out) + ")"

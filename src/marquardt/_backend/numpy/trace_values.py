@@ -28,14 +28,15 @@ def _is_record(v) -> bool:
 class _Sym:
     """A traced value: its variable name in the generated code and its value in the trace."""
 
-    __slots__ = ("name", "value", "tr")
+    __slots__ = ("name", "value", "tr", "parts")
     __array_ufunc__ = None  # NumPy scalars defer to our reflected operators
     __array_priority__ = 1000
 
     def __init__(self, name, value, tr):
-        self.name = name
+        self.name = name  # None: a vector held only as its lanes (``trace_lanes``)
         self.value = value
         self.tr = tr
+        self.parts = None  # its element symbols, once split into lanes
 
     @property
     def shape(self):
