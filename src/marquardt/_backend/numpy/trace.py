@@ -123,9 +123,9 @@ class _Tracer:
         result = fn(*(self.value(a) for a in args))
         if not self.traced(args):
             return result
-        if fn in _LANE_OPERATORS and isinstance(result, np.ndarray):
-            split = trace_lanes.elementwise(self, lambda lane_args: (template, lane_args),
-                                            args, result)
+        lane_form = _LANE_OPERATORS.get(fn)
+        if lane_form is not None and isinstance(result, np.ndarray):
+            split = trace_lanes.elementwise(self, lane_form, args, result)
             if split is not None:
                 return split
         return self.emit(template, args, result)
@@ -179,17 +179,21 @@ class _Tracer:
         """The call written lane by lane (``trace_lanes``), or None."""
         if name in trace_lanes.REDUCTIONS:
             return trace_lanes.reduction(self, name, args, kwargs, result)
-        form = trace_lanes.namespace_form(self, name)
-        if form is None or kwargs or not isinstance(result, np.ndarray):
+        if kwargs or not isinstance(result, np.ndarray):
             return None
-        return trace_lanes.elementwise(self, form, args, result)
+        return trace_lanes.elementwise(self, trace_lanes.namespace_form(name), args, result)
 
 
-# Python's operators that act elementwise on a lane vector as on its elements
-_LANE_OPERATORS = frozenset((operator.add, operator.sub, operator.mul, operator.truediv,
-                             operator.and_, operator.or_, operator.lt, operator.le,
-                             operator.gt, operator.ge, operator.eq, operator.ne,
-                             operator.neg, operator.invert, abs))
+# Python's operators that act elementwise on a lane vector as on its elements: their lane form
+_LANE_OPERATORS = {
+    operator.add: trace_lanes.OPERATORS["+"], operator.sub: trace_lanes.OPERATORS["-"],
+    operator.mul: trace_lanes.OPERATORS["*"], operator.truediv: trace_lanes.OPERATORS["/"],
+    operator.and_: trace_lanes.OPERATORS["&"], operator.or_: trace_lanes.OPERATORS["|"],
+    operator.lt: trace_lanes.OPERATORS["<"], operator.le: trace_lanes.OPERATORS["<="],
+    operator.gt: trace_lanes.OPERATORS[">"], operator.ge: trace_lanes.OPERATORS[">="],
+    operator.eq: trace_lanes.OPERATORS["=="], operator.ne: trace_lanes.OPERATORS["!="],
+    operator.neg: trace_lanes.OPERATORS["neg"], operator.invert: trace_lanes.OPERATORS["not"],
+    abs: trace_lanes.OPERATORS["abs"]}
 
 
 class _TraceNamespace:

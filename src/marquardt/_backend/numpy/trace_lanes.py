@@ -6,8 +6,10 @@ n-vectors (the gradient, D, the singular values, the step), and a NumPy call on 
 array costs about a microsecond, almost all of it dispatch: the secular equation's Newton
 iterates alone are some forty such calls per iteration. A traced vector of at most
 ``MAX_LANES`` float64 or bool elements (shape (n,) or (1, n)) is therefore split into its
-elements, NumPy scalars, and an elementwise operation on it becomes one scalar line per element
-(some fifty nanoseconds each); a reduction over its last axis becomes one expression in the
+elements as Python numbers (``float``, ``bool``: IEEE doubles, the same arithmetic as NumPy's,
+without a NumPy scalar's dispatch and error-state checks), and an elementwise operation on it becomes one line per
+element; what Python would refuse is written out (a division by zero, a negative square root
+take NumPy's result); a reduction over its last axis becomes one expression in the
 order NumPy's pairwise summation adds (``add_order``: left to right below eight elements, eight
 interleaved partial sums from eight on). The array is rebuilt, once, only where an array
 operation (a BLAS product, the SVD) or a returned record needs it.
@@ -21,22 +23,52 @@ NumPy's, whose vectorised reduction does not specify it; NaN is NaN to every dec
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from marquardt._backend.numpy.trace_inline import INLINE
-from marquardt._backend.numpy.trace_values import _same, _Sym
+from marquardt._backend.numpy.trace_values import _Sym
 
 __all__ = ["MAX_LANES", "REDUCTIONS", "add_order", "lane_count", "lanes", "materialize",
-           "elementwise", "namespace_form", "reduction"]
+           "elementwise", "namespace_form", "reduction", "OPERATORS"]
 
 MAX_LANES = 8  # above this one ufunc call on the array is as cheap as n scalar operations
 
 _LANE_DTYPES = (np.dtype(np.float64), np.dtype(np.bool_))
 
-# ``single``'s elementwise functions whose scalar inline form applies lane by lane
-ELEMENTWISE = ("where", "maximum", "minimum", "greater", "greater_equal", "less",
-               "less_equal", "equal", "logical_and", "logical_or", "logical_not", "abs",
-               "sqrt", "isfinite")
+
+def _lane_div(a, b):
+    """a / b where Python would raise (b = 0): NumPy's ±inf or NaN."""
+    return float(np.float64(a) / np.float64(b))
+
+
+def _lane_sqrt(x):
+    """sqrt below 0 or of NaN: NumPy's NaN, bit for bit."""
+    return float(np.sqrt(np.float64(x)))
+
+
+HELPERS = {"_lane_div": _lane_div, "_lane_sqrt": _lane_sqrt, "_misfinite": math.isfinite,
+           "_msqrt": math.sqrt}
+
+_DIVIDE = "({0} / {1} if {1} else _lane_div({0}, {1}))"
+
+# the lane form of Python's operators (by the ``operator`` function) and of ``single``'s
+# elementwise functions (by name): templates on Python numbers
+OPERATORS = {"+": "({0} + {1})", "-": "({0} - {1})", "*": "({0} * {1})", "/": _DIVIDE,
+             "&": "({0} & {1})", "|": "({0} | {1})", "<": "({0} < {1})", "<=": "({0} <= {1})",
+             ">": "({0} > {1})", ">=": "({0} >= {1})", "==": "({0} == {1})",
+             "!=": "({0} != {1})", "neg": "(-{0})", "not": "(not {0})", "abs": "abs({0})"}
+_FUNCTIONS = {
+    "where": "({1} if {0} else {2})",
+    "maximum": "({0} if ({0} >= {1} or {0} != {0}) else {1})",  # NumPy's rule: NaN wins
+    "minimum": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+    "greater": OPERATORS[">"], "greater_equal": OPERATORS[">="], "less": OPERATORS["<"],
+    "less_equal": OPERATORS["<="], "equal": OPERATORS["=="],
+    "logical_and": OPERATORS["&"], "logical_or": OPERATORS["|"],
+    "logical_not": OPERATORS["not"], "abs": OPERATORS["abs"],
+    "sqrt": "(_msqrt({0}) if {0} >= 0 else _lane_sqrt({0}))",
+    "isfinite": "_misfinite({0})",
+}
 
 
 def lane_count(value) -> int:
@@ -51,17 +83,32 @@ def lane_count(value) -> int:
 
 
 def lanes(tr, sym: _Sym) -> list:
-    """The element symbols of ``sym`` (unpacked from its array, once, where it has none)."""
+    """The element symbols of ``sym`` as Python numbers (unpacked from its array, once)."""
     if sym.parts is None:
-        flat = sym.value.reshape(-1)
-        parts = tr.emit("{0}.reshape(-1)", (sym,), tuple(flat[i] for i in range(flat.size)))
-        sym.parts = list(parts)
+        value = sym.value
+        template = "{0}.tolist()[0]" if value.ndim == 2 else "{0}.tolist()"
+        items = value.reshape(-1).tolist()
+        sym.parts = list(tr.emit(template, (sym,), tuple(items)))
     return sym.parts
+
+
+def _python_number(tr, a):
+    """A scalar argument of a lane operation as a Python number: a constant converted now, a
+    traced NumPy scalar converted once in the code."""
+    if not isinstance(a, _Sym):
+        return a.item() if isinstance(a, np.generic) else a
+    v = a.value
+    if not isinstance(v, np.generic):
+        return a
+    cache = tr.__dict__.setdefault("lane_scalars", {})
+    if a.name not in cache:
+        cache[a.name] = tr.emit("{0}.item()", (a,), v.item())
+    return cache[a.name]
 
 
 def materialize(tr, sym: _Sym) -> None:
     """Give a lane-only symbol its array variable (the lanes rebuilt in its shape and dtype)."""
-    items = ", ".join(p.name for p in sym.parts)
+    items = ", ".join(tr.render(p) for p in sym.parts)
     rows = f"[[{items}]]" if sym.value.ndim == 2 else f"[{items}]"
     dtype = tr.constant(sym.value.dtype.type)
     tr.count += 1
@@ -104,12 +151,14 @@ def _lane_args(tr, args, shape):
             if v.shape != shape and (v.size != 1 or v.ndim > len(shape)):
                 return None
             n = max(n, v.size)
+        elif not isinstance(v, (np.generic, float, int, bool)):
+            return None
     if not n:
         return None
-    split = [lanes(tr, a) if isinstance(a, _Sym) and isinstance(a.value, np.ndarray) else None
-             for a in args]
-    return [[(s[i] if len(s) > 1 else s[0]) if s is not None else a
-             for a, s in zip(args, split)] for i in range(n)]
+    split = [lanes(tr, a) if isinstance(a, _Sym) and isinstance(a.value, np.ndarray)
+             else _python_number(tr, a) for a in args]
+    return [[(s[i] if len(s) > 1 else s[0]) if isinstance(s, list) else s for s in split]
+            for i in range(n)]
 
 
 def _lane_sym(tr, value, parts) -> _Sym:
@@ -118,42 +167,44 @@ def _lane_sym(tr, value, parts) -> _Sym:
     return sym
 
 
-def elementwise(tr, form, args, result):
-    """``result`` (an array) lane by lane: ``form(lane_args)`` gives each lane's (template,
-    arguments); None where the operation does not split."""
-    if not lane_count(result):
+def _evaluate(tr, template, args):
+    names = {f"a{i}": tr.value(a) for i, a in enumerate(args)}
+    expression = template.format(*names)
+    try:
+        return True, eval(expression, {**tr.globals, **HELPERS}, names)  # noqa: S307 — ours
+    except Exception:  # noqa: BLE001 — the lane form does not apply: keep the array call
+        return False, None
+
+
+def _same_element(got, expected) -> bool:
+    """A lane's Python number against the array's element: the same kind, the same bits."""
+    if isinstance(expected, np.bool_):
+        return type(got) is bool and got == bool(expected)
+    return type(got) is float and np.float64(got).tobytes() == expected.tobytes()
+
+
+def elementwise(tr, template, args, result):
+    """``result`` (an array) lane by lane, each lane ``template`` on its arguments; None where
+    the operation does not split or a lane does not give the array's element."""
+    if template is None or not lane_count(result):
         return None
     per_lane = _lane_args(tr, args, result.shape)
     if per_lane is None:
         return None
+    tr.globals.update(HELPERS)
     flat = result.reshape(-1)
     parts = []
     for i, lane_args in enumerate(per_lane):
-        got = form(lane_args)
-        if got is None or got[0] is None:
+        ok, got = _evaluate(tr, template, lane_args)
+        if not ok or not _same_element(got, flat[i]):
             return None
-        template, inline_args = got
-        expected = flat[i]
-        if template == "{0}" and isinstance(inline_args[0], _Sym):
-            if not _same(tr.value(inline_args[0]), expected):
-                return None
-            parts.append(inline_args[0])
-            continue
-        if not tr.check(template, inline_args, expected):
-            return None
-        parts.append(tr.emit(template, inline_args, expected))
+        parts.append(tr.emit(template, lane_args, got))
     return _lane_sym(tr, result, parts)
 
 
-def namespace_form(tr, name):
-    """The lane form of ``single``'s elementwise function ``name`` (None: not elementwise)."""
-    if name == "sqrt":  # NaN below 0 and for NaN exactly as ``np.sqrt`` on the array gives it
-        return lambda lane_args: ("(_F64(_msqrt({0})) if {0} >= 0 else _np_sqrt({0}))",
-                                  lane_args)
-    if name not in ELEMENTWISE:
-        return None
-    inline = INLINE[name]
-    return lambda lane_args: inline(tr, *lane_args)
+def namespace_form(name):
+    """The lane template of ``single``'s elementwise function ``name`` (None: not one)."""
+    return _FUNCTIONS.get(name)
 
 
 REDUCTIONS = ("sum", "max", "norm", "any", "all")
@@ -161,7 +212,8 @@ REDUCTIONS = ("sum", "max", "norm", "any", "all")
 
 def reduction(tr, name, args, kwargs, result):
     """sum / max / norm / any / all of a lane vector over its last axis, to one value per
-    problem: one expression of its lanes (None where the call is another)."""
+    problem (a NumPy scalar, as ``single`` gives it; keepdims: a one-lane vector); None where
+    the call is another."""
     if name not in REDUCTIONS or len(args) != 1:
         return None
     a = args[0]
@@ -171,44 +223,45 @@ def reduction(tr, name, args, kwargs, result):
     keepdims = kwargs.get("keepdims", False)
     if isinstance(axis, _Sym) or keepdims not in (False, True):
         return None
-    if keepdims:  # one lane in the reduced shape: the scalar, kept as a lane vector
-        if not lane_count(result) or result.size != 1:
-            return None
-        scalar = reduction(tr, name, args, {**kwargs, "keepdims": False},
-                           result.reshape(-1)[0])
-        return None if scalar is None else _lane_sym(tr, result, [scalar])
-    if isinstance(result, np.ndarray):
-        return None
     ndim = a.value.ndim
     if axis is None:
         if ndim != 1:
             return None
     elif not isinstance(axis, int) or axis % ndim != ndim - 1:
         return None
+    if keepdims and (not lane_count(result) or result.size != 1):
+        return None
+    expected = result.reshape(-1)[0] if keepdims else result
+    if not isinstance(expected, (np.float64, np.bool_)):
+        return None
+    tr.globals.update(HELPERS)
     parts = lanes(tr, a)
-    n = len(parts)
-    names = [f"{{{i}}}" for i in range(n)]
-    if name == "sum":
-        template, inline_args = add_order(names), parts
-    elif name == "norm":
-        squares = [tr.emit("({0} * {0})", (p,), tr.value(p) * tr.value(p)) for p in parts]
-        template, inline_args = f"_F64(_msqrt({add_order(names)}))", squares
-    elif name in ("any", "all"):
-        symbol = " | " if name == "any" else " & "
-        template, inline_args = "(" + symbol.join(names) + ")", parts
-    else:  # max: NumPy's rule lane by lane, NaN wins
+    names = [f"{{{i}}}" for i in range(len(parts))]
+    if name == "max":  # NumPy's rule lane by lane, NaN wins
         acc = parts[0]
         for p in parts[1:]:
-            form = "({0} if ({0} >= {1} or {0} != {0}) else {1})"
-            value = _max2(tr.value(acc), tr.value(p))
-            acc = tr.emit(form, (acc, p), value)
-        if not _same(tr.value(acc), result):
-            return None
-        return acc
-    if not tr.check(template, inline_args, result):
+            ok, got = _evaluate(tr, _FUNCTIONS["maximum"], (acc, p))
+            if not ok:
+                return None
+            acc = tr.emit(_FUNCTIONS["maximum"], (acc, p), got)
+        template, inline_args = "{0}", [acc]
+    elif name == "sum":
+        template, inline_args = add_order(names), parts
+    elif name == "norm":
+        squares = []
+        for p in parts:
+            ok, got = _evaluate(tr, "({0} * {0})", (p,))
+            if not ok:
+                return None
+            squares.append(tr.emit("({0} * {0})", (p,), got))
+        template, inline_args = f"_msqrt({add_order(names)})", squares
+    else:
+        template, inline_args = "(" + (" | " if name == "any" else " & ").join(names) + ")", parts
+    ok, got = _evaluate(tr, template, inline_args)
+    if not ok or not _same_element(got, expected):
         return None
-    return tr.emit(template, inline_args, result)
-
-
-def _max2(x, y):
-    return x if (x >= y or x != x) else y
+    if keepdims:
+        part = inline_args[0] if template == "{0}" else tr.emit(template, inline_args, got)
+        return _lane_sym(tr, result, [part])
+    wrap = "_F64({0})" if isinstance(expected, np.float64) else "_B({0})"
+    return tr.emit(wrap.format(template), inline_args, expected)
