@@ -524,3 +524,24 @@ def test_a_model_undefined_on_its_bound_is_reflected_back_into_the_box(monkeypat
     for res in fits:
         assert res.success
         np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["numpy", "numpy-jac", "tensorflow", "jax"])
+def test_a_scalar_residual_is_one_residual_as_in_scipy(form):
+    # SciPy: fun "must allocate and return a 1-D array_like of shape (m,) or a scalar"; one
+    # equation in two unknowns (m < n, which SciPy's lm refuses and ours solves) and one in one
+    if form == "jax":
+        jnp = pytest.importorskip("jax.numpy")
+        fun = lambda x: jnp.sum(x ** 2) - 2.0  # noqa: E731
+    elif form == "tensorflow":
+        fun = lambda x: tf.reduce_sum(x ** 2) - 2.0  # noqa: E731
+    else:
+        fun = lambda x: np.sum(x ** 2) - 2.0  # noqa: E731
+    jac = (lambda x: 2.0 * x) if form == "numpy-jac" else "auto"  # (n,): one row, as SciPy
+    res = marquardt.least_squares(fun, [1.0, 0.5], jac=jac)
+    assert res.success and res.fun.shape == (1,) and res.jac.shape == (1, 2)
+    np.testing.assert_allclose(np.sum(res.x ** 2), 2.0, rtol=1e-12)
+    one = marquardt.least_squares(lambda x: x[0] ** 2 - 2.0, [1.0])
+    reference = scipy.optimize.least_squares(lambda x: x[0] ** 2 - 2.0, [1.0], method="lm")
+    np.testing.assert_allclose(one.x, reference.x, rtol=1e-12)
+    np.testing.assert_allclose(one.x, [np.sqrt(2.0)], rtol=1e-14)

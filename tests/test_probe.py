@@ -87,11 +87,21 @@ def test_both_front_doors_report_alike():
         (lambda p: 1 / 0, ZeroDivisionError, r"^`fun` raised at x0: division by zero$"),
         (lambda p: tf.constant([1, 2]), TypeError,
          r"^`fun` must return floating-point residuals\. Received: dtype int32 at x0$"),
-        (lambda p: tf.reduce_sum(p ** 2), ValueError, r"Received: shape \(\) at x0\. A scalar"),
+        (lambda p: tf.reshape(tf.concat([p, p], 0), (2, 2)), ValueError,
+         r"1-D array of residuals, shape \(m,\)\. Received: shape \(2, 2\) at x0"),
     ]:
         for front_door in (marquardt.least_squares, residual_functions):
             with pytest.raises(error, match=match):
                 front_door(fun, [1.0, 2.0])
+
+
+def test_a_scalar_is_one_residual_to_least_squares_and_a_loss_to_the_bridge():
+    # SciPy's least_squares takes a scalar as one residual; the bridge, whose output is what
+    # SciPy is handed, names a scalar as the loss it usually is (tests/test_scipy_bridge.py)
+    res = marquardt.least_squares(lambda p: tf.reduce_sum(p ** 2) - 5.0, [1.0, 2.0])
+    assert res.fun.shape == (1,) and abs(res.fun[0]) < 1e-12
+    with pytest.raises(ValueError, match=r"Received: shape \(\) at x0\. A scalar is a loss"):
+        residual_functions(lambda p: tf.reduce_sum(p ** 2), [1.0, 2.0])
 
 
 def test_least_squares_numpy_with_finite_differences_still_runs():

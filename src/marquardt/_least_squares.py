@@ -125,7 +125,8 @@ def least_squares(
     matrix (``x_scale``) and λ the damping adapted by ``damping``.
 
     Args:
-        fun: ``fun(x, *args, **kwargs) -> r``, the 1-D residuals (m,). It is called first as
+        fun: ``fun(x, *args, **kwargs) -> r``, the 1-D residuals (m,) (a scalar is one
+            residual, m = 1, as in SciPy). It is called first as
             SciPy calls it, with x a float64 NumPy array (n,). Written in NumPy, it runs as in
             SciPy, and TensorFlow is never imported. Written with TensorFlow ops (it returns a
             tensor), it gets its exact Jacobian by autodiff, traced once; from its second
@@ -350,7 +351,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     r0 = first_call(lambda: problem.probe(x0),
                     None if tensor_probe is None else (lambda: tensor_probe(x0)), problem.jac,
                     problem.who, f"at {problem.start}")
-    m = _probe.residual_vector(r0, problem.who, problem.call).size
+    m = _probe.residual_vector(r0, problem.who, problem.call, scalar_ok=True).size
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None

@@ -84,15 +84,20 @@ def returns_numpy(value: Any) -> bool:
     return isinstance(value, np.ndarray) or np.isscalar(value)
 
 
-def residual_vector(value: Any, who: str, call: str | None = None) -> np.ndarray:
+def residual_vector(value: Any, who: str, call: str | None = None,
+                    scalar_ok: bool = False) -> np.ndarray:
     """``value`` (what ``who`` returned at x0) as a NumPy array, checked to be residuals.
     ``call``: how a non-finite value's message names the call (default ``who(x0)``).
+    ``scalar_ok``: a scalar is one residual, shape (1,) (SciPy's ``least_squares``: "a 1-D
+    array_like of shape (m,) or a scalar"); otherwise it is refused as a loss.
 
     Raises:
         TypeError: not floating point.
         ValueError: not 1-D (a scalar is named as a loss), empty, or not finite.
     """
     arr = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    if scalar_ok and arr.ndim == 0:
+        arr = arr.reshape(1)
     if arr.dtype.kind != "f":
         raise TypeError(f"`{who}` must return floating-point residuals. "
                         f"Received: dtype {arr.dtype} at x0")

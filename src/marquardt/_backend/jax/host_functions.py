@@ -38,11 +38,14 @@ def tracing_errors() -> tuple[type[Exception], ...]:
 
 
 def as_residual(r, dtype, who: str = "fun"):
-    """Check (trace time) and cast the output of a residual function."""
+    """Check (trace time) and cast the output of a residual function; a scalar is one
+    residual, as in SciPy's ``least_squares``."""
     r = jnp.asarray(r)
     if not jnp.issubdtype(r.dtype, jnp.floating):
         raise TypeError(f"`{who}` must return floating-point residuals. "
                         f"Received: dtype {r.dtype}")
+    if r.ndim == 0:
+        r = jnp.reshape(r, (1,))
     if r.ndim != 1:
         raise ValueError(f"`{who}` must return a 1-D array of residuals, shape (m,). "
                          f"Received: shape {r.shape}")

@@ -35,13 +35,16 @@ class _NumpyInGraph(TypeError):
 
 
 def as_residual(r, who: str = "fun"):
-    """Check and cast the output of a residual function (trace time)."""
+    """Check and cast the output of a residual function (trace time); a scalar is one
+    residual, as in SciPy's ``least_squares``."""
     if isinstance(r, np.ndarray) and not tf.executing_eagerly():
         raise _NumpyInGraph(f"`{who}` returned a NumPy array inside a compiled function")
     r = tf.convert_to_tensor(r)
     if not r.dtype.is_floating:
         raise TypeError(f"`{who}` must return floating-point residuals. "
                         f"Received: dtype {r.dtype.name}")
+    if r.shape.rank == 0:
+        r = tf.reshape(r, [1])
     if r.shape.rank != 1:
         raise ValueError(f"`{who}` must return a 1-D tensor of residuals, shape (m,). "
                          f"Received: shape {tuple(r.shape)}")
