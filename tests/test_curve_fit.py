@@ -267,3 +267,18 @@ def test_numpy_model_differenced_relative_to_its_parameters_sizes():
         res = marquardt.least_squares(lambda b: f(p.x, *b) - p.target(), start)
         assert res.success and nist.lre(res.x, p.certified).min() >= 5.0
         assert res.nfev < 300
+
+
+def test_p0_of_any_shape_is_flattened_as_scipy_flattens_it():
+    # SciPy's curve_fit (method 'lm', leastsq: x0 = asarray(x0).flatten()) fits p0 = [[1, 1]]
+    t = np.linspace(0.0, 1.0, 10)
+    y = 2.0 * t + 1.0
+    line = lambda x, a, b: a * x + b  # noqa: E731
+    for p0 in (np.array([[1.0, 1.0]]), [[1.0], [1.0]]):
+        popt, _ = marquardt.curve_fit(line, t, y, p0=p0)
+        reference, _ = scipy.optimize.curve_fit(line, t, y, p0=p0)
+        np.testing.assert_allclose(popt, reference, rtol=1e-10)
+        np.testing.assert_allclose(popt, [2.0, 1.0], rtol=1e-12)
+    with pytest.raises(TypeError, match=r"`p0` must have one value per parameter of `f` \(2\)\. "
+                                        r"Received: p0 with length 4"):
+        marquardt.curve_fit(line, t, y, p0=[[1.0, 1.0], [1.0, 1.0]])

@@ -279,7 +279,8 @@ def curve_fit(
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.
         p0: initial parameters (n,); default ones, with n read from ``f``'s signature, moved
             inside ``bounds`` as SciPy does (the middle of a finite [lb, ub], lb + 1 or ub − 1
-            where one bound is finite).
+            where one bound is finite). A p0 of more dimensions is flattened, as SciPy's
+            ``curve_fit`` (method 'lm') flattens it.
         sigma: uncertainties of ``ydata``: a scalar, standard deviations (m,) or a
             covariance (m, m).
         absolute_sigma: if True, ``sigma`` is absolute and ``pcov`` is not rescaled by the

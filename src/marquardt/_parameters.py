@@ -117,6 +117,8 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
     here before any call, naming ``p0`` and the counts."""
     if p0 is None:
         p0 = np.ones(_default_parameter_count(f))
+    elif batch is None and _nested(p0):
+        p0 = np.ravel(p0)  # SciPy's curve_fit (lm: leastsq flattens x0) takes p0 of any shape
     arr = _start_array(p0, "p0", batch)
     allowed = _parameter_range(f)
     if allowed is not None and not allowed[0] <= arr.shape[-1] <= allowed[1]:
@@ -127,6 +129,14 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
         raise TypeError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
     return _per_problem(arr, batch)
+
+
+def _nested(p0: Any) -> bool:
+    """p0 of two or more dimensions, real (a ragged or complex one is left to the checks)."""
+    try:
+        return np.ndim(p0) > 1 and not np.iscomplexobj(p0)
+    except ValueError:
+        return False
 
 
 def feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
