@@ -34,6 +34,11 @@ DIFFERENCES = {
     "TestLM::test_loss": "marquardt's LM accepts robust losses (Triggs' rescaling, as trf).",
     "test_small_tolerances_for_lm": "a tolerance may be None (0) to disable its test, as in "
                                     "SciPy's trf; MINPACK needs all three >= eps.",
+    "TestLM::test_m_less_n_not_supported": "marquardt's LM solves fewer residuals than "
+                                           "parameters (here one, a scalar as SciPy allows, "
+                                           "in two unknowns); MINPACK refuses m < n.",
+    "TestLM::test_rosenbrock_cropped": "the same function as test_m_less_n_not_supported: "
+                                       "m < n is solved, not refused.",
     "TestLM::test_full_result": "njev counts Jacobian evaluations for lm too (SciPy's MINPACK "
                                 "wrapper reports None).",
     # SciPy's default method (trf) landing exactly on a flat minimum:
