@@ -103,7 +103,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     p0_given = p0 is not None
     p0 = prepare_p0(p0, f)
     n = p0.size
-    lb, ub = prepare_bounds(bounds, n)
+    bounds = prepare_bounds(bounds, n)
+    lb, ub = bounds
     if not p0_given:
         p0 = feasible_start(lb, ub)
     passthrough = not isinstance(x, np.ndarray)
@@ -185,7 +186,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
                       call="f(xdata, *p0)")
     # a NumPy model's difference steps relative to its parameters' sizes, as MINPACK's in
     # SciPy's curve_fit (``marquardt._core.numdiff``: the start's magnitudes as the floor)
-    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options,
+    res = solve_problem(problem, p0, bounds=bounds, method="lm", **options,
                         typical_steps=True)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,

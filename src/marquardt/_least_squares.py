@@ -326,19 +326,21 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
             "`method` must be 'lm': marquardt implements Levenberg-Marquardt, with bounds and "
             "robust losses (what SciPy's 'trf' and 'dogbox' add); leave `method` out, or call "
             f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
-    lb, ub = prepare_bounds(bounds, n)
-    check_within_bounds(x0, lb, ub, problem.start)
+    lb, ub = prepare_bounds(bounds, n)  # (curve_fit's, already checked, as they are)
+    bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
+    if bounded:  # (without bounds no start is outside them or on one)
+        check_within_bounds(x0, lb, ub, problem.start)
     # the parameters' typical sizes for difference steps: the start as given (a start of 0
     # moved 1e-10 inside its bound is still of size 1)
     typical = numdiff.typical_magnitudes(np.asarray(x0, np.float64)[None]) if typical_steps \
         else None
-    x0 = strictly_feasible(x0, lb, ub)  # SciPy's trf: a start on a bound is moved inside
+    if bounded:  # SciPy's trf: a start on a bound is moved inside
+        x0 = strictly_feasible(x0, lb, ub)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None. Received: callback={callback!r}")
     check_loss(loss)
-    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
     options = dict(ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
                    f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev, damping=damping,
                    solver=solver, bounded=bounded)
