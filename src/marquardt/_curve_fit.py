@@ -66,12 +66,17 @@ def _solve_options(kwargs: dict) -> dict:
     ``leastsq`` name) is ``max_nfev`` (0, leastsq's default, means our default), ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
     (scale factors of the parameters) is ``x_scale = 1/diag``; ``args`` is refused as by
     SciPy."""
+    if not kwargs:
+        return dict(_DEFAULT_OPTIONS)
     if "args" in kwargs:
         raise ValueError("'args' is not a supported keyword argument: `curve_fit` passes the "
                          "parameters to `f` itself. Received: args=" +
                          _checks.short_repr(kwargs["args"]))
     _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields + LEASTSQ_OPTIONS)
     return SolveOptions(**leastsq_names(kwargs))._asdict()
+
+
+_DEFAULT_OPTIONS = SolveOptions()._asdict()
 
 
 def _x_hint(x, y) -> str:
