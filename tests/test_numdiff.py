@@ -26,7 +26,10 @@ def many(xs):
     ([3e5, 1e-9, -7.0], [-np.inf] * 3, [np.inf] * 3),
     # at the upper bound (the step turns back) and at the lower one (one-sided 3-point)
     ([1.0, 2.0, 0.5], [1.0, -np.inf, 0.5], [np.inf, 2.0, 0.5]),
-], ids=["free", "scales", "at-bounds"])
+    # signed zeros, a tiny negative value, a step turned back just below an upper bound, NaN
+    ([-0.0, -1e-300, 5.0], [-np.inf] * 3, [np.inf, np.inf, 5.0 + 1e-9]),
+    ([np.nan, 0.0, -3.0], [-np.inf] * 3, [np.inf] * 3),
+], ids=["free", "scales", "at-bounds", "zeros", "nan"])
 @pytest.mark.parametrize("typical", [None, [2.0, 1e-7, 1.0]], ids=["scipy", "typical"])
 def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub, typical):
     x, lb, ub = (np.array([v], dtype=np.float64) for v in (x, lb, ub))

@@ -104,8 +104,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
             return by_complex_step(x)
     else:
         if workers is None:
-            def many(xs):  # (B, 1, n) -> (B, 1, m)
-                return np.array([residual(xs[b]) for b in range(xs.shape[0])])
+            def many(xs):  # (B, 1, n) -> (B, 1, m): the points as (n,) views, as ``residual``
+                return np.array([_as_vector(fun(x), m, who) for x in xs[:, 0]])[:, None]
         else:
             def many(xs):
                 out = list(workers(fun, [xs[b, 0] for b in range(xs.shape[0])]))

@@ -109,19 +109,32 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
     element-wise operations in the same order, so the same J bit for bit and in the same
     memory order (a transposed view), without the namespace's layers (the host executor
     forms a Jacobian per iteration of a small fit, where those layers cost more than the
-    arithmetic). ``tests/test_numdiff.py`` holds the two to the same bits."""
+    arithmetic). The steps hᵢ are formed in Python floats, the same IEEE double operations
+    (a product, ``max``, a sum and a difference, each rounded) as the array expression's
+    element by element, where eleven NumPy calls on (1, n) arrays cost more than the n
+    parameters' arithmetic. ``tests/test_numdiff.py`` holds the two to the same bits."""
     if rel_step is None:
         rel_step = default_rel_step(method)
     eye = np.eye(n)[:, None]  # (n, 1, n)
-    where, absolute, maximum = np.where, np.abs, np.maximum
-    floor = 1.0 if typical is None else typical
+    where = np.where
+    floors = ([1.0] * n if typical is None
+              else np.broadcast_to(np.asarray(typical, np.float64), (1, n))[0].tolist())
+    uppers = np.broadcast_to(np.asarray(ub, np.float64), (1, n))[0].tolist()
+
+    def steps(x):  # (1, n) -> h (1, n)
+        h = []
+        for xi, floor, upper in zip(x[0].tolist(), floors, uppers):
+            size = abs(xi)
+            hi = rel_step * (1.0 if xi >= 0.0 else -1.0) * (floor if floor > size else size)
+            if xi + hi > upper:  # away from a near upper bound
+                hi = -abs(hi)
+            h.append((xi + hi) - xi)  # the step actually representable
+        return np.array([h])
 
     def fn(x, r=None):
         if r is None:
             r = residual(x)
-        h = rel_step * where(x >= 0.0, 1.0, -1.0) * maximum(absolute(x), floor)
-        h = where(x + h > ub, -absolute(h), h)  # away from a near upper bound
-        h = (x + h) - x  # the step actually representable
+        h = steps(x)
         hx = h[None] * eye  # (n, 1, n): row i moves x_i
         ht = h.T[:, :, None]  # (n, 1, 1)
         x_b = x[None]
