@@ -199,7 +199,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     dof = m - n
     res.pcov = pcov
     res.perr = standard_errors(pcov)
-    res.correlation = correlation_matrix(pcov)
+    res.correlation = correlation_matrix(pcov, res.perr)
     res.chisq = 2.0 * res.cost
     res.dof = dof
     res.redchi = res.chisq / dof if dof > 0 else np.inf
