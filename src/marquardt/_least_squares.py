@@ -356,11 +356,12 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None
-    tensorflow = is_tensorflow_value(r0) and problem.jac != "callable"
-    jax_model = (is_jax_value(r0) and problem.jax is not None
+    tensorflow_value, jax_value = is_tensorflow_value(r0), is_jax_value(r0)
+    tensorflow = tensorflow_value and problem.jac != "callable"
+    jax_model = (jax_value and problem.jax is not None
                  and problem.jac in AUTODIFF_MODES + ("cs",))
     host_fun = problem.host_fun
-    if is_jax_value(r0) and not jax_model:  # finite differences or a callable jac
+    if jax_value and not jax_model:  # finite differences or a callable jac
         host_fun, r0 = _x64_function(problem.host_fun), np.asarray(r0, np.float64)
     autodiff = tensorflow or jax_model
     jac_nfev = 0 if autodiff else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
@@ -383,7 +384,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 "to use finite differences.")
         f_dtype = _output_dtype(problem, r0)
         evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
-                                    diff_step, r0=None if is_tensorflow_value(r0) else r0,
+                                    diff_step, r0=None if tensorflow_value else r0,
                                     f_dtype=f_dtype, workers=workers,
                                     complex_fun=problem.host_complex,
                                     typical=typical)
@@ -417,8 +418,13 @@ def _x64_function(fun: Callable) -> Callable:
 def output_epsilon(dtype) -> float:
     """``LoopConfig.output_epsilon`` for a function that returns ``dtype``: its ε where coarser
     than float64's (float32, float16), else 0 (the state's own)."""
+    if dtype is _FLOAT64:  # (a NumPy float64 result: its dtype object is this one)
+        return 0.0
     eps = machine_epsilon(dtype)
     return eps if eps > machine_epsilon(np.float64) else 0.0
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _output_dtype(problem: Problem, r0) -> Any:

@@ -249,7 +249,7 @@ def with_jacobian_calls(cfg: LoopConfig, jac_nfev: int, n: int, max_nfev_given: 
     """``cfg`` counting ``jac_nfev`` calls per Jacobian (known once the user's function has
     been called: NumPy or TensorFlow, differences or not); a default ``max_nfev`` is scaled
     to match (``loop_config``'s rule)."""
-    cfg = cfg._replace(jac_nfev=int(jac_nfev))
-    if not max_nfev_given:
-        cfg = cfg._replace(max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))
-    return cfg
+    if max_nfev_given:
+        return cfg._replace(jac_nfev=int(jac_nfev))
+    return cfg._replace(jac_nfev=int(jac_nfev),
+                        max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))

@@ -37,9 +37,24 @@ def default_rel_step(method: str, dtype=np.float64) -> float:
     with ε the machine epsilon of ``dtype``: the residuals' precision when it is coarser
     than float64 (SciPy's ``_eps_for_method``: a float32 model needs steps of ~3e-4, not
     1.5e-8, or its differences are rounding noise; SciPy gh-12991)."""
+    try:
+        return _REL_STEPS[method, dtype]
+    except (KeyError, TypeError):  # not asked before, or an unhashable dtype
+        pass
+    key = (method, dtype)
     dtype = np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float64
     eps = float(np.finfo(dtype).eps)
-    return eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
+    step = eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
+    try:
+        if len(_REL_STEPS) < 64:
+            _REL_STEPS[key] = step
+    except TypeError:
+        pass
+    return step
+
+
+#: ``default_rel_step``'s answers by (method, dtype as given).
+_REL_STEPS: dict = {}
 
 
 def typical_magnitudes(x0) -> np.ndarray:
@@ -117,9 +132,8 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         rel_step = default_rel_step(method)
     eye = np.eye(n)[:, None]  # (n, 1, n)
     where = np.where
-    floors = ([1.0] * n if typical is None
-              else np.broadcast_to(np.asarray(typical, np.float64), (1, n))[0].tolist())
-    uppers = np.broadcast_to(np.asarray(ub, np.float64), (1, n))[0].tolist()
+    floors = [1.0] * n if typical is None else _values(typical, n)
+    uppers = _values(ub, n)
 
     def steps(x):  # (1, n) -> h (1, n)
         h = []
@@ -150,6 +164,14 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         return r, cols.transpose(1, 2, 0)
 
     return fn
+
+
+def _values(a, n: int) -> list[float]:
+    """A scalar, (n,) or (1, n) array's n values as Python floats (broadcast)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    if a.size not in (1, n):
+        raise ValueError(f"expected 1 or n={n} values. Received: shape {np.shape(a)}")
+    return a.tolist() if a.size == n else [float(a[0])] * n
 
 
 def complex_step_jacobian(complex_residual: Callable, n: int, rel_step: float | None = None
