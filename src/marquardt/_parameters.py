@@ -51,11 +51,28 @@ def _positional(sig: inspect.Signature) -> list[inspect.Parameter]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+#: ``_parameter_range`` per model, as ``_SIGNATURES``.
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _parameter_range(f: Callable) -> tuple[int, int] | None:
     """(fewest, most) start values ``f(x, *params)`` accepts: its positional parameters after x
     without a default, and all of them (as SciPy's ``curve_fit``, which fits a defaulted
     parameter when p0 covers it); None when ``f`` takes ``*args`` or has no readable
-    signature (``p0`` then decides)."""
+    signature (``p0`` then decides). Read once per model (``_RANGES``)."""
+    try:
+        return _RANGES[f]
+    except (KeyError, TypeError):
+        pass
+    answer = _read_parameter_range(f)
+    try:
+        _RANGES[f] = answer
+    except TypeError:  # not weakly referenceable or not hashable
+        pass
+    return answer
+
+
+def _read_parameter_range(f: Callable) -> tuple[int, int] | None:
     sig = _signature(f)
     if sig is None or _takes_varargs(sig):
         return None

@@ -60,8 +60,12 @@ _REL_STEPS: dict = {}
 def typical_magnitudes(x0) -> np.ndarray:
     """The typical magnitudes ``curve_fit`` differences its parameters at: |x0ᵢ|, 1 where x0ᵢ
     is 0 (or not finite)."""
-    a = np.abs(np.asarray(x0, dtype=np.float64))
-    return np.where((a > 0.0) & np.isfinite(a), a, 1.0)
+    a = np.asarray(x0, dtype=np.float64)
+    sizes = [v if 0.0 < v < _INF else 1.0 for v in map(abs, a.ravel().tolist())]
+    return np.array(sizes, dtype=np.float64).reshape(a.shape)
+
+
+_INF = float("inf")
 
 
 def calls_per_jacobian(method) -> int:
