@@ -140,7 +140,9 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
         return w @ r if kind == "full" else (r * w if kind == "diag" else r)
 
     def host_jac(p):
-        jm = np.atleast_2d(np.asarray(user_jac(x, *p), dtype=np.float64))
+        jm = np.asarray(user_jac(x, *p), dtype=np.float64)
+        if jm.ndim < 2:  # (np.atleast_2d's rule)
+            jm = np.atleast_2d(jm)
         if jm.shape != (m, n):
             raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
                              f"Received: shape {jm.shape}")

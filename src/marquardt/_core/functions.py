@@ -59,7 +59,9 @@ def _as_jacobian(value, m: int, n: int) -> np.ndarray:
         raise ValueError("`jac` must return a dense array: marquardt's LM works with dense "
                          f"Jacobian matrices, as SciPy's method='lm'. Received: "
                          f"{type(value).__name__} (call .toarray() on a sparse matrix)")
-    j = np.atleast_2d(np.asarray(value, dtype=np.float64))
+    j = np.asarray(value, dtype=np.float64)
+    if j.ndim < 2:
+        j = np.atleast_2d(j)
     if j.shape != (m, n):
         raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
                          f"Received: shape {np.shape(value)}")
