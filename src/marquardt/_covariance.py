@@ -75,7 +75,7 @@ _EPS = float(np.finfo(np.float64).eps)
 
 def standard_errors(pcov: np.ndarray) -> np.ndarray:
     """One-sigma standard errors √diag(pcov), in the units of the parameters."""
-    return np.sqrt(np.diagonal(pcov, axis1=-2, axis2=-1))
+    return np.sqrt(np.asarray(pcov).diagonal(axis1=-2, axis2=-1))
 
 
 def correlation_matrix(pcov: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:

@@ -134,7 +134,7 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
     parameters' arithmetic. ``tests/test_numdiff.py`` holds the two to the same bits."""
     if rel_step is None:
         rel_step = default_rel_step(method)
-    eye = np.eye(n)[:, None]  # (n, 1, n)
+    eye = _eye(n)  # (n, 1, n)
     where = np.where
     floors = [1.0] * n if typical is None else _values(typical, n)
     uppers = _values(ub, n)
@@ -168,6 +168,20 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         return r, cols.transpose(1, 2, 0)
 
     return fn
+
+
+_EYES: dict = {}
+
+
+def _eye(n: int) -> np.ndarray:
+    """The identity (n, 1, n), read-only, made once per n (up to 64 sizes kept)."""
+    eye = _EYES.get(n)
+    if eye is None:
+        eye = np.eye(n)[:, None]
+        eye.flags.writeable = False
+        if len(_EYES) < 64:
+            _EYES[n] = eye
+    return eye
 
 
 def _values(a, n: int) -> list[float]:
