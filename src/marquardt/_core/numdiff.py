@@ -126,15 +126,19 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
                          rel_step: float | None = None, typical=None) -> Callable:
     """``finite_difference_jacobian`` for one problem (K = 1) on NumPy arrays: the same
     element-wise operations in the same order, so the same J bit for bit and in the same
-    memory order (a transposed view), without the namespace's layers (the host executor
-    forms a Jacobian per iteration of a small fit, where those layers cost more than the
-    arithmetic). The steps hᵢ are formed in Python floats, the same IEEE double operations
-    (a product, ``max``, a sum and a difference, each rounded) as the array expression's
-    element by element, where eleven NumPy calls on (1, n) arrays cost more than the n
-    parameters' arithmetic. ``tests/test_numdiff.py`` holds the two to the same bits."""
+    memory order (a transposed view of an (n, 1, m) C-ordered array), without the
+    namespace's layers (the host executor forms a Jacobian per iteration of a small fit,
+    where those layers cost more than the arithmetic). The steps hᵢ are formed in Python
+    floats, the same IEEE double operations (a product, ``max``, a sum and a difference, each
+    rounded) as the array expression's element by element, and the points and columns as
+    (n, n) and (n, m) arrays without the problem axis. ``tests/test_numdiff.py`` holds the two
+    to the same bits.
+
+    Here ``many(points) -> rs`` takes the n points as rows of an (n, n) array and returns
+    their residuals (n, m); ``residual(x) -> r`` maps (1, n) to (1, m)."""
     if rel_step is None:
         rel_step = default_rel_step(method)
-    eye = _eye(n)  # (n, 1, n)
+    eye = _eye(n)  # (n, n)
     where = np.where
     floors = [1.0] * n if typical is None else _values(typical, n)
     uppers = _values(ub, n)
@@ -153,19 +157,18 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         if r is None:
             r = residual(x)
         h = steps(x)
-        hx = h[None] * eye  # (n, 1, n): row i moves x_i
-        ht = h.T[:, :, None]  # (n, 1, 1)
-        x_b = x[None]
-        f_plus = many(x_b + hx)
+        hx = h * eye  # (n, n): row i moves x_i
+        ht = h.T  # (n, 1)
+        f_plus = many(x + hx)  # (n, m)
         if method == "2-point":
-            cols = (f_plus - r[None]) / ht
+            cols = (f_plus - r) / ht
         else:
-            lo_ok = (x - h >= lb).T[:, :, None]
-            second = many(where(lo_ok, x_b - hx, x_b + 2.0 * hx))
+            lo_ok = (x - h >= lb).T  # (n, 1)
+            second = many(where(lo_ok, x - hx, x + 2.0 * hx))
             central = (f_plus - second) / (2.0 * ht)
-            one_sided = (-3.0 * r[None] + 4.0 * f_plus - second) / (2.0 * ht)
+            one_sided = (-3.0 * r + 4.0 * f_plus - second) / (2.0 * ht)
             cols = where(lo_ok, central, one_sided)
-        return r, cols.transpose(1, 2, 0)
+        return r, cols.reshape(n, 1, -1).transpose(1, 2, 0)
 
     return fn
 
@@ -174,10 +177,10 @@ _EYES: dict = {}
 
 
 def _eye(n: int) -> np.ndarray:
-    """The identity (n, 1, n), read-only, made once per n (up to 64 sizes kept)."""
+    """The identity (n, n), read-only, made once per n (up to 64 sizes kept)."""
     eye = _EYES.get(n)
     if eye is None:
-        eye = np.eye(n)[:, None]
+        eye = np.eye(n)
         eye.flags.writeable = False
         if len(_EYES) < 64:
             _EYES[n] = eye
