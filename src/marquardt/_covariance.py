@@ -64,7 +64,7 @@ def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
     m, n = jac.shape
     _, s, vt = np.linalg.svd(jac, full_matrices=False)
     keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
-    rank = int(keep.sum())
+    rank = int(np.count_nonzero(keep))
     if rank < s.size:  # (all kept: s and vt as they are, the same values and layout)
         s, vt = s[keep], vt[:rank]
     return (vt.T / s**2) @ vt, rank

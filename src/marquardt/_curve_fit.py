@@ -149,7 +149,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
         return jm * w[:, None] if kind == "diag" else weigh(jm)
 
     def checked(out):
-        if np.shape(out) != y.shape:
+        if (out.shape if type(out) is np.ndarray else np.shape(out)) != y.shape:
             got = "None" if out is None else f"shape {np.shape(out)}"
             raise OutputError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
                               f"Received: {got}{_x_hint(x, y)}")

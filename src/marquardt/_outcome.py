@@ -102,7 +102,8 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
     x = state.x[0]
     f = state.f[0]
     j = state.j[0]
-    rt, jt = (t[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
+    rt, jt = rescale(cfg.loss, state.f, state.j, cfg.f_scale)
+    rt, jt = rt[0], jt[0]
     grad = jt.T @ rt
     active = np.zeros(x.size, dtype=int)
     if cfg.bounded:
