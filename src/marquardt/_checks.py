@@ -46,7 +46,7 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
         ValueError: text that is not a number; its number of dimensions is not ``ndim``, or it
             is empty.
     """
-    if hasattr(value, "numpy") and callable(value.numpy):
+    if type(value) is not np.ndarray and hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
     try:
         arr = np.asarray(value)
