@@ -16,8 +16,12 @@ def residual(x):  # (1, n) -> (1, m)
     return (a * np.exp(-b * T) + c * np.sin(T) - 1.0)[None]
 
 
-def many(xs):
+def many(xs):  # (B, 1, n) -> (B, 1, m)
     return np.array([residual(xs[i]) for i in range(xs.shape[0])])
+
+
+def many_rows(xs):  # (B, n) -> (B, m): ``one_problem_jacobian``'s form
+    return many(xs[:, None])[:, 0]
 
 
 @pytest.mark.parametrize("method", ["2-point", "3-point"])
@@ -26,7 +30,10 @@ def many(xs):
     ([3e5, 1e-9, -7.0], [-np.inf] * 3, [np.inf] * 3),
     # at the upper bound (the step turns back) and at the lower one (one-sided 3-point)
     ([1.0, 2.0, 0.5], [1.0, -np.inf, 0.5], [np.inf, 2.0, 0.5]),
-], ids=["free", "scales", "at-bounds"])
+    # signed zeros, a tiny negative value, a step turned back just below an upper bound, NaN
+    ([-0.0, -1e-300, 5.0], [-np.inf] * 3, [np.inf, np.inf, 5.0 + 1e-9]),
+    ([np.nan, 0.0, -3.0], [-np.inf] * 3, [np.inf] * 3),
+], ids=["free", "scales", "at-bounds", "zeros", "nan"])
 @pytest.mark.parametrize("typical", [None, [2.0, 1e-7, 1.0]], ids=["scipy", "typical"])
 def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub, typical):
     x, lb, ub = (np.array([v], dtype=np.float64) for v in (x, lb, ub))
@@ -34,13 +41,15 @@ def test_one_problem_jacobian_is_the_batched_one_bit_for_bit(method, x, lb, ub, 
     r0 = residual(x)
     want = numdiff.finite_difference_jacobian(xp, residual, many, 3, method, lb, ub,
                                               typical=typical)(x, r0)
-    got = numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub, typical=typical)(x, r0)
+    got = numdiff.one_problem_jacobian(residual, many_rows, 3, method, lb, ub,
+                                       typical=typical)(x, r0)
     assert got[0] is r0
     np.testing.assert_array_equal(got[1], want[1], strict=True)
     assert got[1].strides == want[1].strides
     # the residuals at x are computed when not given
     np.testing.assert_array_equal(
-        numdiff.one_problem_jacobian(residual, many, 3, method, lb, ub, typical=typical)(x)[1],
+        numdiff.one_problem_jacobian(residual, many_rows, 3, method, lb, ub,
+                                     typical=typical)(x)[1],
         want[1])
 
 
@@ -53,10 +62,10 @@ def test_typical_magnitudes_set_the_step_floor():
 
     def record(xs):
         seen.append(xs.copy())
-        return many(xs)
+        return many_rows(xs)
     x = np.array([[0.5, -1e-7, 4.0]])
     inf = np.full((1, 3), np.inf)
     numdiff.one_problem_jacobian(residual, record, 3, "2-point", -inf, inf, rel_step=1e-8,
                                  typical=typical)(x)
-    steps = np.diagonal(seen[0][:, 0, :] - x)
+    steps = np.diagonal(seen[0] - x)
     np.testing.assert_allclose(steps, [3e-8, -2e-15, 4e-8], rtol=1e-6)

@@ -46,7 +46,7 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
         ValueError: text that is not a number; its number of dimensions is not ``ndim``, or it
             is empty.
     """
-    if hasattr(value, "numpy") and callable(value.numpy):
+    if type(value) is not np.ndarray and hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
     try:
         arr = np.asarray(value)
@@ -94,7 +94,10 @@ def entry(arr: np.ndarray, index: tuple[int, ...], name: str) -> str:
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first NaN or Inf entry of ``arr``."""
-    bad = ~np.isfinite(arr)
+    finite = np.isfinite(arr)
+    if _all(finite, axis=None):  # the usual answer, in one reduction
+        return
+    bad = ~finite
     if bad.any():
         raise ValueError(
             f"`{name}` must contain only finite values. Received: "
@@ -122,6 +125,8 @@ def reject_unknown_kwargs(kwargs: dict, where: str, allowed: tuple[str, ...] = (
             f"Received: {', '.join(f'{k}={short_repr(kwargs[k])}' for k in unknown)}"
         )
 
+
+_all = np.logical_and.reduce
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 

@@ -63,20 +63,26 @@ def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
     ε · max(m, n) · σ₁ dropped (SciPy's cut-off), and the rank they leave."""
     m, n = jac.shape
     _, s, vt = np.linalg.svd(jac, full_matrices=False)
-    keep = s > np.finfo(np.float64).eps * max(m, n) * (s[0] if s.size else 0.0)
-    rank = int(keep.sum())
-    s, vt = s[keep], vt[:rank]
+    keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
+    rank = int(np.count_nonzero(keep))
+    if rank < s.size:  # (all kept: s and vt as they are, the same values and layout)
+        s, vt = s[keep], vt[:rank]
     return (vt.T / s**2) @ vt, rank
+
+
+_EPS = float(np.finfo(np.float64).eps)
 
 
 def standard_errors(pcov: np.ndarray) -> np.ndarray:
     """One-sigma standard errors √diag(pcov), in the units of the parameters."""
-    return np.sqrt(np.diagonal(pcov, axis1=-2, axis2=-1))
+    return np.sqrt(np.asarray(pcov).diagonal(axis1=-2, axis2=-1))
 
 
-def correlation_matrix(pcov: np.ndarray) -> np.ndarray:
-    """Correlation matrix pcovᵢⱼ / (σᵢ σⱼ); NaN where a standard error is zero or infinite."""
-    se = standard_errors(pcov)
+def correlation_matrix(pcov: np.ndarray, se: np.ndarray | None = None) -> np.ndarray:
+    """Correlation matrix pcovᵢⱼ / (σᵢ σⱼ); NaN where a standard error is zero or infinite.
+    ``se``: ``standard_errors(pcov)`` where the caller has them."""
+    if se is None:
+        se = standard_errors(pcov)
     with np.errstate(invalid="ignore", divide="ignore"):
         return pcov / (se[..., :, None] * se[..., None, :])
 

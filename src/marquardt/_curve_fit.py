@@ -66,12 +66,17 @@ def _solve_options(kwargs: dict) -> dict:
     ``leastsq`` name) is ``max_nfev`` (0, leastsq's default, means our default), ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
     (scale factors of the parameters) is ``x_scale = 1/diag``; ``args`` is refused as by
     SciPy."""
+    if not kwargs:
+        return dict(_DEFAULT_OPTIONS)
     if "args" in kwargs:
         raise ValueError("'args' is not a supported keyword argument: `curve_fit` passes the "
                          "parameters to `f` itself. Received: args=" +
                          _checks.short_repr(kwargs["args"]))
     _checks.reject_unknown_kwargs(kwargs, "curve_fit", SolveOptions._fields + LEASTSQ_OPTIONS)
     return SolveOptions(**leastsq_names(kwargs))._asdict()
+
+
+_DEFAULT_OPTIONS = SolveOptions()._asdict()
 
 
 def _x_hint(x, y) -> str:
@@ -103,7 +108,8 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     p0_given = p0 is not None
     p0 = prepare_p0(p0, f)
     n = p0.size
-    lb, ub = prepare_bounds(bounds, n)
+    bounds = prepare_bounds(bounds, n)
+    lb, ub = bounds
     if not p0_given:
         p0 = feasible_start(lb, ub)
     passthrough = not isinstance(x, np.ndarray)
@@ -134,14 +140,16 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
         return w @ r if kind == "full" else (r * w if kind == "diag" else r)
 
     def host_jac(p):
-        jm = np.atleast_2d(np.asarray(user_jac(x, *p), dtype=np.float64))
+        jm = np.asarray(user_jac(x, *p), dtype=np.float64)
+        if jm.ndim < 2:  # (np.atleast_2d's rule)
+            jm = np.atleast_2d(jm)
         if jm.shape != (m, n):
             raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
                              f"Received: shape {jm.shape}")
         return jm * w[:, None] if kind == "diag" else weigh(jm)
 
     def checked(out):
-        if np.shape(out) != y.shape:
+        if (out.shape if type(out) is np.ndarray else np.shape(out)) != y.shape:
             got = "None" if out is None else f"shape {np.shape(out)}"
             raise OutputError(f"`f(xdata, *p0)` must return shape {y.shape} like ydata. "
                               f"Received: {got}{_x_hint(x, y)}")
@@ -185,7 +193,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
                       call="f(xdata, *p0)")
     # a NumPy model's difference steps relative to its parameters' sizes, as MINPACK's in
     # SciPy's curve_fit (``marquardt._core.numdiff``: the start's magnitudes as the floor)
-    res = solve_problem(problem, p0, bounds=(lb, ub), method="lm", **options,
+    res = solve_problem(problem, p0, bounds=bounds, method="lm", **options,
                         typical_steps=True)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
@@ -193,7 +201,7 @@ def fit_curve(f: Callable, xdata: Any, ydata: Any, p0: Any = None, sigma: Any = 
     dof = m - n
     res.pcov = pcov
     res.perr = standard_errors(pcov)
-    res.correlation = correlation_matrix(pcov)
+    res.correlation = correlation_matrix(pcov, res.perr)
     res.chisq = 2.0 * res.cost
     res.dof = dof
     res.redchi = res.chisq / dof if dof > 0 else np.inf

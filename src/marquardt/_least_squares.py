@@ -19,7 +19,7 @@ from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
 from marquardt._compiled_fits import jax_fit, tensorflow_fit
 from marquardt._errors import NoGradientError, NonFiniteJacobianError
-from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DEFAULT_FTOL, DEFAULT_GTOL,
+from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DIFFERENCE_MODES, DEFAULT_FTOL, DEFAULT_GTOL,
                                 DEFAULT_XTOL, WorkerMap, check_jac, check_loss,
                                 check_scipy_options, loop_config,
                                 with_jacobian_calls)
@@ -34,6 +34,7 @@ from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 __all__ = ["least_squares", "Problem", "solve_problem", "first_call", "output_epsilon"]
 
 METHODS = ("lm",)
+_INF = float("inf")
 
 
 class Problem(NamedTuple):
@@ -327,19 +328,22 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
             "`method` must be 'lm': marquardt implements Levenberg-Marquardt, with bounds and "
             "robust losses (what SciPy's 'trf' and 'dogbox' add); leave `method` out, or call "
             f"scipy.optimize for SciPy's trust-region methods. Received: method={method!r}")
-    lb, ub = prepare_bounds(bounds, n)
-    check_within_bounds(x0, lb, ub, problem.start)
+    lb, ub = prepare_bounds(bounds, n)  # (curve_fit's, already checked, as they are)
+    # checked bounds hold no NaN and lb < ub: lb is finite where it is not -inf, ub where
+    # it is not +inf
+    bounded = bool(max(lb.tolist()) > -_INF or min(ub.tolist()) < _INF)
+    if bounded:  # (without bounds no start is outside them or on one)
+        check_within_bounds(x0, lb, ub, problem.start)
     # the parameters' typical sizes for difference steps: the start as given (a start of 0
-    # moved 1e-10 inside its bound is still of size 1)
-    typical = numdiff.typical_magnitudes(np.asarray(x0, np.float64)[None]) if typical_steps \
-        else None
-    x0 = strictly_feasible(x0, lb, ub)  # SciPy's trf: a start on a bound is moved inside
+    # moved 1e-10 inside its bound is still of size 1), formed where differences are taken
+    x_given = x0
+    if bounded:  # SciPy's trf: a start on a bound is moved inside
+        x0 = strictly_feasible(x0, lb, ub)
     if verbose not in (0, 1, 2):
         raise ValueError(f"`verbose` must be 0, 1 or 2. Received: verbose={verbose!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"`callback` must be callable or None. Received: callback={callback!r}")
     check_loss(loss)
-    bounded = bool(np.any(np.isfinite(lb)) or np.any(np.isfinite(ub)))
     options = dict(ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
                    f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev, damping=damping,
                    solver=solver, bounded=bounded)
@@ -355,11 +359,12 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     row = lambda a: np.asarray(a, np.float64)[None]  # noqa: E731
     x0b, lbb, ubb, d_fixed_b = row(x0), row(lb), row(ub), row(d_fixed)
     evaluator = state = None
-    tensorflow = is_tensorflow_value(r0) and problem.jac != "callable"
-    jax_model = (is_jax_value(r0) and problem.jax is not None
+    tensorflow_value, jax_value = is_tensorflow_value(r0), is_jax_value(r0)
+    tensorflow = tensorflow_value and problem.jac != "callable"
+    jax_model = (jax_value and problem.jax is not None
                  and problem.jac in AUTODIFF_MODES + ("cs",))
     host_fun = problem.host_fun
-    if is_jax_value(r0) and not jax_model:  # finite differences or a callable jac
+    if jax_value and not jax_model:  # finite differences or a callable jac
         host_fun, r0 = _x64_function(problem.host_fun), np.asarray(r0, np.float64)
     autodiff = tensorflow or jax_model
     jac_nfev = 0 if autodiff else numdiff.calls_per_jacobian(_host_jac_mode(problem)) * n
@@ -381,13 +386,19 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 "ops for exact Jacobians, or pass jac='2-point' (or '3-point', or a callable) "
                 "to use finite differences.")
         f_dtype = _output_dtype(problem, r0)
-        evaluator = numpy_evaluator(host_fun, _host_jac_mode(problem), n, m, lbb, ubb,
-                                    diff_step, r0=None if is_tensorflow_value(r0) else r0,
+        mode = _host_jac_mode(problem)
+        typical = (numdiff.typical_magnitudes(np.asarray(x_given, np.float64)[None])
+                   if typical_steps and isinstance(mode, str) and mode in DIFFERENCE_MODES
+                   else None)
+        evaluator = numpy_evaluator(host_fun, mode, n, m, lbb, ubb,
+                                    diff_step, r0=None if tensorflow_value else r0,
                                     f_dtype=f_dtype, workers=workers,
                                     complex_fun=problem.host_complex,
                                     typical=typical)
         # the residuals are float64 here, but carry only the precision the function returned
-        cfg = cfg._replace(output_epsilon=output_epsilon(f_dtype))
+        eps = output_epsilon(f_dtype)
+        if eps != cfg.output_epsilon:
+            cfg = cfg._replace(output_epsilon=eps)
     if state is None:
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
@@ -416,8 +427,13 @@ def _x64_function(fun: Callable) -> Callable:
 def output_epsilon(dtype) -> float:
     """``LoopConfig.output_epsilon`` for a function that returns ``dtype``: its ε where coarser
     than float64's (float32, float16), else 0 (the state's own)."""
+    if dtype is _FLOAT64:  # (a NumPy float64 result: its dtype object is this one)
+        return 0.0
     eps = machine_epsilon(dtype)
     return eps if eps > machine_epsilon(np.float64) else 0.0
+
+
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _output_dtype(problem: Problem, r0) -> Any:

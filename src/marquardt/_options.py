@@ -176,13 +176,57 @@ def check_loss(loss) -> None:
                          f"Received: loss={_checks.short_repr(loss)}")
 
 
+#: ``loop_config``'s answers for options given as plain Python values (numbers, strings, None),
+#: keyed by their types and values: a warm fit with the usual options is configured by one
+#: dictionary look-up instead of the checks (which a cached answer has passed without raising
+#: or warning).
+_CONFIGS: dict = {}
+_CONFIGS_MAX = 64
+_PLAIN = frozenset((float, int, bool, str, type(None)))
+
+
+def _config_key(n, options: tuple):
+    """The cache key of ``loop_config``'s options (their types too: ``max_nfev=True`` is
+    not 1), or None where one is not a plain value or a tolerance below ε would warn (the
+    warning is due at every call)."""
+    types = tuple(map(type, options))
+    if not _PLAIN.issuperset(types):
+        return None
+    for tol in options[:3]:  # ftol, xtol, gtol
+        if tol is not None and (type(tol) is str or not tol >= EPS):
+            return None
+    return n, types, options
+
+
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
                 damping, solver, bounded: bool
                 ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
     """The core's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
     (each bad option raises naming it); also x_scale's fixed diagonal and the checked
     ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1)) steps' worth of calls
-    (``with_jacobian_calls`` multiplies it by 1 + the calls one Jacobian costs)."""
+    (``with_jacobian_calls`` multiplies it by 1 + the calls one Jacobian costs). Options
+    given as plain values are answered from ``_CONFIGS`` after their first check."""
+    key = _config_key(n, (ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
+                          damping, solver, bounded))
+    if key is not None:
+        cached = _CONFIGS.get(key)
+        if cached is not None:
+            cfg, d_fixed, diff_step = cached
+            return cfg, d_fixed.copy(), diff_step
+    answer = _loop_config(n, ftol=ftol, xtol=xtol, gtol=gtol, x_scale=x_scale, loss=loss,
+                          f_scale=f_scale, diff_step=diff_step, max_nfev=max_nfev,
+                          damping=damping, solver=solver, bounded=bounded)
+    if key is not None:
+        if len(_CONFIGS) >= _CONFIGS_MAX:
+            _CONFIGS.clear()
+        cfg, d_fixed, diff_step = answer
+        _CONFIGS[key] = (cfg, d_fixed.copy(), diff_step)
+    return answer
+
+
+def _loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
+                 damping, solver, bounded: bool
+                 ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
     check_loss(loss)
     if max_nfev is None:
         max_nfev = max(1000, 200 * (n + 1))
@@ -205,7 +249,7 @@ def with_jacobian_calls(cfg: LoopConfig, jac_nfev: int, n: int, max_nfev_given: 
     """``cfg`` counting ``jac_nfev`` calls per Jacobian (known once the user's function has
     been called: NumPy or TensorFlow, differences or not); a default ``max_nfev`` is scaled
     to match (``loop_config``'s rule)."""
-    cfg = cfg._replace(jac_nfev=int(jac_nfev))
-    if not max_nfev_given:
-        cfg = cfg._replace(max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))
-    return cfg
+    if max_nfev_given:
+        return cfg._replace(jac_nfev=int(jac_nfev))
+    return cfg._replace(jac_nfev=int(jac_nfev),
+                        max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))

@@ -76,14 +76,34 @@ def _summary_from_row(row) -> IterationSummary:
                             int(attempts), int(nfev))
 
 
+def _history(rows) -> list[IterationSummary]:
+    """The ``IterationSummary`` of each ``HISTORY_FIELDS`` row that ``_took_place``: what
+    ``_summary_from_row`` and ``_took_place`` make of each row, formed in one loop (a warm
+    small fit's history is built at its end, a row per iteration)."""
+    make, summary = tuple.__new__, IterationSummary
+    out = []
+    for it, cost, change, gnorm, step, rho, lam, accepted, attempts, nfev in \
+            np.asarray(rows).tolist():
+        it, attempts = int(it), int(attempts)
+        if it == 0 or attempts > 0:
+            out.append(make(summary, (it, cost, change, gnorm, step, rho, lam, bool(accepted),
+                                      attempts, int(nfev))))
+    return out
+
+
+#: ``Status`` by value, without the enum's call per result.
+_STATUS = {int(s): s for s in Status}
+
+
 def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
     """The ``OptimizeResult`` of problem 0 of ``state`` (NumPy arrays), with the history
     ``rows`` (one ``HISTORY_FIELDS`` row per iteration)."""
-    state = type(state)(*(np.asarray(v) for v in state))
+    state = type(state)._make(map(np.asarray, state))
     x = state.x[0]
     f = state.f[0]
     j = state.j[0]
-    rt, jt = (t[0] for t in rescale(cfg.loss, state.f, state.j, cfg.f_scale))
+    rt, jt = rescale(cfg.loss, state.f, state.j, cfg.f_scale)
+    rt, jt = rt[0], jt[0]
     grad = jt.T @ rt
     active = np.zeros(x.size, dtype=int)
     if cfg.bounded:
@@ -93,16 +113,16 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
         projected = np.where(((active == -1) & (grad > 0)) | ((active == 1) & (grad < 0)), 0.0, grad)
     else:
         projected = grad
-    status = Status(int(state.status[0]))
+    code = int(state.status[0])
+    status = _STATUS[code] if code in _STATUS else Status(code)
     detail = _detail(status, state, cfg, projected)
     return OptimizeResult(
         x=x, cost=float(state.cost[0]), fun=f, jac=jt, grad=grad,
-        optimality=float(np.max(np.abs(projected))) if projected.size else 0.0,
+        optimality=float(np.abs(projected).max()) if projected.size else 0.0,
         active_mask=active, nfev=int(state.nfev[0]), njev=int(state.njev[0]),
         status=int(status), message=status_message(status, detail), success=status.success,
-        nit=int(state.nit[0]), damping=float(state.lam[0]),
-        history=[h for h in map(_summary_from_row, np.asarray(rows).tolist())
-                 if _took_place(h)], raw_jac=j,
+        nit=int(state.nit[0]), damping=float(state.lam[0]), history=_history(rows),
+        raw_jac=j,
     )
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from marquardt import _checks
 
-__all__ = ["check_within_bounds", "prepare_bounds", "prepare_p0", "start_values",
-           "strictly_feasible"]
+__all__ = ["CheckedBounds", "check_within_bounds", "prepare_bounds", "prepare_p0",
+           "start_values", "strictly_feasible"]
 
 
 #: ``inspect.signature`` per model, read once: it costs tens of microseconds, as much as a
@@ -51,11 +51,28 @@ def _positional(sig: inspect.Signature) -> list[inspect.Parameter]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+#: ``_parameter_range`` per model, as ``_SIGNATURES``.
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _parameter_range(f: Callable) -> tuple[int, int] | None:
     """(fewest, most) start values ``f(x, *params)`` accepts: its positional parameters after x
     without a default, and all of them (as SciPy's ``curve_fit``, which fits a defaulted
     parameter when p0 covers it); None when ``f`` takes ``*args`` or has no readable
-    signature (``p0`` then decides)."""
+    signature (``p0`` then decides). Read once per model (``_RANGES``)."""
+    try:
+        return _RANGES[f]
+    except (KeyError, TypeError):
+        pass
+    answer = _read_parameter_range(f)
+    try:
+        _RANGES[f] = answer
+    except TypeError:  # not weakly referenceable or not hashable
+        pass
+    return answer
+
+
+def _read_parameter_range(f: Callable) -> tuple[int, int] | None:
     sig = _signature(f)
     if sig is None or _takes_varargs(sig):
         return None
@@ -152,13 +169,29 @@ def feasible_start(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
     return p0
 
 
-def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+class CheckedBounds(NamedTuple):
+    """``prepare_bounds``' answer: float64 arrays of the checked shape, lb < ub, no NaN. Given
+    to ``prepare_bounds`` again for the same shape (``curve_fit`` checks its bounds before
+    ``solve_problem`` does), it is returned as it is instead of being checked twice."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+
+
+def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> CheckedBounds:
     """``(lb, ub)`` as float64 arrays of shape (n,), or (K, n) with ``batch=K``, checked lb < ub.
 
     Each bound is a scalar or shape (n,), broadcast; with ``batch=K`` also (K, n), one row per
     problem. ``bounds=None`` means no bounds; a ``scipy.optimize.Bounds`` (any object with
     ``lb`` and ``ub`` attributes) means ``(bounds.lb, bounds.ub)``.
     """
+    shape = (n,) if batch is None else (batch, n)
+    if type(bounds) is CheckedBounds and bounds.lb.shape == shape:
+        return bounds
+    if type(bounds) is tuple and len(bounds) == 2:  # two Python floats (the default ±inf):
+        lo, hi = bounds  # the common case's answer below without the array checks
+        if type(lo) is float and type(hi) is float and lo < hi:  # (NaN fails lo < hi)
+            return CheckedBounds(np.full(shape, lo), np.full(shape, hi))
     if bounds is None:
         bounds = (-np.inf, np.inf)
     if hasattr(bounds, "lb") and hasattr(bounds, "ub") and not isinstance(bounds, (tuple, list)):
@@ -166,7 +199,6 @@ def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.nd
     if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
         raise ValueError("`bounds` must be a pair (lb, ub) of scalars or arrays of length n. "
                          f"Received: bounds={_checks.short_repr(bounds)}")
-    shape = (n,) if batch is None else (batch, n)
     out = []
     for name, b in zip(("lb", "ub"), bounds):
         arr = np.asarray(b, dtype=np.float64)
@@ -182,7 +214,7 @@ def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.nd
                              f"({int(nan.sum())} NaN value(s) in all)")
         out.append(arr)
     if out[0].ndim == 0 and out[1].ndim == 0 and out[0] < out[1]:  # the common case, cheaply
-        return np.full(shape, float(out[0])), np.full(shape, float(out[1]))
+        return CheckedBounds(np.full(shape, float(out[0])), np.full(shape, float(out[1])))
     # Compared at the shape the user gave (n,) or (K, n): the index names their entry.
     if out[0].shape == out[1].shape == (n,):
         lb, ub = out
@@ -194,8 +226,8 @@ def prepare_bounds(bounds: Any, n: int, batch: int | None = None) -> tuple[np.nd
         index = _checks.first_index(crossed)
         raise ValueError("`bounds` must satisfy lb < ub for each parameter. Received: "
                          f"{_checks.entry(lb, index, 'lb')} >= {_checks.entry(ub, index, 'ub')}")
-    return tuple(b.copy() if b.shape == shape else np.broadcast_to(b, shape).astype(np.float64)
-                 for b in out)
+    return CheckedBounds(*(b.copy() if b.shape == shape
+                           else np.broadcast_to(b, shape).astype(np.float64) for b in out))
 
 
 def check_within_bounds(x: np.ndarray, lb: np.ndarray, ub: np.ndarray, name: str) -> None:

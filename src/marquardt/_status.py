@@ -82,4 +82,5 @@ def status_message(status: int | Status, detail: str = "") -> str:
     "`gtol` termination condition is satisfied (gradient 3.1e-11 <= gtol 1e-10)."
     """
     detail = f" ({detail})" if detail else ""
-    return _MESSAGES[Status(int(status))].format(detail=detail)
+    return _MESSAGES[status if type(status) is Status else Status(int(status))].format(
+        detail=detail)

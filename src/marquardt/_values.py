@@ -20,11 +20,16 @@ def x64_if_jax():
     never imported here."""
     jax = sys.modules.get("jax")
     if jax is None:
-        return contextlib.nullcontext()
+        return _NOTHING
     if callable(getattr(jax, "enable_x64", None)):
         return jax.enable_x64(True)
     from jax.experimental import enable_x64  # JAX before the top-level context manager
     return enable_x64()
+
+
+#: ``x64_if_jax``'s answer without JAX (a ``nullcontext`` may be entered again, and by
+#: several threads at once: it does nothing).
+_NOTHING = contextlib.nullcontext()
 
 
 def is_jax_value(value: Any) -> bool:

@@ -59,7 +59,9 @@ def _as_jacobian(value, m: int, n: int) -> np.ndarray:
         raise ValueError("`jac` must return a dense array: marquardt's LM works with dense "
                          f"Jacobian matrices, as SciPy's method='lm'. Received: "
                          f"{type(value).__name__} (call .toarray() on a sparse matrix)")
-    j = np.atleast_2d(np.asarray(value, dtype=np.float64))
+    j = np.asarray(value, dtype=np.float64)
+    if j.ndim < 2:
+        j = np.atleast_2d(j)
     if j.shape != (m, n):
         raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
                          f"Received: shape {np.shape(value)}")
@@ -104,12 +106,12 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
             return by_complex_step(x)
     else:
         if workers is None:
-            def many(xs):  # (B, 1, n) -> (B, 1, m)
-                return np.array([residual(xs[b]) for b in range(xs.shape[0])])
+            def many(xs):  # (B, n) -> (B, m): the points as (n,) views, as ``residual``
+                return np.array([_as_vector(fun(x), m, who) for x in xs])
         else:
             def many(xs):
-                out = list(workers(fun, [xs[b, 0] for b in range(xs.shape[0])]))
-                return np.stack([_as_vector(v, m, who)[None] for v in out])
+                out = list(workers(fun, list(xs)))
+                return np.stack([_as_vector(v, m, who) for v in out])
 
         step = diff_step if diff_step is not None else numdiff.default_rel_step(jac, f_dtype)
         # one problem: the same differences without the namespace's layers

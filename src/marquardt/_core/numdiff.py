@@ -37,16 +37,35 @@ def default_rel_step(method: str, dtype=np.float64) -> float:
     with ε the machine epsilon of ``dtype``: the residuals' precision when it is coarser
     than float64 (SciPy's ``_eps_for_method``: a float32 model needs steps of ~3e-4, not
     1.5e-8, or its differences are rounding noise; SciPy gh-12991)."""
+    try:
+        return _REL_STEPS[method, dtype]
+    except (KeyError, TypeError):  # not asked before, or an unhashable dtype
+        pass
+    key = (method, dtype)
     dtype = np.dtype(dtype) if np.issubdtype(np.dtype(dtype), np.floating) else np.float64
     eps = float(np.finfo(dtype).eps)
-    return eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
+    step = eps ** 0.5 if method in ("2-point", "cs") else eps ** (1.0 / 3.0)
+    try:
+        if len(_REL_STEPS) < 64:
+            _REL_STEPS[key] = step
+    except TypeError:
+        pass
+    return step
+
+
+#: ``default_rel_step``'s answers by (method, dtype as given).
+_REL_STEPS: dict = {}
 
 
 def typical_magnitudes(x0) -> np.ndarray:
     """The typical magnitudes ``curve_fit`` differences its parameters at: |x0ᵢ|, 1 where x0ᵢ
     is 0 (or not finite)."""
-    a = np.abs(np.asarray(x0, dtype=np.float64))
-    return np.where((a > 0.0) & np.isfinite(a), a, 1.0)
+    a = np.asarray(x0, dtype=np.float64)
+    sizes = [v if 0.0 < v < _INF else 1.0 for v in map(abs, a.ravel().tolist())]
+    return np.array(sizes, dtype=np.float64).reshape(a.shape)
+
+
+_INF = float("inf")
 
 
 def calls_per_jacobian(method) -> int:
@@ -107,36 +126,73 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
                          rel_step: float | None = None, typical=None) -> Callable:
     """``finite_difference_jacobian`` for one problem (K = 1) on NumPy arrays: the same
     element-wise operations in the same order, so the same J bit for bit and in the same
-    memory order (a transposed view), without the namespace's layers (the host executor
-    forms a Jacobian per iteration of a small fit, where those layers cost more than the
-    arithmetic). ``tests/test_numdiff.py`` holds the two to the same bits."""
+    memory order (a transposed view of an (n, 1, m) C-ordered array), without the
+    namespace's layers (the host executor forms a Jacobian per iteration of a small fit,
+    where those layers cost more than the arithmetic). The steps hᵢ are formed in Python
+    floats, the same IEEE double operations (a product, ``max``, a sum and a difference, each
+    rounded) as the array expression's element by element, and the points and columns as
+    (n, n) and (n, m) arrays without the problem axis. ``tests/test_numdiff.py`` holds the two
+    to the same bits.
+
+    Here ``many(points) -> rs`` takes the n points as rows of an (n, n) array and returns
+    their residuals (n, m); ``residual(x) -> r`` maps (1, n) to (1, m)."""
     if rel_step is None:
         rel_step = default_rel_step(method)
-    eye = np.eye(n)[:, None]  # (n, 1, n)
-    where, absolute, maximum = np.where, np.abs, np.maximum
-    floor = 1.0 if typical is None else typical
+    eye = _eye(n)  # (n, n)
+    where = np.where
+    floors = [1.0] * n if typical is None else _values(typical, n)
+    uppers = _values(ub, n)
+
+    def steps(x):  # (1, n) -> h (1, n)
+        h = []
+        for xi, floor, upper in zip(x[0].tolist(), floors, uppers):
+            size = abs(xi)
+            hi = rel_step * (1.0 if xi >= 0.0 else -1.0) * (floor if floor > size else size)
+            if xi + hi > upper:  # away from a near upper bound
+                hi = -abs(hi)
+            h.append((xi + hi) - xi)  # the step actually representable
+        return np.array([h])
 
     def fn(x, r=None):
         if r is None:
             r = residual(x)
-        h = rel_step * where(x >= 0.0, 1.0, -1.0) * maximum(absolute(x), floor)
-        h = where(x + h > ub, -absolute(h), h)  # away from a near upper bound
-        h = (x + h) - x  # the step actually representable
-        hx = h[None] * eye  # (n, 1, n): row i moves x_i
-        ht = h.T[:, :, None]  # (n, 1, 1)
-        x_b = x[None]
-        f_plus = many(x_b + hx)
+        h = steps(x)
+        hx = h * eye  # (n, n): row i moves x_i
+        ht = h.T  # (n, 1)
+        f_plus = many(x + hx)  # (n, m)
         if method == "2-point":
-            cols = (f_plus - r[None]) / ht
+            cols = (f_plus - r) / ht
         else:
-            lo_ok = (x - h >= lb).T[:, :, None]
-            second = many(where(lo_ok, x_b - hx, x_b + 2.0 * hx))
+            lo_ok = (x - h >= lb).T  # (n, 1)
+            second = many(where(lo_ok, x - hx, x + 2.0 * hx))
             central = (f_plus - second) / (2.0 * ht)
-            one_sided = (-3.0 * r[None] + 4.0 * f_plus - second) / (2.0 * ht)
+            one_sided = (-3.0 * r + 4.0 * f_plus - second) / (2.0 * ht)
             cols = where(lo_ok, central, one_sided)
-        return r, cols.transpose(1, 2, 0)
+        return r, cols.reshape(n, 1, -1).transpose(1, 2, 0)
 
     return fn
+
+
+_EYES: dict = {}
+
+
+def _eye(n: int) -> np.ndarray:
+    """The identity (n, n), read-only, made once per n (up to 64 sizes kept)."""
+    eye = _EYES.get(n)
+    if eye is None:
+        eye = np.eye(n)
+        eye.flags.writeable = False
+        if len(_EYES) < 64:
+            _EYES[n] = eye
+    return eye
+
+
+def _values(a, n: int) -> list[float]:
+    """A scalar, (n,) or (1, n) array's n values as Python floats (broadcast)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    if a.size not in (1, n):
+        raise ValueError(f"expected 1 or n={n} values. Received: shape {np.shape(a)}")
+    return a.tolist() if a.size == n else [float(a[0])] * n
 
 
 def complex_step_jacobian(complex_residual: Callable, n: int, rel_step: float | None = None
