@@ -62,22 +62,23 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         j0 = evaluator.jacobian(x0, f0, every)
     else:
         f0, j0 = evaluator.first
-    # one problem: its per-problem values as NumPy scalars (``_backend.numpy.single``)
+    # one problem: its per-problem values as NumPy scalars (``_backend.numpy.single``), the
+    # core's steps traced (``_steps``; None: run eagerly)
     ns = single if k == 1 else xp
+    steps = _steps(cfg, x0, f0, j0, lb, ub, d_fixed) if k == 1 else None
     with _quiet():
-        state = core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
+        state = (steps.start(x0, f0, j0, lb, ub, d_fixed) if steps is not None
+                 else core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed))
     # History: without a callback to show them to, the rows are formed at the end, all in
     # one batched call (records: the problem-0 slices of each iteration's arrays).
     history = _History(cfg, state) if cfg.record_history else None
     if history is not None and cfg.callback is not None:
         state = _callback(cfg, state, history.row(0, state, state.cost, None))
-    if k == 1:
-        steps = _steps(cfg, x0, f0, j0, lb, ub, d_fixed)
-        if steps is not None:
-            state = _run_one(cfg, steps, evaluator, state, lb, ub, d_fixed, history)
-            table = (history.table() if history is not None
-                     else np.zeros((0, len(HISTORY_FIELDS))))
-            return _batched(state), table
+    if steps is not None:
+        state = _run_one(cfg, steps, evaluator, state, lb, ub, d_fixed, history)
+        table = (history.table() if history is not None
+                 else np.zeros((0, len(HISTORY_FIELDS))))
+        return _batched(state), table
     it = 0
     while True:
         running = np.flatnonzero(state.status == RUNNING)
@@ -147,7 +148,11 @@ class _History:
         if table is None or table.shape != (len(cols), 8):
             table = np.array([[np.ravel(v)[0] for v in row] for row in cols], dtype=np.float64)
         with _quiet():
-            g = np.concatenate([core.gradient(self.cfg, xp, f, j) for f, j in zip(fs, js)])
+            if self.cfg.loss == "linear":  # every recorded iteration's g in one product
+                g = core.gradient(self.cfg, xp, np.concatenate(fs), np.concatenate(js))
+            else:  # a robust loss's vectorised ufuncs may round an element by its position
+                g = np.concatenate([core.gradient(self.cfg, xp, f, j)
+                                    for f, j in zip(fs, js)])
             # the columns in float64, as ``history_rows`` casts them (exact: counts and flags)
             return core.history_rows(xp, np.array(its), g, *table.T)
 
@@ -222,6 +227,10 @@ def _iteration(cfg: LoopConfig, ns, evaluator: Evaluator, s: LoopState, lb, ub, 
 # One problem: the core's functions traced once per configuration and shapes into straight-line
 # Python (``marquardt._backend.numpy.trace``), the same operations without the layers.
 
+def _start(ns, cfg, x0, f0, j0, lb, ub, d_fixed):
+    return core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
+
+
 def _begin(ns, cfg, s, lb, ub, d_fixed):
     prep, c = core.prepare(cfg, ns, s, lb, ub, d_fixed, all_live=True)
     return prep, c, core.live(ns, c)
@@ -275,6 +284,7 @@ class _Step:
 
 
 class _Steps(NamedTuple):
+    start: _Step
     begin: _Step
     attempt: _Step
     judged: _Step
@@ -305,7 +315,8 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
                 _STEPS.pop(next(iter(_STEPS)), None)
             except (StopIteration, RuntimeError):
                 pass
-        steps = _STEPS[key] = _Steps(_Step(_begin, cfg), _Step(_attempt, cfg),
+        steps = _STEPS[key] = _Steps(_Step(_start, cfg), _Step(_begin, cfg),
+                                     _Step(_attempt, cfg),
                                      _Step(_judged, cfg), _Step(_end, cfg),
                                      _Step(_refit, cfg) if cfg.damping.needs_spectrum else None)
     return steps
@@ -321,7 +332,7 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
     with_jacobian = evaluator.jacobian_with_residual
     residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
                                 evaluator.jacobian)
-    begin, attempt, judged, end, refit = steps
+    _, begin, attempt, judged, end, refit = steps
     callback = cfg.callback if history is not None else None
     it = 0
     s = state
