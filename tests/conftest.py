@@ -13,48 +13,57 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 WHOLE_MODULES = ("tests/test_nist.py", "tests/test_dask.py")
 
 
-#: The units of work that cost most, in CPU seconds (the test's process and its subprocesses;
-#: measured 2026-12-03 with a per-test CPU clock over a whole ``-n 2`` run, on a busy machine: the
-#: order matters, not the values; tests changed since were measured again, the NIST and JAX
-#: ones by ``--durations`` on 2026-12-04, after ``marquardt._tiering``). The scheduler hands
-#: them out first, most expensive first, and the rest in collection order: the last tests of a
-#: run are then short ones, and the two workers finish close together (a 70 s test started
-#: last would keep one worker busy for a minute while the other idles). A name that is no longer
-#: a test only loses its place (tests/test_suite_schedule.py keeps the table true).
+#: The units of work that cost most, in seconds of wall time: ``--durations`` of a whole ``-n 2``
+#: run on 2026-12-04 (23:00 UTC, a busy machine: the run took 24 min, not 7; the order matters,
+#: not the values; a module of ``WHOLE_MODULES``: the sum of its tests). Wall time, not CPU time,
+#: is what a worker waits for: a test whose subprocesses use both cores, or that waits for a
+#: child, weighs what it holds its worker. The scheduler hands these out first, most expensive
+#: first, and the rest in collection order: the last tests of a run are then short ones, and the
+#: two workers finish close together (a 30 s test started last would keep one worker busy while
+#: the other idles). A name that is no longer a test only loses its place
+#: (tests/test_suite_schedule.py keeps the table true).
 EXPENSIVE = {
-    "tests/keras/test_keras_on_jax.py::test_jax_backend_api_cases": 112.0,
-    "tests/keras/test_distribute.py::test_multi_worker_mirrored_strategy_on_two_processes_equals_one_device": 70.3,
-    "tests/test_docs.py::test_python_blocks_run[keras.md]": 64.8,
-    "tests/test_dask.py": 64.5,
-    "tests/keras/test_distribute.py::test_mirrored_strategy_on_two_devices_equals_one_device": 50.3,
-    "tests/test_docs.py::test_python_blocks_run[README.md]": 32.3,
+    "tests/keras/test_keras_on_jax.py::test_jax_backend_api_cases": 224.8,
+    "tests/keras/test_distribute.py::test_mirrored_strategy_on_two_devices_equals_one_device": 162.1,
+    "tests/test_docs.py::test_python_blocks_run[README.md]": 112.1,
+    "tests/test_docs.py::test_python_blocks_run[keras.md]": 107.5,
+    "tests/test_dask.py": 89.4,
+    "tests/keras/test_distribute.py::test_multi_worker_mirrored_strategy_on_two_processes_equals_one_device": 69.3,
+    "tests/test_nist.py": 64.7,
+    "tests/test_docs.py::test_python_blocks_run[batch.md]": 59.1,
+    "tests/test_batch.py::test_float32_agrees_with_float64": 55.0,
     # the first of the blocks that share `marquardt fit` and `train` (CommandCache): it runs them
-    "tests/test_docs.py::test_shell_block_runs[README.md:28]": 29.3,
-    "tests/test_docs.py::test_python_blocks_run[distributed.md]": 23.7,
-    "tests/test_docs.py::test_python_blocks_run[batch.md]": 23.3,
-    "tests/test_nist.py": 22.0,
-    "tests/test_docs.py::test_python_blocks_run[jax.md]": 18.1,
-    "tests/test_docs.py::test_python_blocks_run[scipy_bridge.md]": 16.8,
+    "tests/test_docs.py::test_shell_block_runs[README.md:28]": 53.1,
+    "tests/test_docs.py::test_python_blocks_run[distributed.md]": 47.0,
+    "tests/test_batch.py::test_equals_one_at_a_time[gauss2d]": 42.5,
+    "tests/cli/test_cli.py::test_train_interrupted_keeps_the_best_weights_and_exits_130": 40.4,
+    "tests/test_batch.py::test_rounds_with_restarts_equal_one_solve": 39.1,
+    "tests/keras/test_trainlm_workflow.py::test_fitnet_has_matlabs_defaults_and_the_saved_model_loads_without_marquardt": 37.1,
+    "tests/cli/test_cli.py::test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model": 35.7,
+    "tests/keras/test_cholesky_failures.py::test_tensorflow_imported_first_prints_only_its_own_lines": 34.1,
+    "tests/test_quiet_import.py::test_a_fresh_import_of_tensorflow_after_marquardt_prints_nothing": 32.8,
+    "tests/keras/test_keras_on_jax.py::test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow": 32.3,
     # the first of the tests that share `marquardt demo` (CommandCache): it runs it
-    "tests/test_docs.py::test_shell_block_runs[README.md:12]": 14.1,
-    "tests/test_batch.py::test_equals_one_at_a_time[gauss2d]": 12.3,
-    "tests/keras/test_keras_on_jax.py::test_tensorflow_and_jax_steps_agree_in_float64_and_jax_imports_no_tensorflow": 12.0,
-    "tests/cli/test_cli.py::test_train_interrupted_keeps_the_best_weights_and_exits_130": 11.8,
-    "tests/test_docs.py::test_shell_block_runs[keras.md:405]": 11.2,
-    "tests/cli/test_cli.py::test_train_reaches_the_test_mse_bound_and_saves_a_raw_units_model": 10.9,
-    "tests/test_batch.py::test_equals_one_at_a_time[double_exp]": 10.3,
-    "tests/jax/test_imports.py::test_every_jax_surface_imports_no_tensorflow": 10.1,
-    "tests/keras/test_cholesky_failures.py::test_nothing_on_stderr_when_marquardt_is_imported_first": 10.1,
-    "tests/test_jax_backend.py::test_nist_certified_digits_on_jax": 9.8,
-    "tests/keras/test_cholesky_failures.py::test_tensorflow_imported_first_prints_only_its_own_lines": 9.8,
-    "tests/cli/test_cli.py::test_fit_recovers_known_parameters_and_writes_the_report": 9.1,
-    "tests/test_batch.py::test_noise_and_nan_problems_do_not_disturb_others": 9.0,
-    "tests/keras/test_trainlm_workflow.py::test_fitnet_has_matlabs_defaults_and_the_saved_model_loads_without_marquardt": 8.4,
-    "tests/test_scipy_bridge.py::test_import_marquardt_scipy_does_not_import_scipy": 8.3,
-    "tests/test_jax_backend.py::test_batch_executor_in_float32_with_float32_tolerances": 7.8,
-    "tests/test_jax_backend.py::test_curve_fit_not_converged_and_nan_policy_with_a_jax_model": 7.1,
-    "tests/jax/test_imports.py::test_tensorflow_fits_import_no_jax": 6.9,
-    "tests/test_batch.py::test_rounds_with_restarts_equal_one_solve": 6.8,
+    "tests/test_docs.py::test_shell_block_runs[README.md:12]": 30.6,
+    "tests/cli/test_cli.py::test_fit_recovers_known_parameters_and_writes_the_report": 29.0,
+    "tests/test_batch.py::test_noise_and_nan_problems_do_not_disturb_others": 28.9,
+    "tests/test_docs.py::test_shell_block_runs[keras.md:405]": 27.7,
+    "tests/test_batch.py::test_equals_one_at_a_time[double_exp]": 26.9,
+    "tests/test_docs.py::test_python_blocks_run[scipy_bridge.md]": 26.1,
+    "tests/test_docs.py::test_python_blocks_run[jax.md]": 25.9,
+    "tests/keras/test_cholesky_failures.py::test_nothing_on_stderr_when_marquardt_is_imported_first": 24.7,
+    "tests/jax/test_imports.py::test_tensorflow_fits_import_no_jax": 24.4,
+    "tests/keras/test_keras_on_jax.py::test_tensorflow_and_jax_bayesian_regularisation_agree_in_float64": 23.4,
+    "tests/test_scipy_bridge.py::test_import_marquardt_scipy_does_not_import_scipy": 22.2,
+    "tests/test_jax_backend.py::test_batch_executor_in_float32_with_float32_tolerances": 20.4,
+    "tests/keras/test_contract.py::test_multi_output_metrics_and_losses_are_logged_as_keras_logs_them[dict-dict_outputs]": 18.7,
+    "tests/keras/test_contract.py::test_multi_output_metrics_and_losses_are_logged_as_keras_logs_them[none-dict_outputs]": 17.8,
+    # its setup builds the module's NIST fixture on JAX
+    "tests/test_jax_backend.py::test_nist_certified_digits_on_jax": 17.5,
+    "tests/keras/test_contract.py::test_multi_output_metrics_and_losses_are_logged_as_keras_logs_them[dict-list_outputs]": 16.1,
+    "tests/test_probe.py::test_front_doors_accept_a_zero_first_derivative": 15.6,
+    "tests/keras/test_training.py::test_classification_reaches_adam_accuracy_in_fewer_epochs": 15.6,
+    "tests/keras/test_host_lapack.py::test_training_is_the_same_with_host_lapack": 14.6,
 }
 
 

@@ -424,7 +424,7 @@ def float64():
     yield
     keras.config.set_floatx(old_floatx)
     keras.config.set_dtype_policy(old_policy)
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
 
 
 X3 = RNG.standard_normal((40, 3))
