@@ -130,18 +130,19 @@ class _Tracer:
                 return split
         return self.emit(template, args, result)
 
+    def evaluate(self, template, args) -> tuple[bool, object]:
+        """(True, the value) of an inline form on the traced values; (False, None) where it
+        raises (it does not apply: the caller keeps the call)."""
+        names = {f"a{i}": self.value(a) for i, a in enumerate(args)}
+        try:
+            return True, eval(template.format(*names), dict(self.globals), names)  # our own code
+        except Exception:  # noqa: BLE001 — the inline form does not apply: keep the call
+            return False, None
+
     def check(self, template, args, expected) -> bool:
         """The inline form gives ``expected`` on the traced values."""
-        names = {}
-        rendered = []
-        for i, a in enumerate(args):
-            names[f"a{i}"] = self.value(a)
-            rendered.append(f"a{i}")
-        try:
-            got = eval(template.format(*rendered), dict(self.globals), names)  # our own code
-        except Exception:  # noqa: BLE001 — the inline form does not apply: keep the call
-            return False
-        return _same(got, expected)
+        ok, got = self.evaluate(template, args)
+        return ok and _same(got, expected)
 
     def namespace_call(self, name, args, kwargs):
         if name == "cond":  # a branch on a value: both sides cannot be one straight line

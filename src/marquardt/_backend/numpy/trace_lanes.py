@@ -167,15 +167,6 @@ def _lane_sym(tr, value, parts) -> _Sym:
     return sym
 
 
-def _evaluate(tr, template, args):
-    names = {f"a{i}": tr.value(a) for i, a in enumerate(args)}
-    expression = template.format(*names)
-    try:
-        return True, eval(expression, {**tr.globals, **HELPERS}, names)  # noqa: S307 — ours
-    except Exception:  # noqa: BLE001 — the lane form does not apply: keep the array call
-        return False, None
-
-
 def _same_element(got, expected) -> bool:
     """A lane's Python number against the array's element: the same kind, the same bits."""
     if isinstance(expected, np.bool_):
@@ -195,7 +186,7 @@ def elementwise(tr, template, args, result):
     flat = result.reshape(-1)
     parts = []
     for i, lane_args in enumerate(per_lane):
-        ok, got = _evaluate(tr, template, lane_args)
+        ok, got = tr.evaluate(template, lane_args)
         if not ok or not _same_element(got, flat[i]):
             return None
         parts.append(tr.emit(template, lane_args, got))
@@ -240,7 +231,7 @@ def reduction(tr, name, args, kwargs, result):
     if name == "max":  # NumPy's rule lane by lane, NaN wins
         acc = parts[0]
         for p in parts[1:]:
-            ok, got = _evaluate(tr, _FUNCTIONS["maximum"], (acc, p))
+            ok, got = tr.evaluate(_FUNCTIONS["maximum"], (acc, p))
             if not ok:
                 return None
             acc = tr.emit(_FUNCTIONS["maximum"], (acc, p), got)
@@ -250,14 +241,14 @@ def reduction(tr, name, args, kwargs, result):
     elif name == "norm":
         squares = []
         for p in parts:
-            ok, got = _evaluate(tr, "({0} * {0})", (p,))
+            ok, got = tr.evaluate("({0} * {0})", (p,))
             if not ok:
                 return None
             squares.append(tr.emit("({0} * {0})", (p,), got))
         template, inline_args = f"_msqrt({add_order(names)})", squares
     else:
         template, inline_args = "(" + (" | " if name == "any" else " & ").join(names) + ")", parts
-    ok, got = _evaluate(tr, template, inline_args)
+    ok, got = tr.evaluate(template, inline_args)
     if not ok or not _same_element(got, expected):
         return None
     if keepdims:
