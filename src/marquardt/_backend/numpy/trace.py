@@ -59,6 +59,7 @@ class _Tracer:
                               "_np_sqrt": np.sqrt}
         self.count = 0
         self.expressions: dict[str, _Sym] = {}
+        self.lane_scalars: dict[str, _Sym] = {}  # a NumPy scalar's Python number (trace_lanes)
 
     def fresh(self, value) -> _Sym:
         self.count += 1

@@ -100,10 +100,9 @@ def _python_number(tr, a):
     v = a.value
     if not isinstance(v, np.generic):
         return a
-    cache = tr.__dict__.setdefault("lane_scalars", {})
-    if a.name not in cache:
-        cache[a.name] = tr.emit("{0}.item()", (a,), v.item())
-    return cache[a.name]
+    if a.name not in tr.lane_scalars:
+        tr.lane_scalars[a.name] = tr.emit("{0}.item()", (a,), v.item())
+    return tr.lane_scalars[a.name]
 
 
 def materialize(tr, sym: _Sym) -> None:
