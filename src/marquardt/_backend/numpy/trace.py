@@ -57,6 +57,7 @@ class _Tracer:
                               "_add_reduce": np.add.reduce,
                               "_max_reduce": np.maximum.reduce, "_np_array": np.array,
                               "_np_sqrt": np.sqrt}
+        self.globals.update(trace_lanes.HELPERS)
         self.count = 0
         self.expressions: dict[str, _Sym] = {}
         self.lane_scalars: dict[str, _Sym] = {}  # a NumPy scalar's Python number (trace_lanes)

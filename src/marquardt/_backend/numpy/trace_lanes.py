@@ -47,6 +47,7 @@ def _lane_sqrt(x):
     return float(np.sqrt(np.float64(x)))
 
 
+# the lane templates' functions, in every tracer's globals (``trace._Tracer``)
 HELPERS = {"_lane_div": _lane_div, "_lane_sqrt": _lane_sqrt, "_misfinite": math.isfinite,
            "_msqrt": math.sqrt}
 
@@ -181,7 +182,6 @@ def elementwise(tr, template, args, result):
     per_lane = _lane_args(tr, args, result.shape)
     if per_lane is None:
         return None
-    tr.globals.update(HELPERS)
     flat = result.reshape(-1)
     parts = []
     for i, lane_args in enumerate(per_lane):
@@ -224,7 +224,6 @@ def reduction(tr, name, args, kwargs, result):
     expected = result.reshape(-1)[0] if keepdims else result
     if not isinstance(expected, (np.float64, np.bool_)):
         return None
-    tr.globals.update(HELPERS)
     parts = lanes(tr, a)
     names = [f"{{{i}}}" for i in range(len(parts))]
     if name == "max":  # NumPy's rule lane by lane, NaN wins
