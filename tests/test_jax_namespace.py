@@ -38,6 +38,16 @@ def test_elementary_operations_match_numpy(name, args):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize("a, b", [
+    (np.swapaxes(A, 1, 2), A),  # JᵀJ of 3 Jacobians 6 × 4: formed elementwise
+    (RNG.normal(size=(2, 16, 16)), RNG.normal(size=(2, 16, 16))),  # 16³ > 1024: the dot
+    (RNG.normal(size=(5, 3)), RNG.normal(size=(3, 2))),  # unbatched: the dot
+])
+def test_matmul_matches_numpy_elementwise_or_not(a, b):
+    got = jax.jit(jxp.matmul)(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(got), np.matmul(a, b), rtol=1e-13, atol=1e-13)
+
+
 def test_transposed_matvec_and_expand_dims_match_numpy():
     v = RNG.normal(size=(3, 6))
     np.testing.assert_allclose(np.asarray(jxp.matvec(jnp.asarray(A), jnp.asarray(v), transpose_a=True)),

@@ -43,7 +43,6 @@ from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
                                    prepare_p0, strictly_feasible)
 from marquardt._result import OptimizeResult
-from marquardt._solvers import get_solver
 from marquardt._status import Status
 from marquardt._termination import stationary_cosine
 
@@ -271,8 +270,6 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     mode = ("2-point" if jac == "auto" and not (tensorflow or jax_model) else jac)
     if jax_model:
         mode = "auto"
-        if "solver" not in options:  # XLA-CPU runs the unrolled Cholesky 20x slower
-            cfg = cfg._replace(solver=get_solver(JAX_BATCH_SOLVER))
     cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n,
                               options.get("max_nfev") is not None)
 
@@ -340,13 +337,6 @@ def _host_model(f: Callable) -> Callable:
         with x64_if_jax():
             return np.asarray(f(x, *params))
     return model
-
-
-#: The default solver of a JAX model's batch: LAPACK-style batched Cholesky (eigen fallback).
-#: 1,024 2-D Gaussians, warm, on 2 busy CPU cores (2026-12-03): 37 ms against 724 ms with
-#: ``cholesky_unrolled`` (the TensorFlow default, whose elementwise form XLA-CPU compiles
-#: poorly under vmap) and 402 ms with ``svd``.
-JAX_BATCH_SOLVER = "cholesky"
 
 
 #: Problems iterated together by the host executor (a NumPy model): large enough that the
