@@ -58,6 +58,10 @@ def test_typical_magnitudes_set_the_step_floor():
     # typical is the start's magnitude, 1 where it is 0
     typical = numdiff.typical_magnitudes([[3.0, -2e-7, 0.0]])
     np.testing.assert_array_equal(typical, [[3.0, 2e-7, 1.0]])
+    # a batch's starts take the array route: the same sizes, non-finite ones 1 too
+    starts = np.tile([3.0, -2e-7, 0.0, np.nan, -np.inf, -0.0], (20, 1))
+    np.testing.assert_array_equal(numdiff.typical_magnitudes(starts),
+                                  np.tile([3.0, 2e-7, 1.0, 1.0, 1.0, 1.0], (20, 1)))
     seen = []
 
     def record(xs):

@@ -61,8 +61,18 @@ def typical_magnitudes(x0) -> np.ndarray:
     """The typical magnitudes ``curve_fit`` differences its parameters at: |x0ᵢ|, 1 where x0ᵢ
     is 0 (or not finite)."""
     a = np.asarray(x0, dtype=np.float64)
+    if a.size > _SCALAR_MAX:  # a batch's starts: one array operation
+        m = np.abs(a)
+        with np.errstate(invalid="ignore"):
+            return np.where((m > 0.0) & (m < _INF), m, 1.0)
     sizes = [v if 0.0 < v < _INF else 1.0 for v in map(abs, a.ravel().tolist())]
     return np.array(sizes, dtype=np.float64).reshape(a.shape)
+
+
+#: Most parameters ``typical_magnitudes`` sizes as Python floats (one fit's few parameters:
+#: faster than NumPy's array operations); above, a batch's starts: 6 ms for 10,000 × 5 as
+#: Python floats, 0.2 ms as arrays.
+_SCALAR_MAX = 64
 
 
 _INF = float("inf")
