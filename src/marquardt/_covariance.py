@@ -120,18 +120,24 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
     direct = finite & np.all(diag > 0, axis=1)
     s = 1.0 / np.sqrt(np.where(direct[:, None], diag, 1.0))
     a_s = a * s[:, :, None] * s[:, None, :]
-    pcov = np.full((k, n, n), np.nan)
+    every = bool(direct.all())  # the usual case: no gathers of the direct ones
+    pcov = np.empty((k, n, n)) if every else np.full((k, n, n), np.nan)
     idx = np.flatnonzero(direct)
     if idx.size:
+        sub, sub_a, sub_s = (a_s, a, s) if every else (a_s[idx], a[idx], s[idx])
         try:
-            inv = np.linalg.inv(a_s[idx])
+            inv = np.linalg.inv(sub)
         except np.linalg.LinAlgError:  # an exactly singular matrix in the lot: one by one
-            inv = np.stack([_inv_or_nan(x) for x in a_s[idx]])
+            inv = np.stack([_inv_or_nan(x) for x in sub])
         norm1 = lambda t: np.max(np.sum(np.abs(t), axis=1), axis=-1)  # noqa: E731
-        cov = inv * s[idx, :, None] * s[idx, None, :]
+        cov = inv * sub_s[:, :, None] * sub_s[:, None, :]
         good = (np.all(np.isfinite(inv), axis=(1, 2))
-                & (norm1(a_s[idx]) * norm1(inv) <= FAST_COND_MAX)
-                & (norm1(a[idx]) * norm1(cov) <= FAST_COND_UNSCALED_MAX))
+                & (norm1(sub) * norm1(inv) <= FAST_COND_MAX)
+                & (norm1(sub_a) * norm1(cov) <= FAST_COND_UNSCALED_MAX))
+        if every and good.all():
+            return cov
+        if every:
+            pcov[:] = np.nan
         pcov[idx[good]] = cov[good]
         direct[idx[~good]] = False
     for i in np.flatnonzero(finite & ~direct):

@@ -1,0 +1,43 @@
+"""The batch's covariances (``marquardt._covariance.unscaled_covariances``): the direct route
+(a Jacobi-scaled inverse) agrees with the SVD of each Jacobian, and a fit whose J has lost
+rank gets ``inf`` whichever route first took it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from marquardt._covariance import _pinv_normal, unscaled_covariances
+
+RNG = np.random.default_rng(3)
+
+
+def _one_at_a_time(jac):
+    out = []
+    for j in jac:
+        cov, rank = _pinv_normal(j)
+        out.append(cov if rank == j.shape[1] else np.full_like(cov, np.inf))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("lost", ["none", "nearly equal columns", "zero column"])
+def test_batched_covariances_equal_the_svd_route(lost):
+    jac = RNG.standard_normal((40, 25, 5))
+    jac[3, :, 1] *= 1e-6  # badly scaled but full rank: the scaling keeps it direct
+    if lost == "nearly equal columns":  # every diagonal > 0: all start on the direct route
+        jac[7, :, 4] = jac[7, :, 3] * (1 + 1e-13)
+    elif lost == "zero column":
+        jac[7, :, 2] = 0.0
+    got = unscaled_covariances(jac)
+    want = _one_at_a_time(jac)
+    assert np.isinf(got[7]).all() == (lost != "none")
+    finite = np.isfinite(want).all(axis=(1, 2))
+    # the two routes agree to ~κ(scaled JᵀJ)·ε; problem 3 is the worst conditioned
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-7)
+
+
+def test_a_jacobian_that_is_not_finite_gets_nan():
+    jac = RNG.standard_normal((4, 10, 3))
+    jac[2, 0, 0] = np.nan
+    got = unscaled_covariances(jac)
+    assert np.isnan(got[2]).all() and np.isfinite(np.delete(got, 2, axis=0)).all()
