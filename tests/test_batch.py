@@ -393,6 +393,38 @@ def test_input_errors(kwargs, error, match):
                         **args)
 
 
+def test_the_autodiff_check_runs_once_per_model_whose_parameters_are_all_connected(monkeypatch):
+    """The eager check for missing gradients (``check_model_autodiff``) runs at a model's
+    first batch; once every parameter had a nonzero gradient, later batches of that model
+    skip it. A model with a zero column at its check is checked again next time, and one
+    whose gradient is missing raises at every call."""
+    from marquardt._backend.tensorflow import host_functions, jacobian
+
+    calls = []
+    real = jacobian.zero_gradient_parameters
+    monkeypatch.setattr(host_functions, "zero_gradient_parameters",
+                        lambda *a: calls.append(1) or real(*a))
+
+    def connected(t, a, k):
+        return a * tf.exp(-k * t)
+
+    def flat_at_zero(t, a, k):  # ∂/∂k of a·exp(−(k t)²) is 0 at k = 0
+        return a * tf.exp(-(k * t) ** 2)
+
+    for _ in range(3):
+        curve_fit_batch(connected, T, Y2, P2[0])
+    assert len(calls) == 1
+    for _ in range(2):
+        with pytest.warns(OptimizeWarning, match="rank < n = 2"):  # k stays 0: a zero column
+            curve_fit_batch(flat_at_zero, T, Y2, [1.0, 0.0], max_nfev=3)
+    assert len(calls) == 3
+    missing = lambda t, a, k: tf.math.betainc(a + 0 * t, 2.0 + 0 * t, 0.3 + 0 * t)  # noqa: E731
+    for _ in range(2):
+        with pytest.raises(ValueError, match="cannot be differentiated by TensorFlow"):
+            curve_fit_batch(missing, T, Y2, P2[0])
+    assert len(calls) == 5
+
+
 def test_a_model_that_fails_on_a_per_problem_xdata_taken_by_shape_is_told_of_shared_x():
     """Two 5×5 images on a shared (2, 25) grid: K = k = 2, so the shape makes xdata one row
     per problem and the model gets a (25,) x. Its error (a wrong shape, or an exception) now
