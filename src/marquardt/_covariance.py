@@ -120,10 +120,10 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
     direct = finite & np.all(diag > 0, axis=1)
     s = 1.0 / np.sqrt(np.where(direct[:, None], diag, 1.0))
     a_s = a * s[:, :, None] * s[:, None, :]
-    every = bool(direct.all())  # the usual case: no gathers of the direct ones
-    pcov = np.empty((k, n, n)) if every else np.full((k, n, n), np.nan)
+    pcov = np.full((k, n, n), np.nan)
     idx = np.flatnonzero(direct)
     if idx.size:
+        every = idx.size == k  # the usual case: no gathers of the direct ones
         sub, sub_a, sub_s = (a_s, a, s) if every else (a_s[idx], a[idx], s[idx])
         try:
             inv = np.linalg.inv(sub)
@@ -136,8 +136,6 @@ def unscaled_covariances(jac: np.ndarray) -> np.ndarray:
                 & (norm1(sub_a) * norm1(cov) <= FAST_COND_UNSCALED_MAX))
         if every and good.all():
             return cov
-        if every:
-            pcov[:] = np.nan
         pcov[idx[good]] = cov[good]
         direct[idx[~good]] = False
     for i in np.flatnonzero(finite & ~direct):
