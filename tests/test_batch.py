@@ -337,6 +337,11 @@ def test_messages_are_indexed_as_the_other_fields():
     (dict(xdata=T[:-1]), ValueError, r"`xdata` must have shape \(m,\) or \(k, m\).*"
                                      r"Received: xdata with shape \(11,\)"),
     (dict(xdata=np.ones((2, 3, 12))), ValueError, r"`xdata` must have shape"),
+    # ydata transposed, (m, K): the message says where m and K come from, and the likely fix
+    (dict(ydata=Y2.T), ValueError, r"with m=3 points and K=12 problems \(`ydata`'s shape "
+                                   r"\(K, m\) = \(12, 3\): one row per problem\)\. Received: "
+                                   r"xdata with shape \(12,\); if the columns of `ydata` are "
+                                   r"the problems, pass ydata\.T$"),
     (dict(xdata=np.ones((2, 12)), shared_x=False), ValueError,
      r"`xdata` per problem \(shared_x=False\) must have shape \(K, m\)"),
     (dict(xdata=np.r_[T[:-1], np.nan]), ValueError, r"`xdata` must contain only finite"),

@@ -82,10 +82,13 @@ def xdata_is_shared(shape: tuple, k_all: int, m: int, shared_x) -> bool:
     """Whether an ``xdata`` of this shape is shared by the K problems (``shared_x=None``:
     decided by the shape, see ``curve_fit_batch``); a shape that fits neither is an error."""
     want = (f"shape (m,) or (k, m) shared by all problems, or (K, m) or (K, k, m) per problem, "
-            f"with m={m} points and K={k_all} problems")
+            f"with m={m} points and K={k_all} problems (`ydata`'s shape (K, m) = ({k_all}, {m}): "
+            f"one row per problem)")
     ndim = len(shape)
     if ndim == 0 or shape[-1] != m:
-        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}")
+        hint = ("; if the columns of `ydata` are the problems, pass ydata.T"
+                if ndim and shape[-1] == k_all else "")
+        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}{hint}")
     if shared_x is None:
         shared_x = not (ndim >= 2 and shape[0] == k_all)
         if ndim == 3 and shared_x:
