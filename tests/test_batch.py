@@ -325,7 +325,11 @@ def test_messages_are_indexed_as_the_other_fields():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\)"),
+    (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\), shape \(K, m\): one "
+                                    r"row of m points per problem \(one problem: ydata\[None\], "
+                                    r"shape \(1, m\)\)\. Received: ydata with shape \(12,\)$"),
+    (dict(ydata=Y2.reshape(3, 3, 4)), ValueError, r"ydata.reshape\(K, -1\), with xdata's point "
+                                                  r"axes flattened.*shape \(3, 3, 4\)$"),
     (dict(ydata=Y2[:, :0]), ValueError, r"`ydata` must not be empty"),
     (dict(ydata=np.where(np.eye(3, 12) > 0, np.nan, Y2)), ValueError,
      r"`ydata` must not contain NaN unless nan_policy='omit'.*ydata\[0, 0\]=nan"),

@@ -18,7 +18,7 @@ from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "check_nan_policy", "check_shared_x", "prepare_ydata",
-           "prepare_xdata", "xdata_is_shared", "prepare_sigma", "check_chunk_size", "probe"]
+           "prepare_xdata", "xdata_is_shared", "ydata_ndim_error", "prepare_sigma", "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
 
@@ -36,7 +36,9 @@ def check_shared_x(shared_x) -> None:
 
 def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
     check_nan_policy(nan_policy)
-    y = _checks.as_float_array(ydata, "ydata", ndim=2)  # (K, 0) or (0, m): "must not be empty"
+    y = _checks.as_float_array(ydata, "ydata")  # (K, 0) or (0, m): "must not be empty"
+    if y.ndim != 2:
+        raise ydata_ndim_error(y.shape)
     nan = np.isnan(y)
     if nan.any() and nan_policy == "raise":
         raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
@@ -49,6 +51,20 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
                          f"{_checks.entry(y, _checks.first_index(inf), 'ydata')} "
                          f"({int(inf.sum())} infinite value(s) in all)")
     return y, ~nan
+
+
+def ydata_ndim_error(shape: tuple) -> ValueError:
+    """The error for a ``ydata`` that is not 2-D, (K, m), with the reshape a user most likely
+    needs: one problem given as (m,), or images (K, h, w) given unflattened."""
+    if len(shape) == 1:
+        hint = " (one problem: ydata[None], shape (1, m))"
+    elif len(shape) > 2:
+        hint = (" (images or other multi-dimensional problems: ydata.reshape(K, -1), with "
+                "xdata's point axes flattened the same way)")
+    else:
+        hint = ""
+    return ValueError(f"`ydata` must have 2 dimension(s), shape (K, m): one row of m points per "
+                      f"problem{hint}. Received: ydata with shape {tuple(shape)}")
 
 
 def prepare_xdata(xdata, k_all: int, m: int, shared_x, present: np.ndarray | None = None,
