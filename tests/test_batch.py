@@ -20,6 +20,7 @@ from scipy.optimize import OptimizeWarning
 
 import marquardt
 from marquardt._curve_fit import fit_curve
+from marquardt._errors import NoGradientError
 from marquardt import Status
 from marquardt._backend.tensorflow.solve_loop import RUNNING
 from marquardt._batch import BatchMessages, curve_fit_batch
@@ -385,6 +386,12 @@ def test_messages_are_indexed_as_the_other_fields():
                  r"autodiff gives a zero Jacobian column"),
     (dict(jac=lambda t, a, k: 1 / 0), ZeroDivisionError,
      r"^`jac` raised for problem 0 at its p0: division by zero$"),
+    # a Python branch on a parameter runs eagerly (the probe) but cannot be traced: as for
+    # one fit, NoGradientError in our words, not TensorFlow's OperatorNotAllowedInGraphError
+    (dict(f=lambda t, a, k: a * tf.exp(-k * t) if k > 0 else a + 0 * t), NoGradientError,
+     r"^`f` cannot be traced by TensorFlow for the batch: it calls NumPy on its input or "
+     r"branches in Python on a parameter \(OperatorNotAllowedInGraphError: Using a symbolic "
+     r"`tf\.Tensor` as a Python `bool` is not allowed\)\. Write it with TensorFlow ops"),
     (dict(dtype="float16"), ValueError,
      r"^`dtype` must be 'float64' or 'float32'\. Received: dtype='float16'$"),
     (dict(dtype=32), ValueError, r"^`dtype` must be 'float64' or 'float32'\. Received: dtype=32$"),
