@@ -219,6 +219,28 @@ def test_noise_and_nan_problems_do_not_disturb_others():
     assert "non-finite (at p0)" in res.message[not_finite]
 
 
+@pytest.mark.parametrize("jac", ["2-point", "3-point", "callable"])
+def test_numpy_model_not_finite_at_p0_says_so(jac):
+    """A NumPy model (host executor) whose residuals are NaN at one problem's p0: its message
+    says "at p0", as a TensorFlow model's does; the finite differences of the Jacobian there
+    (nfev 3 or 5) hid it."""
+    t = np.linspace(0.1, 4.0, 30)
+
+    def f(t, a, k):
+        return a * np.sqrt(k) * np.exp(-t)
+
+    def jac_f(t, a, k):
+        return np.stack([np.sqrt(k) * np.exp(-t), 0.5 * a / np.sqrt(k) * np.exp(-t)], axis=-1)
+
+    y = np.tile(3.0 * np.exp(-t), (2, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's invalid sqrt; the model is rank-deficient
+        res = curve_fit_batch(f, t, y, p0=[[1.0, 1.0], [1.0, -1.0]],
+                              jac=jac_f if jac == "callable" else jac)
+    assert res.status.tolist()[1] == Status.NON_FINITE and res.nit[1] == 0
+    assert res.message[1] == "The residuals or the Jacobian became non-finite (at p0)."
+
+
 # --- data layouts and options, on a small model ------------------------------------------
 
 
