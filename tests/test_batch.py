@@ -241,6 +241,46 @@ def test_numpy_model_not_finite_at_p0_says_so(jac):
     assert res.message[1] == "The residuals or the Jacobian became non-finite (at p0)."
 
 
+def test_the_batch_residual_takes_a_model_of_unknown_static_shape():
+    """The vectorised residual accepts an output of static shape (None,) (``tf.numpy_function``)
+    and checks its shape when it runs; it raised at trace time."""
+    from marquardt._backend.tensorflow.batch import batched_residual
+
+    def wrapped(t, a, k):
+        return a * tf.numpy_function(lambda e: e, [tf.exp(-k * t)], tf.float64)
+
+    def short(t, a, k):
+        return a * tf.numpy_function(lambda e: e[:-1], [tf.exp(-k * t)], tf.float64)
+
+    p, y = tf.constant(P2[:2]), tf.constant(Y2[:2])
+    w = tf.ones_like(y)
+    r = batched_residual(wrapped, shared_x=True)(p, tf.constant(T), y, w)
+    np.testing.assert_allclose(r.numpy(), P2[:2, :1] * np.exp(-P2[:2, 1:] * T) - Y2[:2],
+                               rtol=1e-12)
+    with pytest.raises(tf.errors.InvalidArgumentError,  # checked when the graph runs
+                       match=r"Shape of tensor .*\[2,11\] is not compatible with expected "
+                             r"shape \[\?,12\]"):
+        batched_residual(short, shared_x=True)(p, tf.constant(T), y, w)
+
+
+@pytest.mark.slow  # 6 s on the busy 2-core machine: the stepper's graph without XLA
+def test_a_model_of_unknown_static_shape_runs_without_xla():
+    """A model that wraps a NumPy/SciPy function in ``tf.numpy_function`` (a Voigt profile,
+    say) has no gradient, so the batch's message says jac='2-point'; its output's static
+    shape is (None,), which the batch rejected ("must return shape (12,) ... Received: shape
+    (None,)"), so that advice led to an error. It runs now, without XLA (PyFunc is not an
+    XLA op), and equals the NumPy model's answer."""
+    def wrapped(t, a, k):
+        e = tf.numpy_function(lambda tt, kk: np.exp(-kk * tt), [tf.convert_to_tensor(t), k],
+                              tf.float64)
+        return a * e
+
+    res = curve_fit_batch(wrapped, T, Y2[:2], P2[0], jac="2-point", jit_compile=False)
+    ref = curve_fit_batch(lambda t, a, k: a * np.exp(-k * t), T, Y2[:2], P2[0])
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-7)
+    assert res.success.all()
+
+
 # --- data layouts and options, on a small model ------------------------------------------
 
 
