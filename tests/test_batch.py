@@ -454,6 +454,12 @@ def test_messages_are_indexed_as_the_other_fields():
      r"^`f` cannot be traced by TensorFlow for the batch: it calls NumPy on its input or "
      r"branches in Python on a parameter \(OperatorNotAllowedInGraphError: Using a symbolic "
      r"`tf\.Tensor` as a Python `bool` is not allowed\)\. Write it with TensorFlow ops"),
+    # NumPy values at the first call give float64 * float32 = float32; the autodiff check's
+    # float64 tensors then met the float32 x: TensorFlow's bare InvalidArgumentError
+    (dict(f=lambda t, a, k: a * tf.exp(-k * tf.cast(t, tf.float32))),
+     tf.errors.InvalidArgumentError,
+     r"^`f` raised for problem 0 at its p0: cannot compute Mul .* \(a float32 tensor, such "
+     r"as tf\.constant\(0\.5\) .* meets the float64 parameters"),
     (dict(dtype="float16"), ValueError,
      r"^`dtype` must be 'float64' or 'float32'\. Received: dtype='float16'$"),
     (dict(dtype=32), ValueError, r"^`dtype` must be 'float64' or 'float32'\. Received: dtype=32$"),

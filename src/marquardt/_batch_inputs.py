@@ -202,7 +202,9 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = 
     tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
-        check_model_autodiff(f, x0, p)
+        # called with float64 tensors now (a float32 tensor inside f meets them): named as
+        # the first call's errors are, with the remedy (NoGradientError passes as it is)
+        call_at_x0(lambda: check_model_autodiff(f, x0, p), "f", where)
     return ("tensorflow" if tensorflow else "numpy"), dtype
 
 
