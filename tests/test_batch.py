@@ -20,6 +20,7 @@ from scipy.optimize import OptimizeWarning
 
 import marquardt
 from marquardt._curve_fit import fit_curve
+from marquardt._errors import NoGradientError
 from marquardt import Status
 from marquardt._backend.tensorflow.solve_loop import RUNNING
 from marquardt._batch import BatchMessages, curve_fit_batch
@@ -218,6 +219,68 @@ def test_noise_and_nan_problems_do_not_disturb_others():
     assert "non-finite (at p0)" in res.message[not_finite]
 
 
+@pytest.mark.parametrize("jac", ["2-point", "3-point", "callable"])
+def test_numpy_model_not_finite_at_p0_says_so(jac):
+    """A NumPy model (host executor) whose residuals are NaN at one problem's p0: its message
+    says "at p0", as a TensorFlow model's does; the finite differences of the Jacobian there
+    (nfev 3 or 5) hid it."""
+    t = np.linspace(0.1, 4.0, 30)
+
+    def f(t, a, k):
+        return a * np.sqrt(k) * np.exp(-t)
+
+    def jac_f(t, a, k):
+        return np.stack([np.sqrt(k) * np.exp(-t), 0.5 * a / np.sqrt(k) * np.exp(-t)], axis=-1)
+
+    y = np.tile(3.0 * np.exp(-t), (2, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's invalid sqrt; the model is rank-deficient
+        res = curve_fit_batch(f, t, y, p0=[[1.0, 1.0], [1.0, -1.0]],
+                              jac=jac_f if jac == "callable" else jac)
+    assert res.status.tolist()[1] == Status.NON_FINITE and res.nit[1] == 0
+    assert res.message[1] == "The residuals or the Jacobian became non-finite (at p0)."
+
+
+def test_the_batch_residual_takes_a_model_of_unknown_static_shape():
+    """The vectorised residual accepts an output of static shape (None,) (``tf.numpy_function``)
+    and checks its shape when it runs; it raised at trace time."""
+    from marquardt._backend.tensorflow.batch import batched_residual
+
+    def wrapped(t, a, k):
+        return a * tf.numpy_function(lambda e: e, [tf.exp(-k * t)], tf.float64)
+
+    def short(t, a, k):
+        return a * tf.numpy_function(lambda e: e[:-1], [tf.exp(-k * t)], tf.float64)
+
+    p, y = tf.constant(P2[:2]), tf.constant(Y2[:2])
+    w = tf.ones_like(y)
+    r = batched_residual(wrapped, shared_x=True)(p, tf.constant(T), y, w)
+    np.testing.assert_allclose(r.numpy(), P2[:2, :1] * np.exp(-P2[:2, 1:] * T) - Y2[:2],
+                               rtol=1e-12)
+    with pytest.raises(tf.errors.InvalidArgumentError,  # checked when the graph runs
+                       match=r"Shape of tensor .*\[2,11\] is not compatible with expected "
+                             r"shape \[\?,12\]"):
+        batched_residual(short, shared_x=True)(p, tf.constant(T), y, w)
+
+
+@pytest.mark.slow  # 6 s on the busy 2-core machine: the stepper's graph without XLA
+def test_a_model_of_unknown_static_shape_runs_without_xla():
+    """A model that wraps a NumPy/SciPy function in ``tf.numpy_function`` (a Voigt profile,
+    say) has no gradient, so the batch's message says jac='2-point'; its output's static
+    shape is (None,), which the batch rejected ("must return shape (12,) ... Received: shape
+    (None,)"), so that advice led to an error. It runs now, without XLA (PyFunc is not an
+    XLA op), and equals the NumPy model's answer."""
+    def wrapped(t, a, k):
+        e = tf.numpy_function(lambda tt, kk: np.exp(-kk * tt), [tf.convert_to_tensor(t), k],
+                              tf.float64)
+        return a * e
+
+    res = curve_fit_batch(wrapped, T, Y2[:2], P2[0], jac="2-point", jit_compile=False)
+    ref = curve_fit_batch(lambda t, a, k: a * np.exp(-k * t), T, Y2[:2], P2[0])
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-7)
+    assert res.success.all()
+
+
 # --- data layouts and options, on a small model ------------------------------------------
 
 
@@ -325,7 +388,11 @@ def test_messages_are_indexed_as_the_other_fields():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\)"),
+    (dict(ydata=Y2[0]), ValueError, r"`ydata` must have 2 dimension\(s\), shape \(K, m\): one "
+                                    r"row of m points per problem \(one problem: ydata\[None\], "
+                                    r"shape \(1, m\)\)\. Received: ydata with shape \(12,\)$"),
+    (dict(ydata=Y2.reshape(3, 3, 4)), ValueError, r"ydata.reshape\(K, -1\), with xdata's point "
+                                                  r"axes flattened.*shape \(3, 3, 4\)$"),
     (dict(ydata=Y2[:, :0]), ValueError, r"`ydata` must not be empty"),
     (dict(ydata=np.where(np.eye(3, 12) > 0, np.nan, Y2)), ValueError,
      r"`ydata` must not contain NaN unless nan_policy='omit'.*ydata\[0, 0\]=nan"),
@@ -337,6 +404,11 @@ def test_messages_are_indexed_as_the_other_fields():
     (dict(xdata=T[:-1]), ValueError, r"`xdata` must have shape \(m,\) or \(k, m\).*"
                                      r"Received: xdata with shape \(11,\)"),
     (dict(xdata=np.ones((2, 3, 12))), ValueError, r"`xdata` must have shape"),
+    # ydata transposed, (m, K): the message says where m and K come from, and the likely fix
+    (dict(ydata=Y2.T), ValueError, r"with m=3 points and K=12 problems \(`ydata`'s shape "
+                                   r"\(K, m\) = \(12, 3\): one row per problem\)\. Received: "
+                                   r"xdata with shape \(12,\); if the columns of `ydata` are "
+                                   r"the problems, pass ydata\.T$"),
     (dict(xdata=np.ones((2, 12)), shared_x=False), ValueError,
      r"`xdata` per problem \(shared_x=False\) must have shape \(K, m\)"),
     (dict(xdata=np.r_[T[:-1], np.nan]), ValueError, r"`xdata` must contain only finite"),
@@ -376,6 +448,18 @@ def test_messages_are_indexed_as_the_other_fields():
                  r"autodiff gives a zero Jacobian column"),
     (dict(jac=lambda t, a, k: 1 / 0), ZeroDivisionError,
      r"^`jac` raised for problem 0 at its p0: division by zero$"),
+    # a Python branch on a parameter runs eagerly (the probe) but cannot be traced: as for
+    # one fit, NoGradientError in our words, not TensorFlow's OperatorNotAllowedInGraphError
+    (dict(f=lambda t, a, k: a * tf.exp(-k * t) if k > 0 else a + 0 * t), NoGradientError,
+     r"^`f` cannot be traced by TensorFlow for the batch: it calls NumPy on its input or "
+     r"branches in Python on a parameter \(OperatorNotAllowedInGraphError: Using a symbolic "
+     r"`tf\.Tensor` as a Python `bool` is not allowed\)\. Write it with TensorFlow ops"),
+    # NumPy values at the first call give float64 * float32 = float32; the autodiff check's
+    # float64 tensors then met the float32 x: TensorFlow's bare InvalidArgumentError
+    (dict(f=lambda t, a, k: a * tf.exp(-k * tf.cast(t, tf.float32))),
+     tf.errors.InvalidArgumentError,
+     r"^`f` raised for problem 0 at its p0: cannot compute Mul .* \(a float32 tensor, such "
+     r"as tf\.constant\(0\.5\) .* meets the float64 parameters"),
     (dict(dtype="float16"), ValueError,
      r"^`dtype` must be 'float64' or 'float32'\. Received: dtype='float16'$"),
     (dict(dtype=32), ValueError, r"^`dtype` must be 'float64' or 'float32'\. Received: dtype=32$"),

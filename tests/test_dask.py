@@ -222,8 +222,8 @@ def test_chunking_and_shape_errors():
                        r"Dask array with unknown chunk sizes \(\(nan, nan\), \(32,\)\); call "
                        r"ydata.compute_chunk_sizes\(\) first"):
         curve_fit_batch(decay, d["t"], unknown, [1.0, 1.0])
-    with pytest.raises(ValueError, match=r"`ydata` must have 2 dimension\(s\). Received: "
-                       r"ydata with shape \(100, 32, 1\)"):
+    with pytest.raises(ValueError, match=r"`ydata` must have 2 dimension\(s\), shape \(K, m\).*"
+                       r"ydata.reshape\(K, -1\).*Received: ydata with shape \(100, 32, 1\)"):
         curve_fit_batch(decay, d["t"], y[..., None], [1.0, 1.0])
     with pytest.raises(TypeError, match=r"`ydata` must hold real numbers. Received: ydata "
                        r"with dtype complex128"):

@@ -304,6 +304,20 @@ def test_a_function_jax_cannot_trace_is_named():
     assert res.success
 
 
+def test_a_batch_model_jax_cannot_trace_is_named():
+    """As for one fit: the batch raised JAX's own TracerBoolConversionError."""
+    def branching(t, a, k):
+        if k > 0:  # Python control flow on a parameter
+            return a * jnp.exp(-k * t)
+        return a + 0 * t
+
+    with pytest.raises(NoGradientError, match=r"^`f` cannot be differentiated by JAX: .*"
+                       r"\(TracerBoolConversionError\)\. Write it with jax\.numpy"):
+        marquardt.curve_fit_batch(branching, TB, YB, p0=[1.0, 1.0])
+    res = marquardt.curve_fit_batch(branching, TB, YB, p0=[1.0, 1.0], jac="2-point")
+    assert res.success.all()
+
+
 # --- SciPy-parity cases of tests/test_scipy_compat.py with a JAX model ------------------------
 
 def test_curve_fit_full_output_and_sigma_with_a_jax_model():

@@ -283,12 +283,32 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
 
     if todo.size and jax_model:
         from marquardt._backend.jax import batch as jax_batch
-        jax_batch.solve(f, jac, shared_x, cfg, todo, chunk_size,
-                        (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+        from marquardt._backend.jax.host_functions import tracing_errors
+        try:
+            jax_batch.solve(f, jac, shared_x, cfg, todo, chunk_size,
+                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store)
+        except tracing_errors() as exc:
+            raise NoGradientError(
+                f"`f` cannot be differentiated by JAX: it converts a traced parameter to NumPy "
+                f"or branches on one in Python ({type(exc).__name__}). Write it with jax.numpy "
+                "(jnp.where for branches) for exact Jacobians, or pass jac='2-point' (or "
+                "'3-point') to run it on the host with finite differences.") from exc
     elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
-        batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo, chunk_size,
-                            (x, y, present, inv_sigma, p0, lb, ub, d_fixed), store, dtype)
+        from marquardt._backend.tensorflow.host_functions import tracing_errors
+        try:
+            batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo,
+                                chunk_size, (x, y, present, inv_sigma, p0, lb, ub, d_fixed),
+                                store, dtype)
+        except tracing_errors() as exc:
+            # TensorFlow's text: a trace of the user's code, then one long line; its first sentence
+            last = (str(exc).strip().splitlines() or [""])[-1].strip()
+            first = last.removeprefix(f"{type(exc).__name__}: ").split(". ")[0].rstrip(".")
+            raise NoGradientError(
+                "`f` cannot be traced by TensorFlow for the batch: it calls NumPy on its input "
+                f"or branches in Python on a parameter ({type(exc).__name__}: {first}). Write "
+                "it with TensorFlow ops (tf.where for branches), or with NumPy, which the "
+                "batch runs on the host with finite differences.") from exc
     elif todo.size:  # a float32 model: float32-sized steps, judged at its rounding
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
                        cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,

@@ -18,7 +18,7 @@ from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "check_nan_policy", "check_shared_x", "prepare_ydata",
-           "prepare_xdata", "xdata_is_shared", "prepare_sigma", "check_chunk_size", "probe"]
+           "prepare_xdata", "xdata_is_shared", "ydata_ndim_error", "prepare_sigma", "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
 
@@ -36,7 +36,9 @@ def check_shared_x(shared_x) -> None:
 
 def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
     check_nan_policy(nan_policy)
-    y = _checks.as_float_array(ydata, "ydata", ndim=2)  # (K, 0) or (0, m): "must not be empty"
+    y = _checks.as_float_array(ydata, "ydata")  # (K, 0) or (0, m): "must not be empty"
+    if y.ndim != 2:
+        raise ydata_ndim_error(y.shape)
     nan = np.isnan(y)
     if nan.any() and nan_policy == "raise":
         raise ValueError("`ydata` must not contain NaN unless nan_policy='omit' (which marks "
@@ -49,6 +51,20 @@ def prepare_ydata(ydata, nan_policy: str) -> tuple[np.ndarray, np.ndarray]:
                          f"{_checks.entry(y, _checks.first_index(inf), 'ydata')} "
                          f"({int(inf.sum())} infinite value(s) in all)")
     return y, ~nan
+
+
+def ydata_ndim_error(shape: tuple) -> ValueError:
+    """The error for a ``ydata`` that is not 2-D, (K, m), with the reshape a user most likely
+    needs: one problem given as (m,), or images (K, h, w) given unflattened."""
+    if len(shape) == 1:
+        hint = " (one problem: ydata[None], shape (1, m))"
+    elif len(shape) > 2:
+        hint = (" (images or other multi-dimensional problems: ydata.reshape(K, -1), with "
+                "xdata's point axes flattened the same way)")
+    else:
+        hint = ""
+    return ValueError(f"`ydata` must have 2 dimension(s), shape (K, m): one row of m points per "
+                      f"problem{hint}. Received: ydata with shape {tuple(shape)}")
 
 
 def prepare_xdata(xdata, k_all: int, m: int, shared_x, present: np.ndarray | None = None,
@@ -82,10 +98,13 @@ def xdata_is_shared(shape: tuple, k_all: int, m: int, shared_x) -> bool:
     """Whether an ``xdata`` of this shape is shared by the K problems (``shared_x=None``:
     decided by the shape, see ``curve_fit_batch``); a shape that fits neither is an error."""
     want = (f"shape (m,) or (k, m) shared by all problems, or (K, m) or (K, k, m) per problem, "
-            f"with m={m} points and K={k_all} problems")
+            f"with m={m} points and K={k_all} problems (`ydata`'s shape (K, m) = ({k_all}, {m}): "
+            f"one row per problem)")
     ndim = len(shape)
     if ndim == 0 or shape[-1] != m:
-        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}")
+        hint = ("; if the columns of `ydata` are the problems, pass ydata.T"
+                if ndim and shape[-1] == k_all else "")
+        raise ValueError(f"`xdata` must have {want}. Received: xdata with shape {shape}{hint}")
     if shared_x is None:
         shared_x = not (ndim >= 2 and shape[0] == k_all)
         if ndim == 3 and shared_x:
@@ -183,7 +202,9 @@ def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = 
     tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
-        check_model_autodiff(f, x0, p)
+        # called with float64 tensors now (a float32 tensor inside f meets them): named as
+        # the first call's errors are, with the remedy (NoGradientError passes as it is)
+        call_at_x0(lambda: check_model_autodiff(f, x0, p), "f", where)
     return ("tensorflow" if tensorflow else "numpy"), dtype
 
 

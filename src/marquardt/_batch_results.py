@@ -91,7 +91,8 @@ class BatchMessages(Sequence):
         o = self._out
         if status == Status.IMPROPER_INPUT:
             detail = f"{int(self._npoints[k])} points present for {self._n} parameters"
-        elif status == Status.NON_FINITE and o.nit[k] == 0 and o.nfev[k] == 1:
+        elif (status == Status.NON_FINITE and o.nit[k] == 0
+              and o.nfev[k] <= 1 + self._cfg.jac_nfev):  # r (and a difference J) at p0 only
             detail = "at p0"
         else:
             detail = termination_detail(status, self._cfg, cost=float(o.cost[k]),

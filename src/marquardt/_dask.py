@@ -243,7 +243,8 @@ def _problem_blocks(ydata):
         raise TypeError(f"`ydata` must hold real numbers. Received: ydata with dtype "
                         f"{ydata.dtype} (a Dask array of shape {shape})")
     if ydata.ndim != 2:
-        raise ValueError(f"`ydata` must have 2 dimension(s). Received: ydata with shape {shape}")
+        from marquardt import _batch_inputs as _inputs
+        raise _inputs.ydata_ndim_error(shape)
     if any(np.isnan(c) for axis in ydata.chunks for c in axis):
         raise ValueError("`ydata` must have known chunk sizes (each block is one batch of whole "
                          "problems). Received: a Dask array with unknown chunk sizes "

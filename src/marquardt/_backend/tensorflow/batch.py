@@ -52,17 +52,19 @@ def _vectorise(one: Callable, shared_x: bool) -> Callable:
 
 
 def _check_shape(out, want, what: str):
-    if tuple(out.shape) != tuple(want):
+    """``out`` with the static shape ``want``: a dimension unknown at trace time (the output
+    of ``tf.numpy_function``, ``(None,)``) is accepted and checked when the graph runs."""
+    if not out.shape.is_compatible_with(want):
         raise ValueError(f"`{what}` must return shape {tuple(want)} for one problem. "
                          f"Received: shape {tuple(out.shape)}")
+    return out if out.shape.is_fully_defined() else tf.ensure_shape(out, want)
 
 
 def batched_residual(f: Callable, shared_x: bool) -> Callable:
     """The batch residual ``r(P, x, y, w) = where(w ≠ 0, w · (f(x, *p) − y), 0)``, (K, m)."""
 
     def one(p, x, y, w):
-        out = as_dtype(f(x, *tf.unstack(p)), y.dtype)
-        _check_shape(out, y.shape, "f(xdata, *p)")
+        out = _check_shape(as_dtype(f(x, *tf.unstack(p)), y.dtype), y.shape, "f(xdata, *p)")
         return _weighted(out, y, w)
 
     return _vectorise(one, shared_x)
@@ -85,8 +87,8 @@ def batched_residual_and_jacobian(f: Callable, jac: str | Callable,
     if callable(jac):
         def one(p, x, y, w):
             out = as_dtype(f(x, *tf.unstack(p)), y.dtype)
-            jm = as_dtype(jac(x, *tf.unstack(p)), y.dtype)
-            _check_shape(jm, (y.shape[0], p.shape[0]), "jac(xdata, *p)")
+            jm = _check_shape(as_dtype(jac(x, *tf.unstack(p)), y.dtype),
+                              (y.shape[0], p.shape[0]), "jac(xdata, *p)")
             return _weighted(out, y, w), tf.where(tf.not_equal(w, 0.0)[:, None],
                                                   jm * w[:, None], tf.zeros_like(jm))
     else:
