@@ -18,7 +18,8 @@ from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import call_at_x0
 
 __all__ = ["NAN_POLICIES", "check_nan_policy", "check_shared_x", "prepare_ydata",
-           "prepare_xdata", "xdata_is_shared", "ydata_ndim_error", "prepare_sigma", "check_chunk_size", "probe"]
+           "prepare_xdata", "xdata_is_shared", "ydata_ndim_error", "prepare_sigma",
+           "check_chunk_size", "probe"]
 
 NAN_POLICIES = ("raise", "omit")
 
