@@ -313,6 +313,29 @@ def test_numpy_function_runs_as_in_scipy():
         marquardt.least_squares(np_exp, [1.0, 1.0, 0.0], jac="forward")
 
 
+def test_a_difference_step_per_parameter_as_scipy_takes_it():
+    """``diff_step`` array_like (SciPy: "x * diff_step"): parameter i is moved by its own
+    relative step, hᵢ = diff_stepᵢ · max(|xᵢ|, |x0ᵢ|), and the fit ends where SciPy's does."""
+    t = np.linspace(0.0, 4.0, 30)
+    y = 2.0 * np.exp(-1.3 * t) + 0.5
+    points = []
+
+    def fun(p):
+        points.append(np.array(p, dtype=float))
+        return p[0] * np.exp(-p[1] * t) + p[2] - y
+
+    x0, steps = [1.0, 2.0, 0.25], [1e-4, 1e-7, 1e-2]
+    res = marquardt.least_squares(fun, x0, diff_step=steps, max_nfev=4)
+    moved = np.array(points[1:4]) - points[0]  # the first Jacobian's three points
+    np.testing.assert_allclose(np.abs(np.diagonal(moved)), [1e-4, 2e-7, 2.5e-3], rtol=1e-9)
+    assert np.count_nonzero(moved) == 3
+    res = marquardt.least_squares(fun, x0, diff_step=np.array(steps))
+    ref = scipy.optimize.least_squares(fun, x0, diff_step=steps, method="trf", ftol=1e-15,
+                                       xtol=1e-15, gtol=1e-15)
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-6)
+    assert res.success
+
+
 def test_op_without_gradient_is_reported():
     def fun(p):
         return tf.math.betainc(p[0] + 0 * T, 2.0 + 0 * T, 0.3 + 0 * T) - 0.5
@@ -344,6 +367,9 @@ def test_op_without_gradient_is_reported():
     ({"workers": 0}, ValueError, r"`workers` must be None, a positive int, -1 or a map-like callable\. Received: workers=0"),
     ({"ftol": None, "xtol": None, "gtol": None}, ValueError, r"At least one of the tolerances must be higher than machine epsilon"),
     ({"damping": "fast"}, ValueError, r"`damping` must be one of"),
+    ({"diff_step": [1e-6, 1e-6]}, ValueError, r"`diff_step` must be a positive number or n=3 positive numbers \(one per parameter\)\. Received: diff_step with shape \(2,\)"),
+    ({"diff_step": [1e-6, 0.0, 1e-6]}, ValueError, r"`diff_step` must be a positive number or n=3 positive numbers"),
+    ({"diff_step": -1e-6}, ValueError, r"`diff_step` must be a positive number\. Received: diff_step=-1e-06"),
 ])
 def test_rejects_bad_options(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):

@@ -304,8 +304,8 @@ def curve_fit(
             ``'2-point'`` for a NumPy one), ``'forward'``, ``'reverse'``, ``'2-point'``,
             ``'3-point'``, ``'cs'`` or a callable ``jac(x, *params) -> (m, n)``. A NumPy
             model's difference steps are relative to each parameter's size, as MINPACK's in
-            SciPy's ``curve_fit`` (and ``least_squares``' here): hᵢ = diff_step · max(|pᵢ|,
-            |p0ᵢ|) (|p0ᵢ| = 0 counts as 1;
+            SciPy's ``curve_fit`` (and ``least_squares``' here): hᵢ = diff_stepᵢ · max(|pᵢ|,
+            |p0ᵢ|) (``diff_step`` one number or one per parameter; |p0ᵢ| = 0 counts as 1;
             ``marquardt._core.numdiff``), so that parameters of 1e-7 and of 1e3 are both
             moved by about ε^½ of themselves.
         full_output: also return SciPy's ``infodict, mesg, ier`` (see Returns).

@@ -97,7 +97,7 @@ def least_squares(
     x_scale: str | Any = "jac",
     loss: str | Callable = "linear",
     f_scale: float = 1.0,
-    diff_step: float | None = None,
+    diff_step: float | Sequence[float] | np.ndarray | None = None,
     tr_solver: str | None = None,
     tr_options: dict | None = None,
     jac_sparsity: Any = None,
@@ -164,9 +164,10 @@ def least_squares(
             (SciPy's convention). ``res.jac`` is then the rescaled Jacobian J̃ (J̃ᵀJ̃ the
             Gauss-Newton Hessian of the robust cost), as in SciPy.
         f_scale: soft margin between inlier and outlier residuals (> 0), in residual units.
-        diff_step: relative step for finite differences (default ε^(1/2) or ε^(1/3), ε the
+        diff_step: relative step for finite differences, one number or one per parameter
+            (array_like of n, as SciPy takes it; default ε^(1/2) or ε^(1/3), ε the
             machine epsilon of the residuals' dtype: float32 residuals get wider steps). The
-            step of parameter i is diff_step · max(|xᵢ|, |x0ᵢ|) (|x0ᵢ| = 0 counts as 1): relative
+            step of parameter i is diff_stepᵢ · max(|xᵢ|, |x0ᵢ|) (|x0ᵢ| = 0 counts as 1): relative
             to the parameter, as SciPy documents it ("x * diff_step"), where SciPy's code takes
             max(|xᵢ|, 1), which moves a parameter of 1e-7 by 10 % of itself
             (``marquardt._core.numdiff``).

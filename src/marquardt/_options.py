@@ -224,6 +224,24 @@ def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, 
     return answer
 
 
+def _diff_step(value, n: int) -> float | tuple[float, ...]:
+    """``diff_step`` checked: one positive number for every parameter (a float), or one per
+    parameter (array_like of n positive numbers, as SciPy's ``least_squares`` takes it,
+    "x * diff_step"; a tuple of floats, hashable for the compiled functions' caches)."""
+    if np.ndim(value) == 0:
+        return _checks.check_positive(value, "diff_step")
+    try:
+        steps = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("`diff_step` must be a positive number or n positive numbers. "
+                        f"Received: diff_step={_checks.short_repr(value)}") from None
+    if steps.shape != (n,) or not np.all(np.isfinite(steps)) or not np.all(steps > 0):
+        raise ValueError(f"`diff_step` must be a positive number or n={n} positive numbers "
+                         f"(one per parameter). Received: diff_step with shape "
+                         f"{steps.shape}: {_checks.short_repr(value)}")
+    return tuple(steps.tolist())
+
+
 def _loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
                  damping, solver, bounded: bool
                  ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
@@ -233,7 +251,7 @@ def _loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step,
     if isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer)) or max_nfev < 1:
         raise ValueError(f"`max_nfev` must be a positive integer or None. Received: max_nfev={max_nfev!r}")
     if diff_step is not None:
-        diff_step = _checks.check_positive(diff_step, "diff_step")
+        diff_step = _diff_step(diff_step, n)
     scaling, d_fixed = _x_scale(x_scale, n)
     ftol, xtol, gtol = _tolerances(ftol, xtol, gtol)
     cfg = LoopConfig(damping=get_damping(damping), solver=get_solver(solver), scaling=scaling,

@@ -98,11 +98,13 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
         n: the number of parameters.
         method: ``"2-point"`` or ``"3-point"``.
         lb, ub: the bounds (K, n) (±inf for none).
-        rel_step: the relative step; SciPy's default when None.
+        rel_step: the relative step, one for all parameters or one per parameter (n,);
+            SciPy's default when None.
         typical: the parameters' typical magnitudes (K, n), positive; None: 1 (SciPy's).
     """
     if rel_step is None:
         rel_step = default_rel_step(method)
+    per_parameter = np.ndim(rel_step) > 0  # one relative step per parameter, (n,)
     floor = 1.0 if typical is None else typical
 
     def fn(x, r=None):
@@ -110,7 +112,8 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
             r = residual(x)
         one = xp.ones_like(x)
         sign = xp.where(xp.greater_equal(x, 0.0), one, -one)
-        h = rel_step * sign * xp.maximum(xp.abs(x), floor)
+        step = xp.cast(xp.asarray(np.asarray(rel_step)), x.dtype) if per_parameter else rel_step
+        h = step * sign * xp.maximum(xp.abs(x), floor)
         h = xp.where(xp.greater(x + h, ub), -xp.abs(h), h)  # away from a near upper bound
         h = (x + h) - x  # the step actually representable
         eye = xp.eye(n, dtype=x.dtype)  # (n, n)
@@ -152,12 +155,13 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
     where = np.where
     floors = [1.0] * n if typical is None else _values(typical, n)
     uppers = _values(ub, n)
+    rel_steps = _values(rel_step, n)  # one per parameter
 
     def steps(x):  # (1, n) -> h (1, n)
         h = []
-        for xi, floor, upper in zip(x[0].tolist(), floors, uppers):
+        for xi, rel, floor, upper in zip(x[0].tolist(), rel_steps, floors, uppers):
             size = abs(xi)
-            hi = rel_step * (1.0 if xi >= 0.0 else -1.0) * (floor if floor > size else size)
+            hi = rel * (1.0 if xi >= 0.0 else -1.0) * (floor if floor > size else size)
             if xi + hi > upper:  # away from a near upper bound
                 hi = -abs(hi)
             h.append((xi + hi) - xi)  # the step actually representable
@@ -215,10 +219,11 @@ def complex_step_jacobian(complex_residual: Callable, n: int, rel_step: float | 
     are ignored, as in SciPy: the step leaves x's real part where it is."""
     if rel_step is None:
         rel_step = default_rel_step("cs")
+    rel = np.asarray(rel_step, dtype=np.float64)  # one for all, or one per parameter (n,)
 
     def fn(x):
         x1 = np.asarray(x[0], dtype=np.float64)
-        h = rel_step * np.maximum(np.abs(x1), 1.0)
+        h = rel * np.maximum(np.abs(x1), 1.0)
         cols = []
         for i in range(n):
             xc = x1.astype(np.complex128)
