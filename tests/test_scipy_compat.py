@@ -246,6 +246,31 @@ def test_a_float32_numpy_model_gets_float32_sized_difference_steps():
     assert np.all(off < 0.05), off
 
 
+def test_a_float32_tensorflow_model_with_differences_is_stepped_and_judged_as_numpys():
+    """A TensorFlow model that returns float32, with ``jac='2-point'``, is differenced on the
+    compiled route: its steps and its end are now sized for float32 as a NumPy model's are
+    (√ε₃₂ steps, ``LoopConfig.output_epsilon``). With float64's 1.5e-8 steps its differences
+    were float32 rounding and every fit ended in RuntimeError ("No step lowers the cost")."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 4, 50).astype(np.float32)
+    y = (2.5 * np.exp(-1.3 * t) + 0.5 + 0.01 * rng.standard_normal(50)).astype(np.float32)
+
+    def model_tf(x, a, b, c):
+        return tf.cast(a * tf.exp(-b * x) + c, tf.float32)
+
+    def model_np(x, a, b, c):
+        return (a * np.exp(-b * x) + c).astype(np.float32)
+
+    popt, _, info, _, ier = marquardt.curve_fit(model_tf, t, y, p0=[1, 1, 0], jac="2-point",
+                                                full_output=True)
+    ref, ref_cov, ref_info, _, ref_ier = marquardt.curve_fit(model_np, t, y, p0=[1, 1, 0],
+                                                             jac="2-point", full_output=True)
+    off = np.abs(popt - ref) / np.sqrt(np.diag(ref_cov))  # in standard errors
+    assert np.all(off < 0.01), off
+    assert ier in (1, 2, 3, 4) and ref_ier in (1, 2, 3, 4)
+
+
 def _float32_exponential(x, a, b):
     return (a * np.exp(-b * x)).astype(np.float32)
 

@@ -373,6 +373,12 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     if jax_model:
         state, rows, evaluator = jax_fit(problem, x0b, lbb, ubb, d_fixed_b, m, cfg)
     elif tensorflow:
+        eps = output_epsilon(np.dtype(r0.dtype.as_numpy_dtype))
+        if eps > 0 and problem.jac in DIFFERENCE_MODES:  # float32 out: steps and judgement
+            # for float32's precision, as for a NumPy function (``numpy_evaluator``)
+            if diff_step is None:
+                diff_step = numdiff.default_rel_step(problem.jac, r0.dtype.as_numpy_dtype)
+            cfg = cfg._replace(output_epsilon=eps)
         state, rows, evaluator = tensorflow_fit(problem, x0b, lbb, ubb, d_fixed_b, m, cfg,
                                                   diff_step)
         if state is None and evaluator is None:  # finite differences, run eagerly
