@@ -200,7 +200,7 @@ def _config_key(n, options: tuple):
 
 def loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
                 damping, solver, bounded: bool
-                ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
+                ) -> tuple[LoopConfig, np.ndarray | None, float | tuple[float, ...] | None]:
     """The core's ``LoopConfig`` for n parameters from ``least_squares``' options, validated
     (each bad option raises naming it); also x_scale's fixed diagonal and the checked
     ``diff_step``. ``max_nfev=None`` means max(1000, 200(n + 1)) steps' worth of calls
@@ -244,7 +244,7 @@ def _diff_step(value, n: int) -> float | tuple[float, ...]:
 
 def _loop_config(n: int, *, ftol, xtol, gtol, x_scale, loss, f_scale, diff_step, max_nfev,
                  damping, solver, bounded: bool
-                 ) -> tuple[LoopConfig, np.ndarray | None, float | None]:
+                 ) -> tuple[LoopConfig, np.ndarray | None, float | tuple[float, ...] | None]:
     check_loss(loss)
     if max_nfev is None:
         max_nfev = max(1000, 200 * (n + 1))

@@ -104,7 +104,8 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
     """
     if rel_step is None:
         rel_step = default_rel_step(method)
-    per_parameter = np.ndim(rel_step) > 0  # one relative step per parameter, (n,)
+    # one relative step per parameter, (n,): the array made once, cast to x's dtype per call
+    steps = np.asarray(rel_step, dtype=np.float64) if np.ndim(rel_step) > 0 else None
     floor = 1.0 if typical is None else typical
 
     def fn(x, r=None):
@@ -112,7 +113,7 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
             r = residual(x)
         one = xp.ones_like(x)
         sign = xp.where(xp.greater_equal(x, 0.0), one, -one)
-        step = xp.cast(xp.asarray(np.asarray(rel_step)), x.dtype) if per_parameter else rel_step
+        step = rel_step if steps is None else xp.cast(xp.asarray(steps), x.dtype)
         h = step * sign * xp.maximum(xp.abs(x), floor)
         h = xp.where(xp.greater(x + h, ub), -xp.abs(h), h)  # away from a near upper bound
         h = (x + h) - x  # the step actually representable
