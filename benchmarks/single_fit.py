@@ -7,6 +7,9 @@ p0 = (1, 1, 0). Three forms of the model for marquardt:
 * ``numpy-tol``: the same at SciPy's ``curve_fit`` tolerances (ftol = xtol = 1.49e-8)
   instead of ours (1e-15, 1e-12): the share of the evaluations in the ratio;
 * ``numpy+jac``: the model and its analytic Jacobian in NumPy;
+* ``python-floor``: not marquardt: a minimal Levenberg-Marquardt loop in Python and NumPy
+  (``benchmarks/_lean_lm.py``, SciPy's tolerances), the floor of any executor that runs the
+  iteration in Python;
 * ``tensorflow``: the model in TensorFlow ops, exact autodiff Jacobian (our default), on
   the host executor (a model's fits run there until it has been evaluated
   ``marquardt._tiering.TENSORFLOW_EVALUATIONS`` times);
@@ -62,6 +65,10 @@ FITS = {
                   "marquardt.curve_fit(model_np, t, y, p0=p0, jac='2-point', ftol=1.49012e-8, "
                   "xtol=1.49012e-8)"),
     "numpy+jac": ("import marquardt", "marquardt.curve_fit(model_np, t, y, p0=p0, jac=jac_np)"),
+    # not marquardt: the floor of any Python-level loop (benchmarks/_lean_lm.py)
+    "python-floor": (f"import sys\nsys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})"
+                     "\nfrom _lean_lm import lean_curve_fit",
+                     "lean_curve_fit(model_np, t, y, p0)"),
     "tensorflow": ("import marquardt, tensorflow as tf\n"
                    "def model_tf(t, a, b, c):\n    return a * tf.exp(-b * t) + c",
                    "marquardt.curve_fit(model_tf, t, y, p0=p0)"),
