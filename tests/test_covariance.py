@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marquardt._covariance import _pinv_normal, unscaled_covariances
+from marquardt._covariance import SMALL_N, _pinv_normal, _spd_inverses, unscaled_covariances
 
 RNG = np.random.default_rng(3)
 
@@ -41,3 +41,23 @@ def test_a_jacobian_that_is_not_finite_gets_nan():
     jac[2, 0, 0] = np.nan
     got = unscaled_covariances(jac)
     assert np.isnan(got[2]).all() and np.isfinite(np.delete(got, 2, axis=0)).all()
+
+
+@pytest.mark.parametrize("n", range(1, SMALL_N + 1))
+def test_small_inverses_written_out_equal_lapack(n):
+    jac = RNG.standard_normal((30, 12, n)) * np.logspace(0, 2, n)
+    a = np.swapaxes(jac, 1, 2) @ jac
+    got = _spd_inverses(a)
+    want = np.linalg.inv(a)
+    scale = np.abs(want).max(axis=(1, 2))[:, None, None]
+    assert np.max(np.abs(got - want) / scale) < 1e-12
+    assert np.array_equal(got, np.swapaxes(got, 1, 2))  # symmetric by construction
+
+
+def test_a_matrix_that_is_not_positive_definite_gets_nan_alone():
+    a = np.stack([np.eye(3), np.eye(3), np.diag([1.0, 0.0, 1.0]), np.diag([1.0, 1.0, -2.0])])
+    a[1, 0, 1] = a[1, 1, 0] = 0.5
+    got = _spd_inverses(a)
+    assert np.array_equal(got[0], np.eye(3))
+    np.testing.assert_allclose(got[1], np.linalg.inv(a[1]), rtol=1e-15, atol=1e-15)
+    assert np.isnan(got[2]).all() and np.isnan(got[3]).all()
