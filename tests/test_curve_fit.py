@@ -211,6 +211,22 @@ def test_a_model_tensorflow_cannot_differentiate_is_named_f():
         marquardt.curve_fit(branches, X, Y, p0=[1.0, 1.0, 0.0])
 
 
+def test_a_float32_tensor_meeting_the_parameters_is_named_with_the_remedy():
+    """A float32 constant in a TensorFlow model meets the float64 parameters when the model is
+    traced: TensorFlow's bare TypeError ("Input 'y' of 'Mul' Op has type float32 that does
+    not match type float64") now names the function and says what to write."""
+    def single(x, a, b, c):
+        return a * tf.exp(-b * x * tf.constant(1.0)) + c
+
+    remedy = (r"has type float32 that does not match type float64 of argument 'x'\. \(a "
+              r"float32 tensor, such as tf\.constant\(0\.5\) .* tf\.cast\(\.\.\., "
+              r"tf\.float64\)\)$")
+    with pytest.raises(TypeError, match=r"^`f` raised at p0: Input 'y' of 'Mul' Op " + remedy):
+        marquardt.curve_fit(single, X, Y, p0=[1.0, 1.0, 0.0])
+    with pytest.raises(TypeError, match=r"^`fun` raised at x0: Input 'y' of 'Mul' Op " + remedy):
+        marquardt.least_squares(lambda p: single(X, p[0], p[1], p[2]) - Y, [1.0, 1.0, 0.0])
+
+
 def test_a_jacobian_not_finite_at_the_start_is_named_with_its_columns_and_remedy():
     """sqrt(b*x) with x = 0 among the data: the model is finite at p0, its autodiff Jacobian is
     not (0*inf). The error says so, where, and what to pass (it said "must return finite

@@ -142,7 +142,10 @@ def curve_fit_batch(
             single precision: faster, to about 1e-6 relative; ``ftol``, ``xtol`` and
             ``gtol`` default to ``FLOAT32_TOL`` = 1e-6, and the core's stationarity
             thresholds scale with √(ε/ε₆₄), ``marquardt._termination``). Results are
-            returned in float64 either way. A NumPy or JAX model runs in float64 only.
+            returned in float64 either way. The model gets x and the parameters as tensors
+            of this dtype from its first call on: a model with float32 constants
+            (``tf.cast(t, tf.float32)``) needs ``'float32'``. A NumPy or JAX model runs in
+            float64 only.
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev`` with ``least_squares``' meanings and defaults
             (``max_nfev`` counts per problem); ``damping`` (default ``'nielsen'``, not
@@ -257,7 +260,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
-    backend, f_dtype = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint)
+    backend, f_dtype = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint, dtype)
     tensorflow = backend == "tensorflow"
     if dtype != np.float64 and not tensorflow:
         raise ValueError(f"`dtype` must be 'float64' for a model written with "

@@ -101,22 +101,25 @@ def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.nda
 _CONNECTED = CompiledCache(64)
 
 
-def check_model_autodiff(f: Callable, x: np.ndarray, p: np.ndarray, who: str = "f") -> None:
-    """``check_autodiff`` for a model ``f(x, *params)`` at the parameters ``p``; skipped for
-    a model whose earlier check found every parameter connected (``_CONNECTED``)."""
+def check_model_autodiff(f: Callable, x: np.ndarray, p: np.ndarray, who: str = "f",
+                         dtype: np.dtype = np.dtype(np.float64)) -> None:
+    """``check_autodiff`` for a model ``f(x, *params)`` at the parameters ``p``, called with
+    x and the parameters as tensors of ``dtype`` (the batch's working precision); skipped
+    for a model whose earlier check found every parameter connected (``_CONNECTED``)."""
     from marquardt import _probe
 
+    dtype = tf.as_dtype(np.dtype(dtype))
     try:
-        key = (f, x.shape, x.dtype.str, np.shape(p))
+        key = (f, x.shape, x.dtype.str, np.shape(p), dtype.name)
         hash(key)
     except TypeError:
         key = None
     if key is not None and _CONNECTED.peek(key) is not None:
         return
-    xt = tf.constant(x)
+    xt = tf.constant(x, dtype)
 
-    def residual(q):  # (n,) -> (m,)
-        return tf.cast(f(xt, *tf.unstack(q)), tf.float64)
+    def residual(q):  # (n,) -> (m,), float64 in and out
+        return tf.cast(f(xt, *tf.unstack(tf.cast(q, dtype))), tf.float64)
 
     zero = zero_gradient_parameters(residual, p)
     _probe.check_zero_columns(zero, lambda q: residual(tf.constant(q)).numpy(), p, who)
