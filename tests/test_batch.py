@@ -857,6 +857,18 @@ def test_a_float32_model_runs_with_dtype_float32():
     np.testing.assert_allclose(res.x, np.stack([np.full(3, 2.0), rates], axis=1), rtol=1e-5)
 
 
+def test_float32_differences_take_float32_sized_steps():
+    """``dtype='float32'`` with ``jac='2-point'``: the default relative step is float32's
+    ε^(1/2) (3.5e-4, as ``curve_fit`` takes for a float32 model); float64's 1.5e-8 is below
+    float32's rounding, x + h == x, and every problem stopped at p0 as NON_FINITE (0/0)."""
+    rates = np.array([0.5, 1.0, 2.0])
+    y = 2.0 * np.exp(-rates[:, None] * T)
+    res = curve_fit_batch(decay, T, y, [1.0, 1.0], dtype="float32", jac="2-point",
+                          jit_compile=False, chunk_size=4)
+    assert res.success.all()
+    np.testing.assert_allclose(res.x, np.stack([np.full(3, 2.0), rates], axis=1), rtol=1e-5)
+
+
 def test_nan_policy_omit_drops_nan_in_xdata_and_ignores_sigma_there_as_curve_fit_does():
     """SciPy's curve_fit(nan_policy='omit') drops a point whose x or y is NaN, with its σ:
     the batch does the same (a shared x's NaN for every problem, a per-problem x's for its

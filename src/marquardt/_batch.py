@@ -36,8 +36,8 @@ from marquardt._errors import NoGradientError
 from marquardt._batch_results import BatchMessages, BatchOutputs
 from marquardt._covariance import optimize_warning, scale_by_reduced_chisq, standard_errors
 from marquardt._curve_data import check_enough_points
-from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
-                                loop_config, with_jacobian_calls)
+from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, DIFFERENCE_MODES, SolveOptions,
+                                check_jac, loop_config, with_jacobian_calls)
 from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
 from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
@@ -299,6 +299,10 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
         from marquardt._backend.tensorflow.host_functions import tracing_errors
+        if diff_step is None and isinstance(jac, str) and jac in DIFFERENCE_MODES:
+            # the working precision's step (ε^(1/2) or ε^(1/3) of float32: 3.5e-4, 4.9e-3):
+            # float64's 1.5e-8 is below float32's rounding, x + h == x and J = 0/0
+            diff_step = numdiff.default_rel_step(jac, dtype)
         try:
             batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo,
                                 chunk_size, (x, y, present, inv_sigma, p0, lb, ub, d_fixed),
