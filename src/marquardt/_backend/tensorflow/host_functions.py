@@ -77,9 +77,12 @@ def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.nda
 
     def residual_fn(p, xt, yt, wt):
         out = tf.cast(tf.convert_to_tensor(f(xt, *tf.unstack(p[0]))), tf.float64)
-        if out.shape != yt.shape:
+        # a shape unknown when traced (``tf.numpy_function``'s output) is checked when run
+        if not out.shape.is_compatible_with(yt.shape):
             raise ValueError(f"`f(xdata, *p)` must return shape {tuple(yt.shape)} like ydata. "
-                             f"Received: shape {tuple(out.shape)}")
+                             f"Received: shape {out.shape}")
+        if not out.shape.is_fully_defined():
+            out = tf.ensure_shape(out, yt.shape)
         r = out - yt
         if kind == "diag":
             r = r * wt
