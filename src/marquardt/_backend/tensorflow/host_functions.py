@@ -17,6 +17,7 @@ import tensorflow as tf
 from marquardt import _tiering
 from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import arguments, driver
+from marquardt._backend.tensorflow.quiet_log import first_run
 from marquardt._cache import CompiledCache
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
@@ -194,8 +195,8 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
         r, j = concrete["rj"](tf.constant(x), lb_t, ub_t, *data)
         return r.numpy(), j.numpy()
 
-    try:
-        first = residual_and_jacobian(x0)
+    try:  # (the first run of a new build: without the C++ lines it prints, ``quiet_log``)
+        first = first_run(compiled_rj, lambda: residual_and_jacobian(x0))
         if built and on_build is not None:
             on_build()
     except Exception:
