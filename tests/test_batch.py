@@ -455,11 +455,19 @@ def test_messages_are_indexed_as_the_other_fields():
      r"branches in Python on a parameter \(OperatorNotAllowedInGraphError: Using a symbolic "
      r"`tf\.Tensor` as a Python `bool` is not allowed\)\. Write it with TensorFlow ops"),
     # NumPy values at the first call give float64 * float32 = float32; the autodiff check's
-    # float64 tensors then met the float32 x: TensorFlow's bare InvalidArgumentError
+    # float64 tensors then met the float32 x: TensorFlow's bare InvalidArgumentError, now
+    # named, with the remedies (float64 constants, or the whole fit in float32)
     (dict(f=lambda t, a, k: a * tf.exp(-k * tf.cast(t, tf.float32))),
      tf.errors.InvalidArgumentError,
      r"^`f` raised for problem 0 at its p0: cannot compute Mul .* \(a float32 tensor, such "
-     r"as tf\.constant\(0\.5\) .* meets the float64 parameters"),
+     r"as tf\.constant\(0\.5\) .* meets the float64 parameters: .* or pass dtype='float32' "
+     r"to fit in single precision\)$"),
+    # a model that refuses NumPy (x.shape.rank): its tensors' float32 error is the one
+    # reported (the NumPy call's AttributeError said nothing of the cause)
+    (dict(f=lambda t, a, k: a * tf.exp(-k * tf.cast(t, tf.float32)) if t.shape.rank else 0),
+     tf.errors.InvalidArgumentError,
+     r"^`f` raised for problem 0 at its p0: .* double tensor but is a float tensor .* or pass "
+     r"dtype='float32' to fit in single precision\)$"),
     (dict(dtype="float16"), ValueError,
      r"^`dtype` must be 'float64' or 'float32'\. Received: dtype='float16'$"),
     (dict(dtype=32), ValueError, r"^`dtype` must be 'float64' or 'float32'\. Received: dtype=32$"),
@@ -828,6 +836,37 @@ def test_float32_agrees_with_float64():
     assert np.median(np.abs(r32.x - r64.x) / np.abs(r64.x)) < 1e-5
     np.testing.assert_allclose(r32.stderr, r64.stderr, rtol=1e-3)
     np.testing.assert_allclose(r32.cost, r64.cost, rtol=1e-5)
+
+
+def _float32_model(t, a, k):
+    if t.shape.rank is None:  # refuses NumPy values (a tuple shape): called with tensors
+        raise TypeError("tensors only")
+    return a * tf.exp(-k * tf.cast(t, tf.float32)) * tf.constant(1.0)  # float32 constant
+
+
+def test_a_float32_model_runs_with_dtype_float32():
+    """A model written in float32 (``tf.cast(t, tf.float32)``, a float32 ``tf.constant``)
+    fits with ``dtype='float32'``: the first call and the autodiff check pass it float32
+    tensors, as the compiled solve does (they passed float64 tensors, and the fit failed with
+    "cannot compute Mul as input #1 was expected to be a double tensor")."""
+    rates = np.array([0.5, 1.0, 2.0])
+    y = 2.0 * np.exp(-rates[:, None] * T)
+    res = curve_fit_batch(_float32_model, T, y, [1.0, 1.0], dtype="float32",
+                          jit_compile=False, chunk_size=4)
+    assert res.success.all()
+    np.testing.assert_allclose(res.x, np.stack([np.full(3, 2.0), rates], axis=1), rtol=1e-5)
+
+
+def test_float32_differences_take_float32_sized_steps():
+    """``dtype='float32'`` with ``jac='2-point'``: the default relative step is float32's
+    ε^(1/2) (3.5e-4, as ``curve_fit`` takes for a float32 model); float64's 1.5e-8 is below
+    float32's rounding, x + h == x, and every problem stopped at p0 as NON_FINITE (0/0)."""
+    rates = np.array([0.5, 1.0, 2.0])
+    y = 2.0 * np.exp(-rates[:, None] * T)
+    res = curve_fit_batch(decay, T, y, [1.0, 1.0], dtype="float32", jac="2-point",
+                          jit_compile=False, chunk_size=4)
+    assert res.success.all()
+    np.testing.assert_allclose(res.x, np.stack([np.full(3, 2.0), rates], axis=1), rtol=1e-5)
 
 
 def test_nan_policy_omit_drops_nan_in_xdata_and_ignores_sigma_there_as_curve_fit_does():

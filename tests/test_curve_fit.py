@@ -211,6 +211,35 @@ def test_a_model_tensorflow_cannot_differentiate_is_named_f():
         marquardt.curve_fit(branches, X, Y, p0=[1.0, 1.0, 0.0])
 
 
+def test_a_float32_tensor_meeting_the_parameters_is_named_with_the_remedy():
+    """A float32 constant in a TensorFlow model meets the float64 parameters when the model is
+    traced: TensorFlow's bare TypeError ("Input 'y' of 'Mul' Op has type float32 that does
+    not match type float64") now names the function and says what to write."""
+    def single(x, a, b, c):
+        return a * tf.exp(-b * x * tf.constant(1.0)) + c
+
+    remedy = (r"has type float32 that does not match type float64 of argument 'x'\. \(a "
+              r"float32 tensor, such as tf\.constant\(0\.5\) .* tf\.cast\(\.\.\., "
+              r"tf\.float64\)\)$")
+    with pytest.raises(TypeError, match=r"^`f` raised at p0: Input 'y' of 'Mul' Op " + remedy):
+        marquardt.curve_fit(single, X, Y, p0=[1.0, 1.0, 0.0])
+    with pytest.raises(TypeError, match=r"^`fun` raised at x0: Input 'y' of 'Mul' Op " + remedy):
+        marquardt.least_squares(lambda p: single(X, p[0], p[1], p[2]) - Y, [1.0, 1.0, 0.0])
+
+
+def test_a_model_of_unknown_output_shape_is_fitted():
+    """A TensorFlow model whose output shape is unknown when traced (``tf.numpy_function``)
+    is checked when it runs: ``curve_fit`` raised "Cannot iterate over a shape with unknown
+    rank" while formatting the shape check's message for it."""
+    def via_numpy(x, a, b, c):
+        decay = tf.numpy_function(lambda b: np.exp(-b * X), [b], tf.float64)
+        return a * decay + c
+
+    popt = marquardt.curve_fit(via_numpy, X, Y, p0=[1.0, 1.0, 0.0], jac="2-point")[0]
+    ref = marquardt.curve_fit(np_model, X, Y, p0=[1.0, 1.0, 0.0])[0]
+    np.testing.assert_allclose(popt, ref, rtol=1e-6)
+
+
 def test_a_jacobian_not_finite_at_the_start_is_named_with_its_columns_and_remedy():
     """sqrt(b*x) with x = 0 among the data: the model is finite at p0, its autodiff Jacobian is
     not (0*inf). The error says so, where, and what to pass (it said "must return finite

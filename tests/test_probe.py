@@ -41,6 +41,21 @@ def test_call_at_x0_rebuilds_tensorflow_errors_with_the_name():
                           "at p0")
 
 
+def test_a_traced_float32_mix_is_named_with_the_remedy():
+    """Traced, float32 meeting float64 is TensorFlow's TypeError (from the op's construction,
+    not an OpError): it gets the name and the remedy too, and ``float32_fix`` is added to the
+    remedy (``curve_fit_batch``'s dtype='float32')."""
+    error = TypeError("Input 'y' of 'Mul' Op has type float32 that does not match type "
+                      "float64 of argument 'x'.")
+    with pytest.raises(TypeError, match=r"^`f` raised at p0: Input 'y' .* argument 'x'\. \(a "
+                                        r"float32 tensor, .* tf\.cast\(\.\.\., tf\.float64\); "
+                                        r"or pass dtype='float32' to fit in single precision\)$"):
+        _probe.call_at_x0(_raise(error), "f", "at p0", _probe.FLOAT32_DTYPE_FIX)
+    with pytest.raises(TypeError, match=r"^`f` raised at p0: no float here$"):
+        _probe.call_at_x0(_raise(TypeError("no float here")), "f", "at p0",
+                          _probe.FLOAT32_DTYPE_FIX)
+
+
 def test_call_at_x0_reraises_what_it_cannot_rebuild():
     class Odd(Exception):
         def __init__(self, a, b):

@@ -57,3 +57,49 @@ def test_a_fresh_import_of_tensorflow_after_marquardt_prints_nothing():
     shown = _fresh("import marquardt, tensorflow as tf; print(float(tf.constant(1.0) + 1))",
                    TF_CPP_MIN_LOG_LEVEL="0")
     assert shown.stdout == "2.0\n"
+
+
+#: TensorFlow first, then marquardt: a batch compiled with XLA, one without XLA and a single fit
+#: of a ``tf.numpy_function`` model, then the user's own warnings.
+TENSORFLOW_FIRST = """
+import sys
+import numpy as np
+import tensorflow as tf
+print("--- imported", file=sys.stderr, flush=True)
+import marquardt
+
+T = np.linspace(0.0, 4.0, 20)
+Y = 2.0 * np.exp(-np.array([[0.5], [1.0]]) * T)
+
+def decay(t, a, k):
+    print("user: tracing decay", file=sys.stderr)
+    return a * tf.exp(-k * t)
+
+def via_numpy(t, a, k):
+    return a * tf.numpy_function(lambda k: np.exp(-k * T), [k], tf.float64)
+
+assert marquardt.curve_fit_batch(decay, T, Y, [1.0, 1.0], chunk_size=8).success.all()
+assert marquardt.curve_fit_batch(via_numpy, T, Y, [1.0, 1.0], jac="2-point", chunk_size=8,
+                                 jit_compile=False).success.all()
+marquardt.curve_fit(via_numpy, T, Y[0], [1.0, 1.0], jac="2-point")
+print("--- fitted", file=sys.stderr, flush=True)
+tf.get_logger().warning("user: a warning")
+tf.vectorized_map(lambda k: tf.numpy_function(lambda k: np.exp(-k * T), [k], tf.float64),
+                  tf.constant([1.0, 2.0], tf.float64))
+"""
+
+
+@pytest.mark.slow
+def test_tensorflow_imported_first_prints_nothing_for_marquardts_compiled_functions():
+    """Imported before marquardt, TensorFlow prints its import banners (absl's, oneDNN's, "This
+    TensorFlow binary is optimized ...") before marquardt exists: those stay. After them it
+    printed XLA's start-up INFO lines and "Compiled cluster using XLA!" at the first compiled
+    batch, oneDNN's DT_BOOL "error" and pfor's "Using a while_loop for converting PyFunc" (five
+    times) for a ``tf.numpy_function`` model: now nothing but the user's own lines, in order,
+    and the same pfor warning for the user's own ``tf.vectorized_map``."""
+    run = _fresh(TENSORFLOW_FIRST)
+    after = run.stderr.split("--- imported\n", 1)[1]
+    fitting, user = after.split("--- fitted\n")
+    assert set(fitting.splitlines()) == {"user: tracing decay"}, fitting
+    assert "user: a warning" in user
+    assert "Using a while_loop for converting PyFunc" in user

@@ -613,7 +613,7 @@ def test_a_numpy_function_given_to_the_bridge_is_told_what_the_bridge_needs():
 def test_fitting_several_keras_models_prints_no_retracing_warning(tmp_path):
     """The bridge traces its vectorised Jacobian (TensorFlow's pfor) once per model, by
     design; TensorFlow's "triggered tf.function retracing" warning about it, printed from the
-    fifth model on, is dropped (``_backend/tensorflow/quiet_retracing.py``)."""
+    fifth model on, is dropped (``_backend/tensorflow/quiet_log.py``)."""
     script = tmp_path / "models.py"
     script.write_text(textwrap.dedent("""
         import numpy as np, keras, marquardt.scipy as ms

@@ -13,7 +13,9 @@ own λ, acceptance and termination):
   finite differences vectorised over the problems, a callable ``jac`` called per problem;
   each iteration works on the problems still running.
 * A JAX model runs in ``_backend/jax/batch.py``: the one-problem model vmapped, the core in
-  ``lax.while_loop`` under ``jax.jit``, chunks of power-of-two slots (docs/jax.md).
+  ``lax.while_loop`` under ``jax.jit``, chunks of power-of-two slots (docs/jax.md). With
+  finite differences it runs on the host executor, the model vmapped and jitted per
+  power-of-two row count (``_backend/jax/host_model.py``).
 * A TensorFlow model runs in the compiled executor (``_backend/tensorflow/batch_stepper.py``):
   the one-problem model vectorised by ``tf.vectorized_map``, its exact forward-mode Jacobian,
   the problems streamed through ``chunk_size`` slots of one compiled step (XLA by default)
@@ -36,8 +38,8 @@ from marquardt._errors import NoGradientError
 from marquardt._batch_results import BatchMessages, BatchOutputs
 from marquardt._covariance import optimize_warning, scale_by_reduced_chisq, standard_errors
 from marquardt._curve_data import check_enough_points
-from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, SolveOptions, check_jac,
-                                loop_config, with_jacobian_calls)
+from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, DIFFERENCE_MODES, SolveOptions,
+                                check_jac, loop_config, with_jacobian_calls)
 from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
 from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
@@ -142,7 +144,10 @@ def curve_fit_batch(
             single precision: faster, to about 1e-6 relative; ``ftol``, ``xtol`` and
             ``gtol`` default to ``FLOAT32_TOL`` = 1e-6, and the core's stationarity
             thresholds scale with √(ε/ε₆₄), ``marquardt._termination``). Results are
-            returned in float64 either way. A NumPy or JAX model runs in float64 only.
+            returned in float64 either way. The model gets x and the parameters as tensors
+            of this dtype from its first call on: a model with float32 constants
+            (``tf.cast(t, tf.float32)``) needs ``'float32'``. A NumPy or JAX model runs in
+            float64 only.
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev`` with ``least_squares``' meanings and defaults
             (``max_nfev`` counts per problem); ``damping`` (default ``'nielsen'``, not
@@ -257,14 +262,18 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         bounded = bool(np.isfinite(lb).any() or np.isfinite(ub).any())
     # every option checked before the first call of f
     cfg, d_fixed, diff_step, verbose = _loop_config(options, n, bounded, dtype)
-    backend, f_dtype = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint)
+    backend, f_dtype = _inputs.probe(f, jac, x, shared_x, p0[0], m, n, hint, dtype)
     tensorflow = backend == "tensorflow"
     if dtype != np.float64 and not tensorflow:
         raise ValueError(f"`dtype` must be 'float64' for a model written with "
                          f"{'NumPy' if backend != 'jax' else 'JAX'}: single precision is for a "
                          f"TensorFlow model. Received: dtype={dtype.name!r}")
     jax_model = backend == "jax" and (jac in AUTODIFF_MODES or callable(jac))
-    if backend == "jax" and not jax_model:  # finite differences on the host, in float64
+    batch_model = None
+    if backend == "jax" and not jax_model:  # finite differences on the host, in float64:
+        from marquardt._backend.jax.host_model import batch_model as jitted_model
+        # the model jitted per padded shape where it can be traced, else called eagerly
+        batch_model = jitted_model(f, x, shared_x, p0[0])
         f = _host_model(f)
     # finite differences count their calls in nfev (and max_nfev), as in least_squares
     mode = ("2-point" if jac == "auto" and not (tensorflow or jax_model) else jac)
@@ -296,6 +305,10 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size and tensorflow:
         from marquardt._backend.tensorflow import batch_stepper
         from marquardt._backend.tensorflow.host_functions import tracing_errors
+        if diff_step is None and isinstance(jac, str) and jac in DIFFERENCE_MODES:
+            # the working precision's step (ε^(1/2) or ε^(1/3) of float32: 3.5e-4, 4.9e-3):
+            # float64's 1.5e-8 is below float32's rounding, x + h == x and J = 0/0
+            diff_step = numdiff.default_rel_step(jac, dtype)
         try:
             batch_stepper.solve(f, jac, shared_x, cfg, diff_step, jit_compile, todo,
                                 chunk_size, (x, y, present, inv_sigma, p0, lb, ub, d_fixed),
@@ -312,7 +325,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size:  # a float32 model: float32-sized steps, judged at its rounding
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
                        cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,
-                       store, f_dtype, typical)
+                       store, f_dtype, typical, batch_model)
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)
@@ -366,12 +379,13 @@ HOST_CHUNK = 8192
 
 
 def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                   diff_step, todo, store, f_dtype, typical) -> None:
+                   diff_step, todo, store, f_dtype, typical, batch_model=None) -> None:
     """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
     on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what the
     model returns (its finite-difference steps' precision, as in ``curve_fit``);
     ``typical``: the parameters' typical sizes (K, n) for those steps, from the starts as
-    given (``numdiff.typical_magnitudes``)."""
+    given (``numdiff.typical_magnitudes``); ``batch_model``: a JAX model jitted per padded
+    shape (``model_evaluator``'s), or None."""
     if jac in ("forward", "reverse"):
         raise NoGradientError(
             f"`f` cannot be differentiated by TensorFlow: it returned NumPy values, so "
@@ -385,7 +399,7 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
     # difference steps relative to the starts' magnitudes, as curve_fit's
     evaluator = model_evaluator(f, "2-point" if jac == "auto" else jac, x, shared_x,
                                 np.where(present, y, 0.0), w, n, lb, ub, diff_step, f_dtype,
-                                typical=typical)
+                                typical=typical, batch_model=batch_model)
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
     for start in range(0, todo.size, HOST_CHUNK):
         idx = todo[start:start + HOST_CHUNK]

@@ -15,7 +15,7 @@ from marquardt._curve_data import inverse_sigma
 from marquardt._least_squares import first_call
 from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
-from marquardt._probe import call_at_x0
+from marquardt._probe import FLOAT32_DTYPE_FIX, call_at_x0
 
 __all__ = ["NAN_POLICIES", "check_nan_policy", "check_shared_x", "prepare_ydata",
            "prepare_xdata", "xdata_is_shared", "ydata_ndim_error", "prepare_sigma",
@@ -178,35 +178,43 @@ def per_problem_hint(shape: tuple, shared_x_given, shared: bool) -> str:
     return ""
 
 
-def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = ""
-          ) -> tuple[str, np.dtype]:
+def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = "",
+          dtype: np.dtype = np.dtype(np.float64)) -> tuple[str, np.dtype]:
     """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
     (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns what
     ``f`` is written with, from what it returned: ``"tensorflow"`` (a tensor; then, with an
     autodiff ``jac``, no parameter may lack a gradient, ``_probe.check_zero_columns``),
     ``"jax"`` (a JAX array) or ``"numpy"``; and the dtype it returned (a float32 model is
     differenced and judged at float32's precision on the host, as ``curve_fit`` does it).
-    ``hint`` ends the messages of errors found here (``per_problem_hint``)."""
+    ``hint`` ends the messages of errors found here (``per_problem_hint``).
+
+    ``dtype``: the working precision. Tensors reach ``f`` in it, as the compiled solve
+    passes them (``dtype='float32'``: x and the parameters as float32 tensors, so that a
+    model with float32 constants, ``tf.constant(2.0)`` or ``tf.cast(t, tf.float32)``, runs);
+    in float64, a float32 tensor meeting the parameters is reported with the remedy
+    (``_probe.FLOAT32_DTYPE_FIX``)."""
     x0 = np.array(x if shared_x else x[0])
     where = "for problem 0 at its p0" + hint
+    fix = FLOAT32_DTYPE_FIX if dtype == np.float64 else ""
 
     def tensor_call():
         from marquardt._backend.tensorflow.host_functions import call_with_tensors
-        return call_with_tensors(f, x0, *p)
+        return call_with_tensors(f, x0.astype(dtype), *np.asarray(p, dtype))
 
-    out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where)
-    dtype = _check_output(out, "f", (m,), hint)
+    out = first_call(lambda: f(x0.copy(), *p), tensor_call, jac, "f", where, fix)
+    out_dtype = _check_output(out, "f", (m,), hint)
     if callable(jac):
         _check_output(call_at_x0(lambda: jac(x0.copy(), *p), "jac", where), "jac", (m, n), hint)
     if is_jax_value(out):
-        return "jax", dtype
+        return "jax", out_dtype
     tensorflow = is_tensorflow_value(out)
     if tensorflow and jac in AUTODIFF_MODES:
         from marquardt._backend.tensorflow.host_functions import check_model_autodiff
-        # called with float64 tensors now (a float32 tensor inside f meets them): named as
-        # the first call's errors are, with the remedy (NoGradientError passes as it is)
-        call_at_x0(lambda: check_model_autodiff(f, x0, p), "f", where)
-    return ("tensorflow" if tensorflow else "numpy"), dtype
+        # called with tensors of the working precision now (a float32 tensor inside f meets
+        # float64 ones): named as the first call's errors are, with the remedy
+        # (NoGradientError passes as it is)
+        call_at_x0(lambda: check_model_autodiff(f, x0, p, dtype=dtype), "f", where, fix)
+    return ("tensorflow" if tensorflow else "numpy"), out_dtype
 
 
 def _check_output(out, name: str, shape: tuple, hint: str = "") -> np.dtype:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from marquardt._core.records import LoopConfig
 from marquardt._errors import NoGradientError
 from marquardt._options import AUTODIFF_MODES, DIFFERENCE_MODES
+from marquardt._probe import is_float32_mix, named_error
 
 if TYPE_CHECKING:
     from marquardt._least_squares import Problem
@@ -81,12 +82,26 @@ def tensorflow_fit(problem: Problem, x0, lb, ub, d_fixed, m: int, cfg: LoopConfi
         return None, None, compiled_evaluator(residual_fn, data, problem.n, m, tf_jac, lb, ub,
                                               diff_step, key, x0, on_build,
                                               config=cfg._replace(callback=None))
+    except TypeError as exc:
+        if not is_float32_mix(str(exc)):  # (tracing_errors' _NumpyInGraph is a TypeError)
+            if isinstance(exc, tracing_errors()):
+                return _untraceable(problem, exc)
+            raise
+        # traced, a float32 tensor meeting the float64 parameters is TensorFlow's bare
+        # TypeError: named, with the remedy, as the first (eager) call's errors are
+        raise named_error(exc, problem.who, f"at {problem.start}") from exc
     except tracing_errors() as exc:
-        if problem.jac in DIFFERENCE_MODES:
-            return None, None, None
-        raise NoGradientError(
-            f"`{problem.who}` cannot be differentiated by TensorFlow: it calls NumPy on its "
-            f"input or branches in Python on a parameter ({exc}). Write it with TensorFlow ops "
-            "for exact Jacobians, or pass jac='2-point' (or '3-point') to use finite "
-            "differences."
-        ) from None
+        return _untraceable(problem, exc)
+
+
+def _untraceable(problem: Problem, exc: Exception):
+    """A model TensorFlow cannot trace: ``(None, None, None)`` (finite differences run it
+    eagerly) for a difference ``jac``, else ``NoGradientError``."""
+    if problem.jac in DIFFERENCE_MODES:
+        return None, None, None
+    raise NoGradientError(
+        f"`{problem.who}` cannot be differentiated by TensorFlow: it calls NumPy on its "
+        f"input or branches in Python on a parameter ({exc}). Write it with TensorFlow ops "
+        "for exact Jacobians, or pass jac='2-point' (or '3-point') to use finite "
+        "differences."
+    ) from None

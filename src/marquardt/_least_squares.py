@@ -275,7 +275,7 @@ class _BoundFunction:
 
 
 def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
-               where: str = "at x0"):
+               where: str = "at x0", float32_fix: str = ""):
     """The user's function at x0, called with NumPy values first, as SciPy calls it.
 
     TensorFlow values are tried too (``tensor_probe``) when the NumPy call raises and
@@ -285,17 +285,21 @@ def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "
     is then differentiated exactly. ``jac='auto'`` keeps SciPy's meaning for a function that
     returns NumPy (2-point differences): NumPy code that mixes in tensors when given them
     (``a * np.exp(-k * t)`` returns a tensor without a gradient for ``k``) must not be taken for
-    TensorFlow code. The first error is the one reported, naming ``who``."""
+    TensorFlow code. The first error is the one reported, naming ``who``, unless the tensors'
+    error is a float32 tensor meeting the float64 ones (the NumPy error of a model that wants
+    tensors says less: ``x.shape.rank`` on a tuple), reported with its remedy
+    (``float32_fix``: ``_probe.call_at_x0``'s)."""
     try:
         with x64_if_jax():
-            value = _probe.call_at_x0(probe, who, where)
+            value = _probe.call_at_x0(probe, who, where, float32_fix)
     except Exception:
         if tensor_probe is None or "tensorflow" not in sys.modules:
             raise
         try:
             return tensor_probe()
-        except Exception:
-            pass
+        except Exception as tensor_error:  # noqa: BLE001 - the first error is reported
+            if _probe.is_float32_mix(str(tensor_error)):
+                raise _probe.named_error(tensor_error, who, where, float32_fix) from None
         raise
     if tensor_probe is not None and not is_tensorflow_value(value) and jac in ("forward",
                                                                                 "reverse"):

@@ -17,14 +17,15 @@ import numpy as np
 from marquardt import _checks
 from marquardt._errors import NoGradientError, NonFiniteJacobianError, OutputError
 
-__all__ = ["call_at_x0", "named_error", "returns_numpy", "residual_vector", "check_zero_columns",
-           "non_finite_jacobian"]
+__all__ = ["call_at_x0", "named_error", "is_float32_mix", "FLOAT32_DTYPE_FIX", "returns_numpy",
+           "residual_vector", "check_zero_columns", "non_finite_jacobian"]
 
 _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
                 "residuals itself (see marquardt.scipy.check_residuals).")
 
 
-def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
+def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0",
+               float32_fix: str = "") -> Any:
     """``call()``, with an error it raises re-raised naming ``who`` and ``where``.
 
     The error keeps its type; its message is prefixed by "`who` raised at x0: " (``where``
@@ -32,47 +33,66 @@ def call_at_x0(call: Callable[[], Any], who: str, where: str = "at x0") -> Any:
     errors are rebuilt with their node and op, ``named_error``). Errors whose type cannot be
     rebuilt and ``NoGradientError`` and ``OutputError`` (already in our words: what the
     function returned, checked inside ``call``, not something it raised) are re-raised as
-    they are.
+    they are. ``float32_fix``: a further remedy where a float32 tensor met the float64
+    parameters (``FLOAT32_DTYPE_FIX`` for a front door that takes ``dtype``).
     """
     try:
         return call()
     except (NoGradientError, OutputError):
         raise
     except Exception as exc:
-        wrapped = named_error(exc, who, where)
+        wrapped = named_error(exc, who, where, float32_fix)
         if wrapped is exc:
             raise exc from None
         raise wrapped from exc
 
 
-def named_error(exc: Exception, who: str, where: str = "at x0") -> Exception:
+def named_error(exc: Exception, who: str, where: str = "at x0", float32_fix: str = ""
+                ) -> Exception:
     """``exc`` of the same type with its message prefixed by "`who` raised at x0: ", or
     ``exc`` itself where its type cannot be rebuilt. A TensorFlow ``OpError`` (whose
-    constructor takes the node and the op too) is rebuilt with them, with the remedy where a
-    float32 tensor met the float64 parameters."""
+    constructor takes the node and the op too) is rebuilt with them. Where a float32 tensor
+    met the float64 parameters (eagerly TensorFlow's ``InvalidArgumentError``, when traced
+    its ``TypeError``) the message ends with what to do (``float32_fix`` added to it)."""
     if hasattr(exc, "node_def") and hasattr(exc, "op") and hasattr(exc, "message"):
-        wrapped = _tensorflow_error(exc, who, where)
+        wrapped = _tensorflow_error(exc, who, where, float32_fix)
         return exc if wrapped is None else wrapped
     try:
-        return type(exc)(f"`{who}` raised {where}: {exc}")
+        return type(exc)(f"`{who}` raised {where}: {exc}{_float32_remedy(str(exc), float32_fix)}")
     except Exception:  # an exception type with another constructor
         return exc
 
 
-#: What TensorFlow says when a float32 tensor meets the float64 parameters, and what to do.
+#: What TensorFlow says when a float32 tensor meets the float64 parameters: run eagerly
+#: (``InvalidArgumentError``), and traced (``TypeError``, from the op's construction).
 _FLOAT32_MIX = ("was expected to be a double tensor but is a float tensor",
-                " (a float32 tensor, such as tf.constant(0.5) or a float32 array made a tensor, "
-                "meets the float64 parameters: write tf.constant(0.5, tf.float64), a Python "
-                "number, or tf.cast(..., tf.float64))")
+                "has type float32 that does not match type float64")
+
+#: What to do about it.
+_FLOAT32_REMEDY = ("a float32 tensor, such as tf.constant(0.5) or a float32 array made a "
+                   "tensor, meets the float64 parameters: write tf.constant(0.5, tf.float64), "
+                   "a Python number, or tf.cast(..., tf.float64)")
+
+#: ``float32_fix`` for ``curve_fit_batch``, which can run the whole model in float32.
+FLOAT32_DTYPE_FIX = "; or pass dtype='float32' to fit in single precision"
 
 
-def _tensorflow_error(exc: Exception, who: str, where: str) -> Exception | None:
+def is_float32_mix(message: str) -> bool:
+    """Whether TensorFlow's error ``message`` says a float32 tensor met a float64 one."""
+    return any(text in message for text in _FLOAT32_MIX)
+
+
+def _float32_remedy(message: str, float32_fix: str) -> str:
+    return f" ({_FLOAT32_REMEDY}{float32_fix})" if is_float32_mix(message) else ""
+
+
+def _tensorflow_error(exc: Exception, who: str, where: str, float32_fix: str
+                      ) -> Exception | None:
     """A TensorFlow ``OpError`` (its constructor takes the node and op too) rebuilt with
     ``who`` and ``where`` in its message, and the remedy when float32 met float64; None when
     it cannot be rebuilt."""
     message = f"`{who}` raised {where}: {exc.message}"
-    if _FLOAT32_MIX[0] in message:
-        message += _FLOAT32_MIX[1]
+    message += _float32_remedy(message, float32_fix)
     try:
         return type(exc)(exc.node_def, exc.op, message)
     except Exception:  # noqa: BLE001 - another constructor: the original is raised

@@ -39,6 +39,14 @@ NOTICES = re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\)
 _T = TypeVar("_T")
 
 
+def full_log_asked() -> bool:
+    """Whether ``TF_CPP_MIN_LOG_LEVEL`` is 0: the user asked for TensorFlow's whole C++ log
+    (marquardt sets 2 when imported first, JAX's import sets 1 unless set: so 0 is a choice).
+    Otherwise marquardt may drop the lines its own compiled functions cause
+    (``_backend/tensorflow/quiet_log.first_run``)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() == "0"
+
+
 def _log_level() -> int:
     try:
         return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
@@ -46,9 +54,10 @@ def _log_level() -> int:
         return 0
 
 
-def without_notices(call: Callable[[], _T]) -> _T:
-    """``call()`` with file descriptor 2 captured; the captured lines, less ``NOTICES``, are
-    written back to stderr afterwards (also when ``call`` raises)."""
+def without_notices(call: Callable[[], _T], notices: re.Pattern = NOTICES) -> _T:
+    """``call()`` with file descriptor 2 captured; the captured lines, less ``notices``, are
+    written back to stderr afterwards (also when ``call`` raises). Also used for the first run
+    of marquardt's compiled functions (``_backend/tensorflow/quiet_log.first_run``)."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -69,7 +78,7 @@ def without_notices(call: Callable[[], _T]) -> _T:
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode("utf-8", errors="replace")
-            kept = [line for line in text.splitlines(keepends=True) if not NOTICES.search(line)]
+            kept = [line for line in text.splitlines(keepends=True) if not notices.search(line)]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

@@ -135,7 +135,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
-                    diff_step: float | None, f_dtype=np.float64, typical=None) -> Evaluator:
+                    diff_step: float | None, f_dtype=np.float64, typical=None,
+                    batch_model: Callable | None = None) -> Evaluator:
     """The evaluator of K problems of a NumPy model ``f(x, *params)`` (``curve_fit_batch``):
     residuals rₖ = wₖ (f(xₖ, *pₖ) − yₖ), exactly 0 where wₖᵢ = 0 (absent points).
 
@@ -159,6 +160,10 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
             precision of what the model returns (``f_dtype``: float32 steps of ~3e-4).
         typical: the parameters' typical magnitudes (K, n) for the difference steps (the
             starts', as ``curve_fit``'s); None: 1.
+        batch_model: ``batch_model(p, problems) -> values`` (k, m) for parameter rows p
+            (k, n) of ``problems`` (indices, repeats allowed), called instead of ``f``: a JAX
+            model jitted per padded shape (``_backend/jax/host_model.py``). The n points of
+            a difference Jacobian are then evaluated by one call, not one call each.
     """
     m = y.shape[1]
     if diff_step is None and isinstance(jac, str):
@@ -177,18 +182,19 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         return np.asarray(f(x_of(problems), *(p[:, i:i + 1] for i in range(n))),
                           dtype=np.float64)
 
-    model = one_at_a_time
-    try:  # does the model broadcast over problems? two problems, together and alone
-        pair = np.array([0, min(1, y.shape[0] - 1)])
-        p_pair = np.stack([np.ones(n), np.full(n, 1.5)])
-        with np.errstate(all="ignore"):
-            both = together(p_pair, pair)
-            alone = one_at_a_time(p_pair, pair)
-        if both.shape == (2, m) and np.allclose(both, alone, rtol=1e-12, atol=0,
-                                                 equal_nan=True):
-            model = together
-    except Exception:  # the model does not broadcast: call it per problem
-        pass
+    model = one_at_a_time if batch_model is None else batch_model
+    if batch_model is None:
+        try:  # does the model broadcast over problems? two problems, together and alone
+            pair = np.array([0, min(1, y.shape[0] - 1)])
+            p_pair = np.stack([np.ones(n), np.full(n, 1.5)])
+            with np.errstate(all="ignore"):
+                both = together(p_pair, pair)
+                alone = one_at_a_time(p_pair, pair)
+            if both.shape == (2, m) and np.allclose(both, alone, rtol=1e-12, atol=0,
+                                                     equal_nan=True):
+                model = together
+        except Exception:  # the model does not broadcast: call it per problem
+            pass
 
     def residual(p, problems):
         wk = w[problems]
@@ -203,6 +209,9 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
     else:
         def residual_and_jacobian(p, problems):
             def many(ps):  # (B, k, n) -> (B, k, m)
+                if batch_model is not None:  # the B·k points in one call
+                    b, k = ps.shape[:2]
+                    return residual(ps.reshape(b * k, n), np.tile(problems, b)).reshape(b, k, m)
                 return np.stack([residual(ps[b], problems) for b in range(ps.shape[0])])
 
             return numdiff.finite_difference_jacobian(

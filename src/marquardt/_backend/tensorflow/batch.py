@@ -29,6 +29,7 @@ from typing import Callable
 import tensorflow as tf
 
 from marquardt._backend.tensorflow.driver import ResidualAndJacobian
+from marquardt._backend.tensorflow.quiet_log import vectorized_map
 from marquardt._backend.tensorflow.jacobian import (UNROLL_MAX, as_dtype, autodiff_jacobian,
                                                     resolved_mode, scalar_forward_jacobian)
 
@@ -45,8 +46,8 @@ def _vectorise(one: Callable, shared_x: bool) -> Callable:
 
     def fn(p, x, y, w):
         if shared_x:
-            return tf.vectorized_map(lambda a: one(a[0], x, a[1], a[2]), (p, y, w))
-        return tf.vectorized_map(lambda a: one(*a), (p, x, y, w))
+            return vectorized_map(lambda a: one(a[0], x, a[1], a[2]), (p, y, w))
+        return vectorized_map(lambda a: one(*a), (p, x, y, w))
 
     return fn
 

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import driver
+from marquardt._backend.tensorflow.quiet_log import first_run
 from marquardt._backend.tensorflow.batch import batched_residual, batched_residual_and_jacobian
 from marquardt._backend.tensorflow.solve_loop import idle_state
 from marquardt._core.records import LoopConfig
@@ -64,7 +65,10 @@ def solve(f: Callable, jac, shared_x: bool, cfg: LoopConfig, diff_step, jit_comp
         store(problems, type(state)(*(_float64(t.numpy()[at]) for t in state)))
 
     empty = _idle_state(slots, m, n, dtype.name)
-    streams(lambda part: stream(run_round, empty, part, slots, keep), todo, slots)
+    # the step's first solve traces and compiles it: without the C++ lines that prints
+    # (XLA's start-up INFO lines where TensorFlow was imported first; ``quiet_log``)
+    first_run(step, lambda: streams(lambda part: stream(run_round, empty, part, slots, keep),
+                                    todo, slots))
 
 
 @functools.lru_cache(maxsize=8)

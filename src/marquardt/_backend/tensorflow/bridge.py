@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from marquardt._backend.tensorflow import quiet_retracing  # noqa: F401 (installs the filter)
+from marquardt._backend.tensorflow.quiet_log import vectorized_map
 from marquardt._backend.tensorflow.arguments import DataLayout
 from marquardt._backend.tensorflow.jacobian import NoGradientError, as_float64, autodiff_jacobian
 
@@ -75,7 +75,7 @@ def rows_consistent(residual: Callable, x0: np.ndarray, data: Sequence) -> float
     """
     x = tf.constant(x0, tf.float64)
     full = as_float64(residual(x, *data))
-    rows = tf.vectorized_map(
+    rows = vectorized_map(
         lambda row: as_float64(residual(x, *[t[None] for t in row])), tuple(data))
     rows = tf.reshape(rows, [-1])
     if rows.shape[0] != full.shape[0]:
@@ -130,7 +130,7 @@ def _per_sample_jacobian(residual: Callable, n: int, k: int) -> Callable:
                     tape.gradient(r, x, unconnected_gradients=_ZERO))[None]
             return tape.jacobian(r, x, unconnected_gradients=_ZERO)
 
-        blocks = tf.vectorized_map(row_jacobian, tuple(data))  # (N, k, n)
+        blocks = vectorized_map(row_jacobian, tuple(data))  # (N, k, n)
         return tf.reshape(blocks, [-1, n])
 
     return jac

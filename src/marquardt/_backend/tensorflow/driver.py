@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from marquardt._cache import CompiledCache
 from marquardt._options import DIFFERENCE_MODES
-from marquardt._backend.tensorflow import quiet_retracing  # noqa: F401 (installs the filter)
+from marquardt._backend.tensorflow import quiet_log  # noqa: F401 (installs the filters)
 from marquardt._backend.tensorflow.jacobian import autodiff_jacobian, finite_difference_jacobian
 from marquardt._backend.tensorflow.solve_loop import LoopConfig, restart, resume_loop
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from marquardt import _tiering
 from marquardt._options import DIFFERENCE_MODES
 from marquardt._backend.tensorflow import arguments, driver
+from marquardt._backend.tensorflow.quiet_log import first_run
 from marquardt._cache import CompiledCache
 from marquardt._backend.tensorflow.jacobian import UNROLL_MAX, zero_gradient_parameters
 from marquardt._core.functions import Evaluator
@@ -77,9 +78,12 @@ def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.nda
 
     def residual_fn(p, xt, yt, wt):
         out = tf.cast(tf.convert_to_tensor(f(xt, *tf.unstack(p[0]))), tf.float64)
-        if out.shape != yt.shape:
+        # a shape unknown when traced (``tf.numpy_function``'s output) is checked when run
+        if not out.shape.is_compatible_with(yt.shape):
             raise ValueError(f"`f(xdata, *p)` must return shape {tuple(yt.shape)} like ydata. "
-                             f"Received: shape {tuple(out.shape)}")
+                             f"Received: shape {out.shape}")
+        if not out.shape.is_fully_defined():
+            out = tf.ensure_shape(out, yt.shape)
         r = out - yt
         if kind == "diag":
             r = r * wt
@@ -101,22 +105,25 @@ def curve_fit_problem(f: Callable, kind: str, jac: str, x: np.ndarray, y: np.nda
 _CONNECTED = CompiledCache(64)
 
 
-def check_model_autodiff(f: Callable, x: np.ndarray, p: np.ndarray, who: str = "f") -> None:
-    """``check_autodiff`` for a model ``f(x, *params)`` at the parameters ``p``; skipped for
-    a model whose earlier check found every parameter connected (``_CONNECTED``)."""
+def check_model_autodiff(f: Callable, x: np.ndarray, p: np.ndarray, who: str = "f",
+                         dtype: np.dtype = np.dtype(np.float64)) -> None:
+    """``check_autodiff`` for a model ``f(x, *params)`` at the parameters ``p``, called with
+    x and the parameters as tensors of ``dtype`` (the batch's working precision); skipped
+    for a model whose earlier check found every parameter connected (``_CONNECTED``)."""
     from marquardt import _probe
 
+    dtype = tf.as_dtype(np.dtype(dtype))
     try:
-        key = (f, x.shape, x.dtype.str, np.shape(p))
+        key = (f, x.shape, x.dtype.str, np.shape(p), dtype.name)
         hash(key)
     except TypeError:
         key = None
     if key is not None and _CONNECTED.peek(key) is not None:
         return
-    xt = tf.constant(x)
+    xt = tf.constant(x, dtype)
 
-    def residual(q):  # (n,) -> (m,)
-        return tf.cast(f(xt, *tf.unstack(q)), tf.float64)
+    def residual(q):  # (n,) -> (m,), float64 in and out
+        return tf.cast(f(xt, *tf.unstack(tf.cast(q, dtype))), tf.float64)
 
     zero = zero_gradient_parameters(residual, p)
     _probe.check_zero_columns(zero, lambda q: residual(tf.constant(q)).numpy(), p, who)
@@ -188,8 +195,8 @@ def compiled_evaluator(residual_fn: Callable, data: tuple, n: int, m: int, jac: 
         r, j = concrete["rj"](tf.constant(x), lb_t, ub_t, *data)
         return r.numpy(), j.numpy()
 
-    try:
-        first = residual_and_jacobian(x0)
+    try:  # (the first run of a new build: without the C++ lines it prints, ``quiet_log``)
+        first = first_run(compiled_rj, lambda: residual_and_jacobian(x0))
         if built and on_build is not None:
             on_build()
     except Exception:

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from marquardt._backend.tensorflow import xp as tfx
+from marquardt._backend.tensorflow.quiet_log import vectorized_map
 from marquardt._core import numdiff
 from marquardt._errors import NoGradientError
 
@@ -60,7 +61,7 @@ def autodiff_jacobian(residual: Callable, n: int, m: int, mode: str = "auto") ->
                 r = residual(x)
             return acc.jvp(r, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-        jt = tf.vectorized_map(column, tf.eye(n, dtype=x.dtype))  # (n, K, m)
+        jt = vectorized_map(column, tf.eye(n, dtype=x.dtype))  # (n, K, m)
         return residual(x), tf.transpose(jt, [1, 2, 0])
 
     def reverse(x):
@@ -156,6 +157,6 @@ def finite_difference_jacobian(residual: Callable, n: int, method: str, lb, ub,
     def many(xs):  # (B, K, n) -> (B, K, m)
         if eager:
             return tf.stack([residual(xs[b]) for b in range(xs.shape[0])])
-        return tf.vectorized_map(residual, xs, fallback_to_while_loop=True)
+        return vectorized_map(residual, xs, fallback_to_while_loop=True)
 
     return numdiff.finite_difference_jacobian(tfx, residual, many, n, method, lb, ub, rel_step)
