@@ -263,6 +263,21 @@ def zoo() -> list[Problem]:
     ]
 
 
+def far_starts(prob: Problem, factors=(2.0, 10.0)) -> list[Problem]:
+    """The problem from starts k× off the truth: parameters multiplied by k and 1/k in turn
+    (p₀ = p_true · (k, 1/k, k, ...)), moved 1% inside a finite bound they would pass."""
+    out = []
+    n = len(prob.p_true)
+    lb = np.broadcast_to(np.asarray(prob.bounds[0], float), (n,))
+    ub = np.broadcast_to(np.asarray(prob.bounds[1], float), (n,))
+    for k in factors:
+        p0 = np.asarray(prob.p_true, float) * np.where(np.arange(n) % 2 == 0, k, 1.0 / k)
+        span = np.where(np.isfinite(ub - lb), ub - lb, 1.0)
+        p0 = np.clip(p0, lb + 0.01 * span, ub - 0.01 * span)
+        out.append(prob._replace(name=f"{prob.name}@x{k:g}", p0=tuple(p0), tf=False))
+    return out
+
+
 def data(prob: Problem, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """(y, sigma): the model at p_true with seeded noise and the outliers; sigma where used."""
     rng = np.random.default_rng(seed)
@@ -441,13 +456,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-tf", action="store_true", help="NumPy models only")
     ap.add_argument("--only", nargs="*", help="problem names")
     ap.add_argument("--verbose", action="store_true", help="every solver's x and message")
+    ap.add_argument("--no-far", action="store_true",
+                    help="only the listed starts, not also 2x and 10x off the truth")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     rows = []
     for seed, prob in enumerate(zoo()):
-        if args.only and prob.name not in args.only:
-            continue
-        rows.append(fit_all(prob, 100 + seed, not args.no_tf))
+        for p in [prob] + ([] if args.no_far else far_starts(prob)):
+            if args.only and p.name not in args.only and prob.name not in args.only:
+                continue
+            rows.append(fit_all(p, 100 + seed, not args.no_tf))
     elapsed = time.perf_counter() - start
     print(f"{'problem':<24} {'solver':<7} {'cost':>16} {'g/g0':>8} {'cosine':>8} "
           f"{'ok':>3} {'st':>3} {'nfev':>5}")
@@ -469,7 +487,15 @@ def main(argv=None) -> int:
                     print(f"{'':<32} x={np.array2string(v['x'], precision=6)} {v['message']}")
             if name.startswith("ours"):
                 flagged += [(row["problem"], name, f) for f in flags(row, name)]
-    print(f"\n{len(rows)} problems in {elapsed:.1f} s; flagged: {len(flagged)}")
+    best = [min(r[k]["value"]["cost"] for k in ("cf", "trf") if r[k]["value"] is not None)
+            for r in rows]
+    mine = [r["ours"]["value"]["cost"] if r["ours"]["value"] is not None else np.inf
+            for r in rows]
+    lower = sum(a < b * (1 - 1e-8) - 1e-14 for a, b in zip(mine, best))
+    higher = sum(a > b * (1 + 1e-8) + 1e-14 for a, b in zip(mine, best))
+    print(f"\n{len(rows)} fits in {elapsed:.1f} s; ours (NumPy) against the best SciPy cost: "
+          f"lower {lower}, equal {len(rows) - lower - higher}, higher {higher}")
+    print(f"flagged: {len(flagged)}")
     for problem, name, f in flagged:
         print(f"  {problem} [{name}]: {f}")
     return 1 if flagged else 0
