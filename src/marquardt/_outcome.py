@@ -133,10 +133,24 @@ def _detail(status, state, cfg, grad) -> str:
         mrt, mjt = (t[0] for t in model_rescale(cfg.loss, state.f, state.j, cfg.f_scale))
         cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(mrt)[None],
                                        np.linalg.norm(mjt, axis=0)[None])[0])
-    return termination_detail(status, cfg, cost=s(state.cost),
-                              last_reduction=s(state.last_reduction),
-                              last_step=s(state.last_step), x_norm=s(state.x_norm),
-                              nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
+    detail = termination_detail(status, cfg, cost=s(state.cost),
+                                last_reduction=s(state.last_reduction),
+                                last_step=s(state.last_step), x_norm=s(state.x_norm),
+                                nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
+    if status == Status.GTOL and s(state.cost) > 0.0 and not np.any(mjt):
+        # MINPACK's and SciPy's gtol success too, but the cosine 0 is 0/0: say what it means
+        detail += ZERO_JACOBIAN
+    return detail
+
+
+#: Added to the ``gtol`` message where every column of J is zero at a non-zero residual: the
+#: cosine's 0 then only says that no parameter moves the residuals (to working precision), as
+#: on a plateau of the model (benchmarks/zoo.py, Eyring from ΔH 10× too large: k ≈ 1e-92
+#: against data of 0.1, so r = −y exactly and a differenced J is 0; SciPy's ``lm`` and
+#: ``trf`` report the same success at x₀).
+ZERO_JACOBIAN = ("; but the Jacobian is zero: no parameter changes the residuals here (to "
+                 "working precision), as on a plateau of the model (an exponential that "
+                 "underflowed?); x may be far from a minimum")
 
 
 def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
