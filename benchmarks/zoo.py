@@ -365,6 +365,10 @@ def _tf_namespace():
                                  sqrt=tf.sqrt, concat=lambda a: tf.concat(a, 0))
 
 
+#: ours' options from the command line (``--damping``; None: curve_fit's default)
+OPTIONS: dict[str, Any] = {"damping": None}
+
+
 def fit_all(prob: Problem, seed: int, use_tf: bool) -> dict:
     y, sigma = data(prob, seed)
     judge = Judge(prob, y, sigma)
@@ -379,8 +383,9 @@ def fit_all(prob: Problem, seed: int, use_tf: bool) -> dict:
                                method=method)
 
     def ours(f):
+        extra = {"damping": OPTIONS["damping"]} if OPTIONS["damping"] else {}
         popt, pcov, info, mesg, ier = marquardt.curve_fit(f, prob.x, y, full_output=True,
-                                                          **kw, **robust)
+                                                          **kw, **robust, **extra)
         res = info["result"]
         return dict(x=popt, pcov=pcov, success=bool(res.success), status=int(res.status),
                     nfev=int(res.nfev), message=str(mesg))
@@ -458,7 +463,10 @@ def main(argv=None) -> int:
     ap.add_argument("--verbose", action="store_true", help="every solver's x and message")
     ap.add_argument("--no-far", action="store_true",
                     help="only the listed starts, not also 2x and 10x off the truth")
+    ap.add_argument("--damping", default=None,
+                    help="ours' damping policy (default: curve_fit's default)")
     args = ap.parse_args(argv)
+    OPTIONS["damping"] = args.damping
     start = time.perf_counter()
     rows = []
     for seed, prob in enumerate(zoo()):
