@@ -165,6 +165,18 @@ def exp_line(m, t, a, k, b0, b1):
     return a * m.exp(-k * t) + b0 + b1 * t
 
 
+def gauss2d(m, xy, a, x0, y0, sx, sy, b):
+    return a * m.exp(-0.5 * (((xy[0] - x0) / sx) ** 2 + ((xy[1] - y0) / sy) ** 2)) + b
+
+
+def gauss_baseline(m, x, a, c, s, b):
+    return a * m.exp(-0.5 * ((x - c) / s) ** 2) + b
+
+
+def sine(m, t, a, f, phi, c):
+    return a * m.sin(2.0 * np.pi * f * t + phi) + c
+
+
 # ---- the problems --------------------------------------------------------------------------
 
 class Problem(NamedTuple):
@@ -181,6 +193,9 @@ class Problem(NamedTuple):
     f_scale: float = 1.0
     outliers: tuple = ()  # (index, offset) pairs
     tf: bool = False  # also fit the TensorFlow model
+    corr: float = 0.0  # AR(1) correlation of the noise: sigma given as its (m, m) covariance
+    dtype: str = "float64"  # of xdata and ydata as the user passes them
+    nans: tuple = ()  # indices of ydata set to NaN, fitted with nan_policy='omit'
 
 
 def zoo() -> list[Problem]:
@@ -260,6 +275,25 @@ def zoo() -> list[Problem]:
                 (3.0, 0.8, 0.2, 0.05), (1.0, 2.0, 0.0, 0.0), 0.02, loss="huber",
                 f_scale=0.05, bounds=([0, 0, -1, -1], [10, 5, 1, 1]), outliers=((3, 2.0),),
                 tf=True),
+        Problem("gauss2d", gauss2d,
+                np.stack([g.ravel() for g in np.meshgrid(np.linspace(-3, 3, 15),
+                                                         np.linspace(-2, 2, 15))]),
+                (4.0, 0.4, -0.3, 1.1, 0.7, 0.2), (3.0, 0.0, 0.0, 1.0, 1.0, 0.0), 0.1,
+                tf=True),
+        Problem("exp_fullcov", exp_offset, np.linspace(0, 5, 40), (2.0, 1.3, 0.5),
+                (1.0, 0.5, 0.0), 0.02, sigma="abs", corr=0.6),
+        Problem("logistic_float32", logistic, t_grow, (5.0, 1.0, 8.0), (4.0, 0.5, 10.0), 0.05,
+                dtype="float32"),
+        Problem("counts_baseline", gauss_baseline, np.linspace(-3, 3, 80),
+                (5000.0, 0.3, 0.5, 1e6), (3000.0, 0.0, 1.0, 0.99e6), 1000.0),
+        Problem("p0_on_bound", exp_offset, np.linspace(0, 5, 30), (2.0, 1.0, 0.3),
+                (1.0, 0.5, 0.0), 0.02, bounds=([0, 0, 0], np.inf)),
+        Problem("monod_nan_omit", monod, np.linspace(0.1, 10, 25), (2.5, 0.7), (1.0, 1.0),
+                0.02, nans=(3, 17)),
+        Problem("sine_unix_time", sine, 1.7e9 + np.linspace(0, 3 * 86400, 200),
+                (1.0, 1 / 86400, 0.3, 0.2), (1.0, (1 + 2e-6) / 86400, 0.0, 0.0), 0.1),
+        Problem("ns_decay", exp_offset, np.linspace(0, 50e-9, 60), (1.0, 1e8, 0.05),
+                (1.0, 5e7, 0.0), 0.01),
     ]
 
 
@@ -283,11 +317,30 @@ def data(prob: Problem, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng(seed)
     clean = np.asarray(prob.model(NP, prob.x, *prob.p_true), float)
     scale = np.abs(clean) if prob.rel else np.ones_like(clean)
-    y = clean + prob.noise * scale * rng.standard_normal(clean.size)
+    e = rng.standard_normal(clean.size)
+    if prob.corr:  # AR(1): e_i = c e_{i-1} + sqrt(1 - c^2) z_i, unit variance
+        for i in range(1, e.size):
+            e[i] = prob.corr * e[i - 1] + np.sqrt(1.0 - prob.corr ** 2) * e[i]
+    y = clean + prob.noise * scale * e
     for i, off in prob.outliers:
         y[i] += off
+    y[list(prob.nans)] = np.nan
     sigma = prob.noise * scale if prob.sigma else None
-    return y, sigma
+    if prob.corr:
+        lag = np.abs(np.subtract.outer(np.arange(y.size), np.arange(y.size)))
+        sigma = np.outer(sigma, sigma) * prob.corr ** lag
+    return y.astype(prob.dtype), sigma
+
+
+def whitener(sigma, keep) -> Callable:
+    """v ↦ the weighted residuals of the points kept: v/σ, L⁻¹v for a covariance LLᵀ, v."""
+    if sigma is None:
+        return lambda v: v
+    if np.ndim(sigma) == 1:
+        s = sigma[keep]
+        return lambda v: v / s
+    inv = np.linalg.inv(np.linalg.cholesky(sigma[np.ix_(keep, keep)]))
+    return lambda v: inv @ v
 
 
 # ---- measuring an answer -------------------------------------------------------------------
@@ -315,9 +368,10 @@ class Judge:
         jax.config.update("jax_enable_x64", True)
         ns = types.SimpleNamespace(exp=jnp.exp, log=jnp.log, sin=jnp.sin, cos=jnp.cos,
                                    sqrt=jnp.sqrt, concat=lambda a: jnp.concatenate(a, 0))
-        xj, yj = jnp.asarray(prob.x), jnp.asarray(y)
-        sj = jnp.asarray(sigma) if sigma is not None else 1.0
-        res = lambda p: (prob.model(ns, xj, *p) - yj) / sj  # noqa: E731
+        keep = np.isfinite(y)
+        xj, yj = jnp.asarray(prob.x, float), jnp.asarray(y[keep], float)
+        white = whitener(sigma, keep)
+        res = lambda p: white(prob.model(ns, xj, *p)[keep] - yj)  # noqa: E731
         self._res = jax.jit(res)
         self._jac = jax.jit(jax.jacfwd(res))
         self.prob = prob
@@ -376,6 +430,9 @@ def fit_all(prob: Problem, seed: int, use_tf: bool) -> dict:
     f_np = lambda x, *p: prob.model(NP, x, *p)  # noqa: E731
     kw: dict[str, Any] = dict(p0=p0, sigma=sigma, absolute_sigma=prob.sigma == "abs",
                               bounds=prob.bounds)
+    if prob.nans:
+        kw["nan_policy"] = "omit"
+    x = np.asarray(prob.x, prob.dtype)
     robust = dict(loss=prob.loss, f_scale=prob.f_scale) if prob.loss != "linear" else {}
     method = "trf" if robust or np.isfinite(np.r_[judge.lb, judge.ub]).any() else "lm"
     at0 = judge(p0)
@@ -384,7 +441,7 @@ def fit_all(prob: Problem, seed: int, use_tf: bool) -> dict:
 
     def ours(f):
         extra = {"damping": OPTIONS["damping"]} if OPTIONS["damping"] else {}
-        popt, pcov, info, mesg, ier = marquardt.curve_fit(f, prob.x, y, full_output=True,
+        popt, pcov, info, mesg, ier = marquardt.curve_fit(f, x, y, full_output=True,
                                                           **kw, **robust, **extra)
         res = info["result"]
         return dict(x=popt, pcov=pcov, success=bool(res.success), status=int(res.status),
@@ -392,14 +449,15 @@ def fit_all(prob: Problem, seed: int, use_tf: bool) -> dict:
 
     def cf():
         popt, pcov, info, mesg, ier = scipy.optimize.curve_fit(
-            f_np, prob.x, y, method=method, full_output=True, **kw, **robust)
+            f_np, x, y, method=method, full_output=True, **kw, **robust)
         return dict(x=popt, pcov=pcov, success=ier in (1, 2, 3, 4), status=int(ier),
                     nfev=int(info["nfev"]), message=str(mesg))
 
     def trf():
-        s = sigma if sigma is not None else 1.0
+        keep = np.isfinite(y)
+        white = whitener(sigma, keep)
         res = scipy.optimize.least_squares(
-            lambda p: (f_np(prob.x, *p) - y) / s, p0, bounds=prob.bounds, method="trf",
+            lambda p: white(f_np(x, *p)[keep] - y[keep]), p0, bounds=prob.bounds, method="trf",
             ftol=1e-15, xtol=1e-15, gtol=1e-15, **robust)
         return dict(x=res.x, pcov=None, success=bool(res.success), status=int(res.status),
                     nfev=int(res.nfev), message=str(res.message))
