@@ -561,6 +561,12 @@ def main(argv=None) -> int:
     higher = sum(a > b * (1 + 1e-8) + 1e-14 for a, b in zip(mine, best))
     print(f"\n{len(rows)} fits in {elapsed:.1f} s; ours (NumPy) against the best SciPy cost: "
           f"lower {lower}, equal {len(rows) - lower - higher}, higher {higher}")
+    for ref in ("cf", "trf"):  # one SciPy run at a time: the best of two favours SciPy
+        theirs = [r[ref]["value"]["cost"] if r[ref]["value"] is not None else np.inf
+                  for r in rows]
+        lo = sum(a < b * (1 - 1e-8) - 1e-14 for a, b in zip(mine, theirs))
+        hi = sum(a > b * (1 + 1e-8) + 1e-14 for a, b in zip(mine, theirs))
+        print(f"  against {ref} alone: lower {lo}, higher {hi} (a raise counts as infinite)")
     print(f"flagged: {len(flagged)}")
     for problem, name, f in flagged:
         print(f"  {problem} [{name}]: {f}")
