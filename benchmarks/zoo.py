@@ -36,7 +36,7 @@ Flagged:
 
 Printed: one row per fit and solver (cost, g/g0, cosine, success, status, nfev), then how
 often ours' cost is lower or higher than the best SciPy cost and than each SciPy run alone,
-and the flagged cases. Findings and their causes: /work/notes/trials/zoo.md (2026-12-05).
+and the flagged cases. Findings of the first run: docs/benchmarks.md, "Users' curve fits".
 
 Usage: PYTHONPATH=src python benchmarks/zoo.py [--no-tf] [--no-far] [--only NAME ...]
 [--verbose] [--damping NAME] (26 s with TensorFlow on a busy 2-core machine, 2026-12-05;
