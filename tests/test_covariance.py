@@ -61,3 +61,21 @@ def test_a_matrix_that_is_not_positive_definite_gets_nan_alone():
     assert np.array_equal(got[0], np.eye(3))
     np.testing.assert_allclose(got[1], np.linalg.inv(a[1]), rtol=1e-15, atol=1e-15)
     assert np.isnan(got[2]).all() and np.isnan(got[3]).all()
+
+
+def test_a_long_column_does_not_drop_a_singular_value_its_scale_only_shadows():
+    # zoo sine_unix_time: a frequency multiplies times of 1.7e9 s, so its column is 1e10 times
+    # the others; J's smallest singular value fell under SciPy's cut-off ε·max(m, n)·σ₁ on the
+    # unscaled J (curve_fit: pcov inf, "rank 3 < n = 4") though J S has condition number ~1e4
+    from marquardt._covariance import covariance_from_jacobian
+    j = RNG.standard_normal((200, 4))
+    j[:, 1] = j[:, 0] + 1e-4 * j[:, 1]  # nearly collinear, well within float64
+    j[:, 0] *= 1e11
+    s = 1.0 / np.linalg.norm(j, axis=0)
+    want = s[:, None] * np.linalg.inv((j * s).T @ (j * s)) * s[None, :]
+    cov, rank = _pinv_normal(j)
+    assert rank == 4
+    np.testing.assert_allclose(cov, want, rtol=1e-6)
+    np.testing.assert_allclose(covariance_from_jacobian(j, 1.0, absolute_sigma=True,
+                                                        singular="inf"), want, rtol=1e-6)
+    np.testing.assert_allclose(unscaled_covariances(j[None])[0], want, rtol=1e-6)

@@ -1,6 +1,7 @@
 """curve_fit: SciPy's meaning for popt and pcov, weights, bounds, and every input error."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -311,3 +312,22 @@ def test_p0_of_any_shape_is_flattened_as_scipy_flattens_it():
     with pytest.raises(TypeError, match=r"`p0` must have one value per parameter of `f` \(2\)\. "
                                         r"Received: p0 with length 4"):
         marquardt.curve_fit(line, t, y, p0=[[1.0, 1.0], [1.0, 1.0]])
+
+
+def test_a_frequency_at_unix_times_gets_scipy_lm_standard_errors():
+    # benchmarks/zoo.py sine_unix_time: t ≈ 1.7e9 s makes the frequency's column 1e10 times the
+    # others; the rank cut-off on the unscaled J called the fit rank-deficient (pcov inf and an
+    # OptimizeWarning) where SciPy's lm, from MINPACK's pivoted R, gives finite errors
+    rng = np.random.default_rng(0)
+    t = 1.7e9 + np.linspace(0, 3 * 86400, 200)
+
+    def f(t, a, fr, ph, c):
+        return a * np.sin(2 * np.pi * fr * t + ph) + c
+
+    y = f(t, 1.0, 1 / 86400, 0.3, 0.2) + 0.1 * rng.standard_normal(t.size)
+    p0 = (1.0, (1 + 2e-6) / 86400, 0.0, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        popt, pcov = marquardt.curve_fit(f, t, y, p0=p0)
+    ref, ref_cov = scipy.optimize.curve_fit(f, t, y, p0=p0)
+    np.testing.assert_allclose(np.sqrt(np.diag(pcov)), np.sqrt(np.diag(ref_cov)), rtol=2e-3)

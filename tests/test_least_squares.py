@@ -571,3 +571,28 @@ def test_a_scalar_residual_is_one_residual_as_in_scipy(form):
     reference = scipy.optimize.least_squares(lambda x: x[0] ** 2 - 2.0, [1.0], method="lm")
     np.testing.assert_allclose(one.x, reference.x, rtol=1e-12)
     np.testing.assert_allclose(one.x, [np.sqrt(2.0)], rtol=1e-14)
+
+
+def test_gtol_success_on_a_zero_jacobian_says_that_the_jacobian_is_zero():
+    # benchmarks/zoo.py, Eyring from a 10x start: the model underflows (1e-145 against data of
+    # 0.1), r = -y exactly, the differenced J is 0 and gtol's cosine 0 is 0/0; SciPy reports
+    # the same success at x0, we also say what it means
+    t = np.linspace(300.0, 360.0, 5)
+    res = marquardt.least_squares(lambda p: p[0] * np.exp(-p[1] / t) - 0.1, [1.0, 1e5])
+    assert res.success and res.status == 1
+    np.testing.assert_array_equal(res.x, [1.0, 1e5])
+    assert "the Jacobian is zero: no parameter changes the residuals" in res.message
+    fit = marquardt.least_squares(lambda p: p[0] * np.exp(-p[1] / t) - 0.1, [1.0, 10.0])
+    assert "Jacobian is zero" not in fit.message
+
+
+def test_a_jacobian_non_finite_after_a_step_is_named_in_the_message():
+    # benchmarks/zoo.py, Richards from 2x off: the fit reaches the edge of the model's domain
+    # and a difference step crosses it; the message said "residuals or the Jacobian"
+    with np.errstate(invalid="ignore"):
+        res = marquardt.least_squares(lambda p: np.sqrt(1.0 - p[0]) + np.array([1.0, 2.0]),
+                                      [0.5])
+    assert res.status == -3 and not res.success and res.nit > 0
+    assert np.all(np.isfinite(res.fun)) and 1.0 - 1.5e-8 < res.x[0] < 1.0
+    assert "(the Jacobian at x, the last accepted point, whose residuals are finite" in \
+        res.message

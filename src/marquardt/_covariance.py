@@ -4,10 +4,12 @@ With J the Jacobian of the weighted residuals rᵢ = (f(xᵢ; p) − yᵢ)/σᵢ
 
     pcov = (JᵀJ)⁺ · s²,       s² = Σrᵢ² / (m − n)   (reduced χ²; s² = 1 if absolute_sigma)
 
-where ⁺ is the pseudo-inverse computed from the thin SVD J = UΣVᵀ, (JᵀJ)⁺ = V Σ⁻² Vᵀ, with
-singular values below ε · max(m, n) · σ₁ dropped, as ``scipy.optimize.curve_fit`` does. The SVD
-avoids squaring the condition number of J; the NIST certified standard deviations are
-reproduced to 6+ digits this way (``tests/test_nist.py``).
+where ⁺ is the pseudo-inverse computed from the thin SVD of J with its columns scaled to unit
+length, J S = UΣVᵀ, (JᵀJ)⁺ = S V Σ⁻² Vᵀ S, with singular values below ε · max(m, n) · σ₁
+dropped, as ``scipy.optimize.curve_fit`` drops them on J (the scaling makes the rank independent
+of the parameters' units: ``_pinv_normal``). The SVD avoids squaring the condition number of
+J; the NIST certified standard deviations are reproduced to 6+ digits this way
+(``tests/test_nist.py``).
 """
 
 from __future__ import annotations
@@ -59,14 +61,34 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
 
 
 def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
-    """(JᵀJ)⁺ = V Σ⁻² Vᵀ from the thin SVD of J (m, n), singular values below
-    ε · max(m, n) · σ₁ dropped (SciPy's cut-off), and the rank they leave."""
+    """(JᵀJ)⁺ and the rank of J (m, n), judged on its columns scaled to unit length.
+
+    SciPy's cut-off, singular values below ε · max(m, n) · σ₁ dropped, is applied twice: to
+    the columns' lengths, so that a column that has vanished beside the longest (‖Jⱼ‖ ≤
+    ε · max(m, n) · maxₖ ‖Jₖ‖: a Gaussian of amplitude 1e-40 leaves its centre's column at
+    1e-40) counts as lost, and to the singular values of J S, S = diag(1/‖Jⱼ‖) over the other
+    columns (0 for a lost one), so that collinear columns count as lost whatever the
+    parameters' units. On J itself the cut-off depends on the units: a column 1e10 times
+    longer than the others (a frequency multiplying times of 1.7e9 s) dropped a singular
+    value that was only its scale's shadow (zoo ``sine_unix_time``: 4.4e-4 against a cut-off
+    of 4.7e-3 at σ₁ = 1e11, where J S has condition number 4.5e4 and SciPy's ``lm`` gives
+    finite errors). At full rank (JᵀJ)⁻¹ = S V Σ⁻² Vᵀ S from the thin SVD J S = U Σ Vᵀ,
+    which also keeps its accuracy where the columns' scales differ; below it, the
+    pseudo-inverse of J itself, V Σ⁻² Vᵀ from J's SVD (SciPy's cut-off on J), whose
+    minimum-norm sense is in the parameters' own units."""
     m, n = jac.shape
-    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    norms = np.linalg.norm(jac, axis=0)
+    kept = norms > _EPS * max(m, n) * (norms.max() if norms.size else 0.0)
+    scale = np.where(kept, 1.0 / np.where(kept, norms, 1.0), 0.0)
+    _, s, vt = np.linalg.svd(jac * scale, full_matrices=False)
     keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
     rank = int(np.count_nonzero(keep))
-    if rank < s.size:  # (all kept: s and vt as they are, the same values and layout)
-        s, vt = s[keep], vt[:rank]
+    if rank == n:
+        w = vt.T * scale[:, None]  # S V
+        return (w / s**2) @ w.T, rank
+    _, s, vt = np.linalg.svd(jac, full_matrices=False)
+    keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
+    s, vt = s[keep], vt[:int(np.count_nonzero(keep))]
     return (vt.T / s**2) @ vt, rank
 
 

@@ -133,10 +133,35 @@ def _detail(status, state, cfg, grad) -> str:
         mrt, mjt = (t[0] for t in model_rescale(cfg.loss, state.f, state.j, cfg.f_scale))
         cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(mrt)[None],
                                        np.linalg.norm(mjt, axis=0)[None])[0])
-    return termination_detail(status, cfg, cost=s(state.cost),
-                              last_reduction=s(state.last_reduction),
-                              last_step=s(state.last_step), x_norm=s(state.x_norm),
-                              nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
+    detail = termination_detail(status, cfg, cost=s(state.cost),
+                                last_reduction=s(state.last_reduction),
+                                last_step=s(state.last_step), x_norm=s(state.x_norm),
+                                nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
+    if status == Status.NON_FINITE and int(state.nit[0]) > 0:
+        return NON_FINITE_JACOBIAN
+    if status == Status.GTOL and s(state.cost) > 0.0 and not np.any(mjt):
+        # MINPACK's and SciPy's gtol success too, but the cosine 0 is 0/0: say what it means
+        detail += ZERO_JACOBIAN
+    return detail
+
+
+#: The detail of ``NON_FINITE`` after an accepted step: a candidate with non-finite residuals
+#: is rejected, so it is the Jacobian at the accepted point (benchmarks/zoo.py, Richards from
+#: 2× off: the fit ran to the edge of the model's domain, 1 + ν e^{k t_m} = 1.6e-8 > 0, and a
+#: difference step crossed it; √(1 − p) + c from p = 0.5: p = 1 − 1e-8, steps of 1.5e-8).
+NON_FINITE_JACOBIAN = ("the Jacobian at x, the last accepted point, whose residuals are "
+                       "finite: a derivative there is not, or a difference step left the "
+                       "model's domain; bounds can keep the parameters inside it")
+
+
+#: Added to the ``gtol`` message where every column of J is zero at a non-zero residual: the
+#: cosine's 0 then only says that no parameter moves the residuals (to working precision), as
+#: on a plateau of the model (benchmarks/zoo.py, Eyring from ΔH 10× too large: k ≈ 1e-92
+#: against data of 0.1, so r = −y exactly and a differenced J is 0; SciPy's ``lm`` and
+#: ``trf`` report the same success at x₀).
+ZERO_JACOBIAN = ("; but the Jacobian is zero: no parameter changes the residuals here (to "
+                 "working precision), as on a plateau of the model (an exponential that "
+                 "underflowed?); x may be far from a minimum")
 
 
 def termination_detail(status, cfg: LoopConfig, *, cost: float, last_reduction: float,
