@@ -218,3 +218,17 @@ def test_least_squares_and_the_keras_step_take_the_same_steps():
     np.testing.assert_allclose([r.damping for r in rows], logs["lam"], rtol=1e-9)
     weights = np.concatenate([np.ravel(w) for w in net.get_weights()])
     np.testing.assert_allclose(weights, ls.x, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 60, 4), (3, 8, 4)])
+def test_tensorflow_svd_of_tall_and_square_matrices(shape):
+    """``tfx.svd`` (through QR for a tall matrix, directly otherwise) is a thin SVD: NumPy's
+    singular values, orthonormal columns, and U Σ Vᴴ = A, in and out of XLA."""
+    a = np.random.default_rng(5).standard_normal(shape) * np.array([1.0, 1e3, 1e-3, 10.0])
+    for run in (lambda f: f(), tf.function(lambda f: f(), jit_compile=True)):
+        u, s, vh = (t.numpy() for t in run(lambda: tfx.svd(tf.constant(a))))
+        np.testing.assert_allclose(s, np.linalg.svd(a, compute_uv=False), rtol=1e-12)
+        eye = np.broadcast_to(np.eye(4), (3, 4, 4))
+        np.testing.assert_allclose(np.swapaxes(u, 1, 2) @ u, eye, atol=1e-13)
+        np.testing.assert_allclose((u * s[:, None, :]) @ vh, a, rtol=0,
+                                   atol=1e-12 * np.abs(a).max())
