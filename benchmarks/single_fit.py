@@ -84,9 +84,9 @@ FITS = {
 }
 
 #: Fits before the warm rounds: the ``-loop`` forms fit until their solve is compiled
-#: (``marquardt._tiering``: 1,000 host evaluations for TensorFlow, 3,000 for JAX, about 10-14
+#: (``marquardt._tiering``: 3,000 host evaluations for TensorFlow and for JAX, about 10-14
 #: per fit of this problem).
-WARM_UP = {"tensorflow-loop": 150, "jax-loop": 400}
+WARM_UP = {"tensorflow-loop": 400, "jax-loop": 400}
 
 FRESH = """
 import time, sys, json

@@ -596,3 +596,32 @@ def test_a_jacobian_non_finite_after_a_step_is_named_in_the_message():
     assert np.all(np.isfinite(res.fun)) and 1.0 - 1.5e-8 < res.x[0] < 1.0
     assert "(the Jacobian at x, the last accepted point, whose residuals are finite" in \
         res.message
+
+
+def test_the_compiled_loop_runs_under_xla_or_as_a_plain_graph_where_xla_cannot(monkeypatch):
+    """A warm TensorFlow model's solve is compiled with XLA (``host_functions.WarmLoop``); a
+    model XLA cannot compile (``tf.numpy_function``) runs the same loop as a plain graph,
+    with the answer the host executor gives."""
+    monkeypatch.setattr(_tiering, "TENSORFLOW_EVALUATIONS", 0)
+    t = np.linspace(0.0, 3.0, 25)
+    y = 2.0 * np.exp(-0.7 * t)
+
+    def fused(p):
+        return p[0] * tf.exp(-p[1] * t) - y
+
+    def through_numpy(p):
+        e = tf.numpy_function(lambda b: np.exp(-b * t), [p[1]], tf.float64)
+        return p[0] * tf.reshape(e, [25]) - y
+
+    def loop_of(fun):
+        (key,) = [k for k in driver._cache if k[0] == "warm" and k[1][0][1] is fun]
+        return driver._cache[key]
+
+    for fun, jac, xla in ((fused, "auto", True), (through_numpy, "2-point", False)):
+        host = marquardt.least_squares(fun, [1.0, 1.0], jac=jac)
+        warm = marquardt.least_squares(fun, [1.0, 1.0], jac=jac)
+        loop = loop_of(fun)
+        assert loop.xla is xla and (loop.failed is None) is xla
+        np.testing.assert_allclose(warm.x, [2.0, 0.7], rtol=1e-9)
+        np.testing.assert_allclose(warm.x, host.x, rtol=1e-9)
+        assert warm.success and loop.experimental_get_tracing_count() == 1

@@ -6,9 +6,10 @@ A model written with TensorFlow or JAX ops can be fitted two ways, with the same
   a function (0.1-0.4 s), the LM algebra in NumPy and LAPACK on the host, about 0.5 ms (JAX) to
   1.2 ms (TensorFlow) of Python per evaluation of r or of r and J;
 * the **compiled loop**: the whole solve traced into one ``tf.while_loop`` or
-  ``lax.while_loop``, so a warm fit is one call (3-parameter exponential: 1.0 ms on JAX against
-  6.2 ms on the host; NIST on TensorFlow: median 9.5 ms against 16.8 ms), at the price of
-  tracing and compiling it, 0.7-2.5 s once per model and shapes.
+  ``lax.while_loop`` and compiled by XLA, so a warm fit is one call (3-parameter exponential:
+  1.0 ms on JAX, 2 ms on TensorFlow, against 5-6 ms on the host; NIST on TensorFlow: median
+  3.4 ms), at the price of tracing and compiling it, 1.4 s (JAX) to 3-5 s (TensorFlow) once
+  per model and shapes.
 
 Which is cheaper depends on how many fits of the model follow, which nobody knows at the first
 fit. The ski-rental rule (Karlin, Manasse, McGeoch, Owicki, "Competitive randomized algorithms
@@ -22,9 +23,10 @@ The rent is counted in evaluations on the host, not in seconds, so that which fi
 not depend on the machine's load (the host executor and the compiled loop agree to rounding,
 not bit for bit). It is counted per configuration (the loop's options: tolerances, loss,
 f_scale, max_nfev, damping...), since each configuration is its own compiled loop: fits that
-vary an option from call to call pay for no loop they will not reuse. The thresholds below are the compile times divided by the host executor's
-cost per evaluation, both measured on a 2-core machine (2026-12-04): TensorFlow 1.2 s / 1.2 ms,
-JAX 1.4 s / 0.45 ms. A fit with a callback, ``verbose=2`` or a callable loss always runs on the
+vary an option from call to call pay for no loop they will not reuse. The thresholds below are
+the compile times divided by the host executor's cost per evaluation, both measured on a 2-core
+machine: TensorFlow 3.5 s / 1.2 ms (its loop under XLA, 2026-12-05; 1.2 s as a plain graph
+before), JAX 1.4 s / 0.45 ms (2026-12-04). A fit with a callback, ``verbose=2`` or a callable loss always runs on the
 host (they run as Python after each iteration).
 """
 
@@ -36,7 +38,7 @@ from typing import Callable, Hashable
 __all__ = ["HostUse", "compile_now", "TENSORFLOW_EVALUATIONS", "JAX_EVALUATIONS"]
 
 #: Host evaluations of a TensorFlow model after which its solve is compiled into one loop.
-TENSORFLOW_EVALUATIONS = 1000
+TENSORFLOW_EVALUATIONS = 3000
 
 #: The same for a JAX model (its host evaluations are cheaper, its compilation as long).
 JAX_EVALUATIONS = 3000

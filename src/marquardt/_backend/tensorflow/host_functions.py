@@ -241,7 +241,7 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
                                                           diff_step, False)
             return run_loop(cfg, residual, res_jac, x0, lb, ub, d_fixed)
 
-        return tf.function(solve, autograph=False)
+        return WarmLoop(solve)
 
     compiled = driver.cached(warm_key, build)
 
@@ -256,6 +256,39 @@ def warm_solver(residual_fn: Callable, data: tuple, n: int, jac: Any, cfg, diff_
         return type(state)(*(t.numpy() for t in state)), rows
 
     return solve
+
+
+class WarmLoop:
+    """A warm solver's compiled loop: compiled with XLA, or, where XLA cannot compile the model
+    (an op it lacks, ``tf.numpy_function``), as a plain TensorFlow graph from then on.
+
+    With XLA the whole solve is fused into a few kernels: a warm fit of ``single_fit.py``'s
+    exponential took 2 ms against 6-7 ms as a plain graph, NIST's median 3.4 ms against 8.4 ms
+    (2026-12-05, docs/benchmarks.md), for a compilation of 3-5 s instead of 1-2 s, which
+    ``_tiering.TENSORFLOW_EVALUATIONS`` accounts for."""
+
+    __slots__ = ("function", "xla", "failed")
+
+    def __init__(self, solve: Callable):
+        self.function = tf.function(solve, autograph=False, jit_compile=True)
+        self.xla = True
+        self.failed: BaseException | None = None
+
+    def __call__(self, *args):
+        if self.xla:
+            try:  # (its first run without the C++ lines XLA prints, ``quiet_log``)
+                return first_run(self.function, lambda: self.function(*args))
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
+                # XLA could not compile it (or the model failed at run time: then the plain
+                # graph fails too, and the caller runs the host executor)
+                self.failed = exc
+                self.xla = False
+                self.function = tf.function(self.function.python_function, autograph=False)
+        return self.function(*args)
+
+    def experimental_get_tracing_count(self) -> int:
+        """Traces of the loop now in use (``tf.function``'s count)."""
+        return self.function.experimental_get_tracing_count()
 
 
 def _jac_key(jac):
