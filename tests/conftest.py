@@ -64,6 +64,9 @@ EXPENSIVE = {
     "tests/test_probe.py::test_front_doors_accept_a_zero_first_derivative": 15.6,
     "tests/keras/test_training.py::test_classification_reaches_adam_accuracy_in_fewer_epochs": 15.6,
     "tests/keras/test_host_lapack.py::test_training_is_the_same_with_host_lapack": 14.6,
+    # TensorFlow's warm loops compiled by XLA (3-5 s each)
+    "tests/test_least_squares.py::test_one_function_fitted_with_different_parameter_counts": 11.2,
+    "tests/test_least_squares.py::test_the_compiled_loop_runs_under_xla_or_as_a_plain_graph_where_xla_cannot": 8.6,
 }
 
 
