@@ -413,16 +413,20 @@ class _Rows:
 
     jacobian_with_residual = False
     first = None
-    jacobian = None
 
     def __init__(self, evaluator, idx):
         self._e, self._idx = evaluator, idx
+        if evaluator.jacobian is None:
+            self.jacobian = None
 
     def residual(self, p, problems):
         return self._e.residual(p, self._idx[problems])
 
     def residual_and_jacobian(self, p, problems):
         return self._e.residual_and_jacobian(p, self._idx[problems])
+
+    def jacobian(self, p, r, problems):
+        return self._e.jacobian(p, r, self._idx[problems])
 
 
 #: ``ftol``, ``xtol`` and ``gtol`` of a float32 solve unless given: ~8 ε₃₂ (ε₃₂ = 1.2e-7),

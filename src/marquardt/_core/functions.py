@@ -201,13 +201,13 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         return np.where(wk != 0.0, (model(p, problems) - y[problems]) * wk, 0.0)
 
     if callable(jac):
-        def residual_and_jacobian(p, problems):
+        def jacobian(p, r, problems):
             jm = np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
                            for i, k in enumerate(problems)])
             wk = w[problems][:, :, None]
-            return residual(p, problems), np.where(wk != 0.0, jm * wk, 0.0)
+            return np.where(wk != 0.0, jm * wk, 0.0)
     else:
-        def residual_and_jacobian(p, problems):
+        def jacobian(p, r, problems):
             def many(ps):  # (B, k, n) -> (B, k, m)
                 if batch_model is not None:  # the B·k points in one call
                     b, k = ps.shape[:2]
@@ -216,5 +216,14 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
 
             return numdiff.finite_difference_jacobian(
                 xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
-                ub[problems], diff_step, None if typical is None else typical[problems])(p)
-    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)
+                ub[problems], diff_step, None if typical is None else typical[problems])(p, r)[1]
+
+    def residual_and_jacobian(p, problems):
+        r = residual(p, problems)
+        return r, jacobian(p, r, problems)
+
+    # ``jacobian`` given the residuals at p: the executor has them at an accepted point (the
+    # same values a call would return: the model is deterministic), one call of the model
+    # fewer per Jacobian
+    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
+                     jacobian=jacobian)
