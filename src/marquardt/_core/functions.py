@@ -133,6 +133,17 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
                      first=first, jacobian=jacobian)
 
 
+def _rows(a: np.ndarray, problems: np.ndarray) -> np.ndarray:
+    """``a[problems]``; a view where the problems are consecutive (a chunk's problems before
+    any has stopped), no copy."""
+    size = problems.size
+    if size > 1:
+        first, last = int(problems[0]), int(problems[-1])
+        if last - first == size - 1 and (problems[1:] > problems[:-1]).all():
+            return a[first:last + 1]
+    return a[problems]
+
+
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
                     diff_step: float | None, f_dtype=np.float64, typical=None,
@@ -164,6 +175,10 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
             (k, n) of ``problems`` (indices, repeats allowed), called instead of ``f``: a JAX
             model jitted per padded shape (``_backend/jax/host_model.py``). The n points of
             a difference Jacobian are then evaluated by one call, not one call each.
+
+    A model that broadcasts over problems gets the n points of a difference Jacobian in one
+    call too: the n·k parameter rows stacked, point i's rows after point i − 1's (the same
+    element-wise values as n calls, without stacking their outputs).
     """
     m = y.shape[1]
     if diff_step is None and isinstance(jac, str):
@@ -196,9 +211,17 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         except Exception:  # the model does not broadcast: call it per problem
             pass
 
+    # every point present and no sigma: r = f − y, which is (f − y)·1 where w ≠ 0 exactly
+    unit = bool(np.all(w == 1.0))
+
+    def weighted(values, problems):  # values (…, k, m) of the model → residuals
+        if unit:
+            return values - _rows(y, problems)
+        wk = _rows(w, problems)
+        return np.where(wk != 0.0, (values - _rows(y, problems)) * wk, 0.0)
+
     def residual(p, problems):
-        wk = w[problems]
-        return np.where(wk != 0.0, (model(p, problems) - y[problems]) * wk, 0.0)
+        return weighted(model(p, problems), problems)
 
     if callable(jac):
         def jacobian(p, r, problems):
@@ -209,10 +232,11 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
     else:
         def jacobian(p, r, problems):
             def many(ps):  # (B, k, n) -> (B, k, m)
-                if batch_model is not None:  # the B·k points in one call
-                    b, k = ps.shape[:2]
-                    return residual(ps.reshape(b * k, n), np.tile(problems, b)).reshape(b, k, m)
-                return np.stack([residual(ps[b], problems) for b in range(ps.shape[0])])
+                b, k = ps.shape[:2]
+                if model is not one_at_a_time:  # the B·k points in one call of the model
+                    values = model(ps.reshape(b * k, n), np.tile(problems, b))
+                    return weighted(values.reshape(b, k, m), problems)
+                return np.stack([residual(ps[i], problems) for i in range(b)])
 
             return numdiff.finite_difference_jacobian(
                 xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
