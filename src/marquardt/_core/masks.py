@@ -17,11 +17,12 @@ def select(xp, mask, new, old):
 
 
 def all_finite_rows(xp, a):
-    """(K,) bool: every entry of problem k is finite."""
-    if len(a.shape) == 2:
-        return xp.all(xp.isfinite(a), axis=-1)
-    return xp.all(xp.isfinite(xp.reshape(a, (a.shape[0] if a.shape[0] is not None
-                                              else xp.shape(a)[0], -1))), axis=-1)
+    """(K,) bool: every entry of problem k is finite. One axis at a time, not a reshape to
+    (K, -1): that copies a Jacobian held as a transposed view (the host's differences)."""
+    ok = xp.isfinite(a)
+    for _ in range(len(a.shape) - 1):
+        ok = xp.all(ok, axis=-1)
+    return ok
 
 
 def as_int32(xp, a):
