@@ -240,7 +240,8 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
 
             return numdiff.finite_difference_jacobian(
                 xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
-                ub[problems], diff_step, None if typical is None else typical[problems])(p, r)[1]
+                ub[problems], diff_step, None if typical is None else typical[problems],
+                in_place=True)(p, r)[1]
 
     def residual_and_jacobian(p, problems):
         r = residual(p, problems)
