@@ -782,6 +782,36 @@ def test_numpy_model_with_its_jacobian_and_refused_autodiff():
         curve_fit_batch(double_exp_np, t, y, p0, jac="forward")
 
 
+def test_numpy_jacobian_called_for_many_problems_at_once_in_any_axes_order():
+    """A callable jac that broadcasts as the model does is called for many problems at once,
+    whatever the order of its axes (SciPy's np.stack(columns, axis=1) makes a batch's
+    (k, n, m), np.array(columns).T its (m, k, n)), with the same fits bit for bit as a jac
+    that cannot broadcast (called per problem)."""
+    calls = {"stack": 0, "transpose": 0}
+
+    def jac_stack(t, a1, k1, a2, k2):
+        calls["stack"] += 1
+        e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)
+        return np.stack([e1, -a1 * t * e1, e2, -a2 * t * e2], axis=1)
+
+    def jac_transpose(t, a1, k1, a2, k2):
+        calls["transpose"] += 1
+        e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)
+        return np.array([e1, -a1 * t * e1, e2, -a2 * t * e2]).T
+
+    def jac_scalar(t, a1, k1, a2, k2):
+        return jac_stack(t, *(float(v) for v in (a1, k1, a2, k2)))
+
+    t, y, p0 = double_exp_data(30, seed=6)
+    one = curve_fit_batch(double_exp_np, t, y, p0, jac=jac_scalar, **TOL)
+    calls["stack"] = 0
+    for name, jac in (("stack", jac_stack), ("transpose", jac_transpose)):
+        res = curve_fit_batch(double_exp_np, t, y, p0, jac=jac, **TOL)
+        assert calls[name] < 3 * one.njev.max(), (name, calls[name])  # not once per problem
+        for field in ("x", "cov", "fun", "status", "nfev", "njev"):
+            np.testing.assert_array_equal(getattr(res, field), getattr(one, field))
+
+
 def test_rank_deficient_fits_get_an_infinite_covariance_as_curve_fit_gives_them():
     """A fit whose Jacobian at the solution is rank-deficient gets inf for ``cov`` and
     ``stderr``, as ``curve_fit`` (SciPy's ``lm``) gives it, with one ``OptimizeWarning`` for

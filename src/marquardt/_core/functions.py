@@ -144,6 +144,21 @@ def _rows(a: np.ndarray, problems: np.ndarray) -> np.ndarray:
     return a[problems]
 
 
+def _jacobian_axes(both: np.ndarray, alone: np.ndarray) -> tuple | None:
+    """The order of axes that turns ``both``, a ``jac`` called for two problems at once,
+    into ``alone`` (2, m, n), its two calls one problem at a time, or None when no order or
+    more than one does. ``np.stack(columns, axis=1)``, SciPy's idiom for one problem's
+    (m, n), stacks a batch's (k, m) columns into (k, n, m); ``np.array(columns).T`` makes
+    (m, k, n)."""
+    if both.ndim != 3:
+        return None
+    import itertools
+    found = [axes for axes in itertools.permutations(range(3))
+             if both.transpose(axes).shape == alone.shape
+             and np.allclose(both.transpose(axes), alone, rtol=1e-12, atol=0, equal_nan=True)]
+    return found[0] if len(found) == 1 else None
+
+
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
                     diff_step: float | None, f_dtype=np.float64, typical=None,
@@ -160,7 +175,10 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
     Args:
         f: the model for one problem, NumPy code.
         jac: ``"2-point"``/``"3-point"`` (finite differences, vectorised over the problems)
-            or a callable ``jac(x, *params) -> (m, n)`` for one problem (called per problem).
+            or a callable ``jac(x, *params) -> (m, n)`` for one problem: called for many
+            problems at once where the model broadcasts and ``jac`` does too, in any order
+            of its three axes (checked on two problems against two single calls, as the
+            model is; ``_jacobian_axes``), else per problem.
         x: the independent variables: shared (m,) or (v, m), or per problem (K, m) or
             (K, v, m).
         shared_x: whether ``x`` is shared.
@@ -224,10 +242,36 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         return weighted(model(p, problems), problems)
 
     if callable(jac):
+        def jac_one_at_a_time(p, problems):
+            return np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
+                             for i, k in enumerate(problems)])
+
+        jac_model = jac_one_at_a_time
+        if model is together:  # the model broadcasts: does its jac, in some axes' order?
+            axes = None
+            try:
+                with np.errstate(all="ignore"):
+                    both = np.asarray(jac(x_of(pair), *(p_pair[:, i:i + 1] for i in range(n))),
+                                      dtype=np.float64)
+                    alone = jac_one_at_a_time(p_pair, pair)
+                axes = _jacobian_axes(both, alone)
+            except Exception:  # it does not: called per problem
+                pass
+            if axes is not None:
+                def jac_model(p, problems):
+                    jm = np.asarray(jac(x_of(problems), *(p[:, i:i + 1] for i in range(n))),
+                                    dtype=np.float64)
+                    if jm.ndim != 3 or jm.shape[axes.index(0)] != p.shape[0]:
+                        raise ValueError(
+                            "`jac` called for many problems at once must return the axes it "
+                            f"returned for two. Received: shape {jm.shape} for {p.shape[0]}")
+                    return np.ascontiguousarray(jm.transpose(axes))
+
         def jacobian(p, r, problems):
-            jm = np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
-                           for i, k in enumerate(problems)])
-            wk = w[problems][:, :, None]
+            jm = jac_model(p, problems)
+            if unit:  # J·1 exactly
+                return jm
+            wk = _rows(w, problems)[:, :, None]
             return np.where(wk != 0.0, jm * wk, 0.0)
     else:
         def jacobian(p, r, problems):
