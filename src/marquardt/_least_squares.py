@@ -160,7 +160,12 @@ def least_squares(
             1e-15, 1e-12, 1e-12 (SciPy: 1e-8), which the NIST certified accuracy needs.
         x_scale: ``'jac'`` (default; D = running max of diag(JᵀJ), Marquardt 1963 / MINPACK's
             ``mode=1``), or characteristic scales of the parameters (D = diag(1/x_scale²);
-            ``x_scale=1.0`` gives Levenberg's D = I).
+            ``x_scale=1.0`` gives Levenberg's D = I). A fit with ``'jac'`` that ends
+            ``STALLED`` (no step lowers the cost, away from a stationary point: a saturated
+            parameter that Moré's D let run to where its column vanishes) is fitted again
+            from x0 with ``x_scale=1.0`` with the evaluations left, and the lower cost is
+            returned; ``nfev`` and ``njev`` count both fits, ``callback`` sees both, and
+            ``nit`` and ``history`` are the returned fit's.
         loss: ``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'`` or ``'arctan'``, or a
             callable ``loss(z) -> (3, m)`` array of ρ(z), ρ′(z), ρ″(z) for z = (r/f_scale)²
             (SciPy's convention). ``res.jac`` is then the rescaled Jacobian J̃ (J̃ᵀJ̃ the
