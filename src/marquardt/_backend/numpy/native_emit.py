@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
-                                                   scalar_kind)
+                                                   order_of, scalar_kind)
 
 __all__ = ["Emitted", "capture", "emit_step"]
 
@@ -67,6 +67,7 @@ class Emitted(NamedTuple):
     name: str
     text: str
     templates: dict
+    loaded: frozenset = frozenset()  # the input slots it reads: (variable, path)
 
 
 def capture(fn, source: str, args) -> dict:
@@ -108,7 +109,7 @@ def _cast(code: str, have: str, want: str) -> str:
 
 
 class _Emitter:
-    def __init__(self, name, fn, source, args, in_vars, out_vars, layout: Layout):
+    def __init__(self, name, fn, source, args, in_vars, out_vars, layout: Layout, suffix=""):
         self.name = name
         self.glob = fn.__globals__
         self.values = capture(fn, source, args)
@@ -119,6 +120,8 @@ class _Emitter:
         self.env: dict[str, object] = {}
         self.lines: list[str] = []
         self.count = 0
+        self.loaded: set = set()  # the input slots read
+        self.suffix = suffix
 
     # -- values and names -------------------------------------------------------------------
 
@@ -158,9 +161,9 @@ class _Emitter:
             self.assign(statement.targets[0], statement.value)
         templates = self.outputs(self.tree.body[-1].value)
         params = "double *F, int64_t *I"
-        text = (f"int step_{self.name}({params}) {{\n"
+        text = (f"static int step_{self.name}{self.suffix}({params}) {{\n"
                 + "".join(f"    {line}\n" for line in self.lines) + "    return 0;\n}\n")
-        return Emitted(self.name, text, templates)
+        return Emitted(self.name, text, templates, frozenset(self.loaded))
 
     def assign(self, target, node):
         if isinstance(target, ast.Tuple):
@@ -184,12 +187,18 @@ class _Emitter:
     def load_input(self, name, path):
         arg, inner = path
         var = self.in_vars[arg]
-        slot = self.layout.slot(var, inner, self.values[name])
+        value = self.values[name]
+        slot = self.layout.slot(var, inner, value)
+        self.loaded.add((var, inner))
         base = "F" if slot.buffer == "F" else "I"
         if slot.shape:
             ctype = _ACTYPE[slot.kind]
+            strides = slot.strides
+            if slot.tag >= 0:  # a matrix: this variant's order (``native_steps`` dispatches)
+                strides = array_info(value)[2]
+                order_of(slot.shape, strides)
             self.lines.append(f"{ctype} *{name} = {base} + {slot.offset};")
-            self.env[name] = _Arr(name, slot.kind, slot.shape, slot.strides, frozenset([var]))
+            self.env[name] = _Arr(name, slot.kind, slot.shape, strides, frozenset([var]))
         else:
             self.lines.append(f"{_CTYPE[slot.kind]} {name} = "
                               f"{_cast(f'{base}[{slot.offset}]', 'i' if base == 'I' else 'f', slot.kind)};")
@@ -431,7 +440,7 @@ class _Emitter:
             return self.scalar(node)
         if isinstance(node, ast.Name) or _call_name(node) in (
                 "_ns_reshape", "_ns_swapaxes", "_ns_expand_dims", "_ns_squeeze", "_ns_matvec",
-                "_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_np_array", "_pick"):
+                "_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_np_array"):
             a = self.array_of(node)
             if len(a.shape) > len(shape):
                 raise Unsupported("broadcast to fewer dimensions")
@@ -605,6 +614,9 @@ class _Emitter:
         if name == "_ns_where":
             (c, kc), (x, kx), (y, ky) = sub(args[0]), sub(args[1]), sub(args[2])
             return f"(({c}) ? {_cast(x, kx, kind)} : {_cast(y, ky, kind)})", kind
+        if name == "_pick":  # the choice of an array, made element by element
+            (c, kc), (x, kx), (y, ky) = sub(args[0]), sub(args[1]), sub(args[2])
+            return f"(({c}) ? {_cast(x, kx, kind)} : {_cast(y, ky, kind)})", kind
         if name == "_ns_cast":
             a, ka = sub(args[0])
             return _cast(a, ka, kind), kind
@@ -636,6 +648,9 @@ class _Emitter:
         for var, sub in parts:
             templates[var] = self.output_tree(var, (), sub, shadowed, writes)
         for slot, code in writes:
+            if slot is None:  # a tag
+                self.lines.append(code)
+                continue
             base = "F" if slot.buffer == "F" else "I"
             if not slot.shape:
                 self.lines.append(f"{base}[{slot.offset}] = {code};")
@@ -666,9 +681,12 @@ class _Emitter:
         slot = self.layout.slot(var, path, value)
         if slot.shape:
             a = self.array_of(node)
-            if (a.shape, a.strides) != (slot.shape, slot.strides) or (
-                    _ACTYPE[a.kind] != _ACTYPE[slot.kind]):
+            if slot.tag >= 0:  # a matrix: stored in its order, the tag with it
+                writes.append((None, f"I[{slot.tag}] = {order_of(a.shape, a.strides)};"))
+            elif a.strides != slot.strides:
                 raise Unsupported(f"{var}{list(path)}: an array of another layout")
+            if a.shape != slot.shape or _ACTYPE[a.kind] != _ACTYPE[slot.kind]:
+                raise Unsupported(f"{var}{list(path)}: an array of another shape or type")
             code = a.cname
             if a.origin & shadowed:  # it points into a slot this step overwrites: copy now
                 size = int(np.prod(a.shape))
@@ -739,8 +757,9 @@ def _input_path(node):
 
 
 def emit_step(name: str, fn, source: str, args, in_vars: tuple, out_vars,
-              layout: Layout) -> Emitted:
-    """The C function ``step_<name>(F, I)`` of the traced step ``source`` (its Python function
+              layout: Layout, suffix: str = "") -> Emitted:
+    """The C function ``step_<name><suffix>(F, I)`` (static: ``native_steps`` exports a
+    dispatcher) of the traced step ``source`` (its Python function
     ``fn``), typed by the call ``args``: argument k's leaves read from the slots of variable
     ``in_vars[k]``, the result written to those of ``out_vars`` (one variable, or a tuple of
     them for a tuple result).
@@ -748,4 +767,4 @@ def emit_step(name: str, fn, source: str, args, in_vars: tuple, out_vars,
     Raises:
         Unsupported: a line without a C form.
     """
-    return _Emitter(name, fn, source, args, in_vars, out_vars, layout).run()
+    return _Emitter(name, fn, source, args, in_vars, out_vars, layout, suffix).run()

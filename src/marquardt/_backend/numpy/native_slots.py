@@ -28,7 +28,9 @@ class Unsupported(Exception):
 class Slot(NamedTuple):
     """A leaf's place: ``buffer`` 'F' or 'I', ``offset`` in elements, ``kind`` 'f' (float),
     'i' (integer) or 'b' (bool), ``shape`` (() for a scalar), element ``strides`` (0 on
-    dimensions of size 1), and ``pytype``, the leaf's Python type as the trace gave it."""
+    dimensions of size 1; a matrix's: row-major, its tag gives the order it has), ``pytype``,
+    the leaf's Python type as the trace gave it, and ``tag``, a matrix's order tag's offset
+    in ``I``."""
 
     buffer: str
     offset: int
@@ -36,6 +38,7 @@ class Slot(NamedTuple):
     shape: tuple
     strides: tuple
     pytype: type
+    tag: int = -1  # a matrix's order tag in I (-1: not a matrix)
 
 
 def scalar_kind(value) -> str:
@@ -87,10 +90,13 @@ class Layout:
 
     def slot(self, var: str, path: tuple, value) -> Slot:
         """The slot of ``var``'s leaf at ``path`` holding ``value`` (allocated at the first
-        call; later calls must agree on kind, shape and memory order)."""
+        call; later calls must agree on kind and shape, and but for a matrix on the memory
+        order)."""
         if isinstance(value, np.ndarray):
             kind, shape, strides = array_info(value)
             pytype = np.ndarray
+            if is_matrix(shape):
+                strides = order_strides(shape, 0)
         else:
             kind, shape, strides, pytype = scalar_kind(value), (), (), type(value)
         key = (var, path)
@@ -102,7 +108,11 @@ class Layout:
             return have
         buffer = "F" if kind == "f" else "I"
         size = int(np.prod(shape)) if shape else 1
-        slot = Slot(buffer, self.size[buffer], kind, shape, strides, pytype)
+        tag = -1
+        if is_matrix(shape):
+            tag = self.size["I"]
+            self.size["I"] += 1
+        slot = Slot(buffer, self.size[buffer], kind, shape, strides, pytype, tag)
         self.size[buffer] += size
         self.slots[key] = slot
         return slot
@@ -112,24 +122,60 @@ class Layout:
         return np.zeros(max(self.size["F"], 1)), np.zeros(max(self.size["I"], 1), np.int64)
 
 
+def is_matrix(shape) -> bool:
+    """Two dimensions above 1: its memory order can vary (a tag)."""
+    big = sum(1 for n in shape if n != 1)
+    if big > 2:
+        raise Unsupported(f"an array of shape {shape}")
+    return big == 2
+
+
+def order_strides(shape, order: int) -> tuple:
+    """Element strides of a dense array of ``shape``: row-major (0) or column-major (1) over
+    its last two dimensions (0 on dimensions of size 1)."""
+    dims = list(range(len(shape)))
+    if order == 1:  # the last two dimensions swapped: the second last varies fastest
+        dims[-2:] = dims[-2:][::-1]
+    strides = [0] * len(shape)
+    acc = 1
+    for k in reversed(dims):
+        strides[k] = 0 if shape[k] == 1 else acc
+        acc *= shape[k]
+    return tuple(strides)
+
+
+def order_of(shape, strides) -> int:
+    """0 (row-major) or 1 (column-major) of a matrix's element strides.
+
+    Raises:
+        Unsupported: another order.
+    """
+    for order in (0, 1):
+        if tuple(strides) == order_strides(shape, order):
+            return order
+    raise Unsupported(f"a matrix of shape {shape} with strides {strides}")
+
+
+def _strides(slot: Slot, i_buf) -> tuple:
+    return order_strides(slot.shape, int(i_buf[slot.tag])) if slot.tag >= 0 else slot.strides
+
+
 def view(slot: Slot, f_buf: np.ndarray, i_buf: np.ndarray) -> np.ndarray:
-    """A writable NumPy view of an array slot (float64 in F, int64 in I)."""
+    """A writable NumPy view of an array slot (float64 in F, int64 in I), in the order its
+    tag gives."""
     buf = f_buf if slot.buffer == "F" else i_buf
     return np.ndarray(slot.shape, buf.dtype, buffer=buf, offset=slot.offset * 8,
-                      strides=tuple(8 * s for s in slot.strides))
+                      strides=tuple(8 * s for s in _strides(slot, i_buf)))
 
 
 def read(slot: Slot, f_buf: np.ndarray, i_buf: np.ndarray, pytype=None):
-    """The leaf's value as the trace gave it (its Python type; an array copied)."""
+    """The leaf's value as the trace gave it (its Python type; an array copied, in its
+    memory order)."""
     if slot.shape:
         v = view(slot, f_buf, i_buf)
         if slot.kind == "b":
-            v = v.astype(np.bool_)
-        # the same memory order as the trace's array
-        out = np.empty_like(v) if slot.kind != "b" else v
-        if slot.kind != "b":
-            np.copyto(out, v)
-        return out
+            return v.astype(np.bool_)
+        return v.copy(order="K")
     t = pytype or slot.pytype
     raw = f_buf[slot.offset] if slot.buffer == "F" else i_buf[slot.offset]
     if t is bool:
@@ -142,8 +188,16 @@ def read(slot: Slot, f_buf: np.ndarray, i_buf: np.ndarray, pytype=None):
 
 
 def write(slot: Slot, f_buf: np.ndarray, i_buf: np.ndarray, value) -> None:
-    """Store ``value`` in its slot."""
+    """Store ``value`` in its slot (a matrix in its own order, its tag set; one in neither
+    order is stored row-major)."""
     if slot.shape:
+        if slot.tag >= 0:
+            value = np.asarray(value)
+            try:
+                order = order_of(value.shape, array_info(value)[2])
+            except Unsupported:
+                order = 0
+            i_buf[slot.tag] = order
         np.copyto(view(slot, f_buf, i_buf), value, casting="unsafe")
     elif slot.buffer == "F":
         f_buf[slot.offset] = value

@@ -109,7 +109,7 @@ class NativeSteps:
             else:
                 self.write(out_vars, out)
             return out
-        if self.fns[name]():
+        if self.fns[name]():  # 1: LAPACK did not converge (NumPy raises)
             raise np.linalg.LinAlgError("SVD did not converge")
         if isinstance(out_vars, tuple):
             likes = like if like is not None else (None,) * len(out_vars)
@@ -123,10 +123,63 @@ def _bind(fn, f_ptr, i_ptr):
     return run
 
 
+def _matrix_groups(args, in_vars) -> list[tuple[object, list]]:
+    """The matrices among the arguments' leaves, each object once with the (variable, path)
+    of every leaf that is it (the trace hands one J object as ``s.j`` and ``prep``'s)."""
+    groups: dict[int, tuple[object, list]] = {}
+
+    def walk(tree, var, path):
+        if isinstance(tree, tuple):
+            for i, item in enumerate(tree):
+                walk(item, var, path + (i,))
+        elif isinstance(tree, np.ndarray) and tree.dtype == np.float64 and \
+                native_slots.is_matrix(tree.shape):
+            groups.setdefault(id(tree), (tree, []))[1].append((var, path))
+    for var, arg in zip(in_vars, args):
+        walk(arg, var, ())
+    return list(groups.values())
+
+
+def _in_order(a: np.ndarray, order: int) -> np.ndarray:
+    """``a`` row-major (0) or column-major over its last two dimensions (1)."""
+    if order == 0:
+        return np.ascontiguousarray(a)
+    return np.swapaxes(np.ascontiguousarray(np.swapaxes(a, -1, -2)), -1, -2)
+
+
+def _replaced(tree, new: dict):
+    if isinstance(tree, tuple):
+        items = [_replaced(t, new) for t in tree]
+        return type(tree)(*items) if hasattr(tree, "_fields") else tuple(items)
+    return new.get(id(tree), tree)
+
+
+def _emit_variants(name, step, args, layout) -> tuple[list, str]:
+    """Step ``name`` emitted once per memory order of the matrices it reads, and the
+    exported dispatcher that picks the variant from their tags."""
+    in_vars, out_vars = STEPS[name]
+    first = emit_step(name, step.fn, step.source, args, in_vars, out_vars, layout)
+    groups = [(obj, keys) for obj, keys in _matrix_groups(args, in_vars)
+              if any(k in first.loaded for k in keys)]
+    variants, tags = [], []
+    for _, keys in groups:
+        read = next(k for k in keys if k in first.loaded)
+        tags.append(layout.slots[read].tag)
+    for code in range(2 ** len(groups)):
+        new = {id(obj): _in_order(obj, (code >> i) & 1) for i, (obj, _) in enumerate(groups)}
+        variants.append(emit_step(name, step.fn, step.source, _replaced(args, new), in_vars,
+                                  out_vars, layout, suffix=f"_{code}"))
+    select = " | ".join(f"((int)I[{t}] << {i})" for i, t in enumerate(tags)) or "0"
+    cases = " ".join(f"case {c}: return step_{name}_{c}(F, I);" for c in range(len(variants)))
+    dispatcher = (f"int step_{name}(double *F, int64_t *I) {{\n"
+                  f"    switch ({select}) {{ {cases} }}\n    return 2;\n}}\n")
+    return variants, dispatcher
+
+
 def build(compiled: dict, calls: dict) -> NativeSteps:
     """The steps ``compiled`` (name -> ``trace.Compiled``) as one C module, each typed by its
-    recorded call ``calls[name]`` (its arguments); a step without a recorded call or a
-    compiled trace is left to Python.
+    recorded call ``calls[name]`` (its arguments) and emitted for each memory order of the
+    matrices it reads; a step without a recorded call or a compiled trace is left to Python.
 
     Raises:
         Unsupported: a step has an operation without a C form.
@@ -134,17 +187,18 @@ def build(compiled: dict, calls: dict) -> NativeSteps:
     """
     blas = native_load.blas()
     layout = Layout()
-    emitted = {}
-    for name in STEPS:  # producers before consumers: the slots take the producers' layout
+    emitted, texts = {}, []
+    for name in STEPS:  # producers before consumers: the slots take the producers' types
         step = compiled.get(name)
         if step is None or name not in calls:
             continue
-        in_vars, out_vars = STEPS[name]
-        emitted[name] = emit_step(name, step.fn, step.source, calls[name], in_vars, out_vars,
-                                  layout)
+        variants, dispatcher = _emit_variants(name, step, calls[name], layout)
+        emitted[name] = variants[0]
+        texts.extend(v.text for v in variants)
+        texts.append(dispatcher)
     if not emitted:
         raise Unsupported("no traced step")
-    source = prelude(blas.ilp64) + "\n" + "\n".join(e.text for e in emitted.values())
+    source = prelude(blas.ilp64) + "\n" + "\n".join(texts)
     lib = native_load.load(source)
     lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.marquardt_init.restype = None
