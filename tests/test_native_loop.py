@@ -109,3 +109,21 @@ def test_no_compiler_runs_the_trace(monkeypatch):
 
 def test_off_by_default():
     assert host._native is None
+
+
+def test_a_step_never_traced_runs_as_the_host_step():
+    """Steps recorded on a fit without a rejected attempt (no ``refit``), then a fit of the
+    same configuration that needs the trust radius's refit: the host's step serves it, and
+    the result is the trace's."""
+    host._STEPS.clear()
+    near = full(lambda **kw: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0],
+                                                 jac="2-point", **kw))
+    far = full(lambda **kw: marquardt.curve_fit(exponential, T, Y, p0=[10, 0.1, 5],
+                                                jac="2-point", **kw))
+    with native_loop.enabled():
+        near()
+        built = native_loop._BUILT[next(iter(host._STEPS.values()))]
+        assert "refit" not in built.fns
+        got = far()
+    host._STEPS.clear()
+    assert_results_equal(far(), got)

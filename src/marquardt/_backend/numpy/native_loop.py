@@ -88,7 +88,10 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
     try:
         if not {"start", "begin", "attempt", "judged", "end"} <= set(compiled) & set(calls):
             raise Unsupported("a step runs eagerly or was not called")
-        _BUILT[steps] = native_steps.build(compiled, calls)
+        # a step not traced yet (``refit`` after a fit without a rejection) runs as the
+        # host's step, which traces it at its first call
+        python = {name: s for name, s in zip(host._Steps._fields, steps) if s is not None}
+        _BUILT[steps] = native_steps.build(compiled, calls, python)
     except (Unsupported, native_load.NativeUnavailable) as e:
         _BUILT[steps] = None
         _FAILURES[steps] = e
@@ -184,7 +187,7 @@ class _Loop:
         start, begin, attempt, judged, end = (fns["start"], fns["begin"], fns["attempt"],
                                               fns["judged"], fns["end"])
         refit = fns.get("refit")
-        needs_refit = nat.python.get("refit") is not None or "refit" in fns
+        needs_refit = nat.python.get("refit") is not None  # the policy has a trust radius
         i_buf = self.i_buf
         ev = self.evaluator
         residual, both, jacobian = ev.residual, ev.residual_and_jacobian, ev.jacobian

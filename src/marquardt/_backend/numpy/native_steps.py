@@ -176,10 +176,11 @@ def _emit_variants(name, step, args, layout) -> tuple[list, str]:
     return variants, dispatcher
 
 
-def build(compiled: dict, calls: dict) -> NativeSteps:
+def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeSteps:
     """The steps ``compiled`` (name -> ``trace.Compiled``) as one C module, each typed by its
     recorded call ``calls[name]`` (its arguments) and emitted for each memory order of the
-    matrices it reads; a step without a recorded call or a compiled trace is left to Python.
+    matrices it reads; a step without a recorded call or a compiled trace is left to Python:
+    ``python[name]`` (default: the compiled traces' functions), called by ``call``.
 
     Raises:
         Unsupported: a step has an operation without a C form.
@@ -203,5 +204,6 @@ def build(compiled: dict, calls: dict) -> NativeSteps:
     lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.marquardt_init.restype = None
     lib.marquardt_init(ctypes.c_void_p(blas.dgemv), ctypes.c_void_p(blas.dgesdd))
-    python = {name: step.fn for name, step in compiled.items() if step is not None}
+    if python is None:
+        python = {name: step.fn for name, step in compiled.items() if step is not None}
     return NativeSteps(layout, lib, emitted, python, source)
