@@ -19,6 +19,7 @@ x, cost, nfev, status and Jacobian, and so the same covariance
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = ["enable", "enabled", "run"]
 
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
+_LOOPS: dict = {}  # NativeSteps -> its _Loop
 
 
 def enable(on: bool = True) -> None:
@@ -73,9 +75,17 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         native = _BUILT[steps]
         if native is None:
             return None
-        history = _history(cfg)
-        state = _Loop(native, evaluator, history).run(x0, f0, j0, lb, ub, d_fixed)
-        return state, _table(history)
+        loop = _LOOPS.get(native)
+        if loop is None:
+            loop = _LOOPS[native] = _Loop(native)
+        if not loop.busy.acquire(blocking=False):  # another thread's fit holds the buffers
+            return None
+        try:
+            history = [] if cfg.record_history else None
+            state = loop.run(evaluator, history, x0, f0, j0, lb, ub, d_fixed)
+        finally:
+            loop.busy.release()
+        return state, _native_table(cfg, history)
     calls: dict = {}
     recording = host._Steps(*(None if s is None else _Recording(s, name, calls)
                               for name, s in zip(host._Steps._fields, steps)))
@@ -98,20 +108,29 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
     return state, _table(history)
 
 
-def _history(cfg):
-    """A history for the rows (``host._History``, started at the first state), or None."""
-    return [cfg] if cfg.record_history else None
-
-
 def _table(history) -> np.ndarray:
     if history is None:
         return np.zeros((0, len(HISTORY_FIELDS)))
-    if isinstance(history, list):  # a native fit's: (cfg, its records)
-        cfg, records = history[0], history[1:]
-        table = host._History(cfg, records[0][1])
-        table.records = records
-        history = table
     return history.table()
+
+
+def _native_table(cfg, points) -> np.ndarray:
+    """The history table of a native fit's records (``_Loop.point``), formed as the trace's
+    (``host._History``) from the same values."""
+    if points is None:
+        return np.zeros((0, len(HISTORY_FIELDS)))
+    records = []
+    for it, f, j, fs, ints, old_cost in points:
+        cost, lam, step, rho = fs.tolist()
+        nfev, accepted, attempts = ints.tolist()
+        point = _Point(f, j, cost, lam, nfev)
+        if old_cost is None:
+            records.append((it, point, cost, None))
+        else:
+            records.append((it, point, old_cost, _Done(step, rho, accepted, attempts)))
+    table = host._History(cfg, records[0][1])
+    table.records = records
+    return table.table()
 
 
 class _Point(NamedTuple):
@@ -136,49 +155,75 @@ class _Done(NamedTuple):
 _EVERY = np.arange(1)
 
 
-class _Loop:
-    """One fit on the native steps: the slots the loop reads, as views of the buffers;
-    ``history``: None, or a list (the configuration, then the rows' records) to fill."""
+class _Matrix:
+    """A matrix slot's two views (row-major, column-major) and its tag's place."""
 
-    def __init__(self, native, evaluator, history):
+    def __init__(self, slot, f_buf, i_buf):
+        self.tag = slot.tag
+        self.i_buf = i_buf
+        self.views = tuple(
+            np.ndarray(slot.shape, np.float64, buffer=f_buf, offset=slot.offset * 8,
+                       strides=tuple(8 * s for s in native_slots.order_strides(slot.shape, o)))
+            for o in (0, 1))
+
+    def get(self) -> np.ndarray:
+        return self.views[self.i_buf[self.tag]]
+
+    def put(self, value) -> None:
+        """Store ``value`` in its own order (one in neither: row-major)."""
+        order = 1 if (value.flags.f_contiguous and not value.flags.c_contiguous) else 0
+        self.i_buf[self.tag] = order
+        np.copyto(self.views[order], value)
+
+
+class _Loop:
+    """The loop on one compiled configuration: the slots it reads, as views of the buffers
+    (made once per configuration)."""
+
+    def __init__(self, native):
         self.native = native
-        self.evaluator = evaluator
-        self.history = history
+        self.busy = threading.Lock()  # one fit at a time on these buffers
         f_buf, i_buf = native.f_buf, native.i_buf
         self.f_buf, self.i_buf = f_buf, i_buf
         slots = native.layout.slots
 
-        def view(var, *path):
-            return native_slots.view(slots[(var, path)], f_buf, i_buf)
-
         def at(var, field=None, record=LoopState):
             path = () if field is None else (record._fields.index(field),)
             return slots[(var, path)]
+
+        def view(*key):
+            return native_slots.view(at(*key), f_buf, i_buf)
+        attempt = core.Attempt
         self.status = at("s", "status").offset
         self.lv = at("lv").offset
-        self.accepted = at("c", "accepted", core.Attempt).offset
+        self.accepted = at("c", "accepted", attempt).offset
         self.x_try = view("x_try")
         self.f_try = view("f_try")
-        self.s_f = view("s", LoopState._fields.index("f"))
-        self.x_new = view("c", core.Attempt._fields.index("x_new"))
-        self.c_f_new = view("c", core.Attempt._fields.index("f_new"))
+        self.s_f = view("s", "f")
+        self.x_new = view("c", "x_new", attempt)
+        self.c_f_new = view("c", "f_new", attempt)
         self.f_new = view("f_new")
-        # matrices: their order varies (a tag), so read and written through their slots
-        self.s_j = at("s", "j")
-        self.j_new = at("j_new")
-        if history is not None:  # the slots a history row reads
-            self.row_slots = (at("s", "cost"), at("s", "lam"), at("s", "nfev"))
-            self.done_slots = tuple(at("c", name, core.Attempt)
-                                    for name in ("step", "rho", "accepted", "attempts"))
+        self.s_j = _Matrix(at("s", "j"), f_buf, i_buf)
+        self.j_new = _Matrix(at("j_new"), f_buf, i_buf)
+        # what a history row reads: float scalars, integer scalars
+        self.row_f = [at("s", "cost"), at("s", "lam"), at("c", "step", attempt),
+                      at("c", "rho", attempt)]
+        self.row_i = [at("s", "nfev"), at("c", "accepted", attempt),
+                      at("c", "attempts", attempt)]
+        for slot in self.row_f + self.row_i:
+            if slot.shape or slot.buffer != ("F" if slot in self.row_f else "I"):
+                raise Unsupported("a history field of another kind")
+        self.f_index = np.array([s.offset for s in self.row_f])
+        self.i_index = np.array([s.offset for s in self.row_i])
 
-    def value(self, slot):
-        return native_slots.read(slot, self.f_buf, self.i_buf)
+    def point(self, it, old_cost):
+        """One history record: the state's residuals and J, and the row's scalars."""
+        return (it, self.s_f.copy(), self.s_j.get().copy(order="K"),
+                self.f_buf.take(self.f_index), self.i_buf.take(self.i_index), old_cost)
 
-    def point(self) -> _Point:
-        cost, lam, nfev = (self.value(s) for s in self.row_slots)
-        return _Point(self.s_f.copy(), self.value(self.s_j), cost, lam, nfev)
-
-    def run(self, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
+    def run(self, evaluator, history, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
+        """The fit; ``history``: None, or a list to which each iteration's record is
+        appended (``point``)."""
         nat = self.native
         for var, value in (("x0", x0), ("f0", f0), ("j0", j0), ("lb", lb), ("ub", ub),
                            ("d_fixed", d_fixed)):
@@ -188,64 +233,58 @@ class _Loop:
                                               fns["judged"], fns["end"])
         refit = fns.get("refit")
         needs_refit = nat.python.get("refit") is not None  # the policy has a trust radius
-        i_buf = self.i_buf
-        ev = self.evaluator
-        residual, both, jacobian = ev.residual, ev.residual_and_jacobian, ev.jacobian
+        i_buf, f_buf = self.i_buf, self.f_buf
+        residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
+                                    evaluator.jacobian)
         every = _EVERY
-        history = self.history
-        f_buf = self.f_buf
-
-        def put(slot, value):
-            native_slots.write(slot, f_buf, i_buf, value)
-
-        def matrix(slot):
-            return native_slots.view(slot, f_buf, i_buf)
+        status, lv, accepted = self.status, self.lv, self.accepted
+        x_try, f_try, x_new, c_f_new = self.x_try, self.f_try, self.x_new, self.c_f_new
+        s_f, f_new, s_j, j_new = self.s_f, self.f_new, self.s_j, self.j_new
+        cost = self.row_f[0].offset
         last = "start"
         start()
         if history is not None:
-            point = self.point()
-            history.append((0, point, point.cost, None))
-        if i_buf[self.status] != RUNNING:
+            history.append(self.point(0, None))
+        if i_buf[status] != RUNNING:
             return self.state(last)
         if begin():
             raise np.linalg.LinAlgError("SVD did not converge")
-        if i_buf[self.lv]:
+        if i_buf[lv]:
             attempt()
         it = 0
         while True:
             it += 1
-            while i_buf[self.lv]:
-                self.f_try[...] = residual(self.x_try.copy(), every)
+            while i_buf[lv]:
+                f_try[...] = residual(x_try.copy(), every)
                 judged()
-                if i_buf[self.lv] and needs_refit:
+                if needs_refit and i_buf[lv]:
                     if refit is not None:
                         refit()
                     else:
                         self.python_refit()
-                if i_buf[self.lv]:
+                if i_buf[lv]:
                     attempt()
-            if not i_buf[self.accepted]:  # the trace's s.f.copy(), s.j.copy(): row-major
-                self.f_new[...] = self.s_f
-                put(self.j_new, np.ascontiguousarray(matrix(self.s_j)))
+            if not i_buf[accepted]:  # the trace's s.f.copy(), s.j.copy(): row-major
+                f_new[...] = s_f
+                j_new.put(np.ascontiguousarray(s_j.get()))
             elif jacobian is not None:
-                self.f_new[...] = self.c_f_new
-                put(self.j_new, jacobian(self.x_new.copy(), self.c_f_new.copy(), every))
+                f_new[...] = c_f_new
+                j_new.put(jacobian(x_new.copy(), c_f_new.copy(), every))
             else:
-                f, j = both(self.x_new.copy(), every)
-                self.f_new[...] = f
-                put(self.j_new, j)
+                f, j = both(x_new.copy(), every)
+                f_new[...] = f
+                j_new.put(j)
             if history is not None:
-                old_cost = self.value(self.row_slots[0])
+                old_cost = f_buf[cost]
             end()
             last = "end"
             if history is not None:
-                done = _Done(*(self.value(s) for s in self.done_slots))
-                history.append((it, self.point(), old_cost, done))
-            if i_buf[self.status] != RUNNING:
+                history.append(self.point(it, old_cost))
+            if i_buf[status] != RUNNING:
                 return self.state(last)
             if begin():
                 raise np.linalg.LinAlgError("SVD did not converge")
-            if i_buf[self.lv]:
+            if i_buf[lv]:
                 attempt()
 
     def python_refit(self) -> None:
