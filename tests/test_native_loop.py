@@ -76,18 +76,19 @@ def test_native_fit_is_the_trace_bit_for_bit(name):
         assert steps, native_loop._FAILURES
         calls = {"n": 0}
         built = native_loop._BUILT[host._STEPS[next(iter(host._STEPS))]]
-        fns = dict(built.fns)
+        fns, fit = dict(built.fns), built.fit
 
         def counting(fn):
-            def call():
+            def call(*args):
                 calls["n"] += 1
-                return fn()
+                return fn(*args)
             return call
         built.fns = {k: counting(f) for k, f in fns.items()}
+        built.fit = counting(fit) if fit is not None else None
         try:
             got = run()
         finally:
-            built.fns = fns
+            built.fns, built.fit = fns, fit
     assert calls["n"] > 0  # it ran on the C steps
     assert_results_equal(expected, first)
     assert_results_equal(expected, got)
@@ -105,6 +106,40 @@ def test_no_compiler_runs_the_trace(monkeypatch):
         got = run()
     assert None in native_loop._BUILT.values()
     assert_results_equal(expected, got)
+
+
+def test_the_loop_in_python_too():
+    """The loop in Python (``LOOP_IN_C = False``) on the same C steps: the same bits."""
+    run = full(FULL["soft_l1"])
+    host._STEPS.clear()
+    expected = run()
+    with native_loop.enabled():
+        run()
+        try:
+            native_loop.LOOP_IN_C = False
+            got = run()
+        finally:
+            native_loop.LOOP_IN_C = True
+    assert_results_equal(expected, got)
+
+
+def test_an_exception_in_the_model_reaches_the_caller():
+    host._STEPS.clear()
+    state = {"calls": 0, "raise_at": None}
+
+    def model(t, a, b, c):
+        state["calls"] += 1
+        if state["calls"] == state["raise_at"]:
+            raise KeyError("from the model")
+        return a * np.exp(-b * t) + c
+
+    with native_loop.enabled():
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")
+        state["calls"], state["raise_at"] = 0, 12
+        with pytest.raises(KeyError, match="from the model"):
+            marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")
+        state["calls"], state["raise_at"] = 0, None
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")  # usable again
 
 
 def test_off_by_default():

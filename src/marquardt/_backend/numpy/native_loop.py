@@ -19,12 +19,13 @@ x, cost, nfev, status and Jacobian, and so the same covariance
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import native_load, native_slots, native_steps
+from marquardt._backend.numpy import native_cloop, native_load, native_slots, native_steps
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import host
 from marquardt._core import iteration as core
@@ -35,6 +36,9 @@ __all__ = ["enable", "enabled", "run"]
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
 _LOOPS: dict = {}  # NativeSteps -> its _Loop
+#: The loop in C where it was built (``native_cloop``); False: the loop in Python
+#: (``_Loop.run``), for comparisons.
+LOOP_IN_C = True
 
 
 def enable(on: bool = True) -> None:
@@ -213,6 +217,9 @@ class _Loop:
         for slot in self.row_f + self.row_i:
             if slot.shape or slot.buffer != ("F" if slot in self.row_f else "I"):
                 raise Unsupported("a history field of another kind")
+        self.f_ptr = ctypes.c_void_p(f_buf.ctypes.data)
+        self.i_ptr = ctypes.c_void_p(i_buf.ctypes.data)
+        self.callback = None
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
 
@@ -228,6 +235,8 @@ class _Loop:
         for var, value in (("x0", x0), ("f0", f0), ("j0", j0), ("lb", lb), ("ub", ub),
                            ("d_fixed", d_fixed)):
             nat.write(var, value)
+        if nat.fit is not None and LOOP_IN_C:
+            return self.run_c(evaluator, history)
         fns = nat.fns
         start, begin, attempt, judged, end = (fns["start"], fns["begin"], fns["attempt"],
                                               fns["judged"], fns["end"])
@@ -286,6 +295,45 @@ class _Loop:
                 raise np.linalg.LinAlgError("SVD did not converge")
             if i_buf[lv]:
                 attempt()
+
+    def run_c(self, evaluator, history) -> LoopState:
+        """The fit on the loop in C (``native_cloop``), the user's code called back."""
+        self.evaluator, self.history, self.error = evaluator, history, None
+        if self.callback is None:
+            self.callback = native_cloop.CALLBACK(self.called_back)
+        try:
+            done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
+                                   int(evaluator.jacobian is not None), int(history is not None))
+        finally:
+            self.evaluator = self.history = None
+        if done == 1:
+            error, self.error = self.error, None
+            raise error
+        if done == 2:
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return self.state("start" if done == 3 else "end")
+
+    def called_back(self, what: int, it: int, old_cost: float) -> int:
+        """The C loop's call for the user's code (``native_cloop``): 0 on success, 1 where
+        Python raised (kept in ``error``)."""
+        try:
+            ev = self.evaluator
+            if what == 0:
+                self.f_try[...] = ev.residual(self.x_try.copy(), _EVERY)
+            elif what == 1:
+                self.j_new.put(ev.jacobian(self.x_new.copy(), self.c_f_new.copy(), _EVERY))
+            elif what == 2:
+                f, j = ev.residual_and_jacobian(self.x_new.copy(), _EVERY)
+                self.f_new[...] = f
+                self.j_new.put(j)
+            elif what == 3:
+                self.python_refit()
+            else:
+                self.history.append(self.point(it, old_cost if it else None))
+            return 0
+        except BaseException as e:  # noqa: BLE001 — raised again once C has returned
+            self.error = e
+            return 1
 
     def python_refit(self) -> None:
         """The trust radius's ``refit``, never traced for this configuration: the Python
