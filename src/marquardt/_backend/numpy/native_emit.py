@@ -29,7 +29,10 @@ An operation without a C form raises ``native_slots.Unsupported``: the step stay
 from __future__ import annotations
 
 import ast
+import builtins
+import functools
 import math
+import operator
 from typing import NamedTuple
 
 import numpy as np
@@ -70,16 +73,27 @@ class Emitted(NamedTuple):
     loaded: frozenset = frozenset()  # the input slots it reads: (variable, path)
 
 
-def capture(fn, source: str, args) -> dict:
-    """Every variable of the generated function ``source`` (its globals those of ``fn``) on
-    the call ``args``: the function run again, returning ``locals()``."""
+@functools.lru_cache(maxsize=64)
+def _instrumented(source: str):
+    """The generated function's code, returning ``locals()`` instead of its result."""
     tree = ast.parse(source)
     body = tree.body[0].body
     body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
     ast.fix_missing_locations(tree)
+    return compile(tree, "<marquardt capture>", "exec")
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(source: str) -> ast.FunctionDef:
+    return ast.parse(source).body[0]
+
+
+def capture(fn, source: str, args) -> dict:
+    """Every variable of the generated function ``source`` (its globals those of ``fn``) on
+    the call ``args``: the function run again, returning ``locals()``."""
     scope = dict(fn.__globals__)
     with np.errstate(all="ignore"):
-        exec(compile(tree, "<marquardt capture>", "exec"), scope)  # noqa: S102 — our own code
+        exec(_instrumented(source), scope)  # noqa: S102 — our own code
         return scope["compiled"](*args)
 
 
@@ -113,7 +127,7 @@ class _Emitter:
         self.name = name
         self.glob = fn.__globals__
         self.values = capture(fn, source, args)
-        self.tree = ast.parse(source).body[0]
+        self.tree = _parsed(source)
         self.in_vars = in_vars
         self.out_vars = out_vars
         self.layout = layout
@@ -121,19 +135,21 @@ class _Emitter:
         self.lines: list[str] = []
         self.count = 0
         self.loaded: set = set()  # the input slots read
+        self.memo: dict = {}  # id(node) -> (node, its value)
         self.suffix = suffix
 
     # -- values and names -------------------------------------------------------------------
 
     def value(self, node):
-        """The node's value on the captured call."""
-        if isinstance(node, ast.Name) and node.id in self.values:
-            return self.values[node.id]
-        expression = ast.Expression(node)
-        ast.fix_missing_locations(expression)
+        """The node's value on the captured call: evaluated as Python evaluates it, node by
+        node (``_evaluate``), each node once."""
+        key = id(node)
+        if key in self.memo:
+            return self.memo[key][1]
         with np.errstate(all="ignore"):
-            return eval(compile(expression, "<v>", "eval"), dict(self.glob),  # noqa: S307
-                        self.values)
+            v = _evaluate(self, node)
+        self.memo[key] = (node, v)  # the node kept: its id stays its own
+        return v
 
     def fresh(self, prefix="t") -> str:
         self.count += 1
@@ -148,9 +164,11 @@ class _Emitter:
         return t
 
     def constant(self, name: str):
-        if name not in self.glob:
-            raise Unsupported(f"unknown name {name}")
-        return self.glob[name]
+        if name in self.glob:
+            return self.glob[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise Unsupported(f"unknown name {name}")
 
     # -- statements -------------------------------------------------------------------------
 
@@ -700,6 +718,55 @@ class _Emitter:
             want = "f" if slot.buffer == "F" else "i"
             writes.append((slot, _cast(code, kind, want)))
         return ("leaf", slot)
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.Div: operator.truediv, ast.Pow: operator.pow, ast.BitAnd: operator.and_,
+           ast.BitOr: operator.or_, ast.MatMult: operator.matmul}
+_COMPARE = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
+            ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
+_UNARY = {ast.USub: operator.neg, ast.Invert: operator.invert, ast.Not: operator.not_,
+          ast.UAdd: operator.pos}
+
+
+def _evaluate(em, node):
+    """``node``'s value as Python computes it, from the captured variables and the
+    function's globals (the generated code's few forms; anything else: ``eval``)."""
+    v = em.value
+    if isinstance(node, ast.Name):
+        if node.id in em.values:
+            return em.values[node.id]
+        return em.constant(node.id)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        return _BINARY[type(node.op)](v(node.left), v(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](v(node.operand))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        return _COMPARE[type(node.ops[0])](v(node.left), v(node.comparators[0]))
+    if isinstance(node, ast.IfExp):
+        return v(node.body) if v(node.test) else v(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        out = None
+        for item in node.values:
+            out = v(item)
+            if isinstance(node.op, ast.Or) == bool(out):
+                return out
+        return out
+    if isinstance(node, ast.Call) and not any(isinstance(a, ast.Starred) for a in node.args):
+        fn = v(node.func)
+        return fn(*[v(a) for a in node.args], **{k.arg: v(k.value) for k in node.keywords})
+    if isinstance(node, ast.Attribute):
+        return getattr(v(node.value), node.attr)
+    if isinstance(node, ast.Subscript):
+        return v(node.value)[v(node.slice)]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [v(e) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    expression = ast.Expression(node)
+    ast.fix_missing_locations(expression)
+    return eval(compile(expression, "<v>", "eval"), dict(em.glob), em.values)  # noqa: S307
 
 
 def _c_strides(shape):
