@@ -162,3 +162,19 @@ def test_a_step_never_traced_runs_as_the_host_step():
         got = far()
     host._STEPS.clear()
     assert_results_equal(far(), got)
+
+
+def test_an_operation_without_a_c_form_runs_the_trace():
+    """``loss='cauchy'`` takes ``log1p``, whose NumPy kernel C cannot match bit for bit: the
+    configuration stays on the trace."""
+    host._STEPS.clear()
+    run = full(lambda **kw: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0],
+                                                jac="2-point", loss="cauchy", **kw))
+    expected = run()
+    with native_loop.enabled():
+        run()
+        got = run()
+    steps = next(iter(host._STEPS.values()))
+    assert native_loop._BUILT[steps] is None
+    assert isinstance(native_loop._FAILURES[steps], native_loop.Unsupported)
+    assert_results_equal(expected, got)
