@@ -45,6 +45,10 @@ __all__ = ["Emitted", "capture", "emit_step"]
 
 _ACTYPE = {"f": "double", "i": "int64_t", "b": "int64_t"}  # array elements
 
+#: The most a step's local arrays may take on the C stack (a thread's stack may be as small
+#: as a few hundred KiB): larger problems keep the trace.
+STACK_BYTES = 256 * 1024
+
 
 class _Arr(NamedTuple):
     """An array in the C code: a pointer expression, kind, shape, element strides, and the
@@ -108,6 +112,7 @@ class _Emitter(Expressions):
         self.count = 0
         self.loaded: set = set()  # the input slots read
         self.memo: dict = {}  # id(node) -> (node, its value)
+        self.stack_bytes = 0
         self.suffix = suffix
 
     # -- values and names -------------------------------------------------------------------
@@ -182,6 +187,15 @@ class _Emitter(Expressions):
             return self.svd(names, node)
         raise Unsupported(f"tuple assignment from {ast.unparse(node)}")
 
+    def stack(self, elements: int) -> None:
+        """Count a local array's 8-byte elements against ``STACK_BYTES``.
+
+        Raises:
+            Unsupported: the step's arrays would not fit (a large problem: the trace)."""
+        self.stack_bytes += 8 * max(elements, 1)
+        if self.stack_bytes > STACK_BYTES:
+            raise Unsupported(f"local arrays over {STACK_BYTES} bytes")
+
     def svd(self, names, node):
         a = self.array_of(node.args[0])
         if a.kind != "f" or len(a.shape) != 3 or a.shape[0] != 1:
@@ -191,6 +205,7 @@ class _Emitter(Expressions):
         for name in names:
             kind, shape, strides = array_info(self.values[name])
             size = int(np.prod(shape))
+            self.stack(size)
             self.lines.append(f"double {name}[{size}];")
             arrays.append(_Arr(name, kind, shape, strides, frozenset()))
         u, s, vh = arrays
@@ -221,6 +236,7 @@ class _Emitter(Expressions):
         name = self.fresh("k")
         flat = [value[idx] for idx in _indices_in_memory(shape, strides)]
         items = ", ".join(literal(v, kind) for v in flat)
+        self.stack(len(flat))
         self.lines.append(f"{_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = {{{items}}};")
         return _Arr(name, kind, shape, strides, frozenset())
 
@@ -243,6 +259,7 @@ class _Emitter(Expressions):
     def declare(self, name, value) -> _Arr:
         kind, shape, strides = array_info(value)
         size = int(np.prod(shape)) if shape else 1
+        self.stack(size)
         self.lines.append(f"{_ACTYPE[kind]} {name}[{max(size, 1)}];")
         return _Arr(name, kind, shape, strides, frozenset())
 
@@ -447,6 +464,7 @@ class _Emitter(Expressions):
             if a.origin & shadowed:  # it points into a slot this step overwrites: copy now
                 size = int(np.prod(a.shape))
                 t = self.fresh("o")
+                self.stack(size)
                 self.lines.append(f"{_ACTYPE[a.kind]} {t}[{size}]; "
                                   f"memcpy({t}, {a.cname}, {size} * sizeof({_ACTYPE[a.kind]}));")
                 code = t
