@@ -178,3 +178,29 @@ def test_an_operation_without_a_c_form_runs_the_trace():
     assert native_loop._BUILT[steps] is None
     assert isinstance(native_loop._FAILURES[steps], native_loop.Unsupported)
     assert_results_equal(expected, got)
+
+
+def test_candidates_where_the_model_is_nan():
+    """A model that is NaN for b < 0.3, started at b = 0.31: many candidates give NaN
+    residuals (non-finite trials rejected in C as in the trace), the same bits."""
+    nans = {"n": 0}
+
+    def fun(p):
+        a, b, c = p
+        r = a * np.exp(-(1.0 + np.sqrt(b - 0.3)) * T) + c - Y
+        nans["n"] += int(np.isnan(r).any())
+        return r
+
+    def fit():
+        return marquardt.least_squares(fun, [1.0, 0.31, 0.0], max_nfev=300)
+
+    host._STEPS.clear()
+    with np.errstate(all="ignore"):
+        expected = fit()
+        assert nans["n"] > 10
+        with native_loop.enabled():
+            fit()
+            got = fit()
+    for key in ("x", "cost", "fun", "jac", "grad", "nfev", "njev", "status", "nit",
+                "history"):
+        assert np.asarray(expected[key]).tobytes() == np.asarray(got[key]).tobytes(), key
