@@ -204,3 +204,27 @@ def test_candidates_where_the_model_is_nan():
     for key in ("x", "cost", "fun", "jac", "grad", "nfev", "njev", "status", "nit",
                 "history"):
         assert np.asarray(expected[key]).tobytes() == np.asarray(got[key]).tobytes(), key
+
+
+@pytest.mark.parametrize("options", [
+    dict(damping="nielsen", jac="3-point"),
+    dict(damping="trainlm", jac="cs", x_scale="jac"),
+    dict(loss="huber", jac="2-point", bounds=([0, 0, -1], [2.2, 5, 1])),
+], ids=["nielsen-3-point", "trainlm-cs-x_scale", "huber-bounds"])
+def test_other_options_bit_for_bit(options):
+    """Other damping policies, difference schemes, scaling and losses: the same bits."""
+    def fun(p):
+        return p[0] * np.exp(-p[1] * T) + p[2] - Y
+
+    def fit():
+        return marquardt.least_squares(fun, [1.0, 1.0, 0.0], **options)
+
+    host._STEPS.clear()
+    expected = fit()
+    with native_loop.enabled():
+        fit()
+        got = fit()
+    assert native_loop._BUILT[next(iter(host._STEPS.values()))] is not None
+    for key in ("x", "cost", "fun", "jac", "grad", "nfev", "njev", "status", "nit",
+                "history"):
+        assert np.asarray(expected[key]).tobytes() == np.asarray(got[key]).tobytes(), key
