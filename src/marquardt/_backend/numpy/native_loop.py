@@ -187,6 +187,7 @@ class _Loop:
     def __init__(self, native):
         self.native = native
         self.busy = threading.Lock()  # one fit at a time on these buffers
+        self.readers: dict = {}  # step -> the final state's field readers
         f_buf, i_buf = native.f_buf, native.i_buf
         self.f_buf, self.i_buf = f_buf, i_buf
         slots = native.layout.slots
@@ -343,5 +344,39 @@ class _Loop:
 
     def state(self, step: str) -> LoopState:
         """The final state, its leaves' types those of ``step``'s result."""
-        nat = self.native
-        return nat._read(nat.emitted[step].templates["s"], None)
+        readers = self.readers.get(step)
+        if readers is None:
+            readers = self.readers[step] = self.state_readers(step)
+        if readers is False:  # not a flat record of leaves: the general reader
+            nat = self.native
+            return nat._read(nat.emitted[step].templates["s"], None)
+        return LoopState(*[read() for read in readers])
+
+    def state_readers(self, step: str):
+        """One function per field of the state ``step`` writes (False: a field that is not
+        a leaf): a scalar converted to its type, an array copied in its order."""
+        tree = self.native.emitted[step].templates["s"]
+        if tree[0] != "rec" or tree[1] is not LoopState:
+            return False
+        readers = []
+        f_buf, i_buf = self.f_buf, self.i_buf
+        for node in tree[2]:
+            if node is None or node[0] != "leaf":
+                return False
+            slot = node[1]
+            if slot.tag >= 0:
+                readers.append(lambda m=_Matrix(slot, f_buf, i_buf): m.get().copy(order="K"))
+            elif slot.shape:
+                v = native_slots.view(slot, f_buf, i_buf)
+                if slot.kind == "b":
+                    readers.append(lambda v=v: v.astype(np.bool_))
+                else:
+                    readers.append(v.copy)
+            else:
+                buf = f_buf if slot.buffer == "F" else i_buf
+                t, k = slot.pytype, slot.offset
+                if t in (bool, int, float):
+                    readers.append(lambda buf=buf, k=k, t=t: t(buf.item(k)))
+                else:
+                    readers.append(lambda buf=buf, k=k, t=t: t(buf[k]))
+        return readers
