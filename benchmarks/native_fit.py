@@ -17,7 +17,7 @@ warm fit's instructions (``--count`` runs both under callgrind and prints that).
 Usage:
     python benchmarks/native_fit.py [--repeat 300] [--jac]
     python benchmarks/native_fit.py --fits 20 --form native      # under callgrind
-    python benchmarks/native_fit.py --count --fits 20             # callgrind, every form
+    python benchmarks/native_fit.py --count --fits 20 [--forms native scipy]   # callgrind
 """
 
 from __future__ import annotations
@@ -135,10 +135,12 @@ def main() -> None:
                         help="callgrind mode: warm up, then this many fits of --form")
     parser.add_argument("--form", choices=FORMS, default="native")
     parser.add_argument("--count", action="store_true",
-                        help="run every form under callgrind: instructions per warm fit")
+                        help="run the forms under callgrind: instructions per warm fit")
+    parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS),
+                        help="with --count: the forms to count (scipy last for the ratios)")
     args = parser.parse_args()
     if args.count:
-        count(FORMS, args.fits or 20, args.jac)
+        count(args.forms, args.fits or 20, args.jac)
         return
     calls = fits(args.jac)
     if args.fits is not None:  # one form, for callgrind
