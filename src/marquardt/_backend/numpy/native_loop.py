@@ -6,8 +6,10 @@ Not the default path: ``enabled()`` (a context manager) or ``enable(True)`` turn
 tests and benchmarks (``benchmarks/native_fit.py``). With it on, a configuration's first fit
 runs on the Python trace and records each step's first arguments; the steps are then emitted
 as C, compiled (``native_load``: cached on disk) and every later fit of that configuration runs
-here. Where anything is missing (no compiler, an operation without a C form, a model that
-returns J with r, history or a callback requested) the Python trace runs, as without it.
+here. Where anything is missing (no compiler, an operation without a C form, a step that
+runs eagerly, a model that returns J with r, a callback, a problem too large for the steps'
+stack arrays, another thread's fit on the same configuration) the Python trace runs, as
+without it; a failure to build is kept in ``_FAILURES``, never raised.
 
 The calls of the user's function are ``_run_one``'s, in the same order with the same
 arguments (copies of the candidate points, as the trace hands fresh arrays), and the steps
@@ -25,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import native_cloop, native_load, native_slots, native_steps
+from marquardt._backend.numpy import native_cloop, native_slots, native_steps
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import host
 from marquardt._core import iteration as core
@@ -36,6 +38,7 @@ __all__ = ["enable", "enabled", "run"]
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
 _LOOPS: dict = {}  # NativeSteps -> its _Loop
+_BUILT_MAX = 64
 #: The loop in C where it was built (``native_cloop``); False: the loop in Python
 #: (``_Loop.run``), for comparisons.
 LOOP_IN_C = True
@@ -106,9 +109,14 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         # host's step, which traces it at its first call
         python = {name: s for name, s in zip(host._Steps._fields, steps) if s is not None}
         _BUILT[steps] = native_steps.build(compiled, calls, python)
-    except (Unsupported, native_load.NativeUnavailable) as e:
+    except Exception as e:  # noqa: BLE001 — the fit is done; the configuration keeps
+        # the trace (Unsupported, NativeUnavailable, or a fault of the emitter, kept here)
         _BUILT[steps] = None
         _FAILURES[steps] = e
+    while len(_BUILT) > _BUILT_MAX:  # the oldest configurations go, as host._STEPS's do
+        old = next(iter(_BUILT))
+        _LOOPS.pop(_BUILT.pop(old), None)
+        _FAILURES.pop(old, None)
     return state, _table(history)
 
 
