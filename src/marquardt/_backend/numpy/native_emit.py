@@ -517,4 +517,5 @@ def emit_step(name: str, fn, source: str, args, in_vars: tuple, out_vars,
     Raises:
         Unsupported: a line without a C form.
     """
-    return _Emitter(name, fn, source, args, in_vars, out_vars, layout, suffix).run()
+    with np.errstate(all="ignore"):  # the values of sub-expressions, NaN and inf included
+        return _Emitter(name, fn, source, args, in_vars, out_vars, layout, suffix).run()

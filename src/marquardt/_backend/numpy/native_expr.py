@@ -80,8 +80,7 @@ class Expressions:
         key = id(node)
         if key in self.memo:
             return self.memo[key][1]
-        with np.errstate(all="ignore"):
-            v = _evaluate(self, node)
+        v = _evaluate(self, node)  # under the emitter's errstate (``native_emit.emit_step``)
         self.memo[key] = (node, v)  # the node kept: its id stays its own
         return v
 
