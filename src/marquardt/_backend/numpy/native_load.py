@@ -48,12 +48,18 @@ import tempfile
 import threading
 from typing import NamedTuple
 
-__all__ = ["FLAGS", "NativeUnavailable", "Blas", "blas", "cache_dir", "compiler", "load"]
+__all__ = ["FLAGS", "NativeUnavailable", "NotCompiled", "Blas", "blas", "cache_dir", "compiler",
+           "load"]
 
 #: The compiler's flags: see the module docstring for why no optimisation.
 FLAGS = ("-O0", "-ffp-contract=off", "-fPIC", "-shared")
 
 _TIMEOUT_S = 120  # a compilation that takes longer is abandoned (the Python trace serves)
+
+
+class NotCompiled(Exception):
+    """``load(source, compile=False)``: the source's object is in neither this process nor
+    the disk cache (compiling it was not asked for)."""
 
 
 class NativeUnavailable(Exception):
@@ -98,11 +104,12 @@ def source_key(source: str, cc: str) -> str:
     return h.hexdigest()[:32]
 
 
-def load(source: str) -> ctypes.CDLL:
+def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the verb
     """The shared object of ``source``: from this process's memo, the disk cache, or compiled
-    now.
+    now (with ``compile``).
 
     Raises:
+        NotCompiled: ``compile`` is false and the object is not on disk.
         NativeUnavailable: no compiler, or it failed (its message holds the compiler's
             output).
     """
@@ -118,6 +125,8 @@ def load(source: str) -> ctypes.CDLL:
         if lib is None:
             path = os.path.join(cache_dir(), key + ".so")
             if not os.path.exists(path):
+                if not compile:
+                    raise NotCompiled(path)
                 _compile(cc, source, path)
             try:
                 lib = ctypes.CDLL(path)

@@ -2,11 +2,20 @@
 ``_core.host._run_one``, each traced step a call into C on the shared buffers, the user's
 model and its differences called from Python between them.
 
-Not the default path: ``enabled()`` (a context manager) or ``enable(True)`` turns it on for
-tests and benchmarks (``benchmarks/native_fit.py``). With it on, a configuration's first fit
-runs on the Python trace and records each step's first arguments; the steps are then emitted
-as C, compiled (``native_load``: cached on disk) and every later fit of that configuration runs
-here. Where anything is missing (no compiler, an operation without a C form, a step that
+When a configuration moves here is a ski-rental decision (``marquardt._tiering`` explains the
+rule): building its steps costs the emission (~0.1 s) and, the first time on a machine, the
+compilation (~1.3 s; then on disk, ``native_load``), while each fit here saves about half of
+a fit on the trace (exponential, 36 evaluations: 1.55 -> 0.77 ms, ~22 us an evaluation).
+So a configuration's fits run on the trace until they have made ``LOAD_EVALUATIONS``
+(~0.1 s of savings); the next fit records each step's first arguments, the steps are
+emitted and loaded where the disk cache holds their object; where it does not, they are
+compiled once the fits have made ``COMPILE_EVALUATIONS`` (~1.3 s of savings), and every
+later fit of that configuration runs here. The rent is counted in evaluations, not seconds,
+so which fit builds does not depend on the machine's load; the results do not depend on it
+at all (the steps are the trace's bit for bit). ``enabled()`` (a context manager) or
+``enable(True)`` builds at a configuration's first fit (tests and benchmarks:
+``benchmarks/native_fit.py``); ``MARQUARDT_NATIVE=0`` in the environment turns the native
+executor off. Where anything is missing (no compiler, an operation without a C form, a step that
 runs eagerly, a model that returns J with r, a callback, a problem too large for the steps'
 stack arrays, another thread's fit on the same configuration) the Python trace runs, as
 without it; a failure to build is kept in ``_FAILURES``, never raised.
@@ -22,42 +31,66 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import native_cloop, native_slots, native_steps
+from marquardt._backend.numpy import native_cloop, native_load, native_slots, native_steps
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import host
 from marquardt._core import iteration as core
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopState
 
-__all__ = ["enable", "enabled", "run"]
+__all__ = ["COMPILE_EVALUATIONS", "LOAD_EVALUATIONS", "enable", "enabled", "run", "wanted"]
+
+#: Evaluations a configuration makes on the Python trace before its steps are emitted and
+#: loaded from the disk cache: the emission's ~0.1 s over the ~22 us an evaluation saves
+#: (2-core machine, 2026-12-05).
+LOAD_EVALUATIONS = 5_000
+
+#: The same before they are compiled where the disk cache lacks them: ``cc``'s ~1.3 s.
+COMPILE_EVALUATIONS = 60_000
 
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
 _LOOPS: dict = {}  # NativeSteps -> its _Loop
 _BUILT_MAX = 64
+_RENT: dict = {}  # host's steps -> evaluations made on the trace
+_RENT_LOCK = threading.Lock()
+_UNCOMPILED: set = set()  # host's steps emitted, not on disk, not yet worth compiling
+_FORCED = False  # ``enable``: build at a configuration's first fit
 #: The loop in C where it was built (``native_cloop``); False: the loop in Python
 #: (``_Loop.run``), for comparisons.
 LOOP_IN_C = True
 
 
+def wanted() -> bool:
+    """Whether the environment leaves the native executor on (``MARQUARDT_NATIVE`` unset or
+    not ``0``/``off``/``false``/``no``)."""
+    return os.environ.get("MARQUARDT_NATIVE", "").strip().lower() not in ("0", "off", "false",
+                                                                          "no")
+
+
 def enable(on: bool = True) -> None:
-    """Run single NumPy fits on the native steps (on) or on the Python trace (off)."""
+    """Run single NumPy fits on the native steps from a configuration's second fit (on:
+    built at the first) or on the Python trace only (off)."""
+    global _FORCED
     host._native = run if on else None
+    _FORCED = on
 
 
 @contextlib.contextmanager
 def enabled():
-    """The native loop on inside the block."""
-    previous = host._native
-    host._native = run
+    """The native loop on inside the block, each configuration built at its first fit."""
+    global _FORCED
+    previous, forced = host._native, _FORCED
+    host._native, _FORCED = run, True
     try:
         yield
     finally:
-        host._native = previous
+        host._native, _FORCED = previous, forced
 
 
 class _Recording:
@@ -93,6 +126,12 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         finally:
             loop.busy.release()
         return state, _native_table(cfg, history)
+    rent = _rent(steps)
+    compile = _FORCED or rent >= COMPILE_EVALUATIONS  # noqa: A001 - the verb
+    if not (_FORCED or rent >= LOAD_EVALUATIONS) or (steps in _UNCOMPILED and not compile):
+        done = host.trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
+        _pay(steps, done[0].nfev)
+        return done
     calls: dict = {}
     recording = host._Steps(*(None if s is None else _Recording(s, name, calls)
                               for name, s in zip(host._Steps._fields, steps)))
@@ -108,7 +147,10 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         # a step not traced yet (``refit`` after a fit without a rejection) runs as the
         # host's step, which traces it at its first call
         python = {name: s for name, s in zip(host._Steps._fields, steps) if s is not None}
-        _BUILT[steps] = native_steps.build(compiled, calls, python)
+        _BUILT[steps] = native_steps.build(compiled, calls, python, compile)
+        _UNCOMPILED.discard(steps)
+    except native_load.NotCompiled:  # not on disk: compiled when the rent reaches it
+        _UNCOMPILED.add(steps)
     except Exception as e:  # noqa: BLE001 — the fit is done; the configuration keeps
         # the trace (Unsupported, NativeUnavailable, or a fault of the emitter, kept here)
         _BUILT[steps] = None
@@ -117,7 +159,25 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         old = next(iter(_BUILT))
         _LOOPS.pop(_BUILT.pop(old), None)
         _FAILURES.pop(old, None)
+    _pay(steps, state.nfev)
     return state, _table(history)
+
+
+def _rent(steps) -> int:
+    """Evaluations the configuration ``steps`` has made on the trace."""
+    with _RENT_LOCK:
+        return _RENT.get(steps, 0)
+
+
+def _pay(steps, nfev) -> None:
+    """Counts a trace fit's evaluations; the oldest configurations' counts go, as
+    ``host._STEPS``'s entries do."""
+    with _RENT_LOCK:
+        _RENT[steps] = _RENT.get(steps, 0) + int(nfev)
+        while len(_RENT) > _BUILT_MAX:
+            old = next(iter(_RENT))
+            del _RENT[old]
+            _UNCOMPILED.discard(old)
 
 
 def _table(history) -> np.ndarray:

@@ -177,7 +177,8 @@ def _emit_variants(name, step, args, layout) -> tuple[list, str]:
     return variants, dispatcher
 
 
-def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeSteps:
+def build(compiled: dict, calls: dict, python: dict | None = None, compile: bool = True  # noqa: A002
+          ) -> NativeSteps:
     """The steps ``compiled`` (name -> ``trace.Compiled``) as one C module, each typed by its
     recorded call ``calls[name]`` (its arguments) and emitted for each memory order of the
     matrices it reads; a step without a recorded call or a compiled trace is left to Python:
@@ -185,8 +186,11 @@ def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeStep
     ``python`` (the host's steps), the module also holds the loop (``native_cloop``:
     ``NativeSteps.fit``), where its slots are there.
 
+    With ``compile`` false the module is only loaded where the disk cache holds it.
+
     Raises:
         Unsupported: a step has an operation without a C form.
+        native_load.NotCompiled: ``compile`` is false and the module is not on disk.
         native_load.NativeUnavailable: no compiler or no BLAS.
     """
     blas = native_load.blas()
@@ -209,7 +213,7 @@ def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeStep
         except Unsupported:
             with_loop = False
     source = prelude(blas.ilp64) + "\n" + "\n".join(texts)
-    lib = native_load.load(source)
+    lib = native_load.load(source, compile)
     lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.marquardt_init.restype = None
     lib.marquardt_init(ctypes.c_void_p(blas.dgemv), ctypes.c_void_p(blas.dgesdd))
