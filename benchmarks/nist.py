@@ -18,7 +18,13 @@ median of ``--repeat`` fits.
 
 ``--loop``: every warm fit as one compiled loop (XLA), from a problem's second fit on.
 
-Usage: python benchmarks/nist.py [--repeat 5] [--markdown] [--loop] [FILES...]
+``--numpy``: our fits take the NumPy residual that SciPy gets (the model as NumPy code,
+``jac='2-point'``, as a SciPy user's ``curve_fit`` would be called) instead of the TensorFlow
+model, on the native executor from a problem's second fit on (``native_loop.enable``: the
+tier a configuration reaches after 60,000 evaluations, built at once here); no TensorFlow is
+imported. The LRE is then that of '2-point' differences, not of exact derivatives.
+
+Usage: python benchmarks/nist.py [--repeat 5] [--markdown] [--loop | --numpy] [FILES...]
 Run on a quiet machine: other processes using the cores distort TensorFlow's timings most.
 """
 
@@ -32,13 +38,19 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import sys  # noqa: E402
+
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import marquardt  # noqa: E402
 from marquardt import nist  # noqa: E402
-from marquardt.scipy import residual_functions  # noqa: E402
+
+NUMPY = "--numpy" in sys.argv[1:]  # before TensorFlow would be imported
+if not NUMPY:
+    import tensorflow as tf  # noqa: E402
+
+    from marquardt.scipy import residual_functions  # noqa: E402
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data" / "nist"
 
@@ -57,19 +69,25 @@ def run_problem(path, repeat):
     model = p.model()
     x, y = p.x, p.target()
     variables = dict(zip(p.variable_names, np.atleast_2d(x))) if x.ndim == 2 else {"x": x}
-    xt, yt = tf.constant(x), tf.constant(y)
 
     def np_residual(b):
         return p.formula.evaluate_numpy(variables, dict(zip(p.parameter_names, b))) - y
 
-    _, tf_jac = residual_functions(lambda b: model(xt, *tf.unstack(b)) - yt, p.starts[0])
+    if NUMPY:  # ours on the NumPy model (the same evaluator), SciPy's Jacobian the same
+        def model(_, *b):
+            return p.formula.evaluate_numpy(variables, dict(zip(p.parameter_names, b)))
+        tf_jac = "2-point"
+    else:
+        xt, yt = tf.constant(x), tf.constant(y)
+        _, tf_jac = residual_functions(lambda b: model(xt, *tf.unstack(b)) - yt, p.starts[0])
+    jac = {"jac": "2-point"} if NUMPY else {}
     rows = []
     for start in (0, 1):
         x0 = p.starts[start]
         t0 = time.perf_counter()
-        popt = marquardt.curve_fit(model, x, y, p0=x0)[0]
+        popt = marquardt.curve_fit(model, x, y, p0=x0, **jac)[0]
         cold = time.perf_counter() - t0
-        popt, warm = timed(lambda: marquardt.curve_fit(model, x, y, p0=x0)[0], repeat)
+        popt, warm = timed(lambda: marquardt.curve_fit(model, x, y, p0=x0, **jac)[0], repeat)
         row = {"name": p.name, "start": start + 1, "ours": nist.lre(popt, p.certified).min(),
                "ours_cold": cold, "ours_warm": warm}
         with np.errstate(all="ignore"):  # SciPy's curve_fit default: lm, '2-point'
@@ -100,7 +118,13 @@ def main(argv=None):
     ap.add_argument("--loop", action="store_true",
                     help="warm fits as the compiled loop from a problem's second fit (the "
                          "ski-rental threshold set to 0), not on the host executor")
+    ap.add_argument("--numpy", action="store_true",
+                    help="our fits on the NumPy residual with '2-point' differences, on the "
+                         "native executor from a problem's second fit")
     args = ap.parse_args(argv)
+    if args.numpy:
+        from marquardt._backend.numpy import native_loop
+        native_loop.enable(True)
     if args.loop:
         from marquardt import _tiering
         _tiering.TENSORFLOW_EVALUATIONS = 0

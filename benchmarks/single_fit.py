@@ -23,14 +23,20 @@ Measured:
 1. *fresh*: a new Python process that imports what it needs and fits once; the wall time of
    the whole process and, inside it, the import time and the first fit's time (tracing
    included). The NumPy runs also report whether ``tensorflow`` was imported.
-2. *warm*: in this process, after two fits (the ``-loop`` forms: as many as it takes to
-   compile the solve), ``--repeat`` rounds of one fit of each form
+2. *warm*: in this process, after as many fits as it takes a form to reach its steady
+   tier (the NumPy forms: until the native executor has built the configuration's steps,
+   ``native_loop.COMPILE_EVALUATIONS`` evaluations; the ``-loop`` forms: until the solve is
+   compiled; the others: two fits), ``--repeat`` rounds of one fit of each form
    (interleaved, so that a busy machine slows every form alike): the median and the fastest.
 
 Ratios are to SciPy's time for the same measurement. Run on a quiet machine: a busy core
 slows TensorFlow's calls more than NumPy's.
 
+``--no-native`` sets ``MARQUARDT_NATIVE=0`` (here and in the fresh processes): the NumPy forms
+then stay on the Python trace, the tier before the native one.
+
 Usage: python benchmarks/single_fit.py [--repeat 200] [--fresh 3] [--forms scipy numpy ...]
+[--no-native]
 """
 
 from __future__ import annotations
@@ -86,7 +92,10 @@ FITS = {
 #: Fits before the warm rounds: the ``-loop`` forms fit until their solve is compiled
 #: (``marquardt._tiering``: 3,000 host evaluations for TensorFlow and for JAX, about 10-14
 #: per fit of this problem).
-WARM_UP = {"tensorflow-loop": 400, "jax-loop": 400}
+#: The NumPy forms: until the native executor has compiled their steps (60,000 evaluations,
+#: 21-36 per fit; the object may already be on disk, then 5,000 suffice).
+WARM_UP = {"tensorflow-loop": 400, "jax-loop": 400, "numpy": 3000, "numpy-tol": 3000,
+           "numpy+jac": 3000}
 
 FRESH = """
 import time, sys, json
@@ -147,7 +156,13 @@ def main() -> None:
                         "(0: warm fits only)")
     parser.add_argument("--forms", nargs="+", choices=list(FITS), default=None,
                         help="the forms of the warm table (default: all; scipy always)")
+    parser.add_argument("--no-native", action="store_true",
+                        help="MARQUARDT_NATIVE=0: the NumPy forms on the Python trace")
     args = parser.parse_args()
+    if args.no_native:
+        os.environ["MARQUARDT_NATIVE"] = "0"
+        for name in ("numpy", "numpy-tol", "numpy+jac"):
+            WARM_UP[name] = 2
 
     if args.fresh:
         fresh_table(args.fresh)

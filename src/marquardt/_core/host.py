@@ -66,19 +66,17 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
     # core's steps traced (``_steps``; None: run eagerly)
     ns = single if k == 1 else xp
     steps = _steps(cfg, x0, f0, j0, lb, ub, d_fixed) if k == 1 else None
+    if steps is not None:
+        # the native executor where it is wanted (``_native``: decides per configuration)
+        done = _native(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed) if _native else None
+        if done is None:
+            done = trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
+        return _batched(done[0]), done[1]
     with _quiet():
-        state = (steps.start(x0, f0, j0, lb, ub, d_fixed) if steps is not None
-                 else core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed))
-    # History: without a callback to show them to, the rows are formed at the end, all in
-    # one batched call (records: the problem-0 slices of each iteration's arrays).
+        state = core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
     history = _History(cfg, state) if cfg.record_history else None
     if history is not None and cfg.callback is not None:
         state = _callback(cfg, state, history.row(0, state, state.cost, None))
-    if steps is not None:
-        state = _run_one(cfg, steps, evaluator, state, lb, ub, d_fixed, history)
-        table = (history.table() if history is not None
-                 else np.zeros((0, len(HISTORY_FIELDS))))
-        return _batched(state), table
     it = 0
     while True:
         running = np.flatnonzero(state.status == RUNNING)
@@ -100,6 +98,23 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         state = new
     table = history.table() if history is not None else np.zeros((0, len(HISTORY_FIELDS)))
     return _batched(state), table
+
+
+def trace_fit(cfg: LoopConfig, steps: _Steps, evaluator: Evaluator, x0, f0, j0, lb, ub,
+              d_fixed) -> tuple[LoopState, np.ndarray]:
+    """One problem's fit on its traced steps (``_run_one``): the final state (one problem's
+    scalars) and the history table (no rows without ``cfg.record_history``).
+
+    History: without a callback to show them to, the rows are formed at the end, all in one
+    batched call (records: the problem-0 slices of each iteration's arrays)."""
+    with _quiet():
+        state = steps.start(x0, f0, j0, lb, ub, d_fixed)
+    history = _History(cfg, state) if cfg.record_history else None
+    if history is not None and cfg.callback is not None:
+        state = _callback(cfg, state, history.row(0, state, state.cost, None))
+    state = _run_one(cfg, steps, evaluator, state, lb, ub, d_fixed, history)
+    table = history.table() if history is not None else np.zeros((0, len(HISTORY_FIELDS)))
+    return state, table
 
 
 def _batched(s: LoopState) -> LoopState:
@@ -395,6 +410,21 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
 
 
 _EVERY = np.arange(1)
+
+def _native_first(*args):
+    """The first single fit's look-up of the native executor (imported here, not at the top:
+    it imports this module): ``native_loop.run`` from then on, or None where the environment
+    turns it off (``MARQUARDT_NATIVE=0``)."""
+    global _native
+    from marquardt._backend.numpy import native_loop
+    _native = native_loop.run if native_loop.wanted() else None
+    return _native(*args) if _native is not None else None
+
+
+#: The native executor's loop (``_backend/numpy/native_loop.run``): given a configuration's
+#: traced steps, it fits on them in C once the configuration has paid for building them, or
+#: returns None (the Python trace then runs, ``trace_fit``). None: never.
+_native = _native_first
 
 
 def _next_candidate(cfg: LoopConfig, ns, prep, s: LoopState, c, lb, ub):
