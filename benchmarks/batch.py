@@ -26,6 +26,9 @@ is the memory per fit; the intercept is TensorFlow, XLA's compilation and the fi
     python benchmarks/batch.py --one-off  # what a script with one call costs: each method in
                                           # a fresh process, imports and compilation
                                           # included (K = 10,000; --k to change)
+    python benchmarks/batch.py --numpy --model gauss   # the NumPy model's batch (host
+                                          # executor, '2-point' and the analytic jac) warm,
+                                          # interleaved with SciPy's loop; no TensorFlow
 
 Targets (issue): at least 100 times SciPy's loop in fits per second on 2 CPU cores; peak
 memory linear in K. For reference, Gpufit reports about 61,000 fits/s for its CPU version
@@ -328,6 +331,54 @@ def one_off_report(k: int, which: str = "all") -> None:
         print()
 
 
+# --- the NumPy model's batch, interleaved with SciPy's loop -----------------------------------
+
+def numpy_report(k: int, which: str, rounds: int, sample: int, workers) -> None:
+    """The NumPy model's ``curve_fit_batch`` (the host executor; '2-point' differences and the
+    analytic ``jac``) warm on K problems, alternated with SciPy's ``curve_fit`` loop on
+    ``sample`` of them, ``rounds`` times (each batch call on data it has not seen); medians
+    of fits/s, and the ratio of each round's batch to that round's SciPy loop (so that both
+    sides of a ratio saw the same load on a shared machine). No TensorFlow is imported."""
+    import marquardt
+
+    extra = {} if workers is None else {"workers": workers}
+    print(f"marquardt {marquardt.__version__}, NumPy {np.__version__}; {os.cpu_count()} "
+          f"CPU(s), load average {os.getloadavg()[0]:.1f} at start; K = {k}, SciPy's loop on "
+          f"{sample} of them per round, {rounds} rounds alternated; tolerances "
+          f"{TOL['ftol']:g}{'; workers=' + str(workers) if workers is not None else ''}\n")
+    for name, (_, f_np, jac, _, data) in MODELS.items():
+        if not _chosen(name, which):
+            continue
+        x, y, p0 = data(k, seed=100)
+        variants = {"'2-point'": {}, "jac": {"jac": jac}}
+        for options in variants.values():  # warm: the first calls' imports and probes
+            marquardt.curve_fit_batch(f_np, x, y[:200], p0[:200], **TOL, **options, **extra)
+        rates = {v: [] for v in variants}
+        ratios = {v: [] for v in variants}
+        scipy_rates, nfev = [], {}
+        for r in range(rounds):
+            x, y, p0 = data(k, seed=r + 1)
+            for v, options in variants.items():
+                started = time.perf_counter()
+                res = marquardt.curve_fit_batch(f_np, x, y, p0, **TOL, **options, **extra)
+                rates[v].append(k / (time.perf_counter() - started))
+                nfev[v] = (res.nfev.mean(), res.njev.mean(), res.success.mean())
+            scipy_rate, _ = time_scipy(f_np, jac, data, sample, sample)
+            scipy_rates.append(scipy_rate)
+            for v in variants:
+                ratios[v].append(rates[v][-1] / scipy_rate)
+        print(name)
+        print(f"  scipy curve_fit loop   {np.median(scipy_rates):>10,.0f} fits/s  (analytic jac; "
+              f"rounds {', '.join(f'{v:,.0f}' for v in scipy_rates)})")
+        for v in variants:
+            mean_nfev, mean_njev, success = nfev[v]
+            print(f"  batch, NumPy, {v:<9}{np.median(rates[v]):>10,.0f} fits/s  "
+                  f"{k / np.median(rates[v]) * 1e3:6.1f} ms  ratio {np.median(ratios[v]):5.1f}x "
+                  f"(rounds {', '.join(f'{q:.1f}' for q in ratios[v])}); nfev {mean_nfev:.1f}, "
+                  f"njev {mean_njev:.2f}, success {success:.1%}")
+        print()
+
+
 # --- main --------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -339,6 +390,13 @@ def main(argv=None):
     parser.add_argument("--one-off", action="store_true",
                         help="only the one-off comparison in fresh processes")
     parser.add_argument("--one-off-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--numpy", action="store_true",
+                        help="only the NumPy model's batch, warm, alternated with SciPy's loop")
+    parser.add_argument("--rounds", type=int, default=5, help="--numpy: alternated rounds")
+    parser.add_argument("--sample", type=int, default=1000,
+                        help="--numpy: fits of SciPy's loop per round")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="--numpy: curve_fit_batch's workers (default: not passed)")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="curve_fit_batch's working precision; float32 at its own default "
                              "tolerances (1e-6), float64 at SciPy's (1e-8)")
@@ -352,6 +410,9 @@ def main(argv=None):
         return _one_off_child(model_name, method, int(k))
     if args.one_off:
         return one_off_report(args.k or 10_000, args.model)
+    if args.numpy:
+        return numpy_report(args.k or 10_000, args.model, args.rounds, args.sample,
+                            args.workers)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     k = args.k or (2_000 if args.quick else 10_000)
     scipy_count = min(k, 1_000 if args.quick else k)

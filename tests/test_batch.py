@@ -718,6 +718,31 @@ def test_numpy_model_equals_one_at_a_time(model):
         np.testing.assert_allclose(res.cov[k], pcov, rtol=1e-6)
 
 
+def test_numpy_model_in_threads_gives_the_same_fits(monkeypatch):
+    """``workers=2``: the problems solved in shards side by side, in two threads; each fit has
+    the same stopping decisions and evaluations as in one thread, its x and cost to rounding
+    (a problem's last digits depend on its shard's memory layout only)."""
+    import marquardt._batch as batch_module
+    monkeypatch.setattr(batch_module, "HOST_CHUNK", 16)  # 60 problems: 4 shards of 15
+    t, y, p0 = double_exp_data(60, seed=8)
+    one = curve_fit_batch(double_exp_np, t, y, p0, **TOL)
+    two = curve_fit_batch(double_exp_np, t, y, p0, workers=2, **TOL)
+    for field in ("status", "nfev", "njev", "nit"):
+        np.testing.assert_array_equal(getattr(two, field), getattr(one, field))
+    np.testing.assert_allclose(two.x, one.x, rtol=1e-7)
+    np.testing.assert_allclose(two.cost, one.cost, rtol=1e-10)
+    np.testing.assert_array_equal(curve_fit_batch(double_exp_np, t, y, p0, workers=-1, **TOL).nfev,
+                                  one.nfev)
+
+
+@pytest.mark.parametrize("workers", [0, -2, 1.5, True, "2"])
+def test_workers_must_be_a_positive_integer_or_minus_one(workers):
+    t, y, p0 = double_exp_data(2, seed=8)
+    with pytest.raises(ValueError, match=r"^`workers` must be None, a positive integer or -1 "
+                                         rf"\(one thread per core\)\. Received: workers="):
+        curve_fit_batch(double_exp_np, t, y, p0, workers=workers)
+
+
 def test_a_float32_numpy_model_is_differenced_and_judged_as_curve_fit_does(monkeypatch):
     """A NumPy model that returns float32 (a float32-only kernel, an explicit cast) gets
     float32-sized difference steps and float32's rounding in its stopping tests, as
@@ -759,6 +784,36 @@ def test_numpy_model_with_its_jacobian_and_refused_autodiff():
     with pytest.raises(ValueError, match=r"`f` cannot be differentiated by TensorFlow with "
                                          r"respect to parameter 1: .*jac='2-point'"):
         curve_fit_batch(double_exp_np, t, y, p0, jac="forward")
+
+
+def test_numpy_jacobian_called_for_many_problems_at_once_in_any_axes_order():
+    """A callable jac that broadcasts as the model does is called for many problems at once,
+    whatever the order of its axes (SciPy's np.stack(columns, axis=1) makes a batch's
+    (k, n, m), np.array(columns).T its (m, k, n)), with the same fits bit for bit as a jac
+    that cannot broadcast (called per problem)."""
+    calls = {"stack": 0, "transpose": 0}
+
+    def jac_stack(t, a1, k1, a2, k2):
+        calls["stack"] += 1
+        e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)
+        return np.stack([e1, -a1 * t * e1, e2, -a2 * t * e2], axis=1)
+
+    def jac_transpose(t, a1, k1, a2, k2):
+        calls["transpose"] += 1
+        e1, e2 = np.exp(-k1 * t), np.exp(-k2 * t)
+        return np.array([e1, -a1 * t * e1, e2, -a2 * t * e2]).T
+
+    def jac_scalar(t, a1, k1, a2, k2):
+        return jac_stack(t, *(float(v) for v in (a1, k1, a2, k2)))
+
+    t, y, p0 = double_exp_data(30, seed=6)
+    one = curve_fit_batch(double_exp_np, t, y, p0, jac=jac_scalar, **TOL)
+    calls["stack"] = 0
+    for name, jac in (("stack", jac_stack), ("transpose", jac_transpose)):
+        res = curve_fit_batch(double_exp_np, t, y, p0, jac=jac, **TOL)
+        assert calls[name] < 3 * one.njev.max(), (name, calls[name])  # not once per problem
+        for field in ("x", "cov", "fun", "status", "nfev", "njev"):
+            np.testing.assert_array_equal(getattr(res, field), getattr(one, field))
 
 
 def test_rank_deficient_fits_get_an_infinite_covariance_as_curve_fit_gives_them():

@@ -86,6 +86,7 @@ def curve_fit_batch(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     jit_compile: bool = True,
     dtype: str = "float64",
+    workers: int | None = None,
     **options: Any,
 ) -> OptimizeResult:
     """Fit one model ``f(x, *params)`` to K independent data sets, in one vectorised solve.
@@ -197,10 +198,10 @@ def curve_fit_batch(
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
             jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-            jit_compile=jit_compile, dtype=dtype, **options)
+            jit_compile=jit_compile, dtype=dtype, workers=workers, **options)
     return fit(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
                jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-               jit_compile=jit_compile, dtype=dtype, **options)
+               jit_compile=jit_compile, dtype=dtype, workers=workers, **options)
 
 
 def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
@@ -229,7 +230,8 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         absolute_sigma: bool = False, bounds: tuple = (-np.inf, np.inf), jac="auto",
         nan_policy: str = "raise", shared_x: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, jit_compile: bool = True,
-        dtype: str = "float64", bounded: bool | None = None, **options: Any) -> OptimizeResult:
+        dtype: str = "float64", bounded: bool | None = None, workers: int | None = None,
+        **options: Any) -> OptimizeResult:
     """``curve_fit_batch`` on in-memory arrays (NumPy, or anything ``np.asarray`` takes).
 
     ``bounded``: whether the core projects steps on the bounds (``LoopConfig.bounded``);
@@ -241,6 +243,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options,
                                 dtype)
     dtype = _inputs.check_dtype(dtype)
+    threads = _inputs.check_workers(workers)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
     k_all, m = y.shape
     x, shared, present = _inputs.prepare_xdata(xdata, k_all, m, shared_x, present, nan_policy)
@@ -325,7 +328,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     elif todo.size:  # a float32 model: float32-sized steps, judged at its rounding
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
                        cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,
-                       store, f_dtype, typical, batch_model)
+                       store, f_dtype, typical, batch_model, threads)
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)
@@ -379,13 +382,16 @@ HOST_CHUNK = 8192
 
 
 def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, cfg,
-                   diff_step, todo, store, f_dtype, typical, batch_model=None) -> None:
-    """A NumPy model: the host executor on chunks of ``HOST_CHUNK`` problems, each iteration
-    on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what the
-    model returns (its finite-difference steps' precision, as in ``curve_fit``);
+                   diff_step, todo, store, f_dtype, typical, batch_model=None,
+                   threads: int = 1) -> None:
+    """A NumPy model: the host executor on chunks of at most ``HOST_CHUNK`` problems, each
+    iteration on the problems still running (no compilation, no TensorFlow). ``f_dtype``: what
+    the model returns (its finite-difference steps' precision, as in ``curve_fit``);
     ``typical``: the parameters' typical sizes (K, n) for those steps, from the starts as
     given (``numdiff.typical_magnitudes``); ``batch_model``: a JAX model jitted per padded
-    shape (``model_evaluator``'s), or None."""
+    shape (``model_evaluator``'s), or None; ``threads``: chunks solved side by side (a
+    multiple of that many chunks, of equal sizes), their results stored in order by this
+    thread."""
     if jac in ("forward", "reverse"):
         raise NoGradientError(
             f"`f` cannot be differentiated by TensorFlow: it returned NumPy values, so "
@@ -401,11 +407,26 @@ def _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fix
                                 np.where(present, y, 0.0), w, n, lb, ub, diff_step, f_dtype,
                                 typical=typical, batch_model=batch_model)
     d = np.broadcast_to(d_fixed, (p0.shape[0], n))
-    for start in range(0, todo.size, HOST_CHUNK):
-        idx = todo[start:start + HOST_CHUNK]
+    threads = max(1, min(threads, todo.size))
+    if threads == 1:
+        chunks = [todo[start:start + HOST_CHUNK] for start in range(0, todo.size, HOST_CHUNK)]
+    else:  # a multiple of the threads, of equal sizes
+        parts = -(-todo.size // HOST_CHUNK)
+        chunks = np.array_split(todo, -(-parts // threads) * threads)
+
+    def solve(idx):
         state, _ = host.run(cfg, _Rows(evaluator, idx), p0[idx], lb[idx], ub[idx],
                             np.ascontiguousarray(d[idx]))
-        store(idx, state)
+        return idx, state
+
+    if threads == 1:
+        for idx in chunks:
+            store(*solve(idx))
+        return
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(threads) as pool:
+        for idx, state in pool.map(solve, chunks):
+            store(idx, state)
 
 
 class _Rows:
@@ -413,16 +434,20 @@ class _Rows:
 
     jacobian_with_residual = False
     first = None
-    jacobian = None
 
     def __init__(self, evaluator, idx):
         self._e, self._idx = evaluator, idx
+        if evaluator.jacobian is None:
+            self.jacobian = None
 
     def residual(self, p, problems):
         return self._e.residual(p, self._idx[problems])
 
     def residual_and_jacobian(self, p, problems):
         return self._e.residual_and_jacobian(p, self._idx[problems])
+
+    def jacobian(self, p, r, problems):
+        return self._e.jacobian(p, r, self._idx[problems])
 
 
 #: ``ftol``, ``xtol`` and ``gtol`` of a float32 solve unless given: ~8 ε₃₂ (ε₃₂ = 1.2e-7),

@@ -8,6 +8,8 @@ the rules of ``curve_fit`` and ``least_squares`` plus the leading axis of K prob
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from marquardt import _checks
@@ -165,6 +167,21 @@ def check_chunk_size(chunk_size) -> int:
         raise ValueError("`chunk_size` must be a positive integer. "
                          f"Received: chunk_size={chunk_size!r}")
     return int(chunk_size)
+
+
+def check_workers(workers) -> int:
+    """``curve_fit_batch``'s ``workers`` as a thread count: None → 1, -1 → the cores this
+    process may use; else a positive integer (ValueError naming it)."""
+    if workers is None:
+        return 1
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) \
+            or not (workers >= 1 or workers == -1):
+        raise ValueError("`workers` must be None, a positive integer or -1 (one thread per "
+                         f"core). Received: workers={workers!r}")
+    if workers == -1:
+        return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else (os.cpu_count() or 1))
+    return int(workers)
 
 
 def per_problem_hint(shape: tuple, shared_x_given, shared: bool) -> str:

@@ -133,6 +133,32 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
                      first=first, jacobian=jacobian)
 
 
+def _rows(a: np.ndarray, problems: np.ndarray) -> np.ndarray:
+    """``a[problems]``; a view where the problems are consecutive (a chunk's problems before
+    any has stopped), no copy."""
+    size = problems.size
+    if size > 1:
+        first, last = int(problems[0]), int(problems[-1])
+        if last - first == size - 1 and (problems[1:] > problems[:-1]).all():
+            return a[first:last + 1]
+    return a[problems]
+
+
+def _jacobian_axes(both: np.ndarray, alone: np.ndarray) -> tuple | None:
+    """The order of axes that turns ``both``, a ``jac`` called for two problems at once,
+    into ``alone`` (2, m, n), its two calls one problem at a time, or None when no order or
+    more than one does. ``np.stack(columns, axis=1)``, SciPy's idiom for one problem's
+    (m, n), stacks a batch's (k, m) columns into (k, n, m); ``np.array(columns).T`` makes
+    (m, k, n)."""
+    if both.ndim != 3:
+        return None
+    import itertools
+    found = [axes for axes in itertools.permutations(range(3))
+             if both.transpose(axes).shape == alone.shape
+             and np.allclose(both.transpose(axes), alone, rtol=1e-12, atol=0, equal_nan=True)]
+    return found[0] if len(found) == 1 else None
+
+
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,
                     w: np.ndarray, n: int, lb: np.ndarray, ub: np.ndarray,
                     diff_step: float | None, f_dtype=np.float64, typical=None,
@@ -149,7 +175,10 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
     Args:
         f: the model for one problem, NumPy code.
         jac: ``"2-point"``/``"3-point"`` (finite differences, vectorised over the problems)
-            or a callable ``jac(x, *params) -> (m, n)`` for one problem (called per problem).
+            or a callable ``jac(x, *params) -> (m, n)`` for one problem: called for many
+            problems at once where the model broadcasts and ``jac`` does too, in any order
+            of its three axes (checked on two problems against two single calls, as the
+            model is; ``_jacobian_axes``), else per problem.
         x: the independent variables: shared (m,) or (v, m), or per problem (K, m) or
             (K, v, m).
         shared_x: whether ``x`` is shared.
@@ -164,6 +193,10 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
             (k, n) of ``problems`` (indices, repeats allowed), called instead of ``f``: a JAX
             model jitted per padded shape (``_backend/jax/host_model.py``). The n points of
             a difference Jacobian are then evaluated by one call, not one call each.
+
+    A model that broadcasts over problems gets the n points of a difference Jacobian in one
+    call too: the n·k parameter rows stacked, point i's rows after point i − 1's (the same
+    element-wise values as n calls, without stacking their outputs).
     """
     m = y.shape[1]
     if diff_step is None and isinstance(jac, str):
@@ -196,25 +229,70 @@ def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarr
         except Exception:  # the model does not broadcast: call it per problem
             pass
 
+    # every point present and no sigma: r = f − y, which is (f − y)·1 where w ≠ 0 exactly
+    unit = bool(np.all(w == 1.0))
+
+    def weighted(values, problems):  # values (…, k, m) of the model → residuals
+        if unit:
+            return values - _rows(y, problems)
+        wk = _rows(w, problems)
+        return np.where(wk != 0.0, (values - _rows(y, problems)) * wk, 0.0)
+
     def residual(p, problems):
-        wk = w[problems]
-        return np.where(wk != 0.0, (model(p, problems) - y[problems]) * wk, 0.0)
+        return weighted(model(p, problems), problems)
 
     if callable(jac):
-        def residual_and_jacobian(p, problems):
-            jm = np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
-                           for i, k in enumerate(problems)])
-            wk = w[problems][:, :, None]
-            return residual(p, problems), np.where(wk != 0.0, jm * wk, 0.0)
+        def jac_one_at_a_time(p, problems):
+            return np.stack([_as_jacobian(jac(x if shared_x else x[k], *p[i]), m, n)
+                             for i, k in enumerate(problems)])
+
+        jac_model = jac_one_at_a_time
+        if model is together:  # the model broadcasts: does its jac, in some axes' order?
+            axes = None
+            try:
+                with np.errstate(all="ignore"):
+                    both = np.asarray(jac(x_of(pair), *(p_pair[:, i:i + 1] for i in range(n))),
+                                      dtype=np.float64)
+                    alone = jac_one_at_a_time(p_pair, pair)
+                axes = _jacobian_axes(both, alone)
+            except Exception:  # it does not: called per problem
+                pass
+            if axes is not None:
+                def jac_model(p, problems):
+                    jm = np.asarray(jac(x_of(problems), *(p[:, i:i + 1] for i in range(n))),
+                                    dtype=np.float64)
+                    if jm.ndim != 3 or jm.shape[axes.index(0)] != p.shape[0]:
+                        raise ValueError(
+                            "`jac` called for many problems at once must return the axes it "
+                            f"returned for two. Received: shape {jm.shape} for {p.shape[0]}")
+                    return np.ascontiguousarray(jm.transpose(axes))
+
+        def jacobian(p, r, problems):
+            jm = jac_model(p, problems)
+            if unit:  # J·1 exactly
+                return jm
+            wk = _rows(w, problems)[:, :, None]
+            return np.where(wk != 0.0, jm * wk, 0.0)
     else:
-        def residual_and_jacobian(p, problems):
+        def jacobian(p, r, problems):
             def many(ps):  # (B, k, n) -> (B, k, m)
-                if batch_model is not None:  # the B·k points in one call
-                    b, k = ps.shape[:2]
-                    return residual(ps.reshape(b * k, n), np.tile(problems, b)).reshape(b, k, m)
-                return np.stack([residual(ps[b], problems) for b in range(ps.shape[0])])
+                b, k = ps.shape[:2]
+                if model is not one_at_a_time:  # the B·k points in one call of the model
+                    values = model(ps.reshape(b * k, n), np.tile(problems, b))
+                    return weighted(values.reshape(b, k, m), problems)
+                return np.stack([residual(ps[i], problems) for i in range(b)])
 
             return numdiff.finite_difference_jacobian(
                 xp, lambda q: residual(q, problems), many, n, jac, lb[problems],
-                ub[problems], diff_step, None if typical is None else typical[problems])(p)
-    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian)
+                ub[problems], diff_step, None if typical is None else typical[problems],
+                in_place=True)(p, r)[1]
+
+    def residual_and_jacobian(p, problems):
+        r = residual(p, problems)
+        return r, jacobian(p, r, problems)
+
+    # ``jacobian`` given the residuals at p: the executor has them at an accepted point (the
+    # same values a call would return: the model is deterministic), one call of the model
+    # fewer per Jacobian
+    return Evaluator(residual=residual, residual_and_jacobian=residual_and_jacobian,
+                     jacobian=jacobian)

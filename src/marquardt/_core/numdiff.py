@@ -87,7 +87,8 @@ def calls_per_jacobian(method) -> int:
 
 
 def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, method: str,
-                               lb, ub, rel_step: float | None = None, typical=None) -> Callable:
+                               lb, ub, rel_step: float | None = None, typical=None,
+                               in_place: bool = False) -> Callable:
     """``fn(x, r=None) -> (r, J)`` for x (K, n), J (K, m, n), by ``method`` differences;
     ``r``, the residuals at x when the caller has them, saves one evaluation.
 
@@ -101,6 +102,8 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
         rel_step: the relative step, one for all parameters or one per parameter (n,);
             SciPy's default when None.
         typical: the parameters' typical magnitudes (K, n), positive; None: 1 (SciPy's).
+        in_place: ``many`` returns a new float64 NumPy array each call, which the columns
+            may overwrite.
     """
     if rel_step is None:
         rel_step = default_rel_step(method)
@@ -122,7 +125,13 @@ def finite_difference_jacobian(xp, residual: Callable, many: Callable, n: int, m
         ht = xp.expand_dims(xp.swapaxes(h, 0, 1), -1)  # (n, K, 1)
         x_b = xp.expand_dims(x, 0)
         f_plus = many(x_b + hx)
-        if method == "2-point":
+        if method == "2-point" and in_place and isinstance(f_plus, np.ndarray) \
+                and f_plus.flags.writeable and f_plus.dtype == np.float64:
+            # the same two operations written into the (n, K, m) points' residuals, which
+            # are ours: no two more arrays of that size per Jacobian
+            cols = np.subtract(f_plus, r, out=f_plus)
+            np.divide(cols, ht, out=cols)
+        elif method == "2-point":
             cols = (f_plus - xp.expand_dims(r, 0)) / ht
         else:  # central, or one-sided second order where x − h would cross the lower bound:
             # either way one more point per parameter (x − h or x + 2h), so 2n calls in all
