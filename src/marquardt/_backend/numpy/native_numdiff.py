@@ -1,0 +1,247 @@
+"""Finite-difference Jacobians in C, bit for bit ``numdiff.one_problem_jacobian``'s.
+
+For the native executor (issue #13, result 1): the '2-point' and '3-point' Jacobians of one
+problem formed in C, the user's model called back through one ``ctypes`` callback
+(``native_model``), so that a fit run in C spends no Python per difference. Not wired into the
+default path.
+
+Every number is the Python's (``marquardt._core.numdiff``), the same IEEE double operations in
+the same order, compiled without contraction (``native_build.FLAGS``):
+
+* the steps: hᵢ = (relᵢ · sᵢ) · max(typicalᵢ, |xᵢ|) with sᵢ = 1 if xᵢ ≥ 0 (−0.0 too) else −1,
+  the max as Python's ``typical if typical > |x| else |x|`` (NaN → |x|); hᵢ = −|hᵢ| where
+  xᵢ + hᵢ > ubᵢ (away from a near upper bound); then hᵢ = (xᵢ + hᵢ) − xᵢ, the step actually
+  representable;
+* the points as NumPy forms them from h·I: component j of point i is xⱼ + hⱼ·δᵢⱼ, with the
+  product taken, so that off the diagonal xⱼ + (±0.0) turns −0.0 into +0.0 where hⱼ > 0, and
+  NaN spreads from a NaN step, exactly as ``x + h * eye``; the second point of '3-point' is
+  xⱼ − hⱼ·δᵢⱼ where xᵢ − hᵢ ≥ lbᵢ, else xⱼ + 2·(hⱼ·δᵢⱼ);
+* the columns: (f⁺ − r) / hᵢ ('2-point'); (f⁺ − f²) / (2hᵢ) (central) or
+  ((−3)·r + 4·f⁺ − f²) / (2hᵢ) (one-sided second order where x − h would cross lb);
+* the calls in numdiff's order: the n forward points i = 0..n−1, then ('3-point') the n
+  second points: ``calls_per_jacobian(method) · n`` calls, counted in ``nfev``.
+
+J is written into a flat buffer, column i at ``jac + i·m`` (numdiff's memory: its J (1, m, n)
+is a transposed view of an (n, 1, m) array) or row-major (m, n) ``jac[k·n + i]``.
+
+The C API (``c_source()``; ``LINKAGE`` is empty for a shared library, ``static`` when the
+functions are pasted into a larger translation unit)::
+
+    typedef struct {
+        int method;          /* 2: '2-point', 3: '3-point' */
+        int row_major;       /* 0: column i at jac + i*m; 1: jac[k*n + i] */
+        const double *rel;   /* (n,) relative steps */
+        const double *typical;  /* (n,) typical magnitudes (1: SciPy's least_squares) */
+        const double *lb, *ub;  /* (n,) bounds, +-inf where none */
+    } mq_differences;
+
+    /* J at x given r = fun(x) (r must not be f->r); h: (n,) scratch, left holding the
+       steps; 0, or the callback's nonzero flag (J then partly written). */
+    int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
+                               const double *x, const double *r, double *h,
+                               double *jac, int *nfev);
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from marquardt._backend.numpy import native_build
+from marquardt._backend.numpy.native_model import MODEL_C, ModelCallback
+from marquardt._core import numdiff
+
+__all__ = ["DIFFERENCES_C", "c_source", "DifferencesRecord", "NativeDifferences",
+           "sum_operands"]
+
+DIFFERENCES_C = r"""
+typedef struct {
+    int method;
+    int row_major;
+    const double *rel;
+    const double *typical;
+    const double *lb, *ub;
+    const unsigned char *swap_sums;  /* (n, m): -3r + 4f+ keeps f+'s NaN where 1 */
+} mq_differences;
+
+/* a + b, and where both are NaN the one NumPy's loop keeps at this position: a's, or b's
+   where `second` (x86 keeps an addition's first operand; NumPy's compiled loops put the
+   operands either way round by position). Either NaN comes out quieted. */
+static double mq_sum(double a, double b, int second) {
+    if (a != a && b != b) return second ? b + b : a + a;
+    return a + b;
+}
+
+/* numdiff.one_problem_jacobian's steps(x), in Python floats (a sum keeps its first NaN) */
+static void mq_difference_steps(const mq_differences *d, int n, const double *x, double *h) {
+    for (int i = 0; i < n; i++) {
+        double xi = x[i], size = fabs(xi), floor_i = d->typical[i];
+        double hi = d->rel[i] * (xi >= 0.0 ? 1.0 : -1.0) * (floor_i > size ? floor_i : size);
+        if (xi + hi > d->ub[i]) hi = -fabs(hi);
+        h[i] = mq_sum(xi, hi, 0) - xi;
+    }
+}
+
+LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
+                                   const double *x, const double *r, double *h,
+                                   double *jac, int *nfev) {
+    int n = f->n, m = f->m;
+    long si = d->row_major ? 1 : m, sk = d->row_major ? n : 1;
+    double *p = f->x, *v = f->r;
+    const unsigned char *ss = d->swap_sums;
+    mq_difference_steps(d, n, x, h);
+    /* x + h * eye: two NaNs meet only where x_j is NaN, and h_j (so h_j * 0.0) is then x_j's
+       NaN: either operand gives the same bits */
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) p[j] = x[j] + h[j] * (j == i ? 1.0 : 0.0);
+        int failed = mq_call(f, nfev);
+        if (failed) return failed;
+        double *col = jac + i * si;
+        if (d->method == 2)
+            for (int k = 0; k < m; k++) col[k * sk] = (v[k] - r[k]) / h[i];
+        else
+            for (int k = 0; k < m; k++) col[k * sk] = v[k];  /* f+, kept for the second pass */
+    }
+    if (d->method == 2) return 0;
+    for (int i = 0; i < n; i++) {  /* where(lo_ok, x - hx, x + 2.0 * hx)[i] */
+        int lo_ok = x[i] - h[i] >= d->lb[i];
+        for (int j = 0; j < n; j++) {
+            double hx = h[j] * (j == i ? 1.0 : 0.0);
+            p[j] = lo_ok ? x[j] - hx : x[j] + 2.0 * hx;
+        }
+        int failed = mq_call(f, nfev);
+        if (failed) return failed;
+        double *col = jac + i * si, two_h = 2.0 * h[i];
+        for (int k = 0; k < m; k++) {
+            double fp = col[k * sk], s = v[k];
+            col[k * sk] = lo_ok ? (fp - s) / two_h
+                                : (mq_sum(-3.0 * r[k], 4.0 * fp, ss[(long)i * m + k]) - s)
+                                  / two_h;
+        }
+    }
+    return 0;
+}
+"""
+
+
+def c_source(linkage: str = "") -> str:
+    """The C translation unit: the model record (``native_model.MODEL_C``) and the differences,
+    their public functions declared with ``linkage`` (``""``: exported; ``"static"``)."""
+    return (f"#include <math.h>\n#define LINKAGE {linkage}\n" + MODEL_C + DIFFERENCES_C)
+
+
+class DifferencesRecord(ctypes.Structure):
+    """``mq_differences``."""
+
+    _fields_ = [("method", ctypes.c_int), ("row_major", ctypes.c_int),
+                ("rel", ctypes.c_void_p), ("typical", ctypes.c_void_p),
+                ("lb", ctypes.c_void_p), ("ub", ctypes.c_void_p),
+                ("swap_sums", ctypes.c_void_p)]
+
+
+def sum_operands(rows: int, length: int) -> np.ndarray:
+    """Where NumPy's ``a + B``, a (1, length) and B (rows, length) C-ordered float64, returns
+    B's NaN when both are NaN (uint8 (rows, length), 1: B's). A sum of two NaNs is one of
+    them, and which one x86 keeps depends on the order of the operands in the instruction,
+    which NumPy's compiled loops choose by position (its vector body and its tail differ):
+    probed once per shape on this machine's NumPy, not assumed. numdiff's ``−3·r + 4·f⁺``
+    ((1, m) + (n, m)) is of this form (so are ``x + h·I`` and ``x + 2·(h·I)``, but there
+    two NaNs meet only where xⱼ is NaN, and hⱼ is then xⱼ's NaN: the same bits either
+    way)."""
+    nan = np.float64(np.nan)
+    with np.errstate(all="ignore"):
+        both = np.full((1, length), nan) + np.full((rows, length), -nan)
+    return np.signbit(both).astype(np.uint8)
+
+
+_METHODS = {"2-point": 2, "3-point": 3}
+
+
+def _row(values, n: int, name: str) -> np.ndarray:
+    """1 or n values (a scalar, (n,), (1, n)) as a fresh (n,) float64 array."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    if a.size == 1:
+        return np.full(n, a[0])
+    if a.size != n:
+        raise ValueError(f"`{name}` must hold 1 or n={n} values. Received: shape "
+                         f"{np.shape(values)}")
+    return a.copy()
+
+
+class NativeDifferences:
+    """``numdiff.one_problem_jacobian(...)`` formed in C: ``nd(x, r) -> J`` for x (1, n),
+    r = fun(x) (1, m), J (1, m, n) with numdiff's memory order (``row_major=False``) or
+    C-ordered (``row_major=True``), the same bits.
+
+    Args:
+        model: the residual function as a C callback (``native_model.ModelCallback``).
+        method: ``"2-point"`` or ``"3-point"``.
+        lb, ub: the bounds, 1 or n values ((1, n) as the host executor holds them).
+        rel_step: the relative step, one or n values; SciPy's default for float64 when None.
+        typical: the typical magnitudes, 1 or n values; None: 1.
+        row_major: J's layout in the buffer C writes.
+
+    Attributes:
+        nfev: the calls of the model so far (``calls_per_jacobian(method) · n`` per J).
+        h: the steps of the last J (n,).
+
+    Raises:
+        ValueError: an unknown ``method``, or bounds/steps of the wrong size.
+        RuntimeError: no C compiler (``native_build.load``).
+
+    Examples:
+        >>> import numpy as np
+        >>> t = np.linspace(0.0, 1.0, 4)
+        >>> fun = lambda p: p[0] * np.exp(-p[1] * t)
+        >>> nd = NativeDifferences(ModelCallback(fun, 2, 4), "2-point", -np.inf, np.inf)
+        >>> x = np.array([[2.0, 1.0]])
+        >>> nd(x, fun(x[0])[None]).shape, nd.nfev
+        ((1, 4, 2), 2)
+    """
+
+    def __init__(self, model: ModelCallback, method: str, lb, ub, rel_step=None,
+                 typical=None, row_major: bool = False):
+        if method not in _METHODS:
+            raise ValueError("`method` must be '2-point' or '3-point' for differences in C. "
+                             f"Received: method={method!r}")
+        n, m = model.x.size, model.r.size
+        if rel_step is None:
+            rel_step = numdiff.default_rel_step(method)
+        self.model, self.n, self.m, self.row_major = model, n, m, row_major
+        self._arrays = [_row(rel_step, n, "rel_step"),
+                        _row(1.0 if typical is None else typical, n, "typical"),
+                        _row(lb, n, "lb"), _row(ub, n, "ub")]
+        # where two NaNs meet in −3·r + 4·f⁺, the one NumPy keeps
+        self._arrays.append(sum_operands(n, m))
+        self.record = DifferencesRecord(_METHODS[method], int(row_major),
+                                        *(a.ctypes.data for a in self._arrays))
+        self.h = np.zeros(n)
+        self._nfev = ctypes.c_int(0)
+        lib = native_build.load(c_source(), "marquardt_numdiff")
+        fn = self._fn = lib.mq_difference_jacobian
+        fn.argtypes = [ctypes.c_void_p] * 7
+        fn.restype = ctypes.c_int
+        self._fixed = (ctypes.addressof(self.record), ctypes.addressof(model.record))
+        self._h_nfev = (self.h.ctypes.data, ctypes.addressof(self._nfev))
+
+    @property
+    def nfev(self) -> int:
+        return self._nfev.value
+
+    def __call__(self, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        r = np.ascontiguousarray(r, dtype=np.float64)
+        if x.size != self.n or r.size != self.m:
+            raise ValueError(f"expected x of {self.n} and r of {self.m} values. Received: "
+                             f"shapes {x.shape} and {r.shape}")
+        if self.row_major:
+            out = np.empty((1, self.m, self.n))
+            j = out
+        else:
+            out = np.empty((self.n, 1, self.m))
+            j = out.transpose(1, 2, 0)
+        h, nfev = self._h_nfev
+        if self._fn(*self._fixed, x.ctypes.data, r.ctypes.data, h, out.ctypes.data, nfev):
+            self.model.raise_error()
+        return j

@@ -1,0 +1,191 @@
+"""Finite differences in C (``_backend/numpy/native_numdiff.py``) against the host executor's
+Python ones (``numdiff.one_problem_jacobian`` through ``functions.numpy_evaluator``): the same
+J byte for byte, the same points handed to the model in the same order, the same count of
+calls, and the model's exception reaching the caller as it was raised. Skipped without a C
+compiler; the C is compiled once for the module (into a temporary cache)."""
+
+import numpy as np
+import pytest
+
+from marquardt._backend.numpy import native_build
+from marquardt._core import numdiff
+from marquardt._core.functions import numpy_evaluator
+
+pytestmark = pytest.mark.skipif(native_build.compiler() is None, reason="no C compiler")
+
+# benchmarks/single_fit.py's exponential, as curve_fit's host function sees it
+T = np.linspace(0.0, 4.0, 50)
+Y = 2.5 * np.exp(-1.3 * T) + 0.5 + 0.01 * np.random.default_rng(0).standard_normal(50)
+INF = np.inf
+
+
+def exponential(p):
+    return np.asarray(p[0] * np.exp(-p[1] * T) + p[2], dtype=np.float64) - Y
+
+
+def signed_zero(p):  # sees the sign of a zero parameter; 1/p[2] is ±inf at ±0
+    with np.errstate(divide="ignore"):
+        return exponential(p) + np.copysign(T, p[2]) + 1e-3 / p[2]
+
+
+def non_finite(p):  # NaN and ±inf in some entries, NaN of both signs
+    r = exponential(p)
+    r[3] = np.nan
+    r[7] = -np.abs(np.float64(np.nan))
+    r[11] = np.inf if p[0] > 1.0 else -np.inf
+    r[13] = p[1] * np.inf  # NaN where p[1] = 0
+    return r
+
+
+def nan_payloads(p):  # a NaN per point, sign and payload from its bits: which NaN wins shows
+    r = exponential(p)
+    tag = int(np.frombuffer(np.array(p, np.float64).tobytes(), np.uint64).sum() % 2**20)
+    bits = np.uint64(0x7FF8000000000000 | tag | ((tag & 1) << 63))
+    r[T > 2.5] = np.array([bits]).view(np.float64)[0]  # the vector body and the tail
+    return r
+
+
+def tiny_and_huge(p):  # magnitudes near 1e±300: differences overflow or vanish
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        return p[0] * 1e-300 * np.exp(-T) + p[1] * 1e300 * T + p[2]
+
+
+MODELS = {"exponential": exponential, "signed-zero": signed_zero, "non-finite": non_finite,
+          "nan-payloads": nan_payloads, "1e300": tiny_and_huge}
+
+CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
+    "p0": ([1.0, 1.0, 0.0], -INF, INF, None, None),
+    "p0-typical": ([1.0, 1.0, 0.0], -INF, INF, [1.0, 1.0, 1.0], None),
+    "optimum": ([2.4987, 1.3021, 0.50012], -INF, INF, [1.0, 1.0, 1.0], None),
+    # the step turned back below an upper bound, and one-sided where x − h crosses lb
+    "bounds-near": ([1.0, 1.3, 0.5], [1.0 - 1e-9, -INF, 0.5], [INF, 1.3 + 1e-9, 0.5 + 1e-12],
+                    None, None),
+    "on-bounds": ([1.0, 2.0, 0.5], [1.0, -INF, 0.5], [INF, 2.0, 0.5], None, None),
+    "zeros": ([-0.0, 0.0, -0.0], -INF, INF, None, None),
+    "negative-zero-c": ([2.0, -1e-300, -0.0], [-INF, -INF, -1.0], [INF, INF, 1e-320],
+                        [3.0, 1e-7, 1.0], (1e-6, 1e-8, 3e-5)),
+    "1e300": ([1e300, -1e-300, 1e-300], -INF, INF, None, None),
+    "1e300-typical": ([1e300, -1e-300, 1e-300], -INF, [INF, 0.0, INF], [1e300, 1e-300, 1e-300],
+                      None),
+    "non-finite-x": ([np.nan, -np.inf, 1.0], -INF, INF, None, None),
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path_factory.mktemp("native")))
+    yield
+    mp.undo()
+
+
+def _recording(fun, log):
+    def recorded(p):
+        log.append(np.array(p).tobytes())  # the point's bits, in call order
+        return fun(p)
+    return recorded
+
+
+def _python_and_native(fun, method, case, row_major=False):
+    """J by the host executor's evaluator and by C, with the points each handed the model."""
+    from marquardt._backend.numpy.native_model import ModelCallback
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    x, lb, ub, typical, rel = case
+    x = np.array([x], dtype=np.float64)
+    lb, ub = (np.broadcast_to(np.asarray(v, np.float64), (1, 3)).copy() for v in (lb, ub))
+    typ = None if typical is None else np.array([typical], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        r = fun(x[0])[None]
+    seen_py, seen_c = [], []
+    ev = numpy_evaluator(_recording(fun, seen_py), method, 3, 50, lb, ub, rel, typical=typ)
+    with np.errstate(all="ignore"):
+        want = ev.jacobian(x, r)
+    nd = NativeDifferences(ModelCallback(_recording(fun, seen_c), 3, 50), method, lb, ub,
+                           rel, typ, row_major=row_major)
+    with np.errstate(all="ignore"):
+        got = nd(x, r)
+    return want, got, seen_py, seen_c, nd
+
+
+@pytest.mark.parametrize("method", ["2-point", "3-point"])
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+@pytest.mark.parametrize("model", list(MODELS), ids=list(MODELS))
+def test_jacobian_bytes_points_and_calls_are_numdiffs(method, case, model):
+    want, got, seen_py, seen_c, nd = _python_and_native(MODELS[model], method, CASES[case])
+    assert got.shape == want.shape == (1, 50, 3)
+    assert got.strides == want.strides  # numdiff's memory order
+    assert got.tobytes() == want.tobytes()  # -0.0, NaN's sign and payload included
+    assert np.asarray(got).ravel(order="K").tobytes() == np.asarray(want).ravel(
+        order="K").tobytes()
+    assert seen_c == seen_py  # the same points, bit for bit, in the same order
+    assert nd.nfev == len(seen_c) == numdiff.calls_per_jacobian(method) * 3
+
+
+@pytest.mark.parametrize("method", ["2-point", "3-point"])
+def test_row_major_layout_holds_the_same_values(method):
+    want, got, *_ = _python_and_native(non_finite, method, CASES["bounds-near"],
+                                       row_major=True)
+    assert got.flags.c_contiguous
+    assert got.tobytes() == np.ascontiguousarray(want).tobytes()
+
+
+def test_the_cases_turn_steps_back_and_take_one_sided_differences():
+    """The cases above do exercise both bound rules (a guard on the test's own inputs)."""
+    _, _, seen_py, _, nd = _python_and_native(exponential, "3-point", CASES["on-bounds"])
+    points = [np.frombuffer(b) for b in seen_py]
+    x = np.array([1.0, 2.0, 0.5])
+    assert nd.h[0] > 0 and nd.h[1] < 0 and nd.h[2] < 0  # b and c turned back from ub
+    assert points[3 + 0][0] == x[0] + 2.0 * nd.h[0]  # one-sided for a (x − h < lb)
+    assert points[3 + 1][1] == x[1] - nd.h[1]  # central for b
+
+
+class _Stop(BaseException):  # not an Exception: KeyboardInterrupt's kind
+    pass
+
+
+@pytest.mark.parametrize("raised", [ZeroDivisionError("model broke"), _Stop("interrupted")],
+                         ids=["exception", "base-exception"])
+@pytest.mark.parametrize("method", ["2-point", "3-point"])
+def test_the_models_exception_propagates_unchanged_and_c_stops(raised, method):
+    from marquardt._backend.numpy.native_model import ModelCallback
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    calls, fail = [], [True]
+
+    def fails_at_the_second_call(p):
+        calls.append(1)
+        if fail[0] and len(calls) == 2:
+            raise raised
+        return exponential(p)
+
+    nd = NativeDifferences(ModelCallback(fails_at_the_second_call, 3, 50), method, -INF, INF)
+    x = np.array([[1.0, 1.0, 0.0]])
+    with pytest.raises(type(raised)) as info:
+        nd(x, exponential(x[0])[None])
+    assert info.value is raised
+    assert len(calls) == 2 and nd.nfev == 1  # stopped at the failure
+    assert nd.model.error is None  # nothing kept for a later call
+    fail[0] = False  # the same objects again: a whole J
+    assert nd(x, exponential(x[0])[None]).shape == (1, 50, 3)
+    assert nd.nfev == 1 + 3 * numdiff.calls_per_jacobian(method)
+
+
+def test_a_wrong_shape_raises_the_evaluators_message():
+    from marquardt._backend.numpy.native_model import ModelCallback
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    nd = NativeDifferences(ModelCallback(lambda p: np.zeros(49), 3, 50, who="f"), "2-point",
+                           -INF, INF)
+    with pytest.raises(ValueError, match=r"`f` must return the same shape \(m,\) = \(50,\) "
+                                         r"at every call. Received: shape \(49,\)"):
+        nd(np.zeros((1, 3)), np.zeros((1, 50)))
+
+
+def test_an_unknown_method_is_refused():
+    from marquardt._backend.numpy.native_model import ModelCallback
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    with pytest.raises(ValueError, match=r"`method` must be '2-point' or '3-point'.*"
+                                         r"Received: method='cs'"):
+        NativeDifferences(ModelCallback(exponential, 3, 50), "cs", -INF, INF)
