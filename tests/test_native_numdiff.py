@@ -61,6 +61,8 @@ CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
     "bounds-near": ([1.0, 1.3, 0.5], [1.0 - 1e-9, -INF, 0.5], [INF, 1.3 + 1e-9, 0.5 + 1e-12],
                     None, None),
     "on-bounds": ([1.0, 2.0, 0.5], [1.0, -INF, 0.5], [INF, 2.0, 0.5], None, None),
+    # every '3-point' column one-sided: two NaNs meet in −3·r + 4·f⁺ in every column
+    "on-lower-bounds": ([1.0, 1.3, 0.5], [1.0, 1.3, 0.5], INF, None, None),
     "zeros": ([-0.0, 0.0, -0.0], -INF, INF, None, None),
     "negative-zero-c": ([2.0, -1e-300, -0.0], [-INF, -INF, -1.0], [INF, INF, 1e-320],
                         [3.0, 1e-7, 1.0], (1e-6, 1e-8, 3e-5)),
