@@ -50,7 +50,12 @@ def tiny_and_huge(p):  # magnitudes near 1e±300: differences overflow or vanish
         return p[0] * 1e-300 * np.exp(-T) + p[1] * 1e300 * T + p[2]
 
 
-MODELS = {"exponential": exponential, "signed-zero": signed_zero, "non-finite": non_finite,
+def float32_list(p):  # not a float64 array: converted as the evaluator converts
+    r = exponential(p)
+    return r.astype(np.float32) if p[0] > 1.0 else list(r)
+
+
+MODELS = {"exponential": exponential, "float32-list": float32_list, "signed-zero": signed_zero, "non-finite": non_finite,
           "nan-payloads": nan_payloads, "1e300": tiny_and_huge}
 
 CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
@@ -98,7 +103,7 @@ def _python_and_native(fun, method, case, row_major=False):
     lb, ub = (np.broadcast_to(np.asarray(v, np.float64), (1, 3)).copy() for v in (lb, ub))
     typ = None if typical is None else np.array([typical], dtype=np.float64)
     with np.errstate(all="ignore"):
-        r = fun(x[0])[None]
+        r = np.asarray(fun(x[0]), dtype=np.float64)[None]
     seen_py, seen_c = [], []
     ev = numpy_evaluator(_recording(fun, seen_py), method, 3, 50, lb, ub, rel, typical=typ)
     with np.errstate(all="ignore"):

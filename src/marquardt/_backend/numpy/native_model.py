@@ -98,11 +98,15 @@ class ModelCallback:
         x = self.x = np.zeros(n)
         r = self.r = np.zeros(m)
         self.error = None
-        as_vector = _as_vector
+        as_vector, ndarray, f64, shape = _as_vector, np.ndarray, np.dtype(np.float64), (m,)
 
         def call(_x, _r) -> int:
             try:
-                r[...] = as_vector(fun(x), m, who)
+                out = fun(x)
+                if type(out) is ndarray and out.shape == shape and out.dtype == f64:
+                    r[...] = out  # what ``as_vector`` would return: ``out`` itself
+                else:
+                    r[...] = as_vector(out, m, who)
             except BaseException as exc:  # kept for the caller, re-raised after C returns
                 self.error = exc
                 return 1

@@ -1,0 +1,195 @@
+"""One finite-difference Jacobian of ``single_fit.py``'s exponential: numdiff's Python against C.
+
+The model is ``single_fit.py``'s y = a·exp(−b·t) + c on 50 points, as ``curve_fit`` hands it to
+the host executor (``host_fun(p) = asarray(model(t, *p)) − y``), at p0 = (1, 1, 0) with
+``curve_fit``'s typical magnitudes. Forms of one Jacobian ('2-point': 3 model calls,
+'3-point': 6):
+
+* ``python``: the host executor's, ``numpy_evaluator(...).jacobian(x, r)``
+  (``numdiff.one_problem_jacobian``);
+* ``c``: ``native_numdiff.NativeDifferences(x, r)``: one ``ctypes`` call into C per Jacobian,
+  the model called back from C (``native_model.ModelCallback``);
+* ``c-loop``: the same C function called ``--repeat`` times from a C loop, as the native
+  executor's loop will call it: no Python but the model's callbacks.
+
+And per model call: the model from Python (``host_fun(x)``), the same model called back
+from C (``mq_evaluate`` in a C loop), and an empty model (returns a ready array) both ways:
+the callback's own cost.
+
+Times: interleaved rounds of ``--repeat`` calls each, best and median per call (a busy
+machine slows every form alike). ``--instructions``: callgrind's instructions per Jacobian
+instead (exact: two runs under valgrind, with 0 and ``--repeat`` Jacobians, differenced).
+
+Usage: python benchmarks/native_numdiff.py [--repeat 2000] [--rounds 7] [--instructions]
+(needs a C compiler; ``--instructions`` needs valgrind)
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+from marquardt._backend.numpy import native_build  # noqa: E402
+from marquardt._backend.numpy.native_model import ModelCallback  # noqa: E402
+from marquardt._backend.numpy.native_numdiff import NativeDifferences, c_source  # noqa: E402
+from marquardt._core import numdiff  # noqa: E402
+from marquardt._core.functions import numpy_evaluator  # noqa: E402
+
+#: C loops around the API, for timing it without Python between calls.
+DRIVER = r"""
+int bench_jacobians(int count, const mq_differences *d, const mq_model *f, const double *x,
+                    const double *r, double *h, double *jac, int *nfev) {
+    for (int c = 0; c < count; c++) {
+        int failed = mq_difference_jacobian(d, f, x, r, h, jac, nfev);
+        if (failed) return failed;
+    }
+    return 0;
+}
+int bench_evaluations(int count, const mq_model *f, const double *x, double *r, int *nfev) {
+    for (int c = 0; c < count; c++) {
+        int failed = mq_evaluate(f, x, r, nfev);
+        if (failed) return failed;
+    }
+    return 0;
+}
+"""
+
+T = np.linspace(0.0, 4.0, 50)
+Y = 2.5 * np.exp(-1.3 * T) + 0.5 + 0.01 * np.random.default_rng(0).standard_normal(50)
+X0 = np.array([[1.0, 1.0, 0.0]])
+INF = np.full((1, 3), np.inf)
+
+
+def model_np(t, a, b, c):
+    return a * np.exp(-b * t) + c
+
+
+def host_fun(p):  # curve_fit's, without weights (``_curve_fit.fit_curve``)
+    return np.asarray(model_np(T, *p), dtype=np.float64) - Y
+
+
+def forms(method: str) -> dict:
+    """Each form as a function of a count: runs that many Jacobians (or calls)."""
+    typical = numdiff.typical_magnitudes(X0)
+    ev = numpy_evaluator(host_fun, method, 3, 50, -INF, INF, None, typical=typical)
+    r0 = host_fun(X0[0])[None]
+    cb = ModelCallback(host_fun, 3, 50, who="f")
+    nd = NativeDifferences(cb, method, -INF, INF, None, typical)
+    lib = native_build.load(c_source() + DRIVER, "native_numdiff_bench")
+    lib.bench_jacobians.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 7
+    lib.bench_evaluations.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4
+    jac, nfev = np.empty(150), ctypes.c_int(0)
+    jac_args = (ctypes.addressof(nd.record), ctypes.addressof(cb.record), X0.ctypes.data,
+                r0.ctypes.data, nd.h.ctypes.data, jac.ctypes.data, ctypes.addressof(nfev))
+    r_out = np.empty(50)
+    ready = host_fun(X0[0])
+    empty = ModelCallback(lambda p: ready, 3, 50)
+    x1 = X0[0].copy()
+
+    def loop(fn, *args):
+        def run(count):
+            for _ in range(count):
+                fn(*args)
+        return run
+
+    keep = (nd, cb, empty, jac, nfev, r0, r_out, x1)  # alive while C holds their addresses
+
+    def c_evaluations(callback):
+        args = (ctypes.addressof(callback.record), x1.ctypes.data, r_out.ctypes.data,
+                ctypes.addressof(nfev))
+        return lambda count, keep=keep: lib.bench_evaluations(count, *args)
+
+    return {
+        "python": loop(ev.jacobian, X0, r0),
+        "c": loop(nd, X0, r0),
+        "c-loop": lambda count, keep=keep: lib.bench_jacobians(count, *jac_args),
+        "model from Python": loop(host_fun, x1),
+        "model from C": c_evaluations(cb),
+        "empty model from Python": loop(lambda p: ready, x1),
+        "empty model from C": c_evaluations(empty),
+    }
+
+
+def timings(repeat: int, rounds: int) -> None:
+    for method in ("2-point", "3-point"):
+        fs = forms(method)
+        best = {k: [] for k in fs}
+        for _ in range(rounds):
+            for name, run in fs.items():
+                run(10)
+                start = time.perf_counter()
+                run(repeat)
+                best[name].append((time.perf_counter() - start) / repeat * 1e6)
+        calls = numdiff.calls_per_jacobian(method) * 3
+        print(f"{method} ({calls} model calls a Jacobian), µs a call, best / median of "
+              f"{rounds} rounds of {repeat}:")
+        base = min(best["python"])
+        for name, ts in best.items():
+            ratio = f"   {min(ts) / base:.2f}x python" if name in ("c", "c-loop") else ""
+            print(f"  {name:<26}{min(ts):>8.2f} /{statistics.median(ts):>8.2f}{ratio}")
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {here!r})
+from native_numdiff import forms
+run = forms({method!r})[{form!r}]
+run(20)
+run(int(sys.argv[1]))
+"""
+
+
+def instructions(repeat: int) -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    print(f"callgrind instructions a Jacobian or a call ({repeat} minus 0, same process "
+          "otherwise):")
+    jacobians = ("python", "c", "c-loop")
+    for method in ("2-point", "3-point"):
+        counts = {}
+        names = forms(method) if method == "2-point" else jacobians  # calls: once
+        for form in names:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "run.py")
+                with open(path, "w") as fh:
+                    fh.write(SCRIPT.format(here=here, method=method, form=form))
+                totals = []
+                for count in (0, repeat):
+                    out = subprocess.run(
+                        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg",
+                         sys.executable, path, str(count)],
+                        capture_output=True, text=True, check=True,
+                        env=dict(os.environ, PYTHONHASHSEED="0"))  # the same dicts' layouts
+                    totals.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
+            counts[form] = (totals[1] - totals[0]) / repeat
+            ratio = f"   {counts[form] / counts['python']:.2f}x python" if form in jacobians \
+                else ""
+            print(f"  {method} {form:<26}{counts[form]:>12,.0f}{ratio}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true",
+                        help="callgrind instruction counts instead of times")
+    args = parser.parse_args()
+    if native_build.compiler() is None:
+        sys.exit("no C compiler on the PATH (cc, gcc, clang): nothing to measure")
+    if args.instructions:
+        instructions(args.repeat)
+    else:
+        timings(args.repeat, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
