@@ -66,6 +66,10 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
     # core's steps traced (``_steps``; None: run eagerly)
     ns = single if k == 1 else xp
     steps = _steps(cfg, x0, f0, j0, lb, ub, d_fixed) if k == 1 else None
+    if steps is not None and _native is not None:  # off by default (``_native``)
+        done = _native(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
+        if done is not None:
+            return _batched(done[0]), done[1]
     with _quiet():
         state = (steps.start(x0, f0, j0, lb, ub, d_fixed) if steps is not None
                  else core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed))
@@ -395,6 +399,10 @@ def _run_one(cfg, steps: _Steps, evaluator: Evaluator, state: LoopState, lb, ub,
 
 
 _EVERY = np.arange(1)
+
+#: The native executor's loop (``_backend/numpy/native_loop.run``), off (None) by default:
+#: an internal switch for its tests and benchmarks (``native_loop.enabled()``).
+_native = None
 
 
 def _next_candidate(cfg: LoopConfig, ns, prep, s: LoopState, c, lb, ub):

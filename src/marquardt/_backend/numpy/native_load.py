@@ -1,0 +1,217 @@
+"""Generated C for the host: the system compiler, a disk cache keyed by the source, and the
+BLAS/LAPACK that NumPy itself calls.
+
+The native executor (``native_emit``, ``native_loop``) writes a fit's traced steps as C. This
+module turns such a source into a loaded shared object:
+
+* ``compiler()``: the C compiler, ``$CC`` or the first of ``cc``, ``gcc``, ``clang`` on the
+  ``PATH`` (None: no compiler, and the caller keeps the Python trace);
+* ``load(source)``: compiles ``source`` with ``FLAGS`` into ``cache_dir()`` under the SHA-256 of
+  (source, compiler, flags), written atomically (a temporary name, then ``os.replace``, so
+  that two processes compiling the same source never load half a file), and loads it with
+  ``ctypes``; a second call, in this process or a later one, costs a dictionary look-up or a
+  ``dlopen``. Raises ``NativeUnavailable`` where no compiler is found or compilation fails:
+  callers fall back to the Python trace, the user never sees it;
+* ``blas()``: the OpenBLAS that NumPy's wheel bundles (``numpy.libs``), the library NumPy's
+  ``matmul`` and ``linalg`` call, and the addresses of its CBLAS ``dgemv`` and LAPACK
+  ``dgesdd`` with their integer width (NumPy 2's wheels: ILP64, symbols ``scipy_cblas_dgemv64_``
+  and ``scipy_dgesdd_64_``). Generated code calls these through function pointers that its
+  ``init`` receives, so that a product or an SVD is the very kernel (the same CPU dispatch,
+  the same summation order) that NumPy runs: the same bits.
+
+Why ``-O0 -ffp-contract=off``: IEEE double arithmetic written in C, one operation per
+expression, gives Python's float arithmetic bit for bit only if the compiler neither fuses a
+multiply and an add (``-ffp-contract=off``) nor reorders operands; at ``-O1`` gcc 12 commuted
+the operands of an addition of two NaNs, which flips the sign of the NaN kept (measured on
+branch ``native``, 2026-12-05). The generated steps are straight-line scalar code whose cost is
+dominated by calls (BLAS, LAPACK, the user's model), so ``-O0`` costs little.
+
+Example:
+    >>> from marquardt._backend.numpy import native_load
+    >>> lib = native_load.load("double twice(double x) { return 2.0 * x; }")  # doctest: +SKIP
+    >>> import ctypes; lib.twice.restype = ctypes.c_double                     # doctest: +SKIP
+    >>> lib.twice(ctypes.c_double(1.5))                                        # doctest: +SKIP
+    3.0
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from typing import NamedTuple
+
+__all__ = ["FLAGS", "NativeUnavailable", "Blas", "blas", "cache_dir", "compiler", "load"]
+
+#: The compiler's flags: see the module docstring for why no optimisation.
+FLAGS = ("-O0", "-ffp-contract=off", "-fPIC", "-shared")
+
+_TIMEOUT_S = 120  # a compilation that takes longer is abandoned (the Python trace serves)
+
+
+class NativeUnavailable(Exception):
+    """No compiled code: no compiler, a failed compilation, or no BLAS to link against."""
+
+
+def compiler() -> str | None:
+    """The C compiler's path: ``$CC`` if it names an executable, else ``cc``, ``gcc`` or
+    ``clang`` on the ``PATH``; None where there is none."""
+    named = os.environ.get("CC")
+    if named:
+        path = shutil.which(named.split()[0])
+        if path:
+            return path
+    for name in ("cc", "gcc", "clang"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def cache_dir() -> str:
+    """Where compiled objects are kept: ``$MARQUARDT_NATIVE_CACHE``, else
+    ``$XDG_CACHE_HOME/marquardt/native``, else ``~/.cache/marquardt/native``."""
+    named = os.environ.get("MARQUARDT_NATIVE_CACHE")
+    if named:
+        return named
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "marquardt", "native")
+
+
+_LOADED: dict[str, ctypes.CDLL] = {}
+_LOCK = threading.Lock()
+
+
+def source_key(source: str, cc: str) -> str:
+    """The cache key of ``source`` compiled by ``cc`` with ``FLAGS``."""
+    h = hashlib.sha256()
+    for part in (source, cc, " ".join(FLAGS), sys.platform):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def load(source: str) -> ctypes.CDLL:
+    """The shared object of ``source``: from this process's memo, the disk cache, or compiled
+    now.
+
+    Raises:
+        NativeUnavailable: no compiler, or it failed (its message holds the compiler's
+            output).
+    """
+    cc = compiler()
+    if cc is None:
+        raise NativeUnavailable("no C compiler found (tried $CC, cc, gcc, clang)")
+    key = source_key(source, cc)
+    lib = _LOADED.get(key)
+    if lib is not None:
+        return lib
+    with _LOCK:
+        lib = _LOADED.get(key)
+        if lib is None:
+            path = os.path.join(cache_dir(), key + ".so")
+            if not os.path.exists(path):
+                _compile(cc, source, path)
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError as e:  # a damaged file in the cache: build it again, once
+                _compile(cc, source, path)
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    raise NativeUnavailable(f"cannot load {path}: {e}") from e
+            _LOADED[key] = lib
+    return lib
+
+
+def _compile(cc: str, source: str, path: str) -> None:
+    """``source`` compiled to ``path``: in a temporary directory beside it, then renamed."""
+    where = os.path.dirname(path)
+    try:
+        os.makedirs(where, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=where, prefix=".build-") as tmp:
+            c_file = os.path.join(tmp, "step.c")
+            so_file = os.path.join(tmp, "step.so")
+            with open(c_file, "w") as fh:
+                fh.write(source)
+            done = subprocess.run([cc, *FLAGS, "-o", so_file, c_file, "-lm"],
+                                  capture_output=True, text=True, timeout=_TIMEOUT_S)
+            if done.returncode != 0:
+                raise NativeUnavailable(f"{cc} failed ({done.returncode}): "
+                                        f"{done.stderr.strip()[-2000:]}")
+            os.replace(so_file, path)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise NativeUnavailable(f"cannot compile with {cc}: {e}") from e
+
+
+class Blas(NamedTuple):
+    """NumPy's BLAS/LAPACK: the library's path, whether its integers are 64-bit (ILP64),
+    and the addresses of ``dgemv`` (CBLAS) and ``dgesdd`` (LAPACK, Fortran convention)."""
+
+    path: str
+    ilp64: bool
+    dgemv: int
+    dgesdd: int
+
+
+# the symbol names to try, most likely first: (CBLAS dgemv, LAPACK dgesdd, ILP64)
+_SYMBOLS = (("scipy_cblas_dgemv64_", "scipy_dgesdd_64_", True),
+            ("cblas_dgemv64_", "dgesdd_64_", True),
+            ("scipy_cblas_dgemv", "scipy_dgesdd_", False),
+            ("cblas_dgemv", "dgesdd_", False))
+
+
+def _candidates() -> list[str]:
+    """Library files that may be NumPy's OpenBLAS: those this process has mapped (Linux),
+    then those bundled beside NumPy (``numpy.libs``, ``numpy/.dylibs``)."""
+    found = []
+    try:
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                path = line.rsplit(" ", 1)[-1].strip()
+                if "openblas" in os.path.basename(path).lower() and path not in found:
+                    found.append(path)
+    except OSError:
+        pass
+    import numpy
+
+    root = os.path.dirname(numpy.__file__)
+    for pattern in (os.path.join(os.path.dirname(root), "numpy.libs", "*openblas*"),
+                    os.path.join(root, ".dylibs", "*openblas*")):
+        found.extend(p for p in sorted(glob.glob(pattern)) if p not in found)
+    # NumPy's own first: a library under NumPy's directory tree before SciPy's or another
+    numpy_dir = os.path.dirname(root)
+    return sorted(found, key=lambda p: not (p.startswith(os.path.join(numpy_dir, "numpy"))))
+
+
+@functools.lru_cache(maxsize=1)
+def blas() -> Blas:
+    """NumPy's OpenBLAS and the symbols the generated code calls.
+
+    Raises:
+        NativeUnavailable: no such library or symbols (a NumPy built against another BLAS).
+    """
+    import numpy  # noqa: F401 — maps the library into the process first
+
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
+        except OSError:
+            continue
+        for gemv, gesdd, ilp64 in _SYMBOLS:
+            try:
+                f_gemv = getattr(lib, gemv)
+                f_gesdd = getattr(lib, gesdd)
+            except AttributeError:
+                continue
+            return Blas(path, ilp64, ctypes.cast(f_gemv, ctypes.c_void_p).value,
+                        ctypes.cast(f_gesdd, ctypes.c_void_p).value)
+    raise NativeUnavailable("NumPy's OpenBLAS not found (no numpy.libs/*openblas* with "
+                            "cblas_dgemv and dgesdd)")

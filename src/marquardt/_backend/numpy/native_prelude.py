@@ -1,0 +1,129 @@
+"""The C every emitted step shares (``native_emit``): NumPy's summation order, and NumPy's BLAS
+and LAPACK calls as NumPy makes them.
+
+* ``np_sum(a, n, stride)``: ``np.add.reduce`` over a contiguous-loop axis: the identity 0.0
+  plus NumPy's pairwise sum (``pairwise_sum_DOUBLE``: left to right below 8 terms; up to 128,
+  eight running sums over blocks of eight joined as ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)), then
+  the rest left to right; above 128, the two halves (the first a multiple of 8) summed
+  recursively and added). Checked against ``np.add.reduce`` for n = 1..400
+  (``tests/test_native_emit.py``).
+* ``np_gemv_cm(trans, rows, cols, a, lda, x, y)``: y = op(A) x for the column-major A that
+  NumPy's ``matmul`` hands OpenBLAS's ``cblas_dgemv`` (alpha 1, beta 0, unit strides):
+  a C-ordered matrix is the transpose of a column-major one, so its product is the
+  transposed call; the same kernel and so the same bits as NumPy's.
+* ``np_svd(a, ...)``: ``np.linalg._umath_linalg.svd_s`` for one matrix: the input copied to
+  column-major order, LAPACK ``dgesdd`` with ``jobz='S'``, a workspace query first and that
+  workspace, then u, s, vᵀ copied back to C order. Returns LAPACK's ``info`` (nonzero: no
+  convergence, where NumPy raises).
+
+The BLAS integer (``blasint``) is 64-bit for an ILP64 library (NumPy 2's wheels) and the
+function pointers are set once by ``marquardt_init``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["prelude"]
+
+_TEXT = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+typedef BLASINT blasint;
+typedef void (*gemv_t)(int, int, blasint, blasint, double, const double *, blasint,
+                       const double *, blasint, double, double *, blasint);
+typedef void (*gesdd_t)(const char *, const blasint *, const blasint *, double *,
+                        const blasint *, double *, double *, const blasint *, double *,
+                        const blasint *, double *, const blasint *, blasint *, blasint *,
+                        size_t);
+static gemv_t p_gemv;
+static gesdd_t p_gesdd;
+
+void marquardt_init(void *gemv, void *gesdd) { p_gemv = (gemv_t)gemv; p_gesdd = (gesdd_t)gesdd; }
+
+static double D(uint64_t bits) { double d; memcpy(&d, &bits, 8); return d; }
+
+static double pairwise(const double *a, long n, long s) {
+    if (n < 8) {
+        double res = 0.0;
+        for (long i = 0; i < n; i++) res += a[i * s];
+        return res;
+    } else if (n <= 128) {
+        double r[8], res;
+        long i;
+        for (int j = 0; j < 8; j++) r[j] = a[j * s];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[(i + j) * s];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i * s];
+        return res;
+    } else {
+        long n2 = n / 2;
+        n2 -= n2 % 8;
+        return pairwise(a, n2, s) + pairwise(a + n2 * s, n - n2, s);
+    }
+}
+
+static double np_sum(const double *a, long n, long s) { return 0.0 + pairwise(a, n, s); }
+
+/* np.add.reduce along an outer axis: one running sum from the identity */
+static double np_sum_running(const double *a, long n, long s) {
+    double acc = 0.0;
+    for (long i = 0; i < n; i++) acc += a[i * s];
+    return acc;
+}
+
+static int np_all(const int64_t *a, long n, long s) {
+    for (long i = 0; i < n; i++) if (!a[i * s]) return 0;
+    return 1;
+}
+
+static int np_any(const int64_t *a, long n, long s) {
+    for (long i = 0; i < n; i++) if (a[i * s]) return 1;
+    return 0;
+}
+
+static double np_max(const double *a, long n, long s) {
+    double m = a[0];
+    for (long i = 1; i < n; i++) { double v = a[i * s]; m = (m >= v || m != m) ? m : v; }
+    return m;
+}
+
+/* y = op(A) x, A column-major rows x cols with leading dimension lda */
+static void np_gemv_cm(int trans, long rows, long cols, const double *a, long lda,
+                       const double *x, long incx, double *y) {
+    p_gemv(102, trans ? 112 : 111, rows, cols, 1.0, a, lda, x, incx, 0.0, y, 1);
+}
+
+/* thin SVD of the m x n matrix at a (element strides sa0, sa1): u (m x k), s (k), vt (k x n),
+   all C order, k = min(m, n) */
+static int np_svd(const double *a, long sa0, long sa1, long m, long n, double *u, double *s,
+                  double *vt) {
+    blasint M = m, N = n, K = m < n ? m : n, lda = m > 1 ? m : 1, ldu = lda, ldvt = K,
+            info = 0, query = -1;
+    double *af = malloc(sizeof(double) * (size_t)(m * n));
+    double *uf = malloc(sizeof(double) * (size_t)(m * K));
+    double *vf = malloc(sizeof(double) * (size_t)(K * n));
+    blasint *iwork = malloc(sizeof(blasint) * (size_t)(8 * K));
+    double wq = 0.0;
+    for (long j = 0; j < n; j++)
+        for (long i = 0; i < m; i++) af[i + j * m] = a[i * sa0 + j * sa1];
+    p_gesdd("S", &M, &N, af, &lda, s, uf, &ldu, vf, &ldvt, &wq, &query, iwork, &info, 1);
+    blasint lwork = (blasint)wq;
+    if (lwork < 1) lwork = 1;
+    double *work = malloc(sizeof(double) * (size_t)lwork);
+    p_gesdd("S", &M, &N, af, &lda, s, uf, &ldu, vf, &ldvt, work, &lwork, iwork, &info, 1);
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < K; j++) u[i * K + j] = uf[i + j * m];
+    for (long i = 0; i < K; i++)
+        for (long j = 0; j < n; j++) vt[i * n + j] = vf[i + j * K];
+    free(af); free(uf); free(vf); free(iwork); free(work);
+    return (int)info;
+}
+"""
+
+
+def prelude(ilp64: bool) -> str:
+    """The shared C text for a BLAS with 64-bit (``ilp64``) or 32-bit integers."""
+    return _TEXT.replace("BLASINT", "int64_t" if ilp64 else "int32_t")
