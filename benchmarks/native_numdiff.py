@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from marquardt._backend.numpy import native_build  # noqa: E402
+from marquardt._backend.numpy import native_load  # noqa: E402
 from marquardt._backend.numpy.native_model import ModelCallback  # noqa: E402
 from marquardt._backend.numpy.native_numdiff import NativeDifferences, c_source  # noqa: E402
 from marquardt._core import numdiff  # noqa: E402
@@ -85,7 +85,7 @@ def forms(method: str) -> dict:
     r0 = host_fun(X0[0])[None]
     cb = ModelCallback(host_fun, 3, 50, who="f")
     nd = NativeDifferences(cb, method, -INF, INF, None, typical)
-    lib = native_build.load(c_source() + DRIVER, "native_numdiff_bench")
+    lib = native_load.load(c_source() + DRIVER)
     lib.bench_jacobians.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 7
     lib.bench_evaluations.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4
     jac, nfev = np.empty(150), ctypes.c_int(0)
@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true",
                         help="callgrind instruction counts instead of times")
     args = parser.parse_args()
-    if native_build.compiler() is None:
+    if native_load.compiler() is None:
         sys.exit("no C compiler on the PATH (cc, gcc, clang): nothing to measure")
     if args.instructions:
         instructions(args.repeat)

@@ -7,11 +7,11 @@ compiler; the C is compiled once for the module (into a temporary cache)."""
 import numpy as np
 import pytest
 
-from marquardt._backend.numpy import native_build
+from marquardt._backend.numpy import native_load
 from marquardt._core import numdiff
 from marquardt._core.functions import numpy_evaluator
 
-pytestmark = pytest.mark.skipif(native_build.compiler() is None, reason="no C compiler")
+pytestmark = pytest.mark.skipif(native_load.compiler() is None, reason="no C compiler")
 
 # benchmarks/single_fit.py's exponential, as curve_fit's host function sees it
 T = np.linspace(0.0, 4.0, 50)

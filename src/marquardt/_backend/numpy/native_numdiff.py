@@ -6,7 +6,11 @@ problem formed in C, the user's model called back through one ``ctypes`` callbac
 default path.
 
 Every number is the Python's (``marquardt._core.numdiff``), the same IEEE double operations in
-the same order, compiled without contraction (``native_build.FLAGS``):
+the same order, compiled without contraction (``native_load.FLAGS``). A sum where two different
+NaNs can meet keeps the one the Python keeps, chosen explicitly (``mq_sum``; x86 keeps the
+first operand, and NumPy's compiled loops put them either way round by position:
+``sum_operands``), so that no compiler flag changes a bit (the tests pass at ``-O2`` and
+``-O3`` too):
 
 * the steps: hᵢ = (relᵢ · sᵢ) · max(typicalᵢ, |xᵢ|) with sᵢ = 1 if xᵢ ≥ 0 (−0.0 too) else −1,
   the max as Python's ``typical if typical > |x| else |x|`` (NaN → |x|); hᵢ = −|hᵢ| where
@@ -48,7 +52,7 @@ import ctypes
 
 import numpy as np
 
-from marquardt._backend.numpy import native_build
+from marquardt._backend.numpy import native_load
 from marquardt._backend.numpy.native_model import MODEL_C, ModelCallback
 from marquardt._core import numdiff
 
@@ -188,7 +192,7 @@ class NativeDifferences:
 
     Raises:
         ValueError: an unknown ``method``, or bounds/steps of the wrong size.
-        RuntimeError: no C compiler (``native_build.load``).
+        native_load.NativeUnavailable: no C compiler, or it failed.
 
     Examples:
         >>> import numpy as np
@@ -222,7 +226,7 @@ class NativeDifferences:
         # a few hundred bytes far less
         self._x, self._r = np.zeros(n), np.zeros(m)
         self._out = np.zeros((1, m, n) if row_major else (n, 1, m))
-        lib = native_build.load(c_source(), "marquardt_numdiff")
+        lib = native_load.load(c_source())
         fn = lib.mq_difference_jacobian
         fn.argtypes = [ctypes.c_void_p] * 7
         fn.restype = ctypes.c_int
