@@ -55,8 +55,8 @@ def float32_list(p):  # not a float64 array: converted as the evaluator converts
     return r.astype(np.float32) if p[0] > 1.0 else list(r)
 
 
-MODELS = {"exponential": exponential, "float32-list": float32_list, "signed-zero": signed_zero, "non-finite": non_finite,
-          "nan-payloads": nan_payloads, "1e300": tiny_and_huge}
+MODELS = {"exponential": exponential, "float32-list": float32_list, "signed-zero": signed_zero,
+          "non-finite": non_finite, "nan-payloads": nan_payloads, "1e300": tiny_and_huge}
 
 CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
     "p0": ([1.0, 1.0, 0.0], -INF, INF, None, None),
