@@ -2,7 +2,7 @@
 Python ones (``numdiff.one_problem_jacobian`` through ``functions.numpy_evaluator``): the same
 J byte for byte, the same points handed to the model in the same order, the same count of
 calls, and the model's exception reaching the caller as it was raised. Skipped without a C
-compiler; the C is compiled once for the module (into a temporary cache)."""
+compiler; the C is compiled once (``native_load``'s disk cache, as the native loop's tests)."""
 
 import numpy as np
 import pytest
@@ -76,14 +76,6 @@ CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
                       None),
     "non-finite-x": ([np.nan, -np.inf, 1.0], -INF, INF, None, None),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path_factory.mktemp("native")))
-    yield
-    mp.undo()
 
 
 def _recording(fun, log):
@@ -196,3 +188,67 @@ def test_an_unknown_method_is_refused():
     with pytest.raises(ValueError, match=r"`method` must be '2-point' or '3-point'.*"
                                          r"Received: method='cs'"):
         NativeDifferences(ModelCallback(exponential, 3, 50), "cs", -INF, INF)
+
+
+# Whole fits: the evaluator's J formed in C (``native_numdiff.enabled``) ends every fit with the
+# same bits, on the Python trace and on cstep's native loop.
+
+def _exp3(t, a, b, c):
+    return a * np.exp(-b * t) + c
+
+
+FITS = {
+    "2-point": dict(jac="2-point"),
+    "3-point": dict(jac="3-point"),
+    "bounds": dict(jac="2-point", bounds=([0.0, 0.0, -1.0], [2.2, 5.0, 1.0])),
+    "bounds-3-point": dict(jac="3-point", bounds=([1.0, 0.0, 0.0], [2.2, 5.0, 1.0])),
+    "soft_l1": dict(jac="2-point", loss="soft_l1"),
+    "sigma": dict(jac="2-point", sigma=np.linspace(0.5, 1.5, 50)),
+}
+
+
+def _fit(options):
+    import marquardt
+
+    popt, pcov, info, mesg, ier = marquardt.curve_fit(_exp3, T, Y, p0=[1.0, 1.0, 0.0],
+                                                      full_output=True, **options)
+    res = info["result"]
+    return [popt, pcov, np.asarray(res["jac"]), np.asarray(res["fun"]), res["nfev"],
+            res["status"], np.asarray(res["history"]) if "history" in res else None, mesg, ier]
+
+
+def _same(a, b):
+    for va, vb in zip(a, b):
+        if isinstance(va, np.ndarray):
+            assert np.ascontiguousarray(va).tobytes() == np.ascontiguousarray(vb).tobytes()
+        else:
+            assert va == vb
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_a_whole_fit_with_differences_in_c_ends_with_the_same_bits(name, monkeypatch):
+    from marquardt._backend.numpy import native_numdiff
+    from marquardt._core import functions
+
+    made = []
+
+    def counted(*args):
+        jacobian = native_numdiff.evaluator_jacobian(*args)
+        made.append(jacobian)
+        return jacobian
+
+    expected = _fit(FITS[name])
+    monkeypatch.setattr(functions, "_native_differences", counted)
+    got = _fit(FITS[name])
+    assert len(made) == 1 and made[0] is not None  # the C differences served
+    _same(expected, got)
+
+
+def test_a_fit_on_the_native_loop_with_differences_in_c_ends_with_the_same_bits():
+    from marquardt._backend.numpy import native_loop, native_numdiff
+
+    expected = _fit(FITS["bounds"])
+    with native_loop.enabled(), native_numdiff.enabled():
+        _fit(FITS["bounds"])  # on the trace, recording; the steps compiled
+        got = _fit(FITS["bounds"])
+    _same(expected, got)

@@ -2,8 +2,9 @@
 
 For the native executor (issue #13, result 1): the '2-point' and '3-point' Jacobians of one
 problem formed in C, the user's model called back through one ``ctypes`` callback
-(``native_model``), so that a fit run in C spends no Python per difference. Not wired into the
-default path.
+(``native_model``), so that a fit run in C spends no Python per difference. Not the default
+path: ``enabled()`` (or ``enable(True)``) has the host evaluator
+(``functions.numpy_evaluator``) form its difference Jacobians here, for tests and benchmarks.
 
 Every number is the Python's (``marquardt._core.numdiff``), the same IEEE double operations in
 the same order, compiled without contraction (``native_load.FLAGS``). A sum where two different
@@ -48,16 +49,19 @@ functions are pasted into a larger translation unit)::
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
+from typing import Callable
 
 import numpy as np
 
 from marquardt._backend.numpy import native_load
 from marquardt._backend.numpy.native_model import MODEL_C, ModelCallback
-from marquardt._core import numdiff
+from marquardt._core import functions, numdiff
 
 __all__ = ["DIFFERENCES_C", "c_source", "DifferencesRecord", "NativeDifferences",
-           "sum_operands"]
+           "enable", "enabled", "evaluator_jacobian", "jacobian_function", "sum_operands"]
 
 DIFFERENCES_C = r"""
 typedef struct {
@@ -144,22 +148,47 @@ class DifferencesRecord(ctypes.Structure):
                 ("swap_sums", ctypes.c_void_p)]
 
 
-def sum_operands(rows: int, length: int) -> np.ndarray:
+def sum_operands(rows: int, length: int) -> tuple[np.ndarray, int]:
     """Where NumPy's ``a + B``, a (1, length) and B (rows, length) C-ordered float64, returns
-    B's NaN when both are NaN (uint8 (rows, length), 1: B's). A sum of two NaNs is one of
+    B's NaN when both are NaN: a read-only uint8 table (rows, length), 1 for B's, and its
+    address (made once per shape). A sum of two NaNs is one of
     them, and which one x86 keeps depends on the order of the operands in the instruction,
     which NumPy's compiled loops choose by position (its vector body and its tail differ):
     probed once per shape on this machine's NumPy, not assumed. numdiff's ``−3·r + 4·f⁺``
     ((1, m) + (n, m)) is of this form (so are ``x + h·I`` and ``x + 2·(h·I)``, but there
     two NaNs meet only where xⱼ is NaN, and hⱼ is then xⱼ's NaN: the same bits either
     way)."""
-    nan = np.float64(np.nan)
-    with np.errstate(all="ignore"):
-        both = np.full((1, length), nan) + np.full((rows, length), -nan)
-    return np.signbit(both).astype(np.uint8)
+    key = (rows, length)
+    found = _OPERANDS.get(key)
+    if found is None:
+        nan = np.float64(np.nan)
+        with np.errstate(all="ignore"):
+            both = np.full((1, length), nan) + np.full((rows, length), -nan)
+        table = np.signbit(both).astype(np.uint8)
+        table.flags.writeable = False
+        found = (table, table.ctypes.data)
+        if len(_OPERANDS) < 64:
+            _OPERANDS[key] = found
+    return found
 
+
+_OPERANDS: dict = {}  # sum_operands' tables and their addresses by shape (up to 64 kept)
 
 _METHODS = {"2-point": 2, "3-point": 3}
+
+
+@functools.lru_cache(maxsize=1)
+def jacobian_function() -> ctypes._CFuncPtr:
+    """``mq_difference_jacobian`` of the compiled library (built, or loaded from the disk
+    cache, at the first call in the process), its seven arguments addresses.
+
+    Raises:
+        native_load.NativeUnavailable: no C compiler, or it failed.
+    """
+    fn = native_load.load(c_source()).mq_difference_jacobian
+    fn.argtypes = [ctypes.c_void_p] * 7
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def _row(values, n: int, name: str) -> np.ndarray:
@@ -213,26 +242,28 @@ class NativeDifferences:
         if rel_step is None:
             rel_step = numdiff.default_rel_step(method)
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
-        self._arrays = [_row(rel_step, n, "rel_step"),
-                        _row(1.0 if typical is None else typical, n, "typical"),
-                        _row(lb, n, "lb"), _row(ub, n, "ub")]
+        # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
+        # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
+        block = self._block = np.empty(6 * n + m + n * m)
+        for i, (values, name) in enumerate(((rel_step, "rel_step"),
+                                            (1.0 if typical is None else typical, "typical"),
+                                            (lb, "lb"), (ub, "ub"))):
+            block[i * n:(i + 1) * n] = _row(values, n, name)
+        self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
+        self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
+        self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
+        base = block.ctypes.data
+        at = [base + 8 * i * n for i in range(4)]  # rel, typical, lb, ub
         # where two NaNs meet in −3·r + 4·f⁺, the one NumPy keeps
-        self._arrays.append(sum_operands(n, m))
-        self.record = DifferencesRecord(_METHODS[method], int(row_major),
-                                        *(a.ctypes.data for a in self._arrays))
-        self.h = np.zeros(n)
+        swaps, swaps_at = sum_operands(n, m)
+        self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at)
+        self._keep = swaps
         self._nfev = ctypes.c_int(0)
-        # fixed buffers in and out: a NumPy array's address costs ~1 µs to ask for, a copy of
-        # a few hundred bytes far less
-        self._x, self._r = np.zeros(n), np.zeros(m)
-        self._out = np.zeros((1, m, n) if row_major else (n, 1, m))
-        lib = native_load.load(c_source())
-        fn = lib.mq_difference_jacobian
-        fn.argtypes = [ctypes.c_void_p] * 7
-        fn.restype = ctypes.c_int
-        args = (ctypes.addressof(self.record), ctypes.addressof(model.record),
-                self._x.ctypes.data, self._r.ctypes.data, self.h.ctypes.data,
-                self._out.ctypes.data, ctypes.addressof(self._nfev))
+        fn = self._fn = jacobian_function()
+        self._head = (ctypes.addressof(self.record), ctypes.addressof(model.record))
+        self._tail = (base + 8 * 4 * n, ctypes.addressof(self._nfev))
+        args = (*self._head, base + 8 * 5 * n, base + 8 * 6 * n, self._tail[0],
+                base + 8 * (6 * n + m), self._tail[1])
         self._run = lambda: fn(*args)
 
     @property
@@ -250,3 +281,48 @@ class NativeDifferences:
             self.model.raise_error()
         j = self._out.copy()
         return j if self.row_major else j.transpose(1, 2, 0)
+
+    def at(self, x: int, r: int, jac: int) -> None:
+        """J written at address ``jac`` from x and r at theirs (a native loop's slots: no
+        copies, no array made); the layout is ``row_major``'s. The addresses must hold n, m
+        and n·m float64 values, and r must not be the model's own buffer.
+
+        Raises:
+            whatever the model raised (C stopped at that call; J is then partly written).
+        """
+        if self._fn(*self._head, x, r, self._tail[0], jac, self._tail[1]):
+            self.model.raise_error()
+
+
+def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_step,
+                       typical, who: str, residual: Callable) -> Callable | None:
+    """The host evaluator's ``jacobian(x, r=None, problems=None) -> J`` (1, m, n) formed in C
+    (``functions.numpy_evaluator``'s, the same bits), or None where no C can be built.
+    ``residual(x)`` gives r where the caller has none."""
+    try:
+        nd = NativeDifferences(ModelCallback(fun, n, m, who), method, lb, ub, rel_step,
+                               typical)
+    except native_load.NativeUnavailable:
+        return None
+
+    def jacobian(x, r=None, problems=None):
+        return nd(x, residual(x) if r is None else r)
+
+    return jacobian
+
+
+def enable(on: bool = True) -> None:
+    """Form single NumPy fits' difference Jacobians in C (on) or in Python (off, the
+    default), from the next evaluator made (``functions.numpy_evaluator``)."""
+    functions._native_differences = evaluator_jacobian if on else None
+
+
+@contextlib.contextmanager
+def enabled():
+    """Differences in C inside the block."""
+    previous = functions._native_differences
+    functions._native_differences = evaluator_jacobian
+    try:
+        yield
+    finally:
+        functions._native_differences = previous
