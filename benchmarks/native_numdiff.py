@@ -16,17 +16,25 @@ And per model call: the model from Python (``host_fun(x)``), the same model call
 from C (``mq_evaluate`` in a C loop), and an empty model (returns a ready array) both ways:
 the callback's own cost.
 
+``--whole``: warm ``curve_fit`` fits of the exponential ('2-point') instead: on the Python
+trace, the trace with its differences in C (``native_numdiff.enabled``), cstep's native loop
+(``native_loop.enabled``), the loop with differences in C, and SciPy's ``curve_fit``; every
+form's result checked bit for bit against the trace's.
+
 Times: interleaved rounds of ``--repeat`` calls each, best and median per call (a busy
 machine slows every form alike). ``--instructions``: callgrind's instructions per Jacobian
-instead (exact: two runs under valgrind, with 0 and ``--repeat`` Jacobians, differenced).
+(or fit) instead (exact: two runs under valgrind, with 0 and ``--repeat`` calls,
+differenced; OpenBLAS kept to one thread, whose spinning would count).
 
 Usage: python benchmarks/native_numdiff.py [--repeat 2000] [--rounds 7] [--instructions]
+       python benchmarks/native_numdiff.py --whole [--repeat 200] [--instructions]
 (needs a C compiler; ``--instructions`` needs valgrind)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import re
@@ -139,18 +147,97 @@ def timings(repeat: int, rounds: int) -> None:
             print(f"  {name:<26}{min(ts):>8.2f} /{statistics.median(ts):>8.2f}{ratio}")
 
 
+def fit_forms() -> dict:
+    """Each whole-fit form as a function of a count (warmed up, checked against the trace)."""
+    import scipy.optimize
+
+    import marquardt
+    from marquardt._backend.numpy import native_loop, native_numdiff
+
+    def fit():
+        return marquardt.curve_fit(model_np, T, Y, p0=[1.0, 1.0, 0.0], jac="2-point")
+
+    def under(*switches):
+        def run():
+            with contextlib.ExitStack() as stack:
+                for switch in switches:
+                    stack.enter_context(switch())
+                return fit()
+        return run
+
+    calls = {"trace": fit, "trace+c-diff": under(native_numdiff.enabled),
+             "native": under(native_loop.enabled),
+             "native+c-diff": under(native_loop.enabled, native_numdiff.enabled),
+             "scipy": lambda: scipy.optimize.curve_fit(model_np, T, Y, p0=[1.0, 1.0, 0.0])}
+    for call in calls.values():  # the native loop: record and compile, then run native
+        call(), call()
+    want = calls["trace"]()
+    for name in ("trace+c-diff", "native", "native+c-diff"):
+        got = calls[name]()
+        if any(np.asarray(a).tobytes() != np.asarray(b).tobytes() for a, b in zip(want, got)):
+            sys.exit(f"{name}: not the trace's result bit for bit")
+
+    def counted(call):
+        def run(count):
+            for _ in range(count):
+                call()
+        return run
+    return {name: counted(call) for name, call in calls.items()}
+
+
+def whole_timings(repeat: int, rounds: int) -> None:
+    fs = fit_forms()
+    times = {k: [] for k in fs}
+    for _ in range(rounds):
+        for name, run in fs.items():
+            start = time.perf_counter()
+            run(repeat)
+            times[name].append((time.perf_counter() - start) / repeat * 1e3)
+    print(f"warm curve_fit, ms a fit, best / median of {rounds} rounds of {repeat}:")
+    for name, ts in times.items():
+        print(f"  {name:<16}{min(ts):>8.3f} /{statistics.median(ts):>8.3f}   "
+              f"{min(ts) / min(times['scipy']):.2f}x scipy")
+
+
 SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
-from native_numdiff import forms
-run = forms({method!r})[{form!r}]
+from native_numdiff import fit_forms, forms
+run = (fit_forms() if {method!r} == "fit" else forms({method!r}))[{form!r}]
 run(20)
 run(int(sys.argv[1]))
 """
 
 
-def instructions(repeat: int) -> None:
+def callgrind(method: str, form: str, repeat: int) -> float:
+    """Instructions per call of ``form`` (``method``: a difference method, or "fit")."""
     here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "run.py")
+        with open(path, "w") as fh:
+            fh.write(SCRIPT.format(here=here, method=method, form=form))
+        totals = []
+        for count in (0, repeat):
+            out = subprocess.run(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg",
+                 sys.executable, path, str(count)],
+                capture_output=True, text=True, check=True,
+                env=dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1"))
+            totals.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
+    return (totals[1] - totals[0]) / repeat
+
+
+def whole_instructions(repeat: int) -> None:
+    print(f"callgrind instructions a warm fit ({repeat} fits minus 0):")
+    counts = {}
+    for form in ("trace", "trace+c-diff", "native", "native+c-diff", "scipy"):
+        counts[form] = callgrind("fit", form, repeat)
+        print(f"  {form:<16}{counts[form]:>12,.0f}", flush=True)
+    for form, value in counts.items():
+        print(f"  {form:<16}{value / counts['scipy']:>6.2f}x scipy")
+
+
+def instructions(repeat: int) -> None:
     print(f"callgrind instructions a Jacobian or a call ({repeat} minus 0, same process "
           "otherwise):")
     jacobians = ("python", "c", "c-loop")
@@ -158,19 +245,7 @@ def instructions(repeat: int) -> None:
         counts = {}
         names = forms(method) if method == "2-point" else jacobians  # calls: once
         for form in names:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "run.py")
-                with open(path, "w") as fh:
-                    fh.write(SCRIPT.format(here=here, method=method, form=form))
-                totals = []
-                for count in (0, repeat):
-                    out = subprocess.run(
-                        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg",
-                         sys.executable, path, str(count)],
-                        capture_output=True, text=True, check=True,
-                        env=dict(os.environ, PYTHONHASHSEED="0"))  # the same dicts' layouts
-                    totals.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
-            counts[form] = (totals[1] - totals[0]) / repeat
+            counts[form] = callgrind(method, form, repeat)
             ratio = f"   {counts[form] / counts['python']:.2f}x python" if form in jacobians \
                 else ""
             print(f"  {method} {form:<26}{counts[form]:>12,.0f}{ratio}", flush=True)
@@ -182,10 +257,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--instructions", action="store_true",
                         help="callgrind instruction counts instead of times")
+    parser.add_argument("--whole", action="store_true", help="whole warm fits")
     args = parser.parse_args()
     if native_load.compiler() is None:
         sys.exit("no C compiler on the PATH (cc, gcc, clang): nothing to measure")
-    if args.instructions:
+    if args.whole and args.instructions:
+        whole_instructions(args.repeat)
+    elif args.whole:
+        whole_timings(args.repeat, args.rounds)
+    elif args.instructions:
         instructions(args.repeat)
     else:
         timings(args.repeat, args.rounds)

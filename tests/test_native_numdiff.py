@@ -252,3 +252,39 @@ def test_a_fit_on_the_native_loop_with_differences_in_c_ends_with_the_same_bits(
         _fit(FITS["bounds"])  # on the trace, recording; the steps compiled
         got = _fit(FITS["bounds"])
     _same(expected, got)
+
+
+@pytest.mark.parametrize("row_major", [False, True], ids=["columns", "rows"])
+def test_at_addresses_and_lists_give_the_same_j(row_major):
+    from marquardt._backend.numpy.native_model import ModelCallback
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    nd = NativeDifferences(ModelCallback(exponential, 3, 50), "3-point", [0.5, -INF, -INF],
+                           INF, row_major=row_major)
+    x = np.array([[0.5, 1.0, -0.0]])
+    r = exponential(x[0])[None]
+    want = nd(x, r)
+    assert nd([[0.5, 1.0, -0.0]], r.tolist()).tobytes() == want.tobytes()  # not arrays
+    out = np.full(150, np.nan)
+    nd.at(x.ctypes.data, r.ctypes.data, out.ctypes.data)  # a loop's buffers, no copies
+    layout = (1, 50, 3) if row_major else (3, 1, 50)
+    assert out.reshape(layout).tobytes() == (want if row_major else
+                                             want.transpose(2, 0, 1)).tobytes()
+    with pytest.raises(ValueError, match=r"expected x of 3 and r of 50 values. Received: "
+                                         r"shapes \(1, 2\) and \(1, 50\)"):
+        nd(x[:, :2], r)
+
+
+def test_without_a_compiler_the_evaluator_keeps_pythons_differences(monkeypatch):
+    from marquardt._backend.numpy import native_load, native_numdiff
+
+    def unavailable():
+        raise native_load.NativeUnavailable("no C compiler found")
+
+    monkeypatch.setattr(native_numdiff, "jacobian_function", unavailable)
+    lb, ub = np.full((1, 3), -INF), np.full((1, 3), INF)
+    assert native_numdiff.evaluator_jacobian(exponential, "2-point", 3, 50, lb, ub, None, None,
+                                             "f", None) is None
+    expected = _fit(FITS["2-point"])
+    with native_numdiff.enabled():
+        _same(expected, _fit(FITS["2-point"]))
