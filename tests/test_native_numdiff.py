@@ -4,6 +4,8 @@ J byte for byte, the same points handed to the model in the same order, the same
 calls, and the model's exception reaching the caller as it was raised. Skipped without a C
 compiler; the C is compiled once (``native_load``'s disk cache, as the native loop's tests)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,6 +80,15 @@ CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
 }
 
 
+ROUTES = ["call", "callback"]  # native_model.ModelCall (the C API), ModelCallback (ctypes)
+
+
+def _model(route):
+    from marquardt._backend.numpy import native_model
+
+    return native_model.ModelCall if route == "call" else native_model.ModelCallback
+
+
 def _recording(fun, log):
     def recorded(p):
         log.append(np.array(p).tobytes())  # the point's bits, in call order
@@ -85,9 +96,8 @@ def _recording(fun, log):
     return recorded
 
 
-def _python_and_native(fun, method, case, row_major=False):
+def _python_and_native(fun, method, case, row_major=False, route="call"):
     """J by the host executor's evaluator and by C, with the points each handed the model."""
-    from marquardt._backend.numpy.native_model import ModelCallback
     from marquardt._backend.numpy.native_numdiff import NativeDifferences
 
     x, lb, ub, typical, rel = case
@@ -100,18 +110,20 @@ def _python_and_native(fun, method, case, row_major=False):
     ev = numpy_evaluator(_recording(fun, seen_py), method, 3, 50, lb, ub, rel, typical=typ)
     with np.errstate(all="ignore"):
         want = ev.jacobian(x, r)
-    nd = NativeDifferences(ModelCallback(_recording(fun, seen_c), 3, 50), method, lb, ub,
+    nd = NativeDifferences(_model(route)(_recording(fun, seen_c), 3, 50), method, lb, ub,
                            rel, typ, row_major=row_major)
     with np.errstate(all="ignore"):
         got = nd(x, r)
     return want, got, seen_py, seen_c, nd
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("method", ["2-point", "3-point"])
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 @pytest.mark.parametrize("model", list(MODELS), ids=list(MODELS))
-def test_jacobian_bytes_points_and_calls_are_numdiffs(method, case, model):
-    want, got, seen_py, seen_c, nd = _python_and_native(MODELS[model], method, CASES[case])
+def test_jacobian_bytes_points_and_calls_are_numdiffs(method, case, model, route):
+    want, got, seen_py, seen_c, nd = _python_and_native(MODELS[model], method, CASES[case],
+                                                        route=route)
     assert got.shape == want.shape == (1, 50, 3)
     assert got.strides == want.strides  # numdiff's memory order
     assert got.tobytes() == want.tobytes()  # -0.0, NaN's sign and payload included
@@ -143,11 +155,11 @@ class _Stop(BaseException):  # not an Exception: KeyboardInterrupt's kind
     pass
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("raised", [ZeroDivisionError("model broke"), _Stop("interrupted")],
                          ids=["exception", "base-exception"])
 @pytest.mark.parametrize("method", ["2-point", "3-point"])
-def test_the_models_exception_propagates_unchanged_and_c_stops(raised, method):
-    from marquardt._backend.numpy.native_model import ModelCallback
+def test_the_models_exception_propagates_unchanged_and_c_stops(raised, method, route):
     from marquardt._backend.numpy.native_numdiff import NativeDifferences
 
     calls, fail = [], [True]
@@ -158,7 +170,7 @@ def test_the_models_exception_propagates_unchanged_and_c_stops(raised, method):
             raise raised
         return exponential(p)
 
-    nd = NativeDifferences(ModelCallback(fails_at_the_second_call, 3, 50), method, -INF, INF)
+    nd = NativeDifferences(_model(route)(fails_at_the_second_call, 3, 50), method, -INF, INF)
     x = np.array([[1.0, 1.0, 0.0]])
     with pytest.raises(type(raised)) as info:
         nd(x, exponential(x[0])[None])
@@ -170,14 +182,16 @@ def test_the_models_exception_propagates_unchanged_and_c_stops(raised, method):
     assert nd.nfev == 1 + 3 * numdiff.calls_per_jacobian(method)
 
 
-def test_a_wrong_shape_raises_the_evaluators_message():
-    from marquardt._backend.numpy.native_model import ModelCallback
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("out", [np.zeros(49), np.zeros((1, 50)), 0.0, [0.0] * 49],
+                         ids=["short", "2-d", "scalar", "list"])
+def test_a_wrong_shape_raises_the_evaluators_message(route, out):
     from marquardt._backend.numpy.native_numdiff import NativeDifferences
 
-    nd = NativeDifferences(ModelCallback(lambda p: np.zeros(49), 3, 50, who="f"), "2-point",
-                           -INF, INF)
+    nd = NativeDifferences(_model(route)(lambda p: out, 3, 50, who="f"), "2-point", -INF, INF)
+    shape = re.escape(str(np.atleast_1d(np.asarray(out)).shape))
     with pytest.raises(ValueError, match=r"`f` must return the same shape \(m,\) = \(50,\) "
-                                         r"at every call. Received: shape \(49,\)"):
+                                         rf"at every call. Received: shape {shape}"):
         nd(np.zeros((1, 3)), np.zeros((1, 50)))
 
 

@@ -57,11 +57,12 @@ from typing import Callable
 import numpy as np
 
 from marquardt._backend.numpy import native_load
-from marquardt._backend.numpy.native_model import MODEL_C, ModelCallback
+from marquardt._backend.numpy.native_model import MODEL_C, ModelCall, ModelCallback
 from marquardt._core import functions, numdiff
 
 __all__ = ["DIFFERENCES_C", "c_source", "DifferencesRecord", "NativeDifferences",
-           "enable", "enabled", "evaluator_jacobian", "jacobian_function", "sum_operands"]
+           "enable", "enabled", "evaluator_jacobian", "jacobian_function", "python_function",
+           "sum_operands"]
 
 DIFFERENCES_C = r"""
 typedef struct {
@@ -177,18 +178,25 @@ _OPERANDS: dict = {}  # sum_operands' tables and their addresses by shape (up to
 _METHODS = {"2-point": 2, "3-point": 3}
 
 
-@functools.lru_cache(maxsize=1)
-def jacobian_function() -> ctypes._CFuncPtr:
-    """``mq_difference_jacobian`` of the compiled library (built, or loaded from the disk
-    cache, at the first call in the process), its seven arguments addresses.
+@functools.lru_cache(maxsize=8)
+def python_function(name: str, arguments: int) -> ctypes._CFuncPtr:
+    """The compiled library's function ``name`` (built, or loaded from the disk cache, at the
+    first call in the process), its ``arguments`` addresses, returning an int, called through
+    ``ctypes.PyDLL``: with the GIL held (a ``ModelCall`` calls Python from C) and the Python
+    exception set during the call, if any, raised as it returns.
 
     Raises:
         native_load.NativeUnavailable: no C compiler, or it failed.
     """
-    fn = native_load.load(c_source()).mq_difference_jacobian
-    fn.argtypes = [ctypes.c_void_p] * 7
+    fn = getattr(ctypes.PyDLL(native_load.load(c_source())._name), name)
+    fn.argtypes = [ctypes.c_void_p] * arguments
     fn.restype = ctypes.c_int
     return fn
+
+
+def jacobian_function() -> ctypes._CFuncPtr:
+    """``mq_difference_jacobian`` (``python_function``'s)."""
+    return python_function("mq_difference_jacobian", 7)
 
 
 def _row(values, n: int, name: str) -> np.ndarray:
@@ -208,7 +216,8 @@ class NativeDifferences:
     C-ordered (``row_major=True``), the same bits.
 
     Args:
-        model: the residual function as a C callback (``native_model.ModelCallback``).
+        model: the residual function as C calls it (``native_model.ModelCall``, or
+            ``ModelCallback``).
         method: ``"2-point"`` or ``"3-point"``.
         lb, ub: the bounds, 1 or n values ((1, n) as the host executor holds them).
         rel_step: the relative step, one or n values; SciPy's default for float64 when None.
@@ -233,7 +242,7 @@ class NativeDifferences:
         ((1, 4, 2), 2)
     """
 
-    def __init__(self, model: ModelCallback, method: str, lb, ub, rel_step=None,
+    def __init__(self, model: ModelCall | ModelCallback, method: str, lb, ub, rel_step=None,
                  typical=None, row_major: bool = False):
         if method not in _METHODS:
             raise ValueError("`method` must be '2-point' or '3-point' for differences in C. "
@@ -298,13 +307,14 @@ class NativeDifferences:
 
 
 def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_step,
-                       typical, who: str, residual: Callable) -> Callable | None:
+                       typical, who: str, residual: Callable, model=ModelCall
+                       ) -> Callable | None:
     """The host evaluator's ``jacobian(x, r=None, problems=None) -> J`` (1, m, n) formed in C
     (``functions.numpy_evaluator``'s, the same bits), or None where no C can be built.
-    ``residual(x)`` gives r where the caller has none."""
+    ``residual(x)`` gives r where the caller has none; ``model``: how C calls ``fun``
+    (``native_model.ModelCall`` or ``ModelCallback``)."""
     try:
-        nd = NativeDifferences(ModelCallback(fun, n, m, who), method, lb, ub, rel_step,
-                               typical)
+        nd = NativeDifferences(model(fun, n, m, who), method, lb, ub, rel_step, typical)
     except native_load.NativeUnavailable:
         return None
 
