@@ -8,13 +8,15 @@ the host executor (``host_fun(p) = asarray(model(t, *p)) − y``), at p0 = (1, 1
 * ``python``: the host executor's, ``numpy_evaluator(...).jacobian(x, r)``
   (``numdiff.one_problem_jacobian``);
 * ``c``: ``native_numdiff.NativeDifferences(x, r)``: one ``ctypes`` call into C per Jacobian,
-  the model called back from C (``native_model.ModelCallback``);
+  the model called by C through the Python C API (``native_model.ModelCall``);
 * ``c-loop``: the same C function called ``--repeat`` times from a C loop, as the native
-  executor's loop will call it: no Python but the model's callbacks.
+  executor's loop will call it: no Python but the model's;
+* ``c (callback)``, ``c-loop (callback)``: the same with the model as a ``ctypes`` callback
+  (``native_model.ModelCallback``).
 
-And per model call: the model from Python (``host_fun(x)``), the same model called back
-from C (``mq_evaluate`` in a C loop), and an empty model (returns a ready array) both ways:
-the callback's own cost.
+And per model call: the model from Python (``host_fun(x)``), the same model from C
+(``mq_evaluate`` in a C loop; by the C API, and as a callback), and an empty model (returns
+a ready array) each way: the cost of the way itself.
 
 ``--whole``: warm ``curve_fit`` fits of the exponential ('2-point') instead: on the Python
 trace, the trace with its differences in C (``native_numdiff.enabled``), cstep's native loop
@@ -48,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from marquardt._backend.numpy import native_load  # noqa: E402
-from marquardt._backend.numpy.native_model import ModelCallback  # noqa: E402
+from marquardt._backend.numpy.native_model import ModelCall, ModelCallback  # noqa: E402
 from marquardt._backend.numpy.native_numdiff import NativeDifferences, c_source  # noqa: E402
 from marquardt._core import numdiff  # noqa: E402
 from marquardt._core.functions import numpy_evaluator  # noqa: E402
@@ -91,18 +93,13 @@ def forms(method: str) -> dict:
     typical = numdiff.typical_magnitudes(X0)
     ev = numpy_evaluator(host_fun, method, 3, 50, -INF, INF, None, typical=typical)
     r0 = host_fun(X0[0])[None]
-    cb = ModelCallback(host_fun, 3, 50, who="f")
-    nd = NativeDifferences(cb, method, -INF, INF, None, typical)
-    lib = native_load.load(c_source() + DRIVER)
+    # the GIL held in C (a ModelCall calls Python from C): PyDLL
+    lib = ctypes.PyDLL(native_load.load(c_source() + DRIVER)._name)
     lib.bench_jacobians.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 7
     lib.bench_evaluations.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4
-    jac, nfev = np.empty(150), ctypes.c_int(0)
-    jac_args = (ctypes.addressof(nd.record), ctypes.addressof(cb.record), X0.ctypes.data,
-                r0.ctypes.data, nd.h.ctypes.data, jac.ctypes.data, ctypes.addressof(nfev))
-    r_out = np.empty(50)
+    jac, nfev, r_out, x1 = np.empty(150), ctypes.c_int(0), np.empty(50), X0[0].copy()
     ready = host_fun(X0[0])
-    empty = ModelCallback(lambda p: ready, 3, 50)
-    x1 = X0[0].copy()
+    keep = [jac, nfev, r0, r_out, x1]  # alive while C holds their addresses
 
     def loop(fn, *args):
         def run(count):
@@ -110,21 +107,33 @@ def forms(method: str) -> dict:
                 fn(*args)
         return run
 
-    keep = (nd, cb, empty, jac, nfev, r0, r_out, x1)  # alive while C holds their addresses
+    def c_loop(model):
+        nd = NativeDifferences(model, method, -INF, INF, None, typical)
+        keep.extend((model, nd))
+        args = (ctypes.addressof(nd.record), ctypes.addressof(model.record), X0.ctypes.data,
+                r0.ctypes.data, nd.h.ctypes.data, jac.ctypes.data, ctypes.addressof(nfev))
+        return nd, lambda count, keep=keep: lib.bench_jacobians(count, *args)
 
-    def c_evaluations(callback):
-        args = (ctypes.addressof(callback.record), x1.ctypes.data, r_out.ctypes.data,
+    def c_evaluations(model):
+        keep.append(model)
+        args = (ctypes.addressof(model.record), x1.ctypes.data, r_out.ctypes.data,
                 ctypes.addressof(nfev))
         return lambda count, keep=keep: lib.bench_evaluations(count, *args)
 
+    nd_call, c_loop_call = c_loop(ModelCall(host_fun, 3, 50, who="f"))
+    nd_callback, c_loop_callback = c_loop(ModelCallback(host_fun, 3, 50, who="f"))
     return {
         "python": loop(ev.jacobian, X0, r0),
-        "c": loop(nd, X0, r0),
-        "c-loop": lambda count, keep=keep: lib.bench_jacobians(count, *jac_args),
+        "c": loop(nd_call, X0, r0),
+        "c-loop": c_loop_call,
+        "c (callback)": loop(nd_callback, X0, r0),
+        "c-loop (callback)": c_loop_callback,
         "model from Python": loop(host_fun, x1),
-        "model from C": c_evaluations(cb),
+        "model from C": c_evaluations(ModelCall(host_fun, 3, 50)),
+        "model from C (callback)": c_evaluations(ModelCallback(host_fun, 3, 50)),
         "empty model from Python": loop(lambda p: ready, x1),
-        "empty model from C": c_evaluations(empty),
+        "empty model from C": c_evaluations(ModelCall(lambda p: ready, 3, 50)),
+        "empty model from C (callback)": c_evaluations(ModelCallback(lambda p: ready, 3, 50)),
     }
 
 
@@ -143,8 +152,8 @@ def timings(repeat: int, rounds: int) -> None:
               f"{rounds} rounds of {repeat}:")
         base = min(best["python"])
         for name, ts in best.items():
-            ratio = f"   {min(ts) / base:.2f}x python" if name in ("c", "c-loop") else ""
-            print(f"  {name:<26}{min(ts):>8.2f} /{statistics.median(ts):>8.2f}{ratio}")
+            ratio = f"   {min(ts) / base:.2f}x python" if name.startswith("c") else ""
+            print(f"  {name:<30}{min(ts):>8.2f} /{statistics.median(ts):>8.2f}{ratio}")
 
 
 def fit_forms() -> dict:
@@ -240,7 +249,7 @@ def whole_instructions(repeat: int) -> None:
 def instructions(repeat: int) -> None:
     print(f"callgrind instructions a Jacobian or a call ({repeat} minus 0, same process "
           "otherwise):")
-    jacobians = ("python", "c", "c-loop")
+    jacobians = ("python", "c", "c-loop", "c (callback)", "c-loop (callback)")
     for method in ("2-point", "3-point"):
         counts = {}
         names = forms(method) if method == "2-point" else jacobians  # calls: once
@@ -248,7 +257,7 @@ def instructions(repeat: int) -> None:
             counts[form] = callgrind(method, form, repeat)
             ratio = f"   {counts[form] / counts['python']:.2f}x python" if form in jacobians \
                 else ""
-            print(f"  {method} {form:<26}{counts[form]:>12,.0f}{ratio}", flush=True)
+            print(f"  {method} {form:<30}{counts[form]:>12,.0f}{ratio}", flush=True)
 
 
 def main() -> None:
