@@ -57,7 +57,13 @@ def float32_list(p):  # not a float64 array: converted as the evaluator converts
     return r.astype(np.float32) if p[0] > 1.0 else list(r)
 
 
-MODELS = {"exponential": exponential, "float32-list": float32_list, "signed-zero": signed_zero,
+def strided(p):  # a float64 vector not contiguous, or big-endian: read as NumPy reads it
+    r = np.repeat(exponential(p), 2)[::2]
+    return r if p[1] >= 1.0 else r.astype(">f8")
+
+
+MODELS = {"exponential": exponential, "float32-list": float32_list, "strided": strided,
+          "signed-zero": signed_zero,
           "non-finite": non_finite, "nan-payloads": nan_payloads, "1e300": tiny_and_huge}
 
 CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
