@@ -54,6 +54,8 @@ def tiny_and_huge(p):  # magnitudes near 1e±300: differences overflow or vanish
 
 def float32_list(p):  # not a float64 array: converted as the evaluator converts
     r = exponential(p)
+    if p[2] > 0.0:
+        return np.round(r * 1e6).astype(np.int64)  # 8 bytes an element, not doubles
     return r.astype(np.float32) if p[0] > 1.0 else list(r)
 
 
