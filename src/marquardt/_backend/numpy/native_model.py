@@ -43,6 +43,7 @@ __all__ = ["MODEL_C", "RESIDUAL_FN", "ModelRecord", "PythonRecord", "ModelCallba
 #: ABI; ``intptr_t`` is ``Py_ssize_t``'s width), the flags ``PyBUF_RECORDS_RO``.
 MODEL_C = r"""
 #include <stdint.h>
+#include <string.h>
 
 typedef int (*mq_residual_fn)(const double *x, double *r);
 
@@ -84,9 +85,13 @@ static int mq_call_python(const mq_model *f) {
         if (fmt && (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')) fmt++;
         done = v.ndim == 1 && v.shape[0] == f->m && v.itemsize == 8 && fmt && fmt[0] == 'd'
                && fmt[1] == 0;
-        if (done)
-            for (int k = 0; k < f->m; k++)
-                f->r[k] = *(const double *)((const char *)v.buf + k * v.strides[0]);
+        if (done && v.strides[0] == 8) {  /* a copy of the bytes (cheap at -O0 too) */
+            memcpy(f->r, v.buf, (size_t)f->m * 8);
+        } else if (done) {
+            const char *at = (const char *)v.buf;
+            double *r = f->r;
+            for (int k = 0; k < f->m; k++) r[k] = *(const double *)(at + k * v.strides[0]);
+        }
         p->release(&v);
     } else {
         p->clear();  /* no buffer: converted below */
@@ -108,11 +113,11 @@ static int mq_call(const mq_model *f, int *nfev) {
 }
 
 /* r = fun(x); 0, or the nonzero flag of a failed call (r then unspecified). */
-LINKAGE int mq_evaluate(const mq_model *f, const double *x, double *r, int *nfev) {
-    for (int j = 0; j < f->n; j++) f->x[j] = x[j];
+MQ_LINKAGE int mq_evaluate(const mq_model *f, const double *x, double *r, int *nfev) {
+    memcpy(f->x, x, (size_t)f->n * 8);
     int failed = mq_call(f, nfev);
     if (failed) return failed;
-    for (int k = 0; k < f->m; k++) r[k] = f->r[k];
+    memcpy(r, f->r, (size_t)f->m * 8);
     return 0;
 }
 """

@@ -29,8 +29,9 @@ first operand, and NumPy's compiled loops put them either way round by position:
 J is written into a flat buffer, column i at ``jac + i·m`` (numdiff's memory: its J (1, m, n)
 is a transposed view of an (n, 1, m) array) or row-major (m, n) ``jac[k·n + i]``.
 
-The C API (``c_source()``; ``LINKAGE`` is empty for a shared library, ``static`` when the
-functions are pasted into a larger translation unit)::
+The C API (``c_source()``: ``native_model.MODEL_C``'s ``mq_model``, ``mq_call`` and
+``mq_evaluate``, then these; ``MQ_LINKAGE`` is empty for a shared library, ``static`` when
+the functions are pasted into a larger translation unit)::
 
     typedef struct {
         int method;          /* 2: '2-point', 3: '3-point' */
@@ -38,10 +39,12 @@ functions are pasted into a larger translation unit)::
         const double *rel;   /* (n,) relative steps */
         const double *typical;  /* (n,) typical magnitudes (1: SciPy's least_squares) */
         const double *lb, *ub;  /* (n,) bounds, +-inf where none */
+        const unsigned char *swap_sums;  /* (n, m): sum_operands(n, m) */
     } mq_differences;
 
     /* J at x given r = fun(x) (r must not be f->r); h: (n,) scratch, left holding the
-       steps; 0, or the callback's nonzero flag (J then partly written). */
+       steps; 0, or the model's nonzero flag (J then partly written). With a ModelCall the
+       caller must hold the GIL (an entry called through ctypes.PyDLL). */
     int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
                                const double *x, const double *r, double *h,
                                double *jac, int *nfev);
@@ -92,7 +95,7 @@ static void mq_difference_steps(const mq_differences *d, int n, const double *x,
     }
 }
 
-LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
+MQ_LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
                                    const double *x, const double *r, double *h,
                                    double *jac, int *nfev) {
     int n = f->n, m = f->m;
@@ -137,7 +140,7 @@ LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
 def c_source(linkage: str = "") -> str:
     """The C translation unit: the model record (``native_model.MODEL_C``) and the differences,
     their public functions declared with ``linkage`` (``""``: exported; ``"static"``)."""
-    return (f"#include <math.h>\n#define LINKAGE {linkage}\n" + MODEL_C + DIFFERENCES_C)
+    return f"#include <math.h>\n#define MQ_LINKAGE {linkage}\n" + MODEL_C + DIFFERENCES_C
 
 
 class DifferencesRecord(ctypes.Structure):
