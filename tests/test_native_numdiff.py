@@ -203,6 +203,22 @@ def test_a_wrong_shape_raises_the_evaluators_message(route, out):
         nd(np.zeros((1, 3)), np.zeros((1, 50)))
 
 
+def test_bounds_and_steps_in_any_nesting_and_their_size_checked():
+    from marquardt._backend.numpy.native_model import ModelCall
+    from marquardt._backend.numpy.native_numdiff import NativeDifferences
+
+    x = np.array([[1.0, 1.0, 0.0]])
+    r = exponential(x[0])[None]
+    forms = [dict(lb=[[-1.0, -1.0, -1.0]], ub=INF, rel_step=[1e-7], typical=[[2.0] * 3]),
+             dict(lb=np.full((1, 3), -1.0), ub=[INF] * 3, rel_step=1e-7, typical=2.0)]
+    got = [NativeDifferences(ModelCall(exponential, 3, 50), "3-point", **f)(x, r)
+           for f in forms]
+    assert got[0].tobytes() == got[1].tobytes()
+    for bad in ([1.0, 2.0], np.ones((2, 3)), "x"):  # (numdiff._values reads (3, 1) as 3)
+        with pytest.raises(ValueError, match=r"`ub` must hold 1 or n=3 float values"):
+            NativeDifferences(ModelCall(exponential, 3, 50), "2-point", -INF, bad)
+
+
 def test_an_unknown_method_is_refused():
     from marquardt._backend.numpy.native_model import ModelCallback
     from marquardt._backend.numpy.native_numdiff import NativeDifferences

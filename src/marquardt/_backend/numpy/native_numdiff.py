@@ -199,18 +199,25 @@ def python_function(name: str, arguments: int) -> ctypes._CFuncPtr:
 
 def jacobian_function() -> ctypes._CFuncPtr:
     """``mq_difference_jacobian`` (``python_function``'s)."""
-    return python_function("mq_difference_jacobian", 7)
+    global _JACOBIAN
+    if _JACOBIAN is None:
+        _JACOBIAN = python_function("mq_difference_jacobian", 7)
+    return _JACOBIAN
 
 
-def _row(values, n: int, name: str) -> np.ndarray:
-    """1 or n values (a scalar, (n,), (1, n)) as a fresh (n,) float64 array."""
-    a = np.asarray(values, dtype=np.float64).reshape(-1)
-    if a.size == 1:
-        return np.full(n, a[0])
-    if a.size != n:
-        raise ValueError(f"`{name}` must hold 1 or n={n} values. Received: shape "
-                         f"{np.shape(values)}")
-    return a.copy()
+_JACOBIAN = None
+
+
+def _flat(values, n: int, name: str) -> np.ndarray:
+    """1 or n float values in any nesting as (1,) or (n,) float64."""
+    try:
+        flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError):
+        flat = None
+    if flat is None or flat.size not in (1, n):
+        raise ValueError(f"`{name}` must hold 1 or n={n} float values. Received: "
+                         f"{values!r}") from None
+    return flat
 
 
 class NativeDifferences:
@@ -257,10 +264,14 @@ class NativeDifferences:
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
         block = self._block = np.empty(6 * n + m + n * m)
+        rows = block[:4 * n].reshape(4, n)
         for i, (values, name) in enumerate(((rel_step, "rel_step"),
                                             (1.0 if typical is None else typical, "typical"),
                                             (lb, "lb"), (ub, "ub"))):
-            block[i * n:(i + 1) * n] = _row(values, n, name)
+            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
+                rows[i] = values
+            except (ValueError, TypeError):  # nested lists, or no n values
+                rows[i] = _flat(values, n, name)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
         self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
