@@ -16,7 +16,10 @@ What this prints, each line measured in this run:
 3. The points ours evaluates first, from 10·x0: x₂ = −6.2e4 (overflow), then 4.2e6 and 1.1e6
    (rejected) and 2.8e5 (accepted, ρ = 1.26: the cost does fall as e^{−tx₂} → 0), after which
    x₂'s column is 0 in floating point and x₂ is frozen: the rest of the fit is the 2-parameter
-   problem in x₁, x₃, whose minimum is f = 0.0756.
+   problem in x₁, x₃, whose minimum is f = 0.0756. That fit ends ``STALLED``, and since
+   2026-12-05 ``least_squares`` then fits the start again from x0 with D = I (item 1's
+   defaults: f = 1e-64 after 41 + 10 evaluations); from 100·x0 the scaled fit ends by
+   ``ftol`` at x₂'s exactly zero column and D = I ends at 0.0756 too.
 4. From 10·x0, a sweep of ``x_scale`` (D = diag(1/x_scale²)) for ours and trf: ours solves the
    start when x₂'s scale is at most x₁'s and x₃'s (D = I among them) and fails from twice
    theirs up; trf likewise, but for one scale (10×) where its path happens to go elsewhere.

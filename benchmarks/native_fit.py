@@ -6,7 +6,8 @@ The problem is ``single_fit.py``'s exponential (y = a·exp(−b·t) + c, 50 poin
 native one fits once on the trace, then compiles its steps, cached on disk), then ``--repeat``
 rounds of one fit of each form, interleaved so that a busy machine slows every form alike:
 the median and the fastest, and the ratios to SciPy. The native fit is checked to give the
-trace's result bit for bit.
+trace's result bit for bit. ``native`` runs the loop in C (``native_cloop``),
+``native-pyloop`` the same C steps from the loop in Python.
 
 For instruction counts (repeatable on a shared machine), run one form alone:
 ``--fits N --form native`` does the warm-up and then N fits of that form only, so that under
@@ -16,7 +17,7 @@ warm fit's instructions (``--count`` runs both under callgrind and prints that).
 Usage:
     python benchmarks/native_fit.py [--repeat 300] [--jac]
     python benchmarks/native_fit.py --fits 20 --form native      # under callgrind
-    python benchmarks/native_fit.py --count --fits 20             # callgrind, every form
+    python benchmarks/native_fit.py --count --fits 20 [--forms native scipy]   # callgrind
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def model_jac(t, a, b, c):
     return np.stack([e, -a * t * e, np.ones_like(t)], axis=1)
 
 
-FORMS = ("trace", "native", "scipy")
+FORMS = ("trace", "native", "native-pyloop", "scipy")
 
 
 def fits(analytic: bool) -> dict:
@@ -65,10 +66,18 @@ def fits(analytic: bool) -> dict:
         with native_loop.enabled():
             return marquardt.curve_fit(model, T, Y, p0=P0, jac=jac)
 
+    def native_pyloop():  # the C steps, the loop in Python (``native_loop.LOOP_IN_C``)
+        native_loop.LOOP_IN_C = False
+        try:
+            return native()
+        finally:
+            native_loop.LOOP_IN_C = True
+
     def scipy_fit():
         return scipy.optimize.curve_fit(model, T, Y, p0=P0,
                                         jac=model_jac if analytic else None)
-    return {"trace": trace, "native": native, "scipy": scipy_fit}
+    return {"trace": trace, "native": native, "native-pyloop": native_pyloop,
+            "scipy": scipy_fit}
 
 
 def warm_up(calls: dict) -> None:
@@ -115,7 +124,7 @@ def count(forms, n: int, analytic: bool) -> None:
     base = per_fit.get("scipy")
     for form, value in per_fit.items():
         ratio = f"{value / base:8.2f}" if base else ""
-        print(f"{form:<8}{value:>14,}{ratio}")
+        print(f"{form:<14}{value:>14,}{ratio}")
 
 
 def main() -> None:
@@ -126,16 +135,17 @@ def main() -> None:
                         help="callgrind mode: warm up, then this many fits of --form")
     parser.add_argument("--form", choices=FORMS, default="native")
     parser.add_argument("--count", action="store_true",
-                        help="run every form under callgrind: instructions per warm fit")
+                        help="run the forms under callgrind: instructions per warm fit")
+    parser.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS),
+                        help="with --count: the forms to count (scipy last for the ratios)")
     args = parser.parse_args()
     if args.count:
-        count(FORMS, args.fits or 20, args.jac)
+        count(args.forms, args.fits or 20, args.jac)
         return
     calls = fits(args.jac)
     if args.fits is not None:  # one form, for callgrind
         call = calls[args.form]
-        needed = {"native": ("native",), "trace": ("trace",), "scipy": ("scipy",)}[args.form]
-        warm_up({k: calls[k] for k in needed})
+        warm_up({args.form: call})
         for _ in range(args.fits):
             call()
         return
@@ -143,10 +153,10 @@ def main() -> None:
     times = timed(calls, args.repeat)
     base_med = statistics.median(times["scipy"])
     base_min = min(times["scipy"])
-    print(f"{'form':<8}{'median ms':>11}{'x SciPy':>9}{'fastest ms':>12}{'x SciPy':>9}")
+    print(f"{'form':<14}{'median ms':>11}{'x SciPy':>9}{'fastest ms':>12}{'x SciPy':>9}")
     for name, ts in times.items():
         med, low = statistics.median(ts), min(ts)
-        print(f"{name:<8}{med * 1e3:>11.3f}{med / base_med:>9.2f}{low * 1e3:>12.3f}"
+        print(f"{name:<14}{med * 1e3:>11.3f}{med / base_med:>9.2f}{low * 1e3:>12.3f}"
               f"{low / base_min:>9.2f}")
 
 

@@ -135,3 +135,19 @@ def test_numpy_summation_order(tmp_path, monkeypatch):
             assert np.float64(got).tobytes() == want.tobytes(), (n, stride)
     zeros = np.array([-0.0, -0.0])
     assert np.float64(lib.sum(zeros.ctypes.data, 2, 1)).tobytes() == np.add.reduce(zeros).tobytes()
+
+
+def test_a_large_problem_keeps_the_trace(monkeypatch):
+    """A step whose local arrays would not fit ``STACK_BYTES`` is not emitted."""
+    from marquardt._backend.numpy import native_emit
+    from marquardt._backend.numpy.native_slots import Unsupported
+
+    monkeypatch.setattr(native_emit, "STACK_BYTES", 1000)  # the 50 x 3 J is 1200 bytes
+    with pytest.MonkeyPatch.context() as mp:
+        calls = recorded_fit(mp, FITS["2-point"])
+    first, compiled = {}, {}
+    for name, step, args in calls:
+        first.setdefault(name, args)
+        compiled[name] = step.compiled
+    with pytest.raises(Unsupported, match="local arrays"):
+        native_steps.build(compiled, first)

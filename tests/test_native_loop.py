@@ -76,18 +76,19 @@ def test_native_fit_is_the_trace_bit_for_bit(name):
         assert steps, native_loop._FAILURES
         calls = {"n": 0}
         built = native_loop._BUILT[host._STEPS[next(iter(host._STEPS))]]
-        fns = dict(built.fns)
+        fns, fit = dict(built.fns), built.fit
 
         def counting(fn):
-            def call():
+            def call(*args):
                 calls["n"] += 1
-                return fn()
+                return fn(*args)
             return call
         built.fns = {k: counting(f) for k, f in fns.items()}
+        built.fit = counting(fit) if fit is not None else None
         try:
             got = run()
         finally:
-            built.fns = fns
+            built.fns, built.fit = fns, fit
     assert calls["n"] > 0  # it ran on the C steps
     assert_results_equal(expected, first)
     assert_results_equal(expected, got)
@@ -105,6 +106,40 @@ def test_no_compiler_runs_the_trace(monkeypatch):
         got = run()
     assert None in native_loop._BUILT.values()
     assert_results_equal(expected, got)
+
+
+def test_the_loop_in_python_too():
+    """The loop in Python (``LOOP_IN_C = False``) on the same C steps: the same bits."""
+    run = full(FULL["soft_l1"])
+    host._STEPS.clear()
+    expected = run()
+    with native_loop.enabled():
+        run()
+        try:
+            native_loop.LOOP_IN_C = False
+            got = run()
+        finally:
+            native_loop.LOOP_IN_C = True
+    assert_results_equal(expected, got)
+
+
+def test_an_exception_in_the_model_reaches_the_caller():
+    host._STEPS.clear()
+    state = {"calls": 0, "raise_at": None}
+
+    def model(t, a, b, c):
+        state["calls"] += 1
+        if state["calls"] == state["raise_at"]:
+            raise KeyError("from the model")
+        return a * np.exp(-b * t) + c
+
+    with native_loop.enabled():
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")
+        state["calls"], state["raise_at"] = 0, 12
+        with pytest.raises(KeyError, match="from the model"):
+            marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")
+        state["calls"], state["raise_at"] = 0, None
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point")  # usable again
 
 
 def test_off_by_default():
@@ -127,3 +162,69 @@ def test_a_step_never_traced_runs_as_the_host_step():
         got = far()
     host._STEPS.clear()
     assert_results_equal(far(), got)
+
+
+def test_an_operation_without_a_c_form_runs_the_trace():
+    """``loss='cauchy'`` takes ``log1p``, whose NumPy kernel C cannot match bit for bit: the
+    configuration stays on the trace."""
+    host._STEPS.clear()
+    run = full(lambda **kw: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0],
+                                                jac="2-point", loss="cauchy", **kw))
+    expected = run()
+    with native_loop.enabled():
+        run()
+        got = run()
+    steps = next(iter(host._STEPS.values()))
+    assert native_loop._BUILT[steps] is None
+    assert isinstance(native_loop._FAILURES[steps], native_loop.Unsupported)
+    assert_results_equal(expected, got)
+
+
+def test_candidates_where_the_model_is_nan():
+    """A model that is NaN for b < 0.3, started at b = 0.31: many candidates give NaN
+    residuals (non-finite trials rejected in C as in the trace), the same bits."""
+    nans = {"n": 0}
+
+    def fun(p):
+        a, b, c = p
+        r = a * np.exp(-(1.0 + np.sqrt(b - 0.3)) * T) + c - Y
+        nans["n"] += int(np.isnan(r).any())
+        return r
+
+    def fit():
+        return marquardt.least_squares(fun, [1.0, 0.31, 0.0], max_nfev=300)
+
+    host._STEPS.clear()
+    with np.errstate(all="ignore"):
+        expected = fit()
+        assert nans["n"] > 10
+        with native_loop.enabled():
+            fit()
+            got = fit()
+    for key in ("x", "cost", "fun", "jac", "grad", "nfev", "njev", "status", "nit",
+                "history"):
+        assert np.asarray(expected[key]).tobytes() == np.asarray(got[key]).tobytes(), key
+
+
+@pytest.mark.parametrize("options", [
+    dict(damping="nielsen", jac="3-point"),
+    dict(damping="trainlm", jac="cs", x_scale="jac"),
+    dict(loss="huber", jac="2-point", bounds=([0, 0, -1], [2.2, 5, 1])),
+], ids=["nielsen-3-point", "trainlm-cs-x_scale", "huber-bounds"])
+def test_other_options_bit_for_bit(options):
+    """Other damping policies, difference schemes, scaling and losses: the same bits."""
+    def fun(p):
+        return p[0] * np.exp(-p[1] * T) + p[2] - Y
+
+    def fit():
+        return marquardt.least_squares(fun, [1.0, 1.0, 0.0], **options)
+
+    host._STEPS.clear()
+    expected = fit()
+    with native_loop.enabled():
+        fit()
+        got = fit()
+    assert native_loop._BUILT[next(iter(host._STEPS.values()))] is not None
+    for key in ("x", "cost", "fun", "jac", "grad", "nfev", "njev", "status", "nit",
+                "history"):
+        assert np.asarray(expected[key]).tobytes() == np.asarray(got[key]).tobytes(), key

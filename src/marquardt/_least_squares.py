@@ -17,8 +17,10 @@ import numpy as np
 from marquardt import _checks, _probe
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
+from marquardt._core.verdicts import rounding_epsilon
 from marquardt._compiled_fits import jax_fit, tensorflow_fit
 from marquardt._errors import NoGradientError, NonFiniteJacobianError
+from marquardt._gain import ROUNDING_CHANGE
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DIFFERENCE_MODES, DEFAULT_FTOL, DEFAULT_GTOL,
                                 DEFAULT_XTOL, WorkerMap, check_jac, check_loss,
                                 check_scipy_options, loop_config,
@@ -158,7 +160,12 @@ def least_squares(
             1e-15, 1e-12, 1e-12 (SciPy: 1e-8), which the NIST certified accuracy needs.
         x_scale: ``'jac'`` (default; D = running max of diag(JᵀJ), Marquardt 1963 / MINPACK's
             ``mode=1``), or characteristic scales of the parameters (D = diag(1/x_scale²);
-            ``x_scale=1.0`` gives Levenberg's D = I).
+            ``x_scale=1.0`` gives Levenberg's D = I). A fit with ``'jac'`` that ends
+            ``STALLED`` (no step lowers the cost, away from a stationary point: a saturated
+            parameter that Moré's D let run to where its column vanishes) is fitted again
+            from x0 with ``x_scale=1.0`` with the evaluations left, and the lower cost is
+            returned; ``nfev`` and ``njev`` count both fits, ``callback`` sees both, and
+            ``nit`` and ``history`` are the returned fit's.
         loss: ``'linear'``, ``'soft_l1'``, ``'huber'``, ``'cauchy'`` or ``'arctan'``, or a
             callable ``loss(z) -> (3, m)`` array of ρ(z), ρ′(z), ρ″(z) for z = (r/f_scale)²
             (SciPy's convention). ``res.jac`` is then the rescaled Jacobian J̃ (J̃ᵀJ̃ the
@@ -326,7 +333,60 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     """Validate the options, call the function at x0, run the host executor, build the
     result. ``workers``: a map-like callable for the finite-difference points, or None.
     ``typical_steps``: a NumPy function's difference steps relative to the start's magnitudes
-    (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1."""
+    (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1.
+
+    A fit with Moré's scaling (``x_scale='jac'``) that ends ``STALLED`` is fitted again
+    from x0 with D = I (``_unscaled_restart``), within what is left of ``max_nfev``."""
+    options = dict(bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
+                   loss=loss, f_scale=f_scale, diff_step=diff_step, verbose=verbose,
+                   callback=callback, damping=damping, solver=solver, workers=workers,
+                   typical_steps=typical_steps)
+    result, cfg = _solve_once(problem, x0, x_scale=x_scale, max_nfev=max_nfev, **options)
+    if _unscaled_restart(result, cfg):
+        if verbose >= 1:
+            print(f"{result.message}\nStalled with x_scale='jac' after {result.nfev} "
+                  "function evaluations: fitting again from x0 with x_scale=1.0 (D = I).")
+        retry, _ = _solve_once(problem, x0, x_scale=1.0, max_nfev=cfg.max_nfev - result.nfev,
+                               **options)
+        # kept where it lowers the cost beyond the cost's rounding at the outputs' precision:
+        # a second fit that ends at the same minimum at infinity is no better answer
+        rounding = ROUNDING_CHANGE * rounding_epsilon(cfg, np.float64) * result.cost
+        better = retry if retry.cost < result.cost - rounding else result
+        result = OptimizeResult(better, nfev=result.nfev + retry.nfev,
+                                njev=result.njev + retry.njev)
+    if verbose >= 1:
+        print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
+              f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "
+              f"optimality {result.optimality:.2e}.")
+    return result
+
+
+def _unscaled_restart(result: OptimizeResult, cfg) -> bool:
+    """Whether a finished fit is fitted again from x0 with Levenberg's D = I.
+
+    Moré's D (``x_scale='jac'``, ``marquardt._scaling``) takes a parameter's column norm for
+    its scale. A column that is small because its exponential is saturated, not because of
+    the parameter's units, then gives the parameter a weight in the trust region that lets it
+    step to where its column underflows: the parameter is lost for good, the rest of the fit
+    is a fit of the others, and the fit ends ``STALLED`` away from a stationary point (MGH
+    Box 3-D from 10·x0: x₂'s column is 5e-6 at x₂ = 100, its first accepted step goes to
+    x₂ = 2.8e5, f ends at 0.0756 for 0; ``benchmarks/box3d.py``). ``STALLED`` is the fit's
+    own certificate of that failure (a step that rounds to nothing where the residuals still
+    point along a column, ``_termination.rounded_away``), so the remedy is paid only there:
+    the start is fitted again with the parameters' own units as their scales (D = I, SciPy
+    ``trf``'s default), with the evaluations left, and the second fit is kept where its cost
+    is lower by more than the cost's rounding (``ROUNDING_CHANGE`` ε F, ε the outputs'
+    precision: a float32 model's second fit of MGH Jennrich-Sampson from 10·x0 ends at the
+    same minimum at infinity, 1e-6 lower, and D = I's step tests call that a success). A fit that
+    ends in any other way, or with a user's ``x_scale``, is returned as it is."""
+    return (result.status == Status.STALLED and cfg.scaling == "marquardt"
+            and cfg.max_nfev - result.nfev > 1 + cfg.jac_nfev)
+
+
+def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
+                x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
+                solver, workers: Callable | None = None, typical_steps: bool = False):
+    """One fit from x0 (``solve_problem``'s body): the result and the loop's configuration."""
     n = problem.n
     if method not in METHODS:
         raise ValueError(
@@ -419,11 +479,7 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                 _host_jac_mode(problem))
         raise NonFiniteJacobianError(_probe.non_finite_jacobian(result.jac, problem.who,
                                                                 problem.start, mode))
-    if verbose >= 1:
-        print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
-              f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "
-              f"optimality {result.optimality:.2e}.")
-    return result
+    return result, cfg
 
 
 def _x64_function(fun: Callable) -> Callable:

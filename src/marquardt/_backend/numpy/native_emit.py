@@ -24,23 +24,30 @@ The translation keeps the trace's IEEE operations and their order, so that compi
   included), arrays that alias an input slot about to be overwritten copied first.
 
 An operation without a C form raises ``native_slots.Unsupported``: the step stays Python.
+This module holds the statements, the array operations and the result; the expressions
+(a scalar line, an element of an elementwise operation) are ``native_expr``'s.
 """
 
 from __future__ import annotations
 
 import ast
-import math
+import functools
 from typing import NamedTuple
 
 import numpy as np
 
+from marquardt._backend.numpy.native_expr import (_CTYPE, Expressions, _axis, _call_name, _cast,
+                                                  _offset, _Sc, literal)
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
                                                    order_of, scalar_kind)
 
 __all__ = ["Emitted", "capture", "emit_step"]
 
-_CTYPE = {"f": "double", "i": "int64_t", "b": "int"}
 _ACTYPE = {"f": "double", "i": "int64_t", "b": "int64_t"}  # array elements
+
+#: The most a step's local arrays may take on the C stack (a thread's stack may be as small
+#: as a few hundred KiB): larger problems keep the trace.
+STACK_BYTES = 256 * 1024
 
 
 class _Arr(NamedTuple):
@@ -54,11 +61,6 @@ class _Arr(NamedTuple):
     origin: frozenset
 
 
-class _Sc(NamedTuple):
-    cname: str
-    kind: str
-
-
 class Emitted(NamedTuple):
     """A step's C function: its ``name``, ``text``, and the result's tree per output variable
     (``("rec", cls, children)``, ``("tup", children)``, ``("leaf", slot)``, ``("const", v)``,
@@ -70,50 +72,38 @@ class Emitted(NamedTuple):
     loaded: frozenset = frozenset()  # the input slots it reads: (variable, path)
 
 
-def capture(fn, source: str, args) -> dict:
-    """Every variable of the generated function ``source`` (its globals those of ``fn``) on
-    the call ``args``: the function run again, returning ``locals()``."""
+@functools.lru_cache(maxsize=64)
+def _instrumented(source: str):
+    """The generated function's code, returning ``locals()`` instead of its result."""
     tree = ast.parse(source)
     body = tree.body[0].body
     body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
     ast.fix_missing_locations(tree)
+    return compile(tree, "<marquardt capture>", "exec")
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(source: str) -> ast.FunctionDef:
+    return ast.parse(source).body[0]
+
+
+def capture(fn, source: str, args) -> dict:
+    """Every variable of the generated function ``source`` (its globals those of ``fn``) on
+    the call ``args``: the function run again, returning ``locals()``."""
     scope = dict(fn.__globals__)
     with np.errstate(all="ignore"):
-        exec(compile(tree, "<marquardt capture>", "exec"), scope)  # noqa: S102 — our own code
+        exec(_instrumented(source), scope)  # noqa: S102 — our own code
         return scope["compiled"](*args)
 
 
-def _float_literal(x: float) -> str:
-    if math.isfinite(x):
-        return f"({float(x).hex()})"
-    return f"D(0x{np.float64(x).view(np.uint64):016x}ULL)"
+class _Emitter(Expressions):
+    """A step's statements, arrays and result (its expressions: ``Expressions``)."""
 
-
-def literal(value, kind: str) -> str:
-    """A C literal of the scalar ``value`` as ``kind``."""
-    if kind == "f":
-        return _float_literal(float(value))
-    if kind == "b":
-        return "1" if bool(value) else "0"
-    return f"((int64_t){int(value)}LL)"
-
-
-def _cast(code: str, have: str, want: str) -> str:
-    if have == want:
-        return code
-    if want == "f":
-        return f"((double){code})"
-    if want == "b":
-        return f"(({code}) != 0)"
-    return f"((int64_t){code})"
-
-
-class _Emitter:
     def __init__(self, name, fn, source, args, in_vars, out_vars, layout: Layout, suffix=""):
         self.name = name
         self.glob = fn.__globals__
         self.values = capture(fn, source, args)
-        self.tree = ast.parse(source).body[0]
+        self.tree = _parsed(source)
         self.in_vars = in_vars
         self.out_vars = out_vars
         self.layout = layout
@@ -121,38 +111,11 @@ class _Emitter:
         self.lines: list[str] = []
         self.count = 0
         self.loaded: set = set()  # the input slots read
+        self.memo: dict = {}  # id(node) -> (node, its value)
+        self.stack_bytes = 0
         self.suffix = suffix
 
     # -- values and names -------------------------------------------------------------------
-
-    def value(self, node):
-        """The node's value on the captured call."""
-        if isinstance(node, ast.Name) and node.id in self.values:
-            return self.values[node.id]
-        expression = ast.Expression(node)
-        ast.fix_missing_locations(expression)
-        with np.errstate(all="ignore"):
-            return eval(compile(expression, "<v>", "eval"), dict(self.glob),  # noqa: S307
-                        self.values)
-
-    def fresh(self, prefix="t") -> str:
-        self.count += 1
-        return f"{prefix}{self.count}"
-
-    def atom(self, code: str, kind: str) -> str:
-        """``code`` as a name (a temporary where it is an expression), to be used twice."""
-        if code.isidentifier() or code.startswith("(0x") or code.startswith("((int64_t)"):
-            return code
-        t = self.fresh()
-        self.lines.append(f"{_CTYPE[kind]} {t} = {code};")
-        return t
-
-    def constant(self, name: str):
-        if name not in self.glob:
-            raise Unsupported(f"unknown name {name}")
-        return self.glob[name]
-
-    # -- statements -------------------------------------------------------------------------
 
     def run(self) -> Emitted:
         for statement in self.tree.body[:-1]:
@@ -224,6 +187,15 @@ class _Emitter:
             return self.svd(names, node)
         raise Unsupported(f"tuple assignment from {ast.unparse(node)}")
 
+    def stack(self, elements: int) -> None:
+        """Count a local array's 8-byte elements against ``STACK_BYTES``.
+
+        Raises:
+            Unsupported: the step's arrays would not fit (a large problem: the trace)."""
+        self.stack_bytes += 8 * max(elements, 1)
+        if self.stack_bytes > STACK_BYTES:
+            raise Unsupported(f"local arrays over {STACK_BYTES} bytes")
+
     def svd(self, names, node):
         a = self.array_of(node.args[0])
         if a.kind != "f" or len(a.shape) != 3 or a.shape[0] != 1:
@@ -233,6 +205,7 @@ class _Emitter:
         for name in names:
             kind, shape, strides = array_info(self.values[name])
             size = int(np.prod(shape))
+            self.stack(size)
             self.lines.append(f"double {name}[{size}];")
             arrays.append(_Arr(name, kind, shape, strides, frozenset()))
         u, s, vh = arrays
@@ -263,6 +236,7 @@ class _Emitter:
         name = self.fresh("k")
         flat = [value[idx] for idx in _indices_in_memory(shape, strides)]
         items = ", ".join(literal(v, kind) for v in flat)
+        self.stack(len(flat))
         self.lines.append(f"{_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = {{{items}}};")
         return _Arr(name, kind, shape, strides, frozenset())
 
@@ -285,6 +259,7 @@ class _Emitter:
     def declare(self, name, value) -> _Arr:
         kind, shape, strides = array_info(value)
         size = int(np.prod(shape)) if shape else 1
+        self.stack(size)
         self.lines.append(f"{_ACTYPE[kind]} {name}[{max(size, 1)}];")
         return _Arr(name, kind, shape, strides, frozenset())
 
@@ -433,208 +408,6 @@ class _Emitter:
 
     # -- expressions --------------------------------------------------------------------------
 
-    def element(self, node, shape, idx) -> tuple[str, str]:
-        """(C expression, kind) of an elementwise node's element at ``idx`` of ``shape``."""
-        value = self.value(node)
-        if not isinstance(value, np.ndarray):
-            return self.scalar(node)
-        if isinstance(node, ast.Name) or _call_name(node) in (
-                "_ns_reshape", "_ns_swapaxes", "_ns_expand_dims", "_ns_squeeze", "_ns_matvec",
-                "_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_np_array"):
-            a = self.array_of(node)
-            if len(a.shape) > len(shape):
-                raise Unsupported("broadcast to fewer dimensions")
-            return f"{a.cname}[{_offset(a.shape, a.strides, idx, shape)}]", (
-                a.kind if a.kind != "b" else "b")
-        kind = array_info(value)[0]
-        return self.operation(node, kind, lambda n: self.element(n, shape, idx))
-
-    def scalar(self, node) -> tuple[str, str]:
-        """(C expression, kind) of a scalar node."""
-        if isinstance(node, ast.Name):
-            got = self.env.get(node.id)
-            if isinstance(got, _Sc):
-                return got.cname, got.kind
-            if got is not None:
-                raise Unsupported(f"{node.id} is an array where a scalar is needed")
-            v = self.constant(node.id)
-            if isinstance(v, np.ndarray) or v is None:
-                raise Unsupported(f"constant {node.id}")
-            kind = scalar_kind(v)
-            return literal(v, kind), kind
-        if isinstance(node, ast.Constant):
-            kind = scalar_kind(node.value)
-            return literal(node.value, kind), kind
-        if isinstance(node, ast.Subscript):  # a reduction's (1,) result, element 0
-            return self.reduction_scalar(node)
-        value = self.value(node)
-        if isinstance(value, np.ndarray):
-            raise Unsupported(f"an array where a scalar is needed: {ast.unparse(node)}")
-        kind = scalar_kind(value)
-        call = _call_name(node)
-        if call in ("_ns_sum", "_ns_all", "_ns_any", "_ns_max"):
-            return self.reduction_scalar(node), kind
-        return self.operation(node, kind, self.scalar)
-
-    def reduction_scalar(self, node):
-        call_node = node.value if isinstance(node, ast.Subscript) else node
-        if isinstance(node, ast.Subscript):
-            if ast.unparse(node.slice) != "0":
-                raise Unsupported(f"subscript {ast.unparse(node)}")
-        call = _call_name(call_node)
-        if call not in ("_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_add_reduce",
-                        "_max_reduce"):
-            raise Unsupported(f"subscript {ast.unparse(node)}")
-        src = self.array_of(call_node.args[0])
-        axis = _axis(self, call_node)
-        if axis is None or len([n for n in src.shape if n != 1]) > 1:
-            raise Unsupported(f"reduction {ast.unparse(node)}")
-        axis %= len(src.shape)
-        if any(n != 1 for k, n in enumerate(src.shape) if k != axis):
-            raise Unsupported(f"reduction {ast.unparse(node)}")
-        code = self.reduction_code(call, src, src.cname, src.shape[axis], src.strides[axis])
-        kind = "f" if call in ("_ns_sum", "_add_reduce", "_ns_max", "_max_reduce") else "b"
-        if isinstance(node, ast.Subscript):
-            return code, kind
-        return code
-
-    def operation(self, node, kind, sub) -> tuple[str, str]:
-        """An operator or function node whose operands ``sub`` translates (scalar or
-        element); ``kind`` is the result's."""
-        if isinstance(node, ast.BinOp):
-            (a, ka), (b, kb) = sub(node.left), sub(node.right)
-            op = type(node.op)
-            if op is ast.Div:
-                return f"({_cast(a, ka, 'f')} / {_cast(b, kb, 'f')})", "f"
-            if op in (ast.Add, ast.Sub, ast.Mult):
-                if kind == "b":
-                    raise Unsupported("arithmetic on booleans")
-                sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[op]
-                return f"({_cast(a, ka, kind)} {sym} {_cast(b, kb, kind)})", kind
-            if op in (ast.BitAnd, ast.BitOr):
-                sym = "&" if op is ast.BitAnd else "|"
-                if kind == "b":
-                    return f"({_cast(a, ka, 'b')} {sym} {_cast(b, kb, 'b')})", "b"
-                return f"({a} {sym} {b})", kind
-            if op is ast.Pow:
-                exponent = self.value(node.right)
-                if isinstance(self.value(node.left), np.ndarray) or isinstance(
-                        self.value(node), np.ndarray):
-                    if exponent == 2 and kind == "f":  # NumPy's fast path: square
-                        a = self.atom(_cast(a, ka, "f"), "f")
-                        return f"({a} * {a})", "f"
-                    raise Unsupported("an array power other than 2")
-                if kind != "f":
-                    raise Unsupported("an integer power")
-                return f"pow({_cast(a, ka, 'f')}, {_cast(b, kb, 'f')})", "f"
-            raise Unsupported(f"operator {op.__name__}")
-        if isinstance(node, ast.UnaryOp):
-            a, ka = sub(node.operand)
-            if isinstance(node.op, ast.USub):
-                return f"(-{a})", ka
-            if isinstance(node.op, ast.Not):
-                return f"(!{a})", "b"
-            if isinstance(node.op, ast.Invert):
-                return (f"(!{a})", "b") if ka == "b" else (f"(~{a})", ka)
-            raise Unsupported("unary operator")
-        if isinstance(node, ast.Compare):
-            if len(node.ops) != 1:
-                raise Unsupported("a chained comparison")
-            (a, ka), (b, kb) = sub(node.left), sub(node.comparators[0])
-            sym = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==",
-                   ast.NotEq: "!="}.get(type(node.ops[0]))
-            if sym is None:
-                raise Unsupported("comparison")
-            if "f" in (ka, kb):
-                a, b = _cast(a, ka, "f"), _cast(b, kb, "f")
-            return f"({a} {sym} {b})", "b"
-        if isinstance(node, ast.BoolOp):
-            parts = [sub(v) for v in node.values]
-            if any(k != "b" for _, k in parts):
-                raise Unsupported("and/or of non-booleans")
-            sym = " || " if isinstance(node.op, ast.Or) else " && "
-            return "(" + sym.join(p for p, _ in parts) + ")", "b"
-        if isinstance(node, ast.IfExp):
-            (c, kc), (x, kx), (y, ky) = sub(node.test), sub(node.body), sub(node.orelse)
-            return f"(({c}) ? {_cast(x, kx, kind)} : {_cast(y, ky, kind)})", kind
-        if isinstance(node, ast.Call):
-            return self.call(node, kind, sub)
-        raise Unsupported(f"expression {ast.unparse(node)}")
-
-    def call(self, node, kind, sub) -> tuple[str, str]:
-        func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "item" and not node.args:
-            return sub(func.value)
-        if not isinstance(func, ast.Name):
-            raise Unsupported(f"call {ast.unparse(node)}")
-        name = func.id
-        args = node.args
-        if name in ("_msqrt", "_lane_sqrt", "_ns_sqrt"):
-            a, ka = sub(args[0])
-            return f"sqrt({_cast(a, ka, 'f')})", "f"
-        if name == "_lane_div":
-            (a, ka), (b, kb) = sub(args[0]), sub(args[1])
-            return f"({_cast(a, ka, 'f')} / {_cast(b, kb, 'f')})", "f"
-        if name == "_F64":
-            a, ka = sub(args[0])
-            return _cast(a, ka, "f"), "f"
-        if name == "_B":
-            a, ka = sub(args[0])
-            return _cast(a, ka, "b"), "b"
-        if name in ("_misfinite", "_ns_isfinite"):
-            a, ka = sub(args[0])
-            return (f"(isfinite({a}) != 0)", "b") if ka == "f" else ("1", "b")
-        if name in ("abs", "_ns_abs"):
-            a, ka = sub(args[0])
-            if ka == "f":
-                return f"fabs({a})", "f"
-            return (f"llabs({a})", "i") if ka == "i" else (a, ka)
-        if name == "_ns_logical_not":
-            a, ka = sub(args[0])
-            return f"(!{a})", "b"
-        if name in ("_ns_logical_and", "_ns_logical_or"):
-            (a, ka), (b, kb) = sub(args[0]), sub(args[1])
-            sym = "&&" if name == "_ns_logical_and" else "||"
-            return f"({a} {sym} {b})", "b"
-        if name in ("_ns_maximum", "_ns_minimum"):
-            (a, ka), (b, kb) = sub(args[0]), sub(args[1])
-            if kind != "f":
-                raise Unsupported("an integer maximum")
-            a = self.atom(_cast(a, ka, "f"), "f")
-            b = self.atom(_cast(b, kb, "f"), "f")
-            sym = ">=" if name == "_ns_maximum" else "<="
-            return f"(({a} {sym} {b} || {a} != {a}) ? {a} : {b})", "f"
-        comparisons = {"_ns_greater": ">", "_ns_greater_equal": ">=", "_ns_less": "<",
-                       "_ns_less_equal": "<=", "_ns_equal": "==", "_ns_not_equal": "!="}
-        if name in comparisons:
-            (a, ka), (b, kb) = sub(args[0]), sub(args[1])
-            if "f" in (ka, kb):
-                a, b = _cast(a, ka, "f"), _cast(b, kb, "f")
-            return f"({a} {comparisons[name]} {b})", "b"
-        if name == "_ns_where":
-            (c, kc), (x, kx), (y, ky) = sub(args[0]), sub(args[1]), sub(args[2])
-            return f"(({c}) ? {_cast(x, kx, kind)} : {_cast(y, ky, kind)})", kind
-        if name == "_pick":  # the choice of an array, made element by element
-            (c, kc), (x, kx), (y, ky) = sub(args[0]), sub(args[1]), sub(args[2])
-            return f"(({c}) ? {_cast(x, kx, kind)} : {_cast(y, ky, kind)})", kind
-        if name == "_ns_cast":
-            a, ka = sub(args[0])
-            return _cast(a, ka, kind), kind
-        if name in ("_ns_ones_like", "_ns_zeros_like"):
-            return literal(1 if name == "_ns_ones_like" else 0, kind), kind
-        if name == "_ns_full_like":
-            b, kb = sub(args[1])
-            return _cast(b, kb, kind), kind
-        target = self.glob.get(name)
-        if isinstance(target, type) and issubclass(target, np.generic) and len(args) == 1:
-            a, ka = sub(args[0])
-            if target is np.int32:  # NumPy's conversion wraps to 32 bits
-                return f"((int64_t)(int32_t)({_cast(a, ka, 'i')}))", "i"
-            return _cast(a, ka, kind), kind
-        raise Unsupported(f"call {ast.unparse(node)}")
-
-    # -- the result ---------------------------------------------------------------------------
-
     def outputs(self, node) -> dict:
         if isinstance(self.out_vars, tuple):
             if not isinstance(node, ast.Tuple) or len(node.elts) != len(self.out_vars):
@@ -691,6 +464,7 @@ class _Emitter:
             if a.origin & shadowed:  # it points into a slot this step overwrites: copy now
                 size = int(np.prod(a.shape))
                 t = self.fresh("o")
+                self.stack(size)
                 self.lines.append(f"{_ACTYPE[a.kind]} {t}[{size}]; "
                                   f"memcpy({t}, {a.cname}, {size} * sizeof({_ACTYPE[a.kind]}));")
                 code = t
@@ -719,30 +493,6 @@ def _indices_in_memory(shape, strides):
     return out
 
 
-def _offset(shape, strides, idx, out_shape) -> str:
-    """The element offset of an operand of ``shape`` broadcast to ``out_shape`` at loop
-    indices ``idx`` (aligned on the right)."""
-    lead = len(out_shape) - len(shape)
-    terms = [f"{idx[lead + k]} * {s}" for k, (n, s) in enumerate(zip(shape, strides))
-             if n != 1 and out_shape[lead + k] != 1]
-    return " + ".join(terms) or "0"
-
-
-def _call_name(node) -> str | None:
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        return node.func.id
-    return None
-
-
-def _axis(emitter, node):
-    for kw in node.keywords:
-        if kw.arg == "axis":
-            return emitter.value(kw.value)
-    if len(node.args) > 1:
-        return emitter.value(node.args[1])
-    return None
-
-
 def _input_path(node):
     """(argument, path inside it) of ``aK[i][j]...``; None for another expression."""
     path = []
@@ -767,4 +517,5 @@ def emit_step(name: str, fn, source: str, args, in_vars: tuple, out_vars,
     Raises:
         Unsupported: a line without a C form.
     """
-    return _Emitter(name, fn, source, args, in_vars, out_vars, layout, suffix).run()
+    with np.errstate(all="ignore"):  # the values of sub-expressions, NaN and inf included
+        return _Emitter(name, fn, source, args, in_vars, out_vars, layout, suffix).run()

@@ -6,8 +6,10 @@ Not the default path: ``enabled()`` (a context manager) or ``enable(True)`` turn
 tests and benchmarks (``benchmarks/native_fit.py``). With it on, a configuration's first fit
 runs on the Python trace and records each step's first arguments; the steps are then emitted
 as C, compiled (``native_load``: cached on disk) and every later fit of that configuration runs
-here. Where anything is missing (no compiler, an operation without a C form, a model that
-returns J with r, history or a callback requested) the Python trace runs, as without it.
+here. Where anything is missing (no compiler, an operation without a C form, a step that
+runs eagerly, a model that returns J with r, a callback, a problem too large for the steps'
+stack arrays, another thread's fit on the same configuration) the Python trace runs, as
+without it; a failure to build is kept in ``_FAILURES``, never raised.
 
 The calls of the user's function are ``_run_one``'s, in the same order with the same
 arguments (copies of the candidate points, as the trace hands fresh arrays), and the steps
@@ -19,11 +21,13 @@ x, cost, nfev, status and Jacobian, and so the same covariance
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import native_load, native_slots, native_steps
+from marquardt._backend.numpy import native_cloop, native_slots, native_steps
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import host
 from marquardt._core import iteration as core
@@ -33,6 +37,11 @@ __all__ = ["enable", "enabled", "run"]
 
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
+_LOOPS: dict = {}  # NativeSteps -> its _Loop
+_BUILT_MAX = 64
+#: The loop in C where it was built (``native_cloop``); False: the loop in Python
+#: (``_Loop.run``), for comparisons.
+LOOP_IN_C = True
 
 
 def enable(on: bool = True) -> None:
@@ -73,9 +82,17 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         native = _BUILT[steps]
         if native is None:
             return None
-        history = _history(cfg)
-        state = _Loop(native, evaluator, history).run(x0, f0, j0, lb, ub, d_fixed)
-        return state, _table(history)
+        loop = _LOOPS.get(native)
+        if loop is None:
+            loop = _LOOPS[native] = _Loop(native)
+        if not loop.busy.acquire(blocking=False):  # another thread's fit holds the buffers
+            return None
+        try:
+            history = [] if cfg.record_history else None
+            state = loop.run(evaluator, history, x0, f0, j0, lb, ub, d_fixed)
+        finally:
+            loop.busy.release()
+        return state, _native_table(cfg, history)
     calls: dict = {}
     recording = host._Steps(*(None if s is None else _Recording(s, name, calls)
                               for name, s in zip(host._Steps._fields, steps)))
@@ -92,26 +109,40 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         # host's step, which traces it at its first call
         python = {name: s for name, s in zip(host._Steps._fields, steps) if s is not None}
         _BUILT[steps] = native_steps.build(compiled, calls, python)
-    except (Unsupported, native_load.NativeUnavailable) as e:
+    except Exception as e:  # noqa: BLE001 — the fit is done; the configuration keeps
+        # the trace (Unsupported, NativeUnavailable, or a fault of the emitter, kept here)
         _BUILT[steps] = None
         _FAILURES[steps] = e
+    while len(_BUILT) > _BUILT_MAX:  # the oldest configurations go, as host._STEPS's do
+        old = next(iter(_BUILT))
+        _LOOPS.pop(_BUILT.pop(old), None)
+        _FAILURES.pop(old, None)
     return state, _table(history)
-
-
-def _history(cfg):
-    """A history for the rows (``host._History``, started at the first state), or None."""
-    return [cfg] if cfg.record_history else None
 
 
 def _table(history) -> np.ndarray:
     if history is None:
         return np.zeros((0, len(HISTORY_FIELDS)))
-    if isinstance(history, list):  # a native fit's: (cfg, its records)
-        cfg, records = history[0], history[1:]
-        table = host._History(cfg, records[0][1])
-        table.records = records
-        history = table
     return history.table()
+
+
+def _native_table(cfg, points) -> np.ndarray:
+    """The history table of a native fit's records (``_Loop.point``), formed as the trace's
+    (``host._History``) from the same values."""
+    if points is None:
+        return np.zeros((0, len(HISTORY_FIELDS)))
+    records = []
+    for it, f, j, fs, ints, old_cost in points:
+        cost, lam, step, rho = fs.tolist()
+        nfev, accepted, attempts = ints.tolist()
+        point = _Point(f, j, cost, lam, nfev)
+        if old_cost is None:
+            records.append((it, point, cost, None))
+        else:
+            records.append((it, point, old_cost, _Done(step, rho, accepted, attempts)))
+    table = host._History(cfg, records[0][1])
+    table.records = records
+    return table.table()
 
 
 class _Point(NamedTuple):
@@ -136,117 +167,182 @@ class _Done(NamedTuple):
 _EVERY = np.arange(1)
 
 
-class _Loop:
-    """One fit on the native steps: the slots the loop reads, as views of the buffers;
-    ``history``: None, or a list (the configuration, then the rows' records) to fill."""
+class _Matrix:
+    """A matrix slot's two views (row-major, column-major) and its tag's place."""
 
-    def __init__(self, native, evaluator, history):
+    def __init__(self, slot, f_buf, i_buf):
+        self.tag = slot.tag
+        self.i_buf = i_buf
+        self.views = tuple(
+            np.ndarray(slot.shape, np.float64, buffer=f_buf, offset=slot.offset * 8,
+                       strides=tuple(8 * s for s in native_slots.order_strides(slot.shape, o)))
+            for o in (0, 1))
+
+    def get(self) -> np.ndarray:
+        return self.views[self.i_buf[self.tag]]
+
+    def put(self, value) -> None:
+        """Store ``value`` in its own order (one in neither: row-major)."""
+        order = 1 if (value.flags.f_contiguous and not value.flags.c_contiguous) else 0
+        self.i_buf[self.tag] = order
+        np.copyto(self.views[order], value)
+
+
+class _Loop:
+    """The loop on one compiled configuration: the slots it reads, as views of the buffers
+    (made once per configuration)."""
+
+    def __init__(self, native):
         self.native = native
-        self.evaluator = evaluator
-        self.history = history
+        self.busy = threading.Lock()  # one fit at a time on these buffers
+        self.readers: dict = {}  # step -> the final state's field readers
         f_buf, i_buf = native.f_buf, native.i_buf
         self.f_buf, self.i_buf = f_buf, i_buf
         slots = native.layout.slots
 
-        def view(var, *path):
-            return native_slots.view(slots[(var, path)], f_buf, i_buf)
-
         def at(var, field=None, record=LoopState):
             path = () if field is None else (record._fields.index(field),)
             return slots[(var, path)]
+
+        def view(*key):
+            return native_slots.view(at(*key), f_buf, i_buf)
+        attempt = core.Attempt
         self.status = at("s", "status").offset
         self.lv = at("lv").offset
-        self.accepted = at("c", "accepted", core.Attempt).offset
+        self.accepted = at("c", "accepted", attempt).offset
         self.x_try = view("x_try")
         self.f_try = view("f_try")
-        self.s_f = view("s", LoopState._fields.index("f"))
-        self.x_new = view("c", core.Attempt._fields.index("x_new"))
-        self.c_f_new = view("c", core.Attempt._fields.index("f_new"))
+        self.s_f = view("s", "f")
+        self.x_new = view("c", "x_new", attempt)
+        self.c_f_new = view("c", "f_new", attempt)
         self.f_new = view("f_new")
-        # matrices: their order varies (a tag), so read and written through their slots
-        self.s_j = at("s", "j")
-        self.j_new = at("j_new")
-        if history is not None:  # the slots a history row reads
-            self.row_slots = (at("s", "cost"), at("s", "lam"), at("s", "nfev"))
-            self.done_slots = tuple(at("c", name, core.Attempt)
-                                    for name in ("step", "rho", "accepted", "attempts"))
+        self.s_j = _Matrix(at("s", "j"), f_buf, i_buf)
+        self.j_new = _Matrix(at("j_new"), f_buf, i_buf)
+        # what a history row reads: float scalars, integer scalars
+        self.row_f = [at("s", "cost"), at("s", "lam"), at("c", "step", attempt),
+                      at("c", "rho", attempt)]
+        self.row_i = [at("s", "nfev"), at("c", "accepted", attempt),
+                      at("c", "attempts", attempt)]
+        for slot in self.row_f + self.row_i:
+            if slot.shape or slot.buffer != ("F" if slot in self.row_f else "I"):
+                raise Unsupported("a history field of another kind")
+        self.f_ptr = ctypes.c_void_p(f_buf.ctypes.data)
+        self.i_ptr = ctypes.c_void_p(i_buf.ctypes.data)
+        self.callback = None
+        self.f_index = np.array([s.offset for s in self.row_f])
+        self.i_index = np.array([s.offset for s in self.row_i])
 
-    def value(self, slot):
-        return native_slots.read(slot, self.f_buf, self.i_buf)
+    def point(self, it, old_cost):
+        """One history record: the state's residuals and J, and the row's scalars."""
+        return (it, self.s_f.copy(), self.s_j.get().copy(order="K"),
+                self.f_buf.take(self.f_index), self.i_buf.take(self.i_index), old_cost)
 
-    def point(self) -> _Point:
-        cost, lam, nfev = (self.value(s) for s in self.row_slots)
-        return _Point(self.s_f.copy(), self.value(self.s_j), cost, lam, nfev)
-
-    def run(self, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
+    def run(self, evaluator, history, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
+        """The fit; ``history``: None, or a list to which each iteration's record is
+        appended (``point``)."""
         nat = self.native
         for var, value in (("x0", x0), ("f0", f0), ("j0", j0), ("lb", lb), ("ub", ub),
                            ("d_fixed", d_fixed)):
             nat.write(var, value)
+        if nat.fit is not None and LOOP_IN_C:
+            return self.run_c(evaluator, history)
         fns = nat.fns
         start, begin, attempt, judged, end = (fns["start"], fns["begin"], fns["attempt"],
                                               fns["judged"], fns["end"])
         refit = fns.get("refit")
         needs_refit = nat.python.get("refit") is not None  # the policy has a trust radius
-        i_buf = self.i_buf
-        ev = self.evaluator
-        residual, both, jacobian = ev.residual, ev.residual_and_jacobian, ev.jacobian
+        i_buf, f_buf = self.i_buf, self.f_buf
+        residual, both, jacobian = (evaluator.residual, evaluator.residual_and_jacobian,
+                                    evaluator.jacobian)
         every = _EVERY
-        history = self.history
-        f_buf = self.f_buf
-
-        def put(slot, value):
-            native_slots.write(slot, f_buf, i_buf, value)
-
-        def matrix(slot):
-            return native_slots.view(slot, f_buf, i_buf)
+        status, lv, accepted = self.status, self.lv, self.accepted
+        x_try, f_try, x_new, c_f_new = self.x_try, self.f_try, self.x_new, self.c_f_new
+        s_f, f_new, s_j, j_new = self.s_f, self.f_new, self.s_j, self.j_new
+        cost = self.row_f[0].offset
         last = "start"
         start()
         if history is not None:
-            point = self.point()
-            history.append((0, point, point.cost, None))
-        if i_buf[self.status] != RUNNING:
+            history.append(self.point(0, None))
+        if i_buf[status] != RUNNING:
             return self.state(last)
         if begin():
             raise np.linalg.LinAlgError("SVD did not converge")
-        if i_buf[self.lv]:
+        if i_buf[lv]:
             attempt()
         it = 0
         while True:
             it += 1
-            while i_buf[self.lv]:
-                self.f_try[...] = residual(self.x_try.copy(), every)
+            while i_buf[lv]:
+                f_try[...] = residual(x_try.copy(), every)
                 judged()
-                if i_buf[self.lv] and needs_refit:
+                if needs_refit and i_buf[lv]:
                     if refit is not None:
                         refit()
                     else:
                         self.python_refit()
-                if i_buf[self.lv]:
+                if i_buf[lv]:
                     attempt()
-            if not i_buf[self.accepted]:  # the trace's s.f.copy(), s.j.copy(): row-major
-                self.f_new[...] = self.s_f
-                put(self.j_new, np.ascontiguousarray(matrix(self.s_j)))
+            if not i_buf[accepted]:  # the trace's s.f.copy(), s.j.copy(): row-major
+                f_new[...] = s_f
+                j_new.put(np.ascontiguousarray(s_j.get()))
             elif jacobian is not None:
-                self.f_new[...] = self.c_f_new
-                put(self.j_new, jacobian(self.x_new.copy(), self.c_f_new.copy(), every))
+                f_new[...] = c_f_new
+                j_new.put(jacobian(x_new.copy(), c_f_new.copy(), every))
             else:
-                f, j = both(self.x_new.copy(), every)
-                self.f_new[...] = f
-                put(self.j_new, j)
+                f, j = both(x_new.copy(), every)
+                f_new[...] = f
+                j_new.put(j)
             if history is not None:
-                old_cost = self.value(self.row_slots[0])
+                old_cost = f_buf[cost]
             end()
             last = "end"
             if history is not None:
-                done = _Done(*(self.value(s) for s in self.done_slots))
-                history.append((it, self.point(), old_cost, done))
-            if i_buf[self.status] != RUNNING:
+                history.append(self.point(it, old_cost))
+            if i_buf[status] != RUNNING:
                 return self.state(last)
             if begin():
                 raise np.linalg.LinAlgError("SVD did not converge")
-            if i_buf[self.lv]:
+            if i_buf[lv]:
                 attempt()
+
+    def run_c(self, evaluator, history) -> LoopState:
+        """The fit on the loop in C (``native_cloop``), the user's code called back."""
+        self.evaluator, self.history, self.error = evaluator, history, None
+        if self.callback is None:
+            self.callback = native_cloop.CALLBACK(self.called_back)
+        try:
+            done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
+                                   int(evaluator.jacobian is not None), int(history is not None))
+        finally:
+            self.evaluator = self.history = None
+        if done == 1:
+            error, self.error = self.error, None
+            raise error
+        if done == 2:
+            raise np.linalg.LinAlgError("SVD did not converge")
+        return self.state("start" if done == 3 else "end")
+
+    def called_back(self, what: int, it: int, old_cost: float) -> int:
+        """The C loop's call for the user's code (``native_cloop``): 0 on success, 1 where
+        Python raised (kept in ``error``)."""
+        try:
+            ev = self.evaluator
+            if what == 0:
+                self.f_try[...] = ev.residual(self.x_try.copy(), _EVERY)
+            elif what == 1:
+                self.j_new.put(ev.jacobian(self.x_new.copy(), self.c_f_new.copy(), _EVERY))
+            elif what == 2:
+                f, j = ev.residual_and_jacobian(self.x_new.copy(), _EVERY)
+                self.f_new[...] = f
+                self.j_new.put(j)
+            elif what == 3:
+                self.python_refit()
+            else:
+                self.history.append(self.point(it, old_cost if it else None))
+            return 0
+        except BaseException as e:  # noqa: BLE001 — raised again once C has returned
+            self.error = e
+            return 1
 
     def python_refit(self) -> None:
         """The trust radius's ``refit``, never traced for this configuration: the Python
@@ -256,5 +352,39 @@ class _Loop:
 
     def state(self, step: str) -> LoopState:
         """The final state, its leaves' types those of ``step``'s result."""
-        nat = self.native
-        return nat._read(nat.emitted[step].templates["s"], None)
+        readers = self.readers.get(step)
+        if readers is None:
+            readers = self.readers[step] = self.state_readers(step)
+        if readers is False:  # not a flat record of leaves: the general reader
+            nat = self.native
+            return nat._read(nat.emitted[step].templates["s"], None)
+        return LoopState(*[read() for read in readers])
+
+    def state_readers(self, step: str):
+        """One function per field of the state ``step`` writes (False: a field that is not
+        a leaf): a scalar converted to its type, an array copied in its order."""
+        tree = self.native.emitted[step].templates["s"]
+        if tree[0] != "rec" or tree[1] is not LoopState:
+            return False
+        readers = []
+        f_buf, i_buf = self.f_buf, self.i_buf
+        for node in tree[2]:
+            if node is None or node[0] != "leaf":
+                return False
+            slot = node[1]
+            if slot.tag >= 0:
+                readers.append(lambda m=_Matrix(slot, f_buf, i_buf): m.get().copy(order="K"))
+            elif slot.shape:
+                v = native_slots.view(slot, f_buf, i_buf)
+                if slot.kind == "b":
+                    readers.append(lambda v=v: v.astype(np.bool_))
+                else:
+                    readers.append(v.copy)
+            else:
+                buf = f_buf if slot.buffer == "F" else i_buf
+                t, k = slot.pytype, slot.offset
+                if t in (bool, int, float):
+                    readers.append(lambda buf=buf, k=k, t=t: t(buf.item(k)))
+                else:
+                    readers.append(lambda buf=buf, k=k, t=t: t(buf[k]))
+        return readers

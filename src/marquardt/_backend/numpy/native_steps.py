@@ -23,7 +23,7 @@ import ctypes
 
 import numpy as np
 
-from marquardt._backend.numpy import native_load, native_slots
+from marquardt._backend.numpy import native_cloop, native_load, native_slots
 from marquardt._backend.numpy.native_emit import emit_step
 from marquardt._backend.numpy.native_prelude import prelude
 from marquardt._backend.numpy.native_slots import Layout, Unsupported
@@ -47,6 +47,7 @@ class NativeSteps:
 
     def __init__(self, layout: Layout, lib, emitted: dict, python: dict, source: str):
         self.layout = layout
+        self.fit = None  # the loop in C (``native_cloop``), where built
         self.source = source
         self.templates: dict[str, object] = {}
         for e in emitted.values():
@@ -180,7 +181,9 @@ def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeStep
     """The steps ``compiled`` (name -> ``trace.Compiled``) as one C module, each typed by its
     recorded call ``calls[name]`` (its arguments) and emitted for each memory order of the
     matrices it reads; a step without a recorded call or a compiled trace is left to Python:
-    ``python[name]`` (default: the compiled traces' functions), called by ``call``.
+    ``python[name]`` (default: the compiled traces' functions), called by ``call``. Given
+    ``python`` (the host's steps), the module also holds the loop (``native_cloop``:
+    ``NativeSteps.fit``), where its slots are there.
 
     Raises:
         Unsupported: a step has an operation without a C form.
@@ -199,6 +202,12 @@ def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeStep
         texts.append(dispatcher)
     if not emitted:
         raise Unsupported("no traced step")
+    with_loop = python is not None
+    if with_loop:  # the loop too (``native_cloop``), where its slots are there
+        try:
+            texts.append(native_cloop.source(layout, set(emitted), "refit" in python))
+        except Unsupported:
+            with_loop = False
     source = prelude(blas.ilp64) + "\n" + "\n".join(texts)
     lib = native_load.load(source)
     lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
@@ -206,4 +215,11 @@ def build(compiled: dict, calls: dict, python: dict | None = None) -> NativeStep
     lib.marquardt_init(ctypes.c_void_p(blas.dgemv), ctypes.c_void_p(blas.dgesdd))
     if python is None:
         python = {name: step.fn for name, step in compiled.items() if step is not None}
-    return NativeSteps(layout, lib, emitted, python, source)
+    native = NativeSteps(layout, lib, emitted, python, source)
+    if with_loop:
+        fit = lib.marquardt_fit
+        fit.argtypes = [ctypes.c_void_p, ctypes.c_void_p, native_cloop.CALLBACK, ctypes.c_int,
+                        ctypes.c_int]
+        fit.restype = ctypes.c_int
+        native.fit = fit
+    return native

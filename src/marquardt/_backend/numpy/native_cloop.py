@@ -1,0 +1,116 @@
+"""``_core.host._run_one``'s loop in C: a few hand-written lines that call the emitted steps
+(``native_steps``) in the core's order, and call back into Python, through one ``ctypes``
+callback, only for what the user's code must do.
+
+The callback's ``what``:
+
+* 0: the residuals at ``x_try`` into ``f_try``;
+* 1: the Jacobian at ``c.x_new`` (the residuals there: ``c.f_new``) into ``j_new``;
+* 2: the residuals and the Jacobian at ``c.x_new`` into ``f_new`` and ``j_new``;
+* 3: the trust radius's ``refit`` in Python (a step never traced for this configuration);
+* 4: a history record of iteration ``it`` (``old_cost``: the cost before it).
+
+It returns nonzero where Python raised (the loop stops and returns 1; the exception is then
+raised by the caller). The loop's copies are the trace's: after a rejected iteration
+``f_new, j_new = s.f.copy(), s.j.copy()``, J row-major (its tag 0), as NumPy's ``copy``
+makes it; after an accepted one with a Jacobian from the residuals, ``f_new`` is ``c.f_new``.
+
+``fit`` returns 0 (ended after ``end``), 3 (ended at ``start``), 1 (a Python exception) or 2
+(the SVD did not converge).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from marquardt._backend.numpy.native_slots import Layout, Unsupported
+from marquardt._core import iteration as core
+from marquardt._core.records import RUNNING, LoopState
+
+__all__ = ["CALLBACK", "source"]
+
+#: The callback's C type: int (*)(int what, long it, double old_cost).
+CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_double)
+
+_TEXT = r"""
+typedef int (*fit_cb)(int what, long it, double old_cost);
+
+static void copy_row_major(const double *src, int64_t tag, double *dst, long m, long n) {
+    if (tag == 0) { memcpy(dst, src, sizeof(double) * (size_t)(m * n)); return; }
+    for (long i = 0; i < m; i++)
+        for (long j = 0; j < n; j++) dst[i * n + j] = src[i + j * m];
+}
+
+int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int history) {
+    long it = 0;
+    if (step_start(F, I)) return 2;
+    if (history && cb(4, 0, 0.0)) return 1;
+    if (I[STATUS] != RUNNING) return 3;
+    if (step_begin(F, I)) return 2;
+    if (I[LV] && step_attempt(F, I)) return 2;
+    for (;;) {
+        it++;
+        while (I[LV]) {
+            if (cb(0, it, 0.0)) return 1;
+            if (step_judged(F, I)) return 2;
+            if (I[LV]) { REFIT }
+            if (I[LV] && step_attempt(F, I)) return 2;
+        }
+        if (!I[ACCEPTED]) {
+            memcpy(F + F_NEW, F + S_F, sizeof(double) * M);
+            copy_row_major(F + S_J, I[S_J_TAG], F + J_NEW, M, N);
+            I[J_NEW_TAG] = 0;
+        } else if (jacobian_mode) {
+            memcpy(F + F_NEW, F + C_F_NEW, sizeof(double) * M);
+            if (cb(1, it, 0.0)) return 1;
+        } else if (cb(2, it, 0.0)) return 1;
+        double old_cost = F[S_COST];
+        if (step_end(F, I)) return 2;
+        if (history && cb(4, it, old_cost)) return 1;
+        if (I[STATUS] != RUNNING) return 0;
+        if (step_begin(F, I)) return 2;
+        if (I[LV] && step_attempt(F, I)) return 2;
+    }
+}
+"""
+
+
+def source(layout: Layout, steps: set, trust_radius: bool) -> str:
+    """The loop's C for this layout; ``steps``: the steps emitted (``refit`` may be
+    missing: then the callback runs it), ``trust_radius``: the policy refits.
+
+    Raises:
+        Unsupported: a slot the loop needs is missing or of another shape.
+    """
+    if not {"start", "begin", "attempt", "judged", "end"} <= steps:
+        raise Unsupported("a step is not emitted")
+    slots = layout.slots
+
+    def at(var, field=None, record=LoopState):
+        key = (var, () if field is None else (record._fields.index(field),))
+        if key not in slots:
+            raise Unsupported(f"no slot {key}")
+        return slots[key]
+    s_f, f_new, c_f_new = at("s", "f"), at("f_new"), at("c", "f_new", core.Attempt)
+    s_j, j_new = at("s", "j"), at("j_new")
+    if not (s_f.shape == f_new.shape == c_f_new.shape and len(s_f.shape) == 2):
+        raise Unsupported("residual slots of other shapes")
+    if s_j.shape != j_new.shape or len(s_j.shape) != 3 or s_j.tag < 0 or j_new.tag < 0:
+        raise Unsupported("Jacobian slots of other shapes")
+    m, n = s_j.shape[1], s_j.shape[2]
+    if trust_radius:
+        refit = ("if (step_refit(F, I)) return 2;" if "refit" in steps
+                 else "if (cb(3, it, 0.0)) return 1;")
+    else:
+        refit = ""
+    names = {"STATUS": at("s", "status").offset, "LV": at("lv").offset,
+             "ACCEPTED": at("c", "accepted", core.Attempt).offset, "RUNNING": RUNNING,
+             "F_NEW": f_new.offset, "S_F": s_f.offset, "C_F_NEW": c_f_new.offset,
+             "S_J": s_j.offset, "S_J_TAG": s_j.tag, "J_NEW": j_new.offset,
+             "J_NEW_TAG": j_new.tag, "S_COST": at("s", "cost").offset, "M": m, "N": n}
+    for slot in (at("s", "status"), at("lv"), at("c", "accepted", core.Attempt)):
+        if slot.buffer != "I" or slot.shape:
+            raise Unsupported("a flag that is not an integer scalar")
+    defines = "".join(f"#define {k} {v}\n" for k, v in names.items())
+    undefines = "".join(f"#undef {k}\n" for k in names)
+    return defines + _TEXT.replace("{ REFIT }", "{ " + refit + " }") + undefines
