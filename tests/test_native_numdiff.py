@@ -282,14 +282,28 @@ def test_a_whole_fit_with_differences_in_c_ends_with_the_same_bits(name, monkeyp
     _same(expected, got)
 
 
-def test_a_fit_on_the_native_loop_with_differences_in_c_ends_with_the_same_bits():
+@pytest.mark.parametrize("name", ["bounds", "3-point"])
+def test_a_fit_on_the_native_loop_with_differences_in_c_ends_with_the_same_bits(name,
+                                                                              monkeypatch):
+    """The loop in C (``native_cloop``) forms J and the residuals in C: its Python callback
+    is never asked for them (``what`` 0 or 1)."""
     from marquardt._backend.numpy import native_loop, native_numdiff
 
-    expected = _fit(FITS["bounds"])
+    asked = []
+    called_back = native_loop._Loop.called_back
+
+    def spy(self, what, it, old_cost):
+        asked.append(what)
+        return called_back(self, what, it, old_cost)
+
+    monkeypatch.setattr(native_loop._Loop, "called_back", spy)
+    expected = _fit(FITS[name])
     with native_loop.enabled(), native_numdiff.enabled():
-        _fit(FITS["bounds"])  # on the trace, recording; the steps compiled
-        got = _fit(FITS["bounds"])
+        _fit(FITS[name])  # on the trace, recording; the steps compiled
+        asked.clear()
+        got = _fit(FITS[name])
     _same(expected, got)
+    assert asked and set(asked) <= {4}  # history records only
 
 
 @pytest.mark.parametrize("row_major", [False, True], ids=["columns", "rows"])

@@ -308,6 +308,11 @@ class NativeDifferences:
         j = self._out.copy()
         return j if self.row_major else j.transpose(1, 2, 0)
 
+    def pointers(self) -> tuple[int, int, int]:
+        """The addresses a loop in C passes ``mq_difference_jacobian`` (and ``mq_evaluate``):
+        the differences' record, the model's record, the steps' scratch h."""
+        return self._head + (self._tail[0],)
+
     def at(self, x: int, r: int, jac: int) -> None:
         """J written at address ``jac`` from x and r at theirs (a native loop's slots: no
         copies, no array made); the layout is ``row_major``'s. The addresses must hold n, m
@@ -335,6 +340,7 @@ def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_s
     def jacobian(x, r=None, problems=None):
         return nd(x, residual(x) if r is None else r)
 
+    jacobian.native = nd  # for a loop in C (native_cloop): the records themselves
     return jacobian
 
 
