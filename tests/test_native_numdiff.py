@@ -340,3 +340,28 @@ def test_without_a_compiler_the_evaluator_keeps_pythons_differences(monkeypatch)
     expected = _fit(FITS["2-point"])
     with native_numdiff.enabled():
         _same(expected, _fit(FITS["2-point"]))
+
+
+@pytest.mark.parametrize("at_call", [3, 12], ids=["in-a-jacobian", "at-a-candidate"])
+def test_on_the_native_loop_the_models_exception_reaches_the_caller(at_call):
+    import marquardt
+    from marquardt._backend.numpy import native_loop, native_numdiff
+
+    raised = ArithmeticError("model broke")
+    calls = []
+
+    def breaks(t, a, b, c):
+        calls.append(1)
+        if armed and len(calls) == at_call:
+            raise raised
+        return _exp3(t, a, b, c)
+
+    armed = False
+    with native_loop.enabled(), native_numdiff.enabled():
+        for _ in range(2):  # on the trace, recording; then native
+            marquardt.curve_fit(breaks, T, Y, p0=[1.0, 1.0, 0.0], jac="2-point")
+        calls.clear()
+        armed = True
+        with pytest.raises(ArithmeticError) as info:
+            marquardt.curve_fit(breaks, T, Y, p0=[1.0, 1.0, 0.0], jac="2-point")
+    assert info.value is raised and len(calls) == at_call
