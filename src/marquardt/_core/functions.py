@@ -121,6 +121,10 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
         def jacobian(x, r=None, problems=None):
             return by_differences(x, r)[1]
 
+        if workers is None and _native_differences is not None:  # off by default
+            jacobian = _native_differences(fun, jac, n, m, lb, ub, step, typical, who,
+                                           residual) or jacobian
+
     def residual_and_jacobian(x, problems=None):
         r = residual(x)
         return r, jacobian(x, r)
@@ -157,6 +161,12 @@ def _jacobian_axes(both: np.ndarray, alone: np.ndarray) -> tuple | None:
              if both.transpose(axes).shape == alone.shape
              and np.allclose(both.transpose(axes), alone, rtol=1e-12, atol=0, equal_nan=True)]
     return found[0] if len(found) == 1 else None
+
+
+#: ``native_numdiff.evaluator_jacobian`` while differences in C are enabled
+#: (``native_numdiff.enabled()``; off by default): the same J, formed in C. It returns None
+#: where it cannot serve (no compiler), and numdiff's Python serves.
+_native_differences = None
 
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,

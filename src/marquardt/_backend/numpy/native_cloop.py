@@ -6,6 +6,10 @@ The callback's ``what``:
 
 * 0: the residuals at ``x_try`` into ``f_try``;
 * 1: the Jacobian at ``c.x_new`` (the residuals there: ``c.f_new``) into ``j_new``;
+
+(0 and 1 in C instead, without the callback, where the fit is given the differences and the
+model of ``native_numdiff``: ``mq_evaluate`` and ``mq_difference_jacobian``, J written in
+numdiff's memory order, tag 1)
 * 2: the residuals and the Jacobian at ``c.x_new`` into ``f_new`` and ``j_new``;
 * 3: the trust radius's ``refit`` in Python (a step never traced for this configuration);
 * 4: a history record of iteration ``it`` (``old_cost``: the cost before it).
@@ -41,7 +45,11 @@ static void copy_row_major(const double *src, int64_t tag, double *dst, long m, 
         for (long j = 0; j < n; j++) dst[i * n + j] = src[i + j * m];
 }
 
-int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int history) {
+/* d, f, h: the differences and the model in C (native_numdiff, native_model), or NULL: the
+   callback forms J (what 1) and evaluates the residuals (what 0). */
+int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int history,
+                  const mq_differences *d, const mq_model *f, double *h) {
+    int nfev = 0;  /* (the steps count the calls: cfg.jac_nfev per Jacobian) */
     long it = 0;
     if (step_start(F, I)) return 2;
     if (history && cb(4, 0, 0.0)) return 1;
@@ -51,7 +59,9 @@ int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int histo
     for (;;) {
         it++;
         while (I[LV]) {
-            if (cb(0, it, 0.0)) return 1;
+            if (C_RESIDUALS && f) {
+                if (mq_evaluate(f, F + X_TRY, F + F_TRY, &nfev)) return 1;
+            } else if (cb(0, it, 0.0)) return 1;
             if (step_judged(F, I)) return 2;
             if (I[LV]) { REFIT }
             if (I[LV] && step_attempt(F, I)) return 2;
@@ -62,7 +72,11 @@ int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int histo
             I[J_NEW_TAG] = 0;
         } else if (jacobian_mode) {
             memcpy(F + F_NEW, F + C_F_NEW, sizeof(double) * M);
-            if (cb(1, it, 0.0)) return 1;
+            if (C_RESIDUALS && d) {  /* numdiff's J, column i at i*M: order tag 1 */
+                if (mq_difference_jacobian(d, f, F + C_X_NEW, F + C_F_NEW, h, F + J_NEW,
+                                           &nfev)) return 1;
+                I[J_NEW_TAG] = 1;
+            } else if (cb(1, it, 0.0)) return 1;
         } else if (cb(2, it, 0.0)) return 1;
         double old_cost = F[S_COST];
         if (step_end(F, I)) return 2;
@@ -103,11 +117,18 @@ def source(layout: Layout, steps: set, trust_radius: bool) -> str:
                  else "if (cb(3, it, 0.0)) return 1;")
     else:
         refit = ""
+    # the residuals and J in C (``native_numdiff``): x_try, f_try, c.x_new flat float rows
+    x_try, f_try, c_x_new = at("x_try"), at("f_try"), at("c", "x_new", core.Attempt)
+    flat = all(v.buffer == "F" and v.kind == "f" and v.tag < 0 and v.shape == shape
+               and v.strides in ((0, 1), (shape[1], 1))
+               for v, shape in ((x_try, (1, n)), (c_x_new, (1, n)), (f_try, (1, m))))
     names = {"STATUS": at("s", "status").offset, "LV": at("lv").offset,
              "ACCEPTED": at("c", "accepted", core.Attempt).offset, "RUNNING": RUNNING,
              "F_NEW": f_new.offset, "S_F": s_f.offset, "C_F_NEW": c_f_new.offset,
              "S_J": s_j.offset, "S_J_TAG": s_j.tag, "J_NEW": j_new.offset,
-             "J_NEW_TAG": j_new.tag, "S_COST": at("s", "cost").offset, "M": m, "N": n}
+             "J_NEW_TAG": j_new.tag, "S_COST": at("s", "cost").offset, "M": m, "N": n,
+             "C_RESIDUALS": int(flat), "X_TRY": x_try.offset, "F_TRY": f_try.offset,
+             "C_X_NEW": c_x_new.offset}
     for slot in (at("s", "status"), at("lv"), at("c", "accepted", core.Attempt)):
         if slot.buffer != "I" or slot.shape:
             raise Unsupported("a flag that is not an integer scalar")

@@ -370,9 +370,13 @@ class _Loop:
         self.evaluator, self.history, self.error = evaluator, history, None
         if self.callback is None:
             self.callback = native_cloop.CALLBACK(self.called_back)
+        # the differences and the model in C where the evaluator has them (native_numdiff)
+        nd = getattr(evaluator.jacobian, "native", None)
+        in_c = (None, None, None) if nd is None else nd.pointers()
         try:
             done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
-                                   int(evaluator.jacobian is not None), int(history is not None))
+                                   int(evaluator.jacobian is not None), int(history is not None),
+                                   *in_c)
         finally:
             self.evaluator = self.history = None
         if done == 1:

@@ -23,7 +23,7 @@ import ctypes
 
 import numpy as np
 
-from marquardt._backend.numpy import native_cloop, native_load, native_slots
+from marquardt._backend.numpy import native_cloop, native_load, native_numdiff, native_slots
 from marquardt._backend.numpy.native_emit import emit_step
 from marquardt._backend.numpy.native_prelude import prelude
 from marquardt._backend.numpy.native_slots import Layout, Unsupported
@@ -212,7 +212,8 @@ def build(compiled: dict, calls: dict, python: dict | None = None, compile: bool
             texts.append(native_cloop.source(layout, set(emitted), "refit" in python))
         except Unsupported:
             with_loop = False
-    source = prelude(blas.ilp64) + "\n" + "\n".join(texts)
+    differences = native_numdiff.c_source("static") if with_loop else ""
+    source = prelude(blas.ilp64) + "\n" + differences + "\n".join(texts)
     lib = native_load.load(source, compile)
     lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     lib.marquardt_init.restype = None
@@ -221,9 +222,10 @@ def build(compiled: dict, calls: dict, python: dict | None = None, compile: bool
         python = {name: step.fn for name, step in compiled.items() if step is not None}
     native = NativeSteps(layout, lib, emitted, python, source)
     if with_loop:
-        fit = lib.marquardt_fit
+        # through PyDLL: the GIL held, as native_numdiff's model calls Python from C
+        fit = ctypes.PyDLL(lib._name).marquardt_fit
         fit.argtypes = [ctypes.c_void_p, ctypes.c_void_p, native_cloop.CALLBACK, ctypes.c_int,
-                        ctypes.c_int]
+                        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         fit.restype = ctypes.c_int
         native.fit = fit
     return native

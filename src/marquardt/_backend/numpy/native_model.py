@@ -1,0 +1,263 @@
+"""The user's residual function called from C (the native executor's model), two ways.
+
+C sees the model as an ``mq_model`` record: a point buffer x (n) it copies each point into, a
+residual buffer r (m) it reads after the call, and how to call. ``mq_call`` hides which way:
+
+* ``ModelCallback``: one ``ctypes`` callback ``int fun(const double *x, double *r)`` (a
+  ``CFUNCTYPE`` around the user's function and NumPy views of the buffers made once): the
+  residuals are converted as the host executor's evaluator converts them
+  (``functions._as_vector``: ``np.asarray(·, float64)`` and the (m,) shape check, with its
+  message) and copied into r. ``ctypes`` swallows an exception raised in a callback (it
+  prints it and returns 0), so the callback catches anything (``BaseException``:
+  ``KeyboardInterrupt`` too), keeps it and returns 1; C stops at the first nonzero return and
+  hands the flag back up, and the Python side re-raises the very exception object after C
+  returns (``raise_error``).
+* ``ModelCall``: no callback; C calls the user's function itself through the Python C API
+  (``PyObject_CallObject`` on a tuple ``(x,)`` made once) and reads the residuals through the
+  buffer protocol where they are a float64 vector of m (the evaluator's conversion would
+  return them as they are), else calls ``_as_vector`` on them. An exception stays set in the
+  interpreter, C returns its flag, and ``ctypes`` raises it when the entry function returns,
+  which needs the entry called through ``ctypes.PyDLL`` (the GIL held throughout). Per call
+  ~4,100 fewer instructions than the callback (``benchmarks/native_numdiff.py``): the
+  callback's arguments and result boxed by ``ctypes``, and the copy in NumPy.
+
+The model receives the same (n,) array at every call, overwritten by C before each call (the
+Python path hands it a fresh row each time): a model that keeps x beyond the call must copy it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Callable
+
+import numpy as np
+
+from marquardt._core.functions import _as_vector
+
+__all__ = ["MODEL_C", "RESIDUAL_FN", "ModelRecord", "PythonRecord", "ModelCallback",
+           "ModelCall"]
+
+#: The C side: the record, the call (``mq_call``: the point already in ``f->x``; by the
+#: callback, or by the C API), and one evaluation at a point (``mq_evaluate``). ``nfev``
+#: counts the calls that returned normally. ``mq_buffer`` is CPython's ``Py_buffer`` (stable
+#: ABI; ``intptr_t`` is ``Py_ssize_t``'s width), the flags ``PyBUF_RECORDS_RO``.
+MODEL_C = r"""
+#include <stdint.h>
+#include <string.h>
+
+typedef int (*mq_residual_fn)(const double *x, double *r);
+
+typedef struct {
+    void *buf, *obj;
+    intptr_t len, itemsize;
+    int readonly, ndim;
+    char *format;
+    intptr_t *shape, *strides, *suboffsets;
+    void *internal;
+} mq_buffer;
+
+typedef struct {                                          /* the Python C API's */
+    void *(*call)(void *callable, void *args);            /* PyObject_CallObject */
+    int (*get_buffer)(void *obj, mq_buffer *view, int flags);  /* PyObject_GetBuffer */
+    void (*release)(mq_buffer *view);                     /* PyBuffer_Release */
+    void (*decref)(void *obj);                            /* Py_DecRef */
+    void (*clear)(void);                                  /* PyErr_Clear */
+    void *(*pack)(intptr_t n, ...);                       /* PyTuple_Pack */
+    void *fun, *args, *convert;  /* fun, (x,), convert(out): _as_vector into r */
+} mq_python;
+
+typedef struct {
+    mq_residual_fn fun;     /* a ctypes callback: 0, r written; nonzero: stop. NULL: py */
+    double *x;              /* (n,) the point the model reads */
+    double *r;              /* (m,) its residuals */
+    int n, m;
+    const mq_python *py;    /* C calls the model itself (the caller holds the GIL) */
+} mq_model;
+
+static int mq_call_python(const mq_model *f) {
+    const mq_python *p = f->py;
+    void *out = p->call(p->fun, p->args);
+    if (!out) return 1;  /* the exception stays set: ctypes raises it */
+    mq_buffer v;
+    int done = 0;
+    if (p->get_buffer(out, &v, 0x1c) == 0) {  /* PyBUF_RECORDS_RO */
+        const char *fmt = v.format;
+        if (fmt && (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')) fmt++;
+        done = v.ndim == 1 && v.shape[0] == f->m && v.itemsize == 8 && fmt && fmt[0] == 'd'
+               && fmt[1] == 0;
+        if (done && v.strides[0] == 8) {  /* a copy of the bytes (cheap at -O0 too) */
+            memcpy(f->r, v.buf, (size_t)f->m * 8);
+        } else if (done) {
+            const char *at = (const char *)v.buf;
+            double *r = f->r;
+            for (int k = 0; k < f->m; k++) r[k] = *(const double *)(at + k * v.strides[0]);
+        }
+        p->release(&v);
+    } else {
+        p->clear();  /* no buffer: converted below */
+    }
+    if (!done) {  /* as the evaluator converts it, or its error */
+        void *args = p->pack(1, out), *ok = args ? p->call(p->convert, args) : 0;
+        if (args) p->decref(args);
+        if (ok) p->decref(ok);
+        done = ok != 0;
+    }
+    p->decref(out);
+    return !done;
+}
+
+static int mq_call(const mq_model *f, int *nfev) {
+    int failed = f->fun ? f->fun(f->x, f->r) : mq_call_python(f);
+    if (!failed) ++*nfev;
+    return failed;
+}
+
+/* r = fun(x); 0, or the nonzero flag of a failed call (r then unspecified). */
+MQ_LINKAGE int mq_evaluate(const mq_model *f, const double *x, double *r, int *nfev) {
+    memcpy(f->x, x, (size_t)f->n * 8);
+    int failed = mq_call(f, nfev);
+    if (failed) return failed;
+    memcpy(r, f->r, (size_t)f->m * 8);
+    return 0;
+}
+"""
+
+#: ``int fun(const double *x, double *r)``: the pointers arrive as Python ints (unused: they
+#: are always the record's buffers, which the Python side already holds as views).
+RESIDUAL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class ModelRecord(ctypes.Structure):
+    """``mq_model``: the callback (or NULL), the buffers, their sizes, the C API's record."""
+
+    _fields_ = [("fun", RESIDUAL_FN), ("x", ctypes.c_void_p), ("r", ctypes.c_void_p),
+                ("n", ctypes.c_int), ("m", ctypes.c_int), ("py", ctypes.c_void_p)]
+
+
+class PythonRecord(ctypes.Structure):
+    """``mq_python``: the C API's functions, then the objects C calls (by address)."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in ("call", "get_buffer", "release",
+                                                     "decref", "clear", "pack", "fun",
+                                                     "args", "convert")]
+
+
+def _api() -> tuple[int, ...]:
+    """The addresses of the C API functions ``mq_python`` holds."""
+    api = ctypes.pythonapi
+    return tuple(ctypes.cast(getattr(api, name), ctypes.c_void_p).value
+                 for name in ("PyObject_CallObject", "PyObject_GetBuffer", "PyBuffer_Release",
+                              "Py_DecRef", "PyErr_Clear", "PyTuple_Pack"))
+
+
+_API = _api()
+
+
+class ModelCallback:
+    """``fun(x) -> r`` (n,) → (m,) as a C callback with its own buffers.
+
+    Attributes:
+        x: the (n,) float64 buffer C writes each point into (the array ``fun`` receives).
+        r: the (m,) float64 buffer the callback writes the residuals into.
+        record: the ``mq_model`` record to pass to C (``ctypes.byref(cb.record)``).
+        error: the exception of the failed call, until ``raise_error`` re-raises it.
+
+    Args:
+        fun: the residual function on NumPy (n,) vectors, extra arguments bound.
+        n, m: the numbers of parameters and residuals.
+        who: ``fun``'s name in the shape error's message.
+
+    Examples:
+        >>> import numpy as np
+        >>> cb = ModelCallback(lambda x: x[0] * np.arange(3.0), 1, 3)
+        >>> cb.x[0] = 2.0
+        >>> cb.record.fun(None, None), cb.r.tolist()
+        (0, [0.0, 2.0, 4.0])
+    """
+
+    __slots__ = ("x", "r", "record", "error", "_keep")
+
+    def __init__(self, fun: Callable, n: int, m: int, who: str = "fun"):
+        block = np.zeros(n + m)  # x then r: one address asked for (~1 µs each)
+        x, r = self.x, self.r = block[:n], block[n:]
+        self.error = None
+        as_vector, ndarray, f64, shape = _as_vector, np.ndarray, np.dtype(np.float64), (m,)
+
+        def call(_x, _r) -> int:
+            try:
+                out = fun(x)
+                if type(out) is ndarray and out.shape == shape and out.dtype == f64:
+                    r[...] = out  # what ``as_vector`` would return: ``out`` itself
+                else:
+                    r[...] = as_vector(out, m, who)
+            except BaseException as exc:  # kept for the caller, re-raised after C returns
+                self.error = exc
+                return 1
+            return 0
+
+        self._keep = RESIDUAL_FN(call)  # alive as long as C may call it
+        at = block.ctypes.data
+        self.record = ModelRecord(self._keep, at, at + 8 * n, n, m, None)
+
+    def raise_error(self) -> None:
+        """Re-raise the exception a call kept (after C returned its nonzero flag).
+
+        Raises:
+            RuntimeError: C reported a failure but no exception was kept (a C-side error).
+        """
+        exc, self.error = self.error, None
+        if exc is None:
+            raise RuntimeError("the native code reported a failed call of the residual "
+                               "function, but the callback raised nothing. Received: flag "
+                               "without exception")
+        try:
+            raise exc
+        finally:
+            exc = None  # no cycle through this frame
+
+
+class ModelCall:
+    """``fun(x) -> r`` (n,) → (m,) called by C through the Python C API, with its own
+    buffers: the entry function must be called through ``ctypes.PyDLL`` (the GIL held), and
+    then the model's exception is raised by ``ctypes`` itself as the entry returns.
+
+    Attributes and arguments as ``ModelCallback``'s (``error`` is always None: nothing is
+    kept).
+
+    Examples:
+        >>> import ctypes, numpy as np
+        >>> from marquardt._backend.numpy import native_numdiff
+        >>> f = ModelCall(lambda x: x[0] * np.arange(3.0), 1, 3)
+        >>> evaluate = native_numdiff.python_function("mq_evaluate", 4)
+        >>> x, r, nfev = np.array([2.0]), np.zeros(3), ctypes.c_int(0)
+        >>> evaluate(ctypes.addressof(f.record), x.ctypes.data, r.ctypes.data,
+        ...          ctypes.addressof(nfev)), r.tolist(), nfev.value
+        (0, [0.0, 2.0, 4.0], 1)
+    """
+
+    __slots__ = ("x", "r", "record", "error", "_keep", "_python")
+
+    def __init__(self, fun: Callable, n: int, m: int, who: str = "fun"):
+        block = np.zeros(n + m)
+        x, r = self.x, self.r = block[:n], block[n:]
+        self.error = None
+
+        def convert(out) -> None:
+            r[...] = _as_vector(out, m, who)
+
+        args = (x,)
+        self._keep = (fun, args, convert)  # alive as long as C holds their addresses
+        self._python = PythonRecord(*_API, id(fun), id(args), id(convert))
+        at = block.ctypes.data
+        self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
+                                  ctypes.addressof(self._python))
+
+    def raise_error(self) -> None:
+        """C returned a failure flag with no exception set (``ctypes`` raises the model's
+        own): a fault of the native code.
+
+        Raises:
+            RuntimeError: always.
+        """
+        raise RuntimeError("the native code reported a failed call of the residual function, "
+                           "but none raised. Received: flag without exception")
