@@ -365,3 +365,33 @@ def test_on_the_native_loop_the_models_exception_reaches_the_caller(at_call):
         with pytest.raises(ArithmeticError) as info:
             marquardt.curve_fit(breaks, T, Y, p0=[1.0, 1.0, 0.0], jac="2-point")
     assert info.value is raised and len(calls) == at_call
+
+
+
+@pytest.mark.parametrize("route", ["ModelCall", "ModelCallback"])
+def test_the_model_keeps_the_points_it_was_given(route):
+    """A function that keeps its x (a log of the points tried) keeps each point, not the
+    buffer that C overwrites before the next call; on a whole fit too."""
+    import ctypes
+
+    import marquardt
+    from marquardt._backend.numpy import native_loop, native_model, native_numdiff
+    kept = []
+
+    def fun(x):
+        kept.append(x)
+        return np.array([x[0] - 1.0, x[0] * x[1]])
+
+    f = getattr(native_model, route)(fun, 2, 2)
+    evaluate = native_numdiff.python_function("mq_evaluate", 4)
+    nfev = ctypes.c_int(0)
+    for point in ([3.0, 2.0], [5.0, 7.0]):
+        x, r = np.array(point), np.zeros(2)
+        evaluate(ctypes.addressof(f.record), x.ctypes.data, r.ctypes.data, ctypes.addressof(nfev))
+    assert [k.tolist() for k in kept] == [[3.0, 2.0], [5.0, 7.0]]
+    kept.clear()
+    with native_numdiff.enabled(), native_loop.enabled():
+        for _ in range(2):  # the second fit on the loop in C
+            marquardt.least_squares(fun, [3.0, 2.0], jac="2-point")
+    assert len({k.tobytes() for k in kept}) > 3
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(kept) for b in kept[:i])

@@ -21,8 +21,9 @@ residual buffer r (m) it reads after the call, and how to call. ``mq_call`` hide
   ~4,100 fewer instructions than the callback (``benchmarks/native_numdiff.py``): the
   callback's arguments and result boxed by ``ctypes``, and the copy in NumPy.
 
-The model receives the same (n,) array at every call, overwritten by C before each call (the
-Python path hands it a fresh row each time): a model that keeps x beyond the call must copy it.
+Either way the model receives a fresh copy of the point at every call, as the Python path
+hands it a fresh row: a model that keeps x (a list of the points tried, say) keeps what it
+was given, not a buffer that C overwrites (one small copy a call).
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ class ModelCallback:
 
         def call(_x, _r) -> int:
             try:
-                out = fun(x)
+                out = fun(x.copy())
                 if type(out) is ndarray and out.shape == shape and out.dtype == f64:
                     r[...] = out  # what ``as_vector`` would return: ``out`` itself
                 else:
@@ -245,9 +246,12 @@ class ModelCall:
         def convert(out) -> None:
             r[...] = _as_vector(out, m, who)
 
+        def fresh(point):  # the model may keep its x: a copy, never the buffer C overwrites
+            return fun(point.copy())
+
         args = (x,)
-        self._keep = (fun, args, convert)  # alive as long as C holds their addresses
-        self._python = PythonRecord(*_API, id(fun), id(args), id(convert))
+        self._keep = (fresh, args, convert)  # alive as long as C holds their addresses
+        self._python = PythonRecord(*_API, id(fresh), id(args), id(convert))
         at = block.ctypes.data
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
