@@ -124,6 +124,8 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
         if workers is None and _native_differences is not None:  # off by default
             jacobian = _native_differences(fun, jac, n, m, lb, ub, step, typical, who,
                                            residual) or jacobian
+        elif workers is None and _lazy_differences is not None:
+            jacobian = _lazy_differences(jacobian, fun, jac, n, m, lb, ub, step, typical, who)
 
     def residual_and_jacobian(x, problems=None):
         r = residual(x)
@@ -167,6 +169,11 @@ def _jacobian_axes(both: np.ndarray, alone: np.ndarray) -> tuple | None:
 #: (``native_numdiff.enabled()``; off by default): the same J, formed in C. It returns None
 #: where it cannot serve (no compiler), and numdiff's Python serves.
 _native_differences = None
+
+#: ``native_numdiff.lazy_jacobian`` once the native executor is in use (``native_loop``):
+#: J stays numdiff's in Python, and a fit on the native loop builds the same differences in
+#: C at its first need (``jacobian.native_differences()``).
+_lazy_differences = None
 
 
 def model_evaluator(f: Callable, jac, x: np.ndarray, shared_x: bool, y: np.ndarray,

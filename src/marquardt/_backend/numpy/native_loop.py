@@ -37,9 +37,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import native_cloop, native_load, native_slots, native_steps
+from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_slots,
+                                      native_steps)
 from marquardt._backend.numpy.native_slots import Unsupported
-from marquardt._core import host
+from marquardt._core import functions, host
 from marquardt._core import iteration as core
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopState
 
@@ -68,9 +69,12 @@ LOOP_IN_C = True
 
 def wanted() -> bool:
     """Whether the environment leaves the native executor on (``MARQUARDT_NATIVE`` unset or
-    not ``0``/``off``/``false``/``no``)."""
-    return os.environ.get("MARQUARDT_NATIVE", "").strip().lower() not in ("0", "off", "false",
-                                                                          "no")
+    not ``0``/``off``/``false``/``no``); on, the host evaluators made from now on can form
+    their difference Jacobians in C on the native loop (``native_numdiff.lazy_jacobian``)."""
+    on = os.environ.get("MARQUARDT_NATIVE", "").strip().lower() not in ("0", "off", "false",
+                                                                        "no")
+    functions._lazy_differences = native_numdiff.lazy_jacobian if on else None
+    return on
 
 
 def enable(on: bool = True) -> None:
@@ -78,6 +82,7 @@ def enable(on: bool = True) -> None:
     built at the first) or on the Python trace only (off)."""
     global _FORCED
     host._native = run if on else None
+    functions._lazy_differences = native_numdiff.lazy_jacobian if on else None
     _FORCED = on
 
 
@@ -85,12 +90,14 @@ def enable(on: bool = True) -> None:
 def enabled():
     """The native loop on inside the block, each configuration built at its first fit."""
     global _FORCED
-    previous, forced = host._native, _FORCED
+    previous, forced, lazy = host._native, _FORCED, functions._lazy_differences
     host._native, _FORCED = run, True
+    functions._lazy_differences = native_numdiff.lazy_jacobian
     try:
         yield
     finally:
         host._native, _FORCED = previous, forced
+        functions._lazy_differences = lazy
 
 
 class _Recording:
@@ -372,6 +379,8 @@ class _Loop:
             self.callback = native_cloop.CALLBACK(self.called_back)
         # the differences and the model in C where the evaluator has them (native_numdiff)
         nd = getattr(evaluator.jacobian, "native", None)
+        if nd is None and hasattr(evaluator.jacobian, "native_differences"):
+            nd = evaluator.jacobian.native_differences()
         in_c = (None, None, None) if nd is None else nd.pointers()
         try:
             done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,

@@ -344,6 +344,31 @@ def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_s
     return jacobian
 
 
+def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int, lb, ub,
+                  rel_step, typical, who: str) -> Callable:
+    """The host evaluator's ``jacobian`` (numdiff's, in Python) with a method
+    ``native_differences()`` that builds the same differences in C (``NativeDifferences``,
+    through ``ModelCall``) at its first call and returns them, or None where no C can be
+    built: what the native loop calls (``native_loop``), so that a fit on the trace pays
+    nothing for it."""
+    built: list = []
+
+    def native_differences():
+        if not built:
+            try:
+                built.append(NativeDifferences(ModelCall(fun, n, m, who), method, lb, ub,
+                                               rel_step, typical))
+            except native_load.NativeUnavailable:
+                built.append(None)
+        return built[0]
+
+    def lazy(x, r=None, problems=None):
+        return jacobian(x, r, problems)
+
+    lazy.native_differences = native_differences
+    return lazy
+
+
 def enable(on: bool = True) -> None:
     """Form single NumPy fits' difference Jacobians in C (on) or in Python (off, the
     default), from the next evaluator made (``functions.numpy_evaluator``)."""
