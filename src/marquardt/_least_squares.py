@@ -322,11 +322,14 @@ def _host_jac_mode(problem: Problem):
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
                   solver, workers: Callable | None = None,
-                  typical_steps: bool = False) -> OptimizeResult:
+                  typical_steps: bool = False, history: bool = True) -> OptimizeResult:
     """Validate the options, call the function at x0, run the host executor, build the
     result. ``workers``: a map-like callable for the finite-difference points, or None.
     ``typical_steps``: a NumPy function's difference steps relative to the start's magnitudes
-    (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1."""
+    (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1.
+    ``history``: the result needs its ``history``; False (``curve_fit`` without
+    ``full_output``, which returns popt and pcov only) leaves it empty where the host
+    executor runs the fit and neither a callback nor ``verbose`` reads the rows."""
     n = problem.n
     if method not in METHODS:
         raise ValueError(
@@ -411,6 +414,8 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
         if eps != cfg.output_epsilon:
             cfg = cfg._replace(output_epsilon=eps)
     if state is None:
+        if not history and cfg.callback is None and verbose == 0:  # no row is read
+            cfg = cfg._replace(record_history=False)
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
