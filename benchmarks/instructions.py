@@ -5,6 +5,11 @@ Each form of ``benchmarks/single_fit.py`` (the exponential of 50 points) runs in
 ``--fits`` more; the difference of the two totals over ``--fits`` is the cost of one warm fit
 (imports and warm-up cancel). Ratios are to SciPy's ``curve_fit``.
 
+The processes run with one OpenBLAS thread and a fixed hash seed: the idle threads of
+OpenBLAS's pool spin for a varying number of instructions under valgrind (the same fit gave
+4.0-6.8 M instructions in three runs with the default pool, 7.504 M twice on one thread), and
+string hashes decide some dictionaries' probes.
+
 Usage: python benchmarks/instructions.py [--fits 20] [--forms scipy numpy numpy+jac]
 (needs ``valgrind`` on the PATH; a few minutes per form)
 """
@@ -43,7 +48,8 @@ def instructions(name: str, fits: int) -> int:
                 ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
                  sys.executable, path, str(count)],
                 capture_output=True, text=True, check=True,
-                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OPENBLAS_NUM_THREADS="1",
+                         PYTHONHASHSEED="0"))
             totals.append(int(re.search(r"Collected : (\d+)", out.stderr).group(1)))
     return (totals[1] - totals[0]) // fits
 

@@ -77,21 +77,54 @@ def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
     pseudo-inverse of J itself, V Σ⁻² Vᵀ from J's SVD (SciPy's cut-off on J), whose
     minimum-norm sense is in the parameters' own units."""
     m, n = jac.shape
-    norms = np.linalg.norm(jac, axis=0)
-    kept = norms > _EPS * max(m, n) * (norms.max() if norms.size else 0.0)
-    scale = np.where(kept, 1.0 / np.where(kept, norms, 1.0), 0.0)
-    _, s, vt = np.linalg.svd(jac * scale, full_matrices=False)
-    keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
-    rank = int(np.count_nonzero(keep))
+    # ‖Jⱼ‖ as ``np.linalg.norm(jac, axis=0)`` forms it for real J, without its wrapper
+    norms = np.sqrt(np.add.reduce(jac * jac, axis=0)) if jac.dtype == np.float64 \
+        else np.linalg.norm(jac, axis=0)
+    cut = _EPS * max(m, n)
+    lengths = norms.tolist()
+    top = cut * max(lengths) if n else 0.0
+    if n and all(v > top for v in lengths):  # no column lost (a NaN: the general route)
+        scale = 1.0 / norms
+    else:
+        kept = norms > cut * (norms.max() if norms.size else 0.0)
+        scale = np.where(kept, 1.0 / np.where(kept, norms, 1.0), 0.0)
+    _, s, vt = _thin_svd(jac * scale)
+    values = s.tolist()
+    floor = cut * values[0] if values else 0.0
+    rank = sum(v > floor for v in values)  # (a NaN σ₁: none kept)
     if rank == n:
         w = vt.T * scale[:, None]  # S V
         return (w / s**2) @ w.T, rank
     _, s, vt = np.linalg.svd(jac, full_matrices=False)
-    keep = s > _EPS * max(m, n) * (s[0] if s.size else 0.0)
+    keep = s > cut * (s[0] if s.size else 0.0)
     s, vt = s[keep], vt[:int(np.count_nonzero(keep))]
     return (vt.T / s**2) @ vt, rank
 
 
+def _thin_svd(a: np.ndarray):
+    """``np.linalg.svd(a, full_matrices=False)``: for a float64 matrix NumPy's own LAPACK
+    kernel called directly under the wrapper's error state, the same bits without its type
+    checks and conversions; where the kernel flags an invalid operation (LAPACK did not
+    converge), and for other arrays, ``np.linalg.svd`` itself, which raises as before."""
+    if type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 2:
+        try:
+            with np.errstate(call=_raise_invalid, invalid="call", over="ignore",
+                             divide="ignore", under="ignore"):
+                return _SVD_THIN(a, signature="d->ddd")
+        except _Invalid:
+            pass
+    return np.linalg.svd(a, full_matrices=False)
+
+
+class _Invalid(Exception):
+    """The SVD kernel raised the invalid-operation flag (``_thin_svd``)."""
+
+
+def _raise_invalid(*_):
+    raise _Invalid
+
+
+_SVD_THIN = np.linalg._umath_linalg.svd_s  # the kernel of np.linalg.svd(a, full_matrices=False)
 _EPS = float(np.finfo(np.float64).eps)
 
 

@@ -329,18 +329,21 @@ def _host_jac_mode(problem: Problem):
 def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                   x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
                   solver, workers: Callable | None = None,
-                  typical_steps: bool = False) -> OptimizeResult:
+                  typical_steps: bool = False, history: bool = True) -> OptimizeResult:
     """Validate the options, call the function at x0, run the host executor, build the
     result. ``workers``: a map-like callable for the finite-difference points, or None.
     ``typical_steps``: a NumPy function's difference steps relative to the start's magnitudes
     (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1.
+    ``history``: the result needs its ``history``; False (``curve_fit`` without
+    ``full_output``, which returns popt and pcov only) leaves it empty where the host
+    executor runs the fit and neither a callback nor ``verbose`` reads the rows.
 
     A fit with Moré's scaling (``x_scale='jac'``) that ends ``STALLED`` is fitted again
     from x0 with D = I (``_unscaled_restart``), within what is left of ``max_nfev``."""
     options = dict(bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
                    loss=loss, f_scale=f_scale, diff_step=diff_step, verbose=verbose,
                    callback=callback, damping=damping, solver=solver, workers=workers,
-                   typical_steps=typical_steps)
+                   typical_steps=typical_steps, history=history)
     result, cfg = _solve_once(problem, x0, x_scale=x_scale, max_nfev=max_nfev, **options)
     if _unscaled_restart(result, cfg):
         if verbose >= 1:
@@ -385,7 +388,8 @@ def _unscaled_restart(result: OptimizeResult, cfg) -> bool:
 
 def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                 x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
-                solver, workers: Callable | None = None, typical_steps: bool = False):
+                solver, workers: Callable | None = None, typical_steps: bool = False,
+                history: bool = True):
     """One fit from x0 (``solve_problem``'s body): the result and the loop's configuration."""
     n = problem.n
     if method not in METHODS:
@@ -471,6 +475,8 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
         if eps != cfg.output_epsilon:
             cfg = cfg._replace(output_epsilon=eps)
     if state is None:
+        if not history and cfg.callback is None and verbose == 0:  # no row is read
+            cfg = cfg._replace(record_history=False)
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \

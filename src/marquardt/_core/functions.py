@@ -40,6 +40,10 @@ class Evaluator(NamedTuple):
     jacobian: Callable | None = None
 
 
+_NDARRAY = np.ndarray
+_F64 = np.dtype(np.float64)
+
+
 def _as_vector(value, m: int, who: str) -> np.ndarray:
     r = np.asarray(value, dtype=np.float64)
     if r.shape != (m,):
@@ -93,8 +97,13 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
             the start's, ``numdiff.typical_magnitudes``); None: SciPy ``least_squares``' 1.
     """
 
+    shape = (m,)
+
     def residual(x, problems=None):
-        return _as_vector(fun(x[0]), m, who)[None]
+        r = fun(x[0])
+        if type(r) is not _NDARRAY or r.dtype is not _F64 or r.shape != shape:
+            r = _as_vector(r, m, who)  # (a float64 (m,) array is returned as it is)
+        return r[None]
 
     if callable(jac):
         def jacobian(x, r=None, problems=None):
@@ -107,7 +116,13 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
     else:
         if workers is None:
             def many(xs):  # (B, n) -> (B, m): the points as (n,) views, as ``residual``
-                return np.array([_as_vector(fun(x), m, who) for x in xs])
+                rows = []
+                for x in xs:
+                    r = fun(x)
+                    if type(r) is not _NDARRAY or r.dtype is not _F64 or r.shape != shape:
+                        r = _as_vector(r, m, who)
+                    rows.append(r)
+                return np.array(rows)
         else:
             def many(xs):
                 out = list(workers(fun, list(xs)))
