@@ -751,8 +751,8 @@ def test_a_float32_numpy_model_is_differenced_and_judged_as_curve_fit_does(monke
     noise and every problem ended in STALLED ('No step lowers the cost'). (One problem
     still stalls; the one-at-a-time fit would then fit it again with D = I, which the batch
     does not do: compared without that second fit.)"""
-    from marquardt import _least_squares
-    monkeypatch.setattr(_least_squares, "_unscaled_restart", lambda result, cfg: False)
+    from marquardt import _restart
+    monkeypatch.setattr(_restart, "wanted", lambda result, cfg: False)
     def decay32(t, a, k, c):
         return (a * np.exp(-k * t) + c).astype(np.float32)
 

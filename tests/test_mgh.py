@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import marquardt
-from marquardt import _least_squares
+from marquardt import _restart
 from marquardt._status import Status
 from mgh_problems import BY_NAME
 
@@ -107,7 +107,7 @@ AT_INFINITY = [pytest.param("jennrich_sampson", 10, 259.58019013, marks=pytest.m
 @pytest.fixture
 def no_restart(monkeypatch):
     """``least_squares`` without the unscaled second fit of a ``STALLED`` one."""
-    monkeypatch.setattr(_least_squares, "_unscaled_restart", lambda result, cfg: False)
+    monkeypatch.setattr(_restart, "wanted", lambda result, cfg: False)
 
 
 @pytest.mark.parametrize("name, factor, f_stop", AT_INFINITY)

@@ -14,13 +14,11 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from marquardt import _checks, _probe
+from marquardt import _checks, _probe, _restart
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
-from marquardt._core.verdicts import rounding_epsilon
 from marquardt._compiled_fits import jax_fit, tensorflow_fit
 from marquardt._errors import NoGradientError, NonFiniteJacobianError
-from marquardt._gain import ROUNDING_CHANGE
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DIFFERENCE_MODES, DEFAULT_FTOL, DEFAULT_GTOL,
                                 DEFAULT_XTOL, WorkerMap, check_jac, check_loss,
                                 check_scipy_options, loop_config,
@@ -345,45 +343,15 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
                    callback=callback, damping=damping, solver=solver, workers=workers,
                    typical_steps=typical_steps, history=history)
     result, cfg = _solve_once(problem, x0, x_scale=x_scale, max_nfev=max_nfev, **options)
-    if _unscaled_restart(result, cfg):
-        if verbose >= 1:
-            print(f"{result.message}\nStalled with x_scale='jac' after {result.nfev} "
-                  "function evaluations: fitting again from x0 with x_scale=1.0 (D = I).")
-        retry, _ = _solve_once(problem, x0, x_scale=1.0, max_nfev=cfg.max_nfev - result.nfev,
-                               **options)
-        # kept where it lowers the cost beyond the cost's rounding at the outputs' precision:
-        # a second fit that ends at the same minimum at infinity is no better answer
-        rounding = ROUNDING_CHANGE * rounding_epsilon(cfg, np.float64) * result.cost
-        better = retry if retry.cost < result.cost - rounding else result
-        result = OptimizeResult(better, nfev=result.nfev + retry.nfev,
-                                njev=result.njev + retry.njev)
+    if _restart.wanted(result, cfg):
+        result = _restart.fit_again_unscaled(
+            lambda **kw: _solve_once(problem, x0, **kw, **options)[0], result, cfg, verbose)
     if verbose >= 1:
         print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
               f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "
               f"optimality {result.optimality:.2e}.")
     return result
 
-
-def _unscaled_restart(result: OptimizeResult, cfg) -> bool:
-    """Whether a finished fit is fitted again from x0 with Levenberg's D = I.
-
-    Moré's D (``x_scale='jac'``, ``marquardt._scaling``) takes a parameter's column norm for
-    its scale. A column that is small because its exponential is saturated, not because of
-    the parameter's units, then gives the parameter a weight in the trust region that lets it
-    step to where its column underflows: the parameter is lost for good, the rest of the fit
-    is a fit of the others, and the fit ends ``STALLED`` away from a stationary point (MGH
-    Box 3-D from 10·x0: x₂'s column is 5e-6 at x₂ = 100, its first accepted step goes to
-    x₂ = 2.8e5, f ends at 0.0756 for 0; ``benchmarks/box3d.py``). ``STALLED`` is the fit's
-    own certificate of that failure (a step that rounds to nothing where the residuals still
-    point along a column, ``_termination.rounded_away``), so the remedy is paid only there:
-    the start is fitted again with the parameters' own units as their scales (D = I, SciPy
-    ``trf``'s default), with the evaluations left, and the second fit is kept where its cost
-    is lower by more than the cost's rounding (``ROUNDING_CHANGE`` ε F, ε the outputs'
-    precision: a float32 model's second fit of MGH Jennrich-Sampson from 10·x0 ends at the
-    same minimum at infinity, 1e-6 lower, and D = I's step tests call that a success). A fit that
-    ends in any other way, or with a user's ``x_scale``, is returned as it is."""
-    return (result.status == Status.STALLED and cfg.scaling == "marquardt"
-            and cfg.max_nfev - result.nfev > 1 + cfg.jac_nfev)
 
 
 def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
