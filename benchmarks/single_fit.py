@@ -25,7 +25,7 @@ Measured:
    included). The NumPy runs also report whether ``tensorflow`` was imported.
 2. *warm*: in this process, after as many fits as it takes a form to reach its steady
    tier (the NumPy forms: until the native executor has built the configuration's steps,
-   ``native_loop.COMPILE_EVALUATIONS`` evaluations; the ``-loop`` forms: until the solve is
+   ``native_tier.COMPILE_EVALUATIONS`` evaluations; the ``-loop`` forms: until the solve is
    compiled; the others: two fits), ``--repeat`` rounds of one fit of each form
    (interleaved, so that a busy machine slows every form alike): the median and the fastest.
 

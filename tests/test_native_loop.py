@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import marquardt
-from marquardt._backend.numpy import native_load, native_loop
+from marquardt._backend.numpy import native_load, native_loop, native_tier
 from marquardt._core import host
 
 from test_native_emit import FITS, T, Y, exponential
@@ -144,8 +144,8 @@ def test_an_exception_in_the_model_reaches_the_caller():
 
 def test_on_by_default_with_the_rent_rule_and_off_by_the_environment(monkeypatch):
     monkeypatch.setattr(native_loop, "_FORCED", False)
-    for value, expected in (("0", None), ("off", None), ("", native_loop.run),
-                            ("1", native_loop.run)):
+    for value, expected in (("0", None), ("off", None), ("", native_tier.run),
+                            ("1", native_tier.run)):
         monkeypatch.setenv("MARQUARDT_NATIVE", value)
         monkeypatch.setattr(host, "_native", host._native_first)
         marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac="2-point")
@@ -237,28 +237,29 @@ def test_other_options_bit_for_bit(options):
 
 
 def test_a_configuration_moves_to_the_native_steps_once_it_has_paid_for_them(monkeypatch, tmp_path):
-    """The ski-rental rule (``native_loop``'s docstring): fits stay on the trace until the
+    """The ski-rental rule (``native_tier``'s docstring): fits stay on the trace until the
     configuration's evaluations reach ``LOAD_EVALUATIONS``; then the steps are emitted and
     loaded only where the disk cache holds them, compiled once the evaluations reach
     ``COMPILE_EVALUATIONS``; every fit gives the trace's bits."""
     monkeypatch.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path))  # an empty disk cache
     monkeypatch.setattr(native_load, "_LOADED", {})
     monkeypatch.setattr(native_loop, "_FORCED", False)
-    monkeypatch.setattr(host, "_native", native_loop.run)
-    for table in ("_BUILT", "_RENT", "_LOOPS", "_FAILURES"):
+    monkeypatch.setattr(host, "_native", native_tier.run)
+    for table in ("_BUILT", "_LOOPS", "_FAILURES"):
         monkeypatch.setattr(native_loop, table, {})
+    monkeypatch.setattr(native_tier, "_RENT", {})
     monkeypatch.setattr(native_loop, "_UNCOMPILED", set())
     fit = lambda: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac="2-point",  # noqa: E731
                                       xtol=1e-13)  # a configuration of this test's own
     expected = fit()
-    nfev = next(iter(native_loop._RENT.values()))
-    monkeypatch.setattr(native_loop, "LOAD_EVALUATIONS", 2 * nfev)
-    monkeypatch.setattr(native_loop, "COMPILE_EVALUATIONS", 4 * nfev)
+    nfev = next(iter(native_tier._RENT.values()))
+    monkeypatch.setattr(native_tier, "LOAD_EVALUATIONS", 2 * nfev)
+    monkeypatch.setattr(native_tier, "COMPILE_EVALUATIONS", 4 * nfev)
     states = []
     for _ in range(5):
         popt, pcov = fit()
         assert popt.tobytes() == expected[0].tobytes() and pcov.tobytes() == expected[1].tobytes()
-        states.append((sorted(native_loop._RENT.values()), bool(native_loop._UNCOMPILED),
+        states.append((sorted(native_tier._RENT.values()), bool(native_loop._UNCOMPILED),
                        [v is not None for v in native_loop._BUILT.values()]))
     assert states == [
         ([2 * nfev], False, []),  # on the trace, paying

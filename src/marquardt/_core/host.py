@@ -413,17 +413,18 @@ _EVERY = np.arange(1)
 
 def _native_first(*args):
     """The first single fit's look-up of the native executor (imported here, not at the top:
-    it imports this module): ``native_loop.run`` from then on, or None where the environment
+    it imports this module): ``native_tier.run`` from then on, or None where the environment
     turns it off (``MARQUARDT_NATIVE=0``)."""
     global _native
-    from marquardt._backend.numpy import native_loop
-    _native = native_loop.run if native_loop.wanted() else None
+    from marquardt._backend.numpy import native_tier
+    _native = native_tier.run if native_tier.wanted() else None
     return _native(*args) if _native is not None else None
 
 
-#: The native executor's loop (``_backend/numpy/native_loop.run``): given a configuration's
-#: traced steps, it fits on them in C once the configuration has paid for building them, or
-#: returns None (the Python trace then runs, ``trace_fit``). None: never.
+#: The native executor (``_backend/numpy/native_tier.run``, then ``native_loop.run``): given a
+#: configuration's traced steps, it fits on the trace until the configuration has paid for
+#: building them, then on them in C, or returns None (the Python trace then runs,
+#: ``trace_fit``). None: never.
 _native = _native_first
 
 

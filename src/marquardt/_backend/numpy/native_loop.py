@@ -2,17 +2,11 @@
 ``_core.host._run_one``, each traced step a call into C on the shared buffers, the user's
 model and its differences called from Python between them.
 
-When a configuration moves here is a ski-rental decision (``marquardt._tiering`` explains the
-rule): building its steps costs the emission (~0.1 s) and, the first time on a machine, the
-compilation (~1.3 s; then on disk, ``native_load``), while each fit here saves about half of
-a fit on the trace (exponential, 36 evaluations: 1.55 -> 0.77 ms, ~22 us an evaluation).
-So a configuration's fits run on the trace until they have made ``LOAD_EVALUATIONS``
-(~0.1 s of savings); the next fit records each step's first arguments, the steps are
-emitted and loaded where the disk cache holds their object; where it does not, they are
-compiled once the fits have made ``COMPILE_EVALUATIONS`` (~1.3 s of savings), and every
-later fit of that configuration runs here. The rent is counted in evaluations, not seconds,
-so which fit builds does not depend on the machine's load; the results do not depend on it
-at all (the steps are the trace's bit for bit). ``enabled()`` (a context manager) or
+When a configuration moves here is a ski-rental decision (``native_tier``): its fits run on
+the trace until they have made ``native_tier.LOAD_EVALUATIONS``; the next fit records each
+step's first arguments, the steps are emitted and loaded where the disk cache holds their
+object; where it does not, they are compiled once the fits have made
+``native_tier.COMPILE_EVALUATIONS``, and every later fit of that configuration runs here. ``enabled()`` (a context manager) or
 ``enable(True)`` builds at a configuration's first fit (tests and benchmarks:
 ``benchmarks/native_fit.py``); ``MARQUARDT_NATIVE=0`` in the environment turns the native
 executor off. Where anything is missing (no compiler, an operation without a C form, a step that
@@ -31,35 +25,24 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import threading
 from typing import NamedTuple
 
 import numpy as np
 
 from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_slots,
-                                      native_steps)
+                                      native_steps, native_tier)
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import functions, host
 from marquardt._core import iteration as core
 from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopState
 
-__all__ = ["COMPILE_EVALUATIONS", "LOAD_EVALUATIONS", "enable", "enabled", "run", "wanted"]
-
-#: Evaluations a configuration makes on the Python trace before its steps are emitted and
-#: loaded from the disk cache: the emission's ~0.1 s over the ~22 us an evaluation saves
-#: (2-core machine, 2026-12-05).
-LOAD_EVALUATIONS = 5_000
-
-#: The same before they are compiled where the disk cache lacks them: ``cc``'s ~1.3 s.
-COMPILE_EVALUATIONS = 60_000
+__all__ = ["differences_in_c", "enable", "enabled", "run"]
 
 _BUILT: dict = {}  # host's steps -> NativeSteps, or None where they cannot be native
 _FAILURES: dict = {}  # host's steps -> why not (for tests and benchmarks)
 _LOOPS: dict = {}  # NativeSteps -> its _Loop
 _BUILT_MAX = 64
-_RENT: dict = {}  # host's steps -> evaluations made on the trace
-_RENT_LOCK = threading.Lock()
 _UNCOMPILED: set = set()  # host's steps emitted, not on disk, not yet worth compiling
 _FORCED = False  # ``enable``: build at a configuration's first fit
 #: The loop in C where it was built (``native_cloop``); False: the loop in Python
@@ -67,14 +50,10 @@ _FORCED = False  # ``enable``: build at a configuration's first fit
 LOOP_IN_C = True
 
 
-def wanted() -> bool:
-    """Whether the environment leaves the native executor on (``MARQUARDT_NATIVE`` unset or
-    not ``0``/``off``/``false``/``no``); on, the host evaluators made from now on can form
-    their difference Jacobians in C on the native loop (``native_numdiff.lazy_jacobian``)."""
-    on = os.environ.get("MARQUARDT_NATIVE", "").strip().lower() not in ("0", "off", "false",
-                                                                        "no")
-    functions._lazy_differences = native_numdiff.lazy_jacobian if on else None
-    return on
+def differences_in_c() -> None:
+    """The host evaluators made from now on can form their difference Jacobians in C on the
+    native loop (``native_numdiff.lazy_jacobian``)."""
+    functions._lazy_differences = native_numdiff.lazy_jacobian
 
 
 def enable(on: bool = True) -> None:
@@ -133,11 +112,12 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         finally:
             loop.busy.release()
         return state, _native_table(cfg, history)
-    rent = _rent(steps)
-    compile = _FORCED or rent >= COMPILE_EVALUATIONS  # noqa: A001 - the verb
-    if not (_FORCED or rent >= LOAD_EVALUATIONS) or (steps in _UNCOMPILED and not compile):
+    rent = native_tier.rent(steps)
+    compile = _FORCED or rent >= native_tier.COMPILE_EVALUATIONS  # noqa: A001 - the verb
+    if not (_FORCED or rent >= native_tier.LOAD_EVALUATIONS) or (steps in _UNCOMPILED
+                                                                 and not compile):
         done = host.trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
-        _pay(steps, done[0].nfev)
+        native_tier.pay(steps, done[0].nfev)
         return done
     calls: dict = {}
     recording = host._Steps(*(None if s is None else _Recording(s, name, calls)
@@ -158,6 +138,8 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         _UNCOMPILED.discard(steps)
     except native_load.NotCompiled:  # not on disk: compiled when the rent reaches it
         _UNCOMPILED.add(steps)
+        while len(_UNCOMPILED) > _BUILT_MAX:  # bounded as _BUILT is
+            _UNCOMPILED.pop()
     except Exception as e:  # noqa: BLE001 — the fit is done; the configuration keeps
         # the trace (Unsupported, NativeUnavailable, or a fault of the emitter, kept here)
         _BUILT[steps] = None
@@ -166,25 +148,8 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         old = next(iter(_BUILT))
         _LOOPS.pop(_BUILT.pop(old), None)
         _FAILURES.pop(old, None)
-    _pay(steps, state.nfev)
+    native_tier.pay(steps, state.nfev)
     return state, _table(history)
-
-
-def _rent(steps) -> int:
-    """Evaluations the configuration ``steps`` has made on the trace."""
-    with _RENT_LOCK:
-        return _RENT.get(steps, 0)
-
-
-def _pay(steps, nfev) -> None:
-    """Counts a trace fit's evaluations; the oldest configurations' counts go, as
-    ``host._STEPS``'s entries do."""
-    with _RENT_LOCK:
-        _RENT[steps] = _RENT.get(steps, 0) + int(nfev)
-        while len(_RENT) > _BUILT_MAX:
-            old = next(iter(_RENT))
-            del _RENT[old]
-            _UNCOMPILED.discard(old)
 
 
 def _table(history) -> np.ndarray:
