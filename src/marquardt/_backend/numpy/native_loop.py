@@ -291,16 +291,21 @@ class _Loop:
         x_try, f_try, x_new, c_f_new = self.x_try, self.f_try, self.x_new, self.c_f_new
         s_f, f_new, s_j, j_new = self.s_f, self.f_new, self.s_j, self.j_new
         cost = self.row_f[0].offset
+        def next_iteration() -> bool:  # False: the fit has ended
+            if i_buf[status] != RUNNING:
+                return False
+            if begin():
+                raise np.linalg.LinAlgError("SVD did not converge")
+            if i_buf[lv]:
+                attempt()
+            return True
+
         last = "start"
         start()
         if history is not None:
             history.append(self.point(0, None))
-        if i_buf[status] != RUNNING:
+        if not next_iteration():
             return self.state(last)
-        if begin():
-            raise np.linalg.LinAlgError("SVD did not converge")
-        if i_buf[lv]:
-            attempt()
         it = 0
         while True:
             it += 1
@@ -330,12 +335,8 @@ class _Loop:
             last = "end"
             if history is not None:
                 history.append(self.point(it, old_cost))
-            if i_buf[status] != RUNNING:
+            if not next_iteration():
                 return self.state(last)
-            if begin():
-                raise np.linalg.LinAlgError("SVD did not converge")
-            if i_buf[lv]:
-                attempt()
 
     def run_c(self, evaluator, history) -> LoopState:
         """The fit on the loop in C (``native_cloop``), the user's code called back."""

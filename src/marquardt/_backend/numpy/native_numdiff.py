@@ -346,8 +346,8 @@ def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_s
 
 def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int, lb, ub,
                   rel_step, typical, who: str) -> Callable:
-    """The host evaluator's ``jacobian`` (numdiff's, in Python) with a method
-    ``native_differences()`` that builds the same differences in C (``NativeDifferences``,
+    """The host evaluator's ``jacobian`` (numdiff's, in Python; a closure of its own evaluator)
+    given an attribute ``native_differences()`` that builds the same differences in C (``NativeDifferences``,
     through ``ModelCall``) at its first call and returns them, or None where no C can be
     built: what the native loop calls (``native_loop``), so that a fit on the trace pays
     nothing for it."""
@@ -362,11 +362,8 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
                 built.append(None)
         return built[0]
 
-    def lazy(x, r=None, problems=None):
-        return jacobian(x, r, problems)
-
-    lazy.native_differences = native_differences
-    return lazy
+    jacobian.native_differences = native_differences  # the evaluator's own closure: no
+    return jacobian  # layer added to a Jacobian on the trace
 
 
 def enable(on: bool = True) -> None:
