@@ -1,6 +1,8 @@
 """The linear fit y = 2x + 3 + noise, three ways, each against the closed-form solution.
 
-1. ``marquardt.least_squares`` — our LM, compiled TensorFlow;
+1. ``marquardt.least_squares`` — our LM; ``residuals`` is plain arithmetic, so it is called with
+   NumPy arrays and its Jacobian comes from 2-point differences, as in SciPy (about 1e-8 from
+   the closed form; a TensorFlow residual would get the exact autodiff Jacobian);
 2. ``scipy.optimize.least_squares`` through the bridge (``marquardt.scipy.residual_functions``):
    the residual *vector* and its exact Jacobian;
 3. a Keras ``Dense(1)`` model fitted by ``marquardt.scipy.fit_model``.
@@ -16,13 +18,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# marquardt first: it imports TensorFlow with its start-up messages quieted
+import marquardt  # noqa: E402, I001
+from marquardt.scipy import check_residuals, fit_model, residual_functions  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import marquardt  # noqa: E402
-from marquardt.scipy import check_residuals, fit_model, residual_functions  # noqa: E402
 
 rng = np.random.default_rng(0)
 x = np.linspace(0.0, 10.0, 50)
