@@ -37,6 +37,7 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 import warnings
@@ -117,4 +118,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     main()

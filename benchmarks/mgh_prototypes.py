@@ -26,6 +26,7 @@ References:
 
 from __future__ import annotations
 
+import argparse
 import pathlib
 import sys
 
@@ -146,4 +147,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     main()

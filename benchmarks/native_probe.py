@@ -20,6 +20,7 @@ Usage: python benchmarks/native_probe.py   (needs a C compiler: ``cc``)
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import os
 import random
@@ -124,4 +125,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
     main()

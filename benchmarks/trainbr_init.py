@@ -13,6 +13,7 @@ floor). Prints one line per seed, then medians and the number of seeds where BR 
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import sys
@@ -82,4 +83,6 @@ def main(n_seeds: int = 10):
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:2]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("seeds", nargs="?", type=int, default=10, help="seeds (default 10)")
+    main(parser.parse_args().seeds)

@@ -13,6 +13,7 @@ medians.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 
@@ -54,4 +55,9 @@ def main(n_seeds: int = 6, epochs: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("seeds", nargs="?", type=int, default=6, help="seeds (default 6)")
+    parser.add_argument("epochs", nargs="?", type=int, default=100,
+                        help="epochs (default 100)")
+    args = parser.parse_args()
+    main(args.seeds, args.epochs)
