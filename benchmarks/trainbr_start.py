@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 
 
 def main(n_seeds: int = 6, epochs: int = 100) -> None:
