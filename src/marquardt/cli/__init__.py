@@ -31,6 +31,17 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.partition(" ")[2]  # "fit" in "marquardt fit"; empty for the main parser
         raise UsageError(f"{command + ': ' if command else ''}{message} (see '{self.prog} --help')")
 
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        """As argparse's, but an option no parser knows is reported by the subcommand's parser
+        (argparse leaves such options to the main parser, whose message would point to
+        ``marquardt --help`` instead of ``marquardt fit --help``)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            commands = getattr(self, "commands", {})
+            owner = commands.get(getattr(parsed, "command", None), self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole command line, one subparser per subcommand."""
@@ -49,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for module in (_demo, _train, _fit, _nist):
         module.add_parser(subparsers, [common])
+    parser.commands = subparsers.choices  # for parse_args' messages
     return parser
 
 
