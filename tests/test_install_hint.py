@@ -44,3 +44,38 @@ def test_marquardt_keras_without_its_backend_says_how_to_install_it():
     assert out.startswith("ImportError marquardt.keras needs Keras 3 and a Keras backend, and "
                           "'tensorflow' is not installed."), out
     assert "pip install -e '.[cpu]'" in out and "pip install -e '.[jax]'" in out
+
+
+_REFUSE_TENSORFLOW = (
+    "import sys, importlib.abc\n"
+    "class Refuse(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path, target=None):\n"
+    "        if name.split('.')[0] in ('tensorflow', 'jax'):\n"
+    "            raise ModuleNotFoundError(f\"No module named {name!r}\", name=name)\n"
+    "sys.meta_path.insert(0, Refuse())\n"
+    "from marquardt.cli import main\n")
+
+
+def _cli_without_tensorflow(*argv: str):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
+    code = _REFUSE_TENSORFLOW + f"sys.exit(main({list(argv)!r}))\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=ROOT)
+
+
+def test_commands_without_tensorflow_print_the_install_commands_one_per_line():
+    """``marquardt demo`` (the Keras trainer) without TensorFlow: exit 1, nothing on stdout, the
+    hint's pip commands each on its own line; ``marquardt nist``: exit 1 with the error and
+    nothing on stdout (it makes its models before printing its table's header)."""
+    proc = _cli_without_tensorflow("demo", "--no-plot")
+    assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert lines[0].startswith("marquardt: error: this command needs marquardt.keras, the Keras "
+                               "trainer, which cannot be imported: "), lines
+    assert any(line.strip().startswith("pip install -e '.[cpu]'") for line in lines[1:]), lines
+    proc = _cli_without_tensorflow("nist")
+    assert proc.returncode == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("marquardt: error: ") and "tensorflow" in proc.stderr.lower()

@@ -73,12 +73,14 @@ def run(args: argparse.Namespace) -> int:
 
     from marquardt._curve_fit import fit_curve  # imports TensorFlow
 
+    begin = time.perf_counter()
+    # one model per file (the second start reuses its compiled solve), all made before the
+    # table starts, so that a missing TensorFlow is reported before any of it is printed
+    models = [problem.model() for problem in problems]
     if not args.json:
         print(nist_header(), flush=True)
     rows: list[NistRow] = []
-    begin = time.perf_counter()
-    for problem in problems:
-        model = problem.model()  # one model per file: the second start reuses the compiled solve
+    for problem, model in zip(problems, models):
         target = problem.target()
         for start in starts:
             tic = time.perf_counter()

@@ -102,12 +102,14 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def import_trainer() -> Any:
-    """``marquardt.keras``, or a ``CliError`` when this installation has no Keras trainer."""
+    """``marquardt.keras``, or an ``ImportError`` naming the command's need when this installation
+    has no Keras trainer (``marquardt.cli.main`` prints it with its install commands one per
+    line)."""
     try:
         import marquardt.keras as trainer
     except ImportError as exc:
-        raise CliError(f"this command needs marquardt.keras, the Keras trainer, which cannot be imported "
-                       f"({exc})") from None
+        raise ImportError(f"this command needs marquardt.keras, the Keras trainer, which cannot be "
+                          f"imported: {exc}") from None
     return trainer
 
 
