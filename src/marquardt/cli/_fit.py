@@ -192,7 +192,7 @@ def prepare(args: argparse.Namespace) -> _Problem:
 
 def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
     """Runs ``curve_fit`` and collects everything the report shows."""
-    from marquardt._covariance import optimize_warning
+    from marquardt._covariance import NOT_ESTIMATED, optimize_warning
     from marquardt._curve_fit import fit_curve
     from marquardt._errors import NonFiniteJacobianError
 
@@ -202,8 +202,10 @@ def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
     options = {} if args.max_nfev is None else {"max_nfev": args.max_nfev}
     with warnings.catch_warnings(record=True) as caught:
         # m == n or a rank-deficient J: the covariance is reported as not estimated, and why
-        # goes to stderr as one line (not Python's warning format with its source line)
-        warnings.simplefilter("always", optimize_warning())
+        # goes to stderr as one line (not Python's warning format with its source line). The
+        # filter names the message, not SciPy's OptimizeWarning: its class costs an import of
+        # scipy.optimize (0.4 s), made below only when a warning was caught.
+        warnings.filterwarnings("always", message=NOT_ESTIMATED)
         arguments = dict(p0=problem.p0, sigma=problem.sigma, absolute_sigma=args.absolute_sigma,
                          bounds=(problem.lower, problem.upper), **options)
         try:
