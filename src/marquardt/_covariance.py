@@ -21,6 +21,10 @@ from marquardt._checks import warn_user
 __all__ = ["covariance_from_jacobian", "unscaled_covariances",
            "scale_by_reduced_chisq", "standard_errors", "correlation_matrix"]
 
+#: How every ``OptimizeWarning`` of ours begins (SciPy's words): a warnings filter on it needs
+#: no import of ``scipy.optimize`` (the command line's ``fit`` records them so).
+NOT_ESTIMATED = "Covariance of the parameters could not be estimated"
+
 
 def optimize_warning() -> type[Warning]:
     """SciPy's ``OptimizeWarning`` (imported when a warning is due: ``scipy.optimize`` is
@@ -47,7 +51,7 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
     m, n = jac.shape
     pcov, rank = _pinv_normal(jac)
     if singular == "inf" and rank < n:
-        warn_user("Covariance of the parameters could not be estimated: the Jacobian at "
+        warn_user(f"{NOT_ESTIMATED}: the Jacobian at "
                   f"the solution has rank {rank} < n = {n} (a parameter, or a "
                   "combination of them, does not change the model)", optimize_warning())
         return np.full((n, n), np.inf)
@@ -55,7 +59,7 @@ def covariance_from_jacobian(jac: np.ndarray, sum_squares: float, *, absolute_si
         return pcov
     if m > n:
         return pcov * (sum_squares / (m - n))
-    warn_user("Covariance of the parameters could not be estimated: there are no more "
+    warn_user(f"{NOT_ESTIMATED}: there are no more "
               "residuals than parameters (m <= n)", optimize_warning())
     return np.full((n, n), np.inf)
 
@@ -212,7 +216,7 @@ def scale_by_reduced_chisq(pcov: np.ndarray, sum_squares: np.ndarray, dof: np.nd
         pcov = np.where(np.isinf(pcov), pcov, pcov * scale[:, None, None])
     pcov[~ok] = np.inf
     if not np.all(ok):  # SciPy's category, as curve_fit warns for one fit
-        warn_user(f"Covariance of the parameters could not be estimated for {int((~ok).sum())} "
+        warn_user(f"{NOT_ESTIMATED} for {int((~ok).sum())} "
                   "fit(s): they have no more residuals than parameters (m <= n)",
                   optimize_warning())
     return pcov

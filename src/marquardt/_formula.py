@@ -2,9 +2,10 @@
 
 ``parse_formula`` checks the text against the whitelist grammar of ``marquardt._formula_syntax``
 (never ``eval``: see that module's docstring for the grammar, the limits and why it is safe) and
-returns a :class:`Formula`, which evaluates its tree with NumPy, or builds TensorFlow operations
+returns a :class:`Formula`, which evaluates its tree with NumPy (with its exact Jacobian derived
+symbolically, ``marquardt._formula_jacobian``), or builds TensorFlow operations
 (``marquardt._backend.tensorflow.formula``) or ``jax.numpy`` ones from it, looking functions up
-only in our own tables; TensorFlow is imported only by the first.
+only in our own tables; TensorFlow is imported only to build its operations.
 """
 
 from __future__ import annotations
@@ -113,6 +114,62 @@ class Formula:
 
         return as_model(self, *self._model_names(variable_names, parameter_names))
 
+
+    def as_numpy_model(
+        self, variable_names: Iterable[str], parameter_names: Iterable[str]
+    ) -> Callable[..., np.ndarray]:
+        """Returns a ``curve_fit``-style model ``f(x, *params)`` evaluated with NumPy in float64
+        (no TensorFlow): pair it with ``as_numpy_jacobian`` for exact derivatives.
+
+        Args and errors as ``as_model``; ``x`` as there, a NumPy array (or array-like). The
+        result is a float64 array of shape ``(m,)``; invalid operations give NaN or inf without
+        warnings.
+
+        Examples:
+            >>> import numpy as np
+            >>> f = parse_formula("a*x + b").as_numpy_model(["x"], ["a", "b"])
+            >>> f(np.array([1.0, 2.0]), 2.0, 1.0)
+            array([3., 5.])
+        """
+        from marquardt._formula_jacobian import split_rows
+
+        variable_names, parameter_names = self._model_names(variable_names, parameter_names)
+        n_params = len(parameter_names)
+        tree = self._tree
+
+        def model(x: Any, *params: Any) -> np.ndarray:
+            if len(params) != n_params:
+                raise TypeError(f"model takes x and {n_params} parameters {parameter_names}, "
+                                f"got {len(params)}")
+            rows = split_rows(np.asarray(x, dtype=np.float64), variable_names)
+            env = {**dict(zip(variable_names, rows)),
+                   **{name: np.float64(p) for name, p in zip(parameter_names, params)}}
+            with np.errstate(all="ignore"):
+                value = _evaluate_numpy(tree, env)
+            return np.array(np.broadcast_to(value, rows[0].shape), dtype=np.float64)
+
+        return model
+
+    def as_numpy_jacobian(
+        self, variable_names: Iterable[str], parameter_names: Iterable[str]
+    ) -> Callable[..., np.ndarray]:
+        """Returns ``jac(x, *params)``, the exact Jacobian of ``as_numpy_model``'s model as an
+        (m, n) float64 array, columns in ``parameter_names`` order: derived symbolically
+        (``marquardt._formula_jacobian``, its docstring has the rules and the domain edges)
+        and evaluated with NumPy, for ``curve_fit(..., jac=...)``.
+
+        Args and errors as ``as_model``.
+
+        Examples:
+            >>> import numpy as np
+            >>> jac = parse_formula("a*x + b").as_numpy_jacobian(["x"], ["a", "b"])
+            >>> jac(np.array([1.0, 2.0]), 2.0, 1.0)
+            array([[1., 1.],
+                   [2., 1.]])
+        """
+        from marquardt._formula_jacobian import NumpyJacobian
+
+        return NumpyJacobian(self._tree, *self._model_names(variable_names, parameter_names))
 
     def _model_names(self, variable_names, parameter_names) -> tuple:
         """The names checked against the formula (``as_model``, ``as_jax_model``)."""

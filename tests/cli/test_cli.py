@@ -106,6 +106,61 @@ def test_fit_recovers_known_parameters_and_writes_the_report(decay_csv, tmp_path
     assert_only_our_lines(proc.stderr)
 
 
+def test_fit_runs_without_tensorflow_or_jax(decay_csv):
+    """``fit`` evaluates the formula with NumPy and its symbolic Jacobian: in a process where
+    TensorFlow, JAX and Keras cannot be imported (an install without the ``cpu`` extra) it
+    fits, and it never even tries to import them (nor ``scipy.optimize``, slow to import, when
+    no warning is due)."""
+    code = (
+        "import json, sys\n"
+        "class Block:\n"
+        "    tried = []\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in ('tensorflow', 'jax', 'keras'):\n"
+        "            Block.tried.append(name)\n"
+        "            raise ImportError(f'{name} is blocked by the test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from marquardt.cli import main\n"
+        f"status = main(['fit', {str(decay_csv)!r}, '--model', 'a*exp(-b*t) + c', '--p0', "
+        "'a=1,b=0.1,c=0', '--y', 'counts', '--sigma', 'err', '--json'])\n"
+        "print(json.dumps([status, Block.tried, 'tensorflow' in sys.modules,\n"
+        "                  'scipy.optimize' in sys.modules]))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    *report, verdict = proc.stdout.strip().splitlines()
+    assert json.loads(verdict) == [0, [], False, False]  # nor SciPy's optimize (0.4 s) without a warning
+    result = json.loads("\n".join(report))
+    assert result["success"] and result["nfev"] == 8
+    assert_only_our_lines(proc.stderr)
+
+
+def test_fit_agrees_with_the_tensorflow_autodiff_fit(decay_csv, capsys):
+    """The NumPy model with its symbolic Jacobian fits as the TensorFlow model with autodiff
+    (what ``fit`` ran before): the same evaluations and iterations, the numbers equal to far
+    more digits than the report prints."""
+    pytest.importorskip("tensorflow")
+    from marquardt._curve_fit import fit_curve
+    from marquardt._formula import parse_formula
+    from marquardt.cli._data import read_table
+
+    code = main(["fit", str(decay_csv), "--model", "a*exp(-b*t) + c", "--p0", "a=1,b=0.1,c=0",
+                 "--y", "counts", "--sigma", "err", "--json"])
+    ours = json.loads(capsys.readouterr().out)
+    assert code == 0
+    data = read_table(decay_csv).numeric(["t", "counts", "err"], dropna=False)
+    model = parse_formula("a*exp(-b*t) + c", variables=["t"]).as_model(["t"], ["a", "b", "c"])
+    popt, _, theirs = fit_curve(model, data["t"], data["counts"], p0=[1.0, 0.1, 0.0],
+                                sigma=data["err"])
+    assert (ours["nfev"], ours["nit"]) == (theirs.nfev, theirs.nit)
+    for i, name in enumerate("abc"):
+        assert ours["parameters"][name]["value"] == pytest.approx(popt[i], rel=1e-12)
+        assert ours["parameters"][name]["stderr"] == pytest.approx(theirs.perr[i], rel=1e-10)
+    assert ours["chisq"] == pytest.approx(theirs.chisq, rel=1e-12)
+
+
 def test_fit_text_report_lists_values_errors_and_correlations(decay_csv, capsys):
     code = main(["fit", str(decay_csv), "--model", "a*exp(-b*t) + c", "--p0", "a=1,b=0.1,c=0", "--y", "counts"])
     out = capsys.readouterr().out

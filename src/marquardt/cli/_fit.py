@@ -1,10 +1,12 @@
 """``marquardt fit``: fit a formula typed on the command line to columns of a data file.
 
-The formula is parsed by the safe parser of ``marquardt._formula`` (a whitelist; nothing is ever
-evaluated), compiled to TensorFlow operations and fitted with ``marquardt.curve_fit``. Names in
-the formula are the parameters given by ``--p0``, the data columns (every column whose name is a
-valid identifier, except the response and ``--sigma`` columns), the alias ``x`` for the ``--x``
-column, and the constants ``pi`` and ``e``; any other name is refused before anything runs.
+The formula is parsed by the safe parser of ``marquardt._formula`` (a whitelist; the text is never
+passed to ``eval``), evaluated with NumPy and fitted with ``marquardt.curve_fit`` given its exact
+Jacobian, derived symbolically from the parsed tree (``marquardt._formula_jacobian``): the command
+imports neither TensorFlow nor JAX. Names in the formula are the parameters given by ``--p0``, the
+data columns (every column whose name is a valid identifier, except the response and ``--sigma``
+columns), the alias ``x`` for the ``--x`` column, and the constants ``pi`` and ``e``; any other
+name is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -190,20 +192,25 @@ def prepare(args: argparse.Namespace) -> _Problem:
 
 def fit(problem: _Problem, args: argparse.Namespace) -> FitSummary:
     """Runs ``curve_fit`` and collects everything the report shows."""
-    from marquardt._covariance import optimize_warning
-    from marquardt._curve_fit import fit_curve  # imports TensorFlow
+    from marquardt._covariance import NOT_ESTIMATED, optimize_warning
+    from marquardt._curve_fit import fit_curve
     from marquardt._errors import NonFiniteJacobianError
 
-    model = problem.formula.as_model(problem.variables, problem.names)
+    # the formula in NumPy with its exact Jacobian, derived symbolically: no TensorFlow
+    model = problem.formula.as_numpy_model(problem.variables, problem.names)
+    jacobian = problem.formula.as_numpy_jacobian(problem.variables, problem.names)
     options = {} if args.max_nfev is None else {"max_nfev": args.max_nfev}
     with warnings.catch_warnings(record=True) as caught:
         # m == n or a rank-deficient J: the covariance is reported as not estimated, and why
-        # goes to stderr as one line (not Python's warning format with its source line)
-        warnings.simplefilter("always", optimize_warning())
+        # goes to stderr as one line (not Python's warning format with its source line). The
+        # filter names the message, not SciPy's OptimizeWarning: its class costs an import of
+        # scipy.optimize (0.4 s), made below only when a warning was caught.
+        warnings.filterwarnings("always", message=NOT_ESTIMATED)
         arguments = dict(p0=problem.p0, sigma=problem.sigma, absolute_sigma=args.absolute_sigma,
                          bounds=(problem.lower, problem.upper), **options)
         try:
-            popt, _, result = fit_curve(model, problem.xdata, problem.ydata, **arguments)
+            popt, _, result = fit_curve(model, problem.xdata, problem.ydata, jac=jacobian,
+                                        **arguments)
         except NonFiniteJacobianError:
             # a derivative undefined where the formula is defined (sqrt(b*x) at x = 0): exact
             # derivatives are impossible there, differences of the formula's values are not
@@ -266,7 +273,7 @@ def _evaluate(problem: _Problem, params: np.ndarray, variables: dict[str, np.nda
 
 
 def _check_start(formula, variables, columns_of, data, names, p0) -> None:
-    """Refuses a start where the model is not finite, naming the first bad row (before TensorFlow)."""
+    """Refuses a start where the model is not finite, naming the first bad row (before fitting)."""
     values = {v: data[columns_of[v]] for v in variables}
     out = np.broadcast_to(formula.evaluate_numpy(values, dict(zip(names, p0))), data.lines.shape)
     bad = np.flatnonzero(~np.isfinite(out))
