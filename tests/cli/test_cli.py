@@ -225,10 +225,19 @@ def test_fit_two_variables_with_dropna(tmp_path, capsys):
     result = json.loads(captured.out)
     assert code == 0
     assert result["ndata"] == 38 and result["dropped_lines"] == [7, 11]
-    assert "dropped 2 rows" in captured.err
+    assert "dropped 2 rows with missing values (lines 7, 11)" in captured.err
     assert result["parameters"]["p"]["value"] == pytest.approx(1.5, abs=0.02)
     assert result["parameters"]["q"]["value"] == pytest.approx(-0.7, abs=0.02)
     assert result["variables"] == {"u": "u", "v": "v"}
+
+
+def test_fit_dropna_of_one_row_says_row_and_line(tmp_path, capsys):
+    rows = [[f"{x:.1f}", f"{2.0 * x + 1.0:.6f}"] for x in range(8)]
+    rows[3][1] = "NA"
+    path = write_csv(tmp_path / "line.csv", "x,y", rows)
+    assert main(["fit", str(path), "--model", "a*x + b", "--p0", "a=1,b=0", "--dropna",
+                 "--json"]) == 0
+    assert "marquardt: note: dropped 1 row with missing values (line 5)\n" in capsys.readouterr().err
 
 
 def test_fit_that_does_not_converge_reports_and_exits_1(decay_csv, capsys):

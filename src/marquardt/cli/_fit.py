@@ -162,8 +162,10 @@ def prepare(args: argparse.Namespace) -> _Problem:
     needed = [columns_of[v] for v in variables] + [y_column] + ([sigma_column] if sigma_column else [])
     data = table.numeric(needed, dropna=args.dropna)
     if data.dropped:
-        print(f"marquardt: note: dropped {len(data.dropped)} rows with missing values (lines "
-              f"{_line_list(data.dropped)})", file=sys.stderr)
+        count = len(data.dropped)
+        print(f"marquardt: note: dropped {count} {'row' if count == 1 else 'rows'} with missing "
+              f"values ({'line' if count == 1 else 'lines'} {_line_list(data.dropped)})",
+              file=sys.stderr)
     names = tuple(args.p0)
     if data.size < len(names):
         raise CliError(f"{table.path}: {data.size} data rows cannot determine {len(names)} parameters")
