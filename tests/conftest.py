@@ -29,7 +29,7 @@ EXPENSIVE = {
     "tests/test_docs.py::test_python_blocks_run[keras.md]": 107.5,
     "tests/test_dask.py": 89.4,
     "tests/keras/test_distribute.py::test_multi_worker_mirrored_strategy_on_two_processes_equals_one_device": 69.3,
-    "tests/test_nist.py": 64.7,
+    "tests/test_nist.py": 26.6,
     "tests/test_docs.py::test_python_blocks_run[batch.md]": 59.1,
     "tests/test_batch.py::test_float32_agrees_with_float64": 55.0,
     # the first of the blocks that share `marquardt fit` and `train` (CommandCache): it runs them
