@@ -24,7 +24,12 @@ model, on the native executor from a problem's second fit on (``native_loop.enab
 tier a configuration reaches after 60,000 evaluations, built at once here); no TensorFlow is
 imported. The LRE is then that of '2-point' differences, not of exact derivatives.
 
-Usage: python benchmarks/nist.py [--repeat 5] [--markdown] [--loop | --numpy] [FILES...]
+``--symbolic``: as ``--numpy``, but the exact Jacobian, derived symbolically from the parsed
+formula (``Formula.as_numpy_jacobian``, what ``marquardt nist`` and ``marquardt fit`` use), is
+given as a callable ``jac`` to our fits and to SciPy's ``lm``/``trf`` alike; no TensorFlow.
+
+Usage: python benchmarks/nist.py [--repeat 5] [--markdown] [--loop | --numpy | --symbolic]
+[FILES...]
 Run on a quiet machine: other processes using the cores distort TensorFlow's timings most.
 """
 
@@ -46,7 +51,8 @@ import scipy.optimize  # noqa: E402
 import marquardt  # noqa: E402
 from marquardt import nist  # noqa: E402
 
-NUMPY = "--numpy" in sys.argv[1:]  # before TensorFlow would be imported
+SYMBOLIC = "--symbolic" in sys.argv[1:]
+NUMPY = SYMBOLIC or "--numpy" in sys.argv[1:]  # before TensorFlow would be imported
 if not NUMPY:
     import tensorflow as tf  # noqa: E402
 
@@ -66,21 +72,29 @@ def timed(fn, repeat):
 
 def run_problem(path, repeat):
     p = nist.load(path)
-    model = p.model()
+    model = None if NUMPY else p.model()
     x, y = p.x, p.target()
     variables = dict(zip(p.variable_names, np.atleast_2d(x))) if x.ndim == 2 else {"x": x}
 
     def np_residual(b):
         return p.formula.evaluate_numpy(variables, dict(zip(p.parameter_names, b))) - y
 
-    if NUMPY:  # ours on the NumPy model (the same evaluator), SciPy's Jacobian the same
+    if SYMBOLIC:  # the formula's NumPy model and symbolic Jacobian, for both
+        names = (p.variable_names, p.parameter_names)
+        model, exact = p.formula.as_numpy_model(*names), p.formula.as_numpy_jacobian(*names)
+        jac = {"jac": exact}
+
+        def tf_jac(b):
+            return exact(x, *b)
+    elif NUMPY:  # ours on the NumPy model (the same evaluator), SciPy's Jacobian the same
         def model(_, *b):
             return p.formula.evaluate_numpy(variables, dict(zip(p.parameter_names, b)))
         tf_jac = "2-point"
+        jac = {"jac": "2-point"}
     else:
         xt, yt = tf.constant(x), tf.constant(y)
         _, tf_jac = residual_functions(lambda b: model(xt, *tf.unstack(b)) - yt, p.starts[0])
-    jac = {"jac": "2-point"} if NUMPY else {}
+        jac = {}
     rows = []
     for start in (0, 1):
         x0 = p.starts[start]
@@ -121,8 +135,11 @@ def main(argv=None):
     ap.add_argument("--numpy", action="store_true",
                     help="our fits on the NumPy residual with '2-point' differences, on the "
                          "native executor from a problem's second fit")
+    ap.add_argument("--symbolic", action="store_true",
+                    help="as --numpy with the formula's symbolic exact Jacobian for ours and "
+                         "SciPy's lm and trf")
     args = ap.parse_args(argv)
-    if args.numpy:
+    if args.numpy or args.symbolic:
         from marquardt._backend.numpy import native_loop
         native_loop.enable(True)
     if args.loop:
@@ -152,6 +169,10 @@ def main(argv=None):
     print(f"marquardt against SciPy lm with '2-point' (curve_fit's default): median time "
           f"{1e3 * lm2_med:.2f} ms for SciPy; per-fit ratio median {np.median(ratios):.2f}x, "
           f"geometric mean {np.exp(np.log(ratios).mean()):.2f}x")
+    same = np.array([r["ours_warm"] / r["lm_time"] for r in rows])
+    print(f"marquardt against SciPy lm given the same Jacobian: median time {1e3 * lm_med:.2f} "
+          f"ms for SciPy; per-fit ratio median {np.median(same):.2f}x, geometric mean "
+          f"{np.exp(np.log(same).mean()):.2f}x")
     for label, key, tkey in (("marquardt", "ours", "ours_warm"), ("scipy lm", "lm", "lm_time"),
                              ("scipy trf", "trf", "trf_time"), ("scipy trf 1e-15", "trf15", "trf15_time")):
         lres = np.array([r[key] for r in rows])
