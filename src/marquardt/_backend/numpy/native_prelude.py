@@ -12,9 +12,11 @@ and LAPACK calls as NumPy makes them.
   a C-ordered matrix is the transpose of a column-major one, so its product is the
   transposed call; the same kernel and so the same bits as NumPy's.
 * ``np_svd(a, ...)``: ``np.linalg._umath_linalg.svd_s`` for one matrix: the input copied to
-  column-major order, LAPACK ``dgesdd`` with ``jobz='S'``, a workspace query first and that
-  workspace, then u, s, vᵀ copied back to C order. Returns LAPACK's ``info`` (nonzero: no
-  convergence, where NumPy raises).
+  column-major order, LAPACK ``dgesdd`` with ``jobz='S'`` and the workspace its query asks
+  for (NumPy queries at every call; the answer depends on the shape alone, so each call site
+  queries once and keeps it: the same workspace, the same computation, ~4,000 fewer
+  instructions a call), then u, s, vᵀ copied back to C order. Returns LAPACK's ``info``
+  (nonzero: no convergence, where NumPy raises).
 
 The BLAS integer (``blasint``) is 64-bit for an ILP64 library (NumPy 2's wheels) and the
 function pointers are set once by ``marquardt_init``.
@@ -97,28 +99,40 @@ static void np_gemv_cm(int trans, long rows, long cols, const double *a, long ld
 }
 
 /* thin SVD of the m x n matrix at a (element strides sa0, sa1): u (m x k), s (k), vt (k x n),
-   all C order, k = min(m, n) */
+   all C order, k = min(m, n). *lwork_memo: the workspace dgesdd asked for at this shape (0:
+   not asked yet; each call site passes its own, its shape fixed): asked once, then reused,
+   the same size every call and so the same computation. One block holds every buffer. */
 static int np_svd(const double *a, long sa0, long sa1, long m, long n, double *u, double *s,
-                  double *vt) {
+                  double *vt, int64_t *lwork_memo) {
     blasint M = m, N = n, K = m < n ? m : n, lda = m > 1 ? m : 1, ldu = lda, ldvt = K,
             info = 0, query = -1;
-    double *af = malloc(sizeof(double) * (size_t)(m * n));
-    double *uf = malloc(sizeof(double) * (size_t)(m * K));
-    double *vf = malloc(sizeof(double) * (size_t)(K * n));
-    blasint *iwork = malloc(sizeof(blasint) * (size_t)(8 * K));
-    double wq = 0.0;
+    blasint lwork = (blasint)__atomic_load_n(lwork_memo, __ATOMIC_RELAXED);
+    if (lwork < 1) {
+        double wq = 0.0, none[1] = {0.0};  /* the query reads no array */
+        blasint inone[1] = {0};
+        p_gesdd("S", &M, &N, none, &lda, none, none, &ldu, none, &ldvt, &wq, &query, inone,
+                &info, 1);
+        if (info != 0) return (int)info;
+        lwork = (blasint)wq;
+        if (lwork < 1) lwork = 1;
+        __atomic_store_n(lwork_memo, (int64_t)lwork, __ATOMIC_RELAXED);
+    }
+    /* af, uf, vf, work, iwork: each at a multiple of 64 bytes */
+    size_t sizes[5] = {(size_t)(m * n), (size_t)(m * K), (size_t)(K * n), (size_t)lwork,
+                       (size_t)(8 * K)}, at[5], total = 0;
+    for (int k = 0; k < 5; k++) { at[k] = total; total += (sizes[k] + 7) & ~(size_t)7; }
+    double *block = malloc(sizeof(double) * (total ? total : 1));
+    if (!block) return -1;
+    double *af = block + at[0], *uf = block + at[1], *vf = block + at[2], *work = block + at[3];
+    blasint *iwork = (blasint *)(block + at[4]);
     for (long j = 0; j < n; j++)
         for (long i = 0; i < m; i++) af[i + j * m] = a[i * sa0 + j * sa1];
-    p_gesdd("S", &M, &N, af, &lda, s, uf, &ldu, vf, &ldvt, &wq, &query, iwork, &info, 1);
-    blasint lwork = (blasint)wq;
-    if (lwork < 1) lwork = 1;
-    double *work = malloc(sizeof(double) * (size_t)lwork);
     p_gesdd("S", &M, &N, af, &lda, s, uf, &ldu, vf, &ldvt, work, &lwork, iwork, &info, 1);
     for (long i = 0; i < m; i++)
         for (long j = 0; j < K; j++) u[i * K + j] = uf[i + j * m];
     for (long i = 0; i < K; i++)
         for (long j = 0; j < n; j++) vt[i * n + j] = vf[i + j * K];
-    free(af); free(uf); free(vf); free(iwork); free(work);
+    free(block);
     return (int)info;
 }
 """
