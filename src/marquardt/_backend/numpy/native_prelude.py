@@ -1,6 +1,10 @@
 """The C every emitted step shares (``native_emit``): NumPy's summation order, and NumPy's BLAS
 and LAPACK calls as NumPy makes them.
 
+* ``mq_add(a, b)``, ``mq_mul(a, b)``: a + b and a · b as one instruction with a first, so that
+  where both are NaN a's is kept (x86's rule, and the ``-O0`` code's) at any optimisation
+  level, and nothing is folded away (``native_load``'s docstring); every float addition and
+  product of the generated code and of these sums is one of them.
 * ``np_sum(a, n, stride)``: ``np.add.reduce`` over a contiguous-loop axis: the identity 0.0
   plus NumPy's pairwise sum (``pairwise_sum_DOUBLE``: left to right below 8 terms; up to 128,
   eight running sums over blocks of eight joined as ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)), then
@@ -46,33 +50,47 @@ void marquardt_init(void *gemv, void *gesdd) { p_gemv = (gemv_t)gemv; p_gesdd = 
 
 static double D(uint64_t bits) { double d; memcpy(&d, &bits, 8); return d; }
 
+/* a + b and a * b as one instruction with a as its first operand, whatever the optimiser
+   would reorder: where both are NaN, x86 (and AArch64) keep the first one's, so that the
+   operands' order in the source is the NaN kept, as in Python's and NumPy's loops (and the
+   folds that drop an operation, x * 1.0 -> x, cannot skip the quieting of a signalling NaN).
+   Elsewhere the NaN is chosen explicitly. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__SSE2__)
+static inline double mq_add(double a, double b) { __asm__("addsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+static inline double mq_mul(double a, double b) { __asm__("mulsd %1, %0" : "+x"(a) : "x"(b)); return a; }
+#else
+static inline double mq_add(double a, double b) { return (a != a && b != b) ? a + a : a + b; }
+static inline double mq_mul(double a, double b) { return (a != a && b != b) ? a + a : a * b; }
+#endif
+
 static double pairwise(const double *a, long n, long s) {
     if (n < 8) {
         double res = 0.0;
-        for (long i = 0; i < n; i++) res += a[i * s];
+        for (long i = 0; i < n; i++) res = mq_add(res, a[i * s]);
         return res;
     } else if (n <= 128) {
         double r[8], res;
         long i;
         for (int j = 0; j < 8; j++) r[j] = a[j * s];
         for (i = 8; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] += a[(i + j) * s];
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i * s];
+            for (int j = 0; j < 8; j++) r[j] = mq_add(r[j], a[(i + j) * s]);
+        res = mq_add(mq_add(mq_add(r[0], r[1]), mq_add(r[2], r[3])),
+                     mq_add(mq_add(r[4], r[5]), mq_add(r[6], r[7])));
+        for (; i < n; i++) res = mq_add(res, a[i * s]);
         return res;
     } else {
         long n2 = n / 2;
         n2 -= n2 % 8;
-        return pairwise(a, n2, s) + pairwise(a + n2 * s, n - n2, s);
+        return mq_add(pairwise(a, n2, s), pairwise(a + n2 * s, n - n2, s));
     }
 }
 
-static double np_sum(const double *a, long n, long s) { return 0.0 + pairwise(a, n, s); }
+static double np_sum(const double *a, long n, long s) { return mq_add(0.0, pairwise(a, n, s)); }
 
 /* np.add.reduce along an outer axis: one running sum from the identity */
 static double np_sum_running(const double *a, long n, long s) {
     double acc = 0.0;
-    for (long i = 0; i < n; i++) acc += a[i * s];
+    for (long i = 0; i < n; i++) acc = mq_add(acc, a[i * s]);
     return acc;
 }
 
