@@ -261,6 +261,7 @@ class _Loop:
         self.f_ptr = ctypes.c_void_p(f_buf.ctypes.data)
         self.i_ptr = ctypes.c_void_p(i_buf.ctypes.data)
         self.callback = None
+        self.differences: dict = {}  # (method, n, m, name) -> NativeDifferences, rebound
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
 
@@ -343,17 +344,32 @@ class _Loop:
         self.evaluator, self.history, self.error = evaluator, history, None
         if self.callback is None:
             self.callback = native_cloop.CALLBACK(self.called_back)
-        # the differences and the model in C where the evaluator has them (native_numdiff)
-        nd = getattr(evaluator.jacobian, "native", None)
-        if nd is None and hasattr(evaluator.jacobian, "native_differences"):
-            nd = evaluator.jacobian.native_differences()
+        # the differences and the model in C where the evaluator has them (native_numdiff):
+        # this loop's own records, rebound to the fit's model, or the evaluator's
+        jac = evaluator.jacobian
+        nd = getattr(jac, "native", None)
+        reused = None
+        if nd is None and hasattr(jac, "native_spec"):
+            fun, method, n, m, lb, ub, rel_step, typical, who = jac.native_spec
+            key = (method, n, m, who)
+            reused = self.differences.get(key)
+            if reused is not None:
+                reused.rebind(fun, lb, ub, rel_step, typical)
+                nd = reused
+            else:
+                nd = jac.native_differences()
+                if nd is not None and len(self.differences) < 8:
+                    self.differences[key] = reused = nd
+        elif nd is None and hasattr(jac, "native_differences"):
+            nd = jac.native_differences()
         in_c = (None, None, None) if nd is None else nd.pointers()
         try:
             done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
-                                   int(evaluator.jacobian is not None), int(history is not None),
-                                   *in_c)
+                                   int(jac is not None), int(history is not None), *in_c)
         finally:
             self.evaluator = self.history = None
+            if reused is not None:
+                reused.rebind(None)  # the user's model and data not kept past the fit
         if done == 1:
             error, self.error = self.error, None
             raise error

@@ -274,6 +274,11 @@ class ModelCall:
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
 
+    def rebind(self, fun: Callable | None) -> None:
+        """Call ``fun`` from now on (same n, m and name; None: none, C must not call)."""
+        self._keep = (fun,) + self._keep[1:]
+        self._python.fun = id(fun)
+
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's
         own): a fault of the native code.

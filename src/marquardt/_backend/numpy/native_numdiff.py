@@ -261,17 +261,12 @@ class NativeDifferences:
         if rel_step is None:
             rel_step = numdiff.default_rel_step(method)
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
+        self.method = method
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
         block = self._block = np.empty(6 * n + m + n * m)
-        rows = block[:4 * n].reshape(4, n)
-        for i, (values, name) in enumerate(((rel_step, "rel_step"),
-                                            (1.0 if typical is None else typical, "typical"),
-                                            (lb, "lb"), (ub, "ub"))):
-            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
-                rows[i] = values
-            except (ValueError, TypeError):  # nested lists, or no n values
-                rows[i] = _flat(values, n, name)
+        self._rows = block[:4 * n].reshape(4, n)
+        self._set_steps(lb, ub, rel_step, typical)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
         self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
@@ -288,6 +283,32 @@ class NativeDifferences:
         args = (*self._head, base + 8 * 5 * n, base + 8 * 6 * n, self._tail[0],
                 base + 8 * (6 * n + m), self._tail[1])
         self._run = lambda: fn(*args)
+
+    def _set_steps(self, lb, ub, rel_step, typical) -> None:
+        rows, n = self._rows, self.n
+        if rel_step is None:
+            rel_step = numdiff.default_rel_step(self.method)
+        for i, (values, name) in enumerate(((rel_step, "rel_step"),
+                                            (1.0 if typical is None else typical, "typical"),
+                                            (lb, "lb"), (ub, "ub"))):
+            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
+                rows[i] = values
+            except (ValueError, TypeError):  # nested lists, or no n values
+                rows[i] = _flat(values, n, name)
+
+    def rebind(self, fun: Callable | None, lb=None, ub=None, rel_step=None,
+               typical=None) -> None:
+        """The same records for another model with the same method, n, m and name (a
+        ``native_model.ModelCall``'s; a loop in C reuses them from fit to fit: ~10 µs of
+        construction saved a fit): ``fun``, and the bounds and steps as in the constructor;
+        ``rebind(None)`` lets the last model go (the bounds then stay).
+
+        Raises:
+            ValueError: bounds/steps of the wrong size.
+        """
+        self.model.rebind(fun)
+        if fun is not None:
+            self._set_steps(lb, ub, rel_step, typical)
 
     @property
     def nfev(self) -> int:
@@ -363,7 +384,10 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
         return built[0]
 
     jacobian.native_differences = native_differences  # the evaluator's own closure: no
-    return jacobian  # layer added to a Jacobian on the trace
+    # layer added to a Jacobian on the trace; what a loop needs to rebind its own records
+    # (``NativeDifferences.rebind``) instead of building these
+    jacobian.native_spec = (fun, method, n, m, lb, ub, rel_step, typical, who)
+    return jacobian
 
 
 def enable(on: bool = True) -> None:
