@@ -240,7 +240,8 @@ class NativeDifferences:
 
     Raises:
         ValueError: an unknown ``method``, or bounds/steps of the wrong size.
-        native_load.NativeUnavailable: no C compiler, or it failed.
+        native_load.NativeUnavailable: (at the first call from Python, which compiles or
+            loads the stand-alone library, ``jacobian_function``) no C compiler, or it failed.
 
     Examples:
         >>> import numpy as np
@@ -277,12 +278,12 @@ class NativeDifferences:
         self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at)
         self._keep = swaps
         self._nfev = ctypes.c_int(0)
-        fn = self._fn = jacobian_function()
         self._head = (ctypes.addressof(self.record), ctypes.addressof(model.record))
         self._tail = (base + 8 * 4 * n, ctypes.addressof(self._nfev))
         args = (*self._head, base + 8 * 5 * n, base + 8 * 6 * n, self._tail[0],
                 base + 8 * (6 * n + m), self._tail[1])
-        self._run = lambda: fn(*args)
+        self._args = args  # jacobian_function() at the first call from Python: a loop in C
+        # passes the records (``pointers``) and never loads the stand-alone library
 
     def _set_steps(self, lb, ub, rel_step, typical) -> None:
         rows, n = self._rows, self.n
@@ -324,7 +325,7 @@ class NativeDifferences:
                                  f"Received: shapes {np.shape(x)} and {np.shape(r)}") from None
             self._x[...] = np.reshape(x, self.n)
             self._r[...] = np.reshape(r, self.m)
-        if self._run():
+        if jacobian_function()(*self._args):
             self.model.raise_error()
         j = self._out.copy()
         return j if self.row_major else j.transpose(1, 2, 0)
@@ -342,7 +343,7 @@ class NativeDifferences:
         Raises:
             whatever the model raised (C stopped at that call; J is then partly written).
         """
-        if self._fn(*self._head, x, r, self._tail[0], jac, self._tail[1]):
+        if jacobian_function()(*self._head, x, r, self._tail[0], jac, self._tail[1]):
             self.model.raise_error()
 
 
@@ -354,6 +355,7 @@ def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_s
     ``residual(x)`` gives r where the caller has none; ``model``: how C calls ``fun``
     (``native_model.ModelCall`` or ``ModelCallback``)."""
     try:
+        jacobian_function()  # the library its calls run in, built now: or no C at all
         nd = NativeDifferences(model(fun, n, m, who), method, lb, ub, rel_step, typical)
     except native_load.NativeUnavailable:
         return None
