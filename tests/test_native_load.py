@@ -89,3 +89,51 @@ def test_numpy_blas_gives_numpy_bits(cache):
     lib.call(ctypes.c_void_p(b.dgemv), a.ctypes.data_as(ptr), x.ctypes.data_as(ptr),
              y.ctypes.data_as(ptr), ctypes.c_long(50), ctypes.c_long(3))
     assert y.tobytes() == (x[None, None, :] @ a[None])[0, 0].tobytes()
+
+
+ORDERED = r"""
+void pairs(const double *a, const double *b, double *sum, double *product, long n) {
+    for (long k = 0; k < n; k++) { sum[k] = mq_add(a[k], b[k]); product[k] = mq_mul(a[k], b[k]); }
+}
+void times_one(const double *a, double *out, long n) {
+    for (long k = 0; k < n; k++) out[k] = mq_mul(a[k], 1.0);
+}
+"""
+
+
+def _nan(sign: int, payload: int, quiet: bool = True) -> np.float64:
+    bits = (sign << 63) | (0x7FF << 52) | (int(quiet) << 51) | payload
+    return np.array([bits], dtype=np.uint64).view(np.float64)[0]
+
+
+@needs_cc
+def test_ordered_add_and_multiply_keep_the_first_nan_at_flags(cache):
+    """``mq_add``/``mq_mul`` compiled at ``FLAGS`` (optimised): where both operands are NaN the
+    first one's NaN (quieted), as ``-O0``'s ``a + b`` on x86; else IEEE's result; and
+    ``mq_mul(x, 1.0)`` is not folded to ``x`` (a signalling NaN comes out quiet)."""
+    from marquardt._backend.numpy.native_prelude import prelude
+
+    lib = native_load.load(prelude(True) + ORDERED)
+    rng = np.random.default_rng(0)
+    a = np.array([_nan(int(s), int(p)) for s, p in zip(rng.integers(0, 2, 64),
+                                                        rng.integers(1, 1 << 40, 64))]
+                 + [1.5, -0.0, np.inf, 2.0])
+    b = np.array([_nan(int(s), int(p)) for s, p in zip(rng.integers(0, 2, 64),
+                                                        rng.integers(1, 1 << 40, 64))]
+                 + [_nan(1, 7), 0.0, -np.inf, 3.0])
+    total, product = np.empty_like(a), np.empty_like(a)
+    lib.pairs(*(ctypes.c_void_p(v.ctypes.data) for v in (a, b, total, product)),
+              ctypes.c_long(a.size))
+    quiet = np.uint64(1 << 51)
+    first = a.view(np.uint64)[:64] | quiet
+    assert (total.view(np.uint64)[:64] == first).all()
+    assert (product.view(np.uint64)[:64] == first).all()
+    with np.errstate(invalid="ignore"):
+        assert total[64:].tobytes() == (a[64:] + b[64:]).tobytes()
+        assert product[64:].tobytes() == (a[64:] * b[64:]).tobytes()
+    if os.uname().machine in ("x86_64", "AMD64"):  # one instruction there: never folded
+        signalling = np.array([_nan(0, 5, quiet=False), _nan(1, 9, quiet=False)])
+        out = np.empty_like(signalling)
+        lib.times_one(ctypes.c_void_p(signalling.ctypes.data), ctypes.c_void_p(out.ctypes.data),
+                      ctypes.c_long(2))
+        assert (out.view(np.uint64) == (signalling.view(np.uint64) | quiet)).all()

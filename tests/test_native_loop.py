@@ -269,3 +269,49 @@ def test_a_configuration_moves_to_the_native_steps_once_it_has_paid_for_them(mon
         ([5 * nfev], False, [True]),  # a native fit: no rent
     ]
     assert len(list(tmp_path.glob("*.so"))) == 1
+
+
+def test_the_loops_differences_follow_each_fits_model_and_let_it_go():
+    """A configuration's loop reuses its differences' records from fit to fit
+    (``NativeDifferences.rebind``): each fit calls its own model with its own bounds, ends with
+    the trace's result, and the loop keeps no model once a fit has ended."""
+    def fit(y, bounds):
+        return marquardt.curve_fit(exponential, T, y, p0=[1, 1, 0], jac="2-point",
+                                   bounds=bounds, full_output=True)
+
+    cases = [(Y, ([0, 0, -1], [2.2, 5, 1])), (2.0 * Y, ([0, 0, -1], [9.0, 5, 3])),
+             (Y + 0.3, ([0, 0, -1], [2.2, 5, 1]))]
+    host._STEPS.clear()
+    try:
+        _reuse_and_release(fit, cases)
+    finally:  # no loop left behind for another test's spies (a loop's callback is bound once)
+        host._STEPS.clear()
+        native_loop._BUILT.clear()
+        native_loop._LOOPS.clear()
+
+
+def _reuse_and_release(fit, cases):
+    import gc
+    import weakref
+
+    expected = [fit(y, b) for y, b in cases]
+    with native_loop.enabled():
+        fit(*cases[0])  # recorded and built
+        got = [fit(y, b) for y, b in cases]
+    for (pa, ca, ia, _, _), (pb, cb, ib, _, _) in zip(expected, got):
+        assert pa.tobytes() == pb.tobytes() and ca.tobytes() == cb.tobytes()
+        assert ia["nfev"] == ib["nfev"]
+    loops = [loop for loop in native_loop._LOOPS.values() if loop.differences]
+    assert loops, "no loop reused its differences"
+
+    class Model:
+        def __call__(self, t, a, b, c):
+            return exponential(t, a, b, c)
+    model = Model()
+    alive = weakref.ref(model)
+    with native_loop.enabled():
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac="2-point",
+                            bounds=([0, 0, -1], [2.2, 5, 1]))
+    del model
+    gc.collect()
+    assert alive() is None

@@ -88,12 +88,20 @@ CASES = {  # x, lb, ub, typical (None: SciPy's 1), rel_step (None: SciPy's)
 }
 
 
-ROUTES = ["call", "callback"]  # native_model.ModelCall (the C API), ModelCallback (ctypes)
+# native_model.ModelCall (the C API; "packed": without PyObject_CallOneArg, the point's copy
+# passed in a tuple), ModelCallback (ctypes)
+ROUTES = ["call", "packed", "callback"]
 
 
 def _model(route):
     from marquardt._backend.numpy import native_model
 
+    if route == "packed":
+        def packed(*args, **kwargs):
+            model = native_model.ModelCall(*args, **kwargs)
+            model._python.call1 = None  # as where the interpreter does not export it
+            return model
+        return packed
     return native_model.ModelCall if route == "call" else native_model.ModelCallback
 
 

@@ -211,8 +211,10 @@ class _Emitter(Expressions):
         u, s, vh = arrays
         if (u.strides[1:], vh.strides[1:]) != ((_c_strides(u.shape)[1:]), _c_strides(vh.shape)[1:]):
             raise Unsupported("svd outputs not in C order")
+        memo = self.fresh("lwork")  # the workspace dgesdd asks for at this shape, kept
+        self.lines.append(f"static int64_t {memo} = 0;")
         self.lines.append(f"if (np_svd({a.cname}, {a.strides[1]}, {a.strides[2]}, {m}, {n}, "
-                          f"{u.cname}, {s.cname}, {vh.cname})) return 1;")
+                          f"{u.cname}, {s.cname}, {vh.cname}, &{memo})) return 1;")
         for name, arr in zip(names, arrays):
             self.env[name] = arr
 

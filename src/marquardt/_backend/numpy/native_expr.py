@@ -4,8 +4,10 @@ elementwise array operation, translated with Python's and NumPy's semantics kept
 Each operand's type is its value's on the captured call (``_evaluate``: the node computed as
 Python computes it). The forms, and why each gives the trace's bits:
 
-* ``+ - * /`` on doubles: IEEE in C as in Python and NumPy (``-ffp-contract=off``); a division
-  by zero gives ±inf or NaN as NumPy's does (the trace's ``_lane_div``);
+* ``+ - * /`` on doubles: IEEE in C as in Python and NumPy (``-ffp-contract=off``); ``+`` and
+  ``*`` as ``mq_add``/``mq_mul`` (``native_prelude``), which keep the left operand's NaN where
+  both are NaN whatever the optimiser does (``native_load``'s docstring); a division by zero
+  gives ±inf or NaN as NumPy's does (the trace's ``_lane_div``);
 * comparisons: C's, which are IEEE's (NaN compares false, ``!=`` true);
 * ``x if c else y`` and ``where``: a conditional expression; ``maximum``/``minimum``: NumPy's
   rule, NaN wins (``(a >= b || a != a) ? a : b``);
@@ -179,6 +181,9 @@ class Expressions:
             if op in (ast.Add, ast.Sub, ast.Mult):
                 if kind == "b":
                     raise Unsupported("arithmetic on booleans")
+                if kind == "f" and op is not ast.Sub:  # the NaN kept: the left's (prelude)
+                    fn = "mq_add" if op is ast.Add else "mq_mul"
+                    return f"{fn}({_cast(a, ka, kind)}, {_cast(b, kb, kind)})", kind
                 sym = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*"}[op]
                 return f"({_cast(a, ka, kind)} {sym} {_cast(b, kb, kind)})", kind
             if op in (ast.BitAnd, ast.BitOr):

@@ -261,8 +261,33 @@ class _Loop:
         self.f_ptr = ctypes.c_void_p(f_buf.ctypes.data)
         self.i_ptr = ctypes.c_void_p(i_buf.ctypes.data)
         self.callback = None
+        self.inputs = [(var, self.input_writer(slots.get((var, ())), f_buf, i_buf))
+                       for var in ("x0", "f0", "j0", "lb", "ub", "d_fixed")]
+        self.differences: dict = {}  # (method, n, m, name) -> NativeDifferences, rebound
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
+
+    @staticmethod
+    def input_writer(slot, f_buf, i_buf):
+        """``native_slots.write`` of an array into ``slot`` with its view made once (None: a
+        scalar or missing slot, written the general way): a matrix C-ordered stored as
+        row-major (its tag 0), in another order the general way."""
+        if slot is None or not slot.shape:
+            return None
+        if slot.tag < 0:
+            flat = native_slots.view(slot, f_buf, i_buf)
+            return lambda value: np.copyto(flat, value, casting="unsafe")
+        rows = np.ndarray(slot.shape, np.float64, buffer=f_buf, offset=slot.offset * 8,
+                          strides=tuple(8 * s for s in native_slots.order_strides(slot.shape, 0)))
+        tag = slot.tag
+
+        def matrix(value):
+            if value.flags.c_contiguous and value.dtype == np.float64:
+                i_buf[tag] = 0
+                np.copyto(rows, value, casting="unsafe")
+            else:
+                native_slots.write(slot, f_buf, i_buf, value)
+        return matrix
 
     def point(self, it, old_cost):
         """One history record: the state's residuals and J, and the row's scalars."""
@@ -273,9 +298,11 @@ class _Loop:
         """The fit; ``history``: None, or a list to which each iteration's record is
         appended (``point``)."""
         nat = self.native
-        for var, value in (("x0", x0), ("f0", f0), ("j0", j0), ("lb", lb), ("ub", ub),
-                           ("d_fixed", d_fixed)):
-            nat.write(var, value)
+        for (var, writer), value in zip(self.inputs, (x0, f0, j0, lb, ub, d_fixed)):
+            if writer is None or type(value) is not np.ndarray:
+                nat.write(var, value)
+            else:
+                writer(value)
         if nat.fit is not None and LOOP_IN_C:
             return self.run_c(evaluator, history)
         fns = nat.fns
@@ -343,17 +370,32 @@ class _Loop:
         self.evaluator, self.history, self.error = evaluator, history, None
         if self.callback is None:
             self.callback = native_cloop.CALLBACK(self.called_back)
-        # the differences and the model in C where the evaluator has them (native_numdiff)
-        nd = getattr(evaluator.jacobian, "native", None)
-        if nd is None and hasattr(evaluator.jacobian, "native_differences"):
-            nd = evaluator.jacobian.native_differences()
+        # the differences and the model in C where the evaluator has them (native_numdiff):
+        # this loop's own records, rebound to the fit's model, or the evaluator's
+        jac = evaluator.jacobian
+        nd = getattr(jac, "native", None)
+        reused = None
+        if nd is None and hasattr(jac, "native_spec"):
+            fun, method, n, m, lb, ub, rel_step, typical, who = jac.native_spec
+            key = (method, n, m, who)
+            reused = self.differences.get(key)
+            if reused is not None:
+                reused.rebind(fun, lb, ub, rel_step, typical)
+                nd = reused
+            else:
+                nd = jac.native_differences()
+                if nd is not None and len(self.differences) < 8:
+                    self.differences[key] = reused = nd
+        elif nd is None and hasattr(jac, "native_differences"):
+            nd = jac.native_differences()
         in_c = (None, None, None) if nd is None else nd.pointers()
         try:
             done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
-                                   int(evaluator.jacobian is not None), int(history is not None),
-                                   *in_c)
+                                   int(jac is not None), int(history is not None), *in_c)
         finally:
             self.evaluator = self.history = None
+            if reused is not None:
+                reused.rebind(None)  # the user's model and data not kept past the fit
         if done == 1:
             error, self.error = self.error, None
             raise error

@@ -13,7 +13,9 @@ residual buffer r (m) it reads after the call, and how to call. ``mq_call`` hide
   hands the flag back up, and the Python side re-raises the very exception object after C
   returns (``raise_error``).
 * ``ModelCall``: no callback; C calls the user's function itself through the Python C API
-  (``PyObject_CallObject`` on a tuple ``(x,)`` made once) and reads the residuals through the
+  (``PyObject_CallOneArg`` on ``x.copy()``, both called from C: no Python frame between C and
+  the model; a tuple packed where ``PyObject_CallOneArg`` is not exported) and reads the
+  residuals through the
   buffer protocol where they are a float64 vector of m (the evaluator's conversion would
   return them as they are), else calls ``_as_vector`` on them. An exception stays set in the
   interpreter, C returns its flag, and ``ctypes`` raises it when the entry function returns,
@@ -59,12 +61,13 @@ typedef struct {
 
 typedef struct {                                          /* the Python C API's */
     void *(*call)(void *callable, void *args);            /* PyObject_CallObject */
+    void *(*call1)(void *callable, void *arg);            /* PyObject_CallOneArg, or NULL */
     int (*get_buffer)(void *obj, mq_buffer *view, int flags);  /* PyObject_GetBuffer */
     void (*release)(mq_buffer *view);                     /* PyBuffer_Release */
     void (*decref)(void *obj);                            /* Py_DecRef */
     void (*clear)(void);                                  /* PyErr_Clear */
     void *(*pack)(intptr_t n, ...);                       /* PyTuple_Pack */
-    void *fun, *args, *convert;  /* fun, (x,), convert(out): _as_vector into r */
+    void *fun, *copy, *convert;  /* fun, x.copy, convert(out): _as_vector into r */
 } mq_python;
 
 typedef struct {
@@ -75,9 +78,23 @@ typedef struct {
     const mq_python *py;    /* C calls the model itself (the caller holds the GIL) */
 } mq_model;
 
+/* fun(x.copy()): the model gets a fresh array of the point each call (no Python frame) */
+static void *mq_call_fresh(const mq_python *p) {
+    void *point = p->call(p->copy, 0), *out = 0;
+    if (!point) return 0;
+    if (p->call1) {
+        out = p->call1(p->fun, point);
+    } else {
+        void *args = p->pack(1, point);
+        if (args) { out = p->call(p->fun, args); p->decref(args); }
+    }
+    p->decref(point);
+    return out;
+}
+
 static int mq_call_python(const mq_model *f) {
     const mq_python *p = f->py;
-    void *out = p->call(p->fun, p->args);
+    void *out = mq_call_fresh(p);
     if (!out) return 1;  /* the exception stays set: ctypes raises it */
     mq_buffer v;
     int done = 0;
@@ -138,17 +155,20 @@ class ModelRecord(ctypes.Structure):
 class PythonRecord(ctypes.Structure):
     """``mq_python``: the C API's functions, then the objects C calls (by address)."""
 
-    _fields_ = [(name, ctypes.c_void_p) for name in ("call", "get_buffer", "release",
+    _fields_ = [(name, ctypes.c_void_p) for name in ("call", "call1", "get_buffer", "release",
                                                      "decref", "clear", "pack", "fun",
-                                                     "args", "convert")]
+                                                     "copy", "convert")]
 
 
-def _api() -> tuple[int, ...]:
-    """The addresses of the C API functions ``mq_python`` holds."""
+def _api() -> tuple[int | None, ...]:
+    """The addresses of the C API functions ``mq_python`` holds (``PyObject_CallOneArg``:
+    None where the interpreter does not export it; C then packs a tuple)."""
     api = ctypes.pythonapi
     return tuple(ctypes.cast(getattr(api, name), ctypes.c_void_p).value
-                 for name in ("PyObject_CallObject", "PyObject_GetBuffer", "PyBuffer_Release",
-                              "Py_DecRef", "PyErr_Clear", "PyTuple_Pack"))
+                 if hasattr(api, name) else None
+                 for name in ("PyObject_CallObject", "PyObject_CallOneArg",
+                              "PyObject_GetBuffer", "PyBuffer_Release", "Py_DecRef",
+                              "PyErr_Clear", "PyTuple_Pack"))
 
 
 _API = _api()
@@ -246,15 +266,18 @@ class ModelCall:
         def convert(out) -> None:
             r[...] = _as_vector(out, m, who)
 
-        def fresh(point):  # the model may keep its x: a copy, never the buffer C overwrites
-            return fun(point.copy())
-
-        args = (x,)
-        self._keep = (fresh, args, convert)  # alive as long as C holds their addresses
-        self._python = PythonRecord(*_API, id(fresh), id(args), id(convert))
+        # the model may keep its x: C hands it x.copy(), never the buffer C overwrites
+        copy = x.copy
+        self._keep = (fun, copy, convert)  # alive as long as C holds their addresses
+        self._python = PythonRecord(*_API, id(fun), id(copy), id(convert))
         at = block.ctypes.data
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
+
+    def rebind(self, fun: Callable | None) -> None:
+        """Call ``fun`` from now on (same n, m and name; None: none, C must not call)."""
+        self._keep = (fun,) + self._keep[1:]
+        self._python.fun = id(fun)
 
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's

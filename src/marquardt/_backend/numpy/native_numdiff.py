@@ -240,7 +240,8 @@ class NativeDifferences:
 
     Raises:
         ValueError: an unknown ``method``, or bounds/steps of the wrong size.
-        native_load.NativeUnavailable: no C compiler, or it failed.
+        native_load.NativeUnavailable: (at the first call from Python, which compiles or
+            loads the stand-alone library, ``jacobian_function``) no C compiler, or it failed.
 
     Examples:
         >>> import numpy as np
@@ -261,17 +262,12 @@ class NativeDifferences:
         if rel_step is None:
             rel_step = numdiff.default_rel_step(method)
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
+        self.method = method
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
         block = self._block = np.empty(6 * n + m + n * m)
-        rows = block[:4 * n].reshape(4, n)
-        for i, (values, name) in enumerate(((rel_step, "rel_step"),
-                                            (1.0 if typical is None else typical, "typical"),
-                                            (lb, "lb"), (ub, "ub"))):
-            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
-                rows[i] = values
-            except (ValueError, TypeError):  # nested lists, or no n values
-                rows[i] = _flat(values, n, name)
+        self._rows = block[:4 * n].reshape(4, n)
+        self._set_steps(lb, ub, rel_step, typical)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
         self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
@@ -282,12 +278,38 @@ class NativeDifferences:
         self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at)
         self._keep = swaps
         self._nfev = ctypes.c_int(0)
-        fn = self._fn = jacobian_function()
         self._head = (ctypes.addressof(self.record), ctypes.addressof(model.record))
         self._tail = (base + 8 * 4 * n, ctypes.addressof(self._nfev))
         args = (*self._head, base + 8 * 5 * n, base + 8 * 6 * n, self._tail[0],
                 base + 8 * (6 * n + m), self._tail[1])
-        self._run = lambda: fn(*args)
+        self._args = args  # jacobian_function() at the first call from Python: a loop in C
+        # passes the records (``pointers``) and never loads the stand-alone library
+
+    def _set_steps(self, lb, ub, rel_step, typical) -> None:
+        rows, n = self._rows, self.n
+        if rel_step is None:
+            rel_step = numdiff.default_rel_step(self.method)
+        for i, (values, name) in enumerate(((rel_step, "rel_step"),
+                                            (1.0 if typical is None else typical, "typical"),
+                                            (lb, "lb"), (ub, "ub"))):
+            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
+                rows[i] = values
+            except (ValueError, TypeError):  # nested lists, or no n values
+                rows[i] = _flat(values, n, name)
+
+    def rebind(self, fun: Callable | None, lb=None, ub=None, rel_step=None,
+               typical=None) -> None:
+        """The same records for another model with the same method, n, m and name (a
+        ``native_model.ModelCall``'s; a loop in C reuses them from fit to fit: ~10 µs of
+        construction saved a fit): ``fun``, and the bounds and steps as in the constructor;
+        ``rebind(None)`` lets the last model go (the bounds then stay).
+
+        Raises:
+            ValueError: bounds/steps of the wrong size.
+        """
+        self.model.rebind(fun)
+        if fun is not None:
+            self._set_steps(lb, ub, rel_step, typical)
 
     @property
     def nfev(self) -> int:
@@ -303,7 +325,7 @@ class NativeDifferences:
                                  f"Received: shapes {np.shape(x)} and {np.shape(r)}") from None
             self._x[...] = np.reshape(x, self.n)
             self._r[...] = np.reshape(r, self.m)
-        if self._run():
+        if jacobian_function()(*self._args):
             self.model.raise_error()
         j = self._out.copy()
         return j if self.row_major else j.transpose(1, 2, 0)
@@ -321,7 +343,7 @@ class NativeDifferences:
         Raises:
             whatever the model raised (C stopped at that call; J is then partly written).
         """
-        if self._fn(*self._head, x, r, self._tail[0], jac, self._tail[1]):
+        if jacobian_function()(*self._head, x, r, self._tail[0], jac, self._tail[1]):
             self.model.raise_error()
 
 
@@ -333,6 +355,7 @@ def evaluator_jacobian(fun: Callable, method: str, n: int, m: int, lb, ub, rel_s
     ``residual(x)`` gives r where the caller has none; ``model``: how C calls ``fun``
     (``native_model.ModelCall`` or ``ModelCallback``)."""
     try:
+        jacobian_function()  # the library its calls run in, built now: or no C at all
         nd = NativeDifferences(model(fun, n, m, who), method, lb, ub, rel_step, typical)
     except native_load.NativeUnavailable:
         return None
@@ -363,7 +386,10 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
         return built[0]
 
     jacobian.native_differences = native_differences  # the evaluator's own closure: no
-    return jacobian  # layer added to a Jacobian on the trace
+    # layer added to a Jacobian on the trace; what a loop needs to rebind its own records
+    # (``NativeDifferences.rebind``) instead of building these
+    jacobian.native_spec = (fun, method, n, m, lb, ub, rel_step, typical, who)
+    return jacobian
 
 
 def enable(on: bool = True) -> None:

@@ -2,15 +2,16 @@
 the Python trace first.
 
 Building a configuration's native steps (``native_loop``) costs the emission (~0.1 s) and,
-the first time on a machine, the compilation (~1.3 s; then on disk, ``native_load``), while
-each fit there saves about half of a fit on the trace (the exponential of
-``benchmarks/single_fit.py``, 36 evaluations: 1.55 -> 0.77 ms, ~22 us an evaluation). The
-ski-rental rule (``marquardt._tiering`` explains it) then says: fit on the trace until the
-fits have made ``LOAD_EVALUATIONS`` (~0.1 s of savings), then emit the steps and load them
-where the disk cache holds them; where it does not, compile them once the fits have made
-``COMPILE_EVALUATIONS`` (~1.3 s of savings). The rent is counted in evaluations, not
-seconds, so which fit builds does not depend on the machine's load; the results do not depend
-on it at all (the native steps are the trace's bit for bit).
+the first time on a machine, the compilation (``cc -O1``, ~0.4 s on a 2-core machine at
+load ~4, ~0.8 s at load 5-7; then on disk, ``native_load``), while each fit there saves
+about two thirds of a fit on the trace (the exponential of ``benchmarks/single_fit.py``, 36
+evaluations: 1.29 -> 0.44 ms, ~24 us an evaluation). The ski-rental rule (``marquardt._tiering``
+explains it) then says: fit on the trace until the fits have made ``LOAD_EVALUATIONS`` (~0.1 s
+of savings), then emit the steps and load them where the disk cache holds them; where it does
+not, compile them once the fits have made ``COMPILE_EVALUATIONS`` (~0.8 s of savings, the
+busy machine's compilation). The rent is counted in evaluations, not seconds, so which fit
+builds does not depend on the machine's load; the results do not depend on it at all (the
+native steps are the trace's bit for bit).
 
 This module is light on purpose: a process whose configurations never reach the rent never
 imports the native executor (~36 ms of imports, ``native_loop`` and its companions).
@@ -30,12 +31,14 @@ from marquardt._core.records import LoopState
 __all__ = ["COMPILE_EVALUATIONS", "LOAD_EVALUATIONS", "pay", "rent", "run", "wanted"]
 
 #: Evaluations a configuration makes on the Python trace before its steps are emitted and
-#: loaded from the disk cache: the emission's ~0.1 s over the ~22 us an evaluation saves
+#: loaded from the disk cache: the emission's ~0.1 s over the ~24 us an evaluation saves
 #: (2-core machine, 2026-12-05).
 LOAD_EVALUATIONS = 5_000
 
-#: The same before they are compiled where the disk cache lacks them: ``cc``'s ~1.3 s.
-COMPILE_EVALUATIONS = 60_000
+#: The same before they are compiled where the disk cache lacks them: ``cc -O1``'s ~0.8 s on
+#: the busy machine (0.38-0.84 s measured for the exponential's configuration, load 4-7; the
+#: earlier 60,000 priced ``-O0`` at 1.3 s, which measures 0.16-0.37 s there) over ~24 us.
+COMPILE_EVALUATIONS = 35_000
 
 _RENT: dict = {}  # host's steps -> evaluations made on the trace
 _RENT_LOCK = threading.Lock()
