@@ -92,10 +92,11 @@ FITS = {
 #: Fits before the warm rounds: the ``-loop`` forms fit until their solve is compiled
 #: (``marquardt._tiering``: 3,000 host evaluations for TensorFlow and for JAX, about 10-14
 #: per fit of this problem).
-#: The NumPy forms: until the native executor has compiled their steps (60,000 evaluations,
-#: 21-36 per fit; the object may already be on disk, then 5,000 suffice).
-WARM_UP = {"tensorflow-loop": 400, "jax-loop": 400, "numpy": 3000, "numpy-tol": 3000,
-           "numpy+jac": 3000}
+#: The NumPy forms: until the native executor has compiled their steps
+#: (``native_tier.COMPILE_EVALUATIONS``, 35,000 evaluations; 9-36 per fit, the fewest with
+#: the analytic ``jac``; the object may already be on disk, then 5,000 suffice).
+WARM_UP = {"tensorflow-loop": 400, "jax-loop": 400, "numpy": 5000, "numpy-tol": 5000,
+           "numpy+jac": 5000}
 
 FRESH = """
 import time, sys, json
