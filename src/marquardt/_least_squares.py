@@ -445,7 +445,7 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
     if state is None:
         if not history and cfg.callback is None and verbose == 0:  # no row is read
             cfg = cfg._replace(record_history=False)
-        state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
+        state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b, batched=False)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
             result.nfev == 1 + cfg.jac_nfev:  # r(x0) is finite (``residual_vector``): J is not
