@@ -26,7 +26,7 @@ from typing import NamedTuple
 from marquardt._backend.numpy import single, trace, xp
 from marquardt._core import iteration as core
 from marquardt._core.functions import Evaluator
-from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState
+from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState, replaced
 from marquardt._status import Status
 
 __all__ = ["run"]
@@ -326,7 +326,7 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
     if callable(cfg.loss):
         return None
     try:
-        cfg = cfg._replace(callback=None, record_history=False)  # the host's business only
+        cfg = replaced(cfg, callback=None, record_history=False)  # the host's business only
         key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,
                type(f0), type(j0))
         hash(key)
