@@ -123,12 +123,22 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
     detail = _detail(status, state, cfg, projected, cost, nfev, nit, lam)
     return OptimizeResult(
         x=x, cost=cost, fun=f, jac=jt, grad=grad,
-        optimality=float(np.abs(projected).max()) if projected.size else 0.0,
+        optimality=_largest_magnitude(projected),
         active_mask=active, nfev=nfev, njev=int(_first(state.njev)),
         status=int(status), message=status_message(status, detail), success=status.success,
         nit=nit, damping=lam, history=_history(rows),
         raw_jac=j,
     )
+
+
+def _largest_magnitude(g: np.ndarray) -> float:
+    """``float(np.abs(g).max())`` (0.0 for an empty g), on Python floats: |gⱼ| and their
+    maximum are exact, so the same number; NaN where g holds one, as NumPy's maximum."""
+    values = [abs(v) for v in g.tolist()]
+    if not values:
+        return 0.0
+    top = max(values)
+    return top if all(v == v for v in values) else float("nan")
 
 
 def _first(value):
