@@ -329,10 +329,9 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
         cfg = replaced(cfg, callback=None, record_history=False)  # the host's business only
         key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,
                type(f0), type(j0))
-        hash(key)
+        steps = _STEPS.get(key)  # (the key hashed once: a tuple does not keep its hash)
     except TypeError:  # an unhashable option (a callable loss's object, say): eager
         return None
-    steps = _STEPS.get(key)
     if steps is None:
         if len(_STEPS) >= _STEPS_MAX:  # the oldest goes (another thread may have taken it)
             try:
