@@ -80,6 +80,8 @@ def _history(rows) -> list[IterationSummary]:
     """The ``IterationSummary`` of each ``HISTORY_FIELDS`` row that ``_took_place``: what
     ``_summary_from_row`` and ``_took_place`` make of each row, formed in one loop (a warm
     small fit's history is built at its end, a row per iteration)."""
+    if len(rows) == 0:  # (a fit that kept no history)
+        return []
     make, summary = tuple.__new__, IterationSummary
     out = []
     for it, cost, change, gnorm, step, rho, lam, accepted, attempts, nfev in \
