@@ -269,3 +269,31 @@ def test_a_configuration_moves_to_the_native_steps_once_it_has_paid_for_them(mon
         ([5 * nfev], False, [True]),  # a native fit: no rent
     ]
     assert len(list(tmp_path.glob("*.so"))) == 1
+
+
+def test_pooled_differences_follow_each_fits_model_and_data():
+    """The C differences are pooled per shape and re-pointed at each fit's model, bounds and
+    steps (``native_numdiff._checkout``): fits that alternate two models, two data sets and
+    bounds on the native loop give what each gives alone, and the pool holds no model
+    between fits (the user's data is not kept alive)."""
+    from marquardt._backend.numpy import native_numdiff
+
+    def scaled(t, a, b, c):
+        return 2.0 * exponential(t, a, b, c)
+
+    y2 = Y[::-1].copy()
+    calls = [lambda: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac="2-point"),
+             lambda: marquardt.curve_fit(scaled, T, y2, p0=[1, 1, 0], jac="2-point"),
+             lambda: marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac="2-point",
+                                         bounds=([0, 0, -1], [2.2, 5, 1]))]
+    with native_loop.enabled():
+        for call in calls:  # each built, then alone on the native loop
+            call()
+        alone = [call() for call in calls]
+        mixed = [call() for call in calls + calls]
+    for (p_a, c_a), (p_b, c_b) in zip(alone + alone, mixed):
+        assert p_a.tobytes() == p_b.tobytes() and c_a.tobytes() == c_b.tobytes()
+    pooled = [nd for free in native_numdiff._POOL.values() for nd in free]
+    assert pooled and all(nd.model._keep[0].__closure__[
+        nd.model._keep[0].__code__.co_freevars.index("fun")].cell_contents is None
+        for nd in pooled)
