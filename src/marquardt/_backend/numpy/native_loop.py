@@ -376,9 +376,6 @@ class _Loop:
                                    *in_c)
         finally:
             self.evaluator = self.history = None
-            release = getattr(evaluator.jacobian, "release_native", None)
-            if release is not None:  # the pooled differences, for the next fit
-                release()
         if done == 1:
             error, self.error = self.error, None
             raise error

@@ -256,15 +256,6 @@ class ModelCall:
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
 
-    def repoint(self, fun: Callable | None) -> None:
-        """Call ``fun`` from now on (None: hold no model), the buffers, records and the
-        addresses C holds unchanged: one ModelCall serves fit after fit of its shape
-        (``native_numdiff``'s pool) instead of being built per fit (~36 K instructions).
-        The per-call path is untouched: the model is the one free variable of ``fresh``
-        that changes, and its cell is set."""
-        fresh = self._keep[0]
-        fresh.__closure__[fresh.__code__.co_freevars.index("fun")].cell_contents = fun
-
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's
         own): a fault of the native code.

@@ -264,8 +264,14 @@ class NativeDifferences:
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
         block = self._block = np.empty(6 * n + m + n * m)
-        self._rows = block[:4 * n].reshape(4, n)
-        self._set_rows(rel_step, typical, lb, ub)
+        rows = block[:4 * n].reshape(4, n)
+        for i, (values, name) in enumerate(((rel_step, "rel_step"),
+                                            (1.0 if typical is None else typical, "typical"),
+                                            (lb, "lb"), (ub, "ub"))):
+            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
+                rows[i] = values
+            except (ValueError, TypeError):  # nested lists, or no n values
+                rows[i] = _flat(values, n, name)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
         self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
@@ -282,25 +288,6 @@ class NativeDifferences:
         args = (*self._head, base + 8 * 5 * n, base + 8 * 6 * n, self._tail[0],
                 base + 8 * (6 * n + m), self._tail[1])
         self._run = lambda: fn(*args)
-
-    def _set_rows(self, rel_step, typical, lb, ub) -> None:
-        """rel, typical, lb and ub, each 1 or n values, into their rows of the block."""
-        rows, n = self._rows, self.n
-        for i, (values, name) in enumerate(((rel_step, "rel_step"),
-                                            (1.0 if typical is None else typical, "typical"),
-                                            (lb, "lb"), (ub, "ub"))):
-            try:  # one value, n values, or (1, n) (NumPy's assignment drops the leading 1)
-                rows[i] = values
-            except (ValueError, TypeError):  # nested lists, or no n values
-                rows[i] = _flat(values, n, name)
-
-    def repoint(self, fun: Callable | None, lb, ub, rel_step, typical) -> None:
-        """The same differences for another fit of this shape and method: its model (a
-        ``ModelCall``'s, ``ModelCall.repoint``; None: none held), bounds, steps (given) and
-        typical magnitudes, ``nfev`` from 0; every address C holds stays."""
-        self._set_rows(rel_step, typical, lb, ub)
-        self.model.repoint(fun)
-        self._nfev.value = 0
 
     @property
     def nfev(self) -> int:
@@ -366,31 +353,17 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
     nothing for it. A second attribute, ``native_first(x, r)``, gives J at the start from
     the same differences where the process has loaded them already (else None: numdiff's
     Python serves, and nothing is compiled for it): the host executor's first Jacobian
-    (``_core.host.run``), in C rather than numdiff's ~dozen NumPy calls.
-
-    The differences come from a pool of those of this shape, method and name
-    (``_checkout``: re-pointed at ``fun`` and this fit's bounds and steps, ~16 K
-    instructions, where building them costs ~100 K); a third attribute,
-    ``release_native()``, called by the fit once done with them (``native_loop``'s
-    ``_Loop.run_c``), gives them back (``_checkin``), and the evaluator forgets them."""
-    if rel_step is None:
-        rel_step = numdiff.default_rel_step(method)
-    key = (n, m, method, who)
+    (``_core.host.run``), in C rather than numdiff's ~dozen NumPy calls."""
     built: list = []
 
     def native_differences():
         if not built:
             try:
-                built.append(_checkout(key, fun, lb, ub, rel_step, typical))
+                built.append(NativeDifferences(ModelCall(fun, n, m, who), method, lb, ub,
+                                               rel_step, typical))
             except native_load.NativeUnavailable:
                 built.append(None)
         return built[0]
-
-    def release_native():  # the fit is done with them: to the pool, no longer this one's
-        if built:
-            nd = built.pop()
-            if nd is not None:
-                _checkin(key, nd)
 
     def native_first(x, r):  # J at the start, where the C differences are loaded already
         if _JACOBIAN is None:  # (no fit has used them: numdiff's Python, no compilation)
@@ -400,45 +373,7 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
 
     jacobian.native_differences = native_differences  # the evaluator's own closure: no
     jacobian.native_first = native_first  # layer added to a Jacobian on the trace
-    jacobian.release_native = release_native
     return jacobian
-
-
-#: Differences not in use (``lazy_jacobian``), by (n, m, method, who): at most
-#: ``_POOL_DEPTH`` of each, for up to ``_POOL_MAX`` keys. A fit takes one (``_checkout``)
-#: and gives it back when done (``_checkin``): one fit at a time uses one, whatever the
-#: threads (``list.pop`` and ``append`` are atomic).
-_POOL: dict = {}
-_POOL_MAX = 64
-_POOL_DEPTH = 4
-
-
-def _checkout(key, fun, lb, ub, rel_step, typical) -> NativeDifferences:
-    """Differences of ``key``'s shape, method and name for ``fun``: a pooled one re-pointed
-    (``NativeDifferences.repoint``), else new ones."""
-    free = _POOL.get(key)
-    if free:
-        try:
-            nd = free.pop()
-        except IndexError:  # another thread took the last one
-            nd = None
-        if nd is not None:
-            nd.repoint(fun, lb, ub, rel_step, typical)
-            return nd
-    n, m, method, who = key
-    return NativeDifferences(ModelCall(fun, n, m, who), method, lb, ub, rel_step, typical)
-
-
-def _checkin(key, nd: NativeDifferences) -> None:
-    """``nd`` back to the pool, holding no model (the user's data is not kept alive)."""
-    nd.model.repoint(None)
-    free = _POOL.get(key)
-    if free is None:
-        if len(_POOL) >= _POOL_MAX:
-            _POOL.clear()
-        free = _POOL.setdefault(key, [])
-    if len(free) < _POOL_DEPTH:
-        free.append(nd)
 
 
 def enable(on: bool = True) -> None:
