@@ -263,28 +263,6 @@ class _Loop:
         self.callback = None
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
-        self.starts = tuple(self._start_writer(slots.get((var, ())))
-                            for var in ("x0", "f0", "j0", "lb", "ub", "d_fixed"))
-
-    def _start_writer(self, slot):
-        """``put(value)``: a start argument stored in its slot as ``NativeSteps.write``
-        stores an array leaf (a matrix in its own order, its tag set), through a view made
-        once; None where no step reads the argument."""
-        if slot is None:
-            return None
-        if slot.tag >= 0:
-            views, i_buf, tag = _Matrix(slot, self.f_buf, self.i_buf).views, self.i_buf, slot.tag
-
-            def put(value):  # (an array in neither order: row-major, as ``write`` stores it)
-                value = np.asarray(value)
-                order = 1 if value.flags.f_contiguous and not value.flags.c_contiguous else 0
-                i_buf[tag] = order
-                np.copyto(views[order], value, casting="unsafe")
-            return put
-        if not slot.shape:  # a scalar leaf: the general writer
-            return lambda value: native_slots.write(slot, self.f_buf, self.i_buf, value)
-        view = native_slots.view(slot, self.f_buf, self.i_buf)
-        return lambda value: np.copyto(view, value, casting="unsafe")
 
     def point(self, it, old_cost):
         """One history record: the state's residuals and J, and the row's scalars."""
@@ -295,9 +273,9 @@ class _Loop:
         """The fit; ``history``: None, or a list to which each iteration's record is
         appended (``point``)."""
         nat = self.native
-        for put, value in zip(self.starts, (x0, f0, j0, lb, ub, d_fixed)):
-            if put is not None:
-                put(value)
+        for var, value in (("x0", x0), ("f0", f0), ("j0", j0), ("lb", lb), ("ub", ub),
+                           ("d_fixed", d_fixed)):
+            nat.write(var, value)
         if nat.fit is not None and LOOP_IN_C:
             return self.run_c(evaluator, history)
         fns = nat.fns
