@@ -63,12 +63,7 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed, *, batched: 
         f0, j0 = evaluator.residual_and_jacobian(x0, every)
     elif evaluator.first[1] is None:  # r at x0 known (the front door's first call)
         f0 = evaluator.first[0]
-        # one problem's differences formed in C where they are loaded (the same bits:
-        # ``native_numdiff.lazy_jacobian``); None: the evaluator's own
-        in_c = getattr(evaluator.jacobian, "native_first", None) if k == 1 else None
-        j0 = in_c(x0, f0) if in_c is not None else None
-        if j0 is None:
-            j0 = evaluator.jacobian(x0, f0, every)
+        j0 = evaluator.jacobian(x0, f0, every)
     else:
         f0, j0 = evaluator.first
     # one problem: its per-problem values as NumPy scalars (``_backend.numpy.single``), the

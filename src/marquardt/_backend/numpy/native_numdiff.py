@@ -350,10 +350,7 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
     given an attribute ``native_differences()`` that builds the same differences in C (``NativeDifferences``,
     through ``ModelCall``) at its first call and returns them, or None where no C can be
     built: what the native loop calls (``native_loop``), so that a fit on the trace pays
-    nothing for it. A second attribute, ``native_first(x, r)``, gives J at the start from
-    the same differences where the process has loaded them already (else None: numdiff's
-    Python serves, and nothing is compiled for it): the host executor's first Jacobian
-    (``_core.host.run``), in C rather than numdiff's ~dozen NumPy calls."""
+    nothing for it."""
     built: list = []
 
     def native_differences():
@@ -365,15 +362,8 @@ def lazy_jacobian(jacobian: Callable, fun: Callable, method: str, n: int, m: int
                 built.append(None)
         return built[0]
 
-    def native_first(x, r):  # J at the start, where the C differences are loaded already
-        if _JACOBIAN is None:  # (no fit has used them: numdiff's Python, no compilation)
-            return None
-        nd = native_differences()
-        return None if nd is None else nd(x, r)
-
     jacobian.native_differences = native_differences  # the evaluator's own closure: no
-    jacobian.native_first = native_first  # layer added to a Jacobian on the trace
-    return jacobian
+    return jacobian  # layer added to a Jacobian on the trace
 
 
 def enable(on: bool = True) -> None:
