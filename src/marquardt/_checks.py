@@ -6,6 +6,7 @@ One message template, as in Keras: the argument in backticks, what it must be, t
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import warnings
@@ -46,6 +47,9 @@ def as_float_array(value: Any, name: str, *, ndim: int | tuple[int, ...] | None 
         ValueError: text that is not a number; its number of dimensions is not ``ndim``, or it
             is empty.
     """
+    if type(value) is np.ndarray and value.dtype == dtype and value.size:  # as it is
+        if ndim is None or value.ndim == ndim or (type(ndim) is tuple and value.ndim in ndim):
+            return value
     if type(value) is not np.ndarray and hasattr(value, "numpy") and callable(value.numpy):
         value = value.numpy()
     try:
@@ -94,6 +98,9 @@ def entry(arr: np.ndarray, index: tuple[int, ...], name: str) -> str:
 
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first NaN or Inf entry of ``arr``."""
+    if arr.dtype.kind == "f" and _finite_number(_sum(arr, axis=None)):
+        return  # a NaN or ±Inf anywhere makes the sum one (a finite sum that overflowed
+        # is checked below)
     finite = np.isfinite(arr)
     if _all(finite, axis=None):  # the usual answer, in one reduction
         return
@@ -127,6 +134,8 @@ def reject_unknown_kwargs(kwargs: dict, where: str, allowed: tuple[str, ...] = (
 
 
 _all = np.logical_and.reduce
+_sum = np.add.reduce
+_finite_number = math.isfinite
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 

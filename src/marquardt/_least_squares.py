@@ -17,6 +17,7 @@ import numpy as np
 from marquardt import _checks, _probe, _restart
 from marquardt._core import host, numdiff
 from marquardt._core.functions import numpy_evaluator
+from marquardt._core.records import replaced
 from marquardt._compiled_fits import jax_fit, tensorflow_fit
 from marquardt._errors import NoGradientError, NonFiniteJacobianError
 from marquardt._options import (AUTODIFF_MODES, DEFAULT_DAMPING, DIFFERENCE_MODES, DEFAULT_FTOL, DEFAULT_GTOL,
@@ -386,7 +387,7 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
                    solver=solver, bounded=bounded)
     # every option checked before the first call of fun
     cfg, d_fixed, diff_step = loop_config(n, **options)
-    cfg = cfg._replace(record_history=True, callback=make_hook(callback, verbose))
+    cfg = replaced(cfg, record_history=True, callback=make_hook(callback, verbose))
 
     tensor_probe = problem.tensor_probe
     r0 = first_call(lambda: problem.probe(x0),
@@ -414,7 +415,7 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
             # for float32's precision, as for a NumPy function (``numpy_evaluator``)
             if diff_step is None:
                 diff_step = numdiff.default_rel_step(problem.jac, r0.dtype.as_numpy_dtype)
-            cfg = cfg._replace(output_epsilon=eps)
+            cfg = replaced(cfg, output_epsilon=eps)
         state, rows, evaluator = tensorflow_fit(problem, x0b, lbb, ubb, d_fixed_b, m, cfg,
                                                   diff_step)
         if state is None and evaluator is None:  # finite differences, run eagerly
@@ -441,11 +442,11 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
         # the residuals are float64 here, but carry only the precision the function returned
         eps = output_epsilon(f_dtype)
         if eps != cfg.output_epsilon:
-            cfg = cfg._replace(output_epsilon=eps)
+            cfg = replaced(cfg, output_epsilon=eps)
     if state is None:
         if not history and cfg.callback is None and verbose == 0:  # no row is read
-            cfg = cfg._replace(record_history=False)
-        state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b)
+            cfg = replaced(cfg, record_history=False)
+        state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b, batched=False)
     result = build_result(state, rows, cfg, lb, ub)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
             result.nfev == 1 + cfg.jac_nfev:  # r(x0) is finite (``residual_vector``): J is not

@@ -16,7 +16,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from marquardt import _checks
-from marquardt._core.records import LoopConfig
+from marquardt._core.records import LoopConfig, replaced
 from marquardt._damping import get_damping
 from marquardt._robust import LOSSES
 from marquardt._solvers import get_solver
@@ -268,6 +268,6 @@ def with_jacobian_calls(cfg: LoopConfig, jac_nfev: int, n: int, max_nfev_given: 
     been called: NumPy or TensorFlow, differences or not); a default ``max_nfev`` is scaled
     to match (``loop_config``'s rule)."""
     if max_nfev_given:
-        return cfg._replace(jac_nfev=int(jac_nfev))
-    return cfg._replace(jac_nfev=int(jac_nfev),
-                        max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))
+        return replaced(cfg, jac_nfev=int(jac_nfev))
+    return replaced(cfg, jac_nfev=int(jac_nfev),
+                    max_nfev=max(1000, 200 * (n + 1)) * (1 + int(jac_nfev)))

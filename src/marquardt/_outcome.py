@@ -80,6 +80,8 @@ def _history(rows) -> list[IterationSummary]:
     """The ``IterationSummary`` of each ``HISTORY_FIELDS`` row that ``_took_place``: what
     ``_summary_from_row`` and ``_took_place`` make of each row, formed in one loop (a warm
     small fit's history is built at its end, a row per iteration)."""
+    if len(rows) == 0:  # (a fit that kept no history)
+        return []
     make, summary = tuple.__new__, IterationSummary
     out = []
     for it, cost, change, gnorm, step, rho, lam, accepted, attempts, nfev in \
@@ -96,9 +98,12 @@ _STATUS = {int(s): s for s in Status}
 
 
 def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
-    """The ``OptimizeResult`` of problem 0 of ``state`` (NumPy arrays), with the history
-    ``rows`` (one ``HISTORY_FIELDS`` row per iteration)."""
-    state = type(state)._make(map(np.asarray, state))
+    """The ``OptimizeResult`` of problem 0 of ``state`` (NumPy arrays with the problems'
+    axis, or one problem's state as ``host.run(..., batched=False)`` returns it: its
+    per-problem values scalars), with the history ``rows`` (one ``HISTORY_FIELDS`` row per
+    iteration)."""
+    if getattr(state.cost, "ndim", 0):  # (K,) arrays (or tensors): problem 0's values
+        state = type(state)._make(map(np.asarray, state))
     x = state.x[0]
     f = state.f[0]
     j = state.j[0]
@@ -113,33 +118,50 @@ def build_result(state, rows, cfg: LoopConfig, lb, ub) -> OptimizeResult:
         projected = np.where(((active == -1) & (grad > 0)) | ((active == 1) & (grad < 0)), 0.0, grad)
     else:
         projected = grad
-    code = int(state.status[0])
+    code = int(_first(state.status))
     status = _STATUS[code] if code in _STATUS else Status(code)
-    detail = _detail(status, state, cfg, projected)
+    nfev, nit = int(_first(state.nfev)), int(_first(state.nit))
+    cost, lam = float(_first(state.cost)), float(_first(state.lam))
+    detail = _detail(status, state, cfg, projected, cost, nfev, nit, lam)
     return OptimizeResult(
-        x=x, cost=float(state.cost[0]), fun=f, jac=jt, grad=grad,
-        optimality=float(np.abs(projected).max()) if projected.size else 0.0,
-        active_mask=active, nfev=int(state.nfev[0]), njev=int(state.njev[0]),
+        x=x, cost=cost, fun=f, jac=jt, grad=grad,
+        optimality=_largest_magnitude(projected),
+        active_mask=active, nfev=nfev, njev=int(_first(state.njev)),
         status=int(status), message=status_message(status, detail), success=status.success,
-        nit=int(state.nit[0]), damping=float(state.lam[0]), history=_history(rows),
+        nit=nit, damping=lam, history=_history(rows),
         raw_jac=j,
     )
 
 
-def _detail(status, state, cfg, grad) -> str:
-    s = lambda t: float(t[0])  # noqa: E731
+def _largest_magnitude(g: np.ndarray) -> float:
+    """``float(np.abs(g).max())`` (0.0 for an empty g), on Python floats: |gⱼ| and their
+    maximum are exact, so the same number; NaN where g holds one, as NumPy's maximum."""
+    values = [abs(v) for v in g.tolist()]
+    if not values:
+        return 0.0
+    top = max(values)
+    return top if all(v == v for v in values) else float("nan")
+
+
+def _first(value):
+    """Problem 0's value of a per-problem field: a (K,) array's first, a scalar itself."""
+    return value[0] if getattr(value, "ndim", 0) else value
+
+
+def _detail(status, state, cfg, grad, cost: float, nfev: int, nit: int, lam: float) -> str:
     cosine = None
     if status in (Status.GTOL, Status.STALLED):  # on the step's model, as the core measured it
         mrt, mjt = (t[0] for t in model_rescale(cfg.loss, state.f, state.j, cfg.f_scale))
         cosine = float(gradient_cosine(np.asarray(grad)[None], np.linalg.norm(mrt)[None],
                                        np.linalg.norm(mjt, axis=0)[None])[0])
-    detail = termination_detail(status, cfg, cost=s(state.cost),
-                                last_reduction=s(state.last_reduction),
-                                last_step=s(state.last_step), x_norm=s(state.x_norm),
-                                nfev=int(state.nfev[0]), lam=s(state.lam), cosine=cosine)
-    if status == Status.NON_FINITE and int(state.nit[0]) > 0:
+    detail = termination_detail(status, cfg, cost=cost,
+                                last_reduction=float(_first(state.last_reduction)),
+                                last_step=float(_first(state.last_step)),
+                                x_norm=float(_first(state.x_norm)), nfev=nfev, lam=lam,
+                                cosine=cosine)
+    if status == Status.NON_FINITE and nit > 0:
         return NON_FINITE_JACOBIAN
-    if status == Status.GTOL and s(state.cost) > 0.0 and not np.any(mjt):
+    if status == Status.GTOL and cost > 0.0 and not np.any(mjt):
         # MINPACK's and SciPy's gtol success too, but the cosine 0 is 0/0: say what it means
         detail += ZERO_JACOBIAN
     return detail

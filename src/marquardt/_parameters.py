@@ -10,6 +10,7 @@ broadcast.
 from __future__ import annotations
 
 import inspect
+import math
 import weakref
 from typing import Any, Callable, NamedTuple
 
@@ -98,6 +99,10 @@ def _default_parameter_count(f: Callable) -> int:
 def _start_array(value: Any, name: str, batch: int | None) -> np.ndarray:
     """``value`` as float64, at least 1-D, finite: shape (n,), or with ``batch=K`` (K, n).
     Complex values are a ValueError, as in SciPy (``x0`` must be real)."""
+    if batch is None:
+        arr = _plain_start(value)
+        if arr is not None:
+            return arr
     if value is None:  # np.asarray(None, float) is nan, which the message would name
         raise ValueError(f"`{name}` must be an array of starting values, one per parameter. "
                          f"Received: {name}=None")
@@ -132,11 +137,15 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
     ``TypeError``, as SciPy's ``curve_fit`` raises it (from the call ``f(x, *p0)``, "f() takes 3
     positional arguments but 4 were given", or "missing 1 required positional argument"),
     here before any call, naming ``p0`` and the counts."""
-    if p0 is None:
+    arr = _plain_start(p0) if batch is None else None
+    if arr is not None:  # a list or tuple of finite floats (the checks' answer, directly)
+        pass
+    elif p0 is None:
         p0 = np.ones(_default_parameter_count(f))
     elif batch is None and _nested(p0):
         p0 = np.ravel(p0)  # SciPy's curve_fit (lm: leastsq flattens x0) takes p0 of any shape
-    arr = _start_array(p0, "p0", batch)
+    if arr is None:
+        arr = _start_array(p0, "p0", batch)
     allowed = _parameter_range(f)
     if allowed is not None and not allowed[0] <= arr.shape[-1] <= allowed[1]:
         fewest, most = allowed
@@ -146,6 +155,23 @@ def prepare_p0(p0: Any, f: Callable, batch: int | None = None) -> np.ndarray:
         raise TypeError(f"`p0` must have one value per parameter of `f` ({expected}). "
                          f"Received: p0 with {received}")
     return _per_problem(arr, batch)
+
+
+def _plain_start(p0: Any) -> np.ndarray | None:
+    """``_start_array``'s answer for a non-empty list or tuple of finite Python floats (ints
+    of at most 53 bits too: exact as floats), made from it in one conversion instead of the
+    general checks' several; None for anything else (the checks then decide)."""
+    if type(p0) is not list and type(p0) is not tuple or not p0:
+        return None
+    for v in p0:
+        t = type(v)
+        if not ((t is float and _isfinite(v)) or (t is int and -_EXACT < v < _EXACT)):
+            return None
+    return np.array(p0, dtype=np.float64)
+
+
+_isfinite = math.isfinite
+_EXACT = 2 ** 53
 
 
 def _nested(p0: Any) -> bool:

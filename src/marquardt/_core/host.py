@@ -26,13 +26,13 @@ from typing import NamedTuple
 from marquardt._backend.numpy import single, trace, xp
 from marquardt._core import iteration as core
 from marquardt._core.functions import Evaluator
-from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState
+from marquardt._core.records import HISTORY_FIELDS, RUNNING, LoopConfig, LoopState, replaced
 from marquardt._status import Status
 
 __all__ = ["run"]
 
 
-def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
+def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed, *, batched: bool = True
         ) -> tuple[LoopState, np.ndarray]:
     """Solve K problems from ``x0`` (K, n); returns the final state and the history rows
     (of problem 0, when ``cfg.record_history``).
@@ -48,6 +48,10 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
             of their problems. With ``jacobian_with_residual`` J is evaluated with r at every
             candidate (one call of a compiled model instead of two when a step is accepted).
         x0, lb, ub, d_fixed: float64 arrays (K, n).
+        batched: every field of the state with its leading axis K; False: one problem's
+            state as its single fit ends (``_backend.numpy.single``: its per-problem values
+            scalars, its arrays with the axis), for a caller that reads problem 0 only
+            (``_outcome.build_result``), without the (1,) arrays made and read back.
     """
     k = x0.shape[0]
     if k != 1 and (cfg.record_history or cfg.callback is not None):
@@ -71,7 +75,7 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
         done = _native(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed) if _native else None
         if done is None:
             done = trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
-        return _batched(done[0]), done[1]
+        return (_batched(done[0]) if batched else done[0]), done[1]
     with _quiet():
         state = core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
     history = _History(cfg, state) if cfg.record_history else None
@@ -97,7 +101,7 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed
                 history.record(it, new, state.cost, c)
         state = new
     table = history.table() if history is not None else np.zeros((0, len(HISTORY_FIELDS)))
-    return _batched(state), table
+    return (_batched(state) if batched or k != 1 else state), table
 
 
 def trace_fit(cfg: LoopConfig, steps: _Steps, evaluator: Evaluator, x0, f0, j0, lb, ub,
@@ -317,13 +321,12 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
     if callable(cfg.loss):
         return None
     try:
-        cfg = cfg._replace(callback=None, record_history=False)  # the host's business only
+        cfg = replaced(cfg, callback=None, record_history=False)  # the host's business only
         key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,
                type(f0), type(j0))
-        hash(key)
+        steps = _STEPS.get(key)  # (the key hashed once: a tuple does not keep its hash)
     except TypeError:  # an unhashable option (a callable loss's object, say): eager
         return None
-    steps = _STEPS.get(key)
     if steps is None:
         if len(_STEPS) >= _STEPS_MAX:  # the oldest goes (another thread may have taken it)
             try:

@@ -163,11 +163,15 @@ def one_problem_jacobian(residual: Callable, many: Callable, n: int, method: str
         rel_step = default_rel_step(method)
     eye = _eye(n)  # (n, n)
     where = np.where
-    floors = [1.0] * n if typical is None else _values(typical, n)
-    uppers = _values(ub, n)
-    rel_steps = _values(rel_step, n)  # one per parameter
+    per_parameter: list = []  # (rel_steps, floors, uppers) as floats, at the first J (an
+    # evaluator whose Jacobians are all formed in C, on the native loop, never needs them)
 
     def steps(x):  # (1, n) -> h (1, n)
+        if not per_parameter:
+            per_parameter.append((_values(rel_step, n),  # one per parameter
+                                  [1.0] * n if typical is None else _values(typical, n),
+                                  _values(ub, n)))
+        rel_steps, floors, uppers = per_parameter[0]
         h = []
         for xi, rel, floor, upper in zip(x[0].tolist(), rel_steps, floors, uppers):
             size = abs(xi)

@@ -10,7 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 from marquardt._status import Status
 
-__all__ = ["LoopConfig", "LoopState", "HISTORY_FIELDS", "RUNNING"]
+__all__ = ["LoopConfig", "LoopState", "HISTORY_FIELDS", "RUNNING", "replaced"]
 
 RUNNING = int(Status.RUNNING)
 
@@ -76,6 +76,38 @@ class LoopConfig(NamedTuple):
     goal: float = float("-inf")
     jac_nfev: int = 0
     output_epsilon: float = 0.0
+
+
+#: ``replaced``'s answers: (id of a configuration, its changes) -> (it, the changed one).
+_REPLACED: dict = {}
+_REPLACED_MAX = 256
+
+
+def replaced(cfg: LoopConfig, **changes) -> LoopConfig:
+    """``cfg._replace(**changes)``, the same object for the same ``cfg`` object and changes:
+    a warm fit derives its configuration from ``loop_config``'s cached one by a few such
+    changes, each a dictionary look-up instead of a new record (and the host's caches
+    keyed on the configuration then see one object). Only plain values are remembered (a
+    callback, made per fit, is not); ``changes`` equal to ``cfg``'s values give ``cfg``."""
+    for name, value in changes.items():
+        if callable(value) or getattr(cfg, name) != value or \
+                type(getattr(cfg, name)) is not type(value):
+            break
+    else:  # nothing changes
+        return cfg
+    key = (id(cfg), *changes.items())
+    try:
+        hit = _REPLACED.get(key)
+    except TypeError:  # an unhashable value
+        return cfg._replace(**changes)
+    if hit is not None and hit[0] is cfg:  # (the entry holds cfg: its id is not reused)
+        return hit[1]
+    new = cfg._replace(**changes)
+    if not any(callable(v) for v in changes.values()):
+        if len(_REPLACED) >= _REPLACED_MAX:
+            _REPLACED.clear()
+        _REPLACED[key] = (cfg, new)
+    return new
 
 
 class LoopState(NamedTuple):

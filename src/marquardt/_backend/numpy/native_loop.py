@@ -466,6 +466,8 @@ class _Loop:
                 t, k = slot.pytype, slot.offset
                 if t in (bool, int, float):
                     readers.append(lambda buf=buf, k=k, t=t: t(buf.item(k)))
+                elif t is np.float64 and buf is f_buf:  # its element is one already
+                    readers.append(lambda k=k: f_buf[k])
                 else:
                     readers.append(lambda buf=buf, k=k, t=t: t(buf[k]))
         return readers
