@@ -29,7 +29,6 @@ EXPENSIVE = {
     "tests/test_docs.py::test_python_blocks_run[keras.md]": 107.5,
     "tests/test_dask.py": 89.4,
     "tests/keras/test_distribute.py::test_multi_worker_mirrored_strategy_on_two_processes_equals_one_device": 69.3,
-    "tests/test_nist.py": 26.6,
     "tests/test_docs.py::test_python_blocks_run[batch.md]": 59.1,
     "tests/test_batch.py::test_float32_agrees_with_float64": 55.0,
     # the first of the blocks that share `marquardt fit` and `train` (CommandCache): it runs them
@@ -49,6 +48,7 @@ EXPENSIVE = {
     "tests/test_batch.py::test_noise_and_nan_problems_do_not_disturb_others": 28.9,
     "tests/test_docs.py::test_shell_block_runs[keras.md:405]": 27.7,
     "tests/test_batch.py::test_equals_one_at_a_time[double_exp]": 26.9,
+    "tests/test_nist.py": 26.6,
     "tests/test_docs.py::test_python_blocks_run[scipy_bridge.md]": 26.1,
     "tests/test_docs.py::test_python_blocks_run[jax.md]": 25.9,
     "tests/keras/test_cholesky_failures.py::test_nothing_on_stderr_when_marquardt_is_imported_first": 24.7,
