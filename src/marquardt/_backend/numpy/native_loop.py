@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_slots,
-                                      native_steps, native_tier)
+                                      native_steps, native_tier, native_views)
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import functions, host
 from marquardt._core import iteration as core
@@ -199,27 +199,6 @@ class _Done(NamedTuple):
 _EVERY = np.arange(1)
 
 
-class _Matrix:
-    """A matrix slot's two views (row-major, column-major) and its tag's place."""
-
-    def __init__(self, slot, f_buf, i_buf):
-        self.tag = slot.tag
-        self.i_buf = i_buf
-        self.views = tuple(
-            np.ndarray(slot.shape, np.float64, buffer=f_buf, offset=slot.offset * 8,
-                       strides=tuple(8 * s for s in native_slots.order_strides(slot.shape, o)))
-            for o in (0, 1))
-
-    def get(self) -> np.ndarray:
-        return self.views[self.i_buf[self.tag]]
-
-    def put(self, value) -> None:
-        """Store ``value`` in its own order (one in neither: row-major)."""
-        order = 1 if (value.flags.f_contiguous and not value.flags.c_contiguous) else 0
-        self.i_buf[self.tag] = order
-        np.copyto(self.views[order], value)
-
-
 class _Loop:
     """The loop on one compiled configuration: the slots it reads, as views of the buffers
     (made once per configuration)."""
@@ -248,8 +227,8 @@ class _Loop:
         self.x_new = view("c", "x_new", attempt)
         self.c_f_new = view("c", "f_new", attempt)
         self.f_new = view("f_new")
-        self.s_j = _Matrix(at("s", "j"), f_buf, i_buf)
-        self.j_new = _Matrix(at("j_new"), f_buf, i_buf)
+        self.s_j = native_views.MatrixView(at("s", "j"), f_buf, i_buf)
+        self.j_new = native_views.MatrixView(at("j_new"), f_buf, i_buf)
         # what a history row reads: float scalars, integer scalars
         self.row_f = [at("s", "cost"), at("s", "lam"), at("c", "step", attempt),
                       at("c", "rho", attempt)]
@@ -261,33 +240,11 @@ class _Loop:
         self.f_ptr = ctypes.c_void_p(f_buf.ctypes.data)
         self.i_ptr = ctypes.c_void_p(i_buf.ctypes.data)
         self.callback = None
-        self.inputs = [(var, self.input_writer(slots.get((var, ())), f_buf, i_buf))
+        self.inputs = [(var, native_views.input_writer(slots.get((var, ())), f_buf, i_buf))
                        for var in ("x0", "f0", "j0", "lb", "ub", "d_fixed")]
         self.differences: dict = {}  # (method, n, m, name) -> NativeDifferences, rebound
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
-
-    @staticmethod
-    def input_writer(slot, f_buf, i_buf):
-        """``native_slots.write`` of an array into ``slot`` with its view made once (None: a
-        scalar or missing slot, written the general way): a matrix C-ordered stored as
-        row-major (its tag 0), in another order the general way."""
-        if slot is None or not slot.shape:
-            return None
-        if slot.tag < 0:
-            flat = native_slots.view(slot, f_buf, i_buf)
-            return lambda value: np.copyto(flat, value, casting="unsafe")
-        rows = np.ndarray(slot.shape, np.float64, buffer=f_buf, offset=slot.offset * 8,
-                          strides=tuple(8 * s for s in native_slots.order_strides(slot.shape, 0)))
-        tag = slot.tag
-
-        def matrix(value):
-            if value.flags.c_contiguous and value.dtype == np.float64:
-                i_buf[tag] = 0
-                np.copyto(rows, value, casting="unsafe")
-            else:
-                native_slots.write(slot, f_buf, i_buf, value)
-        return matrix
 
     def point(self, it, old_cost):
         """One history record: the state's residuals and J, and the row's scalars."""
@@ -435,39 +392,9 @@ class _Loop:
         """The final state, its leaves' types those of ``step``'s result."""
         readers = self.readers.get(step)
         if readers is None:
-            readers = self.readers[step] = self.state_readers(step)
+            readers = self.readers[step] = native_views.state_readers(
+                self.native.emitted[step].templates["s"], self.f_buf, self.i_buf)
         if readers is False:  # not a flat record of leaves: the general reader
             nat = self.native
             return nat._read(nat.emitted[step].templates["s"], None)
         return LoopState(*[read() for read in readers])
-
-    def state_readers(self, step: str):
-        """One function per field of the state ``step`` writes (False: a field that is not
-        a leaf): a scalar converted to its type, an array copied in its order."""
-        tree = self.native.emitted[step].templates["s"]
-        if tree[0] != "rec" or tree[1] is not LoopState:
-            return False
-        readers = []
-        f_buf, i_buf = self.f_buf, self.i_buf
-        for node in tree[2]:
-            if node is None or node[0] != "leaf":
-                return False
-            slot = node[1]
-            if slot.tag >= 0:
-                readers.append(lambda m=_Matrix(slot, f_buf, i_buf): m.get().copy(order="K"))
-            elif slot.shape:
-                v = native_slots.view(slot, f_buf, i_buf)
-                if slot.kind == "b":
-                    readers.append(lambda v=v: v.astype(np.bool_))
-                else:
-                    readers.append(v.copy)
-            else:
-                buf = f_buf if slot.buffer == "F" else i_buf
-                t, k = slot.pytype, slot.offset
-                if t in (bool, int, float):
-                    readers.append(lambda buf=buf, k=k, t=t: t(buf.item(k)))
-                elif t is np.float64 and buf is f_buf:  # its element is one already
-                    readers.append(lambda k=k: f_buf[k])
-                else:
-                    readers.append(lambda buf=buf, k=k, t=t: t(buf[k]))
-        return readers
