@@ -79,3 +79,18 @@ def test_a_long_column_does_not_drop_a_singular_value_its_scale_only_shadows():
     np.testing.assert_allclose(covariance_from_jacobian(j, 1.0, absolute_sigma=True,
                                                         singular="inf"), want, rtol=1e-6)
     np.testing.assert_allclose(unscaled_covariances(j[None])[0], want, rtol=1e-6)
+
+
+def test_without_numpys_thin_svd_kernel_the_wrapper_gives_the_same_bits(monkeypatch):
+    """NumPy 1.x names its SVD gufuncs otherwise (``THIN_SVD_KERNEL`` None): the covariance and
+    the host's SVD then call ``np.linalg.svd`` itself, with the same results."""
+    from marquardt import _covariance
+    from marquardt._backend.numpy import single
+
+    jac = np.random.default_rng(3).standard_normal((20, 4))
+    fast_cov, fast_svd = _pinv_normal(jac), single.svd(jac[None])
+    monkeypatch.setattr(_covariance, "_SVD_THIN", None)
+    monkeypatch.setattr(single, "_SVD_THIN", None)
+    slow_cov, slow_svd = _pinv_normal(jac), single.svd(jac[None])
+    assert fast_cov[0].tobytes() == slow_cov[0].tobytes() and fast_cov[1] == slow_cov[1] == 4
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(fast_svd, slow_svd))

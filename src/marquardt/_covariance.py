@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from marquardt._backend.numpy.xp import THIN_SVD_KERNEL
 from marquardt._checks import warn_user
 
 __all__ = ["covariance_from_jacobian", "unscaled_covariances",
@@ -110,7 +111,7 @@ def _thin_svd(a: np.ndarray):
     kernel called directly under the wrapper's error state, the same bits without its type
     checks and conversions; where the kernel flags an invalid operation (LAPACK did not
     converge), and for other arrays, ``np.linalg.svd`` itself, which raises as before."""
-    if type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 2:
+    if _SVD_THIN is not None and type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 2:
         try:
             with np.errstate(call=_raise_invalid, invalid="call", over="ignore",
                              divide="ignore", under="ignore"):
@@ -128,7 +129,7 @@ def _raise_invalid(*_):
     raise _Invalid
 
 
-_SVD_THIN = np.linalg._umath_linalg.svd_s  # the kernel of np.linalg.svd(a, full_matrices=False)
+_SVD_THIN = THIN_SVD_KERNEL  # np.linalg.svd(a, full_matrices=False)'s kernel, or None
 _EPS = float(np.finfo(np.float64).eps)
 
 

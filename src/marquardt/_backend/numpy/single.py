@@ -28,7 +28,7 @@ from marquardt._backend.numpy.xp import (arctan, asarray, cholesky_solve_or_nan,
 name = "numpy"
 
 _SCALAR = (np.generic, float, int, bool)
-_SVD_THIN = np.linalg._umath_linalg.svd_s  # the kernel of np.linalg.svd(a, full_matrices=False)
+_SVD_THIN = _xp.THIN_SVD_KERNEL  # np.linalg.svd(a, full_matrices=False)'s kernel, or None
 _F64 = np.float64
 
 
@@ -187,7 +187,8 @@ def svd(a):
     checks and error-state context (two thirds of its time at 50 × 3). Where LAPACK does not
     converge the kernel gives NaN: the call is then ``np.linalg.svd``'s, which raises as
     before. Other shapes and dtypes take ``np.linalg.svd``."""
-    if type(a) is np.ndarray and a.dtype == np.float64 and a.ndim == 3 and a.shape[0] == 1:
+    if (_SVD_THIN is not None and type(a) is np.ndarray and a.dtype == np.float64
+            and a.ndim == 3 and a.shape[0] == 1):
         u, s, vh = _SVD_THIN(a, signature="d->ddd")
         if s.item(0) == s.item(0):
             return u, s, vh
