@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from marquardt._backend.numpy.xp import THIN_SVD_KERNEL
+from marquardt._backend.numpy.svd_kernel import THIN_SVD_KERNEL as _SVD_THIN
 from marquardt._checks import warn_user
 
 __all__ = ["covariance_from_jacobian", "unscaled_covariances",
@@ -129,7 +129,6 @@ def _raise_invalid(*_):
     raise _Invalid
 
 
-_SVD_THIN = THIN_SVD_KERNEL  # np.linalg.svd(a, full_matrices=False)'s kernel, or None
 _EPS = float(np.finfo(np.float64).eps)
 
 

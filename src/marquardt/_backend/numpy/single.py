@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from marquardt._backend.numpy import xp as _xp
+from marquardt._backend.numpy.svd_kernel import THIN_SVD_KERNEL as _SVD_THIN
 from marquardt._backend.numpy.xp import (arctan, asarray, cholesky_solve_or_nan, cond,  # noqa: F401
                                          diagonal, eigh, eye, log1p, matmul, matvec, reshape,
                                          shape, stack, swapaxes, transpose)
@@ -28,7 +29,6 @@ from marquardt._backend.numpy.xp import (arctan, asarray, cholesky_solve_or_nan,
 name = "numpy"
 
 _SCALAR = (np.generic, float, int, bool)
-_SVD_THIN = _xp.THIN_SVD_KERNEL  # np.linalg.svd(a, full_matrices=False)'s kernel, or None
 _F64 = np.float64
 
 

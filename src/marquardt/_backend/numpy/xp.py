@@ -121,13 +121,6 @@ def svd(a):
     return np.linalg.svd(a, full_matrices=False)
 
 
-#: The gufunc ``np.linalg.svd(a, full_matrices=False)`` calls (NumPy >= 2: ``svd_s``), for
-#: callers that skip the wrapper on float64 matrices (the same kernel, so the same bits); None
-#: where this NumPy names its kernels otherwise (1.x: ``svd_n_s``/``svd_m_s``): the callers
-#: then call ``np.linalg.svd`` itself.
-THIN_SVD_KERNEL = getattr(getattr(np.linalg, "_umath_linalg", None), "svd_s", None)
-
-
 def eigh(a):
     return np.linalg.eigh(a)
 
