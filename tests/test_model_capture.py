@@ -171,3 +171,34 @@ def test_compiled_formula_with_constants():
     np.testing.assert_allclose(r, f(T, *p), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(J, differences(f, T, p), rtol=1e-9, atol=1e-10)
     assert np.array_equal(J[:, 2], T)  # a partial that is a variable: w * x exactly
+
+
+@needs_cc
+def test_two_models_in_one_translation_unit():
+    """The driver's view: several sources (each with the guarded record) side by side, each
+    function under its own name; a partial that depends on parameters only is hoisted."""
+    import ctypes
+
+    from marquardt._backend.numpy.native_formula import cmodel_source
+
+    gauss = capture_model(gauss2d, XY, P_GAUSS)
+    affine = capture_model(lambda t, a, b, c: a * t + b * c, T, [1.0, 2.0, 3.0])
+    source = cmodel_source(gauss, "gauss") + cmodel_source(affine, "affine") + r"""
+int both(const double *pg, const double *xy, const double *pa, const double *t,
+         const double *y, double *rg, double *Jg, double *ra, double *Ja) {
+    const mq_data dg = {xy, 25, y, 0, 25}, da = {t, 11, y, 0, 11};
+    return gauss(pg, &dg, rg, Jg) + affine(pa, &da, ra, Ja);
+}
+"""
+    assert source.count("typedef struct") == 2 and "const double t" in source
+    both = native_load.load(source).both
+    both.argtypes = [ctypes.c_void_p] * 9
+    y = np.zeros(25)
+    p_affine = np.array([1.5, 2.0, -3.0])
+    rg, Jg, ra, Ja = np.empty(25), np.empty((25, 5)), np.empty(11), np.empty((11, 3))
+    arrays = (P_GAUSS, XY, p_affine, T, y, rg, Jg, ra, Ja)
+    assert both(*(a.ctypes.data for a in arrays)) == 0
+    np.testing.assert_allclose(rg, gauss2d(XY, *P_GAUSS), rtol=1e-13)
+    np.testing.assert_allclose(Jg, gauss2d_jac(XY, *P_GAUSS), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(ra, 1.5 * T + 2.0 * -3.0)
+    np.testing.assert_array_equal(Ja, np.stack([T, np.full(11, -3.0), np.full(11, 2.0)], 1))

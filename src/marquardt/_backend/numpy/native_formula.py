@@ -6,7 +6,8 @@ This module writes the model's half: from a :class:`~marquardt._model_capture.Ca
 (the value tree f(x; p) and the partial trees ∂f/∂pⱼ of ``marquardt._formula_jacobian``) the
 C source of one function, under this contract (the LM driver calls it)::
 
-    typedef struct { const double *x; long x_row; const double *y; const double *w; long m; } mq_data;
+    typedef struct { const double *x; long x_row; const double *y; const double *w;
+                     long m; } mq_data;
     /* x: the k independent-variable rows of this problem (row v, point i at x[v*x_row + i]);
        y: m observations; w: m weights (1/sigma) or NULL (all 1).
        r[i] = (f(x_i; p) - y[i]) * w_i;  where J != NULL also J[i*n + j] = w_i * df(x_i; p)/dp_j
