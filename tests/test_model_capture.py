@@ -140,6 +140,8 @@ def test_compiled_gaussian_matches_numpy_and_the_analytic_jacobian():
     np.testing.assert_allclose(Jw, J * w[:, None], rtol=1e-15)
     r0, J0 = compiled(P_GAUSS, XY, y, jacobian=False)
     assert J0 is None and np.array_equal(r0, r)
+    rw0, _ = compiled(P_GAUSS, XY, y, w, jacobian=False)
+    assert np.array_equal(rw0, rw)
 
 
 @needs_cc

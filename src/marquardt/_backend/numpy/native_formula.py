@@ -23,8 +23,9 @@ How the code is written:
   becomes one ``const double`` statement, its operands earlier statements or literals.
 * **Hoisting.** A node that does not depend on a variable (``2*s**2``) is computed once per
   call, before the loop over the points; the others once per point.
-* **Two loops.** With ``J`` NULL only the nodes the value needs are computed; with ``J`` all.
-  A partial that is structurally 0 is stored as 0.0 (not w·0), one that is 1 as w.
+* **Four loops.** With ``J`` NULL only the nodes the value needs are computed; with ``J``
+  all; each with and without weights (no multiplications by 1 where ``w`` is NULL). A
+  partial that is structurally 0 is stored as 0.0 (not w·0), one that is 1 as w.
 * **Operations.** ``+ - * /`` and unary minus are C's (IEEE double, as NumPy's on float64;
   ``native_load`` compiles without ``-ffast-math`` and with ``-ffp-contract=off``, so no fused
   multiply-add and no reassociation); ``u**2`` is ``u*u`` (NumPy's power of 2 is its square,
@@ -221,32 +222,38 @@ def cmodel_source(model: CapturedModel, name: str = "mq_cmodel", *,
         return [f"{indent}const double t{i} = {prog.code[i]};" for i in indices
                 if prog.pointwise[i] == pointwise]
 
-    def loop(roots: list[int], with_jacobian: bool) -> list[str]:
+    def loop(roots: list[int], with_jacobian: bool, weighted: bool) -> list[str]:
         body = [f"        const double x{v} = row{v}[i];" for v in rows]
         body += statements(prog.needed(roots), True, "        ")
-        body.append("        const double wi = w ? w[i] : 1.0;")
-        body.append(f"        r[i] = ({prog.name(value)} - y[i]) * wi;")
+        residual = f"{prog.name(value)} - y[i]"
+        body.append(f"        r[i] = ({residual}) * w[i];" if weighted else
+                    f"        r[i] = {residual};")
         if with_jacobian:
             body.append(f"        double *row = J + i * {n}L;")
             for j, d in enumerate(partials):
                 if prog.literals.get(d) == 0.0:  # a structural zero (or 0*...) folded
-                    body.append(f"        row[{j}] = 0.0;")
+                    entry = "0.0"
                 elif prog.literals.get(d) == 1.0:
-                    body.append(f"        row[{j}] = wi;")
+                    entry = "w[i]" if weighted else "1.0"
                 else:
-                    body.append(f"        row[{j}] = wi * {prog.name(d)};")
+                    entry = f"w[i] * {prog.name(d)}" if weighted else prog.name(d)
+                body.append(f"        row[{j}] = {entry};")
         return ["    for (long i = 0; i < m; i++) {", *body, "    }"]
+
+    def loops(roots: list[int], with_jacobian: bool) -> list[str]:
+        return ["    if (w) {", *("    " + s for s in loop(roots, with_jacobian, True)),
+                "    } else {", *("    " + s for s in loop(roots, with_jacobian, False)),
+                "    }", "    return 0;"]
 
     value_only = prog.needed([value])
     everything = prog.needed(prog.roots)
     lines += statements(value_only, False, "    ")
     lines.append("    if (!J) {")
-    lines += ["    " + s for s in loop([value], False)]
-    lines.append("        return 0;")
+    lines += ["    " + s for s in loops([value], False)]
     lines.append("    }")
     lines += statements([i for i in everything if i not in set(value_only)], False, "    ")
-    lines += loop(prog.roots, True)
-    lines += ["    return 0;", "}", ""]
+    lines += loops(prog.roots, True)
+    lines += ["}", ""]
     head = "#include <math.h>\n" + MQ_DATA if typedef else ""
     return head + "\n".join(lines)
 
