@@ -12,7 +12,14 @@ Printed: nanoseconds per point (best of ``--rounds``; wall clock, noisy on a sha
 and, with ``--callgrind``, instructions per point counted by valgrind (``--toggle-collect`` on
 each loop: exact and repeatable), value only and value with J.
 
+With ``--fits K``: whole fits. The probe's LM loop (``batch_kernel_floor.C_SOURCE``) is
+compiled once with a third model, the generated ``mq_cmodel`` behind the probe's model
+signature, and K problems of the Gaussian are fitted with each model, one thread,
+interleaved with SciPy's ``curve_fit`` loop on ``--sample`` of them (MINPACK, analytic
+``jac``, tolerances 1e-8): fits/s, the ratios, and how far the two kernels' x lie apart.
+
 Usage: python benchmarks/cmodel_point.py [--calls 200000] [--rounds 5] [--callgrind]
+       [--fits 10000 --sample 1000]
 """
 
 from __future__ import annotations
@@ -29,11 +36,11 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from batch import gauss2d_data, gauss2d_np  # noqa: E402
-from batch_kernel_floor import C_SOURCE  # noqa: E402
+from batch import gauss2d_data, gauss2d_jac, gauss2d_np  # noqa: E402
+from batch_kernel_floor import C_SOURCE, run_kernel, scipy_loop  # noqa: E402
 
 from marquardt._backend.numpy import native_load  # noqa: E402
-from marquardt._backend.numpy.native_formula import load_cmodel  # noqa: E402
+from marquardt._backend.numpy.native_formula import cmodel_source, load_cmodel  # noqa: E402
 from marquardt._model_capture import capture_model  # noqa: E402
 
 HAND = C_SOURCE + r"""
@@ -105,13 +112,60 @@ def callgrind(calls: int) -> None:
                   f"instructions per point (valgrind)")
 
 
+def fits(k: int, sample: int, rounds: int) -> None:
+    """The probe's LM loop with the hand-written and with the generated Gaussian."""
+    xy, y, p0 = gauss2d_data(k, seed=0)
+    model = capture_model(gauss2d_np, xy, p0)
+    adapter = r"""
+static void generated(const double *xy, const double *p, const double *y, int m, double *r,
+                      double *J) {
+    const mq_data d = {xy, m, y, 0, m};
+    mq_cmodel(p, &d, r, J);
+}
+"""
+    choice = "model_fn f = model == 0 ? gauss2d : double_exp;"
+    assert choice in C_SOURCE
+    source = cmodel_source(model) + adapter + C_SOURCE.replace(
+        choice, "model_fn f = model == 0 ? gauss2d : model == 1 ? double_exp : generated;")
+    kernel = native_load.load(source)
+    kernel.fit_range.restype = ctypes.c_int
+    kernel.fit_range.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [
+        ctypes.c_double, ctypes.c_int]
+    best = {"hand-written": np.inf, "generated": np.inf, "scipy": np.inf}
+    scipy_loop(gauss2d_np, gauss2d_jac, xy, y, p0, 20)
+    for _ in range(rounds):
+        for name, which in (("hand-written", 0), ("generated", 2)):
+            started = time.perf_counter()
+            x, nfev = run_kernel(kernel, which, xy, y, p0, 1)
+            best[name] = min(best[name], (time.perf_counter() - started) / k)
+            if name == "hand-written":
+                x_hand, nfev_hand = x, nfev
+        started = time.perf_counter()
+        scipy_loop(gauss2d_np, gauss2d_jac, xy, y, p0, sample)
+        best["scipy"] = min(best["scipy"], (time.perf_counter() - started) / sample)
+    rel = np.abs(x - x_hand) / np.maximum(np.abs(x_hand), 1e-300)
+    print(f"whole fits, K = {k}, one thread, best of {rounds} interleaved rounds "
+          f"(native_load's -O1):")
+    for name, seconds in best.items():
+        print(f"  {name:<13} {1 / seconds:>10,.0f} fits/s = {best['scipy'] / seconds:5.1f}x "
+              f"SciPy's loop")
+    print(f"  evaluations per fit: hand-written {nfev_hand.mean():.2f}, generated "
+          f"{nfev.mean():.2f}; x, generated against hand-written: median relative "
+          f"difference {np.median(rel):.1e}, max {rel.max():.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--fits", type=int, default=0, help="K problems for whole fits")
+    parser.add_argument("--sample", type=int, default=1000, help="SciPy fits per round")
     parser.add_argument("--inner", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fits:
+        fits(args.fits, args.sample, args.rounds)
+        return
     runs = setup()
     if args.inner:
         which, jacobian, calls = args.inner
