@@ -66,7 +66,7 @@ from marquardt._formula_jacobian import derivative, evaluate
 from marquardt._formula_syntax import (
     FUNCTIONS, MAX_DEPTH, MAX_NODES, _Binary, _Call, _Node, _Number, _Symbol, _Unary)
 
-__all__ = ["CapturedModel", "capture_model", "CHECKS", "RTOL"]
+__all__ = ["CapturedModel", "capture_model", "checked_model", "CHECKS", "RTOL"]
 
 CHECKS = 4
 """At most this many starts (spread over p0's rows) are used to check a captured tree."""
@@ -283,6 +283,38 @@ def _build(value: _Node, variables: tuple[str, ...],
     return CapturedModel(value, partials, variables, parameters)
 
 
+def checked_model(value: _Node, variables: tuple[str, ...], parameters: tuple[str, ...],
+                  x: np.ndarray, starts: np.ndarray,
+                  reference: Callable[[np.ndarray], Any]) -> CapturedModel | None:
+    """The model of the tree ``value`` with its partials, if it agrees with ``f`` at the starts.
+
+    Args:
+        value: The captured tree of f(x; p); it must depend on a variable (shape (m,)).
+        variables, parameters: The names of xdata's rows and of the parameters.
+        x: One problem's xdata, float64 (m,) or (k, m).
+        starts: The starts to check at, (S, n) float64 (``_starts``: at most ``CHECKS``).
+        reference: ``f`` itself at one start, ``p -> f(x, *p)``: an array or a tensor.
+
+    Returns:
+        The :class:`CapturedModel`, or None where the tree is too large (``MAX_NODES``
+        distinct nodes with its partials) or where at a start ``f``'s result is not float of
+        shape (m,) or differs from the tree's values beyond rtol ``RTOL`` (NaN must meet NaN).
+    """
+    model = _build(value, variables, parameters)
+    if model is None:
+        return None
+    m = x.shape[-1]
+    for p in starts:
+        with np.errstate(all="ignore"):
+            ref = reference(p)
+            ref = np.asarray(ref.numpy() if hasattr(ref, "numpy") else ref)
+            got = model.values(x, p)
+        if (ref.shape != (m,) or not np.issubdtype(ref.dtype, np.floating)
+                or not np.isclose(got, ref, rtol=RTOL, atol=0.0, equal_nan=True).all()):
+            return None
+    return model
+
+
 def _starts(p0: Any) -> np.ndarray:
     starts = np.asarray(p0, dtype=np.float64)
     if starts.ndim == 1:
@@ -340,18 +372,9 @@ def capture_model(f: Callable[..., Any] | Formula, xdata: Any, p0: Any, *,
     try:
         with np.errstate(all="ignore"):
             result = f(rows[0] if x.ndim == 1 else _SymData(rows), *params)
-        if not isinstance(result, _Sym):
+        if not isinstance(result, _Sym) or not result.pointwise:
             return None
-        model = _build(result.node, variables, parameters)
-        if model is None:
-            return None
-        for p in starts:
-            with np.errstate(all="ignore"):
-                ref = np.asarray(f(x.copy(), *p))
-                got = model.values(x, p) if result.pointwise else None
-            if (got is None or ref.shape != (m,) or not np.issubdtype(ref.dtype, np.floating)
-                    or not np.isclose(got, ref, rtol=RTOL, atol=0.0, equal_nan=True).all()):
-                return None
+        return checked_model(result.node, variables, parameters, x, starts,
+                             lambda p: f(x.copy(), *p))
     except Exception:  # noqa: BLE001 - any failure of the user's f means "not capturable"
         return None
-    return model
