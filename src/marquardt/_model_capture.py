@@ -43,6 +43,13 @@ symbolically and once per checked start.
 A :class:`~marquardt.Formula` (``parse_formula``) is accepted directly as the model: its tree
 is the model, no call and no check are needed.
 
+A model written with TensorFlow (``tf.exp``) cannot take the symbolic objects; where the
+symbolic call fails, TensorFlow is already imported and ``f`` returns a tensor (decided as
+``_batch_inputs.probe`` decides the backend), the capture is
+``marquardt._backend.tensorflow.capture.capture_tensorflow``'s instead: ``f`` traced once on
+float64 placeholders and its graph read into the same nodes, with the same names, and checked
+the same way (``checked_model``). TensorFlow is never imported for a NumPy model.
+
 Example:
     >>> import numpy as np
     >>> def f(t, a, b, c):
@@ -56,6 +63,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -65,6 +73,7 @@ from marquardt._formula import Formula
 from marquardt._formula_jacobian import derivative, evaluate
 from marquardt._formula_syntax import (
     FUNCTIONS, MAX_DEPTH, MAX_NODES, _Binary, _Call, _Node, _Number, _Symbol, _Unary)
+from marquardt._values import is_tensorflow_value
 
 __all__ = ["CapturedModel", "capture_model", "checked_model", "CHECKS", "RTOL"]
 
@@ -327,11 +336,13 @@ def _starts(p0: Any) -> np.ndarray:
 
 def capture_model(f: Callable[..., Any] | Formula, xdata: Any, p0: Any, *,
                   variable_names: Sequence[str] | None = None,
-                  parameter_names: Sequence[str] | None = None) -> CapturedModel | None:
+                  parameter_names: Sequence[str] | None = None,
+                  backend: str | None = None) -> CapturedModel | None:
     """The model ``f(xdata, *params)`` as a checked formula tree, or None where it is not one.
 
     Args:
-        f: A ``curve_fit`` model written with NumPy, or a :class:`~marquardt.Formula`.
+        f: A ``curve_fit`` model written with NumPy or with TensorFlow, or a
+            :class:`~marquardt.Formula`.
         xdata: One problem's independent variables, shape (m,) or (k, m) (k variables, the
             rows ``f`` unpacks); used for the numerical check and for the rows' count.
         p0: The start(s), shape (n,) or (K, n): n is the number of parameters; up to
@@ -339,12 +350,25 @@ def capture_model(f: Callable[..., Any] | Formula, xdata: Any, p0: Any, *,
         variable_names, parameter_names: For a Formula only: its variables in the order of
             xdata's rows and its parameters in the order of p0's columns (default: the
             formula's own orders of first appearance).
+        backend: What ``f`` is written with, where the caller knows it (``_batch_inputs.probe``
+            returns it): ``"numpy"`` (the symbolic call only), ``"tensorflow"`` (the graph
+            capture of ``marquardt._backend.tensorflow.capture`` only), or None: the symbolic
+            call first and, where it fails and TensorFlow is imported, the graph capture if
+            ``f`` returns a tensor at the first start (called with NumPy values first, then
+            with tensors, as ``probe`` decides). TensorFlow is never imported for a model
+            that is not written with it.
 
     Returns:
         A :class:`CapturedModel` (names ``x0, x1, ...`` and ``p0, p1, ...`` for a captured
         function), or None: not capturable (see the module docstring), or the tree's values
         differ from ``f``'s at a start.
+
+    Raises:
+        ValueError: ``backend`` is not one of None, "numpy", "tensorflow".
     """
+    if backend not in _BACKENDS:
+        raise ValueError(f"`backend` must be one of {list(_BACKENDS)}. Received: "
+                         f"backend={backend!r}")
     try:
         x = np.asarray(xdata, dtype=np.float64)
         starts = _starts(p0)
@@ -352,21 +376,39 @@ def capture_model(f: Callable[..., Any] | Formula, xdata: Any, p0: Any, *,
         return None
     if x.ndim not in (1, 2) or x.shape[-1] == 0 or x.shape[0] == 0:
         return None
-    n = starts.shape[1]
     if isinstance(f, Formula):
-        try:
-            variables, parameters = f._model_names(
-                f.variables if variable_names is None else variable_names,
-                f.parameters if parameter_names is None else parameter_names)
-        except ValueError:
-            return None
-        if len(parameters) != n or len(variables) != (1 if x.ndim == 1 else x.shape[0]):
-            return None
-        return _build(f._tree, variables, parameters)
+        return _formula_model(f, x, starts.shape[1], variable_names, parameter_names)
+    if backend != "tensorflow":
+        model = _capture_numpy(f, x, starts)
+        if model is not None or backend == "numpy" or not _returns_tensor(f, x, starts[0]):
+            return model
+    from marquardt._backend.tensorflow.capture import capture_tensorflow
+    return capture_tensorflow(f, x, starts)
+
+
+_BACKENDS = (None, "numpy", "tensorflow")
+
+
+def _formula_model(f: Formula, x: np.ndarray, n: int, variable_names: Sequence[str] | None,
+                   parameter_names: Sequence[str] | None) -> CapturedModel | None:
+    try:
+        variables, parameters = f._model_names(
+            f.variables if variable_names is None else variable_names,
+            f.parameters if parameter_names is None else parameter_names)
+    except ValueError:
+        return None
+    if len(parameters) != n or len(variables) != (1 if x.ndim == 1 else x.shape[0]):
+        return None
+    return _build(f._tree, variables, parameters)
+
+
+def _capture_numpy(f: Callable[..., Any], x: np.ndarray,
+                   starts: np.ndarray) -> CapturedModel | None:
+    """The symbolic call of the module docstring, then the check at the starts."""
     m = x.shape[-1]
     k = 1 if x.ndim == 1 else x.shape[0]
     variables = tuple(f"x{i}" for i in range(k))
-    parameters = tuple(f"p{j}" for j in range(n))
+    parameters = tuple(f"p{j}" for j in range(starts.shape[1]))
     rows = [_Sym(_Symbol("variable", name), 0, True, m) for name in variables]
     params = [_Sym(_Symbol("parameter", name), 0, False, m) for name in parameters]
     try:
@@ -378,3 +420,20 @@ def capture_model(f: Callable[..., Any] | Formula, xdata: Any, p0: Any, *,
                              lambda p: f(x.copy(), *p))
     except Exception:  # noqa: BLE001 - any failure of the user's f means "not capturable"
         return None
+
+
+def _returns_tensor(f: Callable[..., Any], x: np.ndarray, p: np.ndarray) -> bool:
+    """Whether ``f`` is a TensorFlow model, decided as ``_batch_inputs.probe`` decides it:
+    its value at ``p`` is a tensor, ``f`` called with NumPy values or, where that raises,
+    with float64 tensors. False without calling ``f`` where TensorFlow is not imported."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    try:
+        with np.errstate(all="ignore"):
+            return is_tensorflow_value(f(x.copy(), *p))
+    except Exception:  # noqa: BLE001 - a model that only accepts tensors
+        try:
+            return is_tensorflow_value(f(tf.constant(x), *(tf.constant(v) for v in p)))
+        except Exception:  # noqa: BLE001 - not capturable either way
+            return False
