@@ -46,9 +46,11 @@ allows that, and the compiled kernel's results are compared to rounding, not bit
 Limits: the graph of one trace at the problem's shapes, so a model that branches on
 ``xdata.shape`` is captured for that shape only (the batch's problems share it); tree depth at
 most ``_formula_syntax.MAX_DEPTH`` and, with its partials, ``MAX_NODES`` distinct nodes. Cost:
-one trace (about 50 ms for ``benchmarks/batch.py``'s 2-D Gaussian) and one eager call per
-checked start; TensorFlow is imported only by this module, which is imported only for a model
-that returned a tensor.
+one trace and one eager call per checked start; for ``benchmarks/batch.py``'s 2-D Gaussian
+about 90 ms for the first capture in a process and 20 to 30 ms after it, the trace 16 to 20 ms
+of that (``benchmarks/capture_time.py``; a NumPy capture of the same model takes 0.4 ms).
+TensorFlow is imported only by this module, which is imported only for a model that returned
+a tensor.
 
 Example:
     >>> import numpy as np, tensorflow as tf
