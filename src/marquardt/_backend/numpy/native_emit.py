@@ -38,6 +38,7 @@ import numpy as np
 
 from marquardt._backend.numpy.native_expr import (_CTYPE, Expressions, _axis, _call_name, _cast,
                                                   _offset, _Sc, literal)
+from marquardt._backend.numpy.native_ops import Operations, both_sides
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
                                                    order_of, scalar_kind)
 
@@ -78,6 +79,7 @@ def _instrumented(source: str):
     tree = ast.parse(source)
     body = tree.body[0].body
     body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
+    tree = both_sides(tree)  # a branch's variables on both sides (``native_ops``)
     ast.fix_missing_locations(tree)
     return compile(tree, "<marquardt capture>", "exec")
 
@@ -96,7 +98,7 @@ def capture(fn, source: str, args) -> dict:
         return scope["compiled"](*args)
 
 
-class _Emitter(Expressions):
+class _Emitter(Expressions, Operations):
     """A step's statements, arrays and result (its expressions: ``Expressions``)."""
 
     def __init__(self, name, fn, source, args, in_vars, out_vars, layout: Layout, suffix=""):
@@ -119,9 +121,7 @@ class _Emitter(Expressions):
 
     def run(self) -> Emitted:
         for statement in self.tree.body[:-1]:
-            if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
-                raise Unsupported(f"statement {ast.unparse(statement)}")
-            self.assign(statement.targets[0], statement.value)
+            self.statement(statement)  # an assignment, or a branch (``native_ops``)
         templates = self.outputs(self.tree.body[-1].value)
         params = "double *F, int64_t *I"
         text = (f"static int step_{self.name}{self.suffix}({params}) {{\n"
@@ -136,6 +136,8 @@ class _Emitter(Expressions):
         path = _input_path(node)
         if path is not None:
             return self.load_input(name, path)
+        if name not in self.values:  # a side of a branch raised on the recorded values
+            raise Unsupported(f"no value of {name}")
         value = self.values[name]
         if isinstance(value, np.ndarray):
             self.env[name] = self.array(node, name)
@@ -185,6 +187,8 @@ class _Emitter(Expressions):
             return
         if _call_name(node) == "_ns_svd":
             return self.svd(names, node)
+        if _call_name(node) == "_ns_eigh":
+            return self.eigh(names, node)
         raise Unsupported(f"tuple assignment from {ast.unparse(node)}")
 
     def stack(self, elements: int) -> None:
@@ -250,6 +254,12 @@ class _Emitter(Expressions):
             return self.view(node, name, value)
         if call == "_ns_matvec":
             return self.matvec(node, name, value)
+        if call == "_ns_matmul":
+            return self.matmul(node, name, value)
+        if call == "_ns_stack":
+            return self.stack_arrays(node, name, value)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, name, value)
         if call in ("_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_add_reduce", "_max_reduce"):
             return self.reduce_to_array(node, name, value)
         if call == "_np_array":

@@ -174,19 +174,28 @@ def _compile(cc: str, source: str, path: str) -> None:
 
 class Blas(NamedTuple):
     """NumPy's BLAS/LAPACK: the library's path, whether its integers are 64-bit (ILP64),
-    and the addresses of ``dgemv`` (CBLAS) and ``dgesdd`` (LAPACK, Fortran convention)."""
+    and the addresses of ``dgemv``, ``dsyrk``, ``dgemm`` (CBLAS) and ``dgesdd``, ``dsyevd``
+    (LAPACK, Fortran convention)."""
 
     path: str
     ilp64: bool
     dgemv: int
     dgesdd: int
+    dsyrk: int = 0
+    dgemm: int = 0
+    dsyevd: int = 0
 
 
-# the symbol names to try, most likely first: (CBLAS dgemv, LAPACK dgesdd, ILP64)
-_SYMBOLS = (("scipy_cblas_dgemv64_", "scipy_dgesdd_64_", True),
-            ("cblas_dgemv64_", "dgesdd_64_", True),
-            ("scipy_cblas_dgemv", "scipy_dgesdd_", False),
-            ("cblas_dgemv", "dgesdd_", False))
+# the symbol names to try, most likely first: (CBLAS prefix, suffix, LAPACK prefix, suffix,
+# ILP64); a name is prefix + the routine + suffix (scipy_cblas_dgemv64_, scipy_dgesdd_64_)
+_SYMBOLS = (("scipy_cblas_", "64_", "scipy_", "_64_", True),
+            ("cblas_", "64_", "", "_64_", True),
+            ("scipy_cblas_", "", "scipy_", "_", False),
+            ("cblas_", "", "", "_", False))
+
+#: the routines the generated code calls, CBLAS then LAPACK
+_CBLAS = ("dgemv", "dsyrk", "dgemm")
+_LAPACK = ("dgesdd", "dsyevd")
 
 
 def _candidates() -> list[str]:
@@ -226,13 +235,13 @@ def blas() -> Blas:
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
         except OSError:
             continue
-        for gemv, gesdd, ilp64 in _SYMBOLS:
+        for c_pre, c_suf, l_pre, l_suf, ilp64 in _SYMBOLS:
             try:
-                f_gemv = getattr(lib, gemv)
-                f_gesdd = getattr(lib, gesdd)
+                found = {name: getattr(lib, c_pre + name + c_suf) for name in _CBLAS}
+                found.update({name: getattr(lib, l_pre + name + l_suf) for name in _LAPACK})
             except AttributeError:
                 continue
-            return Blas(path, ilp64, ctypes.cast(f_gemv, ctypes.c_void_p).value,
-                        ctypes.cast(f_gesdd, ctypes.c_void_p).value)
+            address = {k: ctypes.cast(f, ctypes.c_void_p).value for k, f in found.items()}
+            return Blas(path, ilp64, **address)
     raise NativeUnavailable("NumPy's OpenBLAS not found (no numpy.libs/*openblas* with "
                             "cblas_dgemv and dgesdd)")
