@@ -107,18 +107,20 @@ _LOADED: dict[str, ctypes.CDLL] = {}
 _LOCK = threading.Lock()
 
 
-def source_key(source: str, cc: str) -> str:
-    """The cache key of ``source`` compiled by ``cc`` with ``FLAGS``."""
+def source_key(source: str, cc: str, flags: tuple = FLAGS) -> str:
+    """The cache key of ``source`` compiled by ``cc`` with ``flags``."""
     h = hashlib.sha256()
-    for part in (source, cc, " ".join(FLAGS), sys.platform):
+    for part in (source, cc, " ".join(flags), sys.platform):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
 
 
-def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the verb
+def load(source: str, compile: bool = True,  # noqa: A002 - the verb
+         flags: tuple = FLAGS) -> ctypes.CDLL:
     """The shared object of ``source``: from this process's memo, the disk cache, or compiled
-    now (with ``compile``).
+    now (with ``compile``), with the compiler's ``flags`` (the batch kernel's are
+    ``native_kernel.FLAGS``).
 
     Raises:
         NotCompiled: ``compile`` is false and the object is not on disk.
@@ -128,7 +130,7 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
     cc = compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (tried $CC, cc, gcc, clang)")
-    key = source_key(source, cc)
+    key = source_key(source, cc, flags)
     lib = _LOADED.get(key)
     if lib is not None:
         return lib
@@ -139,11 +141,11 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
             if not os.path.exists(path):
                 if not compile:
                     raise NotCompiled(path)
-                _compile(cc, source, path)
+                _compile(cc, source, path, flags)
             try:
                 lib = ctypes.CDLL(path)
             except OSError as e:  # a damaged file in the cache: build it again, once
-                _compile(cc, source, path)
+                _compile(cc, source, path, flags)
                 try:
                     lib = ctypes.CDLL(path)
                 except OSError:
@@ -152,7 +154,7 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
     return lib
 
 
-def _compile(cc: str, source: str, path: str) -> None:
+def _compile(cc: str, source: str, path: str, flags: tuple = FLAGS) -> None:
     """``source`` compiled to ``path``: in a temporary directory beside it, then renamed."""
     where = os.path.dirname(path)
     try:
@@ -162,7 +164,7 @@ def _compile(cc: str, source: str, path: str) -> None:
             so_file = os.path.join(tmp, "step.so")
             with open(c_file, "w") as fh:
                 fh.write(source)
-            done = subprocess.run([cc, *FLAGS, "-o", so_file, c_file, "-lm"],
+            done = subprocess.run([cc, *flags, "-o", so_file, c_file, "-lm"],
                                   capture_output=True, text=True, timeout=_TIMEOUT_S)
             if done.returncode != 0:
                 raise NativeUnavailable(f"{cc} failed ({done.returncode}): "
