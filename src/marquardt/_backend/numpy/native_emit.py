@@ -243,7 +243,9 @@ class _Emitter(Expressions, Operations):
         flat = [value[idx] for idx in _indices_in_memory(shape, strides)]
         items = ", ".join(literal(v, kind) for v in flat)
         self.stack(len(flat))
-        self.lines.append(f"{_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = {{{items}}};")
+        # static: initialised once, not at each pass of a loop that reads it
+        self.lines.append(f"static const {_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = "
+                          f"{{{items}}};")
         return _Arr(name, kind, shape, strides, frozenset())
 
     def array(self, node, name) -> _Arr:

@@ -247,9 +247,12 @@ static inline double mq_mul(double a, double b) { return a * b; }
 """
 
 _KERNEL_PRODUCTS = r"""
-/* the batch kernel's products: plain loops (no library call on a 25 x 5 matrix) */
-static inline void np_gemv_cm(int trans, long rows, long cols, const double *a, long lda,
-                              const double *x, long incx, double *y) {
+/* the batch kernel's products: plain loops, always inlined so that the sizes and strides of
+   each call site (constants in the emitted code) unroll them; no library call on a 25 x 5
+   matrix */
+#define MQ_INLINE static inline __attribute__((always_inline))
+MQ_INLINE void np_gemv_cm(int trans, long rows, long cols, const double *a, long lda,
+                          const double *x, long incx, double *y) {
     if (!trans) {
         for (long i = 0; i < rows; i++) y[i] = 0.0;
         for (long j = 0; j < cols; j++) {
@@ -265,8 +268,23 @@ static inline void np_gemv_cm(int trans, long rows, long cols, const double *a, 
     }
 }
 
-static inline void np_matmul(const double *a, long sa0, long sa1, const double *b, long sb0,
-                             long sb1, long m, long n, long p, double *out) {
+/* out (m x p, C order) = a @ b; a matrix times its transpose (one pointer, swapped strides:
+   JᵀJ) by rank-one updates of the upper triangle, row by row of J, then mirrored */
+MQ_INLINE void np_matmul(const double *a, long sa0, long sa1, const double *b, long sb0,
+                         long sb1, long m, long n, long p, double *out) {
+    if (a == b && m == p && sa0 == sb1 && sa1 == sb0) {
+        for (long i = 0; i < m * p; i++) out[i] = 0.0;
+        for (long j = 0; j < n; j++) {
+            const double *row = a + j * sa1;  /* J's row j: a[i * sa0 + j * sa1], i < m */
+            for (long i = 0; i < m; i++) {
+                const double ri = row[i * sa0];
+                for (long k = i; k < p; k++) out[i * p + k] += ri * row[k * sa0];
+            }
+        }
+        for (long i = 0; i < m; i++)
+            for (long k = 0; k < i; k++) out[i * p + k] = out[k * p + i];
+        return;
+    }
     for (long i = 0; i < m; i++)
         for (long k = 0; k < p; k++) {
             double acc = 0.0;
@@ -274,7 +292,6 @@ static inline void np_matmul(const double *a, long sa0, long sa1, const double *
             out[i * p + k] = acc;
         }
 }
-
 """
 
 
