@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from marquardt._backend.numpy import native_load, native_prelude, native_steps
+from marquardt._backend.numpy.native_emit import Emitted, emit_step
 from marquardt._backend.numpy.native_kernel_c import driver
 from marquardt._backend.numpy.native_slots import Layout, Unsupported
 from marquardt._core import host
@@ -123,6 +124,23 @@ def _record(cfg: LoopConfig, m: int, n: int) -> tuple[dict, dict]:
     return compiled, calls
 
 
+def _emit_row_major(name: str, step, args, layout: Layout) -> Emitted:
+    """Step ``name`` for row-major Jacobians only: the kernel's model writes J row-major and
+    its loop copies J row-major (the single fit's emission also makes a variant per memory
+    order of each matrix, ``native_steps._emit_variants``: half the code to compile here).
+    ``step_<name>`` checks the order tags of the matrices it reads (2: another order)."""
+    in_vars, out_vars = native_steps.STEPS[name]
+    groups = native_steps._matrix_groups(args, in_vars)
+    rows = {id(obj): native_steps._in_order(obj, 0) for obj, _ in groups}
+    e = emit_step(name, step.fn, step.source, native_steps._replaced(args, rows), in_vars,
+                  out_vars, layout, suffix="_0")
+    tags = sorted({layout.slots[key].tag for _, keys in groups for key in keys
+                   if key in e.loaded})
+    check = " || ".join(f"I[{t}]" for t in tags) or "0"
+    return e._replace(text=e.text + f"static inline int step_{name}(double *F, int64_t *I) "
+                                    f"{{ return ({check}) ? 2 : step_{name}_0(F, I); }}\n")
+
+
 def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = True  # noqa: A002
           ) -> BatchKernel:
     """The kernel of configuration ``cfg`` for problems of ``m`` residuals and ``n``
@@ -146,11 +164,8 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
     for name in native_steps.STEPS:
         if name == "refit":
             continue
-        variants, dispatcher = native_steps._emit_variants(name, compiled[name], calls[name],
-                                                          layout)
-        emitted[name] = variants[0]
-        texts.extend(v.text for v in variants)
-        texts.append(dispatcher)
+        emitted[name] = _emit_row_major(name, compiled[name], calls[name], layout)
+        texts.append(emitted[name].text)
     loop, fields, row_f, row_i = driver(layout, emitted, m, n)
     source = (native_prelude.prelude(blas.ilp64, kernel=True) + "\n" + MODEL_CONTRACT + "\n"
               + model_source + "\n" + "\n".join(texts) + loop)
