@@ -2,10 +2,14 @@
 model called in C, and the loop over problems that feeds it and stores each final state.
 
 The loop (``mq_kernel_fit``) calls the emitted steps in the core's order, as
-``_core.host._run_one`` does for a model with a separate Jacobian: the residuals at each
-candidate (``x_try`` -> ``f_try``); after an accepted iteration ``f_new`` is the candidate's
-residuals and J is evaluated at it (the model's r there discarded); after a rejected one
-``f_new, j_new`` are copies of the state's, J row-major (tag 0), as the trace copies it.
+``_core.host._run_one`` does: the residuals at each candidate (``x_try`` -> ``f_try``); after
+an accepted iteration ``f_new`` is the candidate's residuals and ``j_new`` J there; after a
+rejected one ``f_new, j_new`` are copies of the state's, J row-major (tag 0), as the trace
+copies it. The model gives J with r at every candidate, into ``j_new``: the attempts of an
+iteration end at its accepted candidate (an accepted attempt is no longer live), so ``j_new``
+then holds J there, without a second call of the model at the same point (whose exp() are
+most of its cost); J at a rejected candidate is written and not used (the same values as the
+host's separate evaluation of J, as the model is a function of the point).
 Its codes: 0 ended after ``end``, 3 ended at ``start`` (not finite at the start point), 1 the
 model returned nonzero, 2 LAPACK did not converge (the SVD, or the eigen fallback).
 
@@ -32,14 +36,13 @@ static void mq_copy_row_major(const double *src, int64_t tag, double *dst, long 
 }
 
 static int mq_kernel_fit(double *F, int64_t *I, const mq_data *d) {
-    double r_j[M];  /* the model's residuals beside a Jacobian (f_new is the candidate's) */
     if (step_start(F, I)) return 2;
     if (I[STATUS] != RUNNING) return 3;
     if (step_begin(F, I)) return 2;
     if (I[LV] && step_attempt(F, I)) return 2;
     for (;;) {
-        while (I[LV]) {
-            if (mq_cmodel(F + X_TRY, d, F + F_TRY, NULL)) return 1;
+        while (I[LV]) {  /* J with r at each candidate: the last one is the accepted */
+            if (mq_cmodel(F + X_TRY, d, F + F_TRY, F + J_NEW)) return 1;
             if (step_judged(F, I)) return 2;
             if (I[LV] && step_attempt(F, I)) return 2;
         }
@@ -48,7 +51,6 @@ static int mq_kernel_fit(double *F, int64_t *I, const mq_data *d) {
             mq_copy_row_major(F + S_J, I[S_J_TAG], F + J_NEW, M, N);
         } else {
             memcpy(F + F_NEW, F + C_F_NEW, sizeof(double) * M);
-            if (mq_cmodel(F + C_X_NEW, d, r_j, F + J_NEW)) return 1;
         }
         I[J_NEW_TAG] = 0;
         if (step_end(F, I)) return 2;
