@@ -120,6 +120,15 @@ class _Emitter(Expressions, Operations):
     # -- values and names -------------------------------------------------------------------
 
     def run(self) -> Emitted:
+        # how often each variable is read, and which are reduced by all/any (``defer``)
+        self.uses = {}
+        self.reduced = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self.uses[node.id] = self.uses.get(node.id, 0) + 1
+            if _call_name(node) in ("_ns_all", "_ns_any") and len(node.args) == 1 and \
+                    isinstance(node.args[0], ast.Name):
+                self.reduced.add(node.args[0].id)
         for statement in self.tree.body[:-1]:
             self.statement(statement)  # an assignment, or a branch (``native_ops``)
         templates = self.outputs(self.tree.body[-1].value)
@@ -139,6 +148,8 @@ class _Emitter(Expressions, Operations):
         if name not in self.values:  # a side of a branch raised on the recorded values
             raise Unsupported(f"no value of {name}")
         value = self.values[name]
+        if self.defer(name, node, value):  # computed inside the one all/any that reads it
+            return
         if isinstance(value, np.ndarray):
             self.env[name] = self.array(node, name)
         elif isinstance(value, tuple):

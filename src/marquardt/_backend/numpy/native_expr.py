@@ -163,6 +163,10 @@ class Expressions:
                                                                 np.ndarray):
             code, kind = self.scalar(call_node.args[0])  # of one value: the value's truth
             return _cast(code, kind, "b")
+        if call in ("_ns_all", "_ns_any") and not isinstance(node, ast.Subscript):
+            fused = self.fused_reduction(call, call_node.args[0])  # ``native_ops``
+            if fused is not None:
+                return fused
         src = self.array_of(call_node.args[0])
         axis = _axis(self, call_node)
         if axis is None or len([n for n in src.shape if n != 1]) > 1:

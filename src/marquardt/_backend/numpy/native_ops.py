@@ -33,6 +33,17 @@ from marquardt._backend.numpy.native_slots import Unsupported, array_info
 __all__ = ["Operations", "both_sides"]
 
 
+class _Lazy:
+    """A boolean array that only an ``all``/``any`` reads (``Operations.defer``): its
+    elements are computed inside the reduction's loop, which stops at the first that
+    decides it, instead of being stored first."""
+
+    __slots__ = ("node", "value")
+
+    def __init__(self, node, value):
+        self.node, self.value = node, value
+
+
 class _BothSides(ast.NodeTransformer):
     """``if c: A else: B`` -> ``try: A`` ``try: B`` (every variable's value, for typing)."""
 
@@ -53,6 +64,43 @@ def both_sides(tree: ast.Module) -> ast.Module:
 
 class Operations:
     """Mixed into ``native_emit._Emitter`` (its ``lines``, ``env``, ``values``, ...)."""
+
+    def defer(self, name: str, node, value) -> bool:
+        """Whether ``name = node`` (an elementwise boolean array) is left to the one
+        ``all``/``any`` that reads it (``fused_reduction``); then nothing is emitted here."""
+        if not isinstance(value, np.ndarray) or value.dtype != np.bool_ or \
+                self.uses.get(name, 0) != 1 or name not in self.reduced:
+            return False
+        call = node.func.id if isinstance(node, ast.Call) and isinstance(node.func,
+                                                                        ast.Name) else None
+        from marquardt._backend.numpy.native_expr import ARRAY_CALLS
+
+        if not isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)) or \
+                call in ARRAY_CALLS or call == "_pick":
+            return False
+        self.env[name] = _Lazy(node, value)
+        return True
+
+    def fused_reduction(self, call: str, arg) -> str | None:
+        """``all``/``any`` of a deferred array over all its elements: a loop that leaves at
+        the first element that decides it; None where ``arg`` is not deferred."""
+        lazy = self.env.get(arg.id) if isinstance(arg, ast.Name) else None
+        if not isinstance(lazy, _Lazy):
+            return None
+        shape = lazy.value.shape
+        idx = [f"i{k}" for k in range(len(shape))]
+        loops = [f"for (long {idx[k]} = 0; {idx[k]} < {n}; {idx[k]}++)"
+                 for k, n in enumerate(shape) if n != 1]
+        saved, self.lines = self.lines, []
+        code, kind = self.element(lazy.node, shape, idx)
+        inner, self.lines = self.lines, saved
+        t, label = self.fresh("r"), self.fresh("done")
+        every = call == "_ns_all"
+        test = f"!({code})" if every else f"({code})"
+        self.lines.append(f"int {t} = {int(every)}; {' '.join(loops)} {{ {' '.join(inner)} "
+                          f"if ({test}) {{ {t} = {int(not every)}; goto {label}; }} }} "
+                          f"{label}: ;")
+        return t
 
     def statement(self, st) -> None:
         if isinstance(st, ast.If):
