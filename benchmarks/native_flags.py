@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 
 import marquardt
-from marquardt._backend.numpy import native_load, native_loop
+from marquardt._backend.numpy import native_load, native_loop, native_prelude
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import native_same  # noqa: E402
@@ -47,7 +47,7 @@ def build(source: str, flags: list, path: str) -> ctypes.CDLL:
                     "-lm"], check=True)
     lib = ctypes.CDLL(path)
     blas = native_load.blas()
-    lib.marquardt_init(ctypes.c_void_p(blas.dgemv), ctypes.c_void_p(blas.dgesdd))
+    native_prelude.init(lib, blas)
     return lib
 
 

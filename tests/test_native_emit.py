@@ -45,6 +45,10 @@ FITS = {
                                            loss="soft_l1"),
     "gaussian": lambda: marquardt.curve_fit(gaussian, TG, YG, p0=[1, 0, 1, 0, 0],
                                             jac="2-point"),
+    # curve_fit_batch's configuration: the normal equations (matmul), the Cholesky branch
+    "cholesky_unrolled": lambda: marquardt.curve_fit(gaussian, TG, YG, p0=[1, 0, 1, 0, 0],
+                                                     jac="2-point", damping="nielsen",
+                                                     solver="cholesky_unrolled"),
 }
 
 
@@ -151,3 +155,23 @@ def test_a_large_problem_keeps_the_trace(monkeypatch):
         compiled[name] = step.compiled
     with pytest.raises(Unsupported, match="local arrays"):
         native_steps.build(compiled, first)
+
+
+def test_the_cholesky_fallback_in_c(monkeypatch):
+    """The attempt of ``cholesky_unrolled`` with a negative λ (A + λD not positive definite):
+    the eigen side of the branch (``np_eigh``, LAPACK ``dsyevd``) gives the trace's bits,
+    as the Cholesky side does, whichever side the recorded call took."""
+    calls = recorded_fit(monkeypatch, FITS["cholesky_unrolled"])
+    first, compiled = {}, {}
+    for name, step, args in calls:
+        first.setdefault(name, args)
+        compiled[name] = step.compiled
+    native = native_steps.build(compiled, first)
+    attempts = [(step, args) for name, step, args in calls if name == "attempt"]
+    assert attempts
+    for step, (prep, s, c, lb, ub) in attempts:
+        for lam in (c.lam, type(c.lam)(-2.0 * float(np.max(prep.d)) * 1e3)):
+            args = (prep, s, c._replace(lam=lam), lb, ub)
+            with np.errstate(all="ignore"):
+                expected = step.compiled.fn(*args)
+            assert_same(expected, native.call("attempt", *args, like=expected), "attempt")

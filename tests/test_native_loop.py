@@ -61,6 +61,9 @@ def _call(name, **kw):
                                                loss="soft_l1", **kw),
         "gaussian": lambda: marquardt.curve_fit(e.gaussian, e.TG, e.YG, p0=[1, 0, 1, 0, 0],
                                                 jac="2-point", **kw),
+        "cholesky_unrolled": lambda: marquardt.curve_fit(
+            e.gaussian, e.TG, e.YG, p0=[1, 0, 1, 0, 0], jac="2-point", damping="nielsen",
+            solver="cholesky_unrolled", **kw),
     }
     return calls[name]()
 
@@ -216,7 +219,10 @@ def test_candidates_where_the_model_is_nan():
     dict(damping="nielsen", jac="3-point"),
     dict(damping="trainlm", jac="cs", x_scale="jac"),
     dict(loss="huber", jac="2-point", bounds=([0, 0, -1], [2.2, 5, 1])),
-], ids=["nielsen-3-point", "trainlm-cs-x_scale", "huber-bounds"])
+    dict(damping="nielsen", solver="cholesky_unrolled"),  # curve_fit_batch's configuration
+    dict(damping="nielsen", solver="cholesky_unrolled", bounds=([0, 0, -1], [2.2, 5, 1])),
+], ids=["nielsen-3-point", "trainlm-cs-x_scale", "huber-bounds", "cholesky-unrolled",
+        "cholesky-unrolled-bounds"])
 def test_other_options_bit_for_bit(options):
     """Other damping policies, difference schemes, scaling and losses: the same bits."""
     def fun(p):

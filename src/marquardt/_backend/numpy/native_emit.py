@@ -38,6 +38,7 @@ import numpy as np
 
 from marquardt._backend.numpy.native_expr import (_CTYPE, Expressions, _axis, _call_name, _cast,
                                                   _offset, _Sc, literal)
+from marquardt._backend.numpy.native_ops import Operations, both_sides
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
                                                    order_of, scalar_kind)
 
@@ -78,6 +79,7 @@ def _instrumented(source: str):
     tree = ast.parse(source)
     body = tree.body[0].body
     body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
+    tree = both_sides(tree)  # a branch's variables on both sides (``native_ops``)
     ast.fix_missing_locations(tree)
     return compile(tree, "<marquardt capture>", "exec")
 
@@ -96,7 +98,7 @@ def capture(fn, source: str, args) -> dict:
         return scope["compiled"](*args)
 
 
-class _Emitter(Expressions):
+class _Emitter(Expressions, Operations):
     """A step's statements, arrays and result (its expressions: ``Expressions``)."""
 
     def __init__(self, name, fn, source, args, in_vars, out_vars, layout: Layout, suffix=""):
@@ -118,10 +120,17 @@ class _Emitter(Expressions):
     # -- values and names -------------------------------------------------------------------
 
     def run(self) -> Emitted:
+        # how often each variable is read, and which are reduced by all/any (``defer``)
+        self.uses = {}
+        self.reduced = set()
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self.uses[node.id] = self.uses.get(node.id, 0) + 1
+            if _call_name(node) in ("_ns_all", "_ns_any") and len(node.args) == 1 and \
+                    isinstance(node.args[0], ast.Name):
+                self.reduced.add(node.args[0].id)
         for statement in self.tree.body[:-1]:
-            if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
-                raise Unsupported(f"statement {ast.unparse(statement)}")
-            self.assign(statement.targets[0], statement.value)
+            self.statement(statement)  # an assignment, or a branch (``native_ops``)
         templates = self.outputs(self.tree.body[-1].value)
         params = "double *F, int64_t *I"
         text = (f"static int step_{self.name}{self.suffix}({params}) {{\n"
@@ -136,7 +145,11 @@ class _Emitter(Expressions):
         path = _input_path(node)
         if path is not None:
             return self.load_input(name, path)
+        if name not in self.values:  # a side of a branch raised on the recorded values
+            raise Unsupported(f"no value of {name}")
         value = self.values[name]
+        if self.defer(name, node, value):  # computed inside the one all/any that reads it
+            return
         if isinstance(value, np.ndarray):
             self.env[name] = self.array(node, name)
         elif isinstance(value, tuple):
@@ -185,6 +198,8 @@ class _Emitter(Expressions):
             return
         if _call_name(node) == "_ns_svd":
             return self.svd(names, node)
+        if _call_name(node) == "_ns_eigh":
+            return self.eigh(names, node)
         raise Unsupported(f"tuple assignment from {ast.unparse(node)}")
 
     def stack(self, elements: int) -> None:
@@ -239,7 +254,9 @@ class _Emitter(Expressions):
         flat = [value[idx] for idx in _indices_in_memory(shape, strides)]
         items = ", ".join(literal(v, kind) for v in flat)
         self.stack(len(flat))
-        self.lines.append(f"{_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = {{{items}}};")
+        # static: initialised once, not at each pass of a loop that reads it
+        self.lines.append(f"static const {_ACTYPE[kind]} {name}[{max(len(flat), 1)}] = "
+                          f"{{{items}}};")
         return _Arr(name, kind, shape, strides, frozenset())
 
     def array(self, node, name) -> _Arr:
@@ -250,6 +267,12 @@ class _Emitter(Expressions):
             return self.view(node, name, value)
         if call == "_ns_matvec":
             return self.matvec(node, name, value)
+        if call == "_ns_matmul":
+            return self.matmul(node, name, value)
+        if call == "_ns_stack":
+            return self.stack_arrays(node, name, value)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, name, value)
         if call in ("_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_add_reduce", "_max_reduce"):
             return self.reduce_to_array(node, name, value)
         if call == "_np_array":

@@ -38,6 +38,7 @@ _CTYPE = {"f": "double", "i": "int64_t", "b": "int"}
 
 #: array-valued calls materialized as arrays (``native_emit``) before an element is taken
 ARRAY_CALLS = ("_ns_reshape", "_ns_swapaxes", "_ns_expand_dims", "_ns_squeeze", "_ns_matvec",
+               "_ns_matmul", "_ns_stack",
                "_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_np_array")
 
 
@@ -157,6 +158,15 @@ class Expressions:
         if call not in ("_ns_sum", "_ns_all", "_ns_any", "_ns_max", "_add_reduce",
                         "_max_reduce"):
             raise Unsupported(f"subscript {ast.unparse(node)}")
+        if call in ("_ns_all", "_ns_any") and not isinstance(node, ast.Subscript) and \
+                len(call_node.args) == 1 and not isinstance(self.value(call_node.args[0]),
+                                                                np.ndarray):
+            code, kind = self.scalar(call_node.args[0])  # of one value: the value's truth
+            return _cast(code, kind, "b")
+        if call in ("_ns_all", "_ns_any") and not isinstance(node, ast.Subscript):
+            fused = self.fused_reduction(call, call_node.args[0])  # ``native_ops``
+            if fused is not None:
+                return fused
         src = self.array_of(call_node.args[0])
         axis = _axis(self, call_node)
         if axis is None or len([n for n in src.shape if n != 1]) > 1:

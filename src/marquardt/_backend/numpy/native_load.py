@@ -107,18 +107,20 @@ _LOADED: dict[str, ctypes.CDLL] = {}
 _LOCK = threading.Lock()
 
 
-def source_key(source: str, cc: str) -> str:
-    """The cache key of ``source`` compiled by ``cc`` with ``FLAGS``."""
+def source_key(source: str, cc: str, flags: tuple = FLAGS) -> str:
+    """The cache key of ``source`` compiled by ``cc`` with ``flags``."""
     h = hashlib.sha256()
-    for part in (source, cc, " ".join(FLAGS), sys.platform):
+    for part in (source, cc, " ".join(flags), sys.platform):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
 
 
-def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the verb
+def load(source: str, compile: bool = True,  # noqa: A002 - the verb
+         flags: tuple = FLAGS) -> ctypes.CDLL:
     """The shared object of ``source``: from this process's memo, the disk cache, or compiled
-    now (with ``compile``).
+    now (with ``compile``), with the compiler's ``flags`` (the batch kernel's are
+    ``native_kernel.FLAGS``).
 
     Raises:
         NotCompiled: ``compile`` is false and the object is not on disk.
@@ -128,7 +130,7 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
     cc = compiler()
     if cc is None:
         raise NativeUnavailable("no C compiler found (tried $CC, cc, gcc, clang)")
-    key = source_key(source, cc)
+    key = source_key(source, cc, flags)
     lib = _LOADED.get(key)
     if lib is not None:
         return lib
@@ -139,11 +141,11 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
             if not os.path.exists(path):
                 if not compile:
                     raise NotCompiled(path)
-                _compile(cc, source, path)
+                _compile(cc, source, path, flags)
             try:
                 lib = ctypes.CDLL(path)
             except OSError as e:  # a damaged file in the cache: build it again, once
-                _compile(cc, source, path)
+                _compile(cc, source, path, flags)
                 try:
                     lib = ctypes.CDLL(path)
                 except OSError:
@@ -152,7 +154,7 @@ def load(source: str, compile: bool = True) -> ctypes.CDLL:  # noqa: A002 - the 
     return lib
 
 
-def _compile(cc: str, source: str, path: str) -> None:
+def _compile(cc: str, source: str, path: str, flags: tuple = FLAGS) -> None:
     """``source`` compiled to ``path``: in a temporary directory beside it, then renamed."""
     where = os.path.dirname(path)
     try:
@@ -162,7 +164,7 @@ def _compile(cc: str, source: str, path: str) -> None:
             so_file = os.path.join(tmp, "step.so")
             with open(c_file, "w") as fh:
                 fh.write(source)
-            done = subprocess.run([cc, *FLAGS, "-o", so_file, c_file, "-lm"],
+            done = subprocess.run([cc, *flags, "-o", so_file, c_file, "-lm"],
                                   capture_output=True, text=True, timeout=_TIMEOUT_S)
             if done.returncode != 0:
                 raise NativeUnavailable(f"{cc} failed ({done.returncode}): "
@@ -174,19 +176,28 @@ def _compile(cc: str, source: str, path: str) -> None:
 
 class Blas(NamedTuple):
     """NumPy's BLAS/LAPACK: the library's path, whether its integers are 64-bit (ILP64),
-    and the addresses of ``dgemv`` (CBLAS) and ``dgesdd`` (LAPACK, Fortran convention)."""
+    and the addresses of ``dgemv``, ``dsyrk``, ``dgemm`` (CBLAS) and ``dgesdd``, ``dsyevd``
+    (LAPACK, Fortran convention)."""
 
     path: str
     ilp64: bool
     dgemv: int
     dgesdd: int
+    dsyrk: int = 0
+    dgemm: int = 0
+    dsyevd: int = 0
 
 
-# the symbol names to try, most likely first: (CBLAS dgemv, LAPACK dgesdd, ILP64)
-_SYMBOLS = (("scipy_cblas_dgemv64_", "scipy_dgesdd_64_", True),
-            ("cblas_dgemv64_", "dgesdd_64_", True),
-            ("scipy_cblas_dgemv", "scipy_dgesdd_", False),
-            ("cblas_dgemv", "dgesdd_", False))
+# the symbol names to try, most likely first: (CBLAS prefix, suffix, LAPACK prefix, suffix,
+# ILP64); a name is prefix + the routine + suffix (scipy_cblas_dgemv64_, scipy_dgesdd_64_)
+_SYMBOLS = (("scipy_cblas_", "64_", "scipy_", "_64_", True),
+            ("cblas_", "64_", "", "_64_", True),
+            ("scipy_cblas_", "", "scipy_", "_", False),
+            ("cblas_", "", "", "_", False))
+
+#: the routines the generated code calls, CBLAS then LAPACK
+_CBLAS = ("dgemv", "dsyrk", "dgemm")
+_LAPACK = ("dgesdd", "dsyevd")
 
 
 def _candidates() -> list[str]:
@@ -226,13 +237,13 @@ def blas() -> Blas:
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
         except OSError:
             continue
-        for gemv, gesdd, ilp64 in _SYMBOLS:
+        for c_pre, c_suf, l_pre, l_suf, ilp64 in _SYMBOLS:
             try:
-                f_gemv = getattr(lib, gemv)
-                f_gesdd = getattr(lib, gesdd)
+                found = {name: getattr(lib, c_pre + name + c_suf) for name in _CBLAS}
+                found.update({name: getattr(lib, l_pre + name + l_suf) for name in _LAPACK})
             except AttributeError:
                 continue
-            return Blas(path, ilp64, ctypes.cast(f_gemv, ctypes.c_void_p).value,
-                        ctypes.cast(f_gesdd, ctypes.c_void_p).value)
+            address = {k: ctypes.cast(f, ctypes.c_void_p).value for k, f in found.items()}
+            return Blas(path, ilp64, **address)
     raise NativeUnavailable("NumPy's OpenBLAS not found (no numpy.libs/*openblas* with "
                             "cblas_dgemv and dgesdd)")

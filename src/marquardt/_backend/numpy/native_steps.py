@@ -23,7 +23,8 @@ import ctypes
 
 import numpy as np
 
-from marquardt._backend.numpy import native_cloop, native_load, native_numdiff, native_slots
+from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_prelude,
+                                      native_slots)
 from marquardt._backend.numpy.native_emit import emit_step
 from marquardt._backend.numpy.native_prelude import prelude
 from marquardt._backend.numpy.native_slots import Layout, Unsupported
@@ -215,9 +216,7 @@ def build(compiled: dict, calls: dict, python: dict | None = None, compile: bool
     differences = native_numdiff.c_source("static") if with_loop else ""
     source = prelude(blas.ilp64) + "\n" + differences + "\n".join(texts)
     lib = native_load.load(source, compile)
-    lib.marquardt_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
-    lib.marquardt_init.restype = None
-    lib.marquardt_init(ctypes.c_void_p(blas.dgemv), ctypes.c_void_p(blas.dgesdd))
+    native_prelude.init(lib, blas)
     if python is None:
         python = {name: step.fn for name, step in compiled.items() if step is not None}
     native = NativeSteps(layout, lib, emitted, python, source)

@@ -23,8 +23,9 @@ So the compiled function performs the same IEEE operations in the same order as 
 core on ``single`` (bit for bit the same results, ``tests/test_host_executor.py``), with a
 fraction of the Python calls. Static configuration (``LoopConfig``, shapes, dtypes) is baked
 in; the cache key holds it. A function that branches in Python on a traced value (a ``bool``
-of an array: the trust-region policy's host shortcut, the Cholesky solver's ``cond``) cannot be
-traced: ``Untraceable`` is raised and the caller runs the eager core instead.
+of an array: the trust-region policy's host shortcut) cannot be traced: ``Untraceable`` is
+raised and the caller runs the eager core instead; ``xp.cond`` (the Cholesky solvers' fallback)
+is traced on both sides and written as an ``if`` (``trace_branch``).
 
 The generated source is made only from our own operation names and from names of constants
 held in the function's globals (no user text is ever part of it); ``source`` keeps it for
@@ -36,10 +37,11 @@ from __future__ import annotations
 import math
 import operator
 import re
+import textwrap
 
 import numpy as np
 
-from marquardt._backend.numpy import single, trace_lanes
+from marquardt._backend.numpy import single, trace_branch, trace_lanes
 from marquardt._backend.numpy.trace_inline import ARRAY_PATH, INLINE, REDUCTIONS
 from marquardt._backend.numpy.trace_values import (_LEAF_TYPES, Untraceable, _is_record, _pick,
                                                    _same, _Sym)
@@ -61,6 +63,13 @@ class _Tracer:
         self.count = 0
         self.expressions: dict[str, _Sym] = {}
         self.lane_scalars: dict[str, _Sym] = {}  # a NumPy scalar's Python number (trace_lanes)
+        self.noted: list | None = None  # inside a branch's side: symbols it changed
+
+    def note(self, sym: _Sym) -> None:
+        """``sym``'s name and lanes are about to change (``trace_lanes``): inside a branch's
+        side, kept to be restored after it (``trace_branch``)."""
+        if self.noted is not None:
+            self.noted.append((sym, sym.name, sym.parts))
 
     def fresh(self, value) -> _Sym:
         self.count += 1
@@ -147,8 +156,10 @@ class _Tracer:
         return ok and _same(got, expected)
 
     def namespace_call(self, name, args, kwargs):
-        if name == "cond":  # a branch on a value: both sides cannot be one straight line
-            raise Untraceable("xp.cond")
+        if name == "cond":  # a branch on a value: both sides traced, an ``if`` written
+            if not self.traced(args[:1]):
+                return args[1]() if bool(self.value(args[0])) else args[2]()
+            return trace_branch.branch(self, *args)
         fn = getattr(single, name)
         values = [self.value(a) for a in args]
         result = fn(*values, **{k: self.value(v) for k, v in kwargs.items()})
@@ -292,7 +303,8 @@ def compile_function(fn, args) -> tuple[Compiled, object]:
     result_expr = _build(tr, out)
     params = ", ".join(f"a{i}" for i in range(len(args)))
     body = _live_lines(header + tr.lines, result_expr) + [f"return {result_expr}"]
-    source = f"def compiled({params}):\n" + "".join(f"    {line}\n" for line in body)
+    source = f"def compiled({params}):\n" + "".join(
+        textwrap.indent(line, "    ") + "\n" for line in body)
     namespace = dict(tr.globals)
     exec(compile(source, "<marquardt trace>", "exec"), namespace)  # noqa: S102 — our own code
     compiled = Compiled(namespace["compiled"], source, tuple(_signature(a) for a in args),
@@ -309,6 +321,11 @@ def _live_lines(lines: list[str], result_expr: str) -> list[str]:
     needed = set(_NAME.findall(result_expr))
     kept = []
     for line in reversed(lines):
+        if trace_branch.is_block(line):  # a branch: kept whole where a variable is needed
+            if trace_branch.assigned(line) & needed:
+                kept.append(line)
+                needed.update(_NAME.findall(line))
+            continue
         targets, expression = line.split(" = ", 1)
         if any(t in needed for t in _NAME.findall(targets)):
             kept.append(line)

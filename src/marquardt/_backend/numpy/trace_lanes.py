@@ -89,6 +89,7 @@ def lanes(tr, sym: _Sym) -> list:
         value = sym.value
         template = "{0}.tolist()[0]" if value.ndim == 2 else "{0}.tolist()"
         items = value.reshape(-1).tolist()
+        tr.note(sym)
         sym.parts = list(tr.emit(template, (sym,), tuple(items)))
     return sym.parts
 
@@ -112,6 +113,7 @@ def materialize(tr, sym: _Sym) -> None:
     rows = f"[[{items}]]" if sym.value.ndim == 2 else f"[{items}]"
     dtype = tr.constant(sym.value.dtype.type)
     tr.count += 1
+    tr.note(sym)
     sym.name = f"v{tr.count}"
     tr.lines.append(f"{sym.name} = _np_array({rows}, {dtype})")
 
