@@ -147,12 +147,12 @@ def test_equals_one_at_a_time(model, data):
     """200 random problems: x, cov and cost as ``curve_fit`` gives them, and the same status,
     nfev and nit for at least 195 of them (``assert_same_fit``)."""
     x, y, p0 = data(200)
-    res = curve_fit_batch(model, x, y, p0, solver=SOLVER, **TOL)
+    res = curve_fit_batch(model, x, y, p0, solver=SOLVER, kernel=False, **TOL)
     # new data of the same shapes runs the compiled step as it is: no new cache entry and no
     # new trace (counted, not timed: another test of this worker may have compiled it first)
     compiled = _compiled_steps(model)
     assert compiled
-    curve_fit_batch(model, x, *data(200, seed=1)[1:], solver=SOLVER, **TOL)
+    curve_fit_batch(model, x, *data(200, seed=1)[1:], solver=SOLVER, kernel=False, **TOL)
     assert _compiled_steps(model) == compiled, "new data must not recompile"
     assert res.x.shape == (200, p0.shape[1]) and res.cov.shape == (200, p0.shape[1], p0.shape[1])
     assert np.all(res.success)
@@ -696,14 +696,15 @@ def double_exp_np_scalar(t, a1, k1, a2, k2):
 @pytest.mark.parametrize("model", [double_exp_np, double_exp_np_scalar],
                          ids=["broadcasting", "per-problem calls"])
 def test_numpy_model_equals_one_at_a_time(model):
-    """A NumPy model runs on the host executor (finite differences, SciPy's '2-point'):
-    every problem gets what ``curve_fit`` gives it alone (the same stopping decisions; x to
+    """A NumPy model runs on the host executor with finite differences (SciPy's '2-point',
+    asked for: at ``jac='auto'`` the broadcasting model, a closed form, would get its exact
+    partials): every problem gets what ``curve_fit`` gives it alone (the same stopping decisions; x to
     rounding: NumPy's vectorised exp may round a long row differently in the last bit, and
     an absent point is a zero row here, a removed one there), whether the model is called
     for many problems at once (it broadcasts) or once per problem (it does not)."""
     t, y, p0 = double_exp_data(40, seed=5)
     y[3, [1, 7]] = np.nan
-    res = curve_fit_batch(model, t, y, p0, nan_policy="omit", **TOL)
+    res = curve_fit_batch(model, t, y, p0, nan_policy="omit", jac="2-point", **TOL)
     assert res.success.all()
     for k in range(40):
         present = ~np.isnan(y[k])
@@ -866,8 +867,8 @@ def test_a_fit_with_as_many_points_as_parameters_warns_as_curve_fit_does():
 
 
 def test_another_k_does_not_recompile():
-    """A TensorFlow model's compiled step is traced once: batches of 3, 37 and 300 problems
-    all run in the same ``chunk_size`` slots."""
+    """A TensorFlow model's compiled step (``kernel=False``: XLA) is traced once: batches of
+    3, 37 and 300 problems all run in the same ``chunk_size`` slots."""
     from marquardt._backend.tensorflow import driver
 
     def decay_tf(t, a, k):  # a model of this test's own, so the count starts here
@@ -875,7 +876,7 @@ def test_another_k_does_not_recompile():
 
     t, y, p0 = decay_data(300)
     for k in (3, 37, 300):
-        res = curve_fit_batch(decay_tf, t, y[:k], p0[:k], chunk_size=64, **TOL)
+        res = curve_fit_batch(decay_tf, t, y[:k], p0[:k], chunk_size=64, kernel=False, **TOL)
         assert res.success.all()
     steps = [fn for key, fn in driver._cache.items() if key[0] == "curve_fit_batch"
              and key[1] is decay_tf]

@@ -274,16 +274,17 @@ def test_dask_is_not_imported_for_numpy_arrays():
 
 @pytest.mark.slow
 def test_tensorflow_model_on_cluster_compiles_once_per_worker(client):
-    """A TensorFlow model (sent by value) on two worker processes: the result equals the
+    """A TensorFlow model (sent by value; ``kernel=False``: the compiled executor) on two
+    worker processes: the result equals the
     in-memory call bit for bit, and each worker compiled the solve once for its blocks
     (``_same_model``: without it, every block's unpickled copy was a new model object, and
     a new compilation)."""
     d = data(k=1200)
     model = make_decay_tf()
-    ref = curve_fit_batch(model, d["t"], d["y"], d["p0"], chunk_size=64, **TOL)
+    ref = curve_fit_batch(model, d["t"], d["y"], d["p0"], chunk_size=64, kernel=False, **TOL)
     y = da.from_array(d["y"], chunks=(150, 32))  # 8 blocks for 2 workers
     res = curve_fit_batch(model, d["t"], y, da.from_array(d["p0"], chunks=(150, 2)),
-                          chunk_size=64, **TOL)
+                          chunk_size=64, kernel=False, **TOL)
     (computed,) = dask.compute(dict(res))
     assert_same(computed, ref, exact=True)
 

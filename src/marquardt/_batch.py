@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from marquardt import _batch_inputs as _inputs
+from marquardt import _batch_kernel as _kernel
 from marquardt import _checks, _dask
 from marquardt._core import host, numdiff
 from marquardt._core.functions import model_evaluator
@@ -87,6 +88,7 @@ def curve_fit_batch(
     jit_compile: bool = True,
     dtype: str = "float64",
     workers: int | None = None,
+    kernel: bool | None = None,
     **options: Any,
 ) -> OptimizeResult:
     """Fit one model ``f(x, *params)`` to K independent data sets, in one vectorised solve.
@@ -120,9 +122,11 @@ def curve_fit_batch(
         absolute_sigma: as in ``curve_fit``: if False, each covariance is scaled by its
             problem's reduced χ².
         bounds: ``(lb, ub)``, each a scalar, shape (n,), or shape (K, n) per problem.
-        jac: ``'auto'`` (exact forward-mode autodiff for a TensorFlow model, ``'2-point'``
-            for a NumPy one), ``'forward'``, ``'reverse'``, ``'2-point'``, ``'3-point'``, or a
-            callable ``jac(x, *params) -> (m, n)`` for one problem (vectorised like a
+        jac: ``'auto'`` (exact: forward-mode autodiff for a TensorFlow model; for a NumPy
+            model that is one closed-form expression of its parameters and points, such as
+            ``a*np.exp(-b*t) + c``, its symbolic partials (``marquardt._model_capture``),
+            else ``'2-point'``), ``'forward'``, ``'reverse'``, ``'2-point'``, ``'3-point'``,
+            or a callable ``jac(x, *params) -> (m, n)`` for one problem (vectorised like a
             TensorFlow ``f``; called once per problem for a NumPy one).
         nan_policy: ``'raise'`` (default): NaN in ``ydata`` is an error. ``'omit'``: a NaN
             marks that point of that problem as absent (zero weight), as SciPy's
@@ -149,6 +153,14 @@ def curve_fit_batch(
             of this dtype from its first call on: a model with float32 constants
             (``tf.cast(t, tf.float32)``) needs ``'float32'``. A NumPy or JAX model runs in
             float64 only.
+        kernel: whether a closed-form model (see ``jac``; NumPy or TensorFlow, float64, an
+            exact Jacobian) is fitted by the per-problem kernel: the model and its partials
+            compiled to C with the LM core's steps, one whole fit per problem, the problems
+            shared among ``workers`` threads (default: one per core). None (default): on a
+            CPU, a TensorFlow model at once (instead of XLA's compilation), a NumPy model
+            once the host executor has done about a second of its work (then also in later
+            processes: the kernel is cached on disk), docs/batch.md. True: now (ValueError
+            naming why where it cannot). False: never. The executors agree to rounding.
         **options: ``ftol``, ``xtol``, ``gtol``, ``x_scale``, ``loss``, ``f_scale``,
             ``diff_step``, ``max_nfev`` with ``least_squares``' meanings and defaults
             (``max_nfev`` counts per problem); ``damping`` (default ``'nielsen'``, not
@@ -198,14 +210,15 @@ def curve_fit_batch(
         return _dask.curve_fit_batch(
             f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
             jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-            jit_compile=jit_compile, dtype=dtype, workers=workers, **options)
+            jit_compile=jit_compile, dtype=dtype, workers=workers, kernel=kernel, **options)
     return fit(f, xdata, ydata, p0, sigma=sigma, absolute_sigma=absolute_sigma, bounds=bounds,
                jac=jac, nan_policy=nan_policy, shared_x=shared_x, chunk_size=chunk_size,
-               jit_compile=jit_compile, dtype=dtype, workers=workers, **options)
+               jit_compile=jit_compile, dtype=dtype, workers=workers, kernel=kernel,
+               **options)
 
 
 def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
-                   options: dict, dtype="float64") -> int:
+                   options: dict, dtype="float64", kernel: bool | None = None) -> int:
     """The checks of ``curve_fit_batch``'s arguments that need no data (the Dask front door
     runs them before building its graph); returns the checked ``chunk_size``."""
     _inputs.check_dtype(dtype)
@@ -219,6 +232,8 @@ def check_settings(f, jac, nan_policy: str, shared_x, chunk_size, jit_compile,
     if not isinstance(jit_compile, bool):
         raise TypeError("`jit_compile` must be True or False. "
                         f"Received: jit_compile={jit_compile!r}")
+    if kernel is not None and not isinstance(kernel, bool):
+        raise TypeError(f"`kernel` must be None, True or False. Received: kernel={kernel!r}")
     if jac == COMPLEX_STEP:
         raise ValueError("`jac` must be 'auto', 'forward', 'reverse', '2-point', '3-point' or a "
                          "callable in a batch: the complex step ('cs') is for least_squares "
@@ -231,7 +246,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         nan_policy: str = "raise", shared_x: bool | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE, jit_compile: bool = True,
         dtype: str = "float64", bounded: bool | None = None, workers: int | None = None,
-        **options: Any) -> OptimizeResult:
+        kernel: bool | None = None, **options: Any) -> OptimizeResult:
     """``curve_fit_batch`` on in-memory arrays (NumPy, or anything ``np.asarray`` takes).
 
     ``bounded``: whether the core projects steps on the bounds (``LoopConfig.bounded``);
@@ -241,7 +256,7 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
     """
     started = time.perf_counter()
     chunk_size = check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile, options,
-                                dtype)
+                                dtype, kernel)
     dtype = _inputs.check_dtype(dtype)
     threads = _inputs.check_workers(workers)
     y, present = _inputs.prepare_ydata(ydata, nan_policy)
@@ -278,22 +293,39 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         # the model jitted per padded shape where it can be traced, else called eagerly
         batch_model = jitted_model(f, x, shared_x, p0[0])
         f = _host_model(f)
+    npoints = present.sum(axis=1)
+    improper = npoints < n
+    todo = np.flatnonzero(~improper)
+    max_nfev_given = options.get("max_nfev") is not None
+    # a closed-form model on the per-problem kernel, where it applies (``_batch_kernel``)
+    kernel_wanted, kernel, plan = kernel, None, None
+    if todo.size:  # a closed-form model: its exact Jacobian, on the kernel where it runs
+        plan, why = _kernel.plan(f, jac, backend, f_dtype, dtype, x, shared_x, p0, todo)
+        if plan is None and kernel_wanted:
+            raise ValueError(f"`kernel=True`, but this batch has no kernel: {why}")
+    if plan is not None:
+        exact_cfg = _kernel.exact_config(cfg, n, max_nfev_given)
+        if kernel_wanted is not False:
+            kernel, why = _kernel.kernel_for(plan, exact_cfg, m, n, now=bool(kernel_wanted))
+            if kernel is None and kernel_wanted:
+                raise ValueError(f"`kernel=True`, but this batch has no kernel: {why}")
+        if kernel is None and plan.backend == "numpy":
+            jac = plan.jacobian  # on the host (until the kernel pays): the same Jacobian
     # finite differences count their calls in nfev (and max_nfev), as in least_squares
     mode = ("2-point" if jac == "auto" and not (tensorflow or jax_model) else jac)
     if jax_model:
         mode = "auto"
-    cfg = with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n,
-                              options.get("max_nfev") is not None)
-
-    npoints = present.sum(axis=1)
-    improper = npoints < n
-    todo = np.flatnonzero(~improper)
+    cfg = (exact_cfg if kernel is not None else
+           with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n, max_nfev_given))
     out = BatchOutputs(k_all, m, n, p0)
 
     def store(idx, state):
         out.store(idx, state, cfg, lb[idx], ub[idx])
 
-    if todo.size and jax_model:
+    if todo.size and kernel is not None:
+        _kernel.solve(kernel, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, todo,
+                      store, workers)
+    elif todo.size and jax_model:
         from marquardt._backend.jax import batch as jax_batch
         from marquardt._backend.jax.host_functions import tracing_errors
         try:
@@ -329,6 +361,8 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         _solve_on_host(f, jac, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed,
                        cfg._replace(output_epsilon=output_epsilon(f_dtype)), diff_step, todo,
                        store, f_dtype, typical, batch_model, threads)
+        if plan is not None and plan.backend == "numpy" and kernel_wanted is None:  # its rent
+            _kernel.pay(plan, exact_cfg, m, n, out.nfev[todo])
     dof = npoints - n  # problems with too few points keep BatchOutputs' IMPROPER_INPUT status
     cov = out.pcov
     _warn_rank_deficient(todo[np.isinf(cov[todo]).any(axis=(1, 2))], n)

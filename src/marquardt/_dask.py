@@ -77,7 +77,7 @@ class _Plan(NamedTuple):
 def curve_fit_batch(f, xdata, ydata, p0=None, *, sigma=None, absolute_sigma=False,
                     bounds=(-np.inf, np.inf), jac="auto", nan_policy="raise", shared_x=None,
                     chunk_size=None, jit_compile=True, dtype="float64", workers=None,
-                    **options):
+                    kernel=None, **options):
     """``marquardt.curve_fit_batch`` for a Dask ``ydata`` (its docstring and docs/dask.md):
     the same arguments and result fields, each field a Dask array chunked like ``ydata``'s
     problems. Checked now: everything that needs no data values (shapes, options, the
@@ -88,7 +88,7 @@ def curve_fit_batch(f, xdata, ydata, p0=None, *, sigma=None, absolute_sigma=Fals
     if chunk_size is None:
         chunk_size = _batch.DEFAULT_CHUNK_SIZE
     chunk_size = _batch.check_settings(f, jac, nan_policy, shared_x, chunk_size, jit_compile,
-                                       options, dtype)
+                                       options, dtype, kernel)
     from marquardt._batch_inputs import check_workers
     check_workers(workers)
     y = _problem_blocks(ydata)
@@ -100,7 +100,7 @@ def curve_fit_batch(f, xdata, ydata, p0=None, *, sigma=None, absolute_sigma=Fals
     bounded = args.bounds(bounds)
     settings = dict(absolute_sigma=absolute_sigma, jac=jac, nan_policy=nan_policy,
                     shared_x=x_shared, chunk_size=chunk_size, jit_compile=jit_compile,
-                    dtype=dtype, bounded=bounded, workers=workers, **options)
+                    dtype=dtype, bounded=bounded, workers=workers, kernel=kernel, **options)
     plan = _Plan(f, jac, _model_key(f, jac), tuple(args.per_problem), args.shared, settings)
     return _lazy_result(y, args, plan)
 
