@@ -53,13 +53,14 @@ __all__ = ["COMPILE_POINTS", "LOAD_POINTS", "MIN_PROBLEMS_PER_THREAD", "Plan", "
            "kernel_for", "pay", "solve", "STATS"]
 
 #: Host point evaluations (nfev × m, summed over a NumPy model's batches of one configuration)
-#: after which its kernel is compiled: ~0.8 s of the host executor's time at ~26 ns a point
-#: evaluation (2-D Gaussian, 5×5 pixels, 2-point differences: ~38,000 fits/s of ~1,000 point
-#: evaluations each on one core, 2026-12-05) against ``cc``'s ~0.9-1.6 s for that kernel.
-COMPILE_POINTS = 30_000_000
+#: after which its kernel is compiled: ``cc``'s ~1 s for a kernel (2-D Gaussian, 2-core
+#: machine) over the host executor's ~350 ns a point evaluation (10,000 Gaussians of 5×5
+#: pixels with the captured Jacobian, 1.6 M point evaluations: 0.57 s, 2026-12-05): the third
+#: call of such a batch compiles.
+COMPILE_POINTS = 3_000_000
 
-#: The same where the kernel is on disk already: its emission (~0.1-0.2 s) only.
-LOAD_POINTS = 5_000_000
+#: The same where the kernel is on disk already: its emission (~0.12 s) only.
+LOAD_POINTS = 400_000
 
 #: Fewest problems per thread of the kernel's default thread count (a thread's start costs
 #: ~50 µs, a 2-D Gaussian fit ~7 µs).
