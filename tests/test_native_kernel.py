@@ -19,10 +19,12 @@ pytestmark = pytest.mark.skipif(native_load.compiler() is None, reason="no C com
 TOL = dict(ftol=1e-8, xtol=1e-8, gtol=1e-8)
 
 #: Gpufit's 2-D Gaussian (amplitude, centre x and y, width, offset), written by hand in C with
-#: its analytic Jacobian, to the kernel's model contract (``native_kernel.MODEL_CONTRACT``)
+#: its analytic Jacobian, to the kernel's model contract (``native_kernel.MODEL_CONTRACT``);
+#: an amplitude above 1e300 makes it fail (returns 1), for the error's test
 GAUSS2D_C = r"""
 static int mq_cmodel(const double *p, const mq_data *d, double *r, double *J) {
     const double a = p[0], x0 = p[1], y0 = p[2], s = p[3], b = p[4], s2 = s * s;
+    if (a > 1e300) return 1;
     const double *xs = d->x, *ys = d->x + d->x_row;
     for (long i = 0; i < d->m; i++) {
         const double dx = xs[i] - x0, dy = ys[i] - y0, q = dx * dx + dy * dy;
@@ -140,3 +142,16 @@ def test_a_trust_radius_has_no_kernel():
     cfg, _, _, _ = _batch._loop_config(dict(TOL, damping="trust-region"), 5, False)
     with pytest.raises(Unsupported):
         native_kernel.build(cfg, 25, 5, GAUSS2D_C)
+
+
+def test_built_once_per_process(free):
+    kernel, _ = free
+    assert kernel_for()[0] is kernel
+
+
+def test_a_model_that_fails_stops_with_an_error(free):
+    kernel, d_fixed = free
+    xy, y, p0 = data(3, seed=6)
+    p0[2, 0] = 1e301
+    with pytest.raises(RuntimeError, match="problem 2: the model returned nonzero"):
+        native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed)

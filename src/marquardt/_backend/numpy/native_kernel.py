@@ -35,6 +35,7 @@ between its rows), y = ydata + k m, w = wdata + k m (or shared, or NULL).
 from __future__ import annotations
 
 import ctypes
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -61,6 +62,9 @@ MODEL_CONTRACT = """typedef struct { const double *x; long x_row; const double *
 static int mq_cmodel(const double *p, const mq_data *d, double *r, double *J);"""
 
 _FIELDS = LoopState._fields
+_BUILT: dict = {}  # (cfg, m, n, model source) -> BatchKernel: built once per process
+_BUILT_MAX = 32
+_LOCK = threading.Lock()
 _INT_FIELDS = ("nfev", "njev", "nit", "status")
 
 
@@ -145,7 +149,8 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
           ) -> BatchKernel:
     """The kernel of configuration ``cfg`` for problems of ``m`` residuals and ``n``
     parameters, with the model ``model_source`` (C defining ``mq_cmodel``, see
-    ``MODEL_CONTRACT``).
+    ``MODEL_CONTRACT``); kept per process (a second call costs a dictionary look-up; the
+    compiled object is also on disk, ``native_load``).
 
     Raises:
         Unsupported: the configuration has no kernel (a trust radius's ``refit``, a callable
@@ -157,6 +162,21 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
         raise Unsupported("a trust radius (its refit step): the kernel runs Nielsen's or "
                           "trainlm's λ")
     cfg = replaced(cfg, callback=None, record_history=False)
+    key = (cfg, m, n, model_source)
+    with _LOCK:
+        kernel = _BUILT.get(key)
+    if kernel is not None:
+        return kernel
+    kernel = _build(cfg, m, n, model_source, compile)
+    with _LOCK:
+        _BUILT[key] = kernel
+        while len(_BUILT) > _BUILT_MAX:  # the oldest goes
+            _BUILT.pop(next(iter(_BUILT)))
+    return kernel
+
+
+def _build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool  # noqa: A002
+           ) -> BatchKernel:
     compiled, calls = _record(cfg, m, n)
     blas = native_load.blas()
     layout = Layout()
