@@ -120,15 +120,7 @@ class _Emitter(Expressions, Operations):
     # -- values and names -------------------------------------------------------------------
 
     def run(self) -> Emitted:
-        # how often each variable is read, and which are reduced by all/any (``defer``)
-        self.uses = {}
-        self.reduced = set()
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                self.uses[node.id] = self.uses.get(node.id, 0) + 1
-            if _call_name(node) in ("_ns_all", "_ns_any") and len(node.args) == 1 and \
-                    isinstance(node.args[0], ast.Name):
-                self.reduced.add(node.args[0].id)
+        self.count_uses(self.tree)  # for ``defer`` (``native_ops``)
         for statement in self.tree.body[:-1]:
             self.statement(statement)  # an assignment, or a branch (``native_ops``)
         templates = self.outputs(self.tree.body[-1].value)

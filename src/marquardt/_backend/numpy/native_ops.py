@@ -1,7 +1,7 @@
 """The statements and array operations that the Cholesky solvers add to a traced step
 (``native_emit``): a branch (``trace_branch``'s ``if``), an element or row taken by a constant
-index (``m[..., i, k]``), the product ``matmul`` (JᵀJ) and the eigen-decomposition ``eigh``
-(the Cholesky fallback), each in C with NumPy's semantics:
+index (``m[..., i, k]``), ``stack``, the product ``matmul`` (JᵀJ) and the eigen-decomposition
+``eigh`` (the Cholesky fallback), each in C with NumPy's semantics; and one fusion:
 
 * ``if c:`` … ``else:`` … becomes ``if (!(c)) goto else; … goto end; else: ; … end: ;``: one
   block scope, so that the variables of either side are declared in the function's scope
@@ -17,6 +17,11 @@ index (``m[..., i, k]``), the product ``matmul`` (JᵀJ) and the eigen-decomposi
   dimensions from the operands' strides, as ``DOUBLE_matmul_matrixmatrix`` makes them.
 * ``eigh(a)``: ``np_eigh``, LAPACK ``dsyevd`` (jobz 'V', uplo 'L') on a column-major copy
   with the workspace its query asks for, as ``np.linalg.eigh`` (``_umath_linalg.eigh_lo``).
+
+* an elementwise boolean array read only by one ``all``/``any`` (``isfinite`` of J in the
+  core's ``all_finite_rows``) is not stored: its elements are computed inside the
+  reduction's loop, which leaves at the first that decides it (``defer``,
+  ``fused_reduction``); the same truth value, ~1,000 fewer instructions per step on a 25 × 5 J.
 
 In a batch kernel (``native_kernel``) the same text is compiled with another prelude, whose
 products are plain C loops.
@@ -64,6 +69,19 @@ def both_sides(tree: ast.Module) -> ast.Module:
 
 class Operations:
     """Mixed into ``native_emit._Emitter`` (its ``lines``, ``env``, ``values``, ...)."""
+
+    def count_uses(self, tree) -> None:
+        """How often each variable is read (``uses``), and which are the one argument of an
+        ``all``/``any`` (``reduced``)."""
+        self.uses: dict[str, int] = {}
+        self.reduced: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                self.uses[node.id] = self.uses.get(node.id, 0) + 1
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id in ("_ns_all", "_ns_any") and len(node.args) == 1 and \
+                    isinstance(node.args[0], ast.Name):
+                self.reduced.add(node.args[0].id)
 
     def defer(self, name: str, node, value) -> bool:
         """Whether ``name = node`` (an elementwise boolean array) is left to the one
