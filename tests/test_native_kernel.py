@@ -124,6 +124,11 @@ def test_threads_give_one_threads_bits(free):
     xy, y, p0 = data(37, seed=4)
     one = native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed)
     two = native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed, threads=3)
+    xs, ys, ps = data(400, seed=7)  # enough problems for several ranges per thread
+    many = [native_kernel.solve(kernel, xs, ys, None, ps, d_fixed=d_fixed, threads=t)
+            for t in (1, 2)]
+    for a, b in zip(*many):
+        assert a.tobytes() == b.tobytes()
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
 

@@ -64,6 +64,7 @@ static int mq_cmodel(const double *p, const mq_data *d, double *r, double *J);""
 _FIELDS = LoopState._fields
 _BUILT: dict = {}  # (cfg, m, n, model source) -> BatchKernel: built once per process
 _BUILT_MAX = 32
+_RANGES_PER_THREAD = 4
 _LOCK = threading.Lock()
 _INT_FIELDS = ("nfev", "njev", "nit", "status")
 
@@ -209,7 +210,8 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
     ((m,) or (k, m)) or per problem ((K, m) or (K, k, m); ``shared_x`` decides where the
     shapes do not), ``w`` None, (m,) or (K, m); ``lb``, ``ub`` (K, n), (n,) or None (±inf);
     ``d_fixed`` the damping diagonal of a fixed scaling ((K, n) or (n,); default ones);
-    ``threads``: that many contiguous ranges of problems solved side by side.
+    ``threads``: that many Python threads solving contiguous ranges of problems side by side
+    (four ranges per thread where there are enough problems, for balance).
 
     Returns:
         The final ``LoopState`` of every problem, batched ((K, ...) arrays; the counts and
@@ -245,13 +247,14 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
     args = (_ptr(per), x_stride, x_row, _ptr(y), _ptr(wk), w_stride, _ptr(p), _ptr(lo),
             _ptr(hi), _ptr(d), _ptr(out_f), _ptr(out_i))
     threads = max(1, min(int(threads), k_all))
-    bounds = np.linspace(0, k_all, threads + 1).astype(int)
     if threads == 1:
         codes = [kernel.entry(0, k_all, *args)]
-    else:
+    else:  # a few ranges per thread: a range of slow fits (noise) does not hold one back
+        parts = threads * _RANGES_PER_THREAD if k_all >= 64 * threads else threads
+        bounds = np.linspace(0, k_all, parts + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
             codes = list(pool.map(lambda i: kernel.entry(int(bounds[i]), int(bounds[i + 1]),
-                                                         *args), range(threads)))
+                                                         *args), range(parts)))
     if any(codes):
         raise RuntimeError(f"the batch kernel could not allocate its buffers (code {codes})")
     failed = out_i[:, -1]
