@@ -38,7 +38,7 @@ import numpy as np
 
 from marquardt._backend.numpy.native_expr import (_CTYPE, Expressions, _axis, _call_name, _cast,
                                                   _offset, _Sc, literal)
-from marquardt._backend.numpy.native_ops import Operations, both_sides
+from marquardt._backend.numpy.native_ops import Operations, both_sides, is_lazy
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
                                                    order_of, scalar_kind)
 
@@ -233,6 +233,8 @@ class _Emitter(Expressions, Operations):
             got = self.env.get(node.id)
             if isinstance(got, _Arr):
                 return got
+            if is_lazy(got):  # deferred (``native_ops``): stored now
+                return self.materialize(node.id)
             if got is None and node.id in self.glob:
                 return self.constant_array(self.glob[node.id])
             raise Unsupported(f"{node.id} is not an array")

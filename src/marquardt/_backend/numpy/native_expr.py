@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from marquardt._backend.numpy.native_ops import is_lazy
 from marquardt._backend.numpy.native_slots import Unsupported, array_info, scalar_kind
 
 __all__ = ["ARRAY_CALLS", "Expressions", "literal"]
@@ -113,6 +114,10 @@ class Expressions:
         value = self.value(node)
         if not isinstance(value, np.ndarray):
             return self.scalar(node)
+        if isinstance(node, ast.Name) and is_lazy(self.env.get(node.id)):  # inline
+            if self.env[node.id].value.ndim > len(shape):
+                raise Unsupported("broadcast to fewer dimensions")
+            return self.element(self.env[node.id].node, shape, idx)
         if isinstance(node, ast.Name) or _call_name(node) in ARRAY_CALLS:
             a = self.array_of(node)
             if len(a.shape) > len(shape):

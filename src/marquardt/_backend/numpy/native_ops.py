@@ -18,10 +18,11 @@ index (``m[..., i, k]``), ``stack``, the product ``matmul`` (JᵀJ) and the eige
 * ``eigh(a)``: ``np_eigh``, LAPACK ``dsyevd`` (jobz 'V', uplo 'L') on a column-major copy
   with the workspace its query asks for, as ``np.linalg.eigh`` (``_umath_linalg.eigh_lo``).
 
-* an elementwise boolean array read only by one ``all``/``any`` (``isfinite`` of J in the
-  core's ``all_finite_rows``) is not stored: its elements are computed inside the
-  reduction's loop, which leaves at the first that decides it (``defer``,
-  ``fused_reduction``); the same truth value, ~1,000 fewer instructions per step on a 25 × 5 J.
+* an elementwise array read once is not stored: an elementwise reader computes its elements
+  inline, an ``all``/``any`` inside its loop, which leaves at the first element that decides
+  it (``isfinite`` of J in the core's ``all_finite_rows``: ~1,000 fewer instructions per step
+  on a 25 × 5 J), another reader stores it then (``defer``, ``fused_reduction``,
+  ``materialize``). The same operations on each element: the same bits.
 
 In a batch kernel (``native_kernel``) the same text is compiled with another prelude, whose
 products are plain C loops.
@@ -35,13 +36,13 @@ import numpy as np
 
 from marquardt._backend.numpy.native_slots import Unsupported, array_info
 
-__all__ = ["Operations", "both_sides"]
+__all__ = ["Operations", "both_sides", "is_lazy"]
 
 
 class _Lazy:
-    """A boolean array that only an ``all``/``any`` reads (``Operations.defer``): its
-    elements are computed inside the reduction's loop, which stops at the first that
-    decides it, instead of being stored first."""
+    """An elementwise array read once (``Operations.defer``): its elements computed where
+    they are read (inside the reader's loop; an ``all``/``any``'s, which stops at the first
+    that decides it), not stored first."""
 
     __slots__ = ("node", "value")
 
@@ -60,6 +61,11 @@ class _BothSides(ast.NodeTransformer):
             out.append(ast.Try(body=body or [ast.Pass()], handlers=[handler], orelse=[],
                                finalbody=[]))
         return out
+
+
+def is_lazy(value) -> bool:
+    """Whether an emitter's variable is deferred (``Operations.defer``)."""
+    return isinstance(value, _Lazy)
 
 
 def both_sides(tree: ast.Module) -> ast.Module:
@@ -84,20 +90,29 @@ class Operations:
                 self.reduced.add(node.args[0].id)
 
     def defer(self, name: str, node, value) -> bool:
-        """Whether ``name = node`` (an elementwise boolean array) is left to the one
-        ``all``/``any`` that reads it (``fused_reduction``); then nothing is emitted here."""
-        if not isinstance(value, np.ndarray) or value.dtype != np.bool_ or \
-                self.uses.get(name, 0) != 1 or name not in self.reduced:
+        """Whether ``name = node``, an elementwise array read once, is left to its reader
+        (nothing emitted here): an elementwise reader computes its elements inline
+        (``native_expr.element``), an ``all``/``any`` inside its loop (``fused_reduction``),
+        any other reader makes it an array then (``materialize``). The same operations on
+        each element, only not stored: the same bits."""
+        from marquardt._backend.numpy.native_expr import ARRAY_CALLS
+
+        if not isinstance(value, np.ndarray) or self.uses.get(name, 0) != 1:
             return False
         call = node.func.id if isinstance(node, ast.Call) and isinstance(node.func,
                                                                         ast.Name) else None
-        from marquardt._backend.numpy.native_expr import ARRAY_CALLS
-
-        if not isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)) or \
-                call in ARRAY_CALLS or call == "_pick":
+        if not isinstance(node, (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare, ast.IfExp)) \
+                or call in ARRAY_CALLS or call in ("_pick", "_np_array"):
             return False
         self.env[name] = _Lazy(node, value)
         return True
+
+    def materialize(self, name: str):
+        """A deferred array stored after all, where its reader needs an array."""
+        lazy = self.env[name]
+        arr = self.elementwise(lazy.node, name, lazy.value)
+        self.env[name] = arr
+        return arr
 
     def fused_reduction(self, call: str, arg) -> str | None:
         """``all``/``any`` of a deferred array over all its elements: a loop that leaves at
