@@ -114,10 +114,11 @@ class Expressions:
         value = self.value(node)
         if not isinstance(value, np.ndarray):
             return self.scalar(node)
-        if isinstance(node, ast.Name) and is_lazy(self.env.get(node.id)):  # inline
-            if self.env[node.id].value.ndim > len(shape):
+        lazy = self.env.get(node.id) if isinstance(node, ast.Name) else None
+        if is_lazy(lazy) and lazy.value.size == int(np.prod(shape)):  # inline, once each
+            if lazy.value.ndim > len(shape):
                 raise Unsupported("broadcast to fewer dimensions")
-            return self.element(self.env[node.id].node, shape, idx)
+            return self.element(lazy.node, shape, idx)
         if isinstance(node, ast.Name) or _call_name(node) in ARRAY_CALLS:
             a = self.array_of(node)
             if len(a.shape) > len(shape):

@@ -93,11 +93,14 @@ class Operations:
         """Whether ``name = node``, an elementwise array read once, is left to its reader
         (nothing emitted here): an elementwise reader computes its elements inline
         (``native_expr.element``), an ``all``/``any`` inside its loop (``fused_reduction``),
-        any other reader makes it an array then (``materialize``). The same operations on
-        each element, only not stored: the same bits."""
+        any other reader makes it an array then (``materialize``), as does a reader that
+        broadcasts it (its elements would be computed more than once). The same operations
+        on each element, only not stored: the same bits. Nothing is deferred inside a
+        branch's side: its variables (pointers among them) are valid only where it ran."""
         from marquardt._backend.numpy.native_expr import ARRAY_CALLS
 
-        if not isinstance(value, np.ndarray) or self.uses.get(name, 0) != 1:
+        if not isinstance(value, np.ndarray) or self.uses.get(name, 0) != 1 or \
+                getattr(self, "in_branch", 0):  # a side's pointers: only valid where it ran
             return False
         call = node.func.id if isinstance(node, ast.Call) and isinstance(node.func,
                                                                         ast.Name) else None
@@ -146,12 +149,14 @@ class Operations:
         cond, kind = self.scalar(st.test)
         label = self.fresh("br")
         self.lines.append(f"if (!({cond})) goto {label}_else;")
+        self.in_branch = getattr(self, "in_branch", 0) + 1  # nothing deferred in a side
         for sub in st.body:
             self.statement(sub)
         self.lines.append(f"goto {label}_end;")
         self.lines.append(f"{label}_else: ;")
         for sub in st.orelse:
             self.statement(sub)
+        self.in_branch -= 1
         self.lines.append(f"{label}_end: ;")
 
     def subscript(self, node: ast.Subscript, name: str, value):
