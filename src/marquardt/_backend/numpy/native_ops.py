@@ -1,7 +1,8 @@
 """The statements and array operations that the Cholesky solvers add to a traced step
 (``native_emit``): a branch (``trace_branch``'s ``if``), an element or row taken by a constant
 index (``m[..., i, k]``), ``stack``, the product ``matmul`` (JᵀJ) and the eigen-decomposition
-``eigh`` (the Cholesky fallback), each in C with NumPy's semantics; and one fusion:
+``eigh`` (the Cholesky fallback), each in C with NumPy's semantics, and arrays that need not
+be stored:
 
 * ``if c:`` … ``else:`` … becomes ``if (!(c)) goto else; … goto end; else: ; … end: ;``: one
   block scope, so that the variables of either side are declared in the function's scope
@@ -17,7 +18,6 @@ index (``m[..., i, k]``), ``stack``, the product ``matmul`` (JᵀJ) and the eige
   dimensions from the operands' strides, as ``DOUBLE_matmul_matrixmatrix`` makes them.
 * ``eigh(a)``: ``np_eigh``, LAPACK ``dsyevd`` (jobz 'V', uplo 'L') on a column-major copy
   with the workspace its query asks for, as ``np.linalg.eigh`` (``_umath_linalg.eigh_lo``).
-
 * an elementwise array read once is not stored: an elementwise reader computes its elements
   inline, an ``all``/``any`` inside its loop, which leaves at the first element that decides
   it (``isfinite`` of J in the core's ``all_finite_rows``: ~1,000 fewer instructions per step
