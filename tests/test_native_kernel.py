@@ -19,10 +19,12 @@ pytestmark = pytest.mark.skipif(native_load.compiler() is None, reason="no C com
 TOL = dict(ftol=1e-8, xtol=1e-8, gtol=1e-8)
 
 #: Gpufit's 2-D Gaussian (amplitude, centre x and y, width, offset), written by hand in C with
-#: its analytic Jacobian, to the kernel's model contract (``native_kernel.MODEL_CONTRACT``)
+#: its analytic Jacobian, to the kernel's model contract (``native_kernel.MODEL_CONTRACT``);
+#: an amplitude above 1e300 makes it fail (returns 1), for the error's test
 GAUSS2D_C = r"""
 static int mq_cmodel(const double *p, const mq_data *d, double *r, double *J) {
     const double a = p[0], x0 = p[1], y0 = p[2], s = p[3], b = p[4], s2 = s * s;
+    if (a > 1e300) return 1;
     const double *xs = d->x, *ys = d->x + d->x_row;
     for (long i = 0; i < d->m; i++) {
         const double dx = xs[i] - x0, dy = ys[i] - y0, q = dx * dx + dy * dy;
@@ -122,6 +124,11 @@ def test_threads_give_one_threads_bits(free):
     xy, y, p0 = data(37, seed=4)
     one = native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed)
     two = native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed, threads=3)
+    xs, ys, ps = data(400, seed=7)  # enough problems for several ranges per thread
+    many = [native_kernel.solve(kernel, xs, ys, None, ps, d_fixed=d_fixed, threads=t)
+            for t in (1, 2)]
+    for a, b in zip(*many):
+        assert a.tobytes() == b.tobytes()
     for a, b in zip(one, two):
         assert a.tobytes() == b.tobytes()
 
@@ -140,3 +147,55 @@ def test_a_trust_radius_has_no_kernel():
     cfg, _, _, _ = _batch._loop_config(dict(TOL, damping="trust-region"), 5, False)
     with pytest.raises(Unsupported):
         native_kernel.build(cfg, 25, 5, GAUSS2D_C)
+
+
+def test_built_once_per_process(free):
+    kernel, _ = free
+    assert kernel_for()[0] is kernel
+
+
+def test_a_model_that_fails_stops_with_an_error(free):
+    kernel, d_fixed = free
+    xy, y, p0 = data(3, seed=6)
+    p0[2, 0] = 1e301
+    with pytest.raises(RuntimeError, match="problem 2: the model returned nonzero"):
+        native_kernel.solve(kernel, xy, y, None, p0, d_fixed=d_fixed)
+
+
+def test_the_kernel_preludes_products_to_rounding():
+    """``prelude(kernel=True)``'s plain-loop products (``np_gemv_cm`` both ways, ``np_matmul``
+    for JᵀJ and for two matrices) against NumPy's."""
+    import ctypes
+
+    from marquardt._backend.numpy.native_prelude import init, prelude
+
+    source = prelude(native_load.blas().ilp64, kernel=True) + r"""
+void t_gemv(int trans, long rows, long cols, const double *a, const double *x, double *y) {
+    np_gemv_cm(trans, rows, cols, a, rows, x, 1, y); }
+void t_matmul(const double *a, long sa0, long sa1, const double *b, long sb0, long sb1,
+              long m, long n, long p, double *out) {
+    np_matmul(a, sa0, sa1, b, sb0, sb1, m, n, p, out); }
+"""
+    lib = native_load.load(source, True, native_kernel.FLAGS)
+    init(lib, native_load.blas())
+    ptr = lambda a: ctypes.c_void_p(a.ctypes.data)  # noqa: E731
+    rng = np.random.default_rng(0)
+    j = rng.standard_normal((25, 5))  # row-major: column-major 5 x 25 for gemv
+    x5, x25 = rng.standard_normal(5), rng.standard_normal(25)
+    y25, y5 = np.empty(25), np.empty(5)
+    lib.t_gemv(1, 5, 25, ptr(j), ptr(x5), ptr(y25))  # (column-major 5 x 25)ᵀ x = J x
+    lib.t_gemv(0, 5, 25, ptr(j), ptr(x25), ptr(y5))  # Jᵀ x
+    np.testing.assert_allclose(y25, j @ x5, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y5, j.T @ x25, rtol=1e-12, atol=1e-12)
+    out = np.empty((5, 5))
+    lib.t_matmul(ptr(j), ctypes.c_long(1), ctypes.c_long(5), ptr(j), ctypes.c_long(5),
+                 ctypes.c_long(1), ctypes.c_long(5), ctypes.c_long(25), ctypes.c_long(5),
+                 ptr(out))  # JᵀJ: one pointer, swapped strides
+    np.testing.assert_allclose(out, j.T @ j, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(out, out.T)
+    b = rng.standard_normal((25, 3))
+    out2 = np.empty((5, 3))
+    lib.t_matmul(ptr(j), ctypes.c_long(1), ctypes.c_long(5), ptr(b), ctypes.c_long(3),
+                 ctypes.c_long(1), ctypes.c_long(5), ctypes.c_long(25), ctypes.c_long(3),
+                 ptr(out2))
+    np.testing.assert_allclose(out2, j.T @ b, rtol=1e-12, atol=1e-12)

@@ -10,11 +10,9 @@ import pytest
 from marquardt import _solvers
 from marquardt._backend.numpy import single, trace
 from marquardt._core import host
-from marquardt._core.records import LoopConfig  # noqa: F401 — the configurations' record
-from test_host_executor import FREE, config
-from test_host_overhead import _solve
 from marquardt._damping import Nielsen
-from test_host_executor import assert_same
+from test_host_executor import FREE, assert_same, config
+from test_host_overhead import _solve
 
 
 def _system(definite: bool):

@@ -38,7 +38,7 @@ import numpy as np
 
 from marquardt._backend.numpy.native_expr import (_CTYPE, Expressions, _axis, _call_name, _cast,
                                                   _offset, _Sc, literal)
-from marquardt._backend.numpy.native_ops import Operations, both_sides
+from marquardt._backend.numpy.native_ops import Operations, both_sides, is_lazy
 from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, array_info,
                                                    order_of, scalar_kind)
 
@@ -120,15 +120,7 @@ class _Emitter(Expressions, Operations):
     # -- values and names -------------------------------------------------------------------
 
     def run(self) -> Emitted:
-        # how often each variable is read, and which are reduced by all/any (``defer``)
-        self.uses = {}
-        self.reduced = set()
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                self.uses[node.id] = self.uses.get(node.id, 0) + 1
-            if _call_name(node) in ("_ns_all", "_ns_any") and len(node.args) == 1 and \
-                    isinstance(node.args[0], ast.Name):
-                self.reduced.add(node.args[0].id)
+        self.count_uses(self.tree)  # for ``defer`` (``native_ops``)
         for statement in self.tree.body[:-1]:
             self.statement(statement)  # an assignment, or a branch (``native_ops``)
         templates = self.outputs(self.tree.body[-1].value)
@@ -241,6 +233,8 @@ class _Emitter(Expressions, Operations):
             got = self.env.get(node.id)
             if isinstance(got, _Arr):
                 return got
+            if is_lazy(got):  # deferred (``native_ops``): stored now
+                return self.materialize(node.id)
             if got is None and node.id in self.glob:
                 return self.constant_array(self.glob[node.id])
             raise Unsupported(f"{node.id} is not an array")

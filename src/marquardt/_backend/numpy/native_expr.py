@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from marquardt._backend.numpy.native_ops import is_lazy
 from marquardt._backend.numpy.native_slots import Unsupported, array_info, scalar_kind
 
 __all__ = ["ARRAY_CALLS", "Expressions", "literal"]
@@ -113,6 +114,11 @@ class Expressions:
         value = self.value(node)
         if not isinstance(value, np.ndarray):
             return self.scalar(node)
+        lazy = self.env.get(node.id) if isinstance(node, ast.Name) else None
+        if is_lazy(lazy) and lazy.value.size == int(np.prod(shape)):  # inline, once each
+            if lazy.value.ndim > len(shape):
+                raise Unsupported("broadcast to fewer dimensions")
+            return self.element(lazy.node, shape, idx)
         if isinstance(node, ast.Name) or _call_name(node) in ARRAY_CALLS:
             a = self.array_of(node)
             if len(a.shape) > len(shape):

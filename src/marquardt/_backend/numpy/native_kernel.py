@@ -35,6 +35,7 @@ between its rows), y = ydata + k m, w = wdata + k m (or shared, or NULL).
 from __future__ import annotations
 
 import ctypes
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -61,6 +62,10 @@ MODEL_CONTRACT = """typedef struct { const double *x; long x_row; const double *
 static int mq_cmodel(const double *p, const mq_data *d, double *r, double *J);"""
 
 _FIELDS = LoopState._fields
+_BUILT: dict = {}  # (cfg, m, n, model source) -> BatchKernel: built once per process
+_BUILT_MAX = 32
+_RANGES_PER_THREAD = 4
+_LOCK = threading.Lock()
 _INT_FIELDS = ("nfev", "njev", "nit", "status")
 
 
@@ -145,7 +150,8 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
           ) -> BatchKernel:
     """The kernel of configuration ``cfg`` for problems of ``m`` residuals and ``n``
     parameters, with the model ``model_source`` (C defining ``mq_cmodel``, see
-    ``MODEL_CONTRACT``).
+    ``MODEL_CONTRACT``); kept per process (a second call costs a dictionary look-up; the
+    compiled object is also on disk, ``native_load``).
 
     Raises:
         Unsupported: the configuration has no kernel (a trust radius's ``refit``, a callable
@@ -157,6 +163,21 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
         raise Unsupported("a trust radius (its refit step): the kernel runs Nielsen's or "
                           "trainlm's λ")
     cfg = replaced(cfg, callback=None, record_history=False)
+    key = (cfg, m, n, model_source)
+    with _LOCK:
+        kernel = _BUILT.get(key)
+    if kernel is not None:
+        return kernel
+    kernel = _build(cfg, m, n, model_source, compile)
+    with _LOCK:
+        _BUILT[key] = kernel
+        while len(_BUILT) > _BUILT_MAX:  # the oldest goes
+            _BUILT.pop(next(iter(_BUILT)))
+    return kernel
+
+
+def _build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool  # noqa: A002
+           ) -> BatchKernel:
     compiled, calls = _record(cfg, m, n)
     blas = native_load.blas()
     layout = Layout()
@@ -189,7 +210,8 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
     ((m,) or (k, m)) or per problem ((K, m) or (K, k, m); ``shared_x`` decides where the
     shapes do not), ``w`` None, (m,) or (K, m); ``lb``, ``ub`` (K, n), (n,) or None (±inf);
     ``d_fixed`` the damping diagonal of a fixed scaling ((K, n) or (n,); default ones);
-    ``threads``: that many contiguous ranges of problems solved side by side.
+    ``threads``: that many Python threads solving contiguous ranges of problems side by side
+    (four ranges per thread where there are enough problems, for balance).
 
     Returns:
         The final ``LoopState`` of every problem, batched ((K, ...) arrays; the counts and
@@ -225,13 +247,14 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
     args = (_ptr(per), x_stride, x_row, _ptr(y), _ptr(wk), w_stride, _ptr(p), _ptr(lo),
             _ptr(hi), _ptr(d), _ptr(out_f), _ptr(out_i))
     threads = max(1, min(int(threads), k_all))
-    bounds = np.linspace(0, k_all, threads + 1).astype(int)
     if threads == 1:
         codes = [kernel.entry(0, k_all, *args)]
-    else:
+    else:  # a few ranges per thread: a range of slow fits (noise) does not hold one back
+        parts = threads * _RANGES_PER_THREAD if k_all >= 64 * threads else threads
+        bounds = np.linspace(0, k_all, parts + 1).astype(int)
         with ThreadPoolExecutor(threads) as pool:
             codes = list(pool.map(lambda i: kernel.entry(int(bounds[i]), int(bounds[i + 1]),
-                                                         *args), range(threads)))
+                                                         *args), range(parts)))
     if any(codes):
         raise RuntimeError(f"the batch kernel could not allocate its buffers (code {codes})")
     failed = out_i[:, -1]
