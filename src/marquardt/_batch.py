@@ -153,6 +153,10 @@ def curve_fit_batch(
             of this dtype from its first call on: a model with float32 constants
             (``tf.cast(t, tf.float32)``) needs ``'float32'``. A NumPy or JAX model runs in
             float64 only.
+        workers: threads: the per-problem kernel's (default: one per core, at least 256
+            problems each); on the host, NumPy models' problems in shards side by side
+            (default 1: the model is then called from several threads; -1: one per core).
+            A TensorFlow or JAX model's compiled batch runs a stream per core and ignores it.
         kernel: whether a closed-form model (see ``jac``; NumPy or TensorFlow, float64, an
             exact Jacobian) is fitted by the per-problem kernel: the model and its partials
             compiled to C with the LM core's steps, one whole fit per problem, the problems
