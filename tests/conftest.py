@@ -112,3 +112,15 @@ def command_cache(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one per worker
     return CommandCache(shared / "docs-shell-commands")
+
+
+@pytest.fixture(autouse=True)
+def _batch_kernel_rent_never_due(monkeypatch):
+    """A NumPy model's batch moves to its kernel once the host has paid for it: a count of the
+    process's history, so that in a test session which tests ran before would decide which
+    executor a test gets (they agree to rounding, not bit for bit). Every test therefore runs
+    such models on the host unless it asks (``kernel=True``) or sets the thresholds itself
+    (tests/test_batch_kernel.py); a TensorFlow model's kernel does not depend on the rent."""
+    from marquardt import _batch_kernel
+    monkeypatch.setattr(_batch_kernel, "LOAD_POINTS", 1 << 62)
+    monkeypatch.setattr(_batch_kernel, "COMPILE_POINTS", 1 << 62)

@@ -723,8 +723,8 @@ def test_numpy_model_in_threads_gives_the_same_fits(monkeypatch):
     """``workers=2``: the problems solved in shards side by side, in two threads; each fit has
     the same stopping decisions and evaluations as in one thread, its x and cost to rounding
     (a problem's last digits depend on its shard's memory layout only)."""
-    import marquardt._batch as batch_module
-    monkeypatch.setattr(batch_module, "HOST_CHUNK", 16)  # 60 problems: 4 shards of 15
+    import marquardt._batch_host as host_module
+    monkeypatch.setattr(host_module, "HOST_CHUNK", 16)  # 60 problems: 4 shards of 15
     t, y, p0 = double_exp_data(60, seed=8)
     one = curve_fit_batch(double_exp_np, t, y, p0, **TOL)
     two = curve_fit_batch(double_exp_np, t, y, p0, workers=2, **TOL)
