@@ -29,6 +29,22 @@ What this prints, each line measured in this run:
    in Δ₀ = ‖x0‖ = 2236, yet ``solve_lsq_trust_region`` returns a step of length Δ with a
    negative Levenberg-Marquardt parameter α (not a solution of the trust-region subproblem),
    which overshoots x₁ to 183; there both exponentials vanish and x₃ → 0 gives f → 0.
+6. f = 0.0756 at x₂ → ∞ is a saddle at infinity, not a minimum: the least f over x₁, x₃ at
+   fixed x₂ (SciPy ``lm`` from (0.6136, 1.32)) falls monotonically as x₂ comes back from
+   1000 (0.0755887) to 10 (0); e^{−0.1x₂} is its only way in, and its slope underflows.
+7. The cost along x₂ alone from the stall of the fit with D = I at (0.6136, 1000, 1.32)
+   (x₂'s column 4e-45, gradient cosine 0.84): flat to working precision down to x₂ ≈ 400
+   (f changes in its 14th digit at 330), below the stall's f from there down to x₂ ≈ 11,
+   above it lower down, infinite (overflow) below x₂ ≈ −355. The model's step along x₂
+   alone there is −6e43; with Moré's D afresh, the step must shrink by 10⁴¹
+   (λ far past the policies' ceiling 1e32), and steps that land on the flat stretch have
+   predicted and actual changes of F both below its rounding (ρ is then a ratio of two
+   rounding errors: 0 when the cost does not change).
+8. The default from 100·x0 since the continuation of stalled fits (``_restart.fit_again``):
+   the scaled fit's ``ftol`` success at x₂'s exactly zero column, the fit from x0 with
+   D = I (``STALLED`` at item 7's point), and the fit continued from there with Moré's D
+   afresh, no ceiling on λ and the gain ratio's noise floor (plateau steps count as ρ = 1):
+   x₂ walks down the flat stretch in accepted steps and the fit ends at (1, 10, 1), f = 0.
 
 Usage::
 
@@ -115,6 +131,24 @@ def main() -> None:
     print(f"  singular values {s}; Delta0 = {delta:.1f}")
     print(f"  minimum-norm Gauss-Newton step {gn}, length {np.linalg.norm(gn):.1f}")
     print(f"  trf's step {step}, length {np.linalg.norm(step):.1f}, alpha = {alpha:.4g}")
+    print("6. least f over x1, x3 at fixed x2 (the 2-parameter minimum at x2 -> inf: 0.0756)")
+    for x2 in (1000.0, 200.0, 100.0, 50.0, 30.0, 20.0, 15.0, 12.0, 10.0):
+        sub = scipy.optimize.least_squares(lambda z: P.fun(np.array([z[0], x2, z[1]])),
+                                           [0.6136, 1.32], method="lm", xtol=1e-15, ftol=1e-15)
+        print(f"  x2 = {x2:6.0f}  f = {2.0 * sub.cost:.7e}  x1, x3 = {sub.x}")
+    print("7. f along x2 alone from the D = I stall (0.6136, x2, 1.32)")
+    stall = marquardt.least_squares(P.fun, x0, jac=P.jac, x_scale=1.0)
+    print(f"  the stall: x = {stall.x}, status {stall.status}, f = {_f(stall.x):.10e}")
+    for x2 in (1000.0, 646.0, 400.0, 330.0, 300.0, 200.0, 100.0, 30.0, 15.0, 11.0, 10.0, 0.0,
+               -350.0, -360.0):
+        x = np.array([stall.x[0], x2, stall.x[2]])
+        print(f"  x2 = {x2:7.0f}  f = {_f(x):.16e}")
+    j = P.jac(stall.x)
+    g = j.T @ P.fun(stall.x)
+    print(f"  model's step along x2 alone: -g2 / |J2|^2 = {-g[1] / np.sum(j[:, 1] ** 2):.3e}")
+    print("8. the default from 100·x0: the three fits")
+    res = marquardt.least_squares(P.fun, x0, jac=P.jac)
+    print(f"  f = {_f(res.x):.4e}  nfev {res.nfev}  status {res.status}  x = {res.x}")
 
 
 if __name__ == "__main__":

@@ -753,7 +753,7 @@ def test_a_float32_numpy_model_is_differenced_and_judged_as_curve_fit_does(monke
     still stalls; the one-at-a-time fit would then fit it again with D = I, which the batch
     does not do: compared without that second fit.)"""
     from marquardt import _restart
-    monkeypatch.setattr(_restart, "wanted", lambda result, cfg: False)
+    monkeypatch.setattr(_restart, "wanted", lambda *args: False)
     def decay32(t, a, k, c):
         return (a * np.exp(-k * t) + c).astype(np.float32)
 

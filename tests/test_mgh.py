@@ -107,7 +107,7 @@ AT_INFINITY = [pytest.param("jennrich_sampson", 10, 259.58019013, marks=pytest.m
 @pytest.fixture
 def no_restart(monkeypatch):
     """``least_squares`` without the unscaled second fit of a ``STALLED`` one."""
-    monkeypatch.setattr(_restart, "wanted", lambda result, cfg: False)
+    monkeypatch.setattr(_restart, "wanted", lambda *args: False)
 
 
 @pytest.mark.parametrize("name, factor, f_stop", AT_INFINITY)
@@ -152,17 +152,58 @@ def test_unscaled_fit_at_a_lost_direction_is_no_success(name, factor, f_stop):
 def test_box3d_far_starts():
     """Box 3-D from 10·x₀ and 100·x₀ (``benchmarks/box3d.py``): Moré's D weighs x₂ by its
     column t e^{−tx₂}, 2e-11 and 1e-89 at the starts, so scaled steps send x₂ to where its
-    column underflows and x₂ is frozen; the scaled fit ends at the 2-parameter minimum
-    f = 0.0756 of x₁, x₃ (as MINPACK's does). From 10·x₀ x₂'s column is still 1e-87 against
-    a cosine 0.84: ``STALLED``, and the fit from x₀ again with D = I reaches f = 0 (``trf``
-    solves it unscaled too). From 100·x₀ x₂'s column is exactly 0 (the cost is flat in x₂ to
-    working precision): a stationary point in floating point, an ``ftol`` success, and no
-    second fit (D = I ends at the same f, x₂ = 1000, its column 4e-45)."""
-    p, res, f = _fit("box3d", 10)
-    assert f < 1e-20 and res.success
+    column underflows and x₂ is frozen; the scaled fit ends at f = 0.0756 (as MINPACK's
+    does), a saddle at infinity. From 10·x₀ x₂'s column is still 1e-87 against a cosine 0.84:
+    ``STALLED``, and the fit from x₀ again with D = I reaches f = 0 (``trf`` solves it
+    unscaled too). From 100·x₀ x₂'s column is exactly 0 (an ``ftol`` success in floating
+    point, at x₂ = 8.6e44); the fit with D = I keeps x₂ at 1000 and stalls where the cost
+    still falls along x₂ (cosine 0.84), and the fit continued from there reaches f = 0
+    (``_restart.fit_again``)."""
+    for factor in (10, 100):
+        p, res, f = _fit("box3d", factor)
+        assert f < 1e-20 and res.success, (factor, f, res.message)
+
+
+def test_success_at_a_blind_column_is_fitted_again(no_restart):
+    """The scaled fit alone from 100·x₀ ends in that ``ftol`` success at f = 0.0756, where
+    x₂ (moved from 1000 to ~1e45) has a column of J that is exactly 0: ``wanted`` asks for
+    a second fit there, not where the column was 0 at x₀ already (a parameter never moved)."""
     p, res, f = _fit("box3d", 100)
     assert f == pytest.approx(0.0755887407550, rel=1e-9)
-    assert not np.any(p.jac(res.x)[:, 1])
+    assert res.success and not np.any(p.jac(res.x)[:, 1])
+    x0 = 100.0 * np.asarray(p.x0, dtype=float)
+    assert _restart.blind_column(res, x0)
+    assert not _restart.blind_column(res, res.x)  # nothing moved: nothing counts
+
+
+def test_blind_column_reads_the_squared_norm():
+    """A column whose entries are ~1e-282 has ‖Jⱼ‖² = 0 in float64, as the iteration sees
+    it (Box 3-D from 10·x₀ with Nielsen's damping ends there by ``ftol``)."""
+    res = marquardt.OptimizeResult(x=np.array([1.0, 2.0]),
+                                   jac=np.array([[1.0, 4.7e-282], [2.0, 0.0]]))
+    assert _restart.blind_column(res, np.array([1.0, 1.0]))
+    assert not _restart.blind_column(res, np.array([0.0, 2.0]))
+
+
+def test_without_ceiling():
+    """The continued fit's damping: the policy's own, with λ's ceiling at the largest float."""
+    from marquardt._damping import Nielsen, TrainLM, TrustRegion
+    for policy, name in ((Nielsen(), "lam_max"), (TrustRegion(tau=0.2), "lam_max"),
+                         (TrainLM(), "mu_max")):
+        lifted = _restart.without_ceiling(policy)
+        assert type(lifted) is type(policy) and getattr(lifted, name) == _restart.NO_CEILING
+        assert lifted == type(policy)(**{**policy.__dict__, name: _restart.NO_CEILING})
+
+
+@pytest.mark.slow
+def test_stalled_fit_is_continued_from_its_stall():
+    """Jennrich-Sampson from 10·x₀: the scaled fit and the one with D = I both stall at the
+    minimum at infinity f = 259.58 (x₁ → −∞, its column 4e-33, cosine 0.16); the fit
+    continued from there, with Moré's D afresh, no ceiling on λ and the noise floor, reaches
+    the certified minimum f* = 124.362 (MINPACK and trf do not)."""
+    p, res, f = _fit("jennrich_sampson", 10)
+    _assert_minimum(p, f)
+    assert res.success
 
 
 def test_box3d_scaled_fit_stalls(no_restart):

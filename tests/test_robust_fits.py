@@ -199,15 +199,23 @@ def test_first_order_check_policies():
     assert damping_limit_status(np.array([np.nan])).tolist() == [int(Status.STALLED)]
 
 
-def test_damping_cut_steps_report_no_success():
+def test_damping_cut_steps_report_no_success(monkeypatch):
     """λ₀ = 10²⁰ (τ = 10²⁰): every step is 10⁻²⁰ of x. ftol/xtol used to stop at x0 with
-    success; now the damping climbs to its ceiling and the fit reports a stall."""
+    success; now the damping climbs to its ceiling and the fit reports a stall. The front
+    door then continues the stalled fit (``_restart.fit_again``) with the gain ratio's noise
+    floor, where those rounding-level steps count as good ones, λ falls by 3 at each, and
+    the fit reaches the minimum: a success there, at a stationary point."""
+    from marquardt import _restart
     t = np.linspace(0, 4, 30)
     y = 2.5 * np.exp(-1.3 * t) + 0.5
 
     def fun(p):
         return p[0] * np.exp(-p[1] * t) + p[2] - y
 
+    res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], damping=Nielsen(tau=1e20))
+    assert res.success and res.optimality < 1e-10
+    np.testing.assert_allclose(res.x, [2.5, 1.3, 0.5], rtol=1e-10)
+    monkeypatch.setattr(_restart, "wanted", lambda *args: False)
     res = marquardt.least_squares(fun, [1.0, 1.0, 0.0], damping=Nielsen(tau=1e20))
     assert res.status == Status.STALLED and not res.success
     assert "away from a stationary point" in res.message and "gradient cosine" in res.message

@@ -149,3 +149,39 @@ def test_one_residual_damping_limit_at_the_minimum_is_a_success(damping):
     # the same point judged by its cosine would be a stall
     assert damping_limit_status(np.array([1.0])).tolist() == [int(Status.STALLED)]
     assert STATIONARY_COSINE < 1.0
+
+
+def test_a_noise_floor_step_away_from_a_stationary_point_stops_nothing():
+    """With the gain ratio's noise floor (``LoopConfig.noise``) a step whose predicted and
+    actual changes of F are both below noise · F counts as ρ = 1 and is taken; away from a
+    stationary point (gradient cosine above ``STATIONARY_COSINE``) it ends nothing: the cost
+    is flat along it, not at a minimum. Without the check in ``_core.iteration.judge`` this
+    candidate, 1e-12 of the gradient from x0 (gradient cosine 0.9), met ``ftol`` and
+    ``xtol``: a success at x0."""
+    from marquardt._backend.numpy import xp
+    from marquardt._core import iteration as core
+    from marquardt._core.records import LoopConfig
+    from marquardt._damping import Nielsen
+    from marquardt._solvers import SVDSolver
+
+    t = np.linspace(0.0, 4.0, 30)
+    y = 2.5 * np.exp(-1.3 * t) + 0.5
+
+    def residual(x):
+        return x[:, :1] * np.exp(-x[:, 1:2] * t) + x[:, 2:] - y
+
+    def jacobian(x):
+        e = np.exp(-x[0, 1] * t)
+        return np.stack([e, -x[0, 0] * t * e, np.ones_like(t)], axis=1)[None]
+
+    x0 = np.array([[1.0, 1.0, 0.0]])
+    free = (np.full((1, 3), -np.inf), np.full((1, 3), np.inf))
+    cfg = LoopConfig(Nielsen(), SVDSolver(), "marquardt", "linear", 1.0, 1e-8, 1e-8, 1e-12,
+                     500, False, noise=1e-9)
+    s = core.start(cfg, xp, x0, residual(x0), jacobian(x0), *free, None)
+    prep, c = core.prepare(cfg, xp, s, *free, None)
+    assert prep.cosine[0] > STATIONARY_COSINE
+    x_try = x0 - 1e-12 * prep.g
+    c = core.judge(cfg, xp, prep, s, c, x_try, residual(x_try))
+    assert bool(c.accepted[0]) and float(c.rho[0]) == 1.0
+    assert int(c.status[0]) == R

@@ -19,7 +19,8 @@ from __future__ import annotations
 from marquardt._xp import array_namespace
 
 __all__ = ["predicted_reduction", "quadratic_reduction", "gain_ratio",
-           "gain_ratio_with_noise_floor", "gain_ratio_at_rounding", "ROUNDING_CHANGE"]
+           "gain_ratio_with_noise_floor", "at_noise_floor", "gain_ratio_at_rounding",
+           "ROUNDING_CHANGE"]
 
 #: The rounding of a change of the cost, in units of ε ‖r‖ Σⱼ ‖Jⱼ‖ |xⱼ|
 #: (``gain_ratio_at_rounding``). Each residual carries a rounding error of a few ε times the
@@ -69,11 +70,17 @@ def gain_ratio_with_noise_floor(actual, predicted, cost, noise, xp=None):
     """
     xp = xp or array_namespace(actual, predicted)
     rho = gain_ratio(actual, predicted, xp)
+    return xp.where(at_noise_floor(actual, predicted, cost, noise, xp), xp.ones_like(rho), rho)
+
+
+def at_noise_floor(actual, predicted, cost, noise, xp=None):
+    """(…,) bool: the step's predicted reduction is positive and it and the actual change of
+    F are both at or below ``noise · |F|``, where ``gain_ratio_with_noise_floor`` sets ρ = 1."""
+    xp = xp or array_namespace(actual, predicted)
     level = noise * xp.abs(cost)
-    tiny = xp.logical_and(xp.logical_and(xp.greater(predicted, 0.0),
+    return xp.logical_and(xp.logical_and(xp.greater(predicted, 0.0),
                                          xp.less_equal(predicted, level)),
                           xp.less_equal(xp.abs(actual), level))
-    return xp.where(tiny, xp.ones_like(rho), rho)
 
 
 def gain_ratio_at_rounding(rho, actual, predicted, level, stationary, xp=None):

@@ -337,16 +337,19 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     ``full_output``, which returns popt and pcov only) leaves it empty where the host
     executor runs the fit and neither a callback nor ``verbose`` reads the rows.
 
-    A fit with Moré's scaling (``x_scale='jac'``) that ends ``STALLED`` is fitted again
-    from x0 with D = I (``_unscaled_restart``), within what is left of ``max_nfev``."""
+    A fit with Moré's scaling (``x_scale='jac'``) that ends ``STALLED``, or in a success
+    where a parameter it moved has an exactly zero column of J, is fitted again from x0 with
+    D = I and, where a fit still stalls, continued from there (``_restart.fit_again``), within
+    what is left of ``max_nfev``."""
     options = dict(bounds=bounds, method=method, ftol=ftol, xtol=xtol, gtol=gtol,
                    loss=loss, f_scale=f_scale, diff_step=diff_step, verbose=verbose,
                    callback=callback, damping=damping, solver=solver, workers=workers,
                    typical_steps=typical_steps, history=history)
     result, cfg = _solve_once(problem, x0, x_scale=x_scale, max_nfev=max_nfev, **options)
-    if _restart.wanted(result, cfg):
-        result = _restart.fit_again_unscaled(
-            lambda **kw: _solve_once(problem, x0, **kw, **options)[0], result, cfg, verbose)
+    if _restart.wanted(result, cfg, x0):
+        def solve(start: np.ndarray = x0, **changed) -> OptimizeResult:
+            return _solve_once(problem, start, **{**options, **changed})[0]
+        result = _restart.fit_again(solve, result, cfg, verbose)
     if verbose >= 1:
         print(f"{result.message}\nFunction evaluations {result.nfev}, initial cost "
               f"{result.history[0].cost:.4e}, final cost {result.cost:.4e}, first-order "
@@ -358,8 +361,10 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
 def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol, gtol,
                 x_scale, loss, f_scale, diff_step, max_nfev, verbose, callback, damping,
                 solver, workers: Callable | None = None, typical_steps: bool = False,
-                history: bool = True):
-    """One fit from x0 (``solve_problem``'s body): the result and the loop's configuration."""
+                history: bool = True, noise: float = 0.0):
+    """One fit from x0 (``solve_problem``'s body): the result and the loop's configuration.
+    ``noise``: the gain ratio's noise floor (``LoopConfig.noise``; 0: none), for the
+    continuation of a stalled fit (``_restart.fit_again``)."""
     n = problem.n
     if method not in METHODS:
         raise ValueError(
@@ -388,6 +393,8 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
     # every option checked before the first call of fun
     cfg, d_fixed, diff_step = loop_config(n, **options)
     cfg = replaced(cfg, record_history=True, callback=make_hook(callback, verbose))
+    if noise:
+        cfg = replaced(cfg, noise=noise)
 
     tensor_probe = problem.tensor_probe
     r0 = first_call(lambda: problem.probe(x0),

@@ -338,6 +338,15 @@ def judge(cfg: LoopConfig, xp, prep: Prepared, s: LoopState, c: Attempt, x_try, 
     damping_term = c.lam * xp.sum(prep.d * p * p, axis=-1)
     tstat = xp.where(_termination.damping_limited_away(damping_term, curvature, prep.cosine, xp),
                      RUNNING, tstat)
+    # nor does a step that only the noise floor made good (ρ = 1 for two rounding errors): the
+    # cost is flat along it to working precision, which away from a stationary point is a
+    # plateau, not a minimum (``_restart.fit_again``'s continuation of a stalled fit)
+    if cfg.noise > 0:
+        away = xp.logical_not(xp.less_equal(prep.cosine,
+                                            _termination.stationary_cosine(prep.cosine.dtype)))
+        tstat = xp.where(xp.logical_and(away, _gain.at_noise_floor(actual, predicted, s.cost,
+                                                                   cfg.noise, xp)),
+                         RUNNING, tstat)
     # nor does a step of a model that has lost a direction along which the cost still falls
     if prep.lost is not None:
         tstat = xp.where(prep.lost, RUNNING, tstat)
