@@ -26,6 +26,7 @@ nodes; only printable ASCII. Error columns are 1-based character positions in th
 from __future__ import annotations
 
 import ast
+import threading
 import keyword
 import math
 import warnings
@@ -34,6 +35,8 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, Union
 import numpy as np
 
 __all__ = ["FormulaError", "FUNCTIONS", "CONSTANTS", "MAX_LENGTH", "MAX_DEPTH", "MAX_NODES"]
+
+_PARSE_LOCK = threading.Lock()
 
 MAX_LENGTH = 2000
 """Longest formula text accepted, in characters."""
@@ -220,7 +223,8 @@ def _parse_checked(text: str) -> ast.Expression:
         # The tokenizer warns about sloppy text such as `1if x else 2`; refuse it instead.
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            tree = ast.parse(source, mode="eval")
+            with _PARSE_LOCK:  # not thread-safe on CPython 3.11 (native_emit.PARSE_LOCK)
+                tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         if not exc.offset:  # Python's parser gives no column where the text ends too early
             raise _error(lead + len(source.rstrip()), "invalid syntax (the formula ends where "

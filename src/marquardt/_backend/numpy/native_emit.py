@@ -31,6 +31,7 @@ This module holds the statements, the array operations and the result; the expre
 from __future__ import annotations
 
 import ast
+import threading
 import functools
 from typing import NamedTuple
 
@@ -43,6 +44,11 @@ from marquardt._backend.numpy.native_slots import (Layout, Slot, Unsupported, ar
                                                    order_of, scalar_kind)
 
 __all__ = ["Emitted", "capture", "emit_step"]
+
+#: ``ast.parse`` from two threads at once fails on CPython 3.11 ("AST constructor recursion
+#: depth mismatch": the AST conversion's depth counter is the interpreter's, not the
+#: thread's); two Dask tasks, or two threads fitting, may build steps at the same time.
+PARSE_LOCK = threading.Lock()
 
 _ACTYPE = {"f": "double", "i": "int64_t", "b": "int64_t"}  # array elements
 
@@ -76,17 +82,19 @@ class Emitted(NamedTuple):
 @functools.lru_cache(maxsize=64)
 def _instrumented(source: str):
     """The generated function's code, returning ``locals()`` instead of its result."""
-    tree = ast.parse(source)
-    body = tree.body[0].body
-    body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
-    tree = both_sides(tree)  # a branch's variables on both sides (``native_ops``)
-    ast.fix_missing_locations(tree)
-    return compile(tree, "<marquardt capture>", "exec")
+    with PARSE_LOCK:  # the tree's conversions both ways
+        tree = ast.parse(source)
+        body = tree.body[0].body
+        body[-1] = ast.Return(ast.Call(ast.Name("locals", ast.Load()), [], []))
+        tree = both_sides(tree)  # a branch's variables on both sides (``native_ops``)
+        ast.fix_missing_locations(tree)
+        return compile(tree, "<marquardt capture>", "exec")
 
 
 @functools.lru_cache(maxsize=64)
 def _parsed(source: str) -> ast.FunctionDef:
-    return ast.parse(source).body[0]
+    with PARSE_LOCK:
+        return ast.parse(source).body[0]
 
 
 def capture(fn, source: str, args) -> dict:

@@ -66,6 +66,7 @@ _BUILT: dict = {}  # (cfg, m, n, model source) -> BatchKernel: built once per pr
 _BUILT_MAX = 32
 _RANGES_PER_THREAD = 4
 _LOCK = threading.Lock()
+_BUILDING = threading.Lock()  # held while a kernel is traced, emitted and compiled
 _INT_FIELDS = ("nfev", "njev", "nit", "status")
 
 
@@ -168,7 +169,11 @@ def build(cfg: LoopConfig, m: int, n: int, model_source: str, compile: bool = Tr
         kernel = _BUILT.get(key)
     if kernel is not None:
         return kernel
-    kernel = _build(cfg, m, n, model_source, compile)
+    with _BUILDING:  # one build at a time (``ast.parse`` in threads: CPython 3.11's
+        with _LOCK:  # "AST constructor recursion depth mismatch"; a second would repeat it)
+            kernel = _BUILT.get(key)
+        if kernel is None:
+            kernel = _build(cfg, m, n, model_source, compile)
     with _LOCK:
         _BUILT[key] = kernel
         while len(_BUILT) > _BUILT_MAX:  # the oldest goes
