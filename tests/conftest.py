@@ -120,7 +120,11 @@ def _batch_kernel_rent_never_due(monkeypatch):
     process's history, so that in a test session which tests ran before would decide which
     executor a test gets (they agree to rounding, not bit for bit). Every test therefore runs
     such models on the host unless it asks (``kernel=True``) or sets the thresholds itself
-    (tests/test_batch_kernel.py); a TensorFlow model's kernel does not depend on the rent."""
+    (tests/test_batch_kernel.py); a TensorFlow model's kernel does not depend on the rent.
+    The kernels of earlier tests are forgotten too: a NumPy model finds the kernel of a
+    TensorFlow model of the same expression built (``native_kernel`` keeps the built object,
+    so a TensorFlow model's next use costs a look-up)."""
     from marquardt import _batch_kernel
+    _batch_kernel.reset()
     monkeypatch.setattr(_batch_kernel, "LOAD_POINTS", 1 << 62)
     monkeypatch.setattr(_batch_kernel, "COMPILE_POINTS", 1 << 62)

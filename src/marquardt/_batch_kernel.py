@@ -31,7 +31,9 @@ Which executor pays off depends on what follows, as for single fits (``marquardt
 ski-rental rule): a TensorFlow model's kernel (capture ~20-100 ms, emission and ``cc``
 ~1-2 s, once per machine: then on disk) replaces XLA's compilation of the batch step
 (6-9 s), so it is built at once. A NumPy model runs on the host without compiling anything,
-so its kernel is built once the host has evaluated ``LOAD_POINTS`` (the kernel on disk
+so its kernel is built (unless built already in this process: a TensorFlow model of the
+same expression, or an earlier call with ``kernel=True``, bought it) once the host has
+evaluated ``LOAD_POINTS`` (the kernel on disk
 already: the emission only) or ``COMPILE_POINTS`` (not on disk: the compilation too) data
 points for this model and configuration, counted in point evaluations (nfev × m) so that
 the threshold does not depend on the machine's load. The kernel's threads: ``workers``, or
