@@ -164,3 +164,22 @@ def test_kernel_must_be_a_bool():
     with pytest.raises(TypeError, match=r"`kernel` must be None, True or False. "
                                         r"Received: kernel='yes'"):
         curve_fit_batch(decay, t, y, p0, kernel="yes")
+
+
+def test_kernel_covariances_are_numpys_and_fall_back_where_they_must():
+    """The kernel forms Jᵀr and (JᵀJ)⁻¹ (the direct route of
+    ``_covariance.unscaled_covariances``) in C: NumPy's to rounding; a fit whose J has a zero
+    column takes NumPy's route there (inf, with the rank warning), as on the host."""
+    t, y, p0 = data(40, seed=7)
+    res = curve_fit_batch(decay, t, y, p0, kernel=True, absolute_sigma=True, **TOL)
+    assert solved() == 40
+    host = curve_fit_batch(decay, t, y, p0, kernel=False, absolute_sigma=True, **TOL)
+    np.testing.assert_allclose(res.cov, host.cov, rtol=1e-9)
+    np.testing.assert_allclose(res.optimality, host.optimality, rtol=1e-6, atol=1e-14)
+
+    def blind(t, a, k, c):  # c does not change the model: its column is 0
+        return a * np.exp(-k * t) + 0.0 * c
+
+    with pytest.warns(Warning, match="could not be estimated for 40 fit"):
+        res = curve_fit_batch(blind, t, y, p0, kernel=True, **TOL)
+    assert np.isinf(res.cov).all()

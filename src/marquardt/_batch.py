@@ -323,8 +323,8 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
            with_jacobian_calls(cfg, numdiff.calls_per_jacobian(mode) * n, n, max_nfev_given))
     out = BatchOutputs(k_all, m, n, p0)
 
-    def store(idx, state):
-        out.store(idx, state, cfg, lb[idx], ub[idx])
+    def store(idx, state, grad=None, cov=None, ok=None):
+        out.store(idx, state, cfg, lb[idx], ub[idx], grad, cov, ok)
 
     if todo.size and kernel is not None:
         _kernel.solve(kernel, x, shared_x, y, present, inv_sigma, p0, lb, ub, d_fixed, todo,

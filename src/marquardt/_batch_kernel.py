@@ -191,8 +191,10 @@ def pay(p: Plan, cfg, m: int, n: int, nfev: np.ndarray) -> None:
 def solve(kernel, x: np.ndarray, shared_x: bool, y: np.ndarray, present: np.ndarray,
           inv_sigma, p0: np.ndarray, lb: np.ndarray, ub: np.ndarray, d_fixed: np.ndarray,
           todo: np.ndarray, store: Callable, workers) -> None:
-    """Problems ``todo`` on the kernel, their final states handed to ``store(idx, state)`` as
-    the host executor's are. Missing points (``present`` False) weigh 0, as on the host."""
+    """Problems ``todo`` on the kernel, their final states handed to ``store(idx, state, grad,
+    cov, ok)`` as the host executor's are (with the kernel's gradients and, where ``ok``,
+    covariances: ``BatchOutputs.store``). Missing points (``present`` False) weigh 0, as on
+    the host."""
     from marquardt._backend.numpy import native_kernel
     all_present = bool(present[todo].all())
     w = None
@@ -202,13 +204,13 @@ def solve(kernel, x: np.ndarray, shared_x: bool, y: np.ndarray, present: np.ndar
             w = w * np.broadcast_to(inv_sigma, present.shape)[todo]
     yk = np.where(present[todo], y[todo], 0.0) if not all_present else y[todo]
     d = np.broadcast_to(d_fixed, (p0.shape[0], p0.shape[1]))[todo]
-    state = native_kernel.solve(kernel, x if shared_x else x[todo], yk, w, p0[todo],
-                                lb[todo], ub[todo], threads=_threads(workers, todo.size),
-                                d_fixed=d, shared_x=shared_x)
+    state, grad, cov, ok = native_kernel.solve(
+        kernel, x if shared_x else x[todo], yk, w, p0[todo], lb[todo], ub[todo],
+        threads=_threads(workers, todo.size), d_fixed=d, shared_x=shared_x, outputs=True)
     with _LOCK:
         STATS["problems"] += int(todo.size)
         STATS["calls"] += 1
-    store(todo, state)
+    store(todo, state, grad, cov, ok)
 
 
 def _threads(workers, k: int) -> int:

@@ -32,14 +32,20 @@ class BatchOutputs:
         self.last_reduction, self.last_step = nan(k_all), nan(k_all)
         self.x_norm, self.lam, self.cosine = nan(k_all), nan(k_all), nan(k_all)
 
-    def store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
+    def store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub, grad=None, cov=None,
+              ok=None) -> None:
+        """The final states of problems ``idx``; ``grad`` (Jᵀr) and ``cov`` ((JᵀJ)⁻¹ where
+        ``ok``) where the executor formed them already (the batch kernel, linear loss)."""
         with np.errstate(over="ignore", invalid="ignore"):  # diverged problems: inf, nan
-            self._store(idx, state, cfg, lb, ub)
+            self._store(idx, state, cfg, lb, ub, grad, cov, ok)
 
-    def _store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub) -> None:
+    def _store(self, idx: np.ndarray, state, cfg: LoopConfig, lb, ub, grad, cov, ok) -> None:
         x, fun = state.x, state.f
         rt, jt = (np.asarray(t) for t in rescale(cfg.loss, fun, state.j, cfg.f_scale))
-        grad = np.einsum("kmn,km->kn", jt, rt)
+        if cfg.loss != "linear":  # J and r rescaled: the executor's are not these
+            grad = cov = ok = None
+        if grad is None:
+            grad = np.einsum("kmn,km->kn", jt, rt)
         if cfg.bounded:  # the gradient components that push against an active bound
             tol = 1e-10 * np.maximum(1.0, np.abs(x))
             at_lb = x <= lb + tol * np.isfinite(lb)
@@ -55,7 +61,12 @@ class BatchOutputs:
                                                               state.j[gtol], cfg.f_scale))
             self.cosine[idx[gtol]] = np.asarray(gradient_cosine(
                 grad[gtol], np.linalg.norm(mrt, axis=1), np.linalg.norm(mjt, axis=1)))
-        self.pcov[idx] = unscaled_covariances(jt)
+        if cov is None:
+            self.pcov[idx] = unscaled_covariances(jt)
+        else:  # NumPy's routes for the rest (the SVD's, or NaN for a J that is not finite)
+            if not ok.all():
+                cov[~ok] = unscaled_covariances(jt[~ok])
+            self.pcov[idx] = cov
         self.status[idx], self.nfev[idx] = state.status, state.nfev
         self.njev[idx], self.nit[idx], self.lam[idx] = state.njev, state.nit, state.lam
         self.last_reduction[idx], self.last_step[idx] = state.last_reduction, state.last_step

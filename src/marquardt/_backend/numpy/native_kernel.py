@@ -210,7 +210,7 @@ def _ptr(a) -> ctypes.c_void_p:
 
 
 def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: int = 1,
-          d_fixed=None, shared_x: bool | None = None) -> LoopState:
+          d_fixed=None, shared_x: bool | None = None, outputs: bool = False):
     """Fit the K problems: ``ydata`` (K, m), ``p0`` (K, n) (or (n,) for all), ``xdata`` shared
     ((m,) or (k, m)) or per problem ((K, m) or (K, k, m); ``shared_x`` decides where the
     shapes do not), ``w`` None, (m,) or (K, m); ``lb``, ``ub`` (K, n), (n,) or None (±inf);
@@ -221,7 +221,9 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
     Returns:
         The final ``LoopState`` of every problem, batched ((K, ...) arrays; the counts and
         status int32), as ``host.run`` returns it (``_batch_results.BatchOutputs.store``
-        takes it). Problems the C loop could not finish (the model returned nonzero, LAPACK
+        takes it); with ``outputs``, also the gradients Jᵀr (K, n), the covariances (K, n, n)
+        and where they hold (K,) bool (``native_kernel_c``'s ``mq_kernel_covariance``: the
+        direct route of ``_covariance.unscaled_covariances``; False: take NumPy's). Problems the C loop could not finish (the model returned nonzero, LAPACK
         did not converge) raise.
     """
     m, n = kernel.m, kernel.n
@@ -273,4 +275,9 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
         src = out_f if buffer == "F" else out_i
         v = src[:, offset:offset + size].reshape((k_all,) + tuple(shape))
         state.append(v.astype(np.int32) if name in _INT_FIELDS else v.copy())
-    return LoopState(*state)
+    if not outputs:
+        return LoopState(*state)
+    at = kernel.row_f - (n + n * n + 1)  # the driver's g, cov, ok (``mq_kernel_covariance``)
+    return (LoopState(*state), out_f[:, at:at + n].copy(),
+            out_f[:, at + n:at + n + n * n].reshape(k_all, n, n).copy(),
+            out_f[:, at + n + n * n] == 1.0)

@@ -25,6 +25,7 @@ import numpy as np
 from marquardt._backend.numpy.native_slots import Layout, Unsupported
 from marquardt._core import iteration as core
 from marquardt._core.records import RUNNING, LoopState
+from marquardt._covariance import FAST_COND_MAX, FAST_COND_UNSCALED_MAX
 
 __all__ = ["driver"]
 
@@ -60,6 +61,82 @@ static int mq_kernel_fit(double *F, int64_t *I, const mq_data *d) {
     }
 }
 
+/* After the fit, for the result (``_batch_results.BatchOutputs``): g = Jᵀr and, where the
+   direct route of ``_covariance.unscaled_covariances`` holds, its (JᵀJ)⁻¹: A = JᵀJ,
+   S = diag(A)^(-1/2), A_s = S A S inverted by Cholesky (L, M = L⁻¹, A_s⁻¹ = MᵀM), cov =
+   S A_s⁻¹ S, kept where J is finite, diag(A) > 0, every pivot positive, and the 1-norm
+   condition estimates of A_s and of A within FAST_COND_MAX and FAST_COND_UNSCALED_MAX;
+   out: g (N), cov (N x N), ok (1: 1.0 where kept, else 0.0: the caller takes NumPy's route,
+   the SVD's, for that problem). The same arithmetic as the NumPy code, summed in another
+   order: equal to rounding. */
+static void mq_kernel_covariance(const double *J, const double *r, double *out) {
+    double *g = out, *cov = out + N, *ok = out + N + N * N;
+    double a[N][N], sc[N], as[N][N], low[N][N], inv_l[N][N], inv[N][N];
+    int finite = 1;
+    ok[0] = 0.0;
+    for (long j = 0; j < N; j++) {
+        g[j] = 0.0;
+        for (long q = 0; q < N; q++) a[j][q] = 0.0;
+    }
+    for (long i = 0; i < M; i++) {
+        const double *row = J + i * N;
+        for (long j = 0; j < N; j++) {
+            const double v = row[j];
+            if (!isfinite(v)) finite = 0;
+            g[j] += v * r[i];
+            for (long q = 0; q <= j; q++) a[j][q] += v * row[q];
+        }
+    }
+    for (long j = 0; j < N; j++) {
+        for (long q = j + 1; q < N; q++) a[j][q] = a[q][j];
+        if (!(a[j][j] > 0.0)) finite = 0;
+    }
+    if (!finite) return;
+    for (long j = 0; j < N; j++) sc[j] = 1.0 / sqrt(a[j][j]);
+    for (long j = 0; j < N; j++)
+        for (long q = 0; q < N; q++) as[j][q] = a[j][q] * sc[j] * sc[q];
+    for (long j = 0; j < N; j++) {  /* Cholesky-Banachiewicz */
+        double d = as[j][j];
+        for (long q = 0; q < j; q++) d -= low[j][q] * low[j][q];
+        if (!(d > 0.0)) return;
+        low[j][j] = sqrt(d);
+        for (long i = j + 1; i < N; i++) {
+            double t = as[i][j];
+            for (long q = 0; q < j; q++) t -= low[i][q] * low[j][q];
+            low[i][j] = t / low[j][j];
+        }
+    }
+    for (long i = 0; i < N; i++) {  /* M = L⁻¹ */
+        inv_l[i][i] = 1.0 / low[i][i];
+        for (long j = 0; j < i; j++) {
+            double t = low[i][j] * inv_l[j][j];
+            for (long q = j + 1; q < i; q++) t += low[i][q] * inv_l[q][j];
+            inv_l[i][j] = -t * inv_l[i][i];
+        }
+    }
+    for (long i = 0; i < N; i++)
+        for (long j = 0; j <= i; j++) {
+            double t = inv_l[i][i] * inv_l[i][j];
+            for (long q = i + 1; q < N; q++) t += inv_l[q][i] * inv_l[q][j];
+            inv[i][j] = inv[j][i] = t;
+        }
+    double n_as = 0.0, n_inv = 0.0, n_a = 0.0, n_cov = 0.0;
+    for (long q = 0; q < N; q++) {  /* 1-norms: the largest column sum of |entries| */
+        double c1 = 0.0, c2 = 0.0, c3 = 0.0, c4 = 0.0;
+        for (long j = 0; j < N; j++) {
+            const double cv = inv[j][q] * sc[j] * sc[q];
+            if (!isfinite(inv[j][q])) return;
+            c1 += fabs(as[j][q]); c2 += fabs(inv[j][q]); c3 += fabs(a[j][q]); c4 += fabs(cv);
+            cov[j * N + q] = cv;
+        }
+        if (c1 > n_as) n_as = c1;
+        if (c2 > n_inv) n_inv = c2;
+        if (c3 > n_a) n_a = c3;
+        if (c4 > n_cov) n_cov = c4;
+    }
+    if (n_as * n_inv <= FAST_COND_MAX && n_a * n_cov <= FAST_COND_UNSCALED_MAX) ok[0] = 1.0;
+}
+
 /* problems [k0, k1): 0, or -1 where the buffers could not be allocated */
 int mq_kernel_solve(long k0, long k1, const double *xdata, long x_stride, long x_row,
                     const double *ydata, const double *wdata, long w_stride,
@@ -78,6 +155,7 @@ int mq_kernel_solve(long k0, long k1, const double *xdata, long x_stride, long x
         double *of = out_f + k * ROW_F;
         int64_t *oi = out_i + k * ROW_I;
         STORE
+        mq_kernel_covariance(of + J_COL, of + F_COL, of + EXTRA_COL);
         oi[ROW_I - 1] = code;
     }
     free(F);
@@ -160,6 +238,13 @@ def driver(layout: Layout, emitted: dict, m: int, n: int) -> tuple[str, list, in
         fields.append((buf, col, shape))
         row[buf] += size
     row["I"] += 1  # the loop's code
+    cols = dict(zip(LoopState._fields, fields))
+    if cols["j"][0] != "F" or cols["f"][0] != "F":
+        raise Unsupported("J or the residuals not among the doubles")
+    names["J_COL"], names["F_COL"], names["EXTRA_COL"] = cols["j"][1], cols["f"][1], row["F"]
+    names["FAST_COND_MAX"] = float(FAST_COND_MAX).hex()
+    names["FAST_COND_UNSCALED_MAX"] = float(FAST_COND_UNSCALED_MAX).hex()
+    row["F"] += n + n * n + 1  # g, cov, ok (``mq_kernel_covariance``)
     names["ROW_F"], names["ROW_I"] = max(row["F"], 1), row["I"]
     defines = "".join(f"#define {k} {v}\n" for k, v in names.items())
     undefines = "".join(f"#undef {k}\n" for k in names)
