@@ -123,3 +123,33 @@ def test_the_model_called_from_c_with_scalars(vectorcall, weights):
     assert seen == [(T, np.float64, np.float64)] * 2
     call.rebind(None)  # lets the model and xdata go
     assert call._keep[0] is None
+
+
+def test_the_jacobian_at_the_start_formed_by_the_loop():
+    """J at p0 is left to the native loop (``host.run``: ``j0`` None), which forms it in C:
+    the configuration's steps are the trace's (one entry, its key from numdiff's J to come),
+    the result the trace's, and an exception in one of its calls reaches the caller."""
+    calls = {"n": 0, "raise_at": None}
+
+    def model(t, a, b, c):
+        calls["n"] += 1
+        if calls["n"] == calls["raise_at"]:
+            raise KeyError("at the first Jacobian")
+        return exponential(t, a, b, c)
+
+    def fit():
+        popt, pcov, info, mesg, ier = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0],
+                                                          full_output=True)
+        return popt, pcov, info["result"], mesg, ier
+
+    expected, got = _both(fit)
+    assert_results_equal(expected, got)
+    assert len(host._STEPS) == 1
+    loops = list(native_loop._LOOPS.values())
+    assert loops and all(loop.first_jacobian for loop in loops)
+    with native_loop.enabled():
+        calls["n"], calls["raise_at"] = 0, 3  # p0's call, then the differences' second
+        with pytest.raises(KeyError, match="at the first Jacobian"):
+            fit()
+        calls["n"], calls["raise_at"] = 0, None
+        assert_results_equal(expected, fit())
