@@ -30,8 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_slots,
-                                      native_steps, native_tier, native_views)
+from marquardt import _covariance
+from marquardt._backend.numpy import (native_cloop, native_covariance, native_load,
+                                      native_numdiff, native_slots, native_steps, native_tier,
+                                      native_views)
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import functions, host
 from marquardt._core import iteration as core
@@ -52,8 +54,10 @@ LOOP_IN_C = True
 
 def differences_in_c() -> None:
     """The host evaluators made from now on can form their difference Jacobians in C on the
-    native loop (``native_numdiff.lazy_jacobian``)."""
+    native loop (``native_numdiff.lazy_jacobian``), and the covariance its scaled SVD
+    (``native_covariance``)."""
     functions._lazy_differences = native_numdiff.lazy_jacobian
+    _covariance._native_scaled_svd = native_covariance.scaled_svd
 
 
 def enable(on: bool = True) -> None:
@@ -62,6 +66,7 @@ def enable(on: bool = True) -> None:
     global _FORCED
     host._native = run if on else None
     functions._lazy_differences = native_numdiff.lazy_jacobian if on else None
+    _covariance._native_scaled_svd = native_covariance.scaled_svd if on else None
     _FORCED = on
 
 
@@ -70,13 +75,16 @@ def enabled():
     """The native loop on inside the block, each configuration built at its first fit."""
     global _FORCED
     previous, forced, lazy = host._native, _FORCED, functions._lazy_differences
+    svd = _covariance._native_scaled_svd
     host._native, _FORCED = run, True
     functions._lazy_differences = native_numdiff.lazy_jacobian
+    _covariance._native_scaled_svd = native_covariance.scaled_svd
     try:
         yield
     finally:
         host._native, _FORCED = previous, forced
         functions._lazy_differences = lazy
+        _covariance._native_scaled_svd = svd
 
 
 class _Recording:
