@@ -63,10 +63,8 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed, *, batched: 
         f0, j0 = evaluator.residual_and_jacobian(x0, every)
     elif evaluator.first[1] is None:  # r at x0 known (the front door's first call)
         f0 = evaluator.first[0]
-        # differences the native loop can form in C (``native_numdiff.lazy_jacobian``): J
-        # at x0 left to it (None), formed in Python only where the fit runs there
-        pending = k == 1 and _native is not None and hasattr(evaluator.jacobian,
-                                                               "native_spec")
+        # differences the native loop forms in C (``lazy_jacobian``): J at x0 left to it
+        pending = k == 1 and _native and hasattr(evaluator.jacobian, "native_spec")
         j0 = None if pending else evaluator.jacobian(x0, f0, every)
     else:
         f0, j0 = evaluator.first
@@ -333,10 +331,9 @@ def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
         return None
     try:
         cfg = replaced(cfg, callback=None, record_history=False)  # the host's business only
-        key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str, type(f0),
-               type(j0)) if j0 is not None else (  # numdiff's J, to come: (1, m, n) float64
-            cfg, x0.shape, f0.shape, (1, f0.shape[-1], x0.shape[-1]), f0.dtype.str,
-            _F64_STR, type(f0), np.ndarray)
+        jac = ((j0.shape, j0.dtype.str, type(j0)) if j0 is not None else  # numdiff's, to come
+               ((1, f0.shape[-1], x0.shape[-1]), _F64_STR, np.ndarray))
+        key = (cfg, x0.shape, f0.shape, jac[0], f0.dtype.str, jac[1], type(f0), jac[2])
         steps = _STEPS.get(key)  # (the key hashed once: a tuple does not keep its hash)
     except TypeError:  # an unhashable option (a callable loss's object, say): eager
         return None
