@@ -358,16 +358,18 @@ class ModelCall:
         """Call ``fun`` from now on (same n, m and name; None: none, C must not call)."""
         py, (y, w, y_at, w_at) = self._python, self._curve
         curve = getattr(fun, "curve", None)
-        if (curve is not None and self.x.size <= CURVE_ARGS and np.shape(curve.ydata) == y.shape
-                and (curve.weights is None or np.shape(curve.weights) == w.shape)):
+        weights = None if curve is None else curve.weights
+        if (curve is not None and self.x.size <= CURVE_ARGS
+                and getattr(curve.ydata, "shape", None) == y.shape
+                and (weights is None or getattr(weights, "shape", None) == w.shape)):
             y[...] = curve.ydata
-            if curve.weights is not None:
-                w[...] = curve.weights
+            if weights is not None:
+                w[...] = weights
             py.fun, py.xdata = id(curve.model), id(curve.xdata)
-            py.y, py.w = y_at, None if curve.weights is None else w_at
+            py.y, py.w = y_at, None if weights is None else w_at
             self._finish[0], self._keep[0] = curve.finish, curve
-        else:
-            py.fun, py.xdata, py.y, py.w = id(fun), None, None, None
+        else:  # (with y NULL, C reads neither xdata nor w)
+            py.fun, py.y = id(fun), None
             self._finish[0], self._keep[0] = None, fun
 
     def raise_error(self) -> None:
