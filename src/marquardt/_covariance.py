@@ -82,18 +82,23 @@ def _pinv_normal(jac: np.ndarray) -> tuple[np.ndarray, int]:
     pseudo-inverse of J itself, V Σ⁻² Vᵀ from J's SVD (SciPy's cut-off on J), whose
     minimum-norm sense is in the parameters' own units."""
     m, n = jac.shape
-    # ‖Jⱼ‖ as ``np.linalg.norm(jac, axis=0)`` forms it for real J, without its wrapper
-    norms = np.sqrt(np.add.reduce(jac * jac, axis=0)) if jac.dtype == np.float64 \
-        else np.linalg.norm(jac, axis=0)
     cut = _EPS * max(m, n)
-    lengths = norms.tolist()
-    top = cut * max(lengths) if n else 0.0
-    if n and all(v > top for v in lengths):  # no column lost (a NaN: the general route)
-        scale = 1.0 / norms
+    # the same numbers in C once the native executor is in use (no column lost, full rank)
+    done = _native_scaled_svd(jac, cut) if _native_scaled_svd is not None else None
+    if done is not None:
+        scale, s, vt = done
     else:
-        kept = norms > cut * (norms.max() if norms.size else 0.0)
-        scale = np.where(kept, 1.0 / np.where(kept, norms, 1.0), 0.0)
-    _, s, vt = _thin_svd(jac * scale)
+        # ‖Jⱼ‖ as ``np.linalg.norm(jac, axis=0)`` forms it for real J, without its wrapper
+        norms = np.sqrt(np.add.reduce(jac * jac, axis=0)) if jac.dtype == np.float64 \
+            else np.linalg.norm(jac, axis=0)
+        lengths = norms.tolist()
+        top = cut * max(lengths) if n else 0.0
+        if n and all(v > top for v in lengths):  # no column lost (a NaN: the general route)
+            scale = 1.0 / norms
+        else:
+            kept = norms > cut * (norms.max() if norms.size else 0.0)
+            scale = np.where(kept, 1.0 / np.where(kept, norms, 1.0), 0.0)
+        _, s, vt = _thin_svd(jac * scale)
     values = s.tolist()
     floor = cut * values[0] if values else 0.0
     rank = sum(v > floor for v in values)  # (a NaN σ₁: none kept)
@@ -130,6 +135,11 @@ def _raise_invalid(*_):
 
 
 _EPS = float(np.finfo(np.float64).eps)
+
+#: ``native_covariance.scaled_svd`` once the native executor is in use
+#: (``native_loop.differences_in_c``): S, s and Vᵀ of ``_pinv_normal``'s route formed in C,
+#: the same bits, or None where that route cannot serve. None: NumPy only.
+_native_scaled_svd = None
 
 
 def standard_errors(pcov: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._errors import OutputError
+from marquardt._core.functions import CurveModel
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._curve_data import check_enough_points, prepare_curve_data
 from marquardt._least_squares import Problem, solve_problem
@@ -165,6 +166,15 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
             if type(out) is not _NDARRAY or out.dtype is not _F64:
                 out = np.asarray(out, dtype=np.float64)
             return out - y
+
+    if kind != "full" and y.ndim == 1:  # what host_fun is made of, for the native
+        # executor to call f and form (f - y)·w in C (``native_model.ModelCall``)
+        def finish(out):
+            if type(out) is not _NDARRAY or out.dtype is not _F64:
+                out = np.asarray(out, dtype=np.float64)
+            return (out - y) * w if kind == "diag" else out - y
+
+        host_fun.curve = CurveModel(f, x, y, w if kind == "diag" else None, finish)
 
     def host_complex(p):  # jac='cs': the model on complex parameters
         r = np.asarray(f(x, *p)) - y

@@ -335,7 +335,9 @@ def solve_problem(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xto
     (``curve_fit``'s rule, ``marquardt._core.numdiff``), not SciPy ``least_squares``' 1.
     ``history``: the result needs its ``history``; False (``curve_fit`` without
     ``full_output``, which returns popt and pcov only) leaves it empty where the host
-    executor runs the fit and neither a callback nor ``verbose`` reads the rows.
+    executor runs the fit and neither a callback nor ``verbose`` reads the rows, and a
+    successful fit's message without its measured numbers (``build_result``'s ``detail``)
+    unless ``verbose`` prints it.
 
     A fit with Moré's scaling (``x_scale='jac'``) that ends ``STALLED``, or in a success
     where a parameter it moved has an exactly zero column of J, is fitted again from x0 with
@@ -454,7 +456,8 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
         if not history and cfg.callback is None and verbose == 0:  # no row is read
             cfg = replaced(cfg, record_history=False)
         state, rows = host.run(cfg, evaluator, x0b, lbb, ubb, d_fixed_b, batched=False)
-    result = build_result(state, rows, cfg, lb, ub)
+    # (a result without history is ``curve_fit``'s lean one: no successful fit's message read)
+    result = build_result(state, rows, cfg, lb, ub, detail=history or verbose > 0)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
             result.nfev == 1 + cfg.jac_nfev:  # r(x0) is finite (``residual_vector``): J is not
         mode = ("autodiff" if autodiff else "callable" if problem.jac == "callable" else

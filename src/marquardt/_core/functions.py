@@ -16,7 +16,7 @@ import numpy as np
 from marquardt._backend.numpy import xp
 from marquardt._core import numdiff
 
-__all__ = ["Evaluator", "numpy_evaluator", "model_evaluator"]
+__all__ = ["CurveModel", "Evaluator", "numpy_evaluator", "model_evaluator"]
 
 
 class Evaluator(NamedTuple):
@@ -38,6 +38,29 @@ class Evaluator(NamedTuple):
     jacobian_with_residual: bool = False
     first: tuple | None = None
     jacobian: Callable | None = None
+
+
+class CurveModel(NamedTuple):
+    """What a residual function of ``curve_fit``'s is made of, for a caller that can form it
+    itself: ``fun(p) = finish(model(xdata, *p))`` with ``finish(out) = out − ydata`` (times
+    ``weights``), ``out`` converted to float64 first where it is not a float64 ndarray. The
+    native executor calls ``model`` from C and subtracts there (``native_model.ModelCall``);
+    ``curve_fit`` hangs it on its function as the attribute ``curve``.
+
+    Attributes:
+        model: the user's ``f(xdata, *params)``, called with NumPy float64 scalars.
+        xdata: what ``model`` receives as its first argument (the same object each call).
+        ydata: the data, float64 (m,).
+        weights: 1/σ, float64 (m,), or None (no weights).
+        finish: ``finish(out) -> r``: the residuals from what ``model`` returned, as the
+            function forms them (its conversion and its errors).
+    """
+
+    model: Callable
+    xdata: object
+    ydata: np.ndarray
+    weights: np.ndarray | None
+    finish: Callable
 
 
 _NDARRAY = np.ndarray

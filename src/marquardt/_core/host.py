@@ -63,7 +63,9 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed, *, batched: 
         f0, j0 = evaluator.residual_and_jacobian(x0, every)
     elif evaluator.first[1] is None:  # r at x0 known (the front door's first call)
         f0 = evaluator.first[0]
-        j0 = evaluator.jacobian(x0, f0, every)
+        # differences the native loop forms in C (``lazy_jacobian``): J at x0 left to it
+        pending = k == 1 and _native and hasattr(evaluator.jacobian, "native_spec")
+        j0 = None if pending else evaluator.jacobian(x0, f0, every)
     else:
         f0, j0 = evaluator.first
     # one problem: its per-problem values as NumPy scalars (``_backend.numpy.single``), the
@@ -76,6 +78,8 @@ def run(cfg: LoopConfig, evaluator: Evaluator, x0, lb, ub, d_fixed, *, batched: 
         if done is None:
             done = trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
         return (_batched(done[0]) if batched else done[0]), done[1]
+    if j0 is None:
+        j0 = evaluator.jacobian(x0, f0, every)
     with _quiet():
         state = core.start(cfg, ns, x0, f0, j0, lb, ub, d_fixed)
     history = _History(cfg, state) if cfg.record_history else None
@@ -110,7 +114,10 @@ def trace_fit(cfg: LoopConfig, steps: _Steps, evaluator: Evaluator, x0, f0, j0, 
     scalars) and the history table (no rows without ``cfg.record_history``).
 
     History: without a callback to show them to, the rows are formed at the end, all in one
-    batched call (records: the problem-0 slices of each iteration's arrays)."""
+    batched call (records: the problem-0 slices of each iteration's arrays). ``j0`` None:
+    J at x0 not formed yet (``run``), formed here."""
+    if j0 is None:
+        j0 = evaluator.jacobian(x0, f0, _EVERY)
     with _quiet():
         state = steps.start(x0, f0, j0, lb, ub, d_fixed)
     history = _History(cfg, state) if cfg.record_history else None
@@ -313,17 +320,20 @@ class _Steps(NamedTuple):
 
 _STEPS: dict = {}
 _STEPS_MAX = 64
+_F64_STR = np.dtype(np.float64).str
 
 
 def _steps(cfg: LoopConfig, x0, f0, j0, lb, ub, d_fixed):
     """The compiled steps for this configuration and these shapes (None: run eagerly: a
-    callable loss is the user's code, not to be called on tracers)."""
+    callable loss is the user's code, not to be called on tracers); ``j0`` None: a
+    difference Jacobian still to be formed, numdiff's float64 ndarray (1, m, n)."""
     if callable(cfg.loss):
         return None
     try:
         cfg = replaced(cfg, callback=None, record_history=False)  # the host's business only
-        key = (cfg, x0.shape, f0.shape, j0.shape, f0.dtype.str, j0.dtype.str,
-               type(f0), type(j0))
+        jac = ((j0.shape, j0.dtype.str, type(j0)) if j0 is not None else  # numdiff's, to come
+               ((1, f0.shape[-1], x0.shape[-1]), _F64_STR, np.ndarray))
+        key = (cfg, x0.shape, f0.shape, jac[0], f0.dtype.str, jac[1], type(f0), jac[2])
         steps = _STEPS.get(key)  # (the key hashed once: a tuple does not keep its hash)
     except TypeError:  # an unhashable option (a callable loss's object, say): eager
         return None

@@ -31,7 +31,7 @@ from marquardt._backend.numpy.native_slots import Layout, Unsupported
 from marquardt._core import iteration as core
 from marquardt._core.records import RUNNING, LoopState
 
-__all__ = ["CALLBACK", "source"]
+__all__ = ["CALLBACK", "first_jacobian_slots", "source"]
 
 #: The callback's C type: int (*)(int what, long it, double old_cost).
 CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_double)
@@ -46,11 +46,16 @@ static void copy_row_major(const double *src, int64_t tag, double *dst, long m, 
 }
 
 /* d, f, h: the differences and the model in C (native_numdiff, native_model), or NULL: the
-   callback forms J (what 1) and evaluates the residuals (what 0). */
+   callback forms J (what 1) and evaluates the residuals (what 0). first_jacobian: J at x0
+   is formed here from r(x0) (d and f given; the caller wrote x0 and f0, not j0). */
 int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int history,
-                  const mq_differences *d, const mq_model *f, double *h) {
+                  const mq_differences *d, const mq_model *f, double *h, int first_jacobian) {
     int nfev = 0;  /* (the steps count the calls: cfg.jac_nfev per Jacobian) */
     long it = 0;
+    if (FIRST_JACOBIAN && first_jacobian) {  /* numdiff's J at x0: column i at i*M, tag 1 */
+        if (mq_difference_jacobian(d, f, F + X0, F + F0, h, F + J0, &nfev)) return 1;
+        I[J0_TAG] = 1;
+    }
     if (step_start(F, I)) return 2;
     if (history && cb(4, 0, 0.0)) return 1;
     if (I[STATUS] != RUNNING) return 3;
@@ -122,16 +127,37 @@ def source(layout: Layout, steps: set, trust_radius: bool) -> str:
     flat = all(v.buffer == "F" and v.kind == "f" and v.tag < 0 and v.shape == shape
                and v.strides in ((0, 1), (shape[1], 1))
                for v, shape in ((x_try, (1, n)), (c_x_new, (1, n)), (f_try, (1, m))))
+    first = first_jacobian_slots(layout)
     names = {"STATUS": at("s", "status").offset, "LV": at("lv").offset,
              "ACCEPTED": at("c", "accepted", core.Attempt).offset, "RUNNING": RUNNING,
              "F_NEW": f_new.offset, "S_F": s_f.offset, "C_F_NEW": c_f_new.offset,
              "S_J": s_j.offset, "S_J_TAG": s_j.tag, "J_NEW": j_new.offset,
              "J_NEW_TAG": j_new.tag, "S_COST": at("s", "cost").offset, "M": m, "N": n,
              "C_RESIDUALS": int(flat), "X_TRY": x_try.offset, "F_TRY": f_try.offset,
-             "C_X_NEW": c_x_new.offset}
+             "C_X_NEW": c_x_new.offset, "FIRST_JACOBIAN": int(first is not None)}
+    names.update(first or {"X0": 0, "F0": 0, "J0": 0, "J0_TAG": 0})
     for slot in (at("s", "status"), at("lv"), at("c", "accepted", core.Attempt)):
         if slot.buffer != "I" or slot.shape:
             raise Unsupported("a flag that is not an integer scalar")
     defines = "".join(f"#define {k} {v}\n" for k, v in names.items())
     undefines = "".join(f"#undef {k}\n" for k in names)
     return defines + _TEXT.replace("{ REFIT }", "{ " + refit + " }") + undefines
+
+
+def first_jacobian_slots(layout: Layout) -> dict | None:
+    """Where the loop forms J at x0 itself (``marquardt_fit``'s ``first_jacobian``): the
+    offsets of x0 (1, n) and f0 (1, m), flat float rows, and of j0 (1, m, n), a matrix with
+    its order tag; None where the start's slots are otherwise (J at x0 is then written by
+    Python)."""
+    slots = layout.slots
+    x0, f0, j0 = (slots.get((var, ())) for var in ("x0", "f0", "j0"))
+    if x0 is None or f0 is None or j0 is None or len(j0.shape) != 3 or j0.tag < 0:
+        return None
+    m, n = j0.shape[1], j0.shape[2]
+    if not all(v.buffer == "F" and v.kind == "f" and v.tag < 0 and v.shape == shape
+               and v.strides in ((0, 1), (shape[1], 1))
+               for v, shape in ((x0, (1, n)), (f0, (1, m)))):
+        return None
+    if j0.buffer != "F" or j0.kind != "f" or j0.shape[0] != 1:
+        return None
+    return {"X0": x0.offset, "F0": f0.offset, "J0": j0.offset, "J0_TAG": j0.tag}

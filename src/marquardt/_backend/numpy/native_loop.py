@@ -30,8 +30,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marquardt._backend.numpy import (native_cloop, native_load, native_numdiff, native_slots,
-                                      native_steps, native_tier, native_views)
+from marquardt import _covariance
+from marquardt._backend.numpy import (native_cloop, native_covariance, native_load,
+                                      native_numdiff, native_slots, native_steps, native_tier,
+                                      native_views)
 from marquardt._backend.numpy.native_slots import Unsupported
 from marquardt._core import functions, host
 from marquardt._core import iteration as core
@@ -52,8 +54,10 @@ LOOP_IN_C = True
 
 def differences_in_c() -> None:
     """The host evaluators made from now on can form their difference Jacobians in C on the
-    native loop (``native_numdiff.lazy_jacobian``)."""
+    native loop (``native_numdiff.lazy_jacobian``), and the covariance its scaled SVD
+    (``native_covariance``)."""
     functions._lazy_differences = native_numdiff.lazy_jacobian
+    _covariance._native_scaled_svd = native_covariance.scaled_svd
 
 
 def enable(on: bool = True) -> None:
@@ -62,6 +66,7 @@ def enable(on: bool = True) -> None:
     global _FORCED
     host._native = run if on else None
     functions._lazy_differences = native_numdiff.lazy_jacobian if on else None
+    _covariance._native_scaled_svd = native_covariance.scaled_svd if on else None
     _FORCED = on
 
 
@@ -70,13 +75,16 @@ def enabled():
     """The native loop on inside the block, each configuration built at its first fit."""
     global _FORCED
     previous, forced, lazy = host._native, _FORCED, functions._lazy_differences
+    svd = _covariance._native_scaled_svd
     host._native, _FORCED = run, True
     functions._lazy_differences = native_numdiff.lazy_jacobian
+    _covariance._native_scaled_svd = native_covariance.scaled_svd
     try:
         yield
     finally:
         host._native, _FORCED = previous, forced
         functions._lazy_differences = lazy
+        _covariance._native_scaled_svd = svd
 
 
 class _Recording:
@@ -119,6 +127,8 @@ def run(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed
         done = host.trace_fit(cfg, steps, evaluator, x0, f0, j0, lb, ub, d_fixed)
         native_tier.pay(steps, done[0].nfev)
         return done
+    if j0 is None:  # (``host.run``: J at x0 left to the native loop)
+        j0 = evaluator.jacobian(x0, f0, _EVERY)
     calls: dict = {}
     recording = host._Steps(*(None if s is None else _Recording(s, name, calls)
                               for name, s in zip(host._Steps._fields, steps)))
@@ -245,6 +255,8 @@ class _Loop:
         self.differences: dict = {}  # (method, n, m, name) -> NativeDifferences, rebound
         self.f_index = np.array([s.offset for s in self.row_f])
         self.i_index = np.array([s.offset for s in self.row_i])
+        # the loop in C forms J at x0 itself where the start's slots allow it
+        self.first_jacobian = native_cloop.first_jacobian_slots(native.layout) is not None
 
     def point(self, it, old_cost):
         """One history record: the state's residuals and J, and the row's scalars."""
@@ -253,15 +265,21 @@ class _Loop:
 
     def run(self, evaluator, history, x0, f0, j0, lb, ub, d_fixed) -> LoopState:
         """The fit; ``history``: None, or a list to which each iteration's record is
-        appended (``point``)."""
+        appended (``point``). ``j0`` None: J at x0 not formed yet (``host.run``), formed
+        here: in C by the loop itself where it can (``run_c``), else by the evaluator."""
         nat = self.native
+        in_c = nat.fit is not None and LOOP_IN_C
+        if j0 is None and not in_c:
+            j0 = evaluator.jacobian(x0, f0, _EVERY)
         for (var, writer), value in zip(self.inputs, (x0, f0, j0, lb, ub, d_fixed)):
+            if value is None:  # j0, for run_c
+                continue
             if writer is None or type(value) is not np.ndarray:
                 nat.write(var, value)
             else:
                 writer(value)
-        if nat.fit is not None and LOOP_IN_C:
-            return self.run_c(evaluator, history)
+        if in_c:
+            return self.run_c(evaluator, history, None if j0 is not None else (x0, f0))
         fns = nat.fns
         start, begin, attempt, judged, end = (fns["start"], fns["begin"], fns["attempt"],
                                               fns["judged"], fns["end"])
@@ -322,8 +340,10 @@ class _Loop:
             if not next_iteration():
                 return self.state(last)
 
-    def run_c(self, evaluator, history) -> LoopState:
-        """The fit on the loop in C (``native_cloop``), the user's code called back."""
+    def run_c(self, evaluator, history, start=None) -> LoopState:
+        """The fit on the loop in C (``native_cloop``), the user's code called back.
+        ``start``: (x0, f0) where J at x0 is still to be formed (its slot not written): by
+        the loop in C with the fit's differences where it has them, else here."""
         self.evaluator, self.history, self.error = evaluator, history, None
         if self.callback is None:
             self.callback = native_cloop.CALLBACK(self.called_back)
@@ -346,9 +366,13 @@ class _Loop:
         elif nd is None and hasattr(jac, "native_differences"):
             nd = jac.native_differences()
         in_c = (None, None, None) if nd is None else nd.pointers()
+        first = start is not None and nd is not None and self.first_jacobian
         try:
+            if start is not None and not first:  # J at x0 by the evaluator, as the trace's
+                self.native.write("j0", jac(start[0], start[1], _EVERY))
             done = self.native.fit(self.f_ptr, self.i_ptr, self.callback,
-                                   int(jac is not None), int(history is not None), *in_c)
+                                   int(jac is not None), int(history is not None), *in_c,
+                                   int(first))
         finally:
             self.evaluator = self.history = None
             if reused is not None:

@@ -23,6 +23,10 @@ residual buffer r (m) it reads after the call, and how to call. ``mq_call`` hide
   ~4,100 fewer instructions than the callback (``benchmarks/native_numdiff.py``): the
   callback's arguments and result boxed by ``ctypes``, and the copy in NumPy.
 
+``ModelCall`` also forms ``curve_fit``'s residuals itself where the function carries what
+it is made of (``functions.CurveModel``): C calls the user's f(xdata, *p) with NumPy scalars
+and subtracts ydata (times the weights), without the function's Python frame.
+
 Either way the model receives a fresh copy of the point at every call, as the Python path
 hands it a fresh row: a model that keeps x (a list of the points tried, say) keeps what it
 was given, not a buffer that C overwrites (one small copy a call).
@@ -37,7 +41,7 @@ import numpy as np
 
 from marquardt._core.functions import _as_vector
 
-__all__ = ["MODEL_C", "RESIDUAL_FN", "ModelRecord", "PythonRecord", "ModelCallback",
+__all__ = ["CURVE_ARGS", "MODEL_C", "RESIDUAL_FN", "ModelRecord", "PythonRecord", "ModelCallback",
            "ModelCall"]
 
 #: The C side: the record, the call (``mq_call``: the point already in ``f->x``; by the
@@ -67,7 +71,18 @@ typedef struct {                                          /* the Python C API's 
     void (*decref)(void *obj);                            /* Py_DecRef */
     void (*clear)(void);                                  /* PyErr_Clear */
     void *(*pack)(intptr_t n, ...);                       /* PyTuple_Pack */
+    void *(*vectorcall)(void *callable, void *const *args, size_t nargsf, void *kwnames);
+                                                          /* PyObject_Vectorcall, or NULL */
+    void *(*item)(void *seq, intptr_t i);                 /* PySequence_GetItem */
+    void *(*type)(void *obj);                             /* PyObject_Type */
+    void *(*tuple)(intptr_t n);                           /* PyTuple_New */
+    int (*set_item)(void *tuple, intptr_t i, void *item); /* PyTuple_SetItem */
+    void (*incref)(void *obj);                            /* Py_IncRef */
     void *fun, *copy, *convert;  /* fun, x.copy, convert(out): _as_vector into r */
+    /* a curve (curve_fit's model): fun is f, called f(xdata, x[0], ..., x[n-1]) with
+       NumPy scalars, and r = f - y, or (f - y) * w, formed here; y NULL: not a curve */
+    void *xdata, *point, *ndarray;  /* xdata, the (n,) array over x, numpy.ndarray */
+    const double *y, *w;            /* (m,) the data and the weights (w NULL: none) */
 } mq_python;
 
 typedef struct {
@@ -92,18 +107,59 @@ static void *mq_call_fresh(const mq_python *p) {
     return out;
 }
 
+#define MQ_CURVE_ARGS 32  /* the most parameters a curve's call passes from the stack */
+
+/* f(xdata, x[0], ..., x[n-1]), each x[i] a NumPy float64 scalar (the array's item), as
+   curve_fit's host function passes them (no Python frame between C and the model) */
+static void *mq_call_curve(const mq_python *p, int n) {
+    void *stack[MQ_CURVE_ARGS + 1], *out = 0;
+    int k = 0;
+    stack[0] = p->xdata;
+    for (; k < n; k++)
+        if (!(stack[k + 1] = p->item(p->point, k))) break;
+    if (k == n && p->vectorcall) {
+        out = p->vectorcall(p->fun, stack, (size_t)(n + 1), 0);
+    } else if (k == n) {  /* a tuple, where PyObject_Vectorcall is not exported */
+        void *args = p->tuple(n + 1);
+        if (args) {
+            p->incref(p->xdata);
+            for (int i = 0; i <= n; i++) p->set_item(args, i, stack[i]);  /* (stolen) */
+            k = 0;
+            out = p->call(p->fun, args);
+            p->decref(args);
+        }
+    }
+    for (int i = 1; i <= k; i++) p->decref(stack[i]);
+    return out;
+}
+
 static int mq_call_python(const mq_model *f) {
     const mq_python *p = f->py;
-    void *out = mq_call_fresh(p);
+    const double *y = p->y, *w = p->w;
+    void *out = y ? mq_call_curve(p, f->n) : mq_call_fresh(p);
     if (!out) return 1;  /* the exception stays set: ctypes raises it */
     mq_buffer v;
     int done = 0;
+    if (y) {  /* only an ndarray itself: a subclass may define its own subtraction */
+        void *t = p->type(out);
+        p->decref(t);  /* (out holds its type) */
+        if (t != p->ndarray) goto convert;
+    }
     if (p->get_buffer(out, &v, 0x1c) == 0) {  /* PyBUF_RECORDS_RO */
         const char *fmt = v.format;
         if (fmt && (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')) fmt++;
         done = v.ndim == 1 && v.shape[0] == f->m && v.itemsize == 8 && fmt && fmt[0] == 'd'
                && fmt[1] == 0;
-        if (done && v.strides[0] == 8) {  /* a copy of the bytes (cheap at -O0 too) */
+        if (done && y) {  /* the same IEEE operations as NumPy's out - y, (out - y) * w */
+            const char *at = (const char *)v.buf;
+            double *r = f->r;
+            if (w)
+                for (int k = 0; k < f->m; k++)
+                    r[k] = (*(const double *)(at + k * v.strides[0]) - y[k]) * w[k];
+            else
+                for (int k = 0; k < f->m; k++)
+                    r[k] = *(const double *)(at + k * v.strides[0]) - y[k];
+        } else if (done && v.strides[0] == 8) {  /* a copy of the bytes (cheap at -O0 too) */
             memcpy(f->r, v.buf, (size_t)f->m * 8);
         } else if (done) {
             const char *at = (const char *)v.buf;
@@ -114,6 +170,7 @@ static int mq_call_python(const mq_model *f) {
     } else {
         p->clear();  /* no buffer: converted below */
     }
+convert:
     if (!done) {  /* as the evaluator converts it, or its error */
         void *args = p->pack(1, out), *ok = args ? p->call(p->convert, args) : 0;
         if (args) p->decref(args);
@@ -155,23 +212,31 @@ class ModelRecord(ctypes.Structure):
 class PythonRecord(ctypes.Structure):
     """``mq_python``: the C API's functions, then the objects C calls (by address)."""
 
-    _fields_ = [(name, ctypes.c_void_p) for name in ("call", "call1", "get_buffer", "release",
-                                                     "decref", "clear", "pack", "fun",
-                                                     "copy", "convert")]
+    _fields_ = [(name, ctypes.c_void_p) for name in (
+        "call", "call1", "get_buffer", "release", "decref", "clear", "pack", "vectorcall",
+        "item", "type", "tuple", "set_item", "incref", "fun", "copy", "convert", "xdata",
+        "point", "ndarray", "y", "w")]
 
 
 def _api() -> tuple[int | None, ...]:
-    """The addresses of the C API functions ``mq_python`` holds (``PyObject_CallOneArg``:
-    None where the interpreter does not export it; C then packs a tuple)."""
+    """The addresses of the C API functions ``mq_python`` holds (``PyObject_CallOneArg``,
+    ``PyObject_Vectorcall``: None where the interpreter does not export them (3.10 has no
+    ``PyObject_Vectorcall``); C then packs a tuple)."""
     api = ctypes.pythonapi
     return tuple(ctypes.cast(getattr(api, name), ctypes.c_void_p).value
                  if hasattr(api, name) else None
                  for name in ("PyObject_CallObject", "PyObject_CallOneArg",
                               "PyObject_GetBuffer", "PyBuffer_Release", "Py_DecRef",
-                              "PyErr_Clear", "PyTuple_Pack"))
+                              "PyErr_Clear", "PyTuple_Pack", "PyObject_Vectorcall",
+                              "PySequence_GetItem", "PyObject_Type", "PyTuple_New",
+                              "PyTuple_SetItem", "Py_IncRef"))
 
 
 _API = _api()
+
+#: The most parameters a curve's model is called with from C (``MQ_CURVE_ARGS``: the call's
+#: arguments on C's stack); more: the residual function itself is called.
+CURVE_ARGS = 32
 
 
 class ModelCallback:
@@ -242,6 +307,14 @@ class ModelCall:
     buffers: the entry function must be called through ``ctypes.PyDLL`` (the GIL held), and
     then the model's exception is raised by ``ctypes`` itself as the entry returns.
 
+    Where ``fun`` carries a ``curve`` (``functions.CurveModel``: ``curve_fit``'s residuals
+    w·(f(xdata, *p) − y)), C calls the model f itself with (xdata, p₀, …, pₙ₋₁), the pᵢ NumPy
+    float64 scalars as ``fun`` passes them, and forms f − y (times w) in C: the same IEEE
+    operations as NumPy's, without ``fun``'s Python frame, its scalars' conversions and the
+    subtraction's array (~4,000 instructions a call). Only a float64 ``ndarray`` of m values
+    (the type itself: a subclass may subtract otherwise) is read so; anything else goes
+    through ``curve.finish`` and the evaluator's conversion in Python, with their errors.
+
     Attributes and arguments as ``ModelCallback``'s (``error`` is always None: nothing is
     kept).
 
@@ -256,28 +329,48 @@ class ModelCall:
         (0, [0.0, 2.0, 4.0], 1)
     """
 
-    __slots__ = ("x", "r", "record", "error", "_keep", "_python")
+    __slots__ = ("x", "r", "record", "error", "_keep", "_python", "_curve", "_finish")
 
     def __init__(self, fun: Callable, n: int, m: int, who: str = "fun"):
-        block = np.zeros(n + m)
-        x, r = self.x, self.r = block[:n], block[n:]
+        block = np.zeros(n + 3 * m)  # x, r, then a curve's y and w
+        x, r = self.x, self.r = block[:n], block[n:n + m]
+        self._curve = (block[n + m:n + 2 * m], block[n + 2 * m:])
         self.error = None
+        finish = self._finish = [None]  # a curve's ``finish``, else None
 
         def convert(out) -> None:
-            r[...] = _as_vector(out, m, who)
+            tail = finish[0]
+            r[...] = _as_vector(out if tail is None else tail(out), m, who)
 
-        # the model may keep its x: C hands it x.copy(), never the buffer C overwrites
+        # the model may keep its x: C hands it x.copy(), never the buffer C overwrites (a
+        # curve's model gets scalars, made from x's items)
         copy = x.copy
-        self._keep = (fun, copy, convert)  # alive as long as C holds their addresses
-        self._python = PythonRecord(*_API, id(fun), id(copy), id(convert))
+        self._keep = [fun, copy, convert]  # alive as long as C holds their addresses
         at = block.ctypes.data
+        self._python = PythonRecord(*_API, id(fun), id(copy), id(convert), None, id(x),
+                                    id(np.ndarray), None, None)
+        self._curve += (at + 8 * (n + m), at + 8 * (n + 2 * m))
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
+        self.rebind(fun)
 
     def rebind(self, fun: Callable | None) -> None:
         """Call ``fun`` from now on (same n, m and name; None: none, C must not call)."""
-        self._keep = (fun,) + self._keep[1:]
-        self._python.fun = id(fun)
+        py, (y, w, y_at, w_at) = self._python, self._curve
+        curve = getattr(fun, "curve", None)
+        weights = None if curve is None else curve.weights
+        if (curve is not None and self.x.size <= CURVE_ARGS
+                and getattr(curve.ydata, "shape", None) == y.shape
+                and (weights is None or getattr(weights, "shape", None) == w.shape)):
+            y[...] = curve.ydata
+            if weights is not None:
+                w[...] = weights
+            py.fun, py.xdata = id(curve.model), id(curve.xdata)
+            py.y, py.w = y_at, None if weights is None else w_at
+            self._finish[0], self._keep[0] = curve.finish, curve
+        else:  # (with y NULL, C reads neither xdata nor w)
+            py.fun, py.y = id(fun), None
+            self._finish[0], self._keep[0] = None, fun
 
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's

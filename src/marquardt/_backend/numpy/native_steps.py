@@ -224,7 +224,8 @@ def build(compiled: dict, calls: dict, python: dict | None = None, compile: bool
         # through PyDLL: the GIL held, as native_numdiff's model calls Python from C
         fit = ctypes.PyDLL(lib._name).marquardt_fit
         fit.argtypes = [ctypes.c_void_p, ctypes.c_void_p, native_cloop.CALLBACK, ctypes.c_int,
-                        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+                        ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                        ctypes.c_int]
         fit.restype = ctypes.c_int
         native.fit = fit
     return native
