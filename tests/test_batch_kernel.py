@@ -183,3 +183,28 @@ def test_kernel_covariances_are_numpys_and_fall_back_where_they_must():
     with pytest.warns(Warning, match="could not be estimated for 40 fit"):
         res = curve_fit_batch(blind, t, y, p0, kernel=True, **TOL)
     assert np.isinf(res.cov).all()
+
+
+def test_a_tensorflow_capture_is_kept_and_checked_again(monkeypatch):
+    """A TensorFlow model's graph is captured once per function and shape; each later call
+    checks the tree against the model at one start, so a closure's constant that changed
+    is captured anew (the fits follow the model as it is now)."""
+    from marquardt import _model_capture
+    calls = []
+    capture = _model_capture.capture_model
+    monkeypatch.setattr(_model_capture, "capture_model",
+                        lambda *a, **k: calls.append(1) or capture(*a, **k))
+    scale = [2.0]
+
+    def model(t, a, k, c):
+        return scale[0] * a * tf.exp(-k * t) + c
+
+    t, y, p0 = data(20, seed=9)
+    first = curve_fit_batch(model, t, y, p0, **TOL)
+    again = curve_fit_batch(model, t, y, p0, **TOL)
+    assert len(calls) == 1 and solved() == 40
+    np.testing.assert_array_equal(first.x, again.x)
+    scale[0] = 4.0
+    changed = curve_fit_batch(model, t, y, p0, **TOL)
+    assert len(calls) == 2
+    np.testing.assert_allclose(changed.x[:, 0], first.x[:, 0] / 2, rtol=1e-8)

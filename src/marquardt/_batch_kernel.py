@@ -44,6 +44,7 @@ by default one per core (no user code runs in them) with at least
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any, Callable, NamedTuple
 
@@ -104,13 +105,52 @@ def plan(f: Callable, jac: Any, backend: str, f_dtype, dtype, x: np.ndarray, sha
                       "(jac='auto')")
     from marquardt._model_capture import capture_model
     one = x if shared_x else x[todo[0]]
+    shape = (np.shape(one), p0.shape[1])
+    if backend == "tensorflow":  # its graph traced again costs 10-30 ms a call: kept per f
+        known = _known_plan(f, shape)
+        if known is not None and _agrees(known[0], f, one, p0[todo[0]]):
+            return known[1], ""
     model = capture_model(f, one, p0[todo], backend=backend)
     if model is None:
         return None, ("`f` is not one closed-form expression of the parameters and the "
                       "points that the kernel can compile (marquardt._model_capture)")
     from marquardt._backend.numpy.native_formula import cmodel_source
-    return Plan(cmodel_source(model, typedef=False), backend,
-                curve_jacobian(model, one_row=np.ndim(one) == 1)), ""
+    answer = Plan(cmodel_source(model, typedef=False), backend,
+                  curve_jacobian(model, one_row=np.ndim(one) == 1))
+    if backend == "tensorflow":
+        try:
+            _TF_PLANS[f] = (shape, model, answer)
+        except TypeError:  # not weakly referable: captured at every call
+            pass
+    return answer, ""
+
+
+#: A TensorFlow model's captured tree and plan, per model function (weakly: forgotten with
+#: it) and shape, re-checked at one start per call (``_agrees``) instead of traced again.
+_TF_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _known_plan(f, shape):
+    try:
+        known = _TF_PLANS.get(f)
+    except TypeError:
+        return None
+    return None if known is None or known[0] != shape else known[1:]
+
+
+def _agrees(model, f, x, p) -> bool:
+    """The captured tree still gives ``f``'s values at ``p`` (the capture's own check,
+    ``_model_capture.RTOL``, at one start): a closure's constant changed since is caught."""
+    from marquardt._backend.tensorflow.host_functions import call_with_tensors
+    from marquardt._model_capture import RTOL
+    try:
+        with np.errstate(all="ignore"):
+            ref = np.asarray(call_with_tensors(f, x, *np.asarray(p, np.float64)))
+            got = model.values(x, p)
+    except Exception:  # noqa: BLE001 - not the model it was: capture it again
+        return False
+    return ref.shape == got.shape and bool(np.isclose(got, ref, rtol=RTOL, atol=0.0,
+                                                      equal_nan=True).all())
 
 
 def curve_jacobian(model, one_row: bool) -> Callable:
