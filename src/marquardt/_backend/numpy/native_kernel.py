@@ -274,10 +274,12 @@ def solve(kernel: BatchKernel, xdata, ydata, w, p0, lb=None, ub=None, threads: i
         size = int(np.prod(shape)) if shape else 1
         src = out_f if buffer == "F" else out_i
         v = src[:, offset:offset + size].reshape((k_all,) + tuple(shape))
-        state.append(v.astype(np.int32) if name in _INT_FIELDS else v.copy())
+        # views of the rows, which they keep alive (J of 10,000 Gaussians is 10 MB: no copy),
+        # the counts as the int32 the core's state holds
+        state.append(v.astype(np.int32) if name in _INT_FIELDS else v)
     if not outputs:
         return LoopState(*state)
     at = kernel.row_f - (n + n * n + 1)  # the driver's g, cov, ok (``mq_kernel_covariance``)
-    return (LoopState(*state), out_f[:, at:at + n].copy(),
-            out_f[:, at + n:at + n + n * n].reshape(k_all, n, n).copy(),
+    return (LoopState(*state), out_f[:, at:at + n],
+            out_f[:, at + n:at + n + n * n].reshape(k_all, n, n),
             out_f[:, at + n + n * n] == 1.0)
