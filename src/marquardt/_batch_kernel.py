@@ -265,11 +265,8 @@ def _threads(workers, k: int) -> int:
 
 def _tensorflow_gpu() -> bool:
     """Whether TensorFlow sees a GPU (then a TensorFlow model's batch stays on XLA)."""
-    import tensorflow as tf
-    try:
-        return bool(tf.config.list_physical_devices("GPU"))
-    except Exception:  # noqa: BLE001 - no device query: the kernel (CPU) is fine
-        return False
+    from marquardt._backend.tensorflow.batch_stepper import sees_gpu
+    return sees_gpu()
 
 
 def reset() -> None:

@@ -25,7 +25,7 @@ from marquardt._backend.tensorflow.solve_loop import idle_state
 from marquardt._core.records import LoopConfig
 from marquardt._core.stream import ROUND_ITERATIONS, stream, streams
 
-__all__ = ["solve"]
+__all__ = ["solve", "sees_gpu"]
 
 # The slot count is always ``chunk_size``: a batch of another K never recompiles (XLA compiles
 # per shape: 6-9 s for the benchmark models). Small batches pay for idle slots instead:
@@ -125,3 +125,10 @@ def _run(step, jit_compile: bool, *args):
                          f"({first}). Pass jit_compile=False to run it without XLA.") from exc
 
 
+def sees_gpu() -> bool:
+    """Whether TensorFlow sees a GPU: a closed-form model's batch then runs here, compiled for
+    it, rather than on the CPU's per-problem kernel (``marquardt._batch_kernel``)."""
+    try:
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # noqa: BLE001 - no device query: the CPU's kernel is fine
+        return False
