@@ -353,8 +353,10 @@ def test_chunks_and_padding_are_invisible():
 
 def test_messages_and_summary(capsys):
     t, y, p0 = decay_data(3)
-    res = curve_fit_batch(decay, t, y, p0, solver=SOLVER, jit_compile=False, verbose=1, **TOL)
-    assert "curve_fit_batch: 3 fits" in capsys.readouterr().out
+    res = curve_fit_batch(decay, t, y, p0, solver=SOLVER, jit_compile=False, verbose=1,
+                          kernel=False, **TOL)
+    out = capsys.readouterr().out
+    assert "curve_fit_batch: 3 fits" in out and "on the compiled executor; FTOL 3" in out
     assert isinstance(res.message, BatchMessages) and len(res.message) == 3
     assert res.message[0].startswith("`ftol` termination condition is satisfied (relative")
     assert res.message[1:] == [res.message[1], res.message[2]]

@@ -79,14 +79,14 @@ def test_rent_counts_the_points_the_host_evaluated(monkeypatch):
     assert rent == int(res.nfev.sum()) * 20
 
 
-def test_kernel_true_false_and_native_off(monkeypatch):
+def test_kernel_true_false_and_native_off(monkeypatch, capsys):
     """``kernel=True`` builds it at once; ``kernel=False`` and ``MARQUARDT_NATIVE=0`` never
-    use it; the three give the same fits."""
+    use it; the three give the same fits; ``verbose=1`` names where they ran."""
     t, y, p0 = data(30, seed=1)
-    on = curve_fit_batch(decay, t, y, p0, kernel=True, **TOL)
-    assert solved() == 30
-    off = curve_fit_batch(decay, t, y, p0, kernel=False, **TOL)
-    assert solved() == 30
+    on = curve_fit_batch(decay, t, y, p0, kernel=True, verbose=1, **TOL)
+    assert solved() == 30 and "on the per-problem kernel;" in capsys.readouterr().out
+    off = curve_fit_batch(decay, t, y, p0, kernel=False, verbose=1, **TOL)
+    assert solved() == 30 and "on the host;" in capsys.readouterr().out
     monkeypatch.setenv("MARQUARDT_NATIVE", "0")
     env = curve_fit_batch(decay, t, y, p0, **TOL)
     assert solved() == 30

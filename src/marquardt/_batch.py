@@ -386,8 +386,10 @@ def fit(f: Callable, xdata: Any, ydata: Any, p0: Any = None, *, sigma: Any = Non
         elapsed = time.perf_counter() - started
         counts = ", ".join(f"{Status(int(v)).name} {c}" for v, c in
                            zip(*np.unique(status, return_counts=True)))
+        where = ("the per-problem kernel" if kernel is not None else "JAX" if jax_model
+                 else "the compiled executor" if tensorflow else "the host")
         print(f"curve_fit_batch: {k_all} fits in {elapsed:.3g} s "
-              f"({k_all / elapsed:.4g} fits/s); {counts}")
+              f"({k_all / elapsed:.4g} fits/s) on {where}; {counts}")
     return result
 
 

@@ -72,10 +72,10 @@ MIN_PROBLEMS_PER_THREAD = 256
 #: Kernels kept in memory (each holds a loaded shared object).
 _KEEP = 16
 
-#: Problems solved by the kernel in this process (read by the tests and ``verbose``).
+#: Problems solved by the kernel in this process, and calls (for tests and benchmarks).
 STATS = {"problems": 0, "calls": 0}
 
-_KERNELS: OrderedDict = OrderedDict()  # key -> BatchKernel, or None where it cannot be built
+_KERNELS: OrderedDict = OrderedDict()  # key -> (BatchKernel, or None where it cannot be; why)
 _RENT: dict = {}  # key -> host point evaluations
 _LOCK = threading.Lock()
 
