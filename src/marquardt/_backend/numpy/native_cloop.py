@@ -106,10 +106,7 @@ def source(layout: Layout, steps: set, trust_radius: bool) -> str:
     slots = layout.slots
 
     def at(var, field=None, record=LoopState):
-        key = (var, () if field is None else (record._fields.index(field),))
-        if key not in slots:
-            raise Unsupported(f"no slot {key}")
-        return slots[key]
+        return layout.find(var, field, record)
     s_f, f_new, c_f_new = at("s", "f"), at("f_new"), at("c", "f_new", core.Attempt)
     s_j, j_new = at("s", "j"), at("j_new")
     if not (s_f.shape == f_new.shape == c_f_new.shape and len(s_f.shape) == 2):

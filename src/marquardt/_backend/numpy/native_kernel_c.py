@@ -175,10 +175,7 @@ def driver(layout: Layout, emitted: dict, m: int, n: int) -> tuple[str, list, in
     slots = layout.slots
 
     def at(var, field=None, record=LoopState):
-        key = (var, () if field is None else (record._fields.index(field),))
-        if key not in slots:
-            raise Unsupported(f"no slot {key}")
-        return slots[key]
+        return layout.find(var, field, record)
 
     def flat(slot, size):
         if slot.buffer != "F" or slot.kind != "f" or slot.tag >= 0 or \

@@ -88,6 +88,17 @@ class Layout:
         self.size = {"F": 0, "I": 0}
         self.templates: dict[str, object] = {}  # a variable's record tree, for reading back
 
+    def find(self, var: str, field: str | None = None, record=None) -> Slot:
+        """The slot of the leaf ``var``, or of field ``field`` of ``var``, a ``record``.
+
+        Raises:
+            Unsupported: no such slot was allocated.
+        """
+        key = (var, () if field is None else (record._fields.index(field),))
+        if key not in self.slots:
+            raise Unsupported(f"no slot {key}")
+        return self.slots[key]
+
     def slot(self, var: str, path: tuple, value) -> Slot:
         """The slot of ``var``'s leaf at ``path`` holding ``value`` (allocated at the first
         call; later calls must agree on kind and shape, and but for a matrix on the memory
