@@ -103,7 +103,6 @@ def source(layout: Layout, steps: set, trust_radius: bool) -> str:
     """
     if not {"start", "begin", "attempt", "judged", "end"} <= steps:
         raise Unsupported("a step is not emitted")
-    slots = layout.slots
 
     def at(var, field=None, record=LoopState):
         return layout.find(var, field, record)
