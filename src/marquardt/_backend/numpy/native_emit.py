@@ -211,11 +211,9 @@ class _Emitter(Expressions, Operations):
         if self.stack_bytes > STACK_BYTES:
             raise Unsupported(f"local arrays over {STACK_BYTES} bytes")
 
-    def svd(self, names, node):
-        a = self.array_of(node.args[0])
-        if a.kind != "f" or len(a.shape) != 3 or a.shape[0] != 1:
-            raise Unsupported(f"svd of {a.shape}")
-        m, n = a.shape[1], a.shape[2]
+    def local_arrays(self, names) -> list:
+        """A LAPACK routine's outputs ``names`` as local C arrays of their captured shapes
+        (on the stack, counted against ``STACK_BYTES``)."""
         arrays = []
         for name in names:
             kind, shape, strides = array_info(self.values[name])
@@ -223,14 +221,21 @@ class _Emitter(Expressions, Operations):
             self.stack(size)
             self.lines.append(f"double {name}[{size}];")
             arrays.append(_Arr(name, kind, shape, strides, frozenset()))
-        u, s, vh = arrays
+        return arrays
+
+    def svd(self, names, node):
+        a = self.array_of(node.args[0])
+        if a.kind != "f" or len(a.shape) != 3 or a.shape[0] != 1:
+            raise Unsupported(f"svd of {a.shape}")
+        m, n = a.shape[1], a.shape[2]
+        u, s, vh = self.local_arrays(names)
         if (u.strides[1:], vh.strides[1:]) != ((_c_strides(u.shape)[1:]), _c_strides(vh.shape)[1:]):
             raise Unsupported("svd outputs not in C order")
         memo = self.fresh("lwork")  # the workspace dgesdd asks for at this shape, kept
         self.lines.append(f"static int64_t {memo} = 0;")
         self.lines.append(f"if (np_svd({a.cname}, {a.strides[1]}, {a.strides[2]}, {m}, {n}, "
                           f"{u.cname}, {s.cname}, {vh.cname}, &{memo})) return 1;")
-        for name, arr in zip(names, arrays):
+        for name, arr in zip(names, (u, s, vh)):
             self.env[name] = arr
 
     # -- arrays -----------------------------------------------------------------------------

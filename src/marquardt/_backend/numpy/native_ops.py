@@ -240,26 +240,17 @@ class Operations:
         return out
 
     def eigh(self, names, node) -> None:
-        from marquardt._backend.numpy.native_emit import _Arr
-
         a = self.array_of(node.args[0])
         if a.kind != "f" or len(a.shape) != 3 or a.shape[0] != 1 or a.shape[1] != a.shape[2]:
             raise Unsupported(f"eigh of {a.shape}")
         n = a.shape[1]
-        arrays = []
-        for var in names:
-            kind, shape, strides = array_info(self.values[var])
-            size = int(np.prod(shape))
-            self.stack(size)
-            self.lines.append(f"double {var}[{size}];")
-            arrays.append(_Arr(var, kind, shape, strides, frozenset()))
-        w, v = arrays
+        w, v = self.local_arrays(names)  # (native_emit's, as svd's)
         if v.strides[1:] != (n, 1):
             raise Unsupported("eigh's vectors not in C order")
         memo = self.fresh("lwork")  # the workspaces dsyevd asked for at this n, kept
         self.lines.append(f"static int64_t {memo}[2] = {{0, 0}};")
         self.lines.append(f"if (np_eigh({a.cname}, {a.strides[1]}, {a.strides[2]}, {n}, "
                           f"{w.cname}, {v.cname}, {memo})) return 1;")
-        for var, arr in zip(names, arrays):
+        for var, arr in zip(names, (w, v)):
             self.env[var] = arr
 
