@@ -128,3 +128,15 @@ def _batch_kernel_rent_never_due(monkeypatch):
     _batch_kernel.reset()
     monkeypatch.setattr(_batch_kernel, "LOAD_POINTS", 1 << 62)
     monkeypatch.setattr(_batch_kernel, "COMPILE_POINTS", 1 << 62)
+
+
+@pytest.fixture(autouse=True)
+def _compiled_curve_rent_never_due(monkeypatch):
+    """A ``curve_fit`` model is compiled once its fits have paid for it (``compiled_curve``):
+    a count of the process's history, and the compiled residuals agree with the model's to
+    rounding, not bit for bit. Every test therefore calls its model unless it sets the
+    thresholds itself (tests/test_compiled_curve.py)."""
+    from marquardt._backend.numpy import compiled_curve
+    compiled_curve.reset()
+    monkeypatch.setattr(compiled_curve, "LOAD_EVALUATIONS", 1 << 62)
+    monkeypatch.setattr(compiled_curve, "COMPILE_EVALUATIONS", 1 << 62)

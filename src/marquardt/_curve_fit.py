@@ -10,6 +10,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._errors import OutputError
+from marquardt._backend.numpy import compiled_curve
 from marquardt._core.functions import CurveModel
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._curve_data import check_enough_points, prepare_curve_data
@@ -167,6 +168,7 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
                 out = np.asarray(out, dtype=np.float64)
             return out - y
 
+    compiled, curve_model = None, False
     if kind != "full" and y.ndim == 1:  # what host_fun is made of, for the native
         # executor to call f and form (f - y)·w in C (``native_model.ModelCall``)
         def finish(out):
@@ -174,7 +176,11 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
                 out = np.asarray(out, dtype=np.float64)
             return (out - y) * w if kind == "diag" else out - y
 
-        host_fun.curve = CurveModel(f, x, y, w if kind == "diag" else None, finish)
+        weights = w if kind == "diag" else None
+        curve_model = compiled_curve.eligible(x, y, jac)
+        if curve_model:  # the model compiled once its fits paid for it
+            compiled = compiled_curve.for_fit(f, x, y, weights, p0, lambda: returned.get("r0"))
+        host_fun.curve = CurveModel(f, x, y, weights, finish, compiled)
 
     def host_complex(p):  # jac='cs': the model on complex parameters
         r = np.asarray(f(x, *p)) - y
@@ -205,7 +211,11 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
         out = checked(raw)
         if is_jax_value(out):  # computed in float64 (``first_call``)
             return weigh(out)
-        return out if is_tensorflow_value(out) else host_weighted(out)
+        if is_tensorflow_value(out):
+            return out
+        r0 = host_weighted(out)
+        returned["r0"] = (start, r0)  # (the compiled residuals' check: ``compiled_curve``)
+        return r0
 
     def host_weighted(out):
         return weigh(np.asarray(out, dtype=np.float64))
@@ -236,6 +246,8 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
     # SciPy's curve_fit (``marquardt._core.numdiff``: the start's magnitudes as the floor)
     res = solve_problem(problem, p0, bounds=bounds, method="lm", **options,
                         typical_steps=True, history=not lean)
+    if compiled is None and curve_model:  # the model's rent (its evaluations in Python)
+        compiled_curve.pay(f, x, n, res.nfev)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
                                     singular="inf")
@@ -325,6 +337,12 @@ def curve_fit(
             written with TensorFlow ops (it returns a tensor), it receives tensors and gets
             exact autodiff Jacobians; written with ``jax.numpy`` (it returns a JAX array),
             the fit is one ``jax.jit`` solve with exact Jacobians, in float64 (docs/jax.md).
+            A NumPy model that is one closed-form expression of its parameters and points
+            (``a * np.exp(-b * t) + c``), fitted with differences again and again, is
+            compiled once its fits have paid for it (120,000 evaluations; 10,000 where it is
+            on disk: ``_backend/numpy/compiled_curve.py``): each later fit calls ``f`` once,
+            at p0, to check the compiled form, and the results agree with ``f``'s to the
+            differences' accuracy. ``MARQUARDT_NATIVE=0`` turns it off.
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
             else (None, an object) is passed to ``f`` as it is, as in SciPy.
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.

@@ -9,7 +9,7 @@ gets a compiled one (``marquardt._backend.tensorflow.host_functions``).
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -54,6 +54,8 @@ class CurveModel(NamedTuple):
         weights: 1/σ, float64 (m,), or None (no weights).
         finish: ``finish(out) -> r``: the residuals from what ``model`` returned, as the
             function forms them (its conversion and its errors).
+        compiled: the same residuals compiled (``compiled_curve.CompiledCurve``: its
+            ``pointers()`` once checked at the fit's start), or None.
     """
 
     model: Callable
@@ -61,6 +63,7 @@ class CurveModel(NamedTuple):
     ydata: np.ndarray
     weights: np.ndarray | None
     finish: Callable
+    compiled: Any = None
 
 
 _NDARRAY = np.ndarray

@@ -67,7 +67,7 @@ from marquardt._backend.numpy import native_load
 from marquardt._formula_syntax import CONSTANTS, _Binary, _Call, _Node, _Number, _Symbol, _Unary
 from marquardt._model_capture import CapturedModel
 
-__all__ = ["MQ_DATA", "cmodel_source", "load_cmodel", "CompiledModel"]
+__all__ = ["MQ_DATA", "DataRecord", "cmodel_source", "load_cmodel", "CompiledModel"]
 
 MQ_DATA = """#ifndef MQ_DATA_DEFINED
 #define MQ_DATA_DEFINED
@@ -75,6 +75,13 @@ typedef struct { const double *x; long x_row; const double *y; const double *w; 
 #endif
 """
 """The data record's definition, guarded so that the driver and this source may both hold it."""
+
+
+class DataRecord(ctypes.Structure):
+    """``mq_data`` for ``ctypes``: addresses of x (rows of ``x_row``), y, w (or None), and m."""
+
+    _fields_ = [("x", ctypes.c_void_p), ("x_row", ctypes.c_long), ("y", ctypes.c_void_p),
+                ("w", ctypes.c_void_p), ("m", ctypes.c_long)]
 
 _C_FUNCTIONS = {"exp": "exp", "log": "log", "log10": "log10", "sqrt": "sqrt", "sin": "sin",
                 "cos": "cos", "tan": "tan", "arcsin": "asin", "arccos": "acos",

@@ -25,7 +25,9 @@ residual buffer r (m) it reads after the call, and how to call. ``mq_call`` hide
 
 ``ModelCall`` also forms ``curve_fit``'s residuals itself where the function carries what
 it is made of (``functions.CurveModel``): C calls the user's f(xdata, *p) with NumPy scalars
-and subtracts ydata (times the weights), without the function's Python frame.
+and subtracts ydata (times the weights), without the function's Python frame; or, where the
+curve carries the model compiled (``compiled_curve``, checked at the fit's start), C calls that
+(``mq_model.compiled``) and no Python at all.
 
 Either way the model receives a fresh copy of the point at every call, as the Python path
 hands it a fresh row: a model that keeps x (a list of the points tried, say) keeps what it
@@ -85,12 +87,16 @@ typedef struct {                                          /* the Python C API's 
     const double *y, *w;            /* (m,) the data and the weights (w NULL: none) */
 } mq_python;
 
+typedef int (*mq_compiled_fn)(const double *p, const void *data, double *r, double *J);
+
 typedef struct {
     mq_residual_fn fun;     /* a ctypes callback: 0, r written; nonzero: stop. NULL: py */
     double *x;              /* (n,) the point the model reads */
     double *r;              /* (m,) its residuals */
     int n, m;
     const mq_python *py;    /* C calls the model itself (the caller holds the GIL) */
+    mq_compiled_fn compiled;  /* or the model compiled (compiled_curve): r = w (f - y) */
+    const void *data;         /* its data record (native_formula's mq_data) */
 } mq_model;
 
 /* fun(x.copy()): the model gets a fresh array of the point each call (no Python frame) */
@@ -182,7 +188,8 @@ convert:
 }
 
 static int mq_call(const mq_model *f, int *nfev) {
-    int failed = f->fun ? f->fun(f->x, f->r) : mq_call_python(f);
+    int failed = f->fun ? f->fun(f->x, f->r)
+                 : f->compiled ? f->compiled(f->x, f->data, f->r, 0) : mq_call_python(f);
     if (!failed) ++*nfev;
     return failed;
 }
@@ -206,7 +213,8 @@ class ModelRecord(ctypes.Structure):
     """``mq_model``: the callback (or NULL), the buffers, their sizes, the C API's record."""
 
     _fields_ = [("fun", RESIDUAL_FN), ("x", ctypes.c_void_p), ("r", ctypes.c_void_p),
-                ("n", ctypes.c_int), ("m", ctypes.c_int), ("py", ctypes.c_void_p)]
+                ("n", ctypes.c_int), ("m", ctypes.c_int), ("py", ctypes.c_void_p),
+                ("compiled", ctypes.c_void_p), ("data", ctypes.c_void_p)]
 
 
 class PythonRecord(ctypes.Structure):
@@ -368,9 +376,13 @@ class ModelCall:
             py.fun, py.xdata = id(curve.model), id(curve.xdata)
             py.y, py.w = y_at, None if weights is None else w_at
             self._finish[0], self._keep[0] = curve.finish, curve
+            compiled = None if curve.compiled is None else curve.compiled.pointers()
         else:  # (with y NULL, C reads neither xdata nor w)
             py.fun, py.y = id(fun), None
             self._finish[0], self._keep[0] = None, fun
+            compiled = None
+        # the model compiled (``compiled_curve``; checked at the fit's start), or the model
+        self.record.compiled, self.record.data = (None, None) if compiled is None else compiled
 
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's

@@ -1,0 +1,139 @@
+"""A ``curve_fit`` model compiled once its fits have paid for it (``compiled_curve``): the
+native loop calls the compiled residuals instead of the model, each fit's start checks them
+against the model's own call, and the results agree with the model's fits to rounding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import marquardt
+from marquardt._backend.numpy import compiled_curve, native_load, native_loop
+
+pytestmark = pytest.mark.skipif(native_load.compiler() is None, reason="no C compiler")
+
+T = np.linspace(0.0, 4.0, 50)
+Y = 2.5 * np.exp(-1.3 * T) + 0.5 + 0.01 * np.random.default_rng(0).standard_normal(50)
+SIGMA = 0.01 + 0.02 * np.abs(np.sin(T))
+
+
+class Counted:
+    """``a·exp(−b·t) + c``, counting its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, t, a, b, c):
+        self.calls += 1
+        return a * np.exp(-b * t) + c
+
+
+@pytest.fixture
+def due(monkeypatch, tmp_path):
+    """Every model compiled at its second fit (an empty disk cache: compiled, not loaded)."""
+    monkeypatch.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native_load, "_LOADED", {})
+    monkeypatch.setattr(compiled_curve, "LOAD_EVALUATIONS", 1)
+    monkeypatch.setattr(compiled_curve, "COMPILE_EVALUATIONS", 1)
+    with native_loop.enabled():
+        yield
+
+
+def _fit(f, **kw):
+    popt, pcov, info, _, ier = marquardt.curve_fit(f, T, Y, p0=[1.0, 1.0, 0.0],
+                                                   full_output=True, **kw)
+    return popt, pcov, info["nfev"], ier, float(np.sum(info["fvec"] ** 2))
+
+
+@pytest.mark.parametrize("jac", ["2-point", "3-point", None])
+@pytest.mark.parametrize("sigma", [None, SIGMA])
+def test_compiled_fits_agree_with_the_models_and_call_it_once(due, jac, sigma):
+    reference = Counted()
+    expected = _fit(reference, jac=jac, sigma=sigma)  # its first fit: the model called
+    assert reference.calls == expected[2] and compiled_curve.STATS["builds"] == 0
+    model = Counted()
+    _fit(model, jac=jac, sigma=sigma)  # pays the rent
+    _fit(model, jac=jac, sigma=sigma)  # captures (the symbolic call, its check) and compiles
+    model.calls = 0
+    popt, pcov, nfev, ier, chisq = _fit(model, jac=jac, sigma=sigma)
+    assert compiled_curve.STATS["builds"] == 1 and compiled_curve.STATS["fits"] == 2
+    assert model.calls == 1  # the fit's start: the check's reference
+    # the C library's exp may differ from NumPy's in the last bit, and a differenced J
+    # carries that at ~1e-8 relative: the same minimum to the differences' accuracy, and
+    # the stopping test (ftol 1e-15, rounding level) may fall an iteration apart
+    np.testing.assert_allclose(popt, expected[0], rtol=1e-8)
+    np.testing.assert_allclose(pcov, expected[1], rtol=1e-5)
+    np.testing.assert_allclose(chisq, expected[4], rtol=1e-12)
+    assert ier in (1, 2, 3, 4) and expected[3] in (1, 2, 3, 4)
+    assert abs(nfev - expected[2]) <= 2 * (1 + 3 * (2 if jac == "3-point" else 1))
+
+
+def test_a_changed_closure_is_caught_at_the_start_and_the_model_called(due):
+    rate = [1.3]
+
+    def model(t, a, c):
+        return a * np.exp(-rate[0] * t) + c
+
+    fit = lambda y: marquardt.curve_fit(model, T, y, p0=[1.0, 0.0])  # noqa: E731
+    fit(Y)
+    fit(Y)
+    assert compiled_curve.STATS["fits"] == 1
+    rate[0] = 0.7  # the compiled form holds 1.3
+    y = 2.0 * np.exp(-0.7 * T) + 0.25
+    popt, _ = fit(y)
+    assert compiled_curve.STATS["dropped"] == 1 and compiled_curve.STATS["fits"] == 1
+    np.testing.assert_allclose(popt, [2.0, 0.25], rtol=1e-12)
+
+
+def test_another_xdata_of_the_same_shape_is_read_from_its_own_data(due):
+    model = Counted()
+    t2 = T[::-1] * 0.5
+    y2 = 1.5 * np.exp(-0.8 * t2) + 0.1
+    for _ in range(2):
+        marquardt.curve_fit(model, T, Y, p0=[1.0, 1.0, 0.0])
+    popt, _ = marquardt.curve_fit(model, t2, y2, p0=[1.0, 1.0, 0.0])
+    assert compiled_curve.STATS["fits"] == 2 and compiled_curve.STATS["dropped"] == 0
+    np.testing.assert_allclose(popt, [1.5, 0.8, 0.1], rtol=1e-9)
+
+
+def test_a_model_that_is_not_one_expression_is_called(due):
+    import math
+
+    calls = []
+
+    def model(t, a, b, c):  # math.exp of a parameter: not a NumPy operation on a symbol
+        calls.append(1)
+        return a * np.exp(-b * t) * math.exp(0.0 * c) + c
+
+    for _ in range(3):
+        calls.clear()
+        popt, _, info, _, _ = marquardt.curve_fit(model, T, Y, p0=[1.0, 1.0, 0.0],
+                                                  full_output=True)
+    assert len(calls) == info["nfev"] > 1
+    assert compiled_curve.STATS["builds"] == 0
+
+
+def test_the_rent_loads_from_disk_first_and_compiles_later(monkeypatch, tmp_path):
+    """``LOAD_EVALUATIONS`` only loads what is on disk; the compilation waits for
+    ``COMPILE_EVALUATIONS``."""
+    monkeypatch.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(native_load, "_LOADED", {})
+    model = Counted()
+    with native_loop.enabled():
+        nfev = _fit(model)[2]
+        monkeypatch.setattr(compiled_curve, "LOAD_EVALUATIONS", nfev)
+        monkeypatch.setattr(compiled_curve, "COMPILE_EVALUATIONS", 3 * nfev)
+        built = []
+        for _ in range(4):
+            _fit(model)
+            built.append(compiled_curve.STATS["builds"])
+    assert built == [0, 0, 1, 1]  # the 2nd and 3rd fits find nothing on disk
+    assert compiled_curve.STATS["fits"] == 2
+
+
+def test_off_with_the_native_executor(due, monkeypatch):
+    monkeypatch.setenv("MARQUARDT_NATIVE", "0")
+    model = Counted()
+    for _ in range(3):
+        _fit(model)
+    assert compiled_curve.STATS["builds"] == 0
