@@ -60,7 +60,10 @@ def blind_column(result: OptimizeResult, x0) -> bool:
     j = np.asarray(result.jac, dtype=np.float64)
     if j.ndim != 2 or j.shape[1] != np.size(x0):
         return False
-    zero = (j * j).sum(axis=0) == 0.0  # (array methods: every successful fit asks)
+    squares = j * j
+    if squares.size and squares.min() > 0.0:  # (no zero column: every successful fit asks)
+        return False
+    zero = squares.sum(axis=0) == 0.0
     if not zero.any():
         return False
     moved = np.asarray(result.x, dtype=np.float64) != np.asarray(x0, dtype=np.float64)
