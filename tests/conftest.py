@@ -138,5 +138,6 @@ def _compiled_curve_rent_never_due(monkeypatch):
     thresholds itself (tests/test_compiled_curve.py)."""
     from marquardt._backend.numpy import compiled_curve
     compiled_curve.reset()
-    monkeypatch.setattr(compiled_curve, "LOAD_EVALUATIONS", 1 << 62)
-    monkeypatch.setattr(compiled_curve, "COMPILE_EVALUATIONS", 1 << 62)
+    for name in ("LOAD_EVALUATIONS", "COMPILE_EVALUATIONS", "EXACT_LOAD_EVALUATIONS",
+                 "EXACT_COMPILE_EVALUATIONS"):
+        monkeypatch.setattr(compiled_curve, name, 1 << 62)

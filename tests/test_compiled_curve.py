@@ -33,8 +33,9 @@ def due(monkeypatch, tmp_path):
     """Every model compiled at its second fit (an empty disk cache: compiled, not loaded)."""
     monkeypatch.setenv("MARQUARDT_NATIVE_CACHE", str(tmp_path))
     monkeypatch.setattr(native_load, "_LOADED", {})
-    monkeypatch.setattr(compiled_curve, "LOAD_EVALUATIONS", 1)
-    monkeypatch.setattr(compiled_curve, "COMPILE_EVALUATIONS", 1)
+    for name in ("LOAD_EVALUATIONS", "COMPILE_EVALUATIONS", "EXACT_LOAD_EVALUATIONS",
+                 "EXACT_COMPILE_EVALUATIONS"):
+        monkeypatch.setattr(compiled_curve, name, 1)
     with native_loop.enabled():
         yield
 
@@ -137,3 +138,53 @@ def test_off_with_the_native_executor(due, monkeypatch):
     for _ in range(3):
         _fit(model)
     assert compiled_curve.STATS["builds"] == 0
+
+
+class CountedTF:
+    """``a·exp(−b·t) + c`` in TensorFlow, counting its calls (eager, or traced)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, t, a, b, c):
+        import tensorflow as tf
+        self.calls += 1
+        return a * tf.exp(-b * t) + c
+
+
+@pytest.mark.parametrize("sigma", [None, SIGMA])
+@pytest.mark.parametrize("bounds", [None, ([0.0, 0.0, -1.0], [10.0, 10.0, 1.0])])
+def test_a_tensorflow_model_runs_on_its_compiled_form_with_exact_partials(due, sigma,
+                                                                          bounds):
+    """A TensorFlow model's fits, once compiled: no call of the model (its graph holds what
+    it read from Python, as a ``tf.function``'s), exact partials (no evaluation counted for
+    J), the autodiff fit's minimum to rounding."""
+    pytest.importorskip("tensorflow")
+    kw = {"sigma": sigma} if bounds is None else {"sigma": sigma, "bounds": bounds}
+    reference = CountedTF()
+    expected = _fit(reference, **kw)  # autodiff on the host executor
+    model = CountedTF()
+    _fit(model, **kw)  # pays the rent
+    _fit(model, **kw)  # captures its graph and compiles
+    assert compiled_curve.STATS["builds"] == 1
+    for _ in range(2):  # on the trace, then on the native loop
+        model.calls = 0
+        popt, pcov, nfev, ier, chisq = _fit(model, **kw)
+        assert model.calls == 0 and ier in (1, 2, 3, 4)
+        np.testing.assert_allclose(popt, expected[0], rtol=1e-10)
+        np.testing.assert_allclose(pcov, expected[1], rtol=1e-8)
+        np.testing.assert_allclose(chisq, expected[4], rtol=1e-13)
+        assert abs(nfev - expected[2]) <= 2
+    assert compiled_curve.STATS["fits"] >= 1  # the native loop's fit took the C form
+
+
+def test_a_tensorflow_model_the_capture_cannot_follow_keeps_autodiff(due):
+    tf = pytest.importorskip("tensorflow")
+
+    def model(t, a, b, c):  # a reduction over the points: not one expression per point
+        return a * tf.exp(-b * t) + c + 0.0 * tf.reduce_sum(t)
+
+    for _ in range(3):
+        popt, _ = marquardt.curve_fit(model, T, Y, p0=[1.0, 1.0, 0.0])
+    assert compiled_curve.STATS["builds"] == 0
+    np.testing.assert_allclose(popt, [2.5, 1.3, 0.5], rtol=0.02)

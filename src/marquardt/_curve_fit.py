@@ -168,7 +168,7 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
                 out = np.asarray(out, dtype=np.float64)
             return out - y
 
-    compiled, curve_model = None, False
+    compiled, curve_model, exact = None, False, None
     if kind != "full" and y.ndim == 1:  # what host_fun is made of, for the native
         # executor to call f and form (f - y)·w in C (``native_model.ModelCall``)
         def finish(out):
@@ -180,6 +180,12 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
         curve_model = compiled_curve.eligible(x, y, jac)
         if curve_model:  # the model compiled once its fits paid for it
             compiled = compiled_curve.for_fit(f, x, y, weights, p0, lambda: returned.get("r0"))
+        if compiled_curve.exact_eligible(x, y, jac):  # a TensorFlow model's, exact partials
+            exact = compiled_curve.for_fit(f, x, y, weights, p0, None, exact=True)
+        if exact is not None:  # its fits on the compiled form (``compiled_curve``)
+            def host_fun(p):
+                return exact.residuals(p)
+            compiled = exact
         host_fun.curve = CurveModel(f, x, y, weights, finish, compiled)
 
     def host_complex(p):  # jac='cs': the model on complex parameters
@@ -212,6 +218,7 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
         if is_jax_value(out):  # computed in float64 (``first_call``)
             return weigh(out)
         if is_tensorflow_value(out):
+            returned["tensorflow"] = out.dtype.name == "float64"  # (its compiled form's rent)
             return out
         r0 = host_weighted(out)
         returned["r0"] = (start, r0)  # (the compiled residuals' check: ``compiled_curve``)
@@ -236,6 +243,9 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
         from marquardt._backend.jax.host_functions import curve_fit_problem
         return curve_fit_problem(f, kind, x, y, w)
 
+    if exact is not None:  # residuals and exact partials compiled: TensorFlow is not called
+        probe = exact.residuals
+        jac = host_jac = exact.jacobian_function(host_fun)
     problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,
@@ -247,7 +257,10 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
     res = solve_problem(problem, p0, bounds=bounds, method="lm", **options,
                         typical_steps=True, history=not lean)
     if compiled is None and curve_model:  # the model's rent (its evaluations in Python)
-        compiled_curve.pay(f, x, n, res.nfev)
+        if returned.get("tensorflow"):  # a TensorFlow model: its residuals and Jacobians
+            compiled_curve.pay(f, x, n, res.nfev + (res.njev or 0), exact=True)
+        elif "tensorflow" not in returned:
+            compiled_curve.pay(f, x, n, res.nfev)
     # SciPy's convention: the χ² rescaling uses 2·cost whatever the loss.
     pcov = covariance_from_jacobian(res.jac, 2.0 * res.cost, absolute_sigma=absolute_sigma,
                                     singular="inf")

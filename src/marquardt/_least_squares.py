@@ -460,8 +460,9 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
     result = build_result(state, rows, cfg, lb, ub, detail=history or verbose > 0)
     if result.status == Status.NON_FINITE and result.nit == 0 and \
             result.nfev == 1 + cfg.jac_nfev:  # r(x0) is finite (``residual_vector``): J is not
-        mode = ("autodiff" if autodiff else "callable" if problem.jac == "callable" else
-                _host_jac_mode(problem))
+        exact = getattr(problem.host_jac, "exact_partials", False)  # a model's compiled form
+        mode = ("autodiff" if autodiff or exact else "callable" if problem.jac == "callable"
+                else _host_jac_mode(problem))
         raise NonFiniteJacobianError(_probe.non_finite_jacobian(result.jac, problem.who,
                                                                 problem.start, mode))
     return result, cfg

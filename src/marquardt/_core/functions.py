@@ -134,6 +134,10 @@ def numpy_evaluator(fun: Callable, jac, n: int, m: int, lb: np.ndarray, ub: np.n
     if callable(jac):
         def jacobian(x, r=None, problems=None):
             return _as_jacobian(jac(x[0]), m, n)[None]
+
+        for name in ("native_spec", "native_differences"):  # J formed in C by the native
+            if hasattr(jac, name):  # loop (``compiled_curve``'s exact partials)
+                setattr(jacobian, name, getattr(jac, name))
     elif jac == "cs":
         by_complex_step = numdiff.complex_step_jacobian(complex_fun or fun, n, diff_step)
 

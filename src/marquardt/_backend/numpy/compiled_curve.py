@@ -39,14 +39,16 @@ already), counted in evaluations so that the choice does not depend on the machi
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["COMPILE_EVALUATIONS", "LOAD_EVALUATIONS", "RTOL", "CompiledCurve", "eligible",
-           "for_fit", "pay", "reset", "STATS"]
+__all__ = ["COMPILE_EVALUATIONS", "EXACT_COMPILE_EVALUATIONS", "EXACT_LOAD_EVALUATIONS",
+           "LOAD_EVALUATIONS", "RTOL", "CompiledCurve", "eligible", "exact_eligible", "for_fit",
+           "pay", "reset", "STATS"]
 
 #: Evaluations of one model function after which its compiled form is built where it must be
 #: compiled: ``cc``'s 70-95 ms on a quiet 2-core machine (2026-12-05; two to three times that
@@ -57,6 +59,14 @@ COMPILE_EVALUATIONS = 120_000
 #: The same where the compiled form is on disk already: the capture, the source and the
 #: ``dlopen`` (~1-2 ms; ~15 ms with the capture's first imports).
 LOAD_EVALUATIONS = 10_000
+
+#: A TensorFlow model's evaluations (residuals and exact Jacobians on the host executor,
+#: ~0.3-0.5 ms each for the exponential, its compiled function called from Python) after which
+#: its captured form is compiled: the graph's capture (~20-100 ms) and ``cc`` over that.
+EXACT_COMPILE_EVALUATIONS = 600
+
+#: The same where the compiled form is on disk already.
+EXACT_LOAD_EVALUATIONS = 100
 
 #: The check at each fit's start: |r_C − r| ≤ RTOL·(|r| + |w·y|), elementwise.
 RTOL = 1e-13
@@ -73,13 +83,14 @@ _MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class _Entry:
     """One model function's state for one (rows of xdata, number of parameters)."""
 
-    __slots__ = ("evaluations", "state", "function", "agrees")
+    __slots__ = ("evaluations", "state", "function", "agrees", "call")
 
     def __init__(self) -> None:
         self.evaluations = 0  # the rent paid since the last capture (or drop)
         self.state: str = "renting"  # "renting", "compiled", "refused"
         self.function: int | None = None  # the C function's address, once compiled
         self.agrees: Any = None  # the check's C function (ctypes)
+        self.call: Any = None  # the residuals (and J) from Python (ctypes)
 
 
 def _entry(f: Callable, key: tuple) -> _Entry | None:
@@ -95,8 +106,8 @@ def _entry(f: Callable, key: tuple) -> _Entry | None:
     return entry
 
 
-def _key(x: np.ndarray, n: int) -> tuple:
-    return (1 if x.ndim == 1 else x.shape[0], n)
+def _key(x: np.ndarray, n: int, exact: bool = False) -> tuple:
+    return (1 if x.ndim == 1 else x.shape[0], n, exact)
 
 
 def eligible(x: Any, y: np.ndarray, jac: Any) -> bool:
@@ -111,38 +122,52 @@ def eligible(x: Any, y: np.ndarray, jac: Any) -> bool:
 _DIFFERENCES = ("auto", "2-point", "3-point")
 
 
+def exact_eligible(x: Any, y: np.ndarray, jac: Any) -> bool:
+    """Whether a TensorFlow model's fit could run on its compiled form with exact partials:
+    ``jac`` one of autodiff's modes ('auto', 'forward', 'reverse'), TensorFlow imported (a
+    model written with it was fitted before), and the data as ``eligible``'s."""
+    return (isinstance(jac, str) and jac in ("auto", "forward", "reverse")
+            and "tensorflow" in sys.modules and eligible(x, y, "auto"))
+
+
 def for_fit(f: Callable, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-            p0: np.ndarray, reference: Callable[[], tuple | None]) -> CompiledCurve | None:
+            p0: np.ndarray, reference: Callable[[], tuple | None] | None,
+            exact: bool = False) -> CompiledCurve | None:
     """This fit's compiled residuals, or None: the model's rent is not paid yet, it is not
     capturable, or there is no compiler. ``reference()`` gives (p, r): the user's weighted
     residuals r at a point p (the fit's first evaluation), for the check; None where the fit
-    made none (the check then calls ``f``). Call only where ``eligible(x, y)``."""
-    entry = _entry(f, _key(x, p0.size))
+    made none (the check then calls ``f``). Call only where ``eligible(x, y, jac)``.
+
+    ``exact``: a TensorFlow model (``exact_eligible``), whose fits then run on its compiled
+    residuals and exact partials without calling it: its graph, like a ``tf.function``'s,
+    holds what it read from Python when it was captured (``reference`` unused)."""
+    entry = _entry(f, _key(x, p0.size, exact))
     if entry is None or entry.state == "refused":
         return None
     if entry.state == "renting":
-        if entry.evaluations < LOAD_EVALUATIONS:
+        if entry.evaluations < (EXACT_LOAD_EVALUATIONS if exact else LOAD_EVALUATIONS):
             return None
         from marquardt._backend.numpy import native_tier
         if not native_tier.wanted():
             return None
-        _build(entry, f, x, p0)
+        _build(entry, f, x, p0, exact)
         if entry.state != "compiled":
             return None
-    return CompiledCurve(entry, f, x, y, w, p0, reference)
+    return CompiledCurve(entry, f, x, y, w, p0, None if exact else reference)
 
 
-def _build(entry: _Entry, f: Callable, x: np.ndarray, p0: np.ndarray) -> None:
+def _build(entry: _Entry, f: Callable, x: np.ndarray, p0: np.ndarray, exact: bool) -> None:
     """Capture, write and load (compile only where the rent covers it) the model's C."""
     from marquardt._backend.numpy import native_load
     from marquardt._model_capture import capture_model
-    model = capture_model(f, x, p0[None], backend="numpy")
+    model = capture_model(f, x, p0[None], backend="tensorflow" if exact else "numpy")
     if model is None:
         entry.state = "refused"
         return
     source = _source(model)
+    due = EXACT_COMPILE_EVALUATIONS if exact else COMPILE_EVALUATIONS
     try:
-        lib = native_load.load(source, compile=entry.evaluations >= COMPILE_EVALUATIONS)
+        lib = native_load.load(source, compile=entry.evaluations >= due)
     except native_load.NotCompiled:
         return  # not on disk: renting on to COMPILE_EVALUATIONS
     except native_load.NativeUnavailable:
@@ -156,8 +181,10 @@ def _build(entry: _Entry, f: Callable, x: np.ndarray, p0: np.ndarray) -> None:
     agrees = lib.mq_curve_agrees
     agrees.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_double]
     agrees.restype = ctypes.c_int
-    entry.function = ctypes.cast(lib.mq_curve_residuals, ctypes.c_void_p).value
-    entry.agrees, entry.state = agrees, "compiled"
+    call = lib.mq_curve_residuals
+    call.argtypes, call.restype = [ctypes.c_void_p] * 4, ctypes.c_int
+    entry.function = ctypes.cast(call, ctypes.c_void_p).value
+    entry.agrees, entry.call, entry.state = agrees, call, "compiled"
     with _LOCK:
         STATS["builds"] += 1
 
@@ -195,9 +222,10 @@ int mq_curve_agrees(const double *p, const void *d, const double *ref, double rt
 """
 
 
-def pay(f: Callable, x: np.ndarray, n: int, nfev: int) -> None:
-    """Counts a fit's evaluations of ``f`` made without compiled residuals."""
-    entry = _entry(f, _key(x, n))
+def pay(f: Callable, x: np.ndarray, n: int, nfev: int, exact: bool = False) -> None:
+    """Counts a fit's evaluations of ``f`` made without compiled residuals (``exact``: of a
+    TensorFlow model, its Jacobians too)."""
+    entry = _entry(f, _key(x, n, exact))
     if entry is not None and entry.state == "renting":
         entry.evaluations += int(nfev)
 
@@ -212,21 +240,40 @@ def reset() -> None:
 class CompiledCurve:
     """One fit's compiled residuals: the loaded function and its data record (``mq_data``:
     contiguous copies of xdata's rows, y and w held here), checked lazily against the user's
-    own evaluation at the fit's start (``pointers``).
+    own evaluation at the fit's start (``pointers``), or, for a TensorFlow model's (no
+    ``reference``), with its exact partials and no check.
 
     ``native_model.ModelCall.rebind`` asks for ``pointers()`` when the native loop takes the
-    fit: (function address, data address), or None where this fit calls the model itself."""
+    fit: (function address, data address), or None where this fit calls the model itself.
+    ``residuals`` and ``jacobian`` call the compiled form from Python (a TensorFlow model's
+    fits before the native loop runs them)."""
 
-    __slots__ = ("_entry", "_f", "_x", "_y", "_w", "_p0", "_reference", "_data", "_answer")
+    __slots__ = ("_entry", "_f", "_x", "_y", "_w", "_p0", "_reference", "_data", "_answer",
+                 "_n")
 
     def __init__(self, entry: _Entry, f: Callable, x: np.ndarray, y: np.ndarray,
-                 w: np.ndarray | None, p0: np.ndarray, reference: Callable):
+                 w: np.ndarray | None, p0: np.ndarray, reference: Callable | None):
         self._entry, self._f, self._p0, self._reference = entry, f, p0, reference
         self._x = np.ascontiguousarray(x, dtype=np.float64)
         self._y = np.ascontiguousarray(y, dtype=np.float64)
         self._w = None if w is None else np.ascontiguousarray(w, dtype=np.float64)
-        self._data = None
+        self._data: tuple | None = None  # (the record, its address)
         self._answer: tuple | None | bool = False  # False: not checked yet
+        self._n = p0.size
+
+    @property
+    def exact(self) -> bool:
+        """A TensorFlow model's compiled form: exact partials, no check at the start."""
+        return self._reference is None
+
+    def _record(self) -> int:
+        """The address of this fit's ``mq_data`` (made at the first call)."""
+        if self._data is None:
+            x, y, w = self._x, self._y, self._w
+            record = _RECORD(_address(x), x.shape[-1], _address(y),
+                             None if w is None else _address(w), y.shape[0])
+            self._data = (record, _ADDRESSOF(record))
+        return self._data[1]
 
     def pointers(self) -> tuple[int, int] | None:
         """(function, data) addresses once the check at the start passed, else None."""
@@ -234,14 +281,51 @@ class CompiledCurve:
             self._answer = self._check()
         return self._answer
 
+    def residuals(self, p: np.ndarray) -> np.ndarray:
+        """w·(f(x; p) − y), (m,), computed by the compiled form."""
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        r = np.empty(self._y.shape[0])
+        self._entry.call(_address(p), self._record(), _address(r), None)
+        return r
+
+    def jacobian(self, p: np.ndarray) -> np.ndarray:
+        """Its exact partials w·∂f/∂p, (m, n)."""
+        p = np.ascontiguousarray(p, dtype=np.float64)
+        m = self._y.shape[0]
+        r, jac = np.empty(m), np.empty((m, self._n))
+        self._entry.call(_address(p), self._record(), _address(r), _address(jac))
+        return jac
+
+    def jacobian_function(self, fun: Callable) -> Callable:
+        """``jac(p) -> J`` (``jacobian``) for the host executor, carrying what the native loop
+        reads to form J in C instead (``native_loop``'s ``native_spec`` and
+        ``native_differences``: ``native_numdiff``'s ``"exact"`` method on a
+        ``native_model.ModelCall`` of ``fun``, whose ``curve`` holds this compiled form)."""
+        n, m = self._n, self._y.shape[0]
+
+        def jac(p):
+            return self.jacobian(p)
+
+        def native_differences():
+            from marquardt._backend.numpy.native_model import ModelCall
+            from marquardt._backend.numpy.native_numdiff import NativeDifferences
+            return NativeDifferences(ModelCall(fun, n, m, "f"), "exact", -np.inf, np.inf)
+
+        jac.native_differences = native_differences
+        jac.native_spec = (fun, "exact", n, m, -np.inf, np.inf, None, None, "f")
+        jac.exact_partials = True  # (errors name autodiff's remedies, not a user's jac's)
+        return jac
+
     def _check(self) -> tuple[int, int] | None:
         entry = self._entry
         if entry.state != "compiled":  # dropped by another fit since
             return None
+        data = self._record()
+        if self.exact:
+            with _LOCK:
+                STATS["fits"] += 1
+            return entry.function, data
         x, y, w = self._x, self._y, self._w
-        self._data = _RECORD(_address(x), x.shape[-1], _address(y),
-                                None if w is None else _address(w), y.shape[0])
-        data = _ADDRESSOF(self._data)
         known = self._reference()
         if known is None:  # no evaluation kept: the model's own call here
             p = np.asarray(self._p0, dtype=np.float64)

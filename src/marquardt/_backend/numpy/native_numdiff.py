@@ -69,12 +69,13 @@ __all__ = ["DIFFERENCES_C", "c_source", "DifferencesRecord", "NativeDifferences"
 
 DIFFERENCES_C = r"""
 typedef struct {
-    int method;
+    int method;                      /* 2, 3; 0: the compiled model's exact J */
     int row_major;
     const double *rel;
     const double *typical;
     const double *lb, *ub;
     const unsigned char *swap_sums;  /* (n, m): -3r + 4f+ keeps f+'s NaN where 1 */
+    double *work;                    /* (m, n): method 0's row-major J before a transpose */
 } mq_differences;
 
 /* a + b, and where both are NaN the one NumPy's loop keeps at this position: a's, or b's
@@ -95,9 +96,23 @@ static void mq_difference_steps(const mq_differences *d, int n, const double *x,
     }
 }
 
+/* method 0: J of the compiled model (compiled_curve's exact J: no evaluation counted; its
+   residuals left in f->r) */
+static int mq_exact_jacobian(const mq_differences *d, const mq_model *f, const double *x,
+                             double *jac) {
+    int n = f->n, m = f->m;
+    if (!f->compiled) return 1;
+    if (d->row_major) return f->compiled(x, f->data, f->r, jac);
+    int failed = f->compiled(x, f->data, f->r, d->work);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < m; k++) jac[(long)i * m + k] = d->work[(long)k * n + i];
+    return failed;
+}
+
 MQ_LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
                                    const double *x, const double *r, double *h,
                                    double *jac, int *nfev) {
+    if (d->method == 0) return mq_exact_jacobian(d, f, x, jac);
     int n = f->n, m = f->m;
     long si = d->row_major ? 1 : m, sk = d->row_major ? n : 1;
     double *p = f->x, *v = f->r;
@@ -149,7 +164,7 @@ class DifferencesRecord(ctypes.Structure):
     _fields_ = [("method", ctypes.c_int), ("row_major", ctypes.c_int),
                 ("rel", ctypes.c_void_p), ("typical", ctypes.c_void_p),
                 ("lb", ctypes.c_void_p), ("ub", ctypes.c_void_p),
-                ("swap_sums", ctypes.c_void_p)]
+                ("swap_sums", ctypes.c_void_p), ("work", ctypes.c_void_p)]
 
 
 def sum_operands(rows: int, length: int) -> tuple[np.ndarray, int]:
@@ -178,7 +193,7 @@ def sum_operands(rows: int, length: int) -> tuple[np.ndarray, int]:
 
 _OPERANDS: dict = {}  # sum_operands' tables and their addresses by shape (up to 64 kept)
 
-_METHODS = {"2-point": 2, "3-point": 3}
+_METHODS = {"2-point": 2, "3-point": 3, "exact": 0}
 
 
 @functools.lru_cache(maxsize=8)
@@ -228,7 +243,9 @@ class NativeDifferences:
     Args:
         model: the residual function as C calls it (``native_model.ModelCall``, or
             ``ModelCallback``).
-        method: ``"2-point"`` or ``"3-point"``.
+        method: ``"2-point"`` or ``"3-point"``; or ``"exact"``: J of the model's compiled
+            form (``model.record.compiled``, ``compiled_curve``: a captured TensorFlow model's
+            exact partials), no evaluation counted, the steps and bounds unused.
         lb, ub: the bounds, 1 or n values ((1, n) as the host executor holds them).
         rel_step: the relative step, one or n values; SciPy's default for float64 when None.
         typical: the typical magnitudes, 1 or n values; None: 1.
@@ -256,26 +273,27 @@ class NativeDifferences:
     def __init__(self, model: ModelCall | ModelCallback, method: str, lb, ub, rel_step=None,
                  typical=None, row_major: bool = False):
         if method not in _METHODS:
-            raise ValueError("`method` must be '2-point' or '3-point' for differences in C. "
-                             f"Received: method={method!r}")
+            raise ValueError("`method` must be '2-point', '3-point' or 'exact' for "
+                             f"Jacobians in C. Received: method={method!r}")
         n, m = model.x.size, model.r.size
         if rel_step is None:
-            rel_step = numdiff.default_rel_step(method)
+            rel_step = numdiff.default_rel_step("2-point" if method == "exact" else method)
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
         self.method = method
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
-        block = self._block = np.empty(6 * n + m + n * m)
+        block = self._block = np.empty(6 * n + m + (2 if method == "exact" else 1) * n * m)
         self._rows = block[:4 * n].reshape(4, n)
         self._set_steps(lb, ub, rel_step, typical)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
-        self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
+        self._r, out = block[6 * n:6 * n + m], block[6 * n + m:6 * n + m + n * m]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
         base = block.ctypes.data
         at = [base + 8 * i * n for i in range(4)]  # rel, typical, lb, ub
         # where two NaNs meet in −3·r + 4·f⁺, the one NumPy keeps
         swaps, swaps_at = sum_operands(n, m)
-        self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at)
+        work = base + 8 * (6 * n + m + n * m) if method == "exact" else None
+        self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at, work)
         self._keep = swaps
         self._nfev = ctypes.c_int(0)
         self._head = (ctypes.addressof(self.record), ctypes.addressof(model.record))
@@ -288,7 +306,8 @@ class NativeDifferences:
     def _set_steps(self, lb, ub, rel_step, typical) -> None:
         rows, n = self._rows, self.n
         if rel_step is None:
-            rel_step = numdiff.default_rel_step(self.method)
+            rel_step = numdiff.default_rel_step("2-point" if self.method == "exact"
+                                                else self.method)
         for i, (values, name) in enumerate(((rel_step, "rel_step"),
                                             (1.0 if typical is None else typical, "typical"),
                                             (lb, "lb"), (ub, "ub"))):
