@@ -355,7 +355,11 @@ def curve_fit(
             compiled once its fits have paid for it (120,000 evaluations; 10,000 where it is
             on disk: ``_backend/numpy/compiled_curve.py``): each later fit calls ``f`` once,
             at p0, to check the compiled form, and the results agree with ``f``'s to the
-            differences' accuracy. ``MARQUARDT_NATIVE=0`` turns it off.
+            differences' accuracy. A TensorFlow model of that kind is captured from its graph
+            after 600 evaluations (100 where on disk) and its later fits run on the compiled
+            residuals and exact partials without calling it: like a ``tf.function``, it keeps
+            what it read from Python when it was captured. ``MARQUARDT_NATIVE=0`` turns both
+            off.
         xdata: the independent variable(s): shape (m,), or (k, m) for k variables; anything
             else (None, an object) is passed to ``f`` as it is, as in SciPy.
         ydata: the dependent data, shape (m,), or a scalar broadcast to ``f``'s output.
