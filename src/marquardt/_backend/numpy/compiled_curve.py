@@ -92,7 +92,7 @@ _MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class _Entry:
     """One model function's state for one (rows of xdata, number of parameters)."""
 
-    __slots__ = ("evaluations", "state", "function", "agrees", "call")
+    __slots__ = ("evaluations", "state", "function", "agrees", "call", "source")
 
     def __init__(self) -> None:
         self.evaluations = 0  # the rent paid since the last capture (or drop)
@@ -100,6 +100,7 @@ class _Entry:
         self.function: int | None = None  # the C function's address, once compiled
         self.agrees: Any = None  # the check's C function (ctypes)
         self.call: Any = None  # the residuals (and J) from Python (ctypes)
+        self.source: str | None = None  # its C, once captured (not on disk: compiled later)
 
 
 def _entry(f: Callable, key: tuple) -> _Entry | None:
@@ -166,19 +167,23 @@ def for_fit(f: Callable, x: np.ndarray, y: np.ndarray, w: np.ndarray | None,
 
 
 def _build(entry: _Entry, f: Callable, x: np.ndarray, p0: np.ndarray, exact: bool) -> None:
-    """Capture, write and load (compile only where the rent covers it) the model's C."""
+    """Capture and write the model's C (once), and load it: from disk, or compiled where
+    the rent covers the compilation (else the fits rent on, without capturing again)."""
     from marquardt._backend.numpy import native_load
-    from marquardt._model_capture import capture_model
-    model = capture_model(f, x, p0[None], backend="tensorflow" if exact else "numpy")
-    if model is None:
-        entry.state = "refused"
-        return
-    source = _source(model)
     due = EXACT_COMPILE_EVALUATIONS if exact else COMPILE_EVALUATIONS
+    if entry.source is not None and entry.evaluations < due:
+        return  # captured already, not on disk: renting on to the compilation
+    if entry.source is None:
+        from marquardt._model_capture import capture_model
+        model = capture_model(f, x, p0[None], backend="tensorflow" if exact else "numpy")
+        if model is None:
+            entry.state = "refused"
+            return
+        entry.source = _source(model)
     try:
-        lib = native_load.load(source, compile=entry.evaluations >= due)
+        lib = native_load.load(entry.source, compile=entry.evaluations >= due)
     except native_load.NotCompiled:
-        return  # not on disk: renting on to COMPILE_EVALUATIONS
+        return  # not on disk: renting on to the compilation
     except native_load.NativeUnavailable:
         entry.state = "refused"
         return
@@ -350,6 +355,7 @@ class CompiledCurve:
         with _LOCK:
             if not same:  # not the model it was: calls it, and rents again
                 entry.state, entry.function, entry.evaluations = "renting", None, 0
+                entry.source = None  # captured again once the rent is paid again
                 STATS["dropped"] += 1
                 return None
             STATS["fits"] += 1
