@@ -153,3 +153,80 @@ def test_the_jacobian_at_the_start_formed_by_the_loop():
             fit()
         calls["n"], calls["raise_at"] = 0, None
         assert_results_equal(expected, fit())
+
+
+JAC_RETURNS = {
+    "ndarray": lambda j: j,
+    "fortran": lambda j: np.asfortranarray(j),
+    "list": lambda j: j.tolist(),
+    "float32": lambda j: j.astype(np.float32),
+    "subclass": lambda j: j.view(Sub),
+}
+
+
+@pytest.mark.parametrize("returns", list(JAC_RETURNS))
+@pytest.mark.parametrize("sigma", [None, "vector"])
+def test_a_callable_jac_called_from_c_is_the_trace_bit_for_bit(returns, sigma, monkeypatch):
+    """A curve's callable ``jac`` called by the loop in C (``mq_curve_jacobian``) as it
+    calls f: the callback is asked for neither residuals nor J; what C does not read (a
+    list, float32, a subclass) goes through ``jac_finish`` in Python."""
+    from test_native_emit import exponential_jac
+
+    convert = JAC_RETURNS[returns]
+    s = None if sigma is None else SIGMA
+    asked = []
+    called_back = native_loop._Loop.called_back
+
+    def spy(self, what, it, old_cost):
+        asked.append(what)
+        return called_back(self, what, it, old_cost)
+
+    monkeypatch.setattr(native_loop._Loop, "called_back", spy)
+    for table in ("_BUILT", "_LOOPS"):  # loops of this test's own (their callbacks: the spy)
+        monkeypatch.setattr(native_loop, table, {})
+
+    def fit():
+        popt, pcov, info, mesg, ier = marquardt.curve_fit(
+            exponential, T, Y, p0=[1, 1, 0], sigma=s, full_output=True,
+            jac=lambda t, a, b, c: convert(exponential_jac(t, a, b, c)))
+        return popt, pcov, info["result"], mesg, ier
+
+    expected, got = _both(fit)
+    assert_results_equal(expected, got)
+    asked.clear()
+    with native_loop.enabled():
+        fit()
+    assert set(asked) <= {4}  # history records only
+
+
+def test_a_callable_jacs_error_from_c_is_the_pythons():
+    """A wrong shape from ``jac``, and an exception raised in it, at its third call, reach
+    the caller as on the trace."""
+    from test_native_emit import exponential_jac
+
+    def failing(how):
+        calls = {"n": 0}
+
+        def jac(t, a, b, c):
+            calls["n"] += 1
+            j = exponential_jac(t, a, b, c)
+            if calls["n"] == 3:
+                if how == "shape":
+                    return j[:, :2]
+                raise KeyError("in jac")
+            return j
+        return jac
+
+    def fit(how):
+        with pytest.raises(Exception) as info:
+            marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac=failing(how))
+        return type(info.value), str(info.value)
+
+    host._STEPS.clear()
+    expected = [fit("shape"), fit("raise")]
+    with native_loop.enabled():
+        marquardt.curve_fit(exponential, T, Y, p0=[1, 1, 0], jac=exponential_jac)  # built
+        got = [fit("shape"), fit("raise")]
+    assert got == expected
+    assert expected[0][0] is ValueError and "shape (m, n) = (50, 3)" in expected[0][1]
+    assert expected[1][0] is KeyError

@@ -231,7 +231,8 @@ def test_an_unknown_method_is_refused():
     from marquardt._backend.numpy.native_model import ModelCallback
     from marquardt._backend.numpy.native_numdiff import NativeDifferences
 
-    with pytest.raises(ValueError, match=r"`method` must be '2-point', '3-point' or 'exact'.*"
+    with pytest.raises(ValueError, match=r"`method` must be '2-point', '3-point', 'exact' or "
+                                         r"'callable'.*"
                                          r"Received: method='cs'"):
         NativeDifferences(ModelCallback(exponential, 3, 50), "cs", -INF, INF)
 

@@ -168,6 +168,15 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
                 out = np.asarray(out, dtype=np.float64)
             return out - y
 
+    def jac_finish(out):  # a callable jac's (m, n), weighted (C reads it without this)
+        jm = np.asarray(out, dtype=np.float64)
+        if jm.ndim < 2:  # (np.atleast_2d's rule)
+            jm = np.atleast_2d(jm)
+        if jm.shape != (m, n):
+            raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
+                             f"Received: shape {jm.shape}")
+        return jm * w[:, None] if kind == "diag" else weigh(jm)
+
     compiled, curve_model, exact = None, False, None
     if kind != "full" and y.ndim == 1:  # what host_fun is made of, for the native
         # executor to call f and form (f - y)·w in C (``native_model.ModelCall``)
@@ -186,20 +195,15 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
             def host_fun(p):
                 return exact.residuals(p)
             compiled = exact
-        host_fun.curve = CurveModel(f, x, y, weights, finish, compiled)
+        host_fun.curve = CurveModel(f, x, y, weights, finish, compiled,
+                                    jac if callable(jac) else None, jac_finish)
 
     def host_complex(p):  # jac='cs': the model on complex parameters
         r = np.asarray(f(x, *p)) - y
         return w @ r if kind == "full" else (r * w if kind == "diag" else r)
 
     def host_jac(p):
-        jm = np.asarray(user_jac(x, *p), dtype=np.float64)
-        if jm.ndim < 2:  # (np.atleast_2d's rule)
-            jm = np.atleast_2d(jm)
-        if jm.shape != (m, n):
-            raise ValueError(f"`jac` must return an array of shape (m, n) = ({m}, {n}). "
-                             f"Received: shape {jm.shape}")
-        return jm * w[:, None] if kind == "diag" else weigh(jm)
+        return jac_finish(user_jac(x, *p))
 
     def checked(out):
         if (out.shape if type(out) is np.ndarray else np.shape(out)) != y.shape:
@@ -246,6 +250,9 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
     if exact is not None:  # residuals and exact partials compiled: TensorFlow is not called
         probe = exact.residuals
         jac = host_jac = exact.jacobian_function(host_fun)
+    elif callable(jac) and hasattr(host_fun, "curve"):
+        # the native loop calls the user's jac from C, as it calls f (``native_model``)
+        host_jac = compiled_curve.native_jacobian(host_jac, host_fun, "callable", n, m)
     problem = Problem(probe=probe, tensor_probe=tensor_probe, host_fun=host_fun,
                       host_jac=host_jac if callable(jac) else None,
                       jac="callable" if callable(jac) else jac, tensorflow=tensorflow, n=n,

@@ -56,6 +56,10 @@ class CurveModel(NamedTuple):
             function forms them (its conversion and its errors).
         compiled: the same residuals compiled (``compiled_curve.CompiledCurve``: its
             ``pointers()`` once checked at the fit's start), or None.
+        jac: the user's callable ``jac(xdata, *params)`` (C may call it as it calls
+            ``model``: ``native_model.mq_curve_jacobian``), or None.
+        jac_finish: ``jac_finish(out) -> J`` (m, n): the weighted Jacobian from what ``jac``
+            returned, as the host function forms it (its conversion, checks and errors).
     """
 
     model: Callable
@@ -64,6 +68,8 @@ class CurveModel(NamedTuple):
     weights: np.ndarray | None
     finish: Callable
     compiled: Any = None
+    jac: Callable | None = None
+    jac_finish: Callable | None = None
 
 
 _NDARRAY = np.ndarray

@@ -57,7 +57,7 @@ import numpy as np
 
 __all__ = ["COMPILE_EVALUATIONS", "EXACT_COMPILE_EVALUATIONS", "EXACT_LOAD_EVALUATIONS",
            "LOAD_EVALUATIONS", "RTOL", "CompiledCurve", "eligible", "exact_eligible", "for_fit",
-           "pay", "reset", "STATS"]
+           "native_jacobian", "pay", "reset", "STATS"]
 
 #: Evaluations of one model function after which its compiled form is built where it must be
 #: compiled: ``cc``'s 70-95 ms on a quiet 2-core machine (2026-12-05; two to three times that
@@ -122,9 +122,11 @@ def _key(x: np.ndarray, n: int, exact: bool = False) -> tuple:
 
 def eligible(x: Any, y: np.ndarray, jac: Any) -> bool:
     """Whether a fit can use compiled residuals: its Jacobian differenced (``jac`` 'auto',
-    '2-point' or '3-point': the native loop evaluates the residuals itself), xdata a float64
-    ndarray of shape (m,) or (k, m) whose last axis is y's (m,)."""
-    return (isinstance(jac, str) and jac in _DIFFERENCES and type(x) is np.ndarray
+    '2-point' or '3-point') or a callable (both formed by the native loop, which evaluates
+    the residuals itself), xdata a float64 ndarray of shape (m,) or (k, m) whose last axis
+    is y's (m,)."""
+    return ((callable(jac) or isinstance(jac, str) and jac in _DIFFERENCES)
+            and type(x) is np.ndarray
             and x.dtype == np.float64 and x.ndim in (1, 2) and y.ndim == 1
             and x.shape[-1] == y.shape[0] and y.shape[0] > 0)
 
@@ -236,6 +238,27 @@ int mq_curve_agrees(const double *p, const void *d, const double *ref, double rt
 """
 
 
+def native_jacobian(jac: Callable, fun: Callable, method: str, n: int, m: int) -> Callable:
+    """``jac`` (the host executor's ``jac(p) -> J``) carrying what the native loop reads to
+    form J in C instead (``native_loop``'s ``native_spec`` and ``native_differences``):
+    ``native_numdiff``'s ``method`` ("exact": ``fun``'s compiled form; "callable": the
+    user's ``jac`` that ``fun.curve`` holds, called through the C API) on a
+    ``native_model.ModelCall`` of ``fun``. The native modules are imported when the loop
+    asks."""
+    def native_differences():
+        from marquardt._backend.numpy.native_model import CURVE_ARGS, ModelCall
+        from marquardt._backend.numpy.native_numdiff import NativeDifferences
+        if method == "callable" and n > CURVE_ARGS:  # C calls jac with n scalars: the
+            return None  # loop calls it back in Python
+        # row-major, as the host executor holds a callable's (or the compiled form's) J
+        return NativeDifferences(ModelCall(fun, n, m, "f"), method, -np.inf, np.inf,
+                                 row_major=True)
+
+    jac.native_differences = native_differences
+    jac.native_spec = (fun, method, n, m, -np.inf, np.inf, None, None, "f")
+    return jac
+
+
 def pay(f: Callable, x: np.ndarray, n: int, nfev: int, exact: bool = False) -> None:
     """Counts a fit's evaluations of ``f`` made without compiled residuals (``exact``: of a
     TensorFlow model, its Jacobians too)."""
@@ -311,24 +334,14 @@ class CompiledCurve:
         return jac
 
     def jacobian_function(self, fun: Callable) -> Callable:
-        """``jac(p) -> J`` (``jacobian``) for the host executor, carrying what the native loop
-        reads to form J in C instead (``native_loop``'s ``native_spec`` and
-        ``native_differences``: ``native_numdiff``'s ``"exact"`` method on a
-        ``native_model.ModelCall`` of ``fun``, whose ``curve`` holds this compiled form)."""
-        n, m = self._n, self._y.shape[0]
-
+        """``jac(p) -> J`` (``jacobian``) for the host executor, which the native loop forms
+        in C instead (``native_jacobian``'s ``"exact"`` method: ``fun``'s ``curve`` holds
+        this compiled form)."""
         def jac(p):
             return self.jacobian(p)
 
-        def native_differences():
-            from marquardt._backend.numpy.native_model import ModelCall
-            from marquardt._backend.numpy.native_numdiff import NativeDifferences
-            return NativeDifferences(ModelCall(fun, n, m, "f"), "exact", -np.inf, np.inf)
-
-        jac.native_differences = native_differences
-        jac.native_spec = (fun, "exact", n, m, -np.inf, np.inf, None, None, "f")
         jac.exact_partials = True  # (errors name autodiff's remedies, not a user's jac's)
-        return jac
+        return native_jacobian(jac, fun, "exact", self._n, self._y.shape[0])
 
     def _check(self) -> tuple[int, int] | None:
         entry = self._entry

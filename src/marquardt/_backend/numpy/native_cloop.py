@@ -54,7 +54,7 @@ int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int histo
     long it = 0;
     if (FIRST_JACOBIAN && first_jacobian) {  /* numdiff's J at x0: column i at i*M, tag 1 */
         if (mq_difference_jacobian(d, f, F + X0, F + F0, h, F + J0, &nfev)) return 1;
-        I[J0_TAG] = 1;
+        I[J0_TAG] = mq_jacobian_order(d, f);  /* (a callable's J: the order it came in) */
     }
     if (step_start(F, I)) return 2;
     if (history && cb(4, 0, 0.0)) return 1;
@@ -80,7 +80,7 @@ int marquardt_fit(double *F, int64_t *I, fit_cb cb, int jacobian_mode, int histo
             if (C_RESIDUALS && d) {  /* numdiff's J, column i at i*M: order tag 1 */
                 if (mq_difference_jacobian(d, f, F + C_X_NEW, F + C_F_NEW, h, F + J_NEW,
                                            &nfev)) return 1;
-                I[J_NEW_TAG] = 1;
+                I[J_NEW_TAG] = mq_jacobian_order(d, f);
             } else if (cb(1, it, 0.0)) return 1;
         } else if (cb(2, it, 0.0)) return 1;
         double old_cost = F[S_COST];

@@ -85,6 +85,11 @@ typedef struct {                                          /* the Python C API's 
        NumPy scalars, and r = f - y, or (f - y) * w, formed here; y NULL: not a curve */
     void *xdata, *point, *ndarray;  /* xdata, the (n,) array over x, numpy.ndarray */
     const double *y, *w;            /* (m,) the data and the weights (w NULL: none) */
+    /* a curve's callable jac, called jac(xdata, x[0], ..., x[n-1]) (NULL: none), and
+       jac_convert(out): its conversion and checks in Python, into jbuf (m, n) */
+    void *jac, *jac_convert;
+    const double *jbuf;
+    int *order;                     /* the last J's order: 0 row-major, 1 by columns */
 } mq_python;
 
 typedef int (*mq_compiled_fn)(const double *p, const void *data, double *r, double *J);
@@ -115,28 +120,33 @@ static void *mq_call_fresh(const mq_python *p) {
 
 #define MQ_CURVE_ARGS 32  /* the most parameters a curve's call passes from the stack */
 
-/* f(xdata, x[0], ..., x[n-1]), each x[i] a NumPy float64 scalar (the array's item), as
-   curve_fit's host function passes them (no Python frame between C and the model) */
-static void *mq_call_curve(const mq_python *p, int n) {
+/* fn(xdata, x[0], ..., x[n-1]), each x[i] a NumPy float64 scalar (the array's item), as
+   curve_fit's host function passes them (no Python frame between C and the model): fn is
+   the model f, or its callable jac */
+static void *mq_call_curve_fn(const mq_python *p, void *fn, int n) {
     void *stack[MQ_CURVE_ARGS + 1], *out = 0;
     int k = 0;
     stack[0] = p->xdata;
     for (; k < n; k++)
         if (!(stack[k + 1] = p->item(p->point, k))) break;
     if (k == n && p->vectorcall) {
-        out = p->vectorcall(p->fun, stack, (size_t)(n + 1), 0);
+        out = p->vectorcall(fn, stack, (size_t)(n + 1), 0);
     } else if (k == n) {  /* a tuple, where PyObject_Vectorcall is not exported */
         void *args = p->tuple(n + 1);
         if (args) {
             p->incref(p->xdata);
             for (int i = 0; i <= n; i++) p->set_item(args, i, stack[i]);  /* (stolen) */
             k = 0;
-            out = p->call(p->fun, args);
+            out = p->call(fn, args);
             p->decref(args);
         }
     }
     for (int i = 1; i <= k; i++) p->decref(stack[i]);
     return out;
+}
+
+static void *mq_call_curve(const mq_python *p, int n) {
+    return mq_call_curve_fn(p, p->fun, n);
 }
 
 static int mq_call_python(const mq_model *f) {
@@ -194,6 +204,58 @@ static int mq_call(const mq_model *f, int *nfev) {
     return failed;
 }
 
+/* J = jac(xdata, *x) of a curve (py->jac) through the C API, its rows times w as
+   curve_fit's host_jac forms them, in the memory order the host executor would keep
+   (*py->order: 0 row-major, jac[k n + i]; 1 by columns, jac[i m + k], where jac returned an
+   F-ordered array): read here where it returns a C- or F-contiguous float64 ndarray of
+   shape (m, n), else converted and checked in Python (jac_convert, into jbuf in its order,
+   its errors). 0, or 1 with the exception set. */
+static int mq_curve_jacobian(const mq_model *f, const double *x, double *jac) {
+    const mq_python *p = f->py;
+    const int n = f->n, m = f->m;
+    memcpy(f->x, x, (size_t)n * 8);  /* the point the call's scalars are made from */
+    void *out = mq_call_curve_fn(p, p->jac, n);
+    if (!out) return 1;
+    const double *w = p->w;
+    int done = 0;
+    void *t = p->type(out);
+    p->decref(t);  /* (out holds its type) */
+    mq_buffer v;
+    if (t == p->ndarray && p->get_buffer(out, &v, 0x1c) == 0) {  /* PyBUF_RECORDS_RO */
+        const char *fmt = v.format;
+        if (fmt && (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@')) fmt++;
+        int ok = v.ndim == 2 && v.shape[0] == m && v.shape[1] == n && v.itemsize == 8 && fmt
+                 && fmt[0] == 'd' && fmt[1] == 0;
+        /* NumPy's flags: a dimension of length 1 has any stride */
+        int c_order = ok && (n == 1 || v.strides[1] == 8) && (m == 1 || v.strides[0] == 8L * n);
+        int f_order = ok && (m == 1 || v.strides[0] == 8) && (n == 1 || v.strides[1] == 8L * m);
+        if (c_order || f_order) {
+            const int by_columns = f_order && !c_order;
+            const char *at = (const char *)v.buf;
+            for (int k = 0; k < m; k++)
+                for (int i = 0; i < n; i++) {
+                    double e = *(const double *)(at + k * v.strides[0] + i * v.strides[1]);
+                    if (w) e = e * w[k];  /* NumPy's jm * w[:, None] keeps jm's order */
+                    jac[by_columns ? (long)i * m + k : (long)k * n + i] = e;
+                }
+            *p->order = by_columns;
+            done = 1;
+        }
+        p->release(&v);
+    } else if (t == p->ndarray) {
+        p->clear();  /* no buffer: converted below */
+    }
+    if (!done) {
+        void *args = p->pack(1, out), *ok = args ? p->call(p->jac_convert, args) : 0;
+        if (args) p->decref(args);
+        if (ok) p->decref(ok);
+        done = ok != 0;
+        if (done) memcpy(jac, p->jbuf, (size_t)m * n * 8);  /* in *p->order's layout */
+    }
+    p->decref(out);
+    return !done;
+}
+
 /* r = fun(x); 0, or the nonzero flag of a failed call (r then unspecified). */
 MQ_LINKAGE int mq_evaluate(const mq_model *f, const double *x, double *r, int *nfev) {
     memcpy(f->x, x, (size_t)f->n * 8);
@@ -223,7 +285,7 @@ class PythonRecord(ctypes.Structure):
     _fields_ = [(name, ctypes.c_void_p) for name in (
         "call", "call1", "get_buffer", "release", "decref", "clear", "pack", "vectorcall",
         "item", "type", "tuple", "set_item", "incref", "fun", "copy", "convert", "xdata",
-        "point", "ndarray", "y", "w")]
+        "point", "ndarray", "y", "w", "jac", "jac_convert", "jbuf", "order")]
 
 
 def _api() -> tuple[int | None, ...]:
@@ -337,7 +399,8 @@ class ModelCall:
         (0, [0.0, 2.0, 4.0], 1)
     """
 
-    __slots__ = ("x", "r", "record", "error", "_keep", "_python", "_curve", "_finish")
+    __slots__ = ("x", "r", "record", "error", "_keep", "_python", "_curve", "_finish",
+                 "_jacobian")
 
     def __init__(self, fun: Callable, n: int, m: int, who: str = "fun"):
         block = np.zeros(n + 3 * m)  # x, r, then a curve's y and w
@@ -356,8 +419,9 @@ class ModelCall:
         self._keep = [fun, copy, convert]  # alive as long as C holds their addresses
         at = block.ctypes.data
         self._python = PythonRecord(*_API, id(fun), id(copy), id(convert), None, id(x),
-                                    id(np.ndarray), None, None)
+                                    id(np.ndarray), None, None, None, None, None, None)
         self._curve += (at + 8 * (n + m), at + 8 * (n + 2 * m))
+        self._jacobian = None  # a curve's jac: (its buffer, its finish's holder, convert)
         self.record = ModelRecord(RESIDUAL_FN(), at, at + 8 * n, n, m,
                                   ctypes.addressof(self._python))
         self.rebind(fun)
@@ -377,12 +441,40 @@ class ModelCall:
             py.y, py.w = y_at, None if weights is None else w_at
             self._finish[0], self._keep[0] = curve.finish, curve
             compiled = None if curve.compiled is None else curve.compiled.pointers()
+            self._bind_jacobian(curve.jac, curve.jac_finish)
         else:  # (with y NULL, C reads neither xdata nor w)
             py.fun, py.y = id(fun), None
             self._finish[0], self._keep[0] = None, fun
             compiled = None
+            self._bind_jacobian(None, None)
         # the model compiled (``compiled_curve``; checked at the fit's start), or the model
         self.record.compiled, self.record.data = (None, None) if compiled is None else compiled
+
+    def _bind_jacobian(self, jac: Callable | None, finish: Callable | None) -> None:
+        """A curve's callable ``jac`` for C to call (``mq_curve_jacobian``), what it returns
+        converted by ``finish(out) -> (m, n)`` where C does not read it; None: none."""
+        py = self._python
+        if jac is None:
+            py.jac = py.jac_convert = py.jbuf = None
+            if self._jacobian is not None:
+                self._jacobian[1][0] = None
+            return
+        if self._jacobian is None:  # made once: the buffer, finish's holder, convert, order
+            m, n = self.r.size, self.x.size
+            jbuf, holder, order = np.empty(m * n), [None], ctypes.c_int(0)
+            views = (jbuf.reshape(m, n), jbuf.reshape(n, m).T)  # row-major, by columns
+
+            def convert(out) -> None:  # J in the order the host executor keeps it
+                j = holder[0](out)
+                by_columns = int(j.flags.f_contiguous and not j.flags.c_contiguous)
+                np.copyto(views[by_columns], j)
+                order.value = by_columns
+
+            self._jacobian = (jbuf, holder, convert, order)
+        jbuf, holder, convert, order = self._jacobian
+        holder[0] = finish
+        py.jac, py.jac_convert, py.jbuf = id(jac), id(convert), jbuf.ctypes.data
+        py.order = ctypes.addressof(order)
 
     def raise_error(self) -> None:
         """C returned a failure flag with no exception set (``ctypes`` raises the model's

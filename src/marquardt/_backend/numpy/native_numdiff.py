@@ -109,10 +109,20 @@ static int mq_exact_jacobian(const mq_differences *d, const mq_model *f, const d
     return failed;
 }
 
+/* the memory order of the last J formed: 0 row-major, 1 by columns (numdiff's) */
+static int mq_jacobian_order(const mq_differences *d, const mq_model *f) {
+    if (d->method == 1) return *f->py->order;
+    return d->row_major ? 0 : 1;
+}
+
 MQ_LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
                                    const double *x, const double *r, double *h,
                                    double *jac, int *nfev) {
     if (d->method == 0) return mq_exact_jacobian(d, f, x, jac);
+    if (d->method == 1) {  /* a curve's callable jac, called through the C API */
+        if (!f->py || !f->py->jac) return 1;
+        return mq_curve_jacobian(f, x, jac);
+    }
     int n = f->n, m = f->m;
     long si = d->row_major ? 1 : m, sk = d->row_major ? n : 1;
     double *p = f->x, *v = f->r;
@@ -193,7 +203,7 @@ def sum_operands(rows: int, length: int) -> tuple[np.ndarray, int]:
 
 _OPERANDS: dict = {}  # sum_operands' tables and their addresses by shape (up to 64 kept)
 
-_METHODS = {"2-point": 2, "3-point": 3, "exact": 0}
+_METHODS = {"2-point": 2, "3-point": 3, "exact": 0, "callable": 1}
 
 
 @functools.lru_cache(maxsize=8)
@@ -245,7 +255,9 @@ class NativeDifferences:
             ``ModelCallback``).
         method: ``"2-point"`` or ``"3-point"``; or ``"exact"``: J of the model's compiled
             form (``model.record.compiled``, ``compiled_curve``: a captured TensorFlow model's
-            exact partials), no evaluation counted, the steps and bounds unused.
+            exact partials); or ``"callable"``: a curve's callable ``jac`` called from C
+            (``model``, a ``ModelCall`` of a function whose ``curve`` holds it); no
+            evaluation counted by either, the steps and bounds unused.
         lb, ub: the bounds, 1 or n values ((1, n) as the host executor holds them).
         rel_step: the relative step, one or n values; SciPy's default for float64 when None.
         typical: the typical magnitudes, 1 or n values; None: 1.
@@ -273,11 +285,12 @@ class NativeDifferences:
     def __init__(self, model: ModelCall | ModelCallback, method: str, lb, ub, rel_step=None,
                  typical=None, row_major: bool = False):
         if method not in _METHODS:
-            raise ValueError("`method` must be '2-point', '3-point' or 'exact' for "
-                             f"Jacobians in C. Received: method={method!r}")
+            raise ValueError("`method` must be '2-point', '3-point', 'exact' or 'callable' "
+                             f"for Jacobians in C. Received: method={method!r}")
         n, m = model.x.size, model.r.size
         if rel_step is None:
-            rel_step = numdiff.default_rel_step("2-point" if method == "exact" else method)
+            rel_step = numdiff.default_rel_step(method if method in ("2-point", "3-point")
+                                                else "2-point")
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
         self.method = method
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
@@ -306,8 +319,8 @@ class NativeDifferences:
     def _set_steps(self, lb, ub, rel_step, typical) -> None:
         rows, n = self._rows, self.n
         if rel_step is None:
-            rel_step = numdiff.default_rel_step("2-point" if self.method == "exact"
-                                                else self.method)
+            rel_step = numdiff.default_rel_step(
+                self.method if self.method in ("2-point", "3-point") else "2-point")
         for i, (values, name) in enumerate(((rel_step, "rel_step"),
                                             (1.0 if typical is None else typical, "typical"),
                                             (lb, "lb"), (ub, "ub"))):
@@ -346,6 +359,10 @@ class NativeDifferences:
             self._r[...] = np.reshape(r, self.m)
         if jacobian_function()(*self._args):
             self.model.raise_error()
+        if self.method == "callable":  # in the order the call returned (its record's)
+            flat, (m, n) = self._out.reshape(-1), (self.m, self.n)
+            by_columns = self.model._python.order and self.model._jacobian[3].value
+            return (flat.reshape(n, m).T if by_columns else flat.reshape(m, n)).copy()[None]
         j = self._out.copy()
         return j if self.row_major else j.transpose(1, 2, 0)
 
