@@ -204,3 +204,52 @@ int both(const double *pg, const double *xy, const double *pa, const double *t,
     np.testing.assert_allclose(Jg, gauss2d_jac(XY, *P_GAUSS), rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(ra, 1.5 * T + 2.0 * -3.0)
     np.testing.assert_array_equal(Ja, np.stack([T, np.full(11, -3.0), np.full(11, 2.0)], 1))
+
+
+_CALLS = 0
+
+
+def test_a_model_that_stores_outside_its_call_is_not_called_symbolically():
+    """``_keeps_state``: a global, a nonlocal, an attribute or an item written by the model's
+    own code (or a function defined in it) refuses the capture before any symbolic call; a
+    model whose inner function only reads is captured."""
+    t = np.linspace(0.0, 1.0, 5)
+    memo: dict = {}
+
+    def item(x, a, b):
+        memo["p"] = a
+        return a * x + b
+
+    def global_count(x, a, b):
+        global _CALLS
+        _CALLS += 1
+        return a * x + b
+
+    def outer():
+        k = 0
+
+        def model(x, a, b):
+            nonlocal k
+            k += 1
+            return a * x + b
+        return model
+
+    class Attribute:
+        def __call__(self, x, a, b):
+            self.last = a
+            return a * x + b
+
+    def inner_store(x, a, b):
+        def helper(u):
+            memo["u"] = u
+            return u
+        return helper(a) * x + b
+
+    def reads_only(x, a, b):
+        scale = lambda u: a * u  # noqa: E731 - a cell of its own: not outside state
+        return scale(x) + b
+
+    for model in (item, global_count, outer(), Attribute(), inner_store):
+        assert capture_model(model, t, [1.0, 2.0]) is None
+    assert memo == {} and _CALLS == 0  # never called with symbols (nor at all)
+    assert capture_model(reads_only, t, [1.0, 2.0]) is not None
