@@ -684,3 +684,16 @@ def test_train_and_demo_say_when_the_trainer_is_missing(monkeypatch, small_csv, 
         monkeypatch.setitem(sys.modules, "marquardt.keras", None)  # makes `import marquardt.keras` fail
     assert main(["demo", "--no-plot"]) == 1
     assert "needs marquardt.keras" in capsys.readouterr().err
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """``marquardt nist | head -1``: the closed pipe is not an error (status 0, nothing on
+    stderr), whatever the command was still to print."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [env.get("PYTHONPATH")])])
+    proc = subprocess.Popen([sys.executable, "-m", "marquardt", "nist"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone: the command's next lines meet a closed pipe
+    _, err = proc.communicate(timeout=300)
+    assert first and proc.returncode == 0 and err.decode() == ""

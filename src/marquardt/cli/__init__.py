@@ -3,7 +3,8 @@
 ``main(argv)`` parses the arguments with :mod:`argparse` and runs one subcommand. Every error the
 user can act on (a missing file or column, a bad value, a formula outside the whitelist, data that
 cannot be fitted) is printed as one line, ``marquardt: error: ...``, and turned into the exit
-status: 2 for a usage error, 1 for a data or fit error, 130 when interrupted. No traceback is printed unless ``--debug``
+status: 2 for a usage error, 1 for a data or fit error, 130 when interrupted (a reader that closes
+the pipe, ``marquardt nist | head``, ends the command quietly, status 0). No traceback is printed unless ``--debug``
 is given. Heavy imports (TensorFlow, Keras, matplotlib) happen inside the subcommands, after
 TensorFlow's start-up logging has been quietened, so ``--help`` and usage errors are fast.
 """
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("marquardt: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader stopped (``marquardt nist | head``): not an error
+        _detach_stdout()
+        return 0
     except CliError as exc:
         if debug:
             raise
@@ -107,6 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         return _report(exc, EXIT_DATA, prefix=f"unexpected {type(exc).__name__} (run with --debug for details): ")
+
+
+def _detach_stdout() -> None:
+    """Points standard output at the null device, so that the interpreter's last flush does
+    not meet the closed pipe again (Python's documented way for ``SIGPIPE``)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured stream): nothing to flush
+        pass
 
 
 def _report(exc: BaseException, code: int, prefix: str = "") -> int:
