@@ -108,7 +108,7 @@ def test_covariance_infinite_when_not_overdetermined():
     ({"method": "trf"}, ValueError, r"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which takes `bounds` and robust `loss` itself .* Received: method='trf'"),
     ({"method": "bfgs"}, ValueError, r"`method` must be None or 'lm'\. Received: method='bfgs'"),
     ({"maxfev": 10, "max_nfev": 10}, TypeError, r"curve_fit\(\) got both `maxfev` and `max_nfev`, two names for one option"),
-    ({"factor": 100}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): factor"),
+    ({"Dfun": None}, TypeError, r"curve_fit\(\) got unexpected keyword argument\(s\): Dfun"),
     ({"args": (1,)}, ValueError, r"'args' is not a supported keyword argument"),
     ({"nan_policy": "propagate"}, ValueError, r"`nan_policy='propagate'` is not supported by this function\."),
     ({"nan_policy": "drop", "check_finite": False}, ValueError, r"nan_policy must be one of \{None, 'raise', 'omit'\}\. Received: nan_policy='drop'"),

@@ -506,3 +506,38 @@ def test_curve_fit_without_p0_starts_inside_the_bounds_as_scipy_does():
                                0.5 * np.sum((model(x, *start) - y) ** 2), rtol=1e-12)
     batch = marquardt.curve_fit_batch(model, x, np.stack([y, y]), bounds=bounds)
     np.testing.assert_allclose(batch.x, [[3.0, 0.7, 0.4]] * 2, rtol=1e-7)
+
+
+def test_curve_fit_takes_leastsqs_factor_and_col_deriv():
+    """SciPy's curve_fit hands ``factor`` and ``col_deriv`` to leastsq: ``factor`` is the
+    trust region's initial radius factor (ours, ``TrustRegion.factor``); ``col_deriv=True``
+    reads a callable jac's (n, m) as its columns. ``Dfun`` is refused, as SciPy refuses it
+    (it is ``jac``)."""
+    from marquardt._damping import TrustRegion
+
+    def jac(t, a, b, c):
+        e = np.exp(-b * t)
+        return np.stack([e, -a * t * e, np.ones_like(t)], axis=1)
+
+    def columns(t, a, b, c):
+        return jac(t, a, b, c).T.copy()
+
+    rows = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac=jac, full_output=True)
+    by_columns = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], jac=columns, col_deriv=True,
+                                     full_output=True)
+    assert rows[0].tobytes() == by_columns[0].tobytes()
+    assert rows[2]["nfev"] == by_columns[2]["nfev"]
+    plain = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], col_deriv=False)
+    assert plain[0].tobytes() == marquardt.curve_fit(model, T, Y, p0=[1, 1, 0])[0].tobytes()
+    wide = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], factor=100.0, full_output=True)
+    same = marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], damping=TrustRegion(factor=100.0),
+                               full_output=True)
+    assert wide[0].tobytes() == same[0].tobytes() and wide[2]["nfev"] == same[2]["nfev"]
+    with pytest.raises(ValueError, match=r"`factor` must be a positive number\. "
+                                         r"Received: factor=-1"):
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], factor=-1)
+    with pytest.raises(ValueError, match=r"the damping given has none\. Received: factor=10, "
+                                         r"damping='nielsen'"):
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], factor=10, damping="nielsen")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\): Dfun"):
+        marquardt.curve_fit(model, T, Y, p0=[1, 1, 0], Dfun=None)

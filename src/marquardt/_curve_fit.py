@@ -30,7 +30,7 @@ _SCALAR = np.float64
 
 #: ``leastsq`` options that SciPy's ``curve_fit`` passes on for ``method='lm'``, and the
 #: ``least_squares`` option each becomes.
-LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag")
+LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag", "factor")
 
 
 def check_lm_method(method) -> None:
@@ -46,10 +46,14 @@ def check_lm_method(method) -> None:
 
 
 def leastsq_names(kwargs: dict, who: str = "curve_fit") -> dict:
-    """``kwargs`` with SciPy's ``leastsq`` names (``maxfev``, ``epsfcn``, ``diag``) as ours
-    (``max_nfev``, ``diff_step`` = √epsfcn, ``x_scale`` = 1/diag; ``maxfev=0``, leastsq's
-    default, is ours)."""
+    """``kwargs`` with SciPy's ``leastsq`` names (``maxfev``, ``epsfcn``, ``diag``,
+    ``factor``) as ours (``max_nfev``, ``diff_step`` = √epsfcn, ``x_scale`` = 1/diag;
+    ``maxfev=0``, leastsq's default, is ours; ``factor``, MINPACK's initial trust radius
+    relative to ‖D x₀‖ (its default 100), is the trust-region policy's own: ``damping =
+    TrustRegion(factor=factor)``, whose default is 1, as in SciPy's ``trf``)."""
     kwargs = dict(kwargs)
+    if "factor" in kwargs:
+        kwargs["damping"] = _with_factor(kwargs.pop("factor"), kwargs.get("damping"), who)
     renames = {"maxfev": "max_nfev", "epsfcn": "diff_step", "diag": "x_scale"}
     for old, new in renames.items():
         if old in kwargs:
@@ -67,9 +71,22 @@ def leastsq_names(kwargs: dict, who: str = "curve_fit") -> dict:
     return kwargs
 
 
+def _with_factor(factor, damping, who: str):
+    """The trust-region policy with MINPACK's ``factor`` (``leastsq_names``)."""
+    import dataclasses
+
+    from marquardt._damping import TrustRegion, get_damping
+    policy = get_damping("trust-region" if damping is None else damping)
+    if not isinstance(policy, TrustRegion):
+        raise ValueError(f"{who}(): `factor` (leastsq's initial trust radius) sets the "
+                         "trust-region policy's; the damping given has none. Received: "
+                         f"factor={factor!r}, damping={damping!r}")
+    return dataclasses.replace(policy, factor=_checks.check_positive(factor, "factor"))
+
+
 def _solve_options(kwargs: dict) -> dict:
     """``least_squares`` options from ``curve_fit``'s ``**kwargs``: SciPy's ``maxfev`` (the
-    ``leastsq`` name) is ``max_nfev`` (0, leastsq's default, means our default), ``epsfcn`` is ``diff_step = √epsfcn`` and ``diag``
+    ``leastsq`` name) is ``max_nfev`` (0, leastsq's default, means our default), ``epsfcn`` is ``diff_step = √epsfcn``, ``factor`` the trust region's and ``diag``
     (scale factors of the parameters) is ``x_scale = 1/diag``; ``args`` is refused as by
     SciPy."""
     if not kwargs:
@@ -83,6 +100,14 @@ def _solve_options(kwargs: dict) -> dict:
 
 
 _DEFAULT_OPTIONS = SolveOptions()._asdict()
+
+
+def _transposed(jac: Callable) -> Callable:
+    """``jac`` giving (n, m), as leastsq's ``col_deriv=True`` reads it, as one giving
+    (m, n)."""
+    def rows(x, *p):
+        return np.transpose(np.asarray(jac(x, *p)))
+    return rows
 
 
 def _x_hint(x, y) -> str:
@@ -114,6 +139,10 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
     if not callable(f):
         raise TypeError(f"`f` must be callable. Received: f={_checks.short_repr(f)}")
     check_lm_method(method)
+    if kwargs.get("col_deriv"):  # leastsq's: a callable jac returns (n, m), its columns
+        if callable(jac):
+            jac = _transposed(jac)
+    kwargs.pop("col_deriv", None)
     options = _solve_options(kwargs)
     if jac is None:
         jac = "auto"
@@ -398,8 +427,11 @@ def curve_fit(
             ``xdata`` or ``ydata``), as in SciPy ≥ 1.11; ``'propagate'`` is refused.
         **kwargs: options of ``marquardt.least_squares`` (ftol, xtol, gtol, x_scale, loss,
             f_scale, diff_step, max_nfev, verbose, callback, damping, solver), and SciPy
-            ``leastsq``'s ``maxfev`` (= max_nfev), ``epsfcn`` (diff_step = √epsfcn) and
-            ``diag`` (x_scale = 1/diag).
+            ``leastsq``'s ``maxfev`` (= max_nfev), ``epsfcn`` (diff_step = √epsfcn),
+            ``diag`` (x_scale = 1/diag), ``factor`` (the trust region's initial radius
+            factor, ``TrustRegion(factor=...)``: MINPACK's meaning; our default 1, SciPy
+            ``trf``'s, where MINPACK's is 100) and ``col_deriv`` (True: a callable ``jac``
+            returns (n, m)).
 
     Returns:
         ``(popt, pcov)``, or with ``full_output=True`` ``(popt, pcov, infodict, mesg, ier)``:
