@@ -18,7 +18,7 @@ compiled model, ``nfev`` counting the same evaluations; a callable ``jac`` keeps
 called), the fit's steps and every error path (a model that raises is never compiled: its
 capture fails). The results agree with the model's fits to the Jacobian's accuracy: a last-bit
 difference of ``exp`` moves a differenced column by ~1e-8 relative, so the minimum found
-agrees to ~1e-10 and a stopping test at rounding level (ftol 1e-15) may fall an iteration
+agrees to ~1e-9 (pcov to ~1e-7) and a stopping test at rounding level (ftol 1e-15) may fall an iteration
 earlier or later (``tests/test_compiled_curve.py``). A model with side effects (printing,
 counting its calls) sees one call a fit, and the capture's symbolic call.
 
