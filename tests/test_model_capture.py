@@ -249,7 +249,11 @@ def test_a_model_that_stores_outside_its_call_is_not_called_symbolically():
         scale = lambda u: a * u  # noqa: E731 - a cell of its own: not outside state
         return scale(x) + b
 
+    from marquardt._model_capture import _Sym
+
     for model in (item, global_count, outer(), Attribute(), inner_store):
         assert capture_model(model, t, [1.0, 2.0]) is None
-    assert memo == {} and _CALLS == 0  # never called with symbols (nor at all)
+    # never called with symbols (with numbers, where TensorFlow is imported: is it a
+    # TensorFlow model?)
+    assert not any(isinstance(v, _Sym) for v in memo.values())
     assert capture_model(reads_only, t, [1.0, 2.0]) is not None
