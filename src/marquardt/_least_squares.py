@@ -182,8 +182,13 @@ def least_squares(
             by ``solver``.
         jac_sparsity: must be None (SciPy's ``lm`` refuses it too; marquardt's Jacobians are
             dense).
-        max_nfev: the most calls of ``fun``, a hard limit; finite differences count their
-            calls, as in SciPy's ``lm``. Default ``max(1000, 200 * (n + 1))`` steps' worth:
+        max_nfev: the most calls of ``fun``, a hard limit past the start (whose residuals
+            and Jacobian are always formed, as SciPy's ``lm`` forms them); finite differences
+            count their calls, as in SciPy's ``lm``. A step is tried only where the Jacobian
+            that would follow its acceptance fits too, so that the result's ``jac`` (and
+            ``curve_fit``'s pcov) is always at the returned x: below 1 + 2 Jacobians' calls
+            no step is taken (SciPy's ``lm`` overruns the limit instead). Default
+            ``max(1000, 200 * (n + 1))`` steps' worth:
             that many times (1 + the calls one Jacobian costs) (MGH17 from NIST's first
             start needs 588 steps).
         verbose: 0 silent, 1 a final report, 2 a progress table per iteration.
