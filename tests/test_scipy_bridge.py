@@ -629,6 +629,38 @@ def test_fitting_several_keras_models_prints_no_retracing_warning(tmp_path):
     assert "retracing" not in proc.stderr
 
 
+def test_keras_steps_retracing_is_dropped_only_inside_our_keras_fit():
+    """Keras traces its train and test steps once per network, and TensorFlow warns from the
+    fifth; during a ``marquardt.keras`` fit (``quiet_log.keras_fitting``) the warning about
+    those steps is dropped, outside it kept (a user's own ``model.fit`` loop)."""
+    import logging
+
+    import tensorflow as tf
+
+    from marquardt._backend.tensorflow import quiet_log
+
+    seen = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    message = ("5 out of the last 208 calls to <function TensorFlowTrainer._make_function."
+               "<locals>.multi_step_on_iterator at 0x7f> triggered tf.function retracing.")
+    other = ("5 out of the last 9 calls to <function user_step at 0x7f> triggered tf.function "
+             "retracing.")
+    handler = Catch()
+    tf.get_logger().addHandler(handler)
+    try:
+        with quiet_log.keras_fitting():
+            tf.get_logger().warning(message)
+            tf.get_logger().warning(other)
+        tf.get_logger().warning(message)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert seen == [other, message]
+
+
 def test_a_tensorflow_function_with_backend_jax_is_named():
     pytest.importorskip("jax")
     t = np.linspace(0.0, 4.0, 20)

@@ -381,14 +381,16 @@ class LMModel(keras.Model):
                 verbose=verbose, epochs=epochs, model=self,
                 steps=phase.get("steps_per_epoch") or math.ceil(train_rows / batch_size))
         try:
-            history = super().fit(epochs=epochs, verbose=verbose, callbacks=all_callbacks,
-                                  initial_epoch=initial_epoch, **phase)
-            if policy is not None and policy.continues:
-                # batch_size="auto": the mini-batch epochs stopped improving; full batch now
-                phase = phase_inputs(data, n, n, kwargs)
-                all_callbacks.set_params({**all_callbacks.params, "steps": 1})
+            with _quiet_fitting():
                 history = super().fit(epochs=epochs, verbose=verbose, callbacks=all_callbacks,
-                                      initial_epoch=policy.switch_epoch + 1, **phase)
+                                      initial_epoch=initial_epoch, **phase)
+                if policy is not None and policy.continues:
+                    # batch_size="auto": the mini-batch epochs stopped improving; full batch
+                    phase = phase_inputs(data, n, n, kwargs)
+                    all_callbacks.set_params({**all_callbacks.params, "steps": 1})
+                    history = super().fit(epochs=epochs, verbose=verbose,
+                                          callbacks=all_callbacks,
+                                          initial_epoch=policy.switch_epoch + 1, **phase)
         except KeyboardInterrupt:
             # Keras lets the interrupt through without `on_train_end`; first keep the weights
             # the user asked for (EarlyStopping's best), then let it reach the caller.
@@ -448,3 +450,13 @@ class LMModel(keras.Model):
         net = keras.saving.deserialize_keras_object(config["model"],
                                                     custom_objects=custom_objects)
         return cls(net, options=options_from_config(config["options"]), name=config.get("name"))
+
+
+def _quiet_fitting():
+    """``quiet_log.keras_fitting()`` on the TensorFlow backend (TensorFlow's retracing warning
+    about Keras' steps, traced once per network, dropped during our fit); else nothing."""
+    if _backends.name() != "tensorflow":
+        import contextlib
+        return contextlib.nullcontext()
+    from marquardt._backend.tensorflow import quiet_log
+    return quiet_log.keras_fitting()

@@ -9,6 +9,11 @@ warnings and errors (and TensorFlow's about the user's own code) still reach the
   ``pfor``) once per model; TensorFlow counts those as retracings of one Python function. A
   user's function compiled anew at every fit is warned about by marquardt itself
   (``marquardt._recompile``). Dropped for the functions named in ``OURS``.
+* the same warning about Keras' own compiled steps (``TensorFlowTrainer._make_function``'s
+  functions), which Keras traces once per model: a script that trains several networks with
+  ``marquardt.keras`` (``fitnet`` after ``fit``, say) reaches TensorFlow's count of five.
+  Dropped only while one of marquardt's Keras fits runs, in its thread (``keras_fitting``): a
+  user's own ``model.fit`` loop keeps its warning.
 * Python's ``tensorflow`` logger, "Using a while_loop for converting PyFunc cause there is no
   registered converter for this op" (and for any other op ``pfor`` cannot vectorise): once per
   trace of our ``tf.vectorized_map`` over a model with ``tf.numpy_function``, five times for one
@@ -33,6 +38,7 @@ Installed on import, once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -43,13 +49,17 @@ import tensorflow as tf
 
 from marquardt import _quiet_import
 
-__all__ = ["OURS", "RUN_NOTICES", "vectorized_map", "first_run"]
+__all__ = ["KERAS_STEPS", "OURS", "RUN_NOTICES", "keras_fitting", "vectorized_map",
+           "first_run"]
 
 _T = TypeVar("_T")
 
 #: The qualified names of our functions whose retracing is by design.
 OURS = ("warm_solver.<locals>", "build_stepper.<locals>", "compiled_evaluator.<locals>",
         "pfor.<locals>")
+
+#: Keras' compiled steps, traced once per model (``keras_fitting``).
+KERAS_STEPS = "TensorFlowTrainer._make_function.<locals>"
 
 #: ``pfor``'s notice that an op is run in a loop, not vectorised.
 _PFOR_FALLBACK = "Using a while_loop for converting"
@@ -65,9 +75,21 @@ _local = threading.local()
 class _OurLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "retracing" in message and any(name in message for name in OURS):
+        if "retracing" in message and (any(name in message for name in OURS) or (
+                getattr(_local, "fitting", 0) and KERAS_STEPS in message)):
             return False
         return not (getattr(_local, "vectorizing", 0) and message.startswith(_PFOR_FALLBACK))
+
+
+@contextlib.contextmanager
+def keras_fitting():
+    """Inside: a marquardt Keras fit runs in this thread, and TensorFlow's retracing warning
+    about Keras' own steps (``KERAS_STEPS``) is dropped (see the module doc)."""
+    _local.fitting = getattr(_local, "fitting", 0) + 1
+    try:
+        yield
+    finally:
+        _local.fitting -= 1
 
 
 def vectorized_map(fn: Callable, elems: Any, **kwargs: Any):
