@@ -41,7 +41,7 @@ from marquardt._covariance import optimize_warning, scale_by_reduced_chisq, stan
 from marquardt._curve_data import check_enough_points
 from marquardt._options import (AUTODIFF_MODES, COMPLEX_STEP, DIFFERENCE_MODES, SolveOptions,
                                 check_jac, loop_config, with_jacobian_calls)
-from marquardt._curve_fit import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
+from marquardt._leastsq_options import LEASTSQ_OPTIONS, check_lm_method, leastsq_names
 from marquardt._least_squares import output_epsilon
 from marquardt._parameters import (check_within_bounds, feasible_start, prepare_bounds,
                                    prepare_p0, strictly_feasible)

@@ -15,6 +15,8 @@ from marquardt._core.functions import CurveModel
 from marquardt._covariance import correlation_matrix, covariance_from_jacobian, standard_errors
 from marquardt._curve_data import check_enough_points, prepare_curve_data
 from marquardt._least_squares import Problem, solve_problem
+from marquardt._leastsq_options import (LEASTSQ_OPTIONS, check_lm_method, leastsq_names,
+                                       transposed)
 from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import SolveOptions, check_jac
 from marquardt._parameters import feasible_start, prepare_bounds, prepare_p0
@@ -30,58 +32,6 @@ _SCALAR = np.float64
 
 #: ``leastsq`` options that SciPy's ``curve_fit`` passes on for ``method='lm'``, and the
 #: ``least_squares`` option each becomes.
-LEASTSQ_OPTIONS = ("maxfev", "epsfcn", "diag", "factor")
-
-
-def check_lm_method(method) -> None:
-    """SciPy's ``method``: None or 'lm'; 'trf' and 'dogbox' are refused with the reason."""
-    if method in ("trf", "dogbox"):
-        raise ValueError(
-            f"`method` must be None or 'lm': marquardt fits with Levenberg-Marquardt, which "
-            f"takes `bounds` and robust `loss` itself (what SciPy's {method!r} is chosen for); "
-            f"leave `method` out, or call scipy.optimize.curve_fit for SciPy's trust-region "
-            f"methods. Received: method={method!r}")
-    if method not in (None, "lm"):
-        raise ValueError(f"`method` must be None or 'lm'. Received: method={method!r}")
-
-
-def leastsq_names(kwargs: dict, who: str = "curve_fit") -> dict:
-    """``kwargs`` with SciPy's ``leastsq`` names (``maxfev``, ``epsfcn``, ``diag``,
-    ``factor``) as ours (``max_nfev``, ``diff_step`` = √epsfcn, ``x_scale`` = 1/diag;
-    ``maxfev=0``, leastsq's default, is ours; ``factor``, MINPACK's initial trust radius
-    relative to ‖D x₀‖ (its default 100), is the trust-region policy's own: ``damping =
-    TrustRegion(factor=factor)``, whose default is 1, as in SciPy's ``trf``)."""
-    kwargs = dict(kwargs)
-    if "factor" in kwargs:
-        kwargs["damping"] = _with_factor(kwargs.pop("factor"), kwargs.get("damping"), who)
-    renames = {"maxfev": "max_nfev", "epsfcn": "diff_step", "diag": "x_scale"}
-    for old, new in renames.items():
-        if old in kwargs:
-            if new in kwargs:
-                raise TypeError(f"{who}() got both `{old}` and `{new}`, two names for one "
-                                f"option. Received: {old}={kwargs[old]!r}, {new}={kwargs[new]!r}")
-            value = kwargs.pop(old)
-            if old == "maxfev" and isinstance(value, (int, np.integer)) and value == 0:
-                value = None  # leastsq's default, maxfev=0: "use the default"
-            if old == "epsfcn" and value is not None:
-                value = float(np.sqrt(_checks.check_positive(value, "epsfcn")))
-            if old == "diag" and value is not None:
-                value = 1.0 / np.asarray(value, dtype=np.float64)
-            kwargs[new] = value
-    return kwargs
-
-
-def _with_factor(factor, damping, who: str):
-    """The trust-region policy with MINPACK's ``factor`` (``leastsq_names``)."""
-    import dataclasses
-
-    from marquardt._damping import TrustRegion, get_damping
-    policy = get_damping("trust-region" if damping is None else damping)
-    if not isinstance(policy, TrustRegion):
-        raise ValueError(f"{who}(): `factor` (leastsq's initial trust radius) sets the "
-                         "trust-region policy's; the damping given has none. Received: "
-                         f"factor={factor!r}, damping={damping!r}")
-    return dataclasses.replace(policy, factor=_checks.check_positive(factor, "factor"))
 
 
 def _solve_options(kwargs: dict) -> dict:
@@ -100,14 +50,6 @@ def _solve_options(kwargs: dict) -> dict:
 
 
 _DEFAULT_OPTIONS = SolveOptions()._asdict()
-
-
-def _transposed(jac: Callable) -> Callable:
-    """``jac`` giving (n, m), as leastsq's ``col_deriv=True`` reads it, as one giving
-    (m, n)."""
-    def rows(x, *p):
-        return np.transpose(np.asarray(jac(x, *p)))
-    return rows
 
 
 def _x_hint(x, y) -> str:
@@ -141,7 +83,7 @@ def _fit_curve(f, xdata, ydata, p0, sigma, absolute_sigma, check_finite, bounds,
     check_lm_method(method)
     if kwargs.get("col_deriv"):  # leastsq's: a callable jac returns (n, m), its columns
         if callable(jac):
-            jac = _transposed(jac)
+            jac = transposed(jac)
     kwargs.pop("col_deriv", None)
     options = _solve_options(kwargs)
     if jac is None:
