@@ -20,7 +20,7 @@ SIGMA = 0.01 + 0.02 * np.abs(np.sin(T))
 class Counted:
     """``a·exp(−b·t) + c`` with ``exp`` NumPy's (or TensorFlow's), counting its calls in a
     list it appends to (a model that stores into its attributes is not captured:
-    ``_model_capture._keeps_state``)."""
+    ``marquardt._stateful.keeps_state``)."""
 
     def __init__(self, exp=np.exp):
         self.log, self.exp = [], exp

@@ -210,9 +210,9 @@ _CALLS = 0
 
 
 def test_a_model_that_stores_outside_its_call_is_not_called_symbolically():
-    """``_keeps_state``: a global, a nonlocal, an attribute or an item written by the model's
-    own code (or a function defined in it) refuses the capture before any symbolic call; a
-    model whose inner function only reads is captured."""
+    """``marquardt._stateful.keeps_state``: a global, a nonlocal, an attribute or an item
+    written by the model's own code (or a function defined in it) refuses the capture before
+    any symbolic call; a model whose inner function only reads is captured."""
     t = np.linspace(0.0, 1.0, 5)
     memo: dict = {}
 

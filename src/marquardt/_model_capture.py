@@ -34,7 +34,8 @@ the same shape (m,), the same values to rtol ``RTOL`` (NaN where f gives NaN), e
 This also refuses models that depend on state the symbolic call cannot see (globals changed
 between calls, randomness). A model whose own code stores into a global, a ``nonlocal``, an
 attribute or an item (a memo of its last parameters) is not called symbolically at all
-(``_keeps_state``): the symbolic objects it would keep could meet its next real call.
+(``marquardt._stateful.keeps_state``): the symbolic objects it would keep could meet its
+next real call.
 
 Limits: one call, so a model whose operations depend on the parameters' *values* in a way
 that does not raise (a lookup table keyed by ``id``, say) is only caught by the numerical
@@ -73,6 +74,7 @@ import numpy as np
 
 from marquardt._formula import Formula
 from marquardt._formula_jacobian import derivative, evaluate
+from marquardt._stateful import keeps_state
 from marquardt._formula_syntax import (
     FUNCTIONS, MAX_DEPTH, MAX_NODES, _Binary, _Call, _Node, _Number, _Symbol, _Unary)
 from marquardt._values import is_tensorflow_value
@@ -404,48 +406,10 @@ def _formula_model(f: Formula, x: np.ndarray, n: int, variable_names: Sequence[s
     return _build(f._tree, variables, parameters)
 
 
-#: Operations that write outside the call's own frame (or into any container or object):
-#: a model that does is not called symbolically (``_keeps_state``).
-_STATE_WRITES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL", "STORE_ATTR", "DELETE_ATTR",
-                           "STORE_SUBSCR", "DELETE_SUBSCR"})
-
-
-def _keeps_state(f: Callable[..., Any]) -> bool:
-    """Whether ``f``'s own code (and the functions and lambdas defined in it) may store what
-    it is given somewhere that outlives the call: a global, a ``nonlocal`` of an enclosing
-    function, an attribute (``self.last = p``) or an item (``cache[key] = value``). The
-    symbolic call would leave symbolic objects there, and the model's next real call could
-    meet them (a memo compared with its parameters: SciPy's gh-13670 test); such models are
-    not captured. Functions ``f`` calls are not inspected (a helper that memoises is caught
-    only where it fails the capture's check), nor callables that are not Python code."""
-    import dis
-    import functools
-    import types
-
-    while isinstance(f, functools.partial):
-        f = f.func
-    if isinstance(f, types.MethodType):
-        f = f.__func__
-    elif not isinstance(f, types.FunctionType):
-        call = getattr(type(f), "__call__", None)
-        if not isinstance(call, types.FunctionType):
-            return False
-        f = call
-    codes = [f.__code__]
-    while codes:
-        code = codes.pop()
-        for op in dis.get_instructions(code):
-            if op.opname in _STATE_WRITES or (op.opname in ("STORE_DEREF", "DELETE_DEREF")
-                                              and op.argval in code.co_freevars):
-                return True
-        codes.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
-    return False
-
-
 def _capture_numpy(f: Callable[..., Any], x: np.ndarray,
                    starts: np.ndarray) -> CapturedModel | None:
     """The symbolic call of the module docstring, then the check at the starts."""
-    if _keeps_state(f):
+    if keeps_state(f):  # (the symbols it would keep could meet its next real call)
         return None
     m = x.shape[-1]
     k = 1 if x.ndim == 1 else x.shape[0]
