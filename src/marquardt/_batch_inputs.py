@@ -14,7 +14,7 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._curve_data import inverse_sigma
-from marquardt._least_squares import first_call
+from marquardt._probe import first_call
 from marquardt._values import is_jax_value, is_tensorflow_value
 from marquardt._options import AUTODIFF_MODES
 from marquardt._probe import FLOAT32_DTYPE_FIX, call_at_x0
@@ -198,7 +198,7 @@ def per_problem_hint(shape: tuple, shared_x_given, shared: bool) -> str:
 def probe(f, jac, x, shared_x: bool, p: np.ndarray, m: int, n: int, hint: str = "",
           dtype: np.dtype = np.dtype(np.float64)) -> tuple[str, np.dtype]:
     """Call ``f`` (and a callable ``jac``) once for problem 0, as ``curve_fit`` does
-    (``_least_squares.first_call``: NumPy values first): shapes and dtypes. Returns what
+    (``_probe.first_call``: NumPy values first): shapes and dtypes. Returns what
     ``f`` is written with, from what it returned: ``"tensorflow"`` (a tensor; then, with an
     autodiff ``jac``, no parameter may lack a gradient, ``_probe.check_zero_columns``),
     ``"jax"`` (a JAX array) or ``"numpy"``; and the dtype it returned (a float32 model is

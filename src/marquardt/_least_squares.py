@@ -9,7 +9,6 @@ TensorFlow ops is compiled once for its residuals and exact Jacobian
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ from marquardt._status import Status
 from marquardt._termination import machine_epsilon
 from marquardt._values import is_jax_value, is_tensorflow_value, x64_if_jax
 
-__all__ = ["least_squares", "Problem", "solve_problem", "first_call", "output_epsilon"]
+__all__ = ["least_squares", "Problem", "solve_problem", "output_epsilon"]
 
 METHODS = ("lm",)
 _INF = float("inf")
@@ -285,44 +284,6 @@ class _BoundFunction:
         return self.fun(x, *self.args, **self.kwargs)
 
 
-def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
-               where: str = "at x0", float32_fix: str = ""):
-    """The user's function at x0, called with NumPy values first, as SciPy calls it.
-
-    TensorFlow values are tried too (``tensor_probe``) when the NumPy call raises and
-    TensorFlow is already in use (a model that only accepts tensors: ``x.shape.rank``), and
-    when it returned NumPy but ``jac`` is an explicit ``'forward'`` or ``'reverse'``
-    (TensorFlow is imported for it): a function of plain arithmetic (``p[0] * t + p[1] - y``)
-    is then differentiated exactly. ``jac='auto'`` keeps SciPy's meaning for a function that
-    returns NumPy (2-point differences): NumPy code that mixes in tensors when given them
-    (``a * np.exp(-k * t)`` returns a tensor without a gradient for ``k``) must not be taken for
-    TensorFlow code. The first error is the one reported, naming ``who``, unless the tensors'
-    error is a float32 tensor meeting the float64 ones (the NumPy error of a model that wants
-    tensors says less: ``x.shape.rank`` on a tuple), reported with its remedy
-    (``float32_fix``: ``_probe.call_at_x0``'s)."""
-    try:
-        with x64_if_jax():
-            value = _probe.call_at_x0(probe, who, where, float32_fix)
-    except Exception:
-        if tensor_probe is None or "tensorflow" not in sys.modules:
-            raise
-        try:
-            return tensor_probe()
-        except Exception as tensor_error:  # noqa: BLE001 - the first error is reported
-            if _probe.is_float32_mix(str(tensor_error)):
-                raise _probe.named_error(tensor_error, who, where, float32_fix) from None
-        raise
-    if tensor_probe is not None and not is_tensorflow_value(value) and jac in ("forward",
-                                                                                "reverse"):
-        try:
-            tensor_value = tensor_probe()
-        except Exception:  # noqa: BLE001 - NumPy code that does not accept tensors
-            return value
-        if is_tensorflow_value(tensor_value):
-            return tensor_value
-    return value
-
-
 def _host_jac_mode(problem: Problem):
     """The NumPy evaluator's ``jac``: the callable, or a difference rule."""
     if problem.jac == "callable":
@@ -404,7 +365,7 @@ def _solve_once(problem: Problem, x0: np.ndarray, *, bounds, method, ftol, xtol,
         cfg = replaced(cfg, noise=noise)
 
     tensor_probe = problem.tensor_probe
-    r0 = first_call(lambda: problem.probe(x0),
+    r0 = _probe.first_call(lambda: problem.probe(x0),
                     None if tensor_probe is None else (lambda: tensor_probe(x0)), problem.jac,
                     problem.who, f"at {problem.start}")
     m = _probe.residual_vector(r0, problem.who, problem.call, scalar_ok=True).size

@@ -9,6 +9,7 @@ fall back on finite differences, the bridge cannot (``returns_numpy`` tells them
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Callable
 
@@ -16,9 +17,10 @@ import numpy as np
 
 from marquardt import _checks
 from marquardt._errors import NoGradientError, NonFiniteJacobianError, OutputError
+from marquardt._values import is_tensorflow_value, x64_if_jax
 
-__all__ = ["call_at_x0", "named_error", "is_float32_mix", "FLOAT32_DTYPE_FIX", "returns_numpy",
-           "residual_vector", "check_zero_columns", "non_finite_jacobian"]
+__all__ = ["call_at_x0", "first_call", "named_error", "is_float32_mix", "FLOAT32_DTYPE_FIX",
+           "returns_numpy", "residual_vector", "check_zero_columns", "non_finite_jacobian"]
 
 _SCALAR_HINT = (" A scalar is a loss, not residuals: least_squares squares and sums the "
                 "residuals itself (see marquardt.scipy.check_residuals).")
@@ -212,3 +214,41 @@ def non_finite_jacobian(jac: Any, who: str, start: str, mode: str) -> str:
         return f"{head} The callable `jac` returned non-finite values there."
     return (f"{head} The model is not finite at the difference points next to `{start}` "
             f"(jac={mode!r}); start further from where it is undefined.")
+
+
+def first_call(probe: Callable, tensor_probe: Callable | None, jac, who: str = "fun",
+               where: str = "at x0", float32_fix: str = ""):
+    """The user's function at x0, called with NumPy values first, as SciPy calls it.
+
+    TensorFlow values are tried too (``tensor_probe``) when the NumPy call raises and
+    TensorFlow is already in use (a model that only accepts tensors: ``x.shape.rank``), and
+    when it returned NumPy but ``jac`` is an explicit ``'forward'`` or ``'reverse'``
+    (TensorFlow is imported for it): a function of plain arithmetic (``p[0] * t + p[1] - y``)
+    is then differentiated exactly. ``jac='auto'`` keeps SciPy's meaning for a function that
+    returns NumPy (2-point differences): NumPy code that mixes in tensors when given them
+    (``a * np.exp(-k * t)`` returns a tensor without a gradient for ``k``) must not be taken for
+    TensorFlow code. The first error is the one reported, naming ``who``, unless the tensors'
+    error is a float32 tensor meeting the float64 ones (the NumPy error of a model that wants
+    tensors says less: ``x.shape.rank`` on a tuple), reported with its remedy
+    (``float32_fix``: ``call_at_x0``'s)."""
+    try:
+        with x64_if_jax():
+            value = call_at_x0(probe, who, where, float32_fix)
+    except Exception:
+        if tensor_probe is None or "tensorflow" not in sys.modules:
+            raise
+        try:
+            return tensor_probe()
+        except Exception as tensor_error:  # noqa: BLE001 - the first error is reported
+            if is_float32_mix(str(tensor_error)):
+                raise named_error(tensor_error, who, where, float32_fix) from None
+        raise
+    if tensor_probe is not None and not is_tensorflow_value(value) and jac in ("forward",
+                                                                                "reverse"):
+        try:
+            tensor_value = tensor_probe()
+        except Exception:  # noqa: BLE001 - NumPy code that does not accept tensors
+            return value
+        if is_tensorflow_value(tensor_value):
+            return tensor_value
+    return value

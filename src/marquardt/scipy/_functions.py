@@ -354,7 +354,7 @@ def probe(residual: Callable, x0: np.ndarray, data: Sequence, who: str = "fun",
 
     ``first_error``: what the call with NumPy values raised (``backend='auto'``'s JAX
     probe). Should the call with tensors fail too, that first error is the one raised, as
-    ``least_squares`` reports it (``_least_squares.first_call``) and SciPy would: a JAX
+    ``least_squares`` reports it (``_probe.first_call``) and SciPy would: a JAX
     function's own error instead of JAX refusing a TensorFlow tensor, an IndexError for an
     x0 too short instead of TensorFlow's StridedSlice error."""
     from marquardt._backend.tensorflow import bridge
