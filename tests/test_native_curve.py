@@ -16,7 +16,7 @@ from marquardt._core import host
 from marquardt._core.functions import CurveModel
 
 from test_native_emit import T, Y, exponential
-from test_native_loop import assert_results_equal
+from test_native_loop import assert_results_equal, spy_callbacks
 
 pytestmark = pytest.mark.skipif(native_load.compiler() is None, reason="no C compiler")
 
@@ -174,16 +174,7 @@ def test_a_callable_jac_called_from_c_is_the_trace_bit_for_bit(returns, sigma, m
 
     convert = JAC_RETURNS[returns]
     s = None if sigma is None else SIGMA
-    asked = []
-    called_back = native_loop._Loop.called_back
-
-    def spy(self, what, it, old_cost):
-        asked.append(what)
-        return called_back(self, what, it, old_cost)
-
-    monkeypatch.setattr(native_loop._Loop, "called_back", spy)
-    for table in ("_BUILT", "_LOOPS"):  # loops of this test's own (their callbacks: the spy)
-        monkeypatch.setattr(native_loop, table, {})
+    asked = spy_callbacks(monkeypatch)
 
     def fit():
         popt, pcov, info, mesg, ier = marquardt.curve_fit(

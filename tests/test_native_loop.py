@@ -321,3 +321,20 @@ def _reuse_and_release(fit, cases):
     del model
     gc.collect()
     assert alive() is None
+
+
+def spy_callbacks(monkeypatch) -> list:
+    """What the native loop asks of Python (``_Loop.called_back``'s ``what``), appended to the
+    list returned; the loops are built anew for the test (a loop built earlier keeps its
+    callback bound to the method before the spy)."""
+    asked: list = []
+    called_back = native_loop._Loop.called_back
+
+    def spy(self, what, it, old_cost):
+        asked.append(what)
+        return called_back(self, what, it, old_cost)
+
+    monkeypatch.setattr(native_loop._Loop, "called_back", spy)
+    for table in ("_BUILT", "_LOOPS"):
+        monkeypatch.setattr(native_loop, table, {})
+    return asked

@@ -297,17 +297,9 @@ def test_a_fit_on_the_native_loop_with_differences_in_c_ends_with_the_same_bits(
     """The loop in C (``native_cloop``) forms J and the residuals in C: its Python callback
     is never asked for them (``what`` 0 or 1)."""
     from marquardt._backend.numpy import native_loop, native_numdiff
+    from test_native_loop import spy_callbacks
 
-    asked = []
-    called_back = native_loop._Loop.called_back
-
-    def spy(self, what, it, old_cost):
-        asked.append(what)
-        return called_back(self, what, it, old_cost)
-
-    monkeypatch.setattr(native_loop._Loop, "called_back", spy)
-    for table in ("_BUILT", "_LOOPS"):  # a loop built by an earlier test holds its callback
-        monkeypatch.setattr(native_loop, table, {})  # bound to the method before the spy
+    asked = spy_callbacks(monkeypatch)
     expected = _fit(FITS[name])
     with native_loop.enabled(), native_numdiff.enabled():
         _fit(FITS[name])  # on the trace, recording; the steps compiled
