@@ -75,7 +75,6 @@ typedef struct {
     const double *typical;
     const double *lb, *ub;
     const unsigned char *swap_sums;  /* (n, m): -3r + 4f+ keeps f+'s NaN where 1 */
-    double *work;                    /* (m, n): method 0's row-major J before a transpose */
 } mq_differences;
 
 /* a + b, and where both are NaN the one NumPy's loop keeps at this position: a's, or b's
@@ -96,29 +95,22 @@ static void mq_difference_steps(const mq_differences *d, int n, const double *x,
     }
 }
 
-/* method 0: J of the compiled model (compiled_curve's exact J: no evaluation counted; its
-   residuals left in f->r) */
-static int mq_exact_jacobian(const mq_differences *d, const mq_model *f, const double *x,
-                             double *jac) {
-    int n = f->n, m = f->m;
-    if (!f->compiled) return 1;
-    if (d->row_major) return f->compiled(x, f->data, f->r, jac);
-    int failed = f->compiled(x, f->data, f->r, d->work);
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < m; k++) jac[(long)i * m + k] = d->work[(long)k * n + i];
-    return failed;
+/* method 0: J of the compiled model, row-major (compiled_curve's exact J: no evaluation
+   counted; its residuals left in f->r) */
+static int mq_exact_jacobian(const mq_model *f, const double *x, double *jac) {
+    return f->compiled ? f->compiled(x, f->data, f->r, jac) : 1;
 }
 
 /* the memory order of the last J formed: 0 row-major, 1 by columns (numdiff's) */
 static int mq_jacobian_order(const mq_differences *d, const mq_model *f) {
     if (d->method == 1) return *f->py->order;
-    return d->row_major ? 0 : 1;
+    return d->method == 0 || d->row_major ? 0 : 1;
 }
 
 MQ_LINKAGE int mq_difference_jacobian(const mq_differences *d, const mq_model *f,
                                    const double *x, const double *r, double *h,
                                    double *jac, int *nfev) {
-    if (d->method == 0) return mq_exact_jacobian(d, f, x, jac);
+    if (d->method == 0) return mq_exact_jacobian(f, x, jac);
     if (d->method == 1) {  /* a curve's callable jac, called through the C API */
         if (!f->py || !f->py->jac) return 1;
         return mq_curve_jacobian(f, x, jac);
@@ -174,7 +166,7 @@ class DifferencesRecord(ctypes.Structure):
     _fields_ = [("method", ctypes.c_int), ("row_major", ctypes.c_int),
                 ("rel", ctypes.c_void_p), ("typical", ctypes.c_void_p),
                 ("lb", ctypes.c_void_p), ("ub", ctypes.c_void_p),
-                ("swap_sums", ctypes.c_void_p), ("work", ctypes.c_void_p)]
+                ("swap_sums", ctypes.c_void_p)]
 
 
 def sum_operands(rows: int, length: int) -> tuple[np.ndarray, int]:
@@ -255,7 +247,7 @@ class NativeDifferences:
             ``ModelCallback``).
         method: ``"2-point"`` or ``"3-point"``; or ``"exact"``: J of the model's compiled
             form (``model.record.compiled``, ``compiled_curve``: a captured TensorFlow model's
-            exact partials); or ``"callable"``: a curve's callable ``jac`` called from C
+            exact partials, always row-major); or ``"callable"``: a curve's callable ``jac`` called from C
             (``model``, a ``ModelCall`` of a function whose ``curve`` holds it); no
             evaluation counted by either, the steps and bounds unused.
         lb, ub: the bounds, 1 or n values ((1, n) as the host executor holds them).
@@ -291,22 +283,22 @@ class NativeDifferences:
         if rel_step is None:
             rel_step = numdiff.default_rel_step(method if method in ("2-point", "3-point")
                                                 else "2-point")
+        row_major = row_major or method == "exact"  # (the compiled form writes rows)
         self.model, self.n, self.m, self.row_major = model, n, m, row_major
         self.method = method
         # one float64 block, one address asked for (~1 µs each): rel, typical, lb, ub, then
         # h and fixed buffers in and out (a copy of a few hundred bytes costs far less)
-        block = self._block = np.empty(6 * n + m + (2 if method == "exact" else 1) * n * m)
+        block = self._block = np.empty(6 * n + m + n * m)
         self._rows = block[:4 * n].reshape(4, n)
         self._set_steps(lb, ub, rel_step, typical)
         self.h, self._x = block[4 * n:5 * n], block[5 * n:6 * n]
-        self._r, out = block[6 * n:6 * n + m], block[6 * n + m:6 * n + m + n * m]
+        self._r, out = block[6 * n:6 * n + m], block[6 * n + m:]
         self._out = out.reshape((1, m, n) if row_major else (n, 1, m))
         base = block.ctypes.data
         at = [base + 8 * i * n for i in range(4)]  # rel, typical, lb, ub
         # where two NaNs meet in −3·r + 4·f⁺, the one NumPy keeps
         swaps, swaps_at = sum_operands(n, m)
-        work = base + 8 * (6 * n + m + n * m) if method == "exact" else None
-        self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at, work)
+        self.record = DifferencesRecord(_METHODS[method], int(row_major), *at, swaps_at)
         self._keep = swaps
         self._nfev = ctypes.c_int(0)
         self._head = (ctypes.addressof(self.record), ctypes.addressof(model.record))
